@@ -1,0 +1,630 @@
+package config
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+func dur(s string) Duration {
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		panic(err)
+	}
+	return Duration(d)
+}
+
+// defaultsWith returns the fully defaulted configuration around rs, built by
+// hand from the documented defaults rather than by ApplyDefaults, so that a
+// wrong default in the code fails the test.
+func defaultsWith(rs ...Resource) *Config {
+	return &Config{
+		Listen: Listen{GRPC: "127.0.0.1:9001", HTTP: "127.0.0.1:8080", Admin: "127.0.0.1:9090"},
+		Cache: Cache{
+			MaxTTL: dur("5m"), NegativeTTL: dur("10s"),
+			MaxEntries: 100000, MaxNegativeEntries: 10000,
+		},
+		GRPC: GRPC{
+			MaxRecvMsgBytes: 4194304,
+			Keepalive: Keepalive{
+				Time: dur("60s"), Timeout: dur("20s"), MinTime: dur("10s"),
+				PermitWithoutStream: ptr(true),
+			},
+		},
+		JWKS: JWKS{MinRefresh: dur("5m"), MaxRefresh: dur("1h"), UnknownKIDInterval: dur("10s"), Timeout: dur("5s")},
+		Tokens: Tokens{
+			MaxBytes: 16384, Leeway: dur("60s"),
+			Algorithms: []string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA"},
+		},
+		Upstream: Upstream{
+			SubjectHeader: "x-extauthz-subject", ClientIDHeader: "x-extauthz-client-id",
+			ScopesHeader: "x-extauthz-scopes", StripAuthorization: ptr(true),
+		},
+		Unmatched: "deny",
+		Log:       Log{Level: "info", Format: "json"},
+		Resources: rs,
+	}
+}
+
+// assertConfig compares everything an operator can set; which keys were
+// written is bookkeeping, not configuration.
+func assertConfig(t *testing.T, got, want *Config) {
+	t.Helper()
+	g := *got
+	g.written = nil
+	if !reflect.DeepEqual(&g, want) {
+		t.Errorf("config mismatch\n got: %+v\nwant: %+v", g, *want)
+	}
+}
+
+func TestLoadValid(t *testing.T) {
+	tests := []struct {
+		file string
+		want *Config
+	}{
+		{
+			// The README's minimal example; everything else defaulted.
+			file: "valid-minimal.yaml",
+			want: func() *Config {
+				c := defaultsWith(Resource{
+					Name:                 "mcp",
+					Resource:             "https://mcp.example.com/mcp",
+					Hosts:                []string{"mcp.example.com"},
+					PathPrefix:           "/mcp",
+					AuthorizationServers: []AuthorizationServer{{Issuer: "https://auth.example.com"}},
+					ScopesSupported:      []string{"mcp:tools"},
+					RequiredScopes:       []string{"mcp:tools"},
+				})
+				c.PublicURL = "https://mcp.example.com"
+				return c
+			}(),
+		},
+		{
+			// Every key written, most with a non-default value.
+			file: "valid-full.yaml",
+			want: &Config{
+				Listen:    Listen{GRPC: "0.0.0.0:19001", HTTP: "[::1]:18080", Admin: "off"},
+				PublicURL: "https://gateway.example.com", // trailing "/" removed
+				Cache: Cache{
+					RedisURL:      "rediss://extauthz@redis.example.com:6380/2",
+					RedisPassword: Secret{File: "/run/secrets/redis-password"},
+					MaxTTL:        dur("2m"),
+					NegativeTTL:   0, // written as 0s: disabled, not defaulted
+					MaxEntries:    5000, MaxNegativeEntries: 500,
+				},
+				GRPC: GRPC{
+					MaxRecvMsgBytes: 1048576, MaxConcurrentStreams: 1000,
+					Keepalive: Keepalive{
+						Time: dur("30s"), Timeout: dur("5s"), MinTime: dur("1s"),
+						PermitWithoutStream: ptr(false), MaxConnectionAge: dur("30m"),
+					},
+				},
+				JWKS: JWKS{MinRefresh: dur("1m"), MaxRefresh: dur("2h"), UnknownKIDInterval: dur("30s"), Timeout: dur("2s")},
+				Tokens: Tokens{
+					MaxBytes: 8192, Leeway: 0, // written as 0s: no leeway
+					Algorithms: []string{"ES256", "ES512", "EdDSA"},
+				},
+				Upstream: Upstream{
+					SubjectHeader:  "x-user", // lower-cased
+					ClientIDHeader: "x-client", ScopesHeader: "x-scope",
+					StripAuthorization: ptr(false),
+				},
+				Unmatched: "allow",
+				Log:       Log{Level: "debug", Format: "text"},
+				Resources: []Resource{
+					{
+						Name:       "files",
+						Resource:   "https://mcp.example.com/files",
+						Hosts:      []string{"mcp.example.com", "*.mcp.example.com", "10.0.0.7"},
+						PathPrefix: "/files/",
+						AuthorizationServers: []AuthorizationServer{
+							{Issuer: "https://auth.example.com/realms/mcp", JWKSURI: "https://auth.example.com/realms/mcp/certs"},
+							{Issuer: "http://localhost:9000"},
+						},
+						ScopesSupported:       []string{"files:read", "files:write", "openid"},
+						RequiredScopes:        []string{"files:read"},
+						Audiences:             []string{"files-api"},
+						ResourceName:          "File server",
+						ResourceDocumentation: "https://docs.example.com/files",
+					},
+					{
+						Name:       "search_v2",
+						Resource:   "http://127.0.0.1:3000",
+						Hosts:      []string{"127.0.0.1"}, // from resource
+						PathPrefix: "/",                   // resource has no path
+						AuthorizationServers: []AuthorizationServer{
+							{Issuer: "https://auth.example.com/realms/mcp", JWKSURI: "https://auth.example.com/realms/mcp/certs"},
+						},
+						ScopesSupported: []string{"search"}, // from required_scopes
+						RequiredScopes:  []string{"search"},
+					},
+				},
+			},
+		},
+		{
+			// Anchors, aliases and merge keys work as in any YAML tool,
+			// and an explicit override beats the merged value.
+			file: "valid-anchors.yaml",
+			want: defaultsWith(
+				Resource{
+					Name: "a", Resource: "https://mcp.example.com/a",
+					Hosts: []string{"mcp.example.com"}, PathPrefix: "/a",
+					AuthorizationServers: []AuthorizationServer{{Issuer: "https://auth.example.com", JWKSURI: "https://auth.example.com/jwks"}},
+					ScopesSupported:      []string{"read"}, RequiredScopes: []string{"read"},
+				},
+				Resource{
+					Name: "b", Resource: "https://mcp.example.com/b",
+					Hosts: []string{"mcp.example.com"}, PathPrefix: "/b",
+					AuthorizationServers: []AuthorizationServer{{Issuer: "https://auth.example.com", JWKSURI: "https://auth.example.com/jwks"}},
+					ScopesSupported:      []string{"write"}, RequiredScopes: []string{"write"},
+				},
+			),
+		},
+		{
+			// Keys written with no value, as left behind when their
+			// children are commented out, take their defaults.
+			file: "valid-null-sections.yaml",
+			want: defaultsWith(Resource{
+				Name: "mcp", Resource: "https://mcp.example.com",
+				Hosts: []string{"mcp.example.com"}, PathPrefix: "/",
+				AuthorizationServers: []AuthorizationServer{{Issuer: "https://auth.example.com"}},
+			}),
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.file, func(t *testing.T) {
+			got, err := Load(filepath.Join("testdata", tt.file))
+			if err != nil {
+				t.Fatalf("Load: %v", err)
+			}
+			assertConfig(t, got, tt.want)
+
+			// ApplyDefaults again must not undo a written zero.
+			again := *got
+			again.ApplyDefaults()
+			assertConfig(t, &again, tt.want)
+		})
+	}
+}
+
+func TestLoadInvalid(t *testing.T) {
+	tests := []struct {
+		file string
+		want string
+	}{
+		{"invalid-unknown-key-deep.yaml", `
+resources[0].authorization_servers[1].isuer: unknown key (line 6)
+resources[0].authorization_servers[1].issuer: required`},
+		{"invalid-unknown-key-top.yaml", `
+listen.metrics: unknown key (line 3)
+caches: unknown key (line 4)`},
+		{"invalid-wrong-type.yaml", `
+listen.grpc: must be a string (line 2)
+cache.max_entries: must be an integer (line 4)
+grpc.max_recv_msg_bytes: must be an integer (line 6)
+grpc.keepalive.permit_without_stream: must be true or false (line 8)
+tokens: must be a mapping (line 9)
+resources[0].hosts: must be a list (line 13)`},
+		{"invalid-duration-number.yaml", `
+cache.max_ttl: must be a duration string such as "30s" or "5m" (line 3)
+cache.negative_ttl: must be a duration string such as "30s" or "5m", not "5 minutes" (line 4)
+jwks.timeout: must not be negative (line 6)`},
+		{"invalid-algorithms.yaml", `
+tokens.algorithms[1]: "HS256" is never accepted (symmetric algorithms are not allowed)
+tokens.algorithms[2]: "none" is never accepted (tokens must be signed)
+tokens.algorithms[3]: "RS1" is not supported (use one of RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, ES512, EdDSA)
+tokens.algorithms[4]: "RS256" is already listed at tokens.algorithms[0]`},
+		{"invalid-canonical-uri.yaml", `
+resources[0].resource: scheme and host must be lower case (canonical form)
+resources[1].resource: must not have a fragment
+resources[2].resource: must be an absolute https URL (http is allowed only for localhost and loopback addresses)
+resources[3].resource: must be an absolute https URL (http is allowed only for localhost and loopback addresses)
+resources[4].resource: scheme and host must be lower case (canonical form)
+resources[4].resource: must not include the default port (canonical form)
+resources[4].resource: must not have a query`},
+		{"invalid-duplicate-name.yaml", `
+resources[1].name: "mcp" is already used by resources[0]
+resources[2].name: must match ^[a-z0-9][a-z0-9_-]*$ (lower-case letters, digits, "-" and "_")
+resources[2]: has the same hosts and path_prefix as resources[0] (ambiguous routing)
+resources[2].resource: "https://mcp.example.com/mcp" is already used by resources[0]`},
+		{"invalid-required-scope.yaml", `
+resources[0].scopes_supported[1]: "mcp:tools" is already listed at resources[0].scopes_supported[0]
+resources[0].scopes_supported[2]: must be a scope token: printable ASCII without spaces, double quotes or backslashes
+resources[0].required_scopes[1]: "mcp:admin" is not in scopes_supported
+resources[0].required_scopes[2]: must be a scope token: printable ASCII without spaces, double quotes or backslashes`},
+		{"invalid-secret-both.yaml", `
+cache.redis_password: set env or file, not both`},
+		{"invalid-redis-password.yaml", `
+cache.redis_url: must not contain a password (use cache.redis_password)`},
+		{"invalid-issuer-jwks.yaml", `
+resources[1].authorization_servers[0].jwks_uri: differs from resources[0].authorization_servers[0].jwks_uri for the same issuer
+resources[2].authorization_servers[0].jwks_uri: is missing, but resources[0].authorization_servers[0].jwks_uri sets it for the same issuer`},
+		{"invalid-empty-resources.yaml", `
+resources: at least one resource is required`},
+		{"invalid-no-resources.yaml", `
+resources: at least one resource is required`},
+		{"invalid-ambiguous-routing.yaml", `
+resources[1]: has the same hosts and path_prefix as resources[0] (ambiguous routing)`},
+		{"invalid-listen.yaml", `
+listen.grpc: cannot be "off" (only the http and admin listeners can be disabled)
+listen.admin: conflicts with listen.http (same port)`},
+		{"invalid-upstream.yaml", `
+upstream.subject_header: must not be "authorization"
+upstream.client_id_header: must not be a pseudo-header
+upstream.scopes_header: must be a valid HTTP header name (RFC 9110 token characters)
+upstream.strip_authorization: must be true or false (line 5)`},
+		{"invalid-upstream-distinct.yaml", `
+upstream.scopes_header: must differ from upstream.subject_header`},
+		{"invalid-explicit-zero.yaml", `
+listen.http: must be host:port, such as "127.0.0.1:8080", or "off"
+cache.max_negative_entries: must be greater than 0
+grpc.keepalive.time: must be greater than 0
+tokens.max_bytes: must be between 1 and 1048576
+resources[0].hosts: must not be empty
+resources[0].path_prefix: must start with "/"`},
+		{"invalid-multiple.yaml", `
+listen.grpc: must be host:port, such as "127.0.0.1:9001"
+public_url: must not have a path (only scheme://host[:port])
+public_url: must not have a query
+cache.max_ttl: must be greater than 0
+cache.max_entries: must be greater than 0
+grpc.max_recv_msg_bytes: must be between 1024 and 67108864 (64 MiB)
+jwks.max_refresh: must not be less than jwks.min_refresh (2h0m0s)
+tokens.max_bytes: must be between 1 and 1048576
+tokens.leeway: must not exceed 5m
+tokens.algorithms: must not be empty
+unmatched: must be "deny" or "allow"
+log.level: must be one of debug, info, warn, error
+log.format: must be "json" or "text"
+resources[0].hosts[0]: must be a host name, an IP address or "*.suffix", with no scheme, port or path
+resources[0].hosts[1]: must be lower case
+resources[0].hosts[2]: must be a host name, an IP address or "*.suffix", with no scheme, port or path
+resources[0].path_prefix: must start with "/"
+resources[0].authorization_servers[0].issuer: must be an absolute https URL (http is allowed only for localhost and loopback addresses)
+resources[0].authorization_servers[0].jwks_uri: must not have a fragment
+resources[0].authorization_servers[1].issuer: required
+resources[0].audiences[0]: must not be empty
+resources[0].colour: unknown key (line 31)
+resources[0].required_scopes: must be a list (line 32)
+resources[1].authorization_servers: at least one authorization server is required`},
+		{"invalid-not-a-mapping.yaml", `
+the file must be a YAML mapping of keys such as listen, cache and resources (line 1)`},
+		{"invalid-two-documents.yaml", `
+the file must hold exactly one YAML document (line 7)`},
+		{"invalid-duplicate-key.yaml", `
+cache.max_ttl: duplicate key, first written on line 2 (line 3)`},
+		{"invalid-syntax.yaml", `
+yaml: line 3: found unexpected end of stream`},
+		{"invalid-self-alias.yaml", `
+resources[0].authorization_servers[0]: merge key (<<) refers to the mapping that contains it (line 5)`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.file, func(t *testing.T) {
+			c, err := Load(filepath.Join("testdata", tt.file))
+			if err == nil {
+				t.Fatal("Load succeeded, want an error")
+			}
+			if c != nil {
+				t.Error("Load returned a config along with its error")
+			}
+			if got, want := err.Error(), strings.TrimPrefix(tt.want, "\n"); got != want {
+				t.Errorf("error text mismatch\n got:\n%s\nwant:\n%s", got, want)
+			}
+		})
+	}
+
+	// Every invalid-*.yaml is in the table, so none is silently untested.
+	files, err := filepath.Glob("testdata/invalid-*.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	listed := map[string]bool{}
+	for _, tt := range tests {
+		listed[tt.file] = true
+	}
+	for _, f := range files {
+		if !listed[filepath.Base(f)] {
+			t.Errorf("%s has no expected error in TestLoadInvalid", f)
+		}
+	}
+}
+
+func TestErrorsCarryPathAndLine(t *testing.T) {
+	_, err := Parse([]byte("cache:\n  max_ttl: 300\nresources: []\n"))
+	var es Errors
+	if !errors.As(err, &es) || len(es) != 2 {
+		t.Fatalf("want Errors with 2 entries, got %#v", err)
+	}
+	var first *Error
+	if !errors.As(err, &first) {
+		t.Fatal("errors.As cannot reach an individual *Error")
+	}
+	if first.Path != "cache.max_ttl" || first.Line != 2 {
+		t.Errorf("first error = %+v, want path cache.max_ttl at line 2", first)
+	}
+	if es[1].Path != "resources" || es[1].Line != 0 {
+		t.Errorf("second error = %+v, want path resources with no line", es[1])
+	}
+}
+
+func TestLoadMissingFile(t *testing.T) {
+	_, err := Load(filepath.Join(t.TempDir(), "absent.yaml"))
+	if !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("Load of a missing file: %v, want an error wrapping os.ErrNotExist", err)
+	}
+}
+
+func TestParseEmpty(t *testing.T) {
+	for _, in := range []string{"", "# only a comment\n", "~\n", "---\n"} {
+		_, err := Parse([]byte(in))
+		if err == nil || err.Error() != "resources: at least one resource is required" {
+			t.Errorf("Parse(%q) = %v, want the missing-resources error", in, err)
+		}
+	}
+}
+
+// The dev mode builds its configuration in memory; ApplyDefaults and
+// Validate must be enough for it, with zero meaning unset.
+func TestInMemoryConfig(t *testing.T) {
+	c := &Config{
+		Upstream: Upstream{SubjectHeader: "X-Sub"},
+		Resources: []Resource{{
+			Name:                 "dev",
+			Resource:             "http://localhost:8000/mcp",
+			AuthorizationServers: []AuthorizationServer{{Issuer: "http://127.0.0.1:9999"}},
+			RequiredScopes:       []string{"mcp"},
+		}},
+	}
+	c.ApplyDefaults()
+	if err := c.Validate(); err != nil {
+		t.Fatalf("Validate: %v", err)
+	}
+	want := defaultsWith(Resource{
+		Name:                 "dev",
+		Resource:             "http://localhost:8000/mcp",
+		Hosts:                []string{"localhost"},
+		PathPrefix:           "/mcp",
+		AuthorizationServers: []AuthorizationServer{{Issuer: "http://127.0.0.1:9999"}},
+		ScopesSupported:      []string{"mcp"},
+		RequiredScopes:       []string{"mcp"},
+	})
+	want.Upstream.SubjectHeader = "x-sub"
+	assertConfig(t, c, want)
+
+	// Without ApplyDefaults, the zero values are reported, not accepted.
+	err := (&Config{}).Validate()
+	if err == nil || !strings.Contains(err.Error(), "cache.max_ttl: must be greater than 0") {
+		t.Errorf("Validate of a zero Config = %v, want it to report cache.max_ttl", err)
+	}
+}
+
+func TestValidateReportsInStructOrder(t *testing.T) {
+	c := defaultsWith()
+	c.Unmatched = "maybe"
+	c.Cache.RedisPassword = Secret{Env: "X"}
+	want := "cache.redis_password: is set but cache.redis_url is empty\n" +
+		"unmatched: must be \"deny\" or \"allow\"\n" +
+		"resources: at least one resource is required"
+	if err := c.Validate(); err == nil || err.Error() != want {
+		t.Errorf("Validate =\n%v\nwant\n%s", err, want)
+	}
+}
+
+func TestHelpers(t *testing.T) {
+	var c Config
+	if !c.StripAuthorization() {
+		t.Error("StripAuthorization of an unset field = false, want true")
+	}
+	c.Upstream.StripAuthorization = ptr(false)
+	if c.StripAuthorization() {
+		t.Error("StripAuthorization with false = true")
+	}
+	var k Keepalive
+	if !k.PermitsWithoutStream() {
+		t.Error("PermitsWithoutStream of an unset field = false, want true")
+	}
+	k.PermitWithoutStream = ptr(false)
+	if k.PermitsWithoutStream() {
+		t.Error("PermitsWithoutStream with false = true")
+	}
+}
+
+func TestIsLoopbackHost(t *testing.T) {
+	tests := []struct {
+		host string
+		want bool
+	}{
+		{"localhost", true},
+		{"LOCALHOST", true},
+		{"localhost.", true},
+		{"mcp.localhost", true},
+		{"127.0.0.1", true},
+		{"127.3.2.1", true},
+		{"::1", true},
+		{"[::1]", true},
+		{"::ffff:127.0.0.1", true},
+		{".localhost", false},
+		{"localhost.example.com", false},
+		{"notlocalhost", false},
+		{"128.0.0.1", false},
+		{"0.0.0.0", false},
+		{"::", false},
+		{"10.0.0.1", false},
+		{"", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.host, func(t *testing.T) {
+			if got := IsLoopbackHost(tt.host); got != tt.want {
+				t.Errorf("IsLoopbackHost(%q) = %v, want %v", tt.host, got, tt.want)
+			}
+		})
+	}
+}
+
+// Rules that the testdata files do not each spell out, checked on a valid
+// base config one change at a time.
+func TestValidateRules(t *testing.T) {
+	base := func() *Config {
+		return defaultsWith(Resource{
+			Name: "mcp", Resource: "https://mcp.example.com/mcp",
+			Hosts: []string{"mcp.example.com"}, PathPrefix: "/mcp",
+			AuthorizationServers: []AuthorizationServer{{Issuer: "https://auth.example.com"}},
+		})
+	}
+	tests := []struct {
+		name   string
+		modify func(*Config)
+		want   string // "" means valid
+	}{
+		{"http issuer on loopback", func(c *Config) { c.Resources[0].AuthorizationServers[0].Issuer = "http://127.0.0.1:8080/realms/x" }, ""},
+		{"http issuer on localhost subdomain", func(c *Config) { c.Resources[0].AuthorizationServers[0].Issuer = "http://auth.localhost" }, ""},
+		{"issuer with query", func(c *Config) { c.Resources[0].AuthorizationServers[0].Issuer = "https://auth.example.com?x=1" },
+			"resources[0].authorization_servers[0].issuer: must not have a query"},
+		{"issuer not a URL", func(c *Config) { c.Resources[0].AuthorizationServers[0].Issuer = "auth.example.com" },
+			"resources[0].authorization_servers[0].issuer: must be an absolute https URL (http is allowed only for localhost and loopback addresses)"},
+		{"issuer with credentials", func(c *Config) { c.Resources[0].AuthorizationServers[0].Issuer = "https://u:p@auth.example.com" },
+			"resources[0].authorization_servers[0].issuer: must not contain a user name or password"},
+		{"issuer listed twice", func(c *Config) {
+			c.Resources[0].AuthorizationServers = append(c.Resources[0].AuthorizationServers, c.Resources[0].AuthorizationServers[0])
+		}, `resources[0].authorization_servers[1].issuer: "https://auth.example.com" is already listed at resources[0].authorization_servers[0]`},
+		{"jwks_uri plain http", func(c *Config) { c.Resources[0].AuthorizationServers[0].JWKSURI = "http://auth.example.com/keys" },
+			"resources[0].authorization_servers[0].jwks_uri: must be an absolute https URL (http is allowed only for localhost and loopback addresses)"},
+		{"issuer given jwks_uri after discovery", func(c *Config) {
+			r := c.Resources[0]
+			r.Name, r.Resource, r.PathPrefix = "two", "https://mcp.example.com/two", "/two"
+			r.AuthorizationServers = []AuthorizationServer{{Issuer: "https://auth.example.com", JWKSURI: "https://auth.example.com/keys"}}
+			c.Resources = append(c.Resources, r)
+		}, "resources[1].authorization_servers[0].jwks_uri: is set, but resources[0].authorization_servers[0] lists the same issuer without one (discovery)"},
+		{"invalid URL", func(c *Config) { c.Resources[0].Resource = "https://mcp example.com/" },
+			`resources[0].resource: must be a valid URL: invalid character " " in host name`},
+		{"canonical URI with credentials", func(c *Config) { c.Resources[0].Resource = "https://me@mcp.example.com/mcp" },
+			"resources[0].resource: must not contain a user name or password"},
+		{"canonical URI non-default port", func(c *Config) { c.Resources[0].Resource = "https://mcp.example.com:8443/mcp" }, ""},
+		{"canonical URI on ipv6 loopback", func(c *Config) { c.Resources[0].Resource = "http://[::1]:8000/mcp" }, ""},
+		{"wildcard host", func(c *Config) { c.Resources[0].Hosts = []string{"*.example.com", "::1"} }, ""},
+		{"bare wildcard", func(c *Config) { c.Resources[0].Hosts = []string{"*"} },
+			`resources[0].hosts[0]: must be a host name, an IP address or "*.suffix", with no scheme, port or path`},
+		{"host with path", func(c *Config) { c.Resources[0].Hosts = []string{"mcp.example.com/mcp"} },
+			`resources[0].hosts[0]: must be a host name, an IP address or "*.suffix", with no scheme, port or path`},
+		{"host listed twice", func(c *Config) { c.Resources[0].Hosts = []string{"a.example", "a.example"} },
+			`resources[0].hosts[1]: "a.example" is already listed at resources[0].hosts[0]`},
+		{"path prefix with query", func(c *Config) { c.Resources[0].PathPrefix = "/mcp?x" },
+			`resources[0].path_prefix: must not contain "?" or "#"`},
+		{"same prefix on other hosts", func(c *Config) {
+			r := c.Resources[0]
+			r.Name, r.Resource, r.Hosts = "other", "https://other.example.com/mcp", []string{"other.example.com"}
+			c.Resources = append(c.Resources, r)
+		}, ""},
+		{"same host set in another order", func(c *Config) {
+			c.Resources[0].Hosts = []string{"a.example", "b.example"}
+			r := c.Resources[0]
+			r.Name, r.Resource, r.Hosts = "other", "https://mcp.example.com/other", []string{"b.example", "a.example"}
+			c.Resources = append(c.Resources, r)
+		}, "resources[1]: has the same hosts and path_prefix as resources[0] (ambiguous routing)"},
+		{"scope with backslash", func(c *Config) { c.Resources[0].ScopesSupported = []string{`a\b`} },
+			"resources[0].scopes_supported[0]: must be a scope token: printable ASCII without spaces, double quotes or backslashes"},
+		{"scope non-ascii", func(c *Config) { c.Resources[0].RequiredScopes = []string{"lesen:é"} },
+			"resources[0].required_scopes[0]: must be a scope token: printable ASCII without spaces, double quotes or backslashes"},
+		{"required scopes without scopes_supported", func(c *Config) { c.Resources[0].RequiredScopes = []string{"a"} }, ""},
+		{"resource_documentation relative", func(c *Config) { c.Resources[0].ResourceDocumentation = "/docs" },
+			"resources[0].resource_documentation: must be an absolute http or https URL"},
+		{"public_url http non-loopback", func(c *Config) { c.PublicURL = "http://mcp.example.com" },
+			"public_url: must be an absolute https URL (http is allowed only for localhost and loopback addresses)"},
+		{"public_url with fragment", func(c *Config) { c.PublicURL = "https://mcp.example.com#x" },
+			"public_url: must not have a fragment"},
+		{"public_url on localhost", func(c *Config) { c.PublicURL = "http://localhost:8080/" }, ""},
+		{"redis url wrong scheme", func(c *Config) { c.Cache.RedisURL = "http://redis:6379" },
+			"cache.redis_url: must be a redis:// or rediss:// URL with a host"},
+		{"redis url with user only", func(c *Config) { c.Cache.RedisURL = "redis://extauthz@redis:6379/0" }, ""},
+		{"redis url unparsable keeps password out", func(c *Config) { c.Cache.RedisURL = "redis://u:se cret@re dis" },
+			"cache.redis_url: must be a redis:// or rediss:// URL with a host"},
+		{"negative ttl in memory", func(c *Config) { c.Cache.NegativeTTL = -1 }, "cache.negative_ttl: must not be negative"},
+		{"negative ttl zero", func(c *Config) { c.Cache.NegativeTTL = 0 }, ""},
+		{"leeway zero", func(c *Config) { c.Tokens.Leeway = 0 }, ""},
+		{"leeway at the limit", func(c *Config) { c.Tokens.Leeway = dur("5m") }, ""},
+		{"max_bytes at the limit", func(c *Config) { c.Tokens.MaxBytes = 1 << 20 }, ""},
+		{"recv bytes at the limits", func(c *Config) { c.GRPC.MaxRecvMsgBytes = 64 << 20 }, ""},
+		{"lower-case hs", func(c *Config) { c.Tokens.Algorithms = []string{"hs512"} },
+			`tokens.algorithms[0]: "hs512" is never accepted (symmetric algorithms are not allowed)`},
+		{"ES512 accepted when listed", func(c *Config) { c.Tokens.Algorithms = []string{"ES512"} }, ""},
+		{"min_refresh equal to max", func(c *Config) { c.JWKS.MinRefresh, c.JWKS.MaxRefresh = dur("1h"), dur("1h") }, ""},
+		{"header upper case in memory", func(c *Config) { c.Upstream.ScopesHeader = "X-Scopes" },
+			"upstream.scopes_header: must be lower case"},
+		{"header hop-by-hop", func(c *Config) { c.Upstream.ScopesHeader = "connection" },
+			`upstream.scopes_header: must not be "connection"`},
+		{"listen on all interfaces", func(c *Config) { c.Listen.GRPC = ":9001"; c.Listen.Admin = "off" }, ""},
+		{"listen port zero twice", func(c *Config) { c.Listen.GRPC, c.Listen.HTTP = "127.0.0.1:0", "127.0.0.1:0" }, ""},
+		{"listen port out of range", func(c *Config) { c.Listen.Admin = "127.0.0.1:70000" },
+			"listen.admin: port must be a number from 0 to 65535"},
+		{"listen named port", func(c *Config) { c.Listen.Admin = "127.0.0.1:http" },
+			"listen.admin: port must be a number from 0 to 65535"},
+		{"listen bad host", func(c *Config) { c.Listen.HTTP = "bad_host:80" },
+			"listen.http: host must be an IP address, a host name, or empty for all interfaces"},
+		{"listen conflict with wildcard", func(c *Config) { c.Listen.HTTP = "0.0.0.0:9001" },
+			"listen.http: conflicts with listen.grpc (same port)"},
+		{"listen same port other hosts", func(c *Config) { c.Listen.HTTP = "10.0.0.1:9001" }, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := base()
+			tt.modify(c)
+			err := c.Validate()
+			got := ""
+			if err != nil {
+				got = err.Error()
+			}
+			if got != tt.want {
+				t.Errorf("Validate =\n%s\nwant\n%s", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestRedisPasswordNeverInMessages(t *testing.T) {
+	for _, u := range []string{"redis://:hunter2@redis:6379", "ftp://u:hunter2@x", "redis://u:hunter2@%zz"} {
+		_, err := Parse([]byte("cache: {redis_url: \"" + u + "\"}\n"))
+		if err == nil || strings.Contains(err.Error(), "hunter2") {
+			t.Errorf("redis_url %q: error %v must exist and must not show the password", u, err)
+		}
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	files, err := filepath.Glob("testdata/*.yaml")
+	if err != nil {
+		f.Fatal(err)
+	}
+	for _, name := range files {
+		data, err := os.ReadFile(name)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(data)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		c, err := Parse(data)
+		if err != nil {
+			if c != nil {
+				t.Fatal("config returned with an error")
+			}
+			if err.Error() == "" {
+				t.Fatal("empty error text")
+			}
+			return
+		}
+		// Whatever Parse accepts is valid and stable under ApplyDefaults.
+		if err := c.Validate(); err != nil {
+			t.Fatalf("Parse accepted a config that Validate rejects: %v", err)
+		}
+		before := *c
+		before.Resources = append([]Resource(nil), c.Resources...)
+		c.ApplyDefaults()
+		if !reflect.DeepEqual(&before, c) {
+			t.Fatal("ApplyDefaults changed a parsed config")
+		}
+	})
+}

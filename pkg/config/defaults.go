@@ -1,0 +1,156 @@
+package config
+
+import (
+	"fmt"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// Off disables the HTTP or admin listener when written as its address.
+const Off = "off"
+
+// Defaults, as documented on the fields in types.go, in the README and in
+// api/config.schema.json (a test keeps the schema in step with these).
+const (
+	defaultGRPCAddr           = "127.0.0.1:9001"
+	defaultHTTPAddr           = "127.0.0.1:8080"
+	defaultAdminAddr          = "127.0.0.1:9090"
+	defaultMaxTTL             = 5 * time.Minute
+	defaultNegativeTTL        = 10 * time.Second
+	defaultMaxEntries         = 100000
+	defaultMaxNegativeEntries = 10000
+	defaultMaxRecvMsgBytes    = 4 << 20
+	defaultKeepaliveTime      = 60 * time.Second
+	defaultKeepaliveTimeout   = 20 * time.Second
+	defaultKeepaliveMinTime   = 10 * time.Second
+	defaultJWKSMinRefresh     = 5 * time.Minute
+	defaultJWKSMaxRefresh     = time.Hour
+	defaultUnknownKIDInterval = 10 * time.Second
+	defaultJWKSTimeout        = 5 * time.Second
+	defaultTokenMaxBytes      = 16384
+	defaultLeeway             = 60 * time.Second
+	defaultSubjectHeader      = "x-extauthz-subject"
+	defaultClientIDHeader     = "x-extauthz-client-id"
+	defaultScopesHeader       = "x-extauthz-scopes"
+	defaultUnmatched          = "deny"
+	defaultLogLevel           = "info"
+	defaultLogFormat          = "json"
+)
+
+// defaultAlgorithms is a function, not a variable, so that no caller can
+// change the default for everyone by appending to a shared slice. ES512 is
+// accepted when listed but is not a default: P-521 keys are rare and slow.
+func defaultAlgorithms() []string {
+	return []string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA"}
+}
+
+// ApplyDefaults fills every unset field with its default, derives each
+// resource's hosts, path_prefix and scopes_supported from its other fields,
+// lower-cases the upstream header names and drops a trailing "/" from
+// public_url. It is safe to call more than once.
+//
+// For a Config built in memory a zero value means unset, so a dev-mode
+// caller that wants negative caching off or no leeway sets those fields to 0
+// after calling ApplyDefaults. For a Config from Parse, a key written in the
+// file is never overwritten, even when its value is zero.
+func (c *Config) ApplyDefaults() {
+	orDefault(c, "listen.grpc", &c.Listen.GRPC, defaultGRPCAddr)
+	orDefault(c, "listen.http", &c.Listen.HTTP, defaultHTTPAddr)
+	orDefault(c, "listen.admin", &c.Listen.Admin, defaultAdminAddr)
+	if u, err := url.Parse(c.PublicURL); err == nil && u.Path == "/" && strings.HasSuffix(c.PublicURL, "/") &&
+		!strings.ContainsAny(c.PublicURL, "?#") {
+		c.PublicURL = strings.TrimSuffix(c.PublicURL, "/")
+	}
+
+	orDefault(c, "cache.max_ttl", &c.Cache.MaxTTL, Duration(defaultMaxTTL))
+	orDefault(c, "cache.negative_ttl", &c.Cache.NegativeTTL, Duration(defaultNegativeTTL))
+	orDefault(c, "cache.max_entries", &c.Cache.MaxEntries, defaultMaxEntries)
+	orDefault(c, "cache.max_negative_entries", &c.Cache.MaxNegativeEntries, defaultMaxNegativeEntries)
+
+	orDefault(c, "grpc.max_recv_msg_bytes", &c.GRPC.MaxRecvMsgBytes, defaultMaxRecvMsgBytes)
+	orDefault(c, "grpc.keepalive.time", &c.GRPC.Keepalive.Time, Duration(defaultKeepaliveTime))
+	orDefault(c, "grpc.keepalive.timeout", &c.GRPC.Keepalive.Timeout, Duration(defaultKeepaliveTimeout))
+	orDefault(c, "grpc.keepalive.min_time", &c.GRPC.Keepalive.MinTime, Duration(defaultKeepaliveMinTime))
+	if c.GRPC.Keepalive.PermitWithoutStream == nil {
+		c.GRPC.Keepalive.PermitWithoutStream = ptr(true)
+	}
+
+	orDefault(c, "jwks.min_refresh", &c.JWKS.MinRefresh, Duration(defaultJWKSMinRefresh))
+	orDefault(c, "jwks.max_refresh", &c.JWKS.MaxRefresh, Duration(defaultJWKSMaxRefresh))
+	orDefault(c, "jwks.unknown_kid_min_interval", &c.JWKS.UnknownKIDInterval, Duration(defaultUnknownKIDInterval))
+	orDefault(c, "jwks.timeout", &c.JWKS.Timeout, Duration(defaultJWKSTimeout))
+
+	orDefault(c, "tokens.max_bytes", &c.Tokens.MaxBytes, defaultTokenMaxBytes)
+	orDefault(c, "tokens.leeway", &c.Tokens.Leeway, Duration(defaultLeeway))
+	if len(c.Tokens.Algorithms) == 0 && !c.written["tokens.algorithms"] {
+		c.Tokens.Algorithms = defaultAlgorithms()
+	}
+
+	orDefault(c, "upstream.subject_header", &c.Upstream.SubjectHeader, defaultSubjectHeader)
+	orDefault(c, "upstream.client_id_header", &c.Upstream.ClientIDHeader, defaultClientIDHeader)
+	orDefault(c, "upstream.scopes_header", &c.Upstream.ScopesHeader, defaultScopesHeader)
+	// Envoy and HTTP/2 carry header names in lower case; matching and
+	// removing them is simpler when the config already does.
+	c.Upstream.SubjectHeader = strings.ToLower(c.Upstream.SubjectHeader)
+	c.Upstream.ClientIDHeader = strings.ToLower(c.Upstream.ClientIDHeader)
+	c.Upstream.ScopesHeader = strings.ToLower(c.Upstream.ScopesHeader)
+	if c.Upstream.StripAuthorization == nil {
+		c.Upstream.StripAuthorization = ptr(true)
+	}
+
+	orDefault(c, "unmatched", &c.Unmatched, defaultUnmatched)
+	orDefault(c, "log.level", &c.Log.Level, defaultLogLevel)
+	orDefault(c, "log.format", &c.Log.Format, defaultLogFormat)
+
+	for i := range c.Resources {
+		c.Resources[i].applyDefaults(c, fmt.Sprintf("resources[%d]", i))
+	}
+}
+
+func (r *Resource) applyDefaults(c *Config, path string) {
+	// An unparsable canonical URI derives nothing; Validate reports it.
+	u, err := url.Parse(r.Resource)
+	if err != nil {
+		u = &url.URL{}
+	}
+	if len(r.Hosts) == 0 && !c.written[path+".hosts"] && u.Hostname() != "" {
+		// Lower-cased so that an upper-case canonical URI is reported once,
+		// at resource, not a second time at hosts.
+		r.Hosts = []string{strings.ToLower(u.Hostname())}
+	}
+	if r.PathPrefix == "" && !c.written[path+".path_prefix"] && r.Resource != "" && err == nil {
+		// The escaped form, because Envoy's :path is the raw request path.
+		r.PathPrefix = u.EscapedPath()
+		if r.PathPrefix == "" {
+			r.PathPrefix = "/"
+		}
+	}
+	if len(r.ScopesSupported) == 0 && !c.written[path+".scopes_supported"] && len(r.RequiredScopes) > 0 {
+		r.ScopesSupported = append([]string(nil), r.RequiredScopes...)
+	}
+}
+
+// orDefault sets *p to def when it is zero and the file did not write it.
+func orDefault[T comparable](c *Config, path string, p *T, def T) {
+	var zero T
+	if *p == zero && !c.written[path] {
+		*p = def
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// StripAuthorization reports whether the inbound Authorization header is
+// removed before the request reaches the upstream. Unset means true: MCP
+// forbids passing the client's token through.
+func (c *Config) StripAuthorization() bool {
+	return c.Upstream.StripAuthorization == nil || *c.Upstream.StripAuthorization
+}
+
+// PermitsWithoutStream reports whether clients may send keepalive pings on
+// a connection with no active stream. Unset means true: Envoy keeps idle
+// ext_authz connections open and pings them.
+func (k Keepalive) PermitsWithoutStream() bool {
+	return k.PermitWithoutStream == nil || *k.PermitWithoutStream
+}

@@ -1,0 +1,594 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Limits enforced by Validate.
+const (
+	minRecvMsgBytes = 1024
+	maxRecvMsgBytes = 64 << 20
+	maxTokenBytes   = 1 << 20
+	maxLeeway       = 5 * time.Minute
+)
+
+// Messages shared by several keys, so that one rule always reads the same.
+const (
+	msgRequired    = "required"
+	msgNotEmpty    = "must not be empty"
+	msgPositive    = "must be greater than 0"
+	msgNonNegative = "must not be negative"
+	msgHTTPS       = "must be an absolute https URL (http is allowed only for localhost and loopback addresses)"
+)
+
+// checker collects problems; Validate reports all of them, never just the first.
+type checker struct{ errs Errors }
+
+func (ch *checker) add(path, format string, args ...any) {
+	ch.errs = append(ch.errs, &Error{Path: path, Msg: fmt.Sprintf(format, args...)})
+}
+
+// Validate reports every problem with the configuration as Errors, each
+// naming its key path, or returns nil. It checks values, not presence, so
+// call ApplyDefaults first (Parse does). It never modifies c.
+func (c *Config) Validate() error {
+	var ch checker
+	c.validateListen(&ch)
+	if c.PublicURL != "" {
+		for _, msg := range checkWebURL(c.PublicURL, urlOrigin) {
+			ch.add("public_url", "%s", msg)
+		}
+	}
+	c.Cache.validate(&ch)
+	c.GRPC.validate(&ch)
+	c.JWKS.validate(&ch)
+	c.Tokens.validate(&ch)
+	c.Upstream.validate(&ch)
+	if c.Unmatched != "deny" && c.Unmatched != "allow" {
+		ch.add("unmatched", `must be "deny" or "allow"`)
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		ch.add("log.level", "must be one of debug, info, warn, error")
+	}
+	if c.Log.Format != "json" && c.Log.Format != "text" {
+		ch.add("log.format", `must be "json" or "text"`)
+	}
+	c.validateResources(&ch)
+	if len(ch.errs) == 0 {
+		return nil
+	}
+	return ch.errs
+}
+
+type listener struct{ path, host, port string }
+
+func (c *Config) validateListen(ch *checker) {
+	var ls []listener
+	for _, l := range []struct {
+		path, addr, example string
+		canBeOff            bool
+	}{
+		{"listen.grpc", c.Listen.GRPC, defaultGRPCAddr, false},
+		{"listen.http", c.Listen.HTTP, defaultHTTPAddr, true},
+		{"listen.admin", c.Listen.Admin, defaultAdminAddr, true},
+	} {
+		if l.addr == Off {
+			if !l.canBeOff {
+				ch.add(l.path, `cannot be "off" (only the http and admin listeners can be disabled)`)
+			}
+			continue
+		}
+		host, port, err := net.SplitHostPort(l.addr)
+		if err != nil {
+			if l.canBeOff {
+				ch.add(l.path, `must be host:port, such as %q, or "off"`, l.example)
+			} else {
+				ch.add(l.path, "must be host:port, such as %q", l.example)
+			}
+			continue
+		}
+		ok := true
+		if host != "" && net.ParseIP(host) == nil && !isHostname(strings.ToLower(host)) {
+			ch.add(l.path, "host must be an IP address, a host name, or empty for all interfaces")
+			ok = false
+		}
+		if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 || port != strconv.Itoa(n) {
+			ch.add(l.path, "port must be a number from 0 to 65535")
+			ok = false
+		}
+		if !ok {
+			continue
+		}
+		for _, prev := range ls {
+			if port != "0" && port == prev.port && (host == prev.host || allInterfaces(host) || allInterfaces(prev.host)) {
+				ch.add(l.path, "conflicts with %s (same port)", prev.path)
+				break
+			}
+		}
+		ls = append(ls, listener{l.path, host, port})
+	}
+}
+
+func allInterfaces(host string) bool {
+	return host == "" || host == "0.0.0.0" || host == "::"
+}
+
+func (c *Cache) validate(ch *checker) {
+	if c.RedisURL != "" {
+		// Messages never quote the URL: it may hold the very password
+		// this rule exists to keep out of the file and the logs.
+		u, err := url.Parse(c.RedisURL)
+		switch {
+		case err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") || u.Host == "":
+			ch.add("cache.redis_url", "must be a redis:// or rediss:// URL with a host")
+		default:
+			if _, has := u.User.Password(); has {
+				ch.add("cache.redis_url", "must not contain a password (use cache.redis_password)")
+			}
+		}
+	}
+	switch {
+	case c.RedisPassword.Env != "" && c.RedisPassword.File != "":
+		ch.add("cache.redis_password", "set env or file, not both")
+	case !c.RedisPassword.IsZero() && c.RedisURL == "":
+		ch.add("cache.redis_password", "is set but cache.redis_url is empty")
+	}
+	if c.MaxTTL <= 0 {
+		ch.add("cache.max_ttl", msgPositive)
+	}
+	if c.NegativeTTL < 0 {
+		ch.add("cache.negative_ttl", msgNonNegative)
+	}
+	if c.MaxEntries <= 0 {
+		ch.add("cache.max_entries", msgPositive)
+	}
+	if c.MaxNegativeEntries <= 0 {
+		ch.add("cache.max_negative_entries", msgPositive)
+	}
+}
+
+func (g *GRPC) validate(ch *checker) {
+	if g.MaxRecvMsgBytes < minRecvMsgBytes || g.MaxRecvMsgBytes > maxRecvMsgBytes {
+		ch.add("grpc.max_recv_msg_bytes", "must be between %d and %d (64 MiB)", minRecvMsgBytes, maxRecvMsgBytes)
+	}
+	positive(ch, "grpc.keepalive.time", g.Keepalive.Time)
+	positive(ch, "grpc.keepalive.timeout", g.Keepalive.Timeout)
+	positive(ch, "grpc.keepalive.min_time", g.Keepalive.MinTime)
+	if g.Keepalive.MaxConnectionAge < 0 {
+		ch.add("grpc.keepalive.max_connection_age", msgNonNegative)
+	}
+}
+
+func (j *JWKS) validate(ch *checker) {
+	positive(ch, "jwks.min_refresh", j.MinRefresh)
+	if j.MaxRefresh <= 0 {
+		ch.add("jwks.max_refresh", msgPositive)
+	} else if j.MinRefresh > 0 && j.MaxRefresh < j.MinRefresh {
+		ch.add("jwks.max_refresh", "must not be less than jwks.min_refresh (%s)", j.MinRefresh.D())
+	}
+	positive(ch, "jwks.unknown_kid_min_interval", j.UnknownKIDInterval)
+	positive(ch, "jwks.timeout", j.Timeout)
+}
+
+func positive(ch *checker, path string, d Duration) {
+	if d <= 0 {
+		ch.add(path, msgPositive)
+	}
+}
+
+// supportedAlgorithms are the asymmetric JWS algorithms the verifier
+// implements; a function so the list cannot be changed at run time.
+func supportedAlgorithms() []string {
+	return []string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
+}
+
+func (t *Tokens) validate(ch *checker) {
+	if t.MaxBytes < 1 || t.MaxBytes > maxTokenBytes {
+		ch.add("tokens.max_bytes", "must be between 1 and %d", maxTokenBytes)
+	}
+	if t.Leeway < 0 {
+		ch.add("tokens.leeway", msgNonNegative)
+	} else if t.Leeway.D() > maxLeeway {
+		ch.add("tokens.leeway", "must not exceed 5m")
+	}
+	if len(t.Algorithms) == 0 {
+		ch.add("tokens.algorithms", msgNotEmpty)
+	}
+	supported := supportedAlgorithms()
+	listed := firsts{}
+	for i, alg := range t.Algorithms {
+		p := fmt.Sprintf("tokens.algorithms[%d]", i)
+		switch {
+		case strings.EqualFold(alg, "none"):
+			// An unsigned token proves nothing.
+			ch.add(p, "%q is never accepted (tokens must be signed)", alg)
+		case strings.HasPrefix(strings.ToUpper(alg), "HS"):
+			// With a shared secret, every holder of the key (each
+			// resource server) could mint tokens for all the others.
+			ch.add(p, "%q is never accepted (symmetric algorithms are not allowed)", alg)
+		case !slices.Contains(supported, alg):
+			ch.add(p, "%q is not supported (use one of %s)", alg, strings.Join(supported, ", "))
+		default:
+			if k, dup := listed.add(alg, i); dup {
+				ch.add(p, "%q is already listed at tokens.algorithms[%d]", alg, k)
+			}
+		}
+	}
+}
+
+// reservedHeaders cannot carry identity: they have their own meaning to the
+// proxy or the upstream, and overwriting one would break the request or,
+// for authorization and cookie, pass a credential along.
+func reservedHeaders() []string {
+	return []string{
+		"authorization", "cookie", "host", "content-length", "transfer-encoding",
+		"connection", "keep-alive", "proxy-authorization", "proxy-connection", "te", "trailer", "upgrade",
+	}
+}
+
+func (u *Upstream) validate(ch *checker) {
+	headers := []struct{ path, name string }{
+		{"upstream.subject_header", u.SubjectHeader},
+		{"upstream.client_id_header", u.ClientIDHeader},
+		{"upstream.scopes_header", u.ScopesHeader},
+	}
+	for i, h := range headers {
+		switch {
+		case h.name == "":
+			ch.add(h.path, msgNotEmpty)
+		case strings.HasPrefix(h.name, ":"):
+			ch.add(h.path, "must not be a pseudo-header")
+		case !isToken(h.name):
+			ch.add(h.path, "must be a valid HTTP header name (RFC 9110 token characters)")
+		case h.name != strings.ToLower(h.name):
+			ch.add(h.path, "must be lower case")
+		case slices.Contains(reservedHeaders(), h.name):
+			ch.add(h.path, "must not be %q", h.name)
+		default:
+			for _, prev := range headers[:i] {
+				if prev.name == h.name {
+					ch.add(h.path, "must differ from %s", prev.path)
+					break
+				}
+			}
+		}
+	}
+}
+
+// issuerUse remembers where an issuer was first listed, to hold every
+// listing of it to the same jwks_uri: the key set is fetched once per issuer.
+type issuerUse struct{ path, jwksURI string }
+
+func (c *Config) validateResources(ch *checker) {
+	if len(c.Resources) == 0 {
+		ch.add("resources", "at least one resource is required")
+		return
+	}
+	names := map[string]string{}
+	uris := map[string]string{}
+	issuers := map[string]issuerUse{}
+	for i := range c.Resources {
+		r := &c.Resources[i]
+		p := fmt.Sprintf("resources[%d]", i)
+
+		switch {
+		case r.Name == "":
+			ch.add(p+".name", msgRequired)
+		case !isResourceName(r.Name):
+			ch.add(p+".name", `must match ^[a-z0-9][a-z0-9_-]*$ (lower-case letters, digits, "-" and "_")`)
+		case names[r.Name] != "":
+			ch.add(p+".name", "%q is already used by %s", r.Name, names[r.Name])
+		default:
+			names[r.Name] = p
+		}
+
+		if r.Resource == "" {
+			ch.add(p+".resource", msgRequired)
+		} else {
+			for _, msg := range checkWebURL(r.Resource, urlCanonical) {
+				ch.add(p+".resource", "%s", msg)
+			}
+			if prev := uris[r.Resource]; prev != "" {
+				ch.add(p+".resource", "%q is already used by %s", r.Resource, prev)
+			} else {
+				uris[r.Resource] = p
+			}
+		}
+		// When hosts and path_prefix could not be derived, the canonical
+		// URI's own error says why; do not repeat it as "empty".
+		u, err := url.Parse(r.Resource)
+		derivable := err == nil && u.Hostname() != ""
+
+		if len(r.Hosts) == 0 && derivable {
+			ch.add(p+".hosts", msgNotEmpty)
+		}
+		hosts := firsts{}
+		for k, h := range r.Hosts {
+			hp := fmt.Sprintf("%s.hosts[%d]", p, k)
+			if msg := hostProblem(h); msg != "" {
+				ch.add(hp, "%s", msg)
+			} else if j, dup := hosts.add(h, k); dup {
+				ch.add(hp, "%q is already listed at %s.hosts[%d]", h, p, j)
+			}
+		}
+
+		switch {
+		case r.PathPrefix == "" && !derivable:
+		case !strings.HasPrefix(r.PathPrefix, "/"):
+			ch.add(p+".path_prefix", `must start with "/"`)
+		case strings.ContainsAny(r.PathPrefix, "?#"):
+			ch.add(p+".path_prefix", `must not contain "?" or "#"`)
+		}
+
+		validateAuthorizationServers(ch, p, r.AuthorizationServers, issuers)
+
+		scopeList(ch, p+".scopes_supported", r.ScopesSupported)
+		scopeList(ch, p+".required_scopes", r.RequiredScopes)
+		if len(r.ScopesSupported) > 0 {
+			supported := make(map[string]bool, len(r.ScopesSupported))
+			for _, s := range r.ScopesSupported {
+				supported[s] = true
+			}
+			for k, s := range r.RequiredScopes {
+				if isScopeToken(s) && !supported[s] {
+					ch.add(fmt.Sprintf("%s.required_scopes[%d]", p, k), "%q is not in scopes_supported", s)
+				}
+			}
+		}
+
+		for k, a := range r.Audiences {
+			if a == "" {
+				ch.add(fmt.Sprintf("%s.audiences[%d]", p, k), msgNotEmpty)
+			}
+		}
+		if r.ResourceDocumentation != "" {
+			if u, err := url.Parse(r.ResourceDocumentation); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+				ch.add(p+".resource_documentation", "must be an absolute http or https URL")
+			}
+		}
+	}
+	validateRouting(ch, c.Resources)
+}
+
+func validateAuthorizationServers(ch *checker, p string, servers []AuthorizationServer, issuers map[string]issuerUse) {
+	if len(servers) == 0 {
+		ch.add(p+".authorization_servers", "at least one authorization server is required")
+		return
+	}
+	listed := firsts{}
+	for k, as := range servers {
+		ap := fmt.Sprintf("%s.authorization_servers[%d]", p, k)
+		if as.JWKSURI != "" {
+			for _, msg := range checkWebURL(as.JWKSURI, urlEndpoint) {
+				ch.add(ap+".jwks_uri", "%s", msg)
+			}
+		}
+		if as.Issuer == "" {
+			ch.add(ap+".issuer", msgRequired)
+			continue
+		}
+		for _, msg := range checkWebURL(as.Issuer, urlEndpoint) {
+			ch.add(ap+".issuer", "%s", msg)
+		}
+		if j, dup := listed.add(as.Issuer, k); dup {
+			ch.add(ap+".issuer", "%q is already listed at %s.authorization_servers[%d]", as.Issuer, p, j)
+			continue
+		}
+		prev, seen := issuers[as.Issuer]
+		switch {
+		case !seen:
+			issuers[as.Issuer] = issuerUse{ap, as.JWKSURI}
+		case prev.jwksURI == as.JWKSURI:
+		case prev.jwksURI == "":
+			ch.add(ap+".jwks_uri", "is set, but %s lists the same issuer without one (discovery)", prev.path)
+		case as.JWKSURI == "":
+			ch.add(ap+".jwks_uri", "is missing, but %s.jwks_uri sets it for the same issuer", prev.path)
+		default:
+			ch.add(ap+".jwks_uri", "differs from %s.jwks_uri for the same issuer", prev.path)
+		}
+	}
+}
+
+// firsts finds repeated list entries in linear time: a generated file with
+// thousands of hosts should not make check-config quadratic.
+type firsts map[string]int
+
+// add records v at index i, or reports the index where v was first seen.
+func (f firsts) add(v string, i int) (first int, dup bool) {
+	if j, ok := f[v]; ok {
+		return j, true
+	}
+	f[v] = i
+	return i, false
+}
+
+func scopeList(ch *checker, path string, scopes []string) {
+	listed := firsts{}
+	for k, s := range scopes {
+		sp := fmt.Sprintf("%s[%d]", path, k)
+		switch {
+		case s == "":
+			ch.add(sp, msgNotEmpty)
+		case !isScopeToken(s):
+			ch.add(sp, "must be a scope token: printable ASCII without spaces, double quotes or backslashes")
+		default:
+			if j, dup := listed.add(s, k); dup {
+				ch.add(sp, "%q is already listed at %s[%d]", s, path, j)
+			}
+		}
+	}
+}
+
+// validateRouting rejects two resources that would match exactly the same
+// requests: the first would always win and the second could only be reached
+// through context_extensions, which is never what the operator meant.
+func validateRouting(ch *checker, rs []Resource) {
+	routes := map[string]int{}
+	for j, r := range rs {
+		if len(r.Hosts) == 0 || r.PathPrefix == "" {
+			continue
+		}
+		// The host set, order and repeats ignored, then the prefix; NUL
+		// cannot occur in a valid host.
+		hosts := slices.Clone(r.Hosts)
+		slices.Sort(hosts)
+		key := strings.Join(slices.Compact(hosts), "\x00") + "\x00\x00" + r.PathPrefix
+		if i, dup := routes[key]; dup {
+			ch.add(fmt.Sprintf("resources[%d]", j), "has the same hosts and path_prefix as resources[%d] (ambiguous routing)", i)
+			continue
+		}
+		routes[key] = j
+	}
+}
+
+// urlRule selects what checkWebURL allows beyond an absolute https URL.
+type urlRule int
+
+const (
+	urlOrigin    urlRule = iota // public_url: scheme://host[:port], at most a "/" path
+	urlEndpoint                 // issuer, jwks_uri: any path
+	urlCanonical                // resource: any path, canonical (lower-case) scheme and host
+)
+
+// checkWebURL returns every problem with raw as a URL that clients or the
+// gateway will use: absolute, https (http only on loopback, for local
+// development, as OAuth 2.1 and MCP allow), no credentials, no query or
+// fragment.
+func checkWebURL(raw string, rule urlRule) []string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		// The inner error, because url.Error repeats the whole URL.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			return []string{"must be a valid URL: " + ue.Err.Error()}
+		}
+		return []string{"must be a valid URL"}
+	}
+	if u.Scheme == "" || u.Host == "" || u.Opaque != "" {
+		return []string{msgHTTPS}
+	}
+	var msgs []string
+	if u.Scheme != "https" && (u.Scheme != "http" || !IsLoopbackHost(u.Hostname())) {
+		msgs = append(msgs, msgHTTPS)
+	}
+	if u.User != nil {
+		msgs = append(msgs, "must not contain a user name or password")
+	}
+	if rule == urlCanonical {
+		// url.Parse lower-cases the scheme, so look at the text itself.
+		if raw[:len(u.Scheme)] != u.Scheme || u.Host != strings.ToLower(u.Host) {
+			msgs = append(msgs, "scheme and host must be lower case (canonical form)")
+		}
+		if (u.Scheme == "https" && u.Port() == "443") || (u.Scheme == "http" && u.Port() == "80") {
+			msgs = append(msgs, "must not include the default port (canonical form)")
+		}
+	}
+	if rule == urlOrigin && u.Path != "" && u.Path != "/" {
+		msgs = append(msgs, "must not have a path (only scheme://host[:port])")
+	}
+	if u.RawQuery != "" || u.ForceQuery {
+		msgs = append(msgs, "must not have a query")
+	}
+	if u.Fragment != "" || strings.Contains(raw, "#") {
+		msgs = append(msgs, "must not have a fragment")
+	}
+	return msgs
+}
+
+// IsLoopbackHost reports whether host (a host name or IP address, without
+// port; brackets around an IPv6 address are allowed) names this machine:
+// localhost, a *.localhost name (RFC 6761 reserves them), 127.0.0.0/8 or
+// ::1. Plain http is allowed only to such hosts.
+func IsLoopbackHost(host string) bool {
+	h := strings.ToLower(strings.TrimSuffix(host, "."))
+	h = strings.TrimSuffix(strings.TrimPrefix(h, "["), "]")
+	if h == "localhost" || (strings.HasSuffix(h, ".localhost") && len(h) > len(".localhost")) {
+		return true
+	}
+	ip := net.ParseIP(h)
+	return ip != nil && ip.IsLoopback()
+}
+
+// hostProblem returns what is wrong with a resources[].hosts entry, or "".
+func hostProblem(h string) string {
+	if h == "" {
+		return msgNotEmpty
+	}
+	lower := strings.ToLower(h)
+	name, _ := strings.CutPrefix(lower, "*.")
+	if net.ParseIP(lower) == nil && !isHostname(name) {
+		return `must be a host name, an IP address or "*.suffix", with no scheme, port or path`
+	}
+	if h != lower {
+		return "must be lower case"
+	}
+	return ""
+}
+
+// isHostname reports whether s is a lower-case DNS name (RFC 1123 labels).
+func isHostname(s string) bool {
+	if s == "" || len(s) > 253 {
+		return false
+	}
+	for label := range strings.SplitSeq(s, ".") {
+		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return false
+		}
+		for i := range len(label) {
+			c := label[i]
+			if (c < 'a' || c > 'z') && (c < '0' || c > '9') && c != '-' {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// isResourceName matches ^[a-z0-9][a-z0-9_-]*$: names appear in metric
+// labels and Envoy context_extensions, so they stay plain.
+func isResourceName(s string) bool {
+	for i := range len(s) {
+		c := s[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= '0' && c <= '9':
+		case (c == '-' || c == '_') && i > 0:
+		default:
+			return false
+		}
+	}
+	return s != ""
+}
+
+// isScopeToken matches RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E ).
+func isScopeToken(s string) bool {
+	for i := range len(s) {
+		c := s[i]
+		if c != 0x21 && (c < 0x23 || c > 0x5B) && (c < 0x5D || c > 0x7E) {
+			return false
+		}
+	}
+	return s != ""
+}
+
+// isToken matches an RFC 9110 §5.6.2 token, the syntax of a header name.
+func isToken(s string) bool {
+	for i := range len(s) {
+		c := s[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+		case strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0:
+		default:
+			return false
+		}
+	}
+	return s != ""
+}
