@@ -1,0 +1,23 @@
+package cache_test
+
+import (
+	"testing"
+
+	"github.com/extauthz/extauthz/pkg/cache"
+	"github.com/extauthz/extauthz/pkg/cache/cachetest"
+)
+
+// *Memory is a Store; checked here rather than in the package so that the package keeps no
+// package-level declarations beyond constants and types.
+var _ cache.Store[[]byte] = (*cache.Memory[[]byte])(nil)
+
+func TestMemoryConformance(t *testing.T) {
+	cachetest.Run(t, func(t *testing.T) cachetest.Harness {
+		t.Parallel()
+		clock := cache.NewFakeClock()
+		return cachetest.Harness{
+			Store:   cache.NewMemory[[]byte](cache.MemoryOptions{MaxEntries: 1000, Now: clock.Now}),
+			Advance: clock.Advance,
+		}
+	})
+}
