@@ -1,0 +1,211 @@
+package token
+
+import (
+	"context"
+	"crypto"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/extauthz/extauthz/pkg/devissuer"
+	"github.com/extauthz/extauthz/pkg/jwks"
+)
+
+// keyMap is an in-process KeySource over an issuer's published keys.
+type keyMap struct {
+	iss *devissuer.Issuer
+	err error
+}
+
+func (k keyMap) Key(_ context.Context, kid, _ string) (crypto.PublicKey, error) {
+	if k.err != nil {
+		return nil, k.err
+	}
+	if pk := k.iss.PublicKey(kid); pk != nil {
+		return pk, nil
+	}
+	return nil, jwks.ErrKeyNotFound
+}
+
+const aud = "https://mcp.example.com/mcp"
+
+func setup(t *testing.T, alg string, now time.Time) (*devissuer.Issuer, *JWTVerifier) {
+	t.Helper()
+	iss, err := devissuer.New("https://auth.example.com", alg, func() time.Time { return now })
+	if err != nil {
+		t.Fatal(err)
+	}
+	iss.DefaultAudience = aud
+	v, err := NewJWTVerifier(JWTOptions{
+		Issuers:    map[string]KeySource{iss.Issuer(): keyMap{iss: iss}},
+		Algorithms: append(slices.Clone(DefaultAlgorithms), "ES512"),
+		Leeway:     time.Minute,
+		Now:        func() time.Time { return now },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return iss, v
+}
+
+func trusted(iss *devissuer.Issuer) map[string]struct{} { return map[string]struct{}{iss.Issuer(): {}} }
+
+func TestEveryAcceptedAlgorithmVerifies(t *testing.T) {
+	now := time.Now()
+	for _, alg := range []string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"} {
+		t.Run(alg, func(t *testing.T) {
+			iss, v := setup(t, alg, now)
+			tok, err := iss.Mint(devissuer.Token{Subject: "alice", ClientID: "c1", Scopes: []string{"a", "b"}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			c, err := v.Verify(context.Background(), tok, trusted(iss))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.Subject != "alice" || c.ClientID != "c1" || strings.Join(c.Scopes, " ") != "a b" || c.Issuer != iss.Issuer() ||
+				strings.Join(c.Audience, " ") != aud || c.Expiry.Unix() != now.Add(time.Hour).Unix() || c.TokenID == "" {
+				t.Errorf("claims %+v", c)
+			}
+		})
+	}
+}
+
+func TestClaimShapes(t *testing.T) {
+	now := time.Now()
+	iss, v := setup(t, "ES256", now)
+	base := func() map[string]any {
+		return map[string]any{"iss": iss.Issuer(), "sub": "s", "aud": aud, "exp": now.Add(time.Hour).Unix()}
+	}
+	with := func(k string, val any) map[string]any { m := base(); m[k] = val; return m }
+	cases := []struct {
+		name   string
+		claims map[string]any
+		check  func(*Claims) bool
+	}{
+		{"aud array", with("aud", []string{"x", aud}), func(c *Claims) bool { return len(c.Audience) == 2 }},
+		{"aud string with space stays one value", with("aud", "a b"), func(c *Claims) bool { return len(c.Audience) == 1 }},
+		{"scp array", with("scp", []string{"a", "b"}), func(c *Claims) bool { return strings.Join(c.Scopes, ",") == "a,b" }},
+		{"scp string", with("scp", "a b"), func(c *Claims) bool { return strings.Join(c.Scopes, ",") == "a,b" }},
+		{"scope wins over scp", func() map[string]any { m := with("scope", "x"); m["scp"] = []string{"y"}; return m }(), func(c *Claims) bool { return strings.Join(c.Scopes, ",") == "x" }},
+		{"azp when no client_id", with("azp", "app"), func(c *Claims) bool { return c.ClientID == "app" }},
+		{"fractional exp", with("exp", float64(now.Add(time.Hour).Unix())+0.5), func(c *Claims) bool { return c.Expiry.After(now) }},
+		{"expired within leeway", with("exp", now.Add(-30*time.Second).Unix()), func(c *Claims) bool { return true }},
+		{"nbf within leeway", with("nbf", now.Add(30*time.Second).Unix()), func(c *Claims) bool { return !c.NotBefore.IsZero() }},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			tok, err := iss.Sign(c.claims, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := v.Verify(context.Background(), tok, trusted(iss))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !c.check(got) {
+				t.Errorf("claims %+v", got)
+			}
+		})
+	}
+}
+
+func seg(v any) string {
+	b, _ := json.Marshal(v)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+func TestRejections(t *testing.T) {
+	now := time.Now()
+	iss, v := setup(t, "RS256", now)
+	good, _ := iss.Mint(devissuer.Token{Subject: "s"})
+	h, p, _ := strings.Cut(good, ".")
+	p, sig, _ := strings.Cut(p, ".")
+	claims := func(mut func(map[string]any)) string {
+		m := map[string]any{"iss": iss.Issuer(), "sub": "s", "aud": aud, "exp": now.Add(time.Hour).Unix()}
+		mut(m)
+		tok, err := iss.Sign(m, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+	hdr := func(extra map[string]any) string {
+		tok, err := iss.Sign(map[string]any{"iss": iss.Issuer(), "aud": aud, "exp": now.Add(time.Hour).Unix()}, extra)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+	cases := []struct {
+		name string
+		tok  string
+		want error
+	}{
+		{"empty", "", ErrMalformed},
+		{"two parts", h + "." + p, ErrMalformed},
+		{"JWE shape", "a.b.c.d.e", ErrMalformed},
+		{"empty signature", h + "." + p + ".", ErrMalformed},
+		{"header not base64", "!!." + p + "." + sig, ErrMalformed},
+		{"header padded base64", h + "==." + p + "." + sig, ErrMalformed},
+		{"header not JSON object", seg([]string{"x"}) + "." + p + "." + sig, ErrMalformed},
+		{"claims not JSON", h + "." + base64.RawURLEncoding.EncodeToString([]byte("{nope")) + "." + sig, ErrMalformed},
+		{"claims trailing data", h + "." + base64.RawURLEncoding.EncodeToString([]byte(`{"iss":"x"} {}`)) + "." + sig, ErrMalformed},
+		{"exp not a number", claims(func(m map[string]any) { m["exp"] = "tomorrow" }), ErrMalformed},
+		{"too large", strings.Repeat("a", 16<<10+1), ErrMalformed},
+		{"alg none", seg(map[string]string{"alg": "none"}) + "." + p + "." + sig, ErrAlgorithm},
+		{"alg HS256", seg(map[string]string{"alg": "HS256", "kid": iss.ActiveKID()}) + "." + p + "." + sig, ErrAlgorithm},
+		{"alg mismatch with key", seg(map[string]string{"alg": "ES256", "kid": iss.ActiveKID()}) + "." + p + "." + sig, ErrSignature},
+		{"crit", hdr(map[string]any{"crit": []string{"x"}, "x": true}), ErrCritical},
+		{"b64 false", seg(map[string]any{"alg": "RS256", "b64": false}) + "." + p + "." + sig, ErrCritical},
+		{"signature from another token", h + "." + seg(map[string]any{"iss": iss.Issuer(), "aud": aud, "exp": now.Add(time.Hour).Unix(), "sub": "admin"}) + "." + sig, ErrSignature},
+		{"unknown kid", hdr(map[string]any{"kid": "nope"}), ErrUnknownKey},
+		{"no iss", claims(func(m map[string]any) { delete(m, "iss") }), ErrUnknownIssuer},
+		{"untrusted iss", claims(func(m map[string]any) { m["iss"] = "https://evil.example" }), ErrUnknownIssuer},
+		{"iss differs by trailing slash", claims(func(m map[string]any) { m["iss"] = iss.Issuer() + "/" }), ErrUnknownIssuer},
+		{"no exp", claims(func(m map[string]any) { delete(m, "exp") }), ErrMissingExpiry},
+		{"expired beyond leeway", claims(func(m map[string]any) { m["exp"] = now.Add(-61 * time.Second).Unix() }), ErrExpired},
+		{"nbf beyond leeway", claims(func(m map[string]any) { m["nbf"] = now.Add(61 * time.Second).Unix() }), ErrNotYetValid},
+		{"iat in the future", claims(func(m map[string]any) { m["iat"] = now.Add(time.Hour).Unix() }), ErrNotYetValid},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			got, err := v.Verify(context.Background(), c.tok, trusted(iss))
+			if !errors.Is(err, c.want) || got != nil {
+				t.Fatalf("got %v, %v; want %v", got, err, c.want)
+			}
+		})
+	}
+	t.Run("issuer trusted globally but not by this resource", func(t *testing.T) {
+		if _, err := v.Verify(context.Background(), good, map[string]struct{}{"https://other": {}}); !errors.Is(err, ErrUnknownIssuer) {
+			t.Fatalf("got %v", err)
+		}
+	})
+}
+
+func TestKeysUnavailable(t *testing.T) {
+	now := time.Now()
+	iss, _ := setup(t, "ES256", now)
+	v, err := NewJWTVerifier(JWTOptions{Issuers: map[string]KeySource{iss.Issuer(): keyMap{iss: iss, err: fmt.Errorf("fetch: %w", jwks.ErrUnavailable)}}, Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, _ := iss.Mint(devissuer.Token{Subject: "s"})
+	_, err = v.Verify(context.Background(), tok, trusted(iss))
+	if !errors.Is(err, ErrUnavailable) || Definitive(err) {
+		t.Fatalf("got %v (definitive %v), want a transient ErrUnavailable", err, Definitive(err))
+	}
+}
+
+func TestRefusesSymmetricAlgorithms(t *testing.T) {
+	for _, a := range []string{"none", "HS256", "HS512"} {
+		if _, err := NewJWTVerifier(JWTOptions{Algorithms: []string{a}}); err == nil {
+			t.Errorf("%s accepted", a)
+		}
+	}
+}

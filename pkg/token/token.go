@@ -1,0 +1,91 @@
+// Package token verifies OAuth 2.1 access tokens and turns them into Claims,
+// the small set of facts an authorization decision needs.
+//
+// It knows issuers, keys, signatures and time; it does not know protected
+// resources, audiences or scopes required by a request — those are the
+// decision's business (package authz). Keys come from a KeySource (package
+// jwks in production), never from the token itself: jku, x5u, jwk and x5c
+// headers are ignored.
+package token
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Claims are the verified facts about one access token.
+type Claims struct {
+	Issuer    string
+	Subject   string
+	ClientID  string // client_id, else azp (RFC 9068 §2.2)
+	Audience  []string
+	Scopes    []string // from "scope" (space separated) or "scp" (array)
+	Expiry    time.Time
+	NotBefore time.Time // zero when absent
+	IssuedAt  time.Time // zero when absent
+	TokenID   string    // jti
+}
+
+// HasAudience reports whether any of the token's audiences is in accepted.
+func (c *Claims) HasAudience(accepted map[string]struct{}) bool {
+	for _, a := range c.Audience {
+		if _, ok := accepted[a]; ok {
+			return true
+		}
+	}
+	return false
+}
+
+// Verifier turns a raw token into verified Claims.
+//
+// trusted names the issuers the protected resource accepts; a token from
+// any other issuer fails with ErrUnknownIssuer before any key is fetched,
+// so a resource never waits on (or is made unavailable by) an issuer it
+// does not trust.
+type Verifier interface {
+	Verify(ctx context.Context, raw string, trusted map[string]struct{}) (*Claims, error)
+}
+
+// Failure classes. Every error Verify returns wraps exactly one of them, so
+// the decision's error table can map it to a status and a challenge.
+var (
+	// ErrMalformed: not a well-formed JWS compact token with JSON header and
+	// claims, or too large to be parsed at all.
+	ErrMalformed = errors.New("malformed token")
+	// ErrAlgorithm: the header's alg is not accepted ("none", HS*, or not
+	// configured).
+	ErrAlgorithm = errors.New("token algorithm not accepted")
+	// ErrCritical: the header lists critical extensions we do not understand
+	// (RFC 7515 §4.1.11 requires rejecting the token).
+	ErrCritical = errors.New("token has unsupported critical header parameters")
+	// ErrUnknownIssuer: iss is absent or not a trusted issuer.
+	ErrUnknownIssuer = errors.New("token issuer not trusted")
+	// ErrUnknownKey: the issuer's current key set has no key for this token.
+	ErrUnknownKey = errors.New("token signing key not found")
+	// ErrSignature: the signature does not verify.
+	ErrSignature = errors.New("token signature invalid")
+	// ErrExpired: exp is in the past (beyond the leeway).
+	ErrExpired = errors.New("token expired")
+	// ErrMissingExpiry: the token has no exp; access tokens must expire.
+	ErrMissingExpiry = errors.New("token has no expiry")
+	// ErrNotYetValid: nbf or iat is in the future (beyond the leeway).
+	ErrNotYetValid = errors.New("token not yet valid")
+	// ErrUnavailable: the token cannot be verified now (keys unreachable).
+	// Unlike all the others it says nothing about the token.
+	ErrUnavailable = errors.New("cannot verify token now")
+)
+
+// Definitive reports whether err proves the token invalid, as opposed to a
+// transient failure. Only definitive failures may be cached as negative.
+// A not-yet-valid token becomes valid by itself, so it is not definitive.
+func Definitive(err error) bool {
+	switch {
+	case err == nil:
+		return false
+	case errors.Is(err, ErrUnavailable), errors.Is(err, ErrNotYetValid),
+		errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return false
+	}
+	return true
+}
