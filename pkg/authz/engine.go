@@ -1,0 +1,358 @@
+package authz
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"path"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sync/singleflight"
+
+	"github.com/extauthz/extauthz/pkg/cache"
+	"github.com/extauthz/extauthz/pkg/metadata"
+	"github.com/extauthz/extauthz/pkg/token"
+)
+
+// Verdict is what verification concluded about one token for one resource:
+// its claims, or the definitive reason it is invalid. Verdicts are what the
+// cache holds — never the token.
+type Verdict struct {
+	Claims *token.Claims
+	Scopes string // Claims.Scopes joined with spaces, computed once
+	Err    error
+}
+
+// Options configures an Engine.
+type Options struct {
+	// Verifier checks tokens on a cache miss. Required.
+	Verifier token.Verifier
+	// Tokens caches verdicts of valid tokens; nil disables caching.
+	Tokens cache.Store[Verdict]
+	// Rejections caches verdicts of definitively invalid tokens, bounded
+	// apart from Tokens so a flood of garbage cannot evict valid entries;
+	// nil disables negative caching.
+	Rejections cache.Store[Verdict]
+	// MaxTTL caps how long a valid verdict is cached (it never outlives the
+	// token's exp); NegativeTTL is how long an invalid one is.
+	MaxTTL, NegativeTTL time.Duration
+	// VerifyTimeout bounds one verification, shared by all requests waiting
+	// for it (default 10s; the caller's own deadline still applies to it).
+	VerifyTimeout time.Duration
+	// Now is the clock (nil: time.Now).
+	Now func() time.Time
+	// Logger (nil: discard).
+	Logger *slog.Logger
+}
+
+// Engine decides requests. It is safe for concurrent use; SetPolicy swaps
+// the policy atomically while Checks run.
+type Engine struct {
+	policy atomic.Pointer[Policy]
+	opts   Options
+	flight singleflight.Group
+
+	// joiningFlight, when set by tests, runs just before a request joins
+	// or starts a verification flight.
+	joiningFlight func()
+}
+
+// NewEngine builds an engine deciding with p.
+func NewEngine(p *Policy, o Options) (*Engine, error) {
+	if o.Verifier == nil {
+		return nil, errors.New("authz: a verifier is required")
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.VerifyTimeout <= 0 {
+		o.VerifyTimeout = 10 * time.Second
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	e := &Engine{opts: o}
+	e.policy.Store(p)
+	return e, nil
+}
+
+// SetPolicy replaces the policy for all Checks that start afterwards.
+func (e *Engine) SetPolicy(p *Policy) { e.policy.Store(p) }
+
+// Policy returns the policy in force.
+func (e *Engine) Policy() *Policy { return e.policy.Load() }
+
+// Check decides one request. It never fails open: every error becomes a
+// denial with the status of the denial table.
+func (e *Engine) Check(ctx context.Context, r *Request) Decision {
+	p := e.policy.Load()
+	rawPath, query, _ := strings.Cut(r.Path, "?")
+	host := hostOnly(r.Host)
+	cleaned := cleanPath(rawPath)
+
+	if strings.HasPrefix(cleaned, metadata.WellKnownPrefix) {
+		if res := p.documentFor(host, cleaned); res != nil {
+			return metadataAnswer(r.Method, res)
+		}
+	}
+
+	res, err := p.route(r.ContextExtensions, host, cleaned)
+	if err == nil && strings.IndexByte(rawPath, '%') >= 0 {
+		err = p.checkEncodedRoute(r.ContextExtensions, host, rawPath, res)
+	}
+	if err != nil {
+		if errors.Is(err, ErrUnmatched) && p.unmatchedAllow {
+			// Not ours to protect: pass it on untouched, except that
+			// nobody may smuggle identity headers past us.
+			return Decision{Allow: true, Status: http.StatusOK, Reason: ReasonUnmatchedAllowed, Remove: p.identity}
+		}
+		return p.deny(nil, err)
+	}
+
+	if r.Method == http.MethodOptions && r.Headers["origin"] != "" && r.Headers["access-control-request-method"] != "" {
+		// A CORS preflight never carries credentials (Fetch standard);
+		// the upstream or the proxy's CORS filter answers it.
+		return Decision{Allow: true, Status: http.StatusOK, Reason: ReasonPreflight, Resource: res.name, Remove: p.identity}
+	}
+
+	raw, err := credential(r, query)
+	if err != nil {
+		return p.deny(res, err)
+	}
+	v := e.verify(ctx, res, raw)
+	if v.Err != nil {
+		return p.deny(res, v.Err)
+	}
+	if missing := firstMissing(res.required, v.Claims.Scopes); missing != "" {
+		return p.deny(res, fmt.Errorf("%w: %s", ErrInsufficientScope, missing))
+	}
+	return p.allow(res, &v)
+}
+
+// credential extracts the one bearer token a request may carry (RFC 6750
+// §2.1, header only: OAuth 2.1 and MCP forbid tokens in the URI).
+func credential(r *Request, query string) (string, error) {
+	if queryHasToken(query) {
+		return "", ErrTokenInQuery
+	}
+	if bodyHasToken(r.Headers["content-type"], r.Body) {
+		return "", ErrTokenInBody
+	}
+	h, ok := r.Headers["authorization"]
+	if !ok || h == "" {
+		return "", ErrNoCredential
+	}
+	tok, err := ParseBearer(h)
+	switch {
+	case errors.Is(err, errNotBearer):
+		return "", fmt.Errorf("%w: %v", ErrNoCredential, err)
+	case err != nil:
+		return "", ErrMalformedHeader
+	}
+	return tok, nil
+}
+
+// verify returns the verdict for a token on a resource: from the cache, or
+// from one verification shared by every concurrent request for the same
+// token (single flight), whose result is then cached.
+func (e *Engine) verify(ctx context.Context, res *resource, raw string) Verdict {
+	key := cache.TokenKey(res.name, raw)
+	if v, ok := e.lookup(ctx, key); ok {
+		if v.Err == nil && !e.opts.Now().Before(v.Claims.Expiry) {
+			// Defence in depth: a cache entry must never outlive its token.
+			return Verdict{Err: token.ErrExpired}
+		}
+		return v
+	}
+	if e.joiningFlight != nil {
+		e.joiningFlight()
+	}
+	ch := e.flight.DoChan(key, func() (any, error) {
+		// The verification serves every waiter, so one caller giving up
+		// must not cancel it for the others.
+		vctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), e.opts.VerifyTimeout)
+		defer cancel()
+		v := e.verifyUncached(vctx, res, raw)
+		e.store(vctx, key, v)
+		return v, nil
+	})
+	select {
+	case r := <-ch:
+		return r.Val.(Verdict)
+	case <-ctx.Done():
+		return Verdict{Err: fmt.Errorf("%w: %v", token.ErrUnavailable, ctx.Err())}
+	}
+}
+
+func (e *Engine) verifyUncached(ctx context.Context, res *resource, raw string) Verdict {
+	c, err := e.opts.Verifier.Verify(ctx, raw, res.issuers)
+	if err != nil {
+		return Verdict{Err: err}
+	}
+	// RFC 8707 §2 / MCP: the token must have been issued for this resource.
+	if !c.HasAudience(res.audiences) {
+		return Verdict{Err: ErrWrongAudience}
+	}
+	return Verdict{Claims: c, Scopes: strings.Join(c.Scopes, " ")}
+}
+
+func (e *Engine) lookup(ctx context.Context, key string) (Verdict, bool) {
+	// A cache that cannot answer is a miss: it costs a verification,
+	// never a wrong answer.
+	if e.opts.Tokens != nil {
+		if v, ok, err := e.opts.Tokens.Get(ctx, key); ok && err == nil {
+			return v, true
+		}
+	}
+	if e.opts.Rejections != nil {
+		if v, ok, err := e.opts.Rejections.Get(ctx, key); ok && err == nil {
+			return v, true
+		}
+	}
+	return Verdict{}, false
+}
+
+func (e *Engine) store(ctx context.Context, key string, v Verdict) {
+	var err error
+	switch {
+	case v.Err == nil && e.opts.Tokens != nil:
+		ttl := min(v.Claims.Expiry.Sub(e.opts.Now()), e.opts.MaxTTL)
+		err = e.opts.Tokens.Set(ctx, key, v, ttl)
+	case v.Err != nil && e.opts.Rejections != nil && token.Definitive(v.Err):
+		err = e.opts.Rejections.Set(ctx, key, v, e.opts.NegativeTTL)
+	}
+	if err != nil {
+		e.opts.Logger.Warn("cache write failed", "err", err)
+	}
+}
+
+// firstMissing returns a required scope that granted lacks, or "".
+func firstMissing(required, granted []string) string {
+next:
+	for _, r := range required {
+		for _, g := range granted {
+			if g == r {
+				continue next
+			}
+		}
+		return r
+	}
+	return ""
+}
+
+func (p *Policy) allow(res *resource, v *Verdict) Decision {
+	d := Decision{Allow: true, Status: http.StatusOK, Reason: ReasonAllowed, Resource: res.name, Claims: v.Claims}
+	values := [3]string{v.Claims.Subject, v.Claims.ClientID, v.Scopes}
+	d.Upstream = make([]Header, 0, len(values))
+	var remove []string
+	for i, name := range p.identity {
+		if values[i] != "" {
+			d.Upstream = append(d.Upstream, Header{name, values[i]})
+		} else {
+			// Absent from the token: make sure the client cannot supply it.
+			remove = append(remove, name)
+		}
+	}
+	if p.strip {
+		remove = append(remove, "authorization")
+	}
+	d.Remove = remove
+	return d
+}
+
+func (p *Policy) deny(res *resource, err error) Decision {
+	c := classify(err)
+	code := c.oauthError
+	if code == "" {
+		code = "unauthorized"
+	}
+	d := Decision{
+		Status:      c.status,
+		Reason:      c.reason,
+		Err:         err,
+		ContentType: "application/json",
+		Body:        errorBody(code, c.description),
+	}
+	if c.status == http.StatusServiceUnavailable {
+		d.RetryAfter = 5
+	}
+	if res == nil {
+		return d
+	}
+	d.Resource = res.name
+	switch {
+	case !c.challenge:
+	case c.oauthError == "":
+		d.Challenge = res.noTokenChall
+	default:
+		d.Challenge = metadata.Challenge{
+			Error:            c.oauthError,
+			Scope:            res.requiredStr,
+			ResourceMetadata: res.metadataURL,
+			ErrorDescription: c.description,
+		}.String()
+	}
+	return d
+}
+
+// metadataAnswer serves the RFC 9728 document directly, so a proxy needs no
+// route of its own for it. It is public and cross-origin readable: browser
+// MCP clients fetch it before they have any token.
+func metadataAnswer(method string, res *resource) Decision {
+	d := Decision{Reason: ReasonMetadata, Resource: res.name}
+	switch method {
+	case http.MethodGet, http.MethodHead:
+		d.Status = http.StatusOK
+		d.ContentType = "application/json"
+		d.Body = res.document
+		d.Extra = []Header{{"access-control-allow-origin", "*"}, {"cache-control", "public, max-age=300"}}
+	case http.MethodOptions:
+		d.Status = http.StatusNoContent
+		d.Extra = []Header{
+			{"access-control-allow-origin", "*"},
+			{"access-control-allow-methods", "GET, HEAD, OPTIONS"},
+			{"access-control-allow-headers", "*"},
+			{"access-control-max-age", "86400"},
+		}
+	default:
+		d.Status = http.StatusMethodNotAllowed
+		d.ContentType = "application/json"
+		d.Body = errorBody("method_not_allowed", "the metadata document is read with GET")
+		d.Extra = []Header{{"allow", "GET, HEAD, OPTIONS"}}
+	}
+	return d
+}
+
+// cleanPath removes dot segments and repeated slashes (RFC 3986 §5.2.4), so
+// "/public/../mcp" is decided as the "/mcp" an upstream would serve. The
+// common clean path returns unchanged without allocating.
+func cleanPath(p string) string {
+	if !strings.Contains(p, "//") && !strings.Contains(p, "/.") {
+		return p
+	}
+	c := path.Clean("/" + p)
+	if strings.HasSuffix(p, "/") && c != "/" {
+		c += "/"
+	}
+	return c
+}
+
+// checkEncodedRoute refuses a path whose percent-decoded form would route
+// elsewhere ("/mcp%2F..%2Fadmin"): the proxy and the upstream may decode it
+// differently from us, and a decision must not depend on who is right.
+func (p *Policy) checkEncodedRoute(ext map[string]string, host, rawPath string, res *resource) error {
+	dec, err := url.PathUnescape(rawPath)
+	if err != nil {
+		return fmt.Errorf("%w: invalid percent-encoding", ErrAmbiguousPath)
+	}
+	other, _ := p.route(ext, host, cleanPath(dec))
+	if other != res {
+		return fmt.Errorf("%w: routes differently when decoded", ErrAmbiguousPath)
+	}
+	return nil
+}

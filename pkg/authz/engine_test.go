@@ -1,0 +1,244 @@
+package authz
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/extauthz/extauthz/pkg/cache"
+	"github.com/extauthz/extauthz/pkg/config"
+	"github.com/extauthz/extauthz/pkg/devissuer"
+	"github.com/extauthz/extauthz/pkg/jwks"
+	"github.com/extauthz/extauthz/pkg/token"
+)
+
+const testResource = "https://mcp.example.com/mcp"
+
+type clock struct{ ns atomic.Int64 }
+
+func newClock() *clock                   { c := &clock{}; c.ns.Store(time.Now().UnixNano()); return c }
+func (c *clock) Now() time.Time          { return time.Unix(0, c.ns.Load()) }
+func (c *clock) Advance(d time.Duration) { c.ns.Add(int64(d)) }
+
+// countingVerifier counts verifications by the real verifier it wraps, and
+// can hold them until released.
+type countingVerifier struct {
+	inner token.Verifier
+	calls atomic.Int64
+	gate  chan struct{} // nil: never held
+}
+
+func (v *countingVerifier) Verify(ctx context.Context, raw string, trusted map[string]struct{}) (*token.Claims, error) {
+	v.calls.Add(1)
+	if v.gate != nil {
+		<-v.gate
+	}
+	return v.inner.Verify(ctx, raw, trusted)
+}
+
+type fixture struct {
+	engine   *Engine
+	verifier *countingVerifier
+	issuer   *devissuer.Issuer
+	clock    *clock
+}
+
+func newFixture(t *testing.T, maxTTL, negTTL time.Duration) *fixture {
+	t.Helper()
+	f := &fixture{clock: newClock()}
+	var h atomic.Pointer[http.Handler]
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { (*h.Load()).ServeHTTP(w, r) }))
+	t.Cleanup(srv.Close)
+	iss, err := devissuer.New(srv.URL, "ES256", f.clock.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	iss.DefaultAudience = testResource
+	hh := iss.Handler()
+	h.Store(&hh)
+	f.issuer = iss
+
+	cfg := &config.Config{Resources: []config.Resource{
+		{Name: "a", Resource: testResource, AuthorizationServers: []config.AuthorizationServer{{Issuer: iss.Issuer(), JWKSURI: iss.JWKSURL()}}},
+		{Name: "b", Resource: testResource + "2", Hosts: []string{"mcp.example.com"}, PathPrefix: "/mcp2", Audiences: []string{testResource},
+			AuthorizationServers: []config.AuthorizationServer{{Issuer: iss.Issuer(), JWKSURI: iss.JWKSURL()}}},
+	}}
+	cfg.ApplyDefaults()
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	src := jwks.New(func(context.Context) (string, error) { return iss.JWKSURL(), nil }, jwks.Options{Now: f.clock.Now})
+	jv, err := token.NewJWTVerifier(token.JWTOptions{Issuers: map[string]token.KeySource{iss.Issuer(): src}, Now: f.clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.verifier = &countingVerifier{inner: jv}
+	p, err := NewPolicy(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.engine, err = NewEngine(p, Options{
+		Verifier:    f.verifier,
+		Tokens:      cache.NewMemory[Verdict](cache.MemoryOptions{MaxEntries: 100, Now: f.clock.Now}),
+		Rejections:  cache.NewMemory[Verdict](cache.MemoryOptions{MaxEntries: 100, Now: f.clock.Now}),
+		MaxTTL:      maxTTL,
+		NegativeTTL: negTTL,
+		Now:         f.clock.Now,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+func (f *fixture) mint(t *testing.T, ttl time.Duration) string {
+	t.Helper()
+	s, err := f.issuer.Mint(devissuer.Token{Subject: "alice", TTL: ttl})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func (f *fixture) check(tok, path string) Decision {
+	r := &Request{Method: "POST", Host: "mcp.example.com", Path: path, Headers: map[string]string{"authorization": "Bearer " + tok}}
+	return f.engine.Check(context.Background(), r)
+}
+
+func TestValidTokensAreVerifiedOncePerTTL(t *testing.T) {
+	f := newFixture(t, time.Minute, 10*time.Second)
+	tok := f.mint(t, time.Hour)
+	for i := 0; i < 3; i++ {
+		if d := f.check(tok, "/mcp"); !d.Allow {
+			t.Fatalf("check %d denied: %v", i, d.Err)
+		}
+	}
+	if n := f.verifier.calls.Load(); n != 1 {
+		t.Fatalf("verified %d times for 3 checks, want 1 (cache hits)", n)
+	}
+	f.clock.Advance(61 * time.Second) // past max_ttl
+	if d := f.check(tok, "/mcp"); !d.Allow {
+		t.Fatalf("denied after max_ttl: %v", d.Err)
+	}
+	if n := f.verifier.calls.Load(); n != 2 {
+		t.Fatalf("verified %d times, want 2: the entry must expire at max_ttl", n)
+	}
+}
+
+func TestCacheEntryNeverOutlivesToken(t *testing.T) {
+	f := newFixture(t, time.Hour, 10*time.Second)
+	tok := f.mint(t, 30*time.Second)
+	if d := f.check(tok, "/mcp"); !d.Allow {
+		t.Fatalf("denied: %v", d.Err)
+	}
+	f.clock.Advance(31*time.Second + time.Minute) // past exp and the default leeway
+	d := f.check(tok, "/mcp")
+	if d.Allow || d.Reason != ReasonExpired {
+		t.Fatalf("after exp: allow=%v reason=%s, want expired", d.Allow, d.Reason)
+	}
+}
+
+func TestInvalidTokensAreCachedBriefly(t *testing.T) {
+	f := newFixture(t, time.Minute, 10*time.Second)
+	tok := f.mint(t, time.Hour)
+	bad := tok[:len(tok)-4] + "AAAA"
+	for i := 0; i < 3; i++ {
+		if d := f.check(bad, "/mcp"); d.Allow || d.Status != 401 {
+			t.Fatalf("tampered token: allow=%v status=%d", d.Allow, d.Status)
+		}
+	}
+	if n := f.verifier.calls.Load(); n != 1 {
+		t.Fatalf("verified %d times, want 1 (negative cache)", n)
+	}
+	f.clock.Advance(11 * time.Second)
+	f.check(bad, "/mcp")
+	if n := f.verifier.calls.Load(); n != 2 {
+		t.Fatalf("verified %d times, want 2 after negative_ttl", n)
+	}
+}
+
+func TestTransientFailuresAreNotCached(t *testing.T) {
+	f := newFixture(t, time.Minute, 10*time.Second)
+	f.issuer.SetJWKSStatus(http.StatusBadGateway)
+	tok := f.mint(t, time.Hour)
+	if d := f.check(tok, "/mcp"); d.Status != 503 || d.RetryAfter == 0 {
+		t.Fatalf("JWKS down: status %d retry-after %d, want 503 with Retry-After", d.Status, d.RetryAfter)
+	}
+	f.issuer.SetJWKSStatus(0)
+	f.clock.Advance(11 * time.Second) // past the unknown-kid refetch interval, not the negative TTL
+	if d := f.check(tok, "/mcp"); !d.Allow {
+		t.Fatalf("after recovery denied (%d): a transient failure was cached", d.Status)
+	}
+}
+
+func TestCacheIsPerResource(t *testing.T) {
+	f := newFixture(t, time.Minute, 10*time.Second)
+	tok := f.mint(t, time.Hour)
+	if d := f.check(tok, "/mcp"); !d.Allow || d.Resource != "a" {
+		t.Fatalf("resource a: %+v", d)
+	}
+	if d := f.check(tok, "/mcp2"); !d.Allow || d.Resource != "b" {
+		t.Fatalf("resource b: %+v", d)
+	}
+	if n := f.verifier.calls.Load(); n != 2 {
+		t.Fatalf("verified %d times, want once per resource", n)
+	}
+}
+
+func TestConcurrentMissesShareOneVerification(t *testing.T) {
+	f := newFixture(t, time.Minute, 10*time.Second)
+	// No cache: only the single flight can collapse the verifications.
+	f.engine.opts.Tokens, f.engine.opts.Rejections = nil, nil
+	f.verifier.gate = make(chan struct{})
+	const n = 50
+	var joined sync.WaitGroup
+	joined.Add(n)
+	f.engine.joiningFlight = joined.Done
+	tok := f.mint(t, time.Hour)
+	var wg sync.WaitGroup
+	var allowed atomic.Int64
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if f.check(tok, "/mcp").Allow {
+				allowed.Add(1)
+			}
+		}()
+	}
+	joined.Wait() // every request is at the flight; the first holds it
+	close(f.verifier.gate)
+	wg.Wait()
+	if got := f.verifier.calls.Load(); got != 1 {
+		t.Fatalf("%d verifications for %d concurrent requests of one token, want 1", got, n)
+	}
+	if allowed.Load() != n {
+		t.Fatalf("%d of %d allowed", allowed.Load(), n)
+	}
+}
+
+func TestCallerGivingUpDoesNotFailOthers(t *testing.T) {
+	f := newFixture(t, time.Minute, 10*time.Second)
+	f.verifier.gate = make(chan struct{})
+	tok := f.mint(t, time.Hour)
+	ctx, cancel := context.WithCancel(context.Background())
+	first := make(chan Decision)
+	go func() {
+		first <- f.engine.Check(ctx, &Request{Method: "GET", Host: "mcp.example.com", Path: "/mcp", Headers: map[string]string{"authorization": "Bearer " + tok}})
+	}()
+	for f.verifier.calls.Load() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	cancel()
+	if d := <-first; d.Status != 503 {
+		t.Fatalf("cancelled caller: status %d, want 503", d.Status)
+	}
+	close(f.verifier.gate)
+	if d := f.check(tok, "/mcp"); !d.Allow {
+		t.Fatalf("second caller denied: %v", d.Err)
+	}
+}

@@ -1,0 +1,104 @@
+package authz
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+
+	"github.com/extauthz/extauthz/pkg/token"
+)
+
+// Reason is a bounded label naming why a decision came out as it did. It is
+// safe as a metric label: there is a fixed set of them.
+type Reason string
+
+// Reasons. Allowed decisions have reasons too.
+const (
+	ReasonAllowed           Reason = "allowed"
+	ReasonMetadata          Reason = "metadata"           // metadata document answered directly
+	ReasonPreflight         Reason = "preflight"          // CORS preflight let through without a token
+	ReasonUnmatchedAllowed  Reason = "unmatched_allowed"  // no resource matched, operator allows
+	ReasonNoCredential      Reason = "no_credential"      // no Bearer token
+	ReasonInvalidRequest    Reason = "invalid_request"    // token in query or body, malformed or repeated header
+	ReasonMalformed         Reason = "malformed"          // not a parseable JWT, too large, crit, no exp
+	ReasonBadAlgorithm      Reason = "bad_algorithm"      // alg none, HS*, or not configured
+	ReasonUnknownKey        Reason = "unknown_key"        // kid not in the issuer's key set
+	ReasonBadSignature      Reason = "bad_signature"      // signature does not verify
+	ReasonExpired           Reason = "expired"            // exp passed
+	ReasonNotYetValid       Reason = "not_yet_valid"      // nbf or iat in the future
+	ReasonWrongIssuer       Reason = "wrong_issuer"       // iss not trusted for this resource
+	ReasonWrongAudience     Reason = "wrong_audience"     // aud lacks the resource's canonical URI
+	ReasonInsufficientScope Reason = "insufficient_scope" // a required scope is missing
+	ReasonUnavailable       Reason = "unavailable"        // keys cannot be had now
+	ReasonUnmatched         Reason = "unmatched"          // no resource matched, operator denies
+	ReasonUnknownResource   Reason = "unknown_resource"   // the route names a resource that is not configured
+	ReasonInternal          Reason = "internal"           // a bug: denied, never allowed
+)
+
+// Failures the decision itself detects (the token package has its own).
+var (
+	ErrNoCredential      = errors.New("no bearer credential")
+	ErrInvalidRequest    = errors.New("invalid request")
+	ErrWrongAudience     = errors.New("token audience does not include this resource")
+	ErrInsufficientScope = errors.New("token lacks a required scope")
+	ErrUnmatched         = errors.New("no protected resource matches the request")
+	ErrUnknownResource   = errors.New("the route names an unknown resource")
+	ErrInternal          = errors.New("internal error")
+
+	// The invalid requests, each with its own answer.
+	ErrTokenInQuery    = fmt.Errorf("%w: access token in the query string", ErrInvalidRequest)
+	ErrTokenInBody     = fmt.Errorf("%w: access token in the request body", ErrInvalidRequest)
+	ErrMalformedHeader = fmt.Errorf("%w: malformed or repeated Authorization header", ErrInvalidRequest)
+	ErrAmbiguousPath   = fmt.Errorf("%w: ambiguous request path", ErrInvalidRequest)
+)
+
+// class is one row of the denial table (DESIGN.md, "Denials").
+type class struct {
+	status      int
+	oauthError  string // RFC 6750 §3.1 error code; "" for none
+	reason      Reason
+	description string // what the client is told; never the error's own text
+	challenge   bool   // answer with a Bearer challenge
+}
+
+// denials maps each failure class to its answer. Order matters only in
+// that the first match wins; classes do not overlap.
+var denials = []struct {
+	err error
+	class
+}{
+	{ErrNoCredential, class{http.StatusUnauthorized, "", ReasonNoCredential, "a bearer token is required", true}},
+	{ErrTokenInQuery, class{http.StatusBadRequest, "invalid_request", ReasonInvalidRequest, "access tokens are accepted only in the Authorization header, not in the query string", true}},
+	{ErrTokenInBody, class{http.StatusBadRequest, "invalid_request", ReasonInvalidRequest, "access tokens are accepted only in the Authorization header, not in the body", true}},
+	{ErrMalformedHeader, class{http.StatusBadRequest, "invalid_request", ReasonInvalidRequest, "the Authorization header must carry exactly one Bearer token", true}},
+	{ErrAmbiguousPath, class{http.StatusBadRequest, "invalid_request", ReasonInvalidRequest, "the request path is ambiguous once decoded", true}},
+	{ErrInvalidRequest, class{http.StatusBadRequest, "invalid_request", ReasonInvalidRequest, "the request is malformed", true}},
+	{token.ErrMalformed, class{http.StatusUnauthorized, "invalid_token", ReasonMalformed, "the access token is malformed", true}},
+	{token.ErrCritical, class{http.StatusUnauthorized, "invalid_token", ReasonMalformed, "the access token has unsupported critical headers", true}},
+	{token.ErrMissingExpiry, class{http.StatusUnauthorized, "invalid_token", ReasonMalformed, "the access token has no expiry", true}},
+	{token.ErrAlgorithm, class{http.StatusUnauthorized, "invalid_token", ReasonBadAlgorithm, "the access token's algorithm is not accepted", true}},
+	{token.ErrUnknownIssuer, class{http.StatusUnauthorized, "invalid_token", ReasonWrongIssuer, "the access token's issuer is not trusted", true}},
+	{token.ErrUnknownKey, class{http.StatusUnauthorized, "invalid_token", ReasonUnknownKey, "the access token's signing key is unknown", true}},
+	{token.ErrSignature, class{http.StatusUnauthorized, "invalid_token", ReasonBadSignature, "the access token's signature is invalid", true}},
+	{token.ErrExpired, class{http.StatusUnauthorized, "invalid_token", ReasonExpired, "the access token expired", true}},
+	{token.ErrNotYetValid, class{http.StatusUnauthorized, "invalid_token", ReasonNotYetValid, "the access token is not yet valid", true}},
+	{ErrWrongAudience, class{http.StatusUnauthorized, "invalid_token", ReasonWrongAudience, "the access token is not meant for this resource", true}},
+	{ErrInsufficientScope, class{http.StatusForbidden, "insufficient_scope", ReasonInsufficientScope, "the access token lacks a required scope", true}},
+	{token.ErrUnavailable, class{http.StatusServiceUnavailable, "temporarily_unavailable", ReasonUnavailable, "the token cannot be verified now; retry later", false}},
+	{ErrUnmatched, class{http.StatusForbidden, "forbidden", ReasonUnmatched, "no protected resource matches this request", false}},
+	{ErrUnknownResource, class{http.StatusForbidden, "forbidden", ReasonUnknownResource, "no protected resource matches this request", false}},
+}
+
+// internalClass answers anything unforeseen: a denial, never an allow.
+var internalClass = class{http.StatusServiceUnavailable, "temporarily_unavailable", ReasonInternal, "the request cannot be authorized now; retry later", false}
+
+// classify finds the row for err. A context cancelled or timed out while
+// verifying means we could not decide in time: unavailable, not invalid.
+func classify(err error) class {
+	for _, d := range denials {
+		if errors.Is(err, d.err) {
+			return d.class
+		}
+	}
+	return internalClass
+}

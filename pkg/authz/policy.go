@@ -1,0 +1,194 @@
+package authz
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/url"
+	"sort"
+	"strings"
+
+	"github.com/extauthz/extauthz/pkg/config"
+	"github.com/extauthz/extauthz/pkg/metadata"
+)
+
+// Policy is a validated configuration compiled for fast decisions. It is
+// immutable once built, so a reload swaps a whole new Policy in atomically.
+type Policy struct {
+	resources      []*resource // longest path prefix first
+	byName         map[string]*resource
+	wellKnown      map[string][]*resource // metadata path → resources serving it
+	publicHost     string                 // host of public_url, lower case, no port
+	unmatchedAllow bool
+	strip          bool     // remove the inbound Authorization header
+	identity       []string // subject, client id, scopes header names
+}
+
+// resource is one protected resource, compiled.
+type resource struct {
+	name         string
+	canonical    string
+	hosts        []string // exact names, or ".suffix" for "*.suffix"
+	pathPrefix   string
+	issuers      map[string]struct{}
+	audiences    map[string]struct{}
+	required     []string
+	requiredStr  string // space separated, for challenges
+	metadataURL  string
+	wellKnown    string
+	document     []byte // the RFC 9728 document, encoded once
+	noTokenChall string // the challenge for a request without a token, built once
+}
+
+// NewPolicy compiles a configuration that has passed config.Validate.
+func NewPolicy(c *config.Config) (*Policy, error) {
+	p := &Policy{
+		byName:         make(map[string]*resource, len(c.Resources)),
+		wellKnown:      make(map[string][]*resource),
+		unmatchedAllow: c.Unmatched == "allow",
+		strip:          c.StripAuthorization(),
+		identity:       []string{c.Upstream.SubjectHeader, c.Upstream.ClientIDHeader, c.Upstream.ScopesHeader},
+	}
+	if c.PublicURL != "" {
+		u, err := url.Parse(c.PublicURL)
+		if err != nil {
+			return nil, fmt.Errorf("public_url: %w", err)
+		}
+		p.publicHost = strings.ToLower(u.Hostname())
+	}
+	for i := range c.Resources {
+		rc := &c.Resources[i]
+		r := &resource{
+			name:        rc.Name,
+			canonical:   rc.Resource,
+			pathPrefix:  strings.TrimSuffix(rc.PathPrefix, "/"),
+			issuers:     make(map[string]struct{}, len(rc.AuthorizationServers)),
+			audiences:   make(map[string]struct{}, 1+len(rc.Audiences)),
+			required:    rc.RequiredScopes,
+			requiredStr: strings.Join(rc.RequiredScopes, " "),
+			metadataURL: metadata.MetadataURL(c.PublicURL, rc.Resource),
+			wellKnown:   metadata.WellKnownPath(rc.Resource),
+		}
+		for _, h := range rc.Hosts {
+			r.hosts = append(r.hosts, strings.TrimPrefix(strings.ToLower(h), "*"))
+		}
+		r.audiences[rc.Resource] = struct{}{}
+		for _, a := range rc.Audiences {
+			r.audiences[a] = struct{}{}
+		}
+		doc := metadata.ProtectedResource{
+			Resource:               rc.Resource,
+			ScopesSupported:        rc.ScopesSupported,
+			BearerMethodsSupported: []string{"header"},
+			ResourceName:           rc.ResourceName,
+			ResourceDocumentation:  rc.ResourceDocumentation,
+		}
+		for _, as := range rc.AuthorizationServers {
+			r.issuers[as.Issuer] = struct{}{}
+			doc.AuthorizationServers = append(doc.AuthorizationServers, as.Issuer)
+		}
+		r.document = doc.JSON()
+		r.noTokenChall = metadata.Challenge{Scope: r.requiredStr, ResourceMetadata: r.metadataURL}.String()
+		p.resources = append(p.resources, r)
+		p.byName[r.name] = r
+		p.wellKnown[r.wellKnown] = append(p.wellKnown[r.wellKnown], r)
+	}
+	sort.SliceStable(p.resources, func(i, j int) bool {
+		return len(p.resources[i].pathPrefix) > len(p.resources[j].pathPrefix)
+	})
+	return p, nil
+}
+
+// Document returns the metadata document served at a well-known path for a
+// host, or false. The HTTP listener and the Check share this lookup so both
+// serve the same bytes.
+func (p *Policy) Document(host, path string) ([]byte, bool) {
+	r := p.documentFor(hostOnly(host), path)
+	if r == nil {
+		return nil, false
+	}
+	return r.document, true
+}
+
+// documentFor picks the resource whose metadata lives at path for host. The
+// root well-known path also answers for the first resource on the host:
+// RFC 9728 clients that fall back to the root document find it there.
+func (p *Policy) documentFor(host, path string) *resource {
+	cands := p.wellKnown[path]
+	if len(cands) == 0 && path == metadata.WellKnownPrefix {
+		cands = p.resources
+	}
+	for _, r := range cands {
+		if host == p.publicHost || r.matchesHost(host) {
+			return r
+		}
+	}
+	// Behind a proxy that rewrites the Host, a path that names exactly one
+	// resource is still unambiguous.
+	if len(cands) == 1 && path != metadata.WellKnownPrefix {
+		return cands[0]
+	}
+	return nil
+}
+
+// route picks the protected resource for a request: the one the proxy
+// route names, else the longest path prefix among those matching the host.
+func (p *Policy) route(ext map[string]string, host, path string) (*resource, error) {
+	if name := ext["resource"]; name != "" {
+		if r, ok := p.byName[name]; ok {
+			return r, nil
+		}
+		return nil, fmt.Errorf("%w: %q", ErrUnknownResource, name)
+	}
+	for _, r := range p.resources {
+		if r.matchesHost(host) && hasPathPrefix(path, r.pathPrefix) {
+			return r, nil
+		}
+	}
+	return nil, ErrUnmatched
+}
+
+func (r *resource) matchesHost(host string) bool {
+	for _, h := range r.hosts {
+		if h == host || (h[0] == '.' && strings.HasSuffix(host, h) && len(host) > len(h)) {
+			return true
+		}
+	}
+	return false
+}
+
+// hasPathPrefix matches whole segments: "/mcp" matches "/mcp" and "/mcp/x"
+// but not "/mcpx". An empty prefix (configured "/") matches everything.
+func hasPathPrefix(path, prefix string) bool {
+	if !strings.HasPrefix(path, prefix) {
+		return false
+	}
+	return len(path) == len(prefix) || prefix == "" || path[len(prefix)] == '/'
+}
+
+// hostOnly lower-cases an authority and drops its port: hosts are matched
+// port-insensitively.
+func hostOnly(authority string) string {
+	h := authority
+	if strings.HasPrefix(h, "[") {
+		if end := strings.IndexByte(h, ']'); end > 0 {
+			h = h[1:end]
+		}
+	} else if i := strings.LastIndexByte(h, ':'); i >= 0 && strings.IndexByte(h, ':') == i {
+		h = h[:i]
+	}
+	for i := 0; i < len(h); i++ {
+		if c := h[i]; c >= 'A' && c <= 'Z' {
+			return strings.ToLower(h)
+		}
+	}
+	return h
+}
+
+// documentJSON is the body of short JSON error answers.
+func errorBody(code, description string) []byte {
+	b, _ := json.Marshal(struct {
+		Error       string `json:"error"`
+		Description string `json:"error_description"`
+	}{code, description})
+	return b
+}
