@@ -1,0 +1,57 @@
+package check
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+
+	"github.com/extauthz/extauthz/pkg/authz"
+)
+
+// Decider decides a request; *authz.Engine implements it.
+type Decider interface {
+	Check(ctx context.Context, r *authz.Request) authz.Decision
+}
+
+// Server implements the Envoy v3 Authorization service.
+type Server struct {
+	authv3.UnimplementedAuthorizationServer
+	decider Decider
+	log     *slog.Logger
+}
+
+// NewServer builds a Check server over a decider.
+func NewServer(d Decider, log *slog.Logger) *Server {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Server{decider: d, log: log}
+}
+
+// Check answers one CheckRequest. It always answers with a CheckResponse,
+// never a gRPC error: Envoy's failure_mode_allow turns errors into allowed
+// requests, and nothing here may fail open. A panic below becomes a 503.
+func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (resp *authv3.CheckResponse, _ error) {
+	defer func() {
+		if p := recover(); p != nil {
+			s.log.Error("check panicked; denying", "panic", fmt.Sprint(p))
+			d := authz.Decision{
+				Status:      http.StatusServiceUnavailable,
+				Reason:      authz.ReasonInternal,
+				RetryAfter:  5,
+				ContentType: "application/json",
+				Body:        []byte(`{"error":"temporarily_unavailable","error_description":"the request cannot be authorized now; retry later"}`),
+			}
+			resp = Response(&d)
+		}
+	}()
+	r := Request(req)
+	d := s.decider.Check(ctx, &r)
+	if !d.Allow && s.log.Enabled(ctx, slog.LevelDebug) {
+		s.log.Debug("denied", "status", d.Status, "reason", string(d.Reason), "resource", d.Resource, "err", d.Err)
+	}
+	return Response(&d), nil
+}

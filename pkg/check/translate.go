@@ -1,0 +1,76 @@
+// Package check is the Envoy side of the gateway: it implements
+// envoy.service.auth.v3.Authorization/Check, translating a CheckRequest into
+// an authz.Request and an authz.Decision back into a CheckResponse.
+//
+// It is a thin layer: it makes no decisions. Everything below it works on
+// plain Go values and never sees an Envoy type.
+package check
+
+import (
+	"strings"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+
+	"github.com/extauthz/extauthz/pkg/authz"
+)
+
+// Request translates what Envoy sent. Envoy describes headers either as the
+// headers map (lower-case names, repeated headers merged with ",") or, with
+// encode_raw_headers, as header_map: a list of raw entries that may repeat
+// and whose values are bytes. Both end up as the same map; repeated entries
+// are merged as the map form does, so two Authorization headers read as one
+// malformed value either way.
+func Request(req *authv3.CheckRequest) authz.Request {
+	attrs := req.GetAttributes()
+	h := attrs.GetRequest().GetHttp()
+	r := authz.Request{
+		Method:            h.GetMethod(),
+		Scheme:            h.GetScheme(),
+		Host:              h.GetHost(),
+		Path:              h.GetPath(),
+		Headers:           h.GetHeaders(),
+		ContextExtensions: attrs.GetContextExtensions(),
+	}
+	if r.Headers == nil {
+		r.Headers = headerMap(h.GetHeaderMap().GetHeaders())
+	}
+	if body := h.GetRawBody(); len(body) > 0 {
+		r.Body = body
+	} else if h.GetBody() != "" {
+		r.Body = []byte(h.GetBody())
+	}
+	// Envoy fills the attributes; the pseudo-headers are a fallback for
+	// clients that only send headers.
+	if r.Method == "" {
+		r.Method = r.Headers[":method"]
+	}
+	if r.Host == "" {
+		if r.Host = r.Headers[":authority"]; r.Host == "" {
+			r.Host = r.Headers["host"]
+		}
+	}
+	if r.Path == "" {
+		r.Path = r.Headers[":path"]
+	}
+	if r.Scheme == "" {
+		r.Scheme = r.Headers[":scheme"]
+	}
+	return r
+}
+
+func headerMap(hs []*corev3.HeaderValue) map[string]string {
+	m := make(map[string]string, len(hs))
+	for _, hv := range hs {
+		k := strings.ToLower(hv.GetKey())
+		v := hv.GetValue()
+		if raw := hv.GetRawValue(); len(raw) > 0 {
+			v = string(raw)
+		}
+		if prev, ok := m[k]; ok {
+			v = prev + "," + v
+		}
+		m[k] = v
+	}
+	return m
+}
