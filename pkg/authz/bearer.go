@@ -25,6 +25,21 @@ var (
 // is malformed: a gateway that guesses which of two credentials counts can
 // be made to check one and forward the other.
 func ParseBearer(v string) (string, error) {
+	tok, err := bearerCandidate(v)
+	if err != nil {
+		return "", err
+	}
+	if !isB64Token(tok) {
+		return "", errMalformedCredential
+	}
+	return tok, nil
+}
+
+// bearerCandidate is ParseBearer without the b64token check: the text
+// after the scheme. The decision runs the check only on a cache miss — a
+// cache hit means this exact string was checked before (see
+// Engine.Check).
+func bearerCandidate(v string) (string, error) {
 	scheme, rest, ok := strings.Cut(v, " ")
 	if !strings.EqualFold(scheme, "Bearer") {
 		return "", errNotBearer
@@ -32,11 +47,7 @@ func ParseBearer(v string) (string, error) {
 	if !ok {
 		return "", errMalformedCredential
 	}
-	rest = strings.TrimLeft(rest, " ")
-	if !isB64Token(rest) {
-		return "", errMalformedCredential
-	}
-	return rest, nil
+	return strings.TrimLeft(rest, " "), nil
 }
 
 func isB64Token(s string) bool {
@@ -53,10 +64,18 @@ func isB64Token(s string) bool {
 	return i == len(s)
 }
 
-func isB64TokenChar(c byte) bool {
-	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' ||
-		c == '-' || c == '.' || c == '_' || c == '~' || c == '+' || c == '/'
-}
+func isB64TokenChar(c byte) bool { return b64TokenChars[c] }
+
+// b64TokenChars is the b64token character class as a table: the scan runs
+// over every byte of every token on every request.
+var b64TokenChars = func() (t [256]bool) {
+	for c := 0; c < 256; c++ {
+		b := byte(c)
+		t[c] = b >= 'a' && b <= 'z' || b >= 'A' && b <= 'Z' || b >= '0' && b <= '9' ||
+			b == '-' || b == '.' || b == '_' || b == '~' || b == '+' || b == '/'
+	}
+	return t
+}()
 
 // queryHasToken reports whether the query string carries access_token
 // (RFC 6750 §2.3, which OAuth 2.1 and MCP forbid). The common empty or

@@ -135,7 +135,9 @@ func (e *Engine) Check(ctx context.Context, r *Request) Decision {
 }
 
 // credential extracts the one bearer token a request may carry (RFC 6750
-// §2.1, header only: OAuth 2.1 and MCP forbid tokens in the URI).
+// §2.1, header only: OAuth 2.1 and MCP forbid tokens in the URI). The
+// token is not yet checked against the b64token grammar: verify does that
+// on a cache miss.
 func credential(r *Request, query string) (string, error) {
 	if queryHasToken(query) {
 		return "", ErrTokenInQuery
@@ -147,7 +149,7 @@ func credential(r *Request, query string) (string, error) {
 	if !ok || h == "" {
 		return "", ErrNoCredential
 	}
-	tok, err := ParseBearer(h)
+	tok, err := bearerCandidate(h)
 	switch {
 	case errors.Is(err, errNotBearer):
 		return "", fmt.Errorf("%w: %v", ErrNoCredential, err)
@@ -162,12 +164,20 @@ func credential(r *Request, query string) (string, error) {
 // token (single flight), whose result is then cached.
 func (e *Engine) verify(ctx context.Context, res *resource, raw string) Verdict {
 	key := cache.TokenKey(res.name, raw)
+	// Only strings that passed the b64token grammar are ever verified and
+	// cached, so a hit proves this one did too; the grammar scan of a long
+	// token is left to the miss path.
 	if v, ok := e.lookup(ctx, key); ok {
 		if v.Err == nil && !e.opts.Now().Before(v.Claims.Expiry) {
 			// Defence in depth: a cache entry must never outlive its token.
 			return Verdict{Err: token.ErrExpired}
 		}
 		return v
+	}
+	if !isB64Token(raw) {
+		// Two headers merged with ",", a parameter after the token, stray
+		// characters: not one Bearer credential (RFC 6750 §2.1).
+		return Verdict{Err: ErrMalformedHeader}
 	}
 	if e.joiningFlight != nil {
 		e.joiningFlight()

@@ -11,6 +11,7 @@ package token
 import (
 	"context"
 	"errors"
+	"sync/atomic"
 	"time"
 )
 
@@ -25,6 +26,27 @@ type Claims struct {
 	NotBefore time.Time // zero when absent
 	IssuedAt  time.Time // zero when absent
 	TokenID   string    // jti
+
+	// memo holds one value derived from these claims by a front end (the
+	// Envoy layer's dynamic metadata), built on first use. Claims are
+	// immutable once verified and shared by every request that presents
+	// the same token, so the value is computed once per token, not per
+	// request.
+	memo atomic.Pointer[any]
+}
+
+// Memo returns the value build derived from these claims, building it on
+// first use. Concurrent first uses may build twice; one result wins. The
+// value must be treated as read-only.
+func (c *Claims) Memo(build func(*Claims) any) any {
+	if p := c.memo.Load(); p != nil {
+		return *p
+	}
+	v := build(c)
+	if c.memo.CompareAndSwap(nil, &v) {
+		return v
+	}
+	return *c.memo.Load()
 }
 
 // HasAudience reports whether any of the token's audiences is in accepted.

@@ -1,0 +1,183 @@
+package check_test
+
+import (
+	"context"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/extauthz/extauthz/pkg/authz"
+	"github.com/extauthz/extauthz/pkg/cache"
+	"github.com/extauthz/extauthz/pkg/check"
+	"github.com/extauthz/extauthz/pkg/config"
+	"github.com/extauthz/extauthz/pkg/devissuer"
+	"github.com/extauthz/extauthz/pkg/jwks"
+	"github.com/extauthz/extauthz/pkg/token"
+)
+
+// benchServer is a Check server over a real issuer (HTTP on loopback) with
+// the cache on or off.
+func benchServer(b *testing.B, alg string, cached bool) (*check.Server, *devissuer.Issuer) {
+	b.Helper()
+	var h atomic.Pointer[http.Handler]
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { (*h.Load()).ServeHTTP(w, r) }))
+	b.Cleanup(srv.Close)
+	iss, err := devissuer.New(srv.URL, alg, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	iss.DefaultAudience = resourceURI
+	hh := iss.Handler()
+	h.Store(&hh)
+	cfg := &config.Config{Resources: []config.Resource{{
+		Name: "mcp", Resource: resourceURI, RequiredScopes: []string{"mcp:tools"},
+		AuthorizationServers: []config.AuthorizationServer{{Issuer: iss.Issuer(), JWKSURI: iss.JWKSURL()}},
+	}}}
+	cfg.ApplyDefaults()
+	if err := cfg.Validate(); err != nil {
+		b.Fatal(err)
+	}
+	src := jwks.New(func(context.Context) (string, error) { return iss.JWKSURL(), nil }, jwks.Options{})
+	v, err := token.NewJWTVerifier(token.JWTOptions{Issuers: map[string]token.KeySource{iss.Issuer(): src}, Leeway: time.Minute})
+	if err != nil {
+		b.Fatal(err)
+	}
+	p, err := authz.NewPolicy(cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	o := authz.Options{Verifier: v, MaxTTL: 5 * time.Minute, NegativeTTL: 10 * time.Second}
+	if cached {
+		o.Tokens = cache.NewMemory[authz.Verdict](cache.MemoryOptions{MaxEntries: 100000})
+		o.Rejections = cache.NewMemory[authz.Verdict](cache.MemoryOptions{MaxEntries: 10000})
+	}
+	e, err := authz.NewEngine(p, o)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return check.NewServer(e, nil), iss
+}
+
+// realisticRequest is a CheckRequest as Envoy sends it for an MCP
+// tools/call: about a dozen headers and an RFC 9068 access token of
+// typical size (about 800 bytes with RS256).
+func realisticRequest(b *testing.B, iss *devissuer.Issuer) *authv3.CheckRequest {
+	b.Helper()
+	tok, err := iss.Mint(devissuer.Token{
+		Subject: "user-7f3c9a2e-4b1d-4c8e-9f6a-1d2e3f4a5b6c", ClientID: "mcp-client-0a1b2c3d",
+		Scopes: []string{"mcp:tools", "mcp:resources", "openid", "profile"},
+		Extra:  map[string]any{"auth_time": time.Now().Unix(), "sid": strings.Repeat("s", 36), "acr": "urn:mace:incommon:iap:silver"},
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	req, err := check.EnvoyRequest{Method: "POST", URL: "https://mcp.example.com/mcp", Headers: [][2]string{
+		{"authorization", "Bearer " + tok},
+		{"content-type", "application/json"},
+		{"accept", "application/json, text/event-stream"},
+		{"mcp-protocol-version", "2026-07-28"},
+		{"mcp-session-id", "7c1f4d2a-9b8e-4f3a-a1c2-d3e4f5a6b7c8"},
+		{"mcp-method", "tools/call"},
+		{"mcp-name", "get_weather"},
+		{"user-agent", "node"},
+		{"content-length", "182"},
+		{"traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"},
+	}}.Proto()
+	if err != nil {
+		b.Fatal(err)
+	}
+	return req
+}
+
+func runCheck(b *testing.B, s *check.Server, req *authv3.CheckRequest) {
+	b.Helper()
+	ctx := context.Background()
+	if resp, _ := s.Check(ctx, req); resp.GetStatus().GetCode() != 0 {
+		b.Fatalf("warm-up denied: %v", resp)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if resp, _ := s.Check(ctx, req); resp.GetStatus().GetCode() != 0 {
+			b.Fatal("denied")
+		}
+	}
+}
+
+// BenchmarkCheckCacheHit is the common path: a known token, decided from
+// the in-process cache; translation in and out included, no network.
+func BenchmarkCheckCacheHit(b *testing.B) {
+	s, iss := benchServer(b, "RS256", true)
+	runCheck(b, s, realisticRequest(b, iss))
+}
+
+// BenchmarkCheckFullVerification is the cost of a token seen for the first
+// time: with the cache off, every Check parses and verifies the signature.
+func BenchmarkCheckFullVerification(b *testing.B) {
+	for _, alg := range []string{"RS256", "ES256"} {
+		b.Run(alg, func(b *testing.B) {
+			s, iss := benchServer(b, alg, false)
+			runCheck(b, s, realisticRequest(b, iss))
+		})
+	}
+}
+
+// BenchmarkCheckGRPCCacheHit adds the real cost around it: a gRPC call over
+// loopback TCP, 16 concurrent callers on one connection (as one Envoy
+// worker multiplexes its Checks), client and server sharing the machine.
+func BenchmarkCheckGRPCCacheHit(b *testing.B) {
+	s, iss := benchServer(b, "RS256", true)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	gs := grpc.NewServer()
+	authv3.RegisterAuthorizationServer(gs, s)
+	go func() { _ = gs.Serve(ln) }()
+	b.Cleanup(gs.Stop)
+	conn, err := grpc.NewClient(ln.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { conn.Close() })
+	client := authv3.NewAuthorizationClient(conn)
+	req := realisticRequest(b, iss)
+	if resp, err := client.Check(context.Background(), req); err != nil || resp.GetStatus().GetCode() != 0 {
+		b.Fatalf("warm-up: %v %v", resp, err)
+	}
+	b.ReportAllocs()
+	b.SetParallelism(8) // 8 × GOMAXPROCS(2) = 16 callers
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if resp, err := client.Check(context.Background(), req); err != nil || resp.GetStatus().GetCode() != 0 {
+				b.Errorf("denied: %v %v", resp, err)
+				return
+			}
+		}
+	})
+}
+
+// BenchmarkTranslate is the Envoy layer alone: request in, decision out.
+func BenchmarkTranslate(b *testing.B) {
+	_, iss := benchServer(b, "ES256", false)
+	req := realisticRequest(b, iss)
+	d := authz.Decision{Allow: true, Status: 200, Resource: "mcp",
+		Upstream: []authz.Header{{Name: "x-extauthz-subject", Value: "alice"}, {Name: "x-extauthz-client-id", Value: "c"}, {Name: "x-extauthz-scopes", Value: "mcp:tools"}},
+		Remove:   []string{"authorization"}, Claims: &token.Claims{Subject: "alice", Issuer: "https://auth", Expiry: time.Now()}}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		r := check.Request(req)
+		_ = r
+		_ = check.Response(&d)
+	}
+}
