@@ -1,0 +1,394 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/pprof"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"golang.org/x/sync/errgroup"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/keepalive"
+
+	"github.com/extauthz/extauthz/pkg/authz"
+	"github.com/extauthz/extauthz/pkg/cache"
+	"github.com/extauthz/extauthz/pkg/check"
+	"github.com/extauthz/extauthz/pkg/config"
+	"github.com/extauthz/extauthz/pkg/jwks"
+	"github.com/extauthz/extauthz/pkg/metadata"
+	"github.com/extauthz/extauthz/pkg/token"
+)
+
+// shutdownGrace bounds how long in-flight Checks and HTTP requests may take
+// to finish once a shutdown signal arrives (Kubernetes' default grace is 30s).
+const shutdownGrace = 20 * time.Second
+
+// app is one running gateway: every component built from a config, with
+// its listeners already bound so that their addresses are known.
+type app struct {
+	cfg     *config.Config
+	log     *slog.Logger
+	engine  *authz.Engine
+	sources map[string]*jwks.Source // by issuer
+	health  *health.Server
+	grpc    *grpc.Server
+	http    *http.Server
+	admin   *http.Server
+
+	lnGRPC, lnHTTP, lnAdmin net.Listener
+}
+
+// appOptions are the parts of wiring a caller may supply.
+type appOptions struct {
+	// Listeners already bound by the caller (dev binds first to learn the
+	// ports); nil ones are bound from the config.
+	lnGRPC, lnHTTP, lnAdmin net.Listener
+	// extraHTTP is mounted at "/" on the HTTP listener (the dev issuer).
+	extraHTTP http.Handler
+	now       func() time.Time
+}
+
+func newApp(cfg *config.Config, log *slog.Logger, o appOptions) (a *app, err error) {
+	if o.now == nil {
+		o.now = time.Now
+	}
+	a = &app{cfg: cfg, log: log, sources: map[string]*jwks.Source{}}
+	defer func() {
+		if err != nil {
+			a.closeListeners()
+		}
+	}()
+	if cfg.Cache.RedisURL != "" {
+		return nil, errors.New("cache.redis_url: the Redis cache tier is not available in this build yet; leave redis_url empty")
+	}
+
+	discovery := &http.Client{Timeout: cfg.JWKS.Timeout.D()}
+	issuers := map[string]token.KeySource{}
+	for _, r := range cfg.Resources {
+		for _, as := range r.AuthorizationServers {
+			if _, ok := a.sources[as.Issuer]; ok {
+				continue
+			}
+			src := jwks.New(jwksLocator(as, discovery, cfg.JWKS.MaxRefresh.D(), o.now), jwks.Options{
+				Now:                o.now,
+				MinRefresh:         cfg.JWKS.MinRefresh.D(),
+				MaxRefresh:         cfg.JWKS.MaxRefresh.D(),
+				UnknownKIDInterval: cfg.JWKS.UnknownKIDInterval.D(),
+				Timeout:            cfg.JWKS.Timeout.D(),
+				Logger:             log.With("issuer", as.Issuer),
+			})
+			a.sources[as.Issuer] = src
+			issuers[as.Issuer] = src
+		}
+	}
+	verifier, err := token.NewJWTVerifier(token.JWTOptions{
+		Issuers:    issuers,
+		Algorithms: cfg.Tokens.Algorithms,
+		Leeway:     cfg.Tokens.Leeway.D(),
+		MaxBytes:   cfg.Tokens.MaxBytes,
+		Now:        o.now,
+	})
+	if err != nil {
+		return nil, err
+	}
+	policy, err := authz.NewPolicy(cfg)
+	if err != nil {
+		return nil, err
+	}
+	a.engine, err = authz.NewEngine(policy, authz.Options{
+		Verifier:    verifier,
+		Tokens:      cache.NewMemory[authz.Verdict](cache.MemoryOptions{MaxEntries: cfg.Cache.MaxEntries, Now: o.now}),
+		Rejections:  cache.NewMemory[authz.Verdict](cache.MemoryOptions{MaxEntries: cfg.Cache.MaxNegativeEntries, Now: o.now}),
+		MaxTTL:      cfg.Cache.MaxTTL.D(),
+		NegativeTTL: cfg.Cache.NegativeTTL.D(),
+		Now:         o.now,
+		Logger:      log,
+	})
+	if err != nil {
+		return nil, err
+	}
+
+	ka := cfg.GRPC.Keepalive
+	gopts := []grpc.ServerOption{
+		grpc.MaxRecvMsgSize(cfg.GRPC.MaxRecvMsgBytes),
+		grpc.KeepaliveParams(keepalive.ServerParameters{
+			Time:             ka.Time.D(),
+			Timeout:          ka.Timeout.D(),
+			MaxConnectionAge: ka.MaxConnectionAge.D(),
+		}),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{
+			MinTime:             ka.MinTime.D(),
+			PermitWithoutStream: ka.PermitsWithoutStream(),
+		}),
+	}
+	if cfg.GRPC.MaxConcurrentStreams > 0 {
+		gopts = append(gopts, grpc.MaxConcurrentStreams(cfg.GRPC.MaxConcurrentStreams))
+	}
+	a.grpc = grpc.NewServer(gopts...)
+	authv3.RegisterAuthorizationServer(a.grpc, check.NewServer(a.engine, log))
+	a.health = health.NewServer()
+	healthpb.RegisterHealthServer(a.grpc, a.health)
+	a.setServing(false)
+
+	a.http = &http.Server{Handler: a.httpHandler(o.extraHTTP), ReadHeaderTimeout: 10 * time.Second}
+	a.admin = &http.Server{Handler: a.adminHandler(), ReadHeaderTimeout: 10 * time.Second}
+
+	if a.lnGRPC = o.lnGRPC; a.lnGRPC == nil {
+		if a.lnGRPC, err = net.Listen("tcp", cfg.Listen.GRPC); err != nil {
+			return nil, fmt.Errorf("listen.grpc: %w", err)
+		}
+	}
+	if a.lnHTTP = o.lnHTTP; a.lnHTTP == nil && cfg.Listen.HTTP != "off" {
+		if a.lnHTTP, err = net.Listen("tcp", cfg.Listen.HTTP); err != nil {
+			return nil, fmt.Errorf("listen.http: %w", err)
+		}
+	}
+	if a.lnAdmin = o.lnAdmin; a.lnAdmin == nil && cfg.Listen.Admin != "off" {
+		if a.lnAdmin, err = net.Listen("tcp", cfg.Listen.Admin); err != nil {
+			return nil, fmt.Errorf("listen.admin: %w", err)
+		}
+	}
+	return a, nil
+}
+
+// jwksLocator gives an issuer's JWKS URL: configured, else discovered from
+// its metadata (RFC 8414, then OpenID Connect) and re-discovered at most
+// every maxAge.
+func jwksLocator(as config.AuthorizationServer, client *http.Client, maxAge time.Duration, now func() time.Time) jwks.Locator {
+	if as.JWKSURI != "" {
+		return func(context.Context) (string, error) { return as.JWKSURI, nil }
+	}
+	var (
+		mu    sync.Mutex
+		uri   string
+		found time.Time
+	)
+	return func(ctx context.Context) (string, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if uri != "" && now().Sub(found) < maxAge {
+			return uri, nil
+		}
+		md, err := metadata.Discover(ctx, client, as.Issuer)
+		if err != nil {
+			if uri != "" {
+				return uri, nil // keep the last known location
+			}
+			return "", err
+		}
+		if md.JWKSURI == "" {
+			return "", fmt.Errorf("issuer %q publishes no jwks_uri", as.Issuer)
+		}
+		uri, found = md.JWKSURI, now()
+		return uri, nil
+	}
+}
+
+func (a *app) closeListeners() {
+	for _, ln := range []net.Listener{a.lnGRPC, a.lnHTTP, a.lnAdmin} {
+		if ln != nil {
+			_ = ln.Close()
+		}
+	}
+}
+
+// ready reports whether every issuer has usable keys, and which do not.
+func (a *app) ready() (bool, []string) {
+	var missing []string
+	for iss, s := range a.sources {
+		if !s.Ready() {
+			missing = append(missing, iss)
+		}
+	}
+	sort.Strings(missing)
+	return len(missing) == 0, missing
+}
+
+func (a *app) setServing(ok bool) {
+	st := healthpb.HealthCheckResponse_NOT_SERVING
+	if ok {
+		st = healthpb.HealthCheckResponse_SERVING
+	}
+	a.health.SetServingStatus("", st)
+	a.health.SetServingStatus(authv3.Authorization_ServiceDesc.ServiceName, st)
+}
+
+// run serves until ctx ends, then drains: new Checks are refused while
+// in-flight ones finish, within shutdownGrace.
+func (a *app) run(ctx context.Context) error {
+	g, gctx := errgroup.WithContext(ctx)
+	for _, s := range a.sources {
+		g.Go(func() error { s.Run(gctx); return nil })
+	}
+	g.Go(func() error { a.watchReadiness(gctx); return nil })
+	g.Go(func() error {
+		if err := a.grpc.Serve(a.lnGRPC); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+			return fmt.Errorf("grpc: %w", err)
+		}
+		return nil
+	})
+	for _, srv := range []struct {
+		s  *http.Server
+		ln net.Listener
+	}{{a.http, a.lnHTTP}, {a.admin, a.lnAdmin}} {
+		if srv.ln == nil {
+			continue
+		}
+		g.Go(func() error {
+			if err := srv.s.Serve(srv.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				return err
+			}
+			return nil
+		})
+	}
+	g.Go(func() error {
+		<-gctx.Done()
+		a.log.Info("shutting down; draining in-flight requests")
+		a.health.Shutdown()
+		sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+		defer cancel()
+		done := make(chan struct{})
+		go func() { a.grpc.GracefulStop(); close(done) }()
+		select {
+		case <-done:
+		case <-sctx.Done():
+			a.grpc.Stop()
+		}
+		_ = a.http.Shutdown(sctx)
+		_ = a.admin.Shutdown(sctx)
+		return nil
+	})
+	a.log.Info("serving", "grpc", a.lnGRPC.Addr().String(), "http", addrOf(a.lnHTTP), "admin", addrOf(a.lnAdmin))
+	return g.Wait()
+}
+
+// watchReadiness keeps the gRPC health status in step with readiness:
+// Envoy's health checks then stop sending Checks to a replica that could
+// only answer 503.
+func (a *app) watchReadiness(ctx context.Context) {
+	t := time.NewTicker(500 * time.Millisecond)
+	defer t.Stop()
+	was := false
+	for {
+		ok, _ := a.ready()
+		if ok != was {
+			a.setServing(ok)
+			a.log.Info("readiness changed", "ready", ok)
+			was = ok
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func addrOf(ln net.Listener) string {
+	if ln == nil {
+		return "off"
+	}
+	return ln.Addr().String()
+}
+
+// httpHandler serves the public HTTP listener: protected-resource metadata,
+// health, and anything extra (the dev issuer).
+func (a *app) httpHandler(extra http.Handler) http.Handler {
+	mux := http.NewServeMux()
+	a.healthRoutes(mux)
+	metadataHandler := func(w http.ResponseWriter, r *http.Request) {
+		doc, ok := a.engine.Policy().Document(r.Host, r.URL.EscapedPath())
+		if !ok {
+			http.NotFound(w, r)
+			return
+		}
+		w.Header().Set("Access-Control-Allow-Origin", "*")
+		if r.Method == http.MethodOptions {
+			w.Header().Set("Access-Control-Allow-Methods", "GET, HEAD, OPTIONS")
+			w.Header().Set("Access-Control-Allow-Headers", "*")
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			w.Header().Set("Allow", "GET, HEAD, OPTIONS")
+			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Cache-Control", "public, max-age=300")
+		_, _ = w.Write(doc)
+	}
+	mux.HandleFunc(metadata.WellKnownPrefix, metadataHandler)
+	mux.HandleFunc(metadata.WellKnownPrefix+"/", metadataHandler)
+	if extra != nil {
+		mux.Handle("/", extra)
+	}
+	return mux
+}
+
+func (a *app) healthRoutes(mux *http.ServeMux) {
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		ok, missing := a.ready()
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Cache-Control", "no-store")
+		status := http.StatusOK
+		if !ok {
+			status = http.StatusServiceUnavailable
+		}
+		w.WriteHeader(status)
+		_ = json.NewEncoder(w).Encode(map[string]any{"ready": ok, "issuers_without_keys": nonNil(missing)})
+	})
+}
+
+// adminHandler serves the admin listener: health and profiling. It binds to
+// loopback by default; expose it only inside the pod.
+func (a *app) adminHandler() http.Handler {
+	mux := http.NewServeMux()
+	a.healthRoutes(mux)
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	return mux
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+// newLogger builds the process logger: JSON by default, text for people.
+func newLogger(w interface{ Write([]byte) (int, error) }, level, format string) *slog.Logger {
+	var lv slog.Level
+	switch strings.ToLower(level) {
+	case "debug":
+		lv = slog.LevelDebug
+	case "warn":
+		lv = slog.LevelWarn
+	case "error":
+		lv = slog.LevelError
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	if format == "text" {
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
+}

@@ -1,0 +1,352 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	"github.com/extauthz/extauthz/pkg/config"
+	"github.com/extauthz/extauthz/pkg/devissuer"
+)
+
+// syncBuffer is an io.Writer safe to read while a command writes to it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+
+// waitFor polls until f returns true; a wait, not a timing assertion.
+func waitFor(t *testing.T, what string, f func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !f() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// runCmd runs the CLI in-process and returns its exit code and output.
+func runCmd(ctx context.Context, args ...string) (int, string, string) {
+	var out, errb bytes.Buffer
+	code := run(ctx, args, &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+func startIssuer(t *testing.T, audience string) (*devissuer.Issuer, *httptest.Server) {
+	t.Helper()
+	var h atomic.Pointer[http.Handler]
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { (*h.Load()).ServeHTTP(w, r) }))
+	t.Cleanup(srv.Close)
+	iss, err := devissuer.New(srv.URL+"/realms/test", "RS256", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	iss.DefaultAudience = audience
+	hh := iss.Handler()
+	h.Store(&hh)
+	return iss, srv
+}
+
+func TestServeAndCheckCommand(t *testing.T) {
+	iss, _ := startIssuer(t, "https://mcp.example.com/mcp")
+	cfgPath := filepath.Join(t.TempDir(), "extauthz.yaml")
+	cfg := fmt.Sprintf(`
+listen: {grpc: "127.0.0.1:0", http: "127.0.0.1:0", admin: "127.0.0.1:0"}
+public_url: "https://mcp.example.com"
+cache: {redis_url: "", max_ttl: 5m, negative_ttl: 10s}
+resources:
+  - name: mcp
+    resource: "https://mcp.example.com/mcp"
+    hosts: ["mcp.example.com"]
+    path_prefix: /mcp
+    authorization_servers:
+      - issuer: %q
+    scopes_supported: ["mcp:tools"]
+    required_scopes: ["mcp:tools"]
+`, iss.Issuer())
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var logs syncBuffer
+	done := make(chan int)
+	go func() { done <- run(ctx, []string{"serve", "--config", cfgPath}, io.Discard, &logs) }()
+	defer func() {
+		cancel()
+		if code := <-done; code != 0 {
+			t.Errorf("serve exited %d after SIGTERM-equivalent; logs:\n%s", code, logs.String())
+		}
+	}()
+
+	var addrs struct{ GRPC, HTTP, Admin string }
+	waitFor(t, "the serving log line", func() bool {
+		for _, line := range strings.Split(logs.String(), "\n") {
+			var l map[string]any
+			if json.Unmarshal([]byte(line), &l) == nil && l["msg"] == "serving" {
+				addrs.GRPC, addrs.HTTP, addrs.Admin = l["grpc"].(string), l["http"].(string), l["admin"].(string)
+				return true
+			}
+		}
+		return false
+	})
+	waitFor(t, "readiness", func() bool {
+		resp, err := http.Get("http://" + addrs.HTTP + "/readyz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == 200
+	})
+
+	t.Run("gRPC health is SERVING once keys are loaded", func(t *testing.T) {
+		conn, err := grpc.NewClient(addrs.GRPC, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		waitFor(t, "SERVING", func() bool {
+			r, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{Service: "envoy.service.auth.v3.Authorization"})
+			return err == nil && r.Status == healthpb.HealthCheckResponse_SERVING
+		})
+	})
+
+	tok, err := iss.Mint(devissuer.Token{Subject: "alice", ClientID: "cli", Scopes: []string{"mcp:tools"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Run("allowed", func(t *testing.T) {
+		code, out, errOut := runCmd(ctx, "check", "--addr", addrs.GRPC, "--url", "https://mcp.example.com/mcp", "--method", "POST", "--token", tok)
+		if code != 0 {
+			t.Fatalf("exit %d: %s%s", code, out, errOut)
+		}
+		for _, want := range []string{"decision: ALLOW", "x-extauthz-subject: alice", "x-extauthz-client-id: cli", "x-extauthz-scopes: mcp:tools", "upstream request headers removed: authorization"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("output lacks %q:\n%s", want, out)
+			}
+		}
+	})
+	t.Run("no token", func(t *testing.T) {
+		code, out, _ := runCmd(ctx, "check", "--addr", addrs.GRPC, "--url", "https://mcp.example.com/mcp", "--raw-headers")
+		want := "www-authenticate: Bearer scope=\"mcp:tools\", resource_metadata=\"https://mcp.example.com/.well-known/oauth-protected-resource/mcp\""
+		if code != 1 || !strings.Contains(out, "status: 401") || !strings.Contains(out, want) {
+			t.Fatalf("exit %d, output:\n%s", code, out)
+		}
+	})
+	t.Run("unreachable address", func(t *testing.T) {
+		code, _, errOut := runCmd(ctx, "check", "--addr", "127.0.0.1:1", "--url", "https://mcp.example.com/mcp", "--timeout", "2s")
+		if code != 2 || errOut == "" {
+			t.Fatalf("exit %d, stderr %q; want 2 with an error", code, errOut)
+		}
+	})
+	t.Run("metadata on the HTTP listener", func(t *testing.T) {
+		for _, p := range []string{"/.well-known/oauth-protected-resource/mcp", "/.well-known/oauth-protected-resource"} {
+			req, _ := http.NewRequest("GET", "http://"+addrs.HTTP+p, nil)
+			req.Host = "mcp.example.com"
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			var doc map[string]any
+			if resp.StatusCode != 200 || json.Unmarshal(body, &doc) != nil || doc["resource"] != "https://mcp.example.com/mcp" {
+				t.Errorf("%s: %d %s", p, resp.StatusCode, body)
+			}
+		}
+	})
+	t.Run("admin listener", func(t *testing.T) {
+		resp, err := http.Get("http://" + addrs.Admin + "/healthz")
+		if err != nil || resp.StatusCode != 200 {
+			t.Fatalf("admin healthz: %v %v", resp, err)
+		}
+		resp.Body.Close()
+	})
+}
+
+func TestDevPrintsAWorkingTokenAndCommand(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	pr, pw := io.Pipe()
+	done := make(chan int)
+	go func() {
+		done <- run(ctx, []string{"dev", "--grpc", "127.0.0.1:0", "--http", "127.0.0.1:0", "--admin", "off", "--log-level", "warn"}, pw, io.Discard)
+		pw.Close()
+	}()
+	defer func() {
+		cancel()
+		if code := <-done; code != 0 {
+			t.Errorf("dev exited %d", code)
+		}
+	}()
+	var withToken, withoutToken []string
+	var metadataURL string
+	sc := bufio.NewScanner(pr)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() && (withToken == nil || withoutToken == nil || metadataURL == "") {
+		line := strings.TrimSpace(sc.Text())
+		if i := strings.Index(line, " check --addr "); i >= 0 {
+			args := strings.Fields(line[i+1:])
+			if strings.Contains(line, "--token") {
+				withToken = args
+			} else {
+				withoutToken = args
+			}
+		}
+		if strings.HasPrefix(line, "curl http") && strings.Contains(line, "oauth-protected-resource") {
+			metadataURL = strings.TrimPrefix(line, "curl ")
+		}
+	}
+	go func() { _, _ = io.Copy(io.Discard, pr) }()
+	if withToken == nil || withoutToken == nil || metadataURL == "" {
+		t.Fatal("the banner does not print both check commands and the metadata URL")
+	}
+	code, out, errOut := runCmd(ctx, withToken...)
+	if code != 0 || !strings.Contains(out, "decision: ALLOW") || !strings.Contains(out, "x-extauthz-subject: dev-user") {
+		t.Fatalf("the printed command with the printed token: exit %d\n%s%s", code, out, errOut)
+	}
+	code, out, _ = runCmd(ctx, withoutToken...)
+	if code != 1 || !strings.Contains(out, "status: 401") || !regexp.MustCompile(`resource_metadata="http://127\.0\.0\.1:\d+/\.well-known/oauth-protected-resource/mcp"`).MatchString(out) {
+		t.Fatalf("the printed command without a token: exit %d\n%s", code, out)
+	}
+	resp, err := http.Get(metadataURL)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("GET %s: %v %v", metadataURL, resp, err)
+	}
+	resp.Body.Close()
+}
+
+func TestCheckConfigCommand(t *testing.T) {
+	dir := t.TempDir()
+	good := filepath.Join(dir, "good.yaml")
+	bad := filepath.Join(dir, "bad.yaml")
+	os.WriteFile(good, []byte("resources:\n  - name: mcp\n    resource: https://mcp.example.com/mcp\n    authorization_servers: [{issuer: https://auth.example.com}]\n"), 0o600)
+	os.WriteFile(bad, []byte("resources:\n  - name: mcp\n    resource: https://mcp.example.com/mcp\n    authorization_servers: [{isuer: https://auth.example.com}]\n"), 0o600)
+	if code, out, _ := runCmd(context.Background(), "check-config", good); code != 0 || !strings.Contains(out, "ok") {
+		t.Errorf("good config: exit %d %q", code, out)
+	}
+	code, _, errOut := runCmd(context.Background(), "check-config", bad)
+	if code != 1 || !strings.Contains(errOut, "resources[0].authorization_servers[0].isuer: unknown key") {
+		t.Errorf("bad config: exit %d, stderr:\n%s", code, errOut)
+	}
+	if code, _, _ := runCmd(context.Background(), "check-config", filepath.Join(dir, "missing.yaml")); code != 1 {
+		t.Errorf("missing file: exit %d", code)
+	}
+}
+
+func TestVersionAndUsage(t *testing.T) {
+	if code, out, _ := runCmd(context.Background(), "version"); code != 0 || !strings.HasPrefix(out, "extauthz ") {
+		t.Errorf("version: %d %q", code, out)
+	}
+	if code, _, errOut := runCmd(context.Background(), "frobnicate"); code != 2 || !strings.Contains(errOut, "unknown command") {
+		t.Errorf("unknown command: %d %q", code, errOut)
+	}
+	if code, _, errOut := runCmd(context.Background(), "serve"); code != 1 || !strings.Contains(errOut, "--config") {
+		t.Errorf("serve without config: %d %q", code, errOut)
+	}
+}
+
+// TestShutdownDrainsInFlightChecks: a Check still waiting on a JWKS fetch
+// when the shutdown signal arrives gets its answer.
+func TestShutdownDrainsInFlightChecks(t *testing.T) {
+	iss, srv := startIssuer(t, "https://mcp.example.com/mcp")
+	var gated atomic.Bool
+	release := make(chan struct{})
+	fetching := make(chan struct{}, 1)
+	inner := srv.Config.Handler
+	srv.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/jwks.json") && gated.Load() {
+			select {
+			case fetching <- struct{}{}:
+			default:
+			}
+			<-release
+		}
+		inner.ServeHTTP(w, r)
+	})
+	cfg := &config.Config{
+		Listen: config.Listen{GRPC: "127.0.0.1:0", HTTP: "off", Admin: "off"},
+		Resources: []config.Resource{{Name: "mcp", Resource: "https://mcp.example.com/mcp",
+			AuthorizationServers: []config.AuthorizationServer{{Issuer: iss.Issuer(), JWKSURI: iss.JWKSURL()}}}},
+	}
+	cfg.ApplyDefaults()
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	var now atomic.Int64
+	now.Store(time.Now().UnixNano())
+	clock := func() time.Time { return time.Unix(0, now.Load()) }
+	a, err := newApp(cfg, newLogger(io.Discard, "error", "json"), appOptions{now: clock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error)
+	go func() { served <- a.run(ctx) }()
+	waitFor(t, "keys", func() bool { ok, _ := a.ready(); return ok })
+
+	// The issuer rotates; the first token with the new kid makes the
+	// gateway refetch the key set, and that fetch hangs.
+	kid, err := iss.AddKey("RS256")
+	if err != nil {
+		t.Fatal(err)
+	}
+	iss.Use(kid)
+	tok, _ := iss.Mint(devissuer.Token{Subject: "alice"})
+	gated.Store(true)
+	now.Add(int64(time.Minute)) // past the unknown-kid refetch interval
+	type result struct {
+		code int
+		out  string
+	}
+	results := make(chan result)
+	go func() {
+		code, out, errOut := runCmd(context.Background(), "check", "--addr", a.lnGRPC.Addr().String(), "--url", "https://mcp.example.com/mcp", "--token", tok, "--timeout", "20s")
+		results <- result{code, out + errOut}
+	}()
+	<-fetching // the Check is in flight, waiting for keys
+	cancel()   // SIGTERM
+	waitFor(t, "the health status to turn NOT_SERVING", func() bool {
+		return healthStatus(a) == healthpb.HealthCheckResponse_NOT_SERVING
+	})
+	close(release)
+	r := <-results
+	if r.code != 0 || !strings.Contains(r.out, "decision: ALLOW") {
+		t.Fatalf("in-flight Check during shutdown: exit %d\n%s", r.code, r.out)
+	}
+	if err := <-served; err != nil {
+		t.Fatalf("run: %v", err)
+	}
+}
+
+func healthStatus(a *app) healthpb.HealthCheckResponse_ServingStatus {
+	r, err := a.health.Check(context.Background(), &healthpb.HealthCheckRequest{})
+	if err != nil {
+		return healthpb.HealthCheckResponse_UNKNOWN
+	}
+	return r.Status
+}

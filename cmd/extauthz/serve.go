@@ -1,0 +1,46 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+
+	"github.com/extauthz/extauthz/pkg/config"
+)
+
+func serveCmd(ctx context.Context, args []string, stderr io.Writer) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("config", envOr("EXTAUTHZ_CONFIG", ""), "policy file (env EXTAUTHZ_CONFIG)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *path == "" {
+		return errors.New("serve: --config FILE is required (or set EXTAUTHZ_CONFIG)")
+	}
+	cfg, err := config.Load(*path)
+	if err != nil {
+		return fmt.Errorf("%s:\n%w", *path, err)
+	}
+	log := newLogger(stderr, cfg.Log.Level, cfg.Log.Format)
+	a, err := newApp(cfg, log, appOptions{})
+	if err != nil {
+		return err
+	}
+	return a.run(ctx)
+}
+
+func checkConfigCmd(args []string, stdout, stderr io.Writer) int {
+	if len(args) != 1 || args[0] == "-h" || args[0] == "--help" {
+		fmt.Fprintln(stderr, "usage: extauthz check-config FILE")
+		return 2
+	}
+	if _, err := config.Load(args[0]); err != nil {
+		fmt.Fprintf(stderr, "%s: invalid\n%v\n", args[0], err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "%s: ok\n", args[0])
+	return 0
+}
