@@ -1,0 +1,26 @@
+# The README's test command is `make test`; .ci/run calls it.
+GO       ?= go
+FUZZTIME ?= 30s
+
+.PHONY: test lint fuzz bench build
+
+test:
+	$(GO) test -race -count=1 ./...
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+# Each fuzz target for FUZZTIME; new failing inputs land in testdata/fuzz.
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzParseBearer$$' -fuzztime $(FUZZTIME) ./pkg/authz/
+	$(GO) test -run '^$$' -fuzz '^FuzzChallenge$$' -fuzztime $(FUZZTIME) ./pkg/metadata/
+	$(GO) test -run '^$$' -fuzz '^FuzzParseChallenges$$' -fuzztime $(FUZZTIME) ./pkg/metadata/
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./pkg/config/
+	$(GO) test -run '^$$' -fuzz '^FuzzRefreshInterval$$' -fuzztime $(FUZZTIME) ./pkg/jwks/
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchtime 2s -count 5 ./pkg/check/
+
+build:
+	$(GO) build -o bin/extauthz ./cmd/extauthz
