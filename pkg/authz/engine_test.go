@@ -242,3 +242,24 @@ func TestCallerGivingUpDoesNotFailOthers(t *testing.T) {
 		t.Fatalf("second caller denied: %v", d.Err)
 	}
 }
+
+func TestUnknownKidIsNotCachedNegatively(t *testing.T) {
+	f := newFixture(t, time.Minute, time.Hour)
+	if d := f.check(f.mint(t, time.Hour), "/mcp"); !d.Allow {
+		t.Fatalf("warm-up denied: %v", d.Err)
+	}
+	// The issuer starts signing with a new key right after our last fetch.
+	kid, err := f.issuer.AddKey("ES256")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.issuer.Use(kid)
+	tok := f.mint(t, time.Hour)
+	if d := f.check(tok, "/mcp"); d.Allow || d.Reason != ReasonUnknownKey {
+		t.Fatalf("within the refetch interval: allow=%v reason=%s, want unknown_key", d.Allow, d.Reason)
+	}
+	f.clock.Advance(11 * time.Second) // the refetch interval, far less than the negative TTL
+	if d := f.check(tok, "/mcp"); !d.Allow {
+		t.Fatalf("after the refetch interval the new key must work: %v", d.Err)
+	}
+}

@@ -100,12 +100,16 @@ var (
 
 // Definitive reports whether err proves the token invalid, as opposed to a
 // transient failure. Only definitive failures may be cached as negative.
-// A not-yet-valid token becomes valid by itself, so it is not definitive.
+// A not-yet-valid token becomes valid by itself, and an unknown kid may be
+// a key the issuer has just started using: caching either would stretch a
+// short gap (the leeway, the JWKS refetch interval) by the negative TTL.
+// Neither is expensive to re-check: an unknown kid costs no signature check
+// and, within the refetch interval, no fetch.
 func Definitive(err error) bool {
 	switch {
 	case err == nil:
 		return false
-	case errors.Is(err, ErrUnavailable), errors.Is(err, ErrNotYetValid),
+	case errors.Is(err, ErrUnavailable), errors.Is(err, ErrNotYetValid), errors.Is(err, ErrUnknownKey),
 		errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return false
 	}
