@@ -350,3 +350,30 @@ func healthStatus(a *app) healthpb.HealthCheckResponse_ServingStatus {
 	}
 	return r.Status
 }
+
+// TestCheckConfigOnTestdata runs the command on every file of the config
+// package's testdata: valid ones exit 0, invalid ones exit 1 and print
+// exactly the errors the parser reports (whose texts that package's tests
+// pin down one by one).
+func TestCheckConfigOnTestdata(t *testing.T) {
+	files, err := filepath.Glob("../../pkg/config/testdata/*.yaml")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no testdata: %v", err)
+	}
+	for _, f := range files {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			code, out, errOut := runCmd(context.Background(), "check-config", f)
+			_, loadErr := config.Load(f)
+			switch {
+			case strings.HasPrefix(filepath.Base(f), "valid-"):
+				if code != 0 || out != f+": ok\n" {
+					t.Errorf("exit %d, stdout %q, stderr %q", code, out, errOut)
+				}
+			case strings.HasPrefix(filepath.Base(f), "invalid-"):
+				if code != 1 || loadErr == nil || errOut != f+": invalid\n"+loadErr.Error()+"\n" {
+					t.Errorf("exit %d, stderr %q", code, errOut)
+				}
+			}
+		})
+	}
+}
