@@ -22,6 +22,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
+	"github.com/extauthz/extauthz/internal/testkit"
 	"github.com/extauthz/extauthz/pkg/config"
 	"github.com/extauthz/extauthz/pkg/devissuer"
 )
@@ -60,17 +61,7 @@ func runCmd(ctx context.Context, args ...string) (int, string, string) {
 
 func startIssuer(t *testing.T, audience string) (*devissuer.Issuer, *httptest.Server) {
 	t.Helper()
-	var h atomic.Pointer[http.Handler]
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { (*h.Load()).ServeHTTP(w, r) }))
-	t.Cleanup(srv.Close)
-	iss, err := devissuer.New(srv.URL+"/realms/test", "RS256", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	iss.DefaultAudience = audience
-	hh := iss.Handler()
-	h.Store(&hh)
-	return iss, srv
+	return testkit.Issuer(t, "RS256", "/realms/test", audience, nil)
 }
 
 func TestServeAndCheckCommand(t *testing.T) {

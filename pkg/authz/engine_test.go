@@ -3,12 +3,12 @@ package authz
 import (
 	"context"
 	"net/http"
-	"net/http/httptest"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/extauthz/extauthz/internal/testkit"
 	"github.com/extauthz/extauthz/pkg/cache"
 	"github.com/extauthz/extauthz/pkg/config"
 	"github.com/extauthz/extauthz/pkg/devissuer"
@@ -17,12 +17,6 @@ import (
 )
 
 const testResource = "https://mcp.example.com/mcp"
-
-type clock struct{ ns atomic.Int64 }
-
-func newClock() *clock                   { c := &clock{}; c.ns.Store(time.Now().UnixNano()); return c }
-func (c *clock) Now() time.Time          { return time.Unix(0, c.ns.Load()) }
-func (c *clock) Advance(d time.Duration) { c.ns.Add(int64(d)) }
 
 // countingVerifier counts verifications by the real verifier it wraps, and
 // can hold them until released.
@@ -44,22 +38,13 @@ type fixture struct {
 	engine   *Engine
 	verifier *countingVerifier
 	issuer   *devissuer.Issuer
-	clock    *clock
+	clock    *testkit.Clock
 }
 
 func newFixture(t *testing.T, maxTTL, negTTL time.Duration) *fixture {
 	t.Helper()
-	f := &fixture{clock: newClock()}
-	var h atomic.Pointer[http.Handler]
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { (*h.Load()).ServeHTTP(w, r) }))
-	t.Cleanup(srv.Close)
-	iss, err := devissuer.New(srv.URL, "ES256", f.clock.Now)
-	if err != nil {
-		t.Fatal(err)
-	}
-	iss.DefaultAudience = testResource
-	hh := iss.Handler()
-	h.Store(&hh)
+	f := &fixture{clock: testkit.NewClock()}
+	iss, _ := testkit.Issuer(t, "ES256", "", testResource, f.clock.Now)
 	f.issuer = iss
 
 	cfg := &config.Config{Resources: []config.Resource{

@@ -3,10 +3,7 @@ package check_test
 import (
 	"context"
 	"net"
-	"net/http"
-	"net/http/httptest"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -27,16 +24,7 @@ import (
 // the cache on or off.
 func benchServer(b *testing.B, alg string, cached bool) (*check.Server, *devissuer.Issuer) {
 	b.Helper()
-	var h atomic.Pointer[http.Handler]
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { (*h.Load()).ServeHTTP(w, r) }))
-	b.Cleanup(srv.Close)
-	iss, err := devissuer.New(srv.URL, alg, nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	iss.DefaultAudience = resourceURI
-	hh := iss.Handler()
-	h.Store(&hh)
+	iss, _ := issuerServer(b, alg, "")
 	cfg := &config.Config{Resources: []config.Resource{{
 		Name: "mcp", Resource: resourceURI, RequiredScopes: []string{"mcp:tools"},
 		AuthorizationServers: []config.AuthorizationServer{{Issuer: iss.Issuer(), JWKSURI: iss.JWKSURL()}},

@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/extauthz/extauthz/internal/testkit"
 	"github.com/extauthz/extauthz/pkg/authz"
 	"github.com/extauthz/extauthz/pkg/cache"
 	"github.com/extauthz/extauthz/pkg/check"
@@ -32,34 +33,16 @@ const (
 	prmURL      = "https://mcp.example.com/.well-known/oauth-protected-resource/mcp"
 )
 
-// clock is a settable clock shared by the verifier, the key sources and
-// the cache, starting at the real time so that tokens minted now are valid.
-type clock struct{ ns atomic.Int64 }
-
-func newClock() *clock                   { c := &clock{}; c.ns.Store(time.Now().UnixNano()); return c }
-func (c *clock) Now() time.Time          { return time.Unix(0, c.ns.Load()) }
-func (c *clock) Advance(d time.Duration) { c.ns.Add(int64(d)) }
-
 // issuerServer starts a devissuer on a loopback httptest server.
-func issuerServer(t *testing.T, alg, path string) (*devissuer.Issuer, *httptest.Server) {
+func issuerServer(t testing.TB, alg, path string) (*devissuer.Issuer, *httptest.Server) {
 	t.Helper()
-	var h atomic.Pointer[http.Handler]
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { (*h.Load()).ServeHTTP(w, r) }))
-	t.Cleanup(srv.Close)
-	iss, err := devissuer.New(srv.URL+path, alg, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	iss.DefaultAudience = resourceURI
-	handler := iss.Handler()
-	h.Store(&handler)
-	return iss, srv
+	return testkit.Issuer(t, alg, path, resourceURI, nil)
 }
 
 // gateway is the Check service under test, reached over real gRPC.
 type gateway struct {
 	client authv3.AuthorizationClient
-	clock  *clock
+	clock  *testkit.Clock
 	main   *devissuer.Issuer // trusted for "mcp"
 	down   *devissuer.Issuer // trusted for "down"; its JWKS endpoint fails
 	other  *devissuer.Issuer // trusted by nobody
@@ -68,7 +51,7 @@ type gateway struct {
 
 func startGateway(t *testing.T) *gateway {
 	t.Helper()
-	g := &gateway{clock: newClock(), srcs: map[string]*jwks.Source{}}
+	g := &gateway{clock: testkit.NewClock(), srcs: map[string]*jwks.Source{}}
 	g.main, _ = issuerServer(t, "RS256", "/tenant")
 	g.down, _ = issuerServer(t, "ES256", "")
 	g.down.SetJWKSStatus(http.StatusServiceUnavailable)

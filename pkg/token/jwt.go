@@ -216,24 +216,11 @@ func (c *claimsJSON) toClaims(now time.Time, leeway time.Duration) (*Claims, err
 }
 
 // stringList accepts a JSON string or an array of strings, as aud may be
-// either (RFC 7519 §4.1.3).
+// either (RFC 7519 §4.1.3). A single string is one value.
 type stringList []string
 
 func (l *stringList) UnmarshalJSON(b []byte) error {
-	if len(b) > 0 && b[0] == '"' {
-		var s string
-		if err := json.Unmarshal(b, &s); err != nil {
-			return err
-		}
-		*l = []string{s}
-		return nil
-	}
-	var a []string
-	if err := json.Unmarshal(b, &a); err != nil {
-		return err
-	}
-	*l = a
-	return nil
+	return unmarshalStrings(b, (*[]string)(l), func(s string) []string { return []string{s} })
 }
 
 // scopeList reads scp, which servers send as an array or, like scope, as
@@ -241,20 +228,21 @@ func (l *stringList) UnmarshalJSON(b []byte) error {
 type scopeList []string
 
 func (l *scopeList) UnmarshalJSON(b []byte) error {
+	return unmarshalStrings(b, (*[]string)(l), strings.Fields)
+}
+
+// unmarshalStrings decodes an array of strings, or one string turned into
+// a list by fromString.
+func unmarshalStrings(b []byte, into *[]string, fromString func(string) []string) error {
 	if len(b) > 0 && b[0] == '"' {
 		var s string
 		if err := json.Unmarshal(b, &s); err != nil {
 			return err
 		}
-		*l = strings.Fields(s)
+		*into = fromString(s)
 		return nil
 	}
-	var a []string
-	if err := json.Unmarshal(b, &a); err != nil {
-		return err
-	}
-	*l = a
-	return nil
+	return json.Unmarshal(b, into)
 }
 
 // numericDate is seconds since the epoch, possibly fractional (RFC 7519 §2).
