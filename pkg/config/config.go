@@ -5,9 +5,9 @@
 // It is for turning bytes into a Config that is known to be valid, with
 // every problem reported at once and named by its key path. It is not for
 // process settings (flags and environment variables belong to cmd/extauthz),
-// not for reading secrets (a Secret only names where one lives), and not for
-// watching files or reloading: the caller swaps in a new *Config only when
-// Load returns no error.
+// and not for watching files or reloading: the caller swaps in a new *Config
+// only when Load returns no error. A Secret only names where a secret lives;
+// Parse and Validate never read one, the caller does with Secret.Resolve.
 package config
 
 import (

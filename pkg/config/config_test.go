@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -27,6 +28,8 @@ func defaultsWith(rs ...Resource) *Config {
 		Cache: Cache{
 			MaxTTL: dur("5m"), NegativeTTL: dur("10s"),
 			MaxEntries: 100000, MaxNegativeEntries: 10000,
+			RevokedTTL: dur("24h"),
+			Redis:      redisDefaults(),
 		},
 		GRPC: GRPC{
 			MaxRecvMsgBytes: 4194304,
@@ -50,6 +53,11 @@ func defaultsWith(rs ...Resource) *Config {
 	}
 }
 
+// redisDefaults are the documented defaults of cache.redis.
+func redisDefaults() Redis {
+	return Redis{DialTimeout: dur("1s"), Timeout: dur("25ms"), CircuitFailures: 5, CircuitCooldown: dur("2s")}
+}
+
 // assertConfig compares everything an operator can set; which keys were
 // written is bookkeeping, not configuration.
 func assertConfig(t *testing.T, got, want *Config) {
@@ -58,6 +66,15 @@ func assertConfig(t *testing.T, got, want *Config) {
 	g.written = nil
 	if !reflect.DeepEqual(&g, want) {
 		t.Errorf("config mismatch\n got: %+v\nwant: %+v", g, *want)
+	}
+}
+
+// mcpResource is the one resource of most testdata files, as defaulted.
+func mcpResource() Resource {
+	return Resource{
+		Name: "mcp", Resource: "https://mcp.example.com/mcp",
+		Hosts: []string{"mcp.example.com"}, PathPrefix: "/mcp",
+		AuthorizationServers: []AuthorizationServer{{Issuer: "https://auth.example.com"}},
 	}
 }
 
@@ -95,7 +112,28 @@ func TestLoadValid(t *testing.T) {
 					MaxTTL:        dur("2m"),
 					NegativeTTL:   0, // written as 0s: disabled, not defaulted
 					MaxEntries:    5000, MaxNegativeEntries: 500,
+					RevokedTTL: dur("1h"),
+					Redis: Redis{
+						// Written as empty lists: empty, not nil.
+						Sentinel: RedisSentinel{Addresses: []string{}},
+						Cluster:  RedisCluster{Addresses: []string{}},
+						Username: "extauthz",
+						DB:       2,
+						TLS: RedisTLS{
+							Enabled:    true,
+							CAFile:     "/etc/extauthz/redis-ca.pem",
+							CertFile:   "/etc/extauthz/redis-client.pem",
+							KeyFile:    "/etc/extauthz/redis-client-key.pem",
+							ServerName: "redis.internal.example.com",
+						},
+						PoolSize:        50,
+						DialTimeout:     dur("3s"),
+						Timeout:         dur("100ms"),
+						CircuitFailures: 10,
+						CircuitCooldown: dur("30s"),
+					},
 				},
+				Admin: Admin{Token: Secret{Env: "EXTAUTHZ_ADMIN_TOKEN"}},
 				GRPC: GRPC{
 					MaxRecvMsgBytes: 1048576, MaxConcurrentStreams: 1000,
 					Keepalive: Keepalive{
@@ -163,6 +201,48 @@ func TestLoadValid(t *testing.T) {
 					ScopesSupported:      []string{"write"}, RequiredScopes: []string{"write"},
 				},
 			),
+		},
+		{
+			file: "valid-redis-sentinel.yaml",
+			want: func() *Config {
+				c := defaultsWith(mcpResource())
+				c.Cache.RedisPassword = Secret{Env: "REDIS_PASSWORD"}
+				c.Cache.Redis.Sentinel = RedisSentinel{
+					MasterName: "mymaster",
+					Addresses:  []string{"10.0.0.1:26379", "10.0.0.2:26379", "[fd00::3]:26379", "sentinel-3.redis.svc:26379"},
+					Password:   Secret{Env: "SENTINEL_PASSWORD"},
+				}
+				c.Cache.Redis.Username = "extauthz"
+				c.Cache.Redis.DB = 3
+				return c
+			}(),
+		},
+		{
+			file: "valid-redis-cluster.yaml",
+			want: func() *Config {
+				c := defaultsWith(mcpResource())
+				c.Cache.RedisPassword = Secret{File: "/run/secrets/redis-password"}
+				c.Cache.Redis.Cluster = RedisCluster{Addresses: []string{"10.0.0.1:6379", "10.0.0.2:6379", "10.0.0.3:6379"}}
+				c.Cache.Redis.TLS = RedisTLS{Enabled: true, CAFile: "/etc/extauthz/redis-ca.pem"}
+				c.Cache.Redis.PoolSize = 20
+				c.Cache.Redis.Timeout = dur("1s")
+				return c
+			}(),
+		},
+		{
+			file: "valid-redis-tls.yaml",
+			want: func() *Config {
+				c := defaultsWith(mcpResource())
+				c.Cache.RedisURL = "rediss://127.0.0.1:6380/5"
+				c.Cache.Redis.DB = 5
+				c.Cache.Redis.TLS = RedisTLS{
+					CertFile:           "/etc/extauthz/redis-client.pem",
+					KeyFile:            "/etc/extauthz/redis-client-key.pem",
+					ServerName:         "redis.localhost",
+					InsecureSkipVerify: true,
+				}
+				return c
+			}(),
 		},
 		{
 			// Keys written with no value, as left behind when their
@@ -301,6 +381,45 @@ cache.max_ttl: duplicate key, first written on line 2 (line 3)`},
 yaml: line 3: found unexpected end of stream`},
 		{"invalid-self-alias.yaml", `
 resources[0].authorization_servers[0]: merge key (<<) refers to the mapping that contains it (line 5)`},
+		{"invalid-redis-two-modes.yaml", `
+cache.redis.sentinel: cannot be combined with cache.redis_url
+cache.redis.cluster: cannot be combined with cache.redis_url`},
+		{"invalid-redis-sentinel.yaml", `
+cache.redis.sentinel.master_name: required
+cache.redis.sentinel.addresses[1]: must be host:port, such as "10.0.0.1:26379"
+cache.redis.sentinel.addresses[2]: port must be a number from 1 to 65535
+cache.redis.sentinel.addresses[3]: "10.0.0.1:26379" is already listed at cache.redis.sentinel.addresses[0]
+cache.redis.sentinel.password: set env or file, not both`},
+		{"invalid-redis-cluster-db.yaml", `
+cache.redis.db: must be 0 in cluster mode (Redis Cluster has one database)`},
+		{"invalid-redis-tls-cert.yaml", `
+cache.redis.tls.key_file: is required when cache.redis.tls.cert_file is set`},
+		{"invalid-redis-insecure.yaml", `
+cache.redis.tls.insecure_skip_verify: may be true only when every Redis address is loopback (localhost, 127.0.0.0/8 or ::1); to trust a private CA, set cache.redis.tls.ca_file`},
+		{"invalid-redis-no-mode.yaml", `
+cache.redis_password: is set but no Redis is configured (set cache.redis_url, cache.redis.sentinel or cache.redis.cluster)
+cache.redis.username: is set but no Redis is configured (set cache.redis_url, cache.redis.sentinel or cache.redis.cluster)
+cache.redis.tls.enabled: is set but no Redis is configured (set cache.redis_url, cache.redis.sentinel or cache.redis.cluster)
+cache.redis.circuit_failures: is set but no Redis is configured (set cache.redis_url, cache.redis.sentinel or cache.redis.cluster)`},
+		{"invalid-redis-timeout.yaml", `
+cache.revoked_ttl: must be greater than 0
+cache.redis.timeout: must not exceed 1s (a slow Redis must be a cache miss, never a slow decision)
+cache.redis.dial_timeout: must be greater than 0
+cache.redis.pool_size: must not be negative
+cache.redis.circuit_failures: must be at least 1
+cache.redis.circuit_cooldown: must be greater than 0`},
+		{"invalid-admin-token-both.yaml", `
+admin.token: set env or file, not both`},
+		{"invalid-redis-url-db.yaml", `
+cache.redis.username: differs from the user name in cache.redis_url
+cache.redis.db: differs from the database number in the path of cache.redis_url (/2)`},
+		{"invalid-redis-tls-off.yaml", `
+cache.redis.tls: tls settings need tls.enabled: true or a rediss:// URL
+cache.redis.tls.server_name: must be a host name or an IP address, with no port`},
+		{"invalid-redis-url.yaml", `
+cache.redis_url: must not have a query (use the cache.redis keys for options)
+cache.redis_url: path must be empty or a database number from /0 to /1023
+cache.redis.db: must be a database number from 0 to 1023`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.file, func(t *testing.T) {
@@ -406,7 +525,7 @@ func TestValidateReportsInStructOrder(t *testing.T) {
 	c := defaultsWith()
 	c.Unmatched = "maybe"
 	c.Cache.RedisPassword = Secret{Env: "X"}
-	want := "cache.redis_password: is set but cache.redis_url is empty\n" +
+	want := "cache.redis_password: is set but no Redis is configured (set cache.redis_url, cache.redis.sentinel or cache.redis.cluster)\n" +
 		"unmatched: must be \"deny\" or \"allow\"\n" +
 		"resources: at least one resource is required"
 	if err := c.Validate(); err == nil || err.Error() != want {
@@ -567,6 +686,118 @@ func TestValidateRules(t *testing.T) {
 		{"listen conflict with wildcard", func(c *Config) { c.Listen.HTTP = "0.0.0.0:9001" },
 			"listen.http: conflicts with listen.grpc (same port)"},
 		{"listen same port other hosts", func(c *Config) { c.Listen.HTTP = "10.0.0.1:9001" }, ""},
+
+		// Redis modes.
+		{"sentinel and cluster", func(c *Config) {
+			c.Cache.Redis.Sentinel = RedisSentinel{MasterName: "m", Addresses: []string{"s:26379"}}
+			c.Cache.Redis.Cluster.Addresses = []string{"n:6379"}
+		}, "cache.redis.cluster: cannot be combined with cache.redis.sentinel"},
+		{"sentinel selected by its password alone", func(c *Config) { c.Cache.Redis.Sentinel.Password = Secret{Env: "P"} },
+			"cache.redis.sentinel.master_name: required\ncache.redis.sentinel.addresses: at least one address is required"},
+		{"sentinel with url", func(c *Config) {
+			c.Cache.RedisURL = "redis://r:6379"
+			c.Cache.Redis.Sentinel.MasterName = "m"
+		}, "cache.redis.sentinel: cannot be combined with cache.redis_url\ncache.redis.sentinel.addresses: at least one address is required"},
+		{"sentinel bad host", func(c *Config) {
+			c.Cache.Redis.Sentinel = RedisSentinel{MasterName: "m", Addresses: []string{"bad_host:26379"}}
+		}, "cache.redis.sentinel.addresses[0]: host must be an IP address or a host name"},
+		{"cluster ipv6 and names", func(c *Config) {
+			c.Cache.Redis.Cluster.Addresses = []string{"[::1]:7000", "Redis-0.example.com:7001"}
+		}, ""},
+		{"cluster address without host", func(c *Config) { c.Cache.Redis.Cluster.Addresses = []string{":6379"} },
+			`cache.redis.cluster.addresses[0]: must be host:port, such as "10.0.0.1:6379"`},
+		{"cluster named port", func(c *Config) { c.Cache.Redis.Cluster.Addresses = []string{"n:redis"} },
+			"cache.redis.cluster.addresses[0]: port must be a number from 1 to 65535"},
+		{"password in sentinel mode", func(c *Config) {
+			c.Cache.Redis.Sentinel = RedisSentinel{MasterName: "m", Addresses: []string{"s:26379"}}
+			c.Cache.RedisPassword = Secret{File: "/p"}
+		}, ""},
+		{"password in cluster mode", func(c *Config) {
+			c.Cache.Redis.Cluster.Addresses = []string{"n:6379"}
+			c.Cache.RedisPassword = Secret{Env: "P"}
+		}, ""},
+
+		// The database number.
+		{"db from url path only", func(c *Config) { c.Cache.RedisURL = "redis://r:6379/7" }, ""},
+		{"db equal to url path", func(c *Config) { c.Cache.RedisURL = "redis://r:6379/7"; c.Cache.Redis.DB = 7 }, ""},
+		{"db with url without path", func(c *Config) { c.Cache.RedisURL = "redis://r:6379/"; c.Cache.Redis.DB = 7 }, ""},
+		{"db zero with url path", func(c *Config) { c.Cache.RedisURL = "redis://r:6379/7"; c.Cache.Redis.DB = 0 }, ""},
+		{"db at the limit", func(c *Config) { c.Cache.RedisURL = "redis://r:6379/1023"; c.Cache.Redis.DB = 1023 }, ""},
+		{"db negative", func(c *Config) { c.Cache.RedisURL = "redis://r"; c.Cache.Redis.DB = -1 },
+			"cache.redis.db: must be a database number from 0 to 1023"},
+		{"db in sentinel mode", func(c *Config) {
+			c.Cache.Redis.Sentinel = RedisSentinel{MasterName: "m", Addresses: []string{"s:26379"}}
+			c.Cache.Redis.DB = 9
+		}, ""},
+		{"url path with two segments", func(c *Config) { c.Cache.RedisURL = "redis://r/1/2" },
+			"cache.redis_url: path must be empty or a database number from /0 to /1023"},
+		{"url path signed", func(c *Config) { c.Cache.RedisURL = "redis://r/+1" },
+			"cache.redis_url: path must be empty or a database number from /0 to /1023"},
+		{"url with fragment", func(c *Config) { c.Cache.RedisURL = "redis://r/0#x" }, "cache.redis_url: must not have a fragment"},
+		{"username equal to url user", func(c *Config) { c.Cache.RedisURL = "redis://u@r"; c.Cache.Redis.Username = "u" }, ""},
+		{"username with url without user", func(c *Config) { c.Cache.RedisURL = "redis://r"; c.Cache.Redis.Username = "u" }, ""},
+
+		// TLS.
+		{"tls by rediss", func(c *Config) { c.Cache.RedisURL = "rediss://r"; c.Cache.Redis.TLS.CAFile = "/ca.pem" }, ""},
+		{"tls enabled on redis url", func(c *Config) {
+			c.Cache.RedisURL = "redis://r"
+			c.Cache.Redis.TLS = RedisTLS{Enabled: true, ServerName: "10.0.0.1"}
+		}, ""},
+		{"tls key without cert", func(c *Config) { c.Cache.RedisURL = "rediss://r"; c.Cache.Redis.TLS.KeyFile = "/k.pem" },
+			"cache.redis.tls.cert_file: is required when cache.redis.tls.key_file is set"},
+		{"tls settings off in cluster mode", func(c *Config) {
+			c.Cache.Redis.Cluster.Addresses = []string{"n:6379"}
+			c.Cache.Redis.TLS.CAFile = "/ca.pem"
+		}, "cache.redis.tls: tls settings need tls.enabled: true"},
+		{"insecure on loopback url", func(c *Config) {
+			c.Cache.RedisURL = "rediss://localhost:6380"
+			c.Cache.Redis.TLS.InsecureSkipVerify = true
+		}, ""},
+		{"insecure on loopback cluster", func(c *Config) {
+			c.Cache.Redis.Cluster.Addresses = []string{"127.0.0.1:7000", "[::1]:7001"}
+			c.Cache.Redis.TLS = RedisTLS{Enabled: true, InsecureSkipVerify: true}
+		}, ""},
+		{"insecure on remote url", func(c *Config) {
+			c.Cache.RedisURL = "rediss://redis.example.com"
+			c.Cache.Redis.TLS.InsecureSkipVerify = true
+		}, "cache.redis.tls.insecure_skip_verify: may be true only when every Redis address is loopback (localhost, 127.0.0.0/8 or ::1); to trust a private CA, set cache.redis.tls.ca_file"},
+		{"tls settings with a broken url", func(c *Config) {
+			c.Cache.RedisURL = "http://r"
+			c.Cache.Redis.TLS.CAFile = "/ca.pem"
+		}, "cache.redis_url: must be a redis:// or rediss:// URL with a host"},
+		{"insecure with tls off", func(c *Config) {
+			c.Cache.RedisURL = "redis://127.0.0.1"
+			c.Cache.Redis.TLS.InsecureSkipVerify = true
+		}, "cache.redis.tls: tls settings need tls.enabled: true or a rediss:// URL"},
+
+		// Timeouts, pool and circuit.
+		{"timeout at the limit", func(c *Config) { c.Cache.RedisURL = "redis://r"; c.Cache.Redis.Timeout = dur("1s") }, ""},
+		{"timeout just over", func(c *Config) { c.Cache.RedisURL = "redis://r"; c.Cache.Redis.Timeout = dur("1.001s") },
+			"cache.redis.timeout: must not exceed 1s (a slow Redis must be a cache miss, never a slow decision)"},
+		{"timeout zero", func(c *Config) { c.Cache.RedisURL = "redis://r"; c.Cache.Redis.Timeout = 0 },
+			"cache.redis.timeout: must be greater than 0"},
+		{"circuit of one failure", func(c *Config) { c.Cache.RedisURL = "redis://r"; c.Cache.Redis.CircuitFailures = 1 }, ""},
+		{"revoked ttl without redis", func(c *Config) { c.Cache.RevokedTTL = dur("1m") }, ""},
+
+		// Without Redis: defaults and zeros are not settings, other values are.
+		{"no redis, defaults", func(c *Config) {}, ""},
+		{"no redis, zeros", func(c *Config) { c.Cache.Redis = Redis{} }, ""},
+		{"no redis, every key", func(c *Config) {
+			c.Cache.Redis = Redis{
+				Username: "u", DB: 1,
+				TLS:         RedisTLS{Enabled: true, CAFile: "a", CertFile: "b", KeyFile: "c", ServerName: "d", InsecureSkipVerify: true},
+				PoolSize:    -1,
+				DialTimeout: dur("2s"), Timeout: dur("5s"), CircuitFailures: 1, CircuitCooldown: dur("1s"),
+			}
+		}, strings.Join([]string{
+			"cache.redis.username", "cache.redis.db", "cache.redis.tls.enabled", "cache.redis.tls.ca_file",
+			"cache.redis.tls.cert_file", "cache.redis.tls.key_file", "cache.redis.tls.server_name",
+			"cache.redis.tls.insecure_skip_verify", "cache.redis.pool_size", "cache.redis.dial_timeout",
+			"cache.redis.timeout", "cache.redis.circuit_failures", "cache.redis.circuit_cooldown",
+		}, ": "+msgNoRedis+"\n") + ": " + msgNoRedis},
+
+		// The admin token.
+		{"admin token from a file", func(c *Config) { c.Admin.Token = Secret{File: "/run/secrets/admin"} }, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -590,6 +821,150 @@ func TestRedisPasswordNeverInMessages(t *testing.T) {
 		if err == nil || strings.Contains(err.Error(), "hunter2") {
 			t.Errorf("redis_url %q: error %v must exist and must not show the password", u, err)
 		}
+	}
+}
+
+// The sentinels' password and the admin token must not leak either: no
+// message quotes a Secret, only its key path.
+func TestSecretsNeverInMessages(t *testing.T) {
+	in := `
+cache:
+  redis_url: "redis://:hunter2@r"
+  redis_password: {env: hunter2, file: hunter2}
+  redis:
+    sentinel: {password: {env: hunter2, file: hunter2}}
+admin: {token: {env: hunter2, file: hunter2}}
+resources: []
+`
+	_, err := Parse([]byte(in))
+	if err == nil || strings.Contains(err.Error(), "hunter2") {
+		t.Errorf("error %v must exist and must not show the secrets", err)
+	}
+}
+
+func TestRedisMode(t *testing.T) {
+	tests := []struct {
+		name  string
+		cache Cache
+		want  string
+	}{
+		{"none", Cache{}, RedisModeNone},
+		{"none, with settings", Cache{Redis: Redis{Username: "u", TLS: RedisTLS{Enabled: true}}}, ""},
+		{"none, empty lists", Cache{Redis: Redis{Sentinel: RedisSentinel{Addresses: []string{}}, Cluster: RedisCluster{Addresses: []string{}}}}, ""},
+		{"standalone", Cache{RedisURL: "redis://r"}, "standalone"},
+		{"sentinel by master name", Cache{Redis: Redis{Sentinel: RedisSentinel{MasterName: "m"}}}, "sentinel"},
+		{"sentinel by addresses", Cache{Redis: Redis{Sentinel: RedisSentinel{Addresses: []string{"s:26379"}}}}, "sentinel"},
+		{"sentinel by password", Cache{Redis: Redis{Sentinel: RedisSentinel{Password: Secret{File: "/p"}}}}, "sentinel"},
+		{"cluster", Cache{Redis: Redis{Cluster: RedisCluster{Addresses: []string{"n:6379"}}}}, "cluster"},
+		// Invalid combinations: the first in the documented order.
+		{"url wins", Cache{RedisURL: "redis://r", Redis: Redis{Cluster: RedisCluster{Addresses: []string{"n:6379"}}}}, "standalone"},
+		{"sentinel wins over cluster", Cache{Redis: Redis{
+			Sentinel: RedisSentinel{MasterName: "m"}, Cluster: RedisCluster{Addresses: []string{"n:6379"}},
+		}}, "sentinel"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := tt.cache.RedisMode(); got != tt.want {
+				t.Errorf("RedisMode() = %q, want %q", got, tt.want)
+			}
+		})
+	}
+	// The testdata files, as the wiring will see them.
+	for file, want := range map[string]string{
+		"valid-minimal.yaml":        "",
+		"valid-full.yaml":           "standalone",
+		"valid-redis-tls.yaml":      "standalone",
+		"valid-redis-sentinel.yaml": "sentinel",
+		"valid-redis-cluster.yaml":  "cluster",
+	} {
+		c, err := Load(filepath.Join("testdata", file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := c.Cache.RedisMode(); got != want {
+			t.Errorf("%s: RedisMode() = %q, want %q", file, got, want)
+		}
+	}
+}
+
+func TestSecretResolve(t *testing.T) {
+	// A value no message could contain by accident.
+	const value = "s3cr3t-Value-4a7f"
+	dir := t.TempDir()
+	write := func(name, content string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	plain := write("plain", value)
+	newline := write("newline", value+"\n")
+	crlf := write("crlf", value+"\r\n")
+	twoNewlines := write("two-newlines", value+"\n\n")
+	empty := write("empty", "")
+	onlyNewline := write("only-newline", "\n")
+	inner := write("inner", " "+value+"\nline2\n")
+	large := write("large", strings.Repeat(value, 64<<10/len(value)+1))
+	missing := filepath.Join(dir, "missing")
+
+	t.Setenv("EXTAUTHZ_TEST_SECRET", value)
+	t.Setenv("EXTAUTHZ_TEST_EMPTY", "")
+	os.Unsetenv("EXTAUTHZ_TEST_UNSET") // t.Setenv above makes the test non-parallel
+
+	tests := []struct {
+		name    string
+		secret  Secret
+		want    string
+		wantErr string
+		is      error // errors.Is target, when not nil
+	}{
+		{name: "env", secret: Secret{Env: "EXTAUTHZ_TEST_SECRET"}, want: value},
+		{name: "env unset", secret: Secret{Env: "EXTAUTHZ_TEST_UNSET"},
+			wantErr: "environment variable EXTAUTHZ_TEST_UNSET is not set"},
+		{name: "env empty", secret: Secret{Env: "EXTAUTHZ_TEST_EMPTY"},
+			wantErr: "environment variable EXTAUTHZ_TEST_EMPTY is empty"},
+		{name: "file", secret: Secret{File: plain}, want: value},
+		{name: "file newline trimmed", secret: Secret{File: newline}, want: value},
+		{name: "file crlf trimmed", secret: Secret{File: crlf}, want: value},
+		{name: "file only one newline trimmed", secret: Secret{File: twoNewlines}, want: value + "\n"},
+		{name: "file inner whitespace kept", secret: Secret{File: inner}, want: " " + value + "\nline2"},
+		{name: "file missing", secret: Secret{File: missing},
+			wantErr: "file " + missing + ": no such file or directory", is: fs.ErrNotExist},
+		{name: "file is a directory", secret: Secret{File: dir},
+			wantErr: "file " + dir + ": is a directory"},
+		{name: "file empty", secret: Secret{File: empty}, wantErr: "file " + empty + " is empty"},
+		{name: "file only a newline", secret: Secret{File: onlyNewline}, wantErr: "file " + onlyNewline + " is empty"},
+		{name: "file too large", secret: Secret{File: large},
+			wantErr: "file " + large + " is larger than 65536 bytes"},
+		{name: "both", secret: Secret{Env: "EXTAUTHZ_TEST_SECRET", File: plain}, wantErr: "set env or file, not both"},
+		{name: "neither", secret: Secret{}, wantErr: "no source (set env or file)"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := tt.secret.Resolve()
+			if tt.wantErr == "" {
+				if err != nil || got != tt.want {
+					t.Errorf("Resolve() = %q, %v; want %q", got, err, tt.want)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("Resolve() = %q, want error %q", got, tt.wantErr)
+			}
+			if got != "" {
+				t.Errorf("Resolve() returned %q along with its error", got)
+			}
+			if err.Error() != tt.wantErr {
+				t.Errorf("error %q, want %q", err, tt.wantErr)
+			}
+			if strings.Contains(err.Error(), value) || strings.Contains(err.Error(), value[:8]) {
+				t.Errorf("error %q contains the secret", err)
+			}
+			if tt.is != nil && !errors.Is(err, tt.is) {
+				t.Errorf("error %q does not wrap %v", err, tt.is)
+			}
+		})
 	}
 }
 

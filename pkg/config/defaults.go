@@ -20,6 +20,11 @@ const (
 	defaultNegativeTTL        = 10 * time.Second
 	defaultMaxEntries         = 100000
 	defaultMaxNegativeEntries = 10000
+	defaultRevokedTTL         = 24 * time.Hour
+	defaultRedisDialTimeout   = time.Second
+	defaultRedisTimeout       = 25 * time.Millisecond
+	defaultCircuitFailures    = 5
+	defaultCircuitCooldown    = 2 * time.Second
 	defaultMaxRecvMsgBytes    = 4 << 20
 	defaultKeepaliveTime      = 60 * time.Second
 	defaultKeepaliveTimeout   = 20 * time.Second
@@ -67,6 +72,14 @@ func (c *Config) ApplyDefaults() {
 	orDefault(c, "cache.negative_ttl", &c.Cache.NegativeTTL, Duration(defaultNegativeTTL))
 	orDefault(c, "cache.max_entries", &c.Cache.MaxEntries, defaultMaxEntries)
 	orDefault(c, "cache.max_negative_entries", &c.Cache.MaxNegativeEntries, defaultMaxNegativeEntries)
+	orDefault(c, "cache.revoked_ttl", &c.Cache.RevokedTTL, Duration(defaultRevokedTTL))
+	// Applied whatever the Redis mode, so that a config without Redis
+	// still shows the values a Redis would get, and Validate can tell a
+	// default from a setting that has no Redis to apply to.
+	orDefault(c, "cache.redis.dial_timeout", &c.Cache.Redis.DialTimeout, Duration(defaultRedisDialTimeout))
+	orDefault(c, "cache.redis.timeout", &c.Cache.Redis.Timeout, Duration(defaultRedisTimeout))
+	orDefault(c, "cache.redis.circuit_failures", &c.Cache.Redis.CircuitFailures, defaultCircuitFailures)
+	orDefault(c, "cache.redis.circuit_cooldown", &c.Cache.Redis.CircuitCooldown, Duration(defaultCircuitCooldown))
 
 	orDefault(c, "grpc.max_recv_msg_bytes", &c.GRPC.MaxRecvMsgBytes, defaultMaxRecvMsgBytes)
 	orDefault(c, "grpc.keepalive.time", &c.GRPC.Keepalive.Time, Duration(defaultKeepaliveTime))

@@ -227,6 +227,10 @@ func TestSchemaAcceptsTestdata(t *testing.T) {
 		{"invalid-secret-both.yaml", false},
 		{"invalid-redis-password.yaml", false},
 		{"invalid-upstream.yaml", false},
+		{"invalid-admin-token-both.yaml", false},
+		{"invalid-redis-sentinel.yaml", false},
+		{"invalid-redis-timeout.yaml", false},
+		{"invalid-redis-url.yaml", false},
 	}
 	for _, f := range valid {
 		tests = append(tests, struct {

@@ -1,7 +1,12 @@
 package config
 
 import (
+	"errors"
 	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"strings"
 	"time"
 
 	"go.yaml.in/yaml/v3"
@@ -18,6 +23,8 @@ type Config struct {
 	PublicURL string `yaml:"public_url"`
 	// Cache configures the verified-token cache.
 	Cache Cache `yaml:"cache"`
+	// Admin holds what protects the admin listener's mutating endpoints.
+	Admin Admin `yaml:"admin"`
 	// GRPC tunes the Check server.
 	GRPC GRPC `yaml:"grpc"`
 	// JWKS tunes how issuers' key sets are fetched and refreshed.
@@ -51,9 +58,13 @@ type Listen struct {
 
 // Cache configures the verified-token cache.
 type Cache struct {
-	// RedisURL selects the shared Redis tier; empty means in-process only.
+	// RedisURL selects a single Redis server as the shared tier (standalone
+	// mode; default empty). At most one of RedisURL, Redis.Sentinel and
+	// Redis.Cluster is set; none means in-process only. Its path (/N) is the
+	// database number, and rediss:// turns TLS on.
 	RedisURL string `yaml:"redis_url"`
-	// RedisPassword is read from the environment or a file, never inline.
+	// RedisPassword is the password of the Redis data nodes in every mode,
+	// read from the environment or a file, never inline (default unset).
 	RedisPassword Secret `yaml:"redis_password"`
 	// MaxTTL caps how long a verified token is cached (default 5m); an entry
 	// never outlives its token's exp.
@@ -66,6 +77,122 @@ type Cache struct {
 	// MaxNegativeEntries bounds the in-process tier of invalid tokens
 	// (default 10000), so a flood of garbage tokens cannot grow memory.
 	MaxNegativeEntries int `yaml:"max_negative_entries"`
+	// RevokedTTL is how long a purged token stays revoked when its exp is
+	// not known (default 24h); when it is known, until exp.
+	RevokedTTL Duration `yaml:"revoked_ttl"`
+	// Redis holds the Sentinel and Cluster modes and the connection
+	// settings shared by every mode.
+	Redis Redis `yaml:"redis"`
+}
+
+// Redis configures the connection to the shared tier. Setting any key here
+// with no Redis configured (RedisMode() == "") is an error rather than
+// silently ignored.
+type Redis struct {
+	// Sentinel selects a master through Redis Sentinel (any field set).
+	Sentinel RedisSentinel `yaml:"sentinel"`
+	// Cluster selects a Redis Cluster (any field set).
+	Cluster RedisCluster `yaml:"cluster"`
+	// Username is the ACL user of the data nodes (default "": the default
+	// user). In standalone mode it may also be written in redis_url; both
+	// must then agree.
+	Username string `yaml:"username"`
+	// DB is the database number, 0 to 1023 (default 0). In standalone mode
+	// the path of redis_url (/N) gives it; DB may be set instead of, or
+	// equal to, that path. Cluster mode has only database 0.
+	DB int `yaml:"db"`
+	// TLS configures TLS to Redis (and to the sentinels).
+	TLS RedisTLS `yaml:"tls"`
+	// PoolSize bounds connections per node (default 0: go-redis's own
+	// default, 10 per CPU; 5 per CPU per node in cluster mode).
+	PoolSize int `yaml:"pool_size"`
+	// DialTimeout bounds establishing one connection (default 1s).
+	DialTimeout Duration `yaml:"dial_timeout"`
+	// Timeout bounds each read or write (default 25ms, at most 1s): a slow
+	// Redis must become a cache miss, never a slow decision.
+	Timeout Duration `yaml:"timeout"`
+	// CircuitFailures is the number of consecutive failures that open the
+	// circuit, after which Redis is skipped (default 5, at least 1).
+	CircuitFailures int `yaml:"circuit_failures"`
+	// CircuitCooldown is how long the circuit stays open before one probe
+	// is let through (default 2s).
+	CircuitCooldown Duration `yaml:"circuit_cooldown"`
+}
+
+// RedisSentinel names the sentinels and the master they watch.
+type RedisSentinel struct {
+	// MasterName is the name the sentinels know the master by (required in
+	// sentinel mode).
+	MasterName string `yaml:"master_name"`
+	// Addresses of the sentinels, host:port (at least one in sentinel mode).
+	Addresses []string `yaml:"addresses"`
+	// Password is the sentinels' own password, when they require one
+	// (default unset); the data nodes use cache.redis_password.
+	Password Secret `yaml:"password"`
+}
+
+// RedisCluster names the seed nodes of a Redis Cluster; the others are
+// discovered from them.
+type RedisCluster struct {
+	// Addresses of seed nodes, host:port (at least one in cluster mode).
+	Addresses []string `yaml:"addresses"`
+}
+
+// RedisTLS configures TLS to Redis. TLS is on when Enabled is true or
+// redis_url is rediss://; certificate files are read at start, not by
+// Validate.
+type RedisTLS struct {
+	// Enabled turns TLS on (default false; a rediss:// URL also does).
+	Enabled bool `yaml:"enabled"`
+	// CAFile is a PEM bundle that verifies the server (default "": the
+	// system roots).
+	CAFile string `yaml:"ca_file"`
+	// CertFile and KeyFile are the client certificate and key for mutual
+	// TLS: both or neither (default "").
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+	// ServerName is the name sent in SNI and verified in the server's
+	// certificate (default "": the host dialled).
+	ServerName string `yaml:"server_name"`
+	// InsecureSkipVerify skips verifying the server's certificate (default
+	// false). Validate refuses it unless every Redis address is loopback.
+	InsecureSkipVerify bool `yaml:"insecure_skip_verify"`
+}
+
+// The values of Cache.RedisMode.
+const (
+	RedisModeNone       = ""           // no Redis: in-process cache only
+	RedisModeStandalone = "standalone" // cache.redis_url
+	RedisModeSentinel   = "sentinel"   // cache.redis.sentinel
+	RedisModeCluster    = "cluster"    // cache.redis.cluster
+)
+
+// RedisMode reports which Redis the shared tier uses: RedisModeNone,
+// RedisModeStandalone, RedisModeSentinel or RedisModeCluster. Validate
+// allows at most one; should several be set, the first in that order wins.
+func (c Cache) RedisMode() string {
+	switch {
+	case c.RedisURL != "":
+		return RedisModeStandalone
+	case c.Redis.Sentinel.isSet():
+		return RedisModeSentinel
+	case c.Redis.Cluster.isSet():
+		return RedisModeCluster
+	}
+	return RedisModeNone
+}
+
+func (s RedisSentinel) isSet() bool {
+	return s.MasterName != "" || len(s.Addresses) > 0 || !s.Password.IsZero()
+}
+
+func (c RedisCluster) isSet() bool { return len(c.Addresses) > 0 }
+
+// Admin protects the admin listener's mutating endpoints.
+type Admin struct {
+	// Token is the bearer token that POST /cache/purge requires, read from
+	// the environment or a file (default unset: purging is disabled).
+	Token Secret `yaml:"token"`
 }
 
 // GRPC tunes the Check server.
@@ -176,6 +303,79 @@ type Secret struct {
 
 // IsZero reports whether no source is named.
 func (s Secret) IsZero() bool { return s.Env == "" && s.File == "" }
+
+// maxSecretBytes bounds a secret file, so that a path such as /dev/zero
+// fails instead of filling memory.
+const maxSecretBytes = 64 << 10
+
+// Resolve reads the secret from the environment variable or the file that
+// s names. One trailing newline ("\n" or "\r\n", as left by echo or an
+// editor) is removed from a file's content. An unset or empty variable, an
+// unreadable or empty file, or a Secret naming both sources or neither is an
+// error. Error messages name the variable or the file, never any part of
+// the value; they read as the rest of a sentence that the caller begins
+// with the key path ("cache.redis_password: environment variable X is not
+// set").
+//
+// Parse and Validate never call it: the caller resolves a secret when it
+// builds what uses it, so check-config runs without access to secrets.
+func (s Secret) Resolve() (string, error) {
+	switch {
+	case s.Env != "" && s.File != "":
+		return "", errors.New("set env or file, not both")
+	case s.Env != "":
+		v, ok := os.LookupEnv(s.Env)
+		if !ok {
+			return "", fmt.Errorf("environment variable %s is not set", s.Env)
+		}
+		if v == "" {
+			return "", fmt.Errorf("environment variable %s is empty", s.Env)
+		}
+		return v, nil
+	case s.File != "":
+		v, err := readSecretFile(s.File)
+		if err != nil {
+			return "", err
+		}
+		if v == "" {
+			return "", fmt.Errorf("file %s is empty", s.File)
+		}
+		return v, nil
+	default:
+		return "", errors.New("no source (set env or file)")
+	}
+}
+
+func readSecretFile(name string) (string, error) {
+	f, err := os.Open(name)
+	if err != nil {
+		return "", fmt.Errorf("file %s: %w", name, pathErrCause(err))
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, maxSecretBytes+1))
+	if err != nil {
+		// A read error carries no file content, only the path and cause.
+		return "", fmt.Errorf("file %s: %w", name, pathErrCause(err))
+	}
+	if len(data) > maxSecretBytes {
+		return "", fmt.Errorf("file %s is larger than %d bytes", name, maxSecretBytes)
+	}
+	v := string(data)
+	if t, ok := strings.CutSuffix(v, "\n"); ok {
+		v = strings.TrimSuffix(t, "\r")
+	}
+	return v, nil
+}
+
+// pathErrCause drops the *fs.PathError wrapper, whose text would repeat the
+// file name, keeping the cause for errors.Is (fs.ErrNotExist and so on).
+func pathErrCause(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
 
 // Duration is a time.Duration written in YAML as a Go duration string
 // ("90s", "5m"). A bare number is refused: it would silently mean nanoseconds.
