@@ -8,10 +8,19 @@ import (
 	"github.com/maypok86/otter/v2"
 )
 
+// Tier names reported to an [Observer].
+const (
+	tierLocal = "local"
+	tierRedis = "redis"
+)
+
 // MemoryOptions configures [NewMemory].
 type MemoryOptions struct {
 	MaxEntries int              // size bound (required > 0)
 	Now        func() time.Time // nil: time.Now. Expiry is decided by this clock at Get time.
+	// Observer is told of every entry evicted to keep within MaxEntries, as Evicted("local").
+	// nil: not reported. Memory reports nothing else: see [Observer].
+	Observer Observer
 }
 
 // Memory is an in-process [Store] bounded by entry count, backed by otter (W-TinyLFU eviction).
@@ -47,25 +56,37 @@ func NewMemory[V any](opts MemoryOptions) *Memory[V] {
 	if opts.Now == nil {
 		// otter's default clock reads the same time as time.Now, more cheaply, and stops its
 		// ticker when the cache is collected.
-		return newMemory[V](opts.MaxEntries, time.Now, nil)
+		return newMemory[V](opts.MaxEntries, time.Now, nil, opts.Observer)
 	}
 	// With an injected clock (a fake one in tests), otter must run on it too: on the real clock
 	// it would reclaim entries that the injected clock still considers live.
-	return newMemory[V](opts.MaxEntries, opts.Now, nowClock(opts.Now))
+	return newMemory[V](opts.MaxEntries, opts.Now, nowClock(opts.Now), opts.Observer)
 }
 
 // newMemory lets tests give otter a clock other than now, to show that Get does not rely on
 // otter's expiry.
-func newMemory[V any](maxEntries int, now func() time.Time, clock otter.Clock) *Memory[V] {
-	c := otter.Must(&otter.Options[string, memoryEntry[V]]{
+func newMemory[V any](maxEntries int, now func() time.Time, clock otter.Clock, obs Observer) *Memory[V] {
+	o := &otter.Options[string, memoryEntry[V]]{
 		MaximumSize: maxEntries,
 		// Writing, not accessing: a read must not extend a verified token's lifetime.
 		ExpiryCalculator: otter.ExpiryWritingFunc(func(e otter.Entry[string, memoryEntry[V]]) time.Duration {
 			return e.Value.ttl
 		}),
 		Clock: clock,
-	})
-	return &Memory[V]{c: c, now: now}
+	}
+	if obs != nil {
+		// OnAtomicDeletion rather than OnDeletion: the latter hands every deletion, replacements
+		// by Set included, to a new goroutine, a cost on every write for an event that only
+		// size evictions need. The atomic handler runs inline and returns at once for the rest.
+		// otter reports an entry that was over the bound but already expired as an expiry, so
+		// CauseOverflow counts only live entries dropped for room, the ones the bound cost us.
+		o.OnAtomicDeletion = func(e otter.DeletionEvent[string, memoryEntry[V]]) {
+			if e.Cause == otter.CauseOverflow {
+				obs.Evicted(tierLocal)
+			}
+		}
+	}
+	return &Memory[V]{c: otter.Must(o), now: now}
 }
 
 // Get implements [Store]. The hit path does not allocate.
@@ -80,25 +101,73 @@ func (m *Memory[V]) Get(_ context.Context, key string) (V, bool, error) {
 	return e.v, true, nil
 }
 
+// GetExpiry is Get that also returns when the entry expires, by the injected clock, so that a
+// caller copying the entry elsewhere can give the copy the remaining lifetime. A miss returns the
+// zero time. Like Get, the hit path does not allocate.
+func (m *Memory[V]) GetExpiry(_ context.Context, key string) (V, time.Time, bool, error) {
+	e, ok := m.c.GetIfPresent(key)
+	if !ok || m.now().UnixNano() >= e.expiresAt {
+		var zero V
+		return zero, time.Time{}, false, nil
+	}
+	return e.v, time.Unix(0, e.expiresAt), true, nil
+}
+
 // Set implements [Store].
 func (m *Memory[V]) Set(_ context.Context, key string, v V, ttl time.Duration) error {
 	if ttl <= 0 {
 		m.c.Invalidate(key)
 		return nil
 	}
+	m.c.Set(key, newMemoryEntry(v, ttl, m.now().UnixNano()))
+	return nil
+}
+
+// Add stores v for ttl only if key holds no live entry, and reports whether it did. An entry
+// that has expired by the injected clock counts as absent even if otter still holds it, as it
+// does for Get. ttl <= 0 stores nothing, leaves any entry alone, and returns false.
+//
+// It runs as one otter Compute, so that of concurrent Adds of a key exactly one wins; a
+// Get-then-Set would let two callers both see the key absent and both "win".
+func (m *Memory[V]) Add(_ context.Context, key string, v V, ttl time.Duration) (bool, error) {
+	if ttl <= 0 {
+		return false, nil
+	}
 	now := m.now().UnixNano()
+	e := newMemoryEntry(v, ttl, now)
+	var added bool
+	m.c.Compute(key, func(old memoryEntry[V], found bool) (memoryEntry[V], otter.ComputeOp) {
+		if found && now < old.expiresAt {
+			added = false
+			return old, otter.CancelOp
+		}
+		added = true
+		return e, otter.WriteOp
+	})
+	return added, nil
+}
+
+// newMemoryEntry builds the entry Set and Add store: live for ttl > 0 from now (Unix
+// nanoseconds by the injected clock).
+func newMemoryEntry[V any](v V, ttl time.Duration, now int64) memoryEntry[V] {
 	expiresAt := now + int64(ttl)
 	if expiresAt < now { // overflow: a TTL beyond year 2262 means "until evicted"
 		expiresAt = math.MaxInt64
 	}
-	m.c.Set(key, memoryEntry[V]{v: v, expiresAt: expiresAt, ttl: ttl})
-	return nil
+	return memoryEntry[V]{v: v, expiresAt: expiresAt, ttl: ttl}
 }
 
 // Delete implements [Store].
 func (m *Memory[V]) Delete(_ context.Context, key string) error {
 	m.c.Invalidate(key)
 	return nil
+}
+
+// Clear drops every entry. A caller uses it when it can no longer trust what it holds, for
+// example after missing invalidations while disconnected from the shared tier. It does not report
+// evictions: nothing was dropped for room.
+func (m *Memory[V]) Clear() {
+	m.c.InvalidateAll()
 }
 
 // Len returns the approximate number of entries held, including expired ones not yet reclaimed.

@@ -9,7 +9,11 @@ import (
 
 // *Memory is a Store; checked here rather than in the package so that the package keeps no
 // package-level declarations beyond constants and types.
-var _ cache.Store[[]byte] = (*cache.Memory[[]byte])(nil)
+var (
+	_ cache.Store[[]byte] = (*cache.Memory[[]byte])(nil)
+	_ cachetest.Expirer   = (*cache.Memory[[]byte])(nil)
+	_ cachetest.Adder     = (*cache.Memory[[]byte])(nil)
+)
 
 func TestMemoryConformance(t *testing.T) {
 	cachetest.Run(t, func(t *testing.T) cachetest.Harness {
@@ -18,6 +22,7 @@ func TestMemoryConformance(t *testing.T) {
 		return cachetest.Harness{
 			Store:   cache.NewMemory[[]byte](cache.MemoryOptions{MaxEntries: 1000, Now: clock.Now}),
 			Advance: clock.Advance,
+			Now:     clock.Now,
 		}
 	})
 }

@@ -1,0 +1,345 @@
+// Package redistest starts real redis-server processes for tests: a standalone server, a Redis
+// Cluster, or a master watched by a Sentinel, each on free loopback ports, in its own temporary
+// directory, without persistence, and stopped by PID when the test ends.
+//
+// It exists so that tests exercise the Redis the cache really talks to, including the failures
+// (a server that dies, restarts, or stops answering) that a fake cannot show honestly. It is not
+// for the shared development Redis on 127.0.0.1:6379, which tests must never stop or flush.
+//
+// A missing redis-server is a test failure, never a skip: a skipped test would hide that the
+// service it needs is absent. It is test support only: nothing outside _test.go files should
+// import it.
+package redistest
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// startTimeout bounds how long a process may take to answer after it was started; generous,
+// because it only ends a test whose server never came up, and a loaded CI machine is slow.
+const startTimeout = 30 * time.Second
+
+// pollInterval is how often a condition on a process (answers PING, cluster is ok) is re-checked.
+const pollInterval = 10 * time.Millisecond
+
+// Server is one redis-server process (a standalone server, a cluster node or a sentinel).
+type Server struct {
+	tb   testing.TB
+	bin  string
+	dir  string
+	port int
+	argv []string // complete, port included, so that Restart brings back the same server
+
+	mu   sync.Mutex
+	cmd  *exec.Cmd
+	done chan struct{} // closed when the process has exited and been waited for
+}
+
+// Start starts a standalone redis-server on 127.0.0.1 and a free port, with no persistence and
+// its own temporary directory, and returns once it answers PING. args are extra redis-server
+// options, such as "--requirepass", "secret". The server is stopped when the test ends.
+func Start(tb testing.TB, args ...string) *Server {
+	tb.Helper()
+	bin := lookPath(tb, "redis-server")
+	dir := tb.TempDir()
+	extra := append([]string(nil), args...)
+	return startServer(tb, bin, dir, func(port int) []string {
+		return append(baseArgs(port, dir), extra...)
+	})
+}
+
+// baseArgs are the options every server started here gets: loopback only, no RDB snapshots or
+// AOF (a test's data is thrown away), logging to stdout, which goes to a file in dir.
+func baseArgs(port int, dir string) []string {
+	return []string{
+		"--port", strconv.Itoa(port),
+		"--bind", "127.0.0.1",
+		"--save", "",
+		"--appendonly", "no",
+		"--dir", dir,
+		"--daemonize", "no",
+		"--logfile", "",
+	}
+}
+
+// startServer starts a process whose arguments argv builds for a port, picking a new free port
+// whenever the one picked was taken before redis-server could bind it.
+func startServer(tb testing.TB, bin, dir string, argv func(port int) []string) *Server {
+	tb.Helper()
+	s := &Server{tb: tb, bin: bin, dir: dir}
+	// Registered before the process exists, so that a Fatal half-way through start still stops
+	// whatever was started; the temporary directory (registered earlier by the caller) is
+	// removed after this runs, as cleanups run last-in first-out.
+	tb.Cleanup(s.Stop)
+	var lastErr error
+	for range 5 {
+		s.port = freePort(tb)
+		s.argv = argv(s.port)
+		err := s.launch()
+		if err == nil {
+			return s
+		}
+		lastErr = err
+		if !errors.Is(err, errAddrInUse) {
+			break
+		}
+	}
+	tb.Fatalf("redistest: %v", lastErr)
+	return nil
+}
+
+// errAddrInUse marks a start that failed only because the port was taken.
+var errAddrInUse = errors.New("address already in use")
+
+// launch starts the process and waits until it answers PING, or fails if it exits first.
+func (s *Server) launch() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	logPath := filepath.Join(s.dir, "redis-"+strconv.Itoa(s.port)+".log")
+	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
+	}
+	logStart, _ := logFile.Seek(0, 2) // this start's part of the log, for error messages
+	cmd := exec.Command(s.bin, s.argv...)
+	cmd.Dir = s.dir
+	cmd.Stdout = logFile
+	cmd.Stderr = logFile
+	cmd.SysProcAttr = sysProcAttr()
+	if err := cmd.Start(); err != nil {
+		logFile.Close()
+		return fmt.Errorf("starting %s: %w", s.bin, err)
+	}
+	done := make(chan struct{})
+	go func() {
+		_ = cmd.Wait()
+		logFile.Close()
+		close(done)
+	}()
+	s.cmd, s.done = cmd, done
+
+	deadline := time.Now().Add(startTimeout)
+	for {
+		select {
+		case <-done:
+			s.cmd = nil
+			out := readFrom(logPath, logStart)
+			if strings.Contains(out, "Address already in use") {
+				return fmt.Errorf("%s on port %d: %w", s.bin, s.port, errAddrInUse)
+			}
+			return fmt.Errorf("%s %s exited during start (%v); its log:\n%s",
+				s.bin, strings.Join(s.argv, " "), cmd.ProcessState, out)
+		default:
+		}
+		if answers(s.Addr()) {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			_ = cmd.Process.Kill()
+			<-done
+			s.cmd = nil
+			return fmt.Errorf("%s on port %d did not answer PING within %v; its log:\n%s",
+				s.bin, s.port, startTimeout, readFrom(logPath, logStart))
+		}
+		time.Sleep(pollInterval)
+	}
+}
+
+// answers reports whether a server answers PING at addr. An error reply counts: a server
+// started with --requirepass answers NOAUTH, and it is up all the same.
+func answers(addr string) bool {
+	_, err := doTimeout(addr, time.Second, "PING")
+	var re replyError
+	return err == nil || errors.As(err, &re)
+}
+
+// Addr is the server's "127.0.0.1:port".
+func (s *Server) Addr() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(s.port)) }
+
+// Stop kills the process (SIGKILL, as a crash would) and waits for it to exit. Stopping a
+// stopped server does nothing. A frozen server is stopped too.
+func (s *Server) Stop() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd == nil {
+		return
+	}
+	_ = s.cmd.Process.Kill()
+	<-s.done
+	s.cmd = nil
+}
+
+// Restart stops the server if it runs and starts it again on the same port with the same
+// arguments, retrying the bind for a while if the port is not free yet. Data is lost: there is
+// no persistence.
+func (s *Server) Restart() {
+	s.tb.Helper()
+	s.Stop()
+	deadline := time.Now().Add(startTimeout)
+	for {
+		err := s.launch()
+		if err == nil {
+			return
+		}
+		if !errors.Is(err, errAddrInUse) || time.Now().After(deadline) {
+			s.tb.Fatalf("redistest: restart: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// Freeze suspends the process (SIGSTOP): it keeps accepting connections, as the kernel does that,
+// but answers nothing until Thaw. This is a Redis that has become slow, not one that is down.
+func (s *Server) Freeze() { s.signal(syscall.SIGSTOP) }
+
+// Thaw resumes a frozen process (SIGCONT).
+func (s *Server) Thaw() { s.signal(syscall.SIGCONT) }
+
+func (s *Server) signal(sig os.Signal) {
+	s.tb.Helper()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd == nil {
+		s.tb.Fatalf("redistest: signal %v: server %s is not running", sig, s.Addr())
+	}
+	if err := s.cmd.Process.Signal(sig); err != nil {
+		s.tb.Fatalf("redistest: signal %v to %s: %v", sig, s.Addr(), err)
+	}
+}
+
+// lookPath finds a Redis binary or fails the test saying what to install.
+func lookPath(tb testing.TB, name string) string {
+	tb.Helper()
+	p, err := exec.LookPath(name)
+	if err != nil {
+		tb.Fatalf("redistest: %s not found in PATH (%v): these tests need a real Redis 7; "+
+			"install it (Debian/Ubuntu: apt-get install redis-server, which also provides redis-cli)",
+			name, err)
+	}
+	return p
+}
+
+// freePort returns a loopback TCP port that was free a moment ago. Another process may take it
+// before redis-server binds it; startServer retries with a new one when that happens.
+func freePort(tb testing.TB) int {
+	tb.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatalf("redistest: finding a free port: %v", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// readFrom returns the file's content from offset, for error messages.
+func readFrom(path string, offset int64) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "(log unreadable: " + err.Error() + ")"
+	}
+	if offset > int64(len(b)) {
+		offset = 0
+	}
+	return string(b[offset:])
+}
+
+// Do sends one command to addr on a new connection and returns the reply: a string for simple
+// and bulk strings, an int64, nil for a null, []any for an array, or an error for an error
+// reply. It is for readiness checks and test assertions (PING, CLUSTER INFO, PUBSUB NUMSUB),
+// without going through the client under test.
+func Do(addr string, args ...string) (any, error) {
+	return doTimeout(addr, 5*time.Second, args...)
+}
+
+// doTimeout is Do with a deadline for the whole exchange.
+func doTimeout(addr string, timeout time.Duration, args ...string) (any, error) {
+	conn, err := net.DialTimeout("tcp", addr, timeout)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+	if err := conn.SetDeadline(time.Now().Add(timeout)); err != nil {
+		return nil, err
+	}
+	var req bytes.Buffer
+	fmt.Fprintf(&req, "*%d\r\n", len(args))
+	for _, a := range args {
+		fmt.Fprintf(&req, "$%d\r\n%s\r\n", len(a), a)
+	}
+	if _, err := conn.Write(req.Bytes()); err != nil {
+		return nil, err
+	}
+	reply, err := readReply(bufio.NewReader(conn))
+	if err != nil {
+		return nil, err
+	}
+	if e, ok := reply.(replyError); ok {
+		return nil, e
+	}
+	return reply, nil
+}
+
+// replyError is an error reply from Redis.
+type replyError string
+
+func (e replyError) Error() string { return "redis: " + string(e) }
+
+// readReply reads one RESP2 reply. An error nested in an array is returned as a replyError
+// value, not as the error result, which is kept for I/O and protocol failures.
+func readReply(r *bufio.Reader) (any, error) {
+	line, err := r.ReadString('\n')
+	if err != nil {
+		return nil, err
+	}
+	line = strings.TrimSuffix(line, "\r\n")
+	if line == "" {
+		return nil, errors.New("redistest: empty reply line")
+	}
+	body := line[1:]
+	switch line[0] {
+	case '+':
+		return body, nil
+	case '-':
+		return replyError(body), nil
+	case ':':
+		return strconv.ParseInt(body, 10, 64)
+	case '$':
+		n, err := strconv.Atoi(body)
+		if err != nil || n < 0 {
+			return nil, err
+		}
+		buf := make([]byte, n+2)
+		if _, err := io.ReadFull(r, buf); err != nil {
+			return nil, err
+		}
+		return string(buf[:n]), nil
+	case '*':
+		n, err := strconv.Atoi(body)
+		if err != nil || n < 0 {
+			return nil, err
+		}
+		out := make([]any, n)
+		for i := range out {
+			if out[i], err = readReply(r); err != nil {
+				return nil, err
+			}
+		}
+		return out, nil
+	default:
+		return nil, fmt.Errorf("redistest: unexpected reply %q", line)
+	}
+}
