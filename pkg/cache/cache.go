@@ -73,3 +73,9 @@ func TokenKey(namespace, token string) string {
 	b.Write(hexSum[:])
 	return b.String()
 }
+
+// KeyForHash is TokenKey for a token known only by its lower-hex SHA-256
+// (as an operator revoking it from a log line would know it).
+func KeyForHash(namespace, hexSHA256 string) string {
+	return tokenKeyPrefix + namespace + ":" + hexSHA256
+}

@@ -1,0 +1,299 @@
+package cache
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Codec turns values into bytes for the shared tier and back.
+type Codec[V any] interface {
+	Encode(V) ([]byte, error)
+	Decode([]byte) (V, error)
+}
+
+// Shared is the second tier, shared by every replica: *Redis implements it.
+type Shared interface {
+	GetExpiry(ctx context.Context, key string) ([]byte, time.Time, bool, error)
+	Set(ctx context.Context, key string, v []byte, ttl time.Duration) error
+	Add(ctx context.Context, key string, v []byte, ttl time.Duration) (bool, error)
+	Delete(ctx context.Context, key string) error
+	Publish(ctx context.Context, channel string, msg []byte) (int64, error)
+	Subscribe(ctx context.Context, channel string, onMessage func([]byte), onResubscribe func())
+}
+
+// InvalidationChannel is the pub/sub channel replicas drop local entries on.
+const InvalidationChannel = "extauthz:v1:invalidate"
+
+// TieredOptions configures a Tiered store.
+type TieredOptions[V any] struct {
+	// Local are the in-process tiers, looked up in order. A value lives in
+	// exactly one of them, chosen by Place, so that each can be bounded on
+	// its own (valid tokens must not be evicted by a flood of invalid ones).
+	// None at all (with a Shared tier) measures the shared tier alone.
+	Local []*Memory[V]
+	// Place returns the index in Local of the tier that holds v.
+	Place func(v V) int
+	// Shared is the second tier; nil for in-process only.
+	Shared Shared
+	// Codec encodes values for Shared. Required with Shared.
+	Codec Codec[V]
+	// AckTimeout bounds how long Invalidate waits for replicas to confirm
+	// (default 2s).
+	AckTimeout time.Duration
+	Now        func() time.Time
+	Observer   Observer
+	Logger     *slog.Logger
+}
+
+// Tiered is an in-process tier in front of a shared tier. Reads try the
+// local tiers, then the shared one, filling the local tier on a shared hit
+// with the entry's remaining lifetime. Writes go to both. Invalidate drops a
+// key from every replica's local tiers through the shared tier's pub/sub,
+// and a replica that lost its subscription (and so may have missed
+// invalidations) drops all its local entries when it resubscribes.
+//
+// The shared tier is an optimisation: when it fails, reads miss, writes are
+// local only, and the caller carries on.
+type Tiered[V any] struct {
+	o TieredOptions[V]
+
+	mu      sync.Mutex
+	waiters map[string]*ackWaiter
+}
+
+type ackWaiter struct {
+	remaining atomic.Int64
+	done      chan struct{}
+	once      sync.Once
+}
+
+// NewTiered builds a tiered store.
+func NewTiered[V any](o TieredOptions[V]) (*Tiered[V], error) {
+	if len(o.Local) == 0 && o.Shared == nil {
+		return nil, errors.New("cache: a tiered store needs a local or a shared tier")
+	}
+	if len(o.Local) > 0 && o.Place == nil {
+		return nil, errors.New("cache: local tiers need Place")
+	}
+	if o.Shared != nil && o.Codec == nil {
+		return nil, errors.New("cache: a shared tier needs a codec")
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.AckTimeout <= 0 {
+		o.AckTimeout = 2 * time.Second
+	}
+	if o.Observer == nil {
+		o.Observer = NopObserver{}
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Tiered[V]{o: o, waiters: map[string]*ackWaiter{}}, nil
+}
+
+// Get looks the key up locally, then in the shared tier. A shared tier that
+// cannot answer is a miss; its error is returned for the caller's logs.
+func (t *Tiered[V]) Get(ctx context.Context, key string) (V, bool, error) {
+	for _, l := range t.o.Local {
+		if v, ok, _ := l.Get(ctx, key); ok {
+			t.o.Observer.Lookup("local", true)
+			return v, true, nil
+		}
+	}
+	if len(t.o.Local) > 0 {
+		t.o.Observer.Lookup("local", false)
+	}
+	var zero V
+	if t.o.Shared == nil {
+		return zero, false, nil
+	}
+	b, exp, ok, err := t.o.Shared.GetExpiry(ctx, key)
+	if err != nil || !ok {
+		t.o.Observer.Lookup("redis", false)
+		return zero, false, err
+	}
+	v, err := t.o.Codec.Decode(b)
+	if err != nil {
+		t.o.Observer.Lookup("redis", false)
+		t.o.Observer.Error("redis", "decode")
+		return zero, false, fmt.Errorf("cache: undecodable shared entry: %w", err)
+	}
+	t.o.Observer.Lookup("redis", true)
+	if ttl := exp.Sub(t.o.Now()); ttl > 0 {
+		t.setLocal(ctx, key, v, ttl)
+	}
+	return v, true, nil
+}
+
+// Add stores v unless the shared tier already holds a value for key, and
+// returns the value in force: v, or the shared one. This is how a
+// verification that finishes after a revocation loses to it: the
+// revocation's entry stays, and every tier ends up holding it.
+func (t *Tiered[V]) Add(ctx context.Context, key string, v V, ttl time.Duration) (V, error) {
+	if ttl <= 0 {
+		return v, nil
+	}
+	if t.o.Shared == nil {
+		t.setLocal(ctx, key, v, ttl)
+		return v, nil
+	}
+	b, err := t.o.Codec.Encode(v)
+	if err != nil {
+		t.setLocal(ctx, key, v, ttl)
+		return v, err
+	}
+	added, err := t.o.Shared.Add(ctx, key, b, ttl)
+	if err != nil || added {
+		t.setLocal(ctx, key, v, ttl)
+		return v, err
+	}
+	// Someone else's entry is already there: take it.
+	if cur, ok, err := t.Get(ctx, key); ok && err == nil {
+		return cur, nil
+	}
+	t.setLocal(ctx, key, v, ttl)
+	return v, nil
+}
+
+// Set stores v in every tier, replacing what is there.
+func (t *Tiered[V]) Set(ctx context.Context, key string, v V, ttl time.Duration) error {
+	t.setLocal(ctx, key, v, ttl)
+	if t.o.Shared == nil {
+		return nil
+	}
+	b, err := t.o.Codec.Encode(v)
+	if err != nil {
+		return err
+	}
+	return t.o.Shared.Set(ctx, key, b, ttl)
+}
+
+// setLocal puts v in its local tier and removes key from the others, so a
+// key is never held twice with different values.
+func (t *Tiered[V]) setLocal(ctx context.Context, key string, v V, ttl time.Duration) {
+	if len(t.o.Local) == 0 {
+		return
+	}
+	place := t.o.Place(v)
+	for i, l := range t.o.Local {
+		if i == place {
+			_ = l.Set(ctx, key, v, ttl)
+		} else {
+			_ = l.Delete(ctx, key)
+		}
+	}
+}
+
+func (t *Tiered[V]) deleteLocal(ctx context.Context, key string) {
+	for _, l := range t.o.Local {
+		_ = l.Delete(ctx, key)
+	}
+}
+
+// Invalidation reports how far an invalidation reached.
+type Invalidation struct {
+	Replicas     int64 // subscribers the message was delivered to (this replica included)
+	Acknowledged int64 // those that confirmed dropping the key
+}
+
+// Complete reports whether every replica that got the message confirmed.
+func (i Invalidation) Complete() bool { return i.Acknowledged >= i.Replicas }
+
+// ErrNoSharedTier: Invalidate without a shared tier reaches this replica
+// only (which it has done).
+var ErrNoSharedTier = errors.New("cache: no shared tier: invalidated this replica only")
+
+// Invalidate drops key from this replica's local tiers and asks every
+// replica to do the same, waiting (up to AckTimeout or ctx) until each one
+// that received the message has confirmed.
+func (t *Tiered[V]) Invalidate(ctx context.Context, key string) (Invalidation, error) {
+	t.deleteLocal(ctx, key)
+	if t.o.Shared == nil {
+		return Invalidation{Replicas: 1, Acknowledged: 1}, ErrNoSharedTier
+	}
+	id := randomID()
+	w := &ackWaiter{done: make(chan struct{})}
+	t.mu.Lock()
+	t.waiters[id] = w
+	t.mu.Unlock()
+	defer func() {
+		t.mu.Lock()
+		delete(t.waiters, id)
+		t.mu.Unlock()
+	}()
+	// Acks may arrive before we know how many to expect; count down from
+	// a large number and correct it once Publish says how many received it.
+	const unknown = int64(1) << 40
+	w.remaining.Store(unknown)
+	n, err := t.o.Shared.Publish(ctx, InvalidationChannel, []byte("i "+id+" "+key))
+	if err != nil {
+		return Invalidation{}, fmt.Errorf("cache: invalidation not published: %w", err)
+	}
+	if w.remaining.Add(n-unknown) <= 0 {
+		w.finish()
+	}
+	wctx, cancel := context.WithTimeout(ctx, t.o.AckTimeout)
+	defer cancel()
+	select {
+	case <-w.done:
+	case <-wctx.Done():
+	}
+	acked := n - max(w.remaining.Load(), 0)
+	return Invalidation{Replicas: n, Acknowledged: acked}, nil
+}
+
+func (w *ackWaiter) finish() { w.once.Do(func() { close(w.done) }) }
+
+// Run follows invalidations until ctx ends: it drops the keys other
+// replicas invalidate, confirms each, and clears the local tiers whenever
+// the subscription had to be re-established. Without a shared tier it
+// returns at once.
+func (t *Tiered[V]) Run(ctx context.Context) {
+	if t.o.Shared == nil {
+		return
+	}
+	t.o.Shared.Subscribe(ctx, InvalidationChannel, func(msg []byte) {
+		kind, rest, _ := strings.Cut(string(msg), " ")
+		switch kind {
+		case "i":
+			id, key, ok := strings.Cut(rest, " ")
+			if !ok {
+				return
+			}
+			t.deleteLocal(ctx, key)
+			if _, err := t.o.Shared.Publish(ctx, InvalidationChannel, []byte("a "+id)); err != nil {
+				t.o.Logger.Warn("invalidation not acknowledged", "err", err)
+			}
+		case "a":
+			t.mu.Lock()
+			w := t.waiters[rest]
+			t.mu.Unlock()
+			if w != nil && w.remaining.Add(-1) <= 0 {
+				w.finish()
+			}
+		}
+	}, func() {
+		// Invalidations may have been missed while disconnected: nothing
+		// held locally can be trusted any more.
+		for _, l := range t.o.Local {
+			l.Clear()
+		}
+		t.o.Logger.Info("cache subscription re-established; local tier cleared")
+	})
+}
+
+func randomID() string {
+	b := make([]byte, 8)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
