@@ -21,6 +21,8 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/keepalive"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/extauthz/extauthz/pkg/authz"
 	"github.com/extauthz/extauthz/pkg/cache"
 	"github.com/extauthz/extauthz/pkg/check"
@@ -41,6 +43,9 @@ type app struct {
 	log     *slog.Logger
 	engine  *authz.Engine
 	sources map[string]*jwks.Source // by issuer
+	cache   *cache.Tiered[authz.Verdict]
+	redis   redis.UniversalClient // nil without a shared tier
+	admTok  string                // protects POST /cache/purge; "" disables it
 	health  *health.Server
 	grpc    *grpc.Server
 	http    *http.Server
@@ -57,6 +62,10 @@ type appOptions struct {
 	// extraHTTP is mounted at "/" on the HTTP listener (the dev issuer).
 	extraHTTP http.Handler
 	now       func() time.Time
+	// observer receives cache events (nil: none); the metrics will hang here.
+	observer cache.Observer
+	// adminToken, when set, replaces the configured one (dev makes its own).
+	adminToken string
 }
 
 func newApp(cfg *config.Config, log *slog.Logger, o appOptions) (a *app, err error) {
@@ -67,10 +76,22 @@ func newApp(cfg *config.Config, log *slog.Logger, o appOptions) (a *app, err err
 	defer func() {
 		if err != nil {
 			a.closeListeners()
+			if a.redis != nil {
+				_ = a.redis.Close()
+			}
 		}
 	}()
-	if cfg.Cache.RedisURL != "" {
-		return nil, errors.New("cache.redis_url: the Redis cache tier is not available in this build yet; leave redis_url empty")
+	if a.admTok, err = resolveAdminToken(a); err != nil {
+		return nil, err
+	}
+	if o.adminToken != "" {
+		a.admTok = o.adminToken
+	}
+	if o.observer == nil {
+		o.observer = cache.NopObserver{}
+	}
+	if a.cache, a.redis, err = newVerdictCache(cfg, log, o.observer, o.now); err != nil {
+		return nil, err
 	}
 
 	discovery := &http.Client{Timeout: cfg.JWKS.Timeout.D()}
@@ -108,10 +129,11 @@ func newApp(cfg *config.Config, log *slog.Logger, o appOptions) (a *app, err err
 	}
 	a.engine, err = authz.NewEngine(policy, authz.Options{
 		Verifier:    verifier,
-		Tokens:      cache.NewMemory[authz.Verdict](cache.MemoryOptions{MaxEntries: cfg.Cache.MaxEntries, Now: o.now}),
-		Rejections:  cache.NewMemory[authz.Verdict](cache.MemoryOptions{MaxEntries: cfg.Cache.MaxNegativeEntries, Now: o.now}),
+		Cache:       a.cache,
 		MaxTTL:      cfg.Cache.MaxTTL.D(),
 		NegativeTTL: cfg.Cache.NegativeTTL.D(),
+		RevokedTTL:  cfg.Cache.RevokedTTL.D(),
+		Leeway:      cfg.Tokens.Leeway.D(),
 		Now:         o.now,
 		Logger:      log,
 	})
@@ -232,6 +254,7 @@ func (a *app) run(ctx context.Context) error {
 		g.Go(func() error { s.Run(gctx); return nil })
 	}
 	g.Go(func() error { a.watchReadiness(gctx); return nil })
+	g.Go(func() error { a.cache.Run(gctx); return nil })
 	g.Go(func() error {
 		if err := a.grpc.Serve(a.lnGRPC); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
 			return fmt.Errorf("grpc: %w", err)
@@ -267,6 +290,9 @@ func (a *app) run(ctx context.Context) error {
 		}
 		_ = a.http.Shutdown(sctx)
 		_ = a.admin.Shutdown(sctx)
+		if a.redis != nil {
+			_ = a.redis.Close()
+		}
 		return nil
 	})
 	a.log.Info("serving", "grpc", a.lnGRPC.Addr().String(), "http", addrOf(a.lnHTTP), "admin", addrOf(a.lnAdmin))
@@ -365,6 +391,7 @@ func (a *app) adminHandler() http.Handler {
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	mux.Handle("/cache/purge", a.purgeHandler(a.admTok, a.redis != nil))
 	return mux
 }
 

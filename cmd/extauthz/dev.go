@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"flag"
 	"fmt"
 	"io"
@@ -23,6 +25,7 @@ func devCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	httpAddr := fs.String("http", "127.0.0.1:8080", "HTTP listener (metadata, dev issuer, health)")
 	adminAddr := fs.String("admin", "127.0.0.1:9090", `admin listener ("off" to disable)`)
 	level := fs.String("log-level", "info", "log level: debug, info, warn, error")
+	redisURL := fs.String("redis", "", "share the cache through this Redis (redis://host:port/db); empty: in-process only")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -59,6 +62,7 @@ func devCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		Listen:    config.Listen{GRPC: o.lnGRPC.Addr().String(), HTTP: o.lnHTTP.Addr().String(), Admin: addrOf(o.lnAdmin)},
 		PublicURL: base,
 		Log:       config.Log{Level: *level, Format: "text"},
+		Cache:     config.Cache{RedisURL: *redisURL},
 		Resources: []config.Resource{{
 			Name:                 "mcp",
 			Resource:             resource,
@@ -75,6 +79,7 @@ func devCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return fmt.Errorf("dev: built-in config: %w", err)
 	}
 	log := newLogger(stderr, cfg.Log.Level, cfg.Log.Format)
+	o.adminToken = randomToken()
 	a, err := newApp(cfg, log, o)
 	if err != nil {
 		return err
@@ -83,15 +88,19 @@ func devCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
+	cacheDesc := "in process"
+	if *redisURL != "" {
+		cacheDesc = "in process, then Redis at " + *redisURL
+	}
 	printDevBanner(stdout, devBanner{
 		cmd: selfCommand(), grpc: cfg.Listen.GRPC, http: base, admin: cfg.Listen.Admin,
-		resource: resource, issuer: iss.Issuer(), token: tok,
+		resource: resource, issuer: iss.Issuer(), token: tok, cache: cacheDesc, adminToken: o.adminToken,
 	})
 	return a.run(ctx)
 }
 
 type devBanner struct {
-	cmd, grpc, http, admin, resource, issuer, token string
+	cmd, grpc, http, admin, resource, issuer, token, cache, adminToken string
 }
 
 func printDevBanner(w io.Writer, b devBanner) {
@@ -103,6 +112,7 @@ extauthz dev — a development gateway with a built-in issuer (never use it in p
   admin           %[4]s
   resource        %[5]s   (requires scope mcp:tools)
   issuer          %[6]s
+  cache           %[8]s
 
 A token for that resource, valid for one hour (sub=dev-user, scope=mcp:tools):
 
@@ -120,10 +130,29 @@ The protected-resource metadata (RFC 9728), and more tokens from the dev issuer:
 
   curl %[3]s/.well-known/oauth-protected-resource/mcp
   curl -d grant_type=client_credentials -d scope=mcp:tools -d resource=%[5]s %[6]s/token
-
+%[9]s
 Stop with Ctrl-C.
 
-`, b.cmd, b.grpc, b.http, b.admin, b.resource, b.issuer, b.token)
+`, b.cmd, b.grpc, b.http, b.admin, b.resource, b.issuer, b.token, b.cache, b.purge())
+}
+
+// purge is the banner's revocation example, when the admin listener is on.
+func (b devBanner) purge() string {
+	if b.admin == "off" {
+		return ""
+	}
+	return fmt.Sprintf(`
+Revoke the token on every replica (the admin token is made up for this run):
+
+  curl -H 'Authorization: Bearer %s' -d '{"token":"%s"}' http://%s/cache/purge
+`, b.adminToken, b.token, b.admin)
+}
+
+// randomToken makes dev's admin token: 128 random bits, hex.
+func randomToken() string {
+	b := make([]byte, 16)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
 }
 
 // selfCommand is how the user can run this binary again: "go run" builds

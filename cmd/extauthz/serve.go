@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/extauthz/extauthz/pkg/config"
 )
 
@@ -25,6 +27,7 @@ func serveCmd(ctx context.Context, args []string, stderr io.Writer) error {
 		return fmt.Errorf("%s:\n%w", *path, err)
 	}
 	log := newLogger(stderr, cfg.Log.Level, cfg.Log.Format)
+	redis.SetLogger(redisLog{log})
 	a, err := newApp(cfg, log, appOptions{})
 	if err != nil {
 		return err

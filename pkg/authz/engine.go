@@ -28,19 +28,30 @@ type Verdict struct {
 	Err    error
 }
 
+// VerdictStore caches verdicts; *cache.Tiered[Verdict] implements it.
+type VerdictStore interface {
+	Get(ctx context.Context, key string) (Verdict, bool, error)
+	// Add stores v unless another verdict is already held for key, and
+	// returns the one in force.
+	Add(ctx context.Context, key string, v Verdict, ttl time.Duration) (Verdict, error)
+	// Set stores v, replacing whatever is held.
+	Set(ctx context.Context, key string, v Verdict, ttl time.Duration) error
+	// Invalidate drops key from every replica's in-process tier.
+	Invalidate(ctx context.Context, key string) (cache.Invalidation, error)
+}
+
 // Options configures an Engine.
 type Options struct {
 	// Verifier checks tokens on a cache miss. Required.
 	Verifier token.Verifier
-	// Tokens caches verdicts of valid tokens; nil disables caching.
-	Tokens cache.Store[Verdict]
-	// Rejections caches verdicts of definitively invalid tokens, bounded
-	// apart from Tokens so a flood of garbage cannot evict valid entries;
-	// nil disables negative caching.
-	Rejections cache.Store[Verdict]
+	// Cache holds verdicts; nil disables caching.
+	Cache VerdictStore
 	// MaxTTL caps how long a valid verdict is cached (it never outlives the
-	// token's exp); NegativeTTL is how long an invalid one is.
+	// token's exp); NegativeTTL is how long an invalid one is (0: never).
 	MaxTTL, NegativeTTL time.Duration
+	// RevokedTTL is how long a revocation lasts when the token's own exp is
+	// not known (revoked by hash). Leeway is added to a known exp.
+	RevokedTTL, Leeway time.Duration
 	// VerifyTimeout bounds one verification, shared by all requests waiting
 	// for it (default 10s; the caller's own deadline still applies to it).
 	VerifyTimeout time.Duration
@@ -72,6 +83,9 @@ func NewEngine(p *Policy, o Options) (*Engine, error) {
 	}
 	if o.VerifyTimeout <= 0 {
 		o.VerifyTimeout = 10 * time.Second
+	}
+	if o.RevokedTTL <= 0 {
+		o.RevokedTTL = 24 * time.Hour
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -187,9 +201,7 @@ func (e *Engine) verify(ctx context.Context, res *resource, raw string) Verdict 
 		// must not cancel it for the others.
 		vctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), e.opts.VerifyTimeout)
 		defer cancel()
-		v := e.verifyUncached(vctx, res, raw)
-		e.store(vctx, key, v)
-		return v, nil
+		return e.store(vctx, key, e.verifyUncached(vctx, res, raw)), nil
 	})
 	select {
 	case r := <-ch:
@@ -212,33 +224,39 @@ func (e *Engine) verifyUncached(ctx context.Context, res *resource, raw string) 
 }
 
 func (e *Engine) lookup(ctx context.Context, key string) (Verdict, bool) {
+	if e.opts.Cache == nil {
+		return Verdict{}, false
+	}
 	// A cache that cannot answer is a miss: it costs a verification,
 	// never a wrong answer.
-	if e.opts.Tokens != nil {
-		if v, ok, err := e.opts.Tokens.Get(ctx, key); ok && err == nil {
-			return v, true
-		}
-	}
-	if e.opts.Rejections != nil {
-		if v, ok, err := e.opts.Rejections.Get(ctx, key); ok && err == nil {
-			return v, true
-		}
-	}
-	return Verdict{}, false
+	v, ok, _ := e.opts.Cache.Get(ctx, key)
+	return v, ok
 }
 
-func (e *Engine) store(ctx context.Context, key string, v Verdict) {
-	var err error
+// store caches a fresh verdict and returns the verdict in force: the
+// cache may already hold one from another replica — a revocation above
+// all, which a verification finishing after it must not overwrite.
+func (e *Engine) store(ctx context.Context, key string, v Verdict) Verdict {
+	if e.opts.Cache == nil {
+		return v
+	}
+	var ttl time.Duration
 	switch {
-	case v.Err == nil && e.opts.Tokens != nil:
-		ttl := min(v.Claims.Expiry.Sub(e.opts.Now()), e.opts.MaxTTL)
-		err = e.opts.Tokens.Set(ctx, key, v, ttl)
-	case v.Err != nil && e.opts.Rejections != nil && token.Definitive(v.Err):
-		err = e.opts.Rejections.Set(ctx, key, v, e.opts.NegativeTTL)
+	case v.Err == nil:
+		ttl = min(v.Claims.Expiry.Sub(e.opts.Now()), e.opts.MaxTTL)
+	case token.Definitive(v.Err):
+		ttl = e.opts.NegativeTTL
+	default:
+		return v // transient: never cached
 	}
+	if ttl <= 0 {
+		return v
+	}
+	cur, err := e.opts.Cache.Add(ctx, key, v, ttl)
 	if err != nil {
-		e.opts.Logger.Warn("cache write failed", "err", err)
+		e.opts.Logger.Debug("shared cache write failed", "err", err)
 	}
+	return cur
 }
 
 // firstMissing returns a required scope that granted lacks, or "".

@@ -2,6 +2,8 @@ package authz
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/binary"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -68,8 +70,7 @@ func newFixture(t *testing.T, maxTTL, negTTL time.Duration) *fixture {
 	}
 	f.engine, err = NewEngine(p, Options{
 		Verifier:    f.verifier,
-		Tokens:      cache.NewMemory[Verdict](cache.MemoryOptions{MaxEntries: 100, Now: f.clock.Now}),
-		Rejections:  cache.NewMemory[Verdict](cache.MemoryOptions{MaxEntries: 100, Now: f.clock.Now}),
+		Cache:       LocalCache(100, f.clock.Now),
 		MaxTTL:      maxTTL,
 		NegativeTTL: negTTL,
 		Now:         f.clock.Now,
@@ -177,7 +178,7 @@ func TestCacheIsPerResource(t *testing.T) {
 func TestConcurrentMissesShareOneVerification(t *testing.T) {
 	f := newFixture(t, time.Minute, 10*time.Second)
 	// No cache: only the single flight can collapse the verifications.
-	f.engine.opts.Tokens, f.engine.opts.Rejections = nil, nil
+	f.engine.opts.Cache = nil
 	f.verifier.gate = make(chan struct{})
 	const n = 50
 	var joined sync.WaitGroup
@@ -247,4 +248,41 @@ func TestUnknownKidIsNotCachedNegatively(t *testing.T) {
 	if d := f.check(tok, "/mcp"); !d.Allow {
 		t.Fatalf("after the refetch interval the new key must work: %v", d.Err)
 	}
+}
+
+func TestGarbageTokensCannotGrowMemory(t *testing.T) {
+	f := newFixture(t, time.Minute, time.Hour)
+	const bound = 1000
+	tiers := make([]*cache.Memory[Verdict], 3)
+	for i := range tiers {
+		tiers[i] = cache.NewMemory[Verdict](cache.MemoryOptions{MaxEntries: bound, Now: f.clock.Now})
+	}
+	tc, err := cache.NewTiered(cache.TieredOptions[Verdict]{Local: tiers, Place: Place, Now: f.clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.engine.opts.Cache = tc
+	valid := f.mint(t, time.Hour)
+	if d := f.check(valid, "/mcp"); !d.Allow {
+		t.Fatalf("valid token denied: %v", d.Err)
+	}
+	// Distinct, well-formed-looking, invalid tokens: each is verified,
+	// found malformed, and cached as invalid.
+	var seed [24]byte
+	for i := 0; i < 200_000; i++ {
+		binary.LittleEndian.PutUint64(seed[:], uint64(i))
+		garbage := base64.RawURLEncoding.EncodeToString(seed[:]) + ".eyJ4IjoxfQ.c2ln"
+		if d := f.check(garbage, "/mcp"); d.Allow || d.Status != 401 {
+			t.Fatalf("garbage %d: allow=%v status=%d", i, d.Allow, d.Status)
+		}
+	}
+	if n := tiers[TierInvalid].Len(); n > bound+bound/10 {
+		t.Fatalf("invalid-token tier holds %d entries; bound %d", n, bound)
+	}
+	// The flood evicted nothing of value: the valid token is still a hit.
+	calls := f.verifier.calls.Load()
+	if d := f.check(valid, "/mcp"); !d.Allow || f.verifier.calls.Load() != calls {
+		t.Fatalf("valid token after the flood: allow=%v, re-verified=%v", d.Allow, f.verifier.calls.Load() != calls)
+	}
+	t.Logf("after 200,000 garbage tokens: %d invalid, %d valid entries", tiers[TierInvalid].Len(), tiers[TierValid].Len())
 }

@@ -29,6 +29,7 @@ const (
 	ReasonWrongIssuer       Reason = "wrong_issuer"       // iss not trusted for this resource
 	ReasonWrongAudience     Reason = "wrong_audience"     // aud lacks the resource's canonical URI
 	ReasonInsufficientScope Reason = "insufficient_scope" // a required scope is missing
+	ReasonRevoked           Reason = "revoked"            // revoked through the admin API
 	ReasonUnavailable       Reason = "unavailable"        // keys cannot be had now
 	ReasonUnmatched         Reason = "unmatched"          // no resource matched, operator denies
 	ReasonUnknownResource   Reason = "unknown_resource"   // the route names a resource that is not configured
@@ -83,6 +84,7 @@ var denials = []struct {
 	{token.ErrExpired, class{http.StatusUnauthorized, "invalid_token", ReasonExpired, "the access token expired", true}},
 	{token.ErrNotYetValid, class{http.StatusUnauthorized, "invalid_token", ReasonNotYetValid, "the access token is not yet valid", true}},
 	{ErrWrongAudience, class{http.StatusUnauthorized, "invalid_token", ReasonWrongAudience, "the access token is not meant for this resource", true}},
+	{ErrRevoked, class{http.StatusUnauthorized, "invalid_token", ReasonRevoked, "the access token has been revoked", true}},
 	{ErrInsufficientScope, class{http.StatusForbidden, "insufficient_scope", ReasonInsufficientScope, "the access token lacks a required scope", true}},
 	{token.ErrUnavailable, class{http.StatusServiceUnavailable, "temporarily_unavailable", ReasonUnavailable, "the token cannot be verified now; retry later", false}},
 	{ErrUnmatched, class{http.StatusForbidden, "forbidden", ReasonUnmatched, "no protected resource matches this request", false}},

@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/extauthz/extauthz/internal/redistest"
 	"github.com/extauthz/extauthz/pkg/authz"
 	"github.com/extauthz/extauthz/pkg/cache"
 	"github.com/extauthz/extauthz/pkg/check"
@@ -23,6 +24,17 @@ import (
 // benchServer is a Check server over a real issuer (HTTP on loopback) with
 // the cache on or off.
 func benchServer(b *testing.B, alg string, cached bool) (*check.Server, *devissuer.Issuer) {
+	b.Helper()
+	return benchServerWith(b, alg, func() authz.VerdictStore {
+		if cached {
+			return authz.LocalCache(100000, nil)
+		}
+		return nil
+	})
+}
+
+// benchServerWith takes the verdict store from newCache (nil: no cache).
+func benchServerWith(b *testing.B, alg string, newCache func() authz.VerdictStore) (*check.Server, *devissuer.Issuer) {
 	b.Helper()
 	iss, _ := issuerServer(b, alg, "")
 	cfg := &config.Config{Resources: []config.Resource{{
@@ -43,9 +55,8 @@ func benchServer(b *testing.B, alg string, cached bool) (*check.Server, *devissu
 		b.Fatal(err)
 	}
 	o := authz.Options{Verifier: v, MaxTTL: 5 * time.Minute, NegativeTTL: 10 * time.Second}
-	if cached {
-		o.Tokens = cache.NewMemory[authz.Verdict](cache.MemoryOptions{MaxEntries: 100000})
-		o.Rejections = cache.NewMemory[authz.Verdict](cache.MemoryOptions{MaxEntries: 10000})
+	if c := newCache(); c != nil {
+		o.Cache = c
 	}
 	e, err := authz.NewEngine(p, o)
 	if err != nil {
@@ -104,6 +115,29 @@ func runCheck(b *testing.B, s *check.Server, req *authv3.CheckRequest) {
 // the in-process cache; translation in and out included, no network.
 func BenchmarkCheckCacheHit(b *testing.B) {
 	s, iss := benchServer(b, "RS256", true)
+	runCheck(b, s, realisticRequest(b, iss))
+}
+
+// BenchmarkCheckRedisHit is a token another replica verified: the
+// in-process tier is off, so every Check reads the verdict from Redis (a
+// redis-server this benchmark starts on loopback) and decodes it.
+func BenchmarkCheckRedisHit(b *testing.B) {
+	s, iss := benchServerWith(b, "RS256", func() authz.VerdictStore {
+		srv := redistest.Start(b)
+		client, err := cache.NewRedisClient(cache.RedisClientOptions{URL: "redis://" + srv.Addr(), Timeout: time.Second})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { client.Close() })
+		t, err := cache.NewTiered(cache.TieredOptions[authz.Verdict]{
+			Shared: cache.NewRedis(client, cache.RedisOptions{Timeout: time.Second}),
+			Codec:  authz.VerdictCodec{},
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+		return t
+	})
 	runCheck(b, s, realisticRequest(b, iss))
 }
 

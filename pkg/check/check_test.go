@@ -19,7 +19,6 @@ import (
 
 	"github.com/extauthz/extauthz/internal/testkit"
 	"github.com/extauthz/extauthz/pkg/authz"
-	"github.com/extauthz/extauthz/pkg/cache"
 	"github.com/extauthz/extauthz/pkg/check"
 	"github.com/extauthz/extauthz/pkg/config"
 	"github.com/extauthz/extauthz/pkg/devissuer"
@@ -103,8 +102,7 @@ func startGateway(t *testing.T) *gateway {
 	}
 	e, err := authz.NewEngine(p, authz.Options{
 		Verifier:    v,
-		Tokens:      cache.NewMemory[authz.Verdict](cache.MemoryOptions{MaxEntries: 1000, Now: g.clock.Now}),
-		Rejections:  cache.NewMemory[authz.Verdict](cache.MemoryOptions{MaxEntries: 1000, Now: g.clock.Now}),
+		Cache:       authz.LocalCache(1000, g.clock.Now),
 		MaxTTL:      5 * time.Minute,
 		NegativeTTL: 10 * time.Second,
 		Now:         g.clock.Now,

@@ -140,6 +140,27 @@ func (v *JWTVerifier) Verify(ctx context.Context, raw string, trusted map[string
 	return c.toClaims(v.now(), v.leeway)
 }
 
+// UnverifiedExpiry reads a JWT's exp without verifying anything. Only for
+// bookkeeping that a forged value cannot abuse (how long to keep a
+// revocation); never for a decision.
+func UnverifiedExpiry(raw string) (time.Time, bool) {
+	_, rest, ok := strings.Cut(raw, ".")
+	if !ok {
+		return time.Time{}, false
+	}
+	p64, _, ok := strings.Cut(rest, ".")
+	if !ok {
+		return time.Time{}, false
+	}
+	var c struct {
+		Exp *numericDate `json:"exp"`
+	}
+	if decodeSegment(p64, &c) != nil || c.Exp == nil {
+		return time.Time{}, false
+	}
+	return c.Exp.time(), true
+}
+
 // decodeSegment decodes one base64url (unpadded, RFC 7515 §2) JSON segment.
 func decodeSegment(seg string, into any) error {
 	buf := make([]byte, base64.RawURLEncoding.DecodedLen(len(seg)))

@@ -1,0 +1,136 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/extauthz/extauthz/pkg/authz"
+	"github.com/extauthz/extauthz/pkg/cache"
+	"github.com/extauthz/extauthz/pkg/config"
+)
+
+// newVerdictCache builds the verdict cache: three bounded in-process tiers
+// (valid, invalid, revoked tokens) and, when Redis is configured, the
+// shared tier behind them. It also returns the Redis client to close.
+func newVerdictCache(cfg *config.Config, log *slog.Logger, obs cache.Observer, now func() time.Time) (*cache.Tiered[authz.Verdict], redis.UniversalClient, error) {
+	c := cfg.Cache
+	local := make([]*cache.Memory[authz.Verdict], 3)
+	local[authz.TierValid] = cache.NewMemory[authz.Verdict](cache.MemoryOptions{MaxEntries: c.MaxEntries, Now: now, Observer: obs})
+	local[authz.TierInvalid] = cache.NewMemory[authz.Verdict](cache.MemoryOptions{MaxEntries: c.MaxNegativeEntries, Now: now, Observer: obs})
+	local[authz.TierRevoked] = cache.NewMemory[authz.Verdict](cache.MemoryOptions{MaxEntries: c.MaxNegativeEntries, Now: now, Observer: obs})
+	o := cache.TieredOptions[authz.Verdict]{
+		Local:    local,
+		Place:    authz.Place,
+		Codec:    authz.VerdictCodec{},
+		Now:      now,
+		Observer: obs,
+		Logger:   log,
+	}
+	if c.RedisMode() == "" {
+		t, err := cache.NewTiered(o)
+		return t, nil, err
+	}
+	client, err := newRedisClient(c)
+	if err != nil {
+		return nil, nil, err
+	}
+	o.Shared = cache.NewRedis(client, cache.RedisOptions{
+		Timeout:         c.Redis.Timeout.D(),
+		CircuitFailures: c.Redis.CircuitFailures,
+		CircuitCooldown: c.Redis.CircuitCooldown.D(),
+		Now:             now,
+		Observer:        obs,
+		Logger:          log.With("component", "redis"),
+	})
+	t, err := cache.NewTiered(o)
+	if err != nil {
+		client.Close()
+		return nil, nil, err
+	}
+	return t, client, nil
+}
+
+// newRedisClient maps the config onto the Redis client options, reading
+// the secrets from where the config says they are.
+func newRedisClient(c config.Cache) (redis.UniversalClient, error) {
+	r := c.Redis
+	o := cache.RedisClientOptions{
+		URL:         c.RedisURL,
+		Username:    r.Username,
+		DB:          r.DB,
+		PoolSize:    r.PoolSize,
+		DialTimeout: r.DialTimeout.D(),
+		Timeout:     r.Timeout.D(),
+	}
+	switch c.RedisMode() {
+	case "sentinel":
+		o.SentinelMaster, o.SentinelAddrs = r.Sentinel.MasterName, r.Sentinel.Addresses
+		if !r.Sentinel.Password.IsZero() {
+			pw, err := r.Sentinel.Password.Resolve()
+			if err != nil {
+				return nil, fmt.Errorf("cache.redis.sentinel.password: %w", err)
+			}
+			o.SentinelPassword = pw
+		}
+	case "cluster":
+		o.ClusterAddrs = r.Cluster.Addresses
+	}
+	if !c.RedisPassword.IsZero() {
+		pw, err := c.RedisPassword.Resolve()
+		if err != nil {
+			return nil, fmt.Errorf("cache.redis_password: %w", err)
+		}
+		o.Password = pw
+	}
+	// TLS is on when asked for or implied by a rediss:// URL; validation
+	// refuses TLS keys with TLS off.
+	if r.TLS.Enabled || strings.HasPrefix(c.RedisURL, "rediss://") {
+		t, err := tlsConfig(r.TLS)
+		if err != nil {
+			return nil, err
+		}
+		o.TLS = t
+	}
+	return cache.NewRedisClient(o)
+}
+
+func tlsConfig(c config.RedisTLS) (*tls.Config, error) {
+	t := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: c.ServerName, InsecureSkipVerify: c.InsecureSkipVerify}
+	if c.CAFile != "" {
+		pem, err := os.ReadFile(c.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("cache.redis.tls.ca_file: %w", err)
+		}
+		t.RootCAs = x509.NewCertPool()
+		if !t.RootCAs.AppendCertsFromPEM(pem) {
+			return nil, errors.New("cache.redis.tls.ca_file: no PEM certificate in it")
+		}
+	}
+	if c.CertFile != "" {
+		cert, err := tls.LoadX509KeyPair(c.CertFile, c.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("cache.redis.tls.cert_file/key_file: %w", err)
+		}
+		t.Certificates = []tls.Certificate{cert}
+	}
+	return t, nil
+}
+
+// redisLog routes go-redis's own messages (failed dials, pool trouble)
+// into the structured log. go-redis keeps its logger in a package variable,
+// so serve sets it once for the process (not newApp: tests run several
+// replicas in one process).
+type redisLog struct{ log *slog.Logger }
+
+func (r redisLog) Printf(_ context.Context, format string, v ...any) {
+	r.log.Warn(fmt.Sprintf(format, v...), "component", "go-redis")
+}

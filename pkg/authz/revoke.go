@@ -1,0 +1,103 @@
+package authz
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/extauthz/extauthz/pkg/cache"
+	"github.com/extauthz/extauthz/pkg/token"
+)
+
+// ErrRevoked: an operator revoked the token through the admin API.
+var ErrRevoked = errors.New("token revoked")
+
+// Revocation names a token to revoke: the token itself, or the hex SHA-256
+// of it (what logs and the cache know it by), on one resource or all.
+type Revocation struct {
+	Token       string
+	TokenSHA256 string
+	Resource    string // "" for every resource
+}
+
+// RevokeResult says what a revocation did.
+type RevokeResult struct {
+	Resources []string // the resources it applies to
+	// Replicas that were told to drop the token from their in-process
+	// tier, and how many confirmed. Replicas equal to Acknowledged means
+	// no replica will allow the token again without seeing the revocation.
+	Replicas, Acknowledged int64
+	// Shared reports whether the revocation reached the shared cache: if
+	// not, it holds on this replica only.
+	Shared bool
+	Until  time.Time
+}
+
+// Revoke makes a token invalid until it expires — verifying it again does
+// not bring it back, which matters for a JWT whose signature stays good. It
+// writes a revoked verdict for the token into every tier, replacing any
+// verdict held, then has every replica drop its in-process copy, so their
+// next lookup finds the revocation in the shared tier.
+func (e *Engine) Revoke(ctx context.Context, rv Revocation) (RevokeResult, error) {
+	if e.opts.Cache == nil {
+		return RevokeResult{}, errors.New("revocation needs the cache, which is disabled")
+	}
+	hash := rv.TokenSHA256
+	ttl := e.opts.RevokedTTL
+	switch {
+	case rv.Token != "" && hash != "":
+		return RevokeResult{}, errors.New("give the token or its SHA-256, not both")
+	case rv.Token != "":
+		sum := sha256.Sum256([]byte(rv.Token))
+		hash = hex.EncodeToString(sum[:])
+		// The token's own exp bounds how long it needs revoking; it is
+		// read unverified, which is fine: a forged exp only shortens the
+		// revocation of a token that does not verify anyway.
+		if exp, ok := token.UnverifiedExpiry(rv.Token); ok {
+			ttl = max(exp.Add(e.opts.Leeway).Sub(e.opts.Now()), time.Minute)
+		}
+	case len(hash) != 64 || !isLowerHex(hash):
+		return RevokeResult{}, errors.New("token_sha256 must be 64 lower-case hex digits")
+	}
+	p := e.policy.Load()
+	var targets []*resource
+	if rv.Resource != "" {
+		r, ok := p.byName[rv.Resource]
+		if !ok {
+			return RevokeResult{}, fmt.Errorf("unknown resource %q", rv.Resource)
+		}
+		targets = []*resource{r}
+	} else {
+		targets = p.resources
+	}
+	res := RevokeResult{Shared: true, Until: e.opts.Now().Add(ttl)}
+	for _, r := range targets {
+		key := cache.KeyForHash(r.name, hash)
+		if err := e.opts.Cache.Set(ctx, key, Verdict{Err: ErrRevoked}, ttl); err != nil {
+			res.Shared = false
+			e.opts.Logger.Warn("revocation not stored in the shared cache", "resource", r.name, "err", err)
+		}
+		inv, err := e.opts.Cache.Invalidate(ctx, key)
+		if err != nil {
+			res.Shared = false
+		}
+		res.Resources = append(res.Resources, r.name)
+		// Every key goes to the same replicas; report the weakest.
+		if len(res.Resources) == 1 || inv.Acknowledged < res.Acknowledged {
+			res.Replicas, res.Acknowledged = inv.Replicas, inv.Acknowledged
+		}
+	}
+	return res, nil
+}
+
+func isLowerHex(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}

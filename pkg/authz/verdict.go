@@ -1,0 +1,209 @@
+package authz
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/extauthz/extauthz/pkg/cache"
+	"github.com/extauthz/extauthz/pkg/token"
+)
+
+// Verdict kinds, which also pick the in-process tier that holds a verdict
+// (see Place): valid tokens, invalid tokens, revoked tokens. Each tier is
+// bounded on its own, so a flood of garbage tokens can evict neither the
+// valid entries nor the revocations.
+const (
+	TierValid = iota
+	TierInvalid
+	TierRevoked
+)
+
+// Place returns the in-process tier for a verdict.
+func Place(v Verdict) int {
+	switch {
+	case v.Err == nil:
+		return TierValid
+	case errors.Is(v.Err, ErrRevoked):
+		return TierRevoked
+	}
+	return TierInvalid
+}
+
+// cachedFailures are the failures a cached verdict can carry, by wire code.
+// Codes are part of the shared-cache format: append only. The cached error
+// is the bare sentinel; details stay with the replica that verified.
+var cachedFailures = []error{
+	1: token.ErrMalformed,
+	2: token.ErrCritical,
+	3: token.ErrMissingExpiry,
+	4: token.ErrAlgorithm,
+	5: token.ErrUnknownIssuer,
+	6: token.ErrSignature,
+	7: token.ErrExpired,
+	8: ErrWrongAudience,
+	9: ErrRevoked,
+}
+
+// verdictFormat is the first byte of an encoded verdict; a change of
+// layout takes a new value (and the key prefix's version moves with it).
+const verdictFormat = 1
+
+// VerdictCodec encodes verdicts compactly for the shared cache: a format
+// byte, a kind byte, then for a valid token the claims as length-prefixed
+// strings and varint times; for an invalid one a failure code. The token
+// itself is never part of it.
+type VerdictCodec struct{}
+
+// Encode implements cache.Codec.
+func (VerdictCodec) Encode(v Verdict) ([]byte, error) {
+	if v.Err != nil {
+		for code, e := range cachedFailures {
+			if e != nil && errors.Is(v.Err, e) {
+				return []byte{verdictFormat, TierInvalid, byte(code)}, nil
+			}
+		}
+		return nil, fmt.Errorf("authz: failure %v is not cacheable", v.Err)
+	}
+	c := v.Claims
+	n := 2 + 4*binary.MaxVarintLen64 + len(c.Issuer) + len(c.Subject) + len(c.ClientID) + len(c.TokenID) + 5*binary.MaxVarintLen64
+	for _, s := range c.Audience {
+		n += len(s) + binary.MaxVarintLen64
+	}
+	for _, s := range c.Scopes {
+		n += len(s) + binary.MaxVarintLen64
+	}
+	b := make([]byte, 0, n)
+	b = append(b, verdictFormat, TierValid)
+	for _, s := range []string{c.Issuer, c.Subject, c.ClientID, c.TokenID} {
+		b = appendString(b, s)
+	}
+	for _, l := range [][]string{c.Audience, c.Scopes} {
+		b = binary.AppendUvarint(b, uint64(len(l)))
+		for _, s := range l {
+			b = appendString(b, s)
+		}
+	}
+	for _, t := range []time.Time{c.Expiry, c.NotBefore, c.IssuedAt} {
+		b = binary.AppendVarint(b, unixMilli(t))
+	}
+	return b, nil
+}
+
+// Decode implements cache.Codec.
+func (VerdictCodec) Decode(b []byte) (Verdict, error) {
+	if len(b) < 3 || b[0] != verdictFormat {
+		return Verdict{}, errors.New("authz: unknown verdict format")
+	}
+	if b[1] == TierInvalid {
+		code := int(b[2])
+		if len(b) != 3 || code >= len(cachedFailures) || cachedFailures[code] == nil {
+			return Verdict{}, errors.New("authz: unknown cached failure")
+		}
+		return Verdict{Err: cachedFailures[code]}, nil
+	}
+	if b[1] != TierValid {
+		return Verdict{}, errors.New("authz: unknown verdict kind")
+	}
+	r := reader{b: b[2:]}
+	c := &token.Claims{}
+	for _, s := range []*string{&c.Issuer, &c.Subject, &c.ClientID, &c.TokenID} {
+		*s = r.string()
+	}
+	for _, l := range []*[]string{&c.Audience, &c.Scopes} {
+		n := r.uvarint()
+		if n > uint64(len(r.b)) {
+			return Verdict{}, errors.New("authz: corrupt verdict")
+		}
+		for i := uint64(0); i < n; i++ {
+			*l = append(*l, r.string())
+		}
+	}
+	for _, t := range []*time.Time{&c.Expiry, &c.NotBefore, &c.IssuedAt} {
+		*t = fromUnixMilli(r.varint())
+	}
+	if r.err != nil || len(r.b) != 0 {
+		return Verdict{}, errors.New("authz: corrupt verdict")
+	}
+	return Verdict{Claims: c, Scopes: strings.Join(c.Scopes, " ")}, nil
+}
+
+func appendString(b []byte, s string) []byte {
+	b = binary.AppendUvarint(b, uint64(len(s)))
+	return append(b, s...)
+}
+
+func unixMilli(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixMilli()
+}
+
+func fromUnixMilli(ms int64) time.Time {
+	if ms == 0 {
+		return time.Time{}
+	}
+	return time.UnixMilli(ms)
+}
+
+// reader decodes what Encode appended, remembering the first error.
+type reader struct {
+	b   []byte
+	err error
+}
+
+func (r *reader) uvarint() uint64 {
+	v, n := binary.Uvarint(r.b)
+	if n <= 0 {
+		r.fail()
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *reader) varint() int64 {
+	v, n := binary.Varint(r.b)
+	if n <= 0 {
+		r.fail()
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *reader) string() string {
+	n := r.uvarint()
+	if r.err != nil || n > uint64(len(r.b)) {
+		r.fail()
+		return ""
+	}
+	s := string(r.b[:n])
+	r.b = r.b[n:]
+	return s
+}
+
+func (r *reader) fail() {
+	if r.err == nil {
+		r.err = errors.New("truncated")
+	}
+	r.b = nil
+}
+
+// LocalCache is an in-process-only verdict cache with every tier bounded
+// at maxEntries: for tests, benchmarks and embedding. The service builds
+// its own from the configuration.
+func LocalCache(maxEntries int, now func() time.Time) *cache.Tiered[Verdict] {
+	local := make([]*cache.Memory[Verdict], 3)
+	for i := range local {
+		local[i] = cache.NewMemory[Verdict](cache.MemoryOptions{MaxEntries: maxEntries, Now: now})
+	}
+	t, err := cache.NewTiered(cache.TieredOptions[Verdict]{Local: local, Place: Place, Now: now})
+	if err != nil {
+		panic(err) // unreachable: the options above are complete
+	}
+	return t
+}

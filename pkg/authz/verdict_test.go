@@ -1,0 +1,87 @@
+package authz
+
+import (
+	"errors"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/extauthz/extauthz/pkg/token"
+)
+
+func TestVerdictCodecRoundTrip(t *testing.T) {
+	exp := time.UnixMilli(time.Now().Add(time.Hour).UnixMilli())
+	cases := []Verdict{
+		{Claims: &token.Claims{Issuer: "https://auth.example.com", Subject: "alice", ClientID: "c1", TokenID: "j1",
+			Audience: []string{"https://mcp.example.com/mcp", "x"}, Scopes: []string{"mcp:tools", "mcp:write"},
+			Expiry: exp, NotBefore: exp.Add(-time.Hour), IssuedAt: exp.Add(-time.Hour)}, Scopes: "mcp:tools mcp:write"},
+		{Claims: &token.Claims{Issuer: "i", Expiry: exp}},
+	}
+	for _, e := range []error{token.ErrMalformed, token.ErrCritical, token.ErrMissingExpiry, token.ErrAlgorithm,
+		token.ErrUnknownIssuer, token.ErrSignature, token.ErrExpired, ErrWrongAudience, ErrRevoked} {
+		cases = append(cases, Verdict{Err: e})
+	}
+	for _, v := range cases {
+		b, err := VerdictCodec{}.Encode(v)
+		if err != nil {
+			t.Fatalf("encode %+v: %v", v, err)
+		}
+		got, err := VerdictCodec{}.Decode(b)
+		if err != nil {
+			t.Fatalf("decode %+v: %v", v, err)
+		}
+		if v.Err != nil {
+			if got.Err != v.Err || got.Claims != nil {
+				t.Errorf("failure %v came back as %+v", v.Err, got)
+			}
+			if len(b) != 3 {
+				t.Errorf("failure encoded in %d bytes", len(b))
+			}
+			continue
+		}
+		if !reflect.DeepEqual(got.Claims, v.Claims) || got.Scopes != v.Scopes {
+			t.Errorf("claims\n got %+v\nwant %+v", got.Claims, v.Claims)
+		}
+	}
+	// A wrapped failure keeps its class.
+	b, _ := VerdictCodec{}.Encode(Verdict{Err: errors.Join(token.ErrSignature, errors.New("detail"))})
+	if got, _ := (VerdictCodec{}).Decode(b); got.Err != token.ErrSignature {
+		t.Errorf("wrapped failure decoded as %v", got.Err)
+	}
+}
+
+func TestVerdictCodecRefuses(t *testing.T) {
+	for _, e := range []error{token.ErrUnavailable, token.ErrNotYetValid, token.ErrUnknownKey, errors.New("other")} {
+		if _, err := (VerdictCodec{}).Encode(Verdict{Err: e}); err == nil {
+			t.Errorf("%v is not a cacheable failure, but encoded", e)
+		}
+	}
+	for _, b := range [][]byte{nil, {1}, {2, 0, 0}, {1, 1, 0}, {1, 1, 200}, {1, 1, 6, 0}, {1, 7, 0}, {1, 0, 5, 'a'}} {
+		if v, err := (VerdictCodec{}).Decode(b); err == nil {
+			t.Errorf("decoded %v as %+v", b, v)
+		}
+	}
+}
+
+// FuzzVerdictDecode: shared-cache contents are never trusted to be well
+// formed; decoding must not panic and must round-trip what it accepts.
+func FuzzVerdictDecode(f *testing.F) {
+	v := Verdict{Claims: &token.Claims{Issuer: "i", Subject: "s", Audience: []string{"a"}, Scopes: []string{"x"}, Expiry: time.UnixMilli(1e12)}}
+	b, _ := VerdictCodec{}.Encode(v)
+	f.Add(b)
+	f.Add([]byte{1, 1, 6})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		v, err := VerdictCodec{}.Decode(b)
+		if err != nil {
+			return
+		}
+		again, err := VerdictCodec{}.Encode(v)
+		if err != nil {
+			t.Fatalf("decoded %+v does not encode: %v", v, err)
+		}
+		v2, err := VerdictCodec{}.Decode(again)
+		if err != nil || (v.Claims == nil) != (v2.Claims == nil) || v.Err != v2.Err {
+			t.Fatalf("round trip changed %+v into %+v (%v)", v, v2, err)
+		}
+	})
+}
