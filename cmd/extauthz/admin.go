@@ -86,7 +86,7 @@ func (a *app) purgeHandler(adminToken string, sharedConfigured bool) http.Handle
 		case !res.Shared:
 			status = http.StatusServiceUnavailable
 			out.Note = "the shared cache is unreachable: revoked on this replica only; retry"
-		case res.Acknowledged < res.Replicas:
+		case res.Replicas == 0 || res.Acknowledged < res.Replicas:
 			status = http.StatusAccepted
 			out.Note = "stored in the shared cache, but not every replica confirmed dropping its copy in time"
 		}

@@ -38,16 +38,24 @@ type instance struct {
 	client authv3.AuthorizationClient
 }
 
-// startInstance runs a replica using the given Redis and issuer.
+// startInstance runs a replica using the given standalone Redis and issuer.
 func startInstance(t *testing.T, redisAddr string, iss *devissuer.Issuer) *instance {
+	t.Helper()
+	return startInstanceWith(t, fmt.Sprintf("redis_url: \"redis://%s\"", redisAddr), iss)
+}
+
+// startInstanceWith runs a replica whose cache section starts with
+// redisKeys (the Redis mode).
+func startInstanceWith(t *testing.T, redisKeys string, iss *devissuer.Issuer) *instance {
 	t.Helper()
 	t.Setenv("EXTAUTHZ_TEST_ADMIN_TOKEN", adminToken)
 	cfg, err := config.Parse([]byte(fmt.Sprintf(`
 listen: {grpc: "127.0.0.1:0", http: "off", admin: "127.0.0.1:0"}
 admin: {token: {env: EXTAUTHZ_TEST_ADMIN_TOKEN}}
 cache:
-  redis_url: "redis://%s"
+  %s
   redis:
+    %s
     timeout: 500ms        # generous: the race detector slows everything down
     circuit_failures: 2
     circuit_cooldown: 200ms
@@ -56,7 +64,7 @@ resources:
     resource: %q
     authorization_servers: [{issuer: %q, jwks_uri: %q}]
     required_scopes: ["mcp:tools"]
-`, redisAddr, sharedResource, iss.Issuer(), iss.JWKSURL())))
+`, topLevel(redisKeys), nested(redisKeys), sharedResource, iss.Issuer(), iss.JWKSURL())))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,6 +90,22 @@ resources:
 	in.client = authv3.NewAuthorizationClient(conn)
 	waitFor(t, "keys", func() bool { ok, _ := in.app.ready(); return ok })
 	return in
+}
+
+// topLevel and nested split a mode's YAML: redis_url lives in cache, the
+// Sentinel and Cluster blocks in cache.redis.
+func topLevel(keys string) string {
+	if strings.HasPrefix(keys, "redis_url") {
+		return keys
+	}
+	return ""
+}
+
+func nested(keys string) string {
+	if strings.HasPrefix(keys, "redis_url") {
+		return ""
+	}
+	return keys
 }
 
 // decide sends a Check for the token; it returns the HTTP status the
@@ -294,5 +318,45 @@ func TestRedisOutageKeepsDecisionsCorrect(t *testing.T) {
 	b := startInstance(t, srv.Addr(), iss)
 	if st, _ := b.decide(t, tok); st != 200 || b.stats.Snapshot().RedisHits != 1 {
 		t.Fatalf("B: %d, %+v; want a Redis hit", st, b.stats.Snapshot())
+	}
+}
+
+// TestRedisModesThroughConfig: Sentinel and Cluster, configured as an
+// operator would, share verdicts between replicas.
+func TestRedisModesThroughConfig(t *testing.T) {
+	iss, _ := startIssuer(t, sharedResource)
+	modes := map[string]func(t *testing.T) string{
+		"sentinel": func(t *testing.T) string {
+			s := redistest.StartSentinel(t)
+			return fmt.Sprintf("sentinel: {master_name: %s, addresses: [%q]}", s.MasterName(), s.SentinelAddrs()[0])
+		},
+		"cluster": func(t *testing.T) string {
+			c := redistest.StartCluster(t, 3)
+			addrs, _ := json.Marshal(c.Addrs())
+			return fmt.Sprintf("cluster: {addresses: %s}", addrs)
+		},
+	}
+	for name, start := range modes {
+		t.Run(name, func(t *testing.T) {
+			keys := start(t)
+			a, b := startInstanceWith(t, keys, iss), startInstanceWith(t, keys, iss)
+			tok := mintScoped(t, iss, time.Hour)
+			if st, _ := a.decide(t, tok); st != 200 {
+				t.Fatalf("A: %d", st)
+			}
+			if st, _ := b.decide(t, tok); st != 200 || b.stats.Snapshot().RedisHits != 1 {
+				t.Fatalf("B: %d, %+v; want a Redis hit", st, b.stats.Snapshot())
+			}
+			waitFor(t, "both subscribed", func() bool {
+				st, res := a.purge(t, adminToken, map[string]string{"token": mintScoped(t, iss, time.Hour)})
+				return st == 200 && res.Replicas == 2
+			})
+			if st, res := a.purge(t, adminToken, map[string]string{"token": tok}); st != 200 || res.Acknowledged != 2 {
+				t.Fatalf("purge: %d %+v", st, res)
+			}
+			if st, _ := b.decide(t, tok); st != 401 {
+				t.Fatalf("B after the purge: %d", st)
+			}
+		})
 	}
 }

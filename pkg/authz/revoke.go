@@ -27,8 +27,9 @@ type Revocation struct {
 type RevokeResult struct {
 	Resources []string // the resources it applies to
 	// Replicas that were told to drop the token from their in-process
-	// tier, and how many confirmed. Replicas equal to Acknowledged means
-	// no replica will allow the token again without seeing the revocation.
+	// tier, and how many confirmed. Acknowledged equal to a non-zero
+	// Replicas means no replica will allow the token again without seeing
+	// the revocation.
 	Replicas, Acknowledged int64
 	// Shared reports whether the revocation reached the shared cache: if
 	// not, it holds on this replica only.

@@ -234,12 +234,29 @@ func (r *Redis) Publish(ctx context.Context, channel string, msg []byte) (int64,
 	if err != nil {
 		return 0, err
 	}
-	n, err := r.c.Publish(cctx, channel, msg).Result()
+	n, err := r.publish(cctx, channel, msg)
 	cancel()
 	if err := r.end(ctx, probe, opPublish, err); err != nil {
 		return 0, err
 	}
 	return n, nil
+}
+
+// publish sends PUBLISH where its receiver count covers every subscriber.
+// A Cluster propagates a message to all nodes, but PUBLISH counts only the
+// subscribers of the node that took it, and go-redis sends this keyless
+// command to a random node — while it opens every subscription on the
+// master of the channel's slot. Publishing on that master makes the count
+// cover all of them, which is what an invalidation waits for.
+func (r *Redis) publish(ctx context.Context, channel string, msg []byte) (int64, error) {
+	if cc, ok := r.c.(*redis.ClusterClient); ok {
+		node, err := cc.MasterForKey(ctx, channel)
+		if err != nil {
+			return 0, err
+		}
+		return node.Publish(ctx, channel, msg).Result()
+	}
+	return r.c.Publish(ctx, channel, msg).Result()
 }
 
 // Subscription health-checking and reconnection. Not options: they trade a few idle PINGs

@@ -207,7 +207,9 @@ type Invalidation struct {
 }
 
 // Complete reports whether every replica that got the message confirmed.
-func (i Invalidation) Complete() bool { return i.Acknowledged >= i.Replicas }
+// The invalidating replica follows the channel itself, so a message that
+// reached nobody proves nothing: it is not complete.
+func (i Invalidation) Complete() bool { return i.Replicas > 0 && i.Acknowledged >= i.Replicas }
 
 // ErrNoSharedTier: Invalidate without a shared tier reaches this replica
 // only (which it has done).

@@ -48,7 +48,13 @@ type replica struct {
 
 func newReplica(t *testing.T, addr string, now *fakeNow, run bool) *replica {
 	t.Helper()
-	client, err := cache.NewRedisClient(cache.RedisClientOptions{URL: "redis://" + addr, Timeout: time.Second})
+	return newReplicaWith(t, cache.RedisClientOptions{URL: "redis://" + addr}, now, run)
+}
+
+func newReplicaWith(t *testing.T, co cache.RedisClientOptions, now *fakeNow, run bool) *replica {
+	t.Helper()
+	co.Timeout = time.Second
+	client, err := cache.NewRedisClient(co)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -233,5 +239,44 @@ func TestTieredSharedDownIsAMissNotAFailure(t *testing.T) {
 	}
 	if _, ok, _ := a.t.Get(ctx, "other"); ok {
 		t.Fatal("hit for a key never stored")
+	}
+}
+
+// TestTieredInvalidateInCluster: in a Cluster, PUBLISH counts only the
+// subscribers of the node that takes it; the count must still cover every
+// replica, or an invalidation would be reported complete too early.
+func TestTieredInvalidateInCluster(t *testing.T) {
+	cl := redistest.StartCluster(t, 3)
+	now := newFakeNow()
+	var rs []*replica
+	for i := 0; i < 3; i++ {
+		rs = append(rs, newReplicaWith(t, cache.RedisClientOptions{ClusterAddrs: cl.Addrs()}, now, true))
+	}
+	ctx := context.Background()
+	deadline := time.Now().Add(20 * time.Second)
+	for i := 0; ; i++ {
+		// Until all three subscriptions are up, fewer receive it.
+		inv, err := rs[i%3].t.Invalidate(ctx, "k")
+		if err == nil && inv.Replicas == 3 && inv.Acknowledged == 3 && inv.Complete() {
+			break
+		}
+		if inv.Replicas > 3 || time.Now().After(deadline) {
+			t.Fatalf("Invalidate = %+v, %v; want 3 of 3", inv, err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// Every replica, whichever node its publishes would otherwise land on.
+	for i, r := range rs {
+		for j := 0; j < 5; j++ {
+			if inv, err := r.t.Invalidate(ctx, "k"); err != nil || inv.Replicas != 3 || inv.Acknowledged != 3 {
+				t.Fatalf("replica %d, try %d: %+v, %v", i, j, inv, err)
+			}
+		}
+	}
+}
+
+func TestInvalidationReachingNobodyIsNotComplete(t *testing.T) {
+	if (cache.Invalidation{}).Complete() {
+		t.Fatal("an invalidation received by no one reported complete")
 	}
 }
