@@ -19,7 +19,7 @@ func (bytesCodec) Decode(b []byte) ([]byte, error) { return b, nil }
 
 type fakeNow struct{ ns atomic.Int64 }
 
-func newFakeNow() *fakeNow                  { f := &fakeNow{}; f.ns.Store(time.Now().UnixNano()); return f }
+func newFakeNow() *fakeNow                 { f := &fakeNow{}; f.ns.Store(time.Now().UnixNano()); return f }
 func (f *fakeNow) Now() time.Time          { return time.Unix(0, f.ns.Load()) }
 func (f *fakeNow) Advance(d time.Duration) { f.ns.Add(int64(d)) }
 
