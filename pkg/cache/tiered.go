@@ -157,11 +157,12 @@ func (t *Tiered[V]) Add(ctx context.Context, key string, v V, ttl time.Duration)
 		t.setLocal(ctx, key, v, ttl)
 		return v, err
 	}
-	// Someone else's entry is already there: take it.
+	// Someone else's entry is already there: take it. If it cannot be
+	// read back, it may be a revocation: answer with v this once, as with
+	// Redis down, but do not keep v locally in its place.
 	if cur, ok, err := t.Get(ctx, key); ok && err == nil {
 		return cur, nil
 	}
-	t.setLocal(ctx, key, v, ttl)
 	return v, nil
 }
 
