@@ -32,6 +32,10 @@ import (
 	"github.com/extauthz/extauthz/pkg/token"
 )
 
+// grantTableSize bounds the interned (issuer, client, audiences, scopes)
+// combinations; beyond it new combinations are simply not shared.
+const grantTableSize = 1 << 16
+
 // shutdownGrace bounds how long in-flight Checks and HTTP requests may take
 // to finish once a shutdown signal arrives (Kubernetes' default grace is 30s).
 const shutdownGrace = 20 * time.Second
@@ -90,7 +94,10 @@ func newApp(cfg *config.Config, log *slog.Logger, o appOptions) (a *app, err err
 	if o.observer == nil {
 		o.observer = cache.NopObserver{}
 	}
-	if a.cache, a.redis, err = newVerdictCache(cfg, log, o.observer, o.now); err != nil {
+	// One table of shared grants for verifications and for verdicts read
+	// from Redis alike.
+	grants := authz.NewGrants(grantTableSize)
+	if a.cache, a.redis, err = newVerdictCache(cfg, log, o.observer, grants, o.now); err != nil {
 		return nil, err
 	}
 
@@ -130,6 +137,7 @@ func newApp(cfg *config.Config, log *slog.Logger, o appOptions) (a *app, err err
 	a.engine, err = authz.NewEngine(policy, authz.Options{
 		Verifier:    verifier,
 		Cache:       a.cache,
+		Grants:      grants,
 		MaxTTL:      cfg.Cache.MaxTTL.D(),
 		NegativeTTL: cfg.Cache.NegativeTTL.D(),
 		RevokedTTL:  cfg.Cache.RevokedTTL.D(),

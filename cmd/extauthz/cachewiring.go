@@ -21,16 +21,16 @@ import (
 // newVerdictCache builds the verdict cache: three bounded in-process tiers
 // (valid, invalid, revoked tokens) and, when Redis is configured, the
 // shared tier behind them. It also returns the Redis client to close.
-func newVerdictCache(cfg *config.Config, log *slog.Logger, obs cache.Observer, now func() time.Time) (*cache.Tiered[authz.Verdict], redis.UniversalClient, error) {
+func newVerdictCache(cfg *config.Config, log *slog.Logger, obs cache.Observer, grants *authz.Grants, now func() time.Time) (*cache.Tiered[authz.Verdict], redis.UniversalClient, error) {
 	c := cfg.Cache
-	local := make([]*cache.Memory[authz.Verdict], 3)
-	local[authz.TierValid] = cache.NewMemory[authz.Verdict](cache.MemoryOptions{MaxEntries: c.MaxEntries, Now: now, Observer: obs})
-	local[authz.TierInvalid] = cache.NewMemory[authz.Verdict](cache.MemoryOptions{MaxEntries: c.MaxNegativeEntries, Now: now, Observer: obs})
-	local[authz.TierRevoked] = cache.NewMemory[authz.Verdict](cache.MemoryOptions{MaxEntries: c.MaxNegativeEntries, Now: now, Observer: obs})
+	local := make([]*cache.Memory[cache.Key, authz.Verdict], 3)
+	local[authz.TierValid] = cache.NewMemory[cache.Key, authz.Verdict](cache.MemoryOptions{MaxEntries: c.MaxEntries, Now: now, Observer: obs})
+	local[authz.TierInvalid] = cache.NewMemory[cache.Key, authz.Verdict](cache.MemoryOptions{MaxEntries: c.MaxNegativeEntries, Now: now, Observer: obs})
+	local[authz.TierRevoked] = cache.NewMemory[cache.Key, authz.Verdict](cache.MemoryOptions{MaxEntries: c.MaxNegativeEntries, Now: now, Observer: obs})
 	o := cache.TieredOptions[authz.Verdict]{
 		Local:    local,
 		Place:    authz.Place,
-		Codec:    authz.VerdictCodec{},
+		Codec:    authz.VerdictCodec{Grants: grants},
 		Now:      now,
 		Observer: obs,
 		Logger:   log,

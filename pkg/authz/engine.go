@@ -24,20 +24,19 @@ import (
 // cache holds — never the token.
 type Verdict struct {
 	Claims *token.Claims
-	Scopes string // Claims.Scopes joined with spaces, computed once
 	Err    error
 }
 
 // VerdictStore caches verdicts; *cache.Tiered[Verdict] implements it.
 type VerdictStore interface {
-	Get(ctx context.Context, key string) (Verdict, bool, error)
+	Get(ctx context.Context, key cache.Key) (Verdict, bool, error)
 	// Add stores v unless another verdict is already held for key, and
 	// returns the one in force.
-	Add(ctx context.Context, key string, v Verdict, ttl time.Duration) (Verdict, error)
+	Add(ctx context.Context, key cache.Key, v Verdict, ttl time.Duration) (Verdict, error)
 	// Set stores v, replacing whatever is held.
-	Set(ctx context.Context, key string, v Verdict, ttl time.Duration) error
+	Set(ctx context.Context, key cache.Key, v Verdict, ttl time.Duration) error
 	// Invalidate drops key from every replica's in-process tier.
-	Invalidate(ctx context.Context, key string) (cache.Invalidation, error)
+	Invalidate(ctx context.Context, key cache.Key) (cache.Invalidation, error)
 }
 
 // Options configures an Engine.
@@ -46,6 +45,9 @@ type Options struct {
 	Verifier token.Verifier
 	// Cache holds verdicts; nil disables caching.
 	Cache VerdictStore
+	// Grants interns the grants of verified tokens (nil: a table of 65536);
+	// pass the one the cache's codec uses.
+	Grants *Grants
 	// MaxTTL caps how long a valid verdict is cached (it never outlives the
 	// token's exp); NegativeTTL is how long an invalid one is (0: never).
 	MaxTTL, NegativeTTL time.Duration
@@ -68,8 +70,8 @@ type Engine struct {
 	opts   Options
 	flight singleflight.Group
 
-	// joiningFlight, when set by tests, runs just before a request joins
-	// or starts a verification flight.
+	// joiningFlight, when set by tests, runs once a request has joined or
+	// started a verification flight.
 	joiningFlight func()
 }
 
@@ -86,6 +88,9 @@ func NewEngine(p *Policy, o Options) (*Engine, error) {
 	}
 	if o.RevokedTTL <= 0 {
 		o.RevokedTTL = 24 * time.Hour
+	}
+	if o.Grants == nil {
+		o.Grants = NewGrants(1 << 16)
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -177,7 +182,7 @@ func credential(r *Request, query string) (string, error) {
 // from one verification shared by every concurrent request for the same
 // token (single flight), whose result is then cached.
 func (e *Engine) verify(ctx context.Context, res *resource, raw string) Verdict {
-	key := cache.TokenKey(res.name, raw)
+	key := cache.KeyOf(res.name, raw)
 	// Only strings that passed the b64token grammar are ever verified and
 	// cached, so a hit proves this one did too; the grammar scan of a long
 	// token is left to the miss path.
@@ -193,16 +198,18 @@ func (e *Engine) verify(ctx context.Context, res *resource, raw string) Verdict 
 		// characters: not one Bearer credential (RFC 6750 §2.1).
 		return Verdict{Err: ErrMalformedHeader}
 	}
-	if e.joiningFlight != nil {
-		e.joiningFlight()
-	}
-	ch := e.flight.DoChan(key, func() (any, error) {
+	ch := e.flight.DoChan(key.String(), func() (any, error) {
 		// The verification serves every waiter, so one caller giving up
 		// must not cancel it for the others.
 		vctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), e.opts.VerifyTimeout)
 		defer cancel()
 		return e.store(vctx, key, e.verifyUncached(vctx, res, raw)), nil
 	})
+	if e.joiningFlight != nil {
+		// DoChan has registered this request with the flight (as its
+		// leader or a follower) by the time it returns.
+		e.joiningFlight()
+	}
 	select {
 	case r := <-ch:
 		return r.Val.(Verdict)
@@ -220,10 +227,11 @@ func (e *Engine) verifyUncached(ctx context.Context, res *resource, raw string) 
 	if !c.HasAudience(res.audiences) {
 		return Verdict{Err: ErrWrongAudience}
 	}
-	return Verdict{Claims: c, Scopes: strings.Join(c.Scopes, " ")}
+	c.Grant = e.opts.Grants.Intern(c.Grant)
+	return Verdict{Claims: c}
 }
 
-func (e *Engine) lookup(ctx context.Context, key string) (Verdict, bool) {
+func (e *Engine) lookup(ctx context.Context, key cache.Key) (Verdict, bool) {
 	if e.opts.Cache == nil {
 		return Verdict{}, false
 	}
@@ -236,7 +244,7 @@ func (e *Engine) lookup(ctx context.Context, key string) (Verdict, bool) {
 // store caches a fresh verdict and returns the verdict in force: the
 // cache may already hold one from another replica — a revocation above
 // all, which a verification finishing after it must not overwrite.
-func (e *Engine) store(ctx context.Context, key string, v Verdict) Verdict {
+func (e *Engine) store(ctx context.Context, key cache.Key, v Verdict) Verdict {
 	if e.opts.Cache == nil {
 		return v
 	}
@@ -275,7 +283,7 @@ next:
 
 func (p *Policy) allow(res *resource, v *Verdict) Decision {
 	d := Decision{Allow: true, Status: http.StatusOK, Reason: ReasonAllowed, Resource: res.name, Claims: v.Claims}
-	values := [3]string{v.Claims.Subject, v.Claims.ClientID, v.Scopes}
+	values := [3]string{v.Claims.Subject, v.Claims.ClientID, v.Claims.Scope}
 	d.Upstream = make([]Header, 0, len(values))
 	var remove []string
 	for i, name := range p.identity {

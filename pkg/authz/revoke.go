@@ -76,7 +76,10 @@ func (e *Engine) Revoke(ctx context.Context, rv Revocation) (RevokeResult, error
 	}
 	res := RevokeResult{Shared: true, Until: e.opts.Now().Add(ttl)}
 	for _, r := range targets {
-		key := cache.KeyForHash(r.name, hash)
+		key, err := cache.KeyForHash(r.name, hash)
+		if err != nil {
+			return RevokeResult{}, err
+		}
 		if err := e.opts.Cache.Set(ctx, key, Verdict{Err: ErrRevoked}, ttl); err != nil {
 			res.Shared = false
 			e.opts.Logger.Warn("revocation not stored in the shared cache", "resource", r.name, "err", err)

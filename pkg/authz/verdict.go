@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/extauthz/extauthz/pkg/cache"
@@ -53,9 +54,12 @@ const verdictFormat = 1
 
 // VerdictCodec encodes verdicts compactly for the shared cache: a format
 // byte, a kind byte, then for a valid token the claims as length-prefixed
-// strings and varint times; for an invalid one a failure code. The token
-// itself is never part of it.
-type VerdictCodec struct{}
+// strings and the expiry as varint milliseconds; for an invalid one a
+// failure code. The token itself is never part of it.
+type VerdictCodec struct {
+	// Grants interns decoded grants; nil interns nothing.
+	Grants *Grants
+}
 
 // Encode implements cache.Codec.
 func (VerdictCodec) Encode(v Verdict) ([]byte, error) {
@@ -68,7 +72,7 @@ func (VerdictCodec) Encode(v Verdict) ([]byte, error) {
 		return nil, fmt.Errorf("authz: failure %v is not cacheable", v.Err)
 	}
 	c := v.Claims
-	n := 2 + 4*binary.MaxVarintLen64 + len(c.Issuer) + len(c.Subject) + len(c.ClientID) + len(c.TokenID) + 5*binary.MaxVarintLen64
+	n := 2 + 6*binary.MaxVarintLen64 + len(c.Subject) + len(c.Issuer) + len(c.ClientID)
 	for _, s := range c.Audience {
 		n += len(s) + binary.MaxVarintLen64
 	}
@@ -77,7 +81,7 @@ func (VerdictCodec) Encode(v Verdict) ([]byte, error) {
 	}
 	b := make([]byte, 0, n)
 	b = append(b, verdictFormat, TierValid)
-	for _, s := range []string{c.Issuer, c.Subject, c.ClientID, c.TokenID} {
+	for _, s := range []string{c.Subject, c.Issuer, c.ClientID} {
 		b = appendString(b, s)
 	}
 	for _, l := range [][]string{c.Audience, c.Scopes} {
@@ -86,14 +90,13 @@ func (VerdictCodec) Encode(v Verdict) ([]byte, error) {
 			b = appendString(b, s)
 		}
 	}
-	for _, t := range []time.Time{c.Expiry, c.NotBefore, c.IssuedAt} {
-		b = binary.AppendVarint(b, unixMilli(t))
-	}
+	b = binary.AppendVarint(b, c.Expiry.UnixMilli())
 	return b, nil
 }
 
-// Decode implements cache.Codec.
-func (VerdictCodec) Decode(b []byte) (Verdict, error) {
+// Decode implements cache.Codec. The grant is interned when the codec has
+// a table.
+func (vc VerdictCodec) Decode(b []byte) (Verdict, error) {
 	if len(b) < 3 || b[0] != verdictFormat {
 		return Verdict{}, errors.New("authz: unknown verdict format")
 	}
@@ -108,8 +111,8 @@ func (VerdictCodec) Decode(b []byte) (Verdict, error) {
 		return Verdict{}, errors.New("authz: unknown verdict kind")
 	}
 	r := reader{b: b[2:]}
-	c := &token.Claims{}
-	for _, s := range []*string{&c.Issuer, &c.Subject, &c.ClientID, &c.TokenID} {
+	c := &token.Claims{Grant: &token.Grant{}}
+	for _, s := range []*string{&c.Subject, &c.Issuer, &c.ClientID} {
 		*s = r.string()
 	}
 	for _, l := range []*[]string{&c.Audience, &c.Scopes} {
@@ -121,32 +124,18 @@ func (VerdictCodec) Decode(b []byte) (Verdict, error) {
 			*l = append(*l, r.string())
 		}
 	}
-	for _, t := range []*time.Time{&c.Expiry, &c.NotBefore, &c.IssuedAt} {
-		*t = fromUnixMilli(r.varint())
-	}
+	c.Expiry = time.UnixMilli(r.varint())
 	if r.err != nil || len(r.b) != 0 {
 		return Verdict{}, errors.New("authz: corrupt verdict")
 	}
-	return Verdict{Claims: c, Scopes: strings.Join(c.Scopes, " ")}, nil
+	c.Scope = strings.Join(c.Scopes, " ")
+	c.Grant = vc.Grants.Intern(c.Grant)
+	return Verdict{Claims: c}, nil
 }
 
 func appendString(b []byte, s string) []byte {
 	b = binary.AppendUvarint(b, uint64(len(s)))
 	return append(b, s...)
-}
-
-func unixMilli(t time.Time) int64 {
-	if t.IsZero() {
-		return 0
-	}
-	return t.UnixMilli()
-}
-
-func fromUnixMilli(ms int64) time.Time {
-	if ms == 0 {
-		return time.Time{}
-	}
-	return time.UnixMilli(ms)
 }
 
 // reader decodes what Encode appended, remembering the first error.
@@ -197,13 +186,47 @@ func (r *reader) fail() {
 // at maxEntries: for tests, benchmarks and embedding. The service builds
 // its own from the configuration.
 func LocalCache(maxEntries int, now func() time.Time) *cache.Tiered[Verdict] {
-	local := make([]*cache.Memory[Verdict], 3)
+	local := make([]*cache.Memory[cache.Key, Verdict], 3)
 	for i := range local {
-		local[i] = cache.NewMemory[Verdict](cache.MemoryOptions{MaxEntries: maxEntries, Now: now})
+		local[i] = cache.NewMemory[cache.Key, Verdict](cache.MemoryOptions{MaxEntries: maxEntries, Now: now})
 	}
 	t, err := cache.NewTiered(cache.TieredOptions[Verdict]{Local: local, Place: Place, Now: now})
 	if err != nil {
 		panic(err) // unreachable: the options above are complete
 	}
 	return t
+}
+
+// Grants interns token grants. Many tokens share one issuer, client,
+// audience list and scope set; a replica caching a million tokens holds
+// each combination once instead of a million times. Only verified grants
+// are interned, and the table is bounded: once full, new combinations are
+// simply not shared.
+type Grants struct {
+	mu  sync.Mutex
+	m   map[string]*token.Grant
+	max int
+}
+
+// NewGrants returns a table of at most max grants.
+func NewGrants(max int) *Grants {
+	return &Grants{m: make(map[string]*token.Grant), max: max}
+}
+
+// Intern returns the table's grant equal to g, adding g if there is room.
+// A nil table interns nothing.
+func (t *Grants) Intern(g *token.Grant) *token.Grant {
+	if t == nil {
+		return g
+	}
+	k := g.Key()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if cur, ok := t.m[k]; ok {
+		return cur
+	}
+	if len(t.m) < t.max {
+		t.m[k] = g
+	}
+	return g
 }

@@ -12,10 +12,9 @@ import (
 func TestVerdictCodecRoundTrip(t *testing.T) {
 	exp := time.UnixMilli(time.Now().Add(time.Hour).UnixMilli())
 	cases := []Verdict{
-		{Claims: &token.Claims{Issuer: "https://auth.example.com", Subject: "alice", ClientID: "c1", TokenID: "j1",
-			Audience: []string{"https://mcp.example.com/mcp", "x"}, Scopes: []string{"mcp:tools", "mcp:write"},
-			Expiry: exp, NotBefore: exp.Add(-time.Hour), IssuedAt: exp.Add(-time.Hour)}, Scopes: "mcp:tools mcp:write"},
-		{Claims: &token.Claims{Issuer: "i", Expiry: exp}},
+		{Claims: &token.Claims{Subject: "alice", Expiry: exp, Grant: &token.Grant{Issuer: "https://auth.example.com", ClientID: "c1",
+			Audience: []string{"https://mcp.example.com/mcp", "x"}, Scopes: []string{"mcp:tools", "mcp:write"}, Scope: "mcp:tools mcp:write"}}},
+		{Claims: &token.Claims{Expiry: exp, Grant: &token.Grant{Issuer: "i"}}},
 	}
 	for _, e := range []error{token.ErrMalformed, token.ErrCritical, token.ErrMissingExpiry, token.ErrAlgorithm,
 		token.ErrUnknownIssuer, token.ErrSignature, token.ErrExpired, ErrWrongAudience, ErrRevoked} {
@@ -39,7 +38,7 @@ func TestVerdictCodecRoundTrip(t *testing.T) {
 			}
 			continue
 		}
-		if !reflect.DeepEqual(got.Claims, v.Claims) || got.Scopes != v.Scopes {
+		if !reflect.DeepEqual(got.Claims, v.Claims) {
 			t.Errorf("claims\n got %+v\nwant %+v", got.Claims, v.Claims)
 		}
 	}
@@ -66,7 +65,7 @@ func TestVerdictCodecRefuses(t *testing.T) {
 // FuzzVerdictDecode: shared-cache contents are never trusted to be well
 // formed; decoding must not panic and must round-trip what it accepts.
 func FuzzVerdictDecode(f *testing.F) {
-	v := Verdict{Claims: &token.Claims{Issuer: "i", Subject: "s", Audience: []string{"a"}, Scopes: []string{"x"}, Expiry: time.UnixMilli(1e12)}}
+	v := Verdict{Claims: &token.Claims{Subject: "s", Expiry: time.UnixMilli(1e12), Grant: &token.Grant{Issuer: "i", Audience: []string{"a"}, Scopes: []string{"x"}, Scope: "x"}}}
 	b, _ := VerdictCodec{}.Encode(v)
 	f.Add(b)
 	f.Add([]byte{1, 1, 6})
@@ -84,4 +83,27 @@ func FuzzVerdictDecode(f *testing.F) {
 			t.Fatalf("round trip changed %+v into %+v (%v)", v, v2, err)
 		}
 	})
+}
+
+func TestGrantsAreShared(t *testing.T) {
+	g := NewGrants(2)
+	a := &token.Grant{Issuer: "i", ClientID: "c", Audience: []string{"a"}, Scopes: []string{"x", "y"}, Scope: "x y"}
+	same := &token.Grant{Issuer: "i", ClientID: "c", Audience: []string{"a"}, Scopes: []string{"x", "y"}, Scope: "x y"}
+	if g.Intern(a) != a || g.Intern(same) != a {
+		t.Fatal("an equal grant was not shared")
+	}
+	// Equal strings in other fields must not collide.
+	tricky := &token.Grant{Issuer: "i", ClientID: "c", Audience: []string{"a", "x"}, Scopes: []string{"y"}, Scope: "y"}
+	if g.Intern(tricky) == a {
+		t.Fatal("different grants were merged")
+	}
+	// Full: a new grant is used, not stored.
+	full := &token.Grant{Issuer: "other"}
+	if g.Intern(full) != full || g.Intern(&token.Grant{Issuer: "other"}) == full {
+		t.Fatal("the table grew past its bound")
+	}
+	var none *Grants
+	if none.Intern(a) != a {
+		t.Fatal("a nil table must pass grants through")
+	}
 }

@@ -13,6 +13,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"strings"
 	"time"
 )
@@ -41,18 +42,25 @@ type Store[V any] interface {
 // encoding can move to "v2" without reading entries written by an older replica.
 const tokenKeyPrefix = "extauthz:v1:"
 
-// hashChunk is the size of the stack buffer TokenKey copies the token through. sha256.Sum256
-// takes a []byte, and converting a string longer than 32 bytes (every JWT) to []byte allocates;
-// copying through a fixed array keeps TokenKey at its one allocation, the returned string.
+// hashChunk is the size of the stack buffer KeyOf copies the token through. sha256.Sum256 takes
+// a []byte, and converting a string longer than 32 bytes (every JWT) to []byte allocates; copying
+// through a fixed array keeps KeyOf free of allocations.
 const hashChunk = 256
 
-// TokenKey is the cache key of a token for a namespace (the protected resource's name):
-// "extauthz:v1:" + namespace + ":" + lower-hex SHA-256 of the token.
+// Key identifies a token's cache entry: the namespace (the protected resource's name) and the
+// SHA-256 of the token. The token itself is never stored: a dump of the cache, or of a shared
+// Redis, yields no credential. The namespace keeps a token verified for one resource from being a
+// hit for another, whose audience or issuer rules may differ.
 //
-// The token itself is never stored: a dump of the cache, or of a shared Redis, yields no
-// credential. The namespace keeps a token verified for one resource from being a hit for another,
-// whose audience or issuer rules may differ.
-func TokenKey(namespace, token string) string {
+// In process the key is this fixed-size value (a map key with no allocation, 32 bytes of hash
+// rather than 64 of hex); the shared tier names it by String.
+type Key struct {
+	Namespace string
+	Hash      [sha256.Size]byte
+}
+
+// KeyOf is the key of a token in a namespace. It does not allocate.
+func KeyOf(namespace, token string) Key {
 	h := sha256.New()
 	var chunk [hashChunk]byte
 	for len(token) > 0 {
@@ -60,22 +68,51 @@ func TokenKey(namespace, token string) string {
 		h.Write(chunk[:n]) // hash.Hash.Write never returns an error.
 		token = token[n:]
 	}
-	var sum [sha256.Size]byte
-	h.Sum(sum[:0])
-	var hexSum [2 * sha256.Size]byte
-	hex.Encode(hexSum[:], sum[:])
+	k := Key{Namespace: namespace}
+	h.Sum(k.Hash[:0])
+	return k
+}
 
+// String is the key's name in the shared tier:
+// "extauthz:v1:" + namespace + ":" + lower-hex SHA-256 of the token.
+func (k Key) String() string {
+	var hexSum [2 * sha256.Size]byte
+	hex.Encode(hexSum[:], k.Hash[:])
 	var b strings.Builder
-	b.Grow(len(tokenKeyPrefix) + len(namespace) + 1 + len(hexSum))
+	b.Grow(len(tokenKeyPrefix) + len(k.Namespace) + 1 + len(hexSum))
 	b.WriteString(tokenKeyPrefix)
-	b.WriteString(namespace)
+	b.WriteString(k.Namespace)
 	b.WriteByte(':')
 	b.Write(hexSum[:])
 	return b.String()
 }
 
-// KeyForHash is TokenKey for a token known only by its lower-hex SHA-256
-// (as an operator revoking it from a log line would know it).
-func KeyForHash(namespace, hexSHA256 string) string {
-	return tokenKeyPrefix + namespace + ":" + hexSHA256
+// TokenKey is KeyOf(namespace, token).String().
+func TokenKey(namespace, token string) string { return KeyOf(namespace, token).String() }
+
+// KeyForHash is the key of a token known only by its lower-hex SHA-256 (as an operator revoking
+// it from a log line would know it).
+func KeyForHash(namespace, hexSHA256 string) (Key, error) {
+	k := Key{Namespace: namespace}
+	if len(hexSHA256) != 2*sha256.Size || strings.ToLower(hexSHA256) != hexSHA256 {
+		return Key{}, errors.New("cache: a token hash is 64 lower-case hex digits")
+	}
+	if _, err := hex.Decode(k.Hash[:], []byte(hexSHA256)); err != nil {
+		return Key{}, errors.New("cache: a token hash is 64 lower-case hex digits")
+	}
+	return k, nil
+}
+
+// ParseKey reads back a Key from its String form.
+func ParseKey(s string) (Key, bool) {
+	rest, ok := strings.CutPrefix(s, tokenKeyPrefix)
+	if !ok || len(rest) < 2*sha256.Size+2 {
+		return Key{}, false
+	}
+	ns, h := rest[:len(rest)-2*sha256.Size-1], rest[len(rest)-2*sha256.Size:]
+	if rest[len(ns)] != ':' || ns == "" {
+		return Key{}, false
+	}
+	k, err := KeyForHash(ns, h)
+	return k, err == nil
 }

@@ -30,8 +30,11 @@ type MemoryOptions struct {
 // Values are stored and returned as given, without copying (see [Store] for what that asks of
 // the caller). Memory never fails: its methods return a nil error and ignore ctx, since no call
 // blocks.
-type Memory[V any] struct {
-	c   *otter.Cache[string, memoryEntry[V]]
+//
+// K is the key type: string for a general store (as [Store] requires), [Key] for the verdict
+// cache, where a fixed-size key saves both memory and the allocation of a string per lookup.
+type Memory[K comparable, V any] struct {
+	c   *otter.Cache[K, memoryEntry[V]]
 	now func() time.Time
 }
 
@@ -41,36 +44,35 @@ type Memory[V any] struct {
 type memoryEntry[V any] struct {
 	v V
 	// expiresAt is the deadline in Unix nanoseconds by Memory.now; the entry is live while
-	// now < expiresAt.
+	// now < expiresAt. otter is handed the time left, so that it reclaims the entry's memory at
+	// about the same moment.
 	expiresAt int64
-	// ttl is handed to otter so that it reclaims the entry's memory at about the same time.
-	ttl time.Duration
 }
 
 // NewMemory returns an empty Memory store. It panics if opts.MaxEntries <= 0: an unbounded cache
 // keyed by attacker-supplied tokens would grow without limit, so a missing bound is a wiring bug.
-func NewMemory[V any](opts MemoryOptions) *Memory[V] {
+func NewMemory[K comparable, V any](opts MemoryOptions) *Memory[K, V] {
 	if opts.MaxEntries <= 0 {
 		panic("cache: MemoryOptions.MaxEntries must be > 0")
 	}
 	if opts.Now == nil {
 		// otter's default clock reads the same time as time.Now, more cheaply, and stops its
 		// ticker when the cache is collected.
-		return newMemory[V](opts.MaxEntries, time.Now, nil, opts.Observer)
+		return newMemory[K, V](opts.MaxEntries, time.Now, nil, opts.Observer)
 	}
 	// With an injected clock (a fake one in tests), otter must run on it too: on the real clock
 	// it would reclaim entries that the injected clock still considers live.
-	return newMemory[V](opts.MaxEntries, opts.Now, nowClock(opts.Now), opts.Observer)
+	return newMemory[K, V](opts.MaxEntries, opts.Now, nowClock(opts.Now), opts.Observer)
 }
 
 // newMemory lets tests give otter a clock other than now, to show that Get does not rely on
 // otter's expiry.
-func newMemory[V any](maxEntries int, now func() time.Time, clock otter.Clock, obs Observer) *Memory[V] {
-	o := &otter.Options[string, memoryEntry[V]]{
+func newMemory[K comparable, V any](maxEntries int, now func() time.Time, clock otter.Clock, obs Observer) *Memory[K, V] {
+	o := &otter.Options[K, memoryEntry[V]]{
 		MaximumSize: maxEntries,
 		// Writing, not accessing: a read must not extend a verified token's lifetime.
-		ExpiryCalculator: otter.ExpiryWritingFunc(func(e otter.Entry[string, memoryEntry[V]]) time.Duration {
-			return e.Value.ttl
+		ExpiryCalculator: otter.ExpiryWritingFunc(func(e otter.Entry[K, memoryEntry[V]]) time.Duration {
+			return max(time.Duration(e.Value.expiresAt-now().UnixNano()), time.Nanosecond)
 		}),
 		Clock: clock,
 	}
@@ -80,17 +82,17 @@ func newMemory[V any](maxEntries int, now func() time.Time, clock otter.Clock, o
 		// size evictions need. The atomic handler runs inline and returns at once for the rest.
 		// otter reports an entry that was over the bound but already expired as an expiry, so
 		// CauseOverflow counts only live entries dropped for room, the ones the bound cost us.
-		o.OnAtomicDeletion = func(e otter.DeletionEvent[string, memoryEntry[V]]) {
+		o.OnAtomicDeletion = func(e otter.DeletionEvent[K, memoryEntry[V]]) {
 			if e.Cause == otter.CauseOverflow {
 				obs.Evicted(tierLocal)
 			}
 		}
 	}
-	return &Memory[V]{c: otter.Must(o), now: now}
+	return &Memory[K, V]{c: otter.Must(o), now: now}
 }
 
 // Get implements [Store]. The hit path does not allocate.
-func (m *Memory[V]) Get(_ context.Context, key string) (V, bool, error) {
+func (m *Memory[K, V]) Get(_ context.Context, key K) (V, bool, error) {
 	e, ok := m.c.GetIfPresent(key)
 	if !ok || m.now().UnixNano() >= e.expiresAt {
 		// An entry expired by m.now but not yet by otter is left for otter to reclaim:
@@ -104,7 +106,7 @@ func (m *Memory[V]) Get(_ context.Context, key string) (V, bool, error) {
 // GetExpiry is Get that also returns when the entry expires, by the injected clock, so that a
 // caller copying the entry elsewhere can give the copy the remaining lifetime. A miss returns the
 // zero time. Like Get, the hit path does not allocate.
-func (m *Memory[V]) GetExpiry(_ context.Context, key string) (V, time.Time, bool, error) {
+func (m *Memory[K, V]) GetExpiry(_ context.Context, key K) (V, time.Time, bool, error) {
 	e, ok := m.c.GetIfPresent(key)
 	if !ok || m.now().UnixNano() >= e.expiresAt {
 		var zero V
@@ -114,7 +116,7 @@ func (m *Memory[V]) GetExpiry(_ context.Context, key string) (V, time.Time, bool
 }
 
 // Set implements [Store].
-func (m *Memory[V]) Set(_ context.Context, key string, v V, ttl time.Duration) error {
+func (m *Memory[K, V]) Set(_ context.Context, key K, v V, ttl time.Duration) error {
 	if ttl <= 0 {
 		m.c.Invalidate(key)
 		return nil
@@ -129,7 +131,7 @@ func (m *Memory[V]) Set(_ context.Context, key string, v V, ttl time.Duration) e
 //
 // It runs as one otter Compute, so that of concurrent Adds of a key exactly one wins; a
 // Get-then-Set would let two callers both see the key absent and both "win".
-func (m *Memory[V]) Add(_ context.Context, key string, v V, ttl time.Duration) (bool, error) {
+func (m *Memory[K, V]) Add(_ context.Context, key K, v V, ttl time.Duration) (bool, error) {
 	if ttl <= 0 {
 		return false, nil
 	}
@@ -154,11 +156,11 @@ func newMemoryEntry[V any](v V, ttl time.Duration, now int64) memoryEntry[V] {
 	if expiresAt < now { // overflow: a TTL beyond year 2262 means "until evicted"
 		expiresAt = math.MaxInt64
 	}
-	return memoryEntry[V]{v: v, expiresAt: expiresAt, ttl: ttl}
+	return memoryEntry[V]{v: v, expiresAt: expiresAt}
 }
 
 // Delete implements [Store].
-func (m *Memory[V]) Delete(_ context.Context, key string) error {
+func (m *Memory[K, V]) Delete(_ context.Context, key K) error {
 	m.c.Invalidate(key)
 	return nil
 }
@@ -166,13 +168,13 @@ func (m *Memory[V]) Delete(_ context.Context, key string) error {
 // Clear drops every entry. A caller uses it when it can no longer trust what it holds, for
 // example after missing invalidations while disconnected from the shared tier. It does not report
 // evictions: nothing was dropped for room.
-func (m *Memory[V]) Clear() {
+func (m *Memory[K, V]) Clear() {
 	m.c.InvalidateAll()
 }
 
 // Len returns the approximate number of entries held, including expired ones not yet reclaimed.
 // otter applies evictions in batches, so Len may exceed MaxEntries briefly.
-func (m *Memory[V]) Len() int {
+func (m *Memory[K, V]) Len() int {
 	return m.c.EstimatedSize()
 }
 

@@ -10,9 +10,9 @@ import (
 // *Memory is a Store; checked here rather than in the package so that the package keeps no
 // package-level declarations beyond constants and types.
 var (
-	_ cache.Store[[]byte] = (*cache.Memory[[]byte])(nil)
-	_ cachetest.Expirer   = (*cache.Memory[[]byte])(nil)
-	_ cachetest.Adder     = (*cache.Memory[[]byte])(nil)
+	_ cache.Store[[]byte] = (*cache.Memory[string, []byte])(nil)
+	_ cachetest.Expirer   = (*cache.Memory[string, []byte])(nil)
+	_ cachetest.Adder     = (*cache.Memory[string, []byte])(nil)
 )
 
 func TestMemoryConformance(t *testing.T) {
@@ -20,7 +20,7 @@ func TestMemoryConformance(t *testing.T) {
 		t.Parallel()
 		clock := cache.NewFakeClock()
 		return cachetest.Harness{
-			Store:   cache.NewMemory[[]byte](cache.MemoryOptions{MaxEntries: 1000, Now: clock.Now}),
+			Store:   cache.NewMemory[string, []byte](cache.MemoryOptions{MaxEntries: 1000, Now: clock.Now}),
 			Advance: clock.Advance,
 			Now:     clock.Now,
 		}

@@ -10,7 +10,7 @@ import (
 
 func TestMemorySizeBound(t *testing.T) {
 	const maxEntries = 100
-	m := NewMemory[int](MemoryOptions{MaxEntries: maxEntries})
+	m := NewMemory[string, int](MemoryOptions{MaxEntries: maxEntries})
 	for i := range 10 * maxEntries {
 		if err := m.Set(t.Context(), "k"+strconv.Itoa(i), i, time.Hour); err != nil {
 			t.Fatal(err)
@@ -29,7 +29,7 @@ func TestMemorySizeBound(t *testing.T) {
 // otter runs on its own clock in production, and the two may disagree.
 func TestMemoryExpiryByInjectedClockNotOtter(t *testing.T) {
 	clock := NewFakeClock()
-	m := newMemory[string](10, clock.Now, nil, nil) // otter on the real clock
+	m := newMemory[string, string](10, clock.Now, nil, nil) // otter on the real clock
 	ctx := t.Context()
 	if err := m.Set(ctx, "k", "v", time.Hour); err != nil {
 		t.Fatal(err)
@@ -50,7 +50,7 @@ func TestMemoryExpiryByInjectedClockNotOtter(t *testing.T) {
 
 // A TTL that overflows the deadline must not wrap into the past and make the entry a miss.
 func TestMemoryHugeTTL(t *testing.T) {
-	m := NewMemory[string](MemoryOptions{MaxEntries: 10})
+	m := NewMemory[string, string](MemoryOptions{MaxEntries: 10})
 	if err := m.Set(t.Context(), "k", "v", time.Duration(1<<63-1)); err != nil {
 		t.Fatal(err)
 	}
@@ -60,7 +60,7 @@ func TestMemoryHugeTTL(t *testing.T) {
 }
 
 func TestMemoryDefaultClock(t *testing.T) {
-	m := NewMemory[string](MemoryOptions{MaxEntries: 10})
+	m := NewMemory[string, string](MemoryOptions{MaxEntries: 10})
 	ctx := t.Context()
 	if err := m.Set(ctx, "k", "v", time.Hour); err != nil {
 		t.Fatal(err)
@@ -78,13 +78,13 @@ func TestNewMemoryRequiresBound(t *testing.T) {
 					t.Fatalf("NewMemory(MaxEntries: %d) did not panic", n)
 				}
 			}()
-			NewMemory[int](MemoryOptions{MaxEntries: n})
+			NewMemory[string, int](MemoryOptions{MaxEntries: n})
 		})
 	}
 }
 
 func TestMemoryGetHitDoesNotAllocate(t *testing.T) {
-	m := NewMemory[[]byte](MemoryOptions{MaxEntries: 10})
+	m := NewMemory[string, []byte](MemoryOptions{MaxEntries: 10})
 	ctx := context.Background()
 	if err := m.Set(ctx, "k", []byte("v"), time.Hour); err != nil {
 		t.Fatal(err)
@@ -100,7 +100,7 @@ func TestMemoryGetHitDoesNotAllocate(t *testing.T) {
 }
 
 func BenchmarkMemoryGetHit(b *testing.B) {
-	m := NewMemory[[]byte](MemoryOptions{MaxEntries: 1 << 16})
+	m := NewMemory[string, []byte](MemoryOptions{MaxEntries: 1 << 16})
 	ctx := context.Background()
 	key := TokenKey("mcp", "benchmark-token")
 	if err := m.Set(ctx, key, []byte(`{"sub":"alice"}`), time.Hour); err != nil {
@@ -161,7 +161,7 @@ func (o *countingObserver) evictedCount(tier string) int {
 func TestMemoryObserverEvicted(t *testing.T) {
 	const maxEntries = 100
 	obs := newCountingObserver()
-	m := NewMemory[int](MemoryOptions{MaxEntries: maxEntries, Observer: obs})
+	m := NewMemory[string, int](MemoryOptions{MaxEntries: maxEntries, Observer: obs})
 	ctx := t.Context()
 
 	// Not evictions: overwrite, delete, Add over a live entry.
@@ -203,7 +203,7 @@ func TestMemoryObserverEvicted(t *testing.T) {
 // GetExpiry, as for Get.
 func TestMemoryAddOverExpiredEntryOtterStillHolds(t *testing.T) {
 	clock := NewFakeClock()
-	m := newMemory[string](10, clock.Now, nil, nil) // otter on the real clock
+	m := newMemory[string, string](10, clock.Now, nil, nil) // otter on the real clock
 	ctx := t.Context()
 	_ = m.Set(ctx, "k", "old", time.Minute)
 	clock.Advance(time.Minute)
@@ -223,7 +223,7 @@ func TestMemoryAddOverExpiredEntryOtterStillHolds(t *testing.T) {
 }
 
 func TestMemoryClear(t *testing.T) {
-	m := NewMemory[string](MemoryOptions{MaxEntries: 100})
+	m := NewMemory[string, string](MemoryOptions{MaxEntries: 100})
 	ctx := t.Context()
 	for i := range 50 {
 		_ = m.Set(ctx, "k"+strconv.Itoa(i), "v", time.Hour)
@@ -246,7 +246,7 @@ func TestMemoryClear(t *testing.T) {
 }
 
 func TestMemoryGetExpiryHitDoesNotAllocate(t *testing.T) {
-	m := NewMemory[[]byte](MemoryOptions{MaxEntries: 10, Observer: NopObserver{}})
+	m := NewMemory[string, []byte](MemoryOptions{MaxEntries: 10, Observer: NopObserver{}})
 	ctx := context.Background()
 	if err := m.Set(ctx, "k", []byte("v"), time.Hour); err != nil {
 		t.Fatal(err)

@@ -38,7 +38,7 @@ type TieredOptions[V any] struct {
 	// exactly one of them, chosen by Place, so that each can be bounded on
 	// its own (valid tokens must not be evicted by a flood of invalid ones).
 	// None at all (with a Shared tier) measures the shared tier alone.
-	Local []*Memory[V]
+	Local []*Memory[Key, V]
 	// Place returns the index in Local of the tier that holds v.
 	Place func(v V) int
 	// Shared is the second tier; nil for in-process only.
@@ -103,7 +103,7 @@ func NewTiered[V any](o TieredOptions[V]) (*Tiered[V], error) {
 
 // Get looks the key up locally, then in the shared tier. A shared tier that
 // cannot answer is a miss; its error is returned for the caller's logs.
-func (t *Tiered[V]) Get(ctx context.Context, key string) (V, bool, error) {
+func (t *Tiered[V]) Get(ctx context.Context, key Key) (V, bool, error) {
 	for _, l := range t.o.Local {
 		if v, ok, _ := l.Get(ctx, key); ok {
 			t.o.Observer.Lookup("local", true)
@@ -117,7 +117,7 @@ func (t *Tiered[V]) Get(ctx context.Context, key string) (V, bool, error) {
 	if t.o.Shared == nil {
 		return zero, false, nil
 	}
-	b, exp, ok, err := t.o.Shared.GetExpiry(ctx, key)
+	b, exp, ok, err := t.o.Shared.GetExpiry(ctx, key.String())
 	if err != nil || !ok {
 		t.o.Observer.Lookup("redis", false)
 		return zero, false, err
@@ -139,7 +139,7 @@ func (t *Tiered[V]) Get(ctx context.Context, key string) (V, bool, error) {
 // returns the value in force: v, or the shared one. This is how a
 // verification that finishes after a revocation loses to it: the
 // revocation's entry stays, and every tier ends up holding it.
-func (t *Tiered[V]) Add(ctx context.Context, key string, v V, ttl time.Duration) (V, error) {
+func (t *Tiered[V]) Add(ctx context.Context, key Key, v V, ttl time.Duration) (V, error) {
 	if ttl <= 0 {
 		return v, nil
 	}
@@ -152,7 +152,7 @@ func (t *Tiered[V]) Add(ctx context.Context, key string, v V, ttl time.Duration)
 		t.setLocal(ctx, key, v, ttl)
 		return v, err
 	}
-	added, err := t.o.Shared.Add(ctx, key, b, ttl)
+	added, err := t.o.Shared.Add(ctx, key.String(), b, ttl)
 	if err != nil || added {
 		t.setLocal(ctx, key, v, ttl)
 		return v, err
@@ -167,7 +167,7 @@ func (t *Tiered[V]) Add(ctx context.Context, key string, v V, ttl time.Duration)
 }
 
 // Set stores v in every tier, replacing what is there.
-func (t *Tiered[V]) Set(ctx context.Context, key string, v V, ttl time.Duration) error {
+func (t *Tiered[V]) Set(ctx context.Context, key Key, v V, ttl time.Duration) error {
 	t.setLocal(ctx, key, v, ttl)
 	if t.o.Shared == nil {
 		return nil
@@ -176,12 +176,12 @@ func (t *Tiered[V]) Set(ctx context.Context, key string, v V, ttl time.Duration)
 	if err != nil {
 		return err
 	}
-	return t.o.Shared.Set(ctx, key, b, ttl)
+	return t.o.Shared.Set(ctx, key.String(), b, ttl)
 }
 
 // setLocal puts v in its local tier and removes key from the others, so a
 // key is never held twice with different values.
-func (t *Tiered[V]) setLocal(ctx context.Context, key string, v V, ttl time.Duration) {
+func (t *Tiered[V]) setLocal(ctx context.Context, key Key, v V, ttl time.Duration) {
 	if len(t.o.Local) == 0 {
 		return
 	}
@@ -195,7 +195,7 @@ func (t *Tiered[V]) setLocal(ctx context.Context, key string, v V, ttl time.Dura
 	}
 }
 
-func (t *Tiered[V]) deleteLocal(ctx context.Context, key string) {
+func (t *Tiered[V]) deleteLocal(ctx context.Context, key Key) {
 	for _, l := range t.o.Local {
 		_ = l.Delete(ctx, key)
 	}
@@ -219,7 +219,7 @@ var ErrNoSharedTier = errors.New("cache: no shared tier: invalidated this replic
 // Invalidate drops key from this replica's local tiers and asks every
 // replica to do the same, waiting (up to AckTimeout or ctx) until each one
 // that received the message has confirmed.
-func (t *Tiered[V]) Invalidate(ctx context.Context, key string) (Invalidation, error) {
+func (t *Tiered[V]) Invalidate(ctx context.Context, key Key) (Invalidation, error) {
 	t.deleteLocal(ctx, key)
 	if t.o.Shared == nil {
 		return Invalidation{Replicas: 1, Acknowledged: 1}, ErrNoSharedTier
@@ -238,7 +238,7 @@ func (t *Tiered[V]) Invalidate(ctx context.Context, key string) (Invalidation, e
 	// a large number and correct it once Publish says how many received it.
 	const unknown = int64(1) << 40
 	w.remaining.Store(unknown)
-	n, err := t.o.Shared.Publish(ctx, InvalidationChannel, []byte("i "+id+" "+key))
+	n, err := t.o.Shared.Publish(ctx, InvalidationChannel, []byte("i "+id+" "+key.String()))
 	if err != nil {
 		return Invalidation{}, fmt.Errorf("cache: invalidation not published: %w", err)
 	}
@@ -269,8 +269,9 @@ func (t *Tiered[V]) Run(ctx context.Context) {
 		kind, rest, _ := strings.Cut(string(msg), " ")
 		switch kind {
 		case "i":
-			id, key, ok := strings.Cut(rest, " ")
-			if !ok {
+			id, name, ok := strings.Cut(rest, " ")
+			key, valid := ParseKey(name)
+			if !ok || !valid {
 				return
 			}
 			t.deleteLocal(ctx, key)

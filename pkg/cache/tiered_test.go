@@ -11,6 +11,9 @@ import (
 	"github.com/extauthz/extauthz/pkg/cache"
 )
 
+// k is the key the tests use.
+var k = cache.KeyOf("ns", "a token")
+
 // bytesCodec stores []byte as is; the first byte picks the local tier.
 type bytesCodec struct{}
 
@@ -42,7 +45,7 @@ func (c *countLookups) Lookup(tier string, hit bool) {
 // replica is one gateway's tiered store over a shared Redis.
 type replica struct {
 	t     *cache.Tiered[[]byte]
-	local []*cache.Memory[[]byte]
+	local []*cache.Memory[cache.Key, []byte]
 	obs   *countLookups
 }
 
@@ -60,9 +63,9 @@ func newReplicaWith(t *testing.T, co cache.RedisClientOptions, now *fakeNow, run
 	}
 	t.Cleanup(func() { client.Close() })
 	r := &replica{obs: &countLookups{}}
-	r.local = []*cache.Memory[[]byte]{
-		cache.NewMemory[[]byte](cache.MemoryOptions{MaxEntries: 100, Now: now.Now}),
-		cache.NewMemory[[]byte](cache.MemoryOptions{MaxEntries: 100, Now: now.Now}),
+	r.local = []*cache.Memory[cache.Key, []byte]{
+		cache.NewMemory[cache.Key, []byte](cache.MemoryOptions{MaxEntries: 100, Now: now.Now}),
+		cache.NewMemory[cache.Key, []byte](cache.MemoryOptions{MaxEntries: 100, Now: now.Now}),
 	}
 	r.t, err = cache.NewTiered(cache.TieredOptions[[]byte]{
 		Local:    r.local,
@@ -105,24 +108,24 @@ func TestTieredSharedHitFillsLocalWithRemainingLifetime(t *testing.T) {
 	now := newFakeNow()
 	a, b := newReplica(t, srv.Addr(), now, false), newReplica(t, srv.Addr(), now, false)
 	ctx := context.Background()
-	if v, err := a.t.Add(ctx, "k", []byte{0, 'v'}, 10*time.Second); err != nil || string(v) != "\x00v" {
+	if v, err := a.t.Add(ctx, k, []byte{0, 'v'}, 10*time.Second); err != nil || string(v) != "\x00v" {
 		t.Fatalf("Add: %q %v", v, err)
 	}
 	now.Advance(4 * time.Second)
-	v, ok, err := b.t.Get(ctx, "k")
+	v, ok, err := b.t.Get(ctx, k)
 	if !ok || err != nil || string(v) != "\x00v" || b.obs.redisHits.Load() != 1 {
 		t.Fatalf("B: %q %v %v, redis hits %d; want a shared hit", v, ok, err, b.obs.redisHits.Load())
 	}
-	_, exp, ok, _ := b.local[0].GetExpiry(ctx, "k")
+	_, exp, ok, _ := b.local[0].GetExpiry(ctx, k)
 	// The shared entry keeps millisecond expiries.
 	if left := exp.Sub(now.Now()); !ok || left > 6*time.Second || left < 6*time.Second-time.Millisecond {
 		t.Fatalf("B's local copy expires at %v (in %v); want the shared entry's remaining 6s", exp, exp.Sub(now.Now()))
 	}
-	if _, _, err := b.t.Get(ctx, "k"); err != nil || b.obs.redisHits.Load() != 1 {
+	if _, _, err := b.t.Get(ctx, k); err != nil || b.obs.redisHits.Load() != 1 {
 		t.Fatalf("second read went to Redis again (hits %d)", b.obs.redisHits.Load())
 	}
 	now.Advance(6*time.Second + time.Millisecond)
-	if _, ok, _ := b.t.Get(ctx, "k"); ok {
+	if _, ok, _ := b.t.Get(ctx, k); ok {
 		t.Fatal("entry outlived its lifetime")
 	}
 }
@@ -132,17 +135,17 @@ func TestTieredAddLosesToExistingEntry(t *testing.T) {
 	now := newFakeNow()
 	a, b := newReplica(t, srv.Addr(), now, false), newReplica(t, srv.Addr(), now, false)
 	ctx := context.Background()
-	if err := a.t.Set(ctx, "k", []byte{1, 'r'}, time.Hour); err != nil {
+	if err := a.t.Set(ctx, k, []byte{1, 'r'}, time.Hour); err != nil {
 		t.Fatal(err)
 	}
-	v, err := b.t.Add(ctx, "k", []byte{0, 'v'}, time.Minute)
+	v, err := b.t.Add(ctx, k, []byte{0, 'v'}, time.Minute)
 	if err != nil || string(v) != "\x01r" {
 		t.Fatalf("Add returned %q, %v; want the entry already there", v, err)
 	}
-	if got, ok, _ := b.local[1].Get(ctx, "k"); !ok || string(got) != "\x01r" {
+	if got, ok, _ := b.local[1].Get(ctx, k); !ok || string(got) != "\x01r" {
 		t.Fatalf("B's local tier holds %q %v; want the winner", got, ok)
 	}
-	if _, ok, _ := b.local[0].Get(ctx, "k"); ok {
+	if _, ok, _ := b.local[0].Get(ctx, k); ok {
 		t.Fatal("the loser was kept locally")
 	}
 }
@@ -153,25 +156,25 @@ func TestTieredInvalidateReachesEveryReplica(t *testing.T) {
 	a, b, c := newReplica(t, srv.Addr(), now, true), newReplica(t, srv.Addr(), now, true), newReplica(t, srv.Addr(), now, true)
 	waitSubscribers(t, srv.Addr(), 3)
 	ctx := context.Background()
-	if _, err := a.t.Add(ctx, "k", []byte{0, 'v'}, time.Hour); err != nil {
+	if _, err := a.t.Add(ctx, k, []byte{0, 'v'}, time.Hour); err != nil {
 		t.Fatal(err)
 	}
 	for _, r := range []*replica{b, c} {
-		if _, ok, _ := r.t.Get(ctx, "k"); !ok {
+		if _, ok, _ := r.t.Get(ctx, k); !ok {
 			t.Fatal("warm-up miss")
 		}
 	}
 	// Revoke: replace the entry everywhere, then have every replica drop its copy.
-	if err := a.t.Set(ctx, "k", []byte{1, 'r'}, time.Hour); err != nil {
+	if err := a.t.Set(ctx, k, []byte{1, 'r'}, time.Hour); err != nil {
 		t.Fatal(err)
 	}
-	inv, err := a.t.Invalidate(ctx, "k")
+	inv, err := a.t.Invalidate(ctx, k)
 	if err != nil || inv.Replicas != 3 || inv.Acknowledged != 3 || !inv.Complete() {
 		t.Fatalf("Invalidate = %+v, %v; want 3 of 3 confirmed", inv, err)
 	}
 	// Confirmed means dropped: the very next read anywhere sees the revocation.
 	for i, r := range []*replica{b, c} {
-		if v, ok, _ := r.t.Get(ctx, "k"); !ok || string(v) != "\x01r" {
+		if v, ok, _ := r.t.Get(ctx, k); !ok || string(v) != "\x01r" {
 			t.Fatalf("replica %d reads %q %v after a confirmed invalidation", i, v, ok)
 		}
 	}
@@ -183,7 +186,7 @@ func TestTieredResubscribeClearsLocal(t *testing.T) {
 	b := newReplica(t, srv.Addr(), now, true)
 	waitSubscribers(t, srv.Addr(), 1)
 	ctx := context.Background()
-	if _, err := b.t.Add(ctx, "k", []byte{0, 'v'}, time.Hour); err != nil {
+	if _, err := b.t.Add(ctx, k, []byte{0, 'v'}, time.Hour); err != nil {
 		t.Fatal(err)
 	}
 	// While Redis is gone, invalidations cannot reach b.
@@ -191,7 +194,7 @@ func TestTieredResubscribeClearsLocal(t *testing.T) {
 	srv.Restart()
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		if _, ok, _ := b.local[0].Get(ctx, "k"); !ok {
+		if _, ok, _ := b.local[0].Get(ctx, k); !ok {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -203,23 +206,23 @@ func TestTieredResubscribeClearsLocal(t *testing.T) {
 
 func TestTieredWithoutSharedTierIsLocal(t *testing.T) {
 	now := newFakeNow()
-	local := []*cache.Memory[[]byte]{cache.NewMemory[[]byte](cache.MemoryOptions{MaxEntries: 10, Now: now.Now})}
+	local := []*cache.Memory[cache.Key, []byte]{cache.NewMemory[cache.Key, []byte](cache.MemoryOptions{MaxEntries: 10, Now: now.Now})}
 	tr, err := cache.NewTiered(cache.TieredOptions[[]byte]{Local: local, Place: func([]byte) int { return 0 }, Now: now.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	if _, err := tr.Add(ctx, "k", []byte("v"), time.Minute); err != nil {
+	if _, err := tr.Add(ctx, k, []byte("v"), time.Minute); err != nil {
 		t.Fatal(err)
 	}
-	if v, ok, _ := tr.Get(ctx, "k"); !ok || string(v) != "v" {
+	if v, ok, _ := tr.Get(ctx, k); !ok || string(v) != "v" {
 		t.Fatalf("Get = %q %v", v, ok)
 	}
-	inv, err := tr.Invalidate(ctx, "k")
+	inv, err := tr.Invalidate(ctx, k)
 	if !errors.Is(err, cache.ErrNoSharedTier) || !inv.Complete() {
 		t.Fatalf("Invalidate = %+v, %v", inv, err)
 	}
-	if _, ok, _ := tr.Get(ctx, "k"); ok {
+	if _, ok, _ := tr.Get(ctx, k); ok {
 		t.Fatal("invalidated entry still served")
 	}
 	tr.Run(ctx) // returns at once without a shared tier
@@ -231,13 +234,13 @@ func TestTieredSharedDownIsAMissNotAFailure(t *testing.T) {
 	a := newReplica(t, srv.Addr(), now, false)
 	srv.Stop()
 	ctx := context.Background()
-	if v, _ := a.t.Add(ctx, "k", []byte{0, 'v'}, time.Minute); string(v) != "\x00v" {
+	if v, _ := a.t.Add(ctx, k, []byte{0, 'v'}, time.Minute); string(v) != "\x00v" {
 		t.Fatalf("Add with Redis down returned %q", v)
 	}
-	if v, ok, _ := a.t.Get(ctx, "k"); !ok || string(v) != "\x00v" {
+	if v, ok, _ := a.t.Get(ctx, k); !ok || string(v) != "\x00v" {
 		t.Fatalf("local copy lost with Redis down: %q %v", v, ok)
 	}
-	if _, ok, _ := a.t.Get(ctx, "other"); ok {
+	if _, ok, _ := a.t.Get(ctx, cache.KeyOf("ns", "other")); ok {
 		t.Fatal("hit for a key never stored")
 	}
 }
@@ -256,7 +259,7 @@ func TestTieredInvalidateInCluster(t *testing.T) {
 	deadline := time.Now().Add(20 * time.Second)
 	for i := 0; ; i++ {
 		// Until all three subscriptions are up, fewer receive it.
-		inv, err := rs[i%3].t.Invalidate(ctx, "k")
+		inv, err := rs[i%3].t.Invalidate(ctx, k)
 		if err == nil && inv.Replicas == 3 && inv.Acknowledged == 3 && inv.Complete() {
 			break
 		}
@@ -268,7 +271,7 @@ func TestTieredInvalidateInCluster(t *testing.T) {
 	// Every replica, whichever node its publishes would otherwise land on.
 	for i, r := range rs {
 		for j := 0; j < 5; j++ {
-			if inv, err := r.t.Invalidate(ctx, "k"); err != nil || inv.Replicas != 3 || inv.Acknowledged != 3 {
+			if inv, err := r.t.Invalidate(ctx, k); err != nil || inv.Replicas != 3 || inv.Acknowledged != 3 {
 				t.Fatalf("replica %d, try %d: %+v, %v", i, j, inv, err)
 			}
 		}

@@ -61,3 +61,27 @@ func BenchmarkTokenKey(b *testing.B) {
 		_ = TokenKey("mcp", token)
 	}
 }
+
+func TestKeyRoundTrip(t *testing.T) {
+	k := KeyOf("mcp", "a.b.c")
+	if k.String() != TokenKey("mcp", "a.b.c") {
+		t.Fatalf("String %q differs from TokenKey", k.String())
+	}
+	back, ok := ParseKey(k.String())
+	if !ok || back != k {
+		t.Fatalf("ParseKey(%q) = %+v, %v", k.String(), back, ok)
+	}
+	hexHash := k.String()[len("extauthz:v1:mcp:"):]
+	if h, err := KeyForHash("mcp", hexHash); err != nil || h != k {
+		t.Fatalf("KeyForHash = %+v, %v", h, err)
+	}
+	for _, bad := range []string{"", "extauthz:v1:mcp", "extauthz:v2:mcp:" + hexHash, "extauthz:v1::" + hexHash, "extauthz:v1:mcp:" + hexHash[1:], "extauthz:v1:mcp:" + strings.ToUpper(hexHash)} {
+		if _, ok := ParseKey(bad); ok {
+			t.Errorf("ParseKey(%q) accepted", bad)
+		}
+	}
+	long := strings.Repeat("x", 900)
+	if n := testing.AllocsPerRun(100, func() { _ = KeyOf("mcp", long) }); n != 0 {
+		t.Errorf("KeyOf allocates %v times", n)
+	}
+}

@@ -194,7 +194,7 @@ func BenchmarkTranslate(b *testing.B) {
 	req := realisticRequest(b, iss)
 	d := authz.Decision{Allow: true, Status: 200, Resource: "mcp",
 		Upstream: []authz.Header{{Name: "x-extauthz-subject", Value: "alice"}, {Name: "x-extauthz-client-id", Value: "c"}, {Name: "x-extauthz-scopes", Value: "mcp:tools"}},
-		Remove:   []string{"authorization"}, Claims: &token.Claims{Subject: "alice", Issuer: "https://auth", Expiry: time.Now()}}
+		Remove:   []string{"authorization"}, Claims: &token.Claims{Subject: "alice", Expiry: time.Now(), Grant: &token.Grant{Issuer: "https://auth", Scopes: []string{"mcp:tools"}, Scope: "mcp:tools"}}}
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {

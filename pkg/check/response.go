@@ -6,16 +6,16 @@ import (
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 	"google.golang.org/genproto/googleapis/rpc/code"
 	"google.golang.org/genproto/googleapis/rpc/status"
-	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/extauthz/extauthz/pkg/authz"
-	"github.com/extauthz/extauthz/pkg/token"
 )
 
 // Response translates a decision into Envoy's answer.
 //
 // An allowed request gets status OK with the headers to set and remove
-// upstream and the verified claims as dynamic metadata. Anything else is a
+// upstream and the verified claims as dynamic metadata (written as wire
+// bytes: see dynamicMetadataField; a receiver reads it as the ordinary
+// dynamic_metadata field). Anything else is a
 // denied response carrying the HTTP status, headers and body the client
 // sees — including the 200 of a metadata document, which Envoy then sends
 // as a local reply.
@@ -25,11 +25,14 @@ func Response(d *authz.Decision) *authv3.CheckResponse {
 		if len(d.Upstream) > 0 {
 			ok.Headers = headerOptions(d.Upstream)
 		}
-		return &authv3.CheckResponse{
-			Status:          &status.Status{Code: int32(code.Code_OK)},
-			HttpResponse:    &authv3.CheckResponse_OkResponse{OkResponse: ok},
-			DynamicMetadata: metadataOf(d),
+		resp := &authv3.CheckResponse{
+			Status:       &status.Status{Code: int32(code.Code_OK)},
+			HttpResponse: &authv3.CheckResponse_OkResponse{OkResponse: ok},
 		}
+		if d.Claims != nil {
+			resp.ProtoReflect().SetUnknown(dynamicMetadataField(d.Claims, d.Resource))
+		}
+		return resp
 	}
 	return &authv3.CheckResponse{
 		Status: &status.Status{Code: int32(rpcCode(d.Status))},
@@ -69,47 +72,4 @@ func headerOptions(hs []authz.Header) []*corev3.HeaderValueOption {
 		out[i] = &opts[i]
 	}
 	return out
-}
-
-// metadataOf exposes the verified claims to later Envoy filters (RBAC,
-// access logs, Lua) under envoy.filters.http.ext_authz. The Struct is
-// built once per verified token and shared by every response for it
-// (gRPC only reads a message it sends); building it per request was most
-// of the allocations of a cache hit.
-func metadataOf(d *authz.Decision) *structpb.Struct {
-	if d.Claims == nil {
-		return nil
-	}
-	// The claims are cached per resource, so the resource is fixed too.
-	resource := d.Resource
-	return d.Claims.Memo(func(c *token.Claims) any { return dynamicMetadata(c, resource) }).(*structpb.Struct)
-}
-
-func dynamicMetadata(c *token.Claims, resource string) *structpb.Struct {
-	f := make(map[string]*structpb.Value, 8)
-	str := func(k, v string) {
-		if v != "" {
-			f[k] = structpb.NewStringValue(v)
-		}
-	}
-	str("resource", resource)
-	str("iss", c.Issuer)
-	str("sub", c.Subject)
-	str("client_id", c.ClientID)
-	if len(c.Scopes) > 0 {
-		f["scope"] = stringList(c.Scopes)
-	}
-	if len(c.Audience) > 0 {
-		f["aud"] = stringList(c.Audience)
-	}
-	f["exp"] = structpb.NewNumberValue(float64(c.Expiry.Unix()))
-	return &structpb.Struct{Fields: f}
-}
-
-func stringList(ss []string) *structpb.Value {
-	vs := make([]*structpb.Value, len(ss))
-	for i, s := range ss {
-		vs[i] = structpb.NewStringValue(s)
-	}
-	return structpb.NewListValue(&structpb.ListValue{Values: vs})
 }

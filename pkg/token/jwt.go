@@ -190,7 +190,6 @@ type claimsJSON struct {
 	Exp      *numericDate `json:"exp"`
 	Nbf      *numericDate `json:"nbf"`
 	Iat      *numericDate `json:"iat"`
-	Jti      string       `json:"jti"`
 	ClientID string       `json:"client_id"`
 	Azp      string       `json:"azp"`
 	Scope    string       `json:"scope"`
@@ -205,34 +204,23 @@ func (c *claimsJSON) toClaims(now time.Time, leeway time.Duration) (*Claims, err
 	if !now.Before(exp.Add(leeway)) {
 		return nil, ErrExpired
 	}
-	out := &Claims{
-		Issuer:   c.Iss,
-		Subject:  c.Sub,
-		ClientID: c.ClientID,
-		Audience: c.Aud,
-		Expiry:   exp,
-		TokenID:  c.Jti,
+	g := &Grant{Issuer: c.Iss, ClientID: c.ClientID, Audience: c.Aud}
+	if g.ClientID == "" {
+		g.ClientID = c.Azp
 	}
-	if out.ClientID == "" {
-		out.ClientID = c.Azp
+	if c.Nbf != nil && now.Add(leeway).Before(c.Nbf.time()) {
+		return nil, fmt.Errorf("%w: nbf is in the future", ErrNotYetValid)
 	}
-	if c.Nbf != nil {
-		out.NotBefore = c.Nbf.time()
-		if now.Add(leeway).Before(out.NotBefore) {
-			return nil, fmt.Errorf("%w: nbf is in the future", ErrNotYetValid)
-		}
-	}
-	if c.Iat != nil {
-		out.IssuedAt = c.Iat.time()
-		if now.Add(leeway).Before(out.IssuedAt) {
-			return nil, fmt.Errorf("%w: iat is in the future", ErrNotYetValid)
-		}
+	if c.Iat != nil && now.Add(leeway).Before(c.Iat.time()) {
+		return nil, fmt.Errorf("%w: iat is in the future", ErrNotYetValid)
 	}
 	if c.Scope != "" {
-		out.Scopes = strings.Fields(c.Scope)
+		g.Scopes = strings.Fields(c.Scope)
 	} else if len(c.Scp) > 0 {
-		out.Scopes = c.Scp
+		g.Scopes = c.Scp
 	}
+	g.Scope = strings.Join(g.Scopes, " ")
+	out := &Claims{Subject: c.Sub, Expiry: exp, Grant: g}
 	return out, nil
 }
 

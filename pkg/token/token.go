@@ -11,52 +11,63 @@ package token
 import (
 	"context"
 	"errors"
-	"sync/atomic"
+	"strings"
 	"time"
 )
 
-// Claims are the verified facts about one access token.
+// Claims are the verified facts about one access token that decisions and
+// the upstream need. They are immutable once verified and shared by every
+// request presenting the same token.
+//
+// They are kept small on purpose — a replica caches one per active token:
+// what is unique to the token (subject, expiry) lives here, and what many
+// tokens share (issuer, client, audiences, scopes) lives in a Grant that
+// the cache can intern. Claims verification needs only once (jti, nbf,
+// iat) are not kept.
 type Claims struct {
-	Issuer    string
-	Subject   string
-	ClientID  string // client_id, else azp (RFC 9068 §2.2)
-	Audience  []string
-	Scopes    []string // from "scope" (space separated) or "scp" (array)
-	Expiry    time.Time
-	NotBefore time.Time // zero when absent
-	IssuedAt  time.Time // zero when absent
-	TokenID   string    // jti
-
-	// memo holds one value derived from these claims by a front end (the
-	// Envoy layer's dynamic metadata), built on first use. Claims are
-	// immutable once verified and shared by every request that presents
-	// the same token, so the value is computed once per token, not per
-	// request.
-	memo atomic.Pointer[any]
+	Subject string
+	Expiry  time.Time
+	*Grant
 }
 
-// Memo returns the value build derived from these claims, building it on
-// first use. Concurrent first uses may build twice; one result wins. The
-// value must be treated as read-only.
-func (c *Claims) Memo(build func(*Claims) any) any {
-	if p := c.memo.Load(); p != nil {
-		return *p
-	}
-	v := build(c)
-	if c.memo.CompareAndSwap(nil, &v) {
-		return v
-	}
-	return *c.memo.Load()
+// Grant is the part of a token's claims that many tokens share: who issued
+// it, to which client, for which audiences and scopes.
+type Grant struct {
+	Issuer   string
+	ClientID string   // client_id, else azp (RFC 9068 §2.2)
+	Audience []string // aud
+	Scopes   []string // from "scope" (space separated) or "scp" (array)
+	Scope    string   // Scopes joined with spaces, as sent upstream
 }
 
 // HasAudience reports whether any of the token's audiences is in accepted.
-func (c *Claims) HasAudience(accepted map[string]struct{}) bool {
-	for _, a := range c.Audience {
+func (g *Grant) HasAudience(accepted map[string]struct{}) bool {
+	for _, a := range g.Audience {
 		if _, ok := accepted[a]; ok {
 			return true
 		}
 	}
 	return false
+}
+
+// Key identifies a grant's content, for interning.
+func (g *Grant) Key() string {
+	var b strings.Builder
+	b.Grow(len(g.Issuer) + len(g.ClientID) + len(g.Scope) + 64)
+	b.WriteString(g.Issuer)
+	b.WriteByte(0)
+	b.WriteString(g.ClientID)
+	b.WriteByte(0)
+	for _, a := range g.Audience {
+		b.WriteString(a)
+		b.WriteByte(1)
+	}
+	b.WriteByte(0)
+	for _, s := range g.Scopes {
+		b.WriteString(s)
+		b.WriteByte(1)
+	}
+	return b.String()
 }
 
 // Verifier turns a raw token into verified Claims.
