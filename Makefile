@@ -2,7 +2,7 @@
 GO       ?= go
 FUZZTIME ?= 30s
 
-.PHONY: test lint fuzz bench build
+.PHONY: test lint fuzz bench load build
 
 test:
 	$(GO) test -race -count=1 ./...
@@ -23,6 +23,12 @@ fuzz:
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 2s -count 5 ./pkg/check/
+
+# The load harness: starts the servers it measures on loopback ports, runs
+# every scenario (bounded in time and count), stops them, prints Markdown.
+# Extra flags: make load LOADFLAGS="--rounds 3 --out results.md"
+load: build
+	$(GO) run ./cmd/extauthz-load $(LOADFLAGS)
 
 build:
 	$(GO) build -o bin/extauthz ./cmd/extauthz

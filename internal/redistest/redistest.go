@@ -12,11 +12,9 @@
 package redistest
 
 import (
-	"bufio"
-	"bytes"
 	"errors"
 	"fmt"
-	"io"
+	"github.com/extauthz/extauthz/internal/redisproc"
 	"net"
 	"os"
 	"os/exec"
@@ -163,7 +161,7 @@ func (s *Server) launch() error {
 // started with --requirepass answers NOAUTH, and it is up all the same.
 func answers(addr string) bool {
 	_, err := doTimeout(addr, time.Second, "PING")
-	var re replyError
+	var re redisproc.ReplyError
 	return err == nil || errors.As(err, &re)
 }
 
@@ -265,81 +263,8 @@ func Do(addr string, args ...string) (any, error) {
 	return doTimeout(addr, 5*time.Second, args...)
 }
 
-// doTimeout is Do with a deadline for the whole exchange.
+// doTimeout is Do with a deadline for the whole exchange. The RESP client is
+// redisproc's: one implementation for the tests and the load harness.
 func doTimeout(addr string, timeout time.Duration, args ...string) (any, error) {
-	conn, err := net.DialTimeout("tcp", addr, timeout)
-	if err != nil {
-		return nil, err
-	}
-	defer conn.Close()
-	if err := conn.SetDeadline(time.Now().Add(timeout)); err != nil {
-		return nil, err
-	}
-	var req bytes.Buffer
-	fmt.Fprintf(&req, "*%d\r\n", len(args))
-	for _, a := range args {
-		fmt.Fprintf(&req, "$%d\r\n%s\r\n", len(a), a)
-	}
-	if _, err := conn.Write(req.Bytes()); err != nil {
-		return nil, err
-	}
-	reply, err := readReply(bufio.NewReader(conn))
-	if err != nil {
-		return nil, err
-	}
-	if e, ok := reply.(replyError); ok {
-		return nil, e
-	}
-	return reply, nil
-}
-
-// replyError is an error reply from Redis.
-type replyError string
-
-func (e replyError) Error() string { return "redis: " + string(e) }
-
-// readReply reads one RESP2 reply. An error nested in an array is returned as a replyError
-// value, not as the error result, which is kept for I/O and protocol failures.
-func readReply(r *bufio.Reader) (any, error) {
-	line, err := r.ReadString('\n')
-	if err != nil {
-		return nil, err
-	}
-	line = strings.TrimSuffix(line, "\r\n")
-	if line == "" {
-		return nil, errors.New("redistest: empty reply line")
-	}
-	body := line[1:]
-	switch line[0] {
-	case '+':
-		return body, nil
-	case '-':
-		return replyError(body), nil
-	case ':':
-		return strconv.ParseInt(body, 10, 64)
-	case '$':
-		n, err := strconv.Atoi(body)
-		if err != nil || n < 0 {
-			return nil, err
-		}
-		buf := make([]byte, n+2)
-		if _, err := io.ReadFull(r, buf); err != nil {
-			return nil, err
-		}
-		return string(buf[:n]), nil
-	case '*':
-		n, err := strconv.Atoi(body)
-		if err != nil || n < 0 {
-			return nil, err
-		}
-		out := make([]any, n)
-		for i := range out {
-			if out[i], err = readReply(r); err != nil {
-				return nil, err
-			}
-		}
-		return out, nil
-	default:
-		return nil, fmt.Errorf("redistest: unexpected reply %q", line)
-	}
+	return redisproc.Do(addr, timeout, args...)
 }

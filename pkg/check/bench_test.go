@@ -78,18 +78,7 @@ func realisticRequest(b *testing.B, iss *devissuer.Issuer) *authv3.CheckRequest 
 	if err != nil {
 		b.Fatal(err)
 	}
-	req, err := check.EnvoyRequest{Method: "POST", URL: "https://mcp.example.com/mcp", Headers: [][2]string{
-		{"authorization", "Bearer " + tok},
-		{"content-type", "application/json"},
-		{"accept", "application/json, text/event-stream"},
-		{"mcp-protocol-version", "2026-07-28"},
-		{"mcp-session-id", "7c1f4d2a-9b8e-4f3a-a1c2-d3e4f5a6b7c8"},
-		{"mcp-method", "tools/call"},
-		{"mcp-name", "get_weather"},
-		{"user-agent", "node"},
-		{"content-length", "182"},
-		{"traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"},
-	}}.Proto()
+	req, err := check.MCPToolCall("https://mcp.example.com/mcp", tok).Proto()
 	if err != nil {
 		b.Fatal(err)
 	}

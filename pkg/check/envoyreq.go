@@ -107,3 +107,23 @@ func requestID() string {
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
 }
+
+// MCPToolCall is what Envoy sends for an MCP tools/call over the
+// streamable HTTP transport: the headers a real client sends (protocol
+// version, session, the MCP method and tool name, trace context) and the
+// bearer token. The benchmarks and the load harness measure with it, so
+// their figures describe the same request.
+func MCPToolCall(url, token string) EnvoyRequest {
+	return EnvoyRequest{Method: "POST", URL: url, Headers: [][2]string{
+		{"authorization", "Bearer " + token},
+		{"content-type", "application/json"},
+		{"accept", "application/json, text/event-stream"},
+		{"mcp-protocol-version", "2026-07-28"},
+		{"mcp-session-id", "7c1f4d2a-9b8e-4f3a-a1c2-d3e4f5a6b7c8"},
+		{"mcp-method", "tools/call"},
+		{"mcp-name", "get_weather"},
+		{"user-agent", "node"},
+		{"content-length", "182"},
+		{"traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"},
+	}}
+}

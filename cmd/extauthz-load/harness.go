@@ -1,0 +1,922 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/extauthz/extauthz/internal/redisproc"
+)
+
+// Scenario names.
+const (
+	scFloor         = "floor"
+	scHit           = "hit"
+	scRedis         = "redis"
+	scFullRS256     = "full-rs256"
+	scFullES256     = "full-es256"
+	scIntrospection = "introspection"
+	scWS10k         = "ws-10k"
+	scWS1m          = "ws-1m"
+	scExternal      = "external"
+)
+
+// allScenarios is "all", in the order they run; ws-1m only with "all+1m".
+var allScenarios = []string{scFloor, scHit, scRedis, scFullRS256, scFullES256, scIntrospection, scWS10k}
+
+var knownScenarios = append(append([]string(nil), allScenarios...), scWS1m, scExternal)
+
+// Options are the harness's settings; the flags map onto them.
+type Options struct {
+	Server      string // extauthz binary
+	Scenarios   []string
+	Concurrency []int
+	Duration    time.Duration
+	MaxRequests int
+	Rounds      int
+
+	Addr       string        // external ext_authz server ("" none)
+	IssuerAddr string        // where the issuer is served for it
+	Wait       time.Duration // how long to wait for it to allow a token
+
+	FullRS256Tokens int // distinct tokens for full-rs256 (and external distinct runs)
+	FullES256Tokens int // distinct tokens for full-es256
+	RedisTokens     int // working set of the redis scenario
+	WS10kTokens     int // working set of ws-10k
+	WS1mTokens      int // working set of ws-1m
+	WarmTokens      int // distinct tokens that warm a server before a full-* run
+
+	Self     string    // this executable, re-run as floor-server and jwx-server
+	Progress io.Writer // one line per step; nil: none
+	Command  string    // the command line, as printed
+}
+
+// Report is everything a harness run measured.
+type Report struct {
+	Machine   Machine
+	Command   string
+	Opts      Options
+	Scenarios []*Scenario
+	Procs     []ProcInfo // every process started, all stopped by the end
+	Started   time.Time
+	Elapsed   time.Duration
+	External  string // how to configure the external server, when --addr
+	Err       string // why the harness stopped early, if it did
+}
+
+// Scenario is one scenario's results.
+type Scenario struct {
+	Name    string
+	Title   string
+	Status  string // non-empty: not measured ("skipped: …", "not available yet: …", "failed: …")
+	Notes   []string
+	Series  []*Series
+	Compare bool // full-*: a table of extauthz relative to jwx-floor
+	Elapsed time.Duration
+}
+
+// Series is one server's runs in a scenario: by concurrency, one per round.
+type Series struct {
+	Target string
+	Runs   map[int][]*Result
+}
+
+// Result is one measured run.
+type Result struct {
+	Concurrency int
+	Requests    int
+	Elapsed     time.Duration
+	Throughput  float64 // Checks/s
+	P50, P90    time.Duration
+	P99, P999   time.Duration
+	Errors      int
+	ErrSample   []string
+	WarmErrors  int
+	Stop        string  // duration, max-requests, tokens ran out, interrupted
+	ServerCPU   float64 // µs of server CPU per Check; < 0 unknown
+	ClientCPU   float64 // µs of this tool's CPU per Check
+	PeakRSS     int64   // the gateway's VmHWM; 0 unknown
+	RSS         int64   // its VmRSS after the run
+	AuxPeakRSS  int64   // redis-server's VmHWM (redis scenario)
+	RedisHits   float64 // Redis keyspace hits per Check (redis scenario); < 0 n/a
+	RedisMisses float64
+	// The machine during the run, in cores (< 0 unknown): idle, the CPU of
+	// other processes (a lower bound: processes that ended during the run
+	// are missed), and steal (time a hypervisor gave to other guests).
+	IdleCores, OtherCores, Steal float64
+}
+
+func (s *Scenario) series(target string) *Series {
+	for _, x := range s.Series {
+		if x.Target == target {
+			return x
+		}
+	}
+	x := &Series{Target: target, Runs: map[int][]*Result{}}
+	s.Series = append(s.Series, x)
+	return x
+}
+
+func (s *Scenario) note(format string, args ...any) {
+	n := fmt.Sprintf(format, args...)
+	for _, have := range s.Notes {
+		if have == n {
+			return
+		}
+	}
+	s.Notes = append(s.Notes, n)
+}
+
+// harness holds what lives for a whole Run.
+type harness struct {
+	o       Options
+	dir     string
+	reg     *procs
+	rs, es  *issuer
+	ext     *issuer // served on IssuerAddr for --addr
+	hitReq  []byte
+	hitLen  int
+	sets    map[string]*tokenSet
+	lat     []time.Duration
+	clk     float64 // clock ticks per second
+	haveRed bool
+}
+
+func (h *harness) progress(format string, args ...any) {
+	if h.o.Progress != nil {
+		fmt.Fprintf(h.o.Progress, "extauthz-load: "+format+"\n", args...)
+	}
+}
+
+// needsServer reports whether any scenario runs extauthz serve.
+func needsServer(scs []string) bool {
+	for _, s := range scs {
+		switch s {
+		case scHit, scRedis, scFullRS256, scFullES256, scWS10k, scWS1m:
+			return true
+		}
+	}
+	return false
+}
+
+// Validate checks the options and fills the defaults of those left zero.
+func (o *Options) Validate() error {
+	if len(o.Scenarios) == 0 {
+		return errors.New("no scenarios")
+	}
+	for _, s := range o.Scenarios {
+		if s == "jwx-floor" {
+			return errors.New(`jwx-floor is not run alone: it is measured within full-rs256 and full-es256, on the same tokens as extauthz`)
+		}
+		if !contains(knownScenarios, s) {
+			return fmt.Errorf("unknown scenario %q (known: %s, all, all+1m)", s, strings.Join(knownScenarios, ", "))
+		}
+	}
+	if contains(o.Scenarios, scExternal) && o.Addr == "" {
+		return errors.New(`scenario "external" needs --addr HOST:PORT`)
+	}
+	if o.Addr != "" {
+		if err := requireLoopback(o.Addr); err != nil {
+			return fmt.Errorf("--addr: %w", err)
+		}
+		if o.IssuerAddr == "" {
+			o.IssuerAddr = "127.0.0.1:18443"
+		}
+		if err := requireLoopback(o.IssuerAddr); err != nil {
+			return fmt.Errorf("--issuer-addr: %w", err)
+		}
+	}
+	if len(o.Concurrency) == 0 {
+		return errors.New("--concurrency: empty")
+	}
+	for _, c := range o.Concurrency {
+		if c < 1 || c > 4096 {
+			return fmt.Errorf("--concurrency: %d is not in 1..4096", c)
+		}
+	}
+	if o.Duration <= 0 || o.Duration > time.Hour {
+		return fmt.Errorf("--duration: %v is not in (0, 1h]", o.Duration)
+	}
+	if o.MaxRequests < 1 || o.MaxRequests > 50_000_000 {
+		return fmt.Errorf("--max-requests: %d is not in 1..50,000,000", o.MaxRequests)
+	}
+	if o.Rounds < 1 || o.Rounds > 100 {
+		return fmt.Errorf("--rounds: %d is not in 1..100", o.Rounds)
+	}
+	def := func(p *int, v int) {
+		if *p <= 0 {
+			*p = v
+		}
+	}
+	def(&o.FullRS256Tokens, 20_000)
+	def(&o.FullES256Tokens, 50_000)
+	def(&o.RedisTokens, 2_000)
+	def(&o.WS10kTokens, 10_000)
+	def(&o.WS1mTokens, 1_000_000)
+	def(&o.WarmTokens, 200)
+	if o.Wait <= 0 {
+		o.Wait = 2 * time.Minute
+	}
+	if needsServer(o.Scenarios) {
+		if o.Server == "" {
+			o.Server = "bin/extauthz"
+		}
+		if st, err := os.Stat(o.Server); err != nil || st.IsDir() {
+			return fmt.Errorf("server binary %s not found: build it first with `make build` "+
+				"(go build -o bin/extauthz ./cmd/extauthz), or pass --server PATH", o.Server)
+		}
+	}
+	if o.Self == "" {
+		exe, err := os.Executable()
+		if err != nil {
+			return fmt.Errorf("finding this executable (to run the floor server): %w", err)
+		}
+		o.Self = exe
+	}
+	return nil
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// Run runs the matrix and returns what it measured. It stops every process
+// it started before returning, also when ctx is cancelled; the Report is
+// complete as far as it got.
+func Run(ctx context.Context, o Options) (*Report, error) {
+	if err := o.Validate(); err != nil {
+		return nil, err
+	}
+	// The floor is what every other figure is relative to.
+	if !contains(o.Scenarios, scFloor) {
+		for _, s := range o.Scenarios {
+			if s != scIntrospection {
+				o.Scenarios = append([]string{scFloor}, o.Scenarios...)
+				break
+			}
+		}
+	}
+	rep := &Report{Command: o.Command, Opts: o, Started: time.Now()}
+	srvPath := ""
+	if needsServer(o.Scenarios) {
+		srvPath = o.Server
+	}
+	rep.Machine = machineInfo(srvPath)
+	h := &harness{o: o, reg: &procs{}, sets: map[string]*tokenSet{}, clk: float64(rep.Machine.ClockTick)}
+	if _, err := os.Stat("/proc/self/stat"); err != nil {
+		h.progress("no /proc: server CPU and memory will not be reported")
+	}
+	var err error
+	if h.dir, err = os.MkdirTemp("", "extauthz-load-"); err != nil {
+		return nil, err
+	}
+	defer func() {
+		h.reg.stopAll()
+		rep.Procs = h.reg.list()
+		for _, iss := range []*issuer{h.rs, h.es, h.ext} {
+			if iss != nil {
+				iss.close()
+			}
+		}
+		_ = os.RemoveAll(h.dir)
+		rep.Machine.LoadEnd = loadAvg()
+		rep.Elapsed = time.Since(rep.Started)
+	}()
+	if contains(o.Scenarios, scRedis) {
+		if rv := redisproc.Version(""); rv != "" {
+			h.haveRed = true
+			rep.Machine.Redis = rv
+		}
+	}
+
+	h.progress("starting the issuers (RS256, ES256) on loopback")
+	if h.rs, err = startIssuer("RS256"); err != nil {
+		return rep, err
+	}
+	if h.es, err = startIssuer("ES256"); err != nil {
+		return rep, err
+	}
+	if o.Addr != "" {
+		if h.ext, err = serveIssuerAt(o.IssuerAddr); err != nil {
+			return rep, err
+		}
+		rep.External = externalHowTo(h.ext, o.Addr)
+		h.progress("%s", rep.External)
+	}
+	tok, err := mintToken(h.rs)
+	if err == nil {
+		h.hitReq, err = buildRequest(tok)
+	}
+	if err != nil {
+		return rep, err
+	}
+	h.hitLen = len(tok)
+
+	scs := map[string]*Scenario{}
+	for _, name := range o.Scenarios {
+		sc := &Scenario{Name: name, Title: scenarioTitle(name, h)}
+		scs[name] = sc
+		rep.Scenarios = append(rep.Scenarios, sc)
+	}
+	for round := 1; round <= o.Rounds; round++ {
+		for _, name := range o.Scenarios {
+			if ctx.Err() != nil {
+				rep.Err = "interrupted"
+				return rep, nil
+			}
+			sc := scs[name]
+			if sc.Status != "" {
+				continue // skipped, unavailable or failed in an earlier round
+			}
+			t0 := time.Now()
+			h.progress("round %d/%d: scenario %s", round, o.Rounds, name)
+			if err := h.scenario(ctx, sc, round); err != nil {
+				if ctx.Err() != nil {
+					rep.Err = "interrupted"
+					sc.Elapsed += time.Since(t0)
+					return rep, nil
+				}
+				sc.Status = "failed: " + err.Error()
+				h.progress("scenario %s failed: %v", name, err)
+			}
+			sc.Elapsed += time.Since(t0)
+		}
+	}
+	return rep, nil
+}
+
+func scenarioTitle(name string, h *harness) string {
+	switch name {
+	case scFloor:
+		return "floor — an always-allow ext_authz server (default grpc.NewServer()): the cost of gRPC alone"
+	case scHit:
+		return fmt.Sprintf("hit — extauthz serve, one RS256 token (%d bytes), warmed: in-process cache hits", h.hitLen)
+	case scRedis:
+		return fmt.Sprintf("redis — extauthz serve with its own redis-server, cache.max_entries 1, %s RS256 tokens at random: Redis hits", thousands(h.o.RedisTokens))
+	case scFullRS256:
+		return fmt.Sprintf("full-rs256 — every Check a never-seen RS256 token (%s pre-minted): full verification", thousands(h.o.FullRS256Tokens))
+	case scFullES256:
+		return fmt.Sprintf("full-es256 — every Check a never-seen ES256 token (%s pre-minted): full verification", thousands(h.o.FullES256Tokens))
+	case scIntrospection:
+		return "introspection — RFC 7662 token introspection"
+	case scWS10k:
+		return fmt.Sprintf("ws-10k — %s distinct RS256 tokens, warmed, at random: cache hits on a large working set", thousands(h.o.WS10kTokens))
+	case scWS1m:
+		return fmt.Sprintf("ws-1m — %s distinct ES256 tokens, warmed, at random: cache hits and the memory they take", thousands(h.o.WS1mTokens))
+	case scExternal:
+		return "external — the ext_authz server at " + h.o.Addr
+	}
+	return name
+}
+
+// tokens returns a named token set, minting it the first time.
+func (h *harness) tokens(ctx context.Context, sc *Scenario, name string, iss *issuer, n int) (*tokenSet, error) {
+	if ts := h.sets[name]; ts != nil {
+		return ts, nil
+	}
+	h.progress("minting %d %s tokens (%s) on %d cores", n, iss.alg, name, runtime.NumCPU())
+	ts, err := mintSet(ctx, iss, n)
+	if err != nil {
+		return nil, fmt.Errorf("minting %s tokens: %w", name, err)
+	}
+	sc.note("Minted %s %s tokens (%s; %d bytes each, CheckRequest %d bytes) in %s, on all cores, before measuring.",
+		thousands(n), iss.alg, name, ts.tokenLen, ts.reqLen, fmtDur(ts.took))
+	h.sets[name] = ts
+	return ts, nil
+}
+
+// server is a running target: its gRPC address and the processes whose CPU
+// and memory count.
+type server struct {
+	addr string
+	main int // 0: unknown (an external server not found by port)
+	aux  int // redis-server, 0 none
+	p    *proc
+}
+
+func (s *server) stop() {
+	if s.p != nil {
+		s.p.stop()
+	}
+}
+
+// startExtauthz runs `extauthz serve` with a generated config.
+func (h *harness) startExtauthz(ctx context.Context, redisURL string, maxEntries int) (*server, error) {
+	p, err := startServer(ctx, h.reg, "extauthz", h.dir, func(addr string) []string {
+		path := filepath.Join(h.dir, "extauthz-"+strings.ReplaceAll(addr, ":", "_")+".yaml")
+		_ = os.WriteFile(path, []byte(extauthzConfig(addr, []*issuer{h.rs, h.es}, redisURL, maxEntries)), 0o600)
+		return []string{h.o.Server, "serve", "--config", path}
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &server{addr: p.addr, main: p.pid(), p: p}, nil
+}
+
+// extauthzConfig is the policy file for a scenario.
+func extauthzConfig(grpcAddr string, issuers []*issuer, redisURL string, maxEntries int) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "# generated by extauthz-load\n")
+	fmt.Fprintf(&b, "listen: {grpc: %q, http: \"off\", admin: \"off\"}\n", grpcAddr)
+	fmt.Fprintf(&b, "log: {level: warn, format: json}\n")
+	fmt.Fprintf(&b, "cache:\n  max_ttl: 1h\n  max_entries: %d\n", maxEntries)
+	if redisURL != "" {
+		fmt.Fprintf(&b, "  redis_url: %q\n", redisURL)
+	}
+	fmt.Fprintf(&b, "resources:\n  - name: mcp\n    resource: %q\n    authorization_servers:\n", resourceURI)
+	for _, iss := range issuers {
+		fmt.Fprintf(&b, "      - {issuer: %q, jwks_uri: %q}\n", iss.Issuer(), iss.JWKSURL())
+	}
+	fmt.Fprintf(&b, "    scopes_supported: [%q]\n    required_scopes: [%q]\n", requiredScope, requiredScope)
+	return b.String()
+}
+
+// startSub runs this tool as floor-server or jwx-server.
+func (h *harness) startSub(ctx context.Context, sub string, iss *issuer) (*server, error) {
+	p, err := startServer(ctx, h.reg, sub, h.dir, func(addr string) []string {
+		argv := []string{h.o.Self, sub, "--listen", addr}
+		if iss != nil {
+			argv = append(argv, "--jwks", iss.JWKSURL(), "--issuer", iss.Issuer(), "--audience", resourceURI)
+		}
+		return argv
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &server{addr: p.addr, main: p.pid(), p: p}, nil
+}
+
+func dial(addr string) (*grpc.ClientConn, error) {
+	return grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+}
+
+// warmDuration is how long a server is driven with the measured pattern
+// before the measurement.
+func (h *harness) warmDuration() time.Duration {
+	return min(time.Second, h.o.Duration/5)
+}
+
+// measurement describes one run on one server.
+type measurement struct {
+	sc      *Scenario
+	target  string
+	conc    int
+	srv     *server
+	conn    *grpc.ClientConn
+	pass    [][]byte // warm-up: each sent once (a working set, or warm tokens)
+	passC   int      // concurrency of that pass (0: conc)
+	steady  bool     // warm-up: then drive the measured pattern for warmDuration
+	pat     pattern
+	isRedis string // redis-server address, to count its hits
+}
+
+// measure warms the server as described, then measures one run and files it.
+func (h *harness) measure(ctx context.Context, m measurement) (*Result, error) {
+	r := &Result{Concurrency: m.conc, ServerCPU: -1, RedisHits: -1, RedisMisses: -1, IdleCores: -1, OtherCores: -1, Steal: -1}
+	warmErr := func(res loadResult) {
+		r.WarmErrors += res.errors
+		for _, e := range res.errSample {
+			m.sc.note("%s c=%d warm-up error: %s", m.target, m.conc, e)
+		}
+	}
+	if len(m.pass) > 0 {
+		c := m.passC
+		if c == 0 {
+			c = m.conc
+		}
+		res := h.drive(ctx, m.conn, c, 30*time.Minute, len(m.pass), pattern{reqs: m.pass, distinct: true}, nil, nil)
+		warmErr(res)
+		if res.requests < len(m.pass) && ctx.Err() == nil {
+			return nil, fmt.Errorf("warm-up pass: %d of %d requests sent (%s)", res.requests, len(m.pass), res.stop)
+		}
+	}
+	if m.steady {
+		warmErr(h.drive(ctx, m.conn, m.conc, h.warmDuration(), h.o.MaxRequests, m.pat, nil, nil))
+	}
+	if ctx.Err() != nil {
+		return nil, ctx.Err()
+	}
+
+	var cpu0, cpu1, idle0, idle1, steal0, steal1 uint64
+	var procs0, procs1 procSample
+	cpuOK := m.srv.main != 0
+	idleOK := true
+	read := func(dst, idle, steal *uint64, procs *procSample) {
+		var err error
+		if *idle, *steal, err = machineIdle(); err != nil {
+			idleOK = false
+		}
+		*procs = sampleProcs()
+		var sum uint64
+		for _, pid := range []int{m.srv.main, m.srv.aux} {
+			if pid == 0 {
+				continue
+			}
+			t, err := procTimes(pid)
+			if err != nil {
+				cpuOK = false
+			}
+			sum += t
+		}
+		*dst = sum
+	}
+	var hits0, miss0 int64
+	if m.isRedis != "" {
+		hits0, miss0 = redisStats(m.isRedis)
+	}
+	h.progress("%s: %s c=%d: measuring for up to %v", m.sc.Name, m.target, m.conc, h.o.Duration)
+	res := h.drive(ctx, m.conn, m.conc, h.o.Duration, h.o.MaxRequests, m.pat,
+		func() { read(&cpu0, &idle0, &steal0, &procs0) }, func() { read(&cpu1, &idle1, &steal1, &procs1) })
+	r.Requests, r.Elapsed, r.Errors, r.ErrSample, r.Stop = res.requests, res.elapsed, res.errors, res.errSample, res.stop
+	if res.elapsed > 0 {
+		r.Throughput = float64(res.requests) / res.elapsed.Seconds()
+	}
+	r.P50 = percentile(res.sorted, 5000)
+	r.P90 = percentile(res.sorted, 9000)
+	r.P99 = percentile(res.sorted, 9900)
+	r.P999 = percentile(res.sorted, 9990)
+	if res.requests > 0 {
+		if cpuOK && h.clk > 0 {
+			r.ServerCPU = float64(cpu1-cpu0) / h.clk * 1e6 / float64(res.requests)
+		}
+		r.ClientCPU = float64(res.clientCPU) / h.clk * 1e6 / float64(res.requests)
+	}
+	if idleOK && h.clk > 0 && res.elapsed > 0 {
+		ticks := h.clk * res.elapsed.Seconds()
+		r.IdleCores = float64(idle1-idle0) / ticks
+		r.Steal = float64(steal1-steal0) / ticks
+		r.OtherCores = float64(otherTicks(procs0, procs1, selfPID, m.srv.main, m.srv.aux)) / ticks
+	}
+	if m.srv.main != 0 {
+		r.PeakRSS, r.RSS, _ = procMemory(m.srv.main)
+	}
+	if m.srv.aux != 0 {
+		r.AuxPeakRSS, _, _ = procMemory(m.srv.aux)
+	}
+	if m.isRedis != "" && res.requests > 0 {
+		hits1, miss1 := redisStats(m.isRedis)
+		r.RedisHits = float64(hits1-hits0) / float64(res.requests)
+		r.RedisMisses = float64(miss1-miss0) / float64(res.requests)
+	}
+	for _, e := range res.errSample {
+		m.sc.note("%s c=%d error: %s", m.target, m.conc, e)
+	}
+	if m.srv.p != nil && m.srv.p.exited() {
+		m.sc.note("%s exited during the run (%v); its log ends:\n\n```\n%s\n```", m.target, m.srv.p.cmd.ProcessState, m.srv.p.logTail())
+	}
+	s := m.sc.series(m.target)
+	s.Runs[m.conc] = append(s.Runs[m.conc], r)
+	h.progress("%s: %s c=%d: %s Checks in %s (%s): %.0f/s, p50 %s, p99 %s, %d errors",
+		m.sc.Name, m.target, m.conc, thousands(r.Requests), fmtDur(r.Elapsed), r.Stop, r.Throughput, fmtLat(r.P50), fmtLat(r.P99), r.Errors)
+	return r, nil
+}
+
+// drive runs one load on conn, reusing the latency buffer.
+func (h *harness) drive(ctx context.Context, conn *grpc.ClientConn, conc int, d time.Duration, maxReq int, pat pattern, onStart, onEnd func()) loadResult {
+	l := &load{conn: conn, concurrency: conc, duration: d, maxRequests: maxReq, pat: pat, lat: h.lat, onStart: onStart, onEnd: onEnd}
+	res := l.run(ctx)
+	if cap(l.lat) <= 2*h.o.MaxRequests { // keep the buffer unless a huge warm pass grew it
+		h.lat = l.lat
+	}
+	return res
+}
+
+func redisStats(addr string) (hits, misses int64) {
+	info, err := redisproc.Info(addr, "stats")
+	if err != nil {
+		return 0, 0
+	}
+	hits, _ = strconv.ParseInt(info["keyspace_hits"], 10, 64)
+	misses, _ = strconv.ParseInt(info["keyspace_misses"], 10, 64)
+	return hits, misses
+}
+
+// withServer starts a server, dials it, runs f and stops it again.
+func (h *harness) withServer(ctx context.Context, start func() (*server, error), f func(*server, *grpc.ClientConn) error) error {
+	srv, err := start()
+	if err != nil {
+		return err
+	}
+	defer srv.stop()
+	conn, err := dial(srv.addr)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	return f(srv, conn)
+}
+
+// scenario runs one round of a scenario: every concurrency.
+func (h *harness) scenario(ctx context.Context, sc *Scenario, round int) error {
+	hit := pattern{reqs: [][]byte{h.hitReq}}
+	switch sc.Name {
+	case scIntrospection:
+		sc.Status = "not available yet: needs the introspection issue (the service does not do RFC 7662 token introspection)"
+		return nil
+
+	case scFloor:
+		for _, c := range h.o.Concurrency {
+			err := h.withServer(ctx, func() (*server, error) { return h.startSub(ctx, floorCmd, nil) },
+				func(srv *server, conn *grpc.ClientConn) error {
+					_, err := h.measure(ctx, measurement{sc: sc, target: "floor", conc: c, srv: srv, conn: conn, steady: true, pat: hit})
+					return err
+				})
+			if err != nil {
+				return err
+			}
+		}
+
+	case scHit:
+		for _, c := range h.o.Concurrency {
+			err := h.withServer(ctx, func() (*server, error) { return h.startExtauthz(ctx, "", 100_000) },
+				func(srv *server, conn *grpc.ClientConn) error {
+					_, err := h.measure(ctx, measurement{sc: sc, target: "extauthz serve", conc: c, srv: srv, conn: conn, steady: true, pat: hit})
+					return err
+				})
+			if err != nil {
+				return err
+			}
+		}
+
+	case scRedis:
+		if !h.haveRed {
+			sc.Status = "skipped: redis-server not installed"
+			return nil
+		}
+		ts, err := h.tokens(ctx, sc, "redis working set", h.rs, h.o.RedisTokens)
+		if err != nil {
+			return err
+		}
+		rs, err := redisproc.Start(ctx, redisproc.Options{Dir: h.dir})
+		if err != nil {
+			if errors.Is(err, redisproc.ErrNotInstalled) {
+				sc.Status = "skipped: redis-server not installed"
+				return nil
+			}
+			return fmt.Errorf("starting redis-server: %w", err)
+		}
+		h.reg.add("redis-server", rs.PID(), rs.Stop)
+		redisPID := rs.PID()
+		defer func() { rs.Stop(); h.reg.done(redisPID) }()
+		sc.note("The gateway's own redis-server on %s (no persistence); server CPU is the gateway's plus redis-server's; cache.redis.timeout is the default 25ms, so a slow Redis answer becomes a local verification, not an error.", rs.Addr())
+		for i, c := range h.o.Concurrency {
+			err := h.withServer(ctx, func() (*server, error) {
+				s, err := h.startExtauthz(ctx, "redis://"+rs.Addr()+"/0", 1)
+				if s != nil {
+					s.aux = redisPID
+				}
+				return s, err
+			}, func(srv *server, conn *grpc.ClientConn) error {
+				m := measurement{sc: sc, target: "extauthz serve + redis", conc: c, srv: srv, conn: conn, steady: true,
+					pat: pattern{reqs: ts.reqs}, isRedis: rs.Addr()}
+				if i == 0 {
+					m.pass = ts.reqs // warmed once: every verdict into Redis
+				}
+				_, err := h.measure(ctx, m)
+				return err
+			})
+			if err != nil {
+				return err
+			}
+		}
+
+	case scFullRS256, scFullES256:
+		iss, n := h.rs, h.o.FullRS256Tokens
+		if sc.Name == scFullES256 {
+			iss, n = h.es, h.o.FullES256Tokens
+		}
+		warm, err := h.tokens(ctx, sc, "warm-up "+iss.alg, iss, h.o.WarmTokens)
+		if err != nil {
+			return err
+		}
+		ts, err := h.tokens(ctx, sc, sc.Name, iss, n)
+		if err != nil {
+			return err
+		}
+		sc.Compare = true
+		sc.note("Each run starts a fresh server, warms it with %d other new tokens, then sends the same stream of never-seen tokens, each once; a run also ends when they run out.", len(warm.reqs))
+		for _, c := range h.o.Concurrency {
+			for _, t := range []struct {
+				name  string
+				start func() (*server, error)
+			}{
+				{"extauthz serve", func() (*server, error) { return h.startExtauthz(ctx, "", 100_000) }},
+				{"jwx-floor", func() (*server, error) { return h.startSub(ctx, jwxCmd, iss) }},
+			} {
+				err := h.withServer(ctx, t.start, func(srv *server, conn *grpc.ClientConn) error {
+					_, err := h.measure(ctx, measurement{sc: sc, target: t.name, conc: c, srv: srv, conn: conn,
+						pass: warm.reqs, pat: pattern{reqs: ts.reqs, distinct: true}})
+					return err
+				})
+				if err != nil {
+					return err
+				}
+			}
+		}
+
+	case scWS10k:
+		ts, err := h.tokens(ctx, sc, "ws-10k working set", h.rs, h.o.WS10kTokens)
+		if err != nil {
+			return err
+		}
+		sc.note("Each run starts a fresh server and warms it with one pass over the working set (at concurrency max(c, 16)).")
+		for _, c := range h.o.Concurrency {
+			err := h.withServer(ctx, func() (*server, error) { return h.startExtauthz(ctx, "", 100_000) },
+				func(srv *server, conn *grpc.ClientConn) error {
+					_, err := h.measure(ctx, measurement{sc: sc, target: "extauthz serve", conc: c, srv: srv, conn: conn,
+						pass: ts.reqs, passC: max(c, 16), steady: true, pat: pattern{reqs: ts.reqs}})
+					return err
+				})
+			if err != nil {
+				return err
+			}
+		}
+
+	case scWS1m:
+		return h.ws1m(ctx, sc)
+
+	case scExternal:
+		return h.external(ctx, sc)
+	}
+	return nil
+}
+
+// ws1m keeps one server for every concurrency: warming a million tokens
+// takes minutes.
+func (h *harness) ws1m(ctx context.Context, sc *Scenario) error {
+	// Say why not RS256, with this machine's own RS256 signing rate.
+	const probe = 20
+	t0 := time.Now()
+	for range probe {
+		if _, err := mintToken(h.rs); err != nil {
+			return err
+		}
+	}
+	perRS := time.Since(t0) / probe
+	sc.note("ES256, not RS256: an RS256 token takes %s to mint here (2048-bit RSA signing), so %s of them would take about %s on all %d cores before the warm-up even starts; ES256 signs in tens of microseconds.",
+		fmtLat(perRS), thousands(h.o.WS1mTokens), fmtDur(perRS*time.Duration(h.o.WS1mTokens)/time.Duration(max(1, runtime.NumCPU()))), runtime.NumCPU())
+	ts, err := h.tokens(ctx, sc, "ws-1m working set", h.es, h.o.WS1mTokens)
+	if err != nil {
+		return err
+	}
+	return h.withServer(ctx, func() (*server, error) { return h.startExtauthz(ctx, "", h.o.WS1mTokens+h.o.WS1mTokens/10) },
+		func(srv *server, conn *grpc.ClientConn) error {
+			_, before, err := procMemory(srv.main)
+			if err != nil {
+				return err
+			}
+			h.progress("ws-1m: warming with one pass over %d tokens (RSS before: %s)", len(ts.reqs), fmtBytes(before))
+			t0 := time.Now()
+			warm := &load{conn: conn, concurrency: 64, duration: 30 * time.Minute, maxRequests: len(ts.reqs),
+				pat: pattern{reqs: ts.reqs, distinct: true}, lat: h.lat,
+				tick: func(n int) {
+					h.progress("ws-1m: warm-up: %s of %s Checks sent after %s", thousands(n), thousands(len(ts.reqs)), fmtDur(time.Since(t0)))
+				}}
+			res := warm.run(ctx)
+			took := time.Since(t0)
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			_, after, err := procMemory(srv.main)
+			if err != nil {
+				return err
+			}
+			for _, e := range res.errSample {
+				sc.note("warm-up error: %s", e)
+			}
+			sc.note("Warm-up: one pass over %s tokens at concurrency 64 in %s (%.0f Checks/s, every one a full ES256 verification), %d errors.",
+				thousands(res.requests), fmtDur(took), float64(res.requests)/took.Seconds(), res.errors)
+			sc.note("Server RSS before warm-up %s, after %s: **%s bytes of RSS per cached token** ((after − before) / %s). RSS also holds garbage not yet collected and heap not yet returned to the OS, so this may overstate what the entries themselves need.",
+				fmtBytes(before), fmtBytes(after), thousands(int((after-before)/int64(h.o.WS1mTokens))), thousands(h.o.WS1mTokens))
+			if res.requests < len(ts.reqs) {
+				return fmt.Errorf("warm-up pass: %d of %d requests sent (%s)", res.requests, len(ts.reqs), res.stop)
+			}
+			for i, c := range h.o.Concurrency {
+				r, err := h.measure(ctx, measurement{sc: sc, target: "extauthz serve", conc: c, srv: srv, conn: conn, steady: true, pat: pattern{reqs: ts.reqs}})
+				if err != nil {
+					return err
+				}
+				if i == 0 {
+					r.WarmErrors += res.errors // the big pass, counted once
+				}
+			}
+			sc.note("One server for every concurrency here (not one per run): peak RSS is that process's high-water mark so far.")
+			return nil
+		})
+}
+
+// external drives a server this tool did not start: it never stops it, and
+// reads its CPU and memory only if it can find its process by port.
+func (h *harness) external(ctx context.Context, sc *Scenario) error {
+	tok, err := mintToken(h.ext)
+	if err != nil {
+		return err
+	}
+	req, err := buildRequest(tok)
+	if err != nil {
+		return err
+	}
+	conn, err := dial(h.o.Addr)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	if err := h.waitAllowed(ctx, conn, req); err != nil {
+		return err
+	}
+	srv := &server{addr: h.o.Addr, main: pidListening(h.o.Addr)}
+	if srv.main == 0 {
+		sc.note("No process this user may inspect listens on %s: server CPU and memory are not reported.", h.o.Addr)
+	} else {
+		comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", srv.main))
+		sc.note("Server CPU and memory are those of PID %d (%s), found listening on %s.", srv.main, strings.TrimSpace(string(comm)), h.o.Addr)
+	}
+	warm, err := h.tokens(ctx, sc, "external warm-up", h.ext, h.o.WarmTokens)
+	if err != nil {
+		return err
+	}
+	sc.note("Two patterns: one token again and again (cache hits, if it caches), and never-seen RS256 tokens minted afresh for each run (%s per run; the run also ends when they run out).", thousands(h.o.FullRS256Tokens))
+	for _, c := range h.o.Concurrency {
+		if _, err := h.measure(ctx, measurement{sc: sc, target: "external, one token", conc: c, srv: srv, conn: conn,
+			steady: true, pat: pattern{reqs: [][]byte{req}}}); err != nil {
+			return err
+		}
+		h.progress("external: minting %d fresh RS256 tokens for c=%d", h.o.FullRS256Tokens, c)
+		fresh, err := mintSet(ctx, h.ext, h.o.FullRS256Tokens)
+		if err != nil {
+			return err
+		}
+		if _, err := h.measure(ctx, measurement{sc: sc, target: "external, never-seen RS256 tokens", conc: c, srv: srv, conn: conn,
+			pass: warm.reqs, pat: pattern{reqs: fresh.reqs, distinct: true}}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// waitAllowed polls the external server with a valid token until it allows
+// it: until then it does not trust the issuer yet.
+func (h *harness) waitAllowed(ctx context.Context, conn *grpc.ClientConn, req []byte) error {
+	deadline := time.Now().Add(h.o.Wait)
+	var lastSaid time.Time
+	for {
+		resp := new(authv3.CheckResponse)
+		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		err := conn.Invoke(cctx, checkMethod, &rawRequest{req}, resp, forceRaw)
+		cancel()
+		var answer string
+		switch {
+		case err != nil:
+			answer = "gRPC error: " + err.Error()
+		case resp.GetStatus().GetCode() == 0:
+			h.progress("external server at %s allows the issuer's tokens: measuring", h.o.Addr)
+			return nil
+		default:
+			answer = fmt.Sprintf("status code %d, http %d: %s", resp.GetStatus().GetCode(),
+				resp.GetDeniedResponse().GetStatus().GetCode(), resp.GetStatus().GetMessage())
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the server at %s did not allow a token of issuer %s within %v (--wait); last answer: %s",
+				h.o.Addr, h.ext.Issuer(), h.o.Wait, answer)
+		}
+		if time.Since(lastSaid) > 5*time.Second {
+			h.progress("waiting for %s to allow a token of %s (last answer: %s)", h.o.Addr, h.ext.Issuer(), answer)
+			lastSaid = time.Now()
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+// externalHowTo says how to configure another server to trust the issuer.
+func externalHowTo(iss *issuer, addr string) string {
+	return fmt.Sprintf(`driving the ext_authz server at %[1]s. Configure it to trust this tool's issuer:
+  issuer          %[2]s
+  jwks_uri        %[3]s
+  metadata        %[2]s/.well-known/oauth-authorization-server
+  resource (aud)  %[4]s   (requests: POST %[4]s, :authority mcp.example.com)
+  required scope  %[5]s   (tokens carry "mcp:tools mcp:resources openid profile")
+  algorithm       RS256, key generated for this run (kid %[6]s): the server must fetch the JWKS after this tool started
+extauthz itself would be configured with:
+  resources: [{name: mcp, resource: %[4]q, authorization_servers: [{issuer: %[2]q, jwks_uri: %[3]q}], scopes_supported: [%[5]q], required_scopes: [%[5]q]}]`,
+		addr, iss.Issuer(), iss.JWKSURL(), resourceURI, requiredScope, iss.ActiveKID())
+}

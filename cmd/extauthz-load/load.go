@@ -1,0 +1,252 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"slices"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/encoding"
+	"google.golang.org/grpc/mem"
+)
+
+// selfPID is this process, whose CPU is the client's.
+var selfPID = os.Getpid()
+
+// checkMethod is the full gRPC method name Envoy calls.
+const checkMethod = "/envoy.service.auth.v3.Authorization/Check"
+
+// rawRequest is a CheckRequest already marshalled; rawCodec sends its bytes
+// as they are and decodes answers with the ordinary proto codec.
+type rawRequest struct{ b []byte }
+
+type rawCodec struct{ proto encoding.CodecV2 }
+
+func (c rawCodec) Marshal(v any) (mem.BufferSlice, error) {
+	if r, ok := v.(*rawRequest); ok {
+		return mem.BufferSlice{mem.SliceBuffer(r.b)}, nil
+	}
+	return c.proto.Marshal(v)
+}
+
+func (c rawCodec) Unmarshal(data mem.BufferSlice, v any) error { return c.proto.Unmarshal(data, v) }
+func (rawCodec) Name() string                                  { return "proto" }
+
+var forceRaw = grpc.ForceCodecV2(rawCodec{proto: encoding.GetCodecV2("proto")})
+
+// pattern says which request each Check sends.
+type pattern struct {
+	reqs [][]byte
+	// distinct: request i of the run is reqs[i], each used once, and the run
+	// ends when they run out. Otherwise each Check picks one uniformly at
+	// random (one request: always that one).
+	distinct bool
+}
+
+// load is one measured run: concurrency goroutines on one connection doing
+// unary Checks back to back until the duration, maxRequests or (distinct)
+// the requests run out, whichever comes first.
+type load struct {
+	conn        *grpc.ClientConn
+	concurrency int
+	duration    time.Duration
+	maxRequests int
+	pat         pattern
+	lat         []time.Duration // preallocated, len ≥ maxRequests; reused between runs
+	// onStart and onEnd run just as the workers are released and just after
+	// the last one finished: the server's CPU is read there.
+	onStart, onEnd func()
+	// tick, when set, is told every 30 s how many Checks have been started.
+	tick func(started int)
+}
+
+// loadResult is what the client saw.
+type loadResult struct {
+	requests  int
+	elapsed   time.Duration
+	errors    int
+	errSample []string
+	stop      string          // why the run ended
+	sorted    []time.Duration // every latency, ascending (a view of load.lat)
+	clientCPU uint64          // this process's CPU ticks during the run
+}
+
+// chunkSize is how many request slots a worker claims at a time: its own
+// run of the shared, preallocated latency array, so that workers never
+// write next to each other.
+func chunkSize(limit, concurrency int) int {
+	c := limit / (concurrency * 16)
+	return max(1, min(c, 1024))
+}
+
+func (l *load) run(ctx context.Context) loadResult {
+	limit := l.maxRequests
+	stopTokens := false
+	if l.pat.distinct && len(l.pat.reqs) < limit {
+		limit, stopTokens = len(l.pat.reqs), true
+	}
+	if len(l.lat) < limit {
+		l.lat = make([]time.Duration, limit)
+	}
+	chunk := chunkSize(limit, l.concurrency)
+
+	// A call outlives the run's end by at most this, then counts as an
+	// error. Not derived from ctx: an interrupted run lets the calls in
+	// flight finish rather than counting them as failed.
+	callCtx, cancel := context.WithTimeout(context.Background(), l.duration+30*time.Second)
+	defer cancel()
+
+	type span struct{ start, n int }
+	var (
+		next      atomic.Int64
+		timedOut  atomic.Bool
+		errCount  atomic.Int64
+		mu        sync.Mutex
+		spans     []span
+		errSample []string
+		wg        sync.WaitGroup
+		gate      = make(chan struct{})
+	)
+	noteErr := func(msg string) {
+		errCount.Add(1)
+		mu.Lock()
+		if len(errSample) < 5 && !slices.Contains(errSample, msg) {
+			errSample = append(errSample, msg)
+		}
+		mu.Unlock()
+	}
+	var deadline time.Time
+	for w := range l.concurrency {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rng := rand.New(rand.NewPCG(uint64(w)+1, uint64(time.Now().UnixNano())))
+			resp := new(authv3.CheckResponse)
+			var mine []span
+			pos, end := 0, 0
+			defer func() {
+				if end > 0 {
+					mine[len(mine)-1].n = pos - mine[len(mine)-1].start
+				}
+				mu.Lock()
+				spans = append(spans, mine...)
+				mu.Unlock()
+			}()
+			<-gate
+			for {
+				if pos == end {
+					if end > 0 {
+						mine[len(mine)-1].n = pos - mine[len(mine)-1].start
+					}
+					s := int(next.Add(int64(chunk)) - int64(chunk))
+					if s >= limit {
+						return
+					}
+					pos, end = s, min(s+chunk, limit)
+					mine = append(mine, span{start: s})
+				}
+				var req []byte
+				switch {
+				case l.pat.distinct:
+					req = l.pat.reqs[pos]
+				case len(l.pat.reqs) == 1:
+					req = l.pat.reqs[0]
+				default:
+					req = l.pat.reqs[rng.IntN(len(l.pat.reqs))]
+				}
+				t0 := time.Now()
+				err := l.conn.Invoke(callCtx, checkMethod, &rawRequest{req}, resp, forceRaw)
+				t1 := time.Now()
+				l.lat[pos] = t1.Sub(t0)
+				pos++
+				switch {
+				case err != nil:
+					noteErr("gRPC error: " + err.Error())
+				case resp.GetStatus().GetCode() != 0:
+					noteErr(fmt.Sprintf("not allowed: status code %d, http %d: %s", resp.GetStatus().GetCode(),
+						resp.GetDeniedResponse().GetStatus().GetCode(), resp.GetStatus().GetMessage()))
+				}
+				if t1.After(deadline) {
+					timedOut.Store(true)
+					return
+				}
+				if ctx.Err() != nil {
+					return
+				}
+			}
+		}()
+	}
+	if l.onStart != nil {
+		l.onStart()
+	}
+	if l.tick != nil {
+		stop := make(chan struct{})
+		defer close(stop)
+		go func() {
+			t := time.NewTicker(30 * time.Second)
+			defer t.Stop()
+			for {
+				select {
+				case <-stop:
+					return
+				case <-t.C:
+					l.tick(min(int(next.Load()), limit))
+				}
+			}
+		}()
+	}
+	cpu0, _ := procTimes(selfPID)
+	start := time.Now()
+	deadline = start.Add(l.duration)
+	close(gate)
+	wg.Wait()
+	elapsed := time.Since(start)
+	cpu1, _ := procTimes(selfPID)
+	if l.onEnd != nil {
+		l.onEnd()
+	}
+
+	// Move every worker's filled part of its chunks together.
+	sort.Slice(spans, func(i, j int) bool { return spans[i].start < spans[j].start })
+	n := 0
+	for _, s := range spans {
+		n += copy(l.lat[n:], l.lat[s.start:s.start+s.n])
+	}
+	sorted := l.lat[:n]
+	slices.Sort(sorted)
+
+	r := loadResult{requests: n, elapsed: elapsed, errors: int(errCount.Load()), errSample: errSample, sorted: sorted, clientCPU: cpu1 - cpu0}
+	switch {
+	case ctx.Err() != nil && errors.Is(ctx.Err(), context.Canceled):
+		r.stop = "interrupted"
+	case timedOut.Load():
+		r.stop = "duration"
+	case stopTokens:
+		r.stop = "tokens ran out"
+	default:
+		r.stop = "max-requests"
+	}
+	return r
+}
+
+// percentile is the exact nearest-rank percentile of an ascending slice:
+// the smallest value such that at least p per cent of the values are at or
+// below it. p is in hundredths of a per cent (9990 is p99.9), so the rank
+// is computed in integers and never off by one through rounding.
+func percentile(sorted []time.Duration, basisPoints int) time.Duration {
+	n := len(sorted)
+	if n == 0 {
+		return 0
+	}
+	rank := (basisPoints*n + 9999) / 10000 // ceil(p·n)
+	rank = max(1, min(rank, n))
+	return sorted[rank-1]
+}

@@ -1,0 +1,276 @@
+// Command extauthz-load is the reproducible load harness for extauthz: it
+// drives envoy.service.auth.v3.Authorization/Check over gRPC at fixed
+// concurrency for a fixed duration, against servers it starts itself on
+// 127.0.0.1, and prints what it measured as Markdown, with the machine it
+// ran on. It is for comparing figures between versions, machines and other
+// ext_authz servers; the in-process micro-benchmarks are in pkg/check
+// (go test -bench), and it is not a soak or failure test.
+//
+// Usage:
+//
+//	go build -o bin/extauthz ./cmd/extauthz && go run ./cmd/extauthz-load [flags]
+//
+//	--server PATH        extauthz binary to benchmark (default bin/extauthz; `make build` builds it)
+//	--scenarios LIST     comma list, "all" (default: every scenario but ws-1m) or "all+1m"
+//	--concurrency LIST   concurrent callers on the one connection (default "1,16,64")
+//	--duration D         per scenario and concurrency (default 5s)
+//	--max-requests N     per run (default 2,000,000); a run stops at whichever bound comes first
+//	--rounds N           repeat the whole matrix N times, interleaved; report medians (default 1)
+//	--addr HOST:PORT     drive this external ext_authz server (loopback only) with the "external"
+//	                     scenario, next to the floor; the tool serves its issuer on --issuer-addr
+//	--issuer-addr H:P    where that issuer's metadata and JWKS are served (default 127.0.0.1:18443)
+//	--wait D             how long to wait for the external server to accept the issuer (default 2m)
+//	--out FILE           also write the results as Markdown to FILE
+//	--full-rs256-tokens N, --full-es256-tokens N, --redis-tokens N
+//	                     sizes of the token sets (defaults 20,000, 50,000 and 2,000)
+//
+// Scenarios, each starting its own server process(es), waiting until they
+// answer, warming them, measuring, and stopping them:
+//
+//	floor          an always-allow ext_authz server built into this tool: the cost of gRPC alone;
+//	               every other figure is also given relative to it, at the same concurrency
+//	hit            extauthz serve, one RS256 token of about 950 bytes: in-process cache hits
+//	redis          extauthz serve with its own redis-server and cache.max_entries 1, 2,000 RS256
+//	               tokens at random: almost every Check is served by Redis
+//	full-rs256     a never-seen token on every Check (pre-minted): full verification, for
+//	full-es256     extauthz serve and for jwx-floor, a bare jwx v3 verify-every-request server
+//	introspection  not available yet
+//	ws-10k         10,000 RS256 tokens, warmed, at random: cache hits on a large working set
+//	ws-1m          1,000,000 ES256 tokens (only with "all+1m"): also the RSS per cached token
+//	external       with --addr: the external server, one token and never-seen tokens
+//
+// Every answer must be ALLOWED; anything else is counted and reported as an
+// error. The harness stops every process it started, by PID, when it ends,
+// fails or receives SIGINT or SIGTERM. It never uses the machine's shared
+// Redis: the redis scenario starts a redis-server of its own on a free
+// loopback port, and reports "skipped" when none is installed.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+const usage = `extauthz-load — load harness for extauthz's ext_authz Check (issue "Benchmarks")
+
+Usage:
+  go build -o bin/extauthz ./cmd/extauthz && go run ./cmd/extauthz-load [flags]
+
+Drives envoy.service.auth.v3.Authorization/Check over one gRPC connection at
+fixed concurrency for a fixed duration, against servers it starts itself on
+127.0.0.1, checks every answer, and prints Markdown: the machine, the command,
+then one table per scenario (Checks/s, latency percentiles, server CPU per
+Check, peak RSS, errors, and ratios to the always-allow floor server).
+
+Flags:
+  --server PATH        extauthz binary to benchmark (default bin/extauthz; build it with
+                       "make build")
+  --scenarios LIST     comma list, "all" (every scenario but ws-1m; the default) or
+                       "all+1m" (with ws-1m)
+  --concurrency LIST   concurrent callers on the one connection (default "1,16,64")
+  --duration D         per scenario and concurrency (default 5s)
+  --max-requests N     per run (default 2,000,000); a run stops at whichever bound
+                       comes first
+  --rounds N           repeat the whole matrix N times, interleaved; report medians
+                       (default 1)
+  --addr HOST:PORT     instead of starting extauthz, drive this external ext_authz
+                       server (loopback only) with the "external" scenario, next to the
+                       floor; the tool serves its issuer's JWKS and metadata on
+                       --issuer-addr and prints the issuer URL and resource to configure
+                       the other server with; this is how to compare with another server
+  --issuer-addr H:P    where that issuer is served (default 127.0.0.1:18443; loopback only)
+  --wait D             how long to wait for the external server to allow the issuer's
+                       tokens (default 2m)
+  --out FILE           also write the results as Markdown to FILE
+  --full-rs256-tokens N  never-seen RS256 tokens for full-rs256 and external (default 20000)
+  --full-es256-tokens N  never-seen ES256 tokens for full-es256 (default 50000)
+  --redis-tokens N       working set of the redis scenario (default 2000)
+
+Scenarios (each starts its own server process(es), waits until it answers, warms
+it, measures, stops it):
+  floor          an always-allow ext_authz server built into this tool (default
+                 grpc.NewServer()): the cost of gRPC alone; the others are also given
+                 relative to it at the same concurrency (throughput and p99)
+  hit            extauthz serve, one RS256 token (about 950 bytes), warmed: cache hits
+  redis          extauthz serve with its own redis-server, cache.max_entries 1, 2,000
+                 RS256 tokens at random: almost every Check is served by Redis
+  full-rs256     every Check carries a never-seen token (pre-minted on all cores; the
+  full-es256     run also ends when they run out), against extauthz serve and against
+                 jwx-floor, a bare jwx v3 verify-every-request server: "our pipeline vs
+                 bare jwx"
+  introspection  not available yet: needs the introspection issue
+  ws-10k         10,000 distinct RS256 tokens, warmed, at random: hits on a large set
+  ws-1m          1,000,000 ES256 tokens (minting as many RS256 would take too long),
+                 cache.max_entries 1,100,000, one warm-up pass; reports RSS before and
+                 after it and the bytes of RSS per cached token (only with "all+1m")
+  external       with --addr: one token, and never-seen RS256 tokens
+
+Every answer must be ALLOWED (status code 0); anything else is an error, counted
+and reported. Every process started is stopped by PID at the end, on failure and
+on SIGINT/SIGTERM. The machine's shared Redis (127.0.0.1:6379) is never used.
+`
+
+func main() {
+	if len(os.Args) > 1 && isSubserver(os.Args[1]) {
+		os.Exit(runSubserver(os.Args[1], os.Args[2:], os.Stderr))
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+func isSubserver(name string) bool { return name == floorCmd || name == jwxCmd }
+
+// run parses the flags, runs the harness and prints the report; it returns
+// the exit code: 0 measured without errors, 1 errors or a failed scenario,
+// 2 bad usage.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	o, outFile, err := parseFlags(args, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		fmt.Fprint(stdout, usage)
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "extauthz-load: %v\n", err)
+		return 2
+	}
+	o.Progress = stderr
+	o.Command = commandLine(args)
+	rep, err := Run(ctx, o)
+	if rep == nil {
+		fmt.Fprintf(stderr, "extauthz-load: %v\n", err)
+		return 2
+	}
+	if err != nil {
+		rep.Err = err.Error()
+	}
+	rep.WriteMarkdown(stdout)
+	if outFile != "" {
+		f, ferr := os.Create(outFile)
+		if ferr == nil {
+			rep.WriteMarkdown(f)
+			ferr = f.Close()
+		}
+		if ferr != nil {
+			fmt.Fprintf(stderr, "extauthz-load: --out: %v\n", ferr)
+			return 1
+		}
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "extauthz-load: %v\n", err)
+		return 1
+	}
+	if rep.Err != "" || !rep.clean() {
+		return 1
+	}
+	return 0
+}
+
+// clean reports whether every scenario ran (or was skipped as documented)
+// and every answer was ALLOWED.
+func (rep *Report) clean() bool {
+	for _, sc := range rep.Scenarios {
+		if strings.HasPrefix(sc.Status, "failed") {
+			return false
+		}
+		for _, s := range sc.Series {
+			for _, runs := range s.Runs {
+				for _, r := range runs {
+					if r.Errors > 0 || r.WarmErrors > 0 {
+						return false
+					}
+				}
+			}
+		}
+	}
+	return true
+}
+
+func parseFlags(args []string, stderr io.Writer) (Options, string, error) {
+	var o Options
+	fs := flag.NewFlagSet("extauthz-load", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
+	fs.StringVar(&o.Server, "server", "bin/extauthz", "")
+	scenarios := fs.String("scenarios", "all", "")
+	conc := fs.String("concurrency", "1,16,64", "")
+	fs.DurationVar(&o.Duration, "duration", 5*time.Second, "")
+	maxReq := fs.String("max-requests", "2,000,000", "")
+	fs.IntVar(&o.Rounds, "rounds", 1, "")
+	fs.StringVar(&o.Addr, "addr", "", "")
+	fs.StringVar(&o.IssuerAddr, "issuer-addr", "127.0.0.1:18443", "")
+	fs.DurationVar(&o.Wait, "wait", 2*time.Minute, "")
+	out := fs.String("out", "", "")
+	fs.IntVar(&o.FullRS256Tokens, "full-rs256-tokens", 20_000, "")
+	fs.IntVar(&o.FullES256Tokens, "full-es256-tokens", 50_000, "")
+	fs.IntVar(&o.RedisTokens, "redis-tokens", 2_000, "")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return o, "", err
+		}
+		return o, "", fmt.Errorf("%v (see --help)", err)
+	}
+	if fs.NArg() > 0 {
+		return o, "", fmt.Errorf("unexpected argument %q (see --help)", fs.Arg(0))
+	}
+	scenariosSet := false
+	fs.Visit(func(f *flag.Flag) {
+		if f.Name == "scenarios" {
+			scenariosSet = true
+		}
+	})
+	switch {
+	case o.Addr != "" && !scenariosSet:
+		o.Scenarios = []string{scFloor, scExternal}
+	case *scenarios == "all":
+		o.Scenarios = append([]string(nil), allScenarios...)
+	case *scenarios == "all+1m":
+		o.Scenarios = append(append([]string(nil), allScenarios...), scWS1m)
+	default:
+		for _, s := range strings.Split(*scenarios, ",") {
+			if s = strings.TrimSpace(s); s != "" && !contains(o.Scenarios, s) {
+				o.Scenarios = append(o.Scenarios, s)
+			}
+		}
+	}
+	for _, s := range strings.Split(*conc, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil {
+			return o, "", fmt.Errorf("--concurrency: %q is not a number", s)
+		}
+		o.Concurrency = append(o.Concurrency, n)
+	}
+	n, err := strconv.Atoi(strings.NewReplacer(",", "", "_", "").Replace(*maxReq))
+	if err != nil {
+		return o, "", fmt.Errorf("--max-requests: %q is not a number", *maxReq)
+	}
+	o.MaxRequests = n
+	return o, *out, nil
+}
+
+// commandLine is how to run this again: "go run" builds into a temporary
+// directory that is gone afterwards.
+func commandLine(args []string) string {
+	cmd := os.Args[0]
+	if strings.Contains(cmd, "go-build") {
+		cmd = "go run ./cmd/extauthz-load"
+	}
+	parts := []string{cmd}
+	for _, a := range args {
+		if a == "" || strings.ContainsAny(a, " \t\"'$\\*?;&|<>()") {
+			a = strconv.Quote(a)
+		}
+		parts = append(parts, a)
+	}
+	return strings.Join(parts, " ")
+}

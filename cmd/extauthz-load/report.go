@@ -1,0 +1,341 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"math"
+	"net"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// row is one concurrency's figures: the medians of its rounds.
+type row struct {
+	conc                int
+	rounds              int
+	requests            int
+	throughput          float64
+	p50, p90, p99, p999 time.Duration
+	cpu, client         float64 // µs/Check; cpu < 0 unknown
+	peak, auxPeak       int64
+	errors, warmErrors  int // totals over the rounds, never medians
+	stops               []string
+	redisHits, redisMis float64
+	rss                 int64
+	idle, other, steal  float64 // cores; < 0 unknown
+}
+
+func median[T int | int64 | float64 | time.Duration](xs []T) T {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+func pick[T any](runs []*Result, f func(*Result) T) []T {
+	out := make([]T, len(runs))
+	for i, r := range runs {
+		out[i] = f(r)
+	}
+	return out
+}
+
+func summarize(conc int, runs []*Result) row {
+	rw := row{conc: conc, rounds: len(runs)}
+	rw.requests = median(pick(runs, func(r *Result) int { return r.Requests }))
+	rw.throughput = median(pick(runs, func(r *Result) float64 { return r.Throughput }))
+	rw.p50 = median(pick(runs, func(r *Result) time.Duration { return r.P50 }))
+	rw.p90 = median(pick(runs, func(r *Result) time.Duration { return r.P90 }))
+	rw.p99 = median(pick(runs, func(r *Result) time.Duration { return r.P99 }))
+	rw.p999 = median(pick(runs, func(r *Result) time.Duration { return r.P999 }))
+	rw.cpu = -1
+	var cpus []float64
+	for _, r := range runs {
+		if r.ServerCPU >= 0 {
+			cpus = append(cpus, r.ServerCPU)
+		}
+	}
+	if len(cpus) > 0 {
+		rw.cpu = median(cpus)
+	}
+	rw.client = median(pick(runs, func(r *Result) float64 { return r.ClientCPU }))
+	rw.peak = median(pick(runs, func(r *Result) int64 { return r.PeakRSS }))
+	rw.auxPeak = median(pick(runs, func(r *Result) int64 { return r.AuxPeakRSS }))
+	rw.redisHits = median(pick(runs, func(r *Result) float64 { return r.RedisHits }))
+	rw.redisMis = median(pick(runs, func(r *Result) float64 { return r.RedisMisses }))
+	rw.rss = median(pick(runs, func(r *Result) int64 { return r.RSS }))
+	rw.idle = median(pick(runs, func(r *Result) float64 { return r.IdleCores }))
+	rw.other = median(pick(runs, func(r *Result) float64 { return r.OtherCores }))
+	rw.steal = median(pick(runs, func(r *Result) float64 { return r.Steal }))
+	for _, r := range runs {
+		rw.errors += r.Errors
+		rw.warmErrors += r.WarmErrors
+		if !slices.Contains(rw.stops, r.Stop) {
+			rw.stops = append(rw.stops, r.Stop)
+		}
+	}
+	return rw
+}
+
+func (s *Series) rows(concs []int) []row {
+	var out []row
+	for _, c := range concs {
+		if runs := s.Runs[c]; len(runs) > 0 {
+			out = append(out, summarize(c, runs))
+		}
+	}
+	return out
+}
+
+// WriteMarkdown renders the report.
+func (rep *Report) WriteMarkdown(w io.Writer) {
+	m := rep.Machine
+	o := rep.Opts
+	fmt.Fprintf(w, "# extauthz-load results\n\n")
+	fmt.Fprintf(w, "## Machine\n\n")
+	fmt.Fprintf(w, "- CPU: %s — %d logical CPUs (this process may use %d)\n", m.CPU, m.Cores, m.Usable)
+	fmt.Fprintf(w, "- Memory: %s\n", fmtBytes(m.Memory))
+	fmt.Fprintf(w, "- Kernel: %s\n", m.Kernel)
+	fmt.Fprintf(w, "- Go: %s (this harness)", m.GoVersion)
+	if m.ServerGo != "" {
+		fmt.Fprintf(w, ", %s (%s)", m.ServerGo, o.Server)
+	}
+	fmt.Fprintf(w, "\n")
+	if m.Redis != "" {
+		fmt.Fprintf(w, "- %s\n", m.Redis)
+	}
+	fmt.Fprintf(w, "- Load average (1, 5, 15 min): %s at the start, %s at the end\n", m.LoadStart, m.LoadEnd)
+	fmt.Fprintf(w, "- CLK_TCK %d (server CPU is read from /proc/PID/stat in ticks of %s)\n", m.ClockTick, fmtDur(time.Second/time.Duration(max(1, m.ClockTick))))
+	fmt.Fprintf(w, "- Client (this tool) and servers share the machine's cores; every figure includes that competition.\n\n")
+
+	fmt.Fprintf(w, "## Command\n\n```\n%s\n```\n\n", rep.Command)
+	fmt.Fprintf(w, "Concurrency %s on one gRPC connection; each run lasts %s or %s Checks, whichever comes first; %d round(s)",
+		joinInts(o.Concurrency), fmtDur(o.Duration), thousands(o.MaxRequests), o.Rounds)
+	if o.Rounds > 1 {
+		fmt.Fprintf(w, " interleaved: figures are medians over the rounds, errors are totals")
+	}
+	fmt.Fprintf(w, ". Started %s, took %s.", rep.Started.UTC().Format(time.RFC3339), fmtDur(rep.Elapsed))
+	if rep.Err != "" {
+		fmt.Fprintf(w, " **Stopped early: %s** — what follows is what was measured until then.", rep.Err)
+	}
+	fmt.Fprintf(w, "\n\nRequests are pkg/check's realisticRequest (POST %s, ten headers besides the pseudo-headers, the token in `authorization`), each built and marshalled once per token. Every answer is checked: anything but ALLOWED (status code 0) is an error. Latencies are exact percentiles of every Check of the run (errors included). ×floor compares with the floor at the same concurrency (throughput: higher is better; p99: lower is better). CPU µs/Check is the server process's utime+stime over the run divided by the Checks; peak RSS is its VmHWM.\n\n", resourceURI)
+	if rep.External != "" {
+		fmt.Fprintf(w, "External server:\n\n```\n%s\n```\n\n", rep.External)
+	}
+
+	var floor *Series
+	for _, sc := range rep.Scenarios {
+		if sc.Name == scFloor && len(sc.Series) > 0 {
+			floor = sc.Series[0]
+		}
+	}
+	floorRows := map[int]row{}
+	if floor != nil {
+		for _, r := range floor.rows(o.Concurrency) {
+			floorRows[r.conc] = r
+		}
+	}
+
+	for _, sc := range rep.Scenarios {
+		fmt.Fprintf(w, "## %s\n\n", sc.Title)
+		if sc.Status != "" && len(sc.Series) == 0 {
+			fmt.Fprintf(w, "%s\n\n", sc.Status)
+			continue
+		}
+		if sc.Status != "" {
+			fmt.Fprintf(w, "**%s** (the figures below are the runs completed before)\n\n", sc.Status)
+		}
+		for _, s := range sc.Series {
+			if len(sc.Series) > 1 {
+				fmt.Fprintf(w, "### %s\n\n", s.Target)
+			}
+			rows := s.rows(o.Concurrency)
+			fmt.Fprintf(w, "| concurrency | Checks/s | ×floor | p50 | p90 | p99 | p99.9 | p99 ×floor | CPU µs/Check | peak RSS | errors |\n")
+			fmt.Fprintf(w, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+			for _, r := range rows {
+				fr, ok := floorRows[r.conc]
+				xTP, xP99 := "–", "–"
+				if ok && fr.throughput > 0 && fr.p99 > 0 {
+					xTP = fmt.Sprintf("%.2f", r.throughput/fr.throughput)
+					xP99 = fmt.Sprintf("%.2f", float64(r.p99)/float64(fr.p99))
+				}
+				cpu := "n/a"
+				if r.cpu >= 0 {
+					cpu = fmt.Sprintf("%.1f", r.cpu)
+				}
+				peak := "n/a"
+				if r.peak > 0 {
+					peak = fmtBytes(r.peak)
+				}
+				if r.auxPeak > 0 {
+					peak += " + redis " + fmtBytes(r.auxPeak)
+				}
+				errs := strconv.Itoa(r.errors)
+				if r.warmErrors > 0 {
+					errs += fmt.Sprintf(" (+%d in warm-up)", r.warmErrors)
+				}
+				fmt.Fprintf(w, "| %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n",
+					r.conc, thousands(int(math.Round(r.throughput))), xTP, fmtLat(r.p50), fmtLat(r.p90), fmtLat(r.p99), fmtLat(r.p999), xP99, cpu, peak, errs)
+			}
+			fmt.Fprintf(w, "\n")
+			var runs, client, redis, rss, other []string
+			for _, r := range rows {
+				runs = append(runs, fmt.Sprintf("c=%d %s Checks (%s)", r.conc, thousands(r.requests), strings.Join(r.stops, ", ")))
+				client = append(client, fmt.Sprintf("c=%d %.1f", r.conc, r.client))
+				if r.rss > 0 {
+					rss = append(rss, fmt.Sprintf("c=%d %s", r.conc, fmtBytes(r.rss)))
+				}
+				if r.idle >= 0 {
+					other = append(other, fmt.Sprintf("c=%d idle %.2f, other processes ≥ %.2f, steal %.2f", r.conc, r.idle, r.other, r.steal))
+				}
+				if r.redisHits >= 0 {
+					redis = append(redis, fmt.Sprintf("c=%d %.2f hits, %.2f misses", r.conc, r.redisHits, r.redisMis))
+				}
+			}
+			per := "Checks per run"
+			if o.Rounds > 1 {
+				per += " (median)"
+			}
+			fmt.Fprintf(w, "%s, and what ended it: %s. Client CPU µs/Check: %s.", per, strings.Join(runs, "; "), strings.Join(client, ", "))
+			if len(rss) > 0 {
+				fmt.Fprintf(w, " Server RSS after the run: %s.", strings.Join(rss, ", "))
+			}
+			if len(other) > 0 {
+				fmt.Fprintf(w, " The machine during the run, in cores: %s.", strings.Join(other, "; "))
+			}
+			if len(redis) > 0 {
+				fmt.Fprintf(w, " Redis keyspace lookups per Check: %s.", strings.Join(redis, "; "))
+			}
+			fmt.Fprintf(w, "\n\n")
+		}
+		if sc.Compare && len(sc.Series) == 2 {
+			ours, ref := sc.Series[0].rows(o.Concurrency), sc.Series[1].rows(o.Concurrency)
+			fmt.Fprintf(w, "### %s relative to %s (same token stream)\n\n", sc.Series[0].Target, sc.Series[1].Target)
+			fmt.Fprintf(w, "| concurrency | Checks/s ratio | p99 ratio | CPU/Check ratio |\n|---:|---:|---:|---:|\n")
+			for _, a := range ours {
+				for _, b := range ref {
+					if a.conc != b.conc {
+						continue
+					}
+					cpu := "n/a"
+					if a.cpu > 0 && b.cpu > 0 {
+						cpu = fmt.Sprintf("%.2f", a.cpu/b.cpu)
+					}
+					fmt.Fprintf(w, "| %d | %s | %s | %s |\n", a.conc, ratio(a.throughput, b.throughput), ratio(float64(a.p99), float64(b.p99)), cpu)
+				}
+			}
+			fmt.Fprintf(w, "\n")
+		}
+		for _, n := range sc.Notes {
+			fmt.Fprintf(w, "- %s\n", n)
+		}
+		fmt.Fprintf(w, "- Scenario wall time (minting, starting, warming, measuring): %s.\n\n", fmtDur(sc.Elapsed))
+	}
+	var ps, left []string
+	for _, p := range rep.Procs {
+		ps = append(ps, fmt.Sprintf("%s PID %d", p.Name, p.PID))
+		if !pidGone(p.PID, p.StartTime) {
+			left = append(left, fmt.Sprintf("%s PID %d", p.Name, p.PID))
+		}
+	}
+	if len(left) == 0 {
+		fmt.Fprintf(w, "Processes started (all stopped by PID): %s.\n", strings.Join(ps, ", "))
+	} else {
+		fmt.Fprintf(w, "Processes started: %s. **Still running: %s.**\n", strings.Join(ps, ", "), strings.Join(left, ", "))
+	}
+}
+
+func ratio(a, b float64) string {
+	if b == 0 {
+		return "n/a"
+	}
+	return fmt.Sprintf("%.2f", a/b)
+}
+
+func joinInts(xs []int) string {
+	s := make([]string, len(xs))
+	for i, x := range xs {
+		s[i] = strconv.Itoa(x)
+	}
+	return strings.Join(s, ",")
+}
+
+// thousands formats 1234567 as 1,234,567.
+func thousands(n int) string {
+	s := strconv.Itoa(n)
+	neg := strings.HasPrefix(s, "-")
+	s = strings.TrimPrefix(s, "-")
+	var b strings.Builder
+	for i, c := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(c)
+	}
+	if neg {
+		return "-" + b.String()
+	}
+	return b.String()
+}
+
+// fmtLat prints a latency in µs below a millisecond, else in ms.
+func fmtLat(d time.Duration) string {
+	us := float64(d) / float64(time.Microsecond)
+	switch {
+	case us < 10:
+		return fmt.Sprintf("%.1f µs", us)
+	case us < 1000:
+		return fmt.Sprintf("%.0f µs", us)
+	default:
+		return fmt.Sprintf("%.2f ms", us/1000)
+	}
+}
+
+func fmtDur(d time.Duration) string {
+	switch {
+	case d < time.Second:
+		return d.Round(time.Millisecond).String()
+	case d < time.Minute:
+		return fmt.Sprintf("%.2f s", d.Seconds())
+	default:
+		return d.Round(time.Second).String()
+	}
+}
+
+func fmtBytes(n int64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.2f GiB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d B", n)
+}
+
+// requireLoopback refuses any address but this machine's loopback: the
+// harness must never send load anywhere else.
+func requireLoopback(hostport string) error {
+	host, port, err := net.SplitHostPort(hostport)
+	if err != nil {
+		return fmt.Errorf("%q is not HOST:PORT: %w", hostport, err)
+	}
+	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+		return fmt.Errorf("%q: bad port", hostport)
+	}
+	if host == "localhost" {
+		return nil
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
+		return nil
+	}
+	return fmt.Errorf("%q is not a loopback address: this tool only drives servers on 127.0.0.1 (or ::1)", hostport)
+}
