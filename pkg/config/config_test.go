@@ -1,6 +1,7 @@
 package config
 
 import (
+	"cmp"
 	"errors"
 	"io/fs"
 	"os"
@@ -22,7 +23,25 @@ func dur(s string) Duration {
 // defaultsWith returns the fully defaulted configuration around rs, built by
 // hand from the documented defaults rather than by ApplyDefaults, so that a
 // wrong default in the code fails the test.
+// serverDefaults fills the authorization servers written in a test
+// without a token mode with every default, so tests spell out only what
+// they are about.
+func serverDefaults(rs []Resource) {
+	for i := range rs {
+		for k := range rs[i].AuthorizationServers {
+			as := &rs[i].AuthorizationServers[k]
+			if as.TokenMode != "" {
+				continue
+			}
+			as.TokenMode, as.AudienceClaim, as.ScopeClaim, as.ClientIDClaim = "jwt", "aud", "scope", "client_id"
+			as.Introspection.AuthMethod = "client_secret_basic"
+			as.Introspection.Timeout, as.Introspection.CacheTTL = dur("300ms"), dur("60s")
+		}
+	}
+}
+
 func defaultsWith(rs ...Resource) *Config {
+	serverDefaults(rs)
 	return &Config{
 		Listen: Listen{GRPC: "127.0.0.1:9001", HTTP: "127.0.0.1:8080", Admin: "127.0.0.1:9090"},
 		Cache: Cache{
@@ -64,6 +83,7 @@ func assertConfig(t *testing.T, got, want *Config) {
 	t.Helper()
 	g := *got
 	g.written = nil
+	serverDefaults(want.Resources)
 	if !reflect.DeepEqual(&g, want) {
 		t.Errorf("config mismatch\n got: %+v\nwant: %+v", g, *want)
 	}
@@ -254,6 +274,52 @@ func TestLoadValid(t *testing.T) {
 				AuthorizationServers: []AuthorizationServer{{Issuer: "https://auth.example.com"}},
 			}),
 		},
+		{
+			// Token modes and claim names; what is not written defaults.
+			file: "valid-introspection.yaml",
+			want: func() *Config {
+				server := func(issuer, mode, aud, scope, clientID string, in Introspection) AuthorizationServer {
+					in.AuthMethod = cmp.Or(in.AuthMethod, "client_secret_basic")
+					in.Timeout = cmp.Or(in.Timeout, dur("300ms"))
+					in.CacheTTL = cmp.Or(in.CacheTTL, dur("60s"))
+					return AuthorizationServer{Issuer: issuer, TokenMode: mode, AudienceClaim: aud, ScopeClaim: scope, ClientIDClaim: clientID, Introspection: in}
+				}
+				return defaultsWith(
+					Resource{
+						Name: "mcp", Resource: "https://mcp.example.com/mcp",
+						Hosts: []string{"mcp.example.com"}, PathPrefix: "/mcp",
+						Audiences: []string{"7f3c2a9e-1b2d-4c5e-8f90-a1b2c3d4e5f6"},
+						AuthorizationServers: []AuthorizationServer{
+							server("https://login.microsoftonline.com/11111111-2222-3333-4444-555555555555/v2.0", "jwt", "aud", "scp", "azp", Introspection{}),
+							server("https://idp.example.com/realms/mcp", "auto", "aud", "scope", "client_id",
+								Introspection{ClientID: "extauthz", ClientSecret: Secret{Env: "KEYCLOAK_SECRET"}}),
+						},
+					},
+					Resource{
+						Name: "opaque", Resource: "https://mcp.example.com/opaque",
+						Hosts: []string{"mcp.example.com"}, PathPrefix: "/opaque",
+						AuthorizationServers: []AuthorizationServer{
+							server("https://zitadel.example.com", "introspection", "aud", "scope", "client_id", Introspection{
+								Endpoint: "https://zitadel.example.com/oauth/v2/introspect", ClientID: "extauthz",
+								AuthMethod: "private_key_jwt", PrivateKey: Secret{File: "/run/secrets/extauthz.pem"},
+								KeyID: "key-1", Timeout: dur("150ms"), CacheTTL: dur("30s"),
+							}),
+						},
+					},
+					Resource{
+						Name: "cognito", Resource: "https://mcp.example.com/cognito",
+						Hosts: []string{"mcp.example.com"}, PathPrefix: "/cognito",
+						Audiences: []string{"3n4b5urk1ft4fl3mg5e62d9ado"},
+						AuthorizationServers: []AuthorizationServer{
+							server("https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_AbCdEf", "jwt", "client_id", "scope", "client_id", Introspection{}),
+							server("http://127.0.0.1:4444", "introspection", "aud", "scope", "client_id", Introspection{
+								ClientID: "gateway", AuthMethod: "client_secret_post", ClientSecret: Secret{File: "/run/secrets/gateway"},
+							}),
+						},
+					},
+				)
+			}(),
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.file, func(t *testing.T) {
@@ -276,6 +342,21 @@ func TestLoadInvalid(t *testing.T) {
 		file string
 		want string
 	}{
+		{"invalid-introspection.yaml", `
+resources[0].authorization_servers[0].introspection.client_id: is set but token_mode is "jwt" (set token_mode: introspection or auto)
+resources[0].authorization_servers[0].introspection.timeout: is set but token_mode is "jwt" (set token_mode: introspection or auto)
+resources[0].authorization_servers[1].token_mode: must be "jwt", "introspection" or "auto"
+resources[0].authorization_servers[2].jwks_uri: is not used when token_mode is "introspection"
+resources[0].authorization_servers[2].introspection.client_id: is required when token_mode is "introspection"
+resources[0].authorization_servers[2].introspection.private_key: is required with auth_method private_key_jwt
+resources[0].authorization_servers[2].introspection.endpoint: must be an absolute https URL (http is allowed only for localhost and loopback addresses)
+resources[0].authorization_servers[2].introspection.client_secret: is not used with auth_method private_key_jwt
+resources[0].authorization_servers[2].introspection.timeout: must not exceed 10s (keep it under the proxy's ext_authz timeout)
+resources[0].authorization_servers[2].introspection.cache_ttl: must be greater than 0
+resources[0].authorization_servers[2].scope_claim: must be a claim name of 1 to 256 bytes
+resources[0].authorization_servers[3].token_mode: only one authorization server per resource may introspect; resources[0].authorization_servers[2] already does
+resources[0].authorization_servers[3].introspection.auth_method: must be client_secret_basic, client_secret_post or private_key_jwt
+resources[1].authorization_servers[0]: differs from resources[0].authorization_servers[0], which lists the same issuer (an issuer is configured once: repeat it identically, for example with a YAML anchor)`},
 		{"invalid-unknown-key-deep.yaml", `
 resources[0].authorization_servers[1].isuer: unknown key (line 6)
 resources[0].authorization_servers[1].issuer: required`},
@@ -803,6 +884,7 @@ func TestValidateRules(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			c := base()
 			tt.modify(c)
+			serverDefaults(c.Resources)
 			err := c.Validate()
 			got := ""
 			if err != nil {

@@ -41,6 +41,13 @@ const (
 	defaultUnmatched          = "deny"
 	defaultLogLevel           = "info"
 	defaultLogFormat          = "json"
+	defaultTokenMode          = TokenModeJWT
+	defaultAudienceClaim      = "aud"
+	defaultScopeClaim         = "scope"
+	defaultClientIDClaim      = "client_id"
+	defaultIntrospectAuth     = AuthClientSecretBasic
+	defaultIntrospectTimeout  = 300 * time.Millisecond
+	defaultIntrospectCacheTTL = time.Minute
 )
 
 // defaultAlgorithms is a function, not a variable, so that no caller can
@@ -142,6 +149,22 @@ func (r *Resource) applyDefaults(c *Config, path string) {
 	if len(r.ScopesSupported) == 0 && !c.written[path+".scopes_supported"] && len(r.RequiredScopes) > 0 {
 		r.ScopesSupported = append([]string(nil), r.RequiredScopes...)
 	}
+	for k := range r.AuthorizationServers {
+		r.AuthorizationServers[k].applyDefaults(c, fmt.Sprintf("%s.authorization_servers[%d]", path, k))
+	}
+}
+
+func (as *AuthorizationServer) applyDefaults(c *Config, path string) {
+	orDefault(c, path+".token_mode", &as.TokenMode, defaultTokenMode)
+	orDefault(c, path+".audience_claim", &as.AudienceClaim, defaultAudienceClaim)
+	orDefault(c, path+".scope_claim", &as.ScopeClaim, defaultScopeClaim)
+	orDefault(c, path+".client_id_claim", &as.ClientIDClaim, defaultClientIDClaim)
+	// Applied whatever the mode, like the Redis settings: Validate tells
+	// a default from a setting that a "jwt" server would ignore.
+	in := &as.Introspection
+	orDefault(c, path+".introspection.auth_method", &in.AuthMethod, defaultIntrospectAuth)
+	orDefault(c, path+".introspection.timeout", &in.Timeout, Duration(defaultIntrospectTimeout))
+	orDefault(c, path+".introspection.cache_ttl", &in.CacheTTL, Duration(defaultIntrospectCacheTTL))
 }
 
 // orDefault sets *p to def when it is zero and the file did not write it.

@@ -285,13 +285,83 @@ type Resource struct {
 	ResourceDocumentation string `yaml:"resource_documentation"`
 }
 
-// AuthorizationServer is one trusted token issuer.
+// AuthorizationServer is one trusted token issuer. An issuer listed by
+// several resources is the same server: every listing must be identical
+// (a YAML anchor keeps them so).
 type AuthorizationServer struct {
 	// Issuer is compared exactly with the token's iss.
 	Issuer string `yaml:"issuer"`
 	// JWKSURI, when empty, is discovered from the issuer's RFC 8414
 	// metadata, then OpenID Connect discovery.
 	JWKSURI string `yaml:"jwks_uri"`
+	// TokenMode says how this server's tokens are verified: "jwt" (default:
+	// signature checked locally against the JWKS), "introspection" (every
+	// token asked about at the RFC 7662 endpoint) or "auto" (a JWT naming
+	// this issuer is verified locally, any other token introspected).
+	TokenMode string `yaml:"token_mode"`
+	// Introspection configures the RFC 7662 client; used by the
+	// "introspection" and "auto" modes only.
+	Introspection Introspection `yaml:"introspection"`
+	// AudienceClaim names the claim holding the audiences compared with the
+	// resource (default "aud", RFC 8707). Set "client_id" for servers that
+	// put no aud in access tokens (AWS Cognito) and list the client ids
+	// in the resource's audiences.
+	AudienceClaim string `yaml:"audience_claim"`
+	// ScopeClaim names the claim holding the granted scopes, a
+	// space-separated string or an array (default "scope", RFC 9068; "scp"
+	// for Okta and Microsoft Entra ID).
+	ScopeClaim string `yaml:"scope_claim"`
+	// ClientIDClaim names the claim holding the client id (default
+	// "client_id", falling back to "azp"; "cid" for Okta).
+	ClientIDClaim string `yaml:"client_id_claim"`
+}
+
+// The values of AuthorizationServer.TokenMode.
+const (
+	TokenModeJWT           = "jwt"
+	TokenModeIntrospection = "introspection"
+	TokenModeAuto          = "auto"
+)
+
+// Introspects reports whether the server's tokens may be introspected.
+func (as AuthorizationServer) Introspects() bool {
+	return as.TokenMode == TokenModeIntrospection || as.TokenMode == TokenModeAuto
+}
+
+// The values of Introspection.AuthMethod (RFC 7591 §2 names).
+const (
+	AuthClientSecretBasic = "client_secret_basic"
+	AuthClientSecretPost  = "client_secret_post"
+	AuthPrivateKeyJWT     = "private_key_jwt"
+)
+
+// Introspection configures the RFC 7662 introspection client of one
+// authorization server.
+type Introspection struct {
+	// Endpoint is the introspection endpoint (default: the
+	// introspection_endpoint of the server's discovered metadata).
+	Endpoint string `yaml:"endpoint"`
+	// ClientID is the gateway's client id at the server (required).
+	ClientID string `yaml:"client_id"`
+	// AuthMethod is how the gateway authenticates: client_secret_basic
+	// (default), client_secret_post or private_key_jwt (RFC 7523).
+	AuthMethod string `yaml:"auth_method"`
+	// ClientSecret, for the client_secret_* methods, read from the
+	// environment or a file.
+	ClientSecret Secret `yaml:"client_secret"`
+	// PrivateKey, for private_key_jwt: a PEM private key (RSA, EC P-256,
+	// P-384 or Ed25519) read from the environment or a file.
+	PrivateKey Secret `yaml:"private_key"`
+	// KeyID is the kid header of the client assertion (default: none).
+	KeyID string `yaml:"key_id"`
+	// Timeout bounds one introspection call (default 300ms). Keep it well
+	// under the proxy's ext_authz timeout: a slow server must be a 503,
+	// not a proxy error.
+	Timeout Duration `yaml:"timeout"`
+	// CacheTTL caps how long an introspection result is cached (default
+	// 60s): a token revoked at the server stops being accepted within it.
+	// It never outlives the token's exp, nor cache.max_ttl.
+	CacheTTL Duration `yaml:"cache_ttl"`
 }
 
 // Secret names where a secret comes from: an environment variable or a file.

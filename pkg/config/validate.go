@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -472,8 +473,12 @@ func (u *Upstream) validate(ch *checker) {
 }
 
 // issuerUse remembers where an issuer was first listed, to hold every
-// listing of it to the same jwks_uri: the key set is fetched once per issuer.
-type issuerUse struct{ path, jwksURI string }
+// listing of it to the same settings: the key set, the discovery document
+// and the introspection client exist once per issuer.
+type issuerUse struct {
+	path string
+	as   AuthorizationServer
+}
 
 func (c *Config) validateResources(ch *checker) {
 	if len(c.Resources) == 0 {
@@ -572,6 +577,7 @@ func validateAuthorizationServers(ch *checker, p string, servers []Authorization
 		return
 	}
 	listed := firsts{}
+	introspecting := map[string]int{}
 	for k, as := range servers {
 		ap := fmt.Sprintf("%s.authorization_servers[%d]", p, k)
 		if as.JWKSURI != "" {
@@ -590,12 +596,26 @@ func validateAuthorizationServers(ch *checker, p string, servers []Authorization
 			ch.add(ap+".issuer", "%q is already listed at %s.authorization_servers[%d]", as.Issuer, p, j)
 			continue
 		}
+		validateTokenMode(ch, ap, &as)
+		if as.Introspects() {
+			if j, ok := introspecting[p]; ok {
+				// An opaque token does not name its issuer: with two
+				// introspecting servers it would have to be sent to
+				// both, disclosing one server's tokens to the other.
+				ch.add(ap+".token_mode", "only one authorization server per resource may introspect; %s.authorization_servers[%d] already does", p, j)
+			} else {
+				introspecting[p] = k
+			}
+		}
 		prev, seen := issuers[as.Issuer]
 		switch {
 		case !seen:
-			issuers[as.Issuer] = issuerUse{ap, as.JWKSURI}
-		case prev.jwksURI == as.JWKSURI:
-		case prev.jwksURI == "":
+			issuers[as.Issuer] = issuerUse{ap, as}
+		case prev.as.JWKSURI == as.JWKSURI:
+			if !reflect.DeepEqual(prev.as, as) {
+				ch.add(ap, "differs from %s, which lists the same issuer (an issuer is configured once: repeat it identically, for example with a YAML anchor)", prev.path)
+			}
+		case prev.as.JWKSURI == "":
 			ch.add(ap+".jwks_uri", "is set, but %s lists the same issuer without one (discovery)", prev.path)
 		case as.JWKSURI == "":
 			ch.add(ap+".jwks_uri", "is missing, but %s.jwks_uri sets it for the same issuer", prev.path)
@@ -603,6 +623,93 @@ func validateAuthorizationServers(ch *checker, p string, servers []Authorization
 			ch.add(ap+".jwks_uri", "differs from %s.jwks_uri for the same issuer", prev.path)
 		}
 	}
+}
+
+// Limits on the introspection client.
+const (
+	maxIntrospectTimeout = 10 * time.Second
+	maxClaimNameBytes    = 256
+)
+
+// validateTokenMode checks the token mode, the claim names and the
+// introspection client of one authorization server.
+func validateTokenMode(ch *checker, ap string, as *AuthorizationServer) {
+	for _, c := range []struct{ key, name string }{
+		{"audience_claim", as.AudienceClaim}, {"scope_claim", as.ScopeClaim}, {"client_id_claim", as.ClientIDClaim},
+	} {
+		if c.name == "" || len(c.name) > maxClaimNameBytes {
+			ch.add(ap+"."+c.key, "must be a claim name of 1 to %d bytes", maxClaimNameBytes)
+		}
+	}
+	in := &as.Introspection
+	ip := ap + ".introspection"
+	switch as.TokenMode {
+	case TokenModeJWT:
+		for _, k := range []struct {
+			path string
+			set  bool
+		}{
+			{ip + ".endpoint", in.Endpoint != ""},
+			{ip + ".client_id", in.ClientID != ""},
+			{ip + ".auth_method", in.AuthMethod != "" && in.AuthMethod != defaultIntrospectAuth},
+			{ip + ".client_secret", !in.ClientSecret.IsZero()},
+			{ip + ".private_key", !in.PrivateKey.IsZero()},
+			{ip + ".key_id", in.KeyID != ""},
+			{ip + ".timeout", in.Timeout != 0 && in.Timeout.D() != defaultIntrospectTimeout},
+			{ip + ".cache_ttl", in.CacheTTL != 0 && in.CacheTTL.D() != defaultIntrospectCacheTTL},
+		} {
+			if k.set {
+				ch.add(k.path, `is set but token_mode is "jwt" (set token_mode: introspection or auto)`)
+			}
+		}
+		return
+	case TokenModeIntrospection:
+		if as.JWKSURI != "" {
+			ch.add(ap+".jwks_uri", `is not used when token_mode is "introspection"`)
+		}
+	case TokenModeAuto:
+	default:
+		ch.add(ap+".token_mode", `must be "jwt", "introspection" or "auto"`)
+		return
+	}
+	if in.Endpoint != "" {
+		for _, msg := range checkWebURL(in.Endpoint, urlEndpoint) {
+			ch.add(ip+".endpoint", "%s", msg)
+		}
+	}
+	if in.ClientID == "" {
+		ch.add(ip+".client_id", "is required when token_mode is %q", as.TokenMode)
+	}
+	validateSecret(ch, ip+".client_secret", in.ClientSecret)
+	validateSecret(ch, ip+".private_key", in.PrivateKey)
+	switch in.AuthMethod {
+	case AuthClientSecretBasic, AuthClientSecretPost:
+		if in.ClientSecret.IsZero() {
+			ch.add(ip+".client_secret", "is required with auth_method %s", in.AuthMethod)
+		}
+		if !in.PrivateKey.IsZero() {
+			ch.add(ip+".private_key", "is used only with auth_method private_key_jwt")
+		}
+		if in.KeyID != "" {
+			ch.add(ip+".key_id", "is used only with auth_method private_key_jwt")
+		}
+	case AuthPrivateKeyJWT:
+		if in.PrivateKey.IsZero() {
+			ch.add(ip+".private_key", "is required with auth_method private_key_jwt")
+		}
+		if !in.ClientSecret.IsZero() {
+			ch.add(ip+".client_secret", "is not used with auth_method private_key_jwt")
+		}
+	default:
+		ch.add(ip+".auth_method", "must be client_secret_basic, client_secret_post or private_key_jwt")
+	}
+	switch {
+	case in.Timeout <= 0:
+		ch.add(ip+".timeout", msgPositive)
+	case in.Timeout.D() > maxIntrospectTimeout:
+		ch.add(ip+".timeout", "must not exceed %s (keep it under the proxy's ext_authz timeout)", maxIntrospectTimeout)
+	}
+	positive(ch, ip+".cache_ttl", in.CacheTTL)
 }
 
 // firsts finds repeated list entries in linear time: a generated file with
