@@ -9,9 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
-	"sort"
 	"strings"
-	"sync"
 	"time"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
@@ -27,7 +25,6 @@ import (
 	"github.com/extauthz/extauthz/pkg/cache"
 	"github.com/extauthz/extauthz/pkg/check"
 	"github.com/extauthz/extauthz/pkg/config"
-	"github.com/extauthz/extauthz/pkg/jwks"
 	"github.com/extauthz/extauthz/pkg/metadata"
 	"github.com/extauthz/extauthz/pkg/token"
 )
@@ -46,7 +43,7 @@ type app struct {
 	cfg     *config.Config
 	log     *slog.Logger
 	engine  *authz.Engine
-	sources map[string]*jwks.Source // by issuer
+	issuers map[string]*issuerParts // by issuer
 	cache   *cache.Tiered[authz.Verdict]
 	redis   redis.UniversalClient // nil without a shared tier
 	admTok  string                // protects POST /cache/purge; "" disables it
@@ -76,7 +73,7 @@ func newApp(cfg *config.Config, log *slog.Logger, o appOptions) (a *app, err err
 	if o.now == nil {
 		o.now = time.Now
 	}
-	a = &app{cfg: cfg, log: log, sources: map[string]*jwks.Source{}}
+	a = &app{cfg: cfg, log: log}
 	defer func() {
 		if err != nil {
 			a.closeListeners()
@@ -101,27 +98,15 @@ func newApp(cfg *config.Config, log *slog.Logger, o appOptions) (a *app, err err
 		return nil, err
 	}
 
-	discovery := &http.Client{Timeout: cfg.JWKS.Timeout.D()}
-	issuers := map[string]token.KeySource{}
-	for _, r := range cfg.Resources {
-		for _, as := range r.AuthorizationServers {
-			if _, ok := a.sources[as.Issuer]; ok {
-				continue
-			}
-			src := jwks.New(jwksLocator(as, discovery, cfg.JWKS.MaxRefresh.D(), o.now), jwks.Options{
-				Now:                o.now,
-				MinRefresh:         cfg.JWKS.MinRefresh.D(),
-				MaxRefresh:         cfg.JWKS.MaxRefresh.D(),
-				UnknownKIDInterval: cfg.JWKS.UnknownKIDInterval.D(),
-				Timeout:            cfg.JWKS.Timeout.D(),
-				Logger:             log.With("issuer", as.Issuer),
-			})
-			a.sources[as.Issuer] = src
-			issuers[as.Issuer] = src
-		}
+	if a.issuers, err = buildIssuers(cfg, log, o.now); err != nil {
+		return nil, err
 	}
-	verifier, err := token.NewJWTVerifier(token.JWTOptions{
-		Issuers:    issuers,
+	byIssuer := make(map[string]token.Issuer, len(a.issuers))
+	for iss, p := range a.issuers {
+		byIssuer[iss] = p.token
+	}
+	verifier, err := token.NewIssuerSet(token.Options{
+		Issuers:    byIssuer,
 		Algorithms: cfg.Tokens.Algorithms,
 		Leeway:     cfg.Tokens.Leeway.D(),
 		MaxBytes:   cfg.Tokens.MaxBytes,
@@ -192,39 +177,6 @@ func newApp(cfg *config.Config, log *slog.Logger, o appOptions) (a *app, err err
 	return a, nil
 }
 
-// jwksLocator gives an issuer's JWKS URL: configured, else discovered from
-// its metadata (RFC 8414, then OpenID Connect) and re-discovered at most
-// every maxAge.
-func jwksLocator(as config.AuthorizationServer, client *http.Client, maxAge time.Duration, now func() time.Time) jwks.Locator {
-	if as.JWKSURI != "" {
-		return func(context.Context) (string, error) { return as.JWKSURI, nil }
-	}
-	var (
-		mu    sync.Mutex
-		uri   string
-		found time.Time
-	)
-	return func(ctx context.Context) (string, error) {
-		mu.Lock()
-		defer mu.Unlock()
-		if uri != "" && now().Sub(found) < maxAge {
-			return uri, nil
-		}
-		md, err := metadata.Discover(ctx, client, as.Issuer)
-		if err != nil {
-			if uri != "" {
-				return uri, nil // keep the last known location
-			}
-			return "", err
-		}
-		if md.JWKSURI == "" {
-			return "", fmt.Errorf("issuer %q publishes no jwks_uri", as.Issuer)
-		}
-		uri, found = md.JWKSURI, now()
-		return uri, nil
-	}
-}
-
 func (a *app) closeListeners() {
 	for _, ln := range []net.Listener{a.lnGRPC, a.lnHTTP, a.lnAdmin} {
 		if ln != nil {
@@ -233,15 +185,9 @@ func (a *app) closeListeners() {
 	}
 }
 
-// ready reports whether every issuer has usable keys, and which do not.
+// ready reports whether every issuer can verify tokens, and which cannot.
 func (a *app) ready() (bool, []string) {
-	var missing []string
-	for iss, s := range a.sources {
-		if !s.Ready() {
-			missing = append(missing, iss)
-		}
-	}
-	sort.Strings(missing)
+	missing := notReady(a.issuers)
 	return len(missing) == 0, missing
 }
 
@@ -258,8 +204,8 @@ func (a *app) setServing(ok bool) {
 // in-flight ones finish, within shutdownGrace.
 func (a *app) run(ctx context.Context) error {
 	g, gctx := errgroup.WithContext(ctx)
-	for _, s := range a.sources {
-		g.Go(func() error { s.Run(gctx); return nil })
+	for _, p := range a.issuers {
+		g.Go(func() error { p.run(gctx); return nil })
 	}
 	g.Go(func() error { a.watchReadiness(gctx); return nil })
 	g.Go(func() error { a.cache.Run(gctx); return nil })
@@ -385,7 +331,7 @@ func (a *app) healthRoutes(mux *http.ServeMux) {
 			status = http.StatusServiceUnavailable
 		}
 		w.WriteHeader(status)
-		_ = json.NewEncoder(w).Encode(map[string]any{"ready": ok, "issuers_without_keys": nonNil(missing)})
+		_ = json.NewEncoder(w).Encode(map[string]any{"ready": ok, "issuers_not_ready": nonNil(missing)})
 	})
 }
 

@@ -252,6 +252,9 @@ func (e *Engine) store(ctx context.Context, key cache.Key, v Verdict) Verdict {
 	switch {
 	case v.Err == nil:
 		ttl = min(v.Claims.Expiry.Sub(e.opts.Now()), e.opts.MaxTTL)
+		if c := v.Claims.CacheTTL; c > 0 {
+			ttl = min(ttl, c)
+		}
 	case token.Definitive(v.Err):
 		ttl = e.opts.NegativeTTL
 	default:

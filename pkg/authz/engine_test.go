@@ -59,7 +59,7 @@ func newFixture(t *testing.T, maxTTL, negTTL time.Duration) *fixture {
 		t.Fatal(err)
 	}
 	src := jwks.New(func(context.Context) (string, error) { return iss.JWKSURL(), nil }, jwks.Options{Now: f.clock.Now})
-	jv, err := token.NewJWTVerifier(token.JWTOptions{Issuers: map[string]token.KeySource{iss.Issuer(): src}, Now: f.clock.Now})
+	jv, err := token.NewIssuerSet(token.Options{Issuers: map[string]token.Issuer{iss.Issuer(): {Keys: src}}, Now: f.clock.Now})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -30,6 +30,8 @@ const (
 	ReasonWrongAudience     Reason = "wrong_audience"     // aud lacks the resource's canonical URI
 	ReasonInsufficientScope Reason = "insufficient_scope" // a required scope is missing
 	ReasonRevoked           Reason = "revoked"            // revoked through the admin API
+	ReasonInactive          Reason = "inactive"           // introspection: not active (revoked or expired at the server)
+	ReasonNotAccessToken    Reason = "not_access_token"   // introspection: a refresh or sender-constrained token
 	ReasonUnavailable       Reason = "unavailable"        // keys cannot be had now
 	ReasonUnmatched         Reason = "unmatched"          // no resource matched, operator denies
 	ReasonUnknownResource   Reason = "unknown_resource"   // the route names a resource that is not configured
@@ -82,6 +84,8 @@ var denials = []struct {
 	{token.ErrUnknownKey, class{http.StatusUnauthorized, "invalid_token", ReasonUnknownKey, "the access token's signing key is unknown", true}},
 	{token.ErrSignature, class{http.StatusUnauthorized, "invalid_token", ReasonBadSignature, "the access token's signature is invalid", true}},
 	{token.ErrExpired, class{http.StatusUnauthorized, "invalid_token", ReasonExpired, "the access token expired", true}},
+	{token.ErrInactive, class{http.StatusUnauthorized, "invalid_token", ReasonInactive, "the access token is not active", true}},
+	{token.ErrNotAccessToken, class{http.StatusUnauthorized, "invalid_token", ReasonNotAccessToken, "the token is not a bearer access token", true}},
 	{token.ErrNotYetValid, class{http.StatusUnauthorized, "invalid_token", ReasonNotYetValid, "the access token is not yet valid", true}},
 	{ErrWrongAudience, class{http.StatusUnauthorized, "invalid_token", ReasonWrongAudience, "the access token is not meant for this resource", true}},
 	{ErrRevoked, class{http.StatusUnauthorized, "invalid_token", ReasonRevoked, "the access token has been revoked", true}},

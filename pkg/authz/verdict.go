@@ -37,15 +37,17 @@ func Place(v Verdict) int {
 // Codes are part of the shared-cache format: append only. The cached error
 // is the bare sentinel; details stay with the replica that verified.
 var cachedFailures = []error{
-	1: token.ErrMalformed,
-	2: token.ErrCritical,
-	3: token.ErrMissingExpiry,
-	4: token.ErrAlgorithm,
-	5: token.ErrUnknownIssuer,
-	6: token.ErrSignature,
-	7: token.ErrExpired,
-	8: ErrWrongAudience,
-	9: ErrRevoked,
+	1:  token.ErrMalformed,
+	2:  token.ErrCritical,
+	3:  token.ErrMissingExpiry,
+	4:  token.ErrAlgorithm,
+	5:  token.ErrUnknownIssuer,
+	6:  token.ErrSignature,
+	7:  token.ErrExpired,
+	8:  ErrWrongAudience,
+	9:  ErrRevoked,
+	10: token.ErrInactive,
+	11: token.ErrNotAccessToken,
 }
 
 // verdictFormat is the first byte of an encoded verdict; a change of

@@ -46,7 +46,7 @@ func benchServerWith(b *testing.B, alg string, newCache func() authz.VerdictStor
 		b.Fatal(err)
 	}
 	src := jwks.New(func(context.Context) (string, error) { return iss.JWKSURL(), nil }, jwks.Options{})
-	v, err := token.NewJWTVerifier(token.JWTOptions{Issuers: map[string]token.KeySource{iss.Issuer(): src}, Leeway: time.Minute})
+	v, err := token.NewIssuerSet(token.Options{Issuers: map[string]token.Issuer{iss.Issuer(): {Keys: src}}, Leeway: time.Minute})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -78,7 +78,7 @@ func startGateway(t *testing.T) *gateway {
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	issuers := map[string]token.KeySource{}
+	issuers := map[string]token.Issuer{}
 	for _, iss := range []*devissuer.Issuer{g.main, g.down} {
 		// Discovery, as in production: RFC 8414 with path insertion.
 		issuer := iss.Issuer()
@@ -89,10 +89,10 @@ func startGateway(t *testing.T) *gateway {
 			}
 			return md.JWKSURI, nil
 		}, jwks.Options{Now: g.clock.Now, UnknownKIDInterval: 10 * time.Second, Timeout: 2 * time.Second})
-		issuers[issuer] = src
+		issuers[issuer] = token.Issuer{Keys: src}
 		g.srcs[issuer] = src
 	}
-	v, err := token.NewJWTVerifier(token.JWTOptions{Issuers: issuers, Leeway: time.Minute, MaxBytes: 16 << 10, Now: g.clock.Now})
+	v, err := token.NewIssuerSet(token.Options{Issuers: issuers, Leeway: time.Minute, MaxBytes: 16 << 10, Now: g.clock.Now})
 	if err != nil {
 		t.Fatal(err)
 	}

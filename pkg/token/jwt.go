@@ -1,14 +1,11 @@
 package token
 
 import (
-	"bytes"
 	"context"
 	"crypto"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
 	"strings"
 	"time"
 
@@ -24,13 +21,45 @@ type KeySource interface {
 	Key(ctx context.Context, kid, alg string) (crypto.PublicKey, error)
 }
 
+// Introspector verifies a token by asking the authorization server that
+// issued it (RFC 7662). Errors wrap the failure classes of this package;
+// ErrUnavailable when the server cannot answer now.
+type Introspector interface {
+	Introspect(ctx context.Context, raw string) (*Claims, error)
+}
+
+// Mode is how an issuer's tokens are verified.
+type Mode int
+
+const (
+	// ModeJWT verifies JWTs locally against the issuer's keys.
+	ModeJWT Mode = iota
+	// ModeIntrospection asks the issuer about every token.
+	ModeIntrospection
+	// ModeAuto verifies a JWT naming the issuer locally and introspects
+	// any other token presented to a resource trusting the issuer.
+	ModeAuto
+)
+
+// Issuer is how one trusted issuer's tokens are verified.
+type Issuer struct {
+	Mode Mode
+	// Keys verify JWTs (ModeJWT, ModeAuto).
+	Keys KeySource
+	// Introspector answers for other tokens (ModeIntrospection, ModeAuto).
+	Introspector Introspector
+	// Claims names where the issuer puts audiences, scopes and client id.
+	Claims ClaimNames
+}
+
 // DefaultAlgorithms are the asymmetric JWS algorithms accepted by default.
 var DefaultAlgorithms = []string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA"}
 
-// JWTOptions configures a JWTVerifier.
-type JWTOptions struct {
-	// Issuers maps each trusted issuer (exact iss value) to its keys.
-	Issuers map[string]KeySource
+// Options configures an IssuerSet.
+type Options struct {
+	// Issuers maps each trusted issuer (exact iss value) to how its tokens
+	// are verified.
+	Issuers map[string]Issuer
 	// Algorithms accepted; nil means DefaultAlgorithms. "none" and HS* are
 	// refused even if listed: a shared secret has no place in a gateway
 	// that only verifies.
@@ -43,17 +72,19 @@ type JWTOptions struct {
 	Now func() time.Time
 }
 
-// JWTVerifier verifies JWS-signed JWT access tokens (RFC 9068).
-type JWTVerifier struct {
-	issuers  map[string]KeySource
+// IssuerSet verifies the access tokens of a set of trusted issuers, each
+// in its mode: JWS-signed JWTs (RFC 9068) locally, other tokens by
+// introspection.
+type IssuerSet struct {
+	issuers  map[string]Issuer
 	algs     map[string]jwa.SignatureAlgorithm
 	leeway   time.Duration
 	maxBytes int
 	now      func() time.Time
 }
 
-// NewJWTVerifier checks the options and builds a verifier.
-func NewJWTVerifier(o JWTOptions) (*JWTVerifier, error) {
+// NewIssuerSet checks the options and builds a verifier.
+func NewIssuerSet(o Options) (*IssuerSet, error) {
 	names := o.Algorithms
 	if names == nil {
 		names = DefaultAlgorithms
@@ -69,13 +100,18 @@ func NewJWTVerifier(o JWTOptions) (*JWTVerifier, error) {
 		}
 		algs[n] = a
 	}
+	for iss, is := range o.Issuers {
+		if (is.Mode != ModeIntrospection && is.Keys == nil) || (is.Mode != ModeJWT && is.Introspector == nil) {
+			return nil, fmt.Errorf("token: issuer %q lacks keys or an introspector for its mode", iss)
+		}
+	}
 	if o.MaxBytes <= 0 {
 		o.MaxBytes = 16 << 10
 	}
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	return &JWTVerifier{issuers: o.Issuers, algs: algs, leeway: o.Leeway, maxBytes: o.MaxBytes, now: o.Now}, nil
+	return &IssuerSet{issuers: o.Issuers, algs: algs, leeway: o.Leeway, maxBytes: o.MaxBytes, now: o.Now}, nil
 }
 
 // header is the part of the JOSE header verification reads. Everything
@@ -88,56 +124,123 @@ type header struct {
 	B64  json.RawMessage `json:"b64"`
 }
 
-// Verify checks the token's form, issuer, signature and validity period.
-// The order matters for cost: everything cheap and definitive comes before
-// the signature check, and nothing from the claims is trusted until the
-// signature has verified.
-func (v *JWTVerifier) Verify(ctx context.Context, raw string, trusted map[string]struct{}) (*Claims, error) {
+// jwt is a token in JWS compact form whose header and claims are
+// readable JSON objects; nothing in it is verified yet.
+type jwt struct {
+	header  header
+	payload []byte
+	iss     string
+}
+
+// Verify checks a token for a resource that trusts the given issuers.
+//
+// A readable JWT is routed by its iss: an issuer the resource does not
+// trust fails at once, and is never introspected (a token is never sent
+// to a server that did not issue it); a trusted issuer verifies it in its
+// mode. Any other token — opaque, encrypted, or a JWT without iss — can
+// only be judged by the resource's introspecting server, if it has one.
+func (v *IssuerSet) Verify(ctx context.Context, raw string, trusted map[string]struct{}) (*Claims, error) {
 	if len(raw) > v.maxBytes {
 		return nil, fmt.Errorf("%w: longer than %d bytes", ErrMalformed, v.maxBytes)
 	}
+	t, perr := parseJWT(raw)
+	if perr != nil || t.iss == "" {
+		if in := v.introspectorFor(trusted); in != nil {
+			return in.Introspect(ctx, raw)
+		}
+		if perr != nil {
+			return nil, perr
+		}
+		return nil, ErrUnknownIssuer
+	}
+	if _, ok := trusted[t.iss]; !ok {
+		return nil, ErrUnknownIssuer
+	}
+	is, ok := v.issuers[t.iss]
+	if !ok {
+		return nil, ErrUnknownIssuer
+	}
+	if is.Mode == ModeIntrospection {
+		return is.Introspector.Introspect(ctx, raw)
+	}
+	return v.verifyJWT(ctx, raw, t, is)
+}
+
+// introspectorFor returns the introspector of the one trusted issuer
+// that introspects, or nil when none does. Should several (a
+// configuration Validate refuses), none is chosen: an opaque token does
+// not say whose it is, and it must not be disclosed to a guess.
+func (v *IssuerSet) introspectorFor(trusted map[string]struct{}) Introspector {
+	var found Introspector
+	for iss := range trusted {
+		is, ok := v.issuers[iss]
+		if !ok || is.Mode == ModeJWT {
+			continue
+		}
+		if found != nil {
+			return nil
+		}
+		found = is.Introspector
+	}
+	return found
+}
+
+// parseJWT splits a JWS compact token and decodes its header and claims.
+func parseJWT(raw string) (*jwt, error) {
 	h64, rest, ok := strings.Cut(raw, ".")
 	if !ok {
 		return nil, fmt.Errorf("%w: not a JWS compact serialization", ErrMalformed)
 	}
 	p64, s64, ok := strings.Cut(rest, ".")
 	if !ok || strings.IndexByte(s64, '.') >= 0 || s64 == "" {
-		// Five parts would be an encrypted JWT (JWE): not accepted.
+		// Five parts would be an encrypted JWT (JWE): not readable here.
 		return nil, fmt.Errorf("%w: not a JWS compact serialization", ErrMalformed)
 	}
-	var h header
-	if err := decodeSegment(h64, &h); err != nil {
+	t := &jwt{}
+	if err := decodeSegment(h64, &t.header); err != nil {
 		return nil, fmt.Errorf("%w: header: %v", ErrMalformed, err)
 	}
-	if len(h.Crit) > 0 || len(h.B64) > 0 {
-		return nil, ErrCritical
-	}
-	alg, ok := v.algs[h.Alg]
-	if !ok {
-		return nil, fmt.Errorf("%w: %q", ErrAlgorithm, h.Alg)
-	}
-	var c claimsJSON
-	if err := decodeSegment(p64, &c); err != nil {
+	payload, err := decodeSegmentBytes(p64)
+	if err != nil {
 		return nil, fmt.Errorf("%w: claims: %v", ErrMalformed, err)
 	}
-	if _, ok := trusted[c.Iss]; !ok {
-		return nil, ErrUnknownIssuer
+	var iss struct {
+		Iss string `json:"iss"`
 	}
-	keys, ok := v.issuers[c.Iss]
+	if err := decodeObject(payload, &iss); err != nil {
+		return nil, fmt.Errorf("%w: claims: %v", ErrMalformed, err)
+	}
+	t.payload, t.iss = payload, iss.Iss
+	return t, nil
+}
+
+// verifyJWT checks a JWT's header, signature and validity period. The
+// order matters for cost: everything cheap and definitive comes before
+// the signature check, and nothing from the claims is trusted until the
+// signature has verified.
+func (v *IssuerSet) verifyJWT(ctx context.Context, raw string, t *jwt, is Issuer) (*Claims, error) {
+	if len(t.header.Crit) > 0 || len(t.header.B64) > 0 {
+		return nil, ErrCritical
+	}
+	alg, ok := v.algs[t.header.Alg]
 	if !ok {
-		return nil, ErrUnknownIssuer
+		return nil, fmt.Errorf("%w: %q", ErrAlgorithm, t.header.Alg)
 	}
-	key, err := keys.Key(ctx, h.Kid, h.Alg)
+	key, err := is.Keys.Key(ctx, t.header.Kid, t.header.Alg)
 	if err != nil {
 		if errors.Is(err, jwks.ErrUnavailable) || ctx.Err() != nil {
 			return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
 		}
-		return nil, fmt.Errorf("%w: kid %q", ErrUnknownKey, h.Kid)
+		return nil, fmt.Errorf("%w: kid %q", ErrUnknownKey, t.header.Kid)
 	}
 	if _, err := jws.VerifyCompactFast(key, []byte(raw), alg); err != nil {
 		return nil, ErrSignature
 	}
-	return c.toClaims(v.now(), v.leeway)
+	p, err := ParsePayload(t.payload, is.Claims)
+	if err != nil {
+		return nil, fmt.Errorf("%w: claims: %v", ErrMalformed, err)
+	}
+	return p.Claims(v.now(), v.leeway, true)
 }
 
 // UnverifiedExpiry reads a JWT's exp without verifying anything. Only for
@@ -161,115 +264,3 @@ func UnverifiedExpiry(raw string) (time.Time, bool) {
 	return c.Exp.time(), true
 }
 
-// decodeSegment decodes one base64url (unpadded, RFC 7515 §2) JSON segment.
-func decodeSegment(seg string, into any) error {
-	buf := make([]byte, base64.RawURLEncoding.DecodedLen(len(seg)))
-	n, err := base64.RawURLEncoding.Decode(buf, []byte(seg))
-	if err != nil {
-		return errors.New("invalid base64url")
-	}
-	buf = buf[:n]
-	if len(buf) == 0 || buf[0] != '{' {
-		return errors.New("not a JSON object")
-	}
-	dec := json.NewDecoder(bytes.NewReader(buf))
-	if err := dec.Decode(into); err != nil {
-		return errors.New("invalid JSON")
-	}
-	if dec.More() {
-		return errors.New("trailing data after JSON object")
-	}
-	return nil
-}
-
-// claimsJSON is the wire form of the claims verification reads.
-type claimsJSON struct {
-	Iss      string       `json:"iss"`
-	Sub      string       `json:"sub"`
-	Aud      stringList   `json:"aud"`
-	Exp      *numericDate `json:"exp"`
-	Nbf      *numericDate `json:"nbf"`
-	Iat      *numericDate `json:"iat"`
-	ClientID string       `json:"client_id"`
-	Azp      string       `json:"azp"`
-	Scope    string       `json:"scope"`
-	Scp      scopeList    `json:"scp"`
-}
-
-func (c *claimsJSON) toClaims(now time.Time, leeway time.Duration) (*Claims, error) {
-	if c.Exp == nil {
-		return nil, ErrMissingExpiry
-	}
-	exp := c.Exp.time()
-	if !now.Before(exp.Add(leeway)) {
-		return nil, ErrExpired
-	}
-	g := &Grant{Issuer: c.Iss, ClientID: c.ClientID, Audience: c.Aud}
-	if g.ClientID == "" {
-		g.ClientID = c.Azp
-	}
-	if c.Nbf != nil && now.Add(leeway).Before(c.Nbf.time()) {
-		return nil, fmt.Errorf("%w: nbf is in the future", ErrNotYetValid)
-	}
-	if c.Iat != nil && now.Add(leeway).Before(c.Iat.time()) {
-		return nil, fmt.Errorf("%w: iat is in the future", ErrNotYetValid)
-	}
-	if c.Scope != "" {
-		g.Scopes = strings.Fields(c.Scope)
-	} else if len(c.Scp) > 0 {
-		g.Scopes = c.Scp
-	}
-	g.Scope = strings.Join(g.Scopes, " ")
-	out := &Claims{Subject: c.Sub, Expiry: exp, Grant: g}
-	return out, nil
-}
-
-// stringList accepts a JSON string or an array of strings, as aud may be
-// either (RFC 7519 §4.1.3). A single string is one value.
-type stringList []string
-
-func (l *stringList) UnmarshalJSON(b []byte) error {
-	return unmarshalStrings(b, (*[]string)(l), func(s string) []string { return []string{s} })
-}
-
-// scopeList reads scp, which servers send as an array or, like scope, as
-// one space-separated string.
-type scopeList []string
-
-func (l *scopeList) UnmarshalJSON(b []byte) error {
-	return unmarshalStrings(b, (*[]string)(l), strings.Fields)
-}
-
-// unmarshalStrings decodes an array of strings, or one string turned into
-// a list by fromString.
-func unmarshalStrings(b []byte, into *[]string, fromString func(string) []string) error {
-	if len(b) > 0 && b[0] == '"' {
-		var s string
-		if err := json.Unmarshal(b, &s); err != nil {
-			return err
-		}
-		*into = fromString(s)
-		return nil
-	}
-	return json.Unmarshal(b, into)
-}
-
-// numericDate is seconds since the epoch, possibly fractional (RFC 7519 §2).
-type numericDate float64
-
-func (d *numericDate) UnmarshalJSON(b []byte) error {
-	var f float64
-	if err := json.Unmarshal(b, &f); err != nil {
-		return errors.New("numeric date must be a number")
-	}
-	if math.IsNaN(f) || math.IsInf(f, 0) || f < 0 || f > 1e11 {
-		return errors.New("numeric date out of range")
-	}
-	*d = numericDate(f)
-	return nil
-}
-
-func (d numericDate) time() time.Time {
-	sec, frac := math.Modf(float64(d))
-	return time.Unix(int64(sec), int64(frac*1e9))
-}

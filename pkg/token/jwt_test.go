@@ -34,15 +34,15 @@ func (k keyMap) Key(_ context.Context, kid, _ string) (crypto.PublicKey, error) 
 
 const aud = "https://mcp.example.com/mcp"
 
-func setup(t *testing.T, alg string, now time.Time) (*devissuer.Issuer, *JWTVerifier) {
+func setup(t *testing.T, alg string, now time.Time) (*devissuer.Issuer, *IssuerSet) {
 	t.Helper()
 	iss, err := devissuer.New("https://auth.example.com", alg, func() time.Time { return now })
 	if err != nil {
 		t.Fatal(err)
 	}
 	iss.DefaultAudience = aud
-	v, err := NewJWTVerifier(JWTOptions{
-		Issuers:    map[string]KeySource{iss.Issuer(): keyMap{iss: iss}},
+	v, err := NewIssuerSet(Options{
+		Issuers:    map[string]Issuer{iss.Issuer(): {Keys: keyMap{iss: iss}}},
 		Algorithms: append(slices.Clone(DefaultAlgorithms), "ES512"),
 		Leeway:     time.Minute,
 		Now:        func() time.Time { return now },
@@ -191,7 +191,7 @@ func TestRejections(t *testing.T) {
 func TestKeysUnavailable(t *testing.T) {
 	now := time.Now()
 	iss, _ := setup(t, "ES256", now)
-	v, err := NewJWTVerifier(JWTOptions{Issuers: map[string]KeySource{iss.Issuer(): keyMap{iss: iss, err: fmt.Errorf("fetch: %w", jwks.ErrUnavailable)}}, Now: func() time.Time { return now }})
+	v, err := NewIssuerSet(Options{Issuers: map[string]Issuer{iss.Issuer(): {Keys: keyMap{iss: iss, err: fmt.Errorf("fetch: %w", jwks.ErrUnavailable)}}}, Now: func() time.Time { return now }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -204,7 +204,7 @@ func TestKeysUnavailable(t *testing.T) {
 
 func TestRefusesSymmetricAlgorithms(t *testing.T) {
 	for _, a := range []string{"none", "HS256", "HS512"} {
-		if _, err := NewJWTVerifier(JWTOptions{Algorithms: []string{a}}); err == nil {
+		if _, err := NewIssuerSet(Options{Algorithms: []string{a}}); err == nil {
 			t.Errorf("%s accepted", a)
 		}
 	}

@@ -38,6 +38,10 @@ type Grant struct {
 	Audience []string // aud
 	Scopes   []string // from "scope" (space separated) or "scp" (array)
 	Scope    string   // Scopes joined with spaces, as sent upstream
+	// CacheTTL, when positive, caps how long a verdict holding this grant
+	// may be cached, below the cache's own cap: an introspected token is
+	// re-checked this often, so that a revocation at its server is seen.
+	CacheTTL time.Duration
 }
 
 // HasAudience reports whether any of the token's audiences is in accepted.
@@ -66,6 +70,10 @@ func (g *Grant) Key() string {
 	for _, s := range g.Scopes {
 		b.WriteString(s)
 		b.WriteByte(1)
+	}
+	if g.CacheTTL > 0 {
+		b.WriteByte(0)
+		b.WriteString(g.CacheTTL.String())
 	}
 	return b.String()
 }
@@ -104,7 +112,15 @@ var (
 	ErrMissingExpiry = errors.New("token has no expiry")
 	// ErrNotYetValid: nbf or iat is in the future (beyond the leeway).
 	ErrNotYetValid = errors.New("token not yet valid")
-	// ErrUnavailable: the token cannot be verified now (keys unreachable).
+	// ErrInactive: the issuer's introspection endpoint says the token is
+	// not active (RFC 7662 §2.2: revoked, expired, or never issued).
+	ErrInactive = errors.New("token is not active")
+	// ErrNotAccessToken: the issuer says the token is not a bearer access
+	// token (a refresh token, or one bound to a key by DPoP or mTLS that
+	// is presented without its proof).
+	ErrNotAccessToken = errors.New("token is not a bearer access token")
+	// ErrUnavailable: the token cannot be verified now (keys or the
+	// introspection endpoint unreachable).
 	// Unlike all the others it says nothing about the token.
 	ErrUnavailable = errors.New("cannot verify token now")
 )
