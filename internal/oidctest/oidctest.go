@@ -1,0 +1,555 @@
+// Package oidctest starts a real OAuth 2.1 / OpenID Connect authorization server for
+// integration tests: the npm package oidc-provider, run by `node test/authserver/server.mjs`
+// on 127.0.0.1 and a free port, configured entirely from Go (clients, RFC 8707 resource
+// servers with JWT or opaque access tokens, scopes, an optional issuer path), and stopped by
+// PID when the test ends.
+//
+// It exists so that the gateway's token validation, introspection, revocation and metadata
+// discovery are tested against an independent, certified implementation rather than against
+// tokens the tests minted themselves.
+//
+// The server supports the client_credentials grant, token introspection (RFC 7662: any
+// confidential client may introspect any opaque token), revocation (RFC 7009), open dynamic
+// client registration (RFC 7591), resource indicators (RFC 8707) and RFC 8414 metadata, also
+// path-inserted for an issuer with a path. JWT access tokens (RFC 9068, typ at+jwt, RS256,
+// aud = the resource) cannot be introspected or revoked: oidc-provider answers 400
+// unsupported_token_type.
+//
+// Clients authenticating with private_key_jwt may use as client assertion aud the issuer, the
+// token endpoint URL, or the URL of the endpoint being called (e.g. the introspection
+// endpoint); the match is exact (no trailing-slash tolerance), and a jti may be used only once.
+//
+// Node.js and the server's npm dependencies are required: a missing `node` or a missing
+// test/authserver/node_modules is a test failure saying to run `npm ci --prefix
+// test/authserver`, never a skip. It is test support only: nothing outside _test.go files
+// should import it.
+package oidctest
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// startTimeout bounds how long the server may take to print its ready line.
+const startTimeout = 20 * time.Second
+
+// stopTimeout is how long the server gets to exit after SIGTERM before it is killed.
+const stopTimeout = 5 * time.Second
+
+// defaultTTL is a resource's access token lifetime when Resource.TTL is zero.
+const defaultTTL = 300 * time.Second
+
+// Client is an OAuth client registered with the server at start.
+type Client struct {
+	ID, Secret string
+	// AuthMethod is the token_endpoint_auth_method: "client_secret_basic",
+	// "client_secret_post", "private_key_jwt" or "none". Empty means client_secret_basic
+	// when Secret is set, private_key_jwt when JWKS is set, none otherwise.
+	AuthMethod   string
+	JWKS         json.RawMessage // public keys for private_key_jwt: {"keys":[...]}
+	GrantTypes   []string        // default ["client_credentials"]
+	Scope        string          // scopes the client may request; empty: any
+	RedirectURIs []string
+}
+
+// Resource is an RFC 8707 resource server known to the authorization server. A token
+// request naming any other resource is refused with invalid_target.
+type Resource struct {
+	Resource string        // absolute URI; also the access tokens' aud
+	Scope    string        // space-separated scopes a token for this resource may carry
+	Format   string        // "jwt" (default) or "opaque"
+	TTL      time.Duration // access token lifetime (default 300s), whole seconds
+}
+
+// Options configure Start.
+type Options struct {
+	// IssuerPath, such as "/tenant1", mounts the provider under that path, so that the
+	// issuer is http://127.0.0.1:PORT/tenant1.
+	IssuerPath string
+	Clients    []Client
+	Resources  []Resource
+	// Scopes are extra scopes the server supports (resource scopes are supported anyway).
+	Scopes []string
+	// DefaultResource, if set, must be one of Resources: token requests without a resource
+	// parameter get a token for it. If empty, such requests get an opaque token with no aud.
+	DefaultResource string
+}
+
+// Server is a running authorization server.
+type Server struct {
+	Issuer string // e.g. http://127.0.0.1:PORT or http://127.0.0.1:PORT/tenant1
+	Port   int
+
+	http *http.Client
+
+	mu       sync.Mutex
+	metadata *Metadata // fetched lazily, once successfully
+}
+
+// Metadata is the part of the server's discovery document the helpers use.
+type Metadata struct {
+	Issuer                string `json:"issuer"`
+	AuthorizationEndpoint string `json:"authorization_endpoint"`
+	TokenEndpoint         string `json:"token_endpoint"`
+	IntrospectionEndpoint string `json:"introspection_endpoint"`
+	RevocationEndpoint    string `json:"revocation_endpoint"`
+	RegistrationEndpoint  string `json:"registration_endpoint"`
+	JWKSURI               string `json:"jwks_uri"`
+}
+
+// ResponseError is a non-success answer from one of the server's endpoints. Code and
+// Description are the OAuth error and error_description, when the body had them.
+type ResponseError struct {
+	Endpoint    string
+	StatusCode  int
+	Code        string
+	Description string
+	Body        string
+}
+
+func (e *ResponseError) Error() string {
+	if e.Code != "" {
+		return fmt.Sprintf("oidctest: %s: HTTP %d: %s: %s", e.Endpoint, e.StatusCode, e.Code, e.Description)
+	}
+	return fmt.Sprintf("oidctest: %s: HTTP %d: %s", e.Endpoint, e.StatusCode, e.Body)
+}
+
+// config is the AUTHSERVER_CONFIG document read by test/authserver/server.mjs.
+type config struct {
+	Port            int              `json:"port"`
+	IssuerPath      string           `json:"issuerPath,omitempty"`
+	Clients         []map[string]any `json:"clients"`
+	Resources       []resourceConfig `json:"resources"`
+	Scopes          []string         `json:"scopes,omitempty"`
+	DefaultResource string           `json:"defaultResource,omitempty"`
+}
+
+type resourceConfig struct {
+	Resource       string `json:"resource"`
+	Scope          string `json:"scope"`
+	Format         string `json:"format"`
+	AccessTokenTTL int64  `json:"accessTokenTTL"`
+}
+
+// Start runs the authorization server configured by o and returns once it listens. The
+// server is stopped (SIGTERM, then SIGKILL after 5s) when the test ends; if the test failed,
+// its log (stderr) is printed with tb.Logf.
+func Start(tb testing.TB, o Options) *Server {
+	tb.Helper()
+
+	root, err := repoRoot()
+	if err != nil {
+		tb.Fatalf("oidctest: %v", err)
+	}
+	dir := filepath.Join(root, "test", "authserver")
+	node, err := exec.LookPath("node")
+	if err != nil {
+		tb.Fatalf("oidctest: node not found in PATH (%v): these tests need Node.js (20.19 or later) "+
+			"and the authorization server's packages: install Node.js, then run `npm ci --prefix test/authserver`", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "node_modules", "oidc-provider", "package.json")); err != nil {
+		tb.Fatalf("oidctest: %s is missing (%v): run `npm ci --prefix test/authserver` in %s",
+			filepath.Join(dir, "node_modules", "oidc-provider"), err, root)
+	}
+
+	cfg, err := o.config()
+	if err != nil {
+		tb.Fatalf("oidctest: %v", err)
+	}
+	cfgJSON, err := json.Marshal(cfg)
+	if err != nil {
+		tb.Fatalf("oidctest: encoding config: %v", err)
+	}
+
+	logs := &lockedBuffer{}
+	ready := make(chan string, 1)
+	cmd := exec.Command(node, "server.mjs")
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "AUTHSERVER_CONFIG="+string(cfgJSON))
+	cmd.Stdout = &readyWriter{ready: ready, rest: logs}
+	cmd.Stderr = logs
+	cmd.SysProcAttr = sysProcAttr()
+	cmd.WaitDelay = stopTimeout // never hang in Wait on a pipe an orphan holds open
+	if err := cmd.Start(); err != nil {
+		tb.Fatalf("oidctest: starting %s server.mjs: %v", node, err)
+	}
+	done := make(chan struct{})
+	var waitErr error
+	go func() {
+		waitErr = cmd.Wait()
+		close(done)
+	}()
+
+	transport := &http.Transport{
+		Proxy:               nil, // loopback only; never through an HTTP(S)_PROXY
+		MaxIdleConnsPerHost: 4,
+		IdleConnTimeout:     30 * time.Second,
+	}
+	s := &Server{http: &http.Client{Transport: transport, Timeout: 10 * time.Second}}
+
+	logShown := false // a start failure already printed the log
+	tb.Cleanup(func() {
+		stop(cmd, done)
+		transport.CloseIdleConnections()
+		if tb.Failed() && !logShown {
+			tb.Logf("oidctest: authorization server %s (pid %d) log:\n%s", s.Issuer, cmd.Process.Pid, logs.String())
+		}
+	})
+
+	var line string
+	select {
+	case line = <-ready:
+	case <-done:
+		logShown = true
+		tb.Fatalf("oidctest: authorization server exited before it was ready (%v); its log:\n%s", waitErr, logs.String())
+	case <-time.After(startTimeout):
+		logShown = true
+		tb.Fatalf("oidctest: authorization server not ready within %v; its log:\n%s", startTimeout, logs.String())
+	}
+
+	var r struct {
+		Ready  bool   `json:"ready"`
+		Issuer string `json:"issuer"`
+		Port   int    `json:"port"`
+	}
+	if err := json.Unmarshal([]byte(line), &r); err != nil || !r.Ready || r.Issuer == "" || r.Port == 0 {
+		logShown = true
+		tb.Fatalf("oidctest: unexpected ready line %q (%v); log:\n%s", line, err, logs.String())
+	}
+	s.Issuer, s.Port = r.Issuer, r.Port
+	return s
+}
+
+// stop sends SIGTERM, waits up to stopTimeout, then kills; it returns once the process has
+// been waited for.
+func stop(cmd *exec.Cmd, done <-chan struct{}) {
+	select {
+	case <-done:
+		return
+	default:
+	}
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-done:
+	case <-time.After(stopTimeout):
+		_ = cmd.Process.Kill()
+		<-done
+	}
+}
+
+// config builds the server's configuration document.
+func (o Options) config() (config, error) {
+	cfg := config{
+		IssuerPath:      o.IssuerPath,
+		Clients:         []map[string]any{},
+		Resources:       []resourceConfig{},
+		Scopes:          o.Scopes,
+		DefaultResource: o.DefaultResource,
+	}
+	for _, r := range o.Resources {
+		if r.Resource == "" {
+			return config{}, errors.New("a Resource has no Resource URI")
+		}
+		format := r.Format
+		if format == "" {
+			format = "jwt"
+		}
+		ttl := r.TTL
+		if ttl <= 0 {
+			ttl = defaultTTL
+		}
+		cfg.Resources = append(cfg.Resources, resourceConfig{
+			Resource:       r.Resource,
+			Scope:          r.Scope,
+			Format:         format,
+			AccessTokenTTL: int64(math.Ceil(ttl.Seconds())),
+		})
+	}
+	for _, c := range o.Clients {
+		if c.ID == "" {
+			return config{}, errors.New("a Client has no ID")
+		}
+		cfg.Clients = append(cfg.Clients, c.metadata())
+	}
+	return cfg, nil
+}
+
+// authMethod is c's token_endpoint_auth_method, defaults applied.
+func (c Client) authMethod() string {
+	switch {
+	case c.AuthMethod != "":
+		return c.AuthMethod
+	case c.Secret != "":
+		return "client_secret_basic"
+	case len(c.JWKS) > 0:
+		return "private_key_jwt"
+	default:
+		return "none"
+	}
+}
+
+// metadata is c as oidc-provider client metadata.
+func (c Client) metadata() map[string]any {
+	grants := c.GrantTypes
+	if len(grants) == 0 {
+		grants = []string{"client_credentials"}
+	}
+	// Response types follow the grants: a client_credentials-only client has none, and so
+	// needs no redirect_uris.
+	responseTypes := []string{}
+	if slices.Contains(grants, "authorization_code") {
+		responseTypes = append(responseTypes, "code")
+	}
+	if slices.Contains(grants, "implicit") {
+		responseTypes = append(responseTypes, "id_token")
+	}
+	redirects := c.RedirectURIs
+	if redirects == nil {
+		redirects = []string{}
+	}
+	m := map[string]any{
+		"client_id":                  c.ID,
+		"token_endpoint_auth_method": c.authMethod(),
+		"grant_types":                grants,
+		"response_types":             responseTypes,
+		"redirect_uris":              redirects,
+	}
+	if c.Secret != "" {
+		m["client_secret"] = c.Secret
+	}
+	if c.Scope != "" {
+		m["scope"] = c.Scope
+	}
+	if len(c.JWKS) > 0 {
+		m["jwks"] = c.JWKS
+	}
+	return m
+}
+
+// Metadata returns the server's discovery document (fetched from
+// Issuer/.well-known/openid-configuration on first use).
+func (s *Server) Metadata(ctx context.Context) (Metadata, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.metadata != nil {
+		return *s.metadata, nil
+	}
+	u := s.Issuer + "/.well-known/openid-configuration"
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return Metadata{}, err
+	}
+	req.Header.Set("Accept", "application/json")
+	body, err := s.do(req, "discovery")
+	if err != nil {
+		return Metadata{}, err
+	}
+	var m Metadata
+	if err := json.Unmarshal(body, &m); err != nil {
+		return Metadata{}, fmt.Errorf("oidctest: decoding %s: %w", u, err)
+	}
+	if m.Issuer != s.Issuer {
+		return Metadata{}, fmt.Errorf("oidctest: %s: issuer %q, want %q", u, m.Issuer, s.Issuer)
+	}
+	s.metadata = &m
+	return m, nil
+}
+
+// ClientCredentials obtains an access token for resource (omitted if empty) and scope
+// (omitted if empty) with the client_credentials grant, authenticating as c with
+// client_secret_basic (client_secret_post or none if that is c's AuthMethod), and returns the
+// access_token. A refusal is a *ResponseError.
+func (s *Server) ClientCredentials(ctx context.Context, c Client, resource, scope string) (string, error) {
+	m, err := s.Metadata(ctx)
+	if err != nil {
+		return "", err
+	}
+	form := url.Values{"grant_type": {"client_credentials"}}
+	if resource != "" {
+		form.Set("resource", resource)
+	}
+	if scope != "" {
+		form.Set("scope", scope)
+	}
+	body, err := s.post(ctx, "token", m.TokenEndpoint, c, form)
+	if err != nil {
+		return "", err
+	}
+	var tr struct {
+		AccessToken string `json:"access_token"`
+	}
+	if err := json.Unmarshal(body, &tr); err != nil {
+		return "", fmt.Errorf("oidctest: decoding token response: %w", err)
+	}
+	if tr.AccessToken == "" {
+		return "", fmt.Errorf("oidctest: token response without access_token: %s", body)
+	}
+	return tr.AccessToken, nil
+}
+
+// Revoke revokes token (RFC 7009), authenticating as c with client_secret_basic. Revoking an
+// unknown token succeeds; a JWT access token is refused (unsupported_token_type).
+func (s *Server) Revoke(ctx context.Context, c Client, token string) error {
+	m, err := s.Metadata(ctx)
+	if err != nil {
+		return err
+	}
+	if m.RevocationEndpoint == "" {
+		return errors.New("oidctest: the server advertises no revocation_endpoint")
+	}
+	_, err = s.post(ctx, "revocation", m.RevocationEndpoint, c, url.Values{"token": {token}})
+	return err
+}
+
+// Introspect calls the introspection endpoint (RFC 7662) as c with client_secret_basic and
+// returns the response object. A JWT access token is refused (a *ResponseError with Code
+// unsupported_token_type).
+func (s *Server) Introspect(ctx context.Context, c Client, token string) (map[string]any, error) {
+	m, err := s.Metadata(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if m.IntrospectionEndpoint == "" {
+		return nil, errors.New("oidctest: the server advertises no introspection_endpoint")
+	}
+	body, err := s.post(ctx, "introspection", m.IntrospectionEndpoint, c, url.Values{"token": {token}})
+	if err != nil {
+		return nil, err
+	}
+	var out map[string]any
+	if err := json.Unmarshal(body, &out); err != nil {
+		return nil, fmt.Errorf("oidctest: decoding introspection response: %w", err)
+	}
+	return out, nil
+}
+
+// post sends a form to an endpoint with c's client authentication.
+func (s *Server) post(ctx context.Context, name, endpoint string, c Client, form url.Values) ([]byte, error) {
+	method := c.authMethod()
+	switch method {
+	case "none", "client_secret_post":
+		form.Set("client_id", c.ID)
+		if method == "client_secret_post" {
+			form.Set("client_secret", c.Secret)
+		}
+	case "client_secret_basic":
+	default:
+		return nil, fmt.Errorf("oidctest: client %q: auth method %q is not supported by this helper", c.ID, method)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, strings.NewReader(form.Encode()))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Accept", "application/json")
+	if method == "client_secret_basic" {
+		// RFC 6749 section 2.3.1: both parts form-urlencoded before base64.
+		req.SetBasicAuth(url.QueryEscape(c.ID), url.QueryEscape(c.Secret))
+	}
+	return s.do(req, name)
+}
+
+// do sends req and returns the body of a 200 answer; anything else is a *ResponseError.
+func (s *Server) do(req *http.Request, name string) ([]byte, error) {
+	resp, err := s.http.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("oidctest: %s: %w", name, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return nil, fmt.Errorf("oidctest: %s: reading body: %w", name, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		e := &ResponseError{Endpoint: name, StatusCode: resp.StatusCode, Body: string(body)}
+		var oe struct {
+			Error            string `json:"error"`
+			ErrorDescription string `json:"error_description"`
+		}
+		if json.Unmarshal(body, &oe) == nil {
+			e.Code, e.Description = oe.Error, oe.ErrorDescription
+		}
+		return nil, e
+	}
+	return body, nil
+}
+
+// repoRoot walks up from the working directory to the directory holding go.mod.
+func repoRoot() (string, error) {
+	wd, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for dir := wd; ; {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", fmt.Errorf("no go.mod in %s or any parent directory", wd)
+		}
+		dir = parent
+	}
+}
+
+// readyWriter receives the server's stdout: the first line (the ready line) goes to ready,
+// anything after it to rest.
+type readyWriter struct {
+	ready chan<- string
+	rest  io.Writer
+	buf   []byte
+	sent  bool
+}
+
+func (w *readyWriter) Write(p []byte) (int, error) {
+	if w.sent {
+		return w.rest.Write(p)
+	}
+	w.buf = append(w.buf, p...)
+	i := bytes.IndexByte(w.buf, '\n')
+	if i < 0 {
+		return len(p), nil
+	}
+	w.sent = true
+	w.ready <- string(bytes.TrimSpace(w.buf[:i]))
+	if tail := w.buf[i+1:]; len(tail) > 0 {
+		_, _ = w.rest.Write(tail)
+	}
+	w.buf = nil
+	return len(p), nil
+}
+
+// lockedBuffer collects the server's log; the exec package writes to it from its own
+// goroutine while a test may read it.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
