@@ -263,4 +263,3 @@ func UnverifiedExpiry(raw string) (time.Time, bool) {
 	}
 	return c.Exp.time(), true
 }
-

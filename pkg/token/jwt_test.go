@@ -209,3 +209,154 @@ func TestRefusesSymmetricAlgorithms(t *testing.T) {
 		}
 	}
 }
+
+// Provider quirks: the claims that hold audiences, scopes and client id
+// are named per issuer.
+func TestClaimNames(t *testing.T) {
+	now := time.Now()
+	iss, err := devissuer.New("https://auth.example.com", "RS256", func() time.Time { return now })
+	if err != nil {
+		t.Fatal(err)
+	}
+	exp := now.Add(time.Hour).Unix()
+	cases := []struct {
+		name   string
+		names  ClaimNames
+		claims map[string]any
+		aud    []string
+		scopes []string
+		client string
+	}{
+		{"default is strict: aud, scope, client_id", ClaimNames{},
+			map[string]any{"aud": "r", "scope": "a b", "client_id": "c", "azp": "z"}, []string{"r"}, []string{"a", "b"}, "c"},
+		{"aws cognito: no aud, client_id stands in", ClaimNames{Audience: "client_id"},
+			map[string]any{"client_id": "3n4b", "scope": "mcp/tools", "token_use": "access"}, []string{"3n4b"}, []string{"mcp/tools"}, "3n4b"},
+		{"cognito without the setting has no audience", ClaimNames{},
+			map[string]any{"client_id": "3n4b", "scope": "mcp/tools"}, nil, []string{"mcp/tools"}, "3n4b"},
+		{"entra id v2: scp string, azp", ClaimNames{Scope: "scp", ClientID: "azp"},
+			map[string]any{"aud": "api://mcp", "scp": "Tools.Call Files.Read", "azp": "app-guid"}, []string{"api://mcp"}, []string{"Tools.Call", "Files.Read"}, "app-guid"},
+		{"okta: scp array, cid", ClaimNames{Scope: "scp", ClientID: "cid"},
+			map[string]any{"aud": "api://default", "scp": []string{"mcp:tools"}, "cid": "0oa1"}, []string{"api://default"}, []string{"mcp:tools"}, "0oa1"},
+		{"a named claim that is absent grants nothing", ClaimNames{Scope: "roles"},
+			map[string]any{"aud": "r", "scope": "a"}, []string{"r"}, nil, ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			v, err := NewIssuerSet(Options{
+				Issuers: map[string]Issuer{iss.Issuer(): {Keys: keyMap{iss: iss}, Claims: tc.names}},
+				Now:     func() time.Time { return now },
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			claims := map[string]any{"iss": iss.Issuer(), "sub": "s", "exp": exp}
+			for k, val := range tc.claims {
+				claims[k] = val
+			}
+			tok, err := iss.Sign(claims, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c, err := v.Verify(context.Background(), tok, trusted(iss))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(c.Audience, tc.aud) || !slices.Equal(c.Scopes, tc.scopes) || (tc.client != "" && c.ClientID != tc.client) {
+				t.Errorf("audience %q scopes %q client %q", c.Audience, c.Scopes, c.ClientID)
+			}
+		})
+	}
+}
+
+// fakeIntrospector records what it was asked and answers active.
+type fakeIntrospector struct {
+	issuer string
+	asked  []string
+}
+
+func (f *fakeIntrospector) Introspect(_ context.Context, raw string) (*Claims, error) {
+	f.asked = append(f.asked, raw)
+	return &Claims{Subject: "introspected", Expiry: time.Now().Add(time.Hour), Grant: &Grant{Issuer: f.issuer}}, nil
+}
+
+// Which tokens are verified locally and which are introspected, and at
+// which server.
+func TestModes(t *testing.T) {
+	now := time.Now()
+	newIss := func(name string) *devissuer.Issuer {
+		i, err := devissuer.New("https://"+name+".example.com", "ES256", func() time.Time { return now })
+		if err != nil {
+			t.Fatal(err)
+		}
+		i.DefaultAudience = aud
+		return i
+	}
+	local, auto, remote, stranger := newIss("local"), newIss("auto"), newIss("remote"), newIss("stranger")
+	autoIn := &fakeIntrospector{issuer: auto.Issuer()}
+	remoteIn := &fakeIntrospector{issuer: remote.Issuer()}
+	v, err := NewIssuerSet(Options{
+		Issuers: map[string]Issuer{
+			local.Issuer():  {Keys: keyMap{iss: local}},
+			auto.Issuer():   {Mode: ModeAuto, Keys: keyMap{iss: auto}, Introspector: autoIn},
+			remote.Issuer(): {Mode: ModeIntrospection, Introspector: remoteIn},
+		},
+		Now: func() time.Time { return now },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mint := func(i *devissuer.Issuer) string {
+		tok, err := i.Mint(devissuer.Token{Subject: "local"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+	noIss, err := local.Sign(map[string]any{"sub": "x", "aud": aud, "exp": now.Add(time.Hour).Unix()}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	set := func(is ...*devissuer.Issuer) map[string]struct{} {
+		m := map[string]struct{}{}
+		for _, i := range is {
+			m[i.Issuer()] = struct{}{}
+		}
+		return m
+	}
+	cases := []struct {
+		name    string
+		raw     string
+		trusted map[string]struct{}
+		want    error
+		subject string
+		asked   *fakeIntrospector
+	}{
+		{"jwt mode: local", mint(local), set(local, auto), nil, "local", nil},
+		{"auto mode: its own JWT is verified locally", mint(auto), set(local, auto), nil, "local", nil},
+		{"auto mode: an opaque token is introspected", "opaque-1", set(local, auto), nil, "introspected", autoIn},
+		{"auto mode: a JWT without iss is introspected", noIss, set(auto), nil, "introspected", autoIn},
+		{"introspection mode: even its JWT is introspected", mint(remote), set(local, remote), nil, "introspected", remoteIn},
+		{"untrusted issuer: never sent to the introspecting server", mint(stranger), set(auto), ErrUnknownIssuer, "", nil},
+		{"issuer trusted elsewhere only: refused", mint(local), set(auto), ErrUnknownIssuer, "", nil},
+		{"opaque with no introspecting server", "opaque-2", set(local), ErrMalformed, "", nil},
+		{"two introspecting servers: no guess", "opaque-3", set(auto, remote), ErrMalformed, "", nil},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			autoIn.asked, remoteIn.asked = nil, nil
+			c, err := v.Verify(context.Background(), tc.raw, tc.trusted)
+			if !errors.Is(err, tc.want) || (err == nil && c.Subject != tc.subject) {
+				t.Fatalf("Verify = %+v, %v; want subject %q, err %v", c, err, tc.subject, tc.want)
+			}
+			for _, in := range []*fakeIntrospector{autoIn, remoteIn} {
+				want := 0
+				if in == tc.asked {
+					want = 1
+				}
+				if len(in.asked) != want {
+					t.Errorf("introspector of %s asked %d times, want %d", in.issuer, len(in.asked), want)
+				}
+			}
+		})
+	}
+}
