@@ -4,8 +4,13 @@ FUZZTIME ?= 30s
 
 .PHONY: test lint fuzz bench load build
 
-test:
+# The integration tests run a real authorization server (oidc-provider);
+# its npm packages are installed from the lockfile when missing or stale.
+test: test/authserver/node_modules/.package-lock.json
 	$(GO) test -race -count=1 ./...
+
+test/authserver/node_modules/.package-lock.json: test/authserver/package-lock.json
+	npm ci --prefix test/authserver --no-audit --no-fund --loglevel=error
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

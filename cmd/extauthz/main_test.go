@@ -368,3 +368,15 @@ func TestCheckConfigOnTestdata(t *testing.T) {
 		})
 	}
 }
+
+// TestProviderExamples: every provider example the README points to
+// exists and passes check-config.
+func TestProviderExamples(t *testing.T) {
+	for _, name := range []string{"auth0", "okta", "entra-id", "cognito", "keycloak"} {
+		f := filepath.Join("..", "..", "examples", name+".yaml")
+		code, out, errOut := runCmd(context.Background(), "check-config", f)
+		if code != 0 || out != f+": ok\n" {
+			t.Errorf("%s: exit %d, stdout %q, stderr %q", f, code, out, errOut)
+		}
+	}
+}
