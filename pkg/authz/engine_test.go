@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/binary"
+	"fmt"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -285,4 +286,54 @@ func TestGarbageTokensCannotGrowMemory(t *testing.T) {
 		t.Fatalf("valid token after the flood: allow=%v, re-verified=%v", d.Allow, f.verifier.calls.Load() != calls)
 	}
 	t.Logf("after 200,000 garbage tokens: %d invalid, %d valid entries", tiers[TierInvalid].Len(), tiers[TierValid].Len())
+}
+
+// verifierFunc adapts a function to token.Verifier.
+type verifierFunc func(ctx context.Context, raw string, trusted map[string]struct{}) (*token.Claims, error)
+
+func (f verifierFunc) Verify(ctx context.Context, raw string, trusted map[string]struct{}) (*token.Claims, error) {
+	return f(ctx, raw, trusted)
+}
+
+// An introspected token is re-checked after its grant's cache TTL, however
+// far its exp; a token the server calls inactive is remembered as invalid;
+// an introspection that could not be made is not remembered at all.
+func TestIntrospectionVerdictsInTheCache(t *testing.T) {
+	f := newFixture(t, time.Hour, 10*time.Second)
+	answer := func(raw string) (*token.Claims, error) {
+		switch raw {
+		case "inactive-token":
+			return nil, token.ErrInactive
+		case "unreachable-token":
+			return nil, fmt.Errorf("%w: introspection: status 502", token.ErrUnavailable)
+		}
+		return &token.Claims{Subject: "alice", Expiry: f.clock.Now().Add(time.Hour),
+			Grant: &token.Grant{Issuer: f.issuer.Issuer(), Audience: []string{testResource}, CacheTTL: 20 * time.Second}}, nil
+	}
+	f.verifier.inner = verifierFunc(func(_ context.Context, raw string, _ map[string]struct{}) (*token.Claims, error) { return answer(raw) })
+
+	// run checks tok n times and returns the last decision and how many
+	// introspections the n checks cost.
+	run := func(tok string, n int) (Decision, int64) {
+		t.Helper()
+		before := f.verifier.calls.Load()
+		var d Decision
+		for range n {
+			d = f.check(tok, "/mcp")
+		}
+		return d, f.verifier.calls.Load() - before
+	}
+	if d, calls := run("active-token", 3); !d.Allow || calls != 1 {
+		t.Fatalf("active: allow=%v, %d introspections for 3 checks (want 1)", d.Allow, calls)
+	}
+	f.clock.Advance(21 * time.Second) // past the grant's cache TTL, far from exp and max_ttl
+	if d, calls := run("active-token", 1); !d.Allow || calls != 1 {
+		t.Fatalf("after the cache TTL: allow=%v, %d introspections (want 1: re-checked)", d.Allow, calls)
+	}
+	if d, calls := run("inactive-token", 3); d.Status != 401 || d.Reason != ReasonInactive || calls != 1 {
+		t.Fatalf("inactive: %d %s, %d introspections for 3 checks (want 401 inactive, 1)", d.Status, d.Reason, calls)
+	}
+	if d, calls := run("unreachable-token", 2); d.Status != 503 || calls != 2 {
+		t.Fatalf("unreachable: %d, %d introspections for 2 checks (want 503, 2: never cached)", d.Status, calls)
+	}
 }

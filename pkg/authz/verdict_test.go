@@ -17,7 +17,7 @@ func TestVerdictCodecRoundTrip(t *testing.T) {
 		{Claims: &token.Claims{Expiry: exp, Grant: &token.Grant{Issuer: "i"}}},
 	}
 	for _, e := range []error{token.ErrMalformed, token.ErrCritical, token.ErrMissingExpiry, token.ErrAlgorithm,
-		token.ErrUnknownIssuer, token.ErrSignature, token.ErrExpired, ErrWrongAudience, ErrRevoked} {
+		token.ErrUnknownIssuer, token.ErrSignature, token.ErrExpired, ErrWrongAudience, ErrRevoked, token.ErrInactive, token.ErrNotAccessToken} {
 		cases = append(cases, Verdict{Err: e})
 	}
 	for _, v := range cases {

@@ -105,9 +105,15 @@ func New(o Options) (*Client, error) {
 	if o.CacheTTL <= 0 {
 		o.CacheTTL = time.Minute
 	}
-	if o.HTTPClient == nil {
-		o.HTTPClient = &http.Client{}
+	hc := &http.Client{}
+	if o.HTTPClient != nil {
+		c := *o.HTTPClient
+		hc = &c
 	}
+	// Never follow a redirect: a 307 or 308 would resend the token, and
+	// the client's credentials, to wherever the answer points.
+	hc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	o.HTTPClient = hc
 	if o.Now == nil {
 		o.Now = time.Now
 	}

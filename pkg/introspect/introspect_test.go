@@ -250,6 +250,20 @@ func TestSlowServerIsUnavailableWithinTheDeadline(t *testing.T) {
 	}
 }
 
+func TestRedirectsAreNotFollowed(t *testing.T) {
+	elsewhere := newServer(t)
+	elsewhere.body = active("")
+	s := newServer(t)
+	s.status, s.body = http.StatusTemporaryRedirect, ""
+	s.Config.Handler = http.RedirectHandler(elsewhere.URL+"/steal", http.StatusPermanentRedirect)
+	if _, err := s.client(t, nil).Introspect(context.Background(), "t"); !errors.Is(err, token.ErrUnavailable) {
+		t.Fatalf("err = %v", err)
+	}
+	if elsewhere.calls.Load() != 0 {
+		t.Error("the token was sent on to the redirect target")
+	}
+}
+
 func TestEndpointUnknown(t *testing.T) {
 	s := newServer(t)
 	c := s.client(t, func(o *Options) {
