@@ -27,13 +27,14 @@ const (
 	scFullRS256     = "full-rs256"
 	scFullES256     = "full-es256"
 	scIntrospection = "introspection"
+	scIntroHit      = "introspection-hit"
 	scWS10k         = "ws-10k"
 	scWS1m          = "ws-1m"
 	scExternal      = "external"
 )
 
 // allScenarios is "all", in the order they run; ws-1m only with "all+1m".
-var allScenarios = []string{scFloor, scHit, scRedis, scFullRS256, scFullES256, scIntrospection, scWS10k}
+var allScenarios = []string{scFloor, scHit, scRedis, scFullRS256, scFullES256, scIntrospection, scIntroHit, scWS10k}
 
 var knownScenarios = append(append([]string(nil), allScenarios...), scWS1m, scExternal)
 
@@ -52,10 +53,13 @@ type Options struct {
 
 	FullRS256Tokens int // distinct tokens for full-rs256 (and external distinct runs)
 	FullES256Tokens int // distinct tokens for full-es256
+	OpaqueTokens    int // distinct opaque tokens for introspection
 	RedisTokens     int // working set of the redis scenario
 	WS10kTokens     int // working set of ws-10k
 	WS1mTokens      int // working set of ws-1m
 	WarmTokens      int // distinct tokens that warm a server before a full-* run
+
+	IntrospectDelay time.Duration // the local introspection endpoint's fixed service time
 
 	Self     string    // this executable, re-run as floor-server and jwx-server
 	Progress io.Writer // one line per step; nil: none
@@ -79,7 +83,7 @@ type Report struct {
 type Scenario struct {
 	Name    string
 	Title   string
-	Status  string // non-empty: not measured ("skipped: …", "not available yet: …", "failed: …")
+	Status  string // non-empty: not measured ("skipped: …", "failed: …")
 	Notes   []string
 	Series  []*Series
 	Compare bool // full-*: a table of extauthz relative to jwx-floor
@@ -111,6 +115,12 @@ type Result struct {
 	AuxPeakRSS  int64   // redis-server's VmHWM (redis scenario)
 	RedisHits   float64 // Redis keyspace hits per Check (redis scenario); < 0 n/a
 	RedisMisses float64
+	// Introspections is calls to the introspection endpoint per Check
+	// (introspection scenarios); < 0 n/a.
+	Introspections float64
+	// IntrospectConns is the TCP connections the endpoint accepted per
+	// call during the run (how well the gateway reuses them); < 0 n/a.
+	IntrospectConns float64
 	// The machine during the run, in cores (< 0 unknown): idle, the CPU of
 	// other processes (a lower bound: processes that ended during the run
 	// are missed), and steal (time a hypervisor gave to other guests).
@@ -145,6 +155,8 @@ type harness struct {
 	reg     *procs
 	rs, es  *issuer
 	ext     *issuer // served on IssuerAddr for --addr
+	in      *introspectionServer
+	opaque  []byte // the request of introspection-hit's one opaque token
 	hitReq  []byte
 	hitLen  int
 	sets    map[string]*tokenSet
@@ -163,7 +175,7 @@ func (h *harness) progress(format string, args ...any) {
 func needsServer(scs []string) bool {
 	for _, s := range scs {
 		switch s {
-		case scHit, scRedis, scFullRS256, scFullES256, scWS10k, scWS1m:
+		case scHit, scRedis, scFullRS256, scFullES256, scIntrospection, scIntroHit, scWS10k, scWS1m:
 			return true
 		}
 	}
@@ -214,6 +226,9 @@ func (o *Options) Validate() error {
 	if o.Rounds < 1 || o.Rounds > 100 {
 		return fmt.Errorf("--rounds: %d is not in 1..100", o.Rounds)
 	}
+	if o.IntrospectDelay < 0 || o.IntrospectDelay > 5*time.Second {
+		return fmt.Errorf("--introspect-delay: %v is not in [0, 5s]", o.IntrospectDelay)
+	}
 	def := func(p *int, v int) {
 		if *p <= 0 {
 			*p = v
@@ -221,6 +236,7 @@ func (o *Options) Validate() error {
 	}
 	def(&o.FullRS256Tokens, 20_000)
 	def(&o.FullES256Tokens, 50_000)
+	def(&o.OpaqueTokens, 200_000)
 	def(&o.RedisTokens, 2_000)
 	def(&o.WS10kTokens, 10_000)
 	def(&o.WS1mTokens, 1_000_000)
@@ -265,12 +281,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	}
 	// The floor is what every other figure is relative to.
 	if !contains(o.Scenarios, scFloor) {
-		for _, s := range o.Scenarios {
-			if s != scIntrospection {
-				o.Scenarios = append([]string{scFloor}, o.Scenarios...)
-				break
-			}
-		}
+		o.Scenarios = append([]string{scFloor}, o.Scenarios...)
 	}
 	rep := &Report{Command: o.Command, Opts: o, Started: time.Now()}
 	srvPath := ""
@@ -293,6 +304,9 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 			if iss != nil {
 				iss.close()
 			}
+		}
+		if h.in != nil {
+			h.in.close()
 		}
 		_ = os.RemoveAll(h.dir)
 		rep.Machine.LoadEnd = loadAvg()
@@ -327,6 +341,15 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		return rep, err
 	}
 	h.hitLen = len(tok)
+	if contains(o.Scenarios, scIntrospection) || contains(o.Scenarios, scIntroHit) {
+		h.progress("starting the introspection endpoint on loopback (service delay %v)", o.IntrospectDelay)
+		if h.in, err = startIntrospection(h.dir, o.IntrospectDelay); err != nil {
+			return rep, fmt.Errorf("introspection endpoint: %w", err)
+		}
+		if h.opaque, err = buildRequest(h.in.mint()); err != nil {
+			return rep, err
+		}
+	}
 
 	scs := map[string]*Scenario{}
 	for _, name := range o.Scenarios {
@@ -374,7 +397,9 @@ func scenarioTitle(name string, h *harness) string {
 	case scFullES256:
 		return fmt.Sprintf("full-es256 — every Check a never-seen ES256 token (%s pre-minted): full verification", thousands(h.o.FullES256Tokens))
 	case scIntrospection:
-		return "introspection — RFC 7662 token introspection"
+		return fmt.Sprintf("introspection — every Check a never-seen opaque token (%s pre-minted, %d bytes): one RFC 7662 introspection per Check", thousands(h.o.OpaqueTokens), opaqueTokenLen)
+	case scIntroHit:
+		return fmt.Sprintf("introspection-hit — one opaque token (%d bytes), warmed: cached introspection results", opaqueTokenLen)
 	case scWS10k:
 		return fmt.Sprintf("ws-10k — %s distinct RS256 tokens, warmed, at random: cache hits on a large working set", thousands(h.o.WS10kTokens))
 	case scWS1m:
@@ -387,16 +412,26 @@ func scenarioTitle(name string, h *harness) string {
 
 // tokens returns a named token set, minting it the first time.
 func (h *harness) tokens(ctx context.Context, sc *Scenario, name string, iss *issuer, n int) (*tokenSet, error) {
+	return h.tokenSet(sc, name, iss.alg, n, func() (*tokenSet, error) { return mintSet(ctx, iss, n) })
+}
+
+// opaqueTokens returns a named set of the introspection endpoint's opaque
+// tokens, minting it the first time.
+func (h *harness) opaqueTokens(ctx context.Context, sc *Scenario, name string, n int) (*tokenSet, error) {
+	return h.tokenSet(sc, name, "opaque", n, func() (*tokenSet, error) { return opaqueSet(ctx, h.in, n) })
+}
+
+func (h *harness) tokenSet(sc *Scenario, name, alg string, n int, mint func() (*tokenSet, error)) (*tokenSet, error) {
 	if ts := h.sets[name]; ts != nil {
 		return ts, nil
 	}
-	h.progress("minting %d %s tokens (%s) on %d cores", n, iss.alg, name, runtime.NumCPU())
-	ts, err := mintSet(ctx, iss, n)
+	h.progress("minting %d %s tokens (%s) on %d cores", n, alg, name, runtime.NumCPU())
+	ts, err := mint()
 	if err != nil {
 		return nil, fmt.Errorf("minting %s tokens: %w", name, err)
 	}
 	sc.note("Minted %s %s tokens (%s; %d bytes each, CheckRequest %d bytes) in %s, on all cores, before measuring.",
-		thousands(n), iss.alg, name, ts.tokenLen, ts.reqLen, fmtDur(ts.took))
+		thousands(n), alg, name, ts.tokenLen, ts.reqLen, fmtDur(ts.took))
 	h.sets[name] = ts
 	return ts, nil
 }
@@ -418,9 +453,15 @@ func (s *server) stop() {
 
 // startExtauthz runs `extauthz serve` with a generated config.
 func (h *harness) startExtauthz(ctx context.Context, redisURL string, maxEntries int) (*server, error) {
+	return h.startExtauthzWith(ctx, redisURL, maxEntries, nil)
+}
+
+// startExtauthzWith runs `extauthz serve` with a generated config whose
+// resource also trusts the introspection endpoint in, unless nil.
+func (h *harness) startExtauthzWith(ctx context.Context, redisURL string, maxEntries int, in *introspectionServer) (*server, error) {
 	p, err := startServer(ctx, h.reg, "extauthz", h.dir, func(addr string) []string {
 		path := filepath.Join(h.dir, "extauthz-"+strings.ReplaceAll(addr, ":", "_")+".yaml")
-		_ = os.WriteFile(path, []byte(extauthzConfig(addr, []*issuer{h.rs, h.es}, redisURL, maxEntries)), 0o600)
+		_ = os.WriteFile(path, []byte(extauthzConfig(addr, []*issuer{h.rs, h.es}, in, redisURL, maxEntries)), 0o600)
 		return []string{h.o.Server, "serve", "--config", path}
 	})
 	if err != nil {
@@ -429,8 +470,10 @@ func (h *harness) startExtauthz(ctx context.Context, redisURL string, maxEntries
 	return &server{addr: p.addr, main: p.pid(), p: p}, nil
 }
 
-// extauthzConfig is the policy file for a scenario.
-func extauthzConfig(grpcAddr string, issuers []*issuer, redisURL string, maxEntries int) string {
+// extauthzConfig is the policy file for a scenario: one resource trusting
+// the JWT issuers and, unless in is nil, the introspection endpoint's
+// authorization server as well.
+func extauthzConfig(grpcAddr string, issuers []*issuer, in *introspectionServer, redisURL string, maxEntries int) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "# generated by extauthz-load\n")
 	fmt.Fprintf(&b, "listen: {grpc: %q, http: \"off\", admin: \"off\"}\n", grpcAddr)
@@ -442,6 +485,9 @@ func extauthzConfig(grpcAddr string, issuers []*issuer, redisURL string, maxEntr
 	fmt.Fprintf(&b, "resources:\n  - name: mcp\n    resource: %q\n    authorization_servers:\n", resourceURI)
 	for _, iss := range issuers {
 		fmt.Fprintf(&b, "      - {issuer: %q, jwks_uri: %q}\n", iss.Issuer(), iss.JWKSURL())
+	}
+	if in != nil {
+		b.WriteString(in.config())
 	}
 	fmt.Fprintf(&b, "    scopes_supported: [%q]\n    required_scopes: [%q]\n", requiredScope, requiredScope)
 	return b.String()
@@ -483,12 +529,13 @@ type measurement struct {
 	passC   int      // concurrency of that pass (0: conc)
 	steady  bool     // warm-up: then drive the measured pattern for warmDuration
 	pat     pattern
-	isRedis string // redis-server address, to count its hits
+	isRedis string               // redis-server address, to count its hits
+	in      *introspectionServer // introspection endpoint, to count its calls
 }
 
 // measure warms the server as described, then measures one run and files it.
 func (h *harness) measure(ctx context.Context, m measurement) (*Result, error) {
-	r := &Result{Concurrency: m.conc, ServerCPU: -1, RedisHits: -1, RedisMisses: -1, IdleCores: -1, OtherCores: -1, Steal: -1}
+	r := &Result{Concurrency: m.conc, ServerCPU: -1, RedisHits: -1, RedisMisses: -1, Introspections: -1, IntrospectConns: -1, IdleCores: -1, OtherCores: -1, Steal: -1}
 	warmErr := func(res loadResult) {
 		r.WarmErrors += res.errors
 		for _, e := range res.errSample {
@@ -540,9 +587,24 @@ func (h *harness) measure(ctx context.Context, m measurement) (*Result, error) {
 	if m.isRedis != "" {
 		hits0, miss0 = redisStats(m.isRedis)
 	}
+	var calls0, calls1, conns0, conns1, inactive0, refused0 int64
+	if m.in != nil {
+		inactive0, refused0 = m.in.inactive.Load(), m.in.refused.Load()
+	}
 	h.progress("%s: %s c=%d: measuring for up to %v", m.sc.Name, m.target, m.conc, h.o.Duration)
 	res := h.drive(ctx, m.conn, m.conc, h.o.Duration, h.o.MaxRequests, m.pat,
-		func() { read(&cpu0, &idle0, &steal0, &procs0) }, func() { read(&cpu1, &idle1, &steal1, &procs1) })
+		func() {
+			read(&cpu0, &idle0, &steal0, &procs0)
+			if m.in != nil {
+				calls0, conns0 = m.in.calls.Load(), m.in.conns.Load()
+			}
+		},
+		func() {
+			read(&cpu1, &idle1, &steal1, &procs1)
+			if m.in != nil {
+				calls1, conns1 = m.in.calls.Load(), m.in.conns.Load()
+			}
+		})
 	r.Requests, r.Elapsed, r.Errors, r.ErrSample, r.Stop = res.requests, res.elapsed, res.errors, res.errSample, res.stop
 	if res.elapsed > 0 {
 		r.Throughput = float64(res.requests) / res.elapsed.Seconds()
@@ -573,6 +635,20 @@ func (h *harness) measure(ctx context.Context, m measurement) (*Result, error) {
 		hits1, miss1 := redisStats(m.isRedis)
 		r.RedisHits = float64(hits1-hits0) / float64(res.requests)
 		r.RedisMisses = float64(miss1-miss0) / float64(res.requests)
+	}
+	if m.in != nil {
+		if res.requests > 0 {
+			r.Introspections = float64(calls1-calls0) / float64(res.requests)
+		}
+		if calls1 > calls0 {
+			r.IntrospectConns = float64(conns1-conns0) / float64(calls1-calls0)
+		}
+		if n := m.in.inactive.Load() - inactive0; n > 0 {
+			m.sc.note("%s c=%d: the introspection endpoint answered active:false %d times", m.target, m.conc, n)
+		}
+		if n := m.in.refused.Load() - refused0; n > 0 {
+			m.sc.note("%s c=%d: the introspection endpoint refused %d calls (client credentials or request)", m.target, m.conc, n)
+		}
 	}
 	for _, e := range res.errSample {
 		m.sc.note("%s c=%d error: %s", m.target, m.conc, e)
@@ -626,9 +702,8 @@ func (h *harness) withServer(ctx context.Context, start func() (*server, error),
 func (h *harness) scenario(ctx context.Context, sc *Scenario, round int) error {
 	hit := pattern{reqs: [][]byte{h.hitReq}}
 	switch sc.Name {
-	case scIntrospection:
-		sc.Status = "not available yet: needs the introspection issue (the service does not do RFC 7662 token introspection)"
-		return nil
+	case scIntrospection, scIntroHit:
+		return h.introspection(ctx, sc)
 
 	case scFloor:
 		for _, c := range h.o.Concurrency {
@@ -753,6 +828,49 @@ func (h *harness) scenario(ctx context.Context, sc *Scenario, round int) error {
 
 	case scExternal:
 		return h.external(ctx, sc)
+	}
+	return nil
+}
+
+// introspection runs introspection (a never-seen opaque token on every
+// Check: one call to the endpoint each) or introspection-hit (one opaque
+// token: the endpoint is called once, then the cache answers). Each run
+// starts a fresh server, as full-* do.
+func (h *harness) introspection(ctx context.Context, sc *Scenario) error {
+	sc.note("The introspection endpoint runs inside this tool (net/http on %s, a fixed service delay of %v before each answer, --introspect-delay): it checks the gateway's client_secret_basic credentials on every call and recognises its own opaque tokens by an HMAC tag, without a table; its CPU counts as the client's, not the server's. The gateway's introspection.timeout is %v, cache_ttl 60s; the resource also trusts the RS256 and ES256 issuers (jwt mode), as in the other scenarios.",
+		h.in.issuer, h.in.delay, introspectionTimeout(h.in.delay))
+	start := func() (*server, error) { return h.startExtauthzWith(ctx, "", 100_000, h.in) }
+	if sc.Name == scIntroHit {
+		for _, c := range h.o.Concurrency {
+			err := h.withServer(ctx, start, func(srv *server, conn *grpc.ClientConn) error {
+				_, err := h.measure(ctx, measurement{sc: sc, target: "extauthz serve", conc: c, srv: srv, conn: conn, steady: true,
+					pat: pattern{reqs: [][]byte{h.opaque}}, in: h.in})
+				return err
+			})
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	warm, err := h.opaqueTokens(ctx, sc, "warm-up opaque", h.o.WarmTokens)
+	if err != nil {
+		return err
+	}
+	ts, err := h.opaqueTokens(ctx, sc, sc.Name, h.o.OpaqueTokens)
+	if err != nil {
+		return err
+	}
+	sc.note("Each run starts a fresh server, warms it with %d other new opaque tokens, then sends the same stream of never-seen opaque tokens, each once; a run also ends when they run out (--opaque-tokens).", len(warm.reqs))
+	for _, c := range h.o.Concurrency {
+		err := h.withServer(ctx, start, func(srv *server, conn *grpc.ClientConn) error {
+			_, err := h.measure(ctx, measurement{sc: sc, target: "extauthz serve", conc: c, srv: srv, conn: conn,
+				pass: warm.reqs, pat: pattern{reqs: ts.reqs, distinct: true}, in: h.in})
+			return err
+		})
+		if err != nil {
+			return err
+		}
 	}
 	return nil
 }

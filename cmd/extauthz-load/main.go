@@ -21,8 +21,9 @@
 //	--issuer-addr H:P    where that issuer's metadata and JWKS are served (default 127.0.0.1:18443)
 //	--wait D             how long to wait for the external server to accept the issuer (default 2m)
 //	--out FILE           also write the results as Markdown to FILE
-//	--full-rs256-tokens N, --full-es256-tokens N, --redis-tokens N
-//	                     sizes of the token sets (defaults 20,000, 50,000 and 2,000)
+//	--full-rs256-tokens N, --full-es256-tokens N, --redis-tokens N, --opaque-tokens N
+//	                     sizes of the token sets (defaults 20,000, 50,000, 2,000 and 200,000)
+//	--introspect-delay D fixed service time of the local introspection endpoint (default 0)
 //
 // Scenarios, each starting its own server process(es), waiting until they
 // answer, warming them, measuring, and stopping them:
@@ -34,7 +35,10 @@
 //	               tokens at random: almost every Check is served by Redis
 //	full-rs256     a never-seen token on every Check (pre-minted): full verification, for
 //	full-es256     extauthz serve and for jwx-floor, a bare jwx v3 verify-every-request server
-//	introspection  not available yet
+//	introspection  extauthz serve in token_mode introspection against a local RFC 7662 endpoint
+//	               served by this tool, a never-seen opaque token on every Check: one
+//	               introspection call per Check (the uncached cost)
+//	introspection-hit  the same, one opaque token: the cached introspection result
 //	ws-10k         10,000 RS256 tokens, warmed, at random: cache hits on a large working set
 //	ws-1m          1,000,000 ES256 tokens (only with "all+1m"): also the RSS per cached token
 //	external       with --addr: the external server, one token and never-seen tokens
@@ -94,6 +98,10 @@ Flags:
   --full-rs256-tokens N  never-seen RS256 tokens for full-rs256 and external (default 20000)
   --full-es256-tokens N  never-seen ES256 tokens for full-es256 (default 50000)
   --redis-tokens N       working set of the redis scenario (default 2000)
+  --opaque-tokens N      never-seen opaque tokens for introspection (default 200000)
+  --introspect-delay D   fixed service time the local introspection endpoint waits
+                         before each answer, standing in for the authorization server's
+                         own work (default 0; at most 5s)
 
 Scenarios (each starts its own server process(es), waits until it answers, warms
 it, measures, stops it):
@@ -107,7 +115,15 @@ it, measures, stops it):
   full-es256     run also ends when they run out), against extauthz serve and against
                  jwx-floor, a bare jwx v3 verify-every-request server: "our pipeline vs
                  bare jwx"
-  introspection  not available yet: needs the introspection issue
+  introspection  extauthz serve with an authorization server in token_mode
+                 introspection: a local RFC 7662 endpoint served by this tool on
+                 127.0.0.1 (client_secret_basic checked on every call, active:true
+                 for its own opaque tokens, optional --introspect-delay); every
+                 Check carries a never-seen opaque token (43 characters: a random
+                 nonce and its HMAC tag; the run also ends when they run out): one
+                 introspection call per Check, the uncached cost
+  introspection-hit  the same server, one opaque token, warmed: served from the
+                 cache after the first call
   ws-10k         10,000 distinct RS256 tokens, warmed, at random: hits on a large set
   ws-1m          1,000,000 ES256 tokens (minting as many RS256 would take too long),
                  cache.max_entries 1,100,000, one warm-up pass; reports RSS before and
@@ -214,6 +230,8 @@ func parseFlags(args []string, stderr io.Writer) (Options, string, error) {
 	fs.IntVar(&o.FullRS256Tokens, "full-rs256-tokens", 20_000, "")
 	fs.IntVar(&o.FullES256Tokens, "full-es256-tokens", 50_000, "")
 	fs.IntVar(&o.RedisTokens, "redis-tokens", 2_000, "")
+	fs.IntVar(&o.OpaqueTokens, "opaque-tokens", 200_000, "")
+	fs.DurationVar(&o.IntrospectDelay, "introspect-delay", 0, "")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return o, "", err

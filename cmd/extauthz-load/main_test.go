@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -24,6 +25,9 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+
+	"github.com/extauthz/extauthz/pkg/introspect"
+	"github.com/extauthz/extauthz/pkg/token"
 )
 
 // serverBin is extauthz, built once for these tests.
@@ -89,12 +93,13 @@ func redisInstalled() bool {
 // gone afterwards.
 func TestHarness(t *testing.T) {
 	t.Parallel()
-	scenarios := []string{scFloor, scHit, scFullES256, scRedis, scIntrospection}
+	scenarios := []string{scFloor, scHit, scFullES256, scRedis, scIntrospection, scIntroHit}
 	o := Options{
 		Server: serverBin, Scenarios: scenarios, Concurrency: []int{1, 4},
 		Duration: 300 * time.Millisecond, MaxRequests: 200_000, Rounds: 1,
-		FullES256Tokens: 300, WarmTokens: 20, RedisTokens: 40,
-		Progress: testWriter{t}, Command: "go test",
+		FullES256Tokens: 300, WarmTokens: 20, RedisTokens: 40, OpaqueTokens: 300,
+		IntrospectDelay: 100 * time.Microsecond,
+		Progress:        testWriter{t}, Command: "go test",
 	}
 	rep, err := Run(context.Background(), o)
 	if err != nil {
@@ -105,20 +110,17 @@ func TestHarness(t *testing.T) {
 	}
 
 	wantSeries := map[string][]string{
-		scFloor:     {"floor"},
-		scHit:       {"extauthz serve"},
-		scFullES256: {"extauthz serve", "jwx-floor"},
-		scRedis:     {"extauthz serve + redis"},
+		scFloor:         {"floor"},
+		scHit:           {"extauthz serve"},
+		scFullES256:     {"extauthz serve", "jwx-floor"},
+		scRedis:         {"extauthz serve + redis"},
+		scIntrospection: {"extauthz serve"},
+		scIntroHit:      {"extauthz serve"},
 	}
 	var got []string
 	for _, sc := range rep.Scenarios {
 		got = append(got, sc.Name)
 		switch {
-		case sc.Name == scIntrospection:
-			if !strings.HasPrefix(sc.Status, "not available yet") {
-				t.Errorf("introspection: status %q", sc.Status)
-			}
-			continue
 		case sc.Name == scRedis && !redisInstalled():
 			if sc.Status != "skipped: redis-server not installed" {
 				t.Errorf("redis without redis-server: status %q", sc.Status)
@@ -154,12 +156,33 @@ func TestHarness(t *testing.T) {
 				if r.ServerCPU < 0 {
 					t.Errorf("%s: server CPU not read", name)
 				}
-				if sc.Name == scFullES256 {
+				switch {
+				case sc.Name == scFullES256:
 					if r.Requests > o.FullES256Tokens {
 						t.Errorf("%s: %d requests from %d distinct tokens", name, r.Requests, o.FullES256Tokens)
 					}
-				} else if r.Stop != "duration" {
+				case sc.Name == scIntrospection:
+					if r.Requests > o.OpaqueTokens {
+						t.Errorf("%s: %d requests from %d distinct tokens", name, r.Requests, o.OpaqueTokens)
+					}
+				case r.Stop != "duration":
 					t.Errorf("%s: ended by %q, want duration", name, r.Stop)
+				}
+				// Every never-seen token is introspected exactly once; one
+				// token, once per server, before the measurement.
+				switch sc.Name {
+				case scIntrospection:
+					if r.Introspections != 1 {
+						t.Errorf("%s: %v introspection calls per Check, want 1", name, r.Introspections)
+					}
+				case scIntroHit:
+					if r.Introspections != 0 {
+						t.Errorf("%s: %v introspection calls per Check, want 0 (cached)", name, r.Introspections)
+					}
+				default:
+					if r.Introspections != -1 {
+						t.Errorf("%s: introspection calls per Check %v, want -1 (n/a)", name, r.Introspections)
+					}
 				}
 				if sc.Name == scRedis {
 					if r.AuxPeakRSS <= 0 {
@@ -179,8 +202,9 @@ func TestHarness(t *testing.T) {
 		t.Errorf("scenarios %q, want %q", got, scenarios)
 	}
 
-	// floor: 2 runs; hit: 2; full-es256: 4; redis: 2 + redis-server.
-	want := 8
+	// floor: 2 runs; hit: 2; full-es256: 4; introspection: 2;
+	// introspection-hit: 2; redis: 2 + redis-server.
+	want := 12
 	if redisInstalled() {
 		want += 3
 	}
@@ -199,7 +223,8 @@ func TestHarness(t *testing.T) {
 	rep.WriteMarkdown(&md)
 	for _, want := range []string{
 		"## Machine", "## Command", "| concurrency | Checks/s | ×floor | p50 | p90 | p99 | p99.9 | p99 ×floor | CPU µs/Check | peak RSS | errors |",
-		"### extauthz serve relative to jwx-floor", "not available yet: needs the introspection issue",
+		"### extauthz serve relative to jwx-floor", "## introspection — every Check a never-seen opaque token",
+		"## introspection-hit — one opaque token", "Introspection calls per Check: c=1 1.0000 (",
 	} {
 		if !strings.Contains(md.String(), want) {
 			t.Errorf("report lacks %q:\n%s", want, md.String())
@@ -366,13 +391,21 @@ func TestGeneratedConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer rs.close()
-	for _, redis := range []string{"", "redis://127.0.0.1:1/0"} {
+	in, err := startIntrospection(t.TempDir(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.close()
+	for _, tc := range []struct {
+		redis string
+		in    *introspectionServer
+	}{{"", nil}, {"redis://127.0.0.1:1/0", nil}, {"", in}} {
 		path := filepath.Join(t.TempDir(), "c.yaml")
-		if err := os.WriteFile(path, []byte(extauthzConfig("127.0.0.1:1", []*issuer{rs}, redis, 1)), 0o600); err != nil {
+		if err := os.WriteFile(path, []byte(extauthzConfig("127.0.0.1:1", []*issuer{rs}, tc.in, tc.redis, 1)), 0o600); err != nil {
 			t.Fatal(err)
 		}
 		if out, err := exec.Command(serverBin, "check-config", path).CombinedOutput(); err != nil {
-			t.Errorf("check-config (redis %q): %v\n%s", redis, err, out)
+			t.Errorf("check-config (redis %q, introspection %v): %v\n%s", tc.redis, tc.in != nil, err, out)
 		}
 	}
 }
@@ -442,5 +475,70 @@ func TestLoadCountsErrors(t *testing.T) {
 	l = &load{conn: conn, concurrency: 3, duration: time.Minute, maxRequests: 10, pat: pattern{reqs: [][]byte{req}}}
 	if res := l.run(context.Background()); res.requests != 10 || res.stop != "max-requests" {
 		t.Errorf("%d requests, ended by %q; want 10, max-requests", res.requests, res.stop)
+	}
+}
+
+// TestIntrospectionEndpoint: the local endpoint answers the gateway's own
+// RFC 7662 client with the claims the scenarios need for its tokens, says
+// active:false for any other, and refuses wrong client credentials.
+func TestIntrospectionEndpoint(t *testing.T) {
+	t.Parallel()
+	in, err := startIntrospection(t.TempDir(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.close()
+	client := func(secret string) *introspect.Client {
+		c, err := introspect.New(introspect.Options{
+			Issuer:       in.issuer,
+			Endpoint:     func(context.Context) (string, error) { return in.endpoint, nil },
+			ClientID:     introspectClientID,
+			ClientSecret: secret,
+			Timeout:      5 * time.Second,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	ctx := context.Background()
+	tok := in.mint()
+	if len(tok) != opaqueTokenLen || tok == in.mint() {
+		t.Fatalf("token %q: length %d, want %d, and distinct", tok, len(tok), opaqueTokenLen)
+	}
+	claims, err := client(in.secret).Introspect(ctx, tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if claims.Issuer != in.issuer || !slices.Equal(claims.Audience, []string{resourceURI}) ||
+		!slices.Contains(claims.Scopes, requiredScope) || claims.Subject == "" || claims.ClientID == "" ||
+		time.Until(claims.Expiry) < 2*time.Hour {
+		t.Errorf("claims %+v, grant %+v", claims, claims.Grant)
+	}
+	// A token of another endpoint (another key), one altered, and junk.
+	other, err := startIntrospection(t.TempDir(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.close()
+	altered := []byte(tok)
+	altered[0] ^= 1
+	for _, bad := range []string{other.mint(), string(altered), "opaque", tok + "A"} {
+		if _, err := client(in.secret).Introspect(ctx, bad); !errors.Is(err, token.ErrInactive) {
+			t.Errorf("token %q: %v, want inactive", bad, err)
+		}
+	}
+	if _, err := client("wrong").Introspect(ctx, tok); !errors.Is(err, token.ErrUnavailable) {
+		t.Errorf("wrong secret: %v, want unavailable", err)
+	}
+	if got, want := in.calls.Load(), int64(6); got != want {
+		t.Errorf("%d calls, want %d", got, want)
+	}
+	if in.inactive.Load() != 4 || in.refused.Load() != 1 {
+		t.Errorf("%d inactive, %d refused; want 4, 1", in.inactive.Load(), in.refused.Load())
+	}
+	b, err := os.ReadFile(in.secretFile)
+	if err != nil || strings.TrimSpace(string(b)) != in.secret {
+		t.Errorf("secret file: %q, %v", b, err)
 	}
 }

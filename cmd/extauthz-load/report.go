@@ -23,6 +23,8 @@ type row struct {
 	errors, warmErrors  int // totals over the rounds, never medians
 	stops               []string
 	redisHits, redisMis float64
+	introspections      float64 // endpoint calls per Check; < 0 n/a
+	introspectConns     float64 // new endpoint connections per call; < 0 n/a
 	rss                 int64
 	idle, other, steal  float64 // cores; < 0 unknown
 }
@@ -70,6 +72,8 @@ func summarize(conc int, runs []*Result) row {
 	rw.auxPeak = median(pick(runs, func(r *Result) int64 { return r.AuxPeakRSS }))
 	rw.redisHits = median(pick(runs, func(r *Result) float64 { return r.RedisHits }))
 	rw.redisMis = median(pick(runs, func(r *Result) float64 { return r.RedisMisses }))
+	rw.introspections = median(pick(runs, func(r *Result) float64 { return r.Introspections }))
+	rw.introspectConns = median(pick(runs, func(r *Result) float64 { return r.IntrospectConns }))
 	rw.rss = median(pick(runs, func(r *Result) int64 { return r.RSS }))
 	rw.idle = median(pick(runs, func(r *Result) float64 { return r.IdleCores }))
 	rw.other = median(pick(runs, func(r *Result) float64 { return r.OtherCores }))
@@ -185,7 +189,7 @@ func (rep *Report) WriteMarkdown(w io.Writer) {
 					r.conc, thousands(int(math.Round(r.throughput))), xTP, fmtLat(r.p50), fmtLat(r.p90), fmtLat(r.p99), fmtLat(r.p999), xP99, cpu, peak, errs)
 			}
 			fmt.Fprintf(w, "\n")
-			var runs, client, redis, rss, other []string
+			var runs, client, redis, rss, other, intro []string
 			for _, r := range rows {
 				runs = append(runs, fmt.Sprintf("c=%d %s Checks (%s)", r.conc, thousands(r.requests), strings.Join(r.stops, ", ")))
 				client = append(client, fmt.Sprintf("c=%d %.1f", r.conc, r.client))
@@ -197,6 +201,13 @@ func (rep *Report) WriteMarkdown(w io.Writer) {
 				}
 				if r.redisHits >= 0 {
 					redis = append(redis, fmt.Sprintf("c=%d %.2f hits, %.2f misses", r.conc, r.redisHits, r.redisMis))
+				}
+				if r.introspections >= 0 {
+					s := fmt.Sprintf("c=%d %.4f", r.conc, r.introspections)
+					if r.introspectConns >= 0 {
+						s += fmt.Sprintf(" (%.3f new TCP connections to the endpoint per call)", r.introspectConns)
+					}
+					intro = append(intro, s)
 				}
 			}
 			per := "Checks per run"
@@ -212,6 +223,9 @@ func (rep *Report) WriteMarkdown(w io.Writer) {
 			}
 			if len(redis) > 0 {
 				fmt.Fprintf(w, " Redis keyspace lookups per Check: %s.", strings.Join(redis, "; "))
+			}
+			if len(intro) > 0 {
+				fmt.Fprintf(w, " Introspection calls per Check: %s.", strings.Join(intro, ", "))
 			}
 			fmt.Fprintf(w, "\n\n")
 		}

@@ -59,7 +59,12 @@ func buildIssuers(cfg *config.Config, log *slog.Logger, now func() time.Time) (m
 	// jwks.timeout. Introspection has its own, bounded per call by its
 	// own deadline.
 	fetch := &http.Client{Timeout: cfg.JWKS.Timeout.D()}
-	introspectHTTP := &http.Client{}
+	// Every Check that misses the cache may call the endpoint: keep
+	// enough idle connections that concurrent calls reuse them instead
+	// of opening (and leaving in TIME_WAIT) a connection each.
+	transport := http.DefaultTransport.(*http.Transport).Clone()
+	transport.MaxIdleConnsPerHost = 256
+	introspectHTTP := &http.Client{Transport: transport}
 	for i, r := range cfg.Resources {
 		for k, as := range r.AuthorizationServers {
 			if _, ok := out[as.Issuer]; ok {
