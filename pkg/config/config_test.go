@@ -67,6 +67,7 @@ func defaultsWith(rs ...Resource) *Config {
 			ScopesHeader: "x-extauthz-scopes", StripAuthorization: ptr(true),
 		},
 		Unmatched: "deny",
+		MCP:       MCP{MaxBodyBytes: 65536},
 		Log:       Log{Level: "info", Format: "json"},
 		Resources: rs,
 	}
@@ -173,6 +174,7 @@ func TestLoadValid(t *testing.T) {
 				},
 				Unmatched: "allow",
 				Log:       Log{Level: "debug", Format: "text"},
+				MCP:       MCP{MaxBodyBytes: 131072},
 				Resources: []Resource{
 					{
 						Name:       "files",
@@ -342,6 +344,20 @@ func TestLoadInvalid(t *testing.T) {
 		file string
 		want string
 	}{
+		{"invalid-mcp-rules.yaml", `
+mcp.max_body_bytes: must be between 1 and 1048576 (1 MiB)
+resources[0].scopes_supported[1]: offline_access is for the authorization server (refresh tokens), never a resource's scope
+resources[0].scope_implications["mcp:admin"]: "mcp:admin" cannot imply itself
+resources[0].scope_implications["offline_access"]: offline_access is for the authorization server (refresh tokens), never a resource's scope
+resources[0].allowed_origins[0]: must be lower case, as browsers send the Origin header
+resources[0].allowed_origins[1]: must be an origin only: scheme://host[:port], with no path, query or user
+resources[0].allowed_origins[2]: must be "*" or an origin such as "https://app.example.com" (scheme://host[:port])
+resources[0].allowed_origins[3]: must not include the default port (browsers omit it)
+resources[0].policy: line 1, column 6: undefined field 'sbu'
+resources[0].rules[0].method: must not be empty (omit it, or write "*", for any method)
+resources[0].rules[0].scopes[0]: "mcp:write" is not in scopes_supported
+resources[0].rules[1]: adds nothing: set scopes, a policy, or both
+resources[0].rules[2].policy: line 3, column 1: Syntax error: mismatched input '<EOF>' expecting {'[', '{', '(', '.', '-', '!', 'true', 'false', 'null', NUM_FLOAT, NUM_INT, NUM_UINT, STRING, BYTES, IDENTIFIER}`},
 		{"invalid-introspection.yaml", `
 resources[0].authorization_servers[0].introspection.client_id: is set but token_mode is "jwt" (set token_mode: introspection or auto)
 resources[0].authorization_servers[0].introspection.timeout: is set but token_mode is "jwt" (set token_mode: introspection or auto)

@@ -127,6 +127,8 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 			d.decode(item, s.Index(i), p)
 		}
 		v.Set(s)
+	case reflect.Map:
+		d.decodeMap(n, v, path)
 	case reflect.String:
 		if n.Kind != yaml.ScalarNode || n.ShortTag() != "!!str" {
 			// Only strings are taken as strings: a bare 1.10 would
@@ -166,6 +168,35 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 		// above; the tests decode every field, so this fails loudly there.
 		d.failValue(path, n, "cannot be decoded into Go type %s", v.Type())
 	}
+}
+
+// decodeMap decodes a mapping with string keys (scope_implications). An
+// entry's path is written path["key"], as keys may contain dots.
+func (d *decoder) decodeMap(n *yaml.Node, v reflect.Value, path string) {
+	if n.Kind != yaml.MappingNode {
+		d.failValue(path, n, "must be a mapping")
+		return
+	}
+	m := reflect.MakeMapWithSize(v.Type(), len(n.Content)/2)
+	first := map[string]int{}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, val := n.Content[i], n.Content[i+1]
+		if k.Kind != yaml.ScalarNode || k.ShortTag() != "!!str" {
+			d.fail(path, k, "keys must be plain strings")
+			continue
+		}
+		kp := fmt.Sprintf("%s[%q]", path, k.Value)
+		if line, dup := first[k.Value]; dup {
+			d.fail(kp, k, "duplicate key, first written on line %d", line)
+			continue
+		}
+		first[k.Value] = k.Line
+		d.pos[kp] = position{val.Line, val.Column}
+		elem := reflect.New(v.Type().Elem()).Elem()
+		d.decode(val, elem, kp)
+		m.SetMapIndex(reflect.ValueOf(k.Value), elem)
+	}
+	v.Set(m)
 }
 
 // yamlFields maps each YAML key of struct type t to its field index.

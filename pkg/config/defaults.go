@@ -48,6 +48,8 @@ const (
 	defaultIntrospectAuth     = AuthClientSecretBasic
 	defaultIntrospectTimeout  = 300 * time.Millisecond
 	defaultIntrospectCacheTTL = time.Minute
+	defaultMCPMaxBodyBytes    = 64 << 10
+	defaultRuleGlob           = "*"
 )
 
 // defaultAlgorithms is a function, not a variable, so that no caller can
@@ -122,6 +124,7 @@ func (c *Config) ApplyDefaults() {
 	orDefault(c, "unmatched", &c.Unmatched, defaultUnmatched)
 	orDefault(c, "log.level", &c.Log.Level, defaultLogLevel)
 	orDefault(c, "log.format", &c.Log.Format, defaultLogFormat)
+	orDefault(c, "mcp.max_body_bytes", &c.MCP.MaxBodyBytes, defaultMCPMaxBodyBytes)
 
 	for i := range c.Resources {
 		c.Resources[i].applyDefaults(c, fmt.Sprintf("resources[%d]", i))
@@ -146,8 +149,29 @@ func (r *Resource) applyDefaults(c *Config, path string) {
 			r.PathPrefix = "/"
 		}
 	}
-	if len(r.ScopesSupported) == 0 && !c.written[path+".scopes_supported"] && len(r.RequiredScopes) > 0 {
-		r.ScopesSupported = append([]string(nil), r.RequiredScopes...)
+	for k := range r.Rules {
+		rp := fmt.Sprintf("%s.rules[%d]", path, k)
+		orDefault(c, rp+".method", &r.Rules[k].Method, defaultRuleGlob)
+		orDefault(c, rp+".name", &r.Rules[k].Name, defaultRuleGlob)
+	}
+	if len(r.ScopesSupported) == 0 && !c.written[path+".scopes_supported"] {
+		// Every scope a request may be asked for: the resource's own,
+		// then those of its rules, in order, once each.
+		seen := map[string]bool{}
+		for _, s := range r.RequiredScopes {
+			if !seen[s] {
+				seen[s] = true
+				r.ScopesSupported = append(r.ScopesSupported, s)
+			}
+		}
+		for _, rule := range r.Rules {
+			for _, s := range rule.Scopes {
+				if !seen[s] {
+					seen[s] = true
+					r.ScopesSupported = append(r.ScopesSupported, s)
+				}
+			}
+		}
 	}
 	for k := range r.AuthorizationServers {
 		r.AuthorizationServers[k].applyDefaults(c, fmt.Sprintf("%s.authorization_servers[%d]", path, k))

@@ -21,7 +21,7 @@ const schemaPath = "../../api/config.schema.json"
 // the schema explains it in the description instead of a "default" value.
 func derivedDefault(path string) bool {
 	switch path {
-	case "resources[].hosts", "resources[].path_prefix", "resources[].scopes_supported":
+	case "resources[].hosts", "resources[].path_prefix", "resources[].scopes_supported", "resources[].allowed_origins":
 		return true
 	}
 	return false
@@ -81,6 +81,9 @@ resources:
 	if err != nil {
 		t.Fatal(err)
 	}
+	// A rule with nothing written, so that the walk sees its defaults.
+	c.Resources[0].Rules = []Rule{{}}
+	c.ApplyDefaults()
 	walkSchema(t, root, root, "", reflect.ValueOf(c).Elem())
 }
 
@@ -124,6 +127,9 @@ func walkSchema(t *testing.T, root, node jsonSchema, path string, v reflect.Valu
 			}
 			def, hasDefault := prop["default"]
 			switch {
+			case kp == "resources[].rules":
+				// The test adds a rule (to see a rule's defaults), so the
+				// list is not its default here.
 			case hasDefault:
 				checkDefault(t, kp, def, v.Field(i))
 			case slices.Contains(required, any(key)), derivedDefault(kp):
@@ -147,6 +153,13 @@ func walkSchema(t *testing.T, root, node jsonSchema, path string, v reflect.Valu
 			elem = v.Index(0)
 		}
 		walkSchema(t, root, items, strings.TrimPrefix(path, ".")+"[]", elem)
+	case reflect.Map:
+		items, _ := node["additionalProperties"].(jsonSchema)
+		if node["type"] != "object" || items == nil || typ.Key().Kind() != reflect.String {
+			t.Errorf("%s: want type object with an additionalProperties schema and string keys", path)
+			return
+		}
+		walkSchema(t, root, items, path+"{}", reflect.New(typ.Elem()).Elem())
 	case reflect.Pointer:
 		walkSchema(t, root, node, path, reflect.New(typ.Elem()).Elem())
 	case reflect.String:
@@ -303,8 +316,12 @@ func conform(root, node jsonSchema, v any, path string) []string {
 			return out
 		}
 		props, _ := node["properties"].(jsonSchema)
+		extra, _ := node["additionalProperties"].(jsonSchema)
 		for k, val := range m {
 			p, ok := props[k].(jsonSchema)
+			if !ok && extra != nil {
+				p, ok = extra, true
+			}
 			if !ok {
 				bad("unknown key %q", k)
 				continue

@@ -38,6 +38,8 @@ type Config struct {
 	Unmatched string `yaml:"unmatched"`
 	// Log configures the process log.
 	Log Log `yaml:"log"`
+	// MCP holds the limits of reading MCP operations for the rules.
+	MCP MCP `yaml:"mcp"`
 	// Resources are the protected resources (MCP servers). At least one.
 	Resources []Resource `yaml:"resources"`
 
@@ -283,6 +285,44 @@ type Resource struct {
 	// ResourceName and ResourceDocumentation are optional RFC 9728 fields.
 	ResourceName          string `yaml:"resource_name"`
 	ResourceDocumentation string `yaml:"resource_documentation"`
+	// ScopeImplications say which scopes a granted scope stands for, as
+	// the MCP specification asks servers to account for scope
+	// hierarchies: {"mcp:admin": ["mcp:write"], "mcp:write": ["mcp:read"]}
+	// lets a token with mcp:admin do what needs mcp:read. Transitive.
+	ScopeImplications map[string][]string `yaml:"scope_implications"`
+	// AllowedOrigins are the browser origins (scheme://host[:port]) whose
+	// requests are accepted; a request with any other Origin gets 403
+	// (MCP streamable HTTP transport; DNS rebinding). "*" allows every
+	// origin. Default: the origins of resource and public_url. A request
+	// without Origin is not affected.
+	AllowedOrigins []string `yaml:"allowed_origins"`
+	// Policy is a CEL expression that every request with a valid token must
+	// satisfy (default: none).
+	Policy string `yaml:"policy"`
+	// Rules add requirements to the MCP operations they match.
+	Rules []Rule `yaml:"rules"`
+}
+
+// Rule adds required scopes, a policy, or both to the MCP operations it
+// matches. Every matching rule applies.
+type Rule struct {
+	// Method is a glob over the JSON-RPC method ("tools/call",
+	// "resources/*"); default "*": any method.
+	Method string `yaml:"method"`
+	// Name is a glob over the tool name, resource URI or prompt name
+	// ("delete_*", "file:///secrets/*"); default "*": any name, or none.
+	Name string `yaml:"name"`
+	// Scopes are required in addition to the resource's required_scopes.
+	Scopes []string `yaml:"scopes"`
+	// Policy is a CEL expression the request must also satisfy.
+	Policy string `yaml:"policy"`
+}
+
+// MCP holds the limits of reading MCP operations.
+type MCP struct {
+	// MaxBodyBytes bounds a JSON-RPC body read for the rules (default
+	// 65536). Envoy's with_request_body.max_request_bytes should match.
+	MaxBodyBytes int `yaml:"max_body_bytes"`
 }
 
 // AuthorizationServer is one trusted token issuer. An issuer listed by

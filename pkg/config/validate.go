@@ -9,7 +9,10 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
+
+	"github.com/extauthz/extauthz/pkg/policy"
 )
 
 // Limits enforced by Validate.
@@ -20,6 +23,7 @@ const (
 	maxLeeway       = 5 * time.Minute
 	maxRedisDB      = 1023
 	maxRedisTimeout = time.Second
+	maxMCPBodyBytes = 1 << 20
 )
 
 // Messages shared by several keys, so that one rule always reads the same.
@@ -45,6 +49,9 @@ func (ch *checker) add(path, format string, args ...any) {
 // call ApplyDefaults first (Parse does). It never modifies c.
 func (c *Config) Validate() error {
 	var ch checker
+	if c.MCP.MaxBodyBytes < 1 || c.MCP.MaxBodyBytes > maxMCPBodyBytes {
+		ch.add("mcp.max_body_bytes", "must be between 1 and %d (1 MiB)", maxMCPBodyBytes)
+	}
 	c.validateListen(&ch)
 	if c.PublicURL != "" {
 		for _, msg := range checkWebURL(c.PublicURL, urlOrigin) {
@@ -480,6 +487,34 @@ type issuerUse struct {
 	as   AuthorizationServer
 }
 
+// validatePolicy compiles a CEL policy; each problem is reported with its
+// line and column in the expression.
+func validatePolicy(ch *checker, path, expr string) {
+	if expr == "" {
+		ch.add(path, msgNotEmpty)
+		return
+	}
+	if err := compilePolicy(expr); err != nil {
+		var ce policy.CompileErrors
+		if errors.As(err, &ce) {
+			for _, e := range ce {
+				ch.add(path, "line %d, column %d: %s", e.Line, e.Column, e.Msg)
+			}
+			return
+		}
+		ch.add(path, "%v", err)
+	}
+}
+
+// compilePolicy compiles with one shared compiler, built on first use.
+var compilePolicy = sync.OnceValue(func() func(string) error {
+	c, err := policy.NewCompiler()
+	if err != nil {
+		return func(string) error { return err }
+	}
+	return func(expr string) error { _, err := c.Compile(expr); return err }
+})()
+
 func (c *Config) validateResources(ch *checker) {
 	if len(c.Resources) == 0 {
 		ch.add("resources", "at least one resource is required")
@@ -545,6 +580,9 @@ func (c *Config) validateResources(ch *checker) {
 
 		scopeList(ch, p+".scopes_supported", r.ScopesSupported)
 		scopeList(ch, p+".required_scopes", r.RequiredScopes)
+		for k, rule := range r.Rules {
+			scopeList(ch, fmt.Sprintf("%s.rules[%d].scopes", p, k), rule.Scopes)
+		}
 		if len(r.ScopesSupported) > 0 {
 			supported := make(map[string]bool, len(r.ScopesSupported))
 			for _, s := range r.ScopesSupported {
@@ -554,6 +592,30 @@ func (c *Config) validateResources(ch *checker) {
 				if isScopeToken(s) && !supported[s] {
 					ch.add(fmt.Sprintf("%s.required_scopes[%d]", p, k), "%q is not in scopes_supported", s)
 				}
+			}
+			for k, rule := range r.Rules {
+				for j, s := range rule.Scopes {
+					if isScopeToken(s) && !supported[s] {
+						ch.add(fmt.Sprintf("%s.rules[%d].scopes[%d]", p, k, j), "%q is not in scopes_supported", s)
+					}
+				}
+			}
+		}
+		validateImplications(ch, p+".scope_implications", r.ScopeImplications)
+		validateOrigins(ch, p+".allowed_origins", r.AllowedOrigins)
+		if r.Policy != "" || c.written[p+".policy"] {
+			validatePolicy(ch, p+".policy", r.Policy)
+		}
+		for k, rule := range r.Rules {
+			rp := fmt.Sprintf("%s.rules[%d]", p, k)
+			if rule.Method == "" {
+				ch.add(rp+".method", `must not be empty (omit it, or write "*", for any method)`)
+			}
+			if len(rule.Scopes) == 0 && rule.Policy == "" {
+				ch.add(rp, "adds nothing: set scopes, a policy, or both")
+			}
+			if rule.Policy != "" || c.written[rp+".policy"] {
+				validatePolicy(ch, rp+".policy", rule.Policy)
 			}
 		}
 
@@ -725,6 +787,14 @@ func (f firsts) add(v string, i int) (first int, dup bool) {
 	return i, false
 }
 
+// offlineAccess asks an authorization server for a refresh token (OpenID
+// Connect Core §11). It is never a resource's scope: a resource that
+// required or advertised it would make MCP clients ask every user for
+// offline access.
+const offlineAccess = "offline_access"
+
+const msgOfflineAccess = "offline_access is for the authorization server (refresh tokens), never a resource's scope"
+
 func scopeList(ch *checker, path string, scopes []string) {
 	listed := firsts{}
 	for k, s := range scopes {
@@ -732,12 +802,70 @@ func scopeList(ch *checker, path string, scopes []string) {
 		switch {
 		case s == "":
 			ch.add(sp, msgNotEmpty)
+		case s == offlineAccess:
+			ch.add(sp, msgOfflineAccess)
 		case !isScopeToken(s):
 			ch.add(sp, "must be a scope token: printable ASCII without spaces, double quotes or backslashes")
 		default:
 			if j, dup := listed.add(s, k); dup {
 				ch.add(sp, "%q is already listed at %s[%d]", s, path, j)
 			}
+		}
+	}
+}
+
+// validateImplications checks a scope hierarchy: scope tokens throughout,
+// no scope implying itself. Keys are visited in sorted order so that
+// messages come out the same on every run.
+func validateImplications(ch *checker, path string, imp map[string][]string) {
+	keys := make([]string, 0, len(imp))
+	for k := range imp {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		kp := fmt.Sprintf("%s[%q]", path, k)
+		switch {
+		case k == offlineAccess:
+			ch.add(kp, msgOfflineAccess)
+			continue
+		case !isScopeToken(k):
+			ch.add(kp, "the key must be a scope token: printable ASCII without spaces, double quotes or backslashes")
+			continue
+		}
+		if len(imp[k]) == 0 {
+			ch.add(kp, "must list at least one implied scope")
+		}
+		scopeList(ch, kp, imp[k])
+		if slices.Contains(imp[k], k) {
+			ch.add(kp, "%q cannot imply itself", k)
+		}
+	}
+}
+
+// validateOrigins checks allowed_origins: "*", or serialized origins
+// (RFC 6454 §6.2) in lower case, as browsers send them.
+func validateOrigins(ch *checker, path string, origins []string) {
+	listed := firsts{}
+	for k, o := range origins {
+		op := fmt.Sprintf("%s[%d]", path, k)
+		if j, dup := listed.add(o, k); dup {
+			ch.add(op, "%q is already listed at %s[%d]", o, path, j)
+			continue
+		}
+		if o == "*" {
+			continue
+		}
+		u, err := url.Parse(o)
+		switch {
+		case err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.Opaque != "":
+			ch.add(op, `must be "*" or an origin such as "https://app.example.com" (scheme://host[:port])`)
+		case u.Path != "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil || strings.ContainsAny(o, "?#"):
+			ch.add(op, "must be an origin only: scheme://host[:port], with no path, query or user")
+		case o != strings.ToLower(o):
+			ch.add(op, "must be lower case, as browsers send the Origin header")
+		case (u.Scheme == "https" && u.Port() == "443") || (u.Scheme == "http" && u.Port() == "80"):
+			ch.add(op, "must not include the default port (browsers omit it)")
 		}
 	}
 }
