@@ -25,6 +25,8 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzRefreshInterval$$' -fuzztime $(FUZZTIME) ./pkg/jwks/
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeEnvelope$$' -fuzztime $(FUZZTIME) ./pkg/cache/
 	$(GO) test -run '^$$' -fuzz '^FuzzVerdictDecode$$' -fuzztime $(FUZZTIME) ./pkg/authz/
+	$(GO) test -run '^$$' -fuzz '^FuzzExtract$$' -fuzztime $(FUZZTIME) ./pkg/mcp/
+	$(GO) test -run '^$$' -fuzz '^FuzzMatch$$' -fuzztime $(FUZZTIME) ./pkg/mcp/
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 2s -count 5 ./pkg/check/

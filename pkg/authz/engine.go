@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	"github.com/extauthz/extauthz/pkg/cache"
+	"github.com/extauthz/extauthz/pkg/mcp"
 	"github.com/extauthz/extauthz/pkg/metadata"
 	"github.com/extauthz/extauthz/pkg/token"
 )
@@ -133,6 +134,11 @@ func (e *Engine) Check(ctx context.Context, r *Request) Decision {
 		return p.deny(nil, err)
 	}
 
+	if origin, ok := r.Headers["origin"]; ok && !res.originAllowed(origin) {
+		// MCP streamable HTTP: a present Origin that is not allowed is a
+		// 403 (DNS rebinding), whatever the request carries.
+		return p.deny(res, ErrOriginNotAllowed)
+	}
 	if r.Method == http.MethodOptions && r.Headers["origin"] != "" && r.Headers["access-control-request-method"] != "" {
 		// A CORS preflight never carries credentials (Fetch standard);
 		// the upstream or the proxy's CORS filter answers it.
@@ -143,12 +149,29 @@ func (e *Engine) Check(ctx context.Context, r *Request) Decision {
 	if err != nil {
 		return p.deny(res, err)
 	}
+	var op mcp.Operation
+	if res.needsOperation() {
+		if op, err = res.operation(r); err != nil {
+			return p.deny(res, err)
+		}
+	}
 	v := e.verify(ctx, res, raw)
 	if v.Err != nil {
 		return p.deny(res, v.Err)
 	}
-	if missing := firstMissing(res.required, v.Claims.Scopes); missing != "" {
-		return p.deny(res, fmt.Errorf("%w: %s", ErrInsufficientScope, missing))
+	needed, matched := res.needed(res.required, op)
+	if missing := res.missing(needed, v.Claims.Scopes); missing != "" {
+		d := p.deny(res, fmt.Errorf("%w: %s", ErrInsufficientScope, missing))
+		d.Challenge = metadata.Challenge{
+			Error:            "insufficient_scope",
+			Scope:            challengeScope(needed, v.Claims.Scopes),
+			ResourceMetadata: res.metadataURL,
+			ErrorDescription: "the access token lacks a required scope",
+		}.String()
+		return d
+	}
+	if err := res.evaluate(ctx, r, cleaned, op, v.Claims, matched); err != nil {
+		return p.deny(res, err)
 	}
 	return p.allow(res, &v)
 }
@@ -268,20 +291,6 @@ func (e *Engine) store(ctx context.Context, key cache.Key, v Verdict) Verdict {
 		e.opts.Logger.Debug("shared cache write failed", "err", err)
 	}
 	return cur
-}
-
-// firstMissing returns a required scope that granted lacks, or "".
-func firstMissing(required, granted []string) string {
-next:
-	for _, r := range required {
-		for _, g := range granted {
-			if g == r {
-				continue next
-			}
-		}
-		return r
-	}
-	return ""
 }
 
 func (p *Policy) allow(res *resource, v *Verdict) Decision {

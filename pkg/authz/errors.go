@@ -35,6 +35,9 @@ const (
 	ReasonUnavailable       Reason = "unavailable"        // keys cannot be had now
 	ReasonUnmatched         Reason = "unmatched"          // no resource matched, operator denies
 	ReasonUnknownResource   Reason = "unknown_resource"   // the route names a resource that is not configured
+	ReasonOriginNotAllowed  Reason = "origin_not_allowed" // a browser Origin the resource does not accept
+	ReasonPolicyDenied      Reason = "policy_denied"      // a CEL policy evaluated to false
+	ReasonPolicyError       Reason = "policy_error"       // a CEL policy failed to evaluate (cost limit, missing key)
 	ReasonInternal          Reason = "internal"           // a bug: denied, never allowed
 )
 
@@ -47,12 +50,19 @@ var (
 	ErrUnmatched         = errors.New("no protected resource matches the request")
 	ErrUnknownResource   = errors.New("the route names an unknown resource")
 	ErrInternal          = errors.New("internal error")
+	ErrOriginNotAllowed  = errors.New("origin not allowed")
+	ErrPolicyDenied      = errors.New("denied by policy")
+	ErrPolicyFailed      = errors.New("policy could not be evaluated")
 
 	// The invalid requests, each with its own answer.
 	ErrTokenInQuery    = fmt.Errorf("%w: access token in the query string", ErrInvalidRequest)
 	ErrTokenInBody     = fmt.Errorf("%w: access token in the request body", ErrInvalidRequest)
 	ErrMalformedHeader = fmt.Errorf("%w: malformed or repeated Authorization header", ErrInvalidRequest)
 	ErrAmbiguousPath   = fmt.Errorf("%w: ambiguous request path", ErrInvalidRequest)
+	// The MCP operation the rules need cannot be read, or is read two ways.
+	ErrOperationMismatch = fmt.Errorf("%w: Mcp-Method/Mcp-Name headers and JSON-RPC body disagree", ErrInvalidRequest)
+	ErrBadOperation      = fmt.Errorf("%w: unreadable MCP operation", ErrInvalidRequest)
+	ErrUnknownOperation  = fmt.Errorf("%w: MCP method unknown", ErrInvalidRequest)
 )
 
 // class is one row of the denial table (DESIGN.md, "Denials").
@@ -75,6 +85,9 @@ var denials = []struct {
 	{ErrTokenInBody, class{http.StatusBadRequest, "invalid_request", ReasonInvalidRequest, "access tokens are accepted only in the Authorization header, not in the body", true}},
 	{ErrMalformedHeader, class{http.StatusBadRequest, "invalid_request", ReasonInvalidRequest, "the Authorization header must carry exactly one Bearer token", true}},
 	{ErrAmbiguousPath, class{http.StatusBadRequest, "invalid_request", ReasonInvalidRequest, "the request path is ambiguous once decoded", true}},
+	{ErrOperationMismatch, class{http.StatusBadRequest, "invalid_request", ReasonInvalidRequest, "the Mcp-Method and Mcp-Name headers do not match the JSON-RPC body", true}},
+	{ErrBadOperation, class{http.StatusBadRequest, "invalid_request", ReasonInvalidRequest, "the MCP request cannot be read (invalid Mcp-Method or Mcp-Name header, or body that is not one JSON-RPC message)", true}},
+	{ErrUnknownOperation, class{http.StatusBadRequest, "invalid_request", ReasonInvalidRequest, "the MCP method is unknown: send the Mcp-Method and Mcp-Name headers", true}},
 	{ErrInvalidRequest, class{http.StatusBadRequest, "invalid_request", ReasonInvalidRequest, "the request is malformed", true}},
 	{token.ErrMalformed, class{http.StatusUnauthorized, "invalid_token", ReasonMalformed, "the access token is malformed", true}},
 	{token.ErrCritical, class{http.StatusUnauthorized, "invalid_token", ReasonMalformed, "the access token has unsupported critical headers", true}},
@@ -91,6 +104,9 @@ var denials = []struct {
 	{ErrRevoked, class{http.StatusUnauthorized, "invalid_token", ReasonRevoked, "the access token has been revoked", true}},
 	{ErrInsufficientScope, class{http.StatusForbidden, "insufficient_scope", ReasonInsufficientScope, "the access token lacks a required scope", true}},
 	{token.ErrUnavailable, class{http.StatusServiceUnavailable, "temporarily_unavailable", ReasonUnavailable, "the token cannot be verified now; retry later", false}},
+	{ErrOriginNotAllowed, class{http.StatusForbidden, "forbidden", ReasonOriginNotAllowed, "requests from this origin are not accepted", false}},
+	{ErrPolicyDenied, class{http.StatusForbidden, "forbidden", ReasonPolicyDenied, "the request is not allowed by policy", false}},
+	{ErrPolicyFailed, class{http.StatusForbidden, "forbidden", ReasonPolicyError, "the request is not allowed by policy", false}},
 	{ErrUnmatched, class{http.StatusForbidden, "forbidden", ReasonUnmatched, "no protected resource matches this request", false}},
 	{ErrUnknownResource, class{http.StatusForbidden, "forbidden", ReasonUnknownResource, "no protected resource matches this request", false}},
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/extauthz/extauthz/pkg/config"
 	"github.com/extauthz/extauthz/pkg/metadata"
+	"github.com/extauthz/extauthz/pkg/policy"
 )
 
 // Policy is a validated configuration compiled for fast decisions. It is
@@ -37,6 +38,7 @@ type resource struct {
 	wellKnown    string
 	document     []byte // the RFC 9728 document, encoded once
 	noTokenChall string // the challenge for a request without a token, built once
+	mcpRules            // MCP operation rules, scope hierarchy, origins
 }
 
 // NewPolicy compiles a configuration that has passed config.Validate.
@@ -55,6 +57,10 @@ func NewPolicy(c *config.Config) (*Policy, error) {
 		}
 		p.publicHost = strings.ToLower(u.Hostname())
 	}
+	comp, err := policy.NewCompiler()
+	if err != nil {
+		return nil, err
+	}
 	for i := range c.Resources {
 		rc := &c.Resources[i]
 		r := &resource{
@@ -71,13 +77,16 @@ func NewPolicy(c *config.Config) (*Policy, error) {
 		for _, h := range rc.Hosts {
 			r.hosts = append(r.hosts, strings.TrimPrefix(strings.ToLower(h), "*"))
 		}
+		if r.mcpRules, err = compileRules(c, rc, comp); err != nil {
+			return nil, fmt.Errorf("resources[%d].%w", i, err)
+		}
 		r.audiences[rc.Resource] = struct{}{}
 		for _, a := range rc.Audiences {
 			r.audiences[a] = struct{}{}
 		}
 		doc := metadata.ProtectedResource{
 			Resource:               rc.Resource,
-			ScopesSupported:        rc.ScopesSupported,
+			ScopesSupported:        withoutOfflineAccess(rc.ScopesSupported),
 			BearerMethodsSupported: []string{"header"},
 			ResourceName:           rc.ResourceName,
 			ResourceDocumentation:  rc.ResourceDocumentation,
@@ -182,6 +191,21 @@ func hostOnly(authority string) string {
 		}
 	}
 	return h
+}
+
+// withoutOfflineAccess drops offline_access, which a resource never
+// advertises (Validate refuses it; this holds for configs built in memory).
+func withoutOfflineAccess(scopes []string) []string {
+	if !contains(scopes, offlineAccess) {
+		return scopes
+	}
+	out := make([]string, 0, len(scopes)-1)
+	for _, s := range scopes {
+		if s != offlineAccess {
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 // documentJSON is the body of short JSON error answers.

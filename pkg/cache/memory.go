@@ -172,9 +172,13 @@ func (m *Memory[K, V]) Clear() {
 	m.c.InvalidateAll()
 }
 
-// Len returns the approximate number of entries held, including expired ones not yet reclaimed.
-// otter applies evictions in batches, so Len may exceed MaxEntries briefly.
+// Len returns the number of entries held once pending evictions are
+// applied, including expired ones not yet reclaimed. otter applies
+// evictions in batches, so between calls the store may exceed MaxEntries
+// briefly; Len applies the pending batch first, so it reports the bound
+// the store settles to.
 func (m *Memory[K, V]) Len() int {
+	m.c.CleanUp()
 	return m.c.EstimatedSize()
 }
 

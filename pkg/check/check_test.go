@@ -360,9 +360,15 @@ func TestAllowed(t *testing.T) {
 		}
 	})
 	t.Run("CORS preflight needs no token", func(t *testing.T) {
-		a := g.check(t, check.EnvoyRequest{Method: "OPTIONS", URL: "https://mcp.example.com/mcp", Headers: [][2]string{{"origin", "https://app.example"}, {"access-control-request-method", "POST"}}})
+		a := g.check(t, check.EnvoyRequest{Method: "OPTIONS", URL: "https://mcp.example.com/mcp", Headers: [][2]string{{"origin", "https://mcp.example.com"}, {"access-control-request-method", "POST"}}})
 		if !a.allowed {
 			t.Fatalf("preflight denied %d", a.status)
+		}
+	})
+	t.Run("a preflight from an origin not allowed is refused", func(t *testing.T) {
+		a := g.check(t, check.EnvoyRequest{Method: "OPTIONS", URL: "https://mcp.example.com/mcp", Headers: [][2]string{{"origin", "https://evil.example"}, {"access-control-request-method", "POST"}}})
+		if a.allowed || a.status != 403 {
+			t.Fatalf("preflight from another origin: allowed=%v status %d, want 403", a.allowed, a.status)
 		}
 	})
 }

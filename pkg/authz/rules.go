@@ -1,0 +1,257 @@
+package authz
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/extauthz/extauthz/pkg/config"
+	"github.com/extauthz/extauthz/pkg/mcp"
+	"github.com/extauthz/extauthz/pkg/policy"
+	"github.com/extauthz/extauthz/pkg/token"
+)
+
+// offlineAccess is never challenged for: it asks the authorization server
+// for a refresh token and is not a resource's scope.
+const offlineAccess = "offline_access"
+
+// rule is one compiled config.Rule.
+type rule struct {
+	method, name string
+	scopes       []string
+	policy       *policy.Program
+}
+
+// mcpRules is what a resource adds to the plain token check: per
+// operation scopes and policies, a scope hierarchy, allowed origins. The
+// zero value adds nothing and costs nothing.
+type mcpRules struct {
+	rules     []rule
+	policy    *policy.Program
+	impliedBy map[string][]string // scope → the scopes that imply it, transitively
+	origins   map[string]bool     // allowed Origin values
+	anyOrigin bool
+	maxBody   int
+}
+
+// needsOperation reports whether deciding needs the MCP operation.
+func (m *mcpRules) needsOperation() bool { return len(m.rules) > 0 || m.policy != nil }
+
+// compileRules builds a resource's MCP rules from its configuration.
+func compileRules(c *config.Config, rc *config.Resource, comp *policy.Compiler) (mcpRules, error) {
+	m := mcpRules{maxBody: c.MCP.MaxBodyBytes, origins: map[string]bool{}}
+	var err error
+	if rc.Policy != "" {
+		if m.policy, err = comp.Compile(rc.Policy); err != nil {
+			return m, fmt.Errorf("policy: %w", err)
+		}
+	}
+	for i, rcfg := range rc.Rules {
+		r := rule{method: rcfg.Method, name: rcfg.Name, scopes: rcfg.Scopes}
+		if rcfg.Policy != "" {
+			if r.policy, err = comp.Compile(rcfg.Policy); err != nil {
+				return m, fmt.Errorf("rules[%d].policy: %w", i, err)
+			}
+		}
+		m.rules = append(m.rules, r)
+	}
+	m.impliedBy = invertImplications(rc.ScopeImplications)
+	if len(rc.AllowedOrigins) == 0 {
+		// Default: the origins the resource is served from.
+		for _, u := range []string{rc.Resource, c.PublicURL} {
+			if o := originOf(u); o != "" {
+				m.origins[o] = true
+			}
+		}
+	}
+	for _, o := range rc.AllowedOrigins {
+		if o == "*" {
+			m.anyOrigin = true
+		}
+		m.origins[o] = true
+	}
+	return m, nil
+}
+
+// invertImplications turns "a implies b, b implies c" into "c is implied by
+// b and a, b by a": what a check needs to ask whether a granted scope
+// stands for a required one.
+func invertImplications(imp map[string][]string) map[string][]string {
+	if len(imp) == 0 {
+		return nil
+	}
+	out := map[string][]string{}
+	for from := range imp {
+		// Everything reachable from "from" is implied by it.
+		seen := map[string]bool{from: true}
+		stack := append([]string(nil), imp[from]...)
+		for len(stack) > 0 {
+			s := stack[len(stack)-1]
+			stack = stack[:len(stack)-1]
+			if seen[s] {
+				continue
+			}
+			seen[s] = true
+			out[s] = append(out[s], from)
+			stack = append(stack, imp[s]...)
+		}
+	}
+	return out
+}
+
+// originOf returns the serialized origin of an absolute URL, or "".
+func originOf(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.Scheme == "" || u.Host == "" {
+		return ""
+	}
+	return strings.ToLower(u.Scheme + "://" + u.Host)
+}
+
+// originAllowed checks a present Origin header (MCP streamable HTTP
+// transport: servers must validate it, against DNS rebinding).
+func (m *mcpRules) originAllowed(origin string) bool {
+	if m.anyOrigin {
+		return true
+	}
+	return m.origins[strings.ToLower(origin)]
+}
+
+// operation reads the MCP operation of a request for the rules.
+func (m *mcpRules) operation(r *Request) (mcp.Operation, error) {
+	in := mcp.Input{Body: r.Body}
+	in.MethodHeader, in.HasMethodHeader = r.Headers["mcp-method"]
+	in.NameHeader, in.HasNameHeader = r.Headers["mcp-name"]
+	op, err := mcp.Extract(in, m.maxBody)
+	switch {
+	case errors.Is(err, mcp.ErrMismatch):
+		return op, fmt.Errorf("%w: %v", ErrOperationMismatch, err)
+	case err != nil:
+		return op, fmt.Errorf("%w: %v", ErrBadOperation, err)
+	case !op.Known && r.Method == http.MethodPost && len(m.rules) > 0:
+		// A JSON-RPC request whose method cannot be known: the rules
+		// cannot be applied, so it cannot be allowed.
+		return op, ErrUnknownOperation
+	}
+	return op, nil
+}
+
+// needed returns every scope an operation needs: the resource's, then
+// those of each matching rule, once each, and the matching rules.
+func (m *mcpRules) needed(required []string, op mcp.Operation) ([]string, []*rule) {
+	if len(m.rules) == 0 {
+		return required, nil
+	}
+	var matched []*rule
+	out := required
+	for i := range m.rules {
+		rl := &m.rules[i]
+		if !op.Known || !mcp.Match(rl.method, op.Method) || !mcp.Match(rl.name, op.Name) {
+			continue
+		}
+		matched = append(matched, rl)
+		for _, s := range rl.scopes {
+			if !contains(out, s) {
+				if len(out) == len(required) {
+					out = append([]string(nil), required...) // never append into the config's slice
+				}
+				out = append(out, s)
+			}
+		}
+	}
+	return out, matched
+}
+
+// missing returns the first needed scope that granted lacks, counting the
+// scopes each granted one implies.
+func (m *mcpRules) missing(needed, granted []string) string {
+next:
+	for _, s := range needed {
+		if contains(granted, s) {
+			continue
+		}
+		for _, by := range m.impliedBy[s] {
+			if contains(granted, by) {
+				continue next
+			}
+		}
+		return s
+	}
+	return ""
+}
+
+// challengeScope is the scope parameter of an insufficient_scope
+// challenge: every scope the operation needs, then the ones already
+// granted, because clients replace their scope set with the challenge
+// rather than add to it. offline_access is never challenged for.
+func challengeScope(needed, granted []string) string {
+	all := make([]string, 0, len(needed)+len(granted))
+	for _, s := range needed {
+		if s != offlineAccess && !contains(all, s) {
+			all = append(all, s)
+		}
+	}
+	for _, s := range granted {
+		if s != offlineAccess && !contains(all, s) {
+			all = append(all, s)
+		}
+	}
+	return strings.Join(all, " ")
+}
+
+// evaluate runs the resource's policy and those of the matching rules. A
+// policy that is false, or fails, denies.
+func (m *mcpRules) evaluate(ctx context.Context, r *Request, path string, op mcp.Operation, c *token.Claims, matched []*rule) error {
+	if m.policy == nil && !anyPolicy(matched) {
+		return nil
+	}
+	in := &policy.Input{
+		Token: policy.Token{Sub: c.Subject, Iss: c.Issuer, ClientID: c.ClientID, Aud: c.Audience, Scopes: c.Scopes, Exp: c.Expiry},
+		Request: policy.Request{Method: r.Method, Host: hostOnly(r.Host), Path: path, Headers: r.Headers},
+		MCP:     policy.MCP{Method: op.Method, Name: op.Name},
+	}
+	run := func(p *policy.Program) error {
+		ok, err := p.Eval(ctx, in)
+		switch {
+		case err != nil:
+			return fmt.Errorf("%w: %v", ErrPolicyFailed, err)
+		case !ok:
+			return ErrPolicyDenied
+		}
+		return nil
+	}
+	if m.policy != nil {
+		if err := run(m.policy); err != nil {
+			return err
+		}
+	}
+	for _, rl := range matched {
+		if rl.policy != nil {
+			if err := run(rl.policy); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func anyPolicy(rs []*rule) bool {
+	for _, r := range rs {
+		if r.policy != nil {
+			return true
+		}
+	}
+	return false
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,187 @@
+package check_test
+
+import (
+	"context"
+	"encoding/base64"
+	"fmt"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/extauthz/extauthz/internal/testkit"
+	"github.com/extauthz/extauthz/pkg/authz"
+	"github.com/extauthz/extauthz/pkg/check"
+	"github.com/extauthz/extauthz/pkg/config"
+	"github.com/extauthz/extauthz/pkg/devissuer"
+	"github.com/extauthz/extauthz/pkg/jwks"
+	"github.com/extauthz/extauthz/pkg/token"
+)
+
+// startRulesGateway serves one resource with MCP rules, a scope hierarchy,
+// allowed origins and policies over real gRPC.
+func startRulesGateway(t *testing.T) (*gateway, *devissuer.Issuer) {
+	t.Helper()
+	iss, _ := testkit.Issuer(t, "ES256", "", resourceURI, nil)
+	cfg, err := config.Parse([]byte(fmt.Sprintf(`
+resources:
+  - name: mcp
+    resource: %q
+    required_scopes: ["mcp:read"]
+    scopes_supported: ["mcp:read", "mcp:write", "mcp:admin", "ops"]
+    scope_implications:
+      "mcp:admin": ["mcp:write"]
+      "mcp:write": ["mcp:read"]
+    allowed_origins: ["https://app.example.com"]
+    policy: 'token.client_id != "banned-client"'
+    rules:
+      - {method: tools/call, scopes: ["mcp:write"]}
+      - {method: tools/call, name: "delete_*", scopes: ["mcp:admin"]}
+      - method: "resources/*"
+        name: "file:///secrets/*"
+        policy: '"ops" in token.scopes'
+      - method: tools/call
+        name: "expensive"
+        policy: 'request.headers["x-team"].split(",").all(a, request.headers["x-team"].split(",").all(b, request.headers["x-team"].split(",").all(c, a + b + c != "")))'
+    authorization_servers: [{issuer: %q, jwks_uri: %q}]
+`, resourceURI, iss.Issuer(), iss.JWKSURL())))
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := jwks.New(func(context.Context) (string, error) { return iss.JWKSURL(), nil }, jwks.Options{})
+	v, err := token.NewIssuerSet(token.Options{Issuers: map[string]token.Issuer{iss.Issuer(): {Keys: src}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := authz.NewPolicy(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := authz.NewEngine(p, authz.Options{Verifier: v, Cache: authz.LocalCache(1000, nil), MaxTTL: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := grpc.NewServer()
+	authv3.RegisterAuthorizationServer(srv, check.NewServer(e, nil))
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(srv.Stop)
+	conn, err := grpc.NewClient(ln.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return &gateway{client: authv3.NewAuthorizationClient(conn)}, iss
+}
+
+// call is one MCP request as Envoy describes it: headers as a 2026-07-28
+// client sends them, and optionally the JSON-RPC body.
+func call(tok, method, name string, body string, extra ...[2]string) check.EnvoyRequest {
+	h := bearer(tok)
+	if method != "" {
+		h = append(h, [2]string{"mcp-method", method})
+	}
+	if name != "" {
+		h = append(h, [2]string{"mcp-name", name})
+	}
+	h = append(h, [2]string{"content-type", "application/json"})
+	h = append(h, extra...)
+	r := check.EnvoyRequest{Method: "POST", URL: resourceURI, Headers: h}
+	if body != "" {
+		r.Body = []byte(body)
+	}
+	return r
+}
+
+func toolCall(name string) string {
+	return fmt.Sprintf(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":%q,"arguments":{}}}`, name)
+}
+
+func TestMCPRules(t *testing.T) {
+	g, iss := startRulesGateway(t)
+	tok := func(client string, scopes ...string) string {
+		return mint(t, iss, devissuer.Token{Subject: "alice", ClientID: client, Scopes: scopes})
+	}
+	reader, writer, admin := tok("c", "mcp:read"), tok("c", "mcp:write"), tok("c", "mcp:admin")
+	challenge := func(scope string) string {
+		return fmt.Sprintf(`Bearer error="insufficient_scope", scope=%q, resource_metadata=%q, error_description="the access token lacks a required scope"`, scope, prmURL)
+	}
+	b64 := "=?base64?" + base64.StdEncoding.EncodeToString([]byte("delete_tööl")) + "?="
+
+	cases := []struct {
+		name      string
+		req       check.EnvoyRequest
+		status    int
+		challenge string // expected WWW-Authenticate, "" for none or not checked
+	}{
+		// Per-method and per-tool scopes, from the headers.
+		{"list tools with mcp:read", call(reader, "tools/list", "", ""), 200, ""},
+		{"call a tool with only mcp:read: step up", call(reader, "tools/call", "search", ""), 403, challenge("mcp:read mcp:write")},
+		{"call a tool with mcp:write", call(writer, "tools/call", "search", ""), 200, ""},
+		{"destructive tool with mcp:write: step up, granted scopes kept", call(writer, "tools/call", "delete_repo", ""), 403, challenge("mcp:read mcp:write mcp:admin")},
+		{"destructive tool with mcp:admin (implies write and read)", call(admin, "tools/call", "delete_repo", ""), 200, ""},
+		{"base64 Mcp-Name is decoded and matched", call(writer, "tools/call", b64, ""), 403, challenge("mcp:read mcp:write mcp:admin")},
+
+		// From the body, for clients that send no Mcp-* headers.
+		{"body only: destructive tool with mcp:write", call(writer, "", "", toolCall("delete_repo")), 403, challenge("mcp:read mcp:write mcp:admin")},
+		{"body only: ordinary tool with mcp:write", call(writer, "", "", toolCall("search")), 200, ""},
+		{"headers and body agree", call(admin, "tools/call", "delete_repo", toolCall("delete_repo")), 200, ""},
+		{"header names a harmless tool, body a destructive one", call(admin, "tools/call", "search", toolCall("delete_repo")), 400, ""},
+		{"header method differs from the body", call(admin, "tools/list", "", toolCall("search")), 400, ""},
+		{"unparseable body", call(admin, "", "", `{"method":`), 400, ""},
+		{"JSON-RPC batch", call(admin, "", "", `[`+toolCall("search")+`]`), 400, ""},
+		{"POST whose method cannot be known", call(admin, "", "", ""), 400, ""},
+
+		// Policies.
+		{"resource policy false", call(tok("banned-client", "mcp:admin"), "tools/list", "", ""), 403, ""},
+		{"rule policy false", call(admin, "resources/read", "file:///secrets/key", ""), 403, ""},
+		{"rule policy true", call(tok("c", "mcp:read", "ops"), "resources/read", "file:///secrets/key", ""), 200, ""},
+		{"rule not matching another uri", call(reader, "resources/read", "file:///public/readme", ""), 200, ""},
+		{"policy over the cost limit is a denial", call(writer, "tools/call", "expensive", "",
+			[2]string{"x-team", strings.Repeat("a,", 200) + "a"}), 403, ""},
+		{"policy failing on a missing header is a denial", call(writer, "tools/call", "expensive", ""), 403, ""},
+
+		// Origin.
+		{"allowed origin", call(writer, "tools/call", "search", "", [2]string{"origin", "https://app.example.com"}), 200, ""},
+		{"disallowed origin, valid token", call(admin, "tools/call", "search", "", [2]string{"origin", "https://evil.example"}), 403, ""},
+		{"disallowed origin is refused before the token is looked at", call("not-a-token", "tools/list", "", "", [2]string{"origin", "http://localhost:1234"}), 403, ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			a := g.check(t, tc.req)
+			if a.status != tc.status {
+				t.Fatalf("status %d, want %d (body %s, challenge %q)", a.status, tc.status, a.body, a.headers["www-authenticate"])
+			}
+			if tc.challenge != "" && a.headers["www-authenticate"] != tc.challenge {
+				t.Errorf("challenge\n got %s\nwant %s", a.headers["www-authenticate"], tc.challenge)
+			}
+			if tc.status == 403 && tc.challenge == "" && a.headers["www-authenticate"] != "" {
+				t.Errorf("a %d that no token can fix carries a challenge: %s", tc.status, a.headers["www-authenticate"])
+			}
+			if tc.status == 400 && !strings.Contains(a.headers["www-authenticate"], `error="invalid_request"`) {
+				t.Errorf("400 without invalid_request: %q", a.headers["www-authenticate"])
+			}
+		})
+	}
+
+	t.Run("offline_access is never challenged for", func(t *testing.T) {
+		a := g.check(t, call(tok("c", "mcp:read", "offline_access"), "tools/call", "search", ""))
+		if a.status != 403 || strings.Contains(a.headers["www-authenticate"], "offline_access") {
+			t.Errorf("status %d, challenge %q", a.status, a.headers["www-authenticate"])
+		}
+	})
+	t.Run("a CORS preflight from an allowed origin needs no token", func(t *testing.T) {
+		a := g.check(t, check.EnvoyRequest{Method: "OPTIONS", URL: resourceURI, Headers: [][2]string{
+			{"origin", "https://app.example.com"}, {"access-control-request-method", "POST"}}})
+		if !a.allowed {
+			t.Errorf("preflight: %d", a.status)
+		}
+	})
+}
