@@ -457,3 +457,31 @@ resources:
 		t.Errorf("JWT from an untrusted issuer: %+v", d)
 	}
 }
+
+// TestKeptClaimsReachPolicies: keep_claims in the file makes a claim of
+// the token readable by a policy, for a JWT verified locally and for an
+// opaque token's introspection answer alike.
+func TestKeptClaimsReachPolicies(t *testing.T) {
+	as := startRealAS(t, "")
+	g := startGateway(t, fmt.Sprintf(`
+resources:
+  - name: mcp
+    resource: %q
+    policy: 'token.claims["client_id"] == "app"'
+    authorization_servers:
+      - {issuer: %q, token_mode: auto, keep_claims: [client_id], introspection: %s}
+  - name: opaque
+    resource: %q
+    policy: 'token.claims["client_id"] == "app"'
+    authorization_servers:
+      - {issuer: %q, token_mode: auto, keep_claims: [client_id], introspection: %s}
+`, jwtResource, as.Issuer, as.introspection("client_secret_basic", "1m"),
+		opaqueResource, as.Issuer, as.introspection("client_secret_basic", "1m")))
+	g.waitReady(t)
+	if d := g.check(t, jwtResource, as.token(t, jwtResource)); d.status != 200 {
+		t.Errorf("JWT whose kept claim satisfies the policy: %+v", d)
+	}
+	if d := g.check(t, opaqueResource, as.token(t, opaqueResource)); d.status != 200 {
+		t.Errorf("introspected token whose kept claim satisfies the policy: %+v", d)
+	}
+}

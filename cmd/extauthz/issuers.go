@@ -74,7 +74,7 @@ func buildIssuers(cfg *config.Config, log *slog.Logger, now func() time.Time) (m
 			ilog := log.With("issuer", as.Issuer)
 			p := &issuerParts{token: token.Issuer{
 				Mode:   tokenMode(as.TokenMode),
-				Claims: token.ClaimNames{Audience: as.AudienceClaim, Scope: as.ScopeClaim, ClientID: as.ClientIDClaim},
+				Claims: claimNames(as),
 			}}
 			needKeys := as.TokenMode != config.TokenModeIntrospection
 			if (needKeys && as.JWKSURI == "") || (as.Introspects() && as.Introspection.Endpoint == "") {
@@ -104,6 +104,12 @@ func buildIssuers(cfg *config.Config, log *slog.Logger, now func() time.Time) (m
 		}
 	}
 	return out, nil
+}
+
+// claimNames says where a server puts the claims a decision reads, and
+// which further ones to keep for policies.
+func claimNames(as config.AuthorizationServer) token.ClaimNames {
+	return token.ClaimNames{Audience: as.AudienceClaim, Scope: as.ScopeClaim, ClientID: as.ClientIDClaim, Keep: as.KeepClaims}
 }
 
 func tokenMode(m string) token.Mode {
@@ -146,7 +152,7 @@ func newIntrospector(as config.AuthorizationServer, discovery *metadata.Source, 
 		AuthMethod: in.AuthMethod,
 		Timeout:    in.Timeout.D(),
 		CacheTTL:   in.CacheTTL.D(),
-		Claims:     token.ClaimNames{Audience: as.AudienceClaim, Scope: as.ScopeClaim, ClientID: as.ClientIDClaim},
+		Claims:     claimNames(as),
 		Leeway:     leeway,
 		HTTPClient: client,
 		Now:        now,

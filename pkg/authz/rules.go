@@ -209,7 +209,7 @@ func (m *mcpRules) evaluate(ctx context.Context, r *Request, path string, op mcp
 		return nil
 	}
 	in := &policy.Input{
-		Token: policy.Token{Sub: c.Subject, Iss: c.Issuer, ClientID: c.ClientID, Aud: c.Audience, Scopes: c.Scopes, Exp: c.Expiry},
+		Token:   policy.Token{Sub: c.Subject, Iss: c.Issuer, ClientID: c.ClientID, Aud: c.Audience, Scopes: c.Scopes, Exp: c.Expiry, Claims: c.Extra},
 		Request: policy.Request{Method: r.Method, Host: hostOnly(r.Host), Path: path, Headers: r.Headers},
 		MCP:     policy.MCP{Method: op.Method, Name: op.Name},
 	}

@@ -63,4 +63,6 @@ func TestNeededNeverWritesIntoTheConfig(t *testing.T) {
 	}
 }
 
-func opOf(method, name string) mcp.Operation { return mcp.Operation{Method: method, Name: name, Known: true} }
+func opOf(method, name string) mcp.Operation {
+	return mcp.Operation{Method: method, Name: name, Known: true}
+}

@@ -2,6 +2,7 @@ package authz
 
 import (
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -54,6 +55,13 @@ var cachedFailures = []error{
 // layout takes a new value (and the key prefix's version moves with it).
 const verdictFormat = 1
 
+// verdictFormatExtra is verdictFormat followed by the kept claims
+// (token.Claims.Extra) as a length-prefixed JSON object. It is used only
+// when there are kept claims, so that a replica that knows only format 1
+// reads every other entry; one reading a format-2 entry treats it as a
+// miss and verifies the token itself.
+const verdictFormatExtra = 2
+
 // VerdictCodec encodes verdicts compactly for the shared cache: a format
 // byte, a kind byte, then for a valid token the claims as length-prefixed
 // strings and the expiry as varint milliseconds; for an invalid one a
@@ -93,17 +101,28 @@ func (VerdictCodec) Encode(v Verdict) ([]byte, error) {
 		}
 	}
 	b = binary.AppendVarint(b, c.Expiry.UnixMilli())
+	if len(c.Extra) > 0 {
+		extra, err := json.Marshal(c.Extra)
+		if err != nil {
+			return nil, fmt.Errorf("authz: kept claims: %w", err)
+		}
+		b[0] = verdictFormatExtra
+		b = appendString(b, string(extra))
+	}
 	return b, nil
 }
 
 // Decode implements cache.Codec. The grant is interned when the codec has
 // a table.
 func (vc VerdictCodec) Decode(b []byte) (Verdict, error) {
-	if len(b) < 3 || b[0] != verdictFormat {
+	if len(b) < 3 || (b[0] != verdictFormat && b[0] != verdictFormatExtra) {
 		return Verdict{}, errors.New("authz: unknown verdict format")
 	}
 	if b[1] == TierInvalid {
 		code := int(b[2])
+		if b[0] != verdictFormat {
+			return Verdict{}, errors.New("authz: unknown verdict format")
+		}
 		if len(b) != 3 || code >= len(cachedFailures) || cachedFailures[code] == nil {
 			return Verdict{}, errors.New("authz: unknown cached failure")
 		}
@@ -127,6 +146,14 @@ func (vc VerdictCodec) Decode(b []byte) (Verdict, error) {
 		}
 	}
 	c.Expiry = time.UnixMilli(r.varint())
+	if b[0] == verdictFormatExtra {
+		extra := r.string()
+		if r.err == nil {
+			if err := json.Unmarshal([]byte(extra), &c.Extra); err != nil || len(c.Extra) == 0 {
+				return Verdict{}, errors.New("authz: corrupt verdict")
+			}
+		}
+	}
 	if r.err != nil || len(r.b) != 0 {
 		return Verdict{}, errors.New("authz: corrupt verdict")
 	}

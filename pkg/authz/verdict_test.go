@@ -15,6 +15,8 @@ func TestVerdictCodecRoundTrip(t *testing.T) {
 		{Claims: &token.Claims{Subject: "alice", Expiry: exp, Grant: &token.Grant{Issuer: "https://auth.example.com", ClientID: "c1",
 			Audience: []string{"https://mcp.example.com/mcp", "x"}, Scopes: []string{"mcp:tools", "mcp:write"}, Scope: "mcp:tools mcp:write"}}},
 		{Claims: &token.Claims{Expiry: exp, Grant: &token.Grant{Issuer: "i"}}},
+		{Claims: &token.Claims{Subject: "bob", Expiry: exp, Grant: &token.Grant{Issuer: "i"},
+			Extra: map[string]any{"tenant": "acme", "groups": []any{"ops", "dev"}, "level": 3.0}}},
 	}
 	for _, e := range []error{token.ErrMalformed, token.ErrCritical, token.ErrMissingExpiry, token.ErrAlgorithm,
 		token.ErrUnknownIssuer, token.ErrSignature, token.ErrExpired, ErrWrongAudience, ErrRevoked, token.ErrInactive, token.ErrNotAccessToken} {
@@ -40,6 +42,16 @@ func TestVerdictCodecRoundTrip(t *testing.T) {
 		}
 		if !reflect.DeepEqual(got.Claims, v.Claims) {
 			t.Errorf("claims\n got %+v\nwant %+v", got.Claims, v.Claims)
+		}
+		// Without kept claims the layout stays format 1, which replicas
+		// of the previous release read.
+		if want := byte(verdictFormat); v.Claims.Extra != nil {
+			want = verdictFormatExtra
+			if b[0] != want {
+				t.Errorf("format %d, want %d", b[0], want)
+			}
+		} else if b[0] != want {
+			t.Errorf("format %d, want %d", b[0], want)
 		}
 	}
 	// A wrapped failure keeps its class.

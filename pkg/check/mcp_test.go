@@ -44,16 +44,17 @@ resources:
       - method: "resources/*"
         name: "file:///secrets/*"
         policy: '"ops" in token.scopes'
+      - {method: prompts/get, policy: '"writers" in token.claims["groups"]'}
       - method: tools/call
         name: "expensive"
         policy: 'request.headers["x-team"].split(",").all(a, request.headers["x-team"].split(",").all(b, request.headers["x-team"].split(",").all(c, a + b + c != "")))'
-    authorization_servers: [{issuer: %q, jwks_uri: %q}]
+    authorization_servers: [{issuer: %q, jwks_uri: %q, keep_claims: [groups]}]
 `, resourceURI, iss.Issuer(), iss.JWKSURL())))
 	if err != nil {
 		t.Fatal(err)
 	}
 	src := jwks.New(func(context.Context) (string, error) { return iss.JWKSURL(), nil }, jwks.Options{})
-	v, err := token.NewIssuerSet(token.Options{Issuers: map[string]token.Issuer{iss.Issuer(): {Keys: src}}})
+	v, err := token.NewIssuerSet(token.Options{Issuers: map[string]token.Issuer{iss.Issuer(): {Keys: src, Claims: token.ClaimNames{Keep: []string{"groups"}}}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,6 +99,16 @@ func call(tok, method, name string, body string, extra ...[2]string) check.Envoy
 		r.Body = []byte(body)
 	}
 	return r
+}
+
+// signed mints a token for the resource with extra claims.
+func signed(t *testing.T, iss *devissuer.Issuer, extra map[string]any) string {
+	t.Helper()
+	claims := map[string]any{"iss": iss.Issuer(), "sub": "alice", "aud": resourceURI, "exp": time.Now().Add(time.Hour).Unix()}
+	for k, v := range extra {
+		claims[k] = v
+	}
+	return sign(t, iss, claims, nil)
 }
 
 func toolCall(name string) string {
@@ -147,6 +158,11 @@ func TestMCPRules(t *testing.T) {
 		{"policy over the cost limit is a denial", call(writer, "tools/call", "expensive", "",
 			[2]string{"x-team", strings.Repeat("a,", 200) + "a"}), 403, ""},
 		{"policy failing on a missing header is a denial", call(writer, "tools/call", "expensive", ""), 403, ""},
+
+		// Claims kept for policies.
+		{"policy over a kept claim: member", call(signed(t, iss, map[string]any{"scope": "mcp:read", "groups": []string{"writers"}}), "prompts/get", "draft", ""), 200, ""},
+		{"policy over a kept claim: not a member", call(signed(t, iss, map[string]any{"scope": "mcp:read", "groups": []string{"readers"}}), "prompts/get", "draft", ""), 403, ""},
+		{"policy over a kept claim: claim absent", call(signed(t, iss, map[string]any{"scope": "mcp:read"}), "prompts/get", "draft", ""), 403, ""},
 
 		// Origin.
 		{"allowed origin", call(writer, "tools/call", "search", "", [2]string{"origin", "https://app.example.com"}), 200, ""},

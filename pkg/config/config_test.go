@@ -292,7 +292,11 @@ func TestLoadValid(t *testing.T) {
 						Hosts: []string{"mcp.example.com"}, PathPrefix: "/mcp",
 						Audiences: []string{"7f3c2a9e-1b2d-4c5e-8f90-a1b2c3d4e5f6"},
 						AuthorizationServers: []AuthorizationServer{
-							server("https://login.microsoftonline.com/11111111-2222-3333-4444-555555555555/v2.0", "jwt", "aud", "scp", "azp", Introspection{}),
+							func() AuthorizationServer {
+								as := server("https://login.microsoftonline.com/11111111-2222-3333-4444-555555555555/v2.0", "jwt", "aud", "scp", "azp", Introspection{})
+								as.KeepClaims = []string{"roles", "tid"}
+								return as
+							}(),
 							server("https://idp.example.com/realms/mcp", "auto", "aud", "scope", "client_id",
 								Introspection{ClientID: "extauthz", ClientSecret: Secret{Env: "KEYCLOAK_SECRET"}}),
 						},

@@ -354,6 +354,11 @@ type AuthorizationServer struct {
 	// ClientIDClaim names the claim holding the client id (default
 	// "client_id", falling back to "azp"; "cid" for Okta).
 	ClientIDClaim string `yaml:"client_id_claim"`
+	// KeepClaims names further claims (tenant, groups, roles) kept with a
+	// verified token so that CEL policies can read them as
+	// token.claims["name"] (default none: nothing beyond the standard
+	// claims is kept or cached).
+	KeepClaims []string `yaml:"keep_claims"`
 }
 
 // The values of AuthorizationServer.TokenMode.

@@ -691,6 +691,7 @@ func validateAuthorizationServers(ch *checker, p string, servers []Authorization
 const (
 	maxIntrospectTimeout = 10 * time.Second
 	maxClaimNameBytes    = 256
+	maxKeepClaims        = 32
 )
 
 // validateTokenMode checks the token mode, the claim names and the
@@ -701,6 +702,21 @@ func validateTokenMode(ch *checker, ap string, as *AuthorizationServer) {
 	} {
 		if c.name == "" || len(c.name) > maxClaimNameBytes {
 			ch.add(ap+"."+c.key, "must be a claim name of 1 to %d bytes", maxClaimNameBytes)
+		}
+	}
+	if len(as.KeepClaims) > maxKeepClaims {
+		ch.add(ap+".keep_claims", "must not list more than %d claims", maxKeepClaims)
+	}
+	kept := firsts{}
+	for k, c := range as.KeepClaims {
+		kp := fmt.Sprintf("%s.keep_claims[%d]", ap, k)
+		switch {
+		case c == "" || len(c) > maxClaimNameBytes:
+			ch.add(kp, "must be a claim name of 1 to %d bytes", maxClaimNameBytes)
+		default:
+			if j, dup := kept.add(c, k); dup {
+				ch.add(kp, "%q is already listed at %s.keep_claims[%d]", c, ap, j)
+			}
 		}
 	}
 	in := &as.Introspection

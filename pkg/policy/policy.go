@@ -110,6 +110,10 @@ type Token struct {
 	Aud      []string  `cel:"aud"`
 	Scopes   []string  `cel:"scopes"`
 	Exp      time.Time `cel:"exp"`
+	// Claims are the further claims the issuer is configured to keep
+	// (keep_claims), as decoded JSON: strings, numbers (double), booleans,
+	// lists and maps. An absent claim is an absent key.
+	Claims map[string]any `cel:"claims"`
 }
 
 // Request is what a policy may read about the HTTP request.

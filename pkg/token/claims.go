@@ -25,12 +25,15 @@ type ClaimNames struct {
 	// ClientID: "client_id" by default, falling back to "azp" (RFC 9068
 	// §2.2); "cid" at Okta.
 	ClientID string
+	// Keep names further claims to keep, as decoded JSON values, for
+	// policies to read (tenant, groups, roles). Absent ones are not kept.
+	Keep []string
 }
 
 // standard reports whether every name is the default, so the claims can be
 // read with no generic decoding.
 func (n ClaimNames) standard() bool {
-	return (n.Audience == "" || n.Audience == "aud") &&
+	return len(n.Keep) == 0 && (n.Audience == "" || n.Audience == "aud") &&
 		(n.Scope == "" || n.Scope == "scope") &&
 		(n.ClientID == "" || n.ClientID == "client_id")
 }
@@ -42,6 +45,8 @@ func (n ClaimNames) standard() bool {
 type Payload struct {
 	Issuer, Subject, ClientID string
 	Audience, Scopes          []string
+	// Extra holds the claims ClaimNames.Keep asked for that are present.
+	Extra map[string]any
 	// Expiry, NotBefore and IssuedAt are zero when the claim is absent.
 	Expiry, NotBefore, IssuedAt time.Time
 }
@@ -106,6 +111,20 @@ func ParsePayload(data []byte, names ClaimNames) (*Payload, error) {
 			p.Scopes = l
 		}
 	}
+	for _, n := range names.Keep {
+		raw, ok := all[n]
+		if !ok {
+			continue
+		}
+		var v any
+		if err := json.Unmarshal(raw, &v); err != nil {
+			return nil, fmt.Errorf("claim %q: invalid JSON", n)
+		}
+		if p.Extra == nil {
+			p.Extra = make(map[string]any, len(names.Keep))
+		}
+		p.Extra[n] = v
+	}
 	if n := names.ClientID; n != "" && n != "client_id" {
 		p.ClientID = ""
 		if raw, ok := all[n]; ok {
@@ -137,7 +156,7 @@ func (p *Payload) Claims(now time.Time, leeway time.Duration, requireExpiry bool
 	}
 	g := &Grant{Issuer: p.Issuer, ClientID: p.ClientID, Audience: p.Audience, Scopes: p.Scopes}
 	g.Scope = strings.Join(g.Scopes, " ")
-	return &Claims{Subject: p.Subject, Expiry: p.Expiry, Grant: g}, nil
+	return &Claims{Subject: p.Subject, Expiry: p.Expiry, Grant: g, Extra: p.Extra}, nil
 }
 
 // decodeSegment decodes one base64url (unpadded, RFC 7515 §2) JSON object.

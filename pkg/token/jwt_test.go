@@ -237,6 +237,8 @@ func TestClaimNames(t *testing.T) {
 			map[string]any{"aud": "api://mcp", "scp": "Tools.Call Files.Read", "azp": "app-guid"}, []string{"api://mcp"}, []string{"Tools.Call", "Files.Read"}, "app-guid"},
 		{"okta: scp array, cid", ClaimNames{Scope: "scp", ClientID: "cid"},
 			map[string]any{"aud": "api://default", "scp": []string{"mcp:tools"}, "cid": "0oa1"}, []string{"api://default"}, []string{"mcp:tools"}, "0oa1"},
+		{"kept claims for policies", ClaimNames{Keep: []string{"tenant", "groups", "absent"}},
+			map[string]any{"aud": "r", "scope": "a", "tenant": "acme", "groups": []string{"ops"}}, []string{"r"}, []string{"a"}, ""},
 		{"a named claim that is absent grants nothing", ClaimNames{Scope: "roles"},
 			map[string]any{"aud": "r", "scope": "a"}, []string{"r"}, nil, ""},
 	}
@@ -263,6 +265,22 @@ func TestClaimNames(t *testing.T) {
 			}
 			if !slices.Equal(c.Audience, tc.aud) || !slices.Equal(c.Scopes, tc.scopes) || (tc.client != "" && c.ClientID != tc.client) {
 				t.Errorf("audience %q scopes %q client %q", c.Audience, c.Scopes, c.ClientID)
+			}
+			// Only the claims asked for are kept, and only when present.
+			wantExtra := map[string]any{}
+			for _, k := range tc.names.Keep {
+				if v, ok := tc.claims[k]; ok {
+					b, _ := json.Marshal(v)
+					var decoded any
+					_ = json.Unmarshal(b, &decoded)
+					wantExtra[k] = decoded
+				}
+			}
+			if len(wantExtra) == 0 {
+				wantExtra = nil
+			}
+			if fmt.Sprint(c.Extra) != fmt.Sprint(wantExtra) {
+				t.Errorf("kept claims %v, want %v", c.Extra, wantExtra)
 			}
 		})
 	}

@@ -28,6 +28,9 @@ type Claims struct {
 	Subject string
 	Expiry  time.Time
 	*Grant
+	// Extra holds the claims an issuer is configured to keep for policies
+	// (keep_claims), as decoded JSON values; nil when none are kept.
+	Extra map[string]any
 }
 
 // Grant is the part of a token's claims that many tokens share: who issued
