@@ -25,6 +25,7 @@ import (
 	"github.com/extauthz/extauthz/pkg/cache"
 	"github.com/extauthz/extauthz/pkg/check"
 	"github.com/extauthz/extauthz/pkg/config"
+	"github.com/extauthz/extauthz/pkg/httpauthz"
 	"github.com/extauthz/extauthz/pkg/metadata"
 	"github.com/extauthz/extauthz/pkg/token"
 )
@@ -311,6 +312,9 @@ func (a *app) httpHandler(extra http.Handler) http.Handler {
 	}
 	mux.HandleFunc(metadata.WellKnownPrefix, metadataHandler)
 	mux.HandleFunc(metadata.WellKnownPrefix+"/", metadataHandler)
+	// The HTTP authorization mode: nginx auth_request, Traefik
+	// ForwardAuth, Envoy http_service.
+	mux.Handle(httpauthz.Prefix, httpauthz.New(a.engine, httpauthz.Options{MaxBodyBytes: a.cfg.MCP.MaxBodyBytes, Logger: a.log}))
 	if extra != nil {
 		mux.Handle("/", extra)
 	}

@@ -1,0 +1,217 @@
+// Package httpauthz serves the decision pipeline over plain HTTP, for
+// proxies that ask an authorization service with a subrequest instead of
+// Envoy's gRPC Check: Envoy's http_service mode, nginx auth_request and
+// Traefik ForwardAuth. Each has its own path, so that how the original
+// request is described is fixed by the proxy's configuration and never by
+// headers a client could add:
+//
+//	/authz/envoy/<original path>  Envoy ext_authz http_service with path_prefix "/authz/envoy":
+//	                              the original method, path, query, Host and headers (and body,
+//	                              with with_request_body)
+//	/authz/nginx                  nginx auth_request: X-Original-Method and X-Original-URI, set by
+//	                              proxy_set_header; Host and the other headers as forwarded
+//	/authz/traefik                Traefik ForwardAuth: X-Forwarded-Method, -Proto, -Host and -Uri
+//
+// Allowed: 200 with the identity headers (x-extauthz-subject, -client-id,
+// -scopes by default) for the proxy to copy onto the upstream request.
+// Denied: the status, WWW-Authenticate, Retry-After and JSON body of the
+// denial table. nginx passes 401 and 403 on to the client and turns every
+// other status into a 500.
+package httpauthz
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/extauthz/extauthz/pkg/authz"
+)
+
+// Prefix is where the endpoints live on the HTTP listener.
+const Prefix = "/authz/"
+
+// Decider decides a request; *authz.Engine implements it.
+type Decider interface {
+	Check(ctx context.Context, r *authz.Request) authz.Decision
+}
+
+// Options configures the handler.
+type Options struct {
+	// MaxBodyBytes bounds a forwarded body (Envoy with_request_body): a
+	// longer one is read no further and decided without its tail, which
+	// the MCP rules refuse (default 65536).
+	MaxBodyBytes int
+	// Logger receives denials at debug level and panics (nil: discard).
+	Logger *slog.Logger
+}
+
+// Handler answers authorization subrequests at Prefix.
+type Handler struct {
+	d   Decider
+	o   Options
+	log *slog.Logger
+}
+
+// New builds the handler.
+func New(d Decider, o Options) *Handler {
+	if o.MaxBodyBytes <= 0 {
+		o.MaxBodyBytes = 64 << 10
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Handler{d: d, o: o, log: o.Logger}
+}
+
+// Headers that describe the subrequest itself, never the original request.
+var hopByHop = map[string]bool{
+	"connection": true, "keep-alive": true, "proxy-connection": true, "te": true, "trailer": true,
+	"transfer-encoding": true, "upgrade": true, "content-length": true,
+}
+
+// ServeHTTP implements http.Handler.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	defer func() {
+		if p := recover(); p != nil {
+			h.log.Error("authorization subrequest panicked; denying", "panic", fmt.Sprint(p))
+			writeDecision(w, &authz.Decision{
+				Status:      http.StatusServiceUnavailable,
+				Reason:      authz.ReasonInternal,
+				RetryAfter:  5,
+				ContentType: "application/json",
+				Body:        []byte(`{"error":"temporarily_unavailable","error_description":"the request cannot be authorized now; retry later"}`),
+			})
+		}
+	}()
+	req, err := h.original(r)
+	if err != nil {
+		// The proxy is misconfigured: say so, and deny.
+		h.log.Warn("authorization subrequest does not describe the original request", "path", r.URL.Path, "err", err)
+		writeDecision(w, &authz.Decision{
+			Status:      http.StatusBadRequest,
+			Reason:      authz.ReasonInvalidRequest,
+			ContentType: "application/json",
+			Body:        errorBody("invalid_request", err.Error()),
+		})
+		return
+	}
+	d := h.d.Check(r.Context(), req)
+	if !d.Allow && h.log.Enabled(r.Context(), slog.LevelDebug) {
+		h.log.Debug("denied", "status", d.Status, "reason", string(d.Reason), "resource", d.Resource, "err", d.Err)
+	}
+	writeDecision(w, &d)
+}
+
+// original reconstructs the request the proxy is asking about.
+func (h *Handler) original(r *http.Request) (*authz.Request, error) {
+	mode, rest, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, Prefix), "/")
+	req := &authz.Request{Headers: make(map[string]string, len(r.Header))}
+	var skip map[string]bool
+	switch mode {
+	case "envoy":
+		req.Method = r.Method
+		req.Host = r.Host
+		req.Scheme = "http"
+		if r.TLS != nil {
+			req.Scheme = "https"
+		}
+		// The original path follows the prefix, escaped as sent.
+		raw := r.URL.EscapedPath()
+		req.Path = raw[len(Prefix)+len("envoy"):]
+		if req.Path == "" {
+			req.Path = "/"
+		}
+		if r.URL.RawQuery != "" || r.URL.ForceQuery {
+			req.Path += "?" + r.URL.RawQuery
+		}
+		body, err := io.ReadAll(io.LimitReader(r.Body, int64(h.o.MaxBodyBytes)+1))
+		if err != nil {
+			return nil, fmt.Errorf("reading the body: %v", err)
+		}
+		if len(body) > 0 {
+			req.Body = body
+		}
+	case "nginx":
+		if rest != "" {
+			return nil, fmt.Errorf("unknown endpoint %s", r.URL.Path)
+		}
+		req.Method = r.Header.Get("X-Original-Method")
+		req.Path = r.Header.Get("X-Original-URI")
+		req.Host = r.Host
+		req.Scheme = "http"
+		if p := r.Header.Get("X-Original-Proto"); p != "" {
+			req.Scheme = p
+		}
+		if req.Method == "" || req.Path == "" {
+			return nil, fmt.Errorf("nginx must set X-Original-Method and X-Original-URI (proxy_set_header)")
+		}
+		skip = map[string]bool{"x-original-method": true, "x-original-uri": true, "x-original-proto": true}
+	case "traefik":
+		if rest != "" {
+			return nil, fmt.Errorf("unknown endpoint %s", r.URL.Path)
+		}
+		req.Method = r.Header.Get("X-Forwarded-Method")
+		req.Scheme = r.Header.Get("X-Forwarded-Proto")
+		req.Host = r.Header.Get("X-Forwarded-Host")
+		req.Path = r.Header.Get("X-Forwarded-Uri")
+		if req.Method == "" || req.Host == "" || req.Path == "" {
+			return nil, fmt.Errorf("traefik must send X-Forwarded-Method, X-Forwarded-Host and X-Forwarded-Uri")
+		}
+		skip = map[string]bool{"x-forwarded-method": true, "x-forwarded-proto": true, "x-forwarded-host": true, "x-forwarded-uri": true}
+	default:
+		return nil, fmt.Errorf("unknown endpoint %s (use %senvoy/, %snginx or %straefik)", r.URL.Path, Prefix, Prefix, Prefix)
+	}
+	if !strings.HasPrefix(req.Path, "/") {
+		// An absolute-form or garbage URI: decide on the path alone.
+		u, err := url.Parse(req.Path)
+		if err != nil || u.Path == "" {
+			return nil, fmt.Errorf("the original URI %q is not a path", req.Path)
+		}
+		req.Path = u.EscapedPath()
+		if u.RawQuery != "" {
+			req.Path += "?" + u.RawQuery
+		}
+	}
+	for name, values := range r.Header {
+		k := strings.ToLower(name)
+		if hopByHop[k] || skip[k] {
+			continue
+		}
+		// Repeated headers are merged with "," as Envoy's CheckRequest
+		// does, so two Authorization headers stay detectable.
+		req.Headers[k] = strings.Join(values, ",")
+	}
+	return req, nil
+}
+
+func errorBody(code, description string) []byte {
+	b, _ := json.Marshal(map[string]string{"error": code, "error_description": description})
+	return b
+}
+
+// writeDecision answers the subrequest. A metadata document the pipeline
+// answers directly is served as it is (200); the proxy should route the
+// well-known paths to this listener instead of through authorization.
+func writeDecision(w http.ResponseWriter, d *authz.Decision) {
+	hdr := w.Header()
+	if d.Allow {
+		for _, u := range d.Upstream {
+			hdr.Set(u.Name, u.Value)
+		}
+		hdr.Set("Cache-Control", "no-store")
+		w.WriteHeader(http.StatusOK)
+		return
+	}
+	for _, x := range d.ResponseHeaders() {
+		hdr.Set(x.Name, x.Value)
+	}
+	hdr.Set("Content-Length", strconv.Itoa(len(d.Body)))
+	w.WriteHeader(d.Status)
+	_, _ = w.Write(d.Body)
+}

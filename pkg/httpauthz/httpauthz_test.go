@@ -1,0 +1,168 @@
+package httpauthz_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/extauthz/extauthz/internal/testkit"
+	"github.com/extauthz/extauthz/pkg/authz"
+	"github.com/extauthz/extauthz/pkg/config"
+	"github.com/extauthz/extauthz/pkg/devissuer"
+	"github.com/extauthz/extauthz/pkg/httpauthz"
+	"github.com/extauthz/extauthz/pkg/jwks"
+	"github.com/extauthz/extauthz/pkg/token"
+)
+
+const resourceURI = "https://mcp.example.com/mcp"
+
+// server is the HTTP authorization endpoint over a real engine, on a
+// loopback port, with a resource that has one step-up rule.
+func server(t *testing.T) (*httptest.Server, *devissuer.Issuer) {
+	t.Helper()
+	iss, _ := testkit.Issuer(t, "ES256", "", resourceURI, nil)
+	cfg, err := config.Parse([]byte(fmt.Sprintf(`
+resources:
+  - name: mcp
+    resource: %q
+    required_scopes: ["mcp:tools"]
+    scopes_supported: ["mcp:tools", "mcp:admin"]
+    rules: [{method: tools/call, name: "delete_*", scopes: ["mcp:admin"]}]
+    authorization_servers: [{issuer: %q, jwks_uri: %q}]
+`, resourceURI, iss.Issuer(), iss.JWKSURL())))
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := jwks.New(func(context.Context) (string, error) { return iss.JWKSURL(), nil }, jwks.Options{})
+	v, err := token.NewIssuerSet(token.Options{Issuers: map[string]token.Issuer{iss.Issuer(): {Keys: src}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := authz.NewPolicy(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := authz.NewEngine(p, authz.Options{Verifier: v, Cache: authz.LocalCache(100, nil), MaxTTL: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(httpauthz.New(e, httpauthz.Options{}))
+	t.Cleanup(srv.Close)
+	return srv, iss
+}
+
+type answer struct {
+	status int
+	header http.Header
+	body   string
+}
+
+func do(t *testing.T, method, url string, header [][2]string, body string) answer {
+	t.Helper()
+	req, err := http.NewRequest(method, url, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range header {
+		if strings.EqualFold(h[0], "host") {
+			req.Host = h[1]
+			continue
+		}
+		req.Header.Add(h[0], h[1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return answer{resp.StatusCode, resp.Header, string(b)}
+}
+
+func TestConventions(t *testing.T) {
+	srv, iss := server(t)
+	mint := func(scopes ...string) string {
+		tok, err := iss.Mint(devissuer.Token{Subject: "alice", ClientID: "app", Scopes: scopes})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+	tools, admin := mint("mcp:tools"), mint("mcp:tools", "mcp:admin")
+	bearer := func(tok string) [2]string { return [2]string{"Authorization", "Bearer " + tok} }
+	nginx := func(method, uri string, extra ...[2]string) (string, string, [][2]string) {
+		return "GET", srv.URL + "/authz/nginx", append([][2]string{{"Host", "mcp.example.com"}, {"X-Original-Method", method}, {"X-Original-URI", uri}}, extra...)
+	}
+	traefik := func(method, uri string, extra ...[2]string) (string, string, [][2]string) {
+		return "GET", srv.URL + "/authz/traefik", append([][2]string{
+			{"X-Forwarded-Method", method}, {"X-Forwarded-Proto", "https"}, {"X-Forwarded-Host", "mcp.example.com"}, {"X-Forwarded-Uri", uri}}, extra...)
+	}
+	envoy := func(method, uri string, extra ...[2]string) (string, string, [][2]string) {
+		return method, srv.URL + "/authz/envoy" + uri, append([][2]string{{"Host", "mcp.example.com"}}, extra...)
+	}
+	type conv func(method, uri string, extra ...[2]string) (string, string, [][2]string)
+	for name, c := range map[string]conv{"nginx": nginx, "traefik": traefik, "envoy": envoy} {
+		t.Run(name, func(t *testing.T) {
+			run := func(method, uri string, extra ...[2]string) answer {
+				m, u, h := c(method, uri, extra...)
+				return do(t, m, u, h, "")
+			}
+			a := run("POST", "/mcp", bearer(tools), [2]string{"Mcp-Method", "tools/list"})
+			if a.status != 200 || a.header.Get("X-Extauthz-Subject") != "alice" || a.header.Get("X-Extauthz-Client-Id") != "app" ||
+				a.header.Get("X-Extauthz-Scopes") != "mcp:tools" {
+				t.Errorf("allowed: %d %v", a.status, a.header)
+			}
+			a = run("POST", "/mcp")
+			if a.status != 401 || a.header.Get("WWW-Authenticate") != `Bearer scope="mcp:tools", resource_metadata="https://mcp.example.com/.well-known/oauth-protected-resource/mcp"` {
+				t.Errorf("no token: %d %q", a.status, a.header.Get("WWW-Authenticate"))
+			}
+			a = run("POST", "/mcp", bearer(tools), [2]string{"Mcp-Method", "tools/call"}, [2]string{"Mcp-Name", "delete_all"})
+			if a.status != 403 || !strings.Contains(a.header.Get("WWW-Authenticate"), `error="insufficient_scope", scope="mcp:tools mcp:admin"`) {
+				t.Errorf("step-up: %d %q", a.status, a.header.Get("WWW-Authenticate"))
+			}
+			a = run("POST", "/mcp", bearer(admin), [2]string{"Mcp-Method", "tools/call"}, [2]string{"Mcp-Name", "delete_all"})
+			if a.status != 200 {
+				t.Errorf("step-up satisfied: %d %s", a.status, a.body)
+			}
+			a = run("POST", "/mcp?access_token="+tools)
+			if a.status != 400 || !strings.Contains(a.header.Get("WWW-Authenticate"), `error="invalid_request"`) {
+				t.Errorf("token in the query: %d %q", a.status, a.header.Get("WWW-Authenticate"))
+			}
+			a = run("POST", "/mcp", bearer(tools), bearer(tools), [2]string{"Mcp-Method", "tools/list"})
+			if a.status != 400 {
+				t.Errorf("two Authorization headers: %d", a.status)
+			}
+			a = run("POST", "/other", bearer(tools))
+			if a.status != 403 {
+				t.Errorf("unmatched path: %d", a.status)
+			}
+		})
+	}
+
+	t.Run("envoy mode decides the path the proxy asked about, not a client's header", func(t *testing.T) {
+		a := do(t, "POST", srv.URL+"/authz/envoy/mcp", [][2]string{{"Host", "mcp.example.com"}, {"X-Original-URI", "/public"}}, "")
+		if a.status != 401 {
+			t.Errorf("status %d, want 401 for /mcp", a.status)
+		}
+	})
+	t.Run("envoy mode reads a forwarded JSON-RPC body for the rules", func(t *testing.T) {
+		body := `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"delete_all"}}`
+		a := do(t, "POST", srv.URL+"/authz/envoy/mcp", [][2]string{{"Host", "mcp.example.com"}, bearer(tools)}, body)
+		if a.status != 403 || !strings.Contains(a.header.Get("WWW-Authenticate"), "insufficient_scope") {
+			t.Errorf("status %d %q", a.status, a.header.Get("WWW-Authenticate"))
+		}
+	})
+	t.Run("a misconfigured proxy is told so and denied", func(t *testing.T) {
+		for _, u := range []string{"/authz/nginx", "/authz/traefik", "/authz/unknown", "/authz/nginx/extra"} {
+			a := do(t, "GET", srv.URL+u, [][2]string{bearer(admin)}, "")
+			if a.status != 400 || !strings.Contains(a.body, "invalid_request") {
+				t.Errorf("%s: %d %s", u, a.status, a.body)
+			}
+		}
+	})
+}
