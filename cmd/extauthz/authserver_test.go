@@ -485,3 +485,116 @@ resources:
 		t.Errorf("introspected token whose kept claim satisfies the policy: %+v", d)
 	}
 }
+
+// TestEnvoyShapedChecksWithRealTokens: the end-to-end scenarios at the
+// gRPC level — CheckRequests shaped as Envoy sends them, in both header
+// encodings, with the MCP operation in headers or only in the body,
+// carrying tokens from the real authorization server.
+func TestEnvoyShapedChecksWithRealTokens(t *testing.T) {
+	user := oidctest.Client{ID: "user-app", Secret: "user-secret-0123456789", Scope: "mcp:tools"}
+	adminApp := oidctest.Client{ID: "admin-app", Secret: "admin-secret-0123456789", Scope: "mcp:tools mcp:admin"}
+	as := oidctest.Start(t, oidctest.Options{
+		Clients: []oidctest.Client{user, adminApp},
+		Resources: []oidctest.Resource{
+			{Resource: jwtResource, Scope: "mcp:tools mcp:admin", Format: "jwt"},
+			{Resource: otherResource, Scope: "mcp:tools mcp:admin", Format: "jwt"},
+		},
+	})
+	g := startGateway(t, fmt.Sprintf(`
+resources:
+  - name: mcp
+    resource: %q
+    required_scopes: ["mcp:tools"]
+    rules: [{method: tools/call, name: "delete_*", scopes: ["mcp:admin"]}]
+    authorization_servers: [{issuer: %q}]
+`, jwtResource, as.Issuer))
+	g.waitReady(t)
+	get := func(c oidctest.Client, resource, scope string) string {
+		tok, err := as.ClientCredentials(context.Background(), c, resource, scope)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+	userTok := get(user, jwtResource, "mcp:tools")
+	adminTok := get(adminApp, jwtResource, "mcp:tools mcp:admin")
+	otherTok := get(adminApp, otherResource, "mcp:tools mcp:admin")
+	prm := "http://127.0.0.1:1/.well-known/oauth-protected-resource/mcp"
+
+	type want struct {
+		status    int
+		challenge string // substring of WWW-Authenticate
+	}
+	for _, raw := range []bool{false, true} {
+		for _, inBody := range []bool{false, true} {
+			t.Run(fmt.Sprintf("raw headers %v, operation in body %v", raw, inBody), func(t *testing.T) {
+				send := func(tok, method, name string) (*authv3.CheckResponse, decision) {
+					h := [][2]string{{"content-type", "application/json"}, {"accept", "application/json, text/event-stream"}}
+					if tok != "" {
+						h = append(h, [2]string{"authorization", "Bearer " + tok})
+					}
+					req := check.EnvoyRequest{Method: "POST", URL: jwtResource, RawHeaders: raw, Headers: h}
+					params := ""
+					if name != "" {
+						params = fmt.Sprintf(`,"params":{"name":%q,"arguments":{}}`, name)
+					}
+					if inBody {
+						req.Body = []byte(fmt.Sprintf(`{"jsonrpc":"2.0","id":1,"method":%q%s}`, method, params))
+					} else {
+						req.Headers = append(req.Headers, [2]string{"mcp-method", method})
+						if name != "" {
+							req.Headers = append(req.Headers, [2]string{"mcp-name", name})
+						}
+					}
+					pr, err := req.Proto()
+					if err != nil {
+						t.Fatal(err)
+					}
+					resp, err := g.client.Check(context.Background(), pr)
+					if err != nil {
+						t.Fatal(err)
+					}
+					d := decision{upstream: map[string]string{}}
+					if resp.GetStatus().GetCode() == 0 {
+						d.status = 200
+						for _, h := range resp.GetOkResponse().GetHeaders() {
+							d.upstream[h.GetHeader().GetKey()] = h.GetHeader().GetValue()
+						}
+						return resp, d
+					}
+					d.status = int(resp.GetDeniedResponse().GetStatus().GetCode())
+					for _, h := range resp.GetDeniedResponse().GetHeaders() {
+						if h.GetHeader().GetKey() == "www-authenticate" {
+							d.challenge = h.GetHeader().GetValue()
+						}
+					}
+					return resp, d
+				}
+				for _, tc := range []struct {
+					name, tok, method, tool string
+					want                    want
+				}{
+					{"no token: discovery starts here", "", "initialize", "", want{401, `Bearer scope="mcp:tools", resource_metadata="` + prm + `"`}},
+					{"initialize", userTok, "initialize", "", want{200, ""}},
+					{"tools/list", userTok, "tools/list", "", want{200, ""}},
+					{"an ordinary tool", userTok, "tools/call", "echo", want{200, ""}},
+					{"a destructive tool without mcp:admin: step up", userTok, "tools/call", "delete_all", want{403, `error="insufficient_scope", scope="mcp:tools mcp:admin"`}},
+					{"the destructive tool with mcp:admin", adminTok, "tools/call", "delete_all", want{200, ""}},
+					{"a token for another resource", otherTok, "tools/list", "", want{401, `error="invalid_token"`}},
+				} {
+					resp, d := send(tc.tok, tc.method, tc.tool)
+					if d.status != tc.want.status || !strings.Contains(d.challenge, tc.want.challenge) {
+						t.Errorf("%s: %d %q, want %d %q", tc.name, d.status, d.challenge, tc.want.status, tc.want.challenge)
+						continue
+					}
+					if d.status == 200 {
+						removed := resp.GetOkResponse().GetHeadersToRemove()
+						if d.upstream["x-extauthz-subject"] == "" || !slices.Contains(removed, "authorization") {
+							t.Errorf("%s: upstream headers %v, removed %v: want identity set and authorization removed", tc.name, d.upstream, removed)
+						}
+					}
+				}
+			})
+		}
+	}
+}
