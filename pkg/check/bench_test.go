@@ -35,12 +35,21 @@ func benchServer(b *testing.B, alg string, cached bool) (*check.Server, *devissu
 
 // benchServerWith takes the verdict store from newCache (nil: no cache).
 func benchServerWith(b *testing.B, alg string, newCache func() authz.VerdictStore) (*check.Server, *devissuer.Issuer) {
+	return benchServerRules(b, alg, newCache, nil)
+}
+
+// benchServerRules lets the caller add MCP rules and policies to the
+// resource.
+func benchServerRules(b *testing.B, alg string, newCache func() authz.VerdictStore, edit func(*config.Resource)) (*check.Server, *devissuer.Issuer) {
 	b.Helper()
 	iss, _ := issuerServer(b, alg, "")
 	cfg := &config.Config{Resources: []config.Resource{{
 		Name: "mcp", Resource: resourceURI, RequiredScopes: []string{"mcp:tools"},
 		AuthorizationServers: []config.AuthorizationServer{{Issuer: iss.Issuer(), JWKSURI: iss.JWKSURL()}},
 	}}}
+	if edit != nil {
+		edit(&cfg.Resources[0])
+	}
 	cfg.ApplyDefaults()
 	if err := cfg.Validate(); err != nil {
 		b.Fatal(err)
@@ -104,6 +113,23 @@ func runCheck(b *testing.B, s *check.Server, req *authv3.CheckRequest) {
 // the in-process cache; translation in and out included, no network.
 func BenchmarkCheckCacheHit(b *testing.B) {
 	s, iss := benchServer(b, "RS256", true)
+	runCheck(b, s, realisticRequest(b, iss))
+}
+
+// BenchmarkCheckCacheHitWithRules is the common path on a resource with
+// MCP rules: the operation read from the Mcp-Method/Mcp-Name headers, three
+// rules matched by glob (one matching), a scope hierarchy, and a CEL policy
+// evaluated.
+func BenchmarkCheckCacheHitWithRules(b *testing.B) {
+	s, iss := benchServerRules(b, "RS256", func() authz.VerdictStore { return authz.LocalCache(100000, nil) }, func(r *config.Resource) {
+		r.ScopeImplications = map[string][]string{"mcp:admin": {"mcp:tools"}}
+		r.Policy = `token.client_id.startsWith("mcp-client-") || "mcp:admin" in token.scopes`
+		r.Rules = []config.Rule{
+			{Method: "tools/call", Name: "delete_*", Scopes: []string{"mcp:admin"}},
+			{Method: "tools/call", Name: "get_*", Scopes: []string{"mcp:resources"}},
+			{Method: "resources/*", Name: "file:///secrets/*", Policy: `"ops" in token.scopes`},
+		}
+	})
 	runCheck(b, s, realisticRequest(b, iss))
 }
 
