@@ -108,7 +108,7 @@ func printDevBanner(w io.Writer, b devBanner) {
 extauthz dev — a development gateway with a built-in issuer (never use it in production)
 
   gRPC Check      %[2]s
-  HTTP            %[3]s   (metadata, dev issuer, /healthz, /readyz)
+  HTTP            %[3]s   (metadata, dev issuer, /authz/*, /healthz, /readyz)
   admin           %[4]s
   resource        %[5]s   (requires scope mcp:tools)
   issuer          %[6]s
@@ -125,6 +125,10 @@ Try a Check with it, exactly as Envoy would send one:
 Without a token: 401 and the challenge an MCP client follows:
 
   %[1]s check --addr %[2]s --url %[5]s
+
+The same decision over HTTP, as nginx auth_request asks for it:
+
+  curl -i -H 'X-Original-Method: POST' -H 'X-Original-URI: /mcp' -H 'Authorization: Bearer %[7]s' %[3]s/authz/nginx
 
 The protected-resource metadata (RFC 9728), and more tokens from the dev issuer:
 
