@@ -8,12 +8,13 @@
 // discovery are tested against an independent, certified implementation rather than against
 // tokens the tests minted themselves.
 //
-// The server supports the client_credentials grant, token introspection (RFC 7662: any
-// confidential client may introspect any opaque token), revocation (RFC 7009), open dynamic
-// client registration (RFC 7591), resource indicators (RFC 8707) and RFC 8414 metadata, also
-// path-inserted for an issuer with a path. JWT access tokens (RFC 9068, typ at+jwt, RS256,
-// aud = the resource) cannot be introspected or revoked: oidc-provider answers 400
-// unsupported_token_type.
+// The server supports the client_credentials grant, the authorization code grant with PKCE
+// through oidc-provider's development login and consent pages (any login and password), token
+// introspection (RFC 7662: any confidential client may introspect any opaque token),
+// revocation (RFC 7009), open dynamic client registration (RFC 7591), resource indicators
+// (RFC 8707) and RFC 8414 metadata, also path-inserted for an issuer with a path. JWT access
+// tokens (RFC 9068, typ at+jwt, RS256, aud = the resource) cannot be introspected or revoked:
+// oidc-provider answers 400 unsupported_token_type.
 //
 // Clients authenticating with private_key_jwt may use as client assertion aud the issuer, the
 // token endpoint URL, or the URL of the endpoint being called (e.g. the introspection
@@ -89,6 +90,11 @@ type Options struct {
 	// DefaultResource, if set, must be one of Resources: token requests without a resource
 	// parameter get a token for it. If empty, such requests get an opaque token with no aud.
 	DefaultResource string
+	// RegistrationIgnoresScope drops the scope of dynamic client registration requests, so
+	// that a registered client may request every scope the server supports. oidc-provider
+	// otherwise limits a client to the scopes it registered with, and MCP clients register
+	// with their first challenge's scopes: a later step-up to another scope would fail.
+	RegistrationIgnoresScope bool
 }
 
 // Server is a running authorization server.
@@ -138,6 +144,8 @@ type config struct {
 	Resources       []resourceConfig `json:"resources"`
 	Scopes          []string         `json:"scopes,omitempty"`
 	DefaultResource string           `json:"defaultResource,omitempty"`
+	// RegistrationIgnoresScope: see Options.
+	RegistrationIgnoresScope bool `json:"registrationIgnoresScope,omitempty"`
 }
 
 type resourceConfig struct {
@@ -261,6 +269,8 @@ func (o Options) config() (config, error) {
 		Resources:       []resourceConfig{},
 		Scopes:          o.Scopes,
 		DefaultResource: o.DefaultResource,
+
+		RegistrationIgnoresScope: o.RegistrationIgnoresScope,
 	}
 	for _, r := range o.Resources {
 		if r.Resource == "" {

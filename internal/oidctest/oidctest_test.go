@@ -369,3 +369,51 @@ func send(t *testing.T, req *http.Request) (int, string) {
 	}
 	return resp.StatusCode, string(b)
 }
+
+// TestRegistrationIgnoresScope: oidc-provider limits a dynamically registered client to the
+// scope it registered with, unless the option drops that scope from the registration.
+func TestRegistrationIgnoresScope(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for _, ignore := range []bool{false, true} {
+		t.Run(fmt.Sprintf("RegistrationIgnoresScope=%v", ignore), func(t *testing.T) {
+			s := Start(t, Options{
+				Resources:                []Resource{{Resource: jwtResource, Scope: "mcp:tools mcp:admin"}},
+				RegistrationIgnoresScope: ignore,
+			})
+			m, err := s.Metadata(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			reg, _ := json.Marshal(map[string]any{
+				"grant_types": []string{"client_credentials"}, "response_types": []string{}, "redirect_uris": []string{},
+				"token_endpoint_auth_method": "client_secret_basic", "scope": "mcp:tools",
+			})
+			req, err := http.NewRequestWithContext(ctx, http.MethodPost, m.RegistrationEndpoint, strings.NewReader(string(reg)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.Header.Set("Content-Type", "application/json")
+			status, body := send(t, req)
+			var c struct {
+				ClientID     string  `json:"client_id"`
+				ClientSecret string  `json:"client_secret"`
+				Scope        *string `json:"scope"`
+			}
+			if status != http.StatusCreated || json.Unmarshal([]byte(body), &c) != nil || c.ClientID == "" {
+				t.Fatalf("registration: HTTP %d %s", status, body)
+			}
+			if (c.Scope == nil) != ignore {
+				t.Errorf("registered client scope = %v, want it dropped: %v", c.Scope, ignore)
+			}
+			_, err = s.ClientCredentials(ctx, Client{ID: c.ClientID, Secret: c.ClientSecret}, jwtResource, "mcp:tools mcp:admin")
+			var re *ResponseError
+			switch {
+			case ignore && err != nil:
+				t.Errorf("a scope outside the registration request: %v, want a token", err)
+			case !ignore && (!errors.As(err, &re) || re.Code != "invalid_scope"):
+				t.Errorf("a scope outside the registered one: %v, want invalid_scope", err)
+			}
+		})
+	}
+}

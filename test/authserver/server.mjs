@@ -18,7 +18,9 @@
 //     "defaultResource": "...",       // optional; resource used when a token
 //                                     // request has no resource parameter
 //     "ttl": { "ClientCredentials": 600, ... },  // optional, seconds
-//     "scopes": ["mcp:tools"]         // extra scopes to support
+//     "scopes": ["mcp:tools"],        // extra scopes to support
+//     "registrationIgnoresScope": false // true: dynamic client registration
+//                                     // drops the request's "scope" (see below)
 //   }
 //
 // When listening it prints exactly one line to stdout:
@@ -42,6 +44,14 @@
 // assertion must carry iss = sub = client_id, exp and a jti that is never
 // reused (replay detection), and be signed with a key from the client's
 // registered `jwks`.
+//
+// registrationIgnoresScope: oidc-provider treats a client's registered "scope"
+// as the list of scopes it may ever request. MCP clients (the official
+// TypeScript SDK among them) register with the scope of their first challenge,
+// so a later step-up to a scope outside it would fail with invalid_scope. With
+// this option a registration request's scope is dropped, and the client may
+// request any scope the server supports (statically configured clients keep
+// theirs).
 //
 // Introspection / revocation notes (observed with oidc-provider 9.13.3):
 //   - active opaque client_credentials token:
@@ -132,6 +142,9 @@ if (defaultResourceURI !== undefined && !resourceServers.has(defaultResourceURI)
   fail(`defaultResource ${defaultResourceURI} is not one of the configured resources`);
 }
 
+const registrationIgnoresScope = cfg.registrationIgnoresScope ?? false;
+if (typeof registrationIgnoresScope !== 'boolean') fail('registrationIgnoresScope must be a boolean');
+
 // Every scope a client may carry in its `scope` metadata must be known to the
 // provider, so resource scopes are added to the provider's scope list too.
 const scopes = new Set(['openid', 'offline_access']);
@@ -213,6 +226,7 @@ function buildProvider(issuer) {
 
   const provider = new Provider(issuer, {
     clients,
+    ...(registrationIgnoresScope ? { extraClientMetadata: registrationWithoutScope } : {}),
     jwks: { keys: [signingJwk] },
     scopes: [...scopes],
     ttl,
@@ -285,6 +299,19 @@ function buildProvider(issuer) {
 
   return provider;
 }
+
+// extraClientMetadata hook for registrationIgnoresScope. oidc-provider calls the
+// validator for each extra property with the client metadata being built, which it
+// may change; the property itself is a placeholder and is never set.
+const registrationWithoutScope = {
+  properties: ['extauthz_test_placeholder'],
+  validator(ctx, key, value, metadata) {
+    if (ctx?.oidc?.route === 'registration' && metadata.scope !== undefined) {
+      log(`registration: dropping scope ${JSON.stringify(metadata.scope)}`);
+      delete metadata.scope;
+    }
+  },
+};
 
 function notFound(res) {
   res.writeHead(404, { 'content-type': 'application/json' });
