@@ -2,15 +2,32 @@
 GO       ?= go
 FUZZTIME ?= 30s
 
-.PHONY: test lint fuzz bench load build
+.PHONY: test lint fuzz bench load build e2e e2e-deps nginx-installed
 
-# The integration tests run a real authorization server (oidc-provider);
-# its npm packages are installed from the lockfile when missing or stale.
-test: test/authserver/node_modules/.package-lock.json
+# The integration and end-to-end tests run real parts: oidc-provider, the
+# MCP TypeScript SDK and server-everything (npm, from the committed
+# lockfiles, installed when missing or stale) and nginx (Debian's package,
+# installed when missing).
+E2E_DEPS = test/authserver/node_modules/.package-lock.json test/e2e/node_modules/.package-lock.json nginx-installed
+
+test: $(E2E_DEPS)
 	$(GO) test -race -count=1 ./...
+
+# The end-to-end suite alone: SDK client → nginx → gateway → server-everything.
+e2e: $(E2E_DEPS)
+	$(GO) test -race -count=1 -v ./test/e2e/
+
+e2e-deps: $(E2E_DEPS)
 
 test/authserver/node_modules/.package-lock.json: test/authserver/package-lock.json
 	npm ci --prefix test/authserver --no-audit --no-fund --loglevel=error
+
+test/e2e/node_modules/.package-lock.json: test/e2e/package-lock.json
+	npm ci --prefix test/e2e --no-audit --no-fund --loglevel=error
+
+nginx-installed:
+	@command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || \
+	  (apt-get update -qq && apt-get install -y -qq --no-install-recommends nginx >/dev/null)
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
