@@ -63,6 +63,7 @@ var (
 	ErrOperationMismatch = fmt.Errorf("%w: Mcp-Method/Mcp-Name headers and JSON-RPC body disagree", ErrInvalidRequest)
 	ErrBadOperation      = fmt.Errorf("%w: unreadable MCP operation", ErrInvalidRequest)
 	ErrUnknownOperation  = fmt.Errorf("%w: MCP method unknown", ErrInvalidRequest)
+	ErrBodyRequired      = fmt.Errorf("%w: JSON-RPC body not forwarded", ErrInvalidRequest)
 )
 
 // class is one row of the denial table (DESIGN.md, "Denials").
@@ -87,6 +88,7 @@ var denials = []struct {
 	{ErrAmbiguousPath, class{http.StatusBadRequest, "invalid_request", ReasonInvalidRequest, "the request path is ambiguous once decoded", true}},
 	{ErrOperationMismatch, class{http.StatusBadRequest, "invalid_request", ReasonInvalidRequest, "the Mcp-Method and Mcp-Name headers do not match the JSON-RPC body", true}},
 	{ErrBadOperation, class{http.StatusBadRequest, "invalid_request", ReasonInvalidRequest, "the MCP request cannot be read (invalid Mcp-Method or Mcp-Name header, or body that is not one JSON-RPC message)", true}},
+	{ErrBodyRequired, class{http.StatusBadRequest, "invalid_request", ReasonInvalidRequest, "the JSON-RPC body must reach the gateway (mcp.require_body): configure the proxy to forward it", true}},
 	{ErrUnknownOperation, class{http.StatusBadRequest, "invalid_request", ReasonInvalidRequest, "the MCP method is unknown: send the Mcp-Method and Mcp-Name headers", true}},
 	{ErrInvalidRequest, class{http.StatusBadRequest, "invalid_request", ReasonInvalidRequest, "the request is malformed", true}},
 	{token.ErrMalformed, class{http.StatusUnauthorized, "invalid_token", ReasonMalformed, "the access token is malformed", true}},

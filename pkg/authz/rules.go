@@ -29,12 +29,13 @@ type rule struct {
 // operation scopes and policies, a scope hierarchy, allowed origins. The
 // zero value adds nothing and costs nothing.
 type mcpRules struct {
-	rules     []rule
-	policy    *policy.Program
-	impliedBy map[string][]string // scope → the scopes that imply it, transitively
-	origins   map[string]bool     // allowed Origin values
-	anyOrigin bool
-	maxBody   int
+	rules       []rule
+	policy      *policy.Program
+	impliedBy   map[string][]string // scope → the scopes that imply it, transitively
+	origins     map[string]bool     // allowed Origin values
+	anyOrigin   bool
+	maxBody     int
+	requireBody bool
 }
 
 // needsOperation reports whether deciding needs the MCP operation.
@@ -42,7 +43,7 @@ func (m *mcpRules) needsOperation() bool { return len(m.rules) > 0 || m.policy !
 
 // compileRules builds a resource's MCP rules from its configuration.
 func compileRules(c *config.Config, rc *config.Resource, comp *policy.Compiler) (mcpRules, error) {
-	m := mcpRules{maxBody: c.MCP.MaxBodyBytes, origins: map[string]bool{}}
+	m := mcpRules{maxBody: c.MCP.MaxBodyBytes, requireBody: c.MCP.RequireBody, origins: map[string]bool{}}
 	var err error
 	if rc.Policy != "" {
 		if m.policy, err = comp.Compile(rc.Policy); err != nil {
@@ -122,6 +123,11 @@ func (m *mcpRules) originAllowed(origin string) bool {
 
 // operation reads the MCP operation of a request for the rules.
 func (m *mcpRules) operation(r *Request) (mcp.Operation, error) {
+	if m.requireBody && r.Method == http.MethodPost && len(r.Body) == 0 {
+		// Headers alone could name a harmless tool while the body calls
+		// another; the operator wants the gateway to see the body.
+		return mcp.Operation{}, ErrBodyRequired
+	}
 	in := mcp.Input{Body: r.Body}
 	in.MethodHeader, in.HasMethodHeader = r.Headers["mcp-method"]
 	in.NameHeader, in.HasNameHeader = r.Headers["mcp-name"]

@@ -174,7 +174,7 @@ func TestLoadValid(t *testing.T) {
 				},
 				Unmatched: "allow",
 				Log:       Log{Level: "debug", Format: "text"},
-				MCP:       MCP{MaxBodyBytes: 131072},
+				MCP:       MCP{MaxBodyBytes: 131072, RequireBody: true},
 				Resources: []Resource{
 					{
 						Name:       "files",

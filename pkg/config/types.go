@@ -323,6 +323,12 @@ type MCP struct {
 	// MaxBodyBytes bounds a JSON-RPC body read for the rules (default
 	// 65536). Envoy's with_request_body.max_request_bytes should match.
 	MaxBodyBytes int `yaml:"max_body_bytes"`
+	// RequireBody refuses a POST to a resource with rules or a policy when
+	// the proxy did not forward its body (default false). Without the
+	// body, the Mcp-Method and Mcp-Name headers decide alone, and only the
+	// MCP server can tell whether they match the body it executes; with
+	// Envoy's with_request_body, set this so the gateway always checks.
+	RequireBody bool `yaml:"require_body"`
 }
 
 // AuthorizationServer is one trusted token issuer. An issuer listed by

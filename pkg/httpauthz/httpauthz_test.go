@@ -24,9 +24,14 @@ const resourceURI = "https://mcp.example.com/mcp"
 // server is the HTTP authorization endpoint over a real engine, on a
 // loopback port, with a resource that has one step-up rule.
 func server(t *testing.T) (*httptest.Server, *devissuer.Issuer) {
+	return serverWith(t, "")
+}
+
+// serverWith adds top-level YAML to the configuration.
+func serverWith(t *testing.T, top string) (*httptest.Server, *devissuer.Issuer) {
 	t.Helper()
 	iss, _ := testkit.Issuer(t, "ES256", "", resourceURI, nil)
-	cfg, err := config.Parse([]byte(fmt.Sprintf(`
+	cfg, err := config.Parse([]byte(top + fmt.Sprintf(`
 resources:
   - name: mcp
     resource: %q
@@ -165,4 +170,30 @@ func TestConventions(t *testing.T) {
 			}
 		}
 	})
+}
+
+// With mcp.require_body, headers alone never decide a resource with rules:
+// a POST whose body did not reach the gateway is refused, one whose body
+// did is checked against the headers.
+func TestRequireBody(t *testing.T) {
+	srv, iss := serverWith(t, "mcp: {require_body: true}\n")
+	tok, err := iss.Mint(devissuer.Token{Subject: "alice", Scopes: []string{"mcp:tools"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hdr := [][2]string{{"Host", "mcp.example.com"}, {"Authorization", "Bearer " + tok}, {"Mcp-Method", "tools/call"}, {"Mcp-Name", "echo"}}
+	// nginx cannot forward the body: refused, with the reason.
+	a := do(t, "GET", srv.URL+"/authz/nginx", append(hdr[1:], [2]string{"Host", "mcp.example.com"}, [2]string{"X-Original-Method", "POST"}, [2]string{"X-Original-URI", "/mcp"}), "")
+	if a.status != 400 || !strings.Contains(a.body, "require_body") {
+		t.Errorf("header-only POST: %d %s", a.status, a.body)
+	}
+	// The header names a harmless tool, the body a destructive one.
+	a = do(t, "POST", srv.URL+"/authz/envoy/mcp", hdr, `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"delete_all"}}`)
+	if a.status != 400 {
+		t.Errorf("lying header: %d %s", a.status, a.body)
+	}
+	a = do(t, "POST", srv.URL+"/authz/envoy/mcp", hdr, `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo"}}`)
+	if a.status != 200 {
+		t.Errorf("honest header and body: %d %s", a.status, a.body)
+	}
 }
