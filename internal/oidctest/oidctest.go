@@ -45,6 +45,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/extauthz/extauthz/internal/testkit"
 )
 
 // startTimeout bounds how long the server may take to print its ready line.
@@ -185,7 +187,7 @@ func Start(tb testing.TB, o Options) *Server {
 		tb.Fatalf("oidctest: encoding config: %v", err)
 	}
 
-	logs := &lockedBuffer{}
+	logs := &testkit.LockedBuffer{}
 	ready := make(chan string, 1)
 	cmd := exec.Command(node, "server.mjs")
 	cmd.Dir = dir
@@ -543,23 +545,4 @@ func (w *readyWriter) Write(p []byte) (int, error) {
 	}
 	w.buf = nil
 	return len(p), nil
-}
-
-// lockedBuffer collects the server's log; the exec package writes to it from its own
-// goroutine while a test may read it.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

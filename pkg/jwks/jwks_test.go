@@ -22,6 +22,8 @@ import (
 	"time"
 
 	"github.com/lestrrat-go/jwx/v3/jwk"
+
+	"github.com/extauthz/extauthz/internal/testkit"
 )
 
 const interval = 10 * time.Second
@@ -342,7 +344,7 @@ func TestKeyFiltering(t *testing.T) {
 		json.RawMessage(`{"kty":"RSA","kid":"garbage","n":"!!!","e":"AQAB"}`),
 		jwkJSON(t, x25519.PublicKey(), map[string]any{jwk.KeyIDKey: "x25519"}),
 	))
-	logs := &lockedBuffer{}
+	logs := &testkit.LockedBuffer{}
 	s := newTestSource(t, srv.locator(), clk, Options{Logger: slog.New(slog.NewTextHandler(logs, nil))})
 
 	rsaPub := &rsaKey.PublicKey

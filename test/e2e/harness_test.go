@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"github.com/extauthz/extauthz/internal/oidctest"
+	"github.com/extauthz/extauthz/internal/testkit"
 )
 
 // ---------------------------------------------------------------------------
@@ -99,7 +100,7 @@ func buildGateway(ctx context.Context, root, bin string) error {
 type proc struct {
 	name  string
 	cmd   *exec.Cmd
-	logs  *lockedBuffer
+	logs  *testkit.LockedBuffer
 	done  chan struct{}
 	err   error
 	files []string // shown with the output
@@ -107,7 +108,7 @@ type proc struct {
 
 func startProc(t *testing.T, name string, cmd *exec.Cmd, dir string, env ...string) *proc {
 	t.Helper()
-	p := &proc{name: name, cmd: cmd, logs: &lockedBuffer{}, done: make(chan struct{})}
+	p := &proc{name: name, cmd: cmd, logs: &testkit.LockedBuffer{}, done: make(chan struct{})}
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), env...)
 	cmd.Stdout, cmd.Stderr = p.logs, p.logs
@@ -277,7 +278,7 @@ func (st *stack) runClient(t *testing.T, cfg map[string]any) *clientRun {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), clientTimeout)
 	defer cancel()
-	var stdout, stderr lockedBuffer
+	var stdout, stderr testkit.LockedBuffer
 	cmd := exec.CommandContext(ctx, st.node, "client.mjs", string(arg))
 	cmd.Dir = st.e2eDir
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
@@ -338,7 +339,7 @@ func startRecorder(t *testing.T, upstream string) *recorder {
 	t.Helper()
 	rec := &recorder{}
 	target := &url.URL{Scheme: "http", Host: upstream}
-	var errLog lockedBuffer
+	var errLog testkit.LockedBuffer
 	proxy := &httputil.ReverseProxy{
 		Rewrite:       func(pr *httputil.ProxyRequest) { pr.SetURL(target) },
 		FlushInterval: -1, // every write at once: SSE
@@ -574,23 +575,4 @@ func sameSet(a, b []string) bool {
 	slices.Sort(a)
 	slices.Sort(b)
 	return slices.Equal(slices.Compact(a), slices.Compact(b))
-}
-
-// lockedBuffer collects a process's output, written by the exec package's goroutines while
-// the test reads it.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
