@@ -78,6 +78,9 @@ type Resource struct {
 	Scope    string        // space-separated scopes a token for this resource may carry
 	Format   string        // "jwt" (default) or "opaque"
 	TTL      time.Duration // access token lifetime (default 300s), whole seconds
+	// Audience, if set, is the access tokens' aud instead of Resource: a server that issues
+	// tokens for another audience than the one requested, which clients must refuse.
+	Audience string
 }
 
 // Options configure Start.
@@ -155,6 +158,7 @@ type resourceConfig struct {
 	Scope          string `json:"scope"`
 	Format         string `json:"format"`
 	AccessTokenTTL int64  `json:"accessTokenTTL"`
+	Audience       string `json:"audience,omitempty"`
 }
 
 // Start runs the authorization server configured by o and returns once it listens. The
@@ -291,6 +295,7 @@ func (o Options) config() (config, error) {
 			Scope:          r.Scope,
 			Format:         format,
 			AccessTokenTTL: int64(math.Ceil(ttl.Seconds())),
+			Audience:       r.Audience,
 		})
 	}
 	for _, c := range o.Clients {

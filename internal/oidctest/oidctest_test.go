@@ -23,6 +23,8 @@ import (
 const (
 	jwtResource    = "http://127.0.0.1:1/mcp"
 	opaqueResource = "http://127.0.0.1:1/opaque"
+	// otherAudResource's tokens carry another aud than the resource requested.
+	otherAudResource = "http://127.0.0.1:1/other-aud"
 )
 
 func TestServer(t *testing.T) {
@@ -42,6 +44,7 @@ func TestServer(t *testing.T) {
 		Resources: []Resource{
 			{Resource: jwtResource, Scope: "mcp:tools", Format: "jwt", TTL: 120 * time.Second},
 			{Resource: opaqueResource, Scope: "mcp:tools mcp:read", Format: "opaque"},
+			{Resource: otherAudResource, Scope: "mcp:tools", Audience: "https://elsewhere.example/mcp"},
 		},
 		Scopes: []string{"mcp:read"},
 	})
@@ -154,6 +157,20 @@ func TestServer(t *testing.T) {
 		}
 		if want := map[string]any{"active": false}; !reflect.DeepEqual(got, want) {
 			t.Errorf("Introspect after Revoke = %v, want %v", got, want)
+		}
+	})
+
+	t.Run("audience override", func(t *testing.T) {
+		tok, err := s.ClientCredentials(ctx, gateway, otherAudResource, "mcp:tools")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var claims struct {
+			Aud any `json:"aud"`
+		}
+		decodeSegment(t, strings.Split(tok, ".")[1], &claims)
+		if claims.Aud != "https://elsewhere.example/mcp" {
+			t.Errorf("aud = %#v, want the configured audience", claims.Aud)
 		}
 	})
 

@@ -1,0 +1,443 @@
+package login
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"errors"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/extauthz/extauthz/pkg/session"
+	"github.com/extauthz/extauthz/pkg/token"
+)
+
+// serveLogin starts a sign-in: GET LoginPath?rd=<return path>.
+func (h *Handler) serveLogin(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	if len(q["rd"]) > 1 {
+		h.page(w, http.StatusBadRequest, "Invalid sign-in link", "The sign-in link names more than one return address.", "")
+		return
+	}
+	rd := q.Get("rd")
+	if rd == "" {
+		rd = h.successRedirect
+	}
+	if !validReturnPath(rd) {
+		h.page(w, http.StatusBadRequest, "Invalid sign-in link",
+			"The sign-in link's return address is not a path on this site.", "")
+		return
+	}
+	resource, ok := h.route(h.publicHost, routePath(rd))
+	c := h.clients[resource]
+	if !ok || c == nil {
+		h.page(w, http.StatusBadRequest, "No sign-in here", "This address does not offer a sign-in.", "")
+		return
+	}
+	ctx := r.Context()
+	md, err := h.metadata(ctx, c)
+	if err != nil {
+		h.logFailure(ctx, "login_failed", c.Resource, "", err)
+		h.page(w, http.StatusBadGateway, "Sign-in unavailable",
+			"The authorization server's metadata cannot be read now. Please try again later.", "")
+		return
+	}
+	if !supportsS256(md) {
+		h.logFailure(ctx, "login_failed", c.Resource, "", errors.New("the authorization server does not support PKCE with S256"))
+		h.page(w, http.StatusBadGateway, "Sign-in unavailable",
+			"The authorization server does not support PKCE with S256 (code_challenge_methods_supported), which signing in requires.", "")
+		return
+	}
+	authz, err := url.Parse(md.AuthorizationEndpoint)
+	if err != nil || md.AuthorizationEndpoint == "" || (authz.Scheme != "https" && authz.Scheme != "http") || authz.Host == "" {
+		h.logFailure(ctx, "login_failed", c.Resource, "", errors.New("the metadata has no usable authorization_endpoint"))
+		h.page(w, http.StatusBadGateway, "Sign-in unavailable", "The authorization server has no usable authorization endpoint.", "")
+		return
+	}
+
+	state, err1 := session.NewID()
+	verifier, challenge, err2 := pkce()
+	var nonce string
+	var err3 error
+	if c.wants("openid") {
+		nonce, err3 = randomString()
+	}
+	if err := errors.Join(err1, err2, err3); err != nil {
+		h.page(w, http.StatusInternalServerError, "Sign-in unavailable", "No random numbers are available.", "")
+		return
+	}
+	st := &session.LoginState{
+		Resource:    c.Resource,
+		Issuer:      c.Issuer,
+		Verifier:    verifier,
+		Nonce:       nonce,
+		ReturnTo:    rd,
+		RedirectURI: h.redirectURI,
+		Created:     h.now(),
+	}
+	if err := h.store.PutState(ctx, state, st, h.stateTTL); err != nil {
+		h.logFailure(ctx, "login_failed", c.Resource, "", err)
+		h.page(w, http.StatusServiceUnavailable, "Sign-in unavailable", "Sign-in cannot be started now. Please try again later.", "")
+		return
+	}
+
+	params := authz.Query() // RFC 6749 §3.1: the endpoint's own query is kept
+	params.Set("response_type", "code")
+	params.Set("client_id", c.ClientID)
+	params.Set("redirect_uri", h.redirectURI)
+	if len(c.Scopes) > 0 {
+		params.Set("scope", strings.Join(c.Scopes, " "))
+	} else {
+		params.Del("scope")
+	}
+	params.Set("state", state)
+	params.Set("code_challenge", challenge)
+	params.Set("code_challenge_method", "S256")
+	params.Set("resource", c.ResourceURI)
+	if nonce != "" {
+		params.Set("nonce", nonce)
+	} else {
+		params.Del("nonce")
+	}
+	if c.wants("offline_access") {
+		// OIDC Core §11: a request for offline access must ask for consent, or the server
+		// drops the scope and issues no refresh token.
+		params.Set("prompt", "consent")
+	}
+	authz.RawQuery = params.Encode()
+	authz.Fragment = ""
+
+	h.setCookie(w, h.stateCookieName(state), state, h.stateTTL)
+	w.Header().Set("Location", authz.String())
+	w.WriteHeader(http.StatusFound)
+}
+
+// serveCallback finishes a sign-in: GET CallbackPath?code=…&state=…[&iss=…] or ?error=….
+func (h *Handler) serveCallback(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	q := r.URL.Query()
+	for _, p := range []string{"state", "code", "iss", "error"} {
+		if len(q[p]) > 1 {
+			h.logFailure(ctx, "login_failed", "", "", errors.New("repeated parameter "+p))
+			h.page(w, http.StatusBadRequest, "Sign-in failed", "The authorization response repeats a parameter.", "")
+			return
+		}
+	}
+	state := q.Get("state")
+	oauthErr := q.Get("error")
+	if state == "" {
+		if oauthErr != "" {
+			code := oauthErrorCode(oauthErr)
+			h.logFailure(ctx, "login_failed", "", "", errors.New("authorization error without state: "+code))
+			h.page(w, http.StatusBadRequest, "Sign-in failed", "The authorization server refused the sign-in.", code)
+			return
+		}
+		h.logFailure(ctx, "login_failed", "", "", errors.New("callback without state"))
+		h.page(w, http.StatusBadRequest, "Sign-in failed", "The authorization response has no state.", "")
+		return
+	}
+
+	st, ok, err := h.store.TakeState(ctx, state)
+	switch {
+	case err != nil && !errors.Is(err, session.ErrCorrupt):
+		h.logFailure(ctx, "login_failed", "", "", err)
+		h.page(w, http.StatusServiceUnavailable, "Sign-in unavailable", "The sign-in cannot be completed now. Please try again later.", "")
+		return
+	case err != nil || !ok:
+		h.logFailure(ctx, "login_failed", "", "", errors.New("unknown, expired or already used state"))
+		h.page(w, http.StatusBadRequest, "Sign-in expired",
+			"This sign-in has expired or was already completed. Please start again from the page you wanted to open.", "")
+		return
+	}
+	// The state is consumed: whatever happens next, this sign-in is over, and its binding
+	// cookie goes too.
+	bindName := h.stateCookieName(state)
+	h.clearCookie(w, bindName)
+	if v, found := cookieValue(r.Header.Values("Cookie"), bindName); !found ||
+		subtle.ConstantTimeCompare([]byte(v), []byte(state)) != 1 {
+		h.logFailure(ctx, "login_failed", st.Resource, "", errors.New("the browser did not start this sign-in (no binding cookie)"))
+		h.page(w, http.StatusBadRequest, "Sign-in failed",
+			"This sign-in was started in another browser, or cookies are disabled. Please start again.", "")
+		return
+	}
+
+	c := h.clients[st.Resource]
+	if c == nil || c.Issuer != st.Issuer {
+		h.logFailure(ctx, "login_failed", st.Resource, "", errors.New("the resource no longer has this login client"))
+		h.page(w, http.StatusBadRequest, "Sign-in failed", "This sign-in is no longer valid. Please start again.", "")
+		return
+	}
+	md, err := h.metadata(ctx, c)
+	if err != nil {
+		h.logFailure(ctx, "login_failed", c.Resource, "", err)
+		h.page(w, http.StatusBadGateway, "Sign-in unavailable", "The authorization server's metadata cannot be read now. Please try again later.", "")
+		return
+	}
+
+	// RFC 9207: iss must be present when the server says it sends it, and right whenever it
+	// is present, error responses included (a mix-up attack also works through errors).
+	iss, issSent := q["iss"]
+	if (md.AuthorizationResponseIssParameterSupported && !issSent) || (issSent && iss[0] != st.Issuer) {
+		h.logFailure(ctx, "login_failed", c.Resource, "", errors.New("the authorization response's iss is missing or names another issuer"))
+		h.page(w, http.StatusBadRequest, "Sign-in failed",
+			"The authorization response does not come from the expected authorization server.", "")
+		return
+	}
+	if oauthErr != "" {
+		code := oauthErrorCode(oauthErr)
+		h.logFailure(ctx, "login_failed", c.Resource, "", errors.New("authorization error: "+code))
+		h.page(w, http.StatusBadRequest, "Sign-in failed", "The authorization server refused the sign-in.", code)
+		return
+	}
+	code := q.Get("code")
+	if code == "" {
+		h.logFailure(ctx, "login_failed", c.Resource, "", errors.New("callback without code"))
+		h.page(w, http.StatusBadRequest, "Sign-in failed", "The authorization response has no code.", "")
+		return
+	}
+
+	tr, err := h.requestToken(ctx, c, md, url.Values{
+		"grant_type":    {"authorization_code"},
+		"code":          {code},
+		"redirect_uri":  {st.RedirectURI},
+		"code_verifier": {st.Verifier},
+		"resource":      {c.ResourceURI},
+	})
+	if err != nil {
+		h.logFailure(ctx, "login_failed", c.Resource, "", err)
+		h.page(w, http.StatusBadGateway, "Sign-in failed", "The authorization server did not issue tokens.", "")
+		return
+	}
+	claims, err := h.verify(ctx, c, tr.AccessToken)
+	if err != nil {
+		h.logFailure(ctx, "login_failed", c.Resource, "", err)
+		if errors.Is(err, errWrongAudience) {
+			h.page(w, http.StatusBadGateway, "Sign-in failed", "The authorization server returned a token for another resource.", "")
+		} else {
+			h.page(w, http.StatusBadGateway, "Sign-in failed", "The authorization server returned a token that does not verify.", "")
+		}
+		return
+	}
+	if st.Nonce != "" && tr.IDToken != "" && !idTokenNonceMatches(tr.IDToken, st.Nonce) {
+		h.logFailure(ctx, "login_failed", c.Resource, claims.Subject, errors.New("the ID token's nonce does not match"))
+		h.page(w, http.StatusBadGateway, "Sign-in failed", "The authorization server returned an ID token for another sign-in.", "")
+		return
+	}
+
+	now := h.now()
+	sess := &session.Session{
+		Resource:     c.Resource,
+		Issuer:       c.Issuer,
+		Subject:      claims.Subject,
+		AccessToken:  tr.AccessToken,
+		RefreshToken: tr.RefreshToken,
+		IDToken:      tr.IDToken,
+		Expiry:       expiry(now, tr, claims),
+		Created:      now,
+	}
+	// At least a second: a token that verified (within the leeway) but expires at once still
+	// gets a session, which the first Check then ends.
+	ttl := max(h.sessionTTLFor(now, sess, tr), time.Second)
+	id, err := session.NewID()
+	if err == nil {
+		err = h.store.Put(ctx, id, sess, ttl)
+	}
+	if err != nil {
+		h.logFailure(ctx, "login_failed", c.Resource, claims.Subject, err)
+		h.page(w, http.StatusServiceUnavailable, "Sign-in unavailable", "The session cannot be stored now. Please try again later.", "")
+		return
+	}
+	// A previous session of this browser is replaced: delete it rather than leave it behind.
+	if old, found := h.sessionID(r.Header.Values("Cookie")); found && old != id {
+		if err := h.store.Delete(ctx, old); err != nil {
+			h.log.LogAttrs(ctx, slog.LevelDebug, "deleting the replaced session failed", slog.String("err", err.Error()))
+		}
+	}
+	h.setCookie(w, h.cookieName, id, ttl)
+	h.log.LogAttrs(ctx, slog.LevelInfo, "browser sign-in",
+		slog.String("event", "login"), slog.String("resource", c.Resource),
+		slog.String("subject", claims.Subject), slog.String("issuer", c.Issuer),
+		slog.String("session_ttl", ttl.String()))
+	w.Header().Set("Location", st.ReturnTo)
+	w.WriteHeader(http.StatusFound)
+}
+
+// serveLogout ends the browser's session: GET or POST LogoutPath[?rd=<return path>].
+func (h *Handler) serveLogout(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	rd := r.URL.Query().Get("rd")
+	if !validReturnPath(rd) {
+		rd = h.successRedirect // also for an invalid one: the sign-out happens anyway
+	}
+	var resource, subject string
+	if id, found := h.sessionID(r.Header.Values("Cookie")); found {
+		sess, ok, err := h.store.Get(ctx, id)
+		if err == nil && ok {
+			resource, subject = sess.Resource, sess.Subject
+			h.revokeSession(ctx, sess)
+		}
+		if err := h.store.Delete(ctx, id); err != nil {
+			h.logFailure(ctx, "logout", resource, subject, err)
+		}
+	}
+	h.clearCookie(w, h.cookieName)
+	attrs := []slog.Attr{slog.String("event", "logout")}
+	if resource != "" {
+		attrs = append(attrs, slog.String("resource", resource), slog.String("subject", subject))
+	}
+	h.log.LogAttrs(ctx, slog.LevelInfo, "browser sign-out", attrs...)
+	w.Header().Set("Location", rd)
+	w.WriteHeader(http.StatusFound)
+}
+
+// revokeSession revokes the session's refresh token, then its access token, when the server
+// has a revocation endpoint. Failures are logged only: the session ends anyway.
+func (h *Handler) revokeSession(ctx context.Context, sess *session.Session) {
+	c := h.clients[sess.Resource]
+	if c == nil || c.Issuer != sess.Issuer {
+		return
+	}
+	md, err := h.metadata(ctx, c)
+	if err != nil || md.RevocationEndpoint == "" {
+		if err != nil {
+			h.logFailure(ctx, "logout", sess.Resource, sess.Subject, err)
+		}
+		return
+	}
+	// Revocation must not be cut short by the browser going away: the refresh token would
+	// stay valid at the server.
+	rctx := context.WithoutCancel(ctx)
+	for _, t := range []struct{ tok, hint string }{
+		{sess.RefreshToken, "refresh_token"},
+		{sess.AccessToken, "access_token"},
+	} {
+		if t.tok == "" {
+			continue
+		}
+		if err := h.revoke(rctx, c, md, t.tok, t.hint); err != nil {
+			level := slog.LevelWarn
+			var ee *endpointError
+			if errors.As(err, &ee) && ee.code == "unsupported_token_type" {
+				level = slog.LevelDebug // e.g. JWT access tokens, which many servers cannot revoke
+			}
+			h.log.LogAttrs(ctx, level, "token revocation failed",
+				slog.String("event", "logout"), slog.String("resource", sess.Resource),
+				slog.String("subject", sess.Subject), slog.String("token_type_hint", t.hint),
+				slog.String("reason", err.Error()))
+		}
+	}
+}
+
+// errWrongAudience: the access token's aud does not include the resource URI.
+var errWrongAudience = errors.New("the access token is not for this resource (aud)")
+
+// verify verifies an access token as a Check does, then its audience.
+func (h *Handler) verify(ctx context.Context, c *Client, raw string) (*token.Claims, error) {
+	claims, err := h.verifier.Verify(ctx, raw, c.Trusted)
+	if err != nil {
+		return nil, err
+	}
+	if claims.Grant == nil || !claims.HasAudience(map[string]struct{}{c.ResourceURI: {}}) {
+		return nil, errWrongAudience
+	}
+	return claims, nil
+}
+
+// metadata returns the client's server metadata, refusing a document for another issuer.
+func (h *Handler) metadata(ctx context.Context, c *Client) (*Metadata, error) {
+	md, err := c.Metadata(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if md == nil {
+		return nil, errors.New("no metadata")
+	}
+	if md.Issuer != "" && md.Issuer != c.Issuer {
+		return nil, errors.New("the metadata names another issuer")
+	}
+	return md, nil
+}
+
+// expiry is when the access token expires: the earlier of expires_in and the token's exp;
+// the session's lifetime cap when neither says.
+func expiry(now time.Time, tr *tokenResponse, claims *token.Claims) time.Time {
+	var e time.Time
+	if tr.ExpiresIn > 0 {
+		e = now.Add(tr.ExpiresIn.duration())
+	}
+	if claims != nil && !claims.Expiry.IsZero() && (e.IsZero() || claims.Expiry.Before(e)) {
+		e = claims.Expiry
+	}
+	return e
+}
+
+// sessionTTLFor is how long a session created or refreshed at now is kept: until SessionTTL
+// after its creation, or refresh_token_expires_in when shorter, or the access token's expiry
+// when there is no refresh token to renew it. Zero or less: the session is over.
+func (h *Handler) sessionTTLFor(now time.Time, sess *session.Session, tr *tokenResponse) time.Duration {
+	ttl := sess.Created.Add(h.sessionTTL).Sub(now)
+	if tr.RefreshTokenExpiresIn > 0 {
+		ttl = min(ttl, tr.RefreshTokenExpiresIn.duration())
+	}
+	if sess.RefreshToken == "" && !sess.Expiry.IsZero() {
+		ttl = min(ttl, sess.Expiry.Sub(now))
+	}
+	return ttl.Truncate(time.Second)
+}
+
+// wants reports whether the client requests scope.
+func (c *Client) wants(scope string) bool {
+	return slices.Contains(c.Scopes, scope)
+}
+
+// stateCookieName names the cookie binding a sign-in to the browser that started it.
+func (h *Handler) stateCookieName(state string) string {
+	sum := sha256.Sum256([]byte(state))
+	return h.statePrefix + hex.EncodeToString(sum[:8])
+}
+
+// setCookie sets one of the handler's cookies with the attributes of the package
+// documentation.
+func (h *Handler) setCookie(w http.ResponseWriter, name, value string, ttl time.Duration) {
+	maxAge := int(ttl / time.Second)
+	if maxAge < 1 {
+		maxAge = 1
+	}
+	http.SetCookie(w, &http.Cookie{
+		Name: name, Value: value, Path: "/", MaxAge: maxAge,
+		HttpOnly: true, Secure: h.secure, SameSite: http.SameSiteLaxMode,
+	})
+}
+
+// clearCookie deletes one of the handler's cookies (Max-Age=0, same attributes).
+func (h *Handler) clearCookie(w http.ResponseWriter, name string) {
+	http.SetCookie(w, &http.Cookie{
+		Name: name, Value: "", Path: "/", MaxAge: -1,
+		HttpOnly: true, Secure: h.secure, SameSite: http.SameSiteLaxMode,
+	})
+}
+
+// logFailure logs a failed login, refresh or logout step.
+func (h *Handler) logFailure(ctx context.Context, event, resource, subject string, err error) {
+	attrs := []slog.Attr{slog.String("event", event)}
+	if resource != "" {
+		attrs = append(attrs, slog.String("resource", resource))
+	}
+	if subject != "" {
+		attrs = append(attrs, slog.String("subject", subject))
+	}
+	attrs = append(attrs, slog.String("reason", err.Error()))
+	msg := "browser sign-in failed"
+	switch event {
+	case "refresh_failed":
+		msg = "session refresh failed"
+	case "logout":
+		msg = "browser sign-out step failed"
+	}
+	h.log.LogAttrs(ctx, slog.LevelWarn, msg, attrs...)
+}

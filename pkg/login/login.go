@@ -1,0 +1,485 @@
+// Package login runs the OAuth 2.1 authorization-code flow with PKCE for browsers, as the
+// gateway's confidential client, so that people can sign in to a protected resource without
+// the resource knowing anything about OAuth; the gateway then keeps their tokens server-side
+// and a browser carries only a random session id in a cookie.
+//
+// # Endpoints
+//
+// [Handler] serves three paths on the gateway's HTTP listener (defaults shown):
+//
+//   - GET /oauth/login?rd=<return path>: checks rd (see below), finds the resource rd belongs
+//     to ([Options.Route]) and its [Client], refuses to start unless the authorization server
+//     supports PKCE with S256, stores a one-time login state ([session.Store.PutState]: the
+//     PKCE verifier, a nonce when openid is requested, rd) and redirects the browser to the
+//     authorization endpoint with response_type=code, client_id, redirect_uri
+//     (PublicURL + CallbackPath), scope, state, code_challenge, code_challenge_method=S256,
+//     resource (RFC 8707), nonce (when openid is requested) and prompt=consent (when
+//     offline_access is requested: OIDC Core §11 requires it, and servers such as
+//     oidc-provider otherwise drop offline_access and issue no refresh token).
+//   - GET /oauth/callback: consumes the state atomically (a replayed or unknown state is a 400
+//     page), checks that the browser is the one that started the sign-in (see Login CSRF), checks
+//     iss (RFC 9207), shows an error page for an error response, exchanges the code (with the
+//     verifier, resource and the client's authentication), verifies the access token exactly as
+//     a Check would plus its audience, checks the ID token's nonce, stores a session and sets
+//     the session cookie, then redirects to rd.
+//   - GET or POST /oauth/logout[?rd=<return path>]: revokes the session's refresh and access
+//     tokens at the server's revocation endpoint when it has one (RFC 7009; failures are logged,
+//     not shown), deletes the session, clears the cookie and redirects to rd or SuccessRedirect.
+//
+// Every answer carries Cache-Control: no-store and Referrer-Policy: no-referrer. Error pages are
+// tiny HTML documents (text/html; charset=utf-8) in which every dynamic value is escaped; they
+// never show an error_description, which the authorization response lets anyone write.
+//
+// # Return paths
+//
+// rd accepts only a same-origin relative path: it must start with a single "/" (not "//",
+// not "/\"), contain only visible ASCII (no control characters, no spaces, no backslash
+// anywhere), parse as a URL without scheme or host, and percent-decoding it (up to three
+// times, as layers of proxies and browsers might) must never yield a leading "//", a
+// backslash or a control character. At most 2048 bytes. Anything else is a 400 page at
+// /oauth/login; at /oauth/logout an invalid rd is ignored (the browser is still signed out and
+// sent to SuccessRedirect). A missing or empty rd means SuccessRedirect.
+//
+// # Sessions and cookies
+//
+// A session is created only by a successful callback: its id is [session.NewID] (256 bits,
+// 43 base64url characters) and is the whole cookie value; the tokens stay in the
+// [session.Store], encrypted at rest. The cookie is "name=id; Path=/; Max-Age=<ttl>;
+// HttpOnly; Secure; SameSite=Lax", without Secure only when PublicURL is plain http on a
+// loopback host (development), where the default name is "extauthz-session" instead of
+// "__Host-extauthz-session" (the __Host- prefix requires Secure). ttl is the session lifetime
+// (SessionTTL), shortened to refresh_token_expires_in when the server sends it, and to the
+// access token's expiry when there is no refresh token (nothing could renew it). A session also
+// ends SessionTTL after its creation whatever refreshes happened meanwhile.
+//
+// One cookie holds one session, for one resource: signing in to another resource on the same
+// host replaces it (the previous session is deleted).
+//
+// # Login CSRF
+//
+// Login states live on the server, so a state alone would not tie a callback to the browser
+// that started the sign-in: an attacker could start one, stop at the redirect back, and send
+// a victim to the callback URL to sign the victim in to the attacker's account. So
+// /oauth/login also sets a short-lived cookie named after the state (CookieName + "-state-" +
+// 16 hex characters of its SHA-256, same attributes as the session cookie, Max-Age StateTTL,
+// value the state itself), and the callback refuses a state whose cookie the browser does not
+// send. Each sign-in has its own cookie, so several tabs may sign in at once. SameSite=Lax
+// cookies are sent on the authorization server's top-level redirect back to the callback.
+//
+// # Hosts
+//
+// The callback runs on PublicURL's host, so the session cookie belongs to that host alone.
+// [Handler.LoginURL] therefore offers the login only for requests to PublicURL's host (default
+// ports aside): a resource on another host would never see the cookie and would loop through
+// the authorization server. /oauth/login routes rd on PublicURL's host too.
+//
+// # Refresh
+//
+// [Handler.AccessToken] refreshes an access token that expires within 30 seconds. One replica
+// at a time refreshes a session, under [session.Store.TryLock] on the session id (renewed
+// while the refresh runs, which continues even if the request that started it is cancelled, so
+// that a rotated refresh token is never lost): the holder reads the session again, refreshes,
+// verifies the new access token as a Check would, and stores the new token set (keeping the
+// old refresh token when no new one is returned). A caller that finds the lock taken returns
+// the current access token if it has not expired yet; otherwise it polls the store for up to
+// two seconds for the refreshed session, retrying the lock meanwhile. A refresh the server
+// refuses (an OAuth error answer, such as invalid_grant for a revoked refresh token), or whose
+// access token fails verification for good, deletes the session: [ErrNoSession]. A refresh that
+// cannot be done now (server unreachable, 5xx, the wait running out) ends nothing: the current
+// access token is returned while it is valid, an error other than ErrNoSession afterwards.
+//
+// # ID tokens
+//
+// When a nonce was sent and the token response carries an id_token, the callback compares the
+// ID token's nonce claim with it. The ID token's signature is not verified for that: it came
+// over TLS straight from the token endpoint, authenticated by the gateway's client credentials
+// (OIDC Core §3.1.3.7 allows relying on TLS server validation in this case), and nothing else
+// is read from it. Identity comes only from the verified access token.
+//
+// # Logging
+//
+// One structured record per event, with event=login|login_failed|refresh|refresh_failed|logout,
+// resource, subject when known, and reason for failures. Tokens, codes, states, verifiers,
+// session ids and cookies are never logged.
+package login
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/extauthz/extauthz/pkg/introspect"
+	"github.com/extauthz/extauthz/pkg/session"
+	"github.com/extauthz/extauthz/pkg/token"
+)
+
+// Client authentication methods at the token and revocation endpoints.
+const (
+	authClientSecretBasic = "client_secret_basic"
+	authClientSecretPost  = "client_secret_post"
+	authPrivateKeyJWT     = "private_key_jwt"
+)
+
+// Defaults of [Options].
+const (
+	defaultLoginPath       = "/oauth/login"
+	defaultCallbackPath    = "/oauth/callback"
+	defaultLogoutPath      = "/oauth/logout"
+	defaultCookieName      = "__Host-extauthz-session"
+	devCookieName          = "extauthz-session" // plain-http loopback PublicURL
+	defaultSessionTTL      = 8 * time.Hour
+	defaultStateTTL        = 10 * time.Minute
+	defaultSuccessRedirect = "/"
+	defaultHTTPTimeout     = 10 * time.Second
+)
+
+// ErrNoSession is returned by [Handler.AccessToken] when the request carries no valid session
+// for the resource: no cookie, an unknown, expired, tampered with or ended session, or a
+// refresh the authorization server refused.
+var ErrNoSession = errors.New("login: no valid session")
+
+// Client is the gateway's confidential client at one authorization server, for one protected
+// resource.
+type Client struct {
+	// Resource is the protected resource's name (the session records it); it must equal the
+	// client's key in Options.Clients, and is set from it when empty.
+	Resource string
+	// ResourceURI is the resource's canonical URI, sent as the RFC 8707 resource parameter on
+	// authorization, token and refresh requests; a returned access token's aud must include it.
+	ResourceURI string
+	// Issuer is the authorization server's issuer identifier (RFC 9207 iss, assertion aud).
+	Issuer string
+	// Metadata returns the server's metadata (endpoints etc.), cached by the caller.
+	Metadata func(ctx context.Context) (*Metadata, error)
+	// ClientID is the gateway's client id at the server.
+	ClientID string
+	// AuthMethod is "client_secret_basic" (default), "client_secret_post" or
+	// "private_key_jwt".
+	AuthMethod string
+	// ClientSecret is for the client_secret_* methods.
+	ClientSecret string
+	// Signer makes the private_key_jwt client assertions (aud = Issuer).
+	Signer *introspect.AssertionSigner
+	// Scopes are requested at sign-in; "openid" adds a nonce.
+	Scopes []string
+	// Trusted are the issuers the resource trusts, passed to the Verifier (default: Issuer).
+	Trusted map[string]struct{}
+}
+
+// Metadata is what the flow needs from RFC 8414 / OIDC metadata.
+type Metadata struct {
+	Issuer, AuthorizationEndpoint, TokenEndpoint, RevocationEndpoint string
+	CodeChallengeMethodsSupported                                    []string
+	AuthorizationResponseIssParameterSupported                       bool
+}
+
+// Options configures [New].
+type Options struct {
+	// Clients are the login clients, by resource name. Resources without one cannot sign in.
+	Clients map[string]*Client
+	// Route says which resource a return path belongs to (the gateway's router). host is
+	// PublicURL's host (or the Host given to LoginURL), possibly with a port; path is rd's path,
+	// without query or fragment, as sent (not decoded).
+	Route func(host, path string) (resource string, ok bool)
+	// Sessions keeps login states, sessions and refresh locks.
+	Sessions *session.Store
+	// Verifier verifies returned access tokens exactly as a Check does; the audience is then
+	// checked here (the token's aud must include the client's ResourceURI).
+	Verifier token.Verifier
+	// PublicURL is scheme://host[:port] of the gateway as browsers see it; redirect_uri is
+	// PublicURL + CallbackPath. https, or http on a loopback host for development.
+	PublicURL string
+	// LoginPath, CallbackPath, LogoutPath default to /oauth/login, /oauth/callback and
+	// /oauth/logout.
+	LoginPath, CallbackPath, LogoutPath string
+	// CookieName defaults to "__Host-extauthz-session", or "extauthz-session" when PublicURL is
+	// plain http on loopback (where cookies are not Secure, which the __Host- prefix needs).
+	CookieName string
+	// SessionTTL caps a session's life (default 8h).
+	SessionTTL time.Duration
+	// StateTTL bounds a sign-in at the authorization server (default 10m).
+	StateTTL time.Duration
+	// SuccessRedirect is where a sign-in without rd, and a sign-out, end (default "/"); a
+	// same-origin path, checked like rd.
+	SuccessRedirect string
+	// HTTPClient makes the token and revocation calls (default: 10s timeout). It is copied and
+	// never follows redirects.
+	HTTPClient *http.Client
+	// Now is the clock (nil: time.Now).
+	Now func() time.Time
+	// Logger receives one record per login, login failure, refresh, refresh failure and
+	// logout (nil: discard).
+	Logger *slog.Logger
+}
+
+// Handler serves LoginPath, CallbackPath and LogoutPath, and resolves session cookies for the
+// Check. It is safe for concurrent use.
+type Handler struct {
+	clients  map[string]*Client
+	route    func(host, path string) (string, bool)
+	store    *session.Store
+	verifier token.Verifier
+
+	publicURL   string // no trailing slash
+	publicHost  string // as in PublicURL (Route's host)
+	hostKey     string // normalized host:port, for comparing Host headers
+	scheme      string
+	redirectURI string
+
+	loginPath, callbackPath, logoutPath string
+
+	cookieName  string
+	statePrefix string // binding cookies: cookieName + "-state-"
+	secure      bool
+
+	sessionTTL, stateTTL time.Duration
+	successRedirect      string
+
+	http *http.Client
+	now  func() time.Time
+	log  *slog.Logger
+}
+
+// New checks o and builds a Handler.
+func New(o Options) (*Handler, error) {
+	if o.Sessions == nil {
+		return nil, errors.New("login: no session store")
+	}
+	if o.Verifier == nil {
+		return nil, errors.New("login: no verifier")
+	}
+	if o.Route == nil {
+		return nil, errors.New("login: no router")
+	}
+	h := &Handler{
+		clients:  make(map[string]*Client, len(o.Clients)),
+		route:    o.Route,
+		store:    o.Sessions,
+		verifier: o.Verifier,
+		now:      o.Now,
+		log:      o.Logger,
+	}
+	if h.now == nil {
+		h.now = time.Now
+	}
+	if h.log == nil {
+		h.log = slog.New(slog.DiscardHandler)
+	}
+
+	u, err := url.Parse(o.PublicURL)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil ||
+		(u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" {
+		return nil, fmt.Errorf("login: public URL %q must be scheme://host[:port] (http or https), without path or query", o.PublicURL)
+	}
+	loopback := isLoopback(u.Hostname())
+	if u.Scheme == "http" && !loopback {
+		return nil, fmt.Errorf("login: public URL %q must be https (plain http only on a loopback host)", o.PublicURL)
+	}
+	h.scheme = u.Scheme
+	h.publicHost = u.Host
+	h.hostKey = normalizeHost(u.Host, u.Scheme)
+	h.publicURL = u.Scheme + "://" + u.Host
+	h.secure = u.Scheme == "https"
+
+	h.loginPath = orDefault(o.LoginPath, defaultLoginPath)
+	h.callbackPath = orDefault(o.CallbackPath, defaultCallbackPath)
+	h.logoutPath = orDefault(o.LogoutPath, defaultLogoutPath)
+	for _, p := range []string{h.loginPath, h.callbackPath, h.logoutPath} {
+		if !validReturnPath(p) || strings.ContainsAny(p, "?#%") {
+			return nil, fmt.Errorf("login: endpoint path %q must be a plain absolute path", p)
+		}
+	}
+	if h.loginPath == h.callbackPath || h.loginPath == h.logoutPath || h.callbackPath == h.logoutPath {
+		return nil, errors.New("login: the login, callback and logout paths must differ")
+	}
+	h.redirectURI = h.publicURL + h.callbackPath
+
+	h.cookieName = o.CookieName
+	if h.cookieName == "" {
+		h.cookieName = defaultCookieName
+		if !h.secure {
+			h.cookieName = devCookieName
+		}
+	}
+	if !validCookieName(h.cookieName) {
+		return nil, fmt.Errorf("login: cookie name %q is not a valid cookie name", h.cookieName)
+	}
+	if !h.secure && (hasPrefixFold(h.cookieName, "__Host-") || hasPrefixFold(h.cookieName, "__Secure-")) {
+		return nil, fmt.Errorf("login: cookie name %q needs Secure cookies, which plain http cannot set", h.cookieName)
+	}
+	h.statePrefix = h.cookieName + "-state-"
+
+	h.sessionTTL = o.SessionTTL
+	if h.sessionTTL == 0 {
+		h.sessionTTL = defaultSessionTTL
+	}
+	h.stateTTL = o.StateTTL
+	if h.stateTTL == 0 {
+		h.stateTTL = defaultStateTTL
+	}
+	if h.sessionTTL < time.Second || h.stateTTL < time.Second {
+		return nil, errors.New("login: session and state lifetimes must be at least 1s")
+	}
+	h.successRedirect = orDefault(o.SuccessRedirect, defaultSuccessRedirect)
+	if !validReturnPath(h.successRedirect) {
+		return nil, fmt.Errorf("login: success redirect %q is not a same-origin path", h.successRedirect)
+	}
+
+	if o.HTTPClient != nil {
+		c := *o.HTTPClient
+		h.http = &c
+	} else {
+		h.http = &http.Client{Timeout: defaultHTTPTimeout}
+	}
+	h.http.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+
+	for name, c := range o.Clients {
+		if c == nil {
+			return nil, fmt.Errorf("login: resource %q: nil client", name)
+		}
+		cc := *c
+		if err := cc.check(name); err != nil {
+			return nil, fmt.Errorf("login: resource %q: %w", name, err)
+		}
+		h.clients[name] = &cc
+	}
+	return h, nil
+}
+
+// check validates a client and applies its defaults.
+func (c *Client) check(name string) error {
+	if c.Resource == "" {
+		c.Resource = name
+	}
+	switch {
+	case c.Resource != name:
+		return fmt.Errorf("client is for resource %q", c.Resource)
+	case c.ResourceURI == "":
+		return errors.New("no resource URI")
+	case c.Issuer == "":
+		return errors.New("no issuer")
+	case c.Metadata == nil:
+		return errors.New("no metadata source")
+	case c.ClientID == "":
+		return errors.New("no client id")
+	}
+	if c.AuthMethod == "" {
+		c.AuthMethod = authClientSecretBasic
+	}
+	switch c.AuthMethod {
+	case authClientSecretBasic, authClientSecretPost:
+		if c.ClientSecret == "" {
+			return fmt.Errorf("%s needs a client secret", c.AuthMethod)
+		}
+	case authPrivateKeyJWT:
+		if c.Signer == nil {
+			return errors.New("private_key_jwt needs a signer")
+		}
+	default:
+		return fmt.Errorf("unknown client authentication method %q", c.AuthMethod)
+	}
+	for _, s := range c.Scopes {
+		if s == "" || strings.ContainsAny(s, " \"\\") {
+			return fmt.Errorf("invalid scope %q", s)
+		}
+	}
+	if len(c.Trusted) == 0 {
+		c.Trusted = map[string]struct{}{c.Issuer: {}}
+	}
+	c.Scopes = append([]string(nil), c.Scopes...)
+	return nil
+}
+
+// ServeHTTP serves LoginPath, CallbackPath and LogoutPath; anything else is 404.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	hd := w.Header()
+	hd.Set("Cache-Control", "no-store")
+	hd.Set("Referrer-Policy", "no-referrer")
+	switch r.URL.Path {
+	case h.loginPath:
+		if !allowMethod(w, r, http.MethodGet) {
+			return
+		}
+		h.serveLogin(w, r)
+	case h.callbackPath:
+		if !allowMethod(w, r, http.MethodGet) {
+			return
+		}
+		h.serveCallback(w, r)
+	case h.logoutPath:
+		if !allowMethod(w, r, http.MethodGet, http.MethodPost) {
+			return
+		}
+		h.serveLogout(w, r)
+	default:
+		h.page(w, http.StatusNotFound, "Not found", "There is nothing here.", "")
+	}
+}
+
+func allowMethod(w http.ResponseWriter, r *http.Request, methods ...string) bool {
+	for _, m := range methods {
+		if r.Method == m {
+			return true
+		}
+	}
+	w.Header().Set("Allow", strings.Join(methods, ", "))
+	http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+	return false
+}
+
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+func hasPrefixFold(s, prefix string) bool {
+	return len(s) >= len(prefix) && strings.EqualFold(s[:len(prefix)], prefix)
+}
+
+// isLoopback reports whether host (no port) is localhost or a loopback address.
+func isLoopback(host string) bool {
+	host = strings.TrimSuffix(strings.ToLower(host), ".")
+	if host == "localhost" || strings.HasSuffix(host, ".localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// normalizeHost lower-cases an authority and makes its port explicit (the scheme's default
+// when absent), so that "Example.com" and "example.com:443" compare equal for https.
+func normalizeHost(authority, scheme string) string {
+	host, port, err := net.SplitHostPort(authority)
+	if err != nil {
+		host, port = strings.Trim(authority, "[]"), ""
+	}
+	if port == "" {
+		port = "443"
+		if scheme == "http" {
+			port = "80"
+		}
+	}
+	return net.JoinHostPort(strings.TrimSuffix(strings.ToLower(host), "."), port)
+}
+
+// validCookieName reports whether name is an RFC 6265 token.
+func validCookieName(name string) bool {
+	if name == "" {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if c <= 0x20 || c >= 0x7f || strings.IndexByte("()<>@,;:\\\"/[]?={}", c) >= 0 {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,47 @@
+package login
+
+import (
+	"html"
+	"net/http"
+	"strconv"
+)
+
+// page writes a small HTML page: a title, a message, and an optional detail shown as code.
+// Every value is HTML-escaped. The caller has set Cache-Control already (ServeHTTP does).
+func (h *Handler) page(w http.ResponseWriter, status int, title, message, detail string) {
+	hd := w.Header()
+	hd.Set("Content-Type", "text/html; charset=utf-8")
+	hd.Set("Cache-Control", "no-store")
+	hd.Set("X-Content-Type-Options", "nosniff")
+	hd.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'")
+	body := "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">" +
+		"<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">" +
+		"<title>" + html.EscapeString(title) + "</title>" +
+		"<style>body{font-family:system-ui,sans-serif;max-width:40em;margin:4em auto;padding:0 1em;color:#222}" +
+		"code{background:#eee;padding:.1em .3em}</style></head><body>" +
+		"<h1>" + html.EscapeString(title) + "</h1>" +
+		"<p>" + html.EscapeString(message) + "</p>"
+	if detail != "" {
+		body += "<p>Error: <code>" + html.EscapeString(detail) + "</code></p>"
+	}
+	body += "<p><a href=\"" + html.EscapeString(h.successRedirect) + "\">Continue</a></p>" +
+		"<p><small>HTTP " + strconv.Itoa(status) + "</small></p></body></html>\n"
+	w.WriteHeader(status)
+	_, _ = w.Write([]byte(body))
+}
+
+// oauthErrorCode returns an authorization response's error code for display and logging, or
+// "invalid" when it is not an RFC 6749 error code (printable ASCII without '"' and '\'),
+// or is unreasonably long.
+func oauthErrorCode(s string) string {
+	if s == "" || len(s) > 64 {
+		return "invalid"
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < 0x20 || c > 0x7e || c == '"' || c == '\\' {
+			return "invalid"
+		}
+	}
+	return s
+}
