@@ -26,6 +26,7 @@ import (
 	"github.com/extauthz/extauthz/pkg/check"
 	"github.com/extauthz/extauthz/pkg/config"
 	"github.com/extauthz/extauthz/pkg/httpauthz"
+	"github.com/extauthz/extauthz/pkg/login"
 	"github.com/extauthz/extauthz/pkg/metadata"
 	"github.com/extauthz/extauthz/pkg/token"
 )
@@ -45,6 +46,10 @@ type app struct {
 	log     *slog.Logger
 	engine  *authz.Engine
 	issuers map[string]*issuerParts // by issuer
+	login   *login.Handler          // the browser login flow; nil when no resource enables it
+	// background runs alongside the servers until shutdown (discovery for
+	// the login of issuers whose endpoints are configured).
+	background []func(context.Context)
 	cache   *cache.Tiered[authz.Verdict]
 	redis   redis.UniversalClient // nil without a shared tier
 	admTok  string                // protects POST /cache/purge; "" disables it
@@ -120,6 +125,13 @@ func newApp(cfg *config.Config, log *slog.Logger, o appOptions) (a *app, err err
 	if err != nil {
 		return nil, err
 	}
+	if a.login, err = newLogin(a, verifier, a.redis, o.now); err != nil {
+		return nil, err
+	}
+	var sessions authz.Sessions
+	if a.login != nil {
+		sessions = loginSessions{a.login}
+	}
 	a.engine, err = authz.NewEngine(policy, authz.Options{
 		Verifier:    verifier,
 		Cache:       a.cache,
@@ -130,6 +142,7 @@ func newApp(cfg *config.Config, log *slog.Logger, o appOptions) (a *app, err err
 		Leeway:      cfg.Tokens.Leeway.D(),
 		Now:         o.now,
 		Logger:      log,
+		Sessions:    sessions,
 	})
 	if err != nil {
 		return nil, err
@@ -207,6 +220,9 @@ func (a *app) run(ctx context.Context) error {
 	g, gctx := errgroup.WithContext(ctx)
 	for _, p := range a.issuers {
 		g.Go(func() error { p.run(gctx); return nil })
+	}
+	for _, f := range a.background {
+		g.Go(func() error { f(gctx); return nil })
 	}
 	g.Go(func() error { a.watchReadiness(gctx); return nil })
 	g.Go(func() error { a.cache.Run(gctx); return nil })
@@ -315,6 +331,12 @@ func (a *app) httpHandler(extra http.Handler) http.Handler {
 	// The HTTP authorization mode: nginx auth_request, Traefik
 	// ForwardAuth, Envoy http_service.
 	mux.Handle(httpauthz.Prefix, httpauthz.New(a.engine, httpauthz.Options{MaxBodyBytes: a.cfg.MCP.MaxBodyBytes, Logger: a.log}))
+	if a.login != nil {
+		// The browser login: routed here by the proxy without authorization.
+		for _, p := range []string{a.cfg.Login.LoginPath, a.cfg.Login.CallbackPath, a.cfg.Login.LogoutPath} {
+			mux.Handle(p, a.login)
+		}
+	}
 	if extra != nil {
 		mux.Handle("/", extra)
 	}

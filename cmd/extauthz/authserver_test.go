@@ -11,15 +11,20 @@ import (
 	"encoding/pem"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"net/http/cookiejar"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"github.com/lestrrat-go/jwx/v3/jwk"
 	"google.golang.org/grpc"
@@ -596,5 +601,150 @@ resources:
 				}
 			})
 		}
+	}
+}
+
+// TestBrowserLoginThroughTheCheck: a browser navigation without a session
+// is sent to sign in; after signing in at the real authorization server
+// the session cookie is a credential for the Check, the upstream gets the
+// identity and never the session id; API clients still get the challenge.
+func TestBrowserLoginThroughTheCheck(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	public := "http://" + ln.Addr().String()
+	resource := public + "/mcp"
+	webClient := oidctest.Client{
+		ID: "extauthz-web", Secret: "web-secret-0123456789", AuthMethod: "client_secret_basic",
+		GrantTypes: []string{"authorization_code", "refresh_token"}, RedirectURIs: []string{public + "/oauth/callback"},
+	}
+	as := oidctest.Start(t, oidctest.Options{
+		Clients:   []oidctest.Client{webClient},
+		Resources: []oidctest.Resource{{Resource: resource, Scope: "mcp:tools", Format: "jwt"}},
+	})
+	t.Setenv("EXTAUTHZ_TEST_SESSION_KEY", strings.Repeat("ab", 32))
+	t.Setenv("EXTAUTHZ_TEST_WEB_SECRET", webClient.Secret)
+	cfg, err := config.Parse([]byte(fmt.Sprintf(`
+listen: {grpc: "127.0.0.1:0", admin: "off"}
+public_url: %q
+login: {session_key: {env: EXTAUTHZ_TEST_SESSION_KEY}}
+resources:
+  - name: mcp
+    resource: %q
+    required_scopes: ["mcp:tools"]
+    authorization_servers: [{issuer: %q}]
+    login:
+      enabled: true
+      client_id: extauthz-web
+      client_secret: {env: EXTAUTHZ_TEST_WEB_SECRET}
+      scopes: [openid, "mcp:tools"]
+`, public, resource, as.Issuer)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := &gateway{}
+	if g.app, err = newApp(cfg, newLogger(io.Discard, "error", "json"), appOptions{lnHTTP: ln}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- g.app.run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	conn, err := grpc.NewClient(g.app.lnGRPC.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	g.client = authv3.NewAuthorizationClient(conn)
+	g.waitReady(t)
+
+	decide := func(method string, headers [][2]string) *authv3.CheckResponse {
+		t.Helper()
+		req, err := check.EnvoyRequest{Method: method, URL: resource + "/app", Headers: headers}.Proto()
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := g.client.Check(context.Background(), req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp
+	}
+	header := func(hs []*corev3.HeaderValueOption, name string) string {
+		for _, h := range hs {
+			if h.GetHeader().GetKey() == name {
+				return h.GetHeader().GetValue()
+			}
+		}
+		return ""
+	}
+
+	// 1. The browser navigates without a session: sent to sign in.
+	resp := decide("GET", [][2]string{{"accept", "text/html,application/xhtml+xml"}})
+	loginURL := header(resp.GetDeniedResponse().GetHeaders(), "location")
+	if resp.GetDeniedResponse().GetStatus().GetCode() != 302 || !strings.HasPrefix(loginURL, public+"/oauth/login?rd=") {
+		t.Fatalf("navigation without a session: %v", resp)
+	}
+	// An API client gets the challenge instead.
+	if resp := decide("POST", [][2]string{{"accept", "application/json, text/event-stream"}}); resp.GetDeniedResponse().GetStatus().GetCode() != 401 {
+		t.Fatalf("API client without a session: %v", resp)
+	}
+
+	// 2. Sign in: the gateway's login, the server's pages, the callback.
+	jar, _ := cookiejar.New(nil)
+	browser := &http.Client{Jar: jar, Timeout: 10 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	r, err := browser.Get(loginURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Body.Close()
+	authorize, err := url.Parse(r.Header.Get("Location"))
+	if err != nil || r.StatusCode != http.StatusFound {
+		t.Fatalf("login: %d %v", r.StatusCode, err)
+	}
+	callback := oidctest.SignIn(t, browser, authorize, "alice", "/oauth/callback", false)
+	r, err = browser.Get(callback.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Body.Close()
+	if r.StatusCode != http.StatusFound || r.Header.Get("Location") != "/mcp/app" {
+		t.Fatalf("callback: %d, Location %q", r.StatusCode, r.Header.Get("Location"))
+	}
+	var sessionCookie *http.Cookie
+	for _, c := range r.Cookies() {
+		if c.Name == "extauthz-session" {
+			sessionCookie = c
+		}
+	}
+	if sessionCookie == nil || !sessionCookie.HttpOnly || sessionCookie.SameSite != http.SameSiteLaxMode || strings.Contains(sessionCookie.Value, ".") {
+		t.Fatalf("session cookie %+v", sessionCookie)
+	}
+
+	// 3. The cookie is a credential for the Check; the upstream gets the
+	// identity, and the Cookie header without the session id.
+	resp = decide("GET", [][2]string{{"accept", "text/html"}, {"cookie", "theme=dark; extauthz-session=" + sessionCookie.Value}})
+	ok := resp.GetOkResponse()
+	if resp.GetStatus().GetCode() != 0 || header(ok.GetHeaders(), "x-extauthz-subject") != "alice" {
+		t.Fatalf("Check with the session cookie: %v", resp)
+	}
+	if c := header(ok.GetHeaders(), "cookie"); c != "theme=dark" {
+		t.Errorf("upstream cookie %q, want the session id stripped", c)
+	}
+	// A forged session id is no credential.
+	if resp := decide("POST", [][2]string{{"cookie", "extauthz-session=" + strings.Repeat("A", 43)}}); resp.GetDeniedResponse().GetStatus().GetCode() != 401 {
+		t.Errorf("forged session: %v", resp)
+	}
+
+	// 4. Logout ends the session.
+	r, err = browser.Get(public + "/oauth/logout")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Body.Close()
+	if resp := decide("POST", [][2]string{{"cookie", "extauthz-session=" + sessionCookie.Value}}); resp.GetDeniedResponse().GetStatus().GetCode() != 401 {
+		t.Errorf("after logout: %v", resp)
 	}
 }

@@ -62,6 +62,25 @@ type Options struct {
 	Now func() time.Time
 	// Logger (nil: discard).
 	Logger *slog.Logger
+	// Sessions resolves browser session cookies on resources that enable
+	// the login flow (nil: cookies are never credentials).
+	Sessions Sessions
+}
+
+// Sessions turns a browser's session cookie into the access token it holds
+// (package login implements it through an adapter).
+type Sessions interface {
+	// AccessToken returns the session's current access token for the
+	// resource, refreshing it when needed; found is false when the
+	// request carries no valid session. An error means the sessions
+	// cannot be read now.
+	AccessToken(ctx context.Context, resource, cookieHeader string) (tok string, found bool, err error)
+	// StripCookie removes the session cookie from a Cookie header value:
+	// the session id is a credential the upstream must not see.
+	StripCookie(cookieHeader string) string
+	// LoginURL is where a browser navigating to the resource without a
+	// session is sent, or "" when none.
+	LoginURL(host, pathAndQuery string) string
 }
 
 // Engine decides requests. It is safe for concurrent use; SetPolicy swaps
@@ -146,6 +165,25 @@ func (e *Engine) Check(ctx context.Context, r *Request) Decision {
 	}
 
 	raw, err := credential(r, query)
+	fromSession := false
+	if errors.Is(err, ErrNoCredential) && res.login && e.opts.Sessions != nil {
+		// No Bearer token: a browser's session cookie may stand for one.
+		if cookie := r.Headers["cookie"]; cookie != "" {
+			tok, found, serr := e.opts.Sessions.AccessToken(ctx, res.name, cookie)
+			switch {
+			case serr != nil:
+				return p.deny(res, fmt.Errorf("%w: sessions: %v", token.ErrUnavailable, serr))
+			case found:
+				raw, err, fromSession = tok, nil, true
+			}
+		}
+		if err != nil && isNavigation(r) {
+			if loc := e.opts.Sessions.LoginURL(r.Host, r.Path); loc != "" {
+				return Decision{Status: http.StatusFound, Reason: ReasonLoginRedirect, Resource: res.name,
+					Extra: []Header{{"location", loc}, {"cache-control", "no-store"}}}
+			}
+		}
+	}
 	if err != nil {
 		return p.deny(res, err)
 	}
@@ -173,7 +211,22 @@ func (e *Engine) Check(ctx context.Context, r *Request) Decision {
 	if err := res.evaluate(ctx, r, cleaned, op, v.Claims, matched); err != nil {
 		return p.deny(res, err)
 	}
-	return p.allow(res, &v)
+	d := p.allow(res, &v)
+	if fromSession {
+		// The upstream gets the identity, never the session id.
+		if rest := e.opts.Sessions.StripCookie(r.Headers["cookie"]); rest != "" {
+			d.Upstream = append(d.Upstream, Header{"cookie", rest})
+		} else {
+			d.Remove = append(d.Remove, "cookie")
+		}
+	}
+	return d
+}
+
+// isNavigation reports whether a request is a browser loading a page,
+// which is sent to sign in; API clients get the 401 challenge instead.
+func isNavigation(r *Request) bool {
+	return (r.Method == http.MethodGet || r.Method == http.MethodHead) && strings.Contains(r.Headers["accept"], "text/html")
 }
 
 // credential extracts the one bearer token a request may carry (RFC 6750

@@ -18,6 +18,7 @@ const (
 	ReasonMetadata          Reason = "metadata"           // metadata document answered directly
 	ReasonPreflight         Reason = "preflight"          // CORS preflight let through without a token
 	ReasonUnmatchedAllowed  Reason = "unmatched_allowed"  // no resource matched, operator allows
+	ReasonLoginRedirect     Reason = "login_redirect"     // a browser without a session sent to sign in
 	ReasonNoCredential      Reason = "no_credential"      // no Bearer token
 	ReasonInvalidRequest    Reason = "invalid_request"    // token in query or body, malformed or repeated header
 	ReasonMalformed         Reason = "malformed"          // not a parseable JWT, too large, crit, no exp

@@ -38,6 +38,7 @@ type resource struct {
 	wellKnown    string
 	document     []byte // the RFC 9728 document, encoded once
 	noTokenChall string // the challenge for a request without a token, built once
+	login        bool   // browsers may sign in and use a session cookie
 	mcpRules            // MCP operation rules, scope hierarchy, origins
 }
 
@@ -72,6 +73,7 @@ func NewPolicy(c *config.Config) (*Policy, error) {
 			required:    rc.RequiredScopes,
 			requiredStr: strings.Join(rc.RequiredScopes, " "),
 			metadataURL: metadata.MetadataURL(c.PublicURL, rc.Resource),
+			login:       rc.Login.Enabled,
 			wellKnown:   metadata.WellKnownPath(rc.Resource),
 		}
 		for _, h := range rc.Hosts {
@@ -137,6 +139,22 @@ func (p *Policy) documentFor(host, path string) *resource {
 		return cands[0]
 	}
 	return nil
+}
+
+// ResourceFor names the resource a request to host and path (as sent,
+// possibly percent-encoded) is decided for, as a Check would route it
+// without route settings; false when none or when the path is ambiguous
+// once decoded.
+func (p *Policy) ResourceFor(host, path string) (string, bool) {
+	h := hostOnly(host)
+	res, err := p.route(nil, h, cleanPath(path))
+	if err == nil && strings.IndexByte(path, '%') >= 0 {
+		err = p.checkEncodedRoute(nil, h, path, res)
+	}
+	if err != nil {
+		return "", false
+	}
+	return res.name, true
 }
 
 // route picks the protected resource for a request: the one the proxy

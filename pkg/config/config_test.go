@@ -28,6 +28,9 @@ func dur(s string) Duration {
 // they are about.
 func serverDefaults(rs []Resource) {
 	for i := range rs {
+		if rs[i].Login.AuthMethod == "" {
+			rs[i].Login.AuthMethod = "client_secret_basic"
+		}
 		for k := range rs[i].AuthorizationServers {
 			as := &rs[i].AuthorizationServers[k]
 			if as.TokenMode != "" {
@@ -68,6 +71,8 @@ func defaultsWith(rs ...Resource) *Config {
 		},
 		Unmatched: "deny",
 		MCP:       MCP{MaxBodyBytes: 65536},
+		Login: Login{SessionTTL: dur("8h"), StateTTL: dur("10m"), LoginPath: "/oauth/login", CallbackPath: "/oauth/callback",
+			LogoutPath: "/oauth/logout", SuccessRedirect: "/"},
 		Log:       Log{Level: "info", Format: "json"},
 		Resources: rs,
 	}
@@ -175,6 +180,8 @@ func TestLoadValid(t *testing.T) {
 				Unmatched: "allow",
 				Log:       Log{Level: "debug", Format: "text"},
 				MCP:       MCP{MaxBodyBytes: 131072, RequireBody: true},
+				Login: Login{SessionTTL: dur("8h"), StateTTL: dur("10m"), LoginPath: "/oauth/login", CallbackPath: "/oauth/callback",
+					LogoutPath: "/oauth/logout", SuccessRedirect: "/"},
 				Resources: []Resource{
 					{
 						Name:       "files",
@@ -348,6 +355,17 @@ func TestLoadInvalid(t *testing.T) {
 		file string
 		want string
 	}{
+		{"invalid-login.yaml", `
+login.session_key: is required when a resource enables login (32 bytes, hex or base64, from env or file)
+login.callback_path: must be a path such as "/oauth/login" (no query, fragment or spaces)
+login.logout_path: "/oauth/login" is used by another login path
+login.success_redirect: must be a same-origin path such as "/"
+resources[0].login.client_id: is required when login is enabled
+resources[0].login.private_key: is required with auth_method private_key_jwt
+resources[0].login.issuer: must be one of the resource's authorization_servers
+resources[0].login.client_secret: is not used with auth_method private_key_jwt
+resources[1].login: is set but not enabled (set enabled: true)
+public_url: is required when a resource enables login (the redirect URI is public_url + login.callback_path)`},
 		{"invalid-mcp-rules.yaml", `
 mcp.max_body_bytes: must be between 1 and 1048576 (1 MiB)
 resources[0].scopes_supported[1]: offline_access is for the authorization server (refresh tokens), never a resource's scope

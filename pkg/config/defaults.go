@@ -50,6 +50,12 @@ const (
 	defaultIntrospectCacheTTL = time.Minute
 	defaultMCPMaxBodyBytes    = 64 << 10
 	defaultRuleGlob           = "*"
+	defaultSessionTTL         = 8 * time.Hour
+	defaultStateTTL           = 10 * time.Minute
+	defaultLoginPath          = "/oauth/login"
+	defaultCallbackPath       = "/oauth/callback"
+	defaultLogoutPath         = "/oauth/logout"
+	defaultSuccessRedirect    = "/"
 )
 
 // defaultAlgorithms is a function, not a variable, so that no caller can
@@ -125,6 +131,12 @@ func (c *Config) ApplyDefaults() {
 	orDefault(c, "log.level", &c.Log.Level, defaultLogLevel)
 	orDefault(c, "log.format", &c.Log.Format, defaultLogFormat)
 	orDefault(c, "mcp.max_body_bytes", &c.MCP.MaxBodyBytes, defaultMCPMaxBodyBytes)
+	orDefault(c, "login.session_ttl", &c.Login.SessionTTL, Duration(defaultSessionTTL))
+	orDefault(c, "login.state_ttl", &c.Login.StateTTL, Duration(defaultStateTTL))
+	orDefault(c, "login.login_path", &c.Login.LoginPath, defaultLoginPath)
+	orDefault(c, "login.callback_path", &c.Login.CallbackPath, defaultCallbackPath)
+	orDefault(c, "login.logout_path", &c.Login.LogoutPath, defaultLogoutPath)
+	orDefault(c, "login.success_redirect", &c.Login.SuccessRedirect, defaultSuccessRedirect)
 
 	for i := range c.Resources {
 		c.Resources[i].applyDefaults(c, fmt.Sprintf("resources[%d]", i))
@@ -175,6 +187,15 @@ func (r *Resource) applyDefaults(c *Config, path string) {
 	}
 	for k := range r.AuthorizationServers {
 		r.AuthorizationServers[k].applyDefaults(c, fmt.Sprintf("%s.authorization_servers[%d]", path, k))
+	}
+	// Login settings take their defaults whether or not login is enabled,
+	// like the Redis and introspection settings.
+	orDefault(c, path+".login.auth_method", &r.Login.AuthMethod, defaultIntrospectAuth)
+	if r.Login.Issuer == "" && !c.written[path+".login.issuer"] && len(r.AuthorizationServers) > 0 && r.Login.Enabled {
+		r.Login.Issuer = r.AuthorizationServers[0].Issuer
+	}
+	if len(r.Login.Scopes) == 0 && !c.written[path+".login.scopes"] && r.Login.Enabled {
+		r.Login.Scopes = append([]string(nil), r.RequiredScopes...)
 	}
 }
 

@@ -21,7 +21,8 @@ const schemaPath = "../../api/config.schema.json"
 // the schema explains it in the description instead of a "default" value.
 func derivedDefault(path string) bool {
 	switch path {
-	case "resources[].hosts", "resources[].path_prefix", "resources[].scopes_supported", "resources[].allowed_origins":
+	case "resources[].hosts", "resources[].path_prefix", "resources[].scopes_supported", "resources[].allowed_origins",
+		"resources[].login.issuer", "resources[].login.scopes":
 		return true
 	}
 	return false

@@ -40,6 +40,9 @@ type Config struct {
 	Log Log `yaml:"log"`
 	// MCP holds the limits of reading MCP operations for the rules.
 	MCP MCP `yaml:"mcp"`
+	// Login configures the browser login flow (sessions, cookie, paths),
+	// used by the resources that enable it.
+	Login Login `yaml:"login"`
 	// Resources are the protected resources (MCP servers). At least one.
 	Resources []Resource `yaml:"resources"`
 
@@ -301,6 +304,57 @@ type Resource struct {
 	Policy string `yaml:"policy"`
 	// Rules add requirements to the MCP operations they match.
 	Rules []Rule `yaml:"rules"`
+	// Login lets browsers sign in to this resource through the gateway
+	// (authorization code with PKCE) and use a session cookie instead of
+	// a Bearer token.
+	Login ResourceLogin `yaml:"login"`
+}
+
+// Login configures the browser login flow shared by every resource that
+// enables it.
+type Login struct {
+	// SessionKey is the 32-byte key (hex or base64) that encrypts login
+	// states and sessions at rest, from the environment or a file; required
+	// when a resource enables login. Every replica needs the same key.
+	SessionKey Secret `yaml:"session_key"`
+	// SessionTTL caps a session's life (default 8h).
+	SessionTTL Duration `yaml:"session_ttl"`
+	// StateTTL bounds how long a login may take at the authorization
+	// server (default 10m).
+	StateTTL Duration `yaml:"state_ttl"`
+	// CookieName names the session cookie (default "__Host-extauthz-session";
+	// "extauthz-session" when public_url is plain http on loopback, where
+	// cookies cannot be Secure).
+	CookieName string `yaml:"cookie_name"`
+	// LoginPath, CallbackPath and LogoutPath are served on the HTTP
+	// listener (defaults /oauth/login, /oauth/callback, /oauth/logout);
+	// the redirect URI registered at the authorization server is
+	// public_url + callback_path.
+	LoginPath    string `yaml:"login_path"`
+	CallbackPath string `yaml:"callback_path"`
+	LogoutPath   string `yaml:"logout_path"`
+	// SuccessRedirect is where a login without a return path, and a
+	// logout, end (default "/").
+	SuccessRedirect string `yaml:"success_redirect"`
+}
+
+// ResourceLogin is the gateway's confidential client for one resource's
+// browser login.
+type ResourceLogin struct {
+	// Enabled turns the login flow on for this resource (default false).
+	Enabled bool `yaml:"enabled"`
+	// Issuer picks the authorization server users sign in at; one of the
+	// resource's (default: the first).
+	Issuer string `yaml:"issuer"`
+	// ClientID, AuthMethod, ClientSecret, PrivateKey and KeyID are the
+	// gateway's client registration, as for introspection.
+	ClientID     string `yaml:"client_id"`
+	AuthMethod   string `yaml:"auth_method"`
+	ClientSecret Secret `yaml:"client_secret"`
+	PrivateKey   Secret `yaml:"private_key"`
+	KeyID        string `yaml:"key_id"`
+	// Scopes requested at sign-in (default: required_scopes).
+	Scopes []string `yaml:"scopes"`
 }
 
 // Rule adds required scopes, a policy, or both to the MCP operations it

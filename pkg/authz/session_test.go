@@ -1,0 +1,129 @@
+package authz
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/extauthz/extauthz/internal/testkit"
+	"github.com/extauthz/extauthz/pkg/config"
+	"github.com/extauthz/extauthz/pkg/devissuer"
+	"github.com/extauthz/extauthz/pkg/jwks"
+	"github.com/extauthz/extauthz/pkg/token"
+)
+
+// fakeSessions knows one session id and the token it holds.
+type fakeSessions struct {
+	id, tok string
+	err     error
+	asked   int
+}
+
+func (f *fakeSessions) AccessToken(_ context.Context, resource, cookie string) (string, bool, error) {
+	f.asked++
+	if f.err != nil {
+		return "", false, f.err
+	}
+	if resource == "a" && strings.Contains(cookie, "sid="+f.id) {
+		return f.tok, true, nil
+	}
+	return "", false, nil
+}
+
+func (f *fakeSessions) StripCookie(cookie string) string {
+	var keep []string
+	for _, c := range strings.Split(cookie, ";") {
+		if c = strings.TrimSpace(c); c != "" && !strings.HasPrefix(c, "sid=") {
+			keep = append(keep, c)
+		}
+	}
+	return strings.Join(keep, "; ")
+}
+
+func (f *fakeSessions) LoginURL(host, path string) string {
+	return "https://" + host + "/oauth/login?rd=" + path
+}
+
+func TestSessionCookies(t *testing.T) {
+	clock := testkit.NewClock()
+	iss, _ := testkit.Issuer(t, "ES256", "", testResource, clock.Now)
+	cfg := &config.Config{
+		PublicURL: "https://mcp.example.com",
+		Login:     config.Login{SessionKey: config.Secret{Env: "K"}},
+		Resources: []config.Resource{
+			{Name: "a", Resource: testResource, AuthorizationServers: []config.AuthorizationServer{{Issuer: iss.Issuer(), JWKSURI: iss.JWKSURL()}},
+				Login: config.ResourceLogin{Enabled: true, ClientID: "web", ClientSecret: config.Secret{Env: "S"}}},
+			{Name: "b", Resource: testResource + "2", Hosts: []string{"mcp.example.com"}, PathPrefix: "/mcp2", Audiences: []string{testResource},
+				AuthorizationServers: []config.AuthorizationServer{{Issuer: iss.Issuer(), JWKSURI: iss.JWKSURL()}}},
+		},
+	}
+	cfg.ApplyDefaults()
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	src := jwks.New(func(context.Context) (string, error) { return iss.JWKSURL(), nil }, jwks.Options{Now: clock.Now})
+	v, err := token.NewIssuerSet(token.Options{Issuers: map[string]token.Issuer{iss.Issuer(): {Keys: src}}, Now: clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := NewPolicy(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := iss.Mint(devissuer.Token{Subject: "alice", ClientID: "web"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sessions := &fakeSessions{id: "s3ss10n", tok: tok}
+	e, err := NewEngine(p, Options{Verifier: v, Cache: LocalCache(10, clock.Now), MaxTTL: time.Minute, Now: clock.Now, Sessions: sessions})
+	if err != nil {
+		t.Fatal(err)
+	}
+	check := func(method, path string, headers map[string]string) Decision {
+		return e.Check(context.Background(), &Request{Method: method, Host: "mcp.example.com", Path: path, Headers: headers})
+	}
+
+	d := check("POST", "/mcp", map[string]string{"cookie": "theme=dark; sid=s3ss10n; lang=en"})
+	if !d.Allow || d.Claims.Subject != "alice" {
+		t.Fatalf("session cookie: allow=%v %v", d.Allow, d.Err)
+	}
+	var cookie string
+	for _, h := range d.Upstream {
+		if h.Name == "cookie" {
+			cookie = h.Value
+		}
+	}
+	if cookie != "theme=dark; lang=en" {
+		t.Errorf("upstream cookie %q: the session id must be stripped, the rest kept", cookie)
+	}
+	if d := check("POST", "/mcp", map[string]string{"cookie": "sid=s3ss10n"}); !d.Allow || !contains(d.Remove, "cookie") {
+		t.Errorf("only the session cookie: allow=%v remove=%v", d.Allow, d.Remove)
+	}
+
+	// No session: a browser navigation is sent to sign in, an API client
+	// gets the challenge.
+	d = check("GET", "/mcp/page?x=1", map[string]string{"accept": "text/html,application/xhtml+xml", "cookie": "sid=unknown"})
+	if d.Allow || d.Status != http.StatusFound || len(d.Extra) == 0 || d.Extra[0].Value != "https://mcp.example.com/oauth/login?rd=/mcp/page?x=1" {
+		t.Errorf("navigation without a session: %d %v", d.Status, d.Extra)
+	}
+	if d := check("POST", "/mcp", map[string]string{"accept": "application/json, text/event-stream"}); d.Status != 401 || d.Challenge == "" {
+		t.Errorf("API client without a session: %d %q", d.Status, d.Challenge)
+	}
+	// A Bearer token wins over any cookie.
+	if d := check("POST", "/mcp", map[string]string{"authorization": "Bearer garbage", "cookie": "sid=s3ss10n"}); d.Status != 401 {
+		t.Errorf("bad Bearer with a good cookie: %d", d.Status)
+	}
+	// A resource without login ignores cookies, even good ones.
+	before := sessions.asked
+	if d := check("POST", "/mcp2", map[string]string{"cookie": "sid=s3ss10n"}); d.Status != 401 || sessions.asked != before {
+		t.Errorf("resource without login: %d, sessions asked %d times", d.Status, sessions.asked-before)
+	}
+	// Sessions unreadable: cannot decide, never allow.
+	sessions.err = errors.New("redis down")
+	if d := check("POST", "/mcp", map[string]string{"cookie": "sid=s3ss10n"}); d.Status != 503 {
+		t.Errorf("sessions unavailable: %d", d.Status)
+	}
+}
