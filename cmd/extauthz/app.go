@@ -50,13 +50,13 @@ type app struct {
 	// background runs alongside the servers until shutdown (discovery for
 	// the login of issuers whose endpoints are configured).
 	background []func(context.Context)
-	cache   *cache.Tiered[authz.Verdict]
-	redis   redis.UniversalClient // nil without a shared tier
-	admTok  string                // protects POST /cache/purge; "" disables it
-	health  *health.Server
-	grpc    *grpc.Server
-	http    *http.Server
-	admin   *http.Server
+	cache      *cache.Tiered[authz.Verdict]
+	redis      redis.UniversalClient // nil without a shared tier
+	admTok     string                // protects POST /cache/purge; "" disables it
+	health     *health.Server
+	grpc       *grpc.Server
+	http       *http.Server
+	admin      *http.Server
 
 	lnGRPC, lnHTTP, lnAdmin net.Listener
 }

@@ -141,4 +141,3 @@ func (s loginSessions) AccessToken(ctx context.Context, resource, cookie string)
 func (s loginSessions) StripCookie(cookie string) string { return s.h.StripCookie(cookie) }
 
 func (s loginSessions) LoginURL(host, path string) string { return s.h.LoginURL(host, path) }
-
