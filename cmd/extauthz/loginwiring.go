@@ -117,6 +117,7 @@ func newLogin(a *app, verifier token.Verifier, rc redis.UniversalClient, now fun
 		SessionTTL:      l.SessionTTL.D(),
 		StateTTL:        l.StateTTL.D(),
 		SuccessRedirect: l.SuccessRedirect,
+		ErrorPage:       l.ErrorPage,
 		Now:             now,
 		Logger:          a.log.With("component", "login"),
 	})

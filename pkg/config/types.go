@@ -336,6 +336,10 @@ type Login struct {
 	// SuccessRedirect is where a login without a return path, and a
 	// logout, end (default "/").
 	SuccessRedirect string `yaml:"success_redirect"`
+	// ErrorPage, when set, is a same-origin path failed sign-ins are sent
+	// to, with error and error_description in the query (default "": the
+	// gateway's own error page).
+	ErrorPage string `yaml:"error_page"`
 }
 
 // ResourceLogin is the gateway's confidential client for one resource's

@@ -516,6 +516,9 @@ func (c *Config) validateLogin(ch *checker) {
 	if !strings.HasPrefix(l.SuccessRedirect, "/") || strings.HasPrefix(l.SuccessRedirect, "//") || strings.Contains(l.SuccessRedirect, "\\") {
 		ch.add("login.success_redirect", `must be a same-origin path such as "/"`)
 	}
+	if e := l.ErrorPage; e != "" && (!strings.HasPrefix(e, "/") || strings.HasPrefix(e, "//") || strings.Contains(e, "\\")) {
+		ch.add("login.error_page", `must be a same-origin path such as "/signin-error"`)
+	}
 	enabled := false
 	for i := range c.Resources {
 		r := &c.Resources[i]

@@ -208,6 +208,9 @@ type Options struct {
 	// SuccessRedirect is where a sign-in without rd, and a sign-out, end (default "/"); a
 	// same-origin path, checked like rd.
 	SuccessRedirect string
+	// ErrorPage, when set, is a same-origin path that failed sign-ins are sent to (303, with
+	// error and error_description in the query) instead of the built-in error page.
+	ErrorPage string
 	// HTTPClient makes the token and revocation calls (default: 10s timeout). It is copied and
 	// never follows redirects.
 	HTTPClient *http.Client
@@ -240,6 +243,7 @@ type Handler struct {
 
 	sessionTTL, stateTTL time.Duration
 	successRedirect      string
+	errorPage            string
 
 	http *http.Client
 	now  func() time.Time
@@ -329,6 +333,9 @@ func New(o Options) (*Handler, error) {
 	h.successRedirect = orDefault(o.SuccessRedirect, defaultSuccessRedirect)
 	if !validReturnPath(h.successRedirect) {
 		return nil, fmt.Errorf("login: success redirect %q is not a same-origin path", h.successRedirect)
+	}
+	if h.errorPage = o.ErrorPage; h.errorPage != "" && !validReturnPath(h.errorPage) {
+		return nil, fmt.Errorf("login: error page %q is not a same-origin path", h.errorPage)
 	}
 
 	if o.HTTPClient != nil {

@@ -239,3 +239,31 @@ func TestNotFoundAndMethods(t *testing.T) {
 		}
 	}
 }
+
+// With an error page configured, failures redirect there with the error
+// in the query instead of rendering the built-in page.
+func TestErrorPageRedirect(t *testing.T) {
+	h := &Handler{errorPage: "/signin-failed?from=gw", successRedirect: "/"}
+	for _, tc := range []struct {
+		status        int
+		detail, wantQ string
+	}{
+		{400, "access_denied", "error=access_denied"},
+		{400, "", "error=invalid_request"},
+		{502, "", "error=temporarily_unavailable"},
+	} {
+		rec := httptest.NewRecorder()
+		h.page(rec, tc.status, "Sign-in failed", "The authorization server refused the sign-in.", tc.detail)
+		loc := rec.Header().Get("Location")
+		if rec.Code != http.StatusSeeOther || !strings.HasPrefix(loc, "/signin-failed?from=gw&") || !strings.Contains(loc, tc.wantQ) ||
+			!strings.Contains(loc, "error_description=The+authorization+server+refused+the+sign-in.") {
+			t.Errorf("status %d detail %q: %d %q", tc.status, tc.detail, rec.Code, loc)
+		}
+	}
+	if rec := httptest.NewRecorder(); true {
+		(&Handler{successRedirect: "/"}).page(rec, 400, "T", "M", "")
+		if rec.Code != 400 || !strings.Contains(rec.Body.String(), "<h1>T</h1>") {
+			t.Errorf("built-in page: %d %s", rec.Code, rec.Body.String())
+		}
+	}
+}

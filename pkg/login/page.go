@@ -3,12 +3,36 @@ package login
 import (
 	"html"
 	"net/http"
+	"net/url"
 	"strconv"
+	"strings"
 )
 
 // page writes a small HTML page: a title, a message, and an optional detail shown as code.
 // Every value is HTML-escaped. The caller has set Cache-Control already (ServeHTTP does).
+//
+// With an error page configured (Options.ErrorPage), the browser is sent there instead with
+// the error in the query: error (the OAuth error code, else invalid_request for a 4xx and
+// temporarily_unavailable for a 5xx) and error_description (the fixed message).
 func (h *Handler) page(w http.ResponseWriter, status int, title, message, detail string) {
+	if h.errorPage != "" {
+		code := detail
+		if code == "" {
+			code = "invalid_request"
+			if status >= 500 {
+				code = "temporarily_unavailable"
+			}
+		}
+		q := url.Values{"error": {code}, "error_description": {message}}
+		sep := "?"
+		if strings.Contains(h.errorPage, "?") {
+			sep = "&"
+		}
+		w.Header().Set("Cache-Control", "no-store")
+		w.Header().Set("Location", h.errorPage+sep+q.Encode())
+		w.WriteHeader(http.StatusSeeOther)
+		return
+	}
 	hd := w.Header()
 	hd.Set("Content-Type", "text/html; charset=utf-8")
 	hd.Set("Cache-Control", "no-store")
