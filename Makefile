@@ -2,13 +2,13 @@
 GO       ?= go
 FUZZTIME ?= 30s
 
-.PHONY: test lint fuzz bench load build e2e e2e-deps nginx-installed
+.PHONY: test lint fuzz bench load build e2e e2e-deps nginx-installed chromium-installed
 
 # The integration and end-to-end tests run real parts: oidc-provider, the
 # MCP TypeScript SDK and server-everything (npm, from the committed
-# lockfiles, installed when missing or stale) and nginx (Debian's package,
-# installed when missing).
-E2E_DEPS = test/authserver/node_modules/.package-lock.json test/e2e/node_modules/.package-lock.json nginx-installed
+# lockfiles, installed when missing or stale), nginx and chromium (Debian's
+# packages, installed when missing; the browser is never downloaded).
+E2E_DEPS = test/authserver/node_modules/.package-lock.json test/e2e/node_modules/.package-lock.json nginx-installed chromium-installed
 
 test: $(E2E_DEPS)
 	$(GO) test -race -count=1 ./...
@@ -28,6 +28,10 @@ test/e2e/node_modules/.package-lock.json: test/e2e/package-lock.json
 nginx-installed:
 	@command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || \
 	  (apt-get update -qq && apt-get install -y -qq --no-install-recommends nginx >/dev/null)
+
+chromium-installed:
+	@[ -x /usr/bin/chromium ] || \
+	  (apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium >/dev/null)
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

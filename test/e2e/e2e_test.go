@@ -36,7 +36,7 @@ const (
 
 	adminTool = "get-sum" // the tool the step-up rule guards
 	depsHint  = "run `make e2e-deps` (npm ci --prefix test/e2e; npm ci --prefix test/authserver; " +
-		"apt-get install -y nginx when nginx is missing)"
+		"apt-get install -y nginx chromium when they are missing)"
 )
 
 // serviceClient is a confidential client of the authorization server, for tokens minted

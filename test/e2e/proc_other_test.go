@@ -9,3 +9,7 @@ import "syscall"
 func sysProcAttr() *syscall.SysProcAttr {
 	return nil
 }
+
+// killBrowser: elsewhere the browser is left to Playwright, which closes it when the script
+// exits.
+func killBrowser(int) {}
