@@ -48,6 +48,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzVerdictDecode$$' -fuzztime $(FUZZTIME) ./pkg/authz/
 	$(GO) test -run '^$$' -fuzz '^FuzzExtract$$' -fuzztime $(FUZZTIME) ./pkg/mcp/
 	$(GO) test -run '^$$' -fuzz '^FuzzMatch$$' -fuzztime $(FUZZTIME) ./pkg/mcp/
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeRequest$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 100x ./pkg/check/
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 2s -count 5 ./pkg/check/

@@ -150,6 +150,7 @@ func newApp(cfg *config.Config, log *slog.Logger, o appOptions) (a *app, err err
 
 	ka := cfg.GRPC.Keepalive
 	gopts := []grpc.ServerOption{
+		check.ServerCodec(),
 		grpc.MaxRecvMsgSize(cfg.GRPC.MaxRecvMsgBytes),
 		grpc.KeepaliveParams(keepalive.ServerParameters{
 			Time:             ka.Time.D(),
@@ -165,7 +166,7 @@ func newApp(cfg *config.Config, log *slog.Logger, o appOptions) (a *app, err err
 		gopts = append(gopts, grpc.MaxConcurrentStreams(cfg.GRPC.MaxConcurrentStreams))
 	}
 	a.grpc = grpc.NewServer(gopts...)
-	authv3.RegisterAuthorizationServer(a.grpc, check.NewServer(a.engine, log))
+	check.Register(a.grpc, check.NewServer(a.engine, log))
 	a.health = health.NewServer()
 	healthpb.RegisterHealthServer(a.grpc, a.health)
 	a.setServing(false)

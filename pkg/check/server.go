@@ -34,24 +34,42 @@ func NewServer(d Decider, log *slog.Logger) *Server {
 // Check answers one CheckRequest. It always answers with a CheckResponse,
 // never a gRPC error: Envoy's failure_mode_allow turns errors into allowed
 // requests, and nothing here may fail open. A panic below becomes a 503.
+//
+// The gRPC service registered by Register does not come through here: it
+// decodes the request's wire bytes with DecodeRequest instead (same
+// authz.Request, no protobuf reflection). Check serves in-process callers.
 func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (resp *authv3.CheckResponse, _ error) {
-	defer func() {
-		if p := recover(); p != nil {
-			s.log.Error("check panicked; denying", "panic", fmt.Sprint(p))
-			d := authz.Decision{
-				Status:      http.StatusServiceUnavailable,
-				Reason:      authz.ReasonInternal,
-				RetryAfter:  5,
-				ContentType: "application/json",
-				Body:        []byte(`{"error":"temporarily_unavailable","error_description":"the request cannot be authorized now; retry later"}`),
-			}
-			resp = Response(&d)
-		}
-	}()
+	defer s.recoverDenial(&resp)
 	r := Request(req)
-	d := s.decider.Check(ctx, &r)
+	return s.decide(ctx, &r), nil
+}
+
+// decide runs the decider on a translated request.
+func (s *Server) decide(ctx context.Context, r *authz.Request) *authv3.CheckResponse {
+	d := s.decider.Check(ctx, r)
 	if !d.Allow && s.log.Enabled(ctx, slog.LevelDebug) {
 		s.log.Debug("denied", "status", d.Status, "reason", string(d.Reason), "resource", d.Resource, "err", d.Err)
 	}
-	return Response(&d), nil
+	return Response(&d)
+}
+
+// recoverDenial, deferred, turns a panic into a 503 denial in *resp.
+func (s *Server) recoverDenial(resp **authv3.CheckResponse) {
+	if p := recover(); p != nil {
+		s.log.Error("check panicked; denying", "panic", fmt.Sprint(p))
+		d := internalDecision()
+		*resp = Response(&d)
+	}
+}
+
+// internalDecision is the answer when something below failed: a 503
+// denial, never an allow.
+func internalDecision() authz.Decision {
+	return authz.Decision{
+		Status:      http.StatusServiceUnavailable,
+		Reason:      authz.ReasonInternal,
+		RetryAfter:  5,
+		ContentType: "application/json",
+		Body:        []byte(`{"error":"temporarily_unavailable","error_description":"the request cannot be authorized now; retry later"}`),
+	}
 }

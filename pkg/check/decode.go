@@ -1,0 +1,661 @@
+package check
+
+import (
+	"errors"
+	"strings"
+	"unicode/utf8"
+
+	"google.golang.org/protobuf/encoding/protowire"
+
+	"github.com/extauthz/extauthz/pkg/authz"
+)
+
+// DecodeRequest reads the wire bytes of an envoy.service.auth.v3.CheckRequest
+// straight into r, without building the message: r ends up exactly as
+// Request(msg) after proto.Unmarshal(b, msg), and DecodeRequest fails exactly
+// when proto.Unmarshal does.
+//
+// Exactness means following the protobuf rules for every input, not only
+// for what Envoy sends:
+//   - a singular message field that occurs more than once is merged (the
+//     later occurrence is parsed into the same message), a scalar or string
+//     takes its last value, a repeated field appends and a map entry
+//     overrides an earlier one with the same key; a map entry without key or
+//     value reads as "";
+//   - a field of the wrong wire type is an unknown field, and unknown fields
+//     (groups included) are skipped; a map field present at all, even with
+//     the wrong wire type, makes the map non-nil (so a headers field of the
+//     wrong type still hides header_map, as it does for translate);
+//   - every string field of every message CheckRequest reaches must be
+//     valid UTF-8 (proto3), even those translate ignores, and nesting is
+//     bounded as proto.Unmarshal bounds it (protowire.DefaultRecursionLimit,
+//     counting each message and each map entry).
+//
+// Which fields are strings, messages and maps is the table below (schemas),
+// checked against the generated descriptors by the package's tests; the
+// rules are those of the linked google.golang.org/protobuf, which the
+// differential tests and FuzzDecodeRequest hold DecodeRequest to.
+//
+// r's strings and Body never alias b: b may be a buffer gRPC reuses. On
+// error *r is the zero Request.
+func DecodeRequest(b []byte, r *authz.Request) error {
+	var d decoder
+	// proto.Unmarshal starts at the limit and spends one level on the
+	// top-level message itself.
+	if err := d.checkRequest(b, protowire.DefaultRecursionLimit-1); err != nil {
+		*r = authz.Request{}
+		return err
+	}
+	d.finish(r)
+	return nil
+}
+
+var (
+	errWire  = errors.New("check: CheckRequest: invalid wire format")
+	errUTF8  = errors.New("check: CheckRequest: string field is not valid UTF-8")
+	errDepth = errors.New("check: CheckRequest: exceeds maximum nesting depth")
+)
+
+// msgID names one message type CheckRequest reaches.
+type msgID uint8
+
+const (
+	mCheckRequest msgID = iota
+	mAttributeContext
+	mPeer
+	mAddress
+	mSocketAddress
+	mPipe
+	mEnvoyInternalAddress
+	mRequest
+	mTimestamp
+	mHTTPRequest
+	mHeaderMap
+	mHeaderValue
+	mMetadata
+	mStruct
+	mValue
+	mListValue
+	mAny
+	mTLSSession
+	numMsgs
+)
+
+// kind is what decoding a field involves beyond its wire type.
+type kind uint8
+
+const (
+	kOther     kind = iota // scalars and bytes: the wire type says it all
+	kString                // proto3 string: must be valid UTF-8
+	kMessage               // a message: parsed (and validated) in turn
+	kMapString             // map<string, string>
+	kMapMsg                // map<string, message>
+)
+
+type field struct {
+	kind kind
+	msg  msgID // for kMessage and kMapMsg
+}
+
+var (
+	fString    = field{kind: kString}
+	fMapString = field{kind: kMapString}
+)
+
+func fMessage(m msgID) field { return field{kind: kMessage, msg: m} }
+func fMapMsg(m msgID) field  { return field{kind: kMapMsg, msg: m} }
+
+// schemas lists, per message and by field number, the fields whose
+// decoding can fail beyond their wire format: strings, messages and maps.
+// Any other field number (scalars, bytes, numbers the message does not
+// have) is skipped by its wire type. The messages are those of
+// go-control-plane's envoy.service.auth.v3 and what they use; the tests
+// compare this table with the generated descriptors.
+var schemas = [numMsgs][]field{
+	mCheckRequest: {1: fMessage(mAttributeContext)},
+	mAttributeContext: {
+		1: fMessage(mPeer), 2: fMessage(mPeer), 4: fMessage(mRequest),
+		10: fMapString, 11: fMessage(mMetadata), 12: fMessage(mTLSSession), 13: fMessage(mMetadata),
+	},
+	mPeer:                 {1: fMessage(mAddress), 2: fString, 3: fMapString, 4: fString, 5: fString},
+	mAddress:              {1: fMessage(mSocketAddress), 2: fMessage(mPipe), 3: fMessage(mEnvoyInternalAddress)},
+	mSocketAddress:        {2: fString, 4: fString, 5: fString, 7: fString},
+	mPipe:                 {1: fString},
+	mEnvoyInternalAddress: {1: fString, 2: fString},
+	mRequest:              {1: fMessage(mTimestamp), 2: fMessage(mHTTPRequest)},
+	mTimestamp:            {},
+	mHTTPRequest: {
+		1: fString, 2: fString, 3: fMapString, 4: fString, 5: fString, 6: fString,
+		7: fString, 8: fString, 10: fString, 11: fString, 13: fMessage(mHeaderMap),
+	},
+	mHeaderMap:   {1: fMessage(mHeaderValue)},
+	mHeaderValue: {1: fString, 2: fString},
+	mMetadata:    {1: fMapMsg(mStruct), 2: fMapMsg(mAny)},
+	mStruct:      {1: fMapMsg(mValue)},
+	mValue:       {3: fString, 5: fMessage(mStruct), 6: fMessage(mListValue)},
+	mListValue:   {1: fMessage(mValue)},
+	mAny:         {1: fString},
+	mTLSSession:  {1: fString},
+}
+
+func schemaField(m msgID, num protowire.Number) field {
+	if s := schemas[m]; int(num) < len(s) {
+		return s[num]
+	}
+	return field{}
+}
+
+// consumeTag reads a field's tag. As proto.Unmarshal, it rejects field
+// numbers outside 1..MaxValidNumber.
+func consumeTag(b []byte) (protowire.Number, protowire.Type, int) {
+	if len(b) > 0 && b[0] < 0x80 {
+		num := protowire.Number(b[0] >> 3)
+		if num == 0 {
+			return 0, 0, -1
+		}
+		return num, protowire.Type(b[0] & 7), 1
+	}
+	v, n := protowire.ConsumeVarint(b)
+	if n < 0 {
+		return 0, 0, n
+	}
+	num := v >> 3
+	if num < uint64(protowire.MinValidNumber) || num > uint64(protowire.MaxValidNumber) {
+		return 0, 0, -1
+	}
+	return protowire.Number(num), protowire.Type(v & 7), n
+}
+
+// consumeString reads a length-delimited string and checks its UTF-8.
+func consumeString(b []byte) ([]byte, int, error) {
+	v, n := protowire.ConsumeBytes(b)
+	if n < 0 {
+		return nil, 0, errWire
+	}
+	if !utf8.Valid(v) {
+		return nil, 0, errUTF8
+	}
+	return v, n, nil
+}
+
+// skipField consumes one field of message m that the decoder does not keep,
+// checking it as proto.Unmarshal would while storing it. depth is what is
+// left of the nesting budget inside m.
+func skipField(m msgID, num protowire.Number, typ protowire.Type, b []byte, depth int) (int, error) {
+	f := schemaField(m, num)
+	switch f.kind {
+	case kString:
+		if typ == protowire.BytesType {
+			_, n, err := consumeString(b)
+			return n, err
+		}
+	case kMessage:
+		if typ == protowire.BytesType {
+			v, n := protowire.ConsumeBytes(b)
+			if n < 0 {
+				return 0, errWire
+			}
+			if depth < 1 {
+				return 0, errDepth
+			}
+			return n, validate(v, f.msg, depth-1)
+		}
+	case kMapString, kMapMsg:
+		// A map entry costs a level, checked before the wire type.
+		if depth < 1 {
+			return 0, errDepth
+		}
+		if typ == protowire.BytesType {
+			v, n := protowire.ConsumeBytes(b)
+			if n < 0 {
+				return 0, errWire
+			}
+			var err error
+			if f.kind == kMapString {
+				_, _, err = mapEntry(v)
+			} else {
+				err = validateMapEntry(v, f.msg, depth-1)
+			}
+			return n, err
+		}
+	}
+	// Unknown, or of the wrong wire type: skipped as an unknown field.
+	n := protowire.ConsumeFieldValue(num, typ, b)
+	if n < 0 {
+		return 0, errWire
+	}
+	return n, nil
+}
+
+// validate checks a message the decoder does not read.
+func validate(b []byte, m msgID, depth int) error {
+	for len(b) > 0 {
+		num, typ, n := consumeTag(b)
+		if n < 0 {
+			return errWire
+		}
+		b = b[n:]
+		if n, err := skipField(m, num, typ, b, depth); err != nil {
+			return err
+		} else {
+			b = b[n:]
+		}
+	}
+	return nil
+}
+
+// mapEntry reads a map<string, string> entry: key and value, "" when
+// absent, the last occurrence winning.
+func mapEntry(b []byte) (key, val []byte, err error) {
+	for len(b) > 0 {
+		num, typ, n := consumeTag(b)
+		if n < 0 {
+			return nil, nil, errWire
+		}
+		b = b[n:]
+		if (num == 1 || num == 2) && typ == protowire.BytesType {
+			v, n, err := consumeString(b)
+			if err != nil {
+				return nil, nil, err
+			}
+			if num == 1 {
+				key = v
+			} else {
+				val = v
+			}
+			b = b[n:]
+			continue
+		}
+		if n = protowire.ConsumeFieldValue(num, typ, b); n < 0 {
+			return nil, nil, errWire
+		}
+		b = b[n:]
+	}
+	return key, val, nil
+}
+
+// validateMapEntry checks a map<string, message> entry; depth is what is
+// left inside the entry.
+func validateMapEntry(b []byte, m msgID, depth int) error {
+	for len(b) > 0 {
+		num, typ, n := consumeTag(b)
+		if n < 0 {
+			return errWire
+		}
+		b = b[n:]
+		switch {
+		case num == 1 && typ == protowire.BytesType:
+			_, n, err := consumeString(b)
+			if err != nil {
+				return err
+			}
+			b = b[n:]
+			continue
+		case num == 2 && typ == protowire.BytesType:
+			v, n := protowire.ConsumeBytes(b)
+			if n < 0 {
+				return errWire
+			}
+			if depth < 1 {
+				return errDepth
+			}
+			if err := validate(v, m, depth-1); err != nil {
+				return err
+			}
+			b = b[n:]
+			continue
+		}
+		if n = protowire.ConsumeFieldValue(num, typ, b); n < 0 {
+			return errWire
+		}
+		b = b[n:]
+	}
+	return nil
+}
+
+// decoder collects what translate reads. The byte slices alias the input
+// until finish copies them.
+type decoder struct {
+	method, scheme, host, path []byte
+	body, rawBody              []byte
+	// headers is the headers map, non-nil once the field was seen; raw is
+	// header_map merged as translate's headerMap merges it.
+	headers, raw map[string]string
+	ctxExt       map[string]string
+}
+
+func (d *decoder) checkRequest(b []byte, depth int) error {
+	for len(b) > 0 {
+		num, typ, n := consumeTag(b)
+		if n < 0 {
+			return errWire
+		}
+		b = b[n:]
+		if num == 1 && typ == protowire.BytesType { // attributes
+			v, n := protowire.ConsumeBytes(b)
+			if n < 0 {
+				return errWire
+			}
+			if depth < 1 {
+				return errDepth
+			}
+			if err := d.attributes(v, depth-1); err != nil {
+				return err
+			}
+			b = b[n:]
+			continue
+		}
+		n, err := skipField(mCheckRequest, num, typ, b, depth)
+		if err != nil {
+			return err
+		}
+		b = b[n:]
+	}
+	return nil
+}
+
+func (d *decoder) attributes(b []byte, depth int) error {
+	for len(b) > 0 {
+		num, typ, n := consumeTag(b)
+		if n < 0 {
+			return errWire
+		}
+		b = b[n:]
+		switch {
+		case num == 4 && typ == protowire.BytesType: // request
+			v, n := protowire.ConsumeBytes(b)
+			if n < 0 {
+				return errWire
+			}
+			if depth < 1 {
+				return errDepth
+			}
+			if err := d.request(v, depth-1); err != nil {
+				return err
+			}
+			b = b[n:]
+			continue
+		case num == 10: // context_extensions
+			if d.ctxExt == nil {
+				d.ctxExt = make(map[string]string)
+			}
+			if typ == protowire.BytesType {
+				if depth < 1 {
+					return errDepth
+				}
+				v, n := protowire.ConsumeBytes(b)
+				if n < 0 {
+					return errWire
+				}
+				k, val, err := mapEntry(v)
+				if err != nil {
+					return err
+				}
+				d.ctxExt[string(k)] = string(val)
+				b = b[n:]
+				continue
+			}
+		}
+		n, err := skipField(mAttributeContext, num, typ, b, depth)
+		if err != nil {
+			return err
+		}
+		b = b[n:]
+	}
+	return nil
+}
+
+func (d *decoder) request(b []byte, depth int) error {
+	for len(b) > 0 {
+		num, typ, n := consumeTag(b)
+		if n < 0 {
+			return errWire
+		}
+		b = b[n:]
+		if num == 2 && typ == protowire.BytesType { // http
+			v, n := protowire.ConsumeBytes(b)
+			if n < 0 {
+				return errWire
+			}
+			if depth < 1 {
+				return errDepth
+			}
+			if err := d.http(v, depth-1); err != nil {
+				return err
+			}
+			b = b[n:]
+			continue
+		}
+		n, err := skipField(mRequest, num, typ, b, depth)
+		if err != nil {
+			return err
+		}
+		b = b[n:]
+	}
+	return nil
+}
+
+func (d *decoder) http(b []byte, depth int) error {
+	for all := b; len(b) > 0; {
+		num, typ, n := consumeTag(b)
+		if n < 0 {
+			return errWire
+		}
+		b = b[n:]
+		if num == 3 && d.headers == nil { // headers, first seen
+			d.headers = make(map[string]string, countField(all, 3))
+		}
+		if typ == protowire.BytesType {
+			var dst *[]byte
+			switch num {
+			case 2:
+				dst = &d.method
+			case 4:
+				dst = &d.path
+			case 5:
+				dst = &d.host
+			case 6:
+				dst = &d.scheme
+			case 11:
+				dst = &d.body
+			case 12: // raw_body: bytes, no UTF-8 to check
+				v, n := protowire.ConsumeBytes(b)
+				if n < 0 {
+					return errWire
+				}
+				d.rawBody = v
+				b = b[n:]
+				continue
+			case 3:
+				if depth < 1 {
+					return errDepth
+				}
+				v, n := protowire.ConsumeBytes(b)
+				if n < 0 {
+					return errWire
+				}
+				k, val, err := mapEntry(v)
+				if err != nil {
+					return err
+				}
+				d.headers[string(k)] = string(val)
+				b = b[n:]
+				continue
+			case 13: // header_map
+				v, n := protowire.ConsumeBytes(b)
+				if n < 0 {
+					return errWire
+				}
+				if depth < 1 {
+					return errDepth
+				}
+				if err := d.headerMap(v, depth-1); err != nil {
+					return err
+				}
+				b = b[n:]
+				continue
+			}
+			if dst != nil {
+				v, n, err := consumeString(b)
+				if err != nil {
+					return err
+				}
+				*dst = v
+				b = b[n:]
+				continue
+			}
+		}
+		n, err := skipField(mHTTPRequest, num, typ, b, depth)
+		if err != nil {
+			return err
+		}
+		b = b[n:]
+	}
+	return nil
+}
+
+func (d *decoder) headerMap(b []byte, depth int) error {
+	for all := b; len(b) > 0; {
+		num, typ, n := consumeTag(b)
+		if n < 0 {
+			return errWire
+		}
+		b = b[n:]
+		if num == 1 && typ == protowire.BytesType { // headers (repeated)
+			v, n := protowire.ConsumeBytes(b)
+			if n < 0 {
+				return errWire
+			}
+			if depth < 1 {
+				return errDepth
+			}
+			if d.raw == nil {
+				d.raw = make(map[string]string, countField(all, 1))
+			}
+			if err := d.headerValue(v); err != nil {
+				return err
+			}
+			b = b[n:]
+			continue
+		}
+		n, err := skipField(mHeaderMap, num, typ, b, depth)
+		if err != nil {
+			return err
+		}
+		b = b[n:]
+	}
+	return nil
+}
+
+// headerValue reads one HeaderValue and merges it into d.raw as translate's
+// headerMap does: lower-cased name, raw_value over value when not empty,
+// repeated names joined with ",".
+func (d *decoder) headerValue(b []byte) error {
+	var key, val, raw []byte
+	for len(b) > 0 {
+		num, typ, n := consumeTag(b)
+		if n < 0 {
+			return errWire
+		}
+		b = b[n:]
+		if typ == protowire.BytesType {
+			switch num {
+			case 1, 2:
+				v, n, err := consumeString(b)
+				if err != nil {
+					return err
+				}
+				if num == 1 {
+					key = v
+				} else {
+					val = v
+				}
+				b = b[n:]
+				continue
+			case 3:
+				v, n := protowire.ConsumeBytes(b)
+				if n < 0 {
+					return errWire
+				}
+				raw = v
+				b = b[n:]
+				continue
+			}
+		}
+		// HeaderValue has no other string or message field.
+		if n = protowire.ConsumeFieldValue(num, typ, b); n < 0 {
+			return errWire
+		}
+		b = b[n:]
+	}
+	k := strings.ToLower(string(key))
+	if len(raw) > 0 {
+		val = raw
+	}
+	if prev, ok := d.raw[k]; ok {
+		d.raw[k] = prev + "," + string(val)
+	} else {
+		d.raw[k] = string(val)
+	}
+	return nil
+}
+
+// countField counts the occurrences of field num in a message, to size a
+// map once; it stops quietly at malformed input, which the decoding proper
+// reports.
+func countField(b []byte, num protowire.Number) int {
+	c := 0
+	for len(b) > 0 {
+		n2, typ, n := consumeTag(b)
+		if n < 0 {
+			break
+		}
+		b = b[n:]
+		if n2 == num {
+			c++
+		}
+		if n = protowire.ConsumeFieldValue(n2, typ, b); n < 0 {
+			break
+		}
+		b = b[n:]
+	}
+	return c
+}
+
+// finish copies what was read into r, then applies translate's fallbacks.
+func (d *decoder) finish(r *authz.Request) {
+	*r = authz.Request{
+		Method:            string(d.method),
+		Scheme:            string(d.scheme),
+		Host:              string(d.host),
+		Path:              string(d.path),
+		Headers:           d.headers,
+		ContextExtensions: d.ctxExt,
+	}
+	if r.Headers == nil {
+		r.Headers = d.raw
+		if r.Headers == nil {
+			r.Headers = map[string]string{}
+		}
+	}
+	if len(d.rawBody) > 0 {
+		r.Body = append([]byte(nil), d.rawBody...)
+	} else if len(d.body) > 0 {
+		r.Body = append([]byte(nil), d.body...)
+	}
+	// The same fallbacks as Request.
+	if r.Method == "" {
+		r.Method = r.Headers[":method"]
+	}
+	if r.Host == "" {
+		if r.Host = r.Headers[":authority"]; r.Host == "" {
+			r.Host = r.Headers["host"]
+		}
+	}
+	if r.Path == "" {
+		r.Path = r.Headers[":path"]
+	}
+	if r.Scheme == "" {
+		r.Scheme = r.Headers[":scheme"]
+	}
+}
