@@ -42,7 +42,7 @@ func DecodeRequest(b []byte, r *authz.Request) error {
 	var d decoder
 	// proto.Unmarshal starts at the limit and spends one level on the
 	// top-level message itself.
-	if err := d.checkRequest(b, protowire.DefaultRecursionLimit-1); err != nil {
+	if err := d.walk(b, mCheckRequest, protowire.DefaultRecursionLimit-1); err != nil {
 		*r = authz.Request{}
 		return err
 	}
@@ -178,15 +178,49 @@ func consumeString(b []byte) ([]byte, int, error) {
 	return v, n, nil
 }
 
-// skipField consumes one field of message m that the decoder does not keep,
-// checking it as proto.Unmarshal would while storing it. depth is what is
-// left of the nesting budget inside m.
-func skipField(m msgID, num protowire.Number, typ protowire.Type, b []byte, depth int) (int, error) {
+// decoder collects what translate reads. The byte slices alias the input
+// until finish copies them.
+type decoder struct {
+	method, scheme, host, path []byte
+	body, rawBody              []byte
+	// headers is the headers map, non-nil once the field was seen; raw is
+	// header_map merged as translate's headerMap merges it.
+	headers, raw map[string]string
+	ctxExt       map[string]string
+	// The HeaderValue being read (HeaderValue nests nothing).
+	hkey, hval, hraw []byte
+}
+
+// walk reads message m, keeping what translate reads and checking the
+// rest as proto.Unmarshal would while storing it. depth is what is left of
+// the nesting budget inside m.
+func (d *decoder) walk(b []byte, m msgID, depth int) error {
+	for all := b; len(b) > 0; {
+		num, typ, n := consumeTag(b)
+		if n < 0 {
+			return errWire
+		}
+		b = b[n:]
+		if n, err := d.field(m, all, num, typ, b, depth); err != nil {
+			return err
+		} else {
+			b = b[n:]
+		}
+	}
+	return nil
+}
+
+// field consumes the value of field num of message m, whose tag was just
+// read, from b; all is the whole of m.
+func (d *decoder) field(m msgID, all []byte, num protowire.Number, typ protowire.Type, b []byte, depth int) (int, error) {
 	f := schemaField(m, num)
 	switch f.kind {
 	case kString:
 		if typ == protowire.BytesType {
-			_, n, err := consumeString(b)
+			v, n, err := consumeString(b)
+			if p := d.dst(m, num); p != nil {
+				*p = v
+			}
 			return n, err
 		}
 	case kMessage:
@@ -198,9 +232,13 @@ func skipField(m msgID, num protowire.Number, typ protowire.Type, b []byte, dept
 			if depth < 1 {
 				return 0, errDepth
 			}
-			return n, validate(v, f.msg, depth-1)
+			if m == mHeaderMap { // headers (repeated)
+				return n, d.header(all, v)
+			}
+			return n, d.walk(v, f.msg, depth-1)
 		}
 	case kMapString, kMapMsg:
+		keep := d.strMap(m, num, all)
 		// A map entry costs a level, checked before the wire type.
 		if depth < 1 {
 			return 0, errDepth
@@ -210,13 +248,21 @@ func skipField(m msgID, num protowire.Number, typ protowire.Type, b []byte, dept
 			if n < 0 {
 				return 0, errWire
 			}
-			var err error
-			if f.kind == kMapString {
-				_, _, err = mapEntry(v)
-			} else {
-				err = validateMapEntry(v, f.msg, depth-1)
+			k, val, err := d.entry(v, f, depth-1)
+			if err == nil && keep != nil {
+				keep[string(k)] = string(val)
 			}
 			return n, err
+		}
+	case kOther:
+		// Bytes fields: no UTF-8 to check.
+		if p := d.dst(m, num); p != nil && typ == protowire.BytesType {
+			v, n := protowire.ConsumeBytes(b)
+			if n < 0 {
+				return 0, errWire
+			}
+			*p = v
+			return n, nil
 		}
 	}
 	// Unknown, or of the wrong wire type: skipped as an unknown field.
@@ -227,26 +273,60 @@ func skipField(m msgID, num protowire.Number, typ protowire.Type, b []byte, dept
 	return n, nil
 }
 
-// validate checks a message the decoder does not read.
-func validate(b []byte, m msgID, depth int) error {
-	for len(b) > 0 {
-		num, typ, n := consumeTag(b)
-		if n < 0 {
-			return errWire
+// dst is where the decoder keeps string or bytes field num of m, or nil.
+func (d *decoder) dst(m msgID, num protowire.Number) *[]byte {
+	switch m {
+	case mHTTPRequest:
+		switch num {
+		case 2:
+			return &d.method
+		case 4:
+			return &d.path
+		case 5:
+			return &d.host
+		case 6:
+			return &d.scheme
+		case 11:
+			return &d.body
+		case 12: // raw_body
+			return &d.rawBody
 		}
-		b = b[n:]
-		if n, err := skipField(m, num, typ, b, depth); err != nil {
-			return err
-		} else {
-			b = b[n:]
+	case mHeaderValue:
+		switch num {
+		case 1:
+			return &d.hkey
+		case 2:
+			return &d.hval
+		case 3: // raw_value
+			return &d.hraw
 		}
 	}
 	return nil
 }
 
-// mapEntry reads a map<string, string> entry: key and value, "" when
-// absent, the last occurrence winning.
-func mapEntry(b []byte) (key, val []byte, err error) {
+// strMap is the map the decoder keeps map field num of m in, or nil. A
+// kept map is made when the field is first seen, whatever its wire type;
+// all (the whole of m) sizes it.
+func (d *decoder) strMap(m msgID, num protowire.Number, all []byte) map[string]string {
+	switch {
+	case m == mAttributeContext && num == 10: // context_extensions
+		if d.ctxExt == nil {
+			d.ctxExt = make(map[string]string)
+		}
+		return d.ctxExt
+	case m == mHTTPRequest && num == 3: // headers
+		if d.headers == nil {
+			d.headers = make(map[string]string, countField(all, 3))
+		}
+		return d.headers
+	}
+	return nil
+}
+
+// entry reads an entry of map field f: key and, for map<string, string>,
+// value, "" when absent, the last occurrence winning. depth is what is left
+// inside the entry.
+func (d *decoder) entry(b []byte, f field, depth int) (key, val []byte, err error) {
 	for len(b) > 0 {
 		num, typ, n := consumeTag(b)
 		if n < 0 {
@@ -254,6 +334,20 @@ func mapEntry(b []byte) (key, val []byte, err error) {
 		}
 		b = b[n:]
 		if (num == 1 || num == 2) && typ == protowire.BytesType {
+			if num == 2 && f.kind == kMapMsg {
+				v, n := protowire.ConsumeBytes(b)
+				if n < 0 {
+					return nil, nil, errWire
+				}
+				if depth < 1 {
+					return nil, nil, errDepth
+				}
+				if err := d.walk(v, f.msg, depth-1); err != nil {
+					return nil, nil, err
+				}
+				b = b[n:]
+				continue
+			}
 			v, n, err := consumeString(b)
 			if err != nil {
 				return nil, nil, err
@@ -274,323 +368,22 @@ func mapEntry(b []byte) (key, val []byte, err error) {
 	return key, val, nil
 }
 
-// validateMapEntry checks a map<string, message> entry; depth is what is
-// left inside the entry.
-func validateMapEntry(b []byte, m msgID, depth int) error {
-	for len(b) > 0 {
-		num, typ, n := consumeTag(b)
-		if n < 0 {
-			return errWire
-		}
-		b = b[n:]
-		switch {
-		case num == 1 && typ == protowire.BytesType:
-			_, n, err := consumeString(b)
-			if err != nil {
-				return err
-			}
-			b = b[n:]
-			continue
-		case num == 2 && typ == protowire.BytesType:
-			v, n := protowire.ConsumeBytes(b)
-			if n < 0 {
-				return errWire
-			}
-			if depth < 1 {
-				return errDepth
-			}
-			if err := validate(v, m, depth-1); err != nil {
-				return err
-			}
-			b = b[n:]
-			continue
-		}
-		if n = protowire.ConsumeFieldValue(num, typ, b); n < 0 {
-			return errWire
-		}
-		b = b[n:]
+// header reads one HeaderValue of HeaderMap all and merges it into d.raw
+// as translate's headerMap does: lower-cased name, raw_value over value
+// when not empty, repeated names joined with ",".
+func (d *decoder) header(all, b []byte) error {
+	if d.raw == nil {
+		d.raw = make(map[string]string, countField(all, 1))
 	}
-	return nil
-}
-
-// decoder collects what translate reads. The byte slices alias the input
-// until finish copies them.
-type decoder struct {
-	method, scheme, host, path []byte
-	body, rawBody              []byte
-	// headers is the headers map, non-nil once the field was seen; raw is
-	// header_map merged as translate's headerMap merges it.
-	headers, raw map[string]string
-	ctxExt       map[string]string
-}
-
-func (d *decoder) checkRequest(b []byte, depth int) error {
-	for len(b) > 0 {
-		num, typ, n := consumeTag(b)
-		if n < 0 {
-			return errWire
-		}
-		b = b[n:]
-		if num == 1 && typ == protowire.BytesType { // attributes
-			v, n := protowire.ConsumeBytes(b)
-			if n < 0 {
-				return errWire
-			}
-			if depth < 1 {
-				return errDepth
-			}
-			if err := d.attributes(v, depth-1); err != nil {
-				return err
-			}
-			b = b[n:]
-			continue
-		}
-		n, err := skipField(mCheckRequest, num, typ, b, depth)
-		if err != nil {
-			return err
-		}
-		b = b[n:]
+	d.hkey, d.hval, d.hraw = nil, nil, nil
+	// HeaderValue has no message or map field: no depth to spend.
+	if err := d.walk(b, mHeaderValue, 0); err != nil {
+		return err
 	}
-	return nil
-}
-
-func (d *decoder) attributes(b []byte, depth int) error {
-	for len(b) > 0 {
-		num, typ, n := consumeTag(b)
-		if n < 0 {
-			return errWire
-		}
-		b = b[n:]
-		switch {
-		case num == 4 && typ == protowire.BytesType: // request
-			v, n := protowire.ConsumeBytes(b)
-			if n < 0 {
-				return errWire
-			}
-			if depth < 1 {
-				return errDepth
-			}
-			if err := d.request(v, depth-1); err != nil {
-				return err
-			}
-			b = b[n:]
-			continue
-		case num == 10: // context_extensions
-			if d.ctxExt == nil {
-				d.ctxExt = make(map[string]string)
-			}
-			if typ == protowire.BytesType {
-				if depth < 1 {
-					return errDepth
-				}
-				v, n := protowire.ConsumeBytes(b)
-				if n < 0 {
-					return errWire
-				}
-				k, val, err := mapEntry(v)
-				if err != nil {
-					return err
-				}
-				d.ctxExt[string(k)] = string(val)
-				b = b[n:]
-				continue
-			}
-		}
-		n, err := skipField(mAttributeContext, num, typ, b, depth)
-		if err != nil {
-			return err
-		}
-		b = b[n:]
-	}
-	return nil
-}
-
-func (d *decoder) request(b []byte, depth int) error {
-	for len(b) > 0 {
-		num, typ, n := consumeTag(b)
-		if n < 0 {
-			return errWire
-		}
-		b = b[n:]
-		if num == 2 && typ == protowire.BytesType { // http
-			v, n := protowire.ConsumeBytes(b)
-			if n < 0 {
-				return errWire
-			}
-			if depth < 1 {
-				return errDepth
-			}
-			if err := d.http(v, depth-1); err != nil {
-				return err
-			}
-			b = b[n:]
-			continue
-		}
-		n, err := skipField(mRequest, num, typ, b, depth)
-		if err != nil {
-			return err
-		}
-		b = b[n:]
-	}
-	return nil
-}
-
-func (d *decoder) http(b []byte, depth int) error {
-	for all := b; len(b) > 0; {
-		num, typ, n := consumeTag(b)
-		if n < 0 {
-			return errWire
-		}
-		b = b[n:]
-		if num == 3 && d.headers == nil { // headers, first seen
-			d.headers = make(map[string]string, countField(all, 3))
-		}
-		if typ == protowire.BytesType {
-			var dst *[]byte
-			switch num {
-			case 2:
-				dst = &d.method
-			case 4:
-				dst = &d.path
-			case 5:
-				dst = &d.host
-			case 6:
-				dst = &d.scheme
-			case 11:
-				dst = &d.body
-			case 12: // raw_body: bytes, no UTF-8 to check
-				v, n := protowire.ConsumeBytes(b)
-				if n < 0 {
-					return errWire
-				}
-				d.rawBody = v
-				b = b[n:]
-				continue
-			case 3:
-				if depth < 1 {
-					return errDepth
-				}
-				v, n := protowire.ConsumeBytes(b)
-				if n < 0 {
-					return errWire
-				}
-				k, val, err := mapEntry(v)
-				if err != nil {
-					return err
-				}
-				d.headers[string(k)] = string(val)
-				b = b[n:]
-				continue
-			case 13: // header_map
-				v, n := protowire.ConsumeBytes(b)
-				if n < 0 {
-					return errWire
-				}
-				if depth < 1 {
-					return errDepth
-				}
-				if err := d.headerMap(v, depth-1); err != nil {
-					return err
-				}
-				b = b[n:]
-				continue
-			}
-			if dst != nil {
-				v, n, err := consumeString(b)
-				if err != nil {
-					return err
-				}
-				*dst = v
-				b = b[n:]
-				continue
-			}
-		}
-		n, err := skipField(mHTTPRequest, num, typ, b, depth)
-		if err != nil {
-			return err
-		}
-		b = b[n:]
-	}
-	return nil
-}
-
-func (d *decoder) headerMap(b []byte, depth int) error {
-	for all := b; len(b) > 0; {
-		num, typ, n := consumeTag(b)
-		if n < 0 {
-			return errWire
-		}
-		b = b[n:]
-		if num == 1 && typ == protowire.BytesType { // headers (repeated)
-			v, n := protowire.ConsumeBytes(b)
-			if n < 0 {
-				return errWire
-			}
-			if depth < 1 {
-				return errDepth
-			}
-			if d.raw == nil {
-				d.raw = make(map[string]string, countField(all, 1))
-			}
-			if err := d.headerValue(v); err != nil {
-				return err
-			}
-			b = b[n:]
-			continue
-		}
-		n, err := skipField(mHeaderMap, num, typ, b, depth)
-		if err != nil {
-			return err
-		}
-		b = b[n:]
-	}
-	return nil
-}
-
-// headerValue reads one HeaderValue and merges it into d.raw as translate's
-// headerMap does: lower-cased name, raw_value over value when not empty,
-// repeated names joined with ",".
-func (d *decoder) headerValue(b []byte) error {
-	var key, val, raw []byte
-	for len(b) > 0 {
-		num, typ, n := consumeTag(b)
-		if n < 0 {
-			return errWire
-		}
-		b = b[n:]
-		if typ == protowire.BytesType {
-			switch num {
-			case 1, 2:
-				v, n, err := consumeString(b)
-				if err != nil {
-					return err
-				}
-				if num == 1 {
-					key = v
-				} else {
-					val = v
-				}
-				b = b[n:]
-				continue
-			case 3:
-				v, n := protowire.ConsumeBytes(b)
-				if n < 0 {
-					return errWire
-				}
-				raw = v
-				b = b[n:]
-				continue
-			}
-		}
-		// HeaderValue has no other string or message field.
-		if n = protowire.ConsumeFieldValue(num, typ, b); n < 0 {
-			return errWire
-		}
-		b = b[n:]
-	}
-	k := strings.ToLower(string(key))
-	if len(raw) > 0 {
-		val = raw
+	k := strings.ToLower(string(d.hkey))
+	val := d.hval
+	if len(d.hraw) > 0 {
+		val = d.hraw
 	}
 	if prev, ok := d.raw[k]; ok {
 		d.raw[k] = prev + "," + string(val)
