@@ -2,7 +2,6 @@ package check
 
 import (
 	"errors"
-	"strings"
 	"unicode/utf8"
 
 	"google.golang.org/protobuf/encoding/protowire"
@@ -250,7 +249,11 @@ func (d *decoder) field(m msgID, all []byte, num protowire.Number, typ protowire
 			}
 			k, val, err := d.entry(v, f, depth-1)
 			if err == nil && keep != nil {
-				keep[string(k)] = string(val)
+				if m == mHTTPRequest { // headers: common names shared
+					keep[headerName(k)] = string(val)
+				} else {
+					keep[string(k)] = string(val)
+				}
 			}
 			return n, err
 		}
@@ -380,7 +383,7 @@ func (d *decoder) header(all, b []byte) error {
 	if err := d.walk(b, mHeaderValue, 0); err != nil {
 		return err
 	}
-	k := strings.ToLower(string(d.hkey))
+	k := lowerHeaderName(d.hkey)
 	val := d.hval
 	if len(d.hraw) > 0 {
 		val = d.hraw
