@@ -30,7 +30,8 @@ func Register(s grpc.ServiceRegistrar, srv *Server) {
 
 // ServerCodec is the server option Register needs: the standard protobuf
 // codec for every message but the Check request, whose bytes it hands to
-// the handler as they are.
+// the handler as they are, and the allowed Check response, which it writes
+// by hand (the same bytes).
 func ServerCodec() grpc.ServerOption {
 	return grpc.ForceServerCodecV2(serverCodec{proto: encoding.GetCodecV2(grpcproto.Name)})
 }
@@ -79,7 +80,24 @@ type serverCodec struct {
 	proto encoding.CodecV2
 }
 
-func (c serverCodec) Marshal(v any) (mem.BufferSlice, error) { return c.proto.Marshal(v) }
+// Marshal writes an allowed CheckResponse (Response's shape) by hand,
+// byte for byte what the protobuf codec writes, without its reflection;
+// anything else goes to the protobuf codec. Like that codec, it takes a
+// pooled buffer for a large message.
+func (c serverCodec) Marshal(v any) (mem.BufferSlice, error) {
+	if resp, ok := v.(*authv3.CheckResponse); ok && resp != nil {
+		if size := allowedSize(resp); size >= 0 {
+			if mem.IsBelowBufferPoolingThreshold(size) {
+				return mem.BufferSlice{mem.SliceBuffer(appendAllowed(make([]byte, 0, size), resp))}, nil
+			}
+			pool := mem.DefaultBufferPool()
+			buf := pool.Get(size)
+			*buf = appendAllowed((*buf)[:0], resp)
+			return mem.BufferSlice{mem.NewBuffer(buf, pool)}, nil
+		}
+	}
+	return c.proto.Marshal(v)
+}
 
 func (c serverCodec) Unmarshal(data mem.BufferSlice, v any) error {
 	if m, ok := v.(*rawCheckRequest); ok {
