@@ -544,24 +544,7 @@ func (c *Config) validateLogin(ch *checker) {
 		}
 		validateSecret(ch, lp+".client_secret", rl.ClientSecret)
 		validateSecret(ch, lp+".private_key", rl.PrivateKey)
-		switch rl.AuthMethod {
-		case AuthClientSecretBasic, AuthClientSecretPost:
-			if rl.ClientSecret.IsZero() {
-				ch.add(lp+".client_secret", "is required with auth_method %s", rl.AuthMethod)
-			}
-			if !rl.PrivateKey.IsZero() {
-				ch.add(lp+".private_key", "is used only with auth_method private_key_jwt")
-			}
-		case AuthPrivateKeyJWT:
-			if rl.PrivateKey.IsZero() {
-				ch.add(lp+".private_key", "is required with auth_method private_key_jwt")
-			}
-			if !rl.ClientSecret.IsZero() {
-				ch.add(lp+".client_secret", "is not used with auth_method private_key_jwt")
-			}
-		default:
-			ch.add(lp+".auth_method", "must be client_secret_basic, client_secret_post or private_key_jwt")
-		}
+		validateClientAuth(ch, lp, rl.AuthMethod, rl.ClientSecret, rl.PrivateKey, "")
 		// offline_access is allowed here: asking for a refresh token is
 		// the sign-in's business, unlike a resource's scopes.
 		for k, sc := range rl.Scopes {
@@ -858,27 +841,7 @@ func validateTokenMode(ch *checker, ap string, as *AuthorizationServer) {
 	}
 	validateSecret(ch, ip+".client_secret", in.ClientSecret)
 	validateSecret(ch, ip+".private_key", in.PrivateKey)
-	switch in.AuthMethod {
-	case AuthClientSecretBasic, AuthClientSecretPost:
-		if in.ClientSecret.IsZero() {
-			ch.add(ip+".client_secret", "is required with auth_method %s", in.AuthMethod)
-		}
-		if !in.PrivateKey.IsZero() {
-			ch.add(ip+".private_key", "is used only with auth_method private_key_jwt")
-		}
-		if in.KeyID != "" {
-			ch.add(ip+".key_id", "is used only with auth_method private_key_jwt")
-		}
-	case AuthPrivateKeyJWT:
-		if in.PrivateKey.IsZero() {
-			ch.add(ip+".private_key", "is required with auth_method private_key_jwt")
-		}
-		if !in.ClientSecret.IsZero() {
-			ch.add(ip+".client_secret", "is not used with auth_method private_key_jwt")
-		}
-	default:
-		ch.add(ip+".auth_method", "must be client_secret_basic, client_secret_post or private_key_jwt")
-	}
+	validateClientAuth(ch, ip, in.AuthMethod, in.ClientSecret, in.PrivateKey, in.KeyID)
 	switch {
 	case in.Timeout <= 0:
 		ch.add(ip+".timeout", msgPositive)
@@ -886,6 +849,33 @@ func validateTokenMode(ch *checker, ap string, as *AuthorizationServer) {
 		ch.add(ip+".timeout", "must not exceed %s (keep it under the proxy's ext_authz timeout)", maxIntrospectTimeout)
 	}
 	positive(ch, ip+".cache_ttl", in.CacheTTL)
+}
+
+// validateClientAuth checks a confidential client's authentication at p
+// (an introspection or login block): the credential its method needs, and
+// none it does not use.
+func validateClientAuth(ch *checker, p, method string, secret, key Secret, keyID string) {
+	switch method {
+	case AuthClientSecretBasic, AuthClientSecretPost:
+		if secret.IsZero() {
+			ch.add(p+".client_secret", "is required with auth_method %s", method)
+		}
+		if !key.IsZero() {
+			ch.add(p+".private_key", "is used only with auth_method private_key_jwt")
+		}
+		if keyID != "" {
+			ch.add(p+".key_id", "is used only with auth_method private_key_jwt")
+		}
+	case AuthPrivateKeyJWT:
+		if key.IsZero() {
+			ch.add(p+".private_key", "is required with auth_method private_key_jwt")
+		}
+		if !secret.IsZero() {
+			ch.add(p+".client_secret", "is not used with auth_method private_key_jwt")
+		}
+	default:
+		ch.add(p+".auth_method", "must be client_secret_basic, client_secret_post or private_key_jwt")
+	}
 }
 
 // firsts finds repeated list entries in linear time: a generated file with
