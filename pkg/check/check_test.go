@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -15,7 +14,6 @@ import (
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/extauthz/extauthz/internal/testkit"
 	"github.com/extauthz/extauthz/pkg/authz"
@@ -110,21 +108,17 @@ func startGateway(t *testing.T) *gateway {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := grpc.NewServer()
-	authv3.RegisterAuthorizationServer(srv, check.NewServer(e, nil))
-	go func() { _ = srv.Serve(ln) }()
-	t.Cleanup(srv.Stop)
-	conn, err := grpc.NewClient(ln.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	g.client = authv3.NewAuthorizationClient(conn)
+	g.client = checkClient(t, e)
 	return g
+}
+
+// checkClient serves the engine's Check over loopback gRPC, registered as
+// the gateway registers it (wire decoding, hand-encoded answers), and
+// returns a client of it.
+func checkClient(t *testing.T, e *authz.Engine) authv3.AuthorizationClient {
+	t.Helper()
+	conn := serve(t, func(g *grpc.Server) { check.Register(g, check.NewServer(e, nil)) }, check.ServerCodec())
+	return authv3.NewAuthorizationClient(conn)
 }
 
 // answer is what a client behind Envoy observes.
