@@ -167,7 +167,7 @@ type resourceConfig struct {
 func Start(tb testing.TB, o Options) *Server {
 	tb.Helper()
 
-	root, err := repoRoot()
+	root, err := testkit.RepoRoot()
 	if err != nil {
 		tb.Fatalf("oidctest: %v", err)
 	}
@@ -505,24 +505,6 @@ func (s *Server) do(req *http.Request, name string) ([]byte, error) {
 		return nil, e
 	}
 	return body, nil
-}
-
-// repoRoot walks up from the working directory to the directory holding go.mod.
-func repoRoot() (string, error) {
-	wd, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for dir := wd; ; {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", fmt.Errorf("no go.mod in %s or any parent directory", wd)
-		}
-		dir = parent
-	}
 }
 
 // readyWriter receives the server's stdout: the first line (the ready line) goes to ready,

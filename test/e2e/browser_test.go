@@ -59,7 +59,7 @@ var requiredChromiumFlags = []string{
 }
 
 func TestBrowserLogin(t *testing.T) {
-	root, err := repoRoot()
+	root, err := testkit.RepoRoot()
 	if err != nil {
 		t.Fatal(err)
 	}

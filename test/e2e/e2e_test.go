@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"github.com/extauthz/extauthz/internal/oidctest"
+	"github.com/extauthz/extauthz/internal/testkit"
 )
 
 const (
@@ -398,7 +399,7 @@ func startStack(t *testing.T) *stack {
 	st := &stack{http: &http.Client{Transport: &http.Transport{Proxy: nil}, Timeout: 10 * time.Second}}
 	t.Cleanup(st.http.CloseIdleConnections)
 	var err error
-	if st.root, err = repoRoot(); err != nil {
+	if st.root, err = testkit.RepoRoot(); err != nil {
 		t.Fatal(err)
 	}
 	st.e2eDir = filepath.Join(st.root, "test", "e2e")

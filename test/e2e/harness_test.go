@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"log"
@@ -499,23 +498,6 @@ func (st *stack) authServerMetadata(t *testing.T) oidctest.Metadata {
 // ---------------------------------------------------------------------------
 // Small helpers
 // ---------------------------------------------------------------------------
-
-func repoRoot() (string, error) {
-	wd, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for dir := wd; ; {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("no go.mod above " + wd)
-		}
-		dir = parent
-	}
-}
 
 // reservePort holds a free port on 127.0.0.1 for nginx, whose address must be known before
 // the authorization server and the gateway start; release frees it just before nginx binds
