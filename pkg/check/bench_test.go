@@ -2,14 +2,12 @@ package check_test
 
 import (
 	"context"
-	"net"
 	"strings"
 	"testing"
 	"time"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/extauthz/extauthz/internal/redistest"
 	"github.com/extauthz/extauthz/pkg/authz"
@@ -169,38 +167,10 @@ func BenchmarkCheckFullVerification(b *testing.B) {
 
 // BenchmarkCheckGRPCCacheHit adds the real cost around it: a gRPC call over
 // loopback TCP, 16 concurrent callers on one connection (as one Envoy
-// worker multiplexes its Checks), client and server sharing the machine.
+// worker multiplexes its Checks), client and server sharing the machine,
+// with the service registered as the gateway registers it.
 func BenchmarkCheckGRPCCacheHit(b *testing.B) {
-	s, iss := benchServer(b, "RS256", true)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	gs := grpc.NewServer()
-	authv3.RegisterAuthorizationServer(gs, s)
-	go func() { _ = gs.Serve(ln) }()
-	b.Cleanup(gs.Stop)
-	conn, err := grpc.NewClient(ln.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { conn.Close() })
-	client := authv3.NewAuthorizationClient(conn)
-	req := realisticRequest(b, iss)
-	if resp, err := client.Check(context.Background(), req); err != nil || resp.GetStatus().GetCode() != 0 {
-		b.Fatalf("warm-up: %v %v", resp, err)
-	}
-	b.ReportAllocs()
-	b.SetParallelism(8) // 8 × GOMAXPROCS(2) = 16 callers
-	b.ResetTimer()
-	b.RunParallel(func(pb *testing.PB) {
-		for pb.Next() {
-			if resp, err := client.Check(context.Background(), req); err != nil || resp.GetStatus().GetCode() != 0 {
-				b.Errorf("denied: %v %v", resp, err)
-				return
-			}
-		}
-	})
+	grpcCacheHit(b, func(g *grpc.Server, s *check.Server) { check.Register(g, s) }, check.ServerCodec())
 }
 
 // BenchmarkTranslate is the Envoy layer alone: request in, decision out.
