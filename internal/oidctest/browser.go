@@ -1,8 +1,12 @@
 package oidctest
 
 import (
+	"crypto/rsa"
+	"encoding/base64"
+	"encoding/json"
 	"html"
 	"io"
+	"math/big"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -97,4 +101,19 @@ func SignIn(tb testing.TB, client *http.Client, authz *url.URL, user, callbackPa
 	}
 	tb.Fatal("too many steps at the authorization server")
 	return nil
+}
+
+// PublicJWKS is {"keys":[pub as an RS256 signing JWK with kid]}: the jwks a
+// private_key_jwt Client registers.
+func PublicJWKS(tb testing.TB, kid string, pub *rsa.PublicKey) json.RawMessage {
+	tb.Helper()
+	b, err := json.Marshal(map[string]any{"keys": []map[string]string{{
+		"kty": "RSA", "kid": kid, "use": "sig", "alg": "RS256",
+		"n": base64.RawURLEncoding.EncodeToString(pub.N.Bytes()),
+		"e": base64.RawURLEncoding.EncodeToString(big.NewInt(int64(pub.E)).Bytes()),
+	}}})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return b
 }

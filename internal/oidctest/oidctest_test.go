@@ -37,7 +37,7 @@ func TestServer(t *testing.T) {
 	}
 	gateway := Client{ID: "gateway", Secret: "gateway-secret", AuthMethod: "client_secret_basic"}
 	other := Client{ID: "other", Secret: "other-secret"}
-	pkjwt := Client{ID: "pkjwt", AuthMethod: "private_key_jwt", JWKS: publicJWKS(t, "client-key", &clientKey.PublicKey)}
+	pkjwt := Client{ID: "pkjwt", AuthMethod: "private_key_jwt", JWKS: PublicJWKS(t, "client-key", &clientKey.PublicKey)}
 
 	s := Start(t, Options{
 		Clients: []Client{gateway, other, pkjwt},
@@ -317,20 +317,6 @@ func verifyRS256(ctx context.Context, t *testing.T, s *Server, tok, kid string) 
 		return
 	}
 	t.Errorf("kid %q not in %s: %s", kid, m.JWKSURI, body)
-}
-
-// publicJWKS is {"keys":[pub as an RS256 signing JWK]}.
-func publicJWKS(t *testing.T, kid string, pub *rsa.PublicKey) json.RawMessage {
-	t.Helper()
-	b, err := json.Marshal(map[string]any{"keys": []map[string]string{{
-		"kty": "RSA", "kid": kid, "use": "sig", "alg": "RS256",
-		"n": base64.RawURLEncoding.EncodeToString(pub.N.Bytes()),
-		"e": base64.RawURLEncoding.EncodeToString(big.NewInt(int64(pub.E)).Bytes()),
-	}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
 }
 
 // clientAssertion is an RFC 7523 client authentication JWT, signed RS256, with a fresh jti.

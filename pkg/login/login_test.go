@@ -6,14 +6,11 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
-	"encoding/base64"
-	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"html"
 	"io"
 	"log/slog"
-	"math/big"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
@@ -128,7 +125,7 @@ func newEnv(t *testing.T) *env {
 	grants := []string{"authorization_code", "refresh_token"}
 	e.basic = oidctest.Client{ID: "gateway", Secret: "gateway-secret", AuthMethod: "client_secret_basic", GrantTypes: grants, RedirectURIs: redirect}
 	e.post = oidctest.Client{ID: "gateway-post", Secret: "post-secret", AuthMethod: "client_secret_post", GrantTypes: grants, RedirectURIs: redirect}
-	e.pkjwt = oidctest.Client{ID: "gateway-jwt", AuthMethod: "private_key_jwt", JWKS: publicJWKS(t, "k1", &key.PublicKey), GrantTypes: grants, RedirectURIs: redirect}
+	e.pkjwt = oidctest.Client{ID: "gateway-jwt", AuthMethod: "private_key_jwt", JWKS: oidctest.PublicJWKS(t, "k1", &key.PublicKey), GrantTypes: grants, RedirectURIs: redirect}
 	e.as = oidctest.Start(t, oidctest.Options{
 		Clients: []oidctest.Client{e.basic, e.post, e.pkjwt},
 		Resources: []oidctest.Resource{
@@ -1060,18 +1057,4 @@ func (b *browser) bindingCookie(t *testing.T, u string) (string, string) {
 func (b *browser) throughAS(t *testing.T, authz *url.URL, abort bool) *url.URL {
 	t.Helper()
 	return oidctest.SignIn(t, b.c, authz, userName, "/oauth/callback", abort)
-}
-
-// publicJWKS is {"keys":[pub as an RS256 signing JWK]}.
-func publicJWKS(t *testing.T, kid string, pub *rsa.PublicKey) json.RawMessage {
-	t.Helper()
-	b, err := json.Marshal(map[string]any{"keys": []map[string]string{{
-		"kty": "RSA", "kid": kid, "use": "sig", "alg": "RS256",
-		"n": base64.RawURLEncoding.EncodeToString(pub.N.Bytes()),
-		"e": base64.RawURLEncoding.EncodeToString(big.NewInt(int64(pub.E)).Bytes()),
-	}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
 }
