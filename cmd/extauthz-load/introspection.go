@@ -15,9 +15,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -232,44 +230,5 @@ func (s *introspectionServer) config() string {
 
 // opaqueSet mints n opaque tokens and builds their requests on every core.
 func opaqueSet(ctx context.Context, s *introspectionServer, n int) (*tokenSet, error) {
-	start := time.Now()
-	ts := &tokenSet{alg: "opaque", reqs: make([][]byte, n)}
-	var (
-		next     atomic.Int64
-		wg       sync.WaitGroup
-		errOnce  sync.Once
-		firstErr error
-	)
-	for range runtime.NumCPU() {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for ctx.Err() == nil {
-				i := int(next.Add(1) - 1)
-				if i >= n {
-					return
-				}
-				tok := s.mint()
-				req, err := buildRequest(tok)
-				if err != nil {
-					errOnce.Do(func() { firstErr = err })
-					next.Store(int64(n))
-					return
-				}
-				ts.reqs[i] = req
-				if i == 0 {
-					ts.tokenLen, ts.reqLen = len(tok), len(req)
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	if firstErr != nil {
-		return nil, firstErr
-	}
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	ts.took = time.Since(start)
-	return ts, nil
+	return buildSet(ctx, "opaque", n, func() (string, error) { return s.mint(), nil })
 }

@@ -107,38 +107,37 @@ type tokenSet struct {
 	took     time.Duration
 }
 
-// mintSet mints n tokens and builds their requests in parallel on every
-// core. Only the requests are kept: a million tokens would otherwise be
-// held twice.
+// mintSet mints n JWTs of the issuer and builds their requests.
 func mintSet(ctx context.Context, iss *issuer, n int) (*tokenSet, error) {
+	return buildSet(ctx, iss.alg, n, func() (string, error) { return mintToken(iss) })
+}
+
+// buildSet mints n tokens with mint and builds their requests in parallel
+// on every core. Only the requests are kept: a million tokens would
+// otherwise be held twice.
+func buildSet(ctx context.Context, alg string, n int, mint func() (string, error)) (*tokenSet, error) {
 	start := time.Now()
-	ts := &tokenSet{alg: iss.alg, reqs: make([][]byte, n)}
+	ts := &tokenSet{alg: alg, reqs: make([][]byte, n)}
 	var (
 		next     atomic.Int64
 		wg       sync.WaitGroup
-		mu       sync.Mutex
+		errOnce  sync.Once
 		firstErr error
 	)
 	for range runtime.NumCPU() {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
+		wg.Go(func() {
+			for ctx.Err() == nil {
 				i := int(next.Add(1) - 1)
-				if i >= n || ctx.Err() != nil {
+				if i >= n {
 					return
 				}
-				tok, err := mintToken(iss)
+				tok, err := mint()
 				var req []byte
 				if err == nil {
 					req, err = buildRequest(tok)
 				}
 				if err != nil {
-					mu.Lock()
-					if firstErr == nil {
-						firstErr = err
-					}
-					mu.Unlock()
+					errOnce.Do(func() { firstErr = err })
 					next.Store(int64(n))
 					return
 				}
@@ -147,7 +146,7 @@ func mintSet(ctx context.Context, iss *issuer, n int) (*tokenSet, error) {
 					ts.tokenLen, ts.reqLen = len(tok), len(req)
 				}
 			}
-		}()
+		})
 	}
 	wg.Wait()
 	if firstErr != nil {
