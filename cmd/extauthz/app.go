@@ -5,11 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/pprof"
-	"strings"
+	"sync"
 	"time"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
@@ -19,6 +20,10 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/keepalive"
 
+	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+	noopmetric "go.opentelemetry.io/otel/metric/noop"
+
 	"github.com/redis/go-redis/v9"
 
 	"github.com/extauthz/extauthz/pkg/authz"
@@ -26,9 +31,10 @@ import (
 	"github.com/extauthz/extauthz/pkg/check"
 	"github.com/extauthz/extauthz/pkg/config"
 	"github.com/extauthz/extauthz/pkg/httpauthz"
+	"github.com/extauthz/extauthz/pkg/logging"
 	"github.com/extauthz/extauthz/pkg/login"
 	"github.com/extauthz/extauthz/pkg/metadata"
-	"github.com/extauthz/extauthz/pkg/token"
+	"github.com/extauthz/extauthz/pkg/telemetry"
 )
 
 // grantTableSize bounds the interned (issuer, client, audiences, scopes)
@@ -42,11 +48,19 @@ const shutdownGrace = 20 * time.Second
 // app is one running gateway: every component built from a config, with
 // its listeners already bound so that their addresses are known.
 type app struct {
-	cfg     *config.Config
-	log     *slog.Logger
-	engine  *authz.Engine
-	issuers map[string]*issuerParts // by issuer
-	login   *login.Handler          // the browser login flow; nil when no resource enables it
+	cfg    *config.Config // as started; reloads apply only what may change while running
+	log    *slog.Logger
+	clock  func() time.Time
+	tel    *telemetry.Telemetry
+	audit  *telemetry.Audit
+	engine *authz.Engine
+	// issuers are the parts behind each authorization server, by issuer;
+	// a reload replaces the ones whose settings changed.
+	issuersMu sync.Mutex
+	issuers   map[string]*issuerParts
+	runCtx    context.Context // set by run: issuer parts run until it ends
+	login     *login.Handler  // the browser login flow; nil when no resource enables it
+	reloader  *reloader       // nil without a config file (dev)
 	// background runs alongside the servers until shutdown (discovery for
 	// the login of issuers whose endpoints are configured).
 	background []func(context.Context)
@@ -73,13 +87,20 @@ type appOptions struct {
 	observer cache.Observer
 	// adminToken, when set, replaces the configured one (dev makes its own).
 	adminToken string
+	// configPath is the file cfg came from; with it, the gateway reloads
+	// on SIGHUP and when the file changes.
+	configPath string
+	// levelVar, when set, is the logger's level, changed by reloads.
+	levelVar *slog.LevelVar
+	// telemetry replaces the one built from the OTEL_* environment (tests).
+	telemetry *telemetry.Telemetry
 }
 
 func newApp(cfg *config.Config, log *slog.Logger, o appOptions) (a *app, err error) {
 	if o.now == nil {
 		o.now = time.Now
 	}
-	a = &app{cfg: cfg, log: log}
+	a = &app{cfg: cfg, log: log, clock: o.now}
 	defer func() {
 		if err != nil {
 			a.closeListeners()
@@ -94,30 +115,28 @@ func newApp(cfg *config.Config, log *slog.Logger, o appOptions) (a *app, err err
 	if o.adminToken != "" {
 		a.admTok = o.adminToken
 	}
+	if a.tel = o.telemetry; a.tel == nil {
+		if a.tel, err = telemetry.New(context.Background(), telemetry.Options{Version: version}); err != nil {
+			return nil, err
+		}
+	}
 	if o.observer == nil {
-		o.observer = cache.NopObserver{}
+		o.observer = a.tel.Metrics
+	} else {
+		o.observer = teeObserver{o.observer, a.tel.Metrics}
 	}
 	// One table of shared grants for verifications and for verdicts read
 	// from Redis alike.
 	grants := authz.NewGrants(grantTableSize)
-	if a.cache, a.redis, err = newVerdictCache(cfg, log, o.observer, grants, o.now); err != nil {
+	if a.cache, a.redis, err = newVerdictCache(cfg, log, a.tel, o.observer, grants, o.now); err != nil {
 		return nil, err
 	}
 
-	if a.issuers, err = buildIssuers(cfg, log, o.now); err != nil {
+	if a.issuers, err = buildIssuers(cfg, log, a.tel, o.now); err != nil {
 		return nil, err
 	}
-	byIssuer := make(map[string]token.Issuer, len(a.issuers))
-	for iss, p := range a.issuers {
-		byIssuer[iss] = p.token
-	}
-	verifier, err := token.NewIssuerSet(token.Options{
-		Issuers:    byIssuer,
-		Algorithms: cfg.Tokens.Algorithms,
-		Leeway:     cfg.Tokens.Leeway.D(),
-		MaxBytes:   cfg.Tokens.MaxBytes,
-		Now:        o.now,
-	})
+	registerKeyAges(a.tel, a.issuers)
+	verifier, err := newVerifier(cfg, a.issuers, o.now)
 	if err != nil {
 		return nil, err
 	}
@@ -165,13 +184,28 @@ func newApp(cfg *config.Config, log *slog.Logger, o appOptions) (a *app, err err
 	if cfg.GRPC.MaxConcurrentStreams > 0 {
 		gopts = append(gopts, grpc.MaxConcurrentStreams(cfg.GRPC.MaxConcurrentStreams))
 	}
+	if a.tel.Tracing() {
+		gopts = append(gopts, grpc.StatsHandler(otelgrpc.NewServerHandler(
+			otelgrpc.WithTracerProvider(a.tel.TracerProvider()),
+			otelgrpc.WithPropagators(a.tel.Propagator()),
+			otelgrpc.WithMeterProvider(noopmetric.NewMeterProvider()), // the gateway's own metrics cover Checks
+		)))
+	}
+	a.audit = telemetry.NewAudit(log, cfg.Log.AuditEnabled(), cfg.Log.Audit.AllowSampleRate)
 	a.grpc = grpc.NewServer(gopts...)
-	check.Register(a.grpc, check.NewServer(a.engine, log))
+	check.Register(a.grpc, check.NewServer(a.tel.Instrument(a.engine, telemetry.TransportGRPC, a.audit), log))
 	a.health = health.NewServer()
 	healthpb.RegisterHealthServer(a.grpc, a.health)
 	a.setServing(false)
 
-	a.http = &http.Server{Handler: a.httpHandler(o.extraHTTP), ReadHeaderTimeout: 10 * time.Second}
+	var public http.Handler = a.httpHandler(o.extraHTTP)
+	if a.tel.Tracing() {
+		public = otelhttp.NewHandler(public, "extauthz.http",
+			otelhttp.WithTracerProvider(a.tel.TracerProvider()),
+			otelhttp.WithPropagators(a.tel.Propagator()),
+			otelhttp.WithMeterProvider(noopmetric.NewMeterProvider()))
+	}
+	a.http = &http.Server{Handler: public, ReadHeaderTimeout: 10 * time.Second}
 	a.admin = &http.Server{Handler: a.adminHandler(), ReadHeaderTimeout: 10 * time.Second}
 
 	if a.lnGRPC = o.lnGRPC; a.lnGRPC == nil {
@@ -189,6 +223,9 @@ func newApp(cfg *config.Config, log *slog.Logger, o appOptions) (a *app, err err
 			return nil, fmt.Errorf("listen.admin: %w", err)
 		}
 	}
+	if o.configPath != "" {
+		a.reloader = &reloader{app: a, path: o.configPath, levelVar: o.levelVar}
+	}
 	return a, nil
 }
 
@@ -202,7 +239,9 @@ func (a *app) closeListeners() {
 
 // ready reports whether every issuer can verify tokens, and which cannot.
 func (a *app) ready() (bool, []string) {
+	a.issuersMu.Lock()
 	missing := notReady(a.issuers)
+	a.issuersMu.Unlock()
 	return len(missing) == 0, missing
 }
 
@@ -219,8 +258,14 @@ func (a *app) setServing(ok bool) {
 // in-flight ones finish, within shutdownGrace.
 func (a *app) run(ctx context.Context) error {
 	g, gctx := errgroup.WithContext(ctx)
+	a.issuersMu.Lock()
+	a.runCtx = gctx
 	for _, p := range a.issuers {
-		g.Go(func() error { p.run(gctx); return nil })
+		a.startIssuer(p)
+	}
+	a.issuersMu.Unlock()
+	if a.reloader != nil {
+		g.Go(func() error { a.reloader.run(gctx); return nil })
 	}
 	for _, f := range a.background {
 		g.Go(func() error { f(gctx); return nil })
@@ -264,6 +309,10 @@ func (a *app) run(ctx context.Context) error {
 		_ = a.admin.Shutdown(sctx)
 		if a.redis != nil {
 			_ = a.redis.Close()
+		}
+		a.stopIssuers()
+		if err := a.tel.Shutdown(sctx); err != nil {
+			a.log.Warn("flushing telemetry failed", "err", err)
 		}
 		return nil
 	})
@@ -331,7 +380,8 @@ func (a *app) httpHandler(extra http.Handler) http.Handler {
 	mux.HandleFunc(metadata.WellKnownPrefix+"/", metadataHandler)
 	// The HTTP authorization mode: nginx auth_request, Traefik
 	// ForwardAuth, Envoy http_service.
-	mux.Handle(httpauthz.Prefix, httpauthz.New(a.engine, httpauthz.Options{MaxBodyBytes: a.cfg.MCP.MaxBodyBytes, Logger: a.log}))
+	mux.Handle(httpauthz.Prefix, httpauthz.New(a.tel.Instrument(a.engine, telemetry.TransportHTTP, a.audit),
+		httpauthz.Options{MaxBodyBytes: a.cfg.MCP.MaxBodyBytes, Logger: a.log}))
 	if a.login != nil {
 		// The browser login: routed here by the proxy without authorization.
 		for _, p := range []string{a.cfg.Login.LoginPath, a.cfg.Login.CallbackPath, a.cfg.Login.LogoutPath} {
@@ -362,11 +412,13 @@ func (a *app) healthRoutes(mux *http.ServeMux) {
 	})
 }
 
-// adminHandler serves the admin listener: health and profiling. It binds to
-// loopback by default; expose it only inside the pod.
+// adminHandler serves the admin listener: health, metrics, profiling and
+// the cache purge. It binds to loopback by default; expose it only inside
+// the pod (pprof is never on the public listener).
 func (a *app) adminHandler() http.Handler {
 	mux := http.NewServeMux()
 	a.healthRoutes(mux)
+	mux.Handle("GET /metrics", a.tel.MetricsHandler())
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
@@ -383,20 +435,9 @@ func nonNil(s []string) []string {
 	return s
 }
 
-// newLogger builds the process logger: JSON by default, text for people.
-func newLogger(w interface{ Write([]byte) (int, error) }, level, format string) *slog.Logger {
-	var lv slog.Level
-	switch strings.ToLower(level) {
-	case "debug":
-		lv = slog.LevelDebug
-	case "warn":
-		lv = slog.LevelWarn
-	case "error":
-		lv = slog.LevelError
-	}
-	opts := &slog.HandlerOptions{Level: lv}
-	if format == "text" {
-		return slog.New(slog.NewTextHandler(w, opts))
-	}
-	return slog.New(slog.NewJSONHandler(w, opts))
+// newLogger builds a logger that redacts credentials: JSON by default,
+// text for people.
+func newLogger(w io.Writer, level, format string) *slog.Logger {
+	l, _ := logging.New(w, level, format)
+	return l
 }

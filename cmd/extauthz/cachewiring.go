@@ -16,17 +16,30 @@ import (
 	"github.com/extauthz/extauthz/pkg/authz"
 	"github.com/extauthz/extauthz/pkg/cache"
 	"github.com/extauthz/extauthz/pkg/config"
+	"github.com/extauthz/extauthz/pkg/telemetry"
 )
+
+// teeObserver reports cache events to two observers (a test's counters
+// and the metrics).
+type teeObserver [2]cache.Observer
+
+func (t teeObserver) Lookup(tier string, hit bool) { t[0].Lookup(tier, hit); t[1].Lookup(tier, hit) }
+func (t teeObserver) Error(tier, op string)        { t[0].Error(tier, op); t[1].Error(tier, op) }
+func (t teeObserver) Evicted(tier string)          { t[0].Evicted(tier); t[1].Evicted(tier) }
+func (t teeObserver) CircuitOpen(open bool)        { t[0].CircuitOpen(open); t[1].CircuitOpen(open) }
 
 // newVerdictCache builds the verdict cache: three bounded in-process tiers
 // (valid, invalid, revoked tokens) and, when Redis is configured, the
 // shared tier behind them. It also returns the Redis client to close.
-func newVerdictCache(cfg *config.Config, log *slog.Logger, obs cache.Observer, grants *authz.Grants, now func() time.Time) (*cache.Tiered[authz.Verdict], redis.UniversalClient, error) {
+func newVerdictCache(cfg *config.Config, log *slog.Logger, tel *telemetry.Telemetry, obs cache.Observer, grants *authz.Grants, now func() time.Time) (*cache.Tiered[authz.Verdict], redis.UniversalClient, error) {
 	c := cfg.Cache
 	local := make([]*cache.Memory[cache.Key, authz.Verdict], 3)
 	local[authz.TierValid] = cache.NewMemory[cache.Key, authz.Verdict](cache.MemoryOptions{MaxEntries: c.MaxEntries, Now: now, Observer: obs})
 	local[authz.TierInvalid] = cache.NewMemory[cache.Key, authz.Verdict](cache.MemoryOptions{MaxEntries: c.MaxNegativeEntries, Now: now, Observer: obs})
 	local[authz.TierRevoked] = cache.NewMemory[cache.Key, authz.Verdict](cache.MemoryOptions{MaxEntries: c.MaxNegativeEntries, Now: now, Observer: obs})
+	tel.Metrics.CacheEntries("valid", local[authz.TierValid].Len)
+	tel.Metrics.CacheEntries("invalid", local[authz.TierInvalid].Len)
+	tel.Metrics.CacheEntries("revoked", local[authz.TierRevoked].Len)
 	o := cache.TieredOptions[authz.Verdict]{
 		Local:    local,
 		Place:    authz.Place,
@@ -42,6 +55,9 @@ func newVerdictCache(cfg *config.Config, log *slog.Logger, obs cache.Observer, g
 	client, err := newRedisClient(c)
 	if err != nil {
 		return nil, nil, err
+	}
+	if tel.Tracing() {
+		client.AddHook(telemetry.RedisHook(tel.Tracer()))
 	}
 	o.Shared = cache.NewRedis(client, cache.RedisOptions{
 		Timeout:         c.Redis.Timeout.D(),

@@ -9,10 +9,14 @@ import (
 	"sort"
 	"time"
 
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+	noopmetric "go.opentelemetry.io/otel/metric/noop"
+
 	"github.com/extauthz/extauthz/pkg/config"
 	"github.com/extauthz/extauthz/pkg/introspect"
 	"github.com/extauthz/extauthz/pkg/jwks"
 	"github.com/extauthz/extauthz/pkg/metadata"
+	"github.com/extauthz/extauthz/pkg/telemetry"
 	"github.com/extauthz/extauthz/pkg/token"
 )
 
@@ -24,6 +28,20 @@ type issuerParts struct {
 	discovery *metadata.Source
 	keys      *jwks.Source
 	token     token.Issuer
+	// spec is everything the parts were built from, secrets included
+	// (compared, never logged): a reload keeps parts whose spec is equal,
+	// with their fetched keys, and rebuilds the others.
+	spec issuerSpec
+	// stop ends run; set by app.startIssuer.
+	stop context.CancelFunc
+}
+
+// issuerSpec is what one issuer's parts are built from.
+type issuerSpec struct {
+	Server  config.AuthorizationServer
+	JWKS    config.JWKS
+	Leeway  config.Duration
+	Secrets [2]string // the introspection client secret or private key, as read
 }
 
 // ready reports whether the issuer can verify tokens now: what must be
@@ -53,18 +71,18 @@ func (p *issuerParts) run(ctx context.Context) {
 // configuration lists, once per issuer (Validate holds every listing of
 // one issuer to the same settings). Secrets are read here; an error names
 // the key path.
-func buildIssuers(cfg *config.Config, log *slog.Logger, now func() time.Time) (map[string]*issuerParts, error) {
+func buildIssuers(cfg *config.Config, log *slog.Logger, tel *telemetry.Telemetry, now func() time.Time) (map[string]*issuerParts, error) {
 	out := map[string]*issuerParts{}
 	// Discovery and key fetches share one client; each call is bounded by
 	// jwks.timeout. Introspection has its own, bounded per call by its
 	// own deadline.
-	fetch := &http.Client{Timeout: cfg.JWKS.Timeout.D()}
+	fetch := &http.Client{Timeout: cfg.JWKS.Timeout.D(), Transport: traced(tel, http.DefaultTransport)}
 	// Every Check that misses the cache may call the endpoint: keep
 	// enough idle connections that concurrent calls reuse them instead
 	// of opening (and leaving in TIME_WAIT) a connection each.
 	transport := http.DefaultTransport.(*http.Transport).Clone()
 	transport.MaxIdleConnsPerHost = 256
-	introspectHTTP := &http.Client{Transport: transport}
+	introspectHTTP := &http.Client{Transport: traced(tel, transport)}
 	for i, r := range cfg.Resources {
 		for k, as := range r.AuthorizationServers {
 			if _, ok := out[as.Issuer]; ok {
@@ -72,10 +90,10 @@ func buildIssuers(cfg *config.Config, log *slog.Logger, now func() time.Time) (m
 			}
 			path := fmt.Sprintf("resources[%d].authorization_servers[%d]", i, k)
 			ilog := log.With("issuer", as.Issuer)
-			p := &issuerParts{token: token.Issuer{
-				Mode:   tokenMode(as.TokenMode),
-				Claims: claimNames(as),
-			}}
+			p := &issuerParts{
+				token: token.Issuer{Mode: tokenMode(as.TokenMode), Claims: claimNames(as)},
+				spec:  issuerSpec{Server: as, JWKS: cfg.JWKS, Leeway: cfg.Tokens.Leeway},
+			}
 			needKeys := as.TokenMode != config.TokenModeIntrospection
 			if (needKeys && as.JWKSURI == "") || (as.Introspects() && as.Introspection.Endpoint == "") {
 				p.discovery = metadata.NewSource(as.Issuer, metadata.SourceOptions{
@@ -90,15 +108,18 @@ func buildIssuers(cfg *config.Config, log *slog.Logger, now func() time.Time) (m
 					UnknownKIDInterval: cfg.JWKS.UnknownKIDInterval.D(),
 					Timeout:            cfg.JWKS.Timeout.D(),
 					Logger:             ilog,
+					OnFetch:            func(err error) { tel.Metrics.JWKSFetch(as.Issuer, err) },
 				})
 				p.token.Keys = p.keys
 			}
 			if as.Introspects() {
-				c, err := newIntrospector(as, p.discovery, introspectHTTP, cfg.Tokens.Leeway.D(), now, ilog)
+				c, secrets, err := newIntrospector(as, p.discovery, introspectHTTP, cfg.Tokens.Leeway.D(), now, ilog,
+					func(result string, d time.Duration) { tel.Metrics.Introspection(as.Issuer, result, d) })
 				if err != nil {
 					return nil, fmt.Errorf("%s.introspection.%w", path, err)
 				}
 				p.token.Introspector = c
+				p.spec.Secrets = secrets
 			}
 			out[as.Issuer] = p
 		}
@@ -144,7 +165,7 @@ func jwksLocator(as config.AuthorizationServer, discovery *metadata.Source) jwks
 // the rest of a key path ("client_secret: environment variable X is not
 // set").
 func newIntrospector(as config.AuthorizationServer, discovery *metadata.Source, client *http.Client,
-	leeway time.Duration, now func() time.Time, log *slog.Logger) (*introspect.Client, error) {
+	leeway time.Duration, now func() time.Time, log *slog.Logger, observe func(string, time.Duration)) (*introspect.Client, [2]string, error) {
 	in := as.Introspection
 	o := introspect.Options{
 		Issuer:     as.Issuer,
@@ -157,6 +178,7 @@ func newIntrospector(as config.AuthorizationServer, discovery *metadata.Source, 
 		HTTPClient: client,
 		Now:        now,
 		Logger:     log,
+		Observe:    observe,
 	}
 	if in.Endpoint != "" {
 		o.Endpoint = func(context.Context) (string, error) { return in.Endpoint, nil }
@@ -172,23 +194,27 @@ func newIntrospector(as config.AuthorizationServer, discovery *metadata.Source, 
 			return md.IntrospectionEndpoint, nil
 		}
 	}
+	var secrets [2]string
 	switch in.AuthMethod {
 	case config.AuthPrivateKeyJWT:
 		pemData, err := in.PrivateKey.Resolve()
 		if err != nil {
-			return nil, fmt.Errorf("private_key: %w", err)
+			return nil, [2]string{}, fmt.Errorf("private_key: %w", err)
 		}
 		if o.Signer, err = introspect.NewAssertionSigner([]byte(pemData), in.KeyID); err != nil {
-			return nil, fmt.Errorf("private_key: %w", err)
+			return nil, [2]string{}, fmt.Errorf("private_key: %w", err)
 		}
+		secrets[1] = pemData
 	default:
 		secret, err := in.ClientSecret.Resolve()
 		if err != nil {
-			return nil, fmt.Errorf("client_secret: %w", err)
+			return nil, [2]string{}, fmt.Errorf("client_secret: %w", err)
 		}
 		o.ClientSecret = secret
+		secrets[0] = secret
 	}
-	return introspect.New(o)
+	c, err := introspect.New(o)
+	return c, secrets, err
 }
 
 // notReady lists the issuers that cannot verify tokens yet, sorted.
@@ -201,4 +227,65 @@ func notReady(issuers map[string]*issuerParts) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// traced wraps an HTTP transport in client spans when tracing is on: a
+// JWKS fetch or an introspection call made for a Check is a child of its
+// span.
+func traced(tel *telemetry.Telemetry, rt http.RoundTripper) http.RoundTripper {
+	if !tel.Tracing() {
+		return rt
+	}
+	return otelhttp.NewTransport(rt,
+		otelhttp.WithTracerProvider(tel.TracerProvider()),
+		otelhttp.WithPropagators(tel.Propagator()),
+		otelhttp.WithMeterProvider(noopmetric.NewMeterProvider()))
+}
+
+// newVerifier builds the token verifier over the issuers' parts.
+func newVerifier(cfg *config.Config, issuers map[string]*issuerParts, now func() time.Time) (*token.IssuerSet, error) {
+	byIssuer := make(map[string]token.Issuer, len(issuers))
+	for iss, p := range issuers {
+		byIssuer[iss] = p.token
+	}
+	return token.NewIssuerSet(token.Options{
+		Issuers:    byIssuer,
+		Algorithms: cfg.Tokens.Algorithms,
+		Leeway:     cfg.Tokens.Leeway.D(),
+		MaxBytes:   cfg.Tokens.MaxBytes,
+		Now:        now,
+	})
+}
+
+// registerKeyAges publishes how old each issuer's keys are.
+func registerKeyAges(tel *telemetry.Telemetry, issuers map[string]*issuerParts) {
+	for iss, p := range issuers {
+		if p.keys == nil {
+			continue
+		}
+		keys := p.keys
+		tel.Metrics.KeysAge(iss, func() (time.Time, bool) {
+			at := keys.Status().LastSuccess
+			return at, !at.IsZero()
+		})
+	}
+}
+
+// startIssuer runs an issuer's parts until the app's run context ends or
+// the parts are stopped. The caller holds issuersMu.
+func (a *app) startIssuer(p *issuerParts) {
+	ctx, cancel := context.WithCancel(a.runCtx)
+	p.stop = cancel
+	go p.run(ctx)
+}
+
+// stopIssuers stops every issuer's background work.
+func (a *app) stopIssuers() {
+	a.issuersMu.Lock()
+	defer a.issuersMu.Unlock()
+	for _, p := range a.issuers {
+		if p.stop != nil {
+			p.stop()
+		}
+	}
 }

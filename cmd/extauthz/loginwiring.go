@@ -120,6 +120,7 @@ func newLogin(a *app, verifier token.Verifier, rc redis.UniversalClient, now fun
 		ErrorPage:       l.ErrorPage,
 		Now:             now,
 		Logger:          a.log.With("component", "login"),
+		OnEvent:         a.tel.Metrics.LoginEvent,
 	})
 }
 

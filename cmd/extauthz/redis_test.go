@@ -247,7 +247,7 @@ func TestCachedEntryNeverOutlivesToken(t *testing.T) {
 	if st, _ := a.decide(t, tok); st != 200 {
 		t.Fatalf("%d", st)
 	}
-	reply, err := redistest.Do(srv.Addr(), "PTTL", cache.TokenKey("mcp", tok))
+	reply, err := redistest.Do(srv.Addr(), "PTTL", cache.TokenKey(a.app.engine.Policy().CacheNamespace("mcp"), tok))
 	ms, ok := reply.(int64)
 	if err != nil || !ok || ms <= 0 || ms > 3000 {
 		t.Fatalf("PTTL of the token's entry = %v (%v); want 0 < ttl <= 3000 ms (the token's own lifetime)", reply, err)

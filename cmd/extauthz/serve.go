@@ -10,6 +10,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/extauthz/extauthz/pkg/config"
+	"github.com/extauthz/extauthz/pkg/logging"
 )
 
 func serveCmd(ctx context.Context, args []string, stderr io.Writer) error {
@@ -26,9 +27,9 @@ func serveCmd(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("%s:\n%w", *path, err)
 	}
-	log := newLogger(stderr, cfg.Log.Level, cfg.Log.Format)
+	log, level := logging.New(stderr, cfg.Log.Level, cfg.Log.Format)
 	redis.SetLogger(redisLog{log})
-	a, err := newApp(cfg, log, appOptions{})
+	a, err := newApp(cfg, log, appOptions{configPath: *path, levelVar: level})
 	if err != nil {
 		return err
 	}

@@ -49,8 +49,9 @@ import (
 	"github.com/extauthz/extauthz/internal/testkit"
 )
 
-// startTimeout bounds how long the server may take to print its ready line.
-const startTimeout = 20 * time.Second
+// startTimeout bounds how long the server may take to print its ready line:
+// generous, since Node starts slowly on a loaded 2-core machine.
+const startTimeout = 60 * time.Second
 
 // stopTimeout is how long the server gets to exit after SIGTERM before it is killed.
 const stopTimeout = 5 * time.Second

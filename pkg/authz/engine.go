@@ -30,7 +30,9 @@ type Verdict struct {
 
 // VerdictStore caches verdicts; *cache.Tiered[Verdict] implements it.
 type VerdictStore interface {
-	Get(ctx context.Context, key cache.Key) (Verdict, bool, error)
+	// GetFrom returns the verdict held for key and the tier it came
+	// from; cache.TierNone is a miss.
+	GetFrom(ctx context.Context, key cache.Key) (Verdict, cache.Tier, error)
 	// Add stores v unless another verdict is already held for key, and
 	// returns the one in force.
 	Add(ctx context.Context, key cache.Key, v Verdict, ttl time.Duration) (Verdict, error)
@@ -123,6 +125,14 @@ func NewEngine(p *Policy, o Options) (*Engine, error) {
 // SetPolicy replaces the policy for all Checks that start afterwards.
 func (e *Engine) SetPolicy(p *Policy) { e.policy.Store(p) }
 
+// Swap replaces the policy and the token verifier together (a config
+// reload): each Check uses one pair, never the policy of one config with
+// the issuers of another. p must not be in use elsewhere.
+func (e *Engine) Swap(p *Policy, v token.Verifier) {
+	p.verifier = v
+	e.policy.Store(p)
+}
+
 // Policy returns the policy in force.
 func (e *Engine) Policy() *Policy { return e.policy.Load() }
 
@@ -190,16 +200,21 @@ func (e *Engine) Check(ctx context.Context, r *Request) Decision {
 	var op mcp.Operation
 	if res.needsOperation() {
 		if op, err = res.operation(r); err != nil {
-			return p.deny(res, err)
+			d := p.deny(res, err)
+			d.Operation = op
+			return d
 		}
 	}
-	v := e.verify(ctx, res, raw)
+	v, src := e.verify(ctx, p, res, raw)
 	if v.Err != nil {
-		return p.deny(res, v.Err)
+		d := p.deny(res, v.Err)
+		d.Source, d.Operation = src, op
+		return d
 	}
 	needed, matched := res.needed(res.required, op)
 	if missing := res.missing(needed, v.Claims.Scopes); missing != "" {
 		d := p.deny(res, fmt.Errorf("%w: %s", ErrInsufficientScope, missing))
+		d.Source, d.Operation, d.Claims = src, op, v.Claims
 		d.Challenge = metadata.Challenge{
 			Error:            "insufficient_scope",
 			Scope:            challengeScope(needed, v.Claims.Scopes),
@@ -209,9 +224,12 @@ func (e *Engine) Check(ctx context.Context, r *Request) Decision {
 		return d
 	}
 	if err := res.evaluate(ctx, r, cleaned, op, v.Claims, matched); err != nil {
-		return p.deny(res, err)
+		d := p.deny(res, err)
+		d.Source, d.Operation, d.Claims = src, op, v.Claims
+		return d
 	}
 	d := p.allow(res, &v)
+	d.Source, d.Operation = src, op
 	if fromSession {
 		// The upstream gets the identity, never the session id.
 		if rest := e.opts.Sessions.StripCookie(r.Headers["cookie"]); rest != "" {
@@ -256,30 +274,35 @@ func credential(r *Request, query string) (string, error) {
 
 // verify returns the verdict for a token on a resource: from the cache, or
 // from one verification shared by every concurrent request for the same
-// token (single flight), whose result is then cached.
-func (e *Engine) verify(ctx context.Context, res *resource, raw string) Verdict {
-	key := cache.KeyOf(res.name, raw)
+// token (single flight), whose result is then cached. It also says where
+// the verdict came from: SourceLocal, SourceRedis or SourceVerified.
+func (e *Engine) verify(ctx context.Context, p *Policy, res *resource, raw string) (Verdict, Source) {
+	key := cache.KeyOf(res.ns, raw)
 	// Only strings that passed the b64token grammar are ever verified and
 	// cached, so a hit proves this one did too; the grammar scan of a long
 	// token is left to the miss path.
-	if v, ok := e.lookup(ctx, key); ok {
+	if v, tier := e.lookup(ctx, key); tier != cache.TierNone {
+		src := SourceLocal
+		if tier == cache.TierShared {
+			src = SourceRedis
+		}
 		if v.Err == nil && !e.opts.Now().Before(v.Claims.Expiry) {
 			// Defence in depth: a cache entry must never outlive its token.
-			return Verdict{Err: token.ErrExpired}
+			return Verdict{Err: token.ErrExpired}, src
 		}
-		return v
+		return v, src
 	}
 	if !isB64Token(raw) {
 		// Two headers merged with ",", a parameter after the token, stray
 		// characters: not one Bearer credential (RFC 6750 §2.1).
-		return Verdict{Err: ErrMalformedHeader}
+		return Verdict{Err: ErrMalformedHeader}, SourceNone
 	}
 	ch := e.flight.DoChan(key.String(), func() (any, error) {
 		// The verification serves every waiter, so one caller giving up
 		// must not cancel it for the others.
 		vctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), e.opts.VerifyTimeout)
 		defer cancel()
-		return e.store(vctx, key, e.verifyUncached(vctx, res, raw)), nil
+		return e.store(vctx, key, e.verifyUncached(vctx, p, res, raw)), nil
 	})
 	if e.joiningFlight != nil {
 		// DoChan has registered this request with the flight (as its
@@ -288,14 +311,18 @@ func (e *Engine) verify(ctx context.Context, res *resource, raw string) Verdict 
 	}
 	select {
 	case r := <-ch:
-		return r.Val.(Verdict)
+		return r.Val.(Verdict), SourceVerified
 	case <-ctx.Done():
-		return Verdict{Err: fmt.Errorf("%w: %v", token.ErrUnavailable, ctx.Err())}
+		return Verdict{Err: fmt.Errorf("%w: %v", token.ErrUnavailable, ctx.Err())}, SourceVerified
 	}
 }
 
-func (e *Engine) verifyUncached(ctx context.Context, res *resource, raw string) Verdict {
-	c, err := e.opts.Verifier.Verify(ctx, raw, res.issuers)
+func (e *Engine) verifyUncached(ctx context.Context, p *Policy, res *resource, raw string) Verdict {
+	verifier := e.opts.Verifier
+	if p.verifier != nil {
+		verifier = p.verifier
+	}
+	c, err := verifier.Verify(ctx, raw, res.issuers)
 	if err != nil {
 		return Verdict{Err: err}
 	}
@@ -307,14 +334,14 @@ func (e *Engine) verifyUncached(ctx context.Context, res *resource, raw string) 
 	return Verdict{Claims: c}
 }
 
-func (e *Engine) lookup(ctx context.Context, key cache.Key) (Verdict, bool) {
+func (e *Engine) lookup(ctx context.Context, key cache.Key) (Verdict, cache.Tier) {
 	if e.opts.Cache == nil {
-		return Verdict{}, false
+		return Verdict{}, cache.TierNone
 	}
 	// A cache that cannot answer is a miss: it costs a verification,
 	// never a wrong answer.
-	v, ok, _ := e.opts.Cache.Get(ctx, key)
-	return v, ok
+	v, tier, _ := e.opts.Cache.GetFrom(ctx, key)
+	return v, tier
 }
 
 // store caches a fresh verdict and returns the verdict in force: the

@@ -1,6 +1,8 @@
 package authz
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net/url"
@@ -10,11 +12,16 @@ import (
 	"github.com/extauthz/extauthz/pkg/config"
 	"github.com/extauthz/extauthz/pkg/metadata"
 	"github.com/extauthz/extauthz/pkg/policy"
+	"github.com/extauthz/extauthz/pkg/token"
 )
 
 // Policy is a validated configuration compiled for fast decisions. It is
 // immutable once built, so a reload swaps a whole new Policy in atomically.
 type Policy struct {
+	// verifier checks this policy's tokens; nil: the engine's
+	// Options.Verifier. Engine.Swap sets it, so that a reload replaces
+	// both at once.
+	verifier       token.Verifier
 	resources      []*resource // longest path prefix first
 	byName         map[string]*resource
 	wellKnown      map[string][]*resource // metadata path → resources serving it
@@ -27,6 +34,7 @@ type Policy struct {
 // resource is one protected resource, compiled.
 type resource struct {
 	name         string
+	ns           string // cache namespace: name and a digest of what verification depends on
 	canonical    string
 	hosts        []string // exact names, or ".suffix" for "*.suffix"
 	pathPrefix   string
@@ -98,6 +106,7 @@ func NewPolicy(c *config.Config) (*Policy, error) {
 			doc.AuthorizationServers = append(doc.AuthorizationServers, as.Issuer)
 		}
 		r.document = doc.JSON()
+		r.ns = cacheNamespace(c, rc)
 		r.noTokenChall = metadata.Challenge{Scope: r.requiredStr, ResourceMetadata: r.metadataURL}.String()
 		p.resources = append(p.resources, r)
 		p.byName[r.name] = r
@@ -233,4 +242,34 @@ func errorBody(code, description string) []byte {
 		Description string `json:"error_description"`
 	}{code, description})
 	return b
+}
+
+// cacheNamespace is where a resource's verdicts are cached: its name and a
+// digest of every setting a verdict depends on (its authorization servers
+// with all their settings, its audiences, the token rules). A reload that
+// changes any of them moves the resource to fresh keys, so no verdict
+// reached under the old trust settings is served under the new ones, on
+// this replica or on any other; replicas with the same settings share keys.
+func cacheNamespace(c *config.Config, rc *config.Resource) string {
+	b, err := json.Marshal(struct {
+		Resource  string
+		Audiences []string
+		Servers   []config.AuthorizationServer
+		Tokens    config.Tokens
+	}{rc.Resource, rc.Audiences, rc.AuthorizationServers, c.Tokens})
+	if err != nil {
+		// Unreachable for these plain types; fall back to the name alone.
+		return rc.Name
+	}
+	sum := sha256.Sum256(b)
+	return rc.Name + "~" + hex.EncodeToString(sum[:4])
+}
+
+// CacheNamespace returns the cache namespace of the named resource ("" if
+// unknown): the namespace cache keys of its tokens are built in.
+func (p *Policy) CacheNamespace(resource string) string {
+	if r, ok := p.byName[resource]; ok {
+		return r.ns
+	}
+	return ""
 }

@@ -12,6 +12,7 @@ package authz
 import (
 	"strconv"
 
+	"github.com/extauthz/extauthz/pkg/mcp"
 	"github.com/extauthz/extauthz/pkg/token"
 )
 
@@ -38,6 +39,18 @@ type Header struct {
 	Name, Value string
 }
 
+// Source says where a token's verdict came from: a metric label and a
+// trace attribute.
+type Source string
+
+// The sources of a verdict.
+const (
+	SourceNone     Source = ""         // no token was verified or looked up
+	SourceLocal    Source = "local"    // the in-process cache
+	SourceRedis    Source = "redis"    // the shared cache
+	SourceVerified Source = "verified" // a verification (or a wait for one)
+)
+
 // Decision is the answer to one Request.
 type Decision struct {
 	// Allow: let the request through to the upstream.
@@ -63,6 +76,13 @@ type Decision struct {
 	Upstream []Header      // headers to set on the upstream request (overwriting)
 	Remove   []string      // headers to remove from the upstream request
 	Claims   *token.Claims // the verified token, nil when none was needed
+
+	// Claims is also set on a denial decided after the token was verified
+	// (a missing scope, a policy), for the audit log. Source says where
+	// the token's verdict came from ("" when no token was looked at), and
+	// Operation is the MCP operation when the resource needed it.
+	Source    Source
+	Operation mcp.Operation
 
 	// Err is the detailed cause of a denial, for logs only: it may name
 	// things a client must not learn.

@@ -76,7 +76,7 @@ func (e *Engine) Revoke(ctx context.Context, rv Revocation) (RevokeResult, error
 	}
 	res := RevokeResult{Shared: true, Until: e.opts.Now().Add(ttl)}
 	for _, r := range targets {
-		key, err := cache.KeyForHash(r.name, hash)
+		key, err := cache.KeyForHash(r.ns, hash)
 		if err != nil {
 			return RevokeResult{}, err
 		}

@@ -101,38 +101,65 @@ func NewTiered[V any](o TieredOptions[V]) (*Tiered[V], error) {
 	return &Tiered[V]{o: o, waiters: map[string]*ackWaiter{}}, nil
 }
 
+// Tier says where a lookup found its value.
+type Tier uint8
+
+// The tiers a value can come from.
+const (
+	TierNone   Tier = iota // not found
+	TierLocal              // an in-process tier
+	TierShared             // the shared tier (Redis)
+)
+
+// String returns the tier's metric label: "local", "redis", or "none".
+func (t Tier) String() string {
+	switch t {
+	case TierLocal:
+		return tierLocal
+	case TierShared:
+		return tierRedis
+	}
+	return "none"
+}
+
 // Get looks the key up locally, then in the shared tier. A shared tier that
 // cannot answer is a miss; its error is returned for the caller's logs.
 func (t *Tiered[V]) Get(ctx context.Context, key Key) (V, bool, error) {
+	v, tier, err := t.GetFrom(ctx, key)
+	return v, tier != TierNone, err
+}
+
+// GetFrom is Get that also says which tier answered (TierNone: a miss).
+func (t *Tiered[V]) GetFrom(ctx context.Context, key Key) (V, Tier, error) {
 	for _, l := range t.o.Local {
 		if v, ok, _ := l.Get(ctx, key); ok {
-			t.o.Observer.Lookup("local", true)
-			return v, true, nil
+			t.o.Observer.Lookup(tierLocal, true)
+			return v, TierLocal, nil
 		}
 	}
 	if len(t.o.Local) > 0 {
-		t.o.Observer.Lookup("local", false)
+		t.o.Observer.Lookup(tierLocal, false)
 	}
 	var zero V
 	if t.o.Shared == nil {
-		return zero, false, nil
+		return zero, TierNone, nil
 	}
 	b, exp, ok, err := t.o.Shared.GetExpiry(ctx, key.String())
 	if err != nil || !ok {
-		t.o.Observer.Lookup("redis", false)
-		return zero, false, err
+		t.o.Observer.Lookup(tierRedis, false)
+		return zero, TierNone, err
 	}
 	v, err := t.o.Codec.Decode(b)
 	if err != nil {
-		t.o.Observer.Lookup("redis", false)
-		t.o.Observer.Error("redis", "decode")
-		return zero, false, fmt.Errorf("cache: undecodable shared entry: %w", err)
+		t.o.Observer.Lookup(tierRedis, false)
+		t.o.Observer.Error(tierRedis, "decode")
+		return zero, TierNone, fmt.Errorf("cache: undecodable shared entry: %w", err)
 	}
-	t.o.Observer.Lookup("redis", true)
+	t.o.Observer.Lookup(tierRedis, true)
 	if ttl := exp.Sub(t.o.Now()); ttl > 0 {
 		t.setLocal(ctx, key, v, ttl)
 	}
-	return v, true, nil
+	return v, TierShared, nil
 }
 
 // Add stores v unless the shared tier already holds a value for key, and

@@ -73,7 +73,7 @@ func defaultsWith(rs ...Resource) *Config {
 		MCP:       MCP{MaxBodyBytes: 65536},
 		Login: Login{SessionTTL: dur("8h"), StateTTL: dur("10m"), LoginPath: "/oauth/login", CallbackPath: "/oauth/callback",
 			LogoutPath: "/oauth/logout", SuccessRedirect: "/"},
-		Log:       Log{Level: "info", Format: "json"},
+		Log:       Log{Level: "info", Format: "json", Audit: Audit{Enabled: ptr(true), AllowSampleRate: 1}},
 		Resources: rs,
 	}
 }
@@ -178,7 +178,7 @@ func TestLoadValid(t *testing.T) {
 					StripAuthorization: ptr(false),
 				},
 				Unmatched: "allow",
-				Log:       Log{Level: "debug", Format: "text"},
+				Log:       Log{Level: "debug", Format: "text", Audit: Audit{Enabled: ptr(false), AllowSampleRate: 0.25}},
 				MCP:       MCP{MaxBodyBytes: 131072, RequireBody: true},
 				Login: Login{SessionTTL: dur("8h"), StateTTL: dur("10m"), LoginPath: "/oauth/login", CallbackPath: "/oauth/callback",
 					LogoutPath: "/oauth/logout", SuccessRedirect: "/"},
@@ -407,7 +407,9 @@ cache.max_entries: must be an integer (line 4)
 grpc.max_recv_msg_bytes: must be an integer (line 6)
 grpc.keepalive.permit_without_stream: must be true or false (line 8)
 tokens: must be a mapping (line 9)
-resources[0].hosts: must be a list (line 13)`},
+resources[0].hosts: must be a list (line 13)
+log.audit.allow_sample_rate: must be a number (line 18)
+log.audit.enabled: must be true or false (line 19)`},
 		{"invalid-duration-number.yaml", `
 cache.max_ttl: must be a duration string such as "30s" or "5m" (line 3)
 cache.negative_ttl: must be a duration string such as "30s" or "5m", not "5 minutes" (line 4)

@@ -152,6 +152,14 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 			return
 		}
 		v.SetInt(i)
+	case reflect.Float64:
+		var f float64
+		if n.Kind != yaml.ScalarNode || (n.ShortTag() != "!!int" && n.ShortTag() != "!!float") || n.Decode(&f) != nil ||
+			math.IsNaN(f) || math.IsInf(f, 0) {
+			d.failValue(path, n, "must be a number")
+			return
+		}
+		v.SetFloat(f)
 	case reflect.Uint32:
 		var i int64
 		if n.Kind != yaml.ScalarNode || n.ShortTag() != "!!int" || n.Decode(&i) != nil {

@@ -130,6 +130,10 @@ func (c *Config) ApplyDefaults() {
 	orDefault(c, "unmatched", &c.Unmatched, defaultUnmatched)
 	orDefault(c, "log.level", &c.Log.Level, defaultLogLevel)
 	orDefault(c, "log.format", &c.Log.Format, defaultLogFormat)
+	orDefault(c, "log.audit.allow_sample_rate", &c.Log.Audit.AllowSampleRate, 1.0)
+	if c.Log.Audit.Enabled == nil {
+		c.Log.Audit.Enabled = ptr(true)
+	}
 	orDefault(c, "mcp.max_body_bytes", &c.MCP.MaxBodyBytes, defaultMCPMaxBodyBytes)
 	orDefault(c, "login.session_ttl", &c.Login.SessionTTL, Duration(defaultSessionTTL))
 	orDefault(c, "login.state_ttl", &c.Login.StateTTL, Duration(defaultStateTTL))

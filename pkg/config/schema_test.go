@@ -175,6 +175,10 @@ func walkSchema(t *testing.T, root, node jsonSchema, path string, v reflect.Valu
 		if node["type"] != "boolean" {
 			t.Errorf("%s: want type boolean", path)
 		}
+	case reflect.Float64:
+		if node["type"] != "number" {
+			t.Errorf("%s: want type number", path)
+		}
 	default:
 		t.Errorf("%s: Go kind %s is not covered by this test", path, typ.Kind())
 	}
@@ -383,6 +387,23 @@ func conform(root, node jsonSchema, v any, path string) []string {
 			bad("below %v", m)
 		}
 		if m, ok := node["maximum"].(float64); ok && float64(i) > m {
+			bad("above %v", m)
+		}
+	case "number":
+		var f float64
+		switch n := v.(type) {
+		case int:
+			f = float64(n)
+		case float64:
+			f = n
+		default:
+			bad("want a number")
+			return out
+		}
+		if m, ok := node["minimum"].(float64); ok && f < m {
+			bad("below %v", m)
+		}
+		if m, ok := node["maximum"].(float64); ok && f > m {
 			bad("above %v", m)
 		}
 	case "boolean":

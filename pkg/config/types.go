@@ -262,7 +262,20 @@ type Upstream struct {
 type Log struct {
 	Level  string `yaml:"level"`  // debug, info (default), warn, error
 	Format string `yaml:"format"` // json (default) or text
+	Audit  Audit  `yaml:"audit"`
 }
+
+// Audit configures the audit trail: one log line per decision.
+type Audit struct {
+	// Enabled turns the audit lines on (default true).
+	Enabled *bool `yaml:"enabled"`
+	// AllowSampleRate is the fraction of allowed requests written, 0 to 1
+	// (default 1). Denials are always written.
+	AllowSampleRate float64 `yaml:"allow_sample_rate"`
+}
+
+// AuditEnabled reports whether audit lines are written; unset means true.
+func (l Log) AuditEnabled() bool { return l.Audit.Enabled == nil || *l.Audit.Enabled }
 
 // Resource is one protected resource: an MCP server behind the gateway.
 type Resource struct {

@@ -75,6 +75,9 @@ func (c *Config) Validate() error {
 	if c.Log.Format != "json" && c.Log.Format != "text" {
 		ch.add("log.format", `must be "json" or "text"`)
 	}
+	if r := c.Log.Audit.AllowSampleRate; !(r >= 0 && r <= 1) {
+		ch.add("log.audit.allow_sample_rate", "must be from 0 to 1")
+	}
 	c.validateResources(&ch)
 	c.validateLogin(&ch)
 	if len(ch.errs) == 0 {

@@ -71,7 +71,19 @@ type Options struct {
 	// Logger receives what an operator must fix, such as refused client
 	// credentials (nil: discard). Never a token.
 	Logger *slog.Logger
+	// Observe, when set, is told of every call for metrics: its result
+	// (ResultActive, ResultInactive, ResultRejected or ResultError) and how
+	// long it took. It must be quick.
+	Observe func(result string, d time.Duration)
 }
+
+// Results reported to Options.Observe.
+const (
+	ResultActive   = "active"   // the token is active and acceptable
+	ResultInactive = "inactive" // the server said active:false
+	ResultRejected = "rejected" // active, but not acceptable here (type, cnf, issuer, time, claims)
+	ResultError    = "error"    // no usable answer: timeout, transport, status, body
+)
 
 // Client introspects tokens at one authorization server. It is safe for
 // concurrent use.
@@ -133,6 +145,25 @@ type response struct {
 
 // Introspect implements token.Introspector.
 func (c *Client) Introspect(ctx context.Context, raw string) (*token.Claims, error) {
+	if c.o.Observe == nil {
+		return c.introspect(ctx, raw)
+	}
+	start := time.Now()
+	claims, err := c.introspect(ctx, raw)
+	result := ResultActive
+	switch {
+	case errors.Is(err, token.ErrInactive):
+		result = ResultInactive
+	case errors.Is(err, token.ErrUnavailable):
+		result = ResultError
+	case err != nil:
+		result = ResultRejected
+	}
+	c.o.Observe(result, time.Since(start))
+	return claims, err
+}
+
+func (c *Client) introspect(ctx context.Context, raw string) (*token.Claims, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.o.Timeout)
 	defer cancel()
 	endpoint, err := c.o.Endpoint(ctx)

@@ -53,6 +53,9 @@ type Options struct {
 	MaxBytes int64
 	// Logger receives fetch failures and skipped keys. nil: discard.
 	Logger *slog.Logger
+	// OnFetch, when set, is told the outcome of every fetch attempt (nil
+	// error: a usable key set was stored), for metrics. It must be quick.
+	OnFetch func(err error)
 }
 
 const (
@@ -98,6 +101,7 @@ type Source struct {
 	client             *http.Client
 	now                func() time.Time
 	log                *slog.Logger
+	onFetch            func(error)
 	minRefresh         time.Duration
 	maxRefresh         time.Duration
 	unknownKIDInterval time.Duration
@@ -140,6 +144,7 @@ func New(locate Locator, opts Options) *Source {
 		locate:             locate,
 		now:                opts.Now,
 		log:                opts.Logger,
+		onFetch:            opts.OnFetch,
 		minRefresh:         opts.MinRefresh,
 		maxRefresh:         opts.MaxRefresh,
 		unknownKIDInterval: opts.UnknownKIDInterval,
@@ -305,6 +310,9 @@ func (s *Source) startLocked(ctx context.Context) *flight {
 		s.lastErr = err
 		s.inflight = nil
 		s.mu.Unlock()
+		if s.onFetch != nil {
+			s.onFetch(err)
+		}
 		f.err, f.next = err, next
 		close(f.done)
 	}()

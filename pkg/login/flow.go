@@ -259,6 +259,7 @@ func (h *Handler) serveCallback(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	h.setCookie(w, h.cookieName, id, ttl)
+	h.onEvent("login")
 	h.log.LogAttrs(ctx, slog.LevelInfo, "browser sign-in",
 		slog.String("event", "login"), slog.String("resource", c.Resource),
 		slog.String("subject", claims.Subject), slog.String("issuer", c.Issuer),
@@ -290,6 +291,7 @@ func (h *Handler) serveLogout(w http.ResponseWriter, r *http.Request) {
 	if resource != "" {
 		attrs = append(attrs, slog.String("resource", resource), slog.String("subject", subject))
 	}
+	h.onEvent("logout")
 	h.log.LogAttrs(ctx, slog.LevelInfo, "browser sign-out", attrs...)
 	w.Header().Set("Location", rd)
 	w.WriteHeader(http.StatusFound)
@@ -436,8 +438,12 @@ func (h *Handler) logFailure(ctx context.Context, event, resource, subject strin
 	switch event {
 	case "refresh_failed":
 		msg = "session refresh failed"
+		h.onEvent(event)
 	case "logout":
 		msg = "browser sign-out step failed"
+		h.onEvent("logout_failed")
+	default:
+		h.onEvent(event)
 	}
 	h.log.LogAttrs(ctx, slog.LevelWarn, msg, attrs...)
 }

@@ -219,6 +219,9 @@ type Options struct {
 	// Logger receives one record per login, login failure, refresh, refresh failure and
 	// logout (nil: discard).
 	Logger *slog.Logger
+	// OnEvent, when set, is told of each of those events for metrics: login, login_failed,
+	// refresh, refresh_failed, logout, logout_failed. It must be quick.
+	OnEvent func(event string)
 }
 
 // Handler serves LoginPath, CallbackPath and LogoutPath, and resolves session cookies for the
@@ -248,6 +251,8 @@ type Handler struct {
 	http *http.Client
 	now  func() time.Time
 	log  *slog.Logger
+	// onEvent counts flow events (never nil).
+	onEvent func(event string)
 }
 
 // New checks o and builds a Handler.
@@ -268,12 +273,16 @@ func New(o Options) (*Handler, error) {
 		verifier: o.Verifier,
 		now:      o.Now,
 		log:      o.Logger,
+		onEvent:  o.OnEvent,
 	}
 	if h.now == nil {
 		h.now = time.Now
 	}
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
+	}
+	if h.onEvent == nil {
+		h.onEvent = func(string) {}
 	}
 
 	u, err := url.Parse(o.PublicURL)

@@ -212,6 +212,7 @@ func (h *Handler) refreshLocked(ctx context.Context, id string, seen *session.Se
 		// The new tokens are lost for the other replicas; this request may still use them.
 		return next.AccessToken, nil
 	}
+	h.onEvent("refresh")
 	h.log.LogAttrs(ctx, slog.LevelInfo, "session refreshed",
 		slog.String("event", "refresh"), slog.String("resource", c.Resource),
 		slog.String("subject", cur.Subject), slog.Bool("rotated", tr.RefreshToken != "" && tr.RefreshToken != cur.RefreshToken))

@@ -1,0 +1,225 @@
+package main
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"reflect"
+	"sort"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/extauthz/extauthz/pkg/authz"
+	"github.com/extauthz/extauthz/pkg/config"
+	"github.com/extauthz/extauthz/pkg/logging"
+)
+
+// pollInterval is how often the config file is read for changes. Reading
+// beats inotify here: a Kubernetes ConfigMap volume is updated by swapping
+// a symlink, which file watches miss unless they watch the directory.
+const pollInterval = 2 * time.Second
+
+// reloader applies a changed config file to the running gateway: on
+// SIGHUP, and when the file's content changes. A file that does not load
+// is refused, logged and counted; the running config stays in force.
+type reloader struct {
+	app      *app
+	path     string
+	levelVar *slog.LevelVar // nil: the level is not changed
+
+	mu   sync.Mutex // one reload at a time
+	last [sha256.Size]byte
+}
+
+// run reloads on SIGHUP and on change until ctx ends.
+func (r *reloader) run(ctx context.Context) {
+	if b, err := os.ReadFile(r.path); err == nil {
+		r.last = sha256.Sum256(b)
+	}
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	t := time.NewTicker(pollInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+			r.app.log.Info("SIGHUP: reloading the config", "file", r.path)
+			_ = r.reload(ctx, true)
+		case <-t.C:
+			_ = r.reload(ctx, false)
+		}
+	}
+}
+
+// reload loads the file and applies it. Unless forced, an unchanged file
+// (same bytes as the last attempt) is left alone.
+func (r *reloader) reload(ctx context.Context, force bool) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	b, err := os.ReadFile(r.path)
+	if err != nil {
+		if force {
+			return r.refuse(fmt.Errorf("reading %s: %w", r.path, err))
+		}
+		// A file briefly missing while it is being replaced is not a
+		// failed reload; the next poll sees the new one.
+		return nil
+	}
+	sum := sha256.Sum256(b)
+	if sum == r.last && !force {
+		return nil
+	}
+	r.last = sum
+	cfg, err := config.Parse(b)
+	if err != nil {
+		return r.refuse(err)
+	}
+	restart, err := r.app.apply(cfg)
+	if err != nil {
+		return r.refuse(err)
+	}
+	if r.levelVar != nil {
+		lv, _ := logging.ParseLevel(cfg.Log.Level)
+		r.levelVar.Set(lv)
+	}
+	r.app.tel.Metrics.Reload(true, len(restart) > 0)
+	if len(restart) > 0 {
+		r.app.log.Warn("config reloaded; some changed settings apply only after a restart", "file", r.path, "restart_required", restart)
+	} else {
+		r.app.log.Info("config reloaded", "file", r.path)
+	}
+	return nil
+}
+
+func (r *reloader) refuse(err error) error {
+	r.app.tel.Metrics.Reload(false, false)
+	r.app.log.Error("config reload refused; the running config stays in force", "file", r.path, "err", err.Error())
+	return err
+}
+
+// apply swaps in what a reload may change — resources, rules, policies,
+// scopes, authorization servers, token and upstream settings, the audit
+// settings — and returns the changed settings that need a restart.
+// Authorization servers whose settings did not change keep running with
+// their fetched keys; changed and new ones start fresh; removed ones stop.
+func (a *app) apply(cfg *config.Config) ([]string, error) {
+	restart := restartRequired(a.cfg, cfg)
+	a.issuersMu.Lock()
+	defer a.issuersMu.Unlock()
+	for _, iss := range loginIssuers(a.cfg) {
+		if old, ok := a.issuers[iss]; ok && !specListed(cfg, iss, old.spec) {
+			return nil, fmt.Errorf("authorization server %s signs users in (resources[].login): its settings change only with a restart", iss)
+		}
+	}
+	fresh, err := buildIssuers(cfg, a.log, a.tel, a.clock)
+	if err != nil {
+		return nil, err
+	}
+	merged := make(map[string]*issuerParts, len(fresh))
+	var started []*issuerParts
+	for iss, p := range fresh {
+		if old, ok := a.issuers[iss]; ok && reflect.DeepEqual(old.spec, p.spec) {
+			merged[iss] = old
+			continue
+		}
+		merged[iss] = p
+		started = append(started, p)
+	}
+	verifier, err := newVerifier(cfg, merged, a.clock)
+	if err != nil {
+		return nil, err
+	}
+	p, err := authz.NewPolicy(cfg)
+	if err != nil {
+		return nil, err
+	}
+	for _, part := range started {
+		a.startIssuer(part)
+	}
+	a.engine.Swap(p, verifier)
+	for iss, old := range a.issuers {
+		if merged[iss] != old {
+			old.stop()
+			a.tel.Metrics.ForgetIssuer(iss)
+		}
+	}
+	a.issuers = merged
+	registerKeyAges(a.tel, merged)
+	a.audit.Set(cfg.Log.AuditEnabled(), cfg.Log.Audit.AllowSampleRate)
+	return restart, nil
+}
+
+// restartRequired names the changed settings that a running gateway
+// cannot apply: listeners, the cache and Redis, gRPC server options,
+// the admin token, the browser login, the MCP body limit of the HTTP
+// mode, and the log format.
+func restartRequired(old, cur *config.Config) []string {
+	var out []string
+	check := func(name string, a, b any) {
+		if !reflect.DeepEqual(a, b) {
+			out = append(out, name)
+		}
+	}
+	check("listen", old.Listen, cur.Listen)
+	check("cache", old.Cache, cur.Cache)
+	check("admin", old.Admin, cur.Admin)
+	check("grpc", old.GRPC, cur.GRPC)
+	check("login", old.Login, cur.Login)
+	check("mcp.max_body_bytes", old.MCP.MaxBodyBytes, cur.MCP.MaxBodyBytes)
+	check("log.format", old.Log.Format, cur.Log.Format)
+	check("resources[].login", resourceLogins(old), resourceLogins(cur))
+	sort.Strings(out)
+	return out
+}
+
+func resourceLogins(c *config.Config) map[string]config.ResourceLogin {
+	m := map[string]config.ResourceLogin{}
+	for _, r := range c.Resources {
+		if r.Login.Enabled {
+			m[r.Name] = r.Login
+		}
+	}
+	return m
+}
+
+// loginIssuers are the issuers the browser login signs in with.
+func loginIssuers(c *config.Config) []string {
+	var out []string
+	for _, r := range c.Resources {
+		if r.Login.Enabled {
+			out = append(out, r.Login.Issuer)
+		}
+	}
+	return out
+}
+
+// specListed reports whether cfg lists issuer with the same settings
+// (secrets aside: they are compared when the parts are rebuilt).
+func specListed(cfg *config.Config, issuer string, spec issuerSpec) bool {
+	for _, r := range cfg.Resources {
+		for _, as := range r.AuthorizationServers {
+			if as.Issuer == issuer {
+				return reflect.DeepEqual(as, spec.Server) && cfg.JWKS == spec.JWKS && cfg.Tokens.Leeway == spec.Leeway
+			}
+		}
+	}
+	return false
+}
+
+var errNoConfigFile = errors.New("no config file: the gateway was started without one")
+
+// reloadNow reloads at once (tests, and an admin trigger).
+func (a *app) reloadNow(ctx context.Context) error {
+	if a.reloader == nil {
+		return errNoConfigFile
+	}
+	return a.reloader.reload(ctx, true)
+}

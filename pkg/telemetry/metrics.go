@@ -1,0 +1,241 @@
+package telemetry
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+)
+
+// durationBuckets resolve tens of microseconds (a cache hit) up to the
+// seconds a stalled verification may take, in seconds.
+var durationBuckets = [...]float64{
+	0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005,
+	0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
+}
+
+// Metrics are the gateway's instruments. Every label is bounded: decision,
+// reason, resource (from the config), tier, issuer (from the config),
+// result, event. Never a token, subject or path. The README lists each
+// metric with its labels; the names below gain the exporter's suffixes
+// (_total for counters, _seconds for durations).
+type Metrics struct {
+	decisions     *decisionStats          // extauthz_check_decisions_total, extauthz_check_duration_seconds
+	cacheLookups  [2][2]atomic.Int64      // extauthz_cache_lookups_total [local, redis][miss, hit]
+	cacheEvicted  metric.Int64Counter     // extauthz_cache_evictions_total
+	redisErrors   metric.Int64Counter     // extauthz_redis_errors_total
+	jwksRefreshes metric.Int64Counter     // extauthz_jwks_refreshes_total
+	introspection metric.Float64Histogram // extauthz_introspection_duration_seconds
+	introErrors   metric.Int64Counter     // extauthz_introspection_errors_total
+	reloads       metric.Int64Counter     // extauthz_config_reloads_total
+	loginEvents   metric.Int64Counter     // extauthz_login_events_total
+
+	circuitOpen    atomic.Bool
+	reloadOK       atomic.Bool
+	reloadAt       atomic.Int64 // unix seconds of the last successful (re)load
+	restartPending atomic.Bool
+
+	mu      sync.Mutex
+	keyAges map[string]func() (time.Time, bool) // by issuer
+	entries map[string]func() int               // by kind: valid, invalid, revoked
+}
+
+func newMetrics(m metric.Meter, version string, decisions *decisionStats) (*Metrics, error) {
+	x := &Metrics{decisions: decisions, keyAges: map[string]func() (time.Time, bool){}, entries: map[string]func() int{}}
+	x.reloadOK.Store(true)
+	x.reloadAt.Store(time.Now().Unix())
+	var err error
+	counter := func(name, unit, desc string) metric.Int64Counter {
+		c, e := m.Int64Counter(name, metric.WithUnit(unit), metric.WithDescription(desc))
+		if e != nil && err == nil {
+			err = e
+		}
+		return c
+	}
+	x.cacheEvicted = counter("extauthz_cache_evictions", "{entry}", "Entries evicted to keep a cache tier within its bound.")
+	x.redisErrors = counter("extauthz_redis_errors", "{error}", "Failed operations on the shared Redis tier, by operation.")
+	x.jwksRefreshes = counter("extauthz_jwks_refreshes", "{fetch}", "JWKS fetch attempts by issuer and result (success or error).")
+	x.introErrors = counter("extauthz_introspection_errors", "{call}", "Introspection calls that gave no usable answer (a 503), by issuer.")
+	x.reloads = counter("extauthz_config_reloads", "{reload}", "Config reload attempts by result (success or failure).")
+	x.loginEvents = counter("extauthz_login_events", "{event}", "Browser login flow events.")
+	if err != nil {
+		return nil, fmt.Errorf("telemetry: %w", err)
+	}
+	if x.introspection, err = m.Float64Histogram("extauthz_introspection_duration", metric.WithUnit("s"),
+		metric.WithDescription("RFC 7662 introspection calls by issuer and result."),
+		metric.WithExplicitBucketBoundaries(durationBuckets[:]...)); err != nil {
+		return nil, fmt.Errorf("telemetry: %w", err)
+	}
+	if _, err := m.Int64ObservableCounter("extauthz_cache_lookups", metric.WithUnit("{lookup}"),
+		metric.WithDescription("Verdict cache lookups by tier and result (hit or miss)."),
+		metric.WithInt64Callback(func(_ context.Context, o metric.Int64Observer) error {
+			for i, tier := range []string{"local", "redis"} {
+				for j, result := range []string{"miss", "hit"} {
+					o.Observe(x.cacheLookups[i][j].Load(), metric.WithAttributes(attribute.String("tier", tier), attribute.String("result", result)))
+				}
+			}
+			return nil
+		})); err != nil {
+		return nil, fmt.Errorf("telemetry: %w", err)
+	}
+
+	gauges := []struct {
+		name, unit, desc string
+		cb               metric.Int64Callback
+	}{
+		{"extauthz_build_info", "", "Always 1; the labels name the version.", func(_ context.Context, o metric.Int64Observer) error {
+			o.Observe(1, metric.WithAttributes(attribute.String("version", version), attribute.String("go_version", goVersion)))
+			return nil
+		}},
+		{"extauthz_redis_circuit_open", "", "1 while the shared tier's circuit breaker is open (Redis skipped).", func(_ context.Context, o metric.Int64Observer) error {
+			o.Observe(boolInt(x.circuitOpen.Load()))
+			return nil
+		}},
+		{"extauthz_config_last_reload_successful", "", "1 if the last config (re)load succeeded, 0 if the last attempt was refused.", func(_ context.Context, o metric.Int64Observer) error {
+			o.Observe(boolInt(x.reloadOK.Load()))
+			return nil
+		}},
+		{"extauthz_config_last_reload_success_timestamp_seconds", "s", "Unix time of the last successful config (re)load.", func(_ context.Context, o metric.Int64Observer) error {
+			o.Observe(x.reloadAt.Load())
+			return nil
+		}},
+		{"extauthz_config_restart_required", "", "1 when the file on disk changes settings a reload cannot apply (listeners, Redis, cache sizes, login, admin).", func(_ context.Context, o metric.Int64Observer) error {
+			o.Observe(boolInt(x.restartPending.Load()))
+			return nil
+		}},
+		{"extauthz_cache_entries", "{entry}", "Entries held in the in-process cache, by kind (valid, invalid, revoked tokens).", func(_ context.Context, o metric.Int64Observer) error {
+			x.mu.Lock()
+			defer x.mu.Unlock()
+			for kind, n := range x.entries {
+				o.Observe(int64(n()), metric.WithAttributes(attribute.String("kind", kind)))
+			}
+			return nil
+		}},
+	}
+	for _, g := range gauges {
+		if _, err := m.Int64ObservableGauge(g.name, metric.WithUnit(g.unit), metric.WithDescription(g.desc), metric.WithInt64Callback(g.cb)); err != nil {
+			return nil, fmt.Errorf("telemetry: %w", err)
+		}
+	}
+	if _, err := m.Float64ObservableGauge("extauthz_jwks_keys_age", metric.WithUnit("s"),
+		metric.WithDescription("Seconds since each issuer's key set was last fetched successfully (absent before the first success)."),
+		metric.WithFloat64Callback(func(_ context.Context, o metric.Float64Observer) error {
+			x.mu.Lock()
+			defer x.mu.Unlock()
+			now := time.Now()
+			for iss, f := range x.keyAges {
+				if at, ok := f(); ok {
+					o.Observe(now.Sub(at).Seconds(), metric.WithAttributes(attribute.String("issuer", iss)))
+				}
+			}
+			return nil
+		})); err != nil {
+		return nil, fmt.Errorf("telemetry: %w", err)
+	}
+	return x, nil
+}
+
+func boolInt(b bool) int64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// decisionKey is one label set of the decision metrics.
+type decisionKey struct {
+	transport, decision, reason, resource, source string
+}
+
+// Decision counts one Check and records how long it took.
+func (x *Metrics) Decision(k decisionKey, took time.Duration) { x.decisions.record(k, took) }
+
+// Lookup implements cache.Observer.
+func (x *Metrics) Lookup(tier string, hit bool) {
+	i, j := 0, 0
+	if tier != "local" {
+		i = 1
+	}
+	if hit {
+		j = 1
+	}
+	x.cacheLookups[i][j].Add(1)
+}
+
+// Error implements cache.Observer: a failed Redis operation.
+func (x *Metrics) Error(_, op string) {
+	x.redisErrors.Add(context.Background(), 1, metric.WithAttributes(attribute.String("op", op)))
+}
+
+// Evicted implements cache.Observer.
+func (x *Metrics) Evicted(tier string) {
+	x.cacheEvicted.Add(context.Background(), 1, metric.WithAttributes(attribute.String("tier", tier)))
+}
+
+// CircuitOpen implements cache.Observer.
+func (x *Metrics) CircuitOpen(open bool) { x.circuitOpen.Store(open) }
+
+// CacheEntries registers how to count the entries of one in-process tier:
+// kind is valid, invalid or revoked.
+func (x *Metrics) CacheEntries(kind string, n func() int) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	x.entries[kind] = n
+}
+
+// JWKSFetch counts one JWKS fetch attempt of issuer.
+func (x *Metrics) JWKSFetch(issuer string, err error) {
+	result := "success"
+	if err != nil {
+		result = "error"
+	}
+	x.jwksRefreshes.Add(context.Background(), 1, metric.WithAttributes(attribute.String("issuer", issuer), attribute.String("result", result)))
+}
+
+// KeysAge registers how to read when issuer's keys were last fetched
+// (ok false: never).
+func (x *Metrics) KeysAge(issuer string, lastSuccess func() (time.Time, bool)) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	x.keyAges[issuer] = lastSuccess
+}
+
+// ForgetIssuer drops an issuer's key-age gauge (after a reload removed it).
+func (x *Metrics) ForgetIssuer(issuer string) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	delete(x.keyAges, issuer)
+}
+
+// Introspection records one introspection call of issuer.
+func (x *Metrics) Introspection(issuer, result string, took time.Duration) {
+	ctx := context.Background()
+	x.introspection.Record(ctx, took.Seconds(), metric.WithAttributes(attribute.String("issuer", issuer), attribute.String("result", result)))
+	if result == "error" {
+		x.introErrors.Add(ctx, 1, metric.WithAttributes(attribute.String("issuer", issuer)))
+	}
+}
+
+// Reload records a config (re)load attempt; restartRequired says that the
+// file also changes settings only a restart applies.
+func (x *Metrics) Reload(ok, restartRequired bool) {
+	result := "success"
+	if !ok {
+		result = "failure"
+	}
+	x.reloads.Add(context.Background(), 1, metric.WithAttributes(attribute.String("result", result)))
+	x.reloadOK.Store(ok)
+	if ok {
+		x.reloadAt.Store(time.Now().Unix())
+		x.restartPending.Store(restartRequired)
+	}
+}
+
+// LoginEvent counts one browser login flow event.
+func (x *Metrics) LoginEvent(event string) {
+	x.loginEvents.Add(context.Background(), 1, metric.WithAttributes(attribute.String("event", event)))
+}
