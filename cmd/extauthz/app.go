@@ -181,6 +181,9 @@ func newApp(cfg *config.Config, log *slog.Logger, o appOptions) (a *app, err err
 			PermitWithoutStream: ka.PermitsWithoutStream(),
 		}),
 	}
+	// gRPC metadata is small (the checked request's headers travel in the
+	// message, bounded by max_recv_msg_bytes).
+	gopts = append(gopts, grpc.MaxHeaderListSize(64<<10))
 	if cfg.GRPC.MaxConcurrentStreams > 0 {
 		gopts = append(gopts, grpc.MaxConcurrentStreams(cfg.GRPC.MaxConcurrentStreams))
 	}
@@ -205,8 +208,26 @@ func newApp(cfg *config.Config, log *slog.Logger, o appOptions) (a *app, err err
 			otelhttp.WithPropagators(a.tel.Propagator()),
 			otelhttp.WithMeterProvider(noopmetric.NewMeterProvider()))
 	}
-	a.http = &http.Server{Handler: public, ReadHeaderTimeout: 10 * time.Second}
-	a.admin = &http.Server{Handler: a.adminHandler(), ReadHeaderTimeout: 10 * time.Second}
+	a.http = &http.Server{
+		Handler: public,
+		// Every request here is small and quick: an authorization
+		// subrequest, a metadata document, a login redirect.
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       2 * time.Minute, // proxies keep connections to the auth endpoint
+		MaxHeaderBytes:    maxHeaderBytes(cfg),
+	}
+	a.admin = &http.Server{
+		Handler:           a.adminHandler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		// pprof's CPU profile and trace stream for their "seconds"
+		// (refused when not below this).
+		WriteTimeout:   5 * time.Minute,
+		IdleTimeout:    2 * time.Minute,
+		MaxHeaderBytes: 64 << 10,
+	}
 
 	if a.lnGRPC = o.lnGRPC; a.lnGRPC == nil {
 		if a.lnGRPC, err = net.Listen("tcp", cfg.Listen.GRPC); err != nil {
@@ -227,6 +248,13 @@ func newApp(cfg *config.Config, log *slog.Logger, o appOptions) (a *app, err err
 		a.reloader = &reloader{app: a, path: o.configPath, levelVar: o.levelVar}
 	}
 	return a, nil
+}
+
+// maxHeaderBytes bounds the request headers of the HTTP listener: room for
+// the largest accepted token (tokens.max_bytes) and the rest of a request's
+// headers, at least 64 KiB (Envoy's and nginx's own default is below it).
+func maxHeaderBytes(cfg *config.Config) int {
+	return max(64<<10, cfg.Tokens.MaxBytes+32<<10)
 }
 
 func (a *app) closeListeners() {

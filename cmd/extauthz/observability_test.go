@@ -438,3 +438,35 @@ func TestCheckSpanParentedToRequestTrace(t *testing.T) {
 		t.Error("a Check without traceparent joined another request's trace")
 	}
 }
+
+// TestHTTPListenersBoundHeaders: a request whose headers exceed the bound
+// is refused before any handler runs, on both HTTP listeners.
+func TestHTTPListenersBoundHeaders(t *testing.T) {
+	iss, _ := startIssuer(t, obsResource)
+	path := filepath.Join(t.TempDir(), "extauthz.yaml")
+	if err := os.WriteFile(path, []byte(obsConfig(iss, "mcp:tools")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s := serveFile(t, path)
+	for _, addr := range []string{s.http, s.admin} {
+		req, _ := http.NewRequest("GET", "http://"+addr+"/healthz", nil)
+		req.Header.Set("X-Filler", strings.Repeat("a", 256<<10))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
+			t.Errorf("%s: 256 KiB of headers got %d, want 431", addr, resp.StatusCode)
+		}
+		// A token of the largest accepted size still gets through.
+		req.Header.Set("X-Filler", strings.Repeat("a", 16<<10))
+		if resp, err = http.DefaultClient.Do(req); err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Errorf("%s: 16 KiB header got %d, want 200", addr, resp.StatusCode)
+		}
+	}
+}
