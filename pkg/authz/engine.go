@@ -36,10 +36,9 @@ type VerdictStore interface {
 	// Add stores v unless another verdict is already held for key, and
 	// returns the one in force.
 	Add(ctx context.Context, key cache.Key, v Verdict, ttl time.Duration) (Verdict, error)
-	// Set stores v, replacing whatever is held.
-	Set(ctx context.Context, key cache.Key, v Verdict, ttl time.Duration) error
-	// Invalidate drops key from every replica's in-process tier.
-	Invalidate(ctx context.Context, key cache.Key) (cache.Invalidation, error)
+	// Replace stores v in every tier of every replica, replacing whatever
+	// is held, and says how many replicas confirmed.
+	Replace(ctx context.Context, key cache.Key, v Verdict, ttl time.Duration) (cache.Invalidation, error)
 }
 
 // Options configures an Engine.

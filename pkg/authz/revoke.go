@@ -12,7 +12,7 @@ import (
 	"github.com/extauthz/extauthz/pkg/token"
 )
 
-// ErrRevoked: an operator revoked the token through the admin API.
+// ErrRevoked means an operator revoked the token through the admin API.
 var ErrRevoked = errors.New("token revoked")
 
 // Revocation names a token to revoke: the token itself, or the hex SHA-256
@@ -80,13 +80,14 @@ func (e *Engine) Revoke(ctx context.Context, rv Revocation) (RevokeResult, error
 		if err != nil {
 			return RevokeResult{}, err
 		}
-		if err := e.opts.Cache.Set(ctx, key, Verdict{Err: ErrRevoked}, ttl); err != nil {
-			res.Shared = false
-			e.opts.Logger.Warn("revocation not stored in the shared cache", "resource", r.name, "err", err)
-		}
-		inv, err := e.opts.Cache.Invalidate(ctx, key)
+		// Every replica stores the revocation in its own tier too: it
+		// holds there even if the shared cache goes down or loses it.
+		inv, err := e.opts.Cache.Replace(ctx, key, Verdict{Err: ErrRevoked}, ttl)
 		if err != nil {
 			res.Shared = false
+			if !errors.Is(err, cache.ErrNoSharedTier) {
+				e.opts.Logger.Warn("revocation not stored in the shared cache", "resource", r.name, "err", err)
+			}
 		}
 		res.Resources = append(res.Resources, r.name)
 		// Every key goes to the same replicas; report the weakest.

@@ -219,7 +219,7 @@ func LocalCache(maxEntries int, now func() time.Time) *cache.Tiered[Verdict] {
 	for i := range local {
 		local[i] = cache.NewMemory[cache.Key, Verdict](cache.MemoryOptions{MaxEntries: maxEntries, Now: now})
 	}
-	t, err := cache.NewTiered(cache.TieredOptions[Verdict]{Local: local, Place: Place, Now: now})
+	t, err := cache.NewTiered(cache.TieredOptions[Verdict]{Local: local, Place: Place, Sticky: []int{TierRevoked}, Now: now})
 	if err != nil {
 		panic(err) // unreachable: the options above are complete
 	}

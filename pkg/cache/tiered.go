@@ -3,10 +3,13 @@ package cache
 import (
 	"context"
 	"crypto/rand"
+	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -45,8 +48,13 @@ type TieredOptions[V any] struct {
 	Shared Shared
 	// Codec encodes values for Shared. Required with Shared.
 	Codec Codec[V]
-	// AckTimeout bounds how long Invalidate waits for replicas to confirm
-	// (default 2s).
+	// Sticky lists the local tiers (indexes in Local) whose entries are
+	// final — revocations: Add never replaces them with another value, and
+	// they survive the clearing that follows a lost subscription (they can
+	// only make answers stricter, and the shared tier may have lost them).
+	Sticky []int
+	// AckTimeout bounds how long Invalidate and Replace wait for replicas
+	// to confirm (default 2s).
 	AckTimeout time.Duration
 	Now        func() time.Time
 	Observer   Observer
@@ -82,6 +90,11 @@ func NewTiered[V any](o TieredOptions[V]) (*Tiered[V], error) {
 	}
 	if len(o.Local) > 0 && o.Place == nil {
 		return nil, errors.New("cache: local tiers need Place")
+	}
+	for _, i := range o.Sticky {
+		if i < 0 || i >= len(o.Local) {
+			return nil, fmt.Errorf("cache: sticky tier %d does not exist", i)
+		}
 	}
 	if o.Shared != nil && o.Codec == nil {
 		return nil, errors.New("cache: a shared tier needs a codec")
@@ -170,6 +183,11 @@ func (t *Tiered[V]) Add(ctx context.Context, key Key, v V, ttl time.Duration) (V
 	if ttl <= 0 {
 		return v, nil
 	}
+	if cur, ok := t.sticky(ctx, key); ok {
+		// A revocation held here wins, whatever the shared tier says
+		// (it may be down, or have lost the entry).
+		return cur, nil
+	}
 	if t.o.Shared == nil {
 		t.setLocal(ctx, key, v, ttl)
 		return v, nil
@@ -222,6 +240,17 @@ func (t *Tiered[V]) setLocal(ctx context.Context, key Key, v V, ttl time.Duratio
 	}
 }
 
+// sticky returns the value a sticky tier holds for key.
+func (t *Tiered[V]) sticky(ctx context.Context, key Key) (V, bool) {
+	for _, i := range t.o.Sticky {
+		if v, ok, _ := t.o.Local[i].Get(ctx, key); ok {
+			return v, true
+		}
+	}
+	var zero V
+	return zero, false
+}
+
 func (t *Tiered[V]) deleteLocal(ctx context.Context, key Key) {
 	for _, l := range t.o.Local {
 		_ = l.Delete(ctx, key)
@@ -239,8 +268,8 @@ type Invalidation struct {
 // reached nobody proves nothing: it is not complete.
 func (i Invalidation) Complete() bool { return i.Replicas > 0 && i.Acknowledged >= i.Replicas }
 
-// ErrNoSharedTier: Invalidate without a shared tier reaches this replica
-// only (which it has done).
+// ErrNoSharedTier means that Invalidate, with no shared tier, reached this
+// replica only (which it has done).
 var ErrNoSharedTier = errors.New("cache: no shared tier: invalidated this replica only")
 
 // Invalidate drops key from this replica's local tiers and asks every
@@ -251,6 +280,37 @@ func (t *Tiered[V]) Invalidate(ctx context.Context, key Key) (Invalidation, erro
 	if t.o.Shared == nil {
 		return Invalidation{Replicas: 1, Acknowledged: 1}, ErrNoSharedTier
 	}
+	return t.broadcast(ctx, func(id string) string { return "i " + id + " " + key.String() })
+}
+
+// Replace stores v for key in every tier of every replica — this one's
+// local and shared tiers, and, through the shared tier's pub/sub, the
+// local tiers of every other replica, which also confirm — waiting (up to
+// AckTimeout or ctx) for the confirmations. Unlike Invalidate, a replica
+// that cannot reach the shared tier afterwards still holds v: this is how
+// a revocation survives Redis going down. Without a shared tier it stores
+// v locally and returns ErrNoSharedTier; if the shared tier fails, v is
+// still held here and the error is returned.
+func (t *Tiered[V]) Replace(ctx context.Context, key Key, v V, ttl time.Duration) (Invalidation, error) {
+	t.setLocal(ctx, key, v, ttl)
+	if t.o.Shared == nil {
+		return Invalidation{Replicas: 1, Acknowledged: 1}, ErrNoSharedTier
+	}
+	b, err := t.o.Codec.Encode(v)
+	if err != nil {
+		return Invalidation{}, err
+	}
+	if err := t.o.Shared.Set(ctx, key.String(), b, ttl); err != nil {
+		return Invalidation{}, fmt.Errorf("cache: not stored in the shared tier: %w", err)
+	}
+	expiry := t.o.Now().Add(ttl).UnixMilli()
+	tail := " " + key.String() + " " + strconv.FormatInt(expiry, 10) + " " + base64.RawURLEncoding.EncodeToString(b)
+	return t.broadcast(ctx, func(id string) string { return "s " + id + tail })
+}
+
+// broadcast publishes msg(id), id being a fresh message id, on the
+// invalidation channel and waits for every receiver to confirm.
+func (t *Tiered[V]) broadcast(ctx context.Context, msg func(id string) string) (Invalidation, error) {
 	id := randomID()
 	w := &ackWaiter{done: make(chan struct{})}
 	t.mu.Lock()
@@ -265,7 +325,7 @@ func (t *Tiered[V]) Invalidate(ctx context.Context, key Key) (Invalidation, erro
 	// a large number and correct it once Publish says how many received it.
 	const unknown = int64(1) << 40
 	w.remaining.Store(unknown)
-	n, err := t.o.Shared.Publish(ctx, InvalidationChannel, []byte("i "+id+" "+key.String()))
+	n, err := t.o.Shared.Publish(ctx, InvalidationChannel, []byte(msg(id)))
 	if err != nil {
 		return Invalidation{}, fmt.Errorf("cache: invalidation not published: %w", err)
 	}
@@ -302,9 +362,31 @@ func (t *Tiered[V]) Run(ctx context.Context) {
 				return
 			}
 			t.deleteLocal(ctx, key)
-			if _, err := t.o.Shared.Publish(ctx, InvalidationChannel, []byte("a "+id)); err != nil {
-				t.o.Logger.Warn("invalidation not acknowledged", "err", err)
+			t.ack(ctx, id)
+		case "s":
+			// s <id> <key> <expiry unix ms> <base64url encoded value>
+			f := strings.SplitN(rest, " ", 4)
+			if len(f) != 4 {
+				return
 			}
+			key, valid := ParseKey(f[1])
+			ms, err := strconv.ParseInt(f[2], 10, 64)
+			b, berr := base64.RawURLEncoding.DecodeString(f[3])
+			if !valid || err != nil || berr != nil {
+				return
+			}
+			v, err := t.o.Codec.Decode(b)
+			if err != nil {
+				t.o.Observer.Error(tierRedis, "decode")
+				t.deleteLocal(ctx, key) // at least do not keep the old value
+				return
+			}
+			if ttl := time.UnixMilli(ms).Sub(t.o.Now()); ttl > 0 {
+				t.setLocal(ctx, key, v, ttl)
+			} else {
+				t.deleteLocal(ctx, key)
+			}
+			t.ack(ctx, f[0])
 		case "a":
 			t.mu.Lock()
 			w := t.waiters[rest]
@@ -315,12 +397,22 @@ func (t *Tiered[V]) Run(ctx context.Context) {
 		}
 	}, func() {
 		// Invalidations may have been missed while disconnected: nothing
-		// held locally can be trusted any more.
-		for _, l := range t.o.Local {
-			l.Clear()
+		// held locally can be trusted any more, except the sticky tiers
+		// (revocations), which only make answers stricter.
+		for i, l := range t.o.Local {
+			if !slices.Contains(t.o.Sticky, i) {
+				l.Clear()
+			}
 		}
 		t.o.Logger.Info("cache subscription re-established; local tier cleared")
 	})
+}
+
+// ack confirms message id to its sender.
+func (t *Tiered[V]) ack(ctx context.Context, id string) {
+	if _, err := t.o.Shared.Publish(ctx, InvalidationChannel, []byte("a "+id)); err != nil {
+		t.o.Logger.Warn("invalidation not acknowledged", "err", err)
+	}
 }
 
 func randomID() string {

@@ -70,6 +70,7 @@ func newReplicaWith(t *testing.T, co cache.RedisClientOptions, now *fakeNow, run
 	r.t, err = cache.NewTiered(cache.TieredOptions[[]byte]{
 		Local:    r.local,
 		Place:    func(v []byte) int { return int(v[0]) },
+		Sticky:   []int{1}, // values starting with 1 stand for revocations
 		Shared:   cache.NewRedis(client, cache.RedisOptions{Timeout: time.Second, Now: now.Now}),
 		Codec:    bytesCodec{},
 		Now:      now.Now,
@@ -281,5 +282,73 @@ func TestTieredInvalidateInCluster(t *testing.T) {
 func TestInvalidationReachingNobodyIsNotComplete(t *testing.T) {
 	if (cache.Invalidation{}).Complete() {
 		t.Fatal("an invalidation received by no one reported complete")
+	}
+}
+
+// TestTieredReplaceHoldsWithoutRedis: a value stored with Replace (a
+// revocation) is held by every replica's own tier, so it stays in force
+// when Redis goes down, is not overwritten by a verification finishing
+// late, and survives the clearing after the subscription comes back.
+func TestTieredReplaceHoldsWithoutRedis(t *testing.T) {
+	srv := redistest.Start(t)
+	now := newFakeNow()
+	a, b := newReplica(t, srv.Addr(), now, true), newReplica(t, srv.Addr(), now, true)
+	waitSubscribers(t, srv.Addr(), 2)
+	ctx := context.Background()
+	if _, err := a.t.Add(ctx, k, []byte{0, 'v'}, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, _ := b.t.Get(ctx, k); !ok {
+		t.Fatal("warm-up miss")
+	}
+	inv, err := a.t.Replace(ctx, k, []byte{1, 'r'}, time.Hour)
+	if err != nil || !inv.Complete() || inv.Replicas != 2 {
+		t.Fatalf("Replace = %+v, %v; want 2 of 2 confirmed", inv, err)
+	}
+	srv.Stop()
+	for name, r := range map[string]*replica{"a": a, "b": b} {
+		if v, ok, _ := r.t.Get(ctx, k); !ok || string(v) != "\x01r" {
+			t.Fatalf("replica %s reads %q %v with Redis down, want the revocation", name, v, ok)
+		}
+		if v, _ := r.t.Add(ctx, k, []byte{0, 'v'}, time.Hour); string(v) != "\x01r" {
+			t.Fatalf("replica %s: a late verification replaced the revocation: %q", name, v)
+		}
+	}
+	srv.Restart()
+	// The subscription comes back (and the non-sticky tiers are cleared);
+	// the revocation is still held although Redis restarted empty.
+	waitSubscribers(t, srv.Addr(), 2)
+	for name, r := range map[string]*replica{"a": a, "b": b} {
+		if v, ok, _ := r.local[1].Get(ctx, k); !ok || string(v) != "\x01r" {
+			t.Fatalf("replica %s lost the revocation after resubscribing: %q %v", name, v, ok)
+		}
+	}
+}
+
+func TestTieredReplaceWithoutSharedTier(t *testing.T) {
+	now := newFakeNow()
+	local := []*cache.Memory[cache.Key, []byte]{
+		cache.NewMemory[cache.Key, []byte](cache.MemoryOptions{MaxEntries: 10, Now: now.Now}),
+		cache.NewMemory[cache.Key, []byte](cache.MemoryOptions{MaxEntries: 10, Now: now.Now}),
+	}
+	tr, err := cache.NewTiered(cache.TieredOptions[[]byte]{Local: local, Place: func(v []byte) int { return int(v[0]) }, Sticky: []int{1}, Now: now.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if _, err := tr.Add(ctx, k, []byte{0, 'v'}, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if inv, err := tr.Replace(ctx, k, []byte{1, 'r'}, time.Minute); !errors.Is(err, cache.ErrNoSharedTier) || !inv.Complete() {
+		t.Fatalf("Replace = %+v, %v", inv, err)
+	}
+	if v, ok, _ := tr.Get(ctx, k); !ok || string(v) != "\x01r" {
+		t.Fatalf("Get after Replace = %q %v, want the revocation", v, ok)
+	}
+	if v, _ := tr.Add(ctx, k, []byte{0, 'v'}, time.Minute); string(v) != "\x01r" {
+		t.Fatalf("Add replaced the revocation: %q", v)
+	}
+	if _, err := cache.NewTiered(cache.TieredOptions[[]byte]{Local: local, Place: func([]byte) int { return 0 }, Sticky: []int{2}}); err == nil {
+		t.Fatal("a sticky tier that does not exist was accepted")
 	}
 }
