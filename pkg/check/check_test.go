@@ -39,6 +39,7 @@ func issuerServer(t testing.TB, alg, path string) (*devissuer.Issuer, *httptest.
 // gateway is the Check service under test, reached over real gRPC.
 type gateway struct {
 	client authv3.AuthorizationClient
+	engine *authz.Engine // what client reaches, for in-process measurements
 	clock  *testkit.Clock
 	main   *devissuer.Issuer // trusted for "mcp"
 	down   *devissuer.Issuer // trusted for "down"; its JWKS endpoint fails
@@ -108,7 +109,7 @@ func startGateway(t *testing.T) *gateway {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g.client = checkClient(t, e)
+	g.client, g.engine = checkClient(t, e), e
 	return g
 }
 
@@ -213,12 +214,15 @@ func TestDenialTable(t *testing.T) {
 	valid := mint(t, g.main, devissuer.Token{})
 	noExp := validClaims(g.main)
 	delete(noExp, "exp")
-	tampered := valid[:len(valid)-6] + strings.Map(func(r rune) rune {
+	// Tampered inside the signature: its last character stays, so the
+	// signature is still canonical base64url (otherwise the token is
+	// malformed, not badly signed).
+	tampered := valid[:len(valid)-7] + strings.Map(func(r rune) rune {
 		if r == 'A' {
 			return 'B'
 		}
 		return 'A'
-	}, valid[len(valid)-6:])
+	}, valid[len(valid)-7:len(valid)-1]) + valid[len(valid)-1:]
 	attacker, attackerSrv := issuerServer(t, "RS256", "")
 	_ = attackerSrv
 

@@ -30,6 +30,13 @@ import (
 //     bounded as proto.Unmarshal bounds it (protowire.DefaultRecursionLimit,
 //     counting each message and each map entry).
 //
+// It also fails, with ErrHeaderLimits, exactly when HeaderLimits refuses
+// what Request translates from a message proto.Unmarshal accepts; a wire
+// error comes first. Past the limits it stops keeping headers (it still
+// checks the rest of the message), so a request of a million headers
+// costs no map of a million entries, and it merges repeated header_map
+// entries in linear time.
+//
 // Which fields are strings, messages and maps is the table below (schemas),
 // checked against the generated descriptors by the package's tests; the
 // rules are those of the linked google.golang.org/protobuf, which the
@@ -44,6 +51,10 @@ func DecodeRequest(b []byte, r *authz.Request) error {
 	if err := d.walk(b, mCheckRequest, protowire.DefaultRecursionLimit-1); err != nil {
 		*r = authz.Request{}
 		return err
+	}
+	if d.overLimits() {
+		*r = authz.Request{}
+		return ErrHeaderLimits
 	}
 	d.finish(r)
 	return nil
@@ -183,9 +194,16 @@ type decoder struct {
 	method, scheme, host, path []byte
 	body, rawBody              []byte
 	// headers is the headers map, non-nil once the field was seen; raw is
-	// header_map merged as translate's headerMap merges it.
+	// header_map merged as translate's headerMap merges it, the values of
+	// names seen more than once being in joined until finish.
 	headers, raw map[string]string
+	joined       map[string][]byte
 	ctxExt       map[string]string
+	// headersOver: headers reached more than MaxHeaders names, and stopped
+	// taking new ones. rawOver: the same, or more than MaxHeaderBytes
+	// (rawBytes, which only grows), for raw.
+	headersOver, rawOver bool
+	rawBytes             int
 	// The HeaderValue being read (HeaderValue nests nothing).
 	hkey, hval, hraw []byte
 }
@@ -200,11 +218,11 @@ func (d *decoder) walk(b []byte, m msgID, depth int) error {
 			return errWire
 		}
 		b = b[n:]
-		if n, err := d.field(m, all, num, typ, b, depth); err != nil {
+		n, err := d.field(m, all, num, typ, b, depth)
+		if err != nil {
 			return err
-		} else {
-			b = b[n:]
 		}
+		b = b[n:]
 	}
 	return nil
 }
@@ -250,7 +268,7 @@ func (d *decoder) field(m msgID, all []byte, num protowire.Number, typ protowire
 			k, val, err := d.entry(v, f, depth-1)
 			if err == nil && keep != nil {
 				if m == mHTTPRequest { // headers: common names shared
-					keep[headerName(k)] = string(val)
+					d.addHeader(k, val)
 				} else {
 					keep[string(k)] = string(val)
 				}
@@ -319,7 +337,7 @@ func (d *decoder) strMap(m msgID, num protowire.Number, all []byte) map[string]s
 		return d.ctxExt
 	case m == mHTTPRequest && num == 3: // headers
 		if d.headers == nil {
-			d.headers = make(map[string]string, countField(all, 3))
+			d.headers = make(map[string]string, min(countField(all, 3), MaxHeaders))
 		}
 		return d.headers
 	}
@@ -371,29 +389,74 @@ func (d *decoder) entry(b []byte, f field, depth int) (key, val []byte, err erro
 	return key, val, nil
 }
 
+// addHeader keeps an entry of the headers map, unless it would be the
+// name past MaxHeaders.
+func (d *decoder) addHeader(k, val []byte) {
+	if d.headersOver {
+		return
+	}
+	if _, ok := d.headers[string(k)]; !ok && len(d.headers) >= MaxHeaders {
+		d.headersOver = true
+		return
+	}
+	d.headers[headerName(k)] = string(val)
+}
+
 // header reads one HeaderValue of HeaderMap all and merges it into d.raw
 // as translate's headerMap does: lower-cased name, raw_value over value
-// when not empty, repeated names joined with ",".
+// when not empty, repeated names joined with ",". Past the limits it only
+// checks the entry.
 func (d *decoder) header(all, b []byte) error {
 	if d.raw == nil {
-		d.raw = make(map[string]string, countField(all, 1))
+		d.raw = make(map[string]string, min(countField(all, 1), MaxHeaders))
 	}
 	d.hkey, d.hval, d.hraw = nil, nil, nil
 	// HeaderValue has no message or map field: no depth to spend.
 	if err := d.walk(b, mHeaderValue, 0); err != nil {
 		return err
 	}
+	if d.rawOver {
+		return nil
+	}
 	k := lowerHeaderName(d.hkey)
 	val := d.hval
 	if len(d.hraw) > 0 {
 		val = d.hraw
 	}
-	if prev, ok := d.raw[k]; ok {
-		d.raw[k] = prev + "," + string(val)
+	prev, seen := d.raw[k]
+	if !seen {
+		d.rawBytes += len(k) + len(val)
 	} else {
-		d.raw[k] = string(val)
+		d.rawBytes += 1 + len(val)
 	}
+	if d.rawBytes > MaxHeaderBytes || (!seen && len(d.raw) >= MaxHeaders) {
+		d.rawOver = true
+		return nil
+	}
+	if !seen {
+		d.raw[k] = string(val)
+		return nil
+	}
+	// Appended to a buffer, not concatenated: n entries of one name must
+	// not cost n copies of the growing value.
+	if d.joined == nil {
+		d.joined = make(map[string][]byte)
+	}
+	buf, ok := d.joined[k]
+	if !ok {
+		buf = append(make([]byte, 0, 2*(len(prev)+1+len(val))), prev...)
+	}
+	d.joined[k] = append(append(buf, ','), val...)
 	return nil
+}
+
+// overLimits reports whether the headers translate would use are over
+// MaxHeaders or MaxHeaderBytes, as HeaderLimits would find.
+func (d *decoder) overLimits() bool {
+	if d.headers != nil {
+		return d.headersOver || headerBytes(d.headers) > MaxHeaderBytes
+	}
+	return d.rawOver
 }
 
 // countField counts the occurrences of field num in a message, to size a
@@ -429,6 +492,9 @@ func (d *decoder) finish(r *authz.Request) {
 		ContextExtensions: d.ctxExt,
 	}
 	if r.Headers == nil {
+		for k, v := range d.joined {
+			d.raw[k] = string(v)
+		}
 		r.Headers = d.raw
 		if r.Headers == nil {
 			r.Headers = map[string]string{}

@@ -2,6 +2,7 @@ package check_test
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"reflect"
 	"slices"
@@ -38,18 +39,28 @@ func differential(t testing.TB, b []byte) {
 	for i := range in {
 		in[i] = 0xa5
 	}
+	var want authz.Request
+	var lerr error
+	if perr == nil {
+		want = check.Request(&msg)
+		lerr = check.HeaderLimits(&want)
+	}
 	switch {
 	case perr != nil && derr == nil:
 		t.Fatalf("proto.Unmarshal fails (%v), DecodeRequest succeeds with %+v\ninput %x", perr, got, b)
-	case perr == nil && derr != nil:
+	case perr != nil && errors.Is(derr, check.ErrHeaderLimits):
+		t.Fatalf("proto.Unmarshal fails (%v), DecodeRequest finds the header limits exceeded\ninput %x", perr, b)
+	case perr == nil && lerr == nil && derr != nil:
 		t.Fatalf("proto.Unmarshal succeeds, DecodeRequest fails: %v\ninput %x", derr, b)
-	case perr != nil:
+	case perr == nil && lerr != nil && !errors.Is(derr, check.ErrHeaderLimits):
+		t.Fatalf("HeaderLimits refuses what Request translates (%v), DecodeRequest: %v\ninput %x", lerr, derr, b)
+	case derr != nil:
 		if !reflect.DeepEqual(got, authz.Request{}) {
 			t.Fatalf("DecodeRequest failed (%v) but left %+v", derr, got)
 		}
 		return
 	}
-	if want := check.Request(&msg); !reflect.DeepEqual(want, got) {
+	if !reflect.DeepEqual(want, got) {
 		t.Fatalf("requests differ\nRequest:       %s\nDecodeRequest: %s\ninput %x", show(want), show(got), b)
 	}
 }
@@ -267,6 +278,21 @@ func seeds(t testing.TB) [][]byte {
 		withAttrs(fbytes(10, entry("resource", "\xff"))),
 		withAttrs(fbytes(4, fbytes(1, fstr(1, "\xff")))), // Timestamp has no string: unknown wire type only
 	}
+	// Header limits: one name too many, in either form; at the limit
+	// with a repeat; over in header_map but hidden by headers; over, then
+	// a wire error, which wins.
+	mapEntries, rawEntries := make([][]byte, check.MaxHeaders+1), make([][]byte, check.MaxHeaders+1)
+	for i := range mapEntries {
+		mapEntries[i] = fbytes(3, entry(fmt.Sprint("h", i), "v"))
+		rawEntries[i] = fbytes(1, headerValue(fmt.Sprint("H", i), "v", nil))
+	}
+	out = append(out,
+		withHTTP(mapEntries...),
+		withHTTP(fbytes(13, rawEntries...)),
+		withHTTP(fbytes(13, append(rawEntries[:check.MaxHeaders:check.MaxHeaders], rawEntries[0])...)),
+		cat(withHTTP(fbytes(13, rawEntries...)), withHTTP(fbytes(3, entry("a", "1")))),
+		cat(withHTTP(mapEntries...), []byte{0x0a, 0x80}),
+	)
 	// Pairs concatenated: a message followed by another merges into it.
 	base := len(out)
 	for i := 2; i < base && i < 16; i += 3 {

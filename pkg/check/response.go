@@ -37,7 +37,7 @@ func Response(d *authz.Decision) *authv3.CheckResponse {
 	return &authv3.CheckResponse{
 		Status: &status.Status{Code: int32(rpcCode(d.Status))},
 		HttpResponse: &authv3.CheckResponse_DeniedResponse{DeniedResponse: &authv3.DeniedHttpResponse{
-			Status:  &typev3.HttpStatus{Code: typev3.StatusCode(d.Status)},
+			Status:  &typev3.HttpStatus{Code: typev3.StatusCode(d.Status)}, //nolint:gosec // an HTTP status, 100 to 599
 			Headers: headerOptions(d.ResponseHeaders()),
 			Body:    string(d.Body),
 		}},

@@ -41,6 +41,11 @@ func NewServer(d Decider, log *slog.Logger) *Server {
 func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (resp *authv3.CheckResponse, _ error) {
 	defer s.recoverDenial(&resp)
 	r := Request(req)
+	if err := HeaderLimits(&r); err != nil {
+		s.log.Warn("CheckRequest over the header limits; denying", "err", err, "headers", len(r.Headers))
+		d := overLimits(err)
+		return Response(&d), nil
+	}
 	return s.decide(ctx, &r), nil
 }
 

@@ -2,6 +2,7 @@ package check
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 
@@ -114,7 +115,7 @@ func (c serverCodec) Name() string { return c.proto.Name() }
 
 // checkHandler is the Check method handler: the generated handler's shape,
 // with the request decoded by DecodeRequest.
-func checkHandler(srv any, ctx context.Context, dec func(any) error, interceptor grpc.UnaryServerInterceptor) (any, error) {
+func checkHandler(srv any, ctx context.Context, dec func(any) error, interceptor grpc.UnaryServerInterceptor) (any, error) { //nolint:revive // grpc.MethodHandler's signature
 	in := new(rawCheckRequest)
 	if err := dec(in); err != nil {
 		// Receiving failed before any byte was decoded (transport, size
@@ -143,15 +144,20 @@ func checkHandler(srv any, ctx context.Context, dec func(any) error, interceptor
 }
 
 // checkRaw is Check on wire bytes. A request that does not decode — one
-// proto.Unmarshal would reject too — is denied with a 400, not answered
-// with a gRPC error, which failure_mode_allow would let through.
+// proto.Unmarshal would reject too, or one over the header limits — is
+// denied with a 400, not answered with a gRPC error, which
+// failure_mode_allow would let through.
 func (s *Server) checkRaw(ctx context.Context, in *rawCheckRequest) (resp *authv3.CheckResponse) {
 	defer s.recoverDenial(&resp)
 	defer in.release()
 	var r authz.Request
 	if err := DecodeRequest(in.bytes(), &r); err != nil {
-		s.log.Warn("undecodable CheckRequest; denying", "err", err, "bytes", len(in.bytes()))
-		d := undecodable(err)
+		msg := "undecodable CheckRequest; denying"
+		if errors.Is(err, ErrHeaderLimits) {
+			msg = "CheckRequest over the header limits; denying"
+		}
+		s.log.Warn(msg, "err", err, "bytes", len(in.bytes()))
+		d := refusal(err)
 		return Response(&d)
 	}
 	in.release()

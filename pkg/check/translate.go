@@ -59,18 +59,39 @@ func Request(req *authv3.CheckRequest) authz.Request {
 	return r
 }
 
+// headerMap merges header_map entries. Repeated names are joined in a
+// buffer: n entries of one name cost one pass, not n copies of the growing
+// value. Nothing is dropped here, whatever the count: a request over the
+// limits is refused whole (HeaderLimits), never decided on part of its
+// headers.
 func headerMap(hs []*corev3.HeaderValue) map[string]string {
-	m := make(map[string]string, len(hs))
+	m := make(map[string]string, min(len(hs), MaxHeaders))
+	var joined map[string]*strings.Builder
 	for _, hv := range hs {
 		k := strings.ToLower(hv.GetKey())
 		v := hv.GetValue()
 		if raw := hv.GetRawValue(); len(raw) > 0 {
 			v = string(raw)
 		}
-		if prev, ok := m[k]; ok {
-			v = prev + "," + v
+		prev, ok := m[k]
+		if !ok {
+			m[k] = v
+			continue
 		}
-		m[k] = v
+		if joined == nil {
+			joined = make(map[string]*strings.Builder)
+		}
+		b := joined[k]
+		if b == nil {
+			b = &strings.Builder{}
+			b.WriteString(prev)
+			joined[k] = b
+		}
+		b.WriteByte(',')
+		b.WriteString(v)
+	}
+	for k, b := range joined {
+		m[k] = b.String()
 	}
 	return m
 }

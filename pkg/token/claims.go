@@ -1,12 +1,12 @@
 package token
 
 import (
-	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 	"time"
 )
@@ -51,25 +51,95 @@ type Payload struct {
 	Expiry, NotBefore, IssuedAt time.Time
 }
 
-// payloadJSON is the wire form of the standard claims.
+// payloadJSON holds the standard claims, each decoded from its member
+// (see field).
 type payloadJSON struct {
-	Iss      string       `json:"iss"`
-	Sub      string       `json:"sub"`
-	Aud      stringList   `json:"aud"`
-	Exp      *numericDate `json:"exp"`
-	Nbf      *numericDate `json:"nbf"`
-	Iat      *numericDate `json:"iat"`
-	ClientID string       `json:"client_id"`
-	Azp      string       `json:"azp"`
-	Scope    string       `json:"scope"`
-	Scp      scopeList    `json:"scp"`
+	Iss, Sub      string
+	Aud           stringList
+	Exp, Nbf, Iat *numericDate
+	ClientID, Azp string
+	Scope         string
+	Scp           scopeList
+}
+
+// standardClaims are the claims ParsePayload reads whatever ClaimNames
+// say. A member whose name differs from one of them only in case makes the
+// claims ambiguous: encoding/json, and so many a Go upstream, would read it
+// as the claim.
+var standardClaims = []string{"iss", "sub", "aud", "exp", "nbf", "iat", "client_id", "azp", "scope", "scp"}
+
+// field is where the standard claim name is decoded to, nil for any other
+// name.
+func (w *payloadJSON) field(name string) any {
+	switch name {
+	case "iss":
+		return &w.Iss
+	case "sub":
+		return &w.Sub
+	case "aud":
+		return &w.Aud
+	case "exp":
+		return &w.Exp
+	case "nbf":
+		return &w.Nbf
+	case "iat":
+		return &w.Iat
+	case "client_id":
+		return &w.ClientID
+	case "azp":
+		return &w.Azp
+	case "scope":
+		return &w.Scope
+	case "scp":
+		return &w.Scp
+	}
+	return nil
+}
+
+// wanted lists the claims that n asks for beyond the standard ones.
+func (n ClaimNames) wanted() []string {
+	w := make([]string, 0, 3+len(n.Keep))
+	for _, name := range []string{n.Audience, n.Scope, n.ClientID} {
+		if name != "" {
+			w = append(w, name)
+		}
+	}
+	return append(w, n.Keep...)
 }
 
 // ParsePayload reads a JSON object of claims, taking the audiences, scopes
 // and client id from the claims that names gives.
+//
+// The object must be unambiguous (see members): valid UTF-8, no member
+// repeated, none named like a claim it reads but for case. Names are
+// matched exactly, as RFC 7519 §4 requires.
 func ParsePayload(data []byte, names ClaimNames) (*Payload, error) {
 	var w payloadJSON
-	if err := decodeObject(data, &w); err != nil {
+	std := names.standard()
+	var want []string
+	var all map[string][]byte
+	if !std {
+		want = names.wanted()
+		all = make(map[string][]byte, len(want))
+	}
+	err := members(data, func(name string, v []byte) error {
+		if f := w.field(name); f != nil {
+			if err := json.Unmarshal(v, f); err != nil {
+				return fmt.Errorf("claim %q has the wrong type", name)
+			}
+		} else if caseVariant(name, standardClaims...) {
+			return fmt.Errorf("claim %q differs from a standard claim only in case", name)
+		}
+		if !std {
+			if slices.Contains(want, name) {
+				all[name] = v
+			} else if caseVariant(name, want...) {
+				return fmt.Errorf("claim %q differs from a configured claim only in case", name)
+			}
+		}
+		return nil
+	})
+	if err != nil {
 		return nil, err
 	}
 	p := &Payload{Issuer: w.Iss, Subject: w.Sub, ClientID: w.ClientID, Audience: w.Aud}
@@ -82,15 +152,11 @@ func ParsePayload(data []byte, names ClaimNames) (*Payload, error) {
 		p.Scopes = w.Scp
 	}
 	p.Expiry, p.NotBefore, p.IssuedAt = w.Exp.time(), w.Nbf.time(), w.Iat.time()
-	if names.standard() {
+	if std {
 		return p, nil
 	}
-	// Rare: only servers configured with other claim names pay for a
-	// second, generic decoding.
-	var all map[string]json.RawMessage
-	if err := json.Unmarshal(data, &all); err != nil {
-		return nil, errors.New("invalid JSON")
-	}
+	// Rare: only servers configured with other claim names pay for
+	// decoding them.
 	if n := names.Audience; n != "" && n != "aud" {
 		p.Audience = nil
 		if raw, ok := all[n]; ok {
@@ -159,41 +225,56 @@ func (p *Payload) Claims(now time.Time, leeway time.Duration, requireExpiry bool
 	return &Claims{Subject: p.Subject, Expiry: p.Expiry, Grant: g, Extra: p.Extra}, nil
 }
 
-// decodeSegment decodes one base64url (unpadded, RFC 7515 §2) JSON object.
-func decodeSegment(seg string, into any) error {
-	buf := make([]byte, base64.RawURLEncoding.DecodedLen(len(seg)))
-	n, err := base64.RawURLEncoding.Decode(buf, []byte(seg))
-	if err != nil {
-		return errors.New("invalid base64url")
+// decodeSegment decodes one segment of a JWS compact token: base64url
+// without padding (RFC 7515 §2), in its one canonical form.
+func decodeSegment(seg string) ([]byte, error) {
+	if !canonicalBase64URL(seg) {
+		return nil, errors.New("invalid base64url")
 	}
-	return decodeObject(buf[:n], into)
-}
-
-// decodeSegmentBytes decodes one base64url segment without parsing it.
-func decodeSegmentBytes(seg string) ([]byte, error) {
 	buf := make([]byte, base64.RawURLEncoding.DecodedLen(len(seg)))
-	n, err := base64.RawURLEncoding.Decode(buf, []byte(seg))
+	n, err := base64.RawURLEncoding.Strict().Decode(buf, []byte(seg))
 	if err != nil {
 		return nil, errors.New("invalid base64url")
 	}
 	return buf[:n], nil
 }
 
-// decodeObject decodes exactly one JSON object.
-func decodeObject(data []byte, into any) error {
-	data = bytes.TrimLeft(data, " \t\r\n")
-	if len(data) == 0 || data[0] != '{' {
-		return errors.New("not a JSON object")
+// canonicalBase64URL reports whether s is base64url without padding in
+// the one form an encoder writes: only the URL-safe alphabet (no '+', '/',
+// '=', whitespace or line breaks, which lenient decoders skip or accept)
+// and zero bits after the last byte. Any other spelling of the same bytes
+// would make a different string of the same token: a new cache entry, and
+// a way around a revocation by the token's hash. The signature segment is
+// held to it too, though a library decodes it: the one jwx uses accepts
+// the standard alphabet and padding.
+func canonicalBase64URL(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if b64URLValue[s[i]] < 0 {
+			return false
+		}
 	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	if err := dec.Decode(into); err != nil {
-		return errors.New("invalid JSON")
+	switch len(s) % 4 {
+	case 1:
+		return false
+	case 2: // the last character carries 2 bits
+		return b64URLValue[s[len(s)-1]]&0x0f == 0
+	case 3: // the last character carries 4 bits
+		return b64URLValue[s[len(s)-1]]&0x03 == 0
 	}
-	if dec.More() {
-		return errors.New("trailing data after JSON object")
-	}
-	return nil
+	return true
 }
+
+// b64URLValue is each byte's value in the base64url alphabet, -1 outside.
+var b64URLValue = func() (t [256]int8) {
+	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+	for i := range t {
+		t[i] = -1
+	}
+	for i := 0; i < len(alphabet); i++ {
+		t[alphabet[i]] = int8(i)
+	}
+	return t
+}()
 
 // stringList accepts a JSON string or an array of strings, as aud may be
 // either (RFC 7519 §4.1.3). A single string is one value.

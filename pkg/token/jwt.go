@@ -118,10 +118,45 @@ func NewIssuerSet(o Options) (*IssuerSet, error) {
 // else, notably jku, x5u, jwk and x5c, is ignored on purpose: keys come
 // only from the issuer's configured key set.
 type header struct {
-	Alg  string          `json:"alg"`
-	Kid  string          `json:"kid"`
-	Crit json.RawMessage `json:"crit"`
-	B64  json.RawMessage `json:"b64"`
+	Alg, Kid string
+	// Crit and B64 are present (any value, null included): the token is
+	// refused.
+	Crit, B64 bool
+	// Cty is the content type; "JWT" means the payload is another JWT.
+	Cty string
+}
+
+// headerNames are the header parameters header reads.
+var headerNames = []string{"alg", "kid", "crit", "b64", "cty"}
+
+// parseHeader reads a JOSE header, as strictly as ParsePayload reads
+// claims (see members).
+func parseHeader(data []byte) (header, error) {
+	var h header
+	err := members(data, func(name string, v []byte) error {
+		var err error
+		switch name {
+		case "alg":
+			err = json.Unmarshal(v, &h.Alg)
+		case "kid":
+			err = json.Unmarshal(v, &h.Kid)
+		case "cty":
+			err = json.Unmarshal(v, &h.Cty)
+		case "crit":
+			h.Crit = true
+		case "b64":
+			h.B64 = true
+		default:
+			if caseVariant(name, headerNames...) {
+				return fmt.Errorf("parameter %q differs from a standard one only in case", name)
+			}
+		}
+		if err != nil {
+			return fmt.Errorf("parameter %q has the wrong type", name)
+		}
+		return nil
+	})
+	return h, err
 }
 
 // jwt is a token in JWS compact form whose header and claims are
@@ -186,6 +221,8 @@ func (v *IssuerSet) introspectorFor(trusted map[string]struct{}) Introspector {
 }
 
 // parseJWT splits a JWS compact token and decodes its header and claims.
+// Every segment must be canonical base64url (see canonicalBase64URL), and
+// the header and claims unambiguous JSON objects (see members).
 func parseJWT(raw string) (*jwt, error) {
 	h64, rest, ok := strings.Cut(raw, ".")
 	if !ok {
@@ -196,21 +233,43 @@ func parseJWT(raw string) (*jwt, error) {
 		// Five parts would be an encrypted JWT (JWE): not readable here.
 		return nil, fmt.Errorf("%w: not a JWS compact serialization", ErrMalformed)
 	}
-	t := &jwt{}
-	if err := decodeSegment(h64, &t.header); err != nil {
+	if !canonicalBase64URL(s64) {
+		return nil, fmt.Errorf("%w: signature: invalid base64url", ErrMalformed)
+	}
+	hb, err := decodeSegment(h64)
+	if err != nil {
 		return nil, fmt.Errorf("%w: header: %v", ErrMalformed, err)
 	}
-	payload, err := decodeSegmentBytes(p64)
+	t := &jwt{}
+	if t.header, err = parseHeader(hb); err != nil {
+		return nil, fmt.Errorf("%w: header: %v", ErrMalformed, err)
+	}
+	if strings.EqualFold(t.header.Cty, "JWT") || strings.EqualFold(t.header.Cty, "application/jwt") {
+		// A nested JWT (RFC 7519 §5.2): the claims would be those of the
+		// inner token, which a reader that does not unwrap it never sees.
+		// Access tokens are never nested (RFC 9068).
+		return nil, fmt.Errorf("%w: header: nested JWT (cty %q)", ErrMalformed, t.header.Cty)
+	}
+	payload, err := decodeSegment(p64)
 	if err != nil {
 		return nil, fmt.Errorf("%w: claims: %v", ErrMalformed, err)
 	}
-	var iss struct {
-		Iss string `json:"iss"`
-	}
-	if err := decodeObject(payload, &iss); err != nil {
+	// The whole claims set is checked here, before any key is fetched; the
+	// rest of it is read once the signature has verified.
+	if err := members(payload, func(name string, v []byte) error {
+		switch {
+		case name == "iss":
+			if err := json.Unmarshal(v, &t.iss); err != nil {
+				return errors.New(`claim "iss" has the wrong type`)
+			}
+		case caseVariant(name, standardClaims...):
+			return fmt.Errorf("claim %q differs from a standard claim only in case", name)
+		}
+		return nil
+	}); err != nil {
 		return nil, fmt.Errorf("%w: claims: %v", ErrMalformed, err)
 	}
-	t.payload, t.iss = payload, iss.Iss
+	t.payload = payload
 	return t, nil
 }
 
@@ -219,7 +278,7 @@ func parseJWT(raw string) (*jwt, error) {
 // the signature check, and nothing from the claims is trusted until the
 // signature has verified.
 func (v *IssuerSet) verifyJWT(ctx context.Context, raw string, t *jwt, is Issuer) (*Claims, error) {
-	if len(t.header.Crit) > 0 || len(t.header.B64) > 0 {
+	if t.header.Crit || t.header.B64 {
 		return nil, ErrCritical
 	}
 	alg, ok := v.algs[t.header.Alg]
@@ -255,11 +314,18 @@ func UnverifiedExpiry(raw string) (time.Time, bool) {
 	if !ok {
 		return time.Time{}, false
 	}
-	var c struct {
-		Exp *numericDate `json:"exp"`
-	}
-	if decodeSegment(p64, &c) != nil || c.Exp == nil {
+	b, err := decodeSegment(p64)
+	if err != nil {
 		return time.Time{}, false
 	}
-	return c.Exp.time(), true
+	var exp *numericDate
+	if members(b, func(name string, v []byte) error {
+		if name == "exp" {
+			return json.Unmarshal(v, &exp)
+		}
+		return nil
+	}) != nil || exp == nil {
+		return time.Time{}, false
+	}
+	return exp.time(), true
 }

@@ -5,7 +5,9 @@
 // resources, audiences or scopes required by a request — those are the
 // decision's business (package authz). Keys come from a KeySource (package
 // jwks in production), never from the token itself: jku, x5u, jwk and x5c
-// headers are ignored.
+// headers are ignored. A token is read in one way only: canonical
+// base64url, and header and claims that no two JSON parsers could read
+// differently (strictjson.go); anything else is malformed.
 package token
 
 import (
@@ -95,7 +97,9 @@ type Verifier interface {
 // the decision's error table can map it to a status and a challenge.
 var (
 	// ErrMalformed: not a well-formed JWS compact token with JSON header and
-	// claims, or too large to be parsed at all.
+	// claims, or too large to be parsed at all. Well-formed means canonical
+	// base64url segments and unambiguous JSON objects (no repeated member,
+	// no case variant of a member read, valid UTF-8), and not a nested JWT.
 	ErrMalformed = errors.New("malformed token")
 	// ErrAlgorithm: the header's alg is not accepted ("none", HS*, or not
 	// configured).
