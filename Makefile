@@ -33,9 +33,12 @@ chromium-installed:
 	@[ -x /usr/bin/chromium ] || \
 	  (apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium >/dev/null)
 
+GOLANGCI_LINT ?= $(GO) run github.com/golangci/golangci-lint/v2/cmd/golangci-lint@v2.15.0
+
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	$(GOLANGCI_LINT) run ./...
 
 # Each fuzz target for FUZZTIME; new failing inputs land in testdata/fuzz.
 fuzz:
@@ -49,6 +52,9 @@ fuzz:
 	GO=$(GO) FUZZTIME=$(FUZZTIME) scripts/fuzz.sh FuzzExtract ./pkg/mcp/
 	GO=$(GO) FUZZTIME=$(FUZZTIME) scripts/fuzz.sh FuzzMatch ./pkg/mcp/
 	GO=$(GO) FUZZTIME=$(FUZZTIME) scripts/fuzz.sh FuzzDecodeRequest ./pkg/check/
+	GO=$(GO) FUZZTIME=$(FUZZTIME) scripts/fuzz.sh FuzzScrub ./pkg/logging/
+	GO=$(GO) FUZZTIME=$(FUZZTIME) scripts/fuzz.sh FuzzParseToken ./pkg/token/
+	GO=$(GO) FUZZTIME=$(FUZZTIME) scripts/fuzz.sh FuzzParsePayload ./pkg/token/
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 2s -count 5 ./pkg/check/

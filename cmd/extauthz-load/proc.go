@@ -164,7 +164,7 @@ func (p *proc) waitServing(ctx context.Context) error {
 	defer conn.Close()
 	hc := healthpb.NewHealthClient(conn)
 	deadline := time.Now().Add(startTimeout)
-	last := "no answer"
+	var last string // the last health answer, for the error
 	for {
 		select {
 		case <-p.done:

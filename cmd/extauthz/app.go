@@ -201,7 +201,7 @@ func newApp(cfg *config.Config, log *slog.Logger, o appOptions) (a *app, err err
 	healthpb.RegisterHealthServer(a.grpc, a.health)
 	a.setServing(false)
 
-	var public http.Handler = a.httpHandler(o.extraHTTP)
+	public := a.httpHandler(o.extraHTTP)
 	if a.tel.Tracing() {
 		public = otelhttp.NewHandler(public, "extauthz.http",
 			otelhttp.WithTracerProvider(a.tel.TracerProvider()),
@@ -402,7 +402,7 @@ func (a *app) httpHandler(extra http.Handler) http.Handler {
 		}
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("Cache-Control", "public, max-age=300")
-		_, _ = w.Write(doc)
+		_, _ = w.Write(doc) //nolint:gosec // a JSON document built from the config, served as application/json
 	}
 	mux.HandleFunc(metadata.WellKnownPrefix, metadataHandler)
 	mux.HandleFunc(metadata.WellKnownPrefix+"/", metadataHandler)

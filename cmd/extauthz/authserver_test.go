@@ -336,7 +336,7 @@ func TestDiscoveryOfAPathIssuer(t *testing.T) {
 // says which issuer, and Checks get 503, never an allow.
 func TestDiscoveryRefusesAMismatchingIssuer(t *testing.T) {
 	real := startRealAS(t, "")
-	var fake *httptest.Server
+	var fake *httptest.Server //nolint:staticcheck // the handler below refers to fake
 	fake = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		// Every placement answers, each with the real server's document:
 		// its issuer is not this server's URL.
@@ -650,7 +650,12 @@ resources:
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)
 	go func() { done <- g.app.run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("gateway: %v", err)
+		}
+	})
 	conn, err := grpc.NewClient(g.app.lnGRPC.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
@@ -746,5 +751,14 @@ resources:
 	r.Body.Close()
 	if resp := decide("POST", [][2]string{{"cookie", "extauthz-session=" + sessionCookie.Value}}); resp.GetDeniedResponse().GetStatus().GetCode() != 401 {
 		t.Errorf("after logout: %v", resp)
+	}
+
+	// 5. The flow's events are counted.
+	rec := httptest.NewRecorder()
+	g.app.tel.MetricsHandler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	for _, want := range []string{`extauthz_login_events_total{event="login"} 1`, `extauthz_login_events_total{event="logout"} 1`} {
+		if !strings.Contains(rec.Body.String(), want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
 	}
 }

@@ -235,8 +235,14 @@ func TestCheckConfigCommand(t *testing.T) {
 	dir := t.TempDir()
 	good := filepath.Join(dir, "good.yaml")
 	bad := filepath.Join(dir, "bad.yaml")
-	os.WriteFile(good, []byte("resources:\n  - name: mcp\n    resource: https://mcp.example.com/mcp\n    authorization_servers: [{issuer: https://auth.example.com}]\n"), 0o600)
-	os.WriteFile(bad, []byte("resources:\n  - name: mcp\n    resource: https://mcp.example.com/mcp\n    authorization_servers: [{isuer: https://auth.example.com}]\n"), 0o600)
+	for path, text := range map[string]string{
+		good: "resources:\n  - name: mcp\n    resource: https://mcp.example.com/mcp\n    authorization_servers: [{issuer: https://auth.example.com}]\n",
+		bad:  "resources:\n  - name: mcp\n    resource: https://mcp.example.com/mcp\n    authorization_servers: [{isuer: https://auth.example.com}]\n",
+	} {
+		if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
 	if code, out, _ := runCmd(context.Background(), "check-config", good); code != 0 || !strings.Contains(out, "ok") {
 		t.Errorf("good config: exit %d %q", code, out)
 	}

@@ -383,7 +383,12 @@ func TestCheckSpanParentedToRequestTrace(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)
 	go func() { done <- a.run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("gateway: %v", err)
+		}
+	})
 	waitFor(t, "keys", func() bool { ok, _ := a.ready(); return ok })
 	conn, err := grpc.NewClient(a.lnGRPC.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
@@ -420,7 +425,7 @@ func TestCheckSpanParentedToRequestTrace(t *testing.T) {
 		}
 		attrs := map[string]string{}
 		for _, kv := range sp.Attributes() {
-			attrs[string(kv.Key)] = kv.Value.Emit()
+			attrs[string(kv.Key)] = kv.Value.String()
 		}
 		want := map[string]string{
 			telemetry.AttrDecision: "allow", telemetry.AttrReason: "allowed", telemetry.AttrResource: "mcp",

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"crypto/sha256"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -212,14 +211,4 @@ func specListed(cfg *config.Config, issuer string, spec issuerSpec) bool {
 		}
 	}
 	return false
-}
-
-var errNoConfigFile = errors.New("no config file: the gateway was started without one")
-
-// reloadNow reloads at once (tests, and an admin trigger).
-func (a *app) reloadNow(ctx context.Context) error {
-	if a.reloader == nil {
-		return errNoConfigFile
-	}
-	return a.reloader.reload(ctx, true)
 }

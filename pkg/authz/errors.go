@@ -19,7 +19,7 @@ const (
 	ReasonPreflight         Reason = "preflight"          // CORS preflight let through without a token
 	ReasonUnmatchedAllowed  Reason = "unmatched_allowed"  // no resource matched, operator allows
 	ReasonLoginRedirect     Reason = "login_redirect"     // a browser without a session sent to sign in
-	ReasonNoCredential      Reason = "no_credential"      // no Bearer token
+	ReasonNoCredential      Reason = "no_credential"      //nolint:gosec // a label, not a credential: no Bearer token
 	ReasonInvalidRequest    Reason = "invalid_request"    // token in query or body, malformed or repeated header
 	ReasonMalformed         Reason = "malformed"          // not a parseable JWT, too large, crit, no exp
 	ReasonBadAlgorithm      Reason = "bad_algorithm"      // alg none, HS*, or not configured

@@ -40,7 +40,7 @@ type Store[V any] interface {
 
 // tokenKeyPrefix versions the key layout, so that a change of layout or of the cached value's
 // encoding can move to "v2" without reading entries written by an older replica.
-const tokenKeyPrefix = "extauthz:v1:"
+const tokenKeyPrefix = "extauthz:v1:" //nolint:gosec // a key prefix, not a credential
 
 // hashChunk is the size of the stack buffer KeyOf copies the token through. sha256.Sum256 takes
 // a []byte, and converting a string longer than 32 bytes (every JWT) to []byte allocates; copying

@@ -109,7 +109,7 @@ func NewRedis(c redis.UniversalClient, o RedisOptions) *Redis {
 		obs:     o.Observer,
 		log:     o.Logger,
 		circuit: circuit{
-			threshold: int32(min(o.CircuitFailures, 1<<30)),
+			threshold: int32(min(o.CircuitFailures, 1<<30)), //nolint:gosec // bounded just above
 			cooldown:  o.CircuitCooldown,
 			now:       o.Now,
 			obs:       o.Observer,
@@ -265,8 +265,8 @@ const (
 	// subscribeHealthInterval is how long the subscription may be silent before it is PINGed;
 	// a PING unanswered for another interval means the connection is dead.
 	subscribeHealthInterval = 3 * time.Second
-	subscribeBackoffMin     = 50 * time.Millisecond
-	subscribeBackoffMax     = 2 * time.Second
+	subscribeBackoffFirst   = 50 * time.Millisecond
+	subscribeBackoffLast    = 2 * time.Second
 )
 
 // Subscribe receives messages on channel until ctx ends, reconnecting as needed, and returns
@@ -323,7 +323,7 @@ func (r *Redis) Subscribe(ctx context.Context, channel string, onMessage func([]
 		confirmed bool // a confirmation was received on some connection
 		lost      bool // the subscription failed since the last confirmation
 		pinged    bool // a PING is unanswered
-		backoff   = subscribeBackoffMin
+		backoff   = subscribeBackoffFirst
 	)
 	for cur != nil {
 		msg, err := cur.ReceiveTimeout(ctx, r.subscribeHealth)
@@ -352,7 +352,7 @@ func (r *Redis) Subscribe(ctx context.Context, channel string, onMessage func([]
 			if !sleepCtx(ctx, backoff) {
 				return
 			}
-			backoff = min(2*backoff, subscribeBackoffMax)
+			backoff = min(2*backoff, subscribeBackoffLast)
 			continue
 		}
 		pinged = false
@@ -361,7 +361,7 @@ func (r *Redis) Subscribe(ctx context.Context, channel string, onMessage func([]
 			if m.Kind != "subscribe" || m.Channel != channel {
 				continue
 			}
-			backoff = subscribeBackoffMin
+			backoff = subscribeBackoffFirst
 			if lost {
 				lost = false
 				r.log.Info("redis subscription re-established", "channel", channel)
@@ -459,7 +459,7 @@ func decodeEnvelope(b []byte) ([]byte, time.Time, bool) {
 	if len(b) < envelopeHeaderSize || b[0] != envelopeVersion {
 		return nil, time.Time{}, false
 	}
-	ms := int64(binary.BigEndian.Uint64(b[1:envelopeHeaderSize]))
+	ms := int64(binary.BigEndian.Uint64(b[1:envelopeHeaderSize])) //nolint:gosec // a negative time is just an expired entry
 	return b[envelopeHeaderSize:], time.UnixMilli(ms), true
 }
 

@@ -73,7 +73,7 @@ func (es Errors) Unwrap() []error {
 
 // Load reads the file at path and parses it with Parse.
 func Load(path string) (*Config, error) {
-	data, err := os.ReadFile(path)
+	data, err := os.ReadFile(path) //nolint:gosec // the operator names the config file
 	if err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}

@@ -539,7 +539,7 @@ func (s Secret) Resolve() (string, error) {
 }
 
 func readSecretFile(name string) (string, error) {
-	f, err := os.Open(name)
+	f, err := os.Open(name) //nolint:gosec // the config names the secret file
 	if err != nil {
 		return "", fmt.Errorf("file %s: %w", name, pathErrCause(err))
 	}

@@ -221,10 +221,9 @@ func (c *Client) call(ctx context.Context, endpoint, raw string) ([]byte, error)
 	if err != nil {
 		return nil, err
 	}
-	switch {
-	case resp.StatusCode == http.StatusOK:
-	case resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden ||
-		resp.StatusCode == http.StatusBadRequest:
+	switch resp.StatusCode {
+	case http.StatusOK:
+	case http.StatusUnauthorized, http.StatusForbidden, http.StatusBadRequest:
 		// Our credentials or request, not the token: an operator must
 		// fix the configuration. Loud, and never the token's fault.
 		c.o.Logger.Error("introspection refused the gateway's request; check introspection.client_id and its credentials",

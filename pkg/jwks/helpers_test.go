@@ -60,7 +60,7 @@ func newJWKSServer(t *testing.T) *jwksServer {
 		}
 		w.Header().Set("Content-Type", "application/jwk-set+json")
 		w.WriteHeader(resp.status)
-		w.Write(resp.body)
+		_, _ = w.Write(resp.body)
 	}))
 	t.Cleanup(s.Close)
 	return s

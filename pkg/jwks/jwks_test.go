@@ -91,7 +91,7 @@ func TestRotation(t *testing.T) {
 
 	// Within the interval the held set is authoritative, and nothing is fetched.
 	clk.Advance(interval - time.Nanosecond)
-	mustErr(t, s, "new", "ES256", ErrKeyNotFound)
+	_ = mustErr(t, s, "new", "ES256", ErrKeyNotFound)
 	mustKey(t, s, "old", "RS256", &oldKey.PublicKey)
 	wantFetches(t, s, srv, 1)
 
@@ -101,7 +101,7 @@ func TestRotation(t *testing.T) {
 	wantFetches(t, s, srv, 2)
 
 	// The retired key is gone from the current, successfully fetched set.
-	mustErr(t, s, "old", "RS256", ErrKeyNotFound)
+	_ = mustErr(t, s, "old", "RS256", ErrKeyNotFound)
 	wantFetches(t, s, srv, 2)
 }
 
@@ -171,7 +171,7 @@ func TestUnsupportedAlgNeverFetches(t *testing.T) {
 	srv := newJWKSServer(t)
 	s := newTestSource(t, srv.locator(), clk, Options{})
 	for _, alg := range []string{"", "none", "HS256", "rs256", "ES256K", "RSA-OAEP"} {
-		mustErr(t, s, "k1", alg, ErrKeyNotFound)
+		_ = mustErr(t, s, "k1", alg, ErrKeyNotFound)
 	}
 	wantFetches(t, s, srv, 0)
 }
@@ -212,12 +212,12 @@ func TestEndpointDown(t *testing.T) {
 		srv.serve(setJSON(t,
 			jwkJSON(t, &k1.PublicKey, kidAlgMembers("k1", "RS256")),
 			jwkJSON(t, &k2.PublicKey, kidAlgMembers("k2", "ES256"))))
-		mustErr(t, s, "k2", "ES256", ErrUnavailable)
+		_ = mustErr(t, s, "k2", "ES256", ErrUnavailable)
 		wantFetches(t, s, srv, 2)
 
 		clk.Advance(interval)
 		mustKey(t, s, "k2", "ES256", &k2.PublicKey)
-		mustErr(t, s, "unknown", "RS256", ErrKeyNotFound)
+		_ = mustErr(t, s, "unknown", "RS256", ErrKeyNotFound)
 		if st := s.Status(); st.LastError != nil || st.Keys != 2 {
 			t.Errorf("Status() after recovery = %+v", st)
 		}
@@ -228,8 +228,8 @@ func TestEndpointDown(t *testing.T) {
 		srv := newJWKSServer(t)
 		srv.fail(http.StatusInternalServerError)
 		s := newTestSource(t, srv.locator(), clk, Options{})
-		mustErr(t, s, "k1", "RS256", ErrUnavailable)
-		mustErr(t, s, "", "RS256", ErrUnavailable)
+		_ = mustErr(t, s, "k1", "RS256", ErrUnavailable)
+		_ = mustErr(t, s, "", "RS256", ErrUnavailable)
 		wantFetches(t, s, srv, 1)
 		if s.Ready() {
 			t.Error("Ready() = true without a key set")
@@ -279,7 +279,7 @@ func TestEndpointDown(t *testing.T) {
 		encOnly := setJSON(t, jwkJSON(t, &key.PublicKey, map[string]any{jwk.KeyIDKey: "enc", jwk.KeyUsageKey: "enc"}))
 		srv.serve(encOnly)
 		s := newTestSource(t, srv.locator(), clk, Options{})
-		mustErr(t, s, "enc", "RS256", ErrUnavailable)
+		_ = mustErr(t, s, "enc", "RS256", ErrUnavailable)
 		if s.Ready() || !errors.Is(s.Status().LastError, errNoUsableKeys) {
 			t.Fatalf("a set without usable keys counted as success: Ready=%v Status=%+v", s.Ready(), s.Status())
 		}
@@ -290,7 +290,7 @@ func TestEndpointDown(t *testing.T) {
 
 		srv.serve(encOnly)
 		clk.Advance(interval)
-		mustErr(t, s, "enc", "RS256", ErrUnavailable)
+		_ = mustErr(t, s, "enc", "RS256", ErrUnavailable)
 		mustKey(t, s, "k1", "RS256", &key.PublicKey)
 	})
 }
@@ -381,7 +381,7 @@ func TestKeyFiltering(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.kid+"/"+tc.alg, func(t *testing.T) {
 			if tc.want == nil {
-				mustErr(t, s, tc.kid, tc.alg, ErrKeyNotFound)
+				_ = mustErr(t, s, tc.kid, tc.alg, ErrKeyNotFound)
 				return
 			}
 			mustKey(t, s, tc.kid, tc.alg, tc.want)
@@ -426,7 +426,7 @@ func TestKeyWithoutKID(t *testing.T) {
 		mustKey(t, s, "", "RS256", &rsa1.PublicKey)
 		mustKey(t, s, "", "PS512", &rsa1.PublicKey)
 		mustKey(t, s, "", "ES256", &ec.PublicKey)
-		mustErr(t, s, "", "ES384", ErrKeyNotFound)
+		_ = mustErr(t, s, "", "ES384", ErrKeyNotFound)
 	})
 
 	t.Run("two candidates", func(t *testing.T) {
@@ -436,7 +436,7 @@ func TestKeyWithoutKID(t *testing.T) {
 			jwkJSON(t, &rsa2.PublicKey, kidAlgMembers("b", "")),
 		))
 		s := newTestSource(t, srv.locator(), clk, Options{})
-		mustErr(t, s, "", "RS256", ErrKeyNotFound)
+		_ = mustErr(t, s, "", "RS256", ErrKeyNotFound)
 		mustKey(t, s, "b", "RS256", &rsa2.PublicKey)
 	})
 
@@ -449,7 +449,7 @@ func TestKeyWithoutKID(t *testing.T) {
 		s := newTestSource(t, srv.locator(), clk, Options{})
 		mustKey(t, s, "", "RS256", &rsa1.PublicKey)
 		mustKey(t, s, "", "PS256", &rsa2.PublicKey)
-		mustErr(t, s, "", "RS384", ErrKeyNotFound)
+		_ = mustErr(t, s, "", "RS384", ErrKeyNotFound)
 	})
 }
 
@@ -487,7 +487,7 @@ func TestFetchRules(t *testing.T) {
 			srv := newJWKSServer(t)
 			srv.resp.Store(&response{status: status, body: good})
 			s := newTestSource(t, srv.locator(), newFakeClock(), Options{})
-			mustErr(t, s, "k1", "RS256", ErrUnavailable)
+			_ = mustErr(t, s, "k1", "RS256", ErrUnavailable)
 		})
 	}
 
@@ -507,7 +507,7 @@ func TestFetchRules(t *testing.T) {
 		srv := newJWKSServer(t)
 		srv.serve([]byte("<html>login</html>"))
 		s := newTestSource(t, srv.locator(), newFakeClock(), Options{})
-		mustErr(t, s, "k1", "RS256", ErrUnavailable)
+		_ = mustErr(t, s, "k1", "RS256", ErrUnavailable)
 	})
 
 	t.Run("redirect to loopback http is followed", func(t *testing.T) {
@@ -594,7 +594,7 @@ func TestCallerContextBoundsOnlyItsWait(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		entered <- struct{}{}
 		<-release
-		w.Write(good)
+		_, _ = w.Write(good)
 	}))
 	t.Cleanup(srv.Close)
 	s := newTestSource(t, func(context.Context) (string, error) { return srv.URL, nil }, newFakeClock(), Options{})
@@ -766,7 +766,7 @@ func BenchmarkKeyHit(b *testing.B) {
 		jwkJSON(b, &key.PublicKey, kidAlgMembers("rsa", "RS256")),
 		jwkJSON(b, &ec.PublicKey, kidAlgMembers("ec", "ES256")),
 	)
-	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write(body) }))
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write(body) }))
 	b.Cleanup(ts.Close)
 	s := New(func(context.Context) (string, error) { return ts.URL, nil }, Options{})
 	ctx := context.Background()

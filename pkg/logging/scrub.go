@@ -68,7 +68,7 @@ func scrub(s string) (string, bool) {
 		}
 		// start is where the credential starts (everything before it is
 		// kept), end where it ends; i <= start always.
-		start, end := -1, 0
+		var start, end int // every case below sets both
 		switch {
 		case i == jwt:
 			if start, end = jwtAt(s, i); start < 0 {

@@ -410,7 +410,9 @@ func (h *Handler) setCookie(w http.ResponseWriter, name, value string, ttl time.
 	if maxAge < 1 {
 		maxAge = 1
 	}
-	http.SetCookie(w, &http.Cookie{
+	// Secure follows the gateway's scheme: plain http is allowed only for
+	// loopback development (config validation).
+	http.SetCookie(w, &http.Cookie{ //nolint:gosec // see above
 		Name: name, Value: value, Path: "/", MaxAge: maxAge,
 		HttpOnly: true, Secure: h.secure, SameSite: http.SameSiteLaxMode,
 	})
@@ -418,7 +420,7 @@ func (h *Handler) setCookie(w http.ResponseWriter, name, value string, ttl time.
 
 // clearCookie deletes one of the handler's cookies (Max-Age=0, same attributes).
 func (h *Handler) clearCookie(w http.ResponseWriter, name string) {
-	http.SetCookie(w, &http.Cookie{
+	http.SetCookie(w, &http.Cookie{ //nolint:gosec // as setCookie
 		Name: name, Value: "", Path: "/", MaxAge: -1,
 		HttpOnly: true, Secure: h.secure, SameSite: http.SameSiteLaxMode,
 	})

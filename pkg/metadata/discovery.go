@@ -29,7 +29,7 @@ type AuthorizationServer struct {
 	AuthorizationResponseIssParameterSupported bool     `json:"authorization_response_iss_parameter_supported,omitempty"`
 }
 
-// ErrIssuerMismatch: a metadata document names another issuer. RFC 8414
+// ErrIssuerMismatch means that a metadata document names another issuer. RFC 8414
 // §3.3 forbids using such a document (it would let one server impersonate
 // another).
 var ErrIssuerMismatch = errors.New("metadata issuer does not match the configured issuer")

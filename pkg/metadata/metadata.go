@@ -51,7 +51,7 @@ func WellKnownPath(resource string) string {
 // MetadataURL is the absolute URL of a resource's metadata document as
 // served by the gateway at base (scheme://host[:port], no trailing slash).
 // An empty base means the resource's own origin, as RFC 9728 §3.1 derives it.
-func MetadataURL(base, resource string) string {
+func MetadataURL(base, resource string) string { //nolint:revive // metadata.MetadataURL reads as what it returns
 	if base == "" {
 		if u, err := url.Parse(resource); err == nil {
 			base = u.Scheme + "://" + u.Host

@@ -160,7 +160,7 @@ func (a *Audit) record(ctx context.Context, transport string, r *authz.Request, 
 	}
 	if d.Allow {
 		rate := math.Float64frombits(a.rate.Load())
-		if rate <= 0 || (rate < 1 && rand.Float64() >= rate) {
+		if rate <= 0 || (rate < 1 && rand.Float64() >= rate) { //nolint:gosec // sampling, not secrecy
 			return
 		}
 	}

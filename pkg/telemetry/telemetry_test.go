@@ -45,7 +45,7 @@ func TestTracingFollowsTheEnvironment(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			defer tel.Shutdown(context.Background())
+			defer func() { _ = tel.Shutdown(context.Background()) }()
 			if tel.Exporter() != tc.want || tel.Tracing() != (tc.want != "off") {
 				t.Errorf("exporter %s, tracing %v; want %s", tel.Exporter(), tel.Tracing(), tc.want)
 			}

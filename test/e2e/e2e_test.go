@@ -415,7 +415,7 @@ func startStack(t *testing.T) *stack {
 	t.Cleanup(func() { // a start that failed early stops the build and waits for it
 		cancelBuild()
 		if !buildWaited {
-			<-built
+			<-built //nolint:errcheck // the build was cancelled: its error says only that
 		}
 	})
 
