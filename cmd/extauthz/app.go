@@ -196,7 +196,9 @@ func newApp(cfg *config.Config, log *slog.Logger, o appOptions) (a *app, err err
 	}
 	a.audit = telemetry.NewAudit(log, cfg.Log.AuditEnabled(), cfg.Log.Audit.AllowSampleRate)
 	a.grpc = grpc.NewServer(gopts...)
-	check.Register(a.grpc, check.NewServer(a.tel.Instrument(a.engine, telemetry.TransportGRPC, a.audit), log))
+	checkServer := check.NewServer(a.tel.Instrument(a.engine, telemetry.TransportGRPC, a.audit), log)
+	checkServer.OnRefused(a.tel.Refused(telemetry.TransportGRPC, a.audit))
+	check.Register(a.grpc, checkServer)
 	a.health = health.NewServer()
 	healthpb.RegisterHealthServer(a.grpc, a.health)
 	a.setServing(false)

@@ -210,6 +210,14 @@ func TestMetricsMatchTheChecksSent(t *testing.T) {
 	if st := s.check(t, [2]string{"authorization", "Bearer " + opaque}); st != 401 {
 		t.Fatalf("opaque token: %d", st)
 	}
+	// One refused before any decision: over the header limits.
+	var flood [][2]string
+	for i := range 300 {
+		flood = append(flood, [2]string{fmt.Sprintf("x-flood-%d", i), "1"})
+	}
+	if st := s.check(t, flood...); st != 400 {
+		t.Fatalf("300 headers: %d, want 400", st)
+	}
 	// One through the HTTP mode.
 	req, _ := http.NewRequest("POST", "http://"+s.http+"/authz/envoy/mcp", nil)
 	req.Host = "mcp.example.com"
@@ -235,7 +243,8 @@ func TestMetricsMatchTheChecksSent(t *testing.T) {
 		{"extauthz_check_decisions_total", map[string]string{"transport": "grpc", "decision": "deny", "reason": "no_credential", "resource": "mcp"}, 2},
 		{"extauthz_check_decisions_total", map[string]string{"transport": "grpc", "decision": "deny", "resource": "mcp"}, 4},
 		{"extauthz_check_decisions_total", map[string]string{"transport": "http", "decision": "allow", "resource": "mcp"}, 1},
-		{"extauthz_check_duration_seconds", map[string]string{"transport": "grpc"}, 7},
+		{"extauthz_check_decisions_total", map[string]string{"transport": "grpc", "decision": "deny", "reason": "invalid_request", "resource": ""}, 1},
+		{"extauthz_check_duration_seconds", map[string]string{"transport": "grpc"}, 8},
 		{"extauthz_check_duration_seconds", map[string]string{"transport": "grpc", "decision": "allow", "source": "local"}, 2},
 		{"extauthz_check_duration_seconds", map[string]string{"transport": "grpc", "decision": "allow", "source": "verified"}, 1},
 		{"extauthz_check_duration_seconds", map[string]string{"transport": "http", "source": "local"}, 1},
@@ -352,10 +361,10 @@ func TestMetricsMatchTheChecksSent(t *testing.T) {
 				t.Errorf("audit line without latency: %s", line)
 			}
 		}
-		// Before the reloads: 3 + 1 allowed, 4 denied; then 2 denials
-		// (403 twice) and at least one allow.
-		if allows < 5 || denials != 6 {
-			t.Errorf("audit lines: %d allows, %d denials; want ≥ 5 and 6", allows, denials)
+		// Before the reloads: 3 + 1 allowed, 5 denied (one refused before
+		// any decision); then 2 denials (403 twice) and at least one allow.
+		if allows < 5 || denials != 7 {
+			t.Errorf("audit lines: %d allows, %d denials; want ≥ 5 and 7", allows, denials)
 		}
 		if !sawTrace || !sawSubject {
 			t.Errorf("audit lines lack the trace id (%v) or the subject and client (%v)", sawTrace, sawSubject)

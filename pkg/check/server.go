@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"time"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 
@@ -21,6 +22,25 @@ type Server struct {
 	authv3.UnimplementedAuthorizationServer
 	decider Decider
 	log     *slog.Logger
+	// refused is told of the requests refused before the decider sees
+	// them (undecodable, over the header limits); nil: nobody.
+	refused func(ctx context.Context, d *authz.Decision, took time.Duration)
+}
+
+// OnRefused sets what is told of every request this server refuses itself,
+// before any decision — an undecodable CheckRequest or one over the header
+// limits — so that metrics and the audit trail count them too. Call it
+// before serving.
+func (s *Server) OnRefused(f func(ctx context.Context, d *authz.Decision, took time.Duration)) {
+	s.refused = f
+}
+
+// refuse reports a refusal and returns its response.
+func (s *Server) refuse(ctx context.Context, d *authz.Decision, start time.Time) *authv3.CheckResponse {
+	if s.refused != nil {
+		s.refused(ctx, d, time.Since(start))
+	}
+	return Response(d)
 }
 
 // NewServer builds a Check server over a decider.
@@ -40,11 +60,12 @@ func NewServer(d Decider, log *slog.Logger) *Server {
 // authz.Request, no protobuf reflection). Check serves in-process callers.
 func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (resp *authv3.CheckResponse, _ error) {
 	defer s.recoverDenial(&resp)
+	start := time.Now()
 	r := Request(req)
 	if err := HeaderLimits(&r); err != nil {
 		s.log.Warn("CheckRequest over the header limits; denying", "err", err, "headers", len(r.Headers))
 		d := overLimits(err)
-		return Response(&d), nil
+		return s.refuse(ctx, &d, start), nil
 	}
 	return s.decide(ctx, &r), nil
 }

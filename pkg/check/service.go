@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"time"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"google.golang.org/grpc"
@@ -150,6 +151,7 @@ func checkHandler(srv any, ctx context.Context, dec func(any) error, interceptor
 func (s *Server) checkRaw(ctx context.Context, in *rawCheckRequest) (resp *authv3.CheckResponse) {
 	defer s.recoverDenial(&resp)
 	defer in.release()
+	start := time.Now()
 	var r authz.Request
 	if err := DecodeRequest(in.bytes(), &r); err != nil {
 		msg := "undecodable CheckRequest; denying"
@@ -158,7 +160,7 @@ func (s *Server) checkRaw(ctx context.Context, in *rawCheckRequest) (resp *authv
 		}
 		s.log.Warn(msg, "err", err, "bytes", len(in.bytes()))
 		d := refusal(err)
-		return Response(&d)
+		return s.refuse(ctx, &d, start)
 	}
 	in.release()
 	return s.decide(ctx, &r)

@@ -94,6 +94,19 @@ func (i *instrumented) Check(ctx context.Context, r *authz.Request) authz.Decisi
 	return d
 }
 
+// Refused returns what a server calls for a request it refused before
+// any decision (check.Server.OnRefused): counted, timed and audited like
+// a decision, with no span of its own (nothing was decided).
+func (t *Telemetry) Refused(transport string, audit *Audit) func(ctx context.Context, d *authz.Decision, took time.Duration) {
+	return func(ctx context.Context, d *authz.Decision, took time.Duration) {
+		t.Metrics.Decision(decisionKey{transport: transport, decision: "deny", reason: string(d.Reason),
+			resource: d.Resource, source: sourceLabel(d.Source)}, took)
+		if audit != nil {
+			audit.record(ctx, transport, &authz.Request{}, d, took)
+		}
+	}
+}
+
 // startSpan starts the Check span. Its parent is the trace context Envoy
 // put in the checked request's headers (traceparent, tracestate): the
 // span then sits inside the user's request trace. The gRPC call's own
