@@ -33,8 +33,12 @@ func (t teeObserver) CircuitOpen(open bool)        { t[0].CircuitOpen(open); t[1
 // shared tier behind them. It also returns the Redis client to close.
 func newVerdictCache(cfg *config.Config, log *slog.Logger, tel *telemetry.Telemetry, obs cache.Observer, grants *authz.Grants, now func() time.Time) (*cache.Tiered[authz.Verdict], redis.UniversalClient, error) {
 	c := cfg.Cache
-	local := make([]*cache.Memory[cache.Key, authz.Verdict], 3)
-	local[authz.TierValid] = cache.NewMemory[cache.Key, authz.Verdict](cache.MemoryOptions{MaxEntries: c.MaxEntries, Now: now, Observer: obs})
+	local := make([]cache.LocalTier[authz.Verdict], 3)
+	// Valid tokens, the bulk of the cache, in fixed-size entries outside the
+	// Go heap (about 120 bytes each, allocated for max_entries up front and
+	// resident as they fill); failures and revocations, few and short-lived,
+	// in general stores.
+	local[authz.TierValid] = authz.NewCompactTier(c.MaxEntries, grants, now, obs)
 	local[authz.TierInvalid] = cache.NewMemory[cache.Key, authz.Verdict](cache.MemoryOptions{MaxEntries: c.MaxNegativeEntries, Now: now, Observer: obs})
 	local[authz.TierRevoked] = cache.NewMemory[cache.Key, authz.Verdict](cache.MemoryOptions{MaxEntries: c.MaxNegativeEntries, Now: now, Observer: obs})
 	tel.Metrics.CacheEntries("valid", local[authz.TierValid].Len)

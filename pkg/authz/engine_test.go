@@ -254,7 +254,7 @@ func TestUnknownKidIsNotCachedNegatively(t *testing.T) {
 func TestGarbageTokensCannotGrowMemory(t *testing.T) {
 	f := newFixture(t, time.Minute, time.Hour)
 	const bound = 1000
-	tiers := make([]*cache.Memory[cache.Key, Verdict], 3)
+	tiers := make([]cache.LocalTier[Verdict], 3)
 	for i := range tiers {
 		tiers[i] = cache.NewMemory[cache.Key, Verdict](cache.MemoryOptions{MaxEntries: bound, Now: f.clock.Now})
 	}

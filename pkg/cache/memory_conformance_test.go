@@ -10,9 +10,10 @@ import (
 // *Memory is a Store; checked here rather than in the package so that the package keeps no
 // package-level declarations beyond constants and types.
 var (
-	_ cache.Store[[]byte] = (*cache.Memory[string, []byte])(nil)
-	_ cachetest.Expirer   = (*cache.Memory[string, []byte])(nil)
-	_ cachetest.Adder     = (*cache.Memory[string, []byte])(nil)
+	_ cache.Store[[]byte]     = (*cache.Memory[string, []byte])(nil)
+	_ cachetest.Expirer       = (*cache.Memory[string, []byte])(nil)
+	_ cachetest.Adder         = (*cache.Memory[string, []byte])(nil)
+	_ cache.LocalTier[[]byte] = (*cache.Memory[cache.Key, []byte])(nil)
 )
 
 func TestMemoryConformance(t *testing.T) {

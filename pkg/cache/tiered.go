@@ -35,13 +35,35 @@ type Shared interface {
 // InvalidationChannel is the pub/sub channel replicas drop local entries on.
 const InvalidationChannel = "extauthz:v1:invalidate"
 
+// LocalTier is one in-process tier of a [Tiered] store. A *Memory[Key, V]
+// implements it; a caller may supply a store shaped for its values (the
+// verdict cache holds valid tokens in a compact, fixed-size store).
+//
+// Like [Store], a LocalTier is safe for concurrent use and never blocks on
+// the network: Tiered ignores the errors its methods return.
+type LocalTier[V any] interface {
+	// Get returns the value and true, or the zero value and false when
+	// absent or expired by the store's clock.
+	Get(ctx context.Context, key Key) (V, bool, error)
+	// Set stores v for ttl, replacing any entry; ttl <= 0 stores nothing
+	// and removes any existing entry.
+	Set(ctx context.Context, key Key, v V, ttl time.Duration) error
+	// Delete removes key; deleting an absent key is not an error.
+	Delete(ctx context.Context, key Key) error
+	// Clear drops every entry (not reported as evictions).
+	Clear()
+	// Len returns the number of entries held, possibly including expired
+	// ones not yet reclaimed.
+	Len() int
+}
+
 // TieredOptions configures a Tiered store.
 type TieredOptions[V any] struct {
 	// Local are the in-process tiers, looked up in order. A value lives in
 	// exactly one of them, chosen by Place, so that each can be bounded on
 	// its own (valid tokens must not be evicted by a flood of invalid ones).
 	// None at all (with a Shared tier) measures the shared tier alone.
-	Local []*Memory[Key, V]
+	Local []LocalTier[V]
 	// Place returns the index in Local of the tier that holds v.
 	Place func(v V) int
 	// Shared is the second tier; nil for in-process only.

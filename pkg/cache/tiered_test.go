@@ -42,6 +42,15 @@ func (c *countLookups) Lookup(tier string, hit bool) {
 	}
 }
 
+// locals lists Memory stores as the local tiers of a Tiered store.
+func locals[V any](ms ...*cache.Memory[cache.Key, V]) []cache.LocalTier[V] {
+	l := make([]cache.LocalTier[V], len(ms))
+	for i, m := range ms {
+		l[i] = m
+	}
+	return l
+}
+
 // replica is one gateway's tiered store over a shared Redis.
 type replica struct {
 	t     *cache.Tiered[[]byte]
@@ -68,7 +77,7 @@ func newReplicaWith(t *testing.T, co cache.RedisClientOptions, now *fakeNow, run
 		cache.NewMemory[cache.Key, []byte](cache.MemoryOptions{MaxEntries: 100, Now: now.Now}),
 	}
 	r.t, err = cache.NewTiered(cache.TieredOptions[[]byte]{
-		Local:    r.local,
+		Local:    locals(r.local...),
 		Place:    func(v []byte) int { return int(v[0]) },
 		Sticky:   []int{1}, // values starting with 1 stand for revocations
 		Shared:   cache.NewRedis(client, cache.RedisOptions{Timeout: time.Second, Now: now.Now}),
@@ -208,7 +217,7 @@ func TestTieredResubscribeClearsLocal(t *testing.T) {
 func TestTieredWithoutSharedTierIsLocal(t *testing.T) {
 	now := newFakeNow()
 	local := []*cache.Memory[cache.Key, []byte]{cache.NewMemory[cache.Key, []byte](cache.MemoryOptions{MaxEntries: 10, Now: now.Now})}
-	tr, err := cache.NewTiered(cache.TieredOptions[[]byte]{Local: local, Place: func([]byte) int { return 0 }, Now: now.Now})
+	tr, err := cache.NewTiered(cache.TieredOptions[[]byte]{Local: locals(local...), Place: func([]byte) int { return 0 }, Now: now.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -331,7 +340,7 @@ func TestTieredReplaceWithoutSharedTier(t *testing.T) {
 		cache.NewMemory[cache.Key, []byte](cache.MemoryOptions{MaxEntries: 10, Now: now.Now}),
 		cache.NewMemory[cache.Key, []byte](cache.MemoryOptions{MaxEntries: 10, Now: now.Now}),
 	}
-	tr, err := cache.NewTiered(cache.TieredOptions[[]byte]{Local: local, Place: func(v []byte) int { return int(v[0]) }, Sticky: []int{1}, Now: now.Now})
+	tr, err := cache.NewTiered(cache.TieredOptions[[]byte]{Local: locals(local...), Place: func(v []byte) int { return int(v[0]) }, Sticky: []int{1}, Now: now.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -348,7 +357,7 @@ func TestTieredReplaceWithoutSharedTier(t *testing.T) {
 	if v, _ := tr.Add(ctx, k, []byte{0, 'v'}, time.Minute); string(v) != "\x01r" {
 		t.Fatalf("Add replaced the revocation: %q", v)
 	}
-	if _, err := cache.NewTiered(cache.TieredOptions[[]byte]{Local: local, Place: func([]byte) int { return 0 }, Sticky: []int{2}}); err == nil {
+	if _, err := cache.NewTiered(cache.TieredOptions[[]byte]{Local: locals(local...), Place: func([]byte) int { return 0 }, Sticky: []int{2}}); err == nil {
 		t.Fatal("a sticky tier that does not exist was accepted")
 	}
 }
