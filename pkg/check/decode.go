@@ -505,19 +505,5 @@ func (d *decoder) finish(r *authz.Request) {
 	} else if len(d.body) > 0 {
 		r.Body = append([]byte(nil), d.body...)
 	}
-	// The same fallbacks as Request.
-	if r.Method == "" {
-		r.Method = r.Headers[":method"]
-	}
-	if r.Host == "" {
-		if r.Host = r.Headers[":authority"]; r.Host == "" {
-			r.Host = r.Headers["host"]
-		}
-	}
-	if r.Path == "" {
-		r.Path = r.Headers[":path"]
-	}
-	if r.Scheme == "" {
-		r.Scheme = r.Headers[":scheme"]
-	}
+	pseudoHeaderFallbacks(r) // the same fallbacks as Request
 }

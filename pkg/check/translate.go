@@ -40,8 +40,14 @@ func Request(req *authv3.CheckRequest) authz.Request {
 	} else if h.GetBody() != "" {
 		r.Body = []byte(h.GetBody())
 	}
-	// Envoy fills the attributes; the pseudo-headers are a fallback for
-	// clients that only send headers.
+	pseudoHeaderFallbacks(&r)
+	return r
+}
+
+// pseudoHeaderFallbacks fills the request line from the pseudo-headers
+// where the attributes left it empty: Envoy fills the attributes; the
+// pseudo-headers are a fallback for clients that only send headers.
+func pseudoHeaderFallbacks(r *authz.Request) {
 	if r.Method == "" {
 		r.Method = r.Headers[":method"]
 	}
@@ -56,7 +62,6 @@ func Request(req *authv3.CheckRequest) authz.Request {
 	if r.Scheme == "" {
 		r.Scheme = r.Headers[":scheme"]
 	}
-	return r
 }
 
 // headerMap merges header_map entries. Repeated names are joined in a
