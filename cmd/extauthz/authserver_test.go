@@ -136,9 +136,16 @@ admin: {token: {env: EXTAUTHZ_TEST_ADMIN_TOKEN}}
 	if err != nil {
 		t.Fatal(err)
 	}
+	return runGateway(t, cfg, appOptions{})
+}
+
+// runGateway builds and runs a gateway from cfg, stopped at the end of the
+// test, with a gRPC client to it.
+func runGateway(t *testing.T, cfg *config.Config, o appOptions) *gateway {
+	t.Helper()
 	g := &gateway{}
-	g.app, err = newApp(cfg, newLogger(io.Discard, "error", "json"), appOptions{})
-	if err != nil {
+	var err error
+	if g.app, err = newApp(cfg, newLogger(io.Discard, "error", "json"), o); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -643,25 +650,7 @@ resources:
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := &gateway{}
-	if g.app, err = newApp(cfg, newLogger(io.Discard, "error", "json"), appOptions{lnHTTP: ln}); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error)
-	go func() { done <- g.app.run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("gateway: %v", err)
-		}
-	})
-	conn, err := grpc.NewClient(g.app.lnGRPC.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	g.client = authv3.NewAuthorizationClient(conn)
+	g := runGateway(t, cfg, appOptions{lnHTTP: ln})
 	g.waitReady(t)
 
 	decide := func(method string, headers [][2]string) *authv3.CheckResponse {
