@@ -138,19 +138,8 @@ func (s *scanner) object(depth int, fn func(string, []byte) error) error {
 				return err
 			}
 		}
-		s.ws()
-		if s.i >= len(s.b) {
-			return errJSON
-		}
-		switch s.b[s.i] {
-		case ',':
-			s.i++
-			s.ws()
-		case '}':
-			s.i++
-			return nil
-		default:
-			return errJSON
+		if done, err := s.after('}'); done || err != nil {
+			return err
 		}
 	}
 }
@@ -169,19 +158,8 @@ func (s *scanner) array(depth int) error {
 		if err := s.value(depth - 1); err != nil {
 			return err
 		}
-		s.ws()
-		if s.i >= len(s.b) {
-			return errJSON
-		}
-		switch s.b[s.i] {
-		case ',':
-			s.i++
-			s.ws()
-		case ']':
-			s.i++
-			return nil
-		default:
-			return errJSON
+		if done, err := s.after(']'); done || err != nil {
+			return err
 		}
 	}
 }
@@ -395,4 +373,23 @@ func caseVariant(name string, want ...string) bool {
 		}
 	}
 	return false
+}
+
+// after reads what follows a member or element: a ',' (more to come) or
+// the closing byte (done), with the whitespace around them.
+func (s *scanner) after(closing byte) (done bool, err error) {
+	s.ws()
+	if s.i >= len(s.b) {
+		return false, errJSON
+	}
+	switch s.b[s.i] {
+	case ',':
+		s.i++
+		s.ws()
+		return false, nil
+	case closing:
+		s.i++
+		return true, nil
+	}
+	return false, errJSON
 }
