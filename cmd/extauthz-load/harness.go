@@ -12,7 +12,6 @@ import (
 	"strings"
 	"time"
 
-	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
@@ -60,6 +59,10 @@ type Options struct {
 	WarmTokens      int // distinct tokens that warm a server before a full-* run
 
 	IntrospectDelay time.Duration // the local introspection endpoint's fixed service time
+
+	// DecodeMessages decodes every answer into Go protobuf messages instead
+	// of reading its framing and status (see answer).
+	DecodeMessages bool
 
 	Self     string    // this executable, re-run as floor-server and jwx-server
 	Progress io.Writer // one line per step; nil: none
@@ -667,7 +670,8 @@ func (h *harness) measure(ctx context.Context, m measurement) (*Result, error) {
 
 // drive runs one load on conn, reusing the latency buffer.
 func (h *harness) drive(ctx context.Context, conn *grpc.ClientConn, conc int, d time.Duration, maxReq int, pat pattern, onStart, onEnd func()) loadResult {
-	l := &load{conn: conn, concurrency: conc, duration: d, maxRequests: maxReq, pat: pat, lat: h.lat, onStart: onStart, onEnd: onEnd}
+	l := &load{conn: conn, concurrency: conc, duration: d, maxRequests: maxReq, pat: pat, lat: h.lat, onStart: onStart, onEnd: onEnd,
+		decodeMessages: h.o.DecodeMessages}
 	res := l.run(ctx)
 	if cap(l.lat) <= 2*h.o.MaxRequests { // keep the buffer unless a huge warm pass grew it
 		h.lat = l.lat
@@ -904,7 +908,7 @@ func (h *harness) ws1m(ctx context.Context, sc *Scenario) error {
 			h.progress("ws-1m: warming with one pass over %d tokens (RSS before: %s)", len(ts.reqs), fmtBytes(before))
 			t0 := time.Now()
 			warm := &load{conn: conn, concurrency: 64, duration: 30 * time.Minute, maxRequests: len(ts.reqs),
-				pat: pattern{reqs: ts.reqs, distinct: true}, lat: h.lat,
+				pat: pattern{reqs: ts.reqs, distinct: true}, lat: h.lat, decodeMessages: h.o.DecodeMessages,
 				tick: func(n int) {
 					h.progress("ws-1m: warm-up: %s of %s Checks sent after %s", thousands(n), thousands(len(ts.reqs)), fmtDur(time.Since(t0)))
 				}}
@@ -996,27 +1000,26 @@ func (h *harness) waitAllowed(ctx context.Context, conn *grpc.ClientConn, req []
 	deadline := time.Now().Add(h.o.Wait)
 	var lastSaid time.Time
 	for {
-		resp := new(authv3.CheckResponse)
+		resp := new(answer)
 		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		err := conn.Invoke(cctx, checkMethod, &rawRequest{req}, resp, forceRaw)
 		cancel()
-		var answer string
+		var said string
 		switch {
 		case err != nil:
-			answer = "gRPC error: " + err.Error()
-		case resp.GetStatus().GetCode() == 0:
+			said = "gRPC error: " + err.Error()
+		case resp.ok():
 			h.progress("external server at %s allows the issuer's tokens: measuring", h.o.Addr)
 			return nil
 		default:
-			answer = fmt.Sprintf("status code %d, http %d: %s", resp.GetStatus().GetCode(),
-				resp.GetDeniedResponse().GetStatus().GetCode(), resp.GetStatus().GetMessage())
+			said = resp.String()
 		}
 		if time.Now().After(deadline) {
 			return fmt.Errorf("the server at %s did not allow a token of issuer %s within %v (--wait); last answer: %s",
-				h.o.Addr, h.ext.Issuer(), h.o.Wait, answer)
+				h.o.Addr, h.ext.Issuer(), h.o.Wait, said)
 		}
 		if time.Since(lastSaid) > 5*time.Second {
-			h.progress("waiting for %s to allow a token of %s (last answer: %s)", h.o.Addr, h.ext.Issuer(), answer)
+			h.progress("waiting for %s to allow a token of %s (last answer: %s)", h.o.Addr, h.ext.Issuer(), said)
 			lastSaid = time.Now()
 		}
 		select {

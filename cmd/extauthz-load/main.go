@@ -24,6 +24,8 @@
 //	--full-rs256-tokens N, --full-es256-tokens N, --redis-tokens N, --opaque-tokens N
 //	                     sizes of the token sets (defaults 20,000, 50,000, 2,000 and 200,000)
 //	--introspect-delay D fixed service time of the local introspection endpoint (default 0)
+//	--client-decode M    wire (default): read each answer's framing and status code, as a proxy
+//	                     uses it; messages: decode every answer into Go protobuf messages
 //
 // Scenarios, each starting its own server process(es), waiting until they
 // answer, warming them, measuring, and stopping them:
@@ -102,6 +104,12 @@ Flags:
   --introspect-delay D   fixed service time the local introspection endpoint waits
                          before each answer, standing in for the authorization server's
                          own work (default 0; at most 5s)
+  --client-decode MODE   how the client reads each answer: "wire" (the default) walks
+                         the framing of every field and reads the status code, as a
+                         proxy uses the answer; "messages" decodes it into Go protobuf
+                         messages as a plain grpc-go client would, which for an answer
+                         with dynamic metadata (a Struct) costs the client about 8 µs
+                         per Check on these two shared cores
 
 Scenarios (each starts its own server process(es), waits until it answers, warms
 it, measures, stops it):
@@ -232,6 +240,7 @@ func parseFlags(args []string, stderr io.Writer) (Options, string, error) {
 	fs.IntVar(&o.RedisTokens, "redis-tokens", 2_000, "")
 	fs.IntVar(&o.OpaqueTokens, "opaque-tokens", 200_000, "")
 	fs.DurationVar(&o.IntrospectDelay, "introspect-delay", 0, "")
+	clientDecode := fs.String("client-decode", "wire", "")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return o, "", err
@@ -273,6 +282,13 @@ func parseFlags(args []string, stderr io.Writer) (Options, string, error) {
 		return o, "", fmt.Errorf("--max-requests: %q is not a number", *maxReq)
 	}
 	o.MaxRequests = n
+	switch *clientDecode {
+	case "wire":
+	case "messages":
+		o.DecodeMessages = true
+	default:
+		return o, "", fmt.Errorf("--client-decode: %q is neither wire nor messages", *clientDecode)
+	}
 	return o, *out, nil
 }
 

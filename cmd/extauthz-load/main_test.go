@@ -21,10 +21,15 @@ import (
 	"testing"
 	"time"
 
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
+	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/extauthz/extauthz/pkg/introspect"
 	"github.com/extauthz/extauthz/pkg/token"
@@ -369,6 +374,7 @@ func TestFlags(t *testing.T) {
 		{[]string{"--scenarios", "jwx-floor"}, "within full-rs256 and full-es256"},
 		{[]string{"--server", filepath.Join(t.TempDir(), "absent"), "--scenarios", "hit"}, "make build"},
 		{[]string{"--concurrency", "0"}, "--concurrency"},
+		{[]string{"--client-decode", "json"}, "--client-decode"},
 	} {
 		stdout.Reset()
 		stderr.Reset()
@@ -540,5 +546,65 @@ func TestIntrospectionEndpoint(t *testing.T) {
 	b, err := os.ReadFile(in.secretFile)
 	if err != nil || strings.TrimSpace(string(b)) != in.secret {
 		t.Errorf("secret file: %q, %v", b, err)
+	}
+}
+
+// TestAnswerDecode: both ways of reading an answer agree on allowed and
+// denied responses (an allowed one with headers and dynamic metadata), a
+// denial is described with its HTTP status, and malformed bytes are an
+// error rather than an allow.
+func TestAnswerDecode(t *testing.T) {
+	meta, err := structpb.NewStruct(map[string]any{"sub": "alice", "scope": []any{"a", "b"}, "exp": 1.7e9})
+	if err != nil {
+		t.Fatal(err)
+	}
+	allowed := &authv3.CheckResponse{
+		Status: &rpcstatus.Status{},
+		HttpResponse: &authv3.CheckResponse_OkResponse{OkResponse: &authv3.OkHttpResponse{
+			HeadersToRemove: []string{"authorization"},
+			Headers:         []*corev3.HeaderValueOption{{Header: &corev3.HeaderValue{Key: "x-user", Value: "alice"}}},
+		}},
+		DynamicMetadata: meta,
+	}
+	denied := &authv3.CheckResponse{
+		Status: &rpcstatus.Status{Code: 16, Message: "no token"},
+		HttpResponse: &authv3.CheckResponse_DeniedResponse{DeniedResponse: &authv3.DeniedHttpResponse{
+			Status: &typev3.HttpStatus{Code: typev3.StatusCode_Unauthorized},
+		}},
+	}
+	// A denial whose status comes after the other fields, then is set
+	// again: the last code read wins, as in a protobuf merge.
+	reordered, err := proto.Marshal(&authv3.CheckResponse{Status: &rpcstatus.Status{Code: 0}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	deniedBytes, err := proto.Marshal(denied)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reordered = append(reordered, deniedBytes...)
+	allowedBytes, err := proto.Marshal(allowed)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	for _, messages := range []bool{false, true} {
+		a := &answer{messages: messages}
+		if err := a.decode(allowedBytes); err != nil || !a.ok() {
+			t.Errorf("messages=%v: allowed answer: ok=%v err=%v", messages, a.ok(), err)
+		}
+		for _, b := range [][]byte{deniedBytes, reordered} {
+			if err := a.decode(b); err != nil || a.ok() {
+				t.Errorf("messages=%v: denied answer: ok=%v err=%v", messages, a.ok(), err)
+			}
+			if got := a.String(); got != "status code 16, http 401: no token" {
+				t.Errorf("messages=%v: denial described as %q", messages, got)
+			}
+		}
+		for _, bad := range [][]byte{allowedBytes[:len(allowedBytes)-3], {0x0a, 0x05, 0x08}, {0xff}} {
+			if err := a.decode(bad); err == nil {
+				t.Errorf("messages=%v: malformed %x decoded without error (ok=%v)", messages, bad, a.ok())
+			}
+		}
 	}
 }

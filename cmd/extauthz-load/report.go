@@ -129,7 +129,7 @@ func (rep *Report) WriteMarkdown(w io.Writer) {
 	if rep.Err != "" {
 		fmt.Fprintf(w, " **Stopped early: %s** — what follows is what was measured until then.", rep.Err)
 	}
-	fmt.Fprintf(w, "\n\nRequests are pkg/check's realisticRequest (POST %s, ten headers besides the pseudo-headers, the token in `authorization`), each built and marshalled once per token. Every answer is checked: anything but ALLOWED (status code 0) is an error. Latencies are exact percentiles of every Check of the run (errors included). ×floor compares with the floor at the same concurrency (throughput: higher is better; p99: lower is better). CPU µs/Check is the server process's utime+stime over the run divided by the Checks; peak RSS is its VmHWM.\n\n", resourceURI)
+	fmt.Fprintf(w, "\n\nRequests are pkg/check's realisticRequest (POST %s, ten headers besides the pseudo-headers, the token in `authorization`), each built and marshalled once per token. Every answer is checked: anything but ALLOWED (status code 0) is an error. %s Latencies are exact percentiles of every Check of the run (errors included). ×floor compares with the floor at the same concurrency (throughput: higher is better; p99: lower is better). CPU µs/Check is the server process's utime+stime over the run divided by the Checks; peak RSS is its VmHWM.\n\n", resourceURI, decodeSentence(rep.Opts.DecodeMessages))
 	if rep.External != "" {
 		fmt.Fprintf(w, "External server:\n\n```\n%s\n```\n\n", rep.External)
 	}
@@ -352,4 +352,12 @@ func requireLoopback(hostport string) error {
 		return nil
 	}
 	return fmt.Errorf("%q is not a loopback address: this tool only drives servers on 127.0.0.1 (or ::1)", hostport)
+}
+
+// decodeSentence says how the client read the answers (--client-decode).
+func decodeSentence(messages bool) string {
+	if messages {
+		return "The client decoded every answer into Go protobuf messages (--client-decode messages)."
+	}
+	return "The client read each answer as a proxy uses it (--client-decode wire): the framing of every field and the status code, without building Go messages; an answer that is not OK was decoded in full for the report."
 }
