@@ -187,6 +187,11 @@ func newApp(cfg *config.Config, log *slog.Logger, o appOptions) (a *app, err err
 	if cfg.GRPC.MaxConcurrentStreams > 0 {
 		gopts = append(gopts, grpc.MaxConcurrentStreams(cfg.GRPC.MaxConcurrentStreams))
 	}
+	// A goroutine per Check starts with a small stack and grows it, by
+	// copying, on every Check; long-lived workers keep theirs.
+	if cfg.GRPC.StreamWorkers > 0 {
+		gopts = append(gopts, grpc.NumStreamWorkers(uint32(cfg.GRPC.StreamWorkers))) //nolint:gosec // validated: 1 to 65536
+	}
 	if a.tel.Tracing() {
 		gopts = append(gopts, grpc.StatsHandler(otelgrpc.NewServerHandler(
 			otelgrpc.WithTracerProvider(a.tel.TracerProvider()),

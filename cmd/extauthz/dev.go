@@ -11,6 +11,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/extauthz/extauthz/internal/gctune"
 	"github.com/extauthz/extauthz/pkg/config"
 	"github.com/extauthz/extauthz/pkg/devissuer"
 )
@@ -96,6 +97,7 @@ func devCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		cmd: selfCommand(), grpc: cfg.Listen.GRPC, http: base, admin: cfg.Listen.Admin,
 		resource: resource, issuer: iss.Issuer(), token: tok, cache: cacheDesc, adminToken: o.adminToken,
 	})
+	defer gctune.Start(uint64(cfg.Runtime.GCHeadroomBytes)).Stop() //nolint:gosec // validated: 0 to 1 TiB
 	return a.run(ctx)
 }
 

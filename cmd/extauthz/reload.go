@@ -158,7 +158,7 @@ func (a *app) apply(cfg *config.Config) ([]string, error) {
 
 // restartRequired names the changed settings that a running gateway
 // cannot apply: listeners, the cache and Redis, gRPC server options,
-// the admin token, the browser login, the MCP body limit of the HTTP
+// the Go runtime's tuning, the admin token, the browser login, the MCP body limit of the HTTP
 // mode, and the log format.
 func restartRequired(old, cur *config.Config) []string {
 	var out []string
@@ -171,6 +171,7 @@ func restartRequired(old, cur *config.Config) []string {
 	check("cache", old.Cache, cur.Cache)
 	check("admin", old.Admin, cur.Admin)
 	check("grpc", old.GRPC, cur.GRPC)
+	check("runtime", old.Runtime, cur.Runtime)
 	check("login", old.Login, cur.Login)
 	check("mcp.max_body_bytes", old.MCP.MaxBodyBytes, cur.MCP.MaxBodyBytes)
 	check("log.format", old.Log.Format, cur.Log.Format)

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -55,12 +56,14 @@ func defaultsWith(rs ...Resource) *Config {
 		},
 		GRPC: GRPC{
 			MaxRecvMsgBytes: 4194304,
+			StreamWorkers:   16 * runtime.GOMAXPROCS(0),
 			Keepalive: Keepalive{
 				Time: dur("60s"), Timeout: dur("20s"), MinTime: dur("10s"),
 				PermitWithoutStream: ptr(true),
 			},
 		},
-		JWKS: JWKS{MinRefresh: dur("5m"), MaxRefresh: dur("1h"), UnknownKIDInterval: dur("10s"), Timeout: dur("5s")},
+		Runtime: Runtime{GCHeadroomBytes: 32 << 20},
+		JWKS:    JWKS{MinRefresh: dur("5m"), MaxRefresh: dur("1h"), UnknownKIDInterval: dur("10s"), Timeout: dur("5s")},
 		Tokens: Tokens{
 			MaxBytes: 16384, Leeway: dur("60s"),
 			Algorithms: []string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA"},
@@ -161,13 +164,14 @@ func TestLoadValid(t *testing.T) {
 				},
 				Admin: Admin{Token: Secret{Env: "EXTAUTHZ_ADMIN_TOKEN"}},
 				GRPC: GRPC{
-					MaxRecvMsgBytes: 1048576, MaxConcurrentStreams: 1000,
+					MaxRecvMsgBytes: 1048576, MaxConcurrentStreams: 1000, StreamWorkers: 0, // written as 0
 					Keepalive: Keepalive{
 						Time: dur("30s"), Timeout: dur("5s"), MinTime: dur("1s"),
 						PermitWithoutStream: ptr(false), MaxConnectionAge: dur("30m"),
 					},
 				},
-				JWKS: JWKS{MinRefresh: dur("1m"), MaxRefresh: dur("2h"), UnknownKIDInterval: dur("30s"), Timeout: dur("2s")},
+				Runtime: Runtime{GCHeadroomBytes: 0}, // written as 0
+				JWKS:    JWKS{MinRefresh: dur("1m"), MaxRefresh: dur("2h"), UnknownKIDInterval: dur("30s"), Timeout: dur("2s")},
 				Tokens: Tokens{
 					MaxBytes: 8192, Leeway: 0, // written as 0s: no leeway
 					Algorithms: []string{"ES256", "ES512", "EdDSA"},
@@ -788,6 +792,11 @@ func TestValidateRules(t *testing.T) {
 		{"leeway at the limit", func(c *Config) { c.Tokens.Leeway = dur("5m") }, ""},
 		{"max_bytes at the limit", func(c *Config) { c.Tokens.MaxBytes = 1 << 20 }, ""},
 		{"recv bytes at the limits", func(c *Config) { c.GRPC.MaxRecvMsgBytes = 64 << 20 }, ""},
+		{"stream workers negative", func(c *Config) { c.GRPC.StreamWorkers = -1 }, "grpc.stream_workers: must be between 0 and 65536"},
+		{"stream workers over the limit", func(c *Config) { c.GRPC.StreamWorkers = 65537 }, "grpc.stream_workers: must be between 0 and 65536"},
+		{"gc headroom negative", func(c *Config) { c.Runtime.GCHeadroomBytes = -1 },
+			"runtime.gc_headroom_bytes: must be between 0 and 1099511627776 (1 TiB)"},
+		{"gc headroom at the limit", func(c *Config) { c.Runtime.GCHeadroomBytes = 1 << 40 }, ""},
 		{"lower-case hs", func(c *Config) { c.Tokens.Algorithms = []string{"hs512"} },
 			`tokens.algorithms[0]: "hs512" is never accepted (symmetric algorithms are not allowed)`},
 		{"ES512 accepted when listed", func(c *Config) { c.Tokens.Algorithms = []string{"ES512"} }, ""},

@@ -27,6 +27,8 @@ type Config struct {
 	Admin Admin `yaml:"admin"`
 	// GRPC tunes the Check server.
 	GRPC GRPC `yaml:"grpc"`
+	// Runtime tunes the Go runtime.
+	Runtime Runtime `yaml:"runtime"`
 	// JWKS tunes how issuers' key sets are fetched and refreshed.
 	JWKS JWKS `yaml:"jwks"`
 	// Tokens holds the JWT acceptance rules shared by all issuers.
@@ -206,8 +208,20 @@ type GRPC struct {
 	MaxRecvMsgBytes int `yaml:"max_recv_msg_bytes"`
 	// MaxConcurrentStreams per connection (default 0: gRPC's default).
 	MaxConcurrentStreams uint32 `yaml:"max_concurrent_streams"`
+	// StreamWorkers is how many long-lived goroutines serve Checks; a
+	// Check arriving while all are busy gets a goroutine of its own
+	// (default 16 × GOMAXPROCS; 0: a new goroutine for every Check).
+	StreamWorkers int `yaml:"stream_workers"`
 	// Keepalive settings for connections from Envoy.
 	Keepalive Keepalive `yaml:"keepalive"`
+}
+
+// Runtime tunes the Go runtime.
+type Runtime struct {
+	// GCHeadroomBytes is how far the heap may grow past its live data
+	// before a garbage collection, at least (default 33554432, 32 MiB;
+	// 0: GOGC alone decides).
+	GCHeadroomBytes int `yaml:"gc_headroom_bytes"`
 }
 
 // Keepalive mirrors gRPC's server keepalive parameters and enforcement policy.

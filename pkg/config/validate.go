@@ -17,13 +17,15 @@ import (
 
 // Limits enforced by Validate.
 const (
-	minRecvMsgBytes = 1024
-	maxRecvMsgBytes = 64 << 20
-	maxTokenBytes   = 1 << 20
-	maxLeeway       = 5 * time.Minute
-	maxRedisDB      = 1023
-	maxRedisTimeout = time.Second
-	maxMCPBodyBytes = 1 << 20
+	minRecvMsgBytes  = 1024
+	maxRecvMsgBytes  = 64 << 20
+	maxStreamWorkers = 65536
+	maxGCHeadroom    = 1 << 40
+	maxTokenBytes    = 1 << 20
+	maxLeeway        = 5 * time.Minute
+	maxRedisDB       = 1023
+	maxRedisTimeout  = time.Second
+	maxMCPBodyBytes  = 1 << 20
 )
 
 // Messages shared by several keys, so that one rule always reads the same.
@@ -61,6 +63,9 @@ func (c *Config) Validate() error {
 	c.Cache.validate(&ch)
 	validateSecret(&ch, "admin.token", c.Admin.Token)
 	c.GRPC.validate(&ch)
+	if h := c.Runtime.GCHeadroomBytes; h < 0 || h > maxGCHeadroom {
+		ch.add("runtime.gc_headroom_bytes", "must be between 0 and %d (1 TiB)", maxGCHeadroom)
+	}
 	c.JWKS.validate(&ch)
 	c.Tokens.validate(&ch)
 	c.Upstream.validate(&ch)
@@ -378,6 +383,9 @@ func validateSecret(ch *checker, path string, s Secret) {
 func (g *GRPC) validate(ch *checker) {
 	if g.MaxRecvMsgBytes < minRecvMsgBytes || g.MaxRecvMsgBytes > maxRecvMsgBytes {
 		ch.add("grpc.max_recv_msg_bytes", "must be between %d and %d (64 MiB)", minRecvMsgBytes, maxRecvMsgBytes)
+	}
+	if g.StreamWorkers < 0 || g.StreamWorkers > maxStreamWorkers {
+		ch.add("grpc.stream_workers", "must be between 0 and %d", maxStreamWorkers)
 	}
 	positive(ch, "grpc.keepalive.time", g.Keepalive.Time)
 	positive(ch, "grpc.keepalive.timeout", g.Keepalive.Timeout)
