@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -56,7 +55,7 @@ func defaultsWith(rs ...Resource) *Config {
 		},
 		GRPC: GRPC{
 			MaxRecvMsgBytes: 4194304,
-			StreamWorkers:   16 * runtime.GOMAXPROCS(0),
+			StreamWorkers:   128,
 			Keepalive: Keepalive{
 				Time: dur("60s"), Timeout: dur("20s"), MinTime: dur("10s"),
 				PermitWithoutStream: ptr(true),

@@ -3,7 +3,6 @@ package config
 import (
 	"fmt"
 	"net/url"
-	"runtime"
 	"strings"
 	"time"
 )
@@ -28,6 +27,7 @@ const (
 	defaultCircuitCooldown    = 2 * time.Second
 	defaultMaxRecvMsgBytes    = 4 << 20
 	defaultGCHeadroomBytes    = 32 << 20
+	defaultStreamWorkers      = 128
 	defaultKeepaliveTime      = 60 * time.Second
 	defaultKeepaliveTimeout   = 20 * time.Second
 	defaultKeepaliveMinTime   = 10 * time.Second
@@ -99,7 +99,7 @@ func (c *Config) ApplyDefaults() {
 	orDefault(c, "cache.redis.circuit_cooldown", &c.Cache.Redis.CircuitCooldown, Duration(defaultCircuitCooldown))
 
 	orDefault(c, "grpc.max_recv_msg_bytes", &c.GRPC.MaxRecvMsgBytes, defaultMaxRecvMsgBytes)
-	orDefault(c, "grpc.stream_workers", &c.GRPC.StreamWorkers, DefaultStreamWorkers())
+	orDefault(c, "grpc.stream_workers", &c.GRPC.StreamWorkers, defaultStreamWorkers)
 	orDefault(c, "runtime.gc_headroom_bytes", &c.Runtime.GCHeadroomBytes, defaultGCHeadroomBytes)
 	orDefault(c, "grpc.keepalive.time", &c.GRPC.Keepalive.Time, Duration(defaultKeepaliveTime))
 	orDefault(c, "grpc.keepalive.timeout", &c.GRPC.Keepalive.Timeout, Duration(defaultKeepaliveTimeout))
@@ -243,7 +243,3 @@ func (c *Config) StripAuthorization() bool {
 func (k Keepalive) PermitsWithoutStream() bool {
 	return k.PermitWithoutStream == nil || *k.PermitWithoutStream
 }
-
-// DefaultStreamWorkers is grpc.stream_workers' default: 16 per CPU the Go
-// scheduler uses (GOMAXPROCS, which follows a container's CPU limit).
-func DefaultStreamWorkers() int { return 16 * runtime.GOMAXPROCS(0) }

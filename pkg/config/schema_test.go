@@ -22,8 +22,7 @@ const schemaPath = "../../api/config.schema.json"
 func derivedDefault(path string) bool {
 	switch path {
 	case "resources[].hosts", "resources[].path_prefix", "resources[].scopes_supported", "resources[].allowed_origins",
-		"resources[].login.issuer", "resources[].login.scopes",
-		"grpc.stream_workers": // 16 × GOMAXPROCS
+		"resources[].login.issuer", "resources[].login.scopes":
 		return true
 	}
 	return false

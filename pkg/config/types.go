@@ -210,7 +210,7 @@ type GRPC struct {
 	MaxConcurrentStreams uint32 `yaml:"max_concurrent_streams"`
 	// StreamWorkers is how many long-lived goroutines serve Checks; a
 	// Check arriving while all are busy gets a goroutine of its own
-	// (default 16 × GOMAXPROCS; 0: a new goroutine for every Check).
+	// (default 128; 0: a new goroutine for every Check).
 	StreamWorkers int `yaml:"stream_workers"`
 	// Keepalive settings for connections from Envoy.
 	Keepalive Keepalive `yaml:"keepalive"`
