@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -71,6 +72,7 @@ func TestServeAndCheckCommand(t *testing.T) {
 listen: {grpc: "127.0.0.1:0", http: "127.0.0.1:0", admin: "127.0.0.1:0"}
 public_url: "https://mcp.example.com"
 cache: {redis_url: "", max_ttl: 5m, negative_ttl: 10s}
+grpc: {stream_workers: 0} # a goroutine per Check; every other test runs the default workers
 resources:
   - name: mcp
     resource: "https://mcp.example.com/mcp"
@@ -177,6 +179,25 @@ resources:
 			t.Fatalf("admin healthz: %v %v", resp, err)
 		}
 		resp.Body.Close()
+	})
+	t.Run("GC headroom in force", func(t *testing.T) {
+		// runtime.gc_headroom_bytes' default 32 MiB over this small heap
+		// raises the GC percentage well above GOGC's 100.
+		resp, err := http.Get("http://" + addrs.Admin + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		var pct float64
+		for _, line := range strings.Split(string(body), "\n") {
+			if v, ok := strings.CutPrefix(line, "go_gc_gogc_percent "); ok {
+				pct, _ = strconv.ParseFloat(v, 64)
+			}
+		}
+		if pct <= 100 {
+			t.Errorf("go_gc_gogc_percent = %v while serving, want above 100", pct)
+		}
 	})
 }
 
