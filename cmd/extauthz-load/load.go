@@ -85,55 +85,44 @@ func (a *answer) decode(b []byte) error {
 	if a.messages {
 		return a.decodeAll(b)
 	}
-	whole := b
-	for len(b) > 0 {
-		num, typ, n := protowire.ConsumeTag(b)
-		if n < 0 {
-			return protowire.ParseError(n)
+	// Every occurrence of status counts, and within them the last code
+	// wins, as in a protobuf merge.
+	err := eachField(b, func(num protowire.Number, typ protowire.Type, val []byte) error {
+		if num != checkResponseStatus || typ != protowire.BytesType {
+			return nil
 		}
-		b = b[n:]
-		if num == checkResponseStatus && typ == protowire.BytesType {
-			st, n := protowire.ConsumeBytes(b)
-			if n < 0 {
-				return protowire.ParseError(n)
+		st, _ := protowire.ConsumeBytes(val) // framing checked by eachField
+		return eachField(st, func(num protowire.Number, typ protowire.Type, val []byte) error {
+			if num == statusCode && typ == protowire.VarintType {
+				v, _ := protowire.ConsumeVarint(val)
+				a.code = int32(v) //nolint:gosec // int32 on the wire, sign-extended to 64 bits
 			}
-			if err := a.readStatus(st); err != nil {
-				return err
-			}
-			b = b[n:]
-			continue
-		}
-		if n = protowire.ConsumeFieldValue(num, typ, b); n < 0 {
-			return protowire.ParseError(n)
-		}
-		b = b[n:]
+			return nil
+		})
+	})
+	if err != nil {
+		return err
 	}
 	if a.code != 0 {
-		return a.decodeAll(whole)
+		return a.decodeAll(b)
 	}
 	return nil
 }
 
-// readStatus reads google.rpc.Status's code; the last one wins, as in a
-// protobuf merge. Anything but OK is decoded again in full.
-func (a *answer) readStatus(b []byte) error {
+// eachField walks message b, checking the framing of every field, and
+// calls f with each field's number, wire type and encoded value.
+func eachField(b []byte, f func(protowire.Number, protowire.Type, []byte) error) error {
 	for len(b) > 0 {
 		num, typ, n := protowire.ConsumeTag(b)
 		if n < 0 {
 			return protowire.ParseError(n)
 		}
 		b = b[n:]
-		if num == statusCode && typ == protowire.VarintType {
-			v, n := protowire.ConsumeVarint(b)
-			if n < 0 {
-				return protowire.ParseError(n)
-			}
-			a.code = int32(v) //nolint:gosec // int32 on the wire, sign-extended to 64 bits
-			b = b[n:]
-			continue
-		}
 		if n = protowire.ConsumeFieldValue(num, typ, b); n < 0 {
 			return protowire.ParseError(n)
+		}
+		if err := f(num, typ, b[:n]); err != nil {
+			return err
 		}
 		b = b[n:]
 	}

@@ -601,6 +601,19 @@ func TestAnswerDecode(t *testing.T) {
 				t.Errorf("messages=%v: denial described as %q", messages, got)
 			}
 		}
+		// A later status without a code does not clear an earlier one.
+		laterStatus, err := proto.Marshal(&authv3.CheckResponse{Status: &rpcstatus.Status{Message: "later"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := a.decode(append(slices.Clone(deniedBytes), laterStatus...)); err != nil || a.ok() {
+			t.Errorf("messages=%v: denial then a status without code: ok=%v err=%v", messages, a.ok(), err)
+		}
+		if !messages {
+			if n := testing.AllocsPerRun(100, func() { _ = a.decode(allowedBytes) }); n != 0 {
+				t.Errorf("reading an allowed answer allocates %v times", n)
+			}
+		}
 		for _, bad := range [][]byte{allowedBytes[:len(allowedBytes)-3], {0x0a, 0x05, 0x08}, {0xff}} {
 			if err := a.decode(bad); err == nil {
 				t.Errorf("messages=%v: malformed %x decoded without error (ok=%v)", messages, bad, a.ok())
