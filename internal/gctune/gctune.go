@@ -12,13 +12,9 @@
 // changes nothing once it is large (GOGC's own headroom is then the
 // larger).
 //
-// How: after every collection the GC percentage is set to
-//
-//	max(base, 100 × headroom / (live heap + scanned stacks + scanned globals))
-//
-// since the runtime's heap goal is live + (live + stacks + globals) × GOGC/100
-// (or less: see Target for the runtime's heap minimum).
-// base is the percentage in force when Start is called (100, or $GOGC). A
+// How: after every collection the GC percentage is set to the smallest
+// whose heap goal is the live heap plus the headroom (Target), never below
+// base, the percentage in force when Start is called (100, or $GOGC). A
 // process with GOGC=off is left alone. GOMEMLIMIT still applies: near the
 // limit the runtime collects whatever the percentage says.
 package gctune
