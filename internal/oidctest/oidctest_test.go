@@ -376,14 +376,15 @@ func send(t *testing.T, req *http.Request) (int, string) {
 // TestRegistrationIgnoresScope: oidc-provider limits a dynamically registered client to the
 // scope it registered with, unless the option drops that scope from the registration.
 func TestRegistrationIgnoresScope(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
 	for _, ignore := range []bool{false, true} {
 		t.Run(fmt.Sprintf("RegistrationIgnoresScope=%v", ignore), func(t *testing.T) {
 			s := Start(t, Options{
 				Resources:                []Resource{{Resource: jwtResource, Scope: "mcp:tools mcp:admin"}},
 				RegistrationIgnoresScope: ignore,
 			})
+			// Each subtest's own deadline, counted once its server is up.
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
 			m, err := s.Metadata(ctx)
 			if err != nil {
 				t.Fatal(err)
