@@ -682,16 +682,22 @@ resources:
 	)
 	l.hold(time.Second, 20)
 
+	// signWithNewKey publishes a new key, signs with it from now on, and
+	// hands 100 tokens signed by it to the class reading dst.
+	signWithNewKey := func(dst *atomic.Pointer[[]string]) {
+		kid, err := iss.AddKey("RS256")
+		if err != nil {
+			t.Fatal(err)
+		}
+		iss.Use(kid)
+		toks := mintMany(t, iss, 100, toolsToken)
+		dst.Store(&toks)
+	}
+
 	// First rotation: the last fetch is older than the interval.
 	l.setPhase(rotating)
 	fetches := iss.JWKSFetches()
-	kid2, err := iss.AddKey("RS256")
-	if err != nil {
-		t.Fatal(err)
-	}
-	iss.Use(kid2)
-	toks := mintMany(t, iss, 100, toolsToken)
-	second.Store(&toks)
+	signWithNewKey(&second)
 	clock.Advance(pastUnknownKIDInterval)
 	l.setPhase(rotated)
 	l.hold(2*time.Second, 40)
@@ -702,13 +708,7 @@ resources:
 	// Its key is published while the gateway's clock stands still: no
 	// unknown kid may refetch before the clock moves.
 	fetches = iss.JWKSFetches()
-	kid3, err := iss.AddKey("RS256")
-	if err != nil {
-		t.Fatal(err)
-	}
-	iss.Use(kid3)
-	toks3 := mintMany(t, iss, 100, toolsToken)
-	third.Store(&toks3)
+	signWithNewKey(&third)
 	l.setPhase(again)
 	l.hold(500*time.Millisecond, 20)
 	clock.Advance(pastUnknownKIDInterval)
