@@ -29,6 +29,9 @@ func serveCmd(ctx context.Context, args []string, stderr io.Writer) error {
 		return fmt.Errorf("%s:\n%w", *path, err)
 	}
 	log, level := logging.New(stderr, cfg.Log.Level, cfg.Log.Format)
+	for _, w := range config.Warnings(cfg) {
+		log.Warn("config: " + w)
+	}
 	redis.SetLogger(redisLog{log})
 	a, err := newApp(cfg, log, appOptions{configPath: *path, levelVar: level})
 	if err != nil {
@@ -43,9 +46,15 @@ func checkConfigCmd(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "usage: extauthz check-config FILE")
 		return 2
 	}
-	if _, err := config.Load(args[0]); err != nil {
+	cfg, err := config.Load(args[0])
+	if err != nil {
 		fmt.Fprintf(stderr, "%s: invalid\n%v\n", args[0], err)
 		return 1
+	}
+	// Warnings name wirings that are safe only if the proxy does its part;
+	// the file is valid all the same.
+	for _, w := range config.Warnings(cfg) {
+		fmt.Fprintf(stderr, "warning: %s\n", w)
 	}
 	fmt.Fprintf(stdout, "%s: ok\n", args[0])
 	return 0

@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"net/url"
-	"path"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -140,24 +138,23 @@ func (e *Engine) Policy() *Policy { return e.policy.Load() }
 func (e *Engine) Check(ctx context.Context, r *Request) Decision {
 	p := e.policy.Load()
 	rawPath, query, _ := strings.Cut(r.Path, "?")
-	host := hostOnly(r.Host)
-	cleaned := cleanPath(rawPath)
+	host, path, err := canonicalTarget(r.Host, rawPath)
+	if err != nil {
+		return p.deny(nil, err)
+	}
 
-	if strings.HasPrefix(cleaned, metadata.WellKnownPrefix) {
-		if res := p.documentFor(host, cleaned); res != nil {
+	if strings.HasPrefix(path, metadata.WellKnownPrefix) {
+		if res := p.documentFor(host, path); res != nil {
 			return metadataAnswer(r.Method, res)
 		}
 	}
 
-	res, err := p.route(r.ContextExtensions, host, cleaned)
-	if err == nil && strings.IndexByte(rawPath, '%') >= 0 {
-		err = p.checkEncodedRoute(r.ContextExtensions, host, rawPath, res)
-	}
+	res, err := p.selectResource(r.ContextExtensions, host, rawPath, path)
 	if err != nil {
 		if errors.Is(err, ErrUnmatched) && p.unmatchedAllow {
 			// Not ours to protect: pass it on untouched, except that
-			// nobody may smuggle identity headers past us.
-			return Decision{Allow: true, Status: http.StatusOK, Reason: ReasonUnmatchedAllowed, Remove: p.identity}
+			// nobody may smuggle identity headers or a session past us.
+			return e.passThrough(p, r, ReasonUnmatchedAllowed, "")
 		}
 		return p.deny(nil, err)
 	}
@@ -167,14 +164,11 @@ func (e *Engine) Check(ctx context.Context, r *Request) Decision {
 		// 403 (DNS rebinding), whatever the request carries.
 		return p.deny(res, ErrOriginNotAllowed)
 	}
-	if r.Method == http.MethodOptions && r.Headers["origin"] != "" && r.Headers["access-control-request-method"] != "" {
-		// A CORS preflight never carries credentials (Fetch standard);
-		// the upstream or the proxy's CORS filter answers it.
-		return Decision{Allow: true, Status: http.StatusOK, Reason: ReasonPreflight, Resource: res.name, Remove: p.identity}
+	if isPreflight(r) {
+		return e.preflight(p, res, r)
 	}
 
 	raw, err := credential(r, query)
-	fromSession := false
 	if errors.Is(err, ErrNoCredential) && res.login && e.opts.Sessions != nil {
 		// No Bearer token: a browser's session cookie may stand for one.
 		if cookie := r.Headers["cookie"]; cookie != "" {
@@ -183,7 +177,7 @@ func (e *Engine) Check(ctx context.Context, r *Request) Decision {
 			case serr != nil:
 				return p.deny(res, fmt.Errorf("%w: sessions: %v", token.ErrUnavailable, serr))
 			case found:
-				raw, err, fromSession = tok, nil, true
+				raw, err = tok, nil
 			}
 		}
 		if err != nil && isNavigation(r) {
@@ -222,21 +216,14 @@ func (e *Engine) Check(ctx context.Context, r *Request) Decision {
 		}.String()
 		return d
 	}
-	if err := res.evaluate(ctx, r, cleaned, op, v.Claims, matched); err != nil {
+	if err := res.evaluate(ctx, r, host, path, op, v.Claims, matched); err != nil {
 		d := p.deny(res, err)
 		d.Source, d.Operation, d.Claims = src, op, v.Claims
 		return d
 	}
 	d := p.allow(res, &v)
 	d.Source, d.Operation = src, op
-	if fromSession {
-		// The upstream gets the identity, never the session id.
-		if rest := e.opts.Sessions.StripCookie(r.Headers["cookie"]); rest != "" {
-			d.Upstream = append(d.Upstream, Header{"cookie", rest})
-		} else {
-			d.Remove = append(d.Remove, "cookie")
-		}
-	}
+	e.scrubUpstream(p, r, &d)
 	return d
 }
 
@@ -453,33 +440,4 @@ func metadataAnswer(method string, res *resource) Decision {
 		d.Extra = []Header{{"allow", "GET, HEAD, OPTIONS"}}
 	}
 	return d
-}
-
-// cleanPath removes dot segments and repeated slashes (RFC 3986 §5.2.4), so
-// "/public/../mcp" is decided as the "/mcp" an upstream would serve. The
-// common clean path returns unchanged without allocating.
-func cleanPath(p string) string {
-	if !strings.Contains(p, "//") && !strings.Contains(p, "/.") {
-		return p
-	}
-	c := path.Clean("/" + p)
-	if strings.HasSuffix(p, "/") && c != "/" {
-		c += "/"
-	}
-	return c
-}
-
-// checkEncodedRoute refuses a path whose percent-decoded form would route
-// elsewhere ("/mcp%2F..%2Fadmin"): the proxy and the upstream may decode it
-// differently from us, and a decision must not depend on who is right.
-func (p *Policy) checkEncodedRoute(ext map[string]string, host, rawPath string, res *resource) error {
-	dec, err := url.PathUnescape(rawPath)
-	if err != nil {
-		return fmt.Errorf("%w: invalid percent-encoding", ErrAmbiguousPath)
-	}
-	other, _ := p.route(ext, host, cleanPath(dec))
-	if other != res {
-		return fmt.Errorf("%w: routes differently when decoded", ErrAmbiguousPath)
-	}
-	return nil
 }

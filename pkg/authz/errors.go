@@ -50,6 +50,7 @@ var (
 	ErrInsufficientScope = errors.New("token lacks a required scope")
 	ErrUnmatched         = errors.New("no protected resource matches the request")
 	ErrUnknownResource   = errors.New("the route names an unknown resource")
+	ErrResourceNotNamed  = errors.New("the route does not name a resource (require_explicit_resource)")
 	ErrInternal          = errors.New("internal error")
 	ErrOriginNotAllowed  = errors.New("origin not allowed")
 	ErrPolicyDenied      = errors.New("denied by policy")
@@ -60,6 +61,7 @@ var (
 	ErrTokenInBody     = fmt.Errorf("%w: access token in the request body", ErrInvalidRequest)
 	ErrMalformedHeader = fmt.Errorf("%w: malformed or repeated Authorization header", ErrInvalidRequest)
 	ErrAmbiguousPath   = fmt.Errorf("%w: ambiguous request path", ErrInvalidRequest)
+	ErrBadTarget       = fmt.Errorf("%w: malformed host or path", ErrInvalidRequest)
 	// The MCP operation the rules need cannot be read, or is read two ways.
 	ErrOperationMismatch = fmt.Errorf("%w: Mcp-Method/Mcp-Name headers and JSON-RPC body disagree", ErrInvalidRequest)
 	ErrBadOperation      = fmt.Errorf("%w: unreadable MCP operation", ErrInvalidRequest)
@@ -86,7 +88,8 @@ var denials = []struct {
 	{ErrTokenInQuery, class{http.StatusBadRequest, "invalid_request", ReasonInvalidRequest, "access tokens are accepted only in the Authorization header, not in the query string", true}},
 	{ErrTokenInBody, class{http.StatusBadRequest, "invalid_request", ReasonInvalidRequest, "access tokens are accepted only in the Authorization header, not in the body", true}},
 	{ErrMalformedHeader, class{http.StatusBadRequest, "invalid_request", ReasonInvalidRequest, "the Authorization header must carry exactly one Bearer token", true}},
-	{ErrAmbiguousPath, class{http.StatusBadRequest, "invalid_request", ReasonInvalidRequest, "the request path is ambiguous once decoded", true}},
+	{ErrAmbiguousPath, class{http.StatusBadRequest, "invalid_request", ReasonInvalidRequest, "the request path is ambiguous: another reading of it (decoded, letter case, \\ or ; parameters) routes elsewhere", true}},
+	{ErrBadTarget, class{http.StatusBadRequest, "invalid_request", ReasonInvalidRequest, "the request's host or path is malformed", true}},
 	{ErrOperationMismatch, class{http.StatusBadRequest, "invalid_request", ReasonInvalidRequest, "the Mcp-Method and Mcp-Name headers do not match the JSON-RPC body", true}},
 	{ErrBadOperation, class{http.StatusBadRequest, "invalid_request", ReasonInvalidRequest, "the MCP request cannot be read (invalid Mcp-Method or Mcp-Name header, or body that is not one JSON-RPC message)", true}},
 	{ErrBodyRequired, class{http.StatusBadRequest, "invalid_request", ReasonInvalidRequest, "the JSON-RPC body must reach the gateway (mcp.require_body): configure the proxy to forward it", true}},
@@ -112,6 +115,7 @@ var denials = []struct {
 	{ErrPolicyFailed, class{http.StatusForbidden, "forbidden", ReasonPolicyError, "the request is not allowed by policy", false}},
 	{ErrUnmatched, class{http.StatusForbidden, "forbidden", ReasonUnmatched, "no protected resource matches this request", false}},
 	{ErrUnknownResource, class{http.StatusForbidden, "forbidden", ReasonUnknownResource, "no protected resource matches this request", false}},
+	{ErrResourceNotNamed, class{http.StatusForbidden, "forbidden", ReasonUnknownResource, "no protected resource matches this request", false}},
 }
 
 // internalClass answers anything unforeseen: a denial, never an allow.

@@ -27,37 +27,48 @@ type Policy struct {
 	wellKnown      map[string][]*resource // metadata path → resources serving it
 	publicHost     string                 // host of public_url, lower case, no port
 	unmatchedAllow bool
+	// requireExplicit: the route must name the resource; the host never
+	// chooses it.
+	requireExplicit bool
+	// foldedPrefixes: some path prefix has upper-case letters, so even a
+	// lower-case path needs the case-folded routing check.
+	foldedPrefixes bool
 	strip          bool     // remove the inbound Authorization header
 	identity       []string // subject, client id, scopes header names
 }
 
 // resource is one protected resource, compiled.
 type resource struct {
-	name         string
-	ns           string // cache namespace: name and a digest of what verification depends on
-	canonical    string
-	hosts        []string // exact names, or ".suffix" for "*.suffix"
-	pathPrefix   string
-	issuers      map[string]struct{}
-	audiences    map[string]struct{}
-	required     []string
-	requiredStr  string // space separated, for challenges
-	metadataURL  string
-	wellKnown    string
-	document     []byte // the RFC 9728 document, encoded once
-	noTokenChall string // the challenge for a request without a token, built once
-	login        bool   // browsers may sign in and use a session cookie
-	mcpRules            // MCP operation rules, scope hierarchy, origins
+	name       string
+	ns         string // cache namespace: name and a digest of what verification depends on
+	canonical  string
+	hosts      []string // exact names, or ".suffix" for "*.suffix"
+	pathPrefix string
+	foldPath   bool // path_prefix matched ignoring letter case
+	// forwardPreflight: CORS preflights go to the upstream rather than
+	// being answered by the gateway.
+	forwardPreflight bool
+	issuers          map[string]struct{}
+	audiences        map[string]struct{}
+	required         []string
+	requiredStr      string // space separated, for challenges
+	metadataURL      string
+	wellKnown        string
+	document         []byte // the RFC 9728 document, encoded once
+	noTokenChall     string // the challenge for a request without a token, built once
+	login            bool   // browsers may sign in and use a session cookie
+	mcpRules                // MCP operation rules, scope hierarchy, origins
 }
 
 // NewPolicy compiles a configuration that has passed config.Validate.
 func NewPolicy(c *config.Config) (*Policy, error) {
 	p := &Policy{
-		byName:         make(map[string]*resource, len(c.Resources)),
-		wellKnown:      make(map[string][]*resource),
-		unmatchedAllow: c.Unmatched == "allow",
-		strip:          c.StripAuthorization(),
-		identity:       []string{c.Upstream.SubjectHeader, c.Upstream.ClientIDHeader, c.Upstream.ScopesHeader},
+		byName:          make(map[string]*resource, len(c.Resources)),
+		wellKnown:       make(map[string][]*resource),
+		unmatchedAllow:  c.Unmatched == "allow",
+		requireExplicit: c.RequireExplicitResource,
+		strip:           c.StripAuthorization(),
+		identity:        []string{c.Upstream.SubjectHeader, c.Upstream.ClientIDHeader, c.Upstream.ScopesHeader},
 	}
 	if c.PublicURL != "" {
 		u, err := url.Parse(c.PublicURL)
@@ -76,6 +87,7 @@ func NewPolicy(c *config.Config) (*Policy, error) {
 			name:        rc.Name,
 			canonical:   rc.Resource,
 			pathPrefix:  strings.TrimSuffix(rc.PathPrefix, "/"),
+			foldPath:    rc.PathCaseInsensitive,
 			issuers:     make(map[string]struct{}, len(rc.AuthorizationServers)),
 			audiences:   make(map[string]struct{}, 1+len(rc.Audiences)),
 			required:    rc.RequiredScopes,
@@ -83,6 +95,10 @@ func NewPolicy(c *config.Config) (*Policy, error) {
 			metadataURL: metadata.MetadataURL(c.PublicURL, rc.Resource),
 			login:       rc.Login.Enabled,
 			wellKnown:   metadata.WellKnownPath(rc.Resource),
+		}
+		r.forwardPreflight = rc.Preflight == "forward"
+		if hasUpper(r.pathPrefix) {
+			p.foldedPrefixes = true
 		}
 		for _, h := range rc.Hosts {
 			r.hosts = append(r.hosts, strings.TrimPrefix(strings.ToLower(h), "*"))
@@ -116,108 +132,6 @@ func NewPolicy(c *config.Config) (*Policy, error) {
 		return len(p.resources[i].pathPrefix) > len(p.resources[j].pathPrefix)
 	})
 	return p, nil
-}
-
-// Document returns the metadata document served at a well-known path for a
-// host, or false. The HTTP listener and the Check share this lookup so both
-// serve the same bytes.
-func (p *Policy) Document(host, path string) ([]byte, bool) {
-	r := p.documentFor(hostOnly(host), path)
-	if r == nil {
-		return nil, false
-	}
-	return r.document, true
-}
-
-// documentFor picks the resource whose metadata lives at path for host. The
-// root well-known path also answers for the first resource on the host:
-// RFC 9728 clients that fall back to the root document find it there.
-func (p *Policy) documentFor(host, path string) *resource {
-	cands := p.wellKnown[path]
-	if len(cands) == 0 && path == metadata.WellKnownPrefix {
-		cands = p.resources
-	}
-	for _, r := range cands {
-		if host == p.publicHost || r.matchesHost(host) {
-			return r
-		}
-	}
-	// Behind a proxy that rewrites the Host, a path that names exactly one
-	// resource is still unambiguous.
-	if len(cands) == 1 && path != metadata.WellKnownPrefix {
-		return cands[0]
-	}
-	return nil
-}
-
-// ResourceFor names the resource a request to host and path (as sent,
-// possibly percent-encoded) is decided for, as a Check would route it
-// without route settings; false when none or when the path is ambiguous
-// once decoded.
-func (p *Policy) ResourceFor(host, path string) (string, bool) {
-	h := hostOnly(host)
-	res, err := p.route(nil, h, cleanPath(path))
-	if err == nil && strings.IndexByte(path, '%') >= 0 {
-		err = p.checkEncodedRoute(nil, h, path, res)
-	}
-	if err != nil {
-		return "", false
-	}
-	return res.name, true
-}
-
-// route picks the protected resource for a request: the one the proxy
-// route names, else the longest path prefix among those matching the host.
-func (p *Policy) route(ext map[string]string, host, path string) (*resource, error) {
-	if name := ext["resource"]; name != "" {
-		if r, ok := p.byName[name]; ok {
-			return r, nil
-		}
-		return nil, fmt.Errorf("%w: %q", ErrUnknownResource, name)
-	}
-	for _, r := range p.resources {
-		if r.matchesHost(host) && hasPathPrefix(path, r.pathPrefix) {
-			return r, nil
-		}
-	}
-	return nil, ErrUnmatched
-}
-
-func (r *resource) matchesHost(host string) bool {
-	for _, h := range r.hosts {
-		if h == host || (h[0] == '.' && strings.HasSuffix(host, h) && len(host) > len(h)) {
-			return true
-		}
-	}
-	return false
-}
-
-// hasPathPrefix matches whole segments: "/mcp" matches "/mcp" and "/mcp/x"
-// but not "/mcpx". An empty prefix (configured "/") matches everything.
-func hasPathPrefix(path, prefix string) bool {
-	if !strings.HasPrefix(path, prefix) {
-		return false
-	}
-	return len(path) == len(prefix) || prefix == "" || path[len(prefix)] == '/'
-}
-
-// hostOnly lower-cases an authority and drops its port: hosts are matched
-// port-insensitively.
-func hostOnly(authority string) string {
-	h := authority
-	if strings.HasPrefix(h, "[") {
-		if end := strings.IndexByte(h, ']'); end > 0 {
-			h = h[1:end]
-		}
-	} else if i := strings.LastIndexByte(h, ':'); i >= 0 && strings.IndexByte(h, ':') == i {
-		h = h[:i]
-	}
-	for i := 0; i < len(h); i++ {
-		if c := h[i]; c >= 'A' && c <= 'Z' {
-			return strings.ToLower(h)
-		}
-	}
-	return h
 }
 
 // withoutOfflineAccess drops offline_access, which a resource never

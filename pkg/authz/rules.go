@@ -210,13 +210,13 @@ func challengeScope(needed, granted []string) string {
 
 // evaluate runs the resource's policy and those of the matching rules. A
 // policy that is false, or fails, denies.
-func (m *mcpRules) evaluate(ctx context.Context, r *Request, path string, op mcp.Operation, c *token.Claims, matched []*rule) error {
+func (m *mcpRules) evaluate(ctx context.Context, r *Request, host, path string, op mcp.Operation, c *token.Claims, matched []*rule) error {
 	if m.policy == nil && !anyPolicy(matched) {
 		return nil
 	}
 	in := &policy.Input{
 		Token:   policy.Token{Sub: c.Subject, Iss: c.Issuer, ClientID: c.ClientID, Aud: c.Audience, Scopes: c.Scopes, Exp: c.Expiry, Claims: c.Extra},
-		Request: policy.Request{Method: r.Method, Host: hostOnly(r.Host), Path: path, Headers: r.Headers},
+		Request: policy.Request{Method: r.Method, Host: host, Path: path, Headers: r.Headers},
 		MCP:     policy.MCP{Method: op.Method, Name: op.Name},
 	}
 	run := func(p *policy.Program) error {

@@ -266,7 +266,7 @@ func TestDenialTable(t *testing.T) {
 		{"two authorization headers (map)", check.EnvoyRequest{URL: url, Headers: append(bearer(valid), bearer(valid)...)}, 400, badRequest("the Authorization header must carry exactly one Bearer token"), "invalid_request"},
 		{"two authorization headers (header_map)", check.EnvoyRequest{URL: url, RawHeaders: true, Headers: append(bearer(valid), bearer(valid)...)}, 400, badRequest("the Authorization header must carry exactly one Bearer token"), "invalid_request"},
 		{"bearer without token", check.EnvoyRequest{URL: url, Headers: [][2]string{{"authorization", "Bearer"}}}, 400, badRequest("the Authorization header must carry exactly one Bearer token"), "invalid_request"},
-		{"encoded path that decodes into the resource", check.EnvoyRequest{URL: "https://mcp.example.com/public%2F..%2Fmcp"}, 403, "-", "forbidden"},
+		{"encoded path that decodes into the resource", check.EnvoyRequest{URL: "https://mcp.example.com/public%2F..%2Fmcp"}, 400, "-", "invalid_request"},
 		{"cannot verify: JWKS unreachable", check.EnvoyRequest{URL: "https://down.example.com/mcp", Headers: bearer(mint(t, g.down, devissuer.Token{Audience: []string{"https://down.example.com/mcp"}}))}, 503, "-", "temporarily_unavailable"},
 		{"no resource matches", check.EnvoyRequest{URL: "https://mcp.example.com/admin", Headers: bearer(valid)}, 403, "-", "forbidden"},
 		{"route names an unknown resource", check.EnvoyRequest{URL: url, Headers: bearer(valid), ContextExtensions: map[string]string{"resource": "nope"}}, 403, "-", "forbidden"},
@@ -357,10 +357,10 @@ func TestAllowed(t *testing.T) {
 			t.Errorf("client id header: set=%v removed=%v; want removed", set, a.removed)
 		}
 	})
-	t.Run("CORS preflight needs no token", func(t *testing.T) {
+	t.Run("CORS preflight needs no token and is answered by the gateway", func(t *testing.T) {
 		a := g.check(t, check.EnvoyRequest{Method: "OPTIONS", URL: "https://mcp.example.com/mcp", Headers: [][2]string{{"origin", "https://mcp.example.com"}, {"access-control-request-method", "POST"}}})
-		if !a.allowed {
-			t.Fatalf("preflight denied %d", a.status)
+		if a.allowed || a.status != 204 || a.headers["access-control-allow-origin"] != "https://mcp.example.com" {
+			t.Fatalf("preflight: allowed=%v %d %v, want a 204 answer for the origin", a.allowed, a.status, a.headers)
 		}
 	})
 	t.Run("a preflight from an origin not allowed is refused", func(t *testing.T) {

@@ -31,6 +31,9 @@ func serverDefaults(rs []Resource) {
 		if rs[i].Login.AuthMethod == "" {
 			rs[i].Login.AuthMethod = "client_secret_basic"
 		}
+		if rs[i].Preflight == "" {
+			rs[i].Preflight = "answer"
+		}
 		for k := range rs[i].AuthorizationServers {
 			as := &rs[i].AuthorizationServers[k]
 			if as.TokenMode != "" {

@@ -41,6 +41,7 @@ const (
 	defaultClientIDHeader     = "x-extauthz-client-id"
 	defaultScopesHeader       = "x-extauthz-scopes"
 	defaultUnmatched          = "deny"
+	defaultPreflight          = "answer"
 	defaultLogLevel           = "info"
 	defaultLogFormat          = "json"
 	defaultTokenMode          = TokenModeJWT
@@ -169,6 +170,7 @@ func (r *Resource) applyDefaults(c *Config, path string) {
 			r.PathPrefix = "/"
 		}
 	}
+	orDefault(c, path+".preflight", &r.Preflight, defaultPreflight)
 	for k := range r.Rules {
 		rp := fmt.Sprintf("%s.rules[%d]", path, k)
 		orDefault(c, rp+".method", &r.Rules[k].Method, defaultRuleGlob)

@@ -38,6 +38,11 @@ type Config struct {
 	// Unmatched is the answer for a request that matches no resource:
 	// "deny" (default, 403) or "allow" (passes with no identity headers).
 	Unmatched string `yaml:"unmatched"`
+	// RequireExplicitResource refuses (403) every Check whose route does
+	// not name its resource (Envoy context_extensions, or the HTTP mode's
+	// per-resource endpoints): the resource is then never chosen by the
+	// Host header, which a client writes.
+	RequireExplicitResource bool `yaml:"require_explicit_resource"`
 	// Log configures the process log.
 	Log Log `yaml:"log"`
 	// MCP holds the limits of reading MCP operations for the rules.
@@ -304,6 +309,14 @@ type Resource struct {
 	Hosts []string `yaml:"hosts"`
 	// PathPrefix matches whole path segments; empty: the canonical URI's path.
 	PathPrefix string `yaml:"path_prefix"`
+	// PathCaseInsensitive matches PathPrefix ignoring ASCII letter case,
+	// for upstreams that route that way. Off, a path that differs from a
+	// protected prefix only in case is refused (400).
+	PathCaseInsensitive bool `yaml:"path_case_insensitive"`
+	// Preflight says who answers a CORS preflight from an allowed origin:
+	// "answer" (default: the gateway, 204 with the CORS headers) or
+	// "forward" (the upstream, reached without a token).
+	Preflight string `yaml:"preflight"`
 	// AuthorizationServers trusted for this resource; at least one.
 	AuthorizationServers []AuthorizationServer `yaml:"authorization_servers"`
 	// ScopesSupported is published in the metadata document.

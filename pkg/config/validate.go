@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/extauthz/extauthz/pkg/policy"
+	"github.com/extauthz/extauthz/pkg/target"
 )
 
 // Limits enforced by Validate.
@@ -666,6 +667,20 @@ func (c *Config) validateResources(ch *checker) {
 			ch.add(p+".path_prefix", `must start with "/"`)
 		case strings.ContainsAny(r.PathPrefix, "?#"):
 			ch.add(p+".path_prefix", `must not contain "?" or "#"`)
+		default:
+			// The router compares canonical paths (dot segments removed,
+			// unreserved characters unescaped): a prefix in another form
+			// would never match, or match what the operator did not mean.
+			if canon, ok := target.Canonical(r.PathPrefix); !ok {
+				if canon == "" {
+					ch.add(p+".path_prefix", `must be a plain path: no control characters, spaces, "\", ";", malformed or escaped control percent-escapes`)
+				} else {
+					ch.add(p+".path_prefix", "is not in canonical form; write %q", canon)
+				}
+			}
+		}
+		if r.Preflight != "" && r.Preflight != "answer" && r.Preflight != "forward" {
+			ch.add(p+".preflight", `must be "answer" or "forward"`)
 		}
 
 		validateAuthorizationServers(ch, p, r.AuthorizationServers, issuers)
@@ -983,6 +998,30 @@ func validateOrigins(ch *checker, path string, origins []string) {
 			ch.add(op, "must not include the default port (browsers omit it)")
 		}
 	}
+}
+
+// Warnings returns what a valid configuration allows but an operator
+// should know: settings that are safe only if the proxy is wired a certain
+// way. check-config prints them; serve logs them.
+func Warnings(c *Config) []string {
+	var out []string
+	if !c.RequireExplicitResource {
+		// Two resources told apart only by host: whoever writes the Host
+		// header (the client) picks the resource, and with it the audience
+		// a token must carry (RFC 8707), unless the proxy routes by the same
+		// host or names the resource itself.
+		for j := range c.Resources {
+			for i := range j {
+				a, b := c.Resources[i], c.Resources[j]
+				if strings.TrimSuffix(a.PathPrefix, "/") == strings.TrimSuffix(b.PathPrefix, "/") {
+					out = append(out, fmt.Sprintf("resources[%d] and resources[%d] differ only by host: unless every proxy route names its resource "+
+						"(Envoy context_extensions, /authz/nginx/<resource>, /authz/traefik/<resource>) or routes by the same hosts, "+
+						"a client chooses between them with the Host header; once every route names its resource, set require_explicit_resource: true", i, j))
+				}
+			}
+		}
+	}
+	return out
 }
 
 // validateRouting rejects two resources that would match exactly the same

@@ -1,22 +1,37 @@
 // Package httpauthz serves the decision pipeline over plain HTTP, for
 // proxies that ask an authorization service with a subrequest instead of
-// Envoy's gRPC Check: Envoy's http_service mode, nginx auth_request and
-// Traefik ForwardAuth. Each has its own path, so that how the original
-// request is described is fixed by the proxy's configuration and never by
+// Envoy's gRPC Check: Envoy's http_service mode, nginx auth_request,
+// Traefik ForwardAuth and Caddy forward_auth. Each has its own path, so
+// that how the original request is described, and which protected resource
+// it is decided for, are fixed by the proxy's configuration and never by
 // headers a client could add:
 //
-//	/authz/envoy/<original path>  Envoy ext_authz http_service with path_prefix "/authz/envoy":
-//	                              the original method, path, query, Host and headers (and body,
-//	                              with with_request_body)
-//	/authz/nginx                  nginx auth_request: X-Original-Method and X-Original-URI, set by
+//	/authz/nginx/<resource>       nginx auth_request: X-Original-Method and X-Original-URI, set by
 //	                              proxy_set_header; Host and the other headers as forwarded
-//	/authz/traefik                Traefik ForwardAuth: X-Forwarded-Method, -Proto, -Host and -Uri
+//	/authz/traefik/<resource>     Traefik ForwardAuth, Caddy forward_auth: X-Forwarded-Method,
+//	                              -Proto, -Host and -Uri
+//	/authz/envoy-resource/<resource>/<original path>
+//	                              Envoy ext_authz http_service with path_prefix
+//	                              "/authz/envoy-resource/<resource>": the original method, path,
+//	                              query, Host and headers (and body, with with_request_body)
+//
+// Without the resource (/authz/nginx, /authz/traefik, /authz/envoy/<original
+// path>) the resource is chosen by host and path as for a Check without
+// context_extensions — from the Host the client wrote, which is safe only
+// when the proxy routes by that same host (see config.Warnings).
 //
 // Allowed: 200 with the identity headers (x-extauthz-subject, -client-id,
-// -scopes by default) for the proxy to copy onto the upstream request.
-// Denied: the status, WWW-Authenticate, Retry-After and JSON body of the
-// denial table. nginx passes 401 and 403 on to the client and turns every
-// other status into a 500.
+// -scopes by default) for the proxy to copy onto the upstream request, and,
+// when the request had a Cookie header, "Cookie" with the value the
+// upstream may see (the session cookie removed; empty when nothing is
+// left), for the proxy to copy over the request's. Denied: the status,
+// WWW-Authenticate, Retry-After and JSON body of the denial table. Every
+// proxy reads a 2xx answer as "allow", so an answer the pipeline would give
+// directly with a 2xx status (the metadata document, a CORS preflight
+// answered by the gateway) is a 403 here: route the metadata paths to the
+// HTTP listener itself, and see the resource's preflight setting. nginx
+// passes 401 and 403 on to the client and turns every other status into a
+// 500.
 package httpauthz
 
 import (
@@ -86,7 +101,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				RetryAfter:  5,
 				ContentType: "application/json",
 				Body:        []byte(`{"error":"temporarily_unavailable","error_description":"the request cannot be authorized now; retry later"}`),
-			})
+			}, "", false)
 		}
 	}()
 	req, err := h.original(r)
@@ -98,23 +113,24 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			Reason:      authz.ReasonInvalidRequest,
 			ContentType: "application/json",
 			Body:        errorBody("invalid_request", err.Error()),
-		})
+		}, "", false)
 		return
 	}
 	d := h.d.Check(r.Context(), req)
 	if !d.Allow && h.log.Enabled(r.Context(), slog.LevelDebug) {
 		h.log.Debug("denied", "status", d.Status, "reason", string(d.Reason), "resource", d.Resource, "err", d.Err)
 	}
-	writeDecision(w, &d)
+	cookie, hasCookie := upstreamCookie(req, &d)
+	writeDecision(w, &d, cookie, hasCookie)
 }
 
 // original reconstructs the request the proxy is asking about.
 func (h *Handler) original(r *http.Request) (*authz.Request, error) {
-	mode, rest, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, Prefix), "/")
+	mode, rest, _ := strings.Cut(strings.TrimPrefix(r.URL.EscapedPath(), Prefix), "/")
 	req := &authz.Request{Headers: make(map[string]string, len(r.Header))}
 	var skip map[string]bool
 	switch mode {
-	case "envoy":
+	case "envoy", "envoy-resource":
 		req.Method = r.Method
 		req.Host = r.Host
 		req.Scheme = "http"
@@ -122,10 +138,11 @@ func (h *Handler) original(r *http.Request) (*authz.Request, error) {
 			req.Scheme = "https"
 		}
 		// The original path follows the prefix, escaped as sent.
-		raw := r.URL.EscapedPath()
-		req.Path = raw[len(Prefix)+len("envoy"):]
-		if req.Path == "" {
-			req.Path = "/"
+		req.Path = "/" + rest
+		if mode == "envoy-resource" {
+			name, path, _ := strings.Cut(rest, "/")
+			req.ContextExtensions = resourceNamed(name)
+			req.Path = "/" + path
 		}
 		if r.URL.RawQuery != "" || r.URL.ForceQuery {
 			req.Path += "?" + r.URL.RawQuery
@@ -138,8 +155,8 @@ func (h *Handler) original(r *http.Request) (*authz.Request, error) {
 			req.Body = body
 		}
 	case "nginx":
-		if rest != "" {
-			return nil, fmt.Errorf("unknown endpoint %s", r.URL.Path)
+		if rest != "" || strings.HasSuffix(r.URL.EscapedPath(), "/") {
+			req.ContextExtensions = resourceNamed(rest)
 		}
 		req.Method = r.Header.Get("X-Original-Method")
 		req.Path = r.Header.Get("X-Original-URI")
@@ -151,10 +168,21 @@ func (h *Handler) original(r *http.Request) (*authz.Request, error) {
 		if req.Method == "" || req.Path == "" {
 			return nil, fmt.Errorf("nginx must set X-Original-Method and X-Original-URI (proxy_set_header)")
 		}
-		skip = map[string]bool{"x-original-method": true, "x-original-uri": true, "x-original-proto": true}
+		// The subrequest has no body of its own; whether the original
+		// has one (a CORS preflight must not) comes in these, set by
+		// proxy_set_header from $content_length and $http_transfer_encoding
+		// (nginx sends no header for an empty value).
+		if v := r.Header.Get("X-Original-Content-Length"); v != "" {
+			req.Headers["content-length"] = v
+		}
+		if v := r.Header.Get("X-Original-Transfer-Encoding"); v != "" {
+			req.Headers["transfer-encoding"] = v
+		}
+		skip = map[string]bool{"x-original-method": true, "x-original-uri": true, "x-original-proto": true,
+			"x-original-content-length": true, "x-original-transfer-encoding": true}
 	case "traefik":
-		if rest != "" {
-			return nil, fmt.Errorf("unknown endpoint %s", r.URL.Path)
+		if rest != "" || strings.HasSuffix(r.URL.EscapedPath(), "/") {
+			req.ContextExtensions = resourceNamed(rest)
 		}
 		req.Method = r.Header.Get("X-Forwarded-Method")
 		req.Scheme = r.Header.Get("X-Forwarded-Proto")
@@ -165,7 +193,7 @@ func (h *Handler) original(r *http.Request) (*authz.Request, error) {
 		}
 		skip = map[string]bool{"x-forwarded-method": true, "x-forwarded-proto": true, "x-forwarded-host": true, "x-forwarded-uri": true}
 	default:
-		return nil, fmt.Errorf("unknown endpoint %s (use %senvoy/, %snginx or %straefik)", r.URL.Path, Prefix, Prefix, Prefix)
+		return nil, fmt.Errorf("unknown endpoint %s (use %snginx[/<resource>], %straefik[/<resource>], %senvoy/ or %senvoy-resource/<resource>/)", r.URL.Path, Prefix, Prefix, Prefix, Prefix)
 	}
 	if !strings.HasPrefix(req.Path, "/") {
 		// An absolute-form or garbage URI: decide on the path alone.
@@ -190,28 +218,75 @@ func (h *Handler) original(r *http.Request) (*authz.Request, error) {
 	return req, nil
 }
 
+// resourceNamed is the route setting that names a resource, from the
+// endpoint's path segment as the proxy's configuration wrote it. A segment
+// that cannot be a resource name (empty, escaped, other characters) names
+// no configured resource, so the Check refuses it (403) rather than
+// falling back to the Host.
+func resourceNamed(segment string) map[string]string {
+	return map[string]string{"resource": segment}
+}
+
 func errorBody(code, description string) []byte {
 	b, _ := json.Marshal(map[string]string{"error": code, "error_description": description})
 	return b
 }
 
-// writeDecision answers the subrequest. A metadata document the pipeline
-// answers directly is served as it is (200); the proxy should route the
-// well-known paths to this listener instead of through authorization.
-func writeDecision(w http.ResponseWriter, d *authz.Decision) {
+// writeDecision answers the subrequest. cookie is the request's Cookie
+// header as the upstream may see it, ok false when it had none.
+func writeDecision(w http.ResponseWriter, d *authz.Decision, cookie string, hasCookie bool) {
 	hdr := w.Header()
 	if d.Allow {
 		for _, u := range d.Upstream {
-			hdr.Set(u.Name, u.Value)
+			if u.Name != "cookie" {
+				hdr.Set(u.Name, u.Value)
+			}
+		}
+		if hasCookie {
+			// Always sent when the request had one, so that a proxy copying
+			// it over the request's Cookie never keeps the original.
+			hdr.Set("Cookie", cookie)
 		}
 		hdr.Set("Cache-Control", "no-store")
 		w.WriteHeader(http.StatusOK)
 		return
+	}
+	if d.Status < 300 {
+		// A direct answer (the metadata document, a preflight answered by
+		// the gateway) cannot be sent through a subrequest: every proxy
+		// reads 2xx as "allow" and would pass the request on.
+		d = &authz.Decision{
+			Status:      http.StatusForbidden,
+			Reason:      d.Reason,
+			ContentType: "application/json",
+			Body: errorBody("forbidden", "this request is answered by the gateway itself, not through an authorization subrequest: "+
+				"route /.well-known/oauth-protected-resource to the gateway's HTTP listener, and set the resource's preflight: forward or answer CORS preflights in the proxy"),
+		}
 	}
 	for _, x := range d.ResponseHeaders() {
 		hdr.Set(x.Name, x.Value)
 	}
 	hdr.Set("Content-Length", strconv.Itoa(len(d.Body)))
 	w.WriteHeader(d.Status)
-	_, _ = w.Write(d.Body) //nolint:gosec // the gateway's own JSON error or document, with its content type
+	_, _ = w.Write(d.Body) //nolint:gosec // the gateway's own JSON error, with its content type
+}
+
+// upstreamCookie is the Cookie header the upstream may see after d: as
+// sent, or as the decision rewrote or removed it.
+func upstreamCookie(req *authz.Request, d *authz.Decision) (string, bool) {
+	cookie, ok := req.Headers["cookie"]
+	if !ok {
+		return "", false
+	}
+	for _, u := range d.Upstream {
+		if u.Name == "cookie" {
+			return u.Value, true
+		}
+	}
+	for _, name := range d.Remove {
+		if name == "cookie" {
+			return "", true
+		}
+	}
+	return cookie, true
 }

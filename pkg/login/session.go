@@ -221,6 +221,9 @@ func (h *Handler) refreshLocked(ctx context.Context, id string, seen *session.Se
 
 // StripCookie removes the session cookie (and any sign-in binding cookie) from a Cookie header
 // value, for the upstream: the session id is a credential. It returns "" if nothing remains.
+// Cookies are separated by ";" (RFC 6265 §5.4); a proxy that merges two Cookie headers may join
+// them with "," instead, so a ","-separated run is searched too, and only the session's part
+// of it is dropped.
 func (h *Handler) StripCookie(cookieHeader string) string {
 	if !strings.Contains(cookieHeader, h.cookieName) {
 		return strings.TrimSpace(cookieHeader)
@@ -231,14 +234,31 @@ func (h *Handler) StripCookie(cookieHeader string) string {
 		if part == "" {
 			continue
 		}
-		name, _, _ := strings.Cut(part, "=")
-		name = strings.TrimSpace(name)
-		if name == h.cookieName || strings.HasPrefix(name, h.statePrefix) {
+		if strings.IndexByte(part, ',') >= 0 {
+			var sub []string
+			for crumb := range strings.SplitSeq(part, ",") {
+				if !h.isLoginCookie(crumb) {
+					sub = append(sub, crumb)
+				}
+			}
+			if part = strings.TrimSpace(strings.Join(sub, ",")); part == "" {
+				continue
+			}
+		}
+		if h.isLoginCookie(part) {
 			continue
 		}
 		kept = append(kept, part)
 	}
 	return strings.Join(kept, "; ")
+}
+
+// isLoginCookie reports whether a "name=value" cookie pair is the session cookie or a sign-in
+// binding cookie.
+func (h *Handler) isLoginCookie(pair string) bool {
+	name, _, _ := strings.Cut(pair, "=")
+	name = strings.TrimSpace(name)
+	return name == h.cookieName || strings.HasPrefix(name, h.statePrefix)
 }
 
 // LoginURL is where an unauthenticated browser navigation to pathAndQuery on host is sent

@@ -1,0 +1,118 @@
+package authz
+
+import (
+	"net/http"
+	"slices"
+	"strings"
+)
+
+// What an allowed request takes to the upstream. The MCP server trusts the
+// identity headers the gateway sets and must never receive a credential of
+// the client's: not the Authorization header (MCP forbids token
+// passthrough), not the browser session id (it works as the user), not a
+// spelling of an identity header that the upstream's framework would read
+// as the real one.
+
+// scrubUpstream completes an allowed decision: the spellings of the
+// identity headers that use "_" for "-" are removed (CGI-style frameworks
+// read X_Extauthz_Subject as X-Extauthz-Subject), and the session cookie
+// leaves the Cookie header — on every request, whichever resource it is for
+// and however it was authenticated, since the browser sends the cookie to
+// every path of the host. The identity headers themselves are set or
+// removed by whoever built d.
+func (e *Engine) scrubUpstream(p *Policy, r *Request, d *Decision) {
+	for name := range r.Headers {
+		if strings.IndexByte(name, '_') >= 0 && contains(p.identity, strings.ReplaceAll(name, "_", "-")) {
+			d.Remove = append(d.Remove, name)
+		}
+	}
+	if e.opts.Sessions == nil {
+		return
+	}
+	cookie, ok := r.Headers["cookie"]
+	if !ok {
+		return
+	}
+	rest := e.opts.Sessions.StripCookie(cookie)
+	switch {
+	case rest == strings.TrimSpace(cookie):
+		// No session cookie in it: the upstream gets the header as sent.
+	case rest == "":
+		d.Remove = append(d.Remove, "cookie")
+	default:
+		d.Upstream = append(d.Upstream, Header{"cookie", rest})
+	}
+}
+
+// passThrough lets a request through without a token (no resource
+// matched and the operator allows that, or a forwarded CORS preflight):
+// no identity reaches the upstream, and no session either.
+func (e *Engine) passThrough(p *Policy, r *Request, reason Reason, resource string) Decision {
+	d := Decision{Allow: true, Status: http.StatusOK, Reason: reason, Resource: resource, Remove: slices.Clone(p.identity)}
+	e.scrubUpstream(p, r, &d)
+	return d
+}
+
+// isPreflight reports whether a request is a CORS preflight (Fetch
+// standard, "CORS-preflight request"): OPTIONS with Origin and
+// Access-Control-Request-Method, and no body. A request with a body is not
+// a preflight whatever its headers say: browsers never send one, and the
+// upstream would receive it without a token.
+func isPreflight(r *Request) bool {
+	if r.Method != http.MethodOptions || r.Headers["origin"] == "" || r.Headers["access-control-request-method"] == "" {
+		return false
+	}
+	if len(r.Body) > 0 || r.Headers["transfer-encoding"] != "" {
+		return false
+	}
+	cl, ok := r.Headers["content-length"]
+	return !ok || cl == "0"
+}
+
+// preflight answers a CORS preflight from an allowed origin (the Origin
+// was checked before): by the gateway itself (204 with the CORS headers),
+// or, when the resource says so, by letting it through to the upstream
+// without a token. Either way no credential is involved: browsers never
+// send one on a preflight.
+func (e *Engine) preflight(p *Policy, res *resource, r *Request) Decision {
+	if res.forwardPreflight {
+		return e.passThrough(p, r, ReasonPreflight, res.name)
+	}
+	h := []Header{
+		{"access-control-allow-origin", r.Headers["origin"]},
+		{"access-control-allow-methods", "GET, POST, DELETE"},
+	}
+	if rh := r.Headers["access-control-request-headers"]; rh != "" && isTokenList(rh) {
+		h = append(h, Header{"access-control-allow-headers", rh})
+	}
+	if res.login && !res.anyOrigin {
+		// Browser sessions travel as a cookie: a credentialed request.
+		h = append(h, Header{"access-control-allow-credentials", "true"})
+	}
+	h = append(h,
+		Header{"access-control-max-age", "600"},
+		Header{"vary", "Origin, Access-Control-Request-Method, Access-Control-Request-Headers"},
+	)
+	return Decision{Status: http.StatusNoContent, Reason: ReasonPreflight, Resource: res.name, Extra: h}
+}
+
+// isTokenList reports whether v is a comma-separated list of header names
+// (RFC 9110 §5.6.1 and §5.6.2), so that reflecting it cannot inject anything.
+func isTokenList(v string) bool {
+	for item := range strings.SplitSeq(v, ",") {
+		item = strings.Trim(item, " \t")
+		if item == "" {
+			return false
+		}
+		for i := 0; i < len(item); i++ {
+			if !isTchar(item[i]) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+func isTchar(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0
+}
