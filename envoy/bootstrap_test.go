@@ -10,6 +10,7 @@ import (
 
 	bootstrapv3 "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	extauthzv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_authz/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
@@ -76,6 +77,11 @@ func checkBootstrap(t *testing.T, path string) {
 			t.Errorf("want normalize_path, merge_slashes and path_with_escaped_slashes_action REJECT_REQUEST; got %v, %v, %v",
 				hcm.GetNormalizePath(), hcm.GetMergeSlashes(), hcm.GetPathWithEscapedSlashesAction())
 		}
+		// A header spelled with "_" reads as the identity header to
+		// CGI-style upstreams.
+		if got := hcm.GetCommonHttpProtocolOptions().GetHeadersWithUnderscoresAction(); got != corev3.HttpProtocolOptions_REJECT_REQUEST {
+			t.Errorf("headers_with_underscores_action %v, want REJECT_REQUEST", got)
+		}
 	})
 
 	filters := hcm.GetHttpFilters()
@@ -124,7 +130,9 @@ func checkBootstrap(t *testing.T, path string) {
 			t.Fatal(err)
 		}
 		up := gw.Upstream
-		for _, h := range []string{up.SubjectHeader, up.ClientIDHeader, up.ScopesHeader, "authorization", "cookie"} {
+		under := func(h string) string { return strings.ReplaceAll(h, "-", "_") }
+		for _, h := range []string{up.SubjectHeader, up.ClientIDHeader, up.ScopesHeader, "authorization", "cookie",
+			under(up.SubjectHeader), under(up.ClientIDHeader), under(up.ScopesHeader)} {
 			if !re.MatchString(h) {
 				t.Errorf("allow_expression does not allow %q, which the gateway sets or removes upstream", h)
 			}

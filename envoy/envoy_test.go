@@ -39,6 +39,7 @@ var checks = map[string]func(t *testing.T, path string){
 	"istio/extension-provider.yaml":    checkIstioOperator,
 	"istio/istiod-values.yaml":         checkIstiodValues,
 	"istio/authorization-policy.yaml":  checkAuthorizationPolicy,
+	"istio/envoy-filter.yaml":          checkEnvoyFilter,
 	"gateway-api/security-policy.yaml": checkGatewayAPI,
 }
 

@@ -8,9 +8,13 @@ import (
 	egv1a1 "github.com/envoyproxy/gateway/api/v1alpha1"
 	"google.golang.org/protobuf/proto"
 	meshv1alpha1 "istio.io/api/mesh/v1alpha1"
+	networkingv1alpha3 "istio.io/api/networking/v1alpha3"
 	securityv1beta1 "istio.io/api/security/v1beta1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	gwapiv1 "sigs.k8s.io/gateway-api/apis/v1"
+
+	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	extauthzv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_authz/v3"
 
 	"github.com/extauthz/extauthz/internal/manifests"
 )
@@ -129,6 +133,58 @@ func checkAuthorizationPolicy(t *testing.T, path string) {
 	}
 	if len(ap.GetRules()) == 0 {
 		t.Error("a CUSTOM policy without rules matches no request: nothing would be checked")
+	}
+}
+
+// checkEnvoyFilter: the EnvoyFilter that names the resource on the
+// sidecar's inbound routes, so the Host header never chooses it.
+func checkEnvoyFilter(t *testing.T, path string) {
+	var obj istioObject
+	if err := manifests.DecodeKube(oneDoc(t, path), &obj); err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	if obj.APIVersion != "networking.istio.io/v1alpha3" || obj.Kind != "EnvoyFilter" {
+		t.Fatalf("%s/%s, want networking.istio.io/v1alpha3 EnvoyFilter", obj.APIVersion, obj.Kind)
+	}
+	var ef networkingv1alpha3.EnvoyFilter
+	if err := manifests.DecodeProto(obj.Spec, &ef); err != nil {
+		t.Fatal(err)
+	}
+	if len(ef.GetWorkloadSelector().GetLabels()) == 0 {
+		t.Error("no workloadSelector: the patch would apply to every workload of the namespace")
+	}
+	patches := ef.GetConfigPatches()
+	if len(patches) != 1 {
+		t.Fatalf("%d config patches, want 1", len(patches))
+	}
+	cp := patches[0]
+	if cp.GetApplyTo() != networkingv1alpha3.EnvoyFilter_HTTP_ROUTE ||
+		cp.GetMatch().GetContext() != networkingv1alpha3.EnvoyFilter_SIDECAR_INBOUND ||
+		cp.GetPatch().GetOperation() != networkingv1alpha3.EnvoyFilter_Patch_MERGE {
+		t.Errorf("patch applies to %v in %v by %v; want HTTP_ROUTE, SIDECAR_INBOUND, MERGE",
+			cp.GetApplyTo(), cp.GetMatch().GetContext(), cp.GetPatch().GetOperation())
+	}
+	// The value is merged into each inbound Route: it must decode as part
+	// of one (a whole Route would need a match and an action), and what
+	// it adds must validate.
+	value, err := cp.GetPatch().GetValue().MarshalJSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var route routev3.Route
+	if err := manifests.DecodeProto(value, &route); err != nil {
+		t.Fatalf("patch value is not part of an Envoy Route: %v", err)
+	}
+	a := route.GetTypedPerFilterConfig()["envoy.filters.http.ext_authz"]
+	if err := manifests.ValidateEnvoy(a); err != nil {
+		t.Fatal(err)
+	}
+	pr, err := manifests.Unpack[*extauthzv3.ExtAuthzPerRoute](a)
+	if err != nil {
+		t.Fatalf("typed_per_filter_config[envoy.filters.http.ext_authz]: %v", err)
+	}
+	if name := pr.GetCheckSettings().GetContextExtensions()["resource"]; name != "mcp" {
+		t.Errorf("context_extensions resource %q, want mcp (resources[].name in the compose policy)", name)
 	}
 }
 

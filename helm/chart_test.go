@@ -20,6 +20,7 @@ import (
 	"testing"
 
 	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
+	networkingv1alpha3 "istio.io/api/networking/v1alpha3"
 	securityv1beta1 "istio.io/api/security/v1beta1"
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
@@ -140,6 +141,7 @@ type rendered struct {
 	NetworkPolicy  *networkingv1.NetworkPolicy
 	ServiceMonitor *monitoringv1.ServiceMonitor
 	AuthzPolicy    *securityv1beta1.AuthorizationPolicy
+	EnvoyFilter    *networkingv1alpha3.EnvoyFilter
 	Config         *config.Config
 }
 
@@ -208,6 +210,16 @@ func render(t *testing.T, args ...string) *rendered {
 			}
 			r.AuthzPolicy = &securityv1beta1.AuthorizationPolicy{}
 			if err := manifests.DecodeProto(obj.Spec, r.AuthzPolicy); err != nil {
+				t.Fatalf("%s: %v", kind, err)
+			}
+			continue
+		case "networking.istio.io/v1alpha3 EnvoyFilter":
+			var obj istioObject
+			if err := manifests.DecodeKube(d, &obj); err != nil {
+				t.Fatalf("%s: %v", kind, err)
+			}
+			r.EnvoyFilter = &networkingv1alpha3.EnvoyFilter{}
+			if err := manifests.DecodeProto(obj.Spec, r.EnvoyFilter); err != nil {
 				t.Fatalf("%s: %v", kind, err)
 			}
 			continue
@@ -444,6 +456,17 @@ func checkOptional(t *testing.T, name string, r *rendered) {
 		}
 		if ap := r.AuthzPolicy; ap == nil || ap.GetAction() != securityv1beta1.AuthorizationPolicy_CUSTOM || ap.GetProvider().GetName() != "extauthz" {
 			t.Errorf("full: AuthorizationPolicy %v, want action CUSTOM with provider extauthz", ap)
+		}
+		// The resource is named on the workloads' routes, never left to
+		// the Host header.
+		ef := r.EnvoyFilter
+		if ef == nil || len(ef.GetConfigPatches()) != 1 || ef.GetWorkloadSelector().GetLabels()["app"] != "mcp-server" {
+			t.Fatalf("full: EnvoyFilter %v, want one patch for the workloads labelled app=mcp-server", ef)
+		}
+		v := ef.GetConfigPatches()[0].GetPatch().GetValue().AsMap()
+		ext, _ := v["typed_per_filter_config"].(map[string]any)["envoy.filters.http.ext_authz"].(map[string]any)
+		if res := ext["check_settings"].(map[string]any)["context_extensions"].(map[string]any)["resource"]; res != "mcp" {
+			t.Errorf("full: EnvoyFilter names resource %v, want mcp", res)
 		}
 		if r.Config.Cache.RedisURL == "" || r.Config.Cache.RedisPassword.Env == "" || r.Config.Admin.Token.Env == "" {
 			t.Error("full: want Redis with a password and an admin token from Secrets")
