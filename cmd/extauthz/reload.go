@@ -95,6 +95,9 @@ func (r *reloader) reload(ctx context.Context, force bool) error {
 	} else {
 		r.app.log.Info("config reloaded", "file", r.path)
 	}
+	for _, w := range config.Warnings(cfg) {
+		r.app.log.Warn("config: "+w, "file", r.path)
+	}
 	return nil
 }
 
