@@ -21,6 +21,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -51,6 +52,10 @@ func TestE2E(t *testing.T) {
 	t.Run("UpstreamGetsIdentityHeadersNeverTheToken", func(t *testing.T) { testUpstreamHeaders(t, st) })
 	t.Run("StepUpOnInsufficientScope", func(t *testing.T) { testStepUp(t, st) })
 	t.Run("TokenForAnotherResourceIsRefused", func(t *testing.T) { testForeignToken(t, st) })
+	t.Run("HostHeaderDoesNotChooseTheResource", func(t *testing.T) { testHostDoesNotChoose(t, st) })
+	t.Run("PathAndHostVariantsNeverReachTheServer", func(t *testing.T) { testPathVariants(t, st) })
+	t.Run("SessionCookieNeverReachesTheServer", func(t *testing.T) { testSessionCookieStripped(t, st) })
+	t.Run("PreflightWithABodyNeedsAToken", func(t *testing.T) { testPreflightWithBody(t, st) })
 }
 
 // ---------------------------------------------------------------------------
@@ -371,6 +376,115 @@ func testForeignToken(t *testing.T, st *stack) {
 	}
 }
 
+// testHostDoesNotChoose: resource "other" is the same path on another host
+// (localhost). A token issued for it, sent to nginx's /mcp location with
+// Host: localhost, is decided as the resource that location names (mcp), so
+// its audience is wrong: 401, and nothing reaches the MCP server. Were the
+// resource chosen by the Host header, the token would run tools/call on the
+// /mcp upstream.
+func testHostDoesNotChoose(t *testing.T, st *stack) {
+	tok, err := st.as.ClientCredentials(context.Background(), serviceClient, st.otherResource, "mcp:tools")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mark := st.rec.len()
+	for _, host := range []string{st.otherHost, strings.ToUpper(st.otherHost), "localhost.:" + st.nginxPort} {
+		resp := st.send(t, http.MethodPost, st.resourceURL("/mcp"), host, map[string]string{"Authorization": "Bearer " + tok}, toolsCallBody("echo"))
+		if resp.StatusCode != http.StatusUnauthorized || !strings.Contains(resp.Header.Get("WWW-Authenticate"), `error="invalid_token"`) {
+			t.Errorf("Host %s, a token for %s on nginx's /mcp: %d %q; want 401 invalid_token (decided as resource mcp)", host, st.otherResource, resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
+		}
+	}
+	if got := st.rec.since(mark); len(got) != 0 {
+		t.Errorf("requests with another resource's token reached the MCP server: %v", got)
+	}
+}
+
+// testPathVariants: spellings of /mcp that nginx or the MCP server (Express
+// routes case-insensitively) may take for the MCP endpoint, sent without a
+// token, some through nginx's catch-all location (decided by host and path,
+// with unmatched: allow). None may reach the MCP server.
+func testPathVariants(t *testing.T, st *stack) {
+	mark := st.rec.len()
+	host := "127.0.0.1:" + st.nginxPort
+	for _, v := range []struct{ host, path string }{
+		{host, "/MCP"},
+		{host, "/Mcp"},
+		{host, "/%6Dcp"},
+		{host, "/x/..%2Fmcp"},
+		{host, "/mcp%2F"},
+		{host, "/mcp;x"},
+		{host, "/x/%2E%2E/mcp"},
+		{"localhost.:" + st.nginxPort, "/MCP"},
+		{"LOCALHOST:" + st.nginxPort, "/mcp"},
+	} {
+		resp := st.send(t, http.MethodPost, st.nginxURL+v.path, v.host, nil, toolsCallBody("echo"))
+		if resp.StatusCode < 400 {
+			t.Errorf("Host %s POST %s without a token: %d %s", v.host, v.path, resp.StatusCode, resp.Body)
+		}
+	}
+	if got := st.rec.since(mark); len(got) != 0 {
+		t.Errorf("path variants without a token reached the MCP server: %v", got)
+	}
+	// Control: the catch-all passes what is not protected.
+	if resp := st.send(t, http.MethodGet, st.nginxURL+"/public", host, nil, ""); resp.StatusCode >= 500 || len(st.rec.since(mark)) != 1 {
+		t.Errorf("control: GET /public through the catch-all: %d, %d requests at the server; want it passed on", resp.StatusCode, len(st.rec.since(mark)))
+	}
+}
+
+// testSessionCookieStripped: a browser session cookie is sent to every path
+// of the host (Path=/); it works as the user, so no upstream may see it —
+// not on a Bearer request, not on an unprotected path, not on a preflight.
+func testSessionCookieStripped(t *testing.T, st *stack) {
+	tok, err := st.as.ClientCredentials(context.Background(), serviceClient, st.resourceURL("/mcp"), "mcp:tools")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sid := strings.Repeat("S", 43)
+	cookie := "theme=dark; " + sessionCookie + "=" + sid + "; " + sessionCookie + "-state-0123456789abcdef=x; lang=en"
+	host := "127.0.0.1:" + st.nginxPort
+	for _, c := range []struct {
+		what, method, url string
+		headers           map[string]string
+		body, want        string
+	}{
+		{"Bearer request", http.MethodPost, st.resourceURL("/mcp"), map[string]string{"Authorization": "Bearer " + tok, "Cookie": cookie}, initializeBody, "theme=dark; lang=en"},
+		{"Bearer request, session only", http.MethodPost, st.resourceURL("/mcp"), map[string]string{"Authorization": "Bearer " + tok, "Cookie": sessionCookie + "=" + sid}, initializeBody, ""},
+		{"unprotected path", http.MethodGet, st.nginxURL + "/public", map[string]string{"Cookie": cookie}, "", "theme=dark; lang=en"},
+		{"forwarded preflight", http.MethodOptions, st.resourceURL("/mcp"), map[string]string{"Cookie": cookie, "Origin": st.nginxURL, "Access-Control-Request-Method": "POST"}, "", "theme=dark; lang=en"},
+		{"no session", http.MethodGet, st.nginxURL + "/public", map[string]string{"Cookie": "theme=dark"}, "", "theme=dark"},
+	} {
+		mark := st.rec.len()
+		resp := st.send(t, c.method, c.url, host, c.headers, c.body)
+		got := st.rec.since(mark)
+		if len(got) != 1 {
+			t.Errorf("%s: %d %s; the MCP server received %d requests, want 1", c.what, resp.StatusCode, resp.Body, len(got))
+			continue
+		}
+		if v := got[0].Header.Values("Cookie"); strings.Join(v, "; ") != c.want || strings.Contains(strings.Join(v, ""), sid) {
+			t.Errorf("%s: the MCP server received Cookie %q, want %q", c.what, v, c.want)
+		}
+	}
+}
+
+// testPreflightWithBody: an OPTIONS that looks like a CORS preflight but
+// carries a body is no preflight; without a token it stops at the gateway.
+func testPreflightWithBody(t *testing.T, st *stack) {
+	mark := st.rec.len()
+	resp := st.send(t, http.MethodOptions, st.resourceURL("/mcp"), "", map[string]string{
+		"Origin": st.nginxURL, "Access-Control-Request-Method": "POST", "Content-Type": "application/json",
+	}, toolsCallBody("echo"))
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("OPTIONS with a preflight's headers and a body: %d %s, want 401", resp.StatusCode, resp.Body)
+	}
+	if got := st.rec.since(mark); len(got) != 0 {
+		t.Errorf("it reached the MCP server: %v", got)
+	}
+}
+
+func toolsCallBody(tool string) string {
+	return `{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"` + tool + `","arguments":{"message":"x"}}}`
+}
+
 const initializeBody = `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"e2e-go","version":"0"}}}`
 
 // ---------------------------------------------------------------------------
@@ -381,6 +495,10 @@ type stack struct {
 	root, e2eDir string
 	node         string
 	nginxURL     string // http://127.0.0.1:PORT
+	nginxPort    string
+	// otherResource is a resource on the same path as /mcp, told apart
+	// only by its host (otherHost, localhost:PORT).
+	otherResource, otherHost string
 	as           *oidctest.Server
 	rec          *recorder
 	http         *http.Client
@@ -421,6 +539,9 @@ func startStack(t *testing.T) *stack {
 
 	nginxPort, releaseNginxPort := reservePort(t)
 	st.nginxURL = fmt.Sprintf("http://127.0.0.1:%d", nginxPort)
+	st.nginxPort = strconv.Itoa(nginxPort)
+	st.otherHost = "localhost:" + st.nginxPort
+	st.otherResource = "http://" + st.otherHost + "/mcp"
 
 	// The MCP server, forced onto 127.0.0.1 by the preload, on a port of its choosing.
 	everything := startProc(t, "server-everything", exec.Command(st.node, "--import", "./loopback.mjs",
@@ -444,12 +565,17 @@ func startStack(t *testing.T) *stack {
 
 	st.rec = startRecorder(t, fmt.Sprintf("127.0.0.1:%d", everythingPort))
 
+	webClient := oidctest.Client{
+		ID: "extauthz-web", Secret: "web-secret-" + randomHex(t, 16), AuthMethod: "client_secret_basic",
+		GrantTypes: []string{"authorization_code", "refresh_token"}, RedirectURIs: []string{st.nginxURL + "/oauth/callback"},
+	}
 	st.as = oidctest.Start(t, oidctest.Options{
-		Clients: []oidctest.Client{serviceClient},
+		Clients: []oidctest.Client{serviceClient, webClient},
 		Resources: []oidctest.Resource{
 			{Resource: st.resourceURL("/mcp"), Scope: "mcp:tools"},
 			{Resource: st.resourceURL("/admin/mcp"), Scope: "mcp:tools mcp:admin"},
 			{Resource: st.resourceURL("/other"), Scope: "mcp:tools"},
+			{Resource: st.otherResource, Scope: "mcp:tools"},
 		},
 		RegistrationIgnoresScope: true,
 	})
@@ -461,8 +587,9 @@ func startStack(t *testing.T) *stack {
 	}
 	gwDir := t.TempDir()
 	cfgPath := filepath.Join(gwDir, "extauthz.yaml")
-	writeFile(t, cfgPath, gatewayConfig(st.nginxURL, st.as.Issuer))
-	gateway := startProc(t, "extauthz", exec.Command(gatewayBin, "serve", "--config", cfgPath), gwDir)
+	writeFile(t, cfgPath, gatewayConfig(st.nginxURL, st.as.Issuer, st.otherResource, webClient.ID))
+	gateway := startProc(t, "extauthz", exec.Command(gatewayBin, "serve", "--config", cfgPath), gwDir,
+		"EXTAUTHZ_E2E_SESSION_KEY="+randomHex(t, 32), "EXTAUTHZ_E2E_WEB_SECRET="+webClient.Secret)
 	gateway.alsoShow(cfgPath)
 	var gatewayHTTP string
 	gateway.waitLine(t, "{", func(line string) bool {
@@ -485,10 +612,12 @@ func startStack(t *testing.T) *stack {
 	}
 	writeFile(t, filepath.Join(ngDir, "nginx.conf"), nginxConfig(ngDir, nginxPort, gatewayHTTP, st.rec.addr))
 	writeFile(t, filepath.Join(ngDir, "mcp_auth.conf"), mcpAuthConf)
+	writeFile(t, filepath.Join(ngDir, "extauthz_subrequest.conf"), extauthzSubrequestConf)
 	releaseNginxPort()
 	ng := startProc(t, "nginx", exec.Command(nginx, "-p", ngDir, "-c", filepath.Join(ngDir, "nginx.conf"), "-e", "stderr", "-g", "daemon off;"), ngDir)
 	ng.alsoShow(filepath.Join(ngDir, "nginx.conf"))
 	ng.alsoShow(filepath.Join(ngDir, "mcp_auth.conf"))
+	ng.alsoShow(filepath.Join(ngDir, "extauthz_subrequest.conf"))
 	ng.alsoShow(filepath.Join(ngDir, "logs", "access.log"))
 	ng.waitUntil(t, "the protected resource metadata through nginx", func() bool {
 		return st.status(st.nginxURL+"/.well-known/oauth-protected-resource/mcp") == http.StatusOK
@@ -498,22 +627,39 @@ func startStack(t *testing.T) *stack {
 	return st
 }
 
-func gatewayConfig(nginxURL, issuer string) string {
+// gatewayConfig is the gateway behind nginx: the resources nginx's locations
+// name, one more on the same path of another host (so that only the route,
+// never the Host header, may choose between them), unprotected paths let
+// through (nginx's catch-all location asks by host and path), and the
+// browser login enabled on mcp so that its session cookie exists to strip.
+func gatewayConfig(nginxURL, issuer, otherResource, webClientID string) string {
 	return fmt.Sprintf(`listen: {grpc: "127.0.0.1:0", http: "127.0.0.1:0", admin: "off"}
 public_url: %[1]q
+unmatched: allow
 log: {level: debug}
+login: {session_key: {env: EXTAUTHZ_E2E_SESSION_KEY}}
 resources:
   - name: mcp
     resource: "%[1]s/mcp"
     required_scopes: ["mcp:tools"]
     authorization_servers: [{issuer: %[2]q}]
+    preflight: forward
+    login:
+      enabled: true
+      client_id: %[5]q
+      client_secret: {env: EXTAUTHZ_E2E_WEB_SECRET}
+      scopes: [openid, "mcp:tools"]
   - name: admin
     resource: "%[1]s/admin/mcp"
     required_scopes: ["mcp:tools"]
     rules:
       - {method: tools/call, name: %[3]q, scopes: ["mcp:admin"]}
     authorization_servers: [{issuer: %[2]q}]
-`, nginxURL, issuer, adminTool)
+  - name: other
+    resource: %[4]q
+    required_scopes: ["mcp:tools"]
+    authorization_servers: [{issuer: %[2]q}]
+`, nginxURL, issuer, adminTool, otherResource, webClientID)
 }
 
 // nginxConfig is nginx in front of the MCP server with auth_request to the gateway: the
@@ -542,26 +688,36 @@ http {
     server {
         listen 127.0.0.1:%[2]d;
 
+        # Each protected location names its resource in the subrequest's
+        # path: the Host header a client writes never chooses it.
         location /mcp {
+            auth_request /_extauthz/mcp;
             include mcp_auth.conf;
             proxy_pass http://mcp_server;
         }
         # A second resource, whose rules need the Mcp-Method / Mcp-Name headers.
         location /admin/mcp {
+            auth_request /_extauthz/admin;
             include mcp_auth.conf;
             proxy_pass http://mcp_server/mcp;
         }
+        # Everything else: decided by host and path (the gateway lets
+        # unprotected paths through, unmatched: allow).
+        location / {
+            auth_request /_extauthz_by_host;
+            include mcp_auth.conf;
+            proxy_pass http://mcp_server;
+        }
 
-        location = /_extauthz {
+        location /_extauthz/ {
+            internal;
+            proxy_pass http://extauthz_http/authz/nginx/;   # /_extauthz/mcp -> /authz/nginx/mcp
+            include extauthz_subrequest.conf;
+        }
+        location = /_extauthz_by_host {
             internal;
             proxy_pass http://extauthz_http/authz/nginx;
-            proxy_pass_request_body off;
-            proxy_set_header Content-Length "";
-            proxy_set_header Host $http_host;
-            proxy_set_header X-Original-Method $request_method;
-            proxy_set_header X-Original-URI $request_uri;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
+            include extauthz_subrequest.conf;
         }
         location @extauthz_forbidden {
             add_header WWW-Authenticate $extauthz_www always;
@@ -579,13 +735,14 @@ http {
 }
 
 // mcpAuthConf is included by every protected location (mcp_auth.conf, next to nginx.conf).
-const mcpAuthConf = `auth_request /_extauthz;
-auth_request_set $extauthz_sub    $upstream_http_x_extauthz_subject;
+const mcpAuthConf = `auth_request_set $extauthz_sub    $upstream_http_x_extauthz_subject;
 auth_request_set $extauthz_client $upstream_http_x_extauthz_client_id;
 auth_request_set $extauthz_scopes $upstream_http_x_extauthz_scopes;
+auth_request_set $extauthz_cookie $upstream_http_cookie;
 auth_request_set $extauthz_www    $upstream_http_www_authenticate;
 error_page 403 = @extauthz_forbidden;       # nginx copies WWW-Authenticate on 401 only
 proxy_set_header Authorization "";          # never pass the token to the MCP server
+proxy_set_header Cookie $extauthz_cookie;   # the session cookie removed (no header when empty)
 proxy_set_header X-Extauthz-Subject   $extauthz_sub;
 proxy_set_header X-Extauthz-Client-Id $extauthz_client;
 proxy_set_header X-Extauthz-Scopes    $extauthz_scopes;
@@ -593,4 +750,17 @@ proxy_http_version 1.1;
 proxy_set_header Connection "";
 proxy_buffering off;                        # streamable HTTP answers with SSE
 proxy_read_timeout 1h;
+`
+
+// extauthzSubrequestConf describes the original request to the gateway
+// (extauthz_subrequest.conf, next to nginx.conf).
+const extauthzSubrequestConf = `proxy_pass_request_body off;
+proxy_set_header Content-Length "";
+proxy_set_header Host $http_host;
+proxy_set_header X-Original-Method $request_method;
+proxy_set_header X-Original-URI $request_uri;
+proxy_set_header X-Original-Content-Length $http_content_length;        # whether the request has a body
+proxy_set_header X-Original-Transfer-Encoding $http_transfer_encoding;
+proxy_http_version 1.1;
+proxy_set_header Connection "";
 `

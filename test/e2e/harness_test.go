@@ -450,6 +450,40 @@ func (st *stack) post(t *testing.T, u, token, body string, extra map[string]stri
 	return response{StatusCode: resp.StatusCode, Header: resp.Header, Body: string(b)}
 }
 
+// send sends a request as a client would, with the path as written (escapes kept) and, when
+// host is not empty, that Host header.
+func (st *stack) send(t *testing.T, method, u, host string, headers map[string]string, body string) response {
+	t.Helper()
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, err := http.NewRequest(method, u, rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if host != "" {
+		req.Host = host
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Accept", "application/json, text/event-stream")
+	}
+	for k, v := range headers {
+		req.Header.Set(k, v)
+	}
+	resp, err := st.http.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, u, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		t.Fatalf("%s %s: reading the answer: %v", method, u, err)
+	}
+	return response{StatusCode: resp.StatusCode, Header: resp.Header, Body: string(b)}
+}
+
 // get sends a GET.
 func (st *stack) get(t *testing.T, u string) response {
 	t.Helper()
