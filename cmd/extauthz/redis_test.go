@@ -48,10 +48,7 @@ func startInstance(t *testing.T, redisAddr string, iss *devissuer.Issuer) *insta
 // redisKeys (the Redis mode).
 func startInstanceWith(t *testing.T, redisKeys string, iss *devissuer.Issuer) *instance {
 	t.Helper()
-	t.Setenv("EXTAUTHZ_TEST_ADMIN_TOKEN", adminToken)
-	cfg, err := config.Parse([]byte(fmt.Sprintf(`
-listen: {grpc: "127.0.0.1:0", http: "off", admin: "127.0.0.1:0"}
-admin: {token: {env: EXTAUTHZ_TEST_ADMIN_TOKEN}}
+	return startInstanceCache(t, fmt.Sprintf(`
 cache:
   %s
   redis:
@@ -59,12 +56,24 @@ cache:
     timeout: 500ms        # generous: the race detector slows everything down
     circuit_failures: 2
     circuit_cooldown: 200ms
+`, topLevel(redisKeys), nested(redisKeys)), iss)
+}
+
+// startInstanceCache runs a replica whose configuration has the given
+// cache section.
+func startInstanceCache(t *testing.T, cacheSection string, iss *devissuer.Issuer) *instance {
+	t.Helper()
+	t.Setenv("EXTAUTHZ_TEST_ADMIN_TOKEN", adminToken)
+	cfg, err := config.Parse([]byte(fmt.Sprintf(`
+listen: {grpc: "127.0.0.1:0", http: "off", admin: "127.0.0.1:0"}
+admin: {token: {env: EXTAUTHZ_TEST_ADMIN_TOKEN}}
+%s
 resources:
   - name: mcp
     resource: %q
     authorization_servers: [{issuer: %q, jwks_uri: %q}]
     required_scopes: ["mcp:tools"]
-`, topLevel(redisKeys), nested(redisKeys), sharedResource, iss.Issuer(), iss.JWKSURL())))
+`, cacheSection, sharedResource, iss.Issuer(), iss.JWKSURL())))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -143,6 +152,15 @@ func (in *instance) tryDecide(tok string) (int, string, error) {
 
 func (in *instance) purge(t *testing.T, bearer string, body any) (int, purgeResponse) {
 	t.Helper()
+	st, out, err := in.tryPurge(bearer, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st, out
+}
+
+// tryPurge is purge for goroutines other than the test's own.
+func (in *instance) tryPurge(bearer string, body any) (int, purgeResponse, error) {
 	b, _ := json.Marshal(body)
 	req, _ := http.NewRequest("POST", "http://"+in.app.lnAdmin.Addr().String()+"/cache/purge", bytes.NewReader(b))
 	if bearer != "" {
@@ -150,12 +168,12 @@ func (in *instance) purge(t *testing.T, bearer string, body any) (int, purgeResp
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		t.Fatal(err)
+		return 0, purgeResponse{}, err
 	}
 	defer resp.Body.Close()
 	var out purgeResponse
 	_ = json.NewDecoder(resp.Body).Decode(&out)
-	return resp.StatusCode, out
+	return resp.StatusCode, out, nil
 }
 
 func mintScoped(t *testing.T, iss *devissuer.Issuer, ttl time.Duration) string {

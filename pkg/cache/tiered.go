@@ -71,9 +71,11 @@ type TieredOptions[V any] struct {
 	// Codec encodes values for Shared. Required with Shared.
 	Codec Codec[V]
 	// Sticky lists the local tiers (indexes in Local) whose entries are
-	// final — revocations: Add never replaces them with another value, and
-	// they survive the clearing that follows a lost subscription (they can
-	// only make answers stricter, and the shared tier may have lost them).
+	// final — revocations: neither Add nor the local copy of a shared hit
+	// ever replaces them with another value, even when the sticky entry
+	// arrives while that call's shared round trip is under way, and they
+	// survive the clearing that follows a lost subscription (they can only
+	// make answers stricter, and the shared tier may have lost them).
 	Sticky []int
 	// AckTimeout bounds how long Invalidate and Replace wait for replicas
 	// to confirm (default 2s).
@@ -95,9 +97,21 @@ type TieredOptions[V any] struct {
 type Tiered[V any] struct {
 	o TieredOptions[V]
 
+	// writes serialise, per key (a stripe of keys), the local writes that
+	// decide between a sticky value and another: a non-sticky value is
+	// stored only if no sticky one is held (fill), and a sticky one is
+	// stored before the others are removed (setLocal). Reads take no lock:
+	// with these two steps atomic against each other, a reader that starts
+	// after a sticky store returned can no longer find another value.
+	writes [writeStripes]sync.Mutex
+
 	mu      sync.Mutex
 	waiters map[string]*ackWaiter
 }
+
+// writeStripes is the number of locks the local writes of different keys
+// spread over; writes happen on misses only, so a few suffice.
+const writeStripes = 64
 
 type ackWaiter struct {
 	remaining atomic.Int64
@@ -191,16 +205,20 @@ func (t *Tiered[V]) GetFrom(ctx context.Context, key Key) (V, Tier, error) {
 		return zero, TierNone, fmt.Errorf("cache: undecodable shared entry: %w", err)
 	}
 	t.o.Observer.Lookup(tierRedis, true)
-	if ttl := exp.Sub(t.o.Now()); ttl > 0 {
-		t.setLocal(ctx, key, v, ttl)
+	// A revocation may have arrived during the round trip: then it is the
+	// value in force, and v is not kept.
+	if cur, won := t.fill(ctx, key, v, exp.Sub(t.o.Now())); won {
+		return cur, TierLocal, nil
 	}
 	return v, TierShared, nil
 }
 
-// Add stores v unless the shared tier already holds a value for key, and
-// returns the value in force: v, or the shared one. This is how a
-// verification that finishes after a revocation loses to it: the
-// revocation's entry stays, and every tier ends up holding it.
+// Add stores v unless the shared tier already holds a value for key, or
+// a sticky tier here does, and returns the value in force: v, or the one
+// held. This is how a verification that finishes after a revocation loses
+// to it: the revocation's entry stays, and every tier ends up holding it —
+// also when the revocation arrives (from this replica or another) while
+// Add waits for the shared tier, and when that wait ends in an error.
 func (t *Tiered[V]) Add(ctx context.Context, key Key, v V, ttl time.Duration) (V, error) {
 	if ttl <= 0 {
 		return v, nil
@@ -211,18 +229,18 @@ func (t *Tiered[V]) Add(ctx context.Context, key Key, v V, ttl time.Duration) (V
 		return cur, nil
 	}
 	if t.o.Shared == nil {
-		t.setLocal(ctx, key, v, ttl)
-		return v, nil
+		cur, _ := t.fill(ctx, key, v, ttl)
+		return cur, nil
 	}
 	b, err := t.o.Codec.Encode(v)
 	if err != nil {
-		t.setLocal(ctx, key, v, ttl)
-		return v, err
+		cur, _ := t.fill(ctx, key, v, ttl)
+		return cur, err
 	}
 	added, err := t.o.Shared.Add(ctx, key.String(), b, ttl)
 	if err != nil || added {
-		t.setLocal(ctx, key, v, ttl)
-		return v, err
+		cur, _ := t.fill(ctx, key, v, ttl)
+		return cur, err
 	}
 	// Someone else's entry is already there: take it. If it cannot be
 	// read back, it may be a revocation: answer with v this once, as with
@@ -233,7 +251,8 @@ func (t *Tiered[V]) Add(ctx context.Context, key Key, v V, ttl time.Duration) (V
 	return v, nil
 }
 
-// Set stores v in every tier, replacing what is there.
+// Set stores v in every tier, replacing what is there, a sticky value
+// included: it is the explicit overwrite, which no verification calls.
 func (t *Tiered[V]) Set(ctx context.Context, key Key, v V, ttl time.Duration) error {
 	t.setLocal(ctx, key, v, ttl)
 	if t.o.Shared == nil {
@@ -247,19 +266,64 @@ func (t *Tiered[V]) Set(ctx context.Context, key Key, v V, ttl time.Duration) er
 }
 
 // setLocal puts v in its local tier and removes key from the others, so a
-// key is never held twice with different values.
+// key is never held twice with different values. It replaces whatever is
+// held, sticky or not. v is stored before the others are removed: a
+// reader finds the old value or v, never neither, and once setLocal
+// returns, only v.
 func (t *Tiered[V]) setLocal(ctx context.Context, key Key, v V, ttl time.Duration) {
 	if len(t.o.Local) == 0 {
 		return
 	}
+	mu := t.lock(key)
+	defer mu.Unlock()
+	t.storeLocked(ctx, key, v, ttl, true)
+}
+
+// fill stores v locally as Add and a shared hit do: unless a sticky tier
+// holds key, in which case v is dropped and the sticky value is returned
+// as the one in force (won true). A sticky v is stored as setLocal does.
+//
+// The sticky check and the store are one step against setLocal (the
+// stripe lock), so a revocation stored while the caller waited for the
+// shared tier either is seen here, or removes v after it was stored: v
+// can never be left beside it, nor replace it.
+func (t *Tiered[V]) fill(ctx context.Context, key Key, v V, ttl time.Duration) (V, bool) {
+	if len(t.o.Local) == 0 {
+		return v, false
+	}
+	stickyV := slices.Contains(t.o.Sticky, t.o.Place(v))
+	mu := t.lock(key)
+	defer mu.Unlock()
+	if !stickyV {
+		if cur, ok := t.sticky(ctx, key); ok {
+			return cur, true
+		}
+	}
+	if ttl > 0 {
+		t.storeLocked(ctx, key, v, ttl, stickyV)
+	}
+	return v, false
+}
+
+// storeLocked is setLocal with the key's stripe lock held. Unless all is
+// set, the sticky tiers are left alone (fill has just seen that they do
+// not hold key, and nothing stores there without the lock).
+func (t *Tiered[V]) storeLocked(ctx context.Context, key Key, v V, ttl time.Duration, all bool) {
 	place := t.o.Place(v)
+	_ = t.o.Local[place].Set(ctx, key, v, ttl)
 	for i, l := range t.o.Local {
-		if i == place {
-			_ = l.Set(ctx, key, v, ttl)
-		} else {
+		if i != place && (all || !slices.Contains(t.o.Sticky, i)) {
 			_ = l.Delete(ctx, key)
 		}
 	}
+}
+
+// lock locks and returns the stripe lock of key. The key is a SHA-256, so
+// its first byte spreads keys evenly.
+func (t *Tiered[V]) lock(key Key) *sync.Mutex {
+	mu := &t.writes[int(key.Hash[0])%writeStripes]
+	mu.Lock()
+	return mu
 }
 
 // sticky returns the value a sticky tier holds for key.

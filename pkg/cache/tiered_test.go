@@ -65,6 +65,13 @@ func newReplica(t *testing.T, addr string, now *fakeNow, run bool) *replica {
 
 func newReplicaWith(t *testing.T, co cache.RedisClientOptions, now *fakeNow, run bool) *replica {
 	t.Helper()
+	return newReplicaWrapped(t, co, now, run, nil)
+}
+
+// newReplicaWrapped is newReplicaWith whose shared tier, if wrap is not
+// nil, is wrap of the Redis one.
+func newReplicaWrapped(t *testing.T, co cache.RedisClientOptions, now *fakeNow, run bool, wrap func(cache.Shared) cache.Shared) *replica {
+	t.Helper()
 	co.Timeout = time.Second
 	client, err := cache.NewRedisClient(co)
 	if err != nil {
@@ -76,11 +83,15 @@ func newReplicaWith(t *testing.T, co cache.RedisClientOptions, now *fakeNow, run
 		cache.NewMemory[cache.Key, []byte](cache.MemoryOptions{MaxEntries: 100, Now: now.Now}),
 		cache.NewMemory[cache.Key, []byte](cache.MemoryOptions{MaxEntries: 100, Now: now.Now}),
 	}
+	var shared cache.Shared = cache.NewRedis(client, cache.RedisOptions{Timeout: time.Second, Now: now.Now})
+	if wrap != nil {
+		shared = wrap(shared)
+	}
 	r.t, err = cache.NewTiered(cache.TieredOptions[[]byte]{
 		Local:    locals(r.local...),
 		Place:    func(v []byte) int { return int(v[0]) },
 		Sticky:   []int{1}, // values starting with 1 stand for revocations
-		Shared:   cache.NewRedis(client, cache.RedisOptions{Timeout: time.Second, Now: now.Now}),
+		Shared:   shared,
 		Codec:    bytesCodec{},
 		Now:      now.Now,
 		Observer: r.obs,
