@@ -691,7 +691,7 @@ http {
         # Each protected location names its resource in the subrequest's
         # path: the Host header a client writes never chooses it.
         location /mcp {
-            auth_request /_extauthz/mcp;
+            auth_request /_extauthz/mcp;        # the resource this location serves: resources[].name
             include mcp_auth.conf;
             proxy_pass http://mcp_server;
         }

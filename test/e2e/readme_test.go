@@ -1,0 +1,61 @@
+package e2e
+
+import (
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/extauthz/extauthz/internal/testkit"
+)
+
+// TestREADMEShowsTheNginxConfigTheSuiteRuns: what an operator copies from the
+// README's HTTP authorization mode section is exactly what the end-to-end
+// suite runs nginx with — the two include files whole, and the locations
+// the protected resource needs.
+func TestREADMEShowsTheNginxConfigTheSuiteRuns(t *testing.T) {
+	root, err := testkit.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme, err := os.ReadFile(filepath.Join(root, "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var blocks []string
+	for _, m := range regexp.MustCompile("(?s)```nginx\n(.*?)```").FindAllStringSubmatch(string(readme), -1) {
+		blocks = append(blocks, m[1])
+	}
+	shown := func(what, text string) {
+		t.Helper()
+		for _, b := range blocks {
+			if b == text {
+				return
+			}
+		}
+		t.Errorf("the README shows no nginx block equal to the suite's %s:\n%s", what, text)
+	}
+	shown("mcp_auth.conf", mcpAuthConf)
+	shown("extauthz_subrequest.conf", extauthzSubrequestConf)
+
+	// The server block's locations: each README location must be one the
+	// suite's nginx.conf has, line for line (the suite's adds a second
+	// resource and the catch-all).
+	conf := nginxConfig("/dir", 1, "gw", "up")
+	var server string
+	for _, b := range blocks {
+		if strings.Contains(b, "location /mcp {") {
+			server = b
+		}
+	}
+	if server == "" {
+		t.Fatal("the README shows no nginx block with the /mcp location")
+	}
+	for _, loc := range regexp.MustCompile(`(?ms)^location [^\n]*\{\n.*?^\}\n`).FindAllString(server, -1) {
+		indented := regexp.MustCompile(`(?m)^`).ReplaceAllString(strings.TrimSuffix(loc, "\n"), "        ")
+		if !strings.Contains(conf, indented) {
+			t.Errorf("the README's location is not in the suite's nginx.conf:\n%s", loc)
+		}
+	}
+}
