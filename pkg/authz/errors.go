@@ -65,6 +65,7 @@ var (
 	ErrBadOperation      = fmt.Errorf("%w: unreadable MCP operation", ErrInvalidRequest)
 	ErrUnknownOperation  = fmt.Errorf("%w: MCP method unknown", ErrInvalidRequest)
 	ErrBodyRequired      = fmt.Errorf("%w: JSON-RPC body not forwarded", ErrInvalidRequest)
+	ErrAmbiguousURI      = fmt.Errorf("%w: resource URI cannot be normalised", ErrInvalidRequest)
 )
 
 // class is one row of the denial table (DESIGN.md, "Denials").
@@ -91,6 +92,7 @@ var denials = []struct {
 	{ErrBadOperation, class{http.StatusBadRequest, "invalid_request", ReasonInvalidRequest, "the MCP request cannot be read (invalid Mcp-Method or Mcp-Name header, or body that is not one JSON-RPC message)", true}},
 	{ErrBodyRequired, class{http.StatusBadRequest, "invalid_request", ReasonInvalidRequest, "the JSON-RPC body must reach the gateway (mcp.require_body): configure the proxy to forward it", true}},
 	{ErrUnknownOperation, class{http.StatusBadRequest, "invalid_request", ReasonInvalidRequest, "the MCP method is unknown: send the Mcp-Method and Mcp-Name headers", true}},
+	{ErrAmbiguousURI, class{http.StatusBadRequest, "invalid_request", ReasonInvalidRequest, "the resource URI cannot be normalised unambiguously", true}},
 	{ErrInvalidRequest, class{http.StatusBadRequest, "invalid_request", ReasonInvalidRequest, "the request is malformed", true}},
 	{token.ErrMalformed, class{http.StatusUnauthorized, "invalid_token", ReasonMalformed, "the access token is malformed", true}},
 	{token.ErrCritical, class{http.StatusUnauthorized, "invalid_token", ReasonMalformed, "the access token has unsupported critical headers", true}},

@@ -135,6 +135,8 @@ func (m *mcpRules) operation(r *Request) (mcp.Operation, error) {
 	switch {
 	case errors.Is(err, mcp.ErrMismatch):
 		return op, fmt.Errorf("%w: %v", ErrOperationMismatch, err)
+	case errors.Is(err, mcp.ErrBadURI):
+		return op, fmt.Errorf("%w: %v", ErrAmbiguousURI, err)
 	case err != nil:
 		return op, fmt.Errorf("%w: %v", ErrBadOperation, err)
 	case !op.Known && r.Method == http.MethodPost && len(m.rules) > 0:
