@@ -66,6 +66,10 @@ var (
 	ErrUnknownOperation  = fmt.Errorf("%w: MCP method unknown", ErrInvalidRequest)
 	ErrBodyRequired      = fmt.Errorf("%w: JSON-RPC body not forwarded", ErrInvalidRequest)
 	ErrAmbiguousURI      = fmt.Errorf("%w: resource URI cannot be normalised", ErrInvalidRequest)
+	// Mcp-* headers without the body, from a client that does not declare
+	// a protocol revision whose servers check them against the body.
+	ErrUntrustedHeaders   = fmt.Errorf("%w: Mcp-* headers without a body before MCP 2026-07-28", ErrInvalidRequest)
+	ErrBadProtocolVersion = fmt.Errorf("%w: malformed MCP-Protocol-Version", ErrInvalidRequest)
 )
 
 // class is one row of the denial table (DESIGN.md, "Denials").
@@ -93,6 +97,8 @@ var denials = []struct {
 	{ErrBodyRequired, class{http.StatusBadRequest, "invalid_request", ReasonInvalidRequest, "the JSON-RPC body must reach the gateway (mcp.require_body): configure the proxy to forward it", true}},
 	{ErrUnknownOperation, class{http.StatusBadRequest, "invalid_request", ReasonInvalidRequest, "the MCP method is unknown: send the Mcp-Method and Mcp-Name headers", true}},
 	{ErrAmbiguousURI, class{http.StatusBadRequest, "invalid_request", ReasonInvalidRequest, "the resource URI cannot be normalised unambiguously", true}},
+	{ErrUntrustedHeaders, class{http.StatusBadRequest, "invalid_request", ReasonInvalidRequest, "the Mcp-Method and Mcp-Name headers are trusted without the JSON-RPC body only from MCP 2026-07-28 on: send MCP-Protocol-Version 2026-07-28 or later, or have the proxy forward the body", true}},
+	{ErrBadProtocolVersion, class{http.StatusBadRequest, "invalid_request", ReasonInvalidRequest, "the MCP-Protocol-Version header is not a protocol revision (YYYY-MM-DD)", true}},
 	{ErrInvalidRequest, class{http.StatusBadRequest, "invalid_request", ReasonInvalidRequest, "the request is malformed", true}},
 	{token.ErrMalformed, class{http.StatusUnauthorized, "invalid_token", ReasonMalformed, "the access token is malformed", true}},
 	{token.ErrCritical, class{http.StatusUnauthorized, "invalid_token", ReasonMalformed, "the access token has unsupported critical headers", true}},

@@ -314,3 +314,72 @@ func TestMCPResourceURIVariants(t *testing.T) {
 		}
 	})
 }
+
+// TestMCPHeadersNeedProtocolVersion: behind a proxy that does not forward the
+// body, the Mcp-* headers decide only for a request that declares MCP
+// 2026-07-28 or later, the revision whose servers must refuse headers that
+// disagree with the body (issue #17, item 9). An older or absent version is
+// refused: its server may act on a body that names another tool.
+func TestMCPHeadersNeedProtocolVersion(t *testing.T) {
+	g, iss := startRulesGateway(t)
+	writer := mint(t, iss, devissuer.Token{Subject: "alice", ClientID: "c", Scopes: []string{"mcp:write"}})
+	headersOnly := func(version string, method, name string, body string) check.EnvoyRequest {
+		h := append(bearer(writer), [2]string{"content-type", "application/json"}, [2]string{"mcp-method", method})
+		if name != "" {
+			h = append(h, [2]string{"mcp-name", name})
+		}
+		if version != "-" {
+			h = append(h, [2]string{"mcp-protocol-version", version})
+		}
+		r := check.EnvoyRequest{Method: "POST", URL: resourceURI, Headers: h}
+		if body != "" {
+			r.Body = []byte(body)
+		}
+		return r
+	}
+	const versionDesc = `error_description="the Mcp-Method and Mcp-Name headers are trusted without the JSON-RPC body only from MCP 2026-07-28 on: send MCP-Protocol-Version 2026-07-28 or later, or have the proxy forward the body"`
+	cases := []struct {
+		name    string
+		req     check.EnvoyRequest
+		status  int
+		inChall string
+	}{
+		// The reproduction: the header names a harmless tool, the body (unseen)
+		// calls a destructive one, and the client declares an old revision.
+		{"headers only, 2025-06-18", headersOnly("2025-06-18", "tools/call", "search", ""), 400, versionDesc},
+		{"headers only, 2025-11-25", headersOnly("2025-11-25", "tools/call", "search", ""), 400, versionDesc},
+		{"headers only, no version", headersOnly("-", "tools/call", "search", ""), 400, versionDesc},
+		{"headers only, no version, tools/list", headersOnly("-", "tools/list", "", ""), 400, versionDesc},
+		{"headers only, 2026-07-27", headersOnly("2026-07-27", "tools/call", "search", ""), 400, versionDesc},
+		{"headers only, malformed version", headersOnly("2026-7-28", "tools/call", "search", ""), 400, `error_description="the MCP-Protocol-Version header is not a protocol revision`},
+		{"headers only, two versions", headersOnly("2026-07-28, 2025-06-18", "tools/call", "search", ""), 400, `error_description="the MCP-Protocol-Version header is not a protocol revision`},
+		{"headers only, month 13", headersOnly("2026-13-01", "tools/call", "search", ""), 400, `error_description="the MCP-Protocol-Version header is not a protocol revision`},
+		{"headers only, empty version", headersOnly("", "tools/call", "search", ""), 400, `error_description="the MCP-Protocol-Version header is not a protocol revision`},
+		// 2026-07-28 and later: decided on the headers.
+		{"headers only, 2026-07-28", headersOnly("2026-07-28", "tools/call", "search", ""), 200, ""},
+		{"headers only, 2026-07-28 with OWS", headersOnly(" 2026-07-28\t", "tools/call", "search", ""), 200, ""},
+		{"headers only, 2027-01-15", headersOnly("2027-01-15", "tools/call", "search", ""), 200, ""},
+		{"headers only, 2026-07-28, destructive tool", headersOnly("2026-07-28", "tools/call", "delete_repo", ""), 403, `error="insufficient_scope"`},
+		// With the body the body decides, whatever the version.
+		{"body, 2025-06-18, agreeing", headersOnly("2025-06-18", "tools/call", "search", toolCall("search")), 200, ""},
+		{"body, no version, agreeing", headersOnly("-", "tools/call", "search", toolCall("search")), 200, ""},
+		{"body, 2025-06-18, lying header", headersOnly("2025-06-18", "tools/call", "search", toolCall("delete_repo")), 400, `error_description="the Mcp-Method and Mcp-Name headers do not match the JSON-RPC body"`},
+		{"body only, old client", call(writer, "", "", toolCall("delete_repo"), [2]string{"mcp-protocol-version", "2025-06-18"}), 403, `error="insufficient_scope"`},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			a := g.check(t, tc.req)
+			if a.status != tc.status {
+				t.Fatalf("status %d, want %d (body %s, challenge %q)", a.status, tc.status, a.body, a.headers["www-authenticate"])
+			}
+			if tc.inChall != "" && !strings.Contains(a.headers["www-authenticate"], tc.inChall) {
+				t.Errorf("WWW-Authenticate %q lacks %s", a.headers["www-authenticate"], tc.inChall)
+			}
+		})
+	}
+	t.Run("a GET carries no operation and needs no version", func(t *testing.T) {
+		if a := g.check(t, check.EnvoyRequest{Method: "GET", URL: resourceURI, Headers: bearer(writer)}); a.status != 200 {
+			t.Errorf("GET: %d %s", a.status, a.body)
+		}
+	})
+}
