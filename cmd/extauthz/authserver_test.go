@@ -553,7 +553,7 @@ resources:
 					if inBody {
 						req.Body = []byte(fmt.Sprintf(`{"jsonrpc":"2.0","id":1,"method":%q%s}`, method, params))
 					} else {
-						req.Headers = append(req.Headers, [2]string{"mcp-method", method})
+						req.Headers = append(req.Headers, [2]string{"mcp-protocol-version", "2026-07-28"}, [2]string{"mcp-method", method})
 						if name != "" {
 							req.Headers = append(req.Headers, [2]string{"mcp-name", name})
 						}

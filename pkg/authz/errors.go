@@ -67,6 +67,11 @@ var (
 	ErrBadOperation      = fmt.Errorf("%w: unreadable MCP operation", ErrInvalidRequest)
 	ErrUnknownOperation  = fmt.Errorf("%w: MCP method unknown", ErrInvalidRequest)
 	ErrBodyRequired      = fmt.Errorf("%w: JSON-RPC body not forwarded", ErrInvalidRequest)
+	ErrAmbiguousURI      = fmt.Errorf("%w: resource URI cannot be normalised", ErrInvalidRequest)
+	// Mcp-* headers without the body, from a client that does not declare
+	// a protocol revision whose servers check them against the body.
+	ErrUntrustedHeaders   = fmt.Errorf("%w: Mcp-* headers without a body before MCP 2026-07-28", ErrInvalidRequest)
+	ErrBadProtocolVersion = fmt.Errorf("%w: malformed MCP-Protocol-Version", ErrInvalidRequest)
 )
 
 // class is one row of the denial table (DESIGN.md, "Denials").
@@ -94,6 +99,9 @@ var denials = []struct {
 	{ErrBadOperation, class{http.StatusBadRequest, "invalid_request", ReasonInvalidRequest, "the MCP request cannot be read (invalid Mcp-Method or Mcp-Name header, or body that is not one JSON-RPC message)", true}},
 	{ErrBodyRequired, class{http.StatusBadRequest, "invalid_request", ReasonInvalidRequest, "the JSON-RPC body must reach the gateway (mcp.require_body): configure the proxy to forward it", true}},
 	{ErrUnknownOperation, class{http.StatusBadRequest, "invalid_request", ReasonInvalidRequest, "the MCP method is unknown: send the Mcp-Method and Mcp-Name headers", true}},
+	{ErrAmbiguousURI, class{http.StatusBadRequest, "invalid_request", ReasonInvalidRequest, "the resource URI cannot be normalised unambiguously", true}},
+	{ErrUntrustedHeaders, class{http.StatusBadRequest, "invalid_request", ReasonInvalidRequest, "the Mcp-Method and Mcp-Name headers are trusted without the JSON-RPC body only from MCP 2026-07-28 on: send MCP-Protocol-Version 2026-07-28 or later, or have the proxy forward the body", true}},
+	{ErrBadProtocolVersion, class{http.StatusBadRequest, "invalid_request", ReasonInvalidRequest, "the MCP-Protocol-Version header is not a protocol revision (YYYY-MM-DD)", true}},
 	{ErrInvalidRequest, class{http.StatusBadRequest, "invalid_request", ReasonInvalidRequest, "the request is malformed", true}},
 	{token.ErrMalformed, class{http.StatusUnauthorized, "invalid_token", ReasonMalformed, "the access token is malformed", true}},
 	{token.ErrCritical, class{http.StatusUnauthorized, "invalid_token", ReasonMalformed, "the access token has unsupported critical headers", true}},

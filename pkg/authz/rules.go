@@ -121,6 +121,11 @@ func (m *mcpRules) originAllowed(origin string) bool {
 	return m.origins[strings.ToLower(origin)]
 }
 
+// headerValidationSince is the first MCP revision whose servers must refuse
+// a request whose Mcp-Method/Mcp-Name headers disagree with its body
+// (SEP-2243). Revisions are dates, so they compare as strings.
+const headerValidationSince = "2026-07-28"
+
 // operation reads the MCP operation of a request for the rules.
 func (m *mcpRules) operation(r *Request) (mcp.Operation, error) {
 	if m.requireBody && r.Method == http.MethodPost && len(r.Body) == 0 {
@@ -131,10 +136,32 @@ func (m *mcpRules) operation(r *Request) (mcp.Operation, error) {
 	in := mcp.Input{Body: r.Body}
 	in.MethodHeader, in.HasMethodHeader = r.Headers["mcp-method"]
 	in.NameHeader, in.HasNameHeader = r.Headers["mcp-name"]
+	if r.Method == http.MethodPost && len(r.Body) == 0 && (in.HasMethodHeader || in.HasNameHeader) {
+		// The headers would decide alone. They are only as good as the
+		// server's check of them against the body, which MCP requires
+		// from 2026-07-28 on; an older server (or a newer one answering an
+		// older request by its legacy code) acts on the body whatever the
+		// headers say. MCP 2026-07-28: intermediaries that enforce policy
+		// on mirrored headers SHOULD reject, not trust, a request whose
+		// MCP-Protocol-Version is older or absent.
+		v, ok := r.Headers["mcp-protocol-version"]
+		if !ok {
+			return mcp.Operation{}, ErrUntrustedHeaders
+		}
+		v = strings.Trim(v, " \t")
+		if !isRevision(v) {
+			return mcp.Operation{}, ErrBadProtocolVersion
+		}
+		if v < headerValidationSince {
+			return mcp.Operation{}, ErrUntrustedHeaders
+		}
+	}
 	op, err := mcp.Extract(in, m.maxBody)
 	switch {
 	case errors.Is(err, mcp.ErrMismatch):
 		return op, fmt.Errorf("%w: %v", ErrOperationMismatch, err)
+	case errors.Is(err, mcp.ErrBadURI):
+		return op, fmt.Errorf("%w: %v", ErrAmbiguousURI, err)
 	case err != nil:
 		return op, fmt.Errorf("%w: %v", ErrBadOperation, err)
 	case !op.Known && r.Method == http.MethodPost && len(m.rules) > 0:
@@ -143,6 +170,21 @@ func (m *mcpRules) operation(r *Request) (mcp.Operation, error) {
 		return op, ErrUnknownOperation
 	}
 	return op, nil
+}
+
+// isRevision reports whether v is an MCP protocol revision: a date written
+// YYYY-MM-DD (month 01-12, day 01-31).
+func isRevision(v string) bool {
+	if len(v) != len("2006-01-02") || v[4] != '-' || v[7] != '-' {
+		return false
+	}
+	for i := 0; i < len(v); i++ {
+		if i != 4 && i != 7 && (v[i] < '0' || v[i] > '9') {
+			return false
+		}
+	}
+	month, day := v[5:7], v[8:10]
+	return month >= "01" && month <= "12" && day >= "01" && day <= "31"
 }
 
 // needed returns every scope an operation needs: the resource's, then

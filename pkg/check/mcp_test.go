@@ -3,6 +3,7 @@ package check_test
 import (
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"testing"
@@ -39,6 +40,7 @@ resources:
       - method: "resources/*"
         name: "file:///secrets/*"
         policy: '"ops" in token.scopes'
+      - {method: "resources/*", name: "https://api.example.com/admin/*", scopes: ["mcp:admin"]}
       - {method: prompts/get, policy: '"writers" in token.claims["groups"]'}
       - method: tools/call
         name: "expensive"
@@ -65,11 +67,12 @@ resources:
 }
 
 // call is one MCP request as Envoy describes it: headers as a 2026-07-28
-// client sends them, and optionally the JSON-RPC body.
+// client sends them (MCP-Protocol-Version with Mcp-Method), and optionally
+// the JSON-RPC body.
 func call(tok, method, name string, body string, extra ...[2]string) check.EnvoyRequest {
 	h := bearer(tok)
 	if method != "" {
-		h = append(h, [2]string{"mcp-method", method})
+		h = append(h, [2]string{"mcp-protocol-version", "2026-07-28"}, [2]string{"mcp-method", method})
 	}
 	if name != "" {
 		h = append(h, [2]string{"mcp-name", name})
@@ -180,6 +183,203 @@ func TestMCPRules(t *testing.T) {
 			{"origin", "https://app.example.com"}, {"access-control-request-method", "POST"}}})
 		if a.allowed || a.status != 204 || a.headers["access-control-allow-origin"] != "https://app.example.com" {
 			t.Errorf("preflight: allowed=%v %d %v, want a 204 answer for the origin", a.allowed, a.status, a.headers)
+		}
+	})
+}
+
+// mcpName is Mcp-Name as a conforming client writes it: plain when the value
+// is visible ASCII, else the base64 sentinel.
+func mcpName(name string) string {
+	for i := 0; i < len(name); i++ {
+		if name[i] < 0x21 || name[i] > 0x7e {
+			return "=?base64?" + base64.StdEncoding.EncodeToString([]byte(name)) + "?="
+		}
+	}
+	return name
+}
+
+func readResource(uri string) string {
+	b, err := json.Marshal(uri)
+	if err != nil {
+		panic(err)
+	}
+	return `{"jsonrpc":"2.0","id":1,"method":"resources/read","params":{"uri":` + string(b) + `}}`
+}
+
+// TestMCPResourceURIVariants: a rule on a resource URI holds for every
+// spelling a server resolves to the same resource (issue #17, item 2). The
+// README's rule guards file:///secrets/* with a policy; a base-scope token
+// must not read the secret by re-spelling its URI, whether the URI travels
+// in Mcp-Name, in the body, or in both. Spellings that cannot be normalised
+// unambiguously are refused with 400.
+func TestMCPResourceURIVariants(t *testing.T) {
+	g, iss := startRulesGateway(t)
+	tok := func(scopes ...string) string {
+		return mint(t, iss, devissuer.Token{Subject: "alice", ClientID: "c", Scopes: scopes})
+	}
+	reader, ops, admin := tok("mcp:read"), tok("mcp:read", "ops"), tok("mcp:admin")
+	adminChallenge := fmt.Sprintf(`Bearer error="insufficient_scope", scope="mcp:read mcp:admin", resource_metadata=%q, error_description="the access token lacks a required scope"`, prmURL)
+
+	cases := []struct {
+		uri    string
+		status int // for the base-scope token; 403 from the policy or the scope rule, 400 refused
+	}{
+		// The four spellings of issue #17 and the canonical one.
+		{"file:///secrets/key", 403},
+		{"file:///public/../secrets/key", 403},
+		{"FILE:///secrets/key", 403},
+		{"file://localhost/secrets/key", 403},
+		{"file:///./secrets/key", 403},
+		// More that a WHATWG URL parser resolves to the secret.
+		{"File://LocalHost/secrets/key", 403},
+		{"file:///public/%2e%2e/secrets/key", 403},
+		{"file:///public/.%2E/secrets/key", 403},
+		{"file:///public/%2E./secrets/key", 403},
+		{"file:///%73ecrets/key", 403},
+		{"file:///secrets/%6Bey", 403},
+		{"file:/secrets/key", 403},
+		{"file:////secrets/key", 403},
+		{"file:///public/x/../../secrets/key", 403},
+		{"file://localhost./secrets/key", 403},
+		{"file:///../../secrets/key", 403},
+		{"file:///secrets/key#fragment", 403},
+		{"file:///secrets/key?version=2", 403},
+		{"https://api.example.com/admin/reset", 403},
+		{"HTTPS://API.Example.COM/admin/reset", 403},
+		{"https://api.example.com:443/admin/reset", 403},
+		{"https://api.example.com:0443/admin/reset", 403},
+		{"https://api.example.com./admin/reset", 403},
+		{"https://api.example.com/public/../admin/reset", 403},
+		{"https://api.example.com/%61dmin/reset", 403},
+		{"https://api.example.com//admin/reset", 403},
+		{"https://api.example.com/./admin/reset", 403},
+		// Refused: readings differ between servers, or the spelling hides
+		// what a server will decode.
+		{"file://%6cocalhost/secrets/key", 400},
+		{"file:///public/..%2Fsecrets/key", 400},
+		{`file:///public\..\secrets\key`, 400},
+		{"file:secrets/key", 400},
+		{"file:///secrets/key%00", 400},
+		{"file:///secrets/ke\ty", 400},
+		{"file:///secrets/key\n", 400},
+		{" file:///secrets/key", 400},
+		{"file:///public//../secrets/key", 400},
+		{"file:///public/%252e%252e/secrets/key", 400},
+		{"/secrets/key", 400},
+		{"https:api.example.com/admin/reset", 400},
+		{"https:///api.example.com/admin/reset", 400},
+		{"https://user@api.example.com/admin/reset", 400},
+		{"https://api.example.com:99999/admin/reset", 400},
+		{"https://%61pi.example.com/admin/reset", 400},
+	}
+	for _, tc := range cases {
+		for _, form := range []string{"headers", "body", "both"} {
+			req := func(tok string) check.EnvoyRequest {
+				switch form {
+				case "headers":
+					return call(tok, "resources/read", mcpName(tc.uri), "")
+				case "body":
+					return call(tok, "", "", readResource(tc.uri))
+				}
+				return call(tok, "resources/read", mcpName(tc.uri), readResource(tc.uri))
+			}
+			t.Run(fmt.Sprintf("%s/%q", form, tc.uri), func(t *testing.T) {
+				a := g.check(t, req(reader))
+				if a.status != tc.status {
+					t.Fatalf("base-scope token: status %d, want %d (body %s)", a.status, tc.status, a.body)
+				}
+				if tc.status == 400 && !strings.Contains(a.headers["www-authenticate"], `error="invalid_request"`) {
+					t.Errorf("400 without invalid_request: %q", a.headers["www-authenticate"])
+				}
+				if tc.status == 403 && strings.Contains(strings.ToLower(tc.uri), "api.example.com") && a.headers["www-authenticate"] != adminChallenge {
+					t.Errorf("challenge\n got %s\nwant %s", a.headers["www-authenticate"], adminChallenge)
+				}
+				// The scope or policy the rule asks for lets the same spelling through.
+				if tc.status == 403 {
+					for _, good := range []string{ops, admin} {
+						if a := g.check(t, req(good)); a.status == 200 {
+							return
+						}
+					}
+					t.Errorf("no token passes the rule for %q", tc.uri)
+				}
+			})
+		}
+	}
+	t.Run("other resources stay readable with the base scope", func(t *testing.T) {
+		for _, uri := range []string{"file:///public/readme", "file:///secrets/../public/readme", "https://api.example.com/docs/x", "file:///secretsX"} {
+			if a := g.check(t, call(reader, "resources/read", uri, "")); a.status != 200 {
+				t.Errorf("%s: %d %s", uri, a.status, a.body)
+			}
+		}
+	})
+}
+
+// TestMCPHeadersNeedProtocolVersion: behind a proxy that does not forward the
+// body, the Mcp-* headers decide only for a request that declares MCP
+// 2026-07-28 or later, the revision whose servers must refuse headers that
+// disagree with the body (issue #17, item 9). An older or absent version is
+// refused: its server may act on a body that names another tool.
+func TestMCPHeadersNeedProtocolVersion(t *testing.T) {
+	g, iss := startRulesGateway(t)
+	writer := mint(t, iss, devissuer.Token{Subject: "alice", ClientID: "c", Scopes: []string{"mcp:write"}})
+	headersOnly := func(version string, method, name string, body string) check.EnvoyRequest {
+		h := append(bearer(writer), [2]string{"content-type", "application/json"}, [2]string{"mcp-method", method})
+		if name != "" {
+			h = append(h, [2]string{"mcp-name", name})
+		}
+		if version != "-" {
+			h = append(h, [2]string{"mcp-protocol-version", version})
+		}
+		r := check.EnvoyRequest{Method: "POST", URL: resourceURI, Headers: h}
+		if body != "" {
+			r.Body = []byte(body)
+		}
+		return r
+	}
+	const versionDesc = `error_description="the Mcp-Method and Mcp-Name headers are trusted without the JSON-RPC body only from MCP 2026-07-28 on: send MCP-Protocol-Version 2026-07-28 or later, or have the proxy forward the body"`
+	cases := []struct {
+		name    string
+		req     check.EnvoyRequest
+		status  int
+		inChall string
+	}{
+		// The reproduction: the header names a harmless tool, the body (unseen)
+		// calls a destructive one, and the client declares an old revision.
+		{"headers only, 2025-06-18", headersOnly("2025-06-18", "tools/call", "search", ""), 400, versionDesc},
+		{"headers only, 2025-11-25", headersOnly("2025-11-25", "tools/call", "search", ""), 400, versionDesc},
+		{"headers only, no version", headersOnly("-", "tools/call", "search", ""), 400, versionDesc},
+		{"headers only, no version, tools/list", headersOnly("-", "tools/list", "", ""), 400, versionDesc},
+		{"headers only, 2026-07-27", headersOnly("2026-07-27", "tools/call", "search", ""), 400, versionDesc},
+		{"headers only, malformed version", headersOnly("2026-7-28", "tools/call", "search", ""), 400, `error_description="the MCP-Protocol-Version header is not a protocol revision`},
+		{"headers only, two versions", headersOnly("2026-07-28, 2025-06-18", "tools/call", "search", ""), 400, `error_description="the MCP-Protocol-Version header is not a protocol revision`},
+		{"headers only, month 13", headersOnly("2026-13-01", "tools/call", "search", ""), 400, `error_description="the MCP-Protocol-Version header is not a protocol revision`},
+		{"headers only, empty version", headersOnly("", "tools/call", "search", ""), 400, `error_description="the MCP-Protocol-Version header is not a protocol revision`},
+		// 2026-07-28 and later: decided on the headers.
+		{"headers only, 2026-07-28", headersOnly("2026-07-28", "tools/call", "search", ""), 200, ""},
+		{"headers only, 2026-07-28 with OWS", headersOnly(" 2026-07-28\t", "tools/call", "search", ""), 200, ""},
+		{"headers only, 2027-01-15", headersOnly("2027-01-15", "tools/call", "search", ""), 200, ""},
+		{"headers only, 2026-07-28, destructive tool", headersOnly("2026-07-28", "tools/call", "delete_repo", ""), 403, `error="insufficient_scope"`},
+		// With the body the body decides, whatever the version.
+		{"body, 2025-06-18, agreeing", headersOnly("2025-06-18", "tools/call", "search", toolCall("search")), 200, ""},
+		{"body, no version, agreeing", headersOnly("-", "tools/call", "search", toolCall("search")), 200, ""},
+		{"body, 2025-06-18, lying header", headersOnly("2025-06-18", "tools/call", "search", toolCall("delete_repo")), 400, `error_description="the Mcp-Method and Mcp-Name headers do not match the JSON-RPC body"`},
+		{"body only, old client", call(writer, "", "", toolCall("delete_repo"), [2]string{"mcp-protocol-version", "2025-06-18"}), 403, `error="insufficient_scope"`},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			a := g.check(t, tc.req)
+			if a.status != tc.status {
+				t.Fatalf("status %d, want %d (body %s, challenge %q)", a.status, tc.status, a.body, a.headers["www-authenticate"])
+			}
+			if tc.inChall != "" && !strings.Contains(a.headers["www-authenticate"], tc.inChall) {
+				t.Errorf("WWW-Authenticate %q lacks %s", a.headers["www-authenticate"], tc.inChall)
+			}
+		})
+	}
+	t.Run("a GET carries no operation and needs no version", func(t *testing.T) {
+		if a := g.check(t, check.EnvoyRequest{Method: "GET", URL: resourceURI, Headers: bearer(writer)}); a.status != 200 {
+			t.Errorf("GET: %d %s", a.status, a.body)
 		}
 	})
 }

@@ -385,7 +385,10 @@ resources[0].policy: line 1, column 6: undefined field 'sbu'
 resources[0].rules[0].method: must not be empty (omit it, or write "*", for any method)
 resources[0].rules[0].scopes[0]: "mcp:write" is not in scopes_supported
 resources[0].rules[1]: adds nothing: set scopes, a policy, or both
-resources[0].rules[2].policy: line 3, column 1: Syntax error: mismatched input '<EOF>' expecting {'[', '{', '(', '.', '-', '!', 'true', 'false', 'null', NUM_FLOAT, NUM_INT, NUM_UINT, STRING, BYTES, IDENTIFIER}`},
+resources[0].rules[2].policy: line 3, column 1: Syntax error: mismatched input '<EOF>' expecting {'[', '{', '(', '.', '-', '!', 'true', 'false', 'null', NUM_FLOAT, NUM_INT, NUM_UINT, STRING, BYTES, IDENTIFIER}
+resources[0].rules[3].name: "FILE://localhost/secrets/*" is not in canonical form, which resource URIs are matched in: write "file:///secrets/*"
+resources[0].rules[4].name: "file:secrets/*" is not a valid resource URI pattern: a file URI needs a path starting with "/"
+resources[0].rules[5].name: "secrets" has no scheme and no glob, so it matches no resource URI`},
 		{"invalid-introspection.yaml", `
 resources[0].authorization_servers[0].introspection.client_id: is set but token_mode is "jwt" (set token_mode: introspection or auto)
 resources[0].authorization_servers[0].introspection.timeout: is set but token_mode is "jwt" (set token_mode: introspection or auto)

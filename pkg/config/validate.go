@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/extauthz/extauthz/pkg/mcp"
 	"github.com/extauthz/extauthz/pkg/policy"
 	"github.com/extauthz/extauthz/pkg/target"
 )
@@ -720,6 +721,13 @@ func (c *Config) validateResources(ch *checker) {
 			}
 			if len(rule.Scopes) == 0 && rule.Policy == "" {
 				ch.add(rp, "adds nothing: set scopes, a policy, or both")
+			}
+			// Resource URIs are matched in canonical form: a pattern
+			// spelled otherwise would silently match nothing.
+			if canon, err := mcp.CheckRuleName(rule.Method, rule.Name); err != nil && canon != "" {
+				ch.add(rp+".name", "%q %v: write %q", rule.Name, err, canon)
+			} else if err != nil {
+				ch.add(rp+".name", "%q %v", rule.Name, err)
 			}
 			if rule.Policy != "" || c.written[rp+".policy"] {
 				validatePolicy(ch, rp+".policy", rule.Policy)

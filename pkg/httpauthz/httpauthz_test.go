@@ -117,7 +117,10 @@ func TestConventions(t *testing.T) {
 				m, u, h := c(method, uri, extra...)
 				return do(t, m, u, h, "")
 			}
-			a := run("POST", "/mcp", bearer(tools), [2]string{"Mcp-Method", "tools/list"})
+			// MCP 2026-07-28 clients declare it; the Mcp-* headers decide
+			// without the body only for them.
+			v := [2]string{"MCP-Protocol-Version", "2026-07-28"}
+			a := run("POST", "/mcp", bearer(tools), v, [2]string{"Mcp-Method", "tools/list"})
 			if a.status != 200 || a.header.Get("X-Extauthz-Subject") != "alice" || a.header.Get("X-Extauthz-Client-Id") != "app" ||
 				a.header.Get("X-Extauthz-Scopes") != "mcp:tools" {
 				t.Errorf("allowed: %d %v", a.status, a.header)
@@ -126,19 +129,23 @@ func TestConventions(t *testing.T) {
 			if a.status != 401 || a.header.Get("WWW-Authenticate") != `Bearer scope="mcp:tools", resource_metadata="https://mcp.example.com/.well-known/oauth-protected-resource/mcp"` {
 				t.Errorf("no token: %d %q", a.status, a.header.Get("WWW-Authenticate"))
 			}
-			a = run("POST", "/mcp", bearer(tools), [2]string{"Mcp-Method", "tools/call"}, [2]string{"Mcp-Name", "delete_all"})
+			a = run("POST", "/mcp", bearer(tools), v, [2]string{"Mcp-Method", "tools/call"}, [2]string{"Mcp-Name", "delete_all"})
 			if a.status != 403 || !strings.Contains(a.header.Get("WWW-Authenticate"), `error="insufficient_scope", scope="mcp:tools mcp:admin"`) {
 				t.Errorf("step-up: %d %q", a.status, a.header.Get("WWW-Authenticate"))
 			}
-			a = run("POST", "/mcp", bearer(admin), [2]string{"Mcp-Method", "tools/call"}, [2]string{"Mcp-Name", "delete_all"})
+			a = run("POST", "/mcp", bearer(admin), v, [2]string{"Mcp-Method", "tools/call"}, [2]string{"Mcp-Name", "delete_all"})
 			if a.status != 200 {
 				t.Errorf("step-up satisfied: %d %s", a.status, a.body)
+			}
+			a = run("POST", "/mcp", bearer(admin), [2]string{"MCP-Protocol-Version", "2025-06-18"}, [2]string{"Mcp-Method", "tools/call"}, [2]string{"Mcp-Name", "echo"})
+			if a.status != 400 || !strings.Contains(a.header.Get("WWW-Authenticate"), "2026-07-28") {
+				t.Errorf("headers only, MCP 2025-06-18: %d %q", a.status, a.header.Get("WWW-Authenticate"))
 			}
 			a = run("POST", "/mcp?access_token="+tools)
 			if a.status != 400 || !strings.Contains(a.header.Get("WWW-Authenticate"), `error="invalid_request"`) {
 				t.Errorf("token in the query: %d %q", a.status, a.header.Get("WWW-Authenticate"))
 			}
-			a = run("POST", "/mcp", bearer(tools), bearer(tools), [2]string{"Mcp-Method", "tools/list"})
+			a = run("POST", "/mcp", bearer(tools), bearer(tools), v, [2]string{"Mcp-Method", "tools/list"})
 			if a.status != 400 {
 				t.Errorf("two Authorization headers: %d", a.status)
 			}

@@ -116,6 +116,9 @@ func parseBody(b []byte) (method, name []byte, err error) {
 	if bytes.Contains(name, fffd) {
 		return nil, nil, detail(ErrBadBody, "params."+string(want)+" holds U+FFFD or an unpaired surrogate")
 	}
+	if !validNameBytes(name) {
+		return nil, nil, detail(ErrBadBody, "params."+string(want)+" holds a control character")
+	}
 	return method, name, nil
 }
 

@@ -34,8 +34,9 @@ var b64 = base64.StdEncoding.Strict()
 // plain would give it two readings. Everything else is a plain name, returned
 // as it is.
 //
-// The decoded name may hold any valid UTF-8, control characters included;
-// callers that log it or put it in a header must escape it.
+// In either form the name must be a valid name (see the package
+// documentation): a tab inside a plain value, or a control character in a
+// decoded one, is an error.
 func DecodeName(v string) (string, error) {
 	v, err := headerValue(v)
 	if err != nil {
@@ -44,6 +45,9 @@ func DecodeName(v string) (string, error) {
 	if !strings.HasPrefix(v, sentinelPrefix) {
 		if len(v) >= len(sentinelPrefix) && strings.EqualFold(v[:len(sentinelPrefix)], sentinelPrefix) {
 			return "", detail(ErrBadHeader, "Mcp-Name looks like a miscased base64 sentinel")
+		}
+		if !validName(v) {
+			return "", detail(ErrBadHeader, "Mcp-Name holds a control character")
 		}
 		return v, nil
 	}
@@ -60,7 +64,52 @@ func DecodeName(v string) (string, error) {
 	if !utf8.Valid(dec) {
 		return "", detail(ErrBadHeader, "Mcp-Name base64 sentinel is not UTF-8")
 	}
+	if !validNameBytes(dec) {
+		return "", detail(ErrBadHeader, "Mcp-Name holds a control character")
+	}
 	return string(dec), nil
+}
+
+// validName reports whether a decoded name is valid UTF-8 without C0
+// controls (tab included), DEL or C1 controls (U+0080-U+009F). Such
+// characters have no place in a tool, prompt or resource name, and a name
+// holding them could be displayed, logged or compared differently by the
+// gateway, the server and the people reading the audit log.
+func validName(s string) bool {
+	for i := 0; i < len(s); {
+		if c := s[i]; c < utf8.RuneSelf {
+			if c < 0x20 || c == 0x7f {
+				return false
+			}
+			i++
+			continue
+		}
+		r, n := utf8.DecodeRuneInString(s[i:])
+		if (r == utf8.RuneError && n <= 1) || (r >= 0x80 && r <= 0x9f) {
+			return false
+		}
+		i += n
+	}
+	return true
+}
+
+// validNameBytes is validName for a byte slice.
+func validNameBytes(s []byte) bool {
+	for i := 0; i < len(s); {
+		if c := s[i]; c < utf8.RuneSelf {
+			if c < 0x20 || c == 0x7f {
+				return false
+			}
+			i++
+			continue
+		}
+		r, n := utf8.DecodeRune(s[i:])
+		if (r == utf8.RuneError && n <= 1) || (r >= 0x80 && r <= 0x9f) {
+			return false
+		}
+		i += n
+	}
+	return true
 }
 
 // headerValue applies the checks common to Mcp-Method and Mcp-Name and

@@ -33,6 +33,14 @@
 // (or another method with Mcp-Name) are [ErrBadHeader]. So Name != "" exactly
 // when the method is one of the five.
 //
+// Tool and prompt names are compared byte for byte: no case folding, no
+// Unicode normalisation, which is how servers look tools and prompts up. A
+// name (in the body, or in Mcp-Name once decoded) holding a C0 control
+// character (tab included), DEL or a C1 control (U+0080-U+009F) is refused
+// ([ErrBadBody], [ErrBadHeader]). Resource URIs are replaced by their
+// canonical form ([CanonicalURI]), after the headers have been checked
+// against the body as sent; a URI without one is [ErrBadURI].
+//
 // # Headers
 //
 // Header values are trimmed of surrounding spaces and tabs (HTTP OWS). A
@@ -62,8 +70,8 @@
 //     A message with both "method" and "result"/"error", or with neither, is
 //     [ErrBadBody].
 //   - For the five methods above, "params" must be an object and its
-//     "name"/"uri" a non-empty string. Names may hold any character, but not
-//     U+FFFD: after the UTF-8 check it can only come from a literal U+FFFD or
+//     "name"/"uri" a non-empty string. Names may hold any character but
+//     controls (see Names) and U+FFFD: after the UTF-8 check it can only come from a literal U+FFFD or
 //     from an unpaired surrogate escape such as "\ud800", which parsers decode
 //     differently (encoding/json turns it into U+FFFD, JavaScript keeps it).
 //   - Parser differentials are refused rather than resolved. A member the
@@ -138,7 +146,9 @@ func detail(kind error, what string) error { return fmt.Errorf("%w: %s", kind, w
 //
 // Checks run in this order and the first failure is returned, with a zero
 // Operation: header syntax ([ErrBadHeader]), body size ([ErrTooLarge]), body
-// content ([ErrBatch], [ErrBadBody]), agreement ([ErrMismatch]). With neither
+// content ([ErrBatch], [ErrBadBody]), agreement ([ErrMismatch]), resource
+// URI ([ErrBadURI]). A resource URI is returned in its canonical form
+// ([CanonicalURI]); agreement compares the values as sent. With neither
 // headers nor a body the result is a zero Operation (Known false) and no
 // error. The returned strings may share memory with in's header strings, never
 // with in.Body.
@@ -176,7 +186,7 @@ func Extract(in Input, maxBody int) (Operation, error) {
 		if !takesName && in.HasNameHeader {
 			return Operation{}, detail(ErrBadHeader, "Mcp-Name sent for a method without a name")
 		}
-		return Operation{Method: hMethod, Name: hName, Known: true}, nil
+		return canonical(Operation{Method: hMethod, Name: hName, Known: true})
 	}
 
 	if maxBody > 0 && len(in.Body) > maxBody {
@@ -187,7 +197,7 @@ func Extract(in Input, maxBody int) (Operation, error) {
 		return Operation{}, err
 	}
 	if !in.HasMethodHeader {
-		return Operation{Method: internMethod(method), Name: string(name), Known: true}, nil
+		return canonical(Operation{Method: internMethod(method), Name: string(name), Known: true})
 	}
 	// A response has method == nil; it never equals a (non-empty) header.
 	if method == nil || string(method) != hMethod {
@@ -197,7 +207,22 @@ func Extract(in Input, maxBody int) (Operation, error) {
 		return Operation{}, detail(ErrMismatch, "name")
 	}
 	// Equal to the body: reuse the header strings, no copy needed.
-	return Operation{Method: hMethod, Name: hName, Known: true}, nil
+	return canonical(Operation{Method: hMethod, Name: hName, Known: true})
+}
+
+// canonical replaces a resource URI by its canonical form, the one rules,
+// policies and the audit log see. It runs after the header/body agreement
+// check, which compares the names exactly as sent.
+func canonical(op Operation) (Operation, error) {
+	if nameMember(op.Method) != "uri" {
+		return op, nil
+	}
+	c, err := CanonicalURI(op.Name)
+	if err != nil {
+		return Operation{}, err
+	}
+	op.Name = c
+	return op, nil
 }
 
 // nameMember returns the params member that holds the name for method:

@@ -121,11 +121,32 @@ func TestExtract(t *testing.T) {
 		{"body whitespace around", bodyOnly(" \r\n\t" + noParamsBody + "\n"), 0, Operation{"ping", "", true}, nil},
 		{"body unknown method", bodyOnly(`{"jsonrpc":"2.0","id":1,"method":"x/y"}`), 0, Operation{"x/y", "", true}, nil},
 		{"body uri member ignored for tools/call", bodyOnly(`{"method":"tools/call","params":{"uri":"u","name":"n"}}`), 0, Operation{"tools/call", "n", true}, nil},
-		{"body name member ignored for resources/read", bodyOnly(`{"method":"resources/read","params":{"name":"n","uri":"u"}}`), 0, Operation{"resources/read", "u", true}, nil},
+		{"body name member ignored for resources/read", bodyOnly(`{"method":"resources/read","params":{"name":"n","uri":"u:x"}}`), 0, Operation{"resources/read", "u:x", true}, nil},
 		{"body Name in arguments is fine", bodyOnly(`{"method":"tools/call","params":{"name":"n","arguments":{"Name":"x","name":"y"}}}`), 0, Operation{"tools/call", "n", true}, nil},
 		{"body id case variant is fine", bodyOnly(`{"method":"ping","id":1,"ID":2}`), 0, Operation{"ping", "", true}, nil},
 		{"body nested junk skipped", bodyOnly(`{"x":[{"a":"}]\"{"},[[]],{}],"method":"tools/call","params":{"z":{"name":"no"},"name":"yes"}}`), 0, Operation{"tools/call", "yes", true}, nil},
-		{"body control char in name", bodyOnly(`{"method":"tools/call","params":{"name":"a\nb"}}`), 0, Operation{"tools/call", "a\nb", true}, nil},
+		{"body control char in name", bodyOnly(`{"method":"tools/call","params":{"name":"a\nb"}}`), 0, Operation{}, ErrBadBody},
+		{"body tab in name", bodyOnly(`{"method":"tools/call","params":{"name":"a\tb"}}`), 0, Operation{}, ErrBadBody},
+		{"body DEL in name", bodyOnly(`{"method":"prompts/get","params":{"name":"a\u007fb"}}`), 0, Operation{}, ErrBadBody},
+		{"body C1 control in name", bodyOnly(`{"method":"tools/call","params":{"name":"a\u0085b"}}`), 0, Operation{}, ErrBadBody},
+		{"body literal C1 control in name", bodyOnly("{\"method\":\"tools/call\",\"params\":{\"name\":\"a\u0085b\"}}"), 0, Operation{}, ErrBadBody},
+		{"body U+00A0 in name is a character", bodyOnly(`{"method":"tools/call","params":{"name":"a\u00a0b"}}`), 0, Operation{"tools/call", "a\u00a0b", true}, nil},
+		{"names are not case-folded", hdr("tools/call", "Delete_Repo", `{"method":"tools/call","params":{"name":"Delete_Repo"}}`), 0, Operation{"tools/call", "Delete_Repo", true}, nil},
+		{"header name differing only in case", hdr("tools/call", "delete_repo", `{"method":"tools/call","params":{"name":"Delete_Repo"}}`), 0, Operation{}, ErrMismatch},
+		{"hdr tab inside a plain name", hdr("tools/call", "a\tb", ""), 0, Operation{}, ErrBadHeader},
+		{"hdr control in a sentinel name", hdr("tools/call", b64name("a\x1bb"), ""), 0, Operation{}, ErrBadHeader},
+		{"hdr C1 control in a sentinel name", hdr("prompts/get", b64name("a\u0085b"), ""), 0, Operation{}, ErrBadHeader},
+
+		// Resource URIs come out canonical, from either source; agreement is
+		// on the values as sent.
+		{"hdr uri canonicalised", hdr("resources/read", "FILE://localhost/public/../secrets/key", ""), 0, Operation{"resources/read", "file:///secrets/key", true}, nil},
+		{"body uri canonicalised", bodyOnly(`{"method":"resources/subscribe","params":{"uri":"file:///./secrets/key"}}`), 0, Operation{"resources/subscribe", "file:///secrets/key", true}, nil},
+		{"hdr and body agree, uri canonicalised", hdr("resources/unsubscribe", "file:///%73ecrets/key", `{"method":"resources/unsubscribe","params":{"uri":"file:///%73ecrets/key"}}`), 0, Operation{"resources/unsubscribe", "file:///secrets/key", true}, nil},
+		{"hdr and body agree only once canonical", hdr("resources/read", "file:///secrets/key", `{"method":"resources/read","params":{"uri":"FILE:///secrets/key"}}`), 0, Operation{}, ErrMismatch},
+		{"hdr uri refused", hdr("resources/read", "file://%6cocalhost/secrets/key", ""), 0, Operation{}, ErrBadURI},
+		{"body uri refused", bodyOnly(`{"method":"resources/read","params":{"uri":"file:///a/..%2Fsecrets"}}`), 0, Operation{}, ErrBadURI},
+		{"body uri with a tab refused", bodyOnly(`{"method":"resources/read","params":{"uri":"file:///se\tcrets"}}`), 0, Operation{}, ErrBadBody},
+		{"tool names are not URIs", hdr("tools/call", "FILE:///x/../y", ""), 0, Operation{"tools/call", "FILE:///x/../y", true}, nil},
 
 		{"body batch", bodyOnly(`[` + callBody + `]`), 0, Operation{}, ErrBatch},
 		{"body batch with space", bodyOnly(` [ ]`), 0, Operation{}, ErrBatch},
@@ -233,7 +254,12 @@ func TestDecodeName(t *testing.T) {
 		{b64name("tööl"), "tööl", false},
 		{b64name("日本語ツール"), "日本語ツール", false},
 		{b64name(" lead"), " lead", false},
-		{b64name("a\x00b"), "a\x00b", false},
+		{b64name("a\x00b"), "", true},
+		{b64name("a\tb"), "", true},
+		{b64name("a\x7fb"), "", true},
+		{b64name("a\u0085b"), "", true},
+		{b64name("a\u00a0b"), "a\u00a0b", false},
+		{"a\tb", "", true},
 		{b64name("=?base64?x?="), "=?base64?x?=", false},
 		{"=?base64?", "", true},
 		{"=?base64?abc", "", true},
@@ -263,7 +289,7 @@ func TestDecodeName(t *testing.T) {
 }
 
 func TestEncodeNameRoundTrip(t *testing.T) {
-	for _, name := range []string{"a", "get_weather", "tööl", " x", "x\t", "a\nb", "=?base64?Zm9v?=", "=?BASE64?", "file:///etc/*", "a b"} {
+	for _, name := range []string{"a", "get_weather", "tööl", " x", "x ", "=?base64?Zm9v?=", "=?BASE64?", "file:///etc/*", "a b"} {
 		got, err := DecodeName(encodeName(name))
 		if err != nil || got != name {
 			t.Errorf("DecodeName(encodeName(%q)) = %q, %v", name, got, err)
@@ -417,6 +443,8 @@ func FuzzExtract(f *testing.F) {
 	f.Add([]byte(nil), "tools/call", "=?base64?dMO2w7Zs?=", true, true)
 	f.Add([]byte(nil), "tools/call", "=?base64?abc", true, true)
 	f.Add([]byte(nil), " ping ", "", true, false)
+	f.Add([]byte(`{"method":"resources/read","params":{"uri":"FILE://localhost/a/../b"}}`), "resources/read", "FILE://localhost/a/../b", true, true)
+	f.Add([]byte(nil), "resources/read", "file:///a/%2e%2e/b", true, true)
 	f.Fuzz(func(t *testing.T, body []byte, mh, nh string, hasM, hasN bool) {
 		in := Input{MethodHeader: mh, NameHeader: nh, HasMethodHeader: hasM, HasNameHeader: hasN, Body: body}
 		op, err := Extract(in, 1<<20)
@@ -440,13 +468,21 @@ func FuzzExtract(f *testing.F) {
 		if err != nil || alone != op {
 			t.Fatalf("body alone gives %+v, %v; with headers %+v", alone, err, op)
 		}
-		// Round trip: headers as a conforming client would send them agree.
+		// A resource URI comes out canonical.
+		if nameMember(op.Method) == "uri" {
+			if c, err := CanonicalURI(op.Name); err != nil || c != op.Name {
+				t.Fatalf("resource URI %q is not canonical: %q, %v", op.Name, c, err)
+			}
+		}
+		// Round trip: headers as a conforming client would send them (the
+		// name as the body spells it) agree.
+		_, raw, _ := parseBody(body)
 		rt := Input{Body: body}
 		if op.Method != "" {
 			rt.MethodHeader, rt.HasMethodHeader = op.Method, true
 		}
 		if op.Name != "" {
-			rt.NameHeader, rt.HasNameHeader = encodeName(op.Name), true
+			rt.NameHeader, rt.HasNameHeader = encodeName(string(raw)), true
 		}
 		again, err := Extract(rt, 1<<20)
 		if errors.Is(err, ErrMismatch) {
