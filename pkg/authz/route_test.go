@@ -443,3 +443,23 @@ func FuzzRouteDifferential(f *testing.F) {
 		}
 	})
 }
+
+// TestPolicyOnTheOperationNeedsTheOperation: behind a proxy that forwards
+// no body, a POST without Mcp-* headers has no known operation. A policy
+// that reads mcp would see mcp.name == "" for a call it never saw
+// (`!mcp.name.startsWith("admin_")` is true), so such a request is
+// refused; a policy that does not read mcp decides as before.
+func TestPolicyOnTheOperationNeedsTheOperation(t *testing.T) {
+	h := map[string]string{"authorization": "Bearer good"}
+	reads := newRouteFixture(t, func(c *config.Config) { c.Resources[0].Policy = `!mcp.name.startsWith("admin_")` })
+	if d := reads.check(http.MethodPost, "mcp.example.com", "/mcp", h); d.Allow || d.Status != http.StatusBadRequest {
+		t.Errorf("policy on mcp, POST with no operation: allow=%v %d %s, want 400", d.Allow, d.Status, d.Reason)
+	}
+	if d := reads.check(http.MethodGet, "mcp.example.com", "/mcp", h); !d.Allow {
+		t.Errorf("policy on mcp, GET (no JSON-RPC): %d %s, want allowed", d.Status, d.Reason)
+	}
+	other := newRouteFixture(t, func(c *config.Config) { c.Resources[0].Policy = `token.sub == "alice"` })
+	if d := other.check(http.MethodPost, "mcp.example.com", "/mcp", h); !d.Allow {
+		t.Errorf("policy not on mcp, POST with no operation: %d %s, want allowed", d.Status, d.Reason)
+	}
+}

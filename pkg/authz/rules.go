@@ -164,9 +164,11 @@ func (m *mcpRules) operation(r *Request) (mcp.Operation, error) {
 		return op, fmt.Errorf("%w: %v", ErrAmbiguousURI, err)
 	case err != nil:
 		return op, fmt.Errorf("%w: %v", ErrBadOperation, err)
-	case !op.Known && r.Method == http.MethodPost && len(m.rules) > 0:
-		// A JSON-RPC request whose method cannot be known: the rules
-		// cannot be applied, so it cannot be allowed.
+	case !op.Known && r.Method == http.MethodPost && (len(m.rules) > 0 || m.policy != nil && m.policy.ReadsMCP()):
+		// A JSON-RPC request whose method cannot be known: the rules, or
+		// a policy that reads the operation, cannot be applied (the
+		// policy would see mcp.name == "" for a call it never saw), so it
+		// cannot be allowed.
 		return op, ErrUnknownOperation
 	}
 	return op, nil

@@ -282,7 +282,19 @@ func (c *Compiler) Compile(expr string) (*Program, error) {
 		prg:           prg,
 		costLimit:     c.costLimit,
 		interruptible: hasComprehension(checked.NativeRep()),
+		readsMCP:      refersTo(checked.NativeRep(), "mcp"),
 	}, nil
+}
+
+// refersTo reports whether the expression names the variable anywhere.
+func refersTo(a *celast.AST, name string) bool {
+	found := false
+	celast.PreOrderVisit(a.Expr(), celast.NewExprVisitor(func(e celast.Expr) {
+		if e.Kind() == celast.IdentKind && e.AsIdent() == name {
+			found = true
+		}
+	}))
+	return found
 }
 
 // hasComprehension reports whether the expression contains a comprehension
@@ -353,10 +365,16 @@ type Program struct {
 	// interruptible is set when the expression has a comprehension, so
 	// evaluation can take long enough for a context check to matter.
 	interruptible bool
+	// readsMCP is set when the expression refers to the mcp variable.
+	readsMCP bool
 }
 
 // Source returns the expression the program was compiled from.
 func (p *Program) Source() string { return p.src }
+
+// ReadsMCP reports whether the expression refers to the MCP operation
+// (the mcp variable): deciding it then needs the operation to be known.
+func (p *Program) ReadsMCP() bool { return p.readsMCP }
 
 // Eval runs the program. It returns the boolean result, or an error for any
 // evaluation failure: no such key, overflow, cost limit (wrapping
