@@ -238,6 +238,17 @@ func checkBootstrap(t *testing.T, path string) {
 				t.Errorf("%s: context_extensions.resource %q is not a resource of %s", tc.path, res, composeConfig)
 			}
 		}
+		// The Host header must never choose the resource: every route the
+		// gateway is asked about names it, and the gateway refuses a Check
+		// that does not.
+		if !gw.RequireExplicitResource {
+			t.Errorf("%s: want require_explicit_resource: true (every checked route names its resource)", composeConfig)
+		}
+		for _, r := range routes {
+			if pr := perRoute(t, r); (pr == nil || !pr.GetDisabled()) && pr.GetCheckSettings().GetContextExtensions()["resource"] == "" {
+				t.Errorf("route %s is checked without naming its resource in context_extensions", r.GetName())
+			}
+		}
 	})
 
 	t.Run("PublicURLIsTheListener", func(t *testing.T) {
