@@ -3,7 +3,6 @@ package login
 import (
 	"context"
 	"crypto/sha256"
-	"crypto/subtle"
 	"encoding/hex"
 	"errors"
 	"log/slog"
@@ -71,18 +70,20 @@ func (h *Handler) serveLogin(w http.ResponseWriter, r *http.Request) {
 		h.page(w, http.StatusInternalServerError, "Sign-in unavailable", "No random numbers are available.", "")
 		return
 	}
-	st := &session.LoginState{
+	// Nothing is stored: the login state travels sealed in the binding cookie (see the
+	// package documentation, "Login states"), so an unauthenticated request costs no storage.
+	sealed, err := h.store.SealState(state, &session.LoginState{
 		Resource:    c.Resource,
 		Issuer:      c.Issuer,
 		Verifier:    verifier,
 		Nonce:       nonce,
 		ReturnTo:    rd,
 		RedirectURI: h.redirectURI,
-		Created:     h.now(),
-	}
-	if err := h.store.PutState(ctx, state, st, h.stateTTL); err != nil {
+		Expires:     h.now().Add(h.stateTTL),
+	})
+	if err != nil {
 		h.logFailure(ctx, "login_failed", c.Resource, "", err)
-		h.page(w, http.StatusServiceUnavailable, "Sign-in unavailable", "Sign-in cannot be started now. Please try again later.", "")
+		h.page(w, http.StatusInternalServerError, "Sign-in unavailable", "Sign-in cannot be started now. Please try again later.", "")
 		return
 	}
 
@@ -112,7 +113,7 @@ func (h *Handler) serveLogin(w http.ResponseWriter, r *http.Request) {
 	authz.RawQuery = params.Encode()
 	authz.Fragment = ""
 
-	h.setCookie(w, h.stateCookieName(state), state, h.stateTTL)
+	h.setCookie(w, h.stateCookieName(state), sealed, h.stateTTL)
 	w.Header().Set("Location", authz.String())
 	w.WriteHeader(http.StatusFound)
 }
@@ -142,27 +143,30 @@ func (h *Handler) serveCallback(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	st, ok, err := h.store.TakeState(ctx, state)
-	switch {
-	case err != nil && !errors.Is(err, session.ErrCorrupt):
-		h.logFailure(ctx, "login_failed", "", "", err)
-		h.page(w, http.StatusServiceUnavailable, "Sign-in unavailable", "The sign-in cannot be completed now. Please try again later.", "")
-		return
-	case err != nil || !ok:
-		h.logFailure(ctx, "login_failed", "", "", errors.New("unknown, expired or already used state"))
-		h.page(w, http.StatusBadRequest, "Sign-in expired",
-			"This sign-in has expired or was already completed. Please start again from the page you wanted to open.", "")
-		return
-	}
-	// The state is consumed: whatever happens next, this sign-in is over, and its binding
-	// cookie goes too.
+	// Whatever happens next, this sign-in is over in this browser: its binding cookie goes.
 	bindName := h.stateCookieName(state)
 	h.clearCookie(w, bindName)
-	if v, found := cookieValue(r.Header.Values("Cookie"), bindName); !found ||
-		subtle.ConstantTimeCompare([]byte(v), []byte(state)) != 1 {
-		h.logFailure(ctx, "login_failed", st.Resource, "", errors.New("the browser did not start this sign-in (no binding cookie)"))
+	sealed, found := cookieValue(r.Header.Values("Cookie"), bindName)
+	if !found {
+		// Expired (the browser dropped it), completed (the callback cleared it), or never
+		// here: the sign-in was started in another browser (login CSRF).
+		h.logFailure(ctx, "login_failed", "", "", errors.New("no login-state cookie for this state: expired, already used, or started in another browser"))
+		h.page(w, http.StatusBadRequest, "Sign-in expired",
+			"This sign-in has expired, was already completed, or was started in another browser. "+
+				"Please start again from the page you wanted to open.", "")
+		return
+	}
+	st, err := h.store.OpenState(state, sealed, h.now())
+	switch {
+	case errors.Is(err, session.ErrStateExpired):
+		h.logFailure(ctx, "login_failed", "", "", err)
+		h.page(w, http.StatusBadRequest, "Sign-in expired",
+			"This sign-in has expired. Please start again from the page you wanted to open.", "")
+		return
+	case err != nil:
+		h.logFailure(ctx, "login_failed", "", "", errors.New("the login-state cookie does not open for this state (changed, or sealed for another sign-in or under another key)"))
 		h.page(w, http.StatusBadRequest, "Sign-in failed",
-			"This sign-in was started in another browser, or cookies are disabled. Please start again.", "")
+			"This sign-in was not started in this browser. Please start again.", "")
 		return
 	}
 
@@ -200,6 +204,13 @@ func (h *Handler) serveCallback(w http.ResponseWriter, r *http.Request) {
 		h.page(w, http.StatusBadRequest, "Sign-in failed", "The authorization response has no code.", "")
 		return
 	}
+	// A replayed callback (its URL and cookie captured) is refused before its code is spent
+	// again. The server refuses a second use of a code anyway (RFC 6749 §4.1.2): this is
+	// defence in depth, recorded only once a code was accepted, below.
+	if used, err := h.store.StateUsed(ctx, state); err != nil || used {
+		h.refuseUsed(ctx, w, c.Resource, err)
+		return
+	}
 
 	tr, err := h.requestToken(ctx, c, md, url.Values{
 		"grant_type":    {"authorization_code"},
@@ -230,6 +241,14 @@ func (h *Handler) serveCallback(w http.ResponseWriter, r *http.Request) {
 	}
 
 	now := h.now()
+	// The state is spent: one session per sign-in, even if the server let a code be used
+	// twice, or two copies of the callback raced past the check above. The marker lives as
+	// long as the state could still open, plus a margin for replicas' clocks.
+	first, err := h.store.MarkStateUsed(ctx, state, max(st.Expires.Sub(now), 0)+usedMarkerSlack)
+	if err != nil || !first {
+		h.refuseUsed(ctx, w, c.Resource, err)
+		return
+	}
 	sess := &session.Session{
 		Resource:     c.Resource,
 		Issuer:       c.Issuer,
@@ -266,6 +285,23 @@ func (h *Handler) serveCallback(w http.ResponseWriter, r *http.Request) {
 		slog.String("session_ttl", ttl.String()))
 	w.Header().Set("Location", st.ReturnTo)
 	w.WriteHeader(http.StatusFound)
+}
+
+// usedMarkerSlack is how much longer a completed sign-in's marker lives than its state: for
+// replicas whose clocks disagree on when the state expires.
+const usedMarkerSlack = time.Minute
+
+// refuseUsed answers a callback whose state was completed already (err == nil), or cannot be
+// checked now.
+func (h *Handler) refuseUsed(ctx context.Context, w http.ResponseWriter, resource string, err error) {
+	if err != nil {
+		h.logFailure(ctx, "login_failed", resource, "", err)
+		h.page(w, http.StatusServiceUnavailable, "Sign-in unavailable", "The sign-in cannot be completed now. Please try again later.", "")
+		return
+	}
+	h.logFailure(ctx, "login_failed", resource, "", errors.New("the state was already used (a replayed callback)"))
+	h.page(w, http.StatusBadRequest, "Sign-in expired",
+		"This sign-in was already completed. Please start again from the page you wanted to open.", "")
 }
 
 // serveLogout ends the browser's session: GET or POST LogoutPath[?rd=<return path>].
