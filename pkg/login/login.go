@@ -22,12 +22,15 @@
 //     the verifier, resource and the client's authentication), verifies the access token
 //     exactly as a Check would plus its audience, checks the ID token's nonce, records the state
 //     as used, stores a session and sets the session cookie, then redirects to rd.
-//   - GET or POST /oauth/logout[?rd=<return path>]: revokes the session's refresh and access
-//     tokens at the server's revocation endpoint when it has one (RFC 7009; failures are logged,
-//     not shown), deletes the session, clears the cookie and redirects to rd or SuccessRedirect.
+//   - GET /oauth/logout[?rd=<return path>] answers a page that asks to sign out, and changes
+//     nothing; POST /oauth/logout[?rd=<return path>], from this site only (see Sign-out),
+//     revokes the session's refresh and access tokens at the server's revocation endpoint when
+//     it has one (RFC 7009; failures are logged, not shown), deletes the session, clears the
+//     cookie and redirects to rd or SuccessRedirect.
 //
-// Every answer carries Cache-Control: no-store and Referrer-Policy: no-referrer. Error pages are
-// tiny HTML documents (text/html; charset=utf-8) in which every dynamic value is escaped; they
+// Every answer carries Cache-Control: no-store and Referrer-Policy: no-referrer (same-origin on
+// the sign-out page, so that its form's POST carries its Origin). Error pages are tiny HTML
+// documents (text/html; charset=utf-8) in which every dynamic value is escaped; they
 // never show an error_description, which the authorization response lets anyone write.
 //
 // # Return paths
@@ -81,6 +84,16 @@
 // ([session.Store.MarkStateUsed], until it expires), and a callback whose state is recorded is
 // refused before its code is exchanged: so only sign-ins that the server accepted write to the
 // store, one small marker each.
+//
+// # Sign-out
+//
+// A GET of LogoutPath changes nothing, so that a link, an image or a redirect on another site
+// cannot sign anyone out: it answers a page whose button POSTs to the same address. A POST
+// signs out only when it comes from a page of PublicURL's origin: its Origin header names
+// exactly that origin or, without Origin (or with "null", which browsers send from pages under
+// Referrer-Policy: no-referrer), Sec-Fetch-Site is "same-origin" or "none". Anything else
+// (another site's form, a client that sends neither header) is a 403 page and changes nothing.
+// rd may be in the query or a form field.
 //
 // # Hosts
 //
@@ -429,7 +442,8 @@ func (c *Client) check(name string) error {
 	return nil
 }
 
-// ServeHTTP serves LoginPath, CallbackPath and LogoutPath; anything else is 404.
+// ServeHTTP serves LoginPath, CallbackPath (GET) and LogoutPath (GET and POST); anything else
+// is 404.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	hd := w.Header()
 	hd.Set("Cache-Control", "no-store")

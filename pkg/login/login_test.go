@@ -769,36 +769,136 @@ func (e *env) testLogout(t *testing.T) {
 	id := e.signIn(t, b, "/mcp/x")
 	sess, _, _ := o.Sessions.Get(e.ctx, id)
 	before := len(e.counts.revoked())
+	// stillSignedIn: the session works, nothing was revoked, the browser keeps its cookie.
+	stillSignedIn := func(t *testing.T, what string, r *response) {
+		t.Helper()
+		if ck := r.cookie(devCookie); ck != nil {
+			t.Errorf("%s: Set-Cookie %+v, want the session cookie left alone", what, ck)
+		}
+		if _, err := h.AccessToken(e.ctx, "mcp", devCookie+"="+id); err != nil {
+			t.Errorf("%s: the session ended: %v", what, err)
+		}
+		if got := e.counts.revoked()[before:]; len(got) != 0 {
+			t.Errorf("%s: revocation calls %q, want none", what, got)
+		}
+	}
 
-	r := b.post(e.publicURL+"/oauth/logout?rd=/mcp/bye", nil)
-	if r.status != http.StatusFound || r.header.Get("Location") != "/mcp/bye" {
-		t.Fatalf("logout: HTTP %d Location %q", r.status, r.header.Get("Location"))
-	}
-	ck := r.cookie(devCookie)
-	if ck == nil || ck.MaxAge >= 0 || ck.Value != "" || !ck.HttpOnly || ck.Path != "/" || ck.SameSite != http.SameSiteLaxMode {
-		t.Errorf("logout cookie %+v: want it cleared (Max-Age=0) with the same attributes", ck)
-	}
-	if b.jarCookie(e.publicURL, devCookie) != "" {
-		t.Error("the browser still has the session cookie")
-	}
-	if got := e.counts.revoked()[before:]; !slices.Equal(got, []string{"refresh_token", "access_token"}) {
-		t.Errorf("revocation calls %q, want the refresh token then the access token", got)
-	}
-	if _, ok, _ := o.Sessions.Get(e.ctx, id); ok {
-		t.Error("the session survived the logout")
-	}
-	if _, err := h.AccessToken(e.ctx, "mcp", devCookie+"="+id); !errors.Is(err, login.ErrNoSession) {
-		t.Errorf("AccessToken after logout: %v", err)
-	}
-	// The refresh token is dead at the server.
-	if status, body := e.refreshDirect(t, sess.RefreshToken); status != http.StatusBadRequest || !strings.Contains(body, "invalid_grant") {
-		t.Errorf("refresh with the revoked refresh token: HTTP %d %s", status, body)
-	}
+	// A GET (a link, an image, a cross-site navigation) only asks: a page with a form that
+	// POSTs to the same path, rd kept.
+	t.Run("GET asks", func(t *testing.T) {
+		r := b.get(e.publicURL + "/oauth/logout?rd=/mcp/bye")
+		if r.status != http.StatusOK || r.header.Get("Location") != "" {
+			t.Fatalf("GET logout: HTTP %d Location %q %s", r.status, r.header.Get("Location"), r.body)
+		}
+		e.checkPage(t, r)
+		if csp := r.header.Get("Content-Security-Policy"); !strings.Contains(csp, "default-src 'none'") ||
+			!strings.Contains(csp, "form-action 'self'") || !strings.Contains(csp, "frame-ancestors 'none'") {
+			t.Errorf("confirmation page CSP %q", csp)
+		}
+		// same-origin: the button's POST carries the page's Origin (no-referrer would make it
+		// "null").
+		if r.header.Get("X-Content-Type-Options") != "nosniff" || r.header.Get("Referrer-Policy") != "same-origin" {
+			t.Errorf("confirmation page headers %v", r.header)
+		}
+		if !strings.Contains(r.body, `<form method="post" action="/oauth/logout?rd=%2Fmcp%2Fbye">`) {
+			t.Errorf("confirmation page without the POST form to /oauth/logout?rd=…: %s", r.body)
+		}
+		stillSignedIn(t, "GET logout", r)
+		// The values on the page are escaped.
+		rd := `/mcp/<b>&x='y'`
+		r = b.get(e.publicURL + "/oauth/logout?" + url.Values{"rd": {rd}}.Encode())
+		if r.status != http.StatusOK || strings.Contains(r.body, "<b>") || strings.Contains(r.body, "'y'") ||
+			!strings.Contains(r.body, html.EscapeString("/oauth/logout?"+url.Values{"rd": {rd}}.Encode())) {
+			t.Errorf("confirmation page for rd %q: HTTP %d %s", rd, r.status, r.body)
+		}
+		stillSignedIn(t, "GET logout with an odd rd", r)
+	})
+
+	// A POST from another site (a form on an attacker's page) is refused, whatever it sends.
+	t.Run("cross-site POST refused", func(t *testing.T) {
+		for name, hdr := range map[string]map[string]string{
+			"another origin":                 {"Origin": "https://evil.example", "Sec-Fetch-Site": "cross-site"},
+			"another origin, same-origin":    {"Origin": "https://evil.example", "Sec-Fetch-Site": "same-origin"},
+			"another port":                   {"Origin": "http://" + strings.Split(e.gwHost, ":")[0] + ":1"},
+			"https twin":                     {"Origin": "https://" + e.gwHost},
+			"null origin":                    {"Origin": "null"},
+			"null origin, cross-site":        {"Origin": "null", "Sec-Fetch-Site": "cross-site"},
+			"origin with a path":             {"Origin": e.publicURL + "/x"},
+			"two origins":                    {"Origin": e.publicURL + ", https://evil.example"},
+			"no origin, cross-site":          {"Sec-Fetch-Site": "cross-site"},
+			"no origin, same-site":           {"Sec-Fetch-Site": "same-site"},
+			"no origin, no Sec-Fetch-Site":   {},
+			"no origin, unknown fetch value": {"Sec-Fetch-Site": "same-origin, none"},
+		} {
+			t.Run(name, func(t *testing.T) {
+				r := b.postWith(e.publicURL+"/oauth/logout?rd=/mcp/bye", nil, hdr)
+				if r.status != http.StatusForbidden || r.header.Get("Location") != "" {
+					t.Errorf("HTTP %d Location %q, want 403", r.status, r.header.Get("Location"))
+				}
+				e.checkPage(t, r)
+				stillSignedIn(t, name, r)
+			})
+		}
+	})
+
+	t.Run("same-origin POST signs out", func(t *testing.T) {
+		r := b.postWith(e.publicURL+"/oauth/logout?rd=/mcp/bye", nil, map[string]string{"Origin": e.publicURL})
+		if r.status != http.StatusFound || r.header.Get("Location") != "/mcp/bye" {
+			t.Fatalf("logout: HTTP %d Location %q %s", r.status, r.header.Get("Location"), r.body)
+		}
+		ck := r.cookie(devCookie)
+		if ck == nil || ck.MaxAge >= 0 || ck.Value != "" || !ck.HttpOnly || ck.Path != "/" || ck.SameSite != http.SameSiteLaxMode {
+			t.Errorf("logout cookie %+v: want it cleared (Max-Age=0) with the same attributes", ck)
+		}
+		if b.jarCookie(e.publicURL, devCookie) != "" {
+			t.Error("the browser still has the session cookie")
+		}
+		if got := e.counts.revoked()[before:]; !slices.Equal(got, []string{"refresh_token", "access_token"}) {
+			t.Errorf("revocation calls %q, want the refresh token then the access token", got)
+		}
+		if _, ok, _ := o.Sessions.Get(e.ctx, id); ok {
+			t.Error("the session survived the logout")
+		}
+		if _, err := h.AccessToken(e.ctx, "mcp", devCookie+"="+id); !errors.Is(err, login.ErrNoSession) {
+			t.Errorf("AccessToken after logout: %v", err)
+		}
+		// The refresh token is dead at the server.
+		if status, body := e.refreshDirect(t, sess.RefreshToken); status != http.StatusBadRequest || !strings.Contains(body, "invalid_grant") {
+			t.Errorf("refresh with the revoked refresh token: HTTP %d %s", status, body)
+		}
+	})
+
+	// Without Origin, or with "null" (a page under Referrer-Policy: no-referrer), Sec-Fetch-Site
+	// same-origin (or none: typed by the user) will do; rd may come in the form too.
+	t.Run("Sec-Fetch-Site and rd in the form", func(t *testing.T) {
+		for name, hdr := range map[string]map[string]string{
+			"same-origin":              {"Sec-Fetch-Site": "same-origin"},
+			"none":                     {"Sec-Fetch-Site": "none"},
+			"null origin, same-origin": {"Origin": "null", "Sec-Fetch-Site": "same-origin"},
+		} {
+			b2 := newBrowser(t)
+			id2 := e.signIn(t, b2, "/mcp/x")
+			r := b2.postWith(e.publicURL+"/oauth/logout", url.Values{"rd": {"/mcp/form"}}, hdr)
+			if r.status != http.StatusFound || r.header.Get("Location") != "/mcp/form" {
+				t.Errorf("%s: HTTP %d Location %q", name, r.status, r.header.Get("Location"))
+			}
+			if _, err := h.AccessToken(e.ctx, "mcp", devCookie+"="+id2); !errors.Is(err, login.ErrNoSession) {
+				t.Errorf("%s: AccessToken after logout: %v", name, err)
+			}
+		}
+	})
+
 	// Without a session, and with an invalid rd: still a clean sign-out to SuccessRedirect.
-	r = newBrowser(t).get(e.publicURL + "/oauth/logout?rd=//evil.example")
-	if r.status != http.StatusFound || r.header.Get("Location") != successRedirect || r.cookie(devCookie) == nil {
-		t.Errorf("logout without session: HTTP %d Location %q", r.status, r.header.Get("Location"))
-	}
+	t.Run("no session, invalid rd", func(t *testing.T) {
+		r := newBrowser(t).postWith(e.publicURL+"/oauth/logout?rd=//evil.example", nil, map[string]string{"Origin": e.publicURL})
+		if r.status != http.StatusFound || r.header.Get("Location") != successRedirect || r.cookie(devCookie) == nil {
+			t.Errorf("logout without session: HTTP %d Location %q", r.status, r.header.Get("Location"))
+		}
+		r = newBrowser(t).get(e.publicURL + "/oauth/logout?rd=//evil.example")
+		if r.status != http.StatusOK || strings.Contains(r.body, "evil") || !strings.Contains(r.body, `action="/oauth/logout"`) {
+			t.Errorf("confirmation page with an invalid rd: HTTP %d %s", r.status, r.body)
+		}
+	})
 }
 
 // testReplicas: two gateway replicas, each with its own Store on one Redis, share sessions
@@ -927,7 +1027,7 @@ func (e *env) testLogs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b.get(e.publicURL + "/oauth/logout")
+	b.postWith(e.publicURL+"/oauth/logout", nil, map[string]string{"Origin": e.publicURL})
 
 	logs := e.logs.String()
 	for _, ev := range []string{"login", "login_failed", "refresh", "refresh_failed", "logout"} {
@@ -1102,13 +1202,18 @@ func (b *browser) getWithCookie(u, cookie string) *response {
 	return b.do(req)
 }
 
-func (b *browser) post(u string, form url.Values) *response {
+// postWith POSTs form with the given request headers (Origin, Sec-Fetch-Site: what a browser
+// would send).
+func (b *browser) postWith(u string, form url.Values, headers map[string]string) *response {
 	b.t.Helper()
 	req, err := http.NewRequest(http.MethodPost, u, strings.NewReader(form.Encode()))
 	if err != nil {
 		b.t.Fatal(err)
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	for k, v := range headers {
+		req.Header.Set(k, v)
+	}
 	return b.do(req)
 }
 
