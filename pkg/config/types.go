@@ -352,7 +352,7 @@ type Login struct {
 	StateTTL Duration `yaml:"state_ttl"`
 	// CookieName names the session cookie (default "__Host-extauthz-session";
 	// "extauthz-session" when public_url is plain http on loopback, where
-	// cookies cannot be Secure).
+	// cookies cannot be Secure). On https it must start with "__Host-".
 	CookieName string `yaml:"cookie_name"`
 	// LoginPath, CallbackPath and LogoutPath are served on the HTTP
 	// listener (defaults /oauth/login, /oauth/callback, /oauth/logout);

@@ -52,10 +52,13 @@
 // [session.Store], encrypted at rest. The cookie is "name=id; Path=/; Max-Age=<ttl>;
 // HttpOnly; Secure; SameSite=Lax", without Secure only when PublicURL is plain http on a
 // loopback host (development), where the default name is "extauthz-session" instead of
-// "__Host-extauthz-session" (the __Host- prefix requires Secure). ttl is the session lifetime
-// (SessionTTL), shortened to refresh_token_expires_in when the server sends it, and to the
-// access token's expiry when there is no refresh token (nothing could renew it). A session also
-// ends SessionTTL after its creation whatever refreshes happened meanwhile.
+// "__Host-extauthz-session" (the __Host- prefix requires Secure). On https a CookieName must
+// keep the __Host- prefix: the cookie is Secure, Path=/ and without Domain, so the prefix is
+// always possible, and without it a sibling host could set the cookie for this one (cookie
+// tossing). ttl is the session lifetime (SessionTTL), shortened to refresh_token_expires_in
+// when the server sends it, and to the access token's expiry when there is no refresh token
+// (nothing could renew it). A session also ends SessionTTL after its creation whatever
+// refreshes happened meanwhile.
 //
 // One cookie holds one session, for one resource: signing in to another resource on the same
 // host replaces it (the previous session is deleted).
@@ -229,7 +232,8 @@ type Options struct {
 	// /oauth/logout.
 	LoginPath, CallbackPath, LogoutPath string
 	// CookieName defaults to "__Host-extauthz-session", or "extauthz-session" when PublicURL is
-	// plain http on loopback (where cookies are not Secure, which the __Host- prefix needs).
+	// plain http on loopback (where cookies are not Secure, which the __Host- prefix needs). On
+	// https it must start with "__Host-".
 	CookieName string
 	// SessionTTL caps a session's life (default 8h).
 	SessionTTL time.Duration
@@ -355,6 +359,9 @@ func New(o Options) (*Handler, error) {
 	}
 	if !h.secure && (hasPrefixFold(h.cookieName, "__Host-") || hasPrefixFold(h.cookieName, "__Secure-")) {
 		return nil, fmt.Errorf("login: cookie name %q needs Secure cookies, which plain http cannot set", h.cookieName)
+	}
+	if h.secure && !strings.HasPrefix(h.cookieName, "__Host-") {
+		return nil, fmt.Errorf("login: cookie name %q must start with __Host- on https (see Options.CookieName)", h.cookieName)
 	}
 	h.statePrefix = h.cookieName + "-state-"
 
