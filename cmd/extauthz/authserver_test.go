@@ -732,12 +732,20 @@ resources:
 		t.Errorf("forged session: %v", resp)
 	}
 
-	// 4. Logout ends the session.
-	r, err = browser.Get(public + "/oauth/logout")
+	// 4. Logout, a POST from the gateway's own origin, ends the session.
+	logout, err := http.NewRequest(http.MethodPost, public+"/oauth/logout", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logout.Header.Set("Origin", public)
+	r, err = browser.Do(logout)
 	if err != nil {
 		t.Fatal(err)
 	}
 	r.Body.Close()
+	if r.StatusCode != http.StatusFound {
+		t.Errorf("logout: HTTP %d, want 302", r.StatusCode)
+	}
 	if resp := decide("POST", [][2]string{{"cookie", "extauthz-session=" + sessionCookie.Value}}); resp.GetDeniedResponse().GetStatus().GetCode() != 401 {
 		t.Errorf("after logout: %v", resp)
 	}

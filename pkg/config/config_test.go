@@ -372,6 +372,10 @@ resources[0].login.issuer: must be one of the resource's authorization_servers
 resources[0].login.client_secret: is not used with auth_method private_key_jwt
 resources[1].login: is set but not enabled (set enabled: true)
 public_url: is required when a resource enables login (the redirect URI is public_url + login.callback_path)`},
+		{"invalid-login-cookie.yaml", `
+login.cookie_name: must start with __Host- when public_url is https (the cookie is Secure, Path=/ and without Domain, so sibling hosts cannot overwrite it)`},
+		{"invalid-login-cookie-http.yaml", `
+login.cookie_name: must not start with __Host- or __Secure- when public_url is plain http (such cookies must be Secure)`},
 		{"invalid-mcp-rules.yaml", `
 mcp.max_body_bytes: must be between 1 and 1048576 (1 MiB)
 resources[0].scopes_supported[1]: offline_access is for the authorization server (refresh tokens), never a resource's scope

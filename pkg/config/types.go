@@ -353,9 +353,10 @@ type Resource struct {
 // Login configures the browser login flow shared by every resource that
 // enables it.
 type Login struct {
-	// SessionKey is the 32-byte key (hex or base64) that encrypts login
-	// states and sessions at rest, from the environment or a file; required
-	// when a resource enables login. Every replica needs the same key.
+	// SessionKey is the 32-byte key (hex or base64) that encrypts sessions
+	// at rest and seals login states in their cookies, from the environment
+	// or a file; required when a resource enables login. Every replica needs
+	// the same key.
 	SessionKey Secret `yaml:"session_key"`
 	// SessionTTL caps a session's life (default 8h).
 	SessionTTL Duration `yaml:"session_ttl"`
@@ -364,7 +365,7 @@ type Login struct {
 	StateTTL Duration `yaml:"state_ttl"`
 	// CookieName names the session cookie (default "__Host-extauthz-session";
 	// "extauthz-session" when public_url is plain http on loopback, where
-	// cookies cannot be Secure).
+	// cookies cannot be Secure). On https it must start with "__Host-".
 	CookieName string `yaml:"cookie_name"`
 	// LoginPath, CallbackPath and LogoutPath are served on the HTTP
 	// listener (defaults /oauth/login, /oauth/callback, /oauth/logout);

@@ -510,6 +510,18 @@ func (c *Config) validateLogin(ch *checker) {
 	positive(ch, "login.state_ttl", l.StateTTL)
 	if l.CookieName != "" && !isToken(l.CookieName) {
 		ch.add("login.cookie_name", "must be a cookie name (RFC 6265 token characters)")
+	} else if l.CookieName != "" {
+		// The prefixes (RFC 6265bis §4.1.3): on https the session cookie is Secure, Path=/ and
+		// without Domain, so __Host- is always possible, and keeps a sibling host from setting
+		// it; plain http cannot set Secure cookies, which both prefixes require.
+		scheme, _, _ := strings.Cut(strings.ToLower(c.PublicURL), "://")
+		lower := strings.ToLower(l.CookieName)
+		switch {
+		case scheme == "https" && !strings.HasPrefix(l.CookieName, "__Host-"):
+			ch.add("login.cookie_name", "must start with __Host- when public_url is https (the cookie is Secure, Path=/ and without Domain, so sibling hosts cannot overwrite it)")
+		case scheme == "http" && (strings.HasPrefix(lower, "__host-") || strings.HasPrefix(lower, "__secure-")):
+			ch.add("login.cookie_name", "must not start with __Host- or __Secure- when public_url is plain http (such cookies must be Secure)")
+		}
 	}
 	paths := firsts{}
 	for _, p := range []struct{ key, path string }{

@@ -3,7 +3,6 @@ package login
 import (
 	"context"
 	"crypto/sha256"
-	"crypto/subtle"
 	"encoding/hex"
 	"errors"
 	"log/slog"
@@ -71,18 +70,20 @@ func (h *Handler) serveLogin(w http.ResponseWriter, r *http.Request) {
 		h.page(w, http.StatusInternalServerError, "Sign-in unavailable", "No random numbers are available.", "")
 		return
 	}
-	st := &session.LoginState{
+	// Nothing is stored: the login state travels sealed in the binding cookie (see the
+	// package documentation, "Login states"), so an unauthenticated request costs no storage.
+	sealed, err := h.store.SealState(state, &session.LoginState{
 		Resource:    c.Resource,
 		Issuer:      c.Issuer,
 		Verifier:    verifier,
 		Nonce:       nonce,
 		ReturnTo:    rd,
 		RedirectURI: h.redirectURI,
-		Created:     h.now(),
-	}
-	if err := h.store.PutState(ctx, state, st, h.stateTTL); err != nil {
+		Expires:     h.now().Add(h.stateTTL),
+	})
+	if err != nil {
 		h.logFailure(ctx, "login_failed", c.Resource, "", err)
-		h.page(w, http.StatusServiceUnavailable, "Sign-in unavailable", "Sign-in cannot be started now. Please try again later.", "")
+		h.page(w, http.StatusInternalServerError, "Sign-in unavailable", "Sign-in cannot be started now. Please try again later.", "")
 		return
 	}
 
@@ -112,7 +113,7 @@ func (h *Handler) serveLogin(w http.ResponseWriter, r *http.Request) {
 	authz.RawQuery = params.Encode()
 	authz.Fragment = ""
 
-	h.setCookie(w, h.stateCookieName(state), state, h.stateTTL)
+	h.setCookie(w, h.stateCookieName(state), sealed, h.stateTTL)
 	w.Header().Set("Location", authz.String())
 	w.WriteHeader(http.StatusFound)
 }
@@ -142,27 +143,30 @@ func (h *Handler) serveCallback(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	st, ok, err := h.store.TakeState(ctx, state)
-	switch {
-	case err != nil && !errors.Is(err, session.ErrCorrupt):
-		h.logFailure(ctx, "login_failed", "", "", err)
-		h.page(w, http.StatusServiceUnavailable, "Sign-in unavailable", "The sign-in cannot be completed now. Please try again later.", "")
-		return
-	case err != nil || !ok:
-		h.logFailure(ctx, "login_failed", "", "", errors.New("unknown, expired or already used state"))
-		h.page(w, http.StatusBadRequest, "Sign-in expired",
-			"This sign-in has expired or was already completed. Please start again from the page you wanted to open.", "")
-		return
-	}
-	// The state is consumed: whatever happens next, this sign-in is over, and its binding
-	// cookie goes too.
+	// Whatever happens next, this sign-in is over in this browser: its binding cookie goes.
 	bindName := h.stateCookieName(state)
 	h.clearCookie(w, bindName)
-	if v, found := cookieValue(r.Header.Values("Cookie"), bindName); !found ||
-		subtle.ConstantTimeCompare([]byte(v), []byte(state)) != 1 {
-		h.logFailure(ctx, "login_failed", st.Resource, "", errors.New("the browser did not start this sign-in (no binding cookie)"))
+	sealed, found := cookieValue(r.Header.Values("Cookie"), bindName)
+	if !found {
+		// Expired (the browser dropped it), completed (the callback cleared it), or never
+		// here: the sign-in was started in another browser (login CSRF).
+		h.logFailure(ctx, "login_failed", "", "", errors.New("no login-state cookie for this state: expired, already used, or started in another browser"))
+		h.page(w, http.StatusBadRequest, "Sign-in expired",
+			"This sign-in has expired, was already completed, or was started in another browser. "+
+				"Please start again from the page you wanted to open.", "")
+		return
+	}
+	st, err := h.store.OpenState(state, sealed, h.now())
+	switch {
+	case errors.Is(err, session.ErrStateExpired):
+		h.logFailure(ctx, "login_failed", "", "", err)
+		h.page(w, http.StatusBadRequest, "Sign-in expired",
+			"This sign-in has expired. Please start again from the page you wanted to open.", "")
+		return
+	case err != nil:
+		h.logFailure(ctx, "login_failed", "", "", errors.New("the login-state cookie does not open for this state (changed, or sealed for another sign-in or under another key)"))
 		h.page(w, http.StatusBadRequest, "Sign-in failed",
-			"This sign-in was started in another browser, or cookies are disabled. Please start again.", "")
+			"This sign-in was not started in this browser. Please start again.", "")
 		return
 	}
 
@@ -200,6 +204,13 @@ func (h *Handler) serveCallback(w http.ResponseWriter, r *http.Request) {
 		h.page(w, http.StatusBadRequest, "Sign-in failed", "The authorization response has no code.", "")
 		return
 	}
+	// A replayed callback (its URL and cookie captured) is refused before its code is spent
+	// again. The server refuses a second use of a code anyway (RFC 6749 §4.1.2): this is
+	// defence in depth, recorded only once a code was accepted, below.
+	if used, err := h.store.StateUsed(ctx, state); err != nil || used {
+		h.refuseUsed(ctx, w, c.Resource, err)
+		return
+	}
 
 	tr, err := h.requestToken(ctx, c, md, url.Values{
 		"grant_type":    {"authorization_code"},
@@ -230,6 +241,14 @@ func (h *Handler) serveCallback(w http.ResponseWriter, r *http.Request) {
 	}
 
 	now := h.now()
+	// The state is spent: one session per sign-in, even if the server let a code be used
+	// twice, or two copies of the callback raced past the check above. The marker lives as
+	// long as the state could still open, plus a margin for replicas' clocks.
+	first, err := h.store.MarkStateUsed(ctx, state, max(st.Expires.Sub(now), 0)+usedMarkerSlack)
+	if err != nil || !first {
+		h.refuseUsed(ctx, w, c.Resource, err)
+		return
+	}
 	sess := &session.Session{
 		Resource:     c.Resource,
 		Issuer:       c.Issuer,
@@ -268,10 +287,49 @@ func (h *Handler) serveCallback(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusFound)
 }
 
-// serveLogout ends the browser's session: GET or POST LogoutPath[?rd=<return path>].
+// usedMarkerSlack is how much longer a completed sign-in's marker lives than its state: for
+// replicas whose clocks disagree on when the state expires.
+const usedMarkerSlack = time.Minute
+
+// refuseUsed answers a callback whose state was completed already (err == nil), or cannot be
+// checked now.
+func (h *Handler) refuseUsed(ctx context.Context, w http.ResponseWriter, resource string, err error) {
+	if err != nil {
+		h.logFailure(ctx, "login_failed", resource, "", err)
+		h.page(w, http.StatusServiceUnavailable, "Sign-in unavailable", "The sign-in cannot be completed now. Please try again later.", "")
+		return
+	}
+	h.logFailure(ctx, "login_failed", resource, "", errors.New("the state was already used (a replayed callback)"))
+	h.page(w, http.StatusBadRequest, "Sign-in expired",
+		"This sign-in was already completed. Please start again from the page you wanted to open.", "")
+}
+
+// maxLogoutForm bounds a sign-out form's body: it has one short field.
+const maxLogoutForm = 4 << 10
+
+// serveLogout serves LogoutPath[?rd=<return path>]. A GET changes nothing: it answers a page
+// whose button POSTs to the same address. A POST ends the browser's session, when it comes
+// from this site (see the package documentation, "Sign-out"); rd may also be a form field.
 func (h *Handler) serveLogout(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	rd := r.URL.Query().Get("rd")
+	if r.Method != http.MethodPost {
+		if !validReturnPath(rd) {
+			rd = ""
+		}
+		h.logoutPage(w, rd)
+		return
+	}
+	if !h.sameOrigin(r.Header) {
+		h.logFailure(ctx, "logout", "", "", errors.New("a sign-out request from another site (Origin / Sec-Fetch-Site) was refused"))
+		h.page(w, http.StatusForbidden, "Sign-out refused",
+			"This sign-out request did not come from this site. Use the sign-out button of this site.", "")
+		return
+	}
+	if rd == "" {
+		r.Body = http.MaxBytesReader(w, r.Body, maxLogoutForm)
+		rd = r.PostFormValue("rd") // "" when absent or unreadable: SuccessRedirect
+	}
 	if !validReturnPath(rd) {
 		rd = h.successRedirect // also for an invalid one: the sign-out happens anyway
 	}
@@ -295,6 +353,30 @@ func (h *Handler) serveLogout(w http.ResponseWriter, r *http.Request) {
 	h.log.LogAttrs(ctx, slog.LevelInfo, "browser sign-out", attrs...)
 	w.Header().Set("Location", rd)
 	w.WriteHeader(http.StatusFound)
+}
+
+// sameOrigin reports whether a POST's headers say it comes from a page of PublicURL's
+// origin: an Origin header (RFC 6454 §7) naming exactly that origin; or, when there is no
+// Origin or it is "null", Sec-Fetch-Site "same-origin" or "none" (a request the user made
+// directly), as browsers send it (Fetch Metadata; pages cannot set it). Browsers send
+// "Origin: null" on a form POST from a page whose Referrer-Policy is no-referrer, even to its
+// own origin (Fetch, "append a request Origin header"). A request that says neither, as a
+// plain HTTP client's, is refused.
+func (h *Handler) sameOrigin(hd http.Header) bool {
+	origins := hd.Values("Origin")
+	if len(origins) > 1 {
+		return false
+	}
+	if len(origins) == 1 && origins[0] != "null" {
+		u, err := url.Parse(origins[0])
+		if err != nil || u.Scheme != h.scheme || u.Host == "" || u.User != nil || u.Opaque != "" ||
+			u.Path != "" || u.RawQuery != "" || u.ForceQuery || u.Fragment != "" {
+			return false // a list, or anything but scheme://host[:port]
+		}
+		return normalizeHost(u.Host, u.Scheme) == h.hostKey
+	}
+	sites := hd.Values("Sec-Fetch-Site")
+	return len(sites) == 1 && (sites[0] == "same-origin" || sites[0] == "none")
 }
 
 // revokeSession revokes the session's refresh token, then its access token, when the server

@@ -9,25 +9,28 @@
 //
 //   - GET /oauth/login?rd=<return path>: checks rd (see below), finds the resource rd belongs
 //     to ([Options.Route]) and its [Client], refuses to start unless the authorization server
-//     supports PKCE with S256, stores a one-time login state ([session.Store.PutState]: the
-//     PKCE verifier, a nonce when openid is requested, rd) and redirects the browser to the
-//     authorization endpoint with response_type=code, client_id, redirect_uri
-//     (PublicURL + CallbackPath), scope, state, code_challenge, code_challenge_method=S256,
-//     resource (RFC 8707), nonce (when openid is requested) and prompt=consent (when
-//     offline_access is requested: OIDC Core §11 requires it, and servers such as
-//     oidc-provider otherwise drop offline_access and issue no refresh token).
-//   - GET /oauth/callback: consumes the state atomically (a replayed or unknown state is a 400
-//     page), checks that the browser is the one that started the sign-in (see Login CSRF), checks
-//     iss (RFC 9207), shows an error page for an error response, exchanges the code (with the
-//     verifier, resource and the client's authentication), verifies the access token exactly as
-//     a Check would plus its audience, checks the ID token's nonce, stores a session and sets
-//     the session cookie, then redirects to rd.
-//   - GET or POST /oauth/logout[?rd=<return path>]: revokes the session's refresh and access
-//     tokens at the server's revocation endpoint when it has one (RFC 7009; failures are logged,
-//     not shown), deletes the session, clears the cookie and redirects to rd or SuccessRedirect.
+//     supports PKCE with S256, seals a login state (the PKCE verifier, a nonce when openid is
+//     requested, rd, its expiry) into a cookie, storing nothing (see Login states), and
+//     redirects the browser to the authorization endpoint with response_type=code, client_id,
+//     redirect_uri (PublicURL + CallbackPath), scope, state, code_challenge,
+//     code_challenge_method=S256, resource (RFC 8707), nonce (when openid is requested) and
+//     prompt=consent (when offline_access is requested: OIDC Core §11 requires it, and
+//     servers such as oidc-provider otherwise drop offline_access and issue no refresh token).
+//   - GET /oauth/callback: opens the state's cookie (absent, changed, sealed for another state
+//     or expired: a 400 page; see Login states), clears it, checks iss (RFC 9207), shows an
+//     error page for an error response, refuses a state already used, exchanges the code (with
+//     the verifier, resource and the client's authentication), verifies the access token
+//     exactly as a Check would plus its audience, checks the ID token's nonce, records the state
+//     as used, stores a session and sets the session cookie, then redirects to rd.
+//   - GET /oauth/logout[?rd=<return path>] answers a page that asks to sign out, and changes
+//     nothing; POST /oauth/logout[?rd=<return path>], from this site only (see Sign-out),
+//     revokes the session's refresh and access tokens at the server's revocation endpoint when
+//     it has one (RFC 7009; failures are logged, not shown), deletes the session, clears the
+//     cookie and redirects to rd or SuccessRedirect.
 //
-// Every answer carries Cache-Control: no-store and Referrer-Policy: no-referrer. Error pages are
-// tiny HTML documents (text/html; charset=utf-8) in which every dynamic value is escaped; they
+// Every answer carries Cache-Control: no-store and Referrer-Policy: no-referrer (same-origin on
+// the sign-out page, so that its form's POST carries its Origin). Error pages are tiny HTML
+// documents (text/html; charset=utf-8) in which every dynamic value is escaped; they
 // never show an error_description, which the authorization response lets anyone write.
 //
 // # Return paths
@@ -36,9 +39,11 @@
 // not "/\"), contain only visible ASCII (no control characters, no spaces, no backslash
 // anywhere), parse as a URL without scheme or host, and percent-decoding it (up to three
 // times, as layers of proxies and browsers might) must never yield a leading "//", a
-// backslash or a control character. At most 2048 bytes. Anything else is a 400 page at
-// /oauth/login; at /oauth/logout an invalid rd is ignored (the browser is still signed out and
-// sent to SuccessRedirect). A missing or empty rd means SuccessRedirect.
+// backslash or a control character. No double quote (browsers send %22). At most 1024 bytes,
+// which keeps the login-state cookie small. Anything else is a 400 page at /oauth/login; at
+// /oauth/logout an invalid rd is ignored (the browser is still signed out and sent to
+// SuccessRedirect). A missing or empty rd means SuccessRedirect. A navigation to a longer path
+// is not sent to sign in ([Handler.LoginURL] offers nothing): the Check answers its 401.
 //
 // # Sessions and cookies
 //
@@ -47,24 +52,51 @@
 // [session.Store], encrypted at rest. The cookie is "name=id; Path=/; Max-Age=<ttl>;
 // HttpOnly; Secure; SameSite=Lax", without Secure only when PublicURL is plain http on a
 // loopback host (development), where the default name is "extauthz-session" instead of
-// "__Host-extauthz-session" (the __Host- prefix requires Secure). ttl is the session lifetime
-// (SessionTTL), shortened to refresh_token_expires_in when the server sends it, and to the
-// access token's expiry when there is no refresh token (nothing could renew it). A session also
-// ends SessionTTL after its creation whatever refreshes happened meanwhile.
+// "__Host-extauthz-session" (the __Host- prefix requires Secure). On https a CookieName must
+// keep the __Host- prefix: the cookie is Secure, Path=/ and without Domain, so the prefix is
+// always possible, and without it a sibling host could set the cookie for this one (cookie
+// tossing). ttl is the session lifetime (SessionTTL), shortened to refresh_token_expires_in
+// when the server sends it, and to the access token's expiry when there is no refresh token
+// (nothing could renew it). A session also ends SessionTTL after its creation whatever
+// refreshes happened meanwhile.
 //
 // One cookie holds one session, for one resource: signing in to another resource on the same
 // host replaces it (the previous session is deleted).
 //
-// # Login CSRF
+// # Login states
 //
-// Login states live on the server, so a state alone would not tie a callback to the browser
-// that started the sign-in: an attacker could start one, stop at the redirect back, and send
-// a victim to the callback URL to sign the victim in to the attacker's account. So
-// /oauth/login also sets a short-lived cookie named after the state (CookieName + "-state-" +
-// 16 hex characters of its SHA-256, same attributes as the session cookie, Max-Age StateTTL,
-// value the state itself), and the callback refuses a state whose cookie the browser does not
-// send. Each sign-in has its own cookie, so several tabs may sign in at once. SameSite=Lax
-// cookies are sent on the authorization server's top-level redirect back to the callback.
+// Starting a sign-in stores nothing, so that unauthenticated requests cannot fill the store
+// (in Redis, shared with the verdict cache and the revocations). The state parameter is a
+// fresh random value (256 bits), and the login state travels in a short-lived cookie named
+// after it (CookieName + "-state-" + 16 hex characters of its SHA-256, same attributes as the
+// session cookie, Max-Age StateTTL), sealed with AES-256-GCM under the session key
+// ([session.Store.SealState]): the state is its additional data and its expiry (StateTTL) is
+// inside, so a cookie opens only for its own state, and not after StateTTL whatever the
+// browser does with Max-Age. Each sign-in has its own cookie, so several tabs may sign in at
+// once; with the longest rd a cookie is about 1.7 KB. SameSite=Lax cookies are sent on the
+// authorization server's top-level redirect back to the callback.
+//
+// The cookie is also what ties a callback to the browser that started the sign-in (login
+// CSRF): an attacker could start one, stop at the redirect back, and send a victim to the
+// callback URL to sign the victim in to the attacker's account; the victim's browser has no
+// cookie for that state, and the callback refuses it.
+//
+// A state is used once. The authorization server refuses a second use of a code (RFC 6749
+// §4.1.2), and the callback clears the cookie that holds the code's PKCE verifier. As defence
+// in depth, once the server has accepted a code the state is recorded as used
+// ([session.Store.MarkStateUsed], until it expires), and a callback whose state is recorded is
+// refused before its code is exchanged: so only sign-ins that the server accepted write to the
+// store, one small marker each.
+//
+// # Sign-out
+//
+// A GET of LogoutPath changes nothing, so that a link, an image or a redirect on another site
+// cannot sign anyone out: it answers a page whose button POSTs to the same address. A POST
+// signs out only when it comes from a page of PublicURL's origin: its Origin header names
+// exactly that origin or, without Origin (or with "null", which browsers send from pages under
+// Referrer-Policy: no-referrer), Sec-Fetch-Site is "same-origin" or "none". Anything else
+// (another site's form, a client that sends neither header) is a 403 page and changes nothing.
+// rd may be in the query or a form field.
 //
 // # Hosts
 //
@@ -187,7 +219,8 @@ type Options struct {
 	// PublicURL's host (or the Host given to LoginURL), possibly with a port; path is rd's path,
 	// without query or fragment, as sent (not decoded).
 	Route func(host, path string) (resource string, ok bool)
-	// Sessions keeps login states, sessions and refresh locks.
+	// Sessions seals login states, and keeps sessions, markers of used states and refresh
+	// locks.
 	Sessions *session.Store
 	// Verifier verifies returned access tokens exactly as a Check does; the audience is then
 	// checked here (the token's aud must include the client's ResourceURI).
@@ -199,7 +232,8 @@ type Options struct {
 	// /oauth/logout.
 	LoginPath, CallbackPath, LogoutPath string
 	// CookieName defaults to "__Host-extauthz-session", or "extauthz-session" when PublicURL is
-	// plain http on loopback (where cookies are not Secure, which the __Host- prefix needs).
+	// plain http on loopback (where cookies are not Secure, which the __Host- prefix needs). On
+	// https it must start with "__Host-".
 	CookieName string
 	// SessionTTL caps a session's life (default 8h).
 	SessionTTL time.Duration
@@ -326,6 +360,9 @@ func New(o Options) (*Handler, error) {
 	if !h.secure && (hasPrefixFold(h.cookieName, "__Host-") || hasPrefixFold(h.cookieName, "__Secure-")) {
 		return nil, fmt.Errorf("login: cookie name %q needs Secure cookies, which plain http cannot set", h.cookieName)
 	}
+	if h.secure && !strings.HasPrefix(h.cookieName, "__Host-") {
+		return nil, fmt.Errorf("login: cookie name %q must start with __Host- on https (see Options.CookieName)", h.cookieName)
+	}
 	h.statePrefix = h.cookieName + "-state-"
 
 	h.sessionTTL = o.SessionTTL
@@ -412,7 +449,8 @@ func (c *Client) check(name string) error {
 	return nil
 }
 
-// ServeHTTP serves LoginPath, CallbackPath and LogoutPath; anything else is 404.
+// ServeHTTP serves LoginPath, CallbackPath (GET) and LogoutPath (GET and POST); anything else
+// is 404.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	hd := w.Header()
 	hd.Set("Cache-Control", "no-store")

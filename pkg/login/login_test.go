@@ -271,6 +271,7 @@ func TestLogin(t *testing.T) {
 		}
 	})
 	t.Run("state replay", e.testStateReplay)
+	t.Run("state cookie", e.testStateCookie)
 	t.Run("iss", e.testIss)
 	t.Run("error response", e.testErrorResponse)
 	t.Run("no S256", e.testNoS256)
@@ -325,9 +326,13 @@ func (e *env) testFullFlow(t *testing.T, resource string) {
 		}
 	}
 	bind := start.cookie(devCookie + "-state-")
-	if bind == nil || bind.Value != q.Get("state") || !bind.HttpOnly || bind.SameSite != http.SameSiteLaxMode ||
-		bind.Path != "/" || bind.Secure || bind.MaxAge != 600 {
-		t.Errorf("binding cookie %+v, want the state, HttpOnly, SameSite=Lax, Path=/, Max-Age=600", bind)
+	if bind == nil || !bind.HttpOnly || bind.SameSite != http.SameSiteLaxMode || bind.Path != "/" || bind.Secure || bind.MaxAge != 600 {
+		t.Fatalf("login-state cookie %+v, want HttpOnly, SameSite=Lax, Path=/, Max-Age=600", bind)
+	}
+	// Sealed: nothing of the sign-in shows, and it is small.
+	if len(bind.Value) < 100 || len(bind.Name)+len(bind.Value) > 1024 || strings.Contains(bind.Value, q.Get("state")) ||
+		strings.Contains(bind.Value, "mcp") || strings.Trim(bind.Value, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_") != "" {
+		t.Errorf("login-state cookie %s=%s: want a sealed base64url value, without the state, under 1 KB", bind.Name, bind.Value)
 	}
 
 	cb := b.throughAS(t, authz, false)
@@ -398,17 +403,86 @@ func (e *env) testStateReplay(t *testing.T) {
 	if r := b.get(cb.String()); r.status != http.StatusFound {
 		t.Fatalf("first callback: HTTP %d %s", r.status, r.body)
 	}
-	// Replayed by the same browser (the binding cookie is gone by now)…
+	before := e.counts.grant("authorization_code")
+	// Replayed by the same browser (the login-state cookie is gone by now)…
 	r := b.get(cb.String())
 	if r.status != http.StatusBadRequest || r.header.Get("Location") != "" || !strings.Contains(r.body, "expired") {
 		t.Errorf("replayed callback: HTTP %d %s", r.status, r.body)
 	}
-	// …and with the binding cookie put back: the state itself is spent.
+	// …and with the cookie put back (captured with the URL): the state is recorded as used,
+	// and the code is not even presented to the server again.
 	r = newBrowser(t).getWithCookie(cb.String(), bindName+"="+bindValue)
-	if r.status != http.StatusBadRequest || r.header.Get("Location") != "" || !strings.Contains(r.body, "expired") {
-		t.Errorf("replayed callback with the binding cookie: HTTP %d %s", r.status, r.body)
+	if r.status != http.StatusBadRequest || r.header.Get("Location") != "" || r.cookie(devCookie) != nil ||
+		!strings.Contains(r.body, "already completed") {
+		t.Errorf("replayed callback with the login-state cookie: HTTP %d %s", r.status, r.body)
 	}
 	e.checkPage(t, r)
+	if n := e.counts.grant("authorization_code") - before; n != 0 {
+		t.Errorf("the replays reached the token endpoint %d times, want 0", n)
+	}
+}
+
+// testStateCookie: a callback is refused (400, the code never exchanged) unless the browser
+// sends the login-state cookie sealed for that very state, unchanged, under this key, before
+// it expires; and none of those failures spends the real sign-in.
+func (e *env) testStateCookie(t *testing.T) {
+	o := e.options(t)
+	clock := testkit.NewClock()
+	o.Now = clock.Now
+	e.serve(t, o)
+	b := newBrowser(t)
+	cb, _ := e.toCallback(t, b, "/mcp/x")
+	name, value := b.bindingCookie(t, e.publicURL)
+	other := newBrowser(t)
+	_, _ = e.toCallback(t, other, "/mcp/y")
+	otherName, otherValue := other.bindingCookie(t, e.publicURL)
+	flipped := []byte(value) // another base64url character in the middle
+	if flipped[len(flipped)/2] == 'A' {
+		flipped[len(flipped)/2] = 'B'
+	} else {
+		flipped[len(flipped)/2] = 'A'
+	}
+	otherKey := e.options(t)
+	otherKey.Sessions = newStore(t, nil, 7)
+	otherKey.Now = clock.Now
+
+	before := e.counts.grant("authorization_code")
+	for _, tc := range []struct {
+		name, cookie, wantBody string
+		handler                *login.Options // served for this case only
+		advance                time.Duration
+	}{
+		{name: "missing", cookie: "", wantBody: "another browser"},
+		{name: "tampered", cookie: name + "=" + string(flipped), wantBody: "not started in this browser"},
+		{name: "truncated", cookie: name + "=" + value[:len(value)-8], wantBody: "not started in this browser"},
+		{name: "issued for another state", cookie: name + "=" + otherValue, wantBody: "not started in this browser"},
+		{name: "another state's cookie under its own name", cookie: otherName + "=" + otherValue, wantBody: "another browser"},
+		{name: "sealed under another key", cookie: name + "=" + value, wantBody: "not started in this browser", handler: &otherKey},
+		{name: "expired", cookie: name + "=" + value, wantBody: "has expired", advance: 10*time.Minute + time.Second},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.handler != nil {
+				e.serve(t, *tc.handler)
+				defer e.serve(t, o)
+			}
+			if tc.advance != 0 {
+				clock.Advance(tc.advance)
+				defer clock.Advance(-tc.advance)
+			}
+			r := newBrowser(t).getWithCookie(cb.String(), tc.cookie)
+			if r.status != http.StatusBadRequest || r.cookie(devCookie) != nil || !strings.Contains(r.body, tc.wantBody) {
+				t.Errorf("callback with cookie %q: HTTP %d %s; want 400 with %q", tc.cookie, r.status, r.body, tc.wantBody)
+			}
+			if n := e.counts.grant("authorization_code") - before; n != 0 {
+				t.Errorf("the code was exchanged %d times", n)
+			}
+		})
+	}
+	// Just before it expires, the real browser still completes its sign-in.
+	clock.Advance(10*time.Minute - 2*time.Second)
+	if r := b.get(cb.String()); r.status != http.StatusFound || r.cookie(devCookie) == nil {
+		t.Errorf("the real callback after the forged ones: HTTP %d %s", r.status, r.body)
+	}
 }
 
 func (e *env) testIss(t *testing.T) {
@@ -483,6 +557,8 @@ func (e *env) testReturnPaths(t *testing.T) {
 	for _, rd := range []string{
 		"//evil.example", "/\\evil", "https://evil", "/%2F%2Fevil", "/%2f%5cevil", "\\\\evil", "/\tx", "/\nx",
 		"javascript:alert(1)", "/%252F%252Fevil", "evil", "/mcp/x\\..\\..", "/mcp/%zz",
+		`/mcp/"x"`, // no URI has a raw double quote
+		"/mcp/" + strings.Repeat("a", 1024-len("/mcp/")+1), // longer than 1024 bytes
 		"/other/x", // routed, but without a login client
 		"/nowhere", // not routed
 	} {
@@ -493,7 +569,8 @@ func (e *env) testReturnPaths(t *testing.T) {
 		}
 		e.checkPage(t, r)
 	}
-	for _, rd := range []string{"/mcp/x?a=b&c=%2F%2F", "/mcp/caf%C3%A9#top", "/mcp//x"} {
+	for _, rd := range []string{"/mcp/x?a=b&c=%2F%2F", "/mcp/caf%C3%A9#top", "/mcp//x", "/mcp/<a>&'%22",
+		"/mcp/" + strings.Repeat("a", 1024-len("/mcp/"))} {
 		b := newBrowser(t)
 		cb, _ := e.toCallback(t, b, rd)
 		if r := b.get(cb.String()); r.status != http.StatusFound || r.header.Get("Location") != rd {
@@ -518,18 +595,24 @@ func (e *env) testReturnPaths(t *testing.T) {
 }
 
 // testAnotherBrowser: a callback delivered to a browser that did not start the sign-in (login
-// CSRF) is refused, and spends the state.
+// CSRF) is refused, and gives that browser no session. (It writes nothing either, so the
+// attacker can still finish the sign-in in the attacker's own browser: which signs in only
+// the attacker.)
 func (e *env) testAnotherBrowser(t *testing.T) {
 	e.serve(t, e.options(t))
 	attacker := newBrowser(t)
 	cb, _ := e.toCallback(t, attacker, "/mcp/x")
 	victim := newBrowser(t)
+	before := e.counts.grant("authorization_code")
 	r := victim.get(cb.String())
 	if r.status != http.StatusBadRequest || r.cookie(devCookie) != nil || !strings.Contains(r.body, "another browser") {
 		t.Errorf("callback in another browser: HTTP %d %s", r.status, r.body)
 	}
-	if r := attacker.get(cb.String()); r.status != http.StatusBadRequest {
-		t.Errorf("callback after it was refused elsewhere: HTTP %d", r.status)
+	if n := e.counts.grant("authorization_code") - before; n != 0 {
+		t.Errorf("the victim's callback exchanged the code (%d calls)", n)
+	}
+	if victim.jarCookie(e.publicURL, devCookie) != "" {
+		t.Error("the victim's browser has a session")
 	}
 }
 
@@ -686,36 +769,136 @@ func (e *env) testLogout(t *testing.T) {
 	id := e.signIn(t, b, "/mcp/x")
 	sess, _, _ := o.Sessions.Get(e.ctx, id)
 	before := len(e.counts.revoked())
+	// stillSignedIn: the session works, nothing was revoked, the browser keeps its cookie.
+	stillSignedIn := func(t *testing.T, what string, r *response) {
+		t.Helper()
+		if ck := r.cookie(devCookie); ck != nil {
+			t.Errorf("%s: Set-Cookie %+v, want the session cookie left alone", what, ck)
+		}
+		if _, err := h.AccessToken(e.ctx, "mcp", devCookie+"="+id); err != nil {
+			t.Errorf("%s: the session ended: %v", what, err)
+		}
+		if got := e.counts.revoked()[before:]; len(got) != 0 {
+			t.Errorf("%s: revocation calls %q, want none", what, got)
+		}
+	}
 
-	r := b.post(e.publicURL+"/oauth/logout?rd=/mcp/bye", nil)
-	if r.status != http.StatusFound || r.header.Get("Location") != "/mcp/bye" {
-		t.Fatalf("logout: HTTP %d Location %q", r.status, r.header.Get("Location"))
-	}
-	ck := r.cookie(devCookie)
-	if ck == nil || ck.MaxAge >= 0 || ck.Value != "" || !ck.HttpOnly || ck.Path != "/" || ck.SameSite != http.SameSiteLaxMode {
-		t.Errorf("logout cookie %+v: want it cleared (Max-Age=0) with the same attributes", ck)
-	}
-	if b.jarCookie(e.publicURL, devCookie) != "" {
-		t.Error("the browser still has the session cookie")
-	}
-	if got := e.counts.revoked()[before:]; !slices.Equal(got, []string{"refresh_token", "access_token"}) {
-		t.Errorf("revocation calls %q, want the refresh token then the access token", got)
-	}
-	if _, ok, _ := o.Sessions.Get(e.ctx, id); ok {
-		t.Error("the session survived the logout")
-	}
-	if _, err := h.AccessToken(e.ctx, "mcp", devCookie+"="+id); !errors.Is(err, login.ErrNoSession) {
-		t.Errorf("AccessToken after logout: %v", err)
-	}
-	// The refresh token is dead at the server.
-	if status, body := e.refreshDirect(t, sess.RefreshToken); status != http.StatusBadRequest || !strings.Contains(body, "invalid_grant") {
-		t.Errorf("refresh with the revoked refresh token: HTTP %d %s", status, body)
-	}
+	// A GET (a link, an image, a cross-site navigation) only asks: a page with a form that
+	// POSTs to the same path, rd kept.
+	t.Run("GET asks", func(t *testing.T) {
+		r := b.get(e.publicURL + "/oauth/logout?rd=/mcp/bye")
+		if r.status != http.StatusOK || r.header.Get("Location") != "" {
+			t.Fatalf("GET logout: HTTP %d Location %q %s", r.status, r.header.Get("Location"), r.body)
+		}
+		e.checkPage(t, r)
+		if csp := r.header.Get("Content-Security-Policy"); !strings.Contains(csp, "default-src 'none'") ||
+			!strings.Contains(csp, "form-action 'self'") || !strings.Contains(csp, "frame-ancestors 'none'") {
+			t.Errorf("confirmation page CSP %q", csp)
+		}
+		// same-origin: the button's POST carries the page's Origin (no-referrer would make it
+		// "null").
+		if r.header.Get("X-Content-Type-Options") != "nosniff" || r.header.Get("Referrer-Policy") != "same-origin" {
+			t.Errorf("confirmation page headers %v", r.header)
+		}
+		if !strings.Contains(r.body, `<form method="post" action="/oauth/logout?rd=%2Fmcp%2Fbye">`) {
+			t.Errorf("confirmation page without the POST form to /oauth/logout?rd=…: %s", r.body)
+		}
+		stillSignedIn(t, "GET logout", r)
+		// The values on the page are escaped.
+		rd := `/mcp/<b>&x='y'`
+		r = b.get(e.publicURL + "/oauth/logout?" + url.Values{"rd": {rd}}.Encode())
+		if r.status != http.StatusOK || strings.Contains(r.body, "<b>") || strings.Contains(r.body, "'y'") ||
+			!strings.Contains(r.body, html.EscapeString("/oauth/logout?"+url.Values{"rd": {rd}}.Encode())) {
+			t.Errorf("confirmation page for rd %q: HTTP %d %s", rd, r.status, r.body)
+		}
+		stillSignedIn(t, "GET logout with an odd rd", r)
+	})
+
+	// A POST from another site (a form on an attacker's page) is refused, whatever it sends.
+	t.Run("cross-site POST refused", func(t *testing.T) {
+		for name, hdr := range map[string]map[string]string{
+			"another origin":                 {"Origin": "https://evil.example", "Sec-Fetch-Site": "cross-site"},
+			"another origin, same-origin":    {"Origin": "https://evil.example", "Sec-Fetch-Site": "same-origin"},
+			"another port":                   {"Origin": "http://" + strings.Split(e.gwHost, ":")[0] + ":1"},
+			"https twin":                     {"Origin": "https://" + e.gwHost},
+			"null origin":                    {"Origin": "null"},
+			"null origin, cross-site":        {"Origin": "null", "Sec-Fetch-Site": "cross-site"},
+			"origin with a path":             {"Origin": e.publicURL + "/x"},
+			"two origins":                    {"Origin": e.publicURL + ", https://evil.example"},
+			"no origin, cross-site":          {"Sec-Fetch-Site": "cross-site"},
+			"no origin, same-site":           {"Sec-Fetch-Site": "same-site"},
+			"no origin, no Sec-Fetch-Site":   {},
+			"no origin, unknown fetch value": {"Sec-Fetch-Site": "same-origin, none"},
+		} {
+			t.Run(name, func(t *testing.T) {
+				r := b.postWith(e.publicURL+"/oauth/logout?rd=/mcp/bye", nil, hdr)
+				if r.status != http.StatusForbidden || r.header.Get("Location") != "" {
+					t.Errorf("HTTP %d Location %q, want 403", r.status, r.header.Get("Location"))
+				}
+				e.checkPage(t, r)
+				stillSignedIn(t, name, r)
+			})
+		}
+	})
+
+	t.Run("same-origin POST signs out", func(t *testing.T) {
+		r := b.postWith(e.publicURL+"/oauth/logout?rd=/mcp/bye", nil, map[string]string{"Origin": e.publicURL})
+		if r.status != http.StatusFound || r.header.Get("Location") != "/mcp/bye" {
+			t.Fatalf("logout: HTTP %d Location %q %s", r.status, r.header.Get("Location"), r.body)
+		}
+		ck := r.cookie(devCookie)
+		if ck == nil || ck.MaxAge >= 0 || ck.Value != "" || !ck.HttpOnly || ck.Path != "/" || ck.SameSite != http.SameSiteLaxMode {
+			t.Errorf("logout cookie %+v: want it cleared (Max-Age=0) with the same attributes", ck)
+		}
+		if b.jarCookie(e.publicURL, devCookie) != "" {
+			t.Error("the browser still has the session cookie")
+		}
+		if got := e.counts.revoked()[before:]; !slices.Equal(got, []string{"refresh_token", "access_token"}) {
+			t.Errorf("revocation calls %q, want the refresh token then the access token", got)
+		}
+		if _, ok, _ := o.Sessions.Get(e.ctx, id); ok {
+			t.Error("the session survived the logout")
+		}
+		if _, err := h.AccessToken(e.ctx, "mcp", devCookie+"="+id); !errors.Is(err, login.ErrNoSession) {
+			t.Errorf("AccessToken after logout: %v", err)
+		}
+		// The refresh token is dead at the server.
+		if status, body := e.refreshDirect(t, sess.RefreshToken); status != http.StatusBadRequest || !strings.Contains(body, "invalid_grant") {
+			t.Errorf("refresh with the revoked refresh token: HTTP %d %s", status, body)
+		}
+	})
+
+	// Without Origin, or with "null" (a page under Referrer-Policy: no-referrer), Sec-Fetch-Site
+	// same-origin (or none: typed by the user) will do; rd may come in the form too.
+	t.Run("Sec-Fetch-Site and rd in the form", func(t *testing.T) {
+		for name, hdr := range map[string]map[string]string{
+			"same-origin":              {"Sec-Fetch-Site": "same-origin"},
+			"none":                     {"Sec-Fetch-Site": "none"},
+			"null origin, same-origin": {"Origin": "null", "Sec-Fetch-Site": "same-origin"},
+		} {
+			b2 := newBrowser(t)
+			id2 := e.signIn(t, b2, "/mcp/x")
+			r := b2.postWith(e.publicURL+"/oauth/logout", url.Values{"rd": {"/mcp/form"}}, hdr)
+			if r.status != http.StatusFound || r.header.Get("Location") != "/mcp/form" {
+				t.Errorf("%s: HTTP %d Location %q", name, r.status, r.header.Get("Location"))
+			}
+			if _, err := h.AccessToken(e.ctx, "mcp", devCookie+"="+id2); !errors.Is(err, login.ErrNoSession) {
+				t.Errorf("%s: AccessToken after logout: %v", name, err)
+			}
+		}
+	})
+
 	// Without a session, and with an invalid rd: still a clean sign-out to SuccessRedirect.
-	r = newBrowser(t).get(e.publicURL + "/oauth/logout?rd=//evil.example")
-	if r.status != http.StatusFound || r.header.Get("Location") != successRedirect || r.cookie(devCookie) == nil {
-		t.Errorf("logout without session: HTTP %d Location %q", r.status, r.header.Get("Location"))
-	}
+	t.Run("no session, invalid rd", func(t *testing.T) {
+		r := newBrowser(t).postWith(e.publicURL+"/oauth/logout?rd=//evil.example", nil, map[string]string{"Origin": e.publicURL})
+		if r.status != http.StatusFound || r.header.Get("Location") != successRedirect || r.cookie(devCookie) == nil {
+			t.Errorf("logout without session: HTTP %d Location %q", r.status, r.header.Get("Location"))
+		}
+		r = newBrowser(t).get(e.publicURL + "/oauth/logout?rd=//evil.example")
+		if r.status != http.StatusOK || strings.Contains(r.body, "evil") || !strings.Contains(r.body, `action="/oauth/logout"`) {
+			t.Errorf("confirmation page with an invalid rd: HTTP %d %s", r.status, r.body)
+		}
+	})
 }
 
 // testReplicas: two gateway replicas, each with its own Store on one Redis, share sessions
@@ -745,6 +928,28 @@ func (e *env) testReplicas(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+
+	// A callback completed on one replica is refused on the other, with its cookie put back:
+	// the used-state marker is shared.
+	t.Run("replay on the other replica", func(t *testing.T) {
+		b := newBrowser(t)
+		cb, _ := e.toCallback(t, b, "/mcp/x")
+		name, value := b.bindingCookie(t, e.publicURL)
+		if r := b.get(cb.String()); r.status != http.StatusFound {
+			t.Fatalf("callback on the first replica: HTTP %d %s", r.status, r.body)
+		}
+		before := e.counts.grant("authorization_code")
+		req := httptest.NewRequest(http.MethodGet, cb.String(), nil)
+		req.Header.Set("Cookie", name+"="+value)
+		rec := httptest.NewRecorder()
+		hb.ServeHTTP(rec, req)
+		if rec.Code != http.StatusBadRequest || !strings.Contains(rec.Body.String(), "already completed") {
+			t.Errorf("replay on the second replica: HTTP %d %s", rec.Code, rec.Body.String())
+		}
+		if n := e.counts.grant("authorization_code") - before; n != 0 {
+			t.Errorf("the replay reached the token endpoint %d times", n)
+		}
+	})
 
 	t.Run("concurrent refresh", func(t *testing.T) {
 		e.expire(t, oa.Sessions, id, -time.Second)
@@ -813,6 +1018,7 @@ func (e *env) testLogs(t *testing.T) {
 	h := e.serve(t, o)
 	b := newBrowser(t)
 	cb, _ := e.toCallback(t, b, "/mcp/x")
+	_, bindValue := b.bindingCookie(t, e.publicURL)
 	r := b.get(cb.String())
 	id := r.cookie(devCookie).Value
 	sess, _, _ := o.Sessions.Get(e.ctx, id)
@@ -821,7 +1027,7 @@ func (e *env) testLogs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b.get(e.publicURL + "/oauth/logout")
+	b.postWith(e.publicURL+"/oauth/logout", nil, map[string]string{"Origin": e.publicURL})
 
 	logs := e.logs.String()
 	for _, ev := range []string{"login", "login_failed", "refresh", "refresh_failed", "logout"} {
@@ -836,6 +1042,7 @@ func (e *env) testLogs(t *testing.T) {
 	for what, secret := range map[string]string{
 		"session id": id, "access token": sess.AccessToken, "refresh token": sess.RefreshToken,
 		"ID token": sess.IDToken, "refreshed token": tok, "code": q.Get("code"), "state": q.Get("state"),
+		"login-state cookie": bindValue,
 	} {
 		if secret != "" && strings.Contains(logs, secret) {
 			t.Errorf("the logs contain the %s", what)
@@ -995,13 +1202,18 @@ func (b *browser) getWithCookie(u, cookie string) *response {
 	return b.do(req)
 }
 
-func (b *browser) post(u string, form url.Values) *response {
+// postWith POSTs form with the given request headers (Origin, Sec-Fetch-Site: what a browser
+// would send).
+func (b *browser) postWith(u string, form url.Values, headers map[string]string) *response {
 	b.t.Helper()
 	req, err := http.NewRequest(http.MethodPost, u, strings.NewReader(form.Encode()))
 	if err != nil {
 		b.t.Fatal(err)
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	for k, v := range headers {
+		req.Header.Set(k, v)
+	}
 	return b.do(req)
 }
 

@@ -5,8 +5,9 @@ import (
 	"strings"
 )
 
-// maxReturnPath bounds rd: a return path longer than this is refused.
-const maxReturnPath = 2048
+// maxReturnPath bounds rd: a return path longer than this is refused. rd travels sealed in the
+// login-state cookie, which must stay well under the 4096 bytes browsers keep for a cookie.
+const maxReturnPath = 1024
 
 // maxUnescapeRounds is how many layers of percent-encoding validReturnPath looks through.
 const maxUnescapeRounds = 3
@@ -23,8 +24,9 @@ func validReturnPath(rd string) bool {
 	for i := 0; i < len(rd); i++ {
 		// Only visible ASCII, and no backslash: browsers drop tabs and newlines from URLs and
 		// read a backslash as a slash, which could turn "/\t/evil" or "/x\..\\evil" into
-		// something else than what was checked.
-		if c := rd[i]; c <= 0x20 || c >= 0x7f || c == '\\' {
+		// something else than what was checked. No double quote either: no URI has one
+		// (RFC 3986 §2; browsers send %22), and JSON would double it in the sealed state.
+		if c := rd[i]; c <= 0x20 || c >= 0x7f || c == '\\' || c == '"' {
 			return false
 		}
 	}

@@ -13,7 +13,7 @@ import (
 // KeySize is the length of a [Key] in bytes.
 const KeySize = 32
 
-// Key is the 32-byte AES-256-GCM key that encrypts sessions and states at rest.
+// Key is the 32-byte AES-256-GCM key that encrypts sessions at rest and seals login states.
 //
 // It formats as a fixed placeholder with every fmt verb, so that printing a configuration or an
 // [Options] value never shows key material.
@@ -103,9 +103,9 @@ const IDBytes = 32
 
 // MinIDLen is the shortest id or state [Store] accepts, in characters: 22 characters of
 // base64url carry 128 bits, the least a session id or a state may have. [NewID] returns 43.
-// Put and PutState refuse a shorter one (a caller that made its own, weak identifiers); Get,
-// TakeState and Delete treat it as absent, without a Redis call, so that a forged short cookie
-// costs nothing.
+// Put, SealState and MarkStateUsed refuse a shorter one (a caller that made its own, weak
+// identifiers); Get, StateUsed and Delete treat it as absent, and OpenState as corrupt, without
+// a Redis call, so that a forged short cookie costs nothing.
 const MinIDLen = 22
 
 // NewID returns a new random identifier of 256 bits from crypto/rand, as unpadded base64url

@@ -17,15 +17,15 @@ const (
 	fullSweepGap = time.Second
 )
 
-// memory is the in-process backend: one map under one mutex, with the login states also in
-// a list, oldest first, for eviction. Expiry is by the injected clock.
+// memory is the in-process backend: one map under one mutex, with the markers also in a list,
+// oldest first, for eviction. Expiry is by the injected clock.
 type memory struct {
 	now func() time.Time
 	max int
 
 	mu            sync.Mutex
 	entries       map[string]*memEntry
-	states        list.List // of *memEntry, the login states, oldest first
+	markers       list.List // of *memEntry, the markers of completed sign-ins, oldest first
 	locks         map[string]memLock
 	nextSweep     time.Time
 	nextFullSweep time.Time
@@ -35,7 +35,7 @@ type memEntry struct {
 	key  string
 	val  []byte
 	exp  time.Time
-	elem *list.Element // in memory.states; nil for a session
+	elem *list.Element // in memory.markers; nil for a session
 }
 
 type memLock struct {
@@ -81,13 +81,13 @@ func (m *memory) sweep(now time.Time) {
 func (m *memory) remove(e *memEntry) {
 	delete(m.entries, e.key)
 	if e.elem != nil {
-		m.states.Remove(e.elem)
+		m.markers.Remove(e.elem)
 		e.elem = nil
 	}
 }
 
 // makeRoom frees one place in a full store, as the package documentation describes: expired
-// entries first (at most one sweep per fullSweepGap), then the oldest login state.
+// entries first (at most one sweep per fullSweepGap), then the oldest marker.
 func (m *memory) makeRoom(now time.Time) bool {
 	if !now.Before(m.nextFullSweep) {
 		m.nextFullSweep = now.Add(fullSweepGap)
@@ -96,33 +96,42 @@ func (m *memory) makeRoom(now time.Time) bool {
 			return true
 		}
 	}
-	if front := m.states.Front(); front != nil {
+	if front := m.markers.Front(); front != nil {
 		m.remove(front.Value.(*memEntry))
 		return true
 	}
 	return false
 }
 
-func (m *memory) set(_ context.Context, key string, val []byte, ttl time.Duration, state bool) error {
+func (m *memory) set(_ context.Context, key string, val []byte, ttl time.Duration) error {
 	now := m.begin()
 	defer m.mu.Unlock()
 	exp := now.Add(ttl)
 	if e, ok := m.entries[key]; ok {
 		e.val, e.exp = val, exp
-		if e.elem != nil {
-			m.states.MoveToBack(e.elem) // rewritten: now the newest
-		}
 		return nil
 	}
 	if len(m.entries) >= m.max && !m.makeRoom(now) {
 		return ErrFull
 	}
-	e := &memEntry{key: key, val: val, exp: exp}
-	if state {
-		e.elem = m.states.PushBack(e)
-	}
-	m.entries[key] = e
+	m.entries[key] = &memEntry{key: key, val: val, exp: exp}
 	return nil
+}
+
+// add stores a marker, evictable, unless key holds a live entry.
+func (m *memory) add(_ context.Context, key string, val []byte, ttl time.Duration) (bool, error) {
+	now := m.begin()
+	defer m.mu.Unlock()
+	if m.lookup(key, now) != nil {
+		return false, nil
+	}
+	if len(m.entries) >= m.max && !m.makeRoom(now) {
+		return false, ErrFull
+	}
+	e := &memEntry{key: key, val: val, exp: now.Add(ttl)}
+	e.elem = m.markers.PushBack(e)
+	m.entries[key] = e
+	return true, nil
 }
 
 // lookup returns the live entry at key, dropping an expired one. The caller holds the lock.
@@ -142,16 +151,6 @@ func (m *memory) get(_ context.Context, key string) ([]byte, bool, error) {
 	now := m.begin()
 	defer m.mu.Unlock()
 	if e := m.lookup(key, now); e != nil {
-		return e.val, true, nil
-	}
-	return nil, false, nil
-}
-
-func (m *memory) take(_ context.Context, key string) ([]byte, bool, error) {
-	now := m.begin()
-	defer m.mu.Unlock()
-	if e := m.lookup(key, now); e != nil {
-		m.remove(e)
 		return e.val, true, nil
 	}
 	return nil, false, nil

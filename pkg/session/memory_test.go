@@ -31,21 +31,27 @@ func (s *Store) memHas(prefix, id string) bool {
 	return ok
 }
 
-// A full store makes room by evicting the oldest login state, never a session; with only
-// sessions left it refuses new entries with ErrFull, but still lets existing ones be rewritten.
+// A full store makes room by evicting the oldest marker, never a session; with only sessions
+// left it refuses new entries with ErrFull, but still lets existing ones be rewritten.
 func TestMemoryBound(t *testing.T) {
 	t.Parallel()
 	s, clock := newMemoryStore(t, 4)
 	ctx := t.Context()
 	st1, st2, st3 := newID(t), newID(t), newID(t)
 	sess := []string{newID(t), newID(t), newID(t), newID(t), newID(t)}
-	putState := func(state string) error { return s.PutState(ctx, state, sampleState(), time.Hour) }
+	mark := func(state string) error {
+		first, err := s.MarkStateUsed(ctx, state, time.Hour)
+		if err == nil && !first {
+			t.Fatalf("MarkStateUsed of a new state: not the first")
+		}
+		return err
+	}
 	put := func(id string, ttl time.Duration) error { return s.Put(ctx, id, sampleSession(), ttl) }
-	wantStates := func(step string, want map[string]bool) {
+	wantMarkers := func(step string, want map[string]bool) {
 		t.Helper()
 		for name, state := range map[string]string{"st1": st1, "st2": st2, "st3": st3} {
-			if got := s.memHas(statePrefix, state); got != want[name] {
-				t.Fatalf("%s: state %s held = %v, want %v", step, name, got, want[name])
+			if got := s.memHas(usedPrefix, state); got != want[name] {
+				t.Fatalf("%s: marker %s held = %v, want %v", step, name, got, want[name])
 			}
 		}
 		if n := s.memLen(); n > 4 {
@@ -53,37 +59,37 @@ func TestMemoryBound(t *testing.T) {
 		}
 	}
 
-	for _, err := range []error{putState(st1), putState(st2), put(sess[0], time.Hour), put(sess[1], time.Hour)} {
+	for _, err := range []error{mark(st1), mark(st2), put(sess[0], time.Hour), put(sess[1], time.Hour)} {
 		if err != nil {
 			t.Fatal(err)
 		}
 	}
-	// Full. A new state evicts the oldest state.
-	if err := putState(st3); err != nil {
-		t.Fatalf("PutState in a full store: %v", err)
+	// Full. A new marker evicts the oldest marker.
+	if err := mark(st3); err != nil {
+		t.Fatalf("MarkStateUsed in a full store: %v", err)
 	}
-	wantStates("new state", map[string]bool{"st2": true, "st3": true})
-	// Rewriting st2 takes no room and makes it the newest.
-	if err := putState(st2); err != nil {
-		t.Fatal(err)
+	wantMarkers("new marker", map[string]bool{"st2": true, "st3": true})
+	// Marking st2 again takes no room and changes nothing.
+	if first, err := s.MarkStateUsed(ctx, st2, time.Hour); first || err != nil {
+		t.Fatalf("MarkStateUsed of a marked state = %v, %v; want false", first, err)
 	}
-	wantStates("rewritten state", map[string]bool{"st2": true, "st3": true})
-	// A new session evicts the oldest state: st3 now.
+	wantMarkers("marked again", map[string]bool{"st2": true, "st3": true})
+	// A new session evicts the oldest marker: st2.
 	if err := put(sess[2], time.Hour); err != nil {
-		t.Fatalf("Put in a full store with states: %v", err)
+		t.Fatalf("Put in a full store with markers: %v", err)
 	}
-	wantStates("new session", map[string]bool{"st2": true})
+	wantMarkers("new session", map[string]bool{"st3": true})
 	if err := put(sess[3], time.Hour); err != nil {
 		t.Fatal(err)
 	}
-	wantStates("another session", nil)
+	wantMarkers("another session", nil)
 
 	// Only sessions: no room for anything new, and no session is evicted.
 	if err := put(sess[4], time.Hour); !errors.Is(err, ErrFull) {
 		t.Fatalf("Put in a store full of sessions = %v, want ErrFull", err)
 	}
-	if err := putState(st1); !errors.Is(err, ErrFull) {
-		t.Fatalf("PutState in a store full of sessions = %v, want ErrFull", err)
+	if _, err := s.MarkStateUsed(ctx, st1, time.Hour); !errors.Is(err, ErrFull) {
+		t.Fatalf("MarkStateUsed in a store full of sessions = %v, want ErrFull", err)
 	}
 	if err := put(sess[0], 2*time.Hour); err != nil {
 		t.Fatalf("rewriting a session in a full store: %v", err)
@@ -145,7 +151,7 @@ func TestMemorySweep(t *testing.T) {
 		if err := s.Put(ctx, newID(t), sampleSession(), time.Second); err != nil {
 			t.Fatal(err)
 		}
-		if err := s.PutState(ctx, newID(t), sampleState(), time.Second); err != nil {
+		if _, err := s.MarkStateUsed(ctx, newID(t), time.Second); err != nil {
 			t.Fatal(err)
 		}
 	}

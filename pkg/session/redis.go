@@ -57,7 +57,7 @@ func redisErr(op string, err error) error {
 	return fmt.Errorf("session: redis %s: %w", op, err)
 }
 
-func (r *redisBackend) set(ctx context.Context, key string, val []byte, ttl time.Duration, _ bool) error {
+func (r *redisBackend) set(ctx context.Context, key string, val []byte, ttl time.Duration) error {
 	cctx, cancel := context.WithTimeout(ctx, r.timeout)
 	defer cancel()
 	if err := r.c.Set(cctx, key, val, pxTTL(ttl)).Err(); err != nil {
@@ -72,11 +72,15 @@ func (r *redisBackend) get(ctx context.Context, key string) ([]byte, bool, error
 	return bytesReply("get", r.c.Get(cctx, key))
 }
 
-// take is GETDEL (Redis 6.2 and later): one atomic command.
-func (r *redisBackend) take(ctx context.Context, key string) ([]byte, bool, error) {
+// add is SET key val NX PX ttl.
+func (r *redisBackend) add(ctx context.Context, key string, val []byte, ttl time.Duration) (bool, error) {
 	cctx, cancel := context.WithTimeout(ctx, r.timeout)
 	defer cancel()
-	return bytesReply("getdel", r.c.GetDel(cctx, key))
+	ok, err := r.c.SetNX(cctx, key, val, pxTTL(ttl)).Result()
+	if err != nil {
+		return false, redisErr("set nx", err)
+	}
+	return ok, nil
 }
 
 func bytesReply(op string, cmd *redis.StringCmd) ([]byte, bool, error) {

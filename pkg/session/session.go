@@ -1,19 +1,22 @@
-// Package session keeps the server-side state of the browser login flow (the OAuth
-// authorization-code flow with PKCE that the gateway runs for browser users): one-time login
-// states, between /oauth/login and /oauth/callback; sessions, which hold a signed-in browser's
-// token set, found by the random id in its cookie; and a fleet-wide lock, so that one replica
-// at a time refreshes a session's tokens.
+// Package session keeps the state of the browser login flow (the OAuth authorization-code
+// flow with PKCE that the gateway runs for browser users): login states, between /oauth/login
+// and /oauth/callback, sealed for a cookie and never stored; sessions, which hold a signed-in
+// browser's token set, found by the random id in its cookie; markers of completed sign-ins, so
+// that a callback is not replayed; and a fleet-wide lock, so that one replica at a time
+// refreshes a session's tokens.
 //
 // # Where
 //
-// A [Store] keeps everything in Redis when it is given a client (standalone, Sentinel or
-// Cluster: every command touches one key; Redis 6.2 or later, for GETDEL), shared by every
-// replica; otherwise in process, for a single replica.
+// A [Store] keeps sessions, markers and locks in Redis when it is given a client (standalone,
+// Sentinel or Cluster: every command touches one key), shared by every replica; otherwise in
+// process, for a single replica. Login states are not kept anywhere: [Store.SealState] turns
+// one into a cookie value and [Store.OpenState] reads it back, so starting a sign-in writes
+// nothing, and a flood of unauthenticated sign-ins costs the store nothing.
 //
 // Redis keys are
 //
-//	extauthz:v1:state:<hex SHA-256 of the state>
 //	extauthz:v1:session:<hex SHA-256 of the session id>
+//	extauthz:v1:used:<hex SHA-256 of the state>
 //	extauthz:v1:lock:<hex SHA-256 of the lock name>
 //
 // so the raw id or state never appears in Redis: a leaked key list yields no usable cookie.
@@ -21,19 +24,26 @@
 //
 // # Format
 //
-// A state or session is stored as AES-256-GCM under the [Key], with a random 96-bit nonce and
-// the entry's key string as additional data: the value is nonce || ciphertext || tag, where the
+// A session is stored as AES-256-GCM under the [Key], with a random 96-bit nonce and the
+// entry's key string as additional data: the value is nonce || ciphertext || tag, where the
 // plaintext is a compact JSON object (short field names, empty fields left out). A value that
 // does not open (another key, a changed byte, or a value copied under another key, which the
 // additional data catches) is reported as [ErrCorrupt]; the caller ends that session. The
 // in-process store keeps the same encrypted bytes, so that tokens are not in memory in the
 // clear between requests, and everything said here about tampering holds for both.
 //
-// A lock's value is its holder's random token, in the clear (it names no session).
+// A sealed login state is the same construction, base64url-encoded (unpadded) for a cookie,
+// with "extauthz:v1:state:<hex SHA-256 of the state>" as additional data: it opens only for
+// the state it was sealed for, so a cookie cannot be replayed under another sign-in. Its
+// plaintext carries its expiry, which [Store.OpenState] enforces whatever the browser does
+// with the cookie's Max-Age.
+//
+// A marker's value is "1", and a lock's value its holder's random token, both in the clear
+// (neither names a session).
 //
 // # Lifetimes
 //
-// Every state and session is written with a lifetime (ttl > 0): in Redis as the key's PX (the
+// Every session and marker is written with a lifetime (ttl > 0): in Redis as the key's PX (the
 // ttl rounded up to a millisecond), which alone decides expiry there; in process as an expiry
 // time by [Options.Now]. Expired in-process entries are dropped when they are read, and by a
 // sweep of the whole store that runs, at most once a minute, on whichever call comes first
@@ -41,12 +51,13 @@
 //
 // # Bound
 //
-// The in-process store holds at most [Options.MaxEntries] states and sessions together. When it
-// is full, a new entry first reclaims expired ones (a sweep, at most once a second), then evicts
-// the oldest login state, and only when no state is left is it refused with [ErrFull]. So a
-// flood of unauthenticated /oauth/login requests can only displace other pending logins, never
-// sign anybody out; filling the store with sessions takes that many real sign-ins. Overwriting
-// an existing entry is always allowed. Locks are not counted: one exists only while its holder
+// Nothing here is written for an unauthenticated request: a marker follows a code exchange
+// that the authorization server accepted, a session a completed sign-in. The in-process store
+// holds at most [Options.MaxEntries] sessions and markers together. When it is full, a new
+// entry first reclaims expired ones (a sweep, at most once a second), then evicts the oldest
+// marker (a marker is defence in depth: the authorization server refuses a second use of a
+// code anyway), and only when no marker is left is it refused with [ErrFull]. Overwriting an
+// existing session is always allowed. Locks are not counted: one exists only while its holder
 // holds it.
 //
 // # Timeouts
@@ -60,10 +71,12 @@
 package session
 
 import (
+	"bytes"
 	"context"
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -74,12 +87,19 @@ import (
 )
 
 // Key prefixes; each is followed by the lower-case hex SHA-256 of the id, state or lock name.
+// statePrefix names no stored entry: it is a sealed state's additional data.
 const (
 	keyPrefix     = "extauthz:v1:"
 	statePrefix   = keyPrefix + "state:"
 	sessionPrefix = keyPrefix + "session:"
+	usedPrefix    = keyPrefix + "used:"
 	lockPrefix    = keyPrefix + "lock:"
 )
+
+// MaxSealedState is the longest sealed state [Store.OpenState] reads; anything longer is
+// ErrCorrupt without an attempt to decrypt it. Browsers keep at most 4096 bytes of a cookie's
+// name and value together.
+const MaxSealedState = 4096
 
 // Defaults of [Options].
 const (
@@ -92,10 +112,14 @@ const (
 var ErrCorrupt = errors.New("session: stored entry cannot be decrypted")
 
 // ErrFull is returned by the in-process store for a new entry when it holds MaxEntries
-// sessions and no login state that could make room.
+// sessions and no marker that could make room.
 var ErrFull = errors.New("session: in-process store is full")
 
-// LoginState is what /oauth/login remembers until the callback.
+// ErrStateExpired is returned by [Store.OpenState] for a sealed state that opens but whose
+// sign-in has expired.
+var ErrStateExpired = errors.New("session: login state expired")
+
+// LoginState is what /oauth/login hands to its callback, sealed in a cookie.
 type LoginState struct {
 	Resource    string // protected resource name
 	Issuer      string
@@ -103,7 +127,9 @@ type LoginState struct {
 	Nonce       string // "" unless openid was requested
 	ReturnTo    string // validated relative path
 	RedirectURI string
-	Created     time.Time
+	// Expires ends the sign-in: OpenState refuses the state from then on. It is sealed with
+	// a resolution of one second (rounded down).
+	Expires time.Time
 }
 
 // Session is a signed-in browser's server-side state. Tokens never leave the server.
@@ -118,18 +144,19 @@ type Session struct {
 	Created      time.Time
 }
 
-// stateRecord and sessionRecord are the stored forms: the same fields (a conversion from the
-// public type compiles only while they stay the same) under short JSON names.
+// stateRecord is a sealed state's plaintext: short JSON names, the expiry in Unix seconds.
 type stateRecord struct {
-	Resource    string    `json:"res,omitempty"`
-	Issuer      string    `json:"iss,omitempty"`
-	Verifier    string    `json:"cv,omitempty"`
-	Nonce       string    `json:"n,omitempty"`
-	ReturnTo    string    `json:"rt,omitempty"`
-	RedirectURI string    `json:"ru,omitempty"`
-	Created     time.Time `json:"c,omitzero"`
+	Resource    string `json:"res,omitempty"`
+	Issuer      string `json:"iss,omitempty"`
+	Verifier    string `json:"cv,omitempty"`
+	Nonce       string `json:"n,omitempty"`
+	ReturnTo    string `json:"rt,omitempty"`
+	RedirectURI string `json:"ru,omitempty"`
+	Expires     int64  `json:"exp"`
 }
 
+// sessionRecord is the stored form of a session: the same fields (a conversion from the
+// public type compiles only while they stay the same) under short JSON names.
 type sessionRecord struct {
 	Resource     string    `json:"res,omitempty"`
 	Issuer       string    `json:"iss,omitempty"`
@@ -143,22 +170,24 @@ type sessionRecord struct {
 
 // Options configures [New].
 type Options struct {
-	// Key encrypts every state and session; required (a key of zeros is refused).
+	// Key encrypts every sealed state and stored session; required (a key of zeros is
+	// refused).
 	Key Key
 	// Redis is the shared store; the caller keeps and closes it. nil: in process.
 	Redis redis.UniversalClient
 	// Timeout bounds each Redis call; default 250ms.
 	Timeout time.Duration
-	// MaxEntries bounds the in-process store, states and sessions together; default 100000.
+	// MaxEntries bounds the in-process store, sessions and markers together; default 100000.
 	// Not used with Redis.
 	MaxEntries int
 	// Now is the in-process store's clock, for the expiry of entries and locks. nil: time.Now.
 	// Redis expires keys by its own clock. Lock renewal is timed by real timers either way.
+	// Sealed states expire by the clock the caller passes to OpenState.
 	Now func() time.Time
 }
 
-// Store keeps login states, sessions and refresh locks, in Redis or in process. It is safe for
-// concurrent use.
+// Store seals login states, and keeps sessions, markers of completed sign-ins and refresh
+// locks, in Redis or in process. It is safe for concurrent use.
 type Store struct {
 	aead cipher.AEAD
 	b    backend
@@ -168,9 +197,10 @@ type Store struct {
 // backend is where encrypted values and locks live. Keys are complete (prefix and hash).
 // Values passed in and returned are never modified in place.
 type backend interface {
-	set(ctx context.Context, key string, val []byte, ttl time.Duration, state bool) error
+	set(ctx context.Context, key string, val []byte, ttl time.Duration) error
+	// add stores a marker unless the key holds a live entry, atomically; true when it did.
+	add(ctx context.Context, key string, val []byte, ttl time.Duration) (bool, error)
 	get(ctx context.Context, key string) ([]byte, bool, error)
-	take(ctx context.Context, key string) ([]byte, bool, error) // get and delete, atomically
 	del(ctx context.Context, key string) error
 	lock(ctx context.Context, key, token string, ttl time.Duration) (bool, error)
 	renew(ctx context.Context, key, token string, ttl time.Duration) (bool, error)
@@ -248,7 +278,7 @@ func (s *Store) open(key string, ct []byte, v any) error {
 	return nil
 }
 
-// checkPut validates what Put and PutState are given.
+// checkPut validates what Put is given.
 func checkPut(what, id string, isNil bool, ttl time.Duration) error {
 	switch {
 	case len(id) < MinIDLen:
@@ -261,45 +291,87 @@ func checkPut(what, id string, isNil bool, ttl time.Duration) error {
 	return nil
 }
 
-// PutState stores st under state for ttl, replacing any entry there. ttl <= 0 is an error.
-func (s *Store) PutState(ctx context.Context, state string, st *LoginState, ttl time.Duration) error {
-	if err := checkPut("state", state, st == nil, ttl); err != nil {
-		return err
+// SealState encrypts st for the cookie of the sign-in called state: unpadded base64url of
+// nonce || ciphertext || tag, which opens only for that state (see the package
+// documentation, "Format"). It stores nothing.
+func (s *Store) SealState(state string, st *LoginState) (string, error) {
+	switch {
+	case len(state) < MinIDLen:
+		return "", fmt.Errorf("session: state shorter than %d characters (use NewID)", MinIDLen)
+	case st == nil:
+		return "", errors.New("session: nil state value")
+	case st.Expires.IsZero():
+		return "", errors.New("session: state without an expiry")
 	}
-	if err := ctx.Err(); err != nil {
-		return err
+	rec := stateRecord{
+		Resource: st.Resource, Issuer: st.Issuer, Verifier: st.Verifier, Nonce: st.Nonce,
+		ReturnTo: st.ReturnTo, RedirectURI: st.RedirectURI, Expires: st.Expires.Unix(),
 	}
-	key := storageKey(statePrefix, state)
-	rec := stateRecord(*st)
-	val, err := s.seal(key, &rec)
-	if err != nil {
-		return err
+	// Without HTML escaping, which would write each of "<>&" as six bytes: a return path full
+	// of them would not fit in a cookie.
+	var pt bytes.Buffer
+	enc := json.NewEncoder(&pt)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(&rec); err != nil {
+		return "", errors.New("session: encoding state") // json's error could quote a value
 	}
-	return s.b.set(ctx, key, val, ttl, true)
+	ct := s.aead.Seal(nil, nil, bytes.TrimSuffix(pt.Bytes(), []byte("\n")), []byte(storageKey(statePrefix, state))) //nolint:gosec // NewGCMWithRandomNonce draws the nonce itself
+	clear(pt.Bytes())
+	return base64.RawURLEncoding.EncodeToString(ct), nil
 }
 
-// TakeState returns the state stored under state and deletes it in the same atomic step
-// (Redis GETDEL; in process, under the store's lock): of any number of concurrent calls, on
-// any number of replicas, one at most gets it. An absent or expired state is (nil, false, nil);
-// one that cannot be decrypted is consumed all the same and returns ErrCorrupt.
-func (s *Store) TakeState(ctx context.Context, state string) (*LoginState, bool, error) {
-	if len(state) < MinIDLen {
-		return nil, false, nil
+// OpenState returns the state that SealState sealed for state, if it has not expired at now.
+// A value that is not one (too long, not base64url, sealed under another key or for another
+// state, changed) is ErrCorrupt; one whose Expires is not after now is ErrStateExpired. It
+// reads nothing from the store: whether the sign-in was completed already is [Store.StateUsed].
+func (s *Store) OpenState(state, sealed string, now time.Time) (*LoginState, error) {
+	if len(state) < MinIDLen || len(sealed) > MaxSealedState {
+		return nil, ErrCorrupt
 	}
-	if err := ctx.Err(); err != nil {
-		return nil, false, err
-	}
-	key := storageKey(statePrefix, state)
-	val, ok, err := s.b.take(ctx, key)
-	if err != nil || !ok {
-		return nil, false, err
+	ct, err := base64.RawURLEncoding.Strict().DecodeString(sealed)
+	if err != nil {
+		return nil, ErrCorrupt
 	}
 	var rec stateRecord
-	if err := s.open(key, val, &rec); err != nil {
-		return nil, false, err
+	if err := s.open(storageKey(statePrefix, state), ct, &rec); err != nil {
+		return nil, err
 	}
-	st := LoginState(rec)
-	return &st, true, nil
+	st := &LoginState{
+		Resource: rec.Resource, Issuer: rec.Issuer, Verifier: rec.Verifier, Nonce: rec.Nonce,
+		ReturnTo: rec.ReturnTo, RedirectURI: rec.RedirectURI, Expires: time.Unix(rec.Expires, 0),
+	}
+	if !now.Before(st.Expires) {
+		return nil, ErrStateExpired
+	}
+	return st, nil
+}
+
+// MarkStateUsed records, until ttl has passed, that the sign-in called state was completed,
+// and reports whether this call recorded it: of any number of concurrent calls, on any number
+// of replicas, exactly one gets true (Redis SET NX; in process, under the store's lock). The
+// ttl should be what is left of the state's life: a later callback is refused as expired
+// anyway. ttl <= 0 is an error.
+func (s *Store) MarkStateUsed(ctx context.Context, state string, ttl time.Duration) (bool, error) {
+	if err := checkPut("state", state, false, ttl); err != nil {
+		return false, err
+	}
+	if err := ctx.Err(); err != nil {
+		return false, err
+	}
+	return s.b.add(ctx, storageKey(usedPrefix, state), []byte("1"), ttl)
+}
+
+// StateUsed reports whether MarkStateUsed recorded state and the marker has not expired. A
+// state shorter than MinIDLen is not used, without a call to the store.
+func (s *Store) StateUsed(ctx context.Context, state string) (bool, error) {
+	if len(state) < MinIDLen {
+		return false, nil
+	}
+	if err := ctx.Err(); err != nil {
+		return false, err
+	}
+	_, ok, err := s.b.get(ctx, storageKey(usedPrefix, state))
+	return ok, err
 }
 
 // Put stores sess under id for ttl, replacing any session there. ttl <= 0 is an error.
@@ -316,7 +388,7 @@ func (s *Store) Put(ctx context.Context, id string, sess *Session, ttl time.Dura
 	if err != nil {
 		return err
 	}
-	return s.b.set(ctx, key, val, ttl, false)
+	return s.b.set(ctx, key, val, ttl)
 }
 
 // Get returns the session stored under id. An absent or expired one is (nil, false, nil); one

@@ -252,7 +252,7 @@ func sampleState() *LoginState {
 		Nonce:       "nonce-123",
 		ReturnTo:    "/tools?x=1",
 		RedirectURI: "https://gw.example/oauth/callback",
-		Created:     time.Date(2026, 3, 1, 12, 0, 0, 123456789, time.FixedZone("CET", 3600)),
+		Expires:     time.Date(2026, 3, 1, 12, 10, 0, 0, time.FixedZone("CET", 3600)),
 	}
 }
 
@@ -272,7 +272,7 @@ func sampleSession() *Session {
 func equalState(a, b *LoginState) bool {
 	return a.Resource == b.Resource && a.Issuer == b.Issuer && a.Verifier == b.Verifier &&
 		a.Nonce == b.Nonce && a.ReturnTo == b.ReturnTo && a.RedirectURI == b.RedirectURI &&
-		a.Created.Equal(b.Created)
+		a.Expires.Equal(b.Expires)
 }
 
 func equalSession(a, b *Session) bool {
@@ -409,60 +409,116 @@ func TestNewOptions(t *testing.T) {
 
 // ---- states and sessions, on both backends ----
 
-func TestStateRoundTrip(t *testing.T) {
+// A sealed state opens for its own state, on any replica with the key, until it expires; and
+// sealing stores nothing.
+func TestSealState(t *testing.T) {
 	t.Parallel()
 	both(t, false, func(t *testing.T, h *harness) {
-		ctx := t.Context()
 		state := newID(t)
 		want := sampleState()
-		if err := h.s.PutState(ctx, state, want, time.Minute); err != nil {
+		sealed, err := h.s.SealState(state, want)
+		if err != nil {
 			t.Fatal(err)
 		}
-		got, ok, err := h.s.TakeState(ctx, state)
-		if err != nil || !ok || !equalState(got, want) {
-			t.Fatalf("TakeState = %+v, %v, %v; want %+v", got, ok, err, want)
+		if keys := h.keys(); len(keys) != 0 {
+			t.Fatalf("SealState stored %v", keys)
 		}
-		if got, ok, err := h.s.TakeState(ctx, state); got != nil || ok || err != nil {
-			t.Fatalf("second TakeState = %+v, %v, %v; want nothing", got, ok, err)
+		if strings.Trim(sealed, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_") != "" {
+			t.Fatalf("sealed state %q is not unpadded base64url (a cookie value)", sealed)
 		}
-		// Another replica cannot take it either, and an unknown state is simply absent.
-		if _, ok, err := h.store(h.key).TakeState(ctx, state); ok || err != nil {
-			t.Fatalf("TakeState on another replica after the first = %v, %v", ok, err)
+		before := want.Expires.Add(-time.Second)
+		for name, s := range map[string]*Store{"same store": h.s, "another replica": h.store(h.key)} {
+			got, err := s.OpenState(state, sealed, before)
+			if err != nil || !equalState(got, want) {
+				t.Fatalf("%s: OpenState = %+v, %v; want %+v", name, got, err, want)
+			}
 		}
-		if _, ok, err := h.s.TakeState(ctx, newID(t)); ok || err != nil {
-			t.Fatalf("TakeState(unknown) = %v, %v", ok, err)
+		// Opening consumes nothing: single use is the caller's marker.
+		if _, err := h.s.OpenState(state, sealed, before); err != nil {
+			t.Fatalf("OpenState again: %v", err)
+		}
+		// Each seal is new (a random nonce), and both open.
+		again, err := h.s.SealState(state, want)
+		if err != nil || again == sealed {
+			t.Fatalf("a second seal of the same state: %v (identical: %v)", err, again == sealed)
+		}
+
+		// Expiry: not after Expires, with its second's resolution.
+		if _, err := h.s.OpenState(state, sealed, want.Expires); !errors.Is(err, ErrStateExpired) {
+			t.Fatalf("OpenState at Expires = %v, want ErrStateExpired", err)
+		}
+		precise := sampleState()
+		precise.Expires = precise.Expires.Add(999 * time.Millisecond)
+		sealedPrecise, err := h.s.SealState(state, precise)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := h.s.OpenState(state, sealedPrecise, want.Expires.Add(time.Millisecond)); !errors.Is(err, ErrStateExpired) {
+			t.Fatalf("OpenState within the second after a rounded-down Expires = %v, want ErrStateExpired", err)
 		}
 
 		// Empty optional fields survive.
-		state2 := newID(t)
-		minimal := &LoginState{Verifier: "v"}
-		if err := h.s.PutState(ctx, state2, minimal, time.Minute); err != nil {
+		minimal := &LoginState{Verifier: "v", Expires: want.Expires}
+		sm, err := h.s.SealState(state, minimal)
+		if err != nil {
 			t.Fatal(err)
 		}
-		if got, ok, err := h.s.TakeState(ctx, state2); err != nil || !ok || !equalState(got, minimal) {
-			t.Fatalf("TakeState(minimal) = %+v, %v, %v", got, ok, err)
-		}
-
-		// A state put on one replica is taken on another.
-		state3 := newID(t)
-		if err := h.s.PutState(ctx, state3, want, time.Minute); err != nil {
-			t.Fatal(err)
-		}
-		if got, ok, err := h.store(h.key).TakeState(ctx, state3); err != nil || !ok || !equalState(got, want) {
-			t.Fatalf("TakeState on another replica = %+v, %v, %v", got, ok, err)
+		if got, err := h.s.OpenState(state, sm, before); err != nil || !equalState(got, minimal) {
+			t.Fatalf("OpenState(minimal) = %+v, %v", got, err)
 		}
 	})
 }
 
-func TestTakeStateConcurrent(t *testing.T) {
+// A return path of characters JSON could escape costs one byte each in the sealed state:
+// the cookie of the longest one stays small.
+func TestSealStateSize(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, inProcess, false)
+	state := newID(t)
+	st := sampleState()
+	st.Verifier, st.Nonce = newID(t), newID(t)
+	for _, c := range []string{"a", "<", ">", "&", "'"} {
+		st.ReturnTo = "/" + strings.Repeat(c, 1023)
+		sealed, err := h.s.SealState(state, st)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pt := len(mustJSONNoEscape(t, st))
+		if want := base64.RawURLEncoding.EncodedLen(12 + pt + 16); len(sealed) != want || pt > 1024+300 {
+			t.Errorf("rd of %q: sealed %d bytes from %d of plaintext, want %d (nonce, plaintext of at most 1324, tag)", c, len(sealed), pt, want)
+		}
+		if got, err := h.s.OpenState(state, sealed, st.Expires.Add(-time.Minute)); err != nil || got.ReturnTo != st.ReturnTo {
+			t.Errorf("rd of %q: OpenState = %v", c, err)
+		}
+	}
+}
+
+// mustJSONNoEscape is a state's plaintext as SealState writes it.
+func mustJSONNoEscape(t *testing.T, st *LoginState) []byte {
+	t.Helper()
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(stateRecord{
+		Resource: st.Resource, Issuer: st.Issuer, Verifier: st.Verifier, Nonce: st.Nonce,
+		ReturnTo: st.ReturnTo, RedirectURI: st.RedirectURI, Expires: st.Expires.Unix(),
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n"))
+}
+
+// Of concurrent MarkStateUsed calls for one state, on two replicas, exactly one is first; and
+// StateUsed sees the marker everywhere.
+func TestMarkStateUsedConcurrent(t *testing.T) {
 	t.Parallel()
 	both(t, false, func(t *testing.T, h *harness) {
 		ctx := t.Context()
 		replicas := []*Store{h.s, h.store(h.key)}
 		for round := range 5 {
 			state := newID(t)
-			if err := h.s.PutState(ctx, state, sampleState(), time.Minute); err != nil {
-				t.Fatal(err)
+			if used, err := h.s.StateUsed(ctx, state); used || err != nil {
+				t.Fatalf("round %d: StateUsed before marking = %v, %v", round, used, err)
 			}
 			var (
 				wg    sync.WaitGroup
@@ -473,11 +529,11 @@ func TestTakeStateConcurrent(t *testing.T) {
 			for i := range 50 {
 				wg.Go(func() {
 					<-start
-					_, ok, err := replicas[i%2].TakeState(ctx, state)
+					first, err := replicas[i%2].MarkStateUsed(ctx, state, time.Minute)
 					if err != nil {
 						errs <- err
 					}
-					if ok {
+					if first {
 						won.Add(1)
 					}
 				})
@@ -486,10 +542,15 @@ func TestTakeStateConcurrent(t *testing.T) {
 			wg.Wait()
 			close(errs)
 			for err := range errs {
-				t.Errorf("round %d: TakeState: %v", round, err)
+				t.Errorf("round %d: MarkStateUsed: %v", round, err)
 			}
 			if n := won.Load(); n != 1 {
-				t.Fatalf("round %d: %d of 50 concurrent TakeState calls got the state, want exactly 1", round, n)
+				t.Fatalf("round %d: %d of 50 concurrent MarkStateUsed calls were first, want exactly 1", round, n)
+			}
+			for i, r := range replicas {
+				if used, err := r.StateUsed(ctx, state); !used || err != nil {
+					t.Fatalf("round %d: StateUsed on replica %d = %v, %v; want true", round, i, used, err)
+				}
 			}
 		}
 	})
@@ -532,12 +593,12 @@ func TestSessionRoundTrip(t *testing.T) {
 			t.Fatalf("Get after Put = %+v, %v, %v; want %+v", got, ok, err, refreshed)
 		}
 
-		// Sessions and states are separate namespaces: the same string names both.
-		if err := h.s.PutState(ctx, id, sampleState(), time.Minute); err != nil {
-			t.Fatal(err)
+		// Sessions and markers are separate namespaces: the same string names both.
+		if first, err := h.s.MarkStateUsed(ctx, id, time.Minute); !first || err != nil {
+			t.Fatalf("MarkStateUsed = %v, %v", first, err)
 		}
 		if got, ok, err := h.s.Get(ctx, id); err != nil || !ok || !equalSession(got, refreshed) {
-			t.Fatalf("Get after a PutState of the same string = %+v, %v, %v", got, ok, err)
+			t.Fatalf("Get after a MarkStateUsed of the same string = %+v, %v, %v", got, ok, err)
 		}
 
 		if err := h.s.Delete(ctx, id); err != nil {
@@ -552,8 +613,8 @@ func TestSessionRoundTrip(t *testing.T) {
 		if _, ok, err := h.s.Get(ctx, newID(t)); ok || err != nil {
 			t.Fatalf("Get(unknown) = %v, %v", ok, err)
 		}
-		if _, ok, err := h.s.TakeState(ctx, id); !ok || err != nil {
-			t.Fatalf("the state of the same string after Delete = %v, %v; want it untouched", ok, err)
+		if used, err := h.s.StateUsed(ctx, id); !used || err != nil {
+			t.Fatalf("the marker of the same string after Delete = %v, %v; want it untouched", used, err)
 		}
 	})
 }
@@ -571,16 +632,19 @@ func TestArguments(t *testing.T) {
 			"Put nil":             h.s.Put(ctx, id, nil, time.Minute),
 			"Put short id":        h.s.Put(ctx, short, sampleSession(), time.Minute),
 			"Put empty id":        h.s.Put(ctx, "", sampleSession(), time.Minute),
-			"PutState ttl 0":      h.s.PutState(ctx, id, sampleState(), 0),
-			"PutState nil":        h.s.PutState(ctx, id, nil, time.Minute),
-			"PutState short":      h.s.PutState(ctx, short, sampleState(), time.Minute),
-			"PutState negative":   h.s.PutState(ctx, id, sampleState(), -1),
+			"SealState nil":       sealErr(h.s.SealState(id, nil)),
+			"SealState short":     sealErr(h.s.SealState(short, sampleState())),
+			"SealState no expiry": sealErr(h.s.SealState(id, &LoginState{Verifier: "v"})),
+			"Mark ttl 0":          markErr(h.s.MarkStateUsed(ctx, id, 0)),
+			"Mark short":          markErr(h.s.MarkStateUsed(ctx, short, time.Minute)),
+			"Mark negative":       markErr(h.s.MarkStateUsed(ctx, id, -1)),
 			"TryLock ttl 0":       lockErr(h.s.TryLock(ctx, id, 0)),
 			"TryLock ttl 999µs":   lockErr(h.s.TryLock(ctx, id, time.Millisecond-time.Microsecond)),
 			"Put cancelled ctx":   h.s.Put(cancelled(), id, sampleSession(), time.Minute),
 			"Get cancelled ctx":   getErr(h.s.Get(cancelled(), id)),
 			"TryLock cancelled":   lockErr(h.s.TryLock(cancelled(), id, time.Second)),
-			"TakeState cancelled": takeErr(h.s.TakeState(cancelled(), id)),
+			"Mark cancelled":      markErr(h.s.MarkStateUsed(cancelled(), id, time.Minute)),
+			"StateUsed cancelled": markErr(h.s.StateUsed(cancelled(), id)),
 		}
 		for name, err := range errs {
 			if err == nil {
@@ -598,8 +662,11 @@ func TestArguments(t *testing.T) {
 		if _, ok, err := h.s.Get(ctx, short); ok || err != nil {
 			t.Fatalf("Get(short) = %v, %v", ok, err)
 		}
-		if _, ok, err := h.s.TakeState(ctx, ""); ok || err != nil {
-			t.Fatalf("TakeState(\"\") = %v, %v", ok, err)
+		if used, err := h.s.StateUsed(ctx, ""); used || err != nil {
+			t.Fatalf("StateUsed(\"\") = %v, %v", used, err)
+		}
+		if st, err := h.s.OpenState(short, "x", time.Time{}); st != nil || !errors.Is(err, ErrCorrupt) {
+			t.Fatalf("OpenState(short) = %v, %v; want ErrCorrupt", st, err)
 		}
 		if err := h.s.Delete(ctx, short); err != nil {
 			t.Fatalf("Delete(short) = %v", err)
@@ -620,8 +687,9 @@ func lockErr(release func(), ok bool, err error) error {
 	return err
 }
 
-func getErr(_ *Session, _ bool, err error) error     { return err }
-func takeErr(_ *LoginState, _ bool, err error) error { return err }
+func getErr(_ *Session, _ bool, err error) error { return err }
+func sealErr(_ string, err error) error          { return err }
+func markErr(_ bool, err error) error            { return err }
 
 func TestExpiry(t *testing.T) {
 	t.Parallel()
@@ -632,10 +700,10 @@ func TestExpiry(t *testing.T) {
 		if err := h.s.Put(ctx, id, sampleSession(), ttl); err != nil {
 			t.Fatal(err)
 		}
-		if err := h.s.PutState(ctx, state, sampleState(), ttl); err != nil {
+		if _, err := h.s.MarkStateUsed(ctx, state, ttl); err != nil {
 			t.Fatal(err)
 		}
-		stateKey := storageKey(statePrefix, state)
+		usedKey := storageKey(usedPrefix, state)
 
 		if h.client == nil {
 			h.clock.Advance(ttl - time.Nanosecond)
@@ -646,8 +714,8 @@ func TestExpiry(t *testing.T) {
 			if _, ok, err := h.s.Get(ctx, id); ok || err != nil {
 				t.Fatalf("Get at expiry = %v, %v; want absent", ok, err)
 			}
-			if _, ok, err := h.s.TakeState(ctx, state); ok || err != nil {
-				t.Fatalf("TakeState at expiry = %v, %v; want absent", ok, err)
+			if used, err := h.s.StateUsed(ctx, state); used || err != nil {
+				t.Fatalf("StateUsed at expiry = %v, %v; want false", used, err)
 			}
 			if len(h.keys()) != 0 {
 				t.Fatalf("expired entries still held: %v", h.keys())
@@ -656,7 +724,7 @@ func TestExpiry(t *testing.T) {
 		}
 
 		// Redis: the keys carry the ttl as PX, and are gone soon after it.
-		for _, key := range []string{storageKey(sessionPrefix, id), stateKey} {
+		for _, key := range []string{storageKey(sessionPrefix, id), usedKey} {
 			pttl, err := h.client.PTTL(ctx, key).Result()
 			if err != nil || pttl <= 0 || pttl > ttl {
 				t.Fatalf("PTTL = %v, %v; want in (0, %v]", pttl, err, ttl)
@@ -676,15 +744,22 @@ func TestExpiry(t *testing.T) {
 			}
 			time.Sleep(20 * time.Millisecond)
 		}
-		// The state is polled on the raw key, as TakeState would consume it.
-		for h.raw(stateKey) != nil {
+		for {
+			used, err := h.s.StateUsed(ctx, state)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !used {
+				break
+			}
 			if time.Now().After(deadline) {
-				t.Fatalf("state with a %v ttl still there after %v", ttl, eventually)
+				t.Fatalf("marker with a %v ttl still there after %v", ttl, eventually)
 			}
 			time.Sleep(20 * time.Millisecond)
 		}
-		if _, ok, err := h.s.TakeState(ctx, state); ok || err != nil {
-			t.Fatalf("TakeState after expiry = %v, %v", ok, err)
+		// Once expired, the state can be marked again (the caller has refused it as expired).
+		if first, err := h.s.MarkStateUsed(ctx, state, ttl); !first || err != nil {
+			t.Fatalf("MarkStateUsed after expiry = %v, %v", first, err)
 		}
 	})
 }
@@ -750,33 +825,76 @@ func TestTampering(t *testing.T) {
 			t.Fatalf("the original after the copy: %v, %v", ok, err)
 		}
 		state := newID(t)
-		if err := h.s.PutState(ctx, state, sampleState(), time.Hour); err != nil {
+		sealed, err := h.s.SealState(state, sampleState())
+		if err != nil {
+			t.Fatal(err)
+		}
+		sealedBytes, err := base64.RawURLEncoding.DecodeString(sealed)
+		if err != nil {
 			t.Fatal(err)
 		}
 		victim2, victimKey2 := put()
-		h.setRaw(victimKey2, h.raw(storageKey(statePrefix, state)))
+		h.setRaw(victimKey2, sealedBytes)
 		got, ok, err = h.s.Get(ctx, victim2)
-		wantCorrupt("a state's value under a session key", got, ok, err)
-
-		// States: tampered or under another key is ErrCorrupt, and is consumed all the same.
-		stateKey := storageKey(statePrefix, state)
-		v := h.raw(stateKey)
-		v[len(v)-1] ^= 0x80
-		h.setRaw(stateKey, v)
-		if st, ok, err := h.s.TakeState(ctx, state); !errors.Is(err, ErrCorrupt) || ok || st != nil {
-			t.Fatalf("TakeState of a tampered state = %+v, %v, %v; want ErrCorrupt", st, ok, err)
-		}
-		if _, ok, err := h.s.TakeState(ctx, state); ok || err != nil {
-			t.Fatalf("TakeState after a corrupt one = %v, %v; want absent", ok, err)
-		}
-		state2 := newID(t)
-		if err := h.s.PutState(ctx, state2, sampleState(), time.Hour); err != nil {
-			t.Fatal(err)
-		}
-		if _, ok, err := other.TakeState(ctx, state2); !errors.Is(err, ErrCorrupt) || ok {
-			t.Fatalf("TakeState with another key = %v, %v; want ErrCorrupt", ok, err)
+		wantCorrupt("a sealed state's bytes under a session key", got, ok, err)
+		// Nor the other way: a session's value is no sealed state, even for the same string.
+		if st, err := h.s.OpenState(id, base64.RawURLEncoding.EncodeToString(h.raw(key)), time.Time{}); st != nil || !errors.Is(err, ErrCorrupt) {
+			t.Fatalf("a session's value as a sealed state = %+v, %v; want ErrCorrupt", st, err)
 		}
 	})
+}
+
+// A sealed state that was changed, cut, sealed under another key or for another state, or is
+// not base64url at all, is ErrCorrupt.
+func TestSealedStateTampering(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, inProcess, false)
+	state, otherState := newID(t), newID(t)
+	st := sampleState()
+	now := st.Expires.Add(-time.Minute)
+	sealed, err := h.s.SealState(state, st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := base64.RawURLEncoding.DecodeString(sealed)
+	flip := func(i int) string {
+		b := bytes.Clone(raw)
+		b[i] ^= 0x01
+		return base64.RawURLEncoding.EncodeToString(b)
+	}
+	otherKey, err := h.store(testKey(t, 2)).SealState(state, st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	forOther, err := h.s.SealState(otherState, st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := len(raw)
+	cases := map[string]struct{ state, sealed string }{
+		"nonce byte flipped":       {state, flip(0)},
+		"ciphertext byte flipped":  {state, flip(n / 2)},
+		"tag byte flipped":         {state, flip(n - 1)},
+		"truncated":                {state, sealed[:len(sealed)-4]},
+		"empty":                    {state, ""},
+		"nonce only":               {state, base64.RawURLEncoding.EncodeToString(raw[:12])},
+		"padded":                   {state, base64.URLEncoding.EncodeToString(raw)},
+		"standard base64":          {state, strings.NewReplacer("-", "+", "_", "/").Replace(sealed) + "+/"},
+		"not base64":               {state, sealed[:20] + "." + sealed[21:]},
+		"sealed under another key": {state, otherKey},
+		"sealed for another state": {state, forOther},
+		"opened for another state": {otherState, sealed},
+		"too long":                 {state, sealed + strings.Repeat("A", MaxSealedState)},
+	}
+	for name, c := range cases {
+		if got, err := h.s.OpenState(c.state, c.sealed, now); got != nil || !errors.Is(err, ErrCorrupt) {
+			t.Errorf("%s: OpenState = %+v, %v; want ErrCorrupt", name, got, err)
+		}
+	}
+	// The original still opens.
+	if _, err := h.s.OpenState(state, sealed, now); err != nil {
+		t.Fatalf("the untouched sealed state: %v", err)
+	}
 }
 
 func mustJSON(t *testing.T, v any) []byte {
@@ -799,7 +917,11 @@ func TestStoredFormRevealsNothing(t *testing.T) {
 		if err := h.s.Put(ctx, id, sess, time.Hour); err != nil {
 			t.Fatal(err)
 		}
-		if err := h.s.PutState(ctx, state, st, time.Hour); err != nil {
+		if _, err := h.s.MarkStateUsed(ctx, state, time.Hour); err != nil {
+			t.Fatal(err)
+		}
+		sealed, err := h.s.SealState(state, st)
+		if err != nil {
 			t.Fatal(err)
 		}
 		release, ok, err := h.s.TryLock(ctx, lockName, time.Minute)
@@ -811,13 +933,13 @@ func TestStoredFormRevealsNothing(t *testing.T) {
 		keys := h.keys()
 		want := map[string]bool{
 			storageKey(sessionPrefix, id):    true,
-			storageKey(statePrefix, state):   true,
+			storageKey(usedPrefix, state):    true,
 			storageKey(lockPrefix, lockName): true,
 		}
 		if len(keys) != len(want) {
 			t.Fatalf("keys %v, want %d", keys, len(want))
 		}
-		shape := regexp.MustCompile(`^extauthz:v1:(state|session|lock):[0-9a-f]{64}$`)
+		shape := regexp.MustCompile(`^extauthz:v1:(used|session|lock):[0-9a-f]{64}$`)
 		for _, k := range keys {
 			if !want[k] || !shape.MatchString(k) {
 				t.Errorf("unexpected key %q", k)
@@ -832,12 +954,17 @@ func TestStoredFormRevealsNothing(t *testing.T) {
 		if !want["extauthz:v1:session:"+hex.EncodeToString(sum[:])] {
 			t.Fatal("session key is not the hex SHA-256 of the id")
 		}
-		for _, k := range []string{storageKey(sessionPrefix, id), storageKey(statePrefix, state)} {
-			v := h.raw(k)
+		sealedBytes, _ := base64.RawURLEncoding.DecodeString(sealed)
+		for what, v := range map[string][]byte{
+			"the session's value": h.raw(storageKey(sessionPrefix, id)),
+			"the marker's value":  h.raw(storageKey(usedPrefix, state)),
+			"the sealed state":    []byte(sealed),
+			"the sealed bytes":    sealedBytes,
+		} {
 			for _, secret := range []string{sess.AccessToken, sess.RefreshToken, sess.IDToken, sess.Subject,
-				st.Verifier, st.Nonce, "user-42", "issuer.example", id, state} {
+				st.Verifier, st.Nonce, st.ReturnTo, "user-42", "issuer.example", id, state} {
 				if bytes.Contains(v, []byte(secret)) {
-					t.Errorf("value at %s contains %q in the clear", k, secret)
+					t.Errorf("%s contains %q in the clear", what, secret)
 				}
 			}
 		}
@@ -1019,7 +1146,8 @@ func TestRedisTimeout(t *testing.T) {
 	calls := map[string]func() error{
 		"Get":       func() error { return getErr(s.Get(ctx, id)) },
 		"Put":       func() error { return s.Put(ctx, id, sampleSession(), time.Minute) },
-		"TakeState": func() error { return takeErr(s.TakeState(ctx, id)) },
+		"StateUsed": func() error { return markErr(s.StateUsed(ctx, id)) },
+		"Mark":      func() error { return markErr(s.MarkStateUsed(ctx, id, time.Minute)) },
 		"Delete":    func() error { return s.Delete(ctx, id) },
 		"TryLock":   func() error { return lockErr(s.TryLock(ctx, id, time.Second)) },
 	}
@@ -1061,11 +1189,11 @@ func TestRedisCluster(t *testing.T) {
 		if got, ok, err := s.Get(ctx, id); err != nil || !ok || !equalSession(got, sampleSession()) {
 			t.Fatalf("Get = %+v, %v, %v", got, ok, err)
 		}
-		if err := s.PutState(ctx, state, sampleState(), time.Minute); err != nil {
-			t.Fatal(err)
+		if first, err := s.MarkStateUsed(ctx, state, time.Minute); err != nil || !first {
+			t.Fatalf("MarkStateUsed = %v, %v", first, err)
 		}
-		if _, ok, err := s.TakeState(ctx, state); err != nil || !ok {
-			t.Fatalf("TakeState = %v, %v", ok, err)
+		if used, err := s.StateUsed(ctx, state); err != nil || !used {
+			t.Fatalf("StateUsed = %v, %v", used, err)
 		}
 		rel, ok, err := s.TryLock(ctx, id, time.Second)
 		if err != nil || !ok {

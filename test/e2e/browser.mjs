@@ -16,8 +16,12 @@
 // in and submit the login form; submit the consent form; the server redirects back to the
 // gateway's callback, which sets the session cookie and redirects to rd. The browser's cookies
 // are then printed (the session cookie with its value: the test sends it in a Check). The
-// script then waits for a line "logout" on stdin, opens public + /oauth/logout, prints the
-// cookies left, closes the browser and exits.
+// script then follows commands on stdin, one a line:
+//   attack URL  open URL, another site's page whose form POSTs to the gateway's /oauth/logout
+//               by itself; wait until the browser is at /oauth/logout, print the page
+//   logout      open public + /oauth/logout (a GET), print the confirmation page
+//   confirm     press its "Sign out" button, print where the browser ends and the cookies left
+//   close       close the browser and exit
 //
 // Only loopback traffic: the browser resolves no host name but localhost, to 127.0.0.1
 // (--host-resolver-rules), uses no proxy, and its background services are off.
@@ -217,13 +221,40 @@ async function main() {
     document_cookie_names: cookieNames(documentCookie),
   });
 
-  // 5. Sign out when the test says so.
-  const line = await nextLine();
-  if (line !== 'logout') throw new Error(`expected "logout" on stdin, got ${JSON.stringify(line)}`);
-  await page.goto(new URL('/oauth/logout', publicURL).href);
-  await flush();
-  emit({ event: 'page', page: 'signed_out', ...describeURL(page.url()) });
-  emit({ event: 'signed_out', cookies: (await context.cookies()).map((c) => describeCookie(c, false)) });
+  // 5. Whatever the test says next: a cross-site sign-out attempt, then the real sign-out.
+  const logoutURL = new URL('/oauth/logout', publicURL);
+  const atLogout = (u) => u.origin === publicURL.origin && u.pathname === logoutURL.pathname;
+  for (;;) {
+    const [command, arg] = (await nextLine()).split(' ');
+    if (command === 'close') break;
+    if (command === 'attack') {
+      // The page submits its form while it loads: wait for the gateway's answer to the POST.
+      const answered = page.waitForResponse((r) => r.request().method() === 'POST' && atLogout(new URL(r.url())));
+      await page.goto(arg);
+      await answered;
+      await page.waitForLoadState('load');
+      await flush();
+      emit({ event: 'page', page: 'cross_site_logout', ...describeURL(page.url()), heading: await page.locator('h1').first().textContent() });
+    } else if (command === 'logout') {
+      const res = await page.goto(logoutURL.href);
+      await flush();
+      emit({
+        event: 'page',
+        page: 'logout_confirm',
+        ...describeURL(page.url()),
+        status: res.status(),
+        heading: await page.locator('h1').first().textContent(),
+      });
+    } else if (command === 'confirm') {
+      await page.getByRole('button', { name: 'Sign out' }).click();
+      await page.waitForURL((u) => u.origin === publicURL.origin && !atLogout(u), { waitUntil: 'load' });
+      await flush();
+      emit({ event: 'page', page: 'signed_out', ...describeURL(page.url()) });
+      emit({ event: 'signed_out', cookies: (await context.cookies()).map((c) => describeCookie(c, false)) });
+    } else {
+      throw new Error(`unknown command ${JSON.stringify(command)} on stdin`);
+    }
+  }
 
   await browser.close();
   browser = undefined;

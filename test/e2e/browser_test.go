@@ -8,10 +8,12 @@ package e2e
 //	this test ──gRPC Check (Envoy-shaped)──▶ extauthz serve
 //
 // Debian's Chromium signs in through the gateway; the session cookie it ends up with is then
-// sent in Envoy-shaped Checks, which must allow the request with the user's identity; after
-// the browser signs out, the same cookie must no longer be a credential. It runs twice: with
-// public_url http://127.0.0.1:PORT, and with http://localhost:PORT (the browser maps
-// localhost to 127.0.0.1), where the authorization server's redirect back is cross-site.
+// sent in Envoy-shaped Checks, which must allow the request with the user's identity. Another
+// site's page that POSTs to /oauth/logout by itself signs nobody out, and neither does a GET
+// of /oauth/logout, which only asks; after the browser confirms, the same cookie must no
+// longer be a credential. It runs twice: with public_url http://127.0.0.1:PORT, and with
+// http://localhost:PORT (the browser maps localhost to 127.0.0.1), where the authorization
+// server's redirect back is cross-site.
 
 import (
 	"bufio"
@@ -22,6 +24,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"os/exec"
@@ -220,10 +223,48 @@ resources:
 		t.Errorf("sign-in URL %q, earlier %q", again, loginURL)
 	}
 
-	// The browser signs out; the old cookie is no credential any more.
+	stillSignedIn := func(after string) {
+		t.Helper()
+		if resp := envoy.check(t, [][2]string{{"accept", "text/html"}, {"cookie", sessionCookie + "=" + sid}}); resp.GetOkResponse() == nil {
+			t.Errorf("Check with the session cookie after %s: %v, want allowed (signed in still)", after, resp)
+		}
+	}
+
+	// Another site's page posts a sign-out form by itself (login CSRF's twin): refused. With
+	// the gateway on 127.0.0.1 that page is same-site (sites ignore ports), so the browser
+	// even sends the SameSite=Lax session cookie along: only the Origin check stops it.
+	attacker := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		fmt.Fprintf(w, `<!DOCTYPE html><title>Win a prize</title><form method="post" action="%s/oauth/logout?rd=/pwned">`+
+			`<input type="hidden" name="x" value="1"></form><script>document.forms[0].submit()</script>`, public)
+	}))
+	t.Cleanup(attacker.Close)
+	b.send(t, "attack "+attacker.URL+"/")
+	if got := b.await(t, "page"); got.s("page") != "cross_site_logout" || got.s("url") != public+"/oauth/logout" || got.s("heading") != "Sign-out refused" {
+		t.Errorf("after another site's sign-out form the browser shows %v, want the gateway's refusal", got)
+	}
+	forged := b.filter(func(n event) bool {
+		return n.is("navigation") && n.s("method") == http.MethodPost && n.s("url") == public+"/oauth/logout"
+	})
+	if len(forged) != 1 || forged[0].status() != http.StatusForbidden || len(strs(forged[0]["set_cookie"])) != 0 {
+		t.Errorf("the cross-site POST /oauth/logout: %v, want one 403 that sets no cookie", forged)
+	} else if sent := slices.Contains(strs(forged[0]["cookies_sent"]), sessionCookie); sent == crossSite {
+		t.Errorf("the cross-site POST carried the session cookie: %v; want it sent only when the sites match (gateway on 127.0.0.1)", sent)
+	}
+	stillSignedIn("another site's sign-out form")
+
+	// A GET of /oauth/logout (a link) only asks.
 	b.send(t, "logout")
+	if got := b.await(t, "page"); got.s("page") != "logout_confirm" || got.s("url") != public+"/oauth/logout" ||
+		got.f("status") != http.StatusOK || got.s("heading") != "Sign out" {
+		t.Errorf("GET /oauth/logout shows %v, want the confirmation page", got)
+	}
+	stillSignedIn("GET /oauth/logout")
+
+	// The browser confirms (a same-origin POST); the old cookie is no credential any more.
+	b.send(t, "confirm")
 	if out := b.await(t, "page"); out.s("page") != "signed_out" || out.s("url") != public+"/" {
-		t.Errorf("after /oauth/logout the browser is at %v, want %s/ (the default success_redirect)", out, public)
+		t.Errorf("after signing out the browser is at %v, want %s/ (the default success_redirect)", out, public)
 	}
 	signedOut := b.await(t, "signed_out")
 	for _, c := range signedOut["cookies"].([]any) {
@@ -231,6 +272,7 @@ resources:
 			t.Errorf("the browser still has %s after signing out", sessionCookie)
 		}
 	}
+	b.send(t, "close")
 	b.await(t, "done")
 	b.wait(t)
 	resp = envoy.check(t, [][2]string{{"accept", "text/html"}, {"cookie", sessionCookie + "=" + sid}})

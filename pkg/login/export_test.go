@@ -1,0 +1,4 @@
+package login
+
+// MaxReturnPath is the longest rd accepted, for the external tests.
+const MaxReturnPath = maxReturnPath
