@@ -1,10 +1,33 @@
 package oidctest
 
-import "syscall"
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"strings"
+	"syscall"
+)
 
 // sysProcAttr makes the kernel kill the authorization server if the test binary dies without
 // running its cleanups (a panic, or go test's -timeout), so that no node process outlives the
 // test run.
 func sysProcAttr() *syscall.SysProcAttr {
 	return &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+}
+
+// procState describes what a process is doing (its scheduler state and the
+// kernel function it waits in, CPU ticks used), for the message of a start
+// that timed out.
+func procState(pid int) string {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return err.Error()
+	}
+	wchan, _ := os.ReadFile(fmt.Sprintf("/proc/%d/wchan", pid))
+	// Fields after the command name: state is the 3rd, utime and stime the 14th and 15th.
+	f := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:]))
+	if len(f) < 13 {
+		return "stat: " + string(stat)
+	}
+	return fmt.Sprintf("state %s, waiting in %q, utime %s stime %s ticks", f[0], wchan, f[11], f[12])
 }
