@@ -1,0 +1,201 @@
+package token
+
+import (
+	"bytes"
+	"crypto/elliptic"
+	"crypto/sha256"
+	"encoding/base64"
+	"strings"
+)
+
+// A verdict is cached, and a token revoked, under a hash of the token. Two
+// texts that verify as the same token must have the same hash, or a
+// revocation of one is bypassed by presenting the other; and a text that
+// does not verify must never have the hash of one that does, or it would
+// be allowed by the other's cached verdict.
+//
+// The header and claims are signed as they are spelled, and every segment
+// must be canonical base64url (canonicalBase64URL), so the only bytes
+// anyone can change without the issuer's key are the signature's, and
+// only where the algorithm admits a second valid signature computed from
+// the first. Of the algorithms the verifier implements, only ECDSA does
+// (SECURITY.md, "Signature malleability", has the reason per algorithm):
+// a signature (r, s) has the second form (r, n−s), n being the order of
+// the curve, because the point −R has the same x coordinate as R. So the
+// canonical spelling of a token is the token itself, except that an ECDSA
+// signature whose s is in the upper half (n/2 < s < n) is written with
+// n−s, re-encoded as base64url. Low-s, RSA and EdDSA tokens hash as their
+// own text, as they always have.
+
+// ecdsaForm describes the JWS signatures of one ECDSA algorithm (RFC 7518
+// §3.4): r and s, each of size bytes, big-endian, concatenated.
+type ecdsaForm struct {
+	alg      string
+	size     int // bytes of r, and of s
+	sigChars int // base64url characters of r‖s
+	// n is the order of the curve and half is ⌊n/2⌋, both big-endian in
+	// size bytes.
+	n, half []byte
+	// prefix and whole are the base64url of `{"alg":"ESnnn",` and of
+	// `{"alg":"ESnnn"}`: a header starting with the first, or equal to the
+	// second, says alg ESnnn to any reader, since a header whose members
+	// repeat is malformed. Other headers are read by parseHeader.
+	prefix, whole string
+}
+
+// maxECDSASig is the longest ECDSA signature, ES512's: 2 × 66 bytes.
+const maxECDSASig = 132
+
+// ecdsaForms are the ECDSA algorithms the verifier implements, each bound
+// to its curve by the key set (package jwks serves a P-256 key only for
+// ES256, P-384 for ES384, P-521 for ES512).
+var ecdsaForms = func() [3]ecdsaForm {
+	var forms [3]ecdsaForm
+	for i, c := range []struct {
+		alg   string
+		curve elliptic.Curve
+	}{{"ES256", elliptic.P256()}, {"ES384", elliptic.P384()}, {"ES512", elliptic.P521()}} {
+		p := c.curve.Params()
+		size := (p.BitSize + 7) / 8
+		n := p.N.FillBytes(make([]byte, size))
+		forms[i] = ecdsaForm{
+			alg: c.alg, size: size, sigChars: base64.RawURLEncoding.EncodedLen(2 * size),
+			n:      n,
+			half:   halfOf(n),
+			prefix: base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"` + c.alg + `",`)),
+			whole:  base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"` + c.alg + `"}`)),
+		}
+	}
+	return forms
+}()
+
+// halfOf is ⌊n/2⌋ of a big-endian number, in as many bytes.
+func halfOf(n []byte) []byte {
+	h := make([]byte, len(n))
+	var carry byte
+	for i, b := range n {
+		h[i] = carry<<7 | b>>1
+		carry = b & 1
+	}
+	return h
+}
+
+// CacheHash is the SHA-256 of a token's canonical spelling (see above):
+// the key its verdict is cached under and the hash it is revoked by. For
+// every token but an ECDSA-signed JWS whose s is in the upper half, it is
+// the SHA-256 of the token as sent. raw is any string: a JWS, an opaque
+// token, garbage. It does not allocate, except to read a header that does
+// not start with "alg" when s is in the upper half.
+func CacheHash(raw string) [sha256.Size]byte {
+	var sig [maxECDSASig]byte
+	var enc [4 * maxECDSASig / 3]byte
+	if f, n := lowS(raw, &sig); f != nil {
+		base64.RawURLEncoding.Encode(enc[:], sig[:n])
+		signed := raw[:strings.LastIndexByte(raw, '.')+1] // header.payload.
+		return sum(signed, enc[:f.sigChars])
+	}
+	return sum(raw, nil)
+}
+
+// lowS reports whether raw is an ECDSA-signed JWS whose s is in the upper
+// half, and if so writes the signature with n−s into sig and returns its
+// form and length. The algorithm is the one the header names, read as the
+// verifier reads it: never guessed from the signature's length, which an
+// EdDSA signature shares with an ES256 one.
+func lowS(raw string, sig *[maxECDSASig]byte) (*ecdsaForm, int) {
+	last := strings.LastIndexByte(raw, '.')
+	if last < 0 {
+		return nil, 0
+	}
+	s64 := raw[last+1:]
+	var f *ecdsaForm
+	for i := range ecdsaForms {
+		if len(s64) == ecdsaForms[i].sigChars {
+			f = &ecdsaForms[i]
+		}
+	}
+	if f == nil || !canonicalBase64URL(s64) {
+		return nil, 0
+	}
+	first := strings.IndexByte(raw, '.')
+	if first == last || strings.IndexByte(raw[first+1:last], '.') >= 0 {
+		return nil, 0 // not three segments: not a JWS the verifier reads
+	}
+	n := 2 * f.size
+	decodeCanonical(sig[:n], s64)
+	s := sig[f.size:n]
+	if bytes.Compare(s, f.half) <= 0 || bytes.Compare(s, f.n) >= 0 {
+		return nil, 0 // already low, or out of range and so invalid
+	}
+	if headerAlg(raw[:first]) != f.alg {
+		return nil, 0
+	}
+	// s = n − s, big-endian, with borrow.
+	var borrow int
+	for i := f.size - 1; i >= 0; i-- {
+		d := int(f.n[i]) - int(s[i]) - borrow
+		borrow = 0
+		if d < 0 {
+			d += 256
+			borrow = 1
+		}
+		s[i] = byte(d)
+	}
+	return f, n
+}
+
+// headerAlg is the alg of a JWS header segment, as parseJWT reads it, or
+// "" when the header is not readable (the token is then malformed, in
+// every spelling).
+func headerAlg(h64 string) string {
+	for i := range ecdsaForms {
+		if f := &ecdsaForms[i]; strings.HasPrefix(h64, f.prefix) || h64 == f.whole {
+			return f.alg
+		}
+	}
+	b, err := decodeSegment(h64)
+	if err != nil {
+		return ""
+	}
+	h, err := parseHeader(b)
+	if err != nil {
+		return ""
+	}
+	return h.Alg
+}
+
+// decodeCanonical decodes s, canonical base64url without padding, into
+// dst, which is exactly its decoded length. It does not allocate, as the
+// standard decoder would to take s as a []byte.
+func decodeCanonical(dst []byte, s string) {
+	var acc uint32
+	bits, j := 0, 0
+	for i := 0; i < len(s); i++ {
+		acc = acc<<6 | uint32(b64URLValue[s[i]])
+		bits += 6
+		if bits >= 8 {
+			bits -= 8
+			dst[j] = byte(acc >> bits)
+			j++
+		}
+	}
+}
+
+// hashChunk is the stack buffer sum copies a string through: sha256 takes
+// a []byte, and converting a long string to one would allocate.
+const hashChunk = 256
+
+// sum is the SHA-256 of s followed by tail.
+func sum(s string, tail []byte) [sha256.Size]byte {
+	h := sha256.New()
+	var chunk [hashChunk]byte
+	for len(s) > 0 {
+		n := copy(chunk[:], s)
+		h.Write(chunk[:n]) // hash.Hash.Write never returns an error.
+		s = s[n:]
+	}
+	h.Write(tail)
+	var out [sha256.Size]byte
+	h.Sum(out[:0])
+	return out
+}
