@@ -102,30 +102,42 @@ func CacheHash(raw string) [sha256.Size]byte {
 // form and length. The algorithm is the one the header names, read as the
 // verifier reads it: never guessed from the signature's length, which an
 // EdDSA signature shares with an ES256 one.
+//
+// It is on the path of every Check, cache hits included, so the usual
+// tokens leave it early: an RSA or EdDSA signature after three byte
+// comparisons, an ECDSA one with s in the lower half after one pass over
+// its characters.
 func lowS(raw string, sig *[maxECDSASig]byte) (*ecdsaForm, int) {
-	last := strings.LastIndexByte(raw, '.')
-	if last < 0 {
-		return nil, 0
-	}
-	s64 := raw[last+1:]
 	var f *ecdsaForm
 	for i := range ecdsaForms {
-		if len(s64) == ecdsaForms[i].sigChars {
+		if c := ecdsaForms[i].sigChars; len(raw) > c && raw[len(raw)-c-1] == '.' {
 			f = &ecdsaForms[i]
+			break
 		}
 	}
-	if f == nil || !canonicalBase64URL(s64) {
+	if f == nil {
 		return nil, 0
+	}
+	last := len(raw) - f.sigChars - 1
+	s64 := raw[last+1:]
+	n := 2 * f.size
+	// Half the signatures have s in the lower half: decode only the
+	// characters from the 3-byte group holding s's first byte. A text
+	// that is not base64url there is left as it is: malformed.
+	from := f.size / 3 * 3
+	if !decodeCanonical(sig[from:n], s64[from/3*4:]) || bytes.Compare(sig[f.size:n], f.half) <= 0 {
+		return nil, 0
+	}
+	if !decodeCanonical(sig[:n], s64) {
+		return nil, 0 // not canonical base64url: malformed
+	}
+	s := sig[f.size:n]
+	if bytes.Compare(s, f.n) >= 0 {
+		return nil, 0 // out of range and so invalid
 	}
 	first := strings.IndexByte(raw, '.')
 	if first == last || strings.IndexByte(raw[first+1:last], '.') >= 0 {
 		return nil, 0 // not three segments: not a JWS the verifier reads
-	}
-	n := 2 * f.size
-	decodeCanonical(sig[:n], s64)
-	s := sig[f.size:n]
-	if bytes.Compare(s, f.half) <= 0 || bytes.Compare(s, f.n) >= 0 {
-		return nil, 0 // already low, or out of range and so invalid
 	}
 	if headerAlg(raw[:first]) != f.alg {
 		return nil, 0
@@ -164,21 +176,41 @@ func headerAlg(h64 string) string {
 	return h.Alg
 }
 
-// decodeCanonical decodes s, canonical base64url without padding, into
-// dst, which is exactly its decoded length. It does not allocate, as the
-// standard decoder would to take s as a []byte.
-func decodeCanonical(dst []byte, s string) {
-	var acc uint32
-	bits, j := 0, 0
-	for i := 0; i < len(s); i++ {
-		acc = acc<<6 | uint32(b64URLValue[s[i]])
-		bits += 6
-		if bits >= 8 {
-			bits -= 8
-			dst[j] = byte(acc >> bits)
-			j++
+// decodeCanonical decodes s into dst, which is exactly its decoded length,
+// if s is canonical base64url without padding (canonicalBase64URL), and
+// reports whether it was. It does not allocate, as the standard decoder
+// would to take s as a []byte.
+func decodeCanonical(dst []byte, s string) bool {
+	j := 0
+	for ; len(s) >= 4; s = s[4:] {
+		a, b, c, d := b64URLValue[s[0]], b64URLValue[s[1]], b64URLValue[s[2]], b64URLValue[s[3]]
+		if a|b|c|d < 0 || j+3 > len(dst) {
+			return false
 		}
+		v := uint32(a)<<18 | uint32(b)<<12 | uint32(c)<<6 | uint32(d)
+		dst[j], dst[j+1], dst[j+2] = byte(v>>16), byte(v>>8), byte(v)
+		j += 3
 	}
+	switch len(s) {
+	case 0:
+		return j == len(dst)
+	case 2: // one byte, and 4 bits that must be zero
+		a, b := b64URLValue[s[0]], b64URLValue[s[1]]
+		if a|b < 0 || b&0x0f != 0 || j+1 != len(dst) {
+			return false
+		}
+		dst[j] = byte(a)<<2 | byte(b)>>4
+		return true
+	case 3: // two bytes, and 2 bits that must be zero
+		a, b, c := b64URLValue[s[0]], b64URLValue[s[1]], b64URLValue[s[2]]
+		if a|b|c < 0 || c&0x03 != 0 || j+2 != len(dst) {
+			return false
+		}
+		v := uint32(a)<<12 | uint32(b)<<6 | uint32(c)
+		dst[j], dst[j+1] = byte(v>>10), byte(v>>2)
+		return true
+	}
+	return false
 }
 
 // hashChunk is the stack buffer sum copies a string through: sha256 takes
