@@ -38,8 +38,8 @@ type ecdsaForm struct {
 	n, half []byte
 	// prefix and whole are the base64url of `{"alg":"ESnnn",` and of
 	// `{"alg":"ESnnn"}`: a header starting with the first, or equal to the
-	// second, says alg ESnnn to any reader, since a header whose members
-	// repeat is malformed. Other headers are read by parseHeader.
+	// second, says alg ESnnn to the verifier, for which a header that
+	// repeats a member is malformed. Other headers are read by parseHeader.
 	prefix, whole string
 }
 
@@ -91,7 +91,7 @@ func CacheHash(raw string) [sha256.Size]byte {
 	var enc [4 * maxECDSASig / 3]byte
 	if f, n := lowS(raw, &sig); f != nil {
 		base64.RawURLEncoding.Encode(enc[:], sig[:n])
-		signed := raw[:strings.LastIndexByte(raw, '.')+1] // header.payload.
+		signed := raw[:len(raw)-f.sigChars] // header.payload.
 		return sum(signed, enc[:f.sigChars])
 	}
 	return sum(raw, nil)
@@ -105,8 +105,8 @@ func CacheHash(raw string) [sha256.Size]byte {
 //
 // It is on the path of every Check, cache hits included, so the usual
 // tokens leave it early: an RSA or EdDSA signature after three byte
-// comparisons, an ECDSA one with s in the lower half after one pass over
-// its characters.
+// comparisons, an ECDSA one with s in the lower half after decoding the
+// characters that hold s.
 func lowS(raw string, sig *[maxECDSASig]byte) (*ecdsaForm, int) {
 	var f *ecdsaForm
 	for i := range ecdsaForms {
