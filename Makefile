@@ -60,6 +60,9 @@ fuzz:
 	GO=$(GO) FUZZTIME=$(FUZZTIME) scripts/fuzz.sh FuzzParseToken ./pkg/token/
 	GO=$(GO) FUZZTIME=$(FUZZTIME) scripts/fuzz.sh FuzzParsePayload ./pkg/token/
 	GO=$(GO) FUZZTIME=$(FUZZTIME) scripts/fuzz.sh FuzzOpenState ./pkg/session/
+	GO=$(GO) FUZZTIME=$(FUZZTIME) scripts/fuzz.sh FuzzCacheHash ./pkg/token/
+	GO=$(GO) FUZZTIME=$(FUZZTIME) scripts/fuzz.sh FuzzRouteDifferential ./pkg/authz/
+	GO=$(GO) FUZZTIME=$(FUZZTIME) scripts/fuzz.sh FuzzTarget ./pkg/target/
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 2s -count 5 ./pkg/check/

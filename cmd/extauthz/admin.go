@@ -29,6 +29,7 @@ type purgeResponse struct {
 	Replicas     int64    `json:"replicas"`
 	Acknowledged int64    `json:"acknowledged"`
 	Shared       bool     `json:"shared"`
+	TokenSHA256  string   `json:"token_sha256,omitempty"`
 	Note         string   `json:"note,omitempty"`
 }
 
@@ -77,7 +78,7 @@ func (a *app) purgeHandler(adminToken string, sharedConfigured bool) http.Handle
 		}
 		out := purgeResponse{
 			Revoked: true, Resources: res.Resources, Until: res.Until.UTC().Format(time.RFC3339),
-			Replicas: res.Replicas, Acknowledged: res.Acknowledged, Shared: res.Shared,
+			Replicas: res.Replicas, Acknowledged: res.Acknowledged, Shared: res.Shared, TokenSHA256: res.TokenSHA256,
 		}
 		status := http.StatusOK
 		switch {

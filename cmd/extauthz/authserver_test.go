@@ -470,6 +470,64 @@ resources:
 	}
 }
 
+// TestRequireTypFromTheFile: require_typ in the file reaches the verifier,
+// per authorization server. An issuer left at the default has its JWTs
+// accepted only when typed at+jwt; one with require_typ: false also when
+// typed JWT; neither accepts a refresh token's rt+jwt or a cnf-bound
+// token on a Bearer request.
+func TestRequireTypFromTheFile(t *testing.T) {
+	const resource = "https://mcp.example.com/mcp"
+	typed, _ := testkit.Issuer(t, "ES256", "/typed", resource, nil)
+	untyped, _ := testkit.Issuer(t, "RS256", "/untyped", resource, nil)
+	g := startGateway(t, fmt.Sprintf(`
+resources:
+  - name: mcp
+    resource: %q
+    required_scopes: ["mcp:tools"]
+    authorization_servers:
+      - {issuer: %q, jwks_uri: %q}
+      - {issuer: %q, jwks_uri: %q, require_typ: false}
+`, resource, typed.Issuer(), typed.JWKSURL(), untyped.Issuer(), untyped.JWKSURL()))
+	g.waitReady(t)
+	sign := func(iss *devissuer.Issuer, header, extra map[string]any) string {
+		t.Helper()
+		claims := map[string]any{"iss": iss.Issuer(), "sub": "alice", "aud": resource, "scope": "mcp:tools", "exp": time.Now().Add(time.Hour).Unix()}
+		for k, v := range extra {
+			claims[k] = v
+		}
+		tok, err := iss.Sign(claims, header)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+	jwt := map[string]any{"typ": "JWT"}
+	for _, c := range []struct {
+		name   string
+		tok    string
+		status int
+	}{
+		{"default: at+jwt", sign(typed, nil, nil), 200},
+		{"default: JWT", sign(typed, jwt, nil), 401},
+		{"default: rt+jwt", sign(typed, map[string]any{"typ": "rt+jwt"}, nil), 401},
+		{"default: at+jwt with cnf", sign(typed, nil, map[string]any{"cnf": map[string]any{"jkt": "abc"}}), 401},
+		{"require_typ false: at+jwt", sign(untyped, nil, nil), 200},
+		{"require_typ false: JWT", sign(untyped, jwt, nil), 200},
+		{"require_typ false: rt+jwt", sign(untyped, map[string]any{"typ": "rt+jwt"}, nil), 401},
+		{"require_typ false: JWT with cnf", sign(untyped, jwt, map[string]any{"cnf": map[string]any{"x5t#S256": "abc"}}), 401},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			d := g.check(t, resource, c.tok)
+			if d.status != c.status {
+				t.Fatalf("status %d, want %d (%s)", d.status, c.status, d.challenge)
+			}
+			if c.status == 401 && !strings.Contains(d.challenge, `error="invalid_token"`) || c.status == 401 && !strings.Contains(d.challenge, "not a bearer access token") {
+				t.Errorf("challenge %s", d.challenge)
+			}
+		})
+	}
+}
+
 // TestKeptClaimsReachPolicies: keep_claims in the file makes a claim of
 // the token readable by a policy, for a JWT verified locally and for an
 // opaque token's introspection answer alike.

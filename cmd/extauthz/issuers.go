@@ -91,7 +91,7 @@ func buildIssuers(cfg *config.Config, log *slog.Logger, tel *telemetry.Telemetry
 			path := fmt.Sprintf("resources[%d].authorization_servers[%d]", i, k)
 			ilog := log.With("issuer", as.Issuer)
 			p := &issuerParts{
-				token: token.Issuer{Mode: tokenMode(as.TokenMode), Claims: claimNames(as)},
+				token: token.Issuer{Mode: tokenMode(as.TokenMode), Claims: claimNames(as), AllowUntyped: !as.RequiresTyp()},
 				spec:  issuerSpec{Server: as, JWKS: cfg.JWKS, Leeway: cfg.Tokens.Leeway},
 			}
 			needKeys := as.TokenMode != config.TokenModeIntrospection

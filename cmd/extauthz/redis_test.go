@@ -20,6 +20,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/extauthz/extauthz/internal/redistest"
+	"github.com/extauthz/extauthz/internal/testkit"
 	"github.com/extauthz/extauthz/pkg/cache"
 	"github.com/extauthz/extauthz/pkg/check"
 	"github.com/extauthz/extauthz/pkg/config"
@@ -375,6 +376,77 @@ func TestRedisModesThroughConfig(t *testing.T) {
 			if st, _ := b.decide(t, tok); st != 401 {
 				t.Fatalf("B after the purge: %d", st)
 			}
+		})
+	}
+}
+
+// TestRevokedECDSATokenCannotBeRespelledAcrossReplicas: an ECDSA signature
+// (r, s) has a second valid form (r, n−s) that anyone holding the token
+// can compute. Two replicas share a real Redis; a token allowed and then
+// purged must stay refused on both in either form, whichever form was
+// purged, and purging by hash takes the hash of the low-s form, which the
+// purge answer reports.
+func TestRevokedECDSATokenCannotBeRespelledAcrossReplicas(t *testing.T) {
+	srv := redistest.Start(t)
+	for _, alg := range []string{"ES256", "ES384"} {
+		t.Run(alg, func(t *testing.T) {
+			iss, _ := testkit.Issuer(t, alg, "/"+alg, sharedResource, nil)
+			curve := testkit.ECDSACurve(t, alg)
+			a, b := startInstance(t, srv.Addr(), iss), startInstance(t, srv.Addr(), iss)
+			waitFor(t, "both subscribed", func() bool {
+				st, res := a.purge(t, adminToken, map[string]string{"token": mintScoped(t, iss, time.Hour)})
+				return st == 200 && res.Replicas >= 2
+			})
+			mint := func(highS bool) (tok, other string) {
+				tok = testkit.MintECDSA(t, curve, highS, func() (string, error) {
+					return iss.Mint(devissuer.Token{Subject: "alice", Scopes: []string{"mcp:tools"}})
+				})
+				other, _ = testkit.OtherECDSASpelling(t, tok, curve)
+				return tok, other
+			}
+			refused := func(t *testing.T, what string, in *instance, tok string) {
+				t.Helper()
+				if st, ch := in.decide(t, tok); st != 401 || !strings.Contains(ch, "revoked") {
+					t.Errorf("%s: %d %s; want 401 revoked", what, st, ch)
+				}
+			}
+			for _, c := range []struct {
+				name  string
+				highS bool
+			}{{"purge the low-s form", false}, {"purge the high-s form", true}} {
+				t.Run(c.name, func(t *testing.T) {
+					tok, other := mint(c.highS)
+					low := tok
+					if c.highS {
+						low = other
+					}
+					if st, _ := a.decide(t, tok); st != 200 {
+						t.Fatalf("A: %d", st)
+					}
+					st, res := a.purge(t, adminToken, map[string]string{"token": tok})
+					if st != 200 || res.Acknowledged < 2 {
+						t.Fatalf("purge: %d %+v", st, res)
+					}
+					if sum := sha256.Sum256([]byte(low)); res.TokenSHA256 != hex.EncodeToString(sum[:]) {
+						t.Errorf("purge answer token_sha256 = %q, want the SHA-256 of the low-s form", res.TokenSHA256)
+					}
+					refused(t, "B, the other form", b, other)
+					refused(t, "A, the other form", a, other)
+					refused(t, "B, the purged form", b, tok)
+				})
+			}
+			t.Run("purge by the hash of the low-s form", func(t *testing.T) {
+				tok, other := mint(true)
+				if st, _ := a.decide(t, tok); st != 200 {
+					t.Fatalf("A: %d", st)
+				}
+				sum := sha256.Sum256([]byte(other))
+				if st, res := b.purge(t, adminToken, map[string]string{"token_sha256": hex.EncodeToString(sum[:])}); st != 200 || res.Acknowledged < 2 {
+					t.Fatalf("purge: %d %+v", st, res)
+				}
+				refused(t, "A, the high-s form", a, tok)
+				refused(t, "B, the low-s form", b, other)
+			})
 		})
 	}
 }

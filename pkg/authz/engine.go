@@ -263,7 +263,10 @@ func credential(r *Request, query string) (string, error) {
 // token (single flight), whose result is then cached. It also says where
 // the verdict came from: SourceLocal, SourceRedis or SourceVerified.
 func (e *Engine) verify(ctx context.Context, p *Policy, res *resource, raw string) (Verdict, Source) {
-	key := cache.KeyOf(res.ns, raw)
+	// Keyed by the token's canonical spelling, so that the other form of
+	// an ECDSA signature, which anyone can compute, is the same token to
+	// the cache, the single flight and a revocation.
+	key := cache.Key{Namespace: res.ns, Hash: token.CacheHash(raw)}
 	// Only strings that passed the b64token grammar are ever verified and
 	// cached, so a hit proves this one did too; the grammar scan of a long
 	// token is left to the miss path.

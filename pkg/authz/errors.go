@@ -32,7 +32,7 @@ const (
 	ReasonInsufficientScope Reason = "insufficient_scope" // a required scope is missing
 	ReasonRevoked           Reason = "revoked"            // revoked through the admin API
 	ReasonInactive          Reason = "inactive"           // introspection: not active (revoked or expired at the server)
-	ReasonNotAccessToken    Reason = "not_access_token"   // introspection: a refresh or sender-constrained token
+	ReasonNotAccessToken    Reason = "not_access_token"   // a refresh or sender-constrained token, or a JWT not typed as an access token
 	ReasonUnavailable       Reason = "unavailable"        // keys cannot be had now
 	ReasonUnmatched         Reason = "unmatched"          // no resource matched, operator denies
 	ReasonUnknownResource   Reason = "unknown_resource"   // the route names a resource that is not configured

@@ -2,7 +2,6 @@ package authz
 
 import (
 	"context"
-	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -15,8 +14,9 @@ import (
 // ErrRevoked means an operator revoked the token through the admin API.
 var ErrRevoked = errors.New("token revoked")
 
-// Revocation names a token to revoke: the token itself, or the hex SHA-256
-// of it (what logs and the cache know it by), on one resource or all.
+// Revocation names a token to revoke: the token itself, or the hex
+// SHA-256 of its canonical spelling (token.CacheHash: what the cache knows
+// it by), on one resource or all.
 type Revocation struct {
 	Token       string
 	TokenSHA256 string
@@ -35,6 +35,9 @@ type RevokeResult struct {
 	// not, it holds on this replica only.
 	Shared bool
 	Until  time.Time
+	// TokenSHA256 is the hex SHA-256 of the token's canonical spelling,
+	// by which it was revoked (and can be revoked again).
+	TokenSHA256 string
 }
 
 // Revoke makes a token invalid until it expires — verifying it again does
@@ -52,7 +55,9 @@ func (e *Engine) Revoke(ctx context.Context, rv Revocation) (RevokeResult, error
 	case rv.Token != "" && hash != "":
 		return RevokeResult{}, errors.New("give the token or its SHA-256, not both")
 	case rv.Token != "":
-		sum := sha256.Sum256([]byte(rv.Token))
+		// Every spelling of the token has this hash: revoking one
+		// revokes them all.
+		sum := token.CacheHash(rv.Token)
 		hash = hex.EncodeToString(sum[:])
 		// The token's own exp bounds how long it needs revoking; it is
 		// read unverified, which is fine: a forged exp only shortens the
@@ -74,7 +79,7 @@ func (e *Engine) Revoke(ctx context.Context, rv Revocation) (RevokeResult, error
 	} else {
 		targets = p.resources
 	}
-	res := RevokeResult{Shared: true, Until: e.opts.Now().Add(ttl)}
+	res := RevokeResult{Shared: true, Until: e.opts.Now().Add(ttl), TokenSHA256: hash}
 	for _, r := range targets {
 		key, err := cache.KeyForHash(r.ns, hash)
 		if err != nil {

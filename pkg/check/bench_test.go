@@ -10,6 +10,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/extauthz/extauthz/internal/redistest"
+	"github.com/extauthz/extauthz/internal/testkit"
 	"github.com/extauthz/extauthz/pkg/authz"
 	"github.com/extauthz/extauthz/pkg/cache"
 	"github.com/extauthz/extauthz/pkg/check"
@@ -77,6 +78,16 @@ func benchServerRules(b *testing.B, alg string, newCache func() authz.VerdictSto
 // typical size (about 800 bytes with RS256).
 func realisticRequest(b *testing.B, iss *devissuer.Issuer) *authv3.CheckRequest {
 	b.Helper()
+	req, err := check.MCPToolCall("https://mcp.example.com/mcp", realisticToken(b, iss)).Proto()
+	if err != nil {
+		b.Fatal(err)
+	}
+	return req
+}
+
+// realisticToken is the token of realisticRequest.
+func realisticToken(b *testing.B, iss *devissuer.Issuer) string {
+	b.Helper()
 	tok, err := iss.Mint(devissuer.Token{
 		Subject: "user-7f3c9a2e-4b1d-4c8e-9f6a-1d2e3f4a5b6c", ClientID: "mcp-client-0a1b2c3d",
 		Scopes: []string{"mcp:tools", "mcp:resources", "openid", "profile"},
@@ -85,11 +96,7 @@ func realisticRequest(b *testing.B, iss *devissuer.Issuer) *authv3.CheckRequest 
 	if err != nil {
 		b.Fatal(err)
 	}
-	req, err := check.MCPToolCall("https://mcp.example.com/mcp", tok).Proto()
-	if err != nil {
-		b.Fatal(err)
-	}
-	return req
+	return tok
 }
 
 func runCheck(b *testing.B, s *check.Server, req *authv3.CheckRequest) {
@@ -112,6 +119,30 @@ func runCheck(b *testing.B, s *check.Server, req *authv3.CheckRequest) {
 func BenchmarkCheckCacheHit(b *testing.B) {
 	s, iss := benchServer(b, "RS256", true)
 	runCheck(b, s, realisticRequest(b, iss))
+}
+
+// BenchmarkCheckCacheHitBySignature is the common path for each kind of
+// signature the cache key treats differently: an RSA one, and an ES256 one
+// whose s is in the lower half (hashed as sent) or in the upper half
+// (hashed as its low-s form).
+func BenchmarkCheckCacheHitBySignature(b *testing.B) {
+	for _, c := range []struct {
+		name, alg string
+		highS     bool
+	}{{"RS256", "RS256", false}, {"ES256-low-s", "ES256", false}, {"ES256-high-s", "ES256", true}} {
+		b.Run(c.name, func(b *testing.B) {
+			s, iss := benchServer(b, c.alg, true)
+			tok := realisticToken(b, iss)
+			if c.alg == "ES256" {
+				tok = testkit.MintECDSA(b, testkit.ECDSACurve(b, c.alg), c.highS, func() (string, error) { return realisticToken(b, iss), nil })
+			}
+			req, err := check.MCPToolCall("https://mcp.example.com/mcp", tok).Proto()
+			if err != nil {
+				b.Fatal(err)
+			}
+			runCheck(b, s, req)
+		})
+	}
 }
 
 // BenchmarkCheckCacheHitWithRules is the common path on a resource with

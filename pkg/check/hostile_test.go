@@ -477,11 +477,17 @@ func (ri *rawIssuer) sign(t *testing.T, header, claims string) string {
 // startRawGateway is startGateway's "mcp" resource trusting a rawIssuer.
 func startRawGateway(t *testing.T) (*gateway, *rawIssuer) {
 	t.Helper()
+	return startRawGatewayTyp(t, true)
+}
+
+// startRawGatewayTyp is startRawGateway with the issuer's require_typ.
+func startRawGatewayTyp(t *testing.T, requireTyp bool) (*gateway, *rawIssuer) {
+	t.Helper()
 	ri := startRawIssuer(t)
 	g := &gateway{clock: testkit.NewClock()}
 	cfg := &config.Config{Resources: []config.Resource{{
 		Name: "mcp", Resource: resourceURI, Hosts: []string{"mcp.example.com"},
-		AuthorizationServers: []config.AuthorizationServer{{Issuer: ri.url}},
+		AuthorizationServers: []config.AuthorizationServer{{Issuer: ri.url, RequireTyp: &requireTyp}},
 		ScopesSupported:      []string{"mcp:tools", "mcp:write"},
 		RequiredScopes:       []string{"mcp:tools", "mcp:write"},
 	}}}
@@ -496,7 +502,7 @@ func startRawGateway(t *testing.T) (*gateway, *rawIssuer) {
 		}
 		return md.JWKSURI, nil
 	}, jwks.Options{Now: g.clock.Now, Timeout: 2 * time.Second})
-	v, err := token.NewIssuerSet(token.Options{Issuers: map[string]token.Issuer{ri.url: {Keys: src}}, Leeway: time.Minute, Now: g.clock.Now})
+	v, err := token.NewIssuerSet(token.Options{Issuers: map[string]token.Issuer{ri.url: {Keys: src, AllowUntyped: !requireTyp}}, Leeway: time.Minute, Now: g.clock.Now})
 	if err != nil {
 		t.Fatal(err)
 	}

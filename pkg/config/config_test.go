@@ -36,6 +36,9 @@ func serverDefaults(rs []Resource) {
 		}
 		for k := range rs[i].AuthorizationServers {
 			as := &rs[i].AuthorizationServers[k]
+			if as.RequireTyp == nil {
+				as.RequireTyp = ptr(true)
+			}
 			if as.TokenMode != "" {
 				continue
 			}
@@ -196,7 +199,7 @@ func TestLoadValid(t *testing.T) {
 						PathPrefix: "/files/",
 						AuthorizationServers: []AuthorizationServer{
 							{Issuer: "https://auth.example.com/realms/mcp", JWKSURI: "https://auth.example.com/realms/mcp/certs"},
-							{Issuer: "http://localhost:9000"},
+							{Issuer: "http://localhost:9000", RequireTyp: ptr(false)},
 						},
 						ScopesSupported:       []string{"files:read", "files:write", "openid"},
 						RequiredScopes:        []string{"files:read"},
@@ -405,6 +408,7 @@ resources[0].authorization_servers[2].introspection.client_secret: is not used w
 resources[0].authorization_servers[2].introspection.timeout: must not exceed 10s (keep it under the proxy's ext_authz timeout)
 resources[0].authorization_servers[2].introspection.cache_ttl: must be greater than 0
 resources[0].authorization_servers[2].scope_claim: must be a claim name of 1 to 256 bytes
+resources[0].authorization_servers[2].require_typ: is not used when token_mode is "introspection"
 resources[0].authorization_servers[3].token_mode: only one authorization server per resource may introspect; resources[0].authorization_servers[2] already does
 resources[0].authorization_servers[3].introspection.auth_method: must be client_secret_basic, client_secret_post or private_key_jwt
 resources[1].authorization_servers[0]: differs from resources[0].authorization_servers[0], which lists the same issuer (an issuer is configured once: repeat it identically, for example with a YAML anchor)`},

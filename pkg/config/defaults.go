@@ -214,6 +214,11 @@ func (as *AuthorizationServer) applyDefaults(c *Config, path string) {
 	orDefault(c, path+".audience_claim", &as.AudienceClaim, defaultAudienceClaim)
 	orDefault(c, path+".scope_claim", &as.ScopeClaim, defaultScopeClaim)
 	orDefault(c, path+".client_id_claim", &as.ClientIDClaim, defaultClientIDClaim)
+	if as.RequireTyp == nil {
+		// Set, so that two listings of one issuer, one with the default
+		// written out and one without, are the same settings.
+		as.RequireTyp = ptr(true)
+	}
 	// Applied whatever the mode, like the Redis settings: Validate tells
 	// a default from a setting that a "jwt" server would ignore.
 	in := &as.Introspection

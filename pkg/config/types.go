@@ -464,7 +464,16 @@ type AuthorizationServer struct {
 	// token.claims["name"] (default none: nothing beyond the standard
 	// claims is kept or cached).
 	KeepClaims []string `yaml:"keep_claims"`
+	// RequireTyp, true by default, accepts a JWT verified locally only if
+	// its typ header is at+jwt (RFC 9068). false also accepts typ JWT or
+	// none, for servers whose access tokens are not typed; other types
+	// (a refresh token's rt+jwt, say) are refused either way.
+	RequireTyp *bool `yaml:"require_typ"`
 }
+
+// RequiresTyp reports whether the server's JWT access tokens must be
+// typed at+jwt. Unset means true.
+func (as AuthorizationServer) RequiresTyp() bool { return as.RequireTyp == nil || *as.RequireTyp }
 
 // The values of AuthorizationServer.TokenMode.
 const (

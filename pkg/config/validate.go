@@ -872,6 +872,11 @@ func validateTokenMode(ch *checker, ap string, as *AuthorizationServer) {
 		if as.JWKSURI != "" {
 			ch.add(ap+".jwks_uri", `is not used when token_mode is "introspection"`)
 		}
+		if !as.RequiresTyp() {
+			// The server's introspection answer says what kind of
+			// token it is (token_type); no JWT header is read.
+			ch.add(ap+".require_typ", `is not used when token_mode is "introspection"`)
+		}
 	case TokenModeAuto:
 	default:
 		ch.add(ap+".token_mode", `must be "jwt", "introspection" or "auto"`)

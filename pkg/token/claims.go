@@ -49,6 +49,9 @@ type Payload struct {
 	Extra map[string]any
 	// Expiry, NotBefore and IssuedAt are zero when the claim is absent.
 	Expiry, NotBefore, IssuedAt time.Time
+	// Confirmation reports a cnf member, whatever its value (RFC 7800
+	// §3.1): the token is bound to a key its presenter must prove.
+	Confirmation bool
 }
 
 // payloadJSON holds the standard claims, each decoded from its member
@@ -66,7 +69,7 @@ type payloadJSON struct {
 // say. A member whose name differs from one of them only in case makes the
 // claims ambiguous: encoding/json, and so many a Go upstream, would read it
 // as the claim.
-var standardClaims = []string{"iss", "sub", "aud", "exp", "nbf", "iat", "client_id", "azp", "scope", "scp"}
+var standardClaims = []string{"iss", "sub", "aud", "exp", "nbf", "iat", "client_id", "azp", "scope", "scp", "cnf"}
 
 // field is where the standard claim name is decoded to, nil for any other
 // name.
@@ -115,6 +118,7 @@ func (n ClaimNames) wanted() []string {
 // matched exactly, as RFC 7519 §4 requires.
 func ParsePayload(data []byte, names ClaimNames) (*Payload, error) {
 	var w payloadJSON
+	cnf := false
 	std := names.standard()
 	var want []string
 	var all map[string][]byte
@@ -127,6 +131,8 @@ func ParsePayload(data []byte, names ClaimNames) (*Payload, error) {
 			if err := json.Unmarshal(v, f); err != nil {
 				return fmt.Errorf("claim %q has the wrong type", name)
 			}
+		} else if name == "cnf" {
+			cnf = true
 		} else if caseVariant(name, standardClaims...) {
 			return fmt.Errorf("claim %q differs from a standard claim only in case", name)
 		}
@@ -142,7 +148,7 @@ func ParsePayload(data []byte, names ClaimNames) (*Payload, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &Payload{Issuer: w.Iss, Subject: w.Sub, ClientID: w.ClientID, Audience: w.Aud}
+	p := &Payload{Issuer: w.Iss, Subject: w.Sub, ClientID: w.ClientID, Audience: w.Aud, Confirmation: cnf}
 	if p.ClientID == "" {
 		p.ClientID = w.Azp
 	}

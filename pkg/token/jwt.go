@@ -50,6 +50,11 @@ type Issuer struct {
 	Introspector Introspector
 	// Claims names where the issuer puts audiences, scopes and client id.
 	Claims ClaimNames
+	// AllowUntyped accepts JWT access tokens whose typ header is absent
+	// or "JWT", for servers that do not type them at+jwt (configured as
+	// require_typ: false). The zero value requires at+jwt; a JWT typed
+	// as anything else is refused either way (see bearerAccessToken).
+	AllowUntyped bool
 }
 
 // DefaultAlgorithms are the asymmetric JWS algorithms accepted by default.
@@ -124,10 +129,14 @@ type header struct {
 	Crit, B64 bool
 	// Cty is the content type; "JWT" means the payload is another JWT.
 	Cty string
+	// Typ is the token's media type (RFC 7515 §4.1.9); HasTyp reports
+	// whether the header has it at all (null included).
+	Typ    string
+	HasTyp bool
 }
 
 // headerNames are the header parameters header reads.
-var headerNames = []string{"alg", "kid", "crit", "b64", "cty"}
+var headerNames = []string{"alg", "kid", "crit", "b64", "cty", "typ"}
 
 // parseHeader reads a JOSE header, as strictly as ParsePayload reads
 // claims (see members).
@@ -142,6 +151,9 @@ func parseHeader(data []byte) (header, error) {
 			err = json.Unmarshal(v, &h.Kid)
 		case "cty":
 			err = json.Unmarshal(v, &h.Cty)
+		case "typ":
+			h.HasTyp = true
+			err = json.Unmarshal(v, &h.Typ)
 		case "crit":
 			h.Crit = true
 		case "b64":
@@ -299,7 +311,79 @@ func (v *IssuerSet) verifyJWT(ctx context.Context, raw string, t *jwt, is Issuer
 	if err != nil {
 		return nil, fmt.Errorf("%w: claims: %v", ErrMalformed, err)
 	}
+	if err := bearerAccessToken(t.header, p, is.AllowUntyped); err != nil {
+		return nil, err
+	}
 	return p.Claims(v.now(), v.leeway, true)
+}
+
+// bearerAccessToken checks that a verified JWT is an access token that a
+// Bearer request may present: the one place where a JWT's kind is judged
+// (an introspected token's is judged by its server's answer).
+//
+// Its typ must say it is an access token (RFC 9068 §2.1, §4: "at+jwt"),
+// or, when the issuer does not type its access tokens (allowUntyped), be
+// absent or the generic "JWT". Any other type is another kind of JWT —
+// a refresh token (rt+jwt), an ID token, a security event, a DPoP proof,
+// a logout token — and is refused whatever the issuer's setting: such a
+// JWT can carry the right iss and aud, and only its type tells it apart.
+//
+// And it must not carry cnf (RFC 7800 §3.1): a token bound to a key, by
+// DPoP (RFC 9449 §6, cnf.jkt) or a TLS client certificate (RFC 8705 §3,
+// cnf.x5t#S256), may only be used by a presenter proving possession of
+// that key, which a Bearer request does not. A gateway that accepts DPoP
+// proofs would accept a cnf.jkt it has checked here.
+func bearerAccessToken(h header, p *Payload, allowUntyped bool) error {
+	switch {
+	case !h.HasTyp:
+		if !allowUntyped {
+			return fmt.Errorf("%w: no typ (want at+jwt)", ErrNotAccessToken)
+		}
+	case mediaType(h.Typ, "at+jwt"):
+	case mediaType(h.Typ, "jwt"):
+		if !allowUntyped {
+			return fmt.Errorf("%w: typ %q (want at+jwt)", ErrNotAccessToken, h.Typ)
+		}
+	default:
+		return fmt.Errorf("%w: typ %q", ErrNotAccessToken, h.Typ)
+	}
+	if p.Confirmation {
+		return fmt.Errorf("%w: sender-constrained (cnf)", ErrNotAccessToken)
+	}
+	return nil
+}
+
+// mediaType reports whether a typ value names the media type
+// application/<sub>: compared without regard to ASCII case, the
+// "application/" prefix being optional (RFC 7515 §4.1.9).
+func mediaType(typ, sub string) bool {
+	const prefix = "application/"
+	if len(typ) > len(prefix) && asciiEqualFold(typ[:len(prefix)], prefix) {
+		typ = typ[len(prefix):]
+	}
+	return asciiEqualFold(typ, sub)
+}
+
+// asciiEqualFold is strings.EqualFold for ASCII only: media types are
+// case-insensitive in ASCII (RFC 6838 §4.2), and no other character may
+// stand for one of theirs.
+func asciiEqualFold(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := 0; i < len(a); i++ {
+		x, y := a[i], b[i]
+		if 'A' <= x && x <= 'Z' {
+			x += 'a' - 'A'
+		}
+		if 'A' <= y && y <= 'Z' {
+			y += 'a' - 'A'
+		}
+		if x != y {
+			return false
+		}
+	}
+	return true
 }
 
 // UnverifiedExpiry reads a JWT's exp without verifying anything. Only for

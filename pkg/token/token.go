@@ -122,9 +122,11 @@ var (
 	// ErrInactive: the issuer's introspection endpoint says the token is
 	// not active (RFC 7662 §2.2: revoked, expired, or never issued).
 	ErrInactive = errors.New("token is not active")
-	// ErrNotAccessToken: the issuer says the token is not a bearer access
-	// token (a refresh token, or one bound to a key by DPoP or mTLS that
-	// is presented without its proof).
+	// ErrNotAccessToken: the token is not a bearer access token: a
+	// refresh token or another kind of JWT (by its typ, or its issuer's
+	// introspection answer), a JWT not typed at+jwt from an issuer that
+	// types its access tokens, or a token bound to a key by DPoP or mTLS
+	// (cnf) that is presented without its proof.
 	ErrNotAccessToken = errors.New("token is not a bearer access token")
 	// ErrUnavailable: the token cannot be verified now (keys or the
 	// introspection endpoint unreachable).
