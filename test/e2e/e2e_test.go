@@ -2,15 +2,19 @@ package e2e
 
 // The end-to-end suite. One stack is started for all scenarios, every part on 127.0.0.1:
 //
-//	SDK client (client.mjs) ──▶ nginx ──auth_request──▶ extauthz serve (/authz/nginx)
-//	                              │
-//	                              └──▶ recorder (this test) ──▶ server-everything (streamableHttp)
+//	SDK 1.x client (client.mjs) ───▶ nginx ──auth_request──▶ extauthz serve (/authz/nginx)
+//	SDK 2.x client (client-v2.mjs) ─▶  │
+//	                                   ├─ /mcp, /admin/mcp ─▶ recorder ──▶ server-everything
+//	                                   │                                   (SDK 1.x, streamableHttp)
+//	                                   └─ /v2/… ────────────▶ recorder ──▶ server-v2.mjs
+//	                                                                       (SDK 2.x, 2026-07-28)
 //	oidc-provider (internal/oidctest) ◀── the SDK's discovery, registration, authorization
 //	                                      and token requests; the gateway's JWKS fetches
 //
-// The recorder is a streaming reverse proxy that keeps the headers of every request the MCP
-// server receives. The Node client prints one JSON line per HTTP request it makes and per
-// step of its scenario; the assertions read those lines and the recorder.
+// A recorder is a streaming reverse proxy that keeps the headers of every request the MCP
+// server behind it receives. The Node clients print one JSON line per HTTP request they make
+// and per step of their scenario; the assertions read those lines, the recorders, and the
+// lines server-v2.mjs prints when a tool runs.
 
 import (
 	"context"
@@ -51,6 +55,8 @@ func TestE2E(t *testing.T) {
 	t.Run("DiscoveryRegistrationPKCEAndToolsThroughNginx", func(t *testing.T) { testToolsFlow(t, st) })
 	t.Run("UpstreamGetsIdentityHeadersNeverTheToken", func(t *testing.T) { testUpstreamHeaders(t, st) })
 	t.Run("StepUpOnInsufficientScope", func(t *testing.T) { testStepUp(t, st) })
+	t.Run("HeadersOfA2025ClientAreNotTrusted", func(t *testing.T) { testLegacyHeadersRefused(t, st) })
+	t.Run("HeaderBodyMismatchStopsAtTheV2Server", func(t *testing.T) { testHeaderBodyMismatch(t, st) })
 	t.Run("TokenForAnotherResourceIsRefused", func(t *testing.T) { testForeignToken(t, st) })
 	t.Run("HostHeaderDoesNotChooseTheResource", func(t *testing.T) { testHostDoesNotChoose(t, st) })
 	t.Run("PathAndHostVariantsNeverReachTheServer", func(t *testing.T) { testPathVariants(t, st) })
@@ -258,13 +264,16 @@ func testUpstreamHeaders(t *testing.T, st *stack) {
 	}
 }
 
-// testStepUp: a rule demands mcp:admin for one tool; the call gets 403 insufficient_scope
-// naming every scope it needs, the SDK re-authorizes with those scopes (no new
-// registration), and the call succeeds.
+// testStepUp: a rule demands mcp:admin for one tool, on a resource behind nginx, which cannot
+// show the body to the gateway. The SDK v2 client speaks MCP 2026-07-28 and sends
+// MCP-Protocol-Version, Mcp-Method and Mcp-Name itself, so the gateway decides on them; the
+// call gets 403 insufficient_scope naming every scope it needs, the SDK re-authorizes with
+// those scopes (no new registration), and the call succeeds. The SDK v2 server ran the tool
+// once, and the headers the gateway decided on agree with the bodies the server acted on.
 func testStepUp(t *testing.T, st *stack) {
-	mcpURL := st.resourceURL("/admin/mcp")
-	mark := st.rec.len()
-	run := st.runClient(t, map[string]any{"url": mcpURL, "scenario": "stepup", "login": "carol", "adminTool": adminTool, "mcpHeaders": true})
+	mcpURL := st.resourceURL("/v2/mcp")
+	mark, runsBefore := st.recV2.len(), len(st.v2ToolRuns(t))
+	run := st.runClientV2(t, map[string]any{"url": mcpURL, "scenario": "stepup", "login": "carol", "adminTool": adminTool})
 	md := st.authServerMetadata(t)
 
 	isCall := func(e event, status int) bool {
@@ -272,7 +281,14 @@ func testStepUp(t *testing.T, st *stack) {
 			e.jsonrpcName() == adminTool && e.status() == status
 	}
 	steps := run.inOrder(t,
+		step{"the unauthenticated server/discover gets 401", func(e event) bool {
+			return e.is("http") && e.s("url") == mcpURL && e.jsonrpcMethod() == "server/discover" && e.status() == 401
+		}},
+		step{"dynamic client registration", func(e event) bool {
+			return e.is("http") && e.s("method") == "POST" && e.s("url") == md.RegistrationEndpoint && e.status() == 201
+		}},
 		step{"first authorization", func(e event) bool { return e.is("tokens_saved") }},
+		step{"connected on MCP 2026-07-28", func(e event) bool { return e.is("connected") && e.s("era") == "modern" }},
 		step{"echo allowed with mcp:tools", func(e event) bool { return e.is("tool_result") && e.s("tool") == "echo" }},
 		step{adminTool + " refused with 403", func(e event) bool { return isCall(e, 403) }},
 		step{"re-authorization requested", func(e event) bool { return e.is("redirect_to_authorization") }},
@@ -287,8 +303,8 @@ func testStepUp(t *testing.T, st *stack) {
 		step{adminTool + " result", func(e event) bool { return e.is("tool_result") && e.s("tool") == adminTool }},
 	)
 
-	www := steps[2].s("www_authenticate")
-	prm := st.nginxURL + "/.well-known/oauth-protected-resource/admin/mcp"
+	www := steps[5].s("www_authenticate")
+	prm := st.nginxURL + "/.well-known/oauth-protected-resource/v2/mcp"
 	if strings.Count(strings.ToLower(www), "bearer") != 1 || !strings.Contains(www, `error="insufficient_scope"`) ||
 		!strings.Contains(www, `resource_metadata="`+prm+`"`) {
 		t.Errorf("403 WWW-Authenticate = %q, want one Bearer challenge with insufficient_scope and resource_metadata %s", www, prm)
@@ -297,52 +313,247 @@ func testStepUp(t *testing.T, st *stack) {
 	if !slices.Contains(challenged, "mcp:admin") || !slices.Contains(challenged, "mcp:tools") {
 		t.Errorf("403 challenge scope = %v, want mcp:admin and mcp:tools", challenged)
 	}
-	if got := strings.Fields(str(steps[3].m("query")["scope"])); !sameSet(got, challenged) {
-		t.Errorf("re-authorization scope = %v, want the challenged %v", got, challenged)
+	// SDK 2.x asks for the union of the scopes it had and the challenged ones, plus
+	// offline_access (for a refresh token: the authorization server supports it and the client
+	// registered the refresh_token grant).
+	if got := strings.Fields(str(steps[6].m("query")["scope"])); !sameSet(got, append(slices.Clone(challenged), "offline_access")) {
+		t.Errorf("re-authorization scope = %v, want the challenged %v and offline_access", got, challenged)
+	}
+	if got := str(steps[6].m("query")["resource"]); got != mcpURL {
+		t.Errorf("re-authorization resource = %q, want %s", got, mcpURL)
 	}
 	if n := len(run.all("client_registered")); n != 1 {
 		t.Errorf("client registered %d times, want once (the same client steps up)", n)
 	}
-	if got := strings.Fields(str(steps[8].m("claims")["scope"])); !slices.Contains(got, "mcp:admin") || !slices.Contains(got, "mcp:tools") {
-		t.Errorf("stepped-up token scope = %v, want mcp:admin and mcp:tools", got)
+	if got := steps[11].m("claims"); !slices.Contains(strings.Fields(str(got["scope"])), "mcp:admin") ||
+		!slices.Contains(strings.Fields(str(got["scope"])), "mcp:tools") || str(got["aud"]) != mcpURL {
+		t.Errorf("stepped-up token claims = %v, want scope with mcp:admin and mcp:tools, aud %s", got, mcpURL)
 	}
-	if got := steps[10].s("text"); got != "The sum of 2 and 3 is 5." {
+	if got := steps[13].s("text"); got != "The sum of 2 and 3 is 5." {
 		t.Errorf("%s result = %q", adminTool, got)
 	}
 	if r := run.toolResult(t, "echo"); r.s("text") != "Echo: before step-up" {
 		t.Errorf("echo result = %v", r)
 	}
+	// The SDK sent the MCP 2026-07-28 headers itself, on every JSON-RPC request.
+	for _, e := range run.filter(func(e event) bool { return e.is("http") && e.s("url") == mcpURL }) {
+		if e.s("mcp_protocol_version") != "2026-07-28" || e.s("mcp_method") != e.jsonrpcMethod() || e.s("mcp_name") != e.jsonrpcName() ||
+			e.m("body").m("jsonrpc").s("protocol_version") != "2026-07-28" {
+			t.Errorf("the SDK sent %s %s with MCP-Protocol-Version %q, Mcp-Method %q, Mcp-Name %q, _meta protocol version %q",
+				e.jsonrpcMethod(), e.jsonrpcName(), e.s("mcp_protocol_version"), e.s("mcp_method"), e.s("mcp_name"), e.m("body").m("jsonrpc").s("protocol_version"))
+		}
+	}
 
-	// The MCP server saw the guarded tool called once, with the admin scope; and the
-	// operation headers the gateway decided on agree with the bodies the server acted on.
+	// The MCP server saw the guarded tool called once, with the admin scope, and ran it once;
+	// the operation headers the gateway decided on agree with the bodies the server acted on.
 	calls := 0
-	for _, r := range st.rec.since(mark) {
+	for _, r := range st.recV2.since(mark) {
 		if r.RPCMethod == "tools/call" && r.RPCName == adminTool {
 			calls++
 			if !slices.Contains(strings.Fields(r.Header.Get("X-Extauthz-Scopes")), "mcp:admin") {
 				t.Errorf("%s reached the MCP server with scopes %q", adminTool, r.Header.Get("X-Extauthz-Scopes"))
 			}
 		}
-		if r.Method == http.MethodPost && r.RPCMethod != "" && (r.Header.Get("Mcp-Method") != r.RPCMethod || r.Header.Get("Mcp-Name") != r.RPCName) {
-			t.Errorf("Mcp-Method/Mcp-Name %q/%q disagree with the body's %q/%q", r.Header.Get("Mcp-Method"), r.Header.Get("Mcp-Name"), r.RPCMethod, r.RPCName)
+		if r.Method == http.MethodPost && r.RPCMethod != "" && (r.Header.Get("Mcp-Method") != r.RPCMethod || r.Header.Get("Mcp-Name") != r.RPCName ||
+			r.Header.Get("Mcp-Protocol-Version") != "2026-07-28") {
+			t.Errorf("MCP-Protocol-Version/Mcp-Method/Mcp-Name %q/%q/%q disagree with the body's 2026-07-28/%q/%q",
+				r.Header.Get("Mcp-Protocol-Version"), r.Header.Get("Mcp-Method"), r.Header.Get("Mcp-Name"), r.RPCMethod, r.RPCName)
 		}
 	}
 	if calls != 1 {
 		t.Errorf("the MCP server received %s %d times, want once (after the step-up)", adminTool, calls)
 	}
+	st.v2.waitUntil(t, "the last echo's run", func() bool { return len(st.v2ToolRuns(t)) >= runsBefore+3 })
+	var ran []string
+	for _, r := range st.v2ToolRuns(t)[runsBefore:] {
+		ran = append(ran, r.Endpoint+" "+r.Era+" "+r.Tool)
+	}
+	if want := []string{"/mcp modern echo", "/mcp modern " + adminTool, "/mcp modern echo"}; !slices.Equal(ran, want) {
+		t.Errorf("the MCP server ran %q, want %q", ran, want)
+	}
+}
 
-	// nginx cannot show the body to the gateway: a POST without Mcp-Method to a resource with
-	// rules cannot be decided and is refused (the gateway's 400 becomes nginx's 500).
+// testLegacyHeadersRefused: nginx cannot show the body to the gateway, and a server of a
+// revision before 2026-07-28 acts on the body whatever the Mcp-* headers say. So on a
+// resource with rules, a POST from SDK 1.x (MCP 2025-11-25) is refused even when it carries
+// Mcp-Method/Mcp-Name (the client's shim adds them), and so is one without them: the
+// gateway's 400 becomes nginx's 500, and nothing reaches the MCP server.
+func testLegacyHeadersRefused(t *testing.T, st *stack) {
+	mcpURL := st.resourceURL("/admin/mcp")
+	mark := st.rec.len()
+	run := st.runScript(t, "client.mjs", map[string]any{"url": mcpURL, "scenario": "echo", "login": "dave", "mcpHeaders": true}, false)
+	if run.err == nil {
+		t.Errorf("the SDK 1.x client completed its scenario on a resource with rules behind nginx")
+	}
+	refused := run.filter(func(e event) bool {
+		return e.is("http") && e.s("url") == mcpURL && e.jsonrpcMethod() == "initialize" && e.s("authorization") == "Bearer" &&
+			e.s("mcp_method") == "initialize" && e.status() == http.StatusInternalServerError
+	})
+	if len(refused) == 0 {
+		t.Errorf("no initialize with a token and Mcp-Method was refused with 500")
+	}
+	if ok := run.filter(func(e event) bool { return e.is("http") && e.s("url") == mcpURL && e.status() < 300 }); len(ok) > 0 {
+		t.Errorf("the MCP endpoint accepted requests of the 2025-11-25 client: %v", ok)
+	}
+	if errs := run.all("error"); len(errs) != 1 || errs[0].f("code") != http.StatusInternalServerError {
+		t.Errorf("the client ended with %v, want the 500 of its initialize", errs)
+	}
+
 	tok, err := st.as.ClientCredentials(context.Background(), serviceClient, mcpURL, "mcp:tools mcp:admin")
 	if err != nil {
 		t.Fatal(err)
 	}
-	mark = st.rec.len()
-	if resp := st.post(t, mcpURL, tok, initializeBody, nil); resp.StatusCode != http.StatusInternalServerError {
-		t.Errorf("POST without Mcp-Method to a resource with rules: %d %s, want 500 (nginx's answer to the gateway's 400)", resp.StatusCode, resp.Body)
+	for _, c := range []struct {
+		what    string
+		headers map[string]string
+	}{
+		{"no Mcp-* headers", nil},
+		{"Mcp-Method, no MCP-Protocol-Version", map[string]string{"Mcp-Method": "initialize"}},
+		{"Mcp-Method, MCP-Protocol-Version 2025-11-25", map[string]string{"Mcp-Method": "initialize", "MCP-Protocol-Version": "2025-11-25"}},
+	} {
+		if resp := st.post(t, mcpURL, tok, initializeBody, c.headers); resp.StatusCode != http.StatusInternalServerError {
+			t.Errorf("initialize with %s to a resource with rules: %d %s, want 500 (nginx's answer to the gateway's 400)", c.what, resp.StatusCode, resp.Body)
+		}
 	}
 	if got := st.rec.since(mark); len(got) != 0 {
-		t.Errorf("the refused request reached the MCP server: %v", got)
+		t.Errorf("refused requests reached the MCP server: %v", got)
+	}
+}
+
+// testHeaderBodyMismatch: issue 17's item 9, against the SDK v2 server, on both of its
+// postures (/v2/mcp: 2026-07-28 only; /v2/any-era/mcp: the SDK's default, which also serves
+// 2025 requests). A token with the base scope only; the headers name echo (or another
+// harmless operation), the body calls get-sum, which needs mcp:admin. Declaring 2025-06-18,
+// the request stops at the gateway. Declaring 2026-07-28, the gateway decides on the headers
+// and lets it through, and the MCP server must refuse it: it answers 400 with a JSON-RPC
+// error (or, for a notification, 202 and nothing), and get-sum never runs.
+func testHeaderBodyMismatch(t *testing.T, st *stack) {
+	ctx := context.Background()
+	const noError, anyError = 0, 1 // JSON-RPC error codes are negative
+	envelope := func(version string) string {
+		return `,"_meta":{"io.modelcontextprotocol/protocolVersion":"` + version +
+			`","io.modelcontextprotocol/clientInfo":{"name":"e2e-go","version":"0"},"io.modelcontextprotocol/clientCapabilities":{}}`
+	}
+	// The refused requests ask for 2 + 3, the controls for 20 + 22.
+	getSum := func(meta string) string {
+		return `{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"get-sum","arguments":{"a":2,"b":3}` + meta + `}}`
+	}
+	control := `{"jsonrpc":"2.0","id":8,"method":"tools/call","params":{"name":"get-sum","arguments":{"a":20,"b":22}` + envelope("2026-07-28") + `}}`
+	modern := envelope("2026-07-28")
+	runsBefore := len(st.v2ToolRuns(t))
+
+	for _, ep := range []struct{ name, path string }{{"2026-07-28 only", "/v2/mcp"}, {"any era (the SDK's default)", "/v2/any-era/mcp"}} {
+		t.Run(ep.name, func(t *testing.T) {
+			mcpURL := st.resourceURL(ep.path)
+			base, err := st.as.ClientCredentials(ctx, serviceClient, mcpURL, "mcp:tools")
+			if err != nil {
+				t.Fatal(err)
+			}
+			send := func(token, body string, headers map[string]string) (response, []recorded) {
+				t.Helper()
+				mark := st.recV2.len()
+				h := map[string]string{"Authorization": "Bearer " + token}
+				for k, v := range headers {
+					h[k] = v
+				}
+				resp := st.send(t, http.MethodPost, mcpURL, "", h, body)
+				return resp, st.recV2.since(mark)
+			}
+
+			// Before 2026-07-28 the headers are not trusted: refused before the server.
+			for _, version := range []string{"2025-06-18", ""} {
+				headers := map[string]string{"Mcp-Method": "tools/call", "Mcp-Name": "echo"}
+				if version != "" {
+					headers["MCP-Protocol-Version"] = version
+				}
+				resp, got := send(base, getSum(""), headers)
+				if resp.StatusCode != http.StatusInternalServerError || len(got) != 0 {
+					t.Errorf("MCP-Protocol-Version %q, Mcp-Name echo, body get-sum: %d %s, %d requests at the MCP server; want 500 and none",
+						version, resp.StatusCode, resp.Body, len(got))
+				}
+			}
+
+			// A tools/call whose name the headers do not give cannot be matched against the
+			// rules: the gateway refuses it whatever the version.
+			if resp, got := send(base, getSum(modern), map[string]string{"Mcp-Method": "tools/call", "MCP-Protocol-Version": "2026-07-28"}); resp.StatusCode != http.StatusInternalServerError || len(got) != 0 {
+				t.Errorf("tools/call without Mcp-Name, body get-sum: %d %s, %d requests at the MCP server; want 500 and none", resp.StatusCode, resp.Body, len(got))
+			}
+
+			// From 2026-07-28 on the gateway decides on the headers; the server must refuse.
+			for _, c := range []struct {
+				what    string
+				headers map[string]string
+				body    string
+				status  int
+				code    int // of the JSON-RPC error, or noError, or anyError
+			}{
+				{"Mcp-Name echo", map[string]string{"Mcp-Method": "tools/call", "Mcp-Name": "echo"}, getSum(modern), 400, -32020},
+				{"Mcp-Method tools/list", map[string]string{"Mcp-Method": "tools/list"}, getSum(modern), 400, -32020},
+				{"Mcp-Name echo, the body's _meta names 2025-11-25", map[string]string{"Mcp-Method": "tools/call", "Mcp-Name": "echo"}, getSum(envelope("2025-11-25")), 400, -32020},
+				{"Mcp-Name echo, a 2025 body (no _meta)", map[string]string{"Mcp-Method": "tools/call", "Mcp-Name": "echo"}, getSum(""), 400, -32602},
+				{"Mcp-Name echo, a batch of the 2025 call", map[string]string{"Mcp-Method": "tools/call", "Mcp-Name": "echo"}, "[" + getSum("") + "]", 400, anyError},
+				{"Mcp-Name echo, the call as a notification", map[string]string{"Mcp-Method": "tools/call", "Mcp-Name": "echo"},
+					`{"jsonrpc":"2.0","method":"tools/call","params":{"name":"get-sum","arguments":{"a":2,"b":3}` + modern + `}}`, 202, noError},
+			} {
+				c.headers["MCP-Protocol-Version"] = "2026-07-28"
+				resp, got := send(base, c.body, c.headers)
+				if len(got) != 1 {
+					t.Errorf("%s: %d %s; %d requests at the MCP server, want 1 (the gateway decides on the headers)", c.what, resp.StatusCode, resp.Body, len(got))
+					continue
+				}
+				var rpc struct {
+					Error *struct {
+						Code    int
+						Message string
+					}
+				}
+				_ = json.Unmarshal([]byte(resp.Body), &rpc)
+				codeOK := rpc.Error == nil
+				switch c.code {
+				case noError:
+				case anyError:
+					codeOK = rpc.Error != nil
+				default:
+					codeOK = rpc.Error != nil && rpc.Error.Code == c.code
+				}
+				if resp.StatusCode != c.status || !codeOK {
+					t.Errorf("%s: the MCP server answered %d %s, want %d and JSON-RPC error %d (%d: none, %d: any)",
+						c.what, resp.StatusCode, resp.Body, c.status, c.code, noError, anyError)
+				} else {
+					t.Logf("%s: the MCP server answered %d %s", c.what, resp.StatusCode, strings.TrimSpace(resp.Body))
+				}
+			}
+
+			// Controls: the same call with honest headers is the gateway's to refuse without
+			// mcp:admin, and runs with it.
+			honest := map[string]string{"Mcp-Method": "tools/call", "Mcp-Name": "get-sum", "MCP-Protocol-Version": "2026-07-28"}
+			if resp, got := send(base, control, honest); resp.StatusCode != http.StatusForbidden || len(got) != 0 {
+				t.Errorf("control: honest get-sum with mcp:tools: %d %s, %d requests at the MCP server; want 403 and none", resp.StatusCode, resp.Body, len(got))
+			}
+			admin, err := st.as.ClientCredentials(ctx, serviceClient, mcpURL, "mcp:tools mcp:admin")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if resp, _ := send(admin, control, honest); resp.StatusCode != http.StatusOK || !strings.Contains(resp.Body, "The sum of 20 and 22 is 42.") {
+				t.Errorf("control: honest get-sum with mcp:admin: %d %s; want 200 and the sum", resp.StatusCode, resp.Body)
+			}
+		})
+	}
+
+	// The server ran get-sum for the two honest controls only. Its output is read in order,
+	// so once the last control's run is seen, a refused request that ran would be seen too.
+	var ran []toolRun
+	st.v2.waitUntil(t, "the controls' get-sum runs", func() bool {
+		ran = st.v2ToolRuns(t)[runsBefore:]
+		return len(ran) > 0 && ran[len(ran)-1].Endpoint == "/any-era/mcp" && ran[len(ran)-1].Args["a"] == 20.0
+	})
+	for _, r := range ran {
+		if r.Tool != adminTool || r.Args["a"] != 20.0 {
+			t.Errorf("a refused request ran on the MCP server: %+v", r)
+		}
+	}
+	if len(ran) != 2 {
+		t.Errorf("the MCP server ran %+v, want the two controls", ran)
 	}
 }
 
@@ -499,9 +710,11 @@ type stack struct {
 	// otherResource is a resource on the same path as /mcp, told apart
 	// only by its host (otherHost, localhost:PORT).
 	otherResource, otherHost string
-	as           *oidctest.Server
-	rec          *recorder
-	http         *http.Client
+	as                       *oidctest.Server
+	rec                      *recorder // in front of server-everything
+	recV2                    *recorder // in front of server-v2.mjs
+	v2                       *proc     // server-v2.mjs, whose output says which tools ran
+	http                     *http.Client
 
 	mdOnce sync.Once
 	md     oidctest.Metadata
@@ -509,6 +722,26 @@ type stack struct {
 }
 
 func (st *stack) resourceURL(path string) string { return st.nginxURL + path }
+
+// toolRun is a tool server-v2.mjs ran (one of its E2E_TOOL lines).
+type toolRun struct {
+	Endpoint, Era, Tool string
+	Args                map[string]any
+}
+
+// v2ToolRuns lists the tools server-v2.mjs has run, in order.
+func (st *stack) v2ToolRuns(t *testing.T) []toolRun {
+	t.Helper()
+	var out []toolRun
+	for _, line := range st.v2.lines("E2E_TOOL ") {
+		var r toolRun
+		if err := json.Unmarshal([]byte(line), &r); err != nil {
+			t.Fatalf("server-v2 printed E2E_TOOL %s: %v", line, err)
+		}
+		out = append(out, r)
+	}
+	return out
+}
 
 // startStack starts every part on 127.0.0.1 and returns once nginx answers. Everything is
 // stopped by PID when t ends; the logs of every process are printed if t failed.
@@ -565,6 +798,22 @@ func startStack(t *testing.T) *stack {
 
 	st.rec = startRecorder(t, fmt.Sprintf("127.0.0.1:%d", everythingPort))
 
+	// The SDK v2 server listens on 127.0.0.1 by itself and prints the port it was given.
+	st.v2 = startProc(t, "server-v2", exec.Command(st.node, "server-v2.mjs"), st.e2eDir)
+	var v2Port int
+	st.v2.waitLine(t, "E2E_LISTENING ", func(rest string) bool {
+		var l struct {
+			Address string
+			Port    int
+		}
+		if json.Unmarshal([]byte(rest), &l) != nil || l.Port == 0 || l.Address != "127.0.0.1" {
+			return false
+		}
+		v2Port = l.Port
+		return true
+	})
+	st.recV2 = startRecorder(t, fmt.Sprintf("127.0.0.1:%d", v2Port))
+
 	webClient := oidctest.Client{
 		ID: "extauthz-web", Secret: "web-secret-" + randomHex(t, 16), AuthMethod: "client_secret_basic",
 		GrantTypes: []string{"authorization_code", "refresh_token"}, RedirectURIs: []string{st.nginxURL + "/oauth/callback"},
@@ -574,6 +823,8 @@ func startStack(t *testing.T) *stack {
 		Resources: []oidctest.Resource{
 			{Resource: st.resourceURL("/mcp"), Scope: "mcp:tools"},
 			{Resource: st.resourceURL("/admin/mcp"), Scope: "mcp:tools mcp:admin"},
+			{Resource: st.resourceURL("/v2/mcp"), Scope: "mcp:tools mcp:admin"},
+			{Resource: st.resourceURL("/v2/any-era/mcp"), Scope: "mcp:tools mcp:admin"},
 			{Resource: st.resourceURL("/other"), Scope: "mcp:tools"},
 			{Resource: st.otherResource, Scope: "mcp:tools"},
 		},
@@ -610,7 +861,7 @@ func startStack(t *testing.T) *stack {
 			t.Fatal(err)
 		}
 	}
-	writeFile(t, filepath.Join(ngDir, "nginx.conf"), nginxConfig(ngDir, nginxPort, gatewayHTTP, st.rec.addr))
+	writeFile(t, filepath.Join(ngDir, "nginx.conf"), nginxConfig(ngDir, nginxPort, gatewayHTTP, st.rec.addr, st.recV2.addr))
 	writeFile(t, filepath.Join(ngDir, "mcp_auth.conf"), mcpAuthConf)
 	writeFile(t, filepath.Join(ngDir, "extauthz_subrequest.conf"), extauthzSubrequestConf)
 	releaseNginxPort()
@@ -622,16 +873,17 @@ func startStack(t *testing.T) *stack {
 	ng.waitUntil(t, "the protected resource metadata through nginx", func() bool {
 		return st.status(st.nginxURL+"/.well-known/oauth-protected-resource/mcp") == http.StatusOK
 	})
-	t.Logf("stack up in %v: nginx %s, gateway %s, authorization server %s, recorder %s, server-everything 127.0.0.1:%d",
-		time.Since(began).Round(time.Millisecond), st.nginxURL, gatewayHTTP, st.as.Issuer, st.rec.addr, everythingPort)
+	t.Logf("stack up in %v: nginx %s, gateway %s, authorization server %s, recorders %s and %s, server-everything 127.0.0.1:%d, server-v2 127.0.0.1:%d",
+		time.Since(began).Round(time.Millisecond), st.nginxURL, gatewayHTTP, st.as.Issuer, st.rec.addr, st.recV2.addr, everythingPort, v2Port)
 	return st
 }
 
 // gatewayConfig is the gateway behind nginx: the resources nginx's locations
-// name, one more on the same path of another host (so that only the route,
-// never the Host header, may choose between them), unprotected paths let
-// through (nginx's catch-all location asks by host and path), and the
-// browser login enabled on mcp so that its session cookie exists to strip.
+// name (admin, v2 and v2-any-era with the step-up rule), one more on the same
+// path of another host (so that only the route, never the Host header, may
+// choose between them), unprotected paths let through (nginx's catch-all
+// location asks by host and path), and the browser login enabled on mcp so
+// that its session cookie exists to strip.
 func gatewayConfig(nginxURL, issuer, otherResource, webClientID string) string {
 	return fmt.Sprintf(`listen: {grpc: "127.0.0.1:0", http: "127.0.0.1:0", admin: "off"}
 public_url: %[1]q
@@ -655,6 +907,18 @@ resources:
     rules:
       - {method: tools/call, name: %[3]q, scopes: ["mcp:admin"]}
     authorization_servers: [{issuer: %[2]q}]
+  - name: v2
+    resource: "%[1]s/v2/mcp"
+    required_scopes: ["mcp:tools"]
+    rules:
+      - {method: tools/call, name: %[3]q, scopes: ["mcp:admin"]}
+    authorization_servers: [{issuer: %[2]q}]
+  - name: v2-any-era
+    resource: "%[1]s/v2/any-era/mcp"
+    required_scopes: ["mcp:tools"]
+    rules:
+      - {method: tools/call, name: %[3]q, scopes: ["mcp:admin"]}
+    authorization_servers: [{issuer: %[2]q}]
   - name: other
     resource: %[4]q
     required_scopes: ["mcp:tools"]
@@ -662,10 +926,10 @@ resources:
 `, nginxURL, issuer, adminTool, otherResource, webClientID)
 }
 
-// nginxConfig is nginx in front of the MCP server with auth_request to the gateway: the
+// nginxConfig is nginx in front of the MCP servers with auth_request to the gateway: the
 // configuration of the README's "HTTP authorization mode" section, plus what running a
 // private instance needs (paths inside dir, one process, loopback only).
-func nginxConfig(dir string, port int, gatewayHTTP, upstream string) string {
+func nginxConfig(dir string, port int, gatewayHTTP, upstream, upstreamV2 string) string {
 	return fmt.Sprintf(`# extauthz end-to-end test: a private nginx, everything under %[1]s.
 master_process off;          # one process: nothing outlives it when it is killed
 pid %[1]s/nginx.pid;
@@ -684,6 +948,7 @@ http {
 
     upstream extauthz_http { server %[3]s; keepalive 8; }
     upstream mcp_server    { server %[4]s; keepalive 8; }
+    upstream mcp_v2        { server %[5]s; keepalive 8; }
 
     server {
         listen 127.0.0.1:%[2]d;
@@ -700,6 +965,18 @@ http {
             auth_request /_extauthz/admin;
             include mcp_auth.conf;
             proxy_pass http://mcp_server/mcp;
+        }
+        # The same rules in front of an MCP SDK v2 server: MCP 2026-07-28 only,
+        # and (any-era) the SDK's default, which also serves 2025 requests.
+        location /v2/mcp {
+            auth_request /_extauthz/v2;
+            include mcp_auth.conf;
+            proxy_pass http://mcp_v2/mcp;
+        }
+        location /v2/any-era/mcp {
+            auth_request /_extauthz/v2-any-era;
+            include mcp_auth.conf;
+            proxy_pass http://mcp_v2/any-era/mcp;
         }
         # Everything else: decided by host and path (the gateway lets
         # unprotected paths through, unmatched: allow).
@@ -731,7 +1008,7 @@ http {
         }
     }
 }
-`, dir, port, gatewayHTTP, upstream)
+`, dir, port, gatewayHTTP, upstream, upstreamV2)
 }
 
 // mcpAuthConf is included by every protected location (mcp_auth.conf, next to nginx.conf).

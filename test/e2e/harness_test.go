@@ -174,6 +174,17 @@ func (p *proc) waitLine(t *testing.T, prefix string, ok func(rest string) bool) 
 	})
 }
 
+// lines returns what follows prefix on each line of the process's output that starts with it.
+func (p *proc) lines(prefix string) []string {
+	var out []string
+	for _, line := range strings.Split(p.logs.String(), "\n") {
+		if rest, found := strings.CutPrefix(line, prefix); found {
+			out = append(out, rest)
+		}
+	}
+	return out
+}
+
 // waitUntil polls ok until it is true; the test fails at once if the process exits, and after
 // startTimeout.
 func (p *proc) waitUntil(t *testing.T, what string, ok func() bool) {
@@ -195,7 +206,7 @@ func (p *proc) waitUntil(t *testing.T, what string, ok func() bool) {
 // The Node client
 // ---------------------------------------------------------------------------
 
-// event is one JSON line of client.mjs.
+// event is one JSON line of client.mjs or client-v2.mjs.
 type event map[string]any
 
 func (e event) is(name string) bool { return e["event"] == name }
@@ -208,7 +219,10 @@ func (e event) jsonrpcMethod() string {
 }
 func (e event) jsonrpcName() string { return e.m("body").m("jsonrpc").s("name") }
 
-type clientRun struct{ events []event }
+type clientRun struct {
+	events []event
+	err    error // how the script exited, when it was allowed to fail
+}
 
 func (r *clientRun) filter(keep func(event) bool) []event {
 	var out []event
@@ -267,9 +281,22 @@ func (r *clientRun) inOrder(t *testing.T, steps ...step) []event {
 	return out
 }
 
-// runClient runs client.mjs with cfg to completion and returns its events. Its output is
-// printed if the test fails (or always, with E2E_VERBOSE=1 in the environment).
+// runClient runs client.mjs (SDK 1.x) with cfg to completion and returns its events. Its
+// output is printed if the test fails (or always, with E2E_VERBOSE=1 in the environment).
 func (st *stack) runClient(t *testing.T, cfg map[string]any) *clientRun {
+	t.Helper()
+	return st.runScript(t, "client.mjs", cfg, true)
+}
+
+// runClientV2 runs client-v2.mjs (SDK 2.x, MCP 2026-07-28) as runClient runs client.mjs.
+func (st *stack) runClientV2(t *testing.T, cfg map[string]any) *clientRun {
+	t.Helper()
+	return st.runScript(t, "client-v2.mjs", cfg, true)
+}
+
+// runScript runs a client script; a script that exits with an error fails the test when
+// mustSucceed, and is returned with its error otherwise.
+func (st *stack) runScript(t *testing.T, script string, cfg map[string]any, mustSucceed bool) *clientRun {
 	t.Helper()
 	arg, err := json.Marshal(cfg)
 	if err != nil {
@@ -278,7 +305,7 @@ func (st *stack) runClient(t *testing.T, cfg map[string]any) *clientRun {
 	ctx, cancel := context.WithTimeout(context.Background(), clientTimeout)
 	defer cancel()
 	var stdout, stderr testkit.LockedBuffer
-	cmd := exec.CommandContext(ctx, st.node, "client.mjs", string(arg))
+	cmd := exec.CommandContext(ctx, st.node, script, string(arg))
 	cmd.Dir = st.e2eDir
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	cmd.SysProcAttr = sysProcAttr()
@@ -288,7 +315,7 @@ func (st *stack) runClient(t *testing.T, cfg map[string]any) *clientRun {
 	elapsed := time.Since(began)
 	t.Cleanup(func() {
 		if t.Failed() || os.Getenv("E2E_VERBOSE") != "" {
-			t.Logf("==== client.mjs %s (%v, %v) stdout:\n%s\n==== stderr:\n%s", arg, elapsed.Round(time.Millisecond), runErr, stdout.String(), stderr.String())
+			t.Logf("==== %s %s (%v, %v) stdout:\n%s\n==== stderr:\n%s", script, arg, elapsed.Round(time.Millisecond), runErr, stdout.String(), stderr.String())
 		}
 	})
 	run := &clientRun{}
@@ -297,18 +324,19 @@ func (st *stack) runClient(t *testing.T, cfg map[string]any) *clientRun {
 	for sc.Scan() {
 		var e event
 		if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
-			t.Fatalf("client.mjs printed a line that is not JSON: %q", sc.Text())
+			t.Fatalf("%s printed a line that is not JSON: %q", script, sc.Text())
 		}
 		run.events = append(run.events, e)
 	}
-	if runErr != nil {
+	if runErr != nil && (mustSucceed || ctx.Err() != nil) {
 		msg := ""
 		if errs := run.all("error"); len(errs) > 0 {
 			msg = errs[0].s("message")
 		}
-		t.Fatalf("client.mjs failed after %v (%v): %s", elapsed.Round(time.Millisecond), runErr, msg)
+		t.Fatalf("%s failed after %v (%v): %s", script, elapsed.Round(time.Millisecond), runErr, msg)
 	}
-	t.Logf("client.mjs %s: %d events in %v", cfg["scenario"], len(run.events), elapsed.Round(time.Millisecond))
+	run.err = runErr
+	t.Logf("%s %s: %d events in %v (%v)", script, cfg["scenario"], len(run.events), elapsed.Round(time.Millisecond), runErr)
 	return run
 }
 

@@ -40,9 +40,9 @@ func TestREADMEShowsTheNginxConfigTheSuiteRuns(t *testing.T) {
 	shown("extauthz_subrequest.conf", extauthzSubrequestConf)
 
 	// The server block's locations: each README location must be one the
-	// suite's nginx.conf has, line for line (the suite's adds a second
-	// resource and the catch-all).
-	conf := nginxConfig("/dir", 1, "gw", "up")
+	// suite's nginx.conf has, line for line (the suite's adds more
+	// resources and the catch-all).
+	conf := nginxConfig("/dir", 1, "gw", "up", "up2")
 	var server string
 	for _, b := range blocks {
 		if strings.Contains(b, "location /mcp {") {
