@@ -204,3 +204,138 @@ func TestRequireBody(t *testing.T) {
 		t.Errorf("honest header and body: %d %s", a.status, a.body)
 	}
 }
+
+// TestResourceNamedByTheProxy: the per-resource endpoints decide for the
+// resource in their path, whatever Host or URI the request carries; a
+// segment naming no resource is refused, never read as "choose by host".
+func TestResourceNamedByTheProxy(t *testing.T) {
+	srv, iss := server(t)
+	other, err := iss.Mint(devissuer.Token{Subject: "alice", Scopes: []string{"mcp:tools"}, Audience: []string{"https://other.example.com/mcp"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bearer := [2]string{"Authorization", "Bearer " + other}
+	for _, c := range []struct {
+		what, method, url string
+		header            [][2]string
+		want              int
+	}{
+		{"nginx, another resource's host", "GET", "/authz/nginx/mcp", [][2]string{{"Host", "other.example.com"}, {"X-Original-Method", "GET"}, {"X-Original-URI", "/mcp"}, bearer}, 401},
+		{"traefik, another resource's host", "GET", "/authz/traefik/mcp", [][2]string{{"X-Forwarded-Method", "GET"}, {"X-Forwarded-Host", "other.example.com"}, {"X-Forwarded-Uri", "/elsewhere"}, bearer}, 401},
+		{"envoy, another path", "GET", "/authz/envoy-resource/mcp/elsewhere", [][2]string{{"Host", "other.example.com"}, bearer}, 401},
+		{"unknown resource", "GET", "/authz/nginx/nope", [][2]string{{"Host", "mcp.example.com"}, {"X-Original-Method", "GET"}, {"X-Original-URI", "/mcp"}}, 403},
+		{"empty resource", "GET", "/authz/nginx/", [][2]string{{"Host", "mcp.example.com"}, {"X-Original-Method", "GET"}, {"X-Original-URI", "/mcp"}}, 403},
+		{"escaped resource", "GET", "/authz/traefik/m%63p", [][2]string{{"X-Forwarded-Method", "GET"}, {"X-Forwarded-Host", "mcp.example.com"}, {"X-Forwarded-Uri", "/mcp"}}, 403},
+	} {
+		a := do(t, c.method, srv.URL+c.url, c.header, "")
+		if a.status != c.want {
+			t.Errorf("%s: %d %s, want %d", c.what, a.status, a.body, c.want)
+		}
+		if c.want == 401 && !strings.Contains(a.header.Get("WWW-Authenticate"), `resource_metadata="https://mcp.example.com/.well-known/oauth-protected-resource/mcp"`) {
+			t.Errorf("%s: challenge %q, want resource mcp's", c.what, a.header.Get("WWW-Authenticate"))
+		}
+	}
+}
+
+// TestDirectAnswersAreNeverAllows: every proxy reads 2xx as "allow". An
+// answer the pipeline gives directly (the metadata document, a CORS
+// preflight answered by the gateway) must not be 2xx here, or a described
+// request (a forged X-Forwarded-Uri naming the metadata path) would let
+// the real one through.
+func TestDirectAnswersAreNeverAllows(t *testing.T) {
+	srv, _ := server(t)
+	for _, c := range []struct {
+		what   string
+		header [][2]string
+	}{
+		{"metadata document", [][2]string{{"X-Forwarded-Method", "GET"}, {"X-Forwarded-Host", "mcp.example.com"}, {"X-Forwarded-Uri", "/.well-known/oauth-protected-resource/mcp"}}},
+		{"preflight", [][2]string{{"X-Forwarded-Method", "OPTIONS"}, {"X-Forwarded-Host", "mcp.example.com"}, {"X-Forwarded-Uri", "/mcp"},
+			{"Origin", "https://mcp.example.com"}, {"Access-Control-Request-Method", "POST"}}},
+	} {
+		a := do(t, "GET", srv.URL+"/authz/traefik", c.header, "")
+		if a.status < 300 {
+			t.Errorf("%s: %d, a proxy would let the request through", c.what, a.status)
+		}
+		if a.status != http.StatusForbidden {
+			t.Errorf("%s: %d %s, want 403", c.what, a.status, a.body)
+		}
+	}
+}
+
+// cookieSessions knows the session cookie "sid"; it holds no session.
+type cookieSessions struct{}
+
+func (cookieSessions) AccessToken(context.Context, string, string) (string, bool, error) {
+	return "", false, nil
+}
+func (cookieSessions) LoginURL(string, string) string { return "" }
+func (cookieSessions) StripCookie(c string) string {
+	var kept []string
+	for part := range strings.SplitSeq(c, ";") {
+		if part = strings.TrimSpace(part); part != "" && !strings.HasPrefix(part, "sid=") {
+			kept = append(kept, part)
+		}
+	}
+	return strings.Join(kept, "; ")
+}
+
+// TestCookieForTheUpstream: an allowed answer carries the Cookie the
+// upstream may see — without the session, empty when nothing is left, as
+// sent when there was no session in it — for the proxy to copy over the
+// request's; none when the request had none.
+func TestCookieForTheUpstream(t *testing.T) {
+	iss, _ := testkit.Issuer(t, "ES256", "", resourceURI, nil)
+	cfg, err := config.Parse([]byte(fmt.Sprintf(`
+unmatched: allow
+resources:
+  - name: mcp
+    resource: %q
+    authorization_servers: [{issuer: %q, jwks_uri: %q}]
+`, resourceURI, iss.Issuer(), iss.JWKSURL())))
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := jwks.New(func(context.Context) (string, error) { return iss.JWKSURL(), nil }, jwks.Options{})
+	v, err := token.NewIssuerSet(token.Options{Issuers: map[string]token.Issuer{iss.Issuer(): {Keys: src}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := authz.NewPolicy(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := authz.NewEngine(p, authz.Options{Verifier: v, Sessions: cookieSessions{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(httpauthz.New(e, httpauthz.Options{}))
+	t.Cleanup(srv.Close)
+	tok, err := iss.Mint(devissuer.Token{Subject: "alice"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		what, uri, cookie string
+		hasCookie         bool
+		want              string
+	}{
+		{"Bearer request with a session", "/mcp", "a=1; sid=SECRET; b=2", true, "a=1; b=2"},
+		{"Bearer request, session only", "/mcp", "sid=SECRET", true, ""},
+		{"unprotected path", "/public", "sid=SECRET; a=1", true, "a=1"},
+		{"no session", "/mcp", "a=1", true, "a=1"},
+		{"no cookie", "/mcp", "", false, ""},
+	} {
+		h := [][2]string{{"Host", "mcp.example.com"}, {"X-Original-Method", "GET"}, {"X-Original-URI", c.uri}, {"Authorization", "Bearer " + tok}}
+		if c.hasCookie {
+			h = append(h, [2]string{"Cookie", c.cookie})
+		}
+		a := do(t, "GET", srv.URL+"/authz/nginx", h, "")
+		if a.status != 200 {
+			t.Fatalf("%s: %d %s", c.what, a.status, a.body)
+		}
+		got, has := a.header["Cookie"]
+		if has != c.hasCookie || has && (len(got) != 1 || got[0] != c.want) {
+			t.Errorf("%s: answer's Cookie %q (present %v), want %q (present %v)", c.what, got, has, c.want, c.hasCookie)
+		}
+	}
+}

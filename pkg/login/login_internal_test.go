@@ -167,6 +167,10 @@ func TestStripCookie(t *testing.T) {
 		"__Host-extauthz-session=x;a=1;b=": "a=1; b=",
 		"a=1; __Host-extauthz-session=x; __Host-extauthz-session-state-0123456789abcdef=s; b=2": "a=1; b=2",
 		"__Host-extauthz-sessionX=1": "__Host-extauthz-sessionX=1",
+		// Two Cookie headers merged with "," by a proxy.
+		"a=1,__Host-extauthz-session=x":        "a=1",
+		"a=1; b=2,__Host-extauthz-session=x,c": "a=1; b=2,c",
+		"theme=a,b":                            "theme=a,b",
 	} {
 		if got := h.StripCookie(in); got != want {
 			t.Errorf("StripCookie(%q) = %q, want %q", in, got, want)
