@@ -8,7 +8,7 @@ import (
 	"unicode/utf8"
 )
 
-// ErrBadURI: a resource URI that cannot be brought to one canonical form
+// ErrBadURI means a resource URI cannot be brought to one canonical form
 // without guessing how the server reads it. See [CanonicalURI].
 var ErrBadURI = errors.New("mcp: resource URI cannot be normalised unambiguously")
 

@@ -66,9 +66,7 @@ func Host(authority string) (string, error) {
 		}
 		h = h[:i]
 	}
-	if strings.HasSuffix(h, ".") {
-		h = h[:len(h)-1]
-	}
+	h = strings.TrimSuffix(h, ".")
 	if h == "" {
 		return "", errors.Join(ErrHost, errors.New("empty host"))
 	}
