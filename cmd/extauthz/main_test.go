@@ -274,6 +274,27 @@ func TestCheckConfigCommand(t *testing.T) {
 	if code, _, _ := runCmd(context.Background(), "check-config", filepath.Join(dir, "missing.yaml")); code != 1 {
 		t.Errorf("missing file: exit %d", code)
 	}
+
+	// Two resources told apart only by host: valid, with a warning that the
+	// Host header chooses between them unless routes name them; none once
+	// the routes must.
+	byHost := filepath.Join(dir, "by-host.yaml")
+	const twoHosts = "resources:\n" +
+		"  - name: a\n    resource: https://a.example.com/mcp\n    authorization_servers: [{issuer: https://auth.example.com}]\n" +
+		"  - name: b\n    resource: https://b.example.com/mcp\n    authorization_servers: [{issuer: https://auth.example.com}]\n"
+	if err := os.WriteFile(byHost, []byte(twoHosts), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := runCmd(context.Background(), "check-config", byHost)
+	if code != 0 || !strings.Contains(out, "ok") || !strings.Contains(errOut, "warning: resources[0] and resources[1] differ only by host") {
+		t.Errorf("resources differing only by host: exit %d, stdout %q, stderr %q; want ok with a warning", code, out, errOut)
+	}
+	if err := os.WriteFile(byHost, []byte("require_explicit_resource: true\n"+twoHosts), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, errOut := runCmd(context.Background(), "check-config", byHost); code != 0 || strings.Contains(errOut, "warning") {
+		t.Errorf("with require_explicit_resource: exit %d, stderr %q; want no warning", code, errOut)
+	}
 }
 
 func TestVersionAndUsage(t *testing.T) {
