@@ -17,6 +17,7 @@ package target
 
 import (
 	"errors"
+	"net/netip"
 	"path"
 	"strings"
 )
@@ -32,7 +33,8 @@ var (
 // Host returns an authority's host in canonical form: lower case, without
 // its port, without one trailing dot ("mcp.example.com." names the same host
 // as "mcp.example.com" in DNS and to most servers, RFC 1034 §3.1), IPv6
-// literals without their brackets. An empty authority gives "".
+// literals without their brackets, in RFC 5952 form. An empty authority
+// gives "".
 //
 // Anything that a server could read as another name is refused: bytes
 // outside letters, digits, "-", ".", "_" (and ":" inside brackets),
@@ -50,15 +52,16 @@ func Host(authority string) (string, error) {
 			return "", errors.Join(ErrHost, errors.New("unterminated IPv6 literal"))
 		}
 		lit, rest := h[1:end], h[end+1:]
-		if lit == "" || !validPort(rest) {
+		if !validPort(rest) {
 			return "", errors.Join(ErrHost, errors.New("malformed IPv6 authority"))
 		}
-		for i := 0; i < len(lit); i++ {
-			if c := lit[i]; !isHex(c) && c != ':' && c != '.' {
-				return "", errors.Join(ErrHost, errors.New("invalid character in IPv6 literal"))
-			}
+		// RFC 3986 §3.2.2: an IPv6 address (no zone); its canonical text
+		// is RFC 5952's, which netip writes.
+		a, err := netip.ParseAddr(lit)
+		if err != nil || !a.Is6() || a.Zone() != "" {
+			return "", errors.Join(ErrHost, errors.New("invalid IPv6 literal"))
 		}
-		return lowerASCII(lit), nil
+		return a.String(), nil
 	}
 	if i := strings.IndexByte(h, ':'); i >= 0 {
 		if !validPort(h[i:]) {

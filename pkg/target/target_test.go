@@ -18,6 +18,7 @@ func TestHost(t *testing.T) {
 		{"127.0.0.1:9001", "127.0.0.1"},
 		{"[::1]:443", "::1"},
 		{"[FE80::1]", "fe80::1"},
+		{"[0:0:0:0:0:0:0:1]:8443", "::1"},
 		{"xn--mnchen-3ya.example", "xn--mnchen-3ya.example"},
 		{"in_ternal.svc", "in_ternal.svc"},
 	} {
@@ -27,7 +28,7 @@ func TestHost(t *testing.T) {
 		}
 	}
 	for _, in := range []string{".", "..", "a..b", ".a", "a..", "a b", "a%62", "münchen.example", "user@host", "host:", "host:abc",
-		"host:1:2", "host:123456", "[::1", "[]", "[::1]:x", "[::1]x", "[::g]", "a/b", `a\b`, "a\x00b"} {
+		"host:1:2", "host:123456", "[::1", "[]", "[::1]:x", "[::1]x", "[::g]", "[.]", "[::1:]", "[127.0.0.1]", "[fe80::1%eth0]", "a/b", `a\b`, "a\x00b"} {
 		if got, err := Host(in); !errors.Is(err, ErrHost) {
 			t.Errorf("Host(%q) = %q, %v; want ErrHost", in, got, err)
 		}
