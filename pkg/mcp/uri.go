@@ -199,10 +199,27 @@ func canonURI(s string, glob bool) (string, string) {
 		out = out[:mark]
 	}
 
+	// An escaped "%" is refused when two hex digits follow it (a double
+	// encoding); appendPct sees the digits as sent, but one may have been
+	// an escape it decoded ("%25%333" → "%2533"), so the output is checked
+	// too: it must itself be canonical.
+	if escapedEscape(out) {
+		return "", "percent-encoded percent-escape (%25 and two hex digits)"
+	}
 	if string(out) == s {
 		return s, ""
 	}
 	return string(out), ""
+}
+
+// escapedEscape reports whether b holds "%25" followed by two hex digits.
+func escapedEscape(b []byte) bool {
+	for i := 0; i+4 < len(b); i++ {
+		if b[i] == '%' && b[i+1] == '2' && b[i+2] == '5' && isHex(b[i+3]) && isHex(b[i+4]) {
+			return true
+		}
+	}
+	return false
 }
 
 // badRune is why a non-ASCII rune (r, n as utf8.DecodeRune returns them)
