@@ -32,6 +32,12 @@ type Request struct {
 	// ContextExtensions are the proxy route's per-route settings; the key
 	// "resource" names the protected resource explicitly.
 	ContextExtensions map[string]string
+	// Underscored lists the names in Headers that hold "_", when the
+	// translator recorded them while building Headers (UnderscoredKnown);
+	// otherwise the decision scans Headers for them. An allowed request
+	// loses the "_" spellings of the identity headers.
+	Underscored      []string
+	UnderscoredKnown bool
 }
 
 // Header is one header name and value.

@@ -21,9 +21,17 @@ import (
 // every path of the host. The identity headers themselves are set or
 // removed by whoever built d.
 func (e *Engine) scrubUpstream(p *Policy, r *Request, d *Decision) {
-	for name := range r.Headers {
-		if strings.IndexByte(name, '_') >= 0 && contains(p.identity, strings.ReplaceAll(name, "_", "-")) {
-			d.Remove = append(d.Remove, name)
+	if r.UnderscoredKnown {
+		for _, name := range r.Underscored {
+			if contains(p.identity, strings.ReplaceAll(name, "_", "-")) {
+				d.Remove = append(d.Remove, name)
+			}
+		}
+	} else {
+		for name := range r.Headers {
+			if strings.IndexByte(name, '_') >= 0 && contains(p.identity, strings.ReplaceAll(name, "_", "-")) {
+				d.Remove = append(d.Remove, name)
+			}
 		}
 	}
 	if e.opts.Sessions == nil {

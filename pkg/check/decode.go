@@ -2,6 +2,7 @@ package check
 
 import (
 	"errors"
+	"strings"
 	"unicode/utf8"
 
 	"google.golang.org/protobuf/encoding/protowire"
@@ -204,6 +205,9 @@ type decoder struct {
 	// (rawBytes, which only grows), for raw.
 	headersOver, rawOver bool
 	rawBytes             int
+	// The names of headers and raw that hold "_", recorded as they are
+	// added, so the decision need not scan the map for them.
+	headersUnderscored, rawUnderscored []string
 	// The HeaderValue being read (HeaderValue nests nothing).
 	hkey, hval, hraw []byte
 }
@@ -395,11 +399,16 @@ func (d *decoder) addHeader(k, val []byte) {
 	if d.headersOver {
 		return
 	}
-	if _, ok := d.headers[string(k)]; !ok && len(d.headers) >= MaxHeaders {
+	_, seen := d.headers[string(k)]
+	if !seen && len(d.headers) >= MaxHeaders {
 		d.headersOver = true
 		return
 	}
-	d.headers[headerName(k)] = string(val)
+	name := headerName(k)
+	d.headers[name] = string(val)
+	if !seen && strings.IndexByte(name, '_') >= 0 {
+		d.headersUnderscored = append(d.headersUnderscored, name)
+	}
 }
 
 // header reads one HeaderValue of HeaderMap all and merges it into d.raw
@@ -435,6 +444,9 @@ func (d *decoder) header(all, b []byte) error {
 	}
 	if !seen {
 		d.raw[k] = string(val)
+		if strings.IndexByte(k, '_') >= 0 {
+			d.rawUnderscored = append(d.rawUnderscored, k)
+		}
 		return nil
 	}
 	// Appended to a buffer, not concatenated: n entries of one name must
@@ -490,8 +502,11 @@ func (d *decoder) finish(r *authz.Request) {
 		Path:              string(d.path),
 		Headers:           d.headers,
 		ContextExtensions: d.ctxExt,
+		Underscored:       d.headersUnderscored,
+		UnderscoredKnown:  true,
 	}
 	if r.Headers == nil {
+		r.Underscored = d.rawUnderscored
 		for k, v := range d.joined {
 			d.raw[k] = string(v)
 		}

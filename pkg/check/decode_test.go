@@ -60,6 +60,22 @@ func differential(t testing.TB, b []byte) {
 		}
 		return
 	}
+	// The decoder records the header names holding "_" as it builds the
+	// map (the reference leaves the decision to scan for them): exactly
+	// those names, each once.
+	var under []string
+	for k := range got.Headers {
+		if strings.IndexByte(k, '_') >= 0 {
+			under = append(under, k)
+		}
+	}
+	recorded := slices.Clone(got.Underscored)
+	slices.Sort(under)
+	slices.Sort(recorded)
+	if !got.UnderscoredKnown || !slices.Equal(under, recorded) {
+		t.Fatalf("DecodeRequest recorded the names with '_' as %q (known %v), the headers have %q\ninput %x", recorded, got.UnderscoredKnown, under, b)
+	}
+	got.Underscored, got.UnderscoredKnown = nil, false
 	if !reflect.DeepEqual(want, got) {
 		t.Fatalf("requests differ\nRequest:       %s\nDecodeRequest: %s\ninput %x", show(want), show(got), b)
 	}

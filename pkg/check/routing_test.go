@@ -78,3 +78,27 @@ func TestRouteVariantsThroughTheCheck(t *testing.T) {
 		t.Errorf("control: /mcp with the catch-all's token: allowed=%v %d", a.allowed, a.status)
 	}
 }
+
+// TestUnderscoreIdentityHeadersRemoved: X_Extauthz_Subject reads as the
+// identity header to CGI-style upstreams; an allowed Check removes every
+// such spelling, whichever header encoding Envoy used.
+func TestUnderscoreIdentityHeadersRemoved(t *testing.T) {
+	g := startGateway(t)
+	tok := mint(t, g.main, devissuer.Token{})
+	for _, raw := range []bool{false, true} {
+		a := g.check(t, check.EnvoyRequest{Method: http.MethodPost, URL: resourceURI, RawHeaders: raw, Headers: append(bearer(tok),
+			[2]string{"x_extauthz_subject", "mallory"}, [2]string{"X_Extauthz-Client_Id", "forged"}, [2]string{"x-extauthz_scopes", "mcp:admin"},
+			[2]string{"x_other", "kept"})})
+		if !a.allowed {
+			t.Fatalf("raw headers %v: denied %d %s", raw, a.status, a.body)
+		}
+		for _, name := range []string{"x_extauthz_subject", "x_extauthz-client_id", "x-extauthz_scopes"} {
+			if !contains(a.removed, name) {
+				t.Errorf("raw headers %v: %s reaches the upstream (removed %v)", raw, name, a.removed)
+			}
+		}
+		if contains(a.removed, "x_other") {
+			t.Errorf("raw headers %v: x_other removed, it names no identity header", raw)
+		}
+	}
+}

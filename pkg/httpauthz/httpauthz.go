@@ -214,7 +214,11 @@ func (h *Handler) original(r *http.Request) (*authz.Request, error) {
 		// Repeated headers are merged with "," as Envoy's CheckRequest
 		// does, so two Authorization headers stay detectable.
 		req.Headers[k] = strings.Join(values, ",")
+		if strings.IndexByte(k, '_') >= 0 {
+			req.Underscored = append(req.Underscored, k)
+		}
 	}
+	req.UnderscoredKnown = true
 	return req, nil
 }
 
