@@ -24,11 +24,12 @@ const resourceURI = "https://mcp.example.com/mcp"
 // server is the HTTP authorization endpoint over a real engine, on a
 // loopback port, with a resource that has one step-up rule.
 func server(t *testing.T) (*httptest.Server, *devissuer.Issuer) {
-	return serverWith(t, "")
+	return serverWith(t, "", nil)
 }
 
-// serverWith adds top-level YAML to the configuration.
-func serverWith(t *testing.T, top string) (*httptest.Server, *devissuer.Issuer) {
+// serverWith adds top-level YAML to the configuration, and browser
+// sessions (nil: none) to the engine.
+func serverWith(t *testing.T, top string, sessions authz.Sessions) (*httptest.Server, *devissuer.Issuer) {
 	t.Helper()
 	iss, _ := testkit.Issuer(t, "ES256", "", resourceURI, nil)
 	cfg, err := config.Parse([]byte(top + fmt.Sprintf(`
@@ -52,7 +53,7 @@ resources:
 	if err != nil {
 		t.Fatal(err)
 	}
-	e, err := authz.NewEngine(p, authz.Options{Verifier: v, Cache: authz.LocalCache(100, nil), MaxTTL: time.Minute})
+	e, err := authz.NewEngine(p, authz.Options{Verifier: v, Cache: authz.LocalCache(100, nil), MaxTTL: time.Minute, Sessions: sessions})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -183,7 +184,7 @@ func TestConventions(t *testing.T) {
 // a POST whose body did not reach the gateway is refused, one whose body
 // did is checked against the headers.
 func TestRequireBody(t *testing.T) {
-	srv, iss := serverWith(t, "mcp: {require_body: true}\n")
+	srv, iss := serverWith(t, "mcp: {require_body: true}\n", nil)
 	tok, err := iss.Mint(devissuer.Token{Subject: "alice", Scopes: []string{"mcp:tools"}})
 	if err != nil {
 		t.Fatal(err)
@@ -284,33 +285,8 @@ func (cookieSessions) StripCookie(c string) string {
 // sent when there was no session in it — for the proxy to copy over the
 // request's; none when the request had none.
 func TestCookieForTheUpstream(t *testing.T) {
-	iss, _ := testkit.Issuer(t, "ES256", "", resourceURI, nil)
-	cfg, err := config.Parse([]byte(fmt.Sprintf(`
-unmatched: allow
-resources:
-  - name: mcp
-    resource: %q
-    authorization_servers: [{issuer: %q, jwks_uri: %q}]
-`, resourceURI, iss.Issuer(), iss.JWKSURL())))
-	if err != nil {
-		t.Fatal(err)
-	}
-	src := jwks.New(func(context.Context) (string, error) { return iss.JWKSURL(), nil }, jwks.Options{})
-	v, err := token.NewIssuerSet(token.Options{Issuers: map[string]token.Issuer{iss.Issuer(): {Keys: src}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := authz.NewPolicy(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	e, err := authz.NewEngine(p, authz.Options{Verifier: v, Sessions: cookieSessions{}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(httpauthz.New(e, httpauthz.Options{}))
-	t.Cleanup(srv.Close)
-	tok, err := iss.Mint(devissuer.Token{Subject: "alice"})
+	srv, iss := serverWith(t, "unmatched: allow\n", cookieSessions{})
+	tok, err := iss.Mint(devissuer.Token{Subject: "alice", Scopes: []string{"mcp:tools"}})
 	if err != nil {
 		t.Fatal(err)
 	}

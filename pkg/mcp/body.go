@@ -116,7 +116,7 @@ func parseBody(b []byte) (method, name []byte, err error) {
 	if bytes.Contains(name, fffd) {
 		return nil, nil, detail(ErrBadBody, "params."+string(want)+" holds U+FFFD or an unpaired surrogate")
 	}
-	if !validNameBytes(name) {
+	if !validName(name) {
 		return nil, nil, detail(ErrBadBody, "params."+string(want)+" holds a control character")
 	}
 	return method, name, nil

@@ -64,7 +64,7 @@ func DecodeName(v string) (string, error) {
 	if !utf8.Valid(dec) {
 		return "", detail(ErrBadHeader, "Mcp-Name base64 sentinel is not UTF-8")
 	}
-	if !validNameBytes(dec) {
+	if !validName(dec) {
 		return "", detail(ErrBadHeader, "Mcp-Name holds a control character")
 	}
 	return string(dec), nil
@@ -75,7 +75,7 @@ func DecodeName(v string) (string, error) {
 // characters have no place in a tool, prompt or resource name, and a name
 // holding them could be displayed, logged or compared differently by the
 // gateway, the server and the people reading the audit log.
-func validName(s string) bool {
+func validName[T string | []byte](s T) bool {
 	for i := 0; i < len(s); {
 		if c := s[i]; c < utf8.RuneSelf {
 			if c < 0x20 || c == 0x7f {
@@ -84,26 +84,8 @@ func validName(s string) bool {
 			i++
 			continue
 		}
-		r, n := utf8.DecodeRuneInString(s[i:])
-		if (r == utf8.RuneError && n <= 1) || (r >= 0x80 && r <= 0x9f) {
-			return false
-		}
-		i += n
-	}
-	return true
-}
-
-// validNameBytes is validName for a byte slice.
-func validNameBytes(s []byte) bool {
-	for i := 0; i < len(s); {
-		if c := s[i]; c < utf8.RuneSelf {
-			if c < 0x20 || c == 0x7f {
-				return false
-			}
-			i++
-			continue
-		}
-		r, n := utf8.DecodeRune(s[i:])
+		// At most 4 bytes: the conversion stays on the stack.
+		r, n := utf8.DecodeRuneInString(string(s[i:min(i+utf8.UTFMax, len(s))]))
 		if (r == utf8.RuneError && n <= 1) || (r >= 0x80 && r <= 0x9f) {
 			return false
 		}
