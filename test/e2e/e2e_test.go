@@ -77,7 +77,7 @@ func testToolsFlow(t *testing.T, st *stack) {
 	run := st.runClient(t, map[string]any{"url": mcpURL, "scenario": "tools", "login": "alice"})
 
 	md := st.authServerMetadata(t)
-	prm := st.nginxURL + "/.well-known/oauth-protected-resource/mcp"
+	prm := st.base + "/.well-known/oauth-protected-resource/mcp"
 	registered := run.one(t, "client_registered")
 	clientID := str(registered["client_id"])
 	if clientID == "" {
@@ -135,7 +135,7 @@ func testToolsFlow(t *testing.T, st *stack) {
 	}
 	// The SDK took the metadata URL from the challenge: it never probed the root well-known URL.
 	if root := run.filter(func(e event) bool {
-		return e.is("http") && e.s("url") == st.nginxURL+"/.well-known/oauth-protected-resource"
+		return e.is("http") && e.s("url") == st.base+"/.well-known/oauth-protected-resource"
 	}); len(root) > 0 {
 		t.Errorf("the SDK fetched the root metadata URL: %v", root)
 	}
@@ -304,7 +304,7 @@ func testStepUp(t *testing.T, st *stack) {
 	)
 
 	www := steps[5].s("www_authenticate")
-	prm := st.nginxURL + "/.well-known/oauth-protected-resource/v2/mcp"
+	prm := st.base + "/.well-known/oauth-protected-resource/v2/mcp"
 	if strings.Count(strings.ToLower(www), "bearer") != 1 || !strings.Contains(www, `error="insufficient_scope"`) ||
 		!strings.Contains(www, `resource_metadata="`+prm+`"`) {
 		t.Errorf("403 WWW-Authenticate = %q, want one Bearer challenge with insufficient_scope and resource_metadata %s", www, prm)
@@ -706,7 +706,11 @@ type stack struct {
 	root, e2eDir string
 	node         string
 	nginxURL     string // http://127.0.0.1:PORT
-	nginxPort    string
+	// base is where the scenarios send their requests: nginxURL, or
+	// frontURL for the gRPC path (grpcpath_test.go).
+	base      string
+	frontURL  string // the Envoy stand-in (internal/envoyfront) before the second gateway
+	nginxPort string
 	// otherResource is a resource on the same path as /mcp, told apart
 	// only by its host (otherHost, localhost:PORT).
 	otherResource, otherHost string
@@ -721,7 +725,7 @@ type stack struct {
 	mdErr  error
 }
 
-func (st *stack) resourceURL(path string) string { return st.nginxURL + path }
+func (st *stack) resourceURL(path string) string { return st.base + path }
 
 // toolRun is a tool server-v2.mjs ran (one of its E2E_TOOL lines).
 type toolRun struct {
@@ -772,6 +776,9 @@ func startStack(t *testing.T) *stack {
 
 	nginxPort, releaseNginxPort := reservePort(t)
 	st.nginxURL = fmt.Sprintf("http://127.0.0.1:%d", nginxPort)
+	st.base = st.nginxURL
+	frontLn := listenFront(t)
+	st.frontURL = "http://" + frontLn.Addr().String()
 	st.nginxPort = strconv.Itoa(nginxPort)
 	st.otherHost = "localhost:" + st.nginxPort
 	st.otherResource = "http://" + st.otherHost + "/mcp"
@@ -827,6 +834,9 @@ func startStack(t *testing.T) *stack {
 			{Resource: st.resourceURL("/v2/any-era/mcp"), Scope: "mcp:tools mcp:admin"},
 			{Resource: st.resourceURL("/other"), Scope: "mcp:tools"},
 			{Resource: st.otherResource, Scope: "mcp:tools"},
+			{Resource: st.frontURL + "/mcp", Scope: "mcp:tools"},
+			{Resource: st.frontURL + "/v2/mcp", Scope: "mcp:tools mcp:admin"},
+			{Resource: st.frontURL + "/v2/any-era/mcp", Scope: "mcp:tools mcp:admin"},
 		},
 		RegistrationIgnoresScope: true,
 	})
@@ -839,21 +849,8 @@ func startStack(t *testing.T) *stack {
 	gwDir := t.TempDir()
 	cfgPath := filepath.Join(gwDir, "extauthz.yaml")
 	writeFile(t, cfgPath, gatewayConfig(st.nginxURL, st.as.Issuer, st.otherResource, webClient.ID))
-	gateway := startProc(t, "extauthz", exec.Command(gatewayBin, "serve", "--config", cfgPath), gwDir,
+	_, gatewayHTTP := st.startGateway(t, "extauthz", gatewayBin, cfgPath,
 		"EXTAUTHZ_E2E_SESSION_KEY="+randomHex(t, 32), "EXTAUTHZ_E2E_WEB_SECRET="+webClient.Secret)
-	gateway.alsoShow(cfgPath)
-	var gatewayHTTP string
-	gateway.waitLine(t, "{", func(line string) bool {
-		var l struct{ Msg, HTTP string }
-		if json.Unmarshal([]byte("{"+line), &l) != nil || l.Msg != "serving" {
-			return false
-		}
-		gatewayHTTP = l.HTTP
-		return true
-	})
-	gateway.waitUntil(t, "readiness (the issuer's keys loaded)", func() bool {
-		return st.status("http://"+gatewayHTTP+"/readyz") == http.StatusOK
-	})
 
 	ngDir := t.TempDir()
 	for _, d := range []string{"logs", "tmp"} {
@@ -873,6 +870,7 @@ func startStack(t *testing.T) *stack {
 	ng.waitUntil(t, "the protected resource metadata through nginx", func() bool {
 		return st.status(st.nginxURL+"/.well-known/oauth-protected-resource/mcp") == http.StatusOK
 	})
+	st.startGRPCPath(t, gatewayBin, frontLn)
 	t.Logf("stack up in %v: nginx %s, gateway %s, authorization server %s, recorders %s and %s, server-everything 127.0.0.1:%d, server-v2 127.0.0.1:%d",
 		time.Since(began).Round(time.Millisecond), st.nginxURL, gatewayHTTP, st.as.Issuer, st.rec.addr, st.recV2.addr, everythingPort, v2Port)
 	return st
