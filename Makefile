@@ -5,10 +5,12 @@ FUZZTIME ?= 30s
 .PHONY: test lint fuzz bench load build e2e e2e-deps nginx-installed chromium-installed
 
 # The integration and end-to-end tests run real parts: oidc-provider, the
-# MCP TypeScript SDK and server-everything (npm, from the committed
-# lockfiles, installed when missing or stale), nginx and chromium (Debian's
-# packages, installed when missing; the browser is never downloaded).
-E2E_DEPS = test/authserver/node_modules/.package-lock.json test/e2e/node_modules/.package-lock.json nginx-installed chromium-installed
+# MCP TypeScript SDK and server-everything, the official MCP conformance
+# suite with the Node 22 it needs (npm, from the committed lockfiles,
+# installed when missing or stale), nginx and chromium (Debian's packages,
+# installed when missing; the browser is never downloaded).
+E2E_DEPS = test/authserver/node_modules/.package-lock.json test/e2e/node_modules/.package-lock.json \
+	test/conformance/node_modules/.package-lock.json nginx-installed chromium-installed
 
 test: $(E2E_DEPS)
 	$(GO) test -race -count=1 ./...
@@ -16,7 +18,8 @@ test: $(E2E_DEPS)
 	# except under -race (which watches only the heap): test that path too.
 	$(GO) test -count=1 -run 'Compact|LocalCache' ./pkg/authz/
 
-# The end-to-end suite alone: SDK client → nginx → gateway → server-everything.
+# The end-to-end suite alone: SDK clients → nginx or the gRPC path → gateway →
+# MCP servers, and the conformance suite through both.
 e2e: $(E2E_DEPS)
 	$(GO) test -race -count=1 -v ./test/e2e/
 
@@ -27,6 +30,9 @@ test/authserver/node_modules/.package-lock.json: test/authserver/package-lock.js
 
 test/e2e/node_modules/.package-lock.json: test/e2e/package-lock.json
 	npm ci --prefix test/e2e --no-audit --no-fund --loglevel=error
+
+test/conformance/node_modules/.package-lock.json: test/conformance/package-lock.json
+	npm ci --prefix test/conformance --no-audit --no-fund --loglevel=error
 
 nginx-installed:
 	@command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || \
