@@ -37,6 +37,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/extauthz/extauthz/internal/testkit"
 )
 
 var updateConformance = flag.Bool("update-conformance", false, "rewrite test/conformance/expectations.yaml from this run (reasons kept)")
@@ -344,4 +346,83 @@ func startTokenHop(t *testing.T, base, token string) string {
 	go func() { _ = srv.Serve(ln) }()
 	t.Cleanup(func() { _ = srv.Close() })
 	return "http://" + self
+}
+
+// TestConformanceTablesArePublished: the README's Conformance section and
+// docs/conformance.md show the expectations file as it is (rewritten by
+// -update-conformance).
+func TestConformanceTablesArePublished(t *testing.T) {
+	root, err := testkit.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var exp expectations
+	if err := yaml.Unmarshal(readFile(t, filepath.Join(root, "test", "conformance", "expectations.yaml")), &exp); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []struct{ path, suites string }{
+		{"README.md", "server-v2 (2026-07-28)"},
+		{filepath.Join("docs", "conformance.md"), ""},
+	} {
+		path := filepath.Join(root, f.path)
+		text := string(readFile(t, path))
+		begin, end := "<!-- conformance table: generated from test/conformance/expectations.yaml -->\n", "<!-- end of conformance table -->\n"
+		i, j := strings.Index(text, begin), strings.Index(text, end)
+		if i < 0 || j < i {
+			t.Errorf("%s: no %q … %q block", f.path, strings.TrimSpace(begin), strings.TrimSpace(end))
+			continue
+		}
+		want := conformanceTables(exp, f.suites)
+		if got := text[i+len(begin) : j]; got != want {
+			if *updateConformance {
+				writeFile(t, path, text[:i+len(begin)]+want+text[j:])
+				t.Logf("wrote %s", path)
+				continue
+			}
+			t.Errorf("%s: the conformance table differs from test/conformance/expectations.yaml (go test ./test/e2e/ -run TestConformanceTablesArePublished -update-conformance rewrites it); want:\n%s", f.path, want)
+		}
+	}
+}
+
+// conformanceTables renders the expectations as Markdown: one table per
+// suite (only the named one when only is not empty).
+func conformanceTables(exp expectations, only string) string {
+	names := make([]string, 0, len(exp.Suites))
+	for n := range exp.Suites {
+		if only == "" || n == only {
+			names = append(names, n)
+		}
+	}
+	sort.Sort(sort.Reverse(sort.StringSlice(names))) // server-v2 (2026-07-28) first
+	cell := func(o string, refused []string) string {
+		switch o {
+		case outcomePass:
+			return "pass"
+		case outcomeFailUpstream:
+			return "fails: server"
+		case outcomeRefused:
+			return fmt.Sprintf("refused by the gateway (%d of its checks)", len(refused))
+		}
+		return o
+	}
+	var b strings.Builder
+	for k, n := range names {
+		if k > 0 {
+			b.WriteString("\n")
+		}
+		if only == "" {
+			fmt.Fprintf(&b, "**%s**\n\n", n)
+		}
+		b.WriteString("| scenario | nginx | gRPC Check | why it fails |\n|---|---|---|---|\n")
+		scenarios := make([]string, 0, len(exp.Suites[n]))
+		for sc := range exp.Suites[n] {
+			scenarios = append(scenarios, sc)
+		}
+		sort.Strings(scenarios)
+		for _, sc := range scenarios {
+			e := exp.Suites[n][sc]
+			fmt.Fprintf(&b, "| `%s` | %s | %s | %s |\n", sc, cell(e.Nginx, e.Refused["nginx"]), cell(e.GRPC, e.Refused["grpc"]), strings.ReplaceAll(e.Why, "|", `\|`))
+		}
+	}
+	return b.String()
 }
