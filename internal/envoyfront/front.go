@@ -113,7 +113,7 @@ func Serve(ln net.Listener, opts Options) (*Front, error) {
 	}
 	conn, err := grpc.NewClient(opts.Check, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
-		ln.Close()
+		_ = ln.Close()
 		return nil, err
 	}
 	f := &Front{URL: "http://" + ln.Addr().String(), opts: opts, conn: conn, client: authv3.NewAuthorizationClient(conn)}
@@ -160,6 +160,8 @@ func normal(u *url.URL) bool {
 	return strings.HasPrefix(u.Path, "/") && clean == u.Path
 }
 
+// ServeHTTP handles one request as Envoy's filter chain would: check, then
+// proxy or deny.
 func (f *Front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	for name := range r.Header {
 		if strings.Contains(name, "_") { // headers_with_underscores_action: REJECT_REQUEST

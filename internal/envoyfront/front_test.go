@@ -111,7 +111,7 @@ func TestFront(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { f.Close() })
+	t.Cleanup(func() { _ = f.Close() })
 
 	do := func(method, path, body string, h map[string]string) (*http.Response, string) {
 		t.Helper()
