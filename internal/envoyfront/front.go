@@ -317,9 +317,9 @@ func apply(h http.Header, o *corev3.HeaderValueOption) {
 		return // keep_empty_value false: the header is dropped, not added
 	}
 	action := o.GetAppendAction()
-	if o.GetAppend() != nil {
+	if legacy := o.GetAppend(); legacy != nil { //nolint:staticcheck // deprecated, and still honoured by Envoy
 		action = corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD
-		if o.GetAppend().GetValue() {
+		if legacy.GetValue() {
 			action = corev3.HeaderValueOption_APPEND_IF_EXISTS_OR_ADD
 		}
 	}
