@@ -64,6 +64,12 @@ export function registerConformanceFixtures(server) {
       return { content: [text('Progress reported: 0, 50 and 100 of 100.')] };
     });
 
+  // SEP-2243 custom headers: the client mirrors `region` into Mcp-Param-Region, which the
+  // server checks against the body.
+  server.registerTool('test_custom_headers',
+    { description: 'Echoes a region that travels in the Mcp-Param-Region header too', inputSchema: z.object({ region: z.string().meta({ 'x-mcp-header': 'Region' }) }) },
+    async ({ region }) => ({ content: [text(`Region: ${region}`)] }));
+
   server.registerResource('static-text', 'test://static-text', { description: 'A static text resource', mimeType: 'text/plain' },
     async (uri) => ({ contents: [{ uri: uri.href, mimeType: 'text/plain', text: 'This is the content of the static text resource.' }] }));
   server.registerResource('static-binary', 'test://static-binary', { description: 'A static binary resource', mimeType: 'image/png' },
