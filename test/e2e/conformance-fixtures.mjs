@@ -4,7 +4,7 @@
 // scenarios exercise real answers through the gateway (test/e2e/conformance_test.go) rather
 // than "not found". Nothing here is protected by a rule.
 
-import { ResourceTemplate } from '@modelcontextprotocol/server';
+import { completable, ResourceTemplate } from '@modelcontextprotocol/server';
 import * as z from 'zod/v4';
 
 // A 1x1 red PNG and a short silent WAV (8 kHz, 8-bit mono).
@@ -83,7 +83,11 @@ export function registerConformanceFixtures(server) {
   server.registerPrompt('test_simple_prompt', { description: 'A prompt without arguments' },
     async () => ({ messages: [{ role: 'user', content: text('This is a simple prompt for testing.') }] }));
   server.registerPrompt('test_prompt_with_arguments',
-    { description: 'A prompt with two arguments', argsSchema: z.object({ arg1: z.string().describe('First test argument'), arg2: z.string().describe('Second test argument') }) },
+    { description: 'A prompt with two arguments', argsSchema: z.object({
+      // completion/complete offers the words that start with what was typed.
+      arg1: completable(z.string().describe('First test argument'), (typed) => ['paris', 'park', 'party'].filter((w) => w.startsWith(typed ?? ''))),
+      arg2: z.string().describe('Second test argument'),
+    }) },
     async ({ arg1, arg2 }) => ({ messages: [{ role: 'user', content: text(`Prompt with arguments: arg1='${arg1}', arg2='${arg2}'`) }] }));
   server.registerPrompt('test_prompt_with_embedded_resource',
     { description: 'A prompt that embeds a resource', argsSchema: z.object({ resourceUri: z.string().describe('URI of the resource to embed') }) },
