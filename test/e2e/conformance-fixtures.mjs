@@ -4,7 +4,7 @@
 // scenarios exercise real answers through the gateway (test/e2e/conformance_test.go) rather
 // than "not found". Nothing here is protected by a rule.
 
-import { completable, ResourceTemplate } from '@modelcontextprotocol/server';
+import { completable, fromJsonSchema, ResourceTemplate } from '@modelcontextprotocol/server';
 import * as z from 'zod/v4';
 
 // A 1x1 red PNG and a short silent WAV (8 kHz, 8-bit mono).
@@ -69,6 +69,28 @@ export function registerConformanceFixtures(server) {
   server.registerTool('test_custom_headers',
     { description: 'Echoes a region that travels in the Mcp-Param-Region header too', inputSchema: z.object({ region: z.string().meta({ 'x-mcp-header': 'Region' }) }) },
     async ({ region }) => ({ content: [text(`Region: ${region}`)] }));
+
+  // JSON Schema 2020-12 keywords (SEP-1613, SEP-2106) that tools/list must keep as written.
+  server.registerTool('json_schema_2020_12_tool', {
+    description: 'Takes a contact, with JSON Schema 2020-12 keywords in its input schema',
+    inputSchema: fromJsonSchema({
+      $schema: 'https://json-schema.org/draft/2020-12/schema',
+      type: 'object',
+      $defs: { address: { $anchor: 'addressDef', type: 'object', properties: { street: { type: 'string' }, city: { type: 'string' } } } },
+      properties: {
+        name: { type: 'string' },
+        address: { $ref: '#/$defs/address' },
+        contactMethod: { type: 'string', enum: ['phone', 'email'] },
+        phone: { type: 'string' },
+        email: { type: 'string' },
+      },
+      allOf: [{ anyOf: [{ required: ['phone'] }, { required: ['email'] }] }],
+      if: { properties: { contactMethod: { const: 'phone' } }, required: ['contactMethod'] },
+      then: { required: ['phone'] },
+      else: { required: ['email'] },
+      additionalProperties: false,
+    }),
+  }, async (args) => ({ content: [text(`Contact: ${JSON.stringify(args)}`)] }));
 
   server.registerResource('static-text', 'test://static-text', { description: 'A static text resource', mimeType: 'text/plain' },
     async (uri) => ({ contents: [{ uri: uri.href, mimeType: 'text/plain', text: 'This is the content of the static text resource.' }] }));
