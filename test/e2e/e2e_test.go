@@ -21,7 +21,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
@@ -62,6 +61,8 @@ func TestE2E(t *testing.T) {
 	t.Run("PathAndHostVariantsNeverReachTheServer", func(t *testing.T) { testPathVariants(t, st) })
 	t.Run("SessionCookieNeverReachesTheServer", func(t *testing.T) { testSessionCookieStripped(t, st) })
 	t.Run("PreflightWithABodyNeedsAToken", func(t *testing.T) { testPreflightWithBody(t, st) })
+	t.Run("DenialsRelayedByNginx", func(t *testing.T) { testDenialsRelayed(t, st, st.nginxURL) })
+	t.Run("NginxWithTheGatewayDown", func(t *testing.T) { testGatewayDown(t, st) })
 }
 
 // ---------------------------------------------------------------------------
@@ -377,7 +378,7 @@ func testStepUp(t *testing.T, st *stack) {
 // revision before 2026-07-28 acts on the body whatever the Mcp-* headers say. So on a
 // resource with rules, a POST from SDK 1.x (MCP 2025-11-25) is refused even when it carries
 // Mcp-Method/Mcp-Name (the client's shim adds them), and so is one without them: the
-// gateway's 400 becomes nginx's 500, and nothing reaches the MCP server.
+// gateway's 400, relayed by nginx, and nothing reaches the MCP server.
 func testLegacyHeadersRefused(t *testing.T, st *stack) {
 	mcpURL := st.resourceURL("/admin/mcp")
 	mark := st.rec.len()
@@ -387,16 +388,16 @@ func testLegacyHeadersRefused(t *testing.T, st *stack) {
 	}
 	refused := run.filter(func(e event) bool {
 		return e.is("http") && e.s("url") == mcpURL && e.jsonrpcMethod() == "initialize" && e.s("authorization") == "Bearer" &&
-			e.s("mcp_method") == "initialize" && e.status() == http.StatusInternalServerError
+			e.s("mcp_method") == "initialize" && e.status() == http.StatusBadRequest
 	})
 	if len(refused) == 0 {
-		t.Errorf("no initialize with a token and Mcp-Method was refused with 500")
+		t.Errorf("no initialize with a token and Mcp-Method was refused with 400")
 	}
 	if ok := run.filter(func(e event) bool { return e.is("http") && e.s("url") == mcpURL && e.status() < 300 }); len(ok) > 0 {
 		t.Errorf("the MCP endpoint accepted requests of the 2025-11-25 client: %v", ok)
 	}
-	if errs := run.all("error"); len(errs) != 1 || errs[0].f("code") != http.StatusInternalServerError {
-		t.Errorf("the client ended with %v, want the 500 of its initialize", errs)
+	if errs := run.all("error"); len(errs) != 1 || errs[0].f("code") != http.StatusBadRequest {
+		t.Errorf("the client ended with %v, want the 400 of its initialize", errs)
 	}
 
 	tok, err := st.as.ClientCredentials(context.Background(), serviceClient, mcpURL, "mcp:tools mcp:admin")
@@ -411,8 +412,8 @@ func testLegacyHeadersRefused(t *testing.T, st *stack) {
 		{"Mcp-Method, no MCP-Protocol-Version", map[string]string{"Mcp-Method": "initialize"}},
 		{"Mcp-Method, MCP-Protocol-Version 2025-11-25", map[string]string{"Mcp-Method": "initialize", "MCP-Protocol-Version": "2025-11-25"}},
 	} {
-		if resp := st.post(t, mcpURL, tok, initializeBody, c.headers); resp.StatusCode != http.StatusInternalServerError {
-			t.Errorf("initialize with %s to a resource with rules: %d %s, want 500 (nginx's answer to the gateway's 400)", c.what, resp.StatusCode, resp.Body)
+		if resp := st.post(t, mcpURL, tok, initializeBody, c.headers); resp.StatusCode != http.StatusBadRequest {
+			t.Errorf("initialize with %s to a resource with rules: %d %s, want the gateway's 400", c.what, resp.StatusCode, resp.Body)
 		}
 	}
 	if got := st.rec.since(mark); len(got) != 0 {
@@ -467,16 +468,16 @@ func testHeaderBodyMismatch(t *testing.T, st *stack) {
 					headers["MCP-Protocol-Version"] = version
 				}
 				resp, got := send(base, getSum(""), headers)
-				if resp.StatusCode != http.StatusInternalServerError || len(got) != 0 {
-					t.Errorf("MCP-Protocol-Version %q, Mcp-Name echo, body get-sum: %d %s, %d requests at the MCP server; want 500 and none",
+				if resp.StatusCode != http.StatusBadRequest || len(got) != 0 {
+					t.Errorf("MCP-Protocol-Version %q, Mcp-Name echo, body get-sum: %d %s, %d requests at the MCP server; want 400 and none",
 						version, resp.StatusCode, resp.Body, len(got))
 				}
 			}
 
 			// A tools/call whose name the headers do not give cannot be matched against the
 			// rules: the gateway refuses it whatever the version.
-			if resp, got := send(base, getSum(modern), map[string]string{"Mcp-Method": "tools/call", "MCP-Protocol-Version": "2026-07-28"}); resp.StatusCode != http.StatusInternalServerError || len(got) != 0 {
-				t.Errorf("tools/call without Mcp-Name, body get-sum: %d %s, %d requests at the MCP server; want 500 and none", resp.StatusCode, resp.Body, len(got))
+			if resp, got := send(base, getSum(modern), map[string]string{"Mcp-Method": "tools/call", "MCP-Protocol-Version": "2026-07-28"}); resp.StatusCode != http.StatusBadRequest || len(got) != 0 {
+				t.Errorf("tools/call without Mcp-Name, body get-sum: %d %s, %d requests at the MCP server; want 400 and none", resp.StatusCode, resp.Body, len(got))
 			}
 
 			// From 2026-07-28 on the gateway decides on the headers; the server must refuse.
@@ -707,6 +708,11 @@ type stack struct {
 	node         string
 	nginxURL     string // http://127.0.0.1:PORT
 	nginxPort    string
+	nginx        *proc // running deploy/nginx/nginx.conf
+	nginxBin     string
+	gatewayHTTP  string // the gateway's HTTP listener, host:port
+	// downIssuer is the issuer of resource "unavailable": a closed port.
+	downIssuer string
 	// otherResource is a resource on the same path as /mcp, told apart
 	// only by its host (otherHost, localhost:PORT).
 	otherResource, otherHost string
@@ -838,7 +844,10 @@ func startStack(t *testing.T) *stack {
 	}
 	gwDir := t.TempDir()
 	cfgPath := filepath.Join(gwDir, "extauthz.yaml")
-	writeFile(t, cfgPath, gatewayConfig(st.nginxURL, st.as.Issuer, st.otherResource, webClient.ID))
+	downPort, releaseDownPort := reservePort(t)
+	releaseDownPort() // a closed port: connections are refused
+	st.downIssuer = fmt.Sprintf("http://127.0.0.1:%d", downPort)
+	writeFile(t, cfgPath, gatewayConfig(st.nginxURL, st.as.Issuer, st.otherResource, webClient.ID, st.downIssuer))
 	gateway := startProc(t, "extauthz", exec.Command(gatewayBin, "serve", "--config", cfgPath), gwDir,
 		"EXTAUTHZ_E2E_SESSION_KEY="+randomHex(t, 32), "EXTAUTHZ_E2E_WEB_SECRET="+webClient.Secret)
 	gateway.alsoShow(cfgPath)
@@ -851,28 +860,16 @@ func startStack(t *testing.T) *stack {
 		gatewayHTTP = l.HTTP
 		return true
 	})
-	gateway.waitUntil(t, "readiness (the issuer's keys loaded)", func() bool {
-		return st.status("http://"+gatewayHTTP+"/readyz") == http.StatusOK
+	gateway.waitUntil(t, "readiness (the issuer's keys loaded; only the unreachable one missing)", func() bool {
+		return st.readyExcept("http://"+gatewayHTTP+"/readyz", st.downIssuer)
 	})
 
-	ngDir := t.TempDir()
-	for _, d := range []string{"logs", "tmp"} {
-		if err := os.MkdirAll(filepath.Join(ngDir, d), 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	writeFile(t, filepath.Join(ngDir, "nginx.conf"), nginxConfig(ngDir, nginxPort, gatewayHTTP, st.rec.addr, st.recV2.addr))
-	writeFile(t, filepath.Join(ngDir, "mcp_auth.conf"), mcpAuthConf)
-	writeFile(t, filepath.Join(ngDir, "extauthz_subrequest.conf"), extauthzSubrequestConf)
-	releaseNginxPort()
-	ng := startProc(t, "nginx", exec.Command(nginx, "-p", ngDir, "-c", filepath.Join(ngDir, "nginx.conf"), "-e", "stderr", "-g", "daemon off;"), ngDir)
-	ng.alsoShow(filepath.Join(ngDir, "nginx.conf"))
-	ng.alsoShow(filepath.Join(ngDir, "mcp_auth.conf"))
-	ng.alsoShow(filepath.Join(ngDir, "extauthz_subrequest.conf"))
-	ng.alsoShow(filepath.Join(ngDir, "logs", "access.log"))
-	ng.waitUntil(t, "the protected resource metadata through nginx", func() bool {
+	// nginx runs deploy/nginx/nginx.conf, only its addresses changed.
+	st.nginx = startNginx(t, nginx, st.root, nginxPort, gatewayHTTP, st.rec.addr, st.recV2.addr, releaseNginxPort)
+	st.nginx.waitUntil(t, "the protected resource metadata through nginx", func() bool {
 		return st.status(st.nginxURL+"/.well-known/oauth-protected-resource/mcp") == http.StatusOK
 	})
+	st.nginxBin, st.gatewayHTTP = nginx, gatewayHTTP
 	t.Logf("stack up in %v: nginx %s, gateway %s, authorization server %s, recorders %s and %s, server-everything 127.0.0.1:%d, server-v2 127.0.0.1:%d",
 		time.Since(began).Round(time.Millisecond), st.nginxURL, gatewayHTTP, st.as.Issuer, st.rec.addr, st.recV2.addr, everythingPort, v2Port)
 	return st
@@ -883,8 +880,9 @@ func startStack(t *testing.T) *stack {
 // path of another host (so that only the route, never the Host header, may
 // choose between them), unprotected paths let through (nginx's catch-all
 // location asks by host and path), and the browser login enabled on mcp so
-// that its session cookie exists to strip.
-func gatewayConfig(nginxURL, issuer, otherResource, webClientID string) string {
+// that its session cookie exists to strip; and one whose issuer cannot be
+// reached (its keys never load), reached through the catch-all location.
+func gatewayConfig(nginxURL, issuer, otherResource, webClientID, downIssuer string) string {
 	return fmt.Sprintf(`listen: {grpc: "127.0.0.1:0", http: "127.0.0.1:0", admin: "off"}
 public_url: %[1]q
 unmatched: allow
@@ -923,121 +921,9 @@ resources:
     resource: %[4]q
     required_scopes: ["mcp:tools"]
     authorization_servers: [{issuer: %[2]q}]
-`, nginxURL, issuer, adminTool, otherResource, webClientID)
+  - name: unavailable
+    resource: "%[1]s/unavailable/mcp"
+    required_scopes: ["mcp:tools"]
+    authorization_servers: [{issuer: %[6]q, jwks_uri: "%[6]s/jwks"}]
+`, nginxURL, issuer, adminTool, otherResource, webClientID, downIssuer)
 }
-
-// nginxConfig is nginx in front of the MCP servers with auth_request to the gateway: the
-// configuration of the README's "HTTP authorization mode" section, plus what running a
-// private instance needs (paths inside dir, one process, loopback only).
-func nginxConfig(dir string, port int, gatewayHTTP, upstream, upstreamV2 string) string {
-	return fmt.Sprintf(`# extauthz end-to-end test: a private nginx, everything under %[1]s.
-master_process off;          # one process: nothing outlives it when it is killed
-pid %[1]s/nginx.pid;
-error_log stderr info;
-events { worker_connections 256; }
-
-http {
-    log_format e2e '$remote_addr "$request" $status $body_bytes_sent upstream=$upstream_status '
-                   'subject="$extauthz_sub" scopes="$extauthz_scopes" $request_time s';
-    access_log %[1]s/logs/access.log e2e;
-    client_body_temp_path %[1]s/tmp/client_body;
-    proxy_temp_path       %[1]s/tmp/proxy;
-    fastcgi_temp_path     %[1]s/tmp/fastcgi;
-    uwsgi_temp_path       %[1]s/tmp/uwsgi;
-    scgi_temp_path        %[1]s/tmp/scgi;
-
-    upstream extauthz_http { server %[3]s; keepalive 8; }
-    upstream mcp_server    { server %[4]s; keepalive 8; }
-    upstream mcp_v2        { server %[5]s; keepalive 8; }
-
-    server {
-        listen 127.0.0.1:%[2]d;
-
-        # Each protected location names its resource in the subrequest's
-        # path: the Host header a client writes never chooses it.
-        location /mcp {
-            auth_request /_extauthz/mcp;        # the resource this location serves: resources[].name
-            include mcp_auth.conf;
-            proxy_pass http://mcp_server;
-        }
-        # A second resource, whose rules need the Mcp-Method / Mcp-Name headers.
-        location /admin/mcp {
-            auth_request /_extauthz/admin;
-            include mcp_auth.conf;
-            proxy_pass http://mcp_server/mcp;
-        }
-        # The same rules in front of an MCP SDK v2 server: MCP 2026-07-28 only,
-        # and (any-era) the SDK's default, which also serves 2025 requests.
-        location /v2/mcp {
-            auth_request /_extauthz/v2;
-            include mcp_auth.conf;
-            proxy_pass http://mcp_v2/mcp;
-        }
-        location /v2/any-era/mcp {
-            auth_request /_extauthz/v2-any-era;
-            include mcp_auth.conf;
-            proxy_pass http://mcp_v2/any-era/mcp;
-        }
-        # Everything else: decided by host and path (the gateway lets
-        # unprotected paths through, unmatched: allow).
-        location / {
-            auth_request /_extauthz_by_host;
-            include mcp_auth.conf;
-            proxy_pass http://mcp_server;
-        }
-
-        location /_extauthz/ {
-            internal;
-            proxy_pass http://extauthz_http/authz/nginx/;   # /_extauthz/mcp -> /authz/nginx/mcp
-            include extauthz_subrequest.conf;
-        }
-        location = /_extauthz_by_host {
-            internal;
-            proxy_pass http://extauthz_http/authz/nginx;
-            include extauthz_subrequest.conf;
-        }
-        location @extauthz_forbidden {
-            add_header WWW-Authenticate $extauthz_www always;
-            return 403 '{"error":"insufficient_scope"}';
-        }
-        location /.well-known/oauth-protected-resource {
-            proxy_pass http://extauthz_http;
-            proxy_set_header Host $http_host;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-        }
-    }
-}
-`, dir, port, gatewayHTTP, upstream, upstreamV2)
-}
-
-// mcpAuthConf is included by every protected location (mcp_auth.conf, next to nginx.conf).
-const mcpAuthConf = `auth_request_set $extauthz_sub    $upstream_http_x_extauthz_subject;
-auth_request_set $extauthz_client $upstream_http_x_extauthz_client_id;
-auth_request_set $extauthz_scopes $upstream_http_x_extauthz_scopes;
-auth_request_set $extauthz_cookie $upstream_http_cookie;
-auth_request_set $extauthz_www    $upstream_http_www_authenticate;
-error_page 403 = @extauthz_forbidden;       # nginx copies WWW-Authenticate on 401 only
-proxy_set_header Authorization "";          # never pass the token to the MCP server
-proxy_set_header Cookie $extauthz_cookie;   # the session cookie removed (no header when empty)
-proxy_set_header X-Extauthz-Subject   $extauthz_sub;
-proxy_set_header X-Extauthz-Client-Id $extauthz_client;
-proxy_set_header X-Extauthz-Scopes    $extauthz_scopes;
-proxy_http_version 1.1;
-proxy_set_header Connection "";
-proxy_buffering off;                        # streamable HTTP answers with SSE
-proxy_read_timeout 1h;
-`
-
-// extauthzSubrequestConf describes the original request to the gateway
-// (extauthz_subrequest.conf, next to nginx.conf).
-const extauthzSubrequestConf = `proxy_pass_request_body off;
-proxy_set_header Content-Length "";
-proxy_set_header Host $http_host;
-proxy_set_header X-Original-Method $request_method;
-proxy_set_header X-Original-URI $request_uri;
-proxy_set_header X-Original-Content-Length $http_content_length;        # whether the request has a body
-proxy_set_header X-Original-Transfer-Encoding $http_transfer_encoding;
-proxy_http_version 1.1;
-proxy_set_header Connection "";
-`
