@@ -51,18 +51,26 @@ var serviceClient = oidctest.Client{ID: "e2e-service", Secret: "e2e-service-secr
 func TestE2E(t *testing.T) {
 	st := startStack(t)
 
-	t.Run("DiscoveryRegistrationPKCEAndToolsThroughNginx", func(t *testing.T) { testToolsFlow(t, st) })
-	t.Run("UpstreamGetsIdentityHeadersNeverTheToken", func(t *testing.T) { testUpstreamHeaders(t, st) })
-	t.Run("StepUpOnInsufficientScope", func(t *testing.T) { testStepUp(t, st) })
+	t.Run("DiscoveryRegistrationPKCEAndToolsThroughNginx", func(t *testing.T) { testToolsFlow(t, st, st.ng) })
+	t.Run("UpstreamGetsIdentityHeadersNeverTheToken", func(t *testing.T) { testUpstreamHeaders(t, st, st.ng) })
+	t.Run("StepUpOnInsufficientScope", func(t *testing.T) { testStepUp(t, st, st.ng) })
 	t.Run("HeadersOfA2025ClientAreNotTrusted", func(t *testing.T) { testLegacyHeadersRefused(t, st) })
 	t.Run("HeaderBodyMismatchStopsAtTheV2Server", func(t *testing.T) { testHeaderBodyMismatch(t, st) })
 	t.Run("TokenForAnotherResourceIsRefused", func(t *testing.T) { testForeignToken(t, st) })
 	t.Run("HostHeaderDoesNotChooseTheResource", func(t *testing.T) { testHostDoesNotChoose(t, st) })
 	t.Run("PathAndHostVariantsNeverReachTheServer", func(t *testing.T) { testPathVariants(t, st) })
-	t.Run("SessionCookieNeverReachesTheServer", func(t *testing.T) { testSessionCookieStripped(t, st) })
+	t.Run("SessionCookieNeverReachesTheServer", func(t *testing.T) { testSessionCookieStripped(t, st, st.ng) })
 	t.Run("PreflightWithABodyNeedsAToken", func(t *testing.T) { testPreflightWithBody(t, st) })
 	t.Run("DenialsRelayedByNginx", func(t *testing.T) { testDenialsRelayed(t, st, st.nginxURL) })
 	t.Run("NginxWithTheGatewayDown", func(t *testing.T) { testGatewayDown(t, st) })
+
+	// The same flows through Caddy (deploy/caddy/Caddyfile, forward_auth to /authz/traefik).
+	t.Run("DiscoveryRegistrationPKCEAndToolsThroughCaddy", func(t *testing.T) { testToolsFlow(t, st, st.caddy) })
+	t.Run("UpstreamGetsIdentityHeadersNeverTheTokenThroughCaddy", func(t *testing.T) { testUpstreamHeaders(t, st, st.caddy) })
+	t.Run("StepUpOnInsufficientScopeThroughCaddy", func(t *testing.T) { testStepUp(t, st, st.caddy) })
+	t.Run("SessionCookieNeverReachesTheServerThroughCaddy", func(t *testing.T) { testSessionCookieStripped(t, st, st.caddy) })
+	t.Run("DenialsRelayedByCaddy", func(t *testing.T) { testDenialsRelayed(t, st, st.caddy.url) })
+	t.Run("CaddyWithTheGatewayDown", func(t *testing.T) { testCaddyGatewayDown(t, st, st.caddyBin) })
 }
 
 // ---------------------------------------------------------------------------
@@ -73,12 +81,12 @@ func TestE2E(t *testing.T) {
 // metadata at the path-suffixed URL, then the authorization server's metadata, registers,
 // authorizes with PKCE and resource, exchanges the code, and then initialize, tools/list and
 // tools/call succeed through nginx, with progress notifications streamed as they are sent.
-func testToolsFlow(t *testing.T, st *stack) {
-	mcpURL := st.resourceURL("/mcp")
+func testToolsFlow(t *testing.T, st *stack, f *front) {
+	mcpURL := f.resourceURL("/mcp")
 	run := st.runClient(t, map[string]any{"url": mcpURL, "scenario": "tools", "login": "alice"})
 
 	md := st.authServerMetadata(t)
-	prm := st.nginxURL + "/.well-known/oauth-protected-resource/mcp"
+	prm := f.url + "/.well-known/oauth-protected-resource/mcp"
 	registered := run.one(t, "client_registered")
 	clientID := str(registered["client_id"])
 	if clientID == "" {
@@ -136,7 +144,7 @@ func testToolsFlow(t *testing.T, st *stack) {
 	}
 	// The SDK took the metadata URL from the challenge: it never probed the root well-known URL.
 	if root := run.filter(func(e event) bool {
-		return e.is("http") && e.s("url") == st.nginxURL+"/.well-known/oauth-protected-resource"
+		return e.is("http") && e.s("url") == f.url+"/.well-known/oauth-protected-resource"
 	}); len(root) > 0 {
 		t.Errorf("the SDK fetched the root metadata URL: %v", root)
 	}
@@ -209,8 +217,8 @@ func testToolsFlow(t *testing.T, st *stack) {
 
 // testUpstreamHeaders: the MCP server never receives the Authorization header, and receives
 // the identity headers the gateway derived from the token, whatever the client sent in them.
-func testUpstreamHeaders(t *testing.T, st *stack) {
-	mcpURL := st.resourceURL("/mcp")
+func testUpstreamHeaders(t *testing.T, st *stack, f *front) {
+	mcpURL := f.resourceURL("/mcp")
 	mark := st.rec.len()
 	run := st.runClient(t, map[string]any{"url": mcpURL, "scenario": "echo", "login": "bob"})
 	clientID := str(run.one(t, "client_registered")["client_id"])
@@ -271,8 +279,8 @@ func testUpstreamHeaders(t *testing.T, st *stack) {
 // call gets 403 insufficient_scope naming every scope it needs, the SDK re-authorizes with
 // those scopes (no new registration), and the call succeeds. The SDK v2 server ran the tool
 // once, and the headers the gateway decided on agree with the bodies the server acted on.
-func testStepUp(t *testing.T, st *stack) {
-	mcpURL := st.resourceURL("/v2/mcp")
+func testStepUp(t *testing.T, st *stack, f *front) {
+	mcpURL := f.resourceURL("/v2/mcp")
 	mark, runsBefore := st.recV2.len(), len(st.v2ToolRuns(t))
 	run := st.runClientV2(t, map[string]any{"url": mcpURL, "scenario": "stepup", "login": "carol", "adminTool": adminTool})
 	md := st.authServerMetadata(t)
@@ -305,7 +313,7 @@ func testStepUp(t *testing.T, st *stack) {
 	)
 
 	www := steps[5].s("www_authenticate")
-	prm := st.nginxURL + "/.well-known/oauth-protected-resource/v2/mcp"
+	prm := f.url + "/.well-known/oauth-protected-resource/v2/mcp"
 	if strings.Count(strings.ToLower(www), "bearer") != 1 || !strings.Contains(www, `error="insufficient_scope"`) ||
 		!strings.Contains(www, `resource_metadata="`+prm+`"`) {
 		t.Errorf("403 WWW-Authenticate = %q, want one Bearer challenge with insufficient_scope and resource_metadata %s", www, prm)
@@ -646,24 +654,24 @@ func testPathVariants(t *testing.T, st *stack) {
 // testSessionCookieStripped: a browser session cookie is sent to every path
 // of the host (Path=/); it works as the user, so no upstream may see it —
 // not on a Bearer request, not on an unprotected path, not on a preflight.
-func testSessionCookieStripped(t *testing.T, st *stack) {
-	tok, err := st.as.ClientCredentials(context.Background(), serviceClient, st.resourceURL("/mcp"), "mcp:tools")
+func testSessionCookieStripped(t *testing.T, st *stack, f *front) {
+	tok, err := st.as.ClientCredentials(context.Background(), serviceClient, f.resourceURL("/mcp"), "mcp:tools")
 	if err != nil {
 		t.Fatal(err)
 	}
 	sid := strings.Repeat("S", 43)
 	cookie := "theme=dark; " + sessionCookie + "=" + sid + "; " + sessionCookie + "-state-0123456789abcdef=x; lang=en"
-	host := "127.0.0.1:" + st.nginxPort
+	host := "127.0.0.1:" + f.port
 	for _, c := range []struct {
 		what, method, url string
 		headers           map[string]string
 		body, want        string
 	}{
-		{"Bearer request", http.MethodPost, st.resourceURL("/mcp"), map[string]string{"Authorization": "Bearer " + tok, "Cookie": cookie}, initializeBody, "theme=dark; lang=en"},
-		{"Bearer request, session only", http.MethodPost, st.resourceURL("/mcp"), map[string]string{"Authorization": "Bearer " + tok, "Cookie": sessionCookie + "=" + sid}, initializeBody, ""},
-		{"unprotected path", http.MethodGet, st.nginxURL + "/public", map[string]string{"Cookie": cookie}, "", "theme=dark; lang=en"},
-		{"forwarded preflight", http.MethodOptions, st.resourceURL("/mcp"), map[string]string{"Cookie": cookie, "Origin": st.nginxURL, "Access-Control-Request-Method": "POST"}, "", "theme=dark; lang=en"},
-		{"no session", http.MethodGet, st.nginxURL + "/public", map[string]string{"Cookie": "theme=dark"}, "", "theme=dark"},
+		{"Bearer request", http.MethodPost, f.resourceURL("/mcp"), map[string]string{"Authorization": "Bearer " + tok, "Cookie": cookie}, initializeBody, "theme=dark; lang=en"},
+		{"Bearer request, session only", http.MethodPost, f.resourceURL("/mcp"), map[string]string{"Authorization": "Bearer " + tok, "Cookie": sessionCookie + "=" + sid}, initializeBody, ""},
+		{"unprotected path", http.MethodGet, f.url + "/public", map[string]string{"Cookie": cookie}, "", "theme=dark; lang=en"},
+		{"forwarded preflight", http.MethodOptions, f.resourceURL("/mcp"), map[string]string{"Cookie": cookie, "Origin": f.url, "Access-Control-Request-Method": "POST"}, "", "theme=dark; lang=en"},
+		{"no session", http.MethodGet, f.url + "/public", map[string]string{"Cookie": "theme=dark"}, "", "theme=dark"},
 	} {
 		mark := st.rec.len()
 		resp := st.send(t, c.method, c.url, host, c.headers, c.body)
@@ -713,6 +721,11 @@ type stack struct {
 	gatewayHTTP  string // the gateway's HTTP listener, host:port
 	// downIssuer is the issuer of resource "unavailable": a closed port.
 	downIssuer string
+	// The proxies in front: nginx (ng, the same as nginxURL...) and Caddy, each with its
+	// own gateway whose public_url is the proxy's address.
+	ng, caddy *front
+	caddyProc *proc
+	caddyBin  string
 	// otherResource is a resource on the same path as /mcp, told apart
 	// only by its host (otherHost, localhost:PORT).
 	otherResource, otherHost string
@@ -728,6 +741,16 @@ type stack struct {
 }
 
 func (st *stack) resourceURL(path string) string { return st.nginxURL + path }
+
+// front is a proxy in front of the MCP servers, with its own gateway.
+type front struct {
+	name, url, port string // url is http://127.0.0.1:PORT, the gateway's public_url
+	// otherResource is a resource on the same path as /mcp, told apart only by its host
+	// (otherHost, localhost:PORT).
+	otherResource, otherHost string
+}
+
+func (f *front) resourceURL(path string) string { return f.url + path }
 
 // toolRun is a tool server-v2.mjs ran (one of its E2E_TOOL lines).
 type toolRun struct {
@@ -762,6 +785,7 @@ func startStack(t *testing.T) *stack {
 	st.e2eDir = filepath.Join(st.root, "test", "e2e")
 	st.node = checkNodeDeps(t, st.e2eDir)
 	nginx := findNginx(t)
+	caddyBin := caddy(t)
 
 	// The gateway binary builds while the other parts start.
 	gatewayBin := filepath.Join(t.TempDir(), "extauthz")
@@ -781,6 +805,11 @@ func startStack(t *testing.T) *stack {
 	st.nginxPort = strconv.Itoa(nginxPort)
 	st.otherHost = "localhost:" + st.nginxPort
 	st.otherResource = "http://" + st.otherHost + "/mcp"
+	caddyPort, releaseCaddyPort := reservePort(t)
+	st.caddy = &front{name: "caddy", url: fmt.Sprintf("http://127.0.0.1:%d", caddyPort), port: strconv.Itoa(caddyPort)}
+	st.caddy.otherHost = "localhost:" + st.caddy.port
+	st.caddy.otherResource = "http://" + st.caddy.otherHost + "/mcp"
+	st.ng = &front{name: "nginx", url: st.nginxURL, port: st.nginxPort, otherHost: st.otherHost, otherResource: st.otherResource}
 
 	// The MCP server, forced onto 127.0.0.1 by the preload, on a port of its choosing.
 	everything := startProc(t, "server-everything", exec.Command(st.node, "--import", "./loopback.mjs",
@@ -822,18 +851,22 @@ func startStack(t *testing.T) *stack {
 
 	webClient := oidctest.Client{
 		ID: "extauthz-web", Secret: "web-secret-" + randomHex(t, 16), AuthMethod: "client_secret_basic",
-		GrantTypes: []string{"authorization_code", "refresh_token"}, RedirectURIs: []string{st.nginxURL + "/oauth/callback"},
+		GrantTypes: []string{"authorization_code", "refresh_token"}, RedirectURIs: []string{st.nginxURL + "/oauth/callback", st.caddy.url + "/oauth/callback"},
+	}
+	var resources []oidctest.Resource
+	for _, f := range []*front{st.ng, st.caddy} {
+		resources = append(resources,
+			oidctest.Resource{Resource: f.url + "/mcp", Scope: "mcp:tools"},
+			oidctest.Resource{Resource: f.url + "/admin/mcp", Scope: "mcp:tools mcp:admin"},
+			oidctest.Resource{Resource: f.url + "/v2/mcp", Scope: "mcp:tools mcp:admin"},
+			oidctest.Resource{Resource: f.url + "/v2/any-era/mcp", Scope: "mcp:tools mcp:admin"},
+			oidctest.Resource{Resource: f.url + "/other", Scope: "mcp:tools"},
+			oidctest.Resource{Resource: f.otherResource, Scope: "mcp:tools"},
+		)
 	}
 	st.as = oidctest.Start(t, oidctest.Options{
-		Clients: []oidctest.Client{serviceClient, webClient},
-		Resources: []oidctest.Resource{
-			{Resource: st.resourceURL("/mcp"), Scope: "mcp:tools"},
-			{Resource: st.resourceURL("/admin/mcp"), Scope: "mcp:tools mcp:admin"},
-			{Resource: st.resourceURL("/v2/mcp"), Scope: "mcp:tools mcp:admin"},
-			{Resource: st.resourceURL("/v2/any-era/mcp"), Scope: "mcp:tools mcp:admin"},
-			{Resource: st.resourceURL("/other"), Scope: "mcp:tools"},
-			{Resource: st.otherResource, Scope: "mcp:tools"},
-		},
+		Clients:                  []oidctest.Client{serviceClient, webClient},
+		Resources:                resources,
 		RegistrationIgnoresScope: true,
 	})
 
@@ -842,27 +875,33 @@ func startStack(t *testing.T) *stack {
 	if err != nil {
 		t.Fatalf("building the gateway: %v", err)
 	}
-	gwDir := t.TempDir()
-	cfgPath := filepath.Join(gwDir, "extauthz.yaml")
 	downPort, releaseDownPort := reservePort(t)
 	releaseDownPort() // a closed port: connections are refused
 	st.downIssuer = fmt.Sprintf("http://127.0.0.1:%d", downPort)
-	writeFile(t, cfgPath, gatewayConfig(st.nginxURL, st.as.Issuer, st.otherResource, webClient.ID, st.downIssuer))
-	gateway := startProc(t, "extauthz", exec.Command(gatewayBin, "serve", "--config", cfgPath), gwDir,
-		"EXTAUTHZ_E2E_SESSION_KEY="+randomHex(t, 32), "EXTAUTHZ_E2E_WEB_SECRET="+webClient.Secret)
-	gateway.alsoShow(cfgPath)
-	var gatewayHTTP string
-	gateway.waitLine(t, "{", func(line string) bool {
-		var l struct{ Msg, HTTP string }
-		if json.Unmarshal([]byte("{"+line), &l) != nil || l.Msg != "serving" {
-			return false
-		}
-		gatewayHTTP = l.HTTP
-		return true
-	})
-	gateway.waitUntil(t, "readiness (the issuer's keys loaded; only the unreachable one missing)", func() bool {
-		return st.readyExcept("http://"+gatewayHTTP+"/readyz", st.downIssuer)
-	})
+	// One gateway per proxy, each with the proxy's address as its public_url.
+	startGateway := func(f *front) string {
+		gwDir := t.TempDir()
+		cfgPath := filepath.Join(gwDir, "extauthz.yaml")
+		writeFile(t, cfgPath, gatewayConfig(f.url, st.as.Issuer, f.otherResource, webClient.ID, st.downIssuer))
+		gateway := startProc(t, "extauthz for "+f.name, exec.Command(gatewayBin, "serve", "--config", cfgPath), gwDir,
+			"EXTAUTHZ_E2E_SESSION_KEY="+randomHex(t, 32), "EXTAUTHZ_E2E_WEB_SECRET="+webClient.Secret)
+		gateway.alsoShow(cfgPath)
+		var gatewayHTTP string
+		gateway.waitLine(t, "{", func(line string) bool {
+			var l struct{ Msg, HTTP string }
+			if json.Unmarshal([]byte("{"+line), &l) != nil || l.Msg != "serving" {
+				return false
+			}
+			gatewayHTTP = l.HTTP
+			return true
+		})
+		gateway.waitUntil(t, "readiness (the issuer's keys loaded; only the unreachable one missing)", func() bool {
+			return st.readyExcept("http://"+gatewayHTTP+"/readyz", st.downIssuer)
+		})
+		return gatewayHTTP
+	}
+	gatewayHTTP := startGateway(st.ng)
+	caddyGateway := startGateway(st.caddy)
 
 	// nginx runs deploy/nginx/nginx.conf, only its addresses changed.
 	st.nginx = startNginx(t, nginx, st.root, nginxPort, gatewayHTTP, st.rec.addr, st.recV2.addr, releaseNginxPort)
@@ -870,8 +909,14 @@ func startStack(t *testing.T) *stack {
 		return st.status(st.nginxURL+"/.well-known/oauth-protected-resource/mcp") == http.StatusOK
 	})
 	st.nginxBin, st.gatewayHTTP = nginx, gatewayHTTP
-	t.Logf("stack up in %v: nginx %s, gateway %s, authorization server %s, recorders %s and %s, server-everything 127.0.0.1:%d, server-v2 127.0.0.1:%d",
-		time.Since(began).Round(time.Millisecond), st.nginxURL, gatewayHTTP, st.as.Issuer, st.rec.addr, st.recV2.addr, everythingPort, v2Port)
+	// Caddy runs deploy/caddy/Caddyfile, only its addresses changed.
+	st.caddyBin = caddyBin
+	st.caddyProc = startCaddy(t, caddyBin, st.root, caddyPort, caddyGateway, st.rec.addr, st.recV2.addr, releaseCaddyPort)
+	st.caddyProc.waitUntil(t, "the protected resource metadata through Caddy", func() bool {
+		return st.status(st.caddy.url+"/.well-known/oauth-protected-resource/mcp") == http.StatusOK
+	})
+	t.Logf("stack up in %v: nginx %s (gateway %s), Caddy %s (gateway %s), authorization server %s, recorders %s and %s, server-everything 127.0.0.1:%d, server-v2 127.0.0.1:%d",
+		time.Since(began).Round(time.Millisecond), st.nginxURL, gatewayHTTP, st.caddy.url, caddyGateway, st.as.Issuer, st.rec.addr, st.recV2.addr, everythingPort, v2Port)
 	return st
 }
 

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -18,25 +19,25 @@ import (
 // nginxConfPath is the nginx.conf the README shows and the suite runs.
 const nginxConfPath = "deploy/nginx/nginx.conf"
 
-// deployConfig reads a configuration file of deploy/ and makes each substitution, every old
-// text occurring exactly once; it fails the test unless undoing them gives the file back, so
+// deployConfig reads a configuration file of deploy/ and makes each substitution (of every
+// occurrence; each must occur); it fails the test unless undoing them gives the file back, so
 // that the suite runs the file as shipped but for the addresses.
 func deployConfig(t *testing.T, root, rel string, subs [][2]string) string {
 	t.Helper()
 	orig := string(readFile(t, filepath.Join(root, rel)))
 	conf := orig
 	for _, s := range subs {
-		if n := strings.Count(conf, s[0]); n != 1 {
-			t.Fatalf("%s: %q occurs %d times, want once", rel, s[0], n)
+		if !strings.Contains(conf, s[0]) {
+			t.Fatalf("%s: %q does not occur", rel, s[0])
 		}
 		if strings.Contains(orig, s[1]) {
 			t.Fatalf("%s already contains the substitute %q", rel, s[1])
 		}
-		conf = strings.Replace(conf, s[0], s[1], 1)
+		conf = strings.ReplaceAll(conf, s[0], s[1])
 	}
 	back := conf
 	for _, s := range subs {
-		back = strings.Replace(back, s[1], s[0], 1)
+		back = strings.ReplaceAll(back, s[1], s[0])
 	}
 	if back != orig {
 		t.Fatalf("%s: the substitutions changed more than the addresses", rel)
@@ -65,6 +66,78 @@ func startNginx(t *testing.T, nginx, root string, port int, gatewayHTTP, upstrea
 	release()
 	p := startProc(t, "nginx", exec.Command(nginx, "-p", dir, "-c", conf, "-e", "stderr",
 		"-g", "daemon off; master_process off; pid "+filepath.Join(dir, "nginx.pid")+";"), dir)
+	p.alsoShow(conf)
+	return p
+}
+
+// caddyModule is the Caddy the suite runs; bump it deliberately (and in the Makefile).
+const caddyModule = "github.com/caddyserver/caddy/v2/cmd/caddy@v2.11.9"
+
+// caddyConfPath is the Caddyfile the README shows and the suite runs.
+const caddyConfPath = "deploy/caddy/Caddyfile"
+
+// caddyDir is where Caddy is built once and kept: beside Go's build cache (make
+// caddy-installed builds it there too), since a build takes minutes.
+func caddyDir(t *testing.T) string {
+	t.Helper()
+	out, err := exec.Command("go", "env", "GOCACHE").Output()
+	if err != nil || strings.TrimSpace(string(out)) == "" || strings.TrimSpace(string(out)) == "off" {
+		t.Fatalf("go env GOCACHE: %q %v: Caddy is kept beside the build cache", out, err)
+	}
+	_, version, _ := strings.Cut(caddyModule, "@")
+	return filepath.Join(filepath.Dir(strings.TrimSpace(string(out))), "extauthz-tools", "caddy-"+version)
+}
+
+// caddy returns the Caddy binary, building it with go install when it is not there yet (into
+// a fresh directory, renamed into place, so that a broken build leaves nothing behind). A
+// Caddy that cannot be built fails the test.
+func caddy(t *testing.T) string {
+	t.Helper()
+	dir := caddyDir(t)
+	bin := filepath.Join(dir, "caddy")
+	// A go install build says "unknown" to caddy version: read its module version instead.
+	_, version, _ := strings.Cut(caddyModule, "@")
+	if out, err := exec.Command("go", "version", "-m", bin).Output(); err == nil && strings.Contains(string(out), "\tgithub.com/caddyserver/caddy/v2\t"+version+"\t") {
+		return bin
+	}
+	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	tmp, err := os.MkdirTemp(filepath.Dir(dir), "caddy-build-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(tmp)
+	t.Logf("building %s into %s (once; it takes minutes)", caddyModule, dir)
+	cmd := exec.Command("go", "install", caddyModule)
+	cmd.Dir = tmp
+	cmd.Env = append(os.Environ(), "GOBIN="+tmp, "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go install %s: %v\n%s (or run make caddy-installed)", caddyModule, err, out)
+	}
+	_ = os.RemoveAll(dir)
+	if err := os.Rename(tmp, dir); err != nil {
+		t.Fatal(err)
+	}
+	return bin
+}
+
+// startCaddy runs deploy/caddy/Caddyfile with its addresses changed, its configuration and
+// data directories private; release frees the reserved port just before Caddy binds it.
+func startCaddy(t *testing.T, caddy, root string, port int, gatewayHTTP, upstream, upstreamV2 string, release func()) *proc {
+	t.Helper()
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "Caddyfile")
+	writeFile(t, conf, deployConfig(t, root, caddyConfPath, [][2]string{
+		{"http://:8080 {", fmt.Sprintf("http://:%d {", port)},
+		{"bind 0.0.0.0", "bind 127.0.0.1"},
+		{"extauthz:8080", gatewayHTTP},
+		{"mcp-server:3000", upstream},
+		{"mcp-v2:3000", upstreamV2},
+	}))
+	release()
+	p := startProc(t, "caddy", exec.Command(caddy, "run", "--config", conf, "--adapter", "caddyfile"), dir,
+		"XDG_CONFIG_HOME="+filepath.Join(dir, "config"), "XDG_DATA_HOME="+filepath.Join(dir, "data"), "HOME="+dir)
 	p.alsoShow(conf)
 	return p
 }
@@ -219,6 +292,27 @@ func testDenialsRelayed(t *testing.T, st *stack, front string) {
 		if resp.StatusCode != status || resp.Body != upstreamStatusBody || resp.Header.Get("Retry-After") != "" {
 			t.Errorf("the MCP server's own %d: the client got %d %q (Retry-After %q)", status, resp.StatusCode, resp.Body, resp.Header.Get("Retry-After"))
 		}
+	}
+}
+
+// testCaddyGatewayDown: the same Caddyfile with the gateway unreachable answers Caddy's own
+// 502 (an empty body), and nothing reaches the MCP server.
+func testCaddyGatewayDown(t *testing.T, st *stack, caddyBin string) {
+	port, release := reservePort(t)
+	gw, releaseGW := reservePort(t)
+	releaseGW() // a closed port
+	p := startCaddy(t, caddyBin, st.root, port, fmt.Sprintf("127.0.0.1:%d", gw), st.rec.addr, st.recV2.addr, release)
+	front := fmt.Sprintf("http://127.0.0.1:%d", port)
+	p.waitUntil(t, "Caddy to answer", func() bool { return st.status(front+"/mcp") != 0 })
+	mark := st.rec.len()
+	for _, path := range []string{"/mcp", "/v2/mcp", "/public"} {
+		resp := st.send(t, http.MethodPost, front+path, "", map[string]string{"Authorization": "Bearer x"}, initializeBody)
+		if resp.StatusCode != http.StatusBadGateway || resp.Body != "" {
+			t.Errorf("POST %s with the gateway down: %d %q, want Caddy's 502 with an empty body", path, resp.StatusCode, resp.Body)
+		}
+	}
+	if got := st.rec.since(mark); len(got) != 0 {
+		t.Errorf("requests reached the MCP server with the gateway down: %v", got)
 	}
 }
 

@@ -23,6 +23,7 @@ func TestREADMEShowsTheProxyConfigsTheSuiteRuns(t *testing.T) {
 	}
 	for _, c := range []struct{ lang, file string }{
 		{"nginx", nginxConfPath},
+		{"caddyfile", caddyConfPath},
 	} {
 		file := string(readFile(t, filepath.Join(root, c.file)))
 		found := false
