@@ -3,13 +3,16 @@ package e2e
 // The end-to-end suite. One stack is started for all scenarios, every part on 127.0.0.1:
 //
 //	SDK 1.x client (client.mjs) ───▶ nginx ──auth_request──▶ extauthz serve (/authz/nginx)
-//	SDK 2.x client (client-v2.mjs) ─▶  │
+//	SDK 2.x client (client-v2.mjs) ─▶  │   (deploy/nginx/nginx.conf)
 //	                                   ├─ /mcp, /admin/mcp ─▶ recorder ──▶ server-everything
 //	                                   │                                   (SDK 1.x, streamableHttp)
 //	                                   └─ /v2/… ────────────▶ recorder ──▶ server-v2.mjs
 //	                                                                       (SDK 2.x, 2026-07-28)
+//	                  the same clients ▶ Caddy ──forward_auth──▶ a second extauthz serve
+//	                                       (deploy/caddy/Caddyfile)  (/authz/traefik), whose
+//	                                       ─▶ the same recorders      public_url is Caddy's
 //	oidc-provider (internal/oidctest) ◀── the SDK's discovery, registration, authorization
-//	                                      and token requests; the gateway's JWKS fetches
+//	                                      and token requests; the gateways' JWKS fetches
 //
 // A recorder is a streaming reverse proxy that keeps the headers of every request the MCP
 // server behind it receives. The Node clients print one JSON line per HTTP request they make
