@@ -92,6 +92,11 @@ func do(t *testing.T, method, url string, header [][2]string, body string) answe
 	if strings.Contains(url, "/authz/nginx") {
 		return nginxRelayed(t, a)
 	}
+	// Traefik, Caddy and Envoy relay any status with its body: their
+	// answers are the real ones, without nginx's relay headers.
+	if a.header.Get(httpauthz.StatusHeader) != "" || a.header.Get(httpauthz.BodyHeader) != "" {
+		t.Errorf("%s answered with nginx's relay headers: %v", url, a.header)
+	}
 	return a
 }
 

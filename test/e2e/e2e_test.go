@@ -59,9 +59,9 @@ func TestE2E(t *testing.T) {
 	t.Run("StepUpOnInsufficientScope", func(t *testing.T) { testStepUp(t, st, st.ng) })
 	t.Run("HeadersOfA2025ClientAreNotTrusted", func(t *testing.T) { testLegacyHeadersRefused(t, st) })
 	t.Run("HeaderBodyMismatchStopsAtTheV2Server", func(t *testing.T) { testHeaderBodyMismatch(t, st) })
-	t.Run("TokenForAnotherResourceIsRefused", func(t *testing.T) { testForeignToken(t, st) })
-	t.Run("HostHeaderDoesNotChooseTheResource", func(t *testing.T) { testHostDoesNotChoose(t, st) })
-	t.Run("PathAndHostVariantsNeverReachTheServer", func(t *testing.T) { testPathVariants(t, st) })
+	t.Run("TokenForAnotherResourceIsRefused", func(t *testing.T) { testForeignToken(t, st, st.ng) })
+	t.Run("HostHeaderDoesNotChooseTheResource", func(t *testing.T) { testHostDoesNotChoose(t, st, st.ng) })
+	t.Run("PathAndHostVariantsNeverReachTheServer", func(t *testing.T) { testPathVariants(t, st, st.ng) })
 	t.Run("SessionCookieNeverReachesTheServer", func(t *testing.T) { testSessionCookieStripped(t, st, st.ng) })
 	t.Run("PreflightWithABodyNeedsAToken", func(t *testing.T) { testPreflightWithBody(t, st) })
 	t.Run("DenialsRelayedByNginx", func(t *testing.T) { testDenialsRelayed(t, st, st.nginxURL) })
@@ -71,6 +71,9 @@ func TestE2E(t *testing.T) {
 	t.Run("DiscoveryRegistrationPKCEAndToolsThroughCaddy", func(t *testing.T) { testToolsFlow(t, st, st.caddy) })
 	t.Run("UpstreamGetsIdentityHeadersNeverTheTokenThroughCaddy", func(t *testing.T) { testUpstreamHeaders(t, st, st.caddy) })
 	t.Run("StepUpOnInsufficientScopeThroughCaddy", func(t *testing.T) { testStepUp(t, st, st.caddy) })
+	t.Run("TokenForAnotherResourceIsRefusedThroughCaddy", func(t *testing.T) { testForeignToken(t, st, st.caddy) })
+	t.Run("HostHeaderDoesNotChooseTheResourceThroughCaddy", func(t *testing.T) { testHostDoesNotChoose(t, st, st.caddy) })
+	t.Run("PathAndHostVariantsNeverReachTheServerThroughCaddy", func(t *testing.T) { testPathVariants(t, st, st.caddy) })
 	t.Run("SessionCookieNeverReachesTheServerThroughCaddy", func(t *testing.T) { testSessionCookieStripped(t, st, st.caddy) })
 	t.Run("DenialsRelayedByCaddy", func(t *testing.T) { testDenialsRelayed(t, st, st.caddy.url) })
 	t.Run("CaddyWithTheGatewayDown", func(t *testing.T) { testCaddyGatewayDown(t, st, st.caddyBin) })
@@ -571,11 +574,11 @@ func testHeaderBodyMismatch(t *testing.T, st *stack) {
 
 // testForeignToken: tokens whose audience is another resource are refused with 401
 // invalid_token; a token for this resource from the same client passes.
-func testForeignToken(t *testing.T, st *stack) {
+func testForeignToken(t *testing.T, st *stack, f *front) {
 	ctx := context.Background()
-	mcpURL := st.resourceURL("/mcp")
+	mcpURL := f.resourceURL("/mcp")
 	mark := st.rec.len()
-	for _, other := range []string{st.resourceURL("/other"), st.resourceURL("/admin/mcp")} {
+	for _, other := range []string{f.resourceURL("/other"), f.resourceURL("/admin/mcp")} {
 		tok, err := st.as.ClientCredentials(ctx, serviceClient, other, "mcp:tools")
 		if err != nil {
 			t.Fatal(err)
@@ -583,7 +586,7 @@ func testForeignToken(t *testing.T, st *stack) {
 		resp := st.post(t, mcpURL, tok, initializeBody, nil)
 		www := resp.Header.Get("WWW-Authenticate")
 		if resp.StatusCode != http.StatusUnauthorized || !strings.Contains(www, `error="invalid_token"`) ||
-			!strings.Contains(www, `resource_metadata="`+st.nginxURL+`/.well-known/oauth-protected-resource/mcp"`) {
+			!strings.Contains(www, `resource_metadata="`+f.url+`/.well-known/oauth-protected-resource/mcp"`) {
 			t.Errorf("token for %s sent to %s: %d, WWW-Authenticate %q; want 401 invalid_token with resource_metadata", other, mcpURL, resp.StatusCode, www)
 		}
 	}
@@ -605,16 +608,16 @@ func testForeignToken(t *testing.T, st *stack) {
 // its audience is wrong: 401, and nothing reaches the MCP server. Were the
 // resource chosen by the Host header, the token would run tools/call on the
 // /mcp upstream.
-func testHostDoesNotChoose(t *testing.T, st *stack) {
-	tok, err := st.as.ClientCredentials(context.Background(), serviceClient, st.otherResource, "mcp:tools")
+func testHostDoesNotChoose(t *testing.T, st *stack, f *front) {
+	tok, err := st.as.ClientCredentials(context.Background(), serviceClient, f.otherResource, "mcp:tools")
 	if err != nil {
 		t.Fatal(err)
 	}
 	mark := st.rec.len()
-	for _, host := range []string{st.otherHost, strings.ToUpper(st.otherHost), "localhost.:" + st.nginxPort} {
-		resp := st.send(t, http.MethodPost, st.resourceURL("/mcp"), host, map[string]string{"Authorization": "Bearer " + tok}, toolsCallBody("echo"))
+	for _, host := range []string{f.otherHost, strings.ToUpper(f.otherHost), "localhost.:" + f.port} {
+		resp := st.send(t, http.MethodPost, f.resourceURL("/mcp"), host, map[string]string{"Authorization": "Bearer " + tok}, toolsCallBody("echo"))
 		if resp.StatusCode != http.StatusUnauthorized || !strings.Contains(resp.Header.Get("WWW-Authenticate"), `error="invalid_token"`) {
-			t.Errorf("Host %s, a token for %s on nginx's /mcp: %d %q; want 401 invalid_token (decided as resource mcp)", host, st.otherResource, resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
+			t.Errorf("Host %s, a token for %s on nginx's /mcp: %d %q; want 401 invalid_token (decided as resource mcp)", host, f.otherResource, resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
 		}
 	}
 	if got := st.rec.since(mark); len(got) != 0 {
@@ -626,9 +629,9 @@ func testHostDoesNotChoose(t *testing.T, st *stack) {
 // routes case-insensitively) may take for the MCP endpoint, sent without a
 // token, some through nginx's catch-all location (decided by host and path,
 // with unmatched: allow). None may reach the MCP server.
-func testPathVariants(t *testing.T, st *stack) {
+func testPathVariants(t *testing.T, st *stack, f *front) {
 	mark := st.rec.len()
-	host := "127.0.0.1:" + st.nginxPort
+	host := "127.0.0.1:" + f.port
 	for _, v := range []struct{ host, path string }{
 		{host, "/MCP"},
 		{host, "/Mcp"},
@@ -637,10 +640,10 @@ func testPathVariants(t *testing.T, st *stack) {
 		{host, "/mcp%2F"},
 		{host, "/mcp;x"},
 		{host, "/x/%2E%2E/mcp"},
-		{"localhost.:" + st.nginxPort, "/MCP"},
-		{"LOCALHOST:" + st.nginxPort, "/mcp"},
+		{"localhost.:" + f.port, "/MCP"},
+		{"LOCALHOST:" + f.port, "/mcp"},
 	} {
-		resp := st.send(t, http.MethodPost, st.nginxURL+v.path, v.host, nil, toolsCallBody("echo"))
+		resp := st.send(t, http.MethodPost, f.url+v.path, v.host, nil, toolsCallBody("echo"))
 		if resp.StatusCode < 400 {
 			t.Errorf("Host %s POST %s without a token: %d %s", v.host, v.path, resp.StatusCode, resp.Body)
 		}
@@ -649,7 +652,7 @@ func testPathVariants(t *testing.T, st *stack) {
 		t.Errorf("path variants without a token reached the MCP server: %v", got)
 	}
 	// Control: the catch-all passes what is not protected.
-	if resp := st.send(t, http.MethodGet, st.nginxURL+"/public", host, nil, ""); resp.StatusCode >= 500 || len(st.rec.since(mark)) != 1 {
+	if resp := st.send(t, http.MethodGet, f.url+"/public", host, nil, ""); resp.StatusCode >= 500 || len(st.rec.since(mark)) != 1 {
 		t.Errorf("control: GET /public through the catch-all: %d, %d requests at the server; want it passed on", resp.StatusCode, len(st.rec.since(mark)))
 	}
 }

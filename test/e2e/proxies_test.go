@@ -232,6 +232,14 @@ func testDenialsRelayed(t *testing.T, st *stack, front string) {
 	resp = st.send(t, http.MethodPost, mcpURL, "", nil, initializeBody)
 	checkDenial(t, "no token", resp, denialCheck{401, `resource_metadata="` + front + `/.well-known/oauth-protected-resource/mcp"`, "*"})
 
+	// A client describing another request in the headers each proxy sets for the gateway is
+	// not believed: the proxies overwrite them.
+	resp = st.send(t, http.MethodPost, mcpURL, "", map[string]string{
+		"X-Original-Method": "GET", "X-Original-URI": "/public", "X-Forwarded-Method": "GET", "X-Forwarded-Uri": "/public",
+		"X-Forwarded-Host": "localhost", "X-Forwarded-Proto": "https",
+	}, initializeBody)
+	checkDenial(t, "no token, forged X-Original-*/X-Forwarded-* headers", resp, denialCheck{401, `resource_metadata="` + front + `/.well-known/oauth-protected-resource/mcp"`, "*"})
+
 	resp = st.send(t, http.MethodPost, mcpURL, "", map[string]string{"Authorization": "Bearer not-a-token"}, initializeBody)
 	checkDenial(t, "a malformed token", resp, denialCheck{401, `error="invalid_token"`, "invalid_token"})
 
