@@ -137,6 +137,13 @@ func (e *Engine) Policy() *Policy { return e.policy.Load() }
 // denial with the status of the denial table.
 func (e *Engine) Check(ctx context.Context, r *Request) Decision {
 	p := e.policy.Load()
+	d := e.decide(ctx, p, r)
+	p.withCORS(r, &d)
+	return d
+}
+
+// decide is Check before the CORS headers of a denial (cors.go).
+func (e *Engine) decide(ctx context.Context, p *Policy, r *Request) Decision {
 	rawPath, query, _ := strings.Cut(r.Path, "?")
 	host, path, err := canonicalTarget(r.Host, rawPath)
 	if err != nil {
