@@ -661,7 +661,7 @@ func testSessionCookieStripped(t *testing.T, st *stack) {
 		{"Bearer request", http.MethodPost, st.resourceURL("/mcp"), map[string]string{"Authorization": "Bearer " + tok, "Cookie": cookie}, initializeBody, "theme=dark; lang=en"},
 		{"Bearer request, session only", http.MethodPost, st.resourceURL("/mcp"), map[string]string{"Authorization": "Bearer " + tok, "Cookie": sessionCookie + "=" + sid}, initializeBody, ""},
 		{"unprotected path", http.MethodGet, st.nginxURL + "/public", map[string]string{"Cookie": cookie}, "", "theme=dark; lang=en"},
-		{"forwarded preflight", http.MethodOptions, st.resourceURL("/mcp"), map[string]string{"Cookie": cookie, "Origin": st.nginxURL, "Access-Control-Request-Method": "POST"}, "", "theme=dark; lang=en"},
+		{"forwarded preflight", http.MethodOptions, st.resourceURL("/admin/mcp"), map[string]string{"Cookie": cookie, "Origin": st.nginxURL, "Access-Control-Request-Method": "POST"}, "", "theme=dark; lang=en"},
 		{"no session", http.MethodGet, st.nginxURL + "/public", map[string]string{"Cookie": "theme=dark"}, "", "theme=dark"},
 	} {
 		mark := st.rec.len()
@@ -883,7 +883,9 @@ func startStack(t *testing.T) *stack {
 // path of another host (so that only the route, never the Host header, may
 // choose between them), unprotected paths let through (nginx's catch-all
 // location asks by host and path), and the browser login enabled on mcp so
-// that its session cookie exists to strip.
+// that its session cookie exists to strip. mcp's CORS preflights are
+// answered by the gateway (nginx sends them to /authz/nginx-preflight);
+// admin's are forwarded to the MCP server (preflight: forward).
 func gatewayConfig(nginxURL, issuer, otherResource, webClientID string) string {
 	return fmt.Sprintf(`listen: {grpc: "127.0.0.1:0", http: "127.0.0.1:0", admin: "off"}
 public_url: %[1]q
@@ -895,7 +897,6 @@ resources:
     resource: "%[1]s/mcp"
     required_scopes: ["mcp:tools"]
     authorization_servers: [{issuer: %[2]q}]
-    preflight: forward
     login:
       enabled: true
       client_id: %[5]q
@@ -904,6 +905,7 @@ resources:
   - name: admin
     resource: "%[1]s/admin/mcp"
     required_scopes: ["mcp:tools"]
+    preflight: forward
     rules:
       - {method: tools/call, name: %[3]q, scopes: ["mcp:admin"]}
     authorization_servers: [{issuer: %[2]q}]
@@ -946,6 +948,13 @@ http {
     uwsgi_temp_path       %[1]s/tmp/uwsgi;
     scgi_temp_path        %[1]s/tmp/scgi;
 
+    # A CORS preflight (OPTIONS with Access-Control-Request-Method, no body) is
+    # answered by the gateway (a subrequest cannot carry its 204).
+    map "$request_method $http_access_control_request_method $http_content_length$http_transfer_encoding" $extauthz_preflight {
+        default              "";
+        "~^OPTIONS [^ ]+ 0?$" 1;
+    }
+
     upstream extauthz_http { server %[3]s; keepalive 8; }
     upstream mcp_server    { server %[4]s; keepalive 8; }
     upstream mcp_v2        { server %[5]s; keepalive 8; }
@@ -956,6 +965,7 @@ http {
         # Each protected location names its resource in the subrequest's
         # path: the Host header a client writes never chooses it.
         location /mcp {
+            if ($extauthz_preflight) { rewrite ^ /_extauthz_preflight/mcp? last; }  # same name as below
             auth_request /_extauthz/mcp;        # the resource this location serves: resources[].name
             include mcp_auth.conf;
             proxy_pass http://mcp_server;
@@ -991,6 +1001,11 @@ http {
             proxy_pass http://extauthz_http/authz/nginx/;   # /_extauthz/mcp -> /authz/nginx/mcp
             include extauthz_subrequest.conf;
         }
+        location /_extauthz_preflight/ {
+            internal;
+            proxy_pass http://extauthz_http/authz/nginx-preflight/;   # the gateway's answer goes to the browser
+            include extauthz_subrequest.conf;
+        }
         location = /_extauthz_by_host {
             internal;
             proxy_pass http://extauthz_http/authz/nginx;
@@ -998,6 +1013,10 @@ http {
         }
         location @extauthz_forbidden {
             add_header WWW-Authenticate $extauthz_www always;
+            add_header Access-Control-Allow-Origin      $extauthz_acao always;
+            add_header Access-Control-Allow-Credentials $extauthz_acac always;
+            add_header Access-Control-Expose-Headers    $extauthz_aceh always;
+            add_header Vary                             $extauthz_vary always;
             return 403 '{"error":"insufficient_scope"}';
         }
         location /.well-known/oauth-protected-resource {
@@ -1017,7 +1036,17 @@ auth_request_set $extauthz_client $upstream_http_x_extauthz_client_id;
 auth_request_set $extauthz_scopes $upstream_http_x_extauthz_scopes;
 auth_request_set $extauthz_cookie $upstream_http_cookie;
 auth_request_set $extauthz_www    $upstream_http_www_authenticate;
+auth_request_set $extauthz_acao   $upstream_http_access_control_allow_origin;
+auth_request_set $extauthz_acac   $upstream_http_access_control_allow_credentials;
+auth_request_set $extauthz_aceh   $upstream_http_access_control_expose_headers;
+auth_request_set $extauthz_vary   $upstream_http_vary;
 error_page 403 = @extauthz_forbidden;       # nginx copies WWW-Authenticate on 401 only
+# CORS on the gateway's denials, so that a browser client reads them (empty: no header;
+# an allowed request's answer keeps the upstream's own CORS headers).
+add_header Access-Control-Allow-Origin      $extauthz_acao always;
+add_header Access-Control-Allow-Credentials $extauthz_acac always;
+add_header Access-Control-Expose-Headers    $extauthz_aceh always;
+add_header Vary                             $extauthz_vary always;
 proxy_set_header Authorization "";          # never pass the token to the MCP server
 proxy_set_header Cookie $extauthz_cookie;   # the session cookie removed (no header when empty)
 proxy_set_header X-Extauthz-Subject   $extauthz_sub;

@@ -52,6 +52,19 @@ func TestREADMEShowsTheNginxConfigTheSuiteRuns(t *testing.T) {
 	if server == "" {
 		t.Fatal("the README shows no nginx block with the /mcp location")
 	}
+	// The http block's map that tells preflights apart, likewise.
+	maps := 0
+	for _, b := range blocks {
+		if strings.HasPrefix(b, "map ") {
+			maps++
+			if indented := regexp.MustCompile(`(?m)^`).ReplaceAllString(strings.TrimSuffix(b, "\n"), "    "); !strings.Contains(conf, indented) {
+				t.Errorf("the README's map is not in the suite's nginx.conf:\n%s", b)
+			}
+		}
+	}
+	if maps == 0 {
+		t.Error("the README shows no nginx map block for the preflights")
+	}
 	for _, loc := range regexp.MustCompile(`(?ms)^location [^\n]*\{\n.*?^\}\n`).FindAllString(server, -1) {
 		indented := regexp.MustCompile(`(?m)^`).ReplaceAllString(strings.TrimSuffix(loc, "\n"), "        ")
 		if !strings.Contains(conf, indented) {
