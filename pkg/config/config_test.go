@@ -34,15 +34,10 @@ func serverDefaults(rs []Resource) {
 		if rs[i].Preflight == "" {
 			rs[i].Preflight = "answer"
 		}
-		if rs[i].CORS.AllowMethods == nil {
-			rs[i].CORS.AllowMethods = []string{"GET", "POST", "DELETE"}
-		}
-		if rs[i].CORS.AllowHeaders == nil {
-			rs[i].CORS.AllowHeaders = []string{"Authorization", "Content-Type", "Mcp-Protocol-Version", "Mcp-Method", "Mcp-Name",
-				"Mcp-Session-Id", "Last-Event-ID", "Mcp-Param-*"}
-		}
-		if rs[i].CORS.MaxAge == 0 {
-			rs[i].CORS.MaxAge = dur("10m")
+		if rs[i].CORS.AllowMethods == nil && rs[i].CORS.AllowHeaders == nil && rs[i].CORS.MaxAge == 0 {
+			// No cors block in the want: the defaults.
+			rs[i].CORS = CORS{AllowMethods: []string{"GET", "POST", "DELETE"}, AllowHeaders: []string{"Authorization", "Content-Type",
+				"Mcp-Protocol-Version", "Mcp-Method", "Mcp-Name", "Mcp-Session-Id", "Last-Event-ID", "Mcp-Param-*"}, MaxAge: dur("10m")}
 		}
 		for k := range rs[i].AuthorizationServers {
 			as := &rs[i].AuthorizationServers[k]
@@ -216,6 +211,7 @@ func TestLoadValid(t *testing.T) {
 						Audiences:             []string{"files-api"},
 						ResourceName:          "File server",
 						ResourceDocumentation: "https://docs.example.com/files",
+						CORS:                  CORS{AllowMethods: []string{"POST"}, AllowHeaders: []string{"Authorization", "X-Tenant-*"}, MaxAge: 0}, // written as 0s
 					},
 					{
 						Name:       "search_v2",
