@@ -270,3 +270,33 @@ func equalMaps(a, b map[string]string) bool {
 	}
 	return true
 }
+
+// TestFetchIsNoNavigation: on a resource with browser login, a page's fetch
+// without credentials gets the 401 it can read, not the 302 to the sign-in
+// a navigation gets: a fetch announces itself by Origin (cross-origin) or
+// Sec-Fetch-Mode.
+func TestFetchIsNoNavigation(t *testing.T) {
+	f := corsFixture(t, nil)
+	f.engine.Policy().byName["mcp"].login = true
+	f.engine.opts.Sessions = &fakeSessions{id: "s", tok: "good"}
+	html := "text/html,application/xhtml+xml"
+	for _, tc := range []struct {
+		name    string
+		headers map[string]string
+		status  int
+	}{
+		{"navigation", map[string]string{"accept": html}, http.StatusFound},
+		{"navigation with Fetch Metadata", map[string]string{"accept": html, "sec-fetch-mode": "navigate"}, http.StatusFound},
+		{"cross-origin fetch", map[string]string{"accept": html, "origin": appOrigin}, http.StatusUnauthorized},
+		{"same-origin fetch", map[string]string{"accept": html, "sec-fetch-mode": "cors"}, http.StatusUnauthorized},
+		{"no-cors fetch", map[string]string{"accept": html, "sec-fetch-mode": "no-cors"}, http.StatusUnauthorized},
+	} {
+		d := f.check(http.MethodGet, "mcp.example.com", "/mcp", tc.headers)
+		if d.Status != tc.status {
+			t.Errorf("%s: %d %s, want %d", tc.name, d.Status, d.Reason, tc.status)
+		}
+		if tc.headers["origin"] != "" && corsHeaders(&d)["access-control-allow-origin"] != appOrigin {
+			t.Errorf("%s: CORS headers %v", tc.name, corsHeaders(&d))
+		}
+	}
+}
