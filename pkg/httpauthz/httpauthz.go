@@ -126,7 +126,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !d.Allow && h.log.Enabled(r.Context(), slog.LevelDebug) {
 		h.log.Debug("denied", "status", d.Status, "reason", string(d.Reason), "resource", d.Resource, "err", d.Err)
 	}
-	if strings.HasPrefix(r.URL.Path, Prefix+"nginx-preflight") {
+	if mode, _, _ := strings.Cut(strings.TrimPrefix(r.URL.EscapedPath(), Prefix), "/"); mode == "nginx-preflight" {
 		writeAnswer(w, &d)
 		return
 	}
