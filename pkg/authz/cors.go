@@ -103,15 +103,15 @@ func (c *corsRules) prefixed(name string) bool {
 // whether Access-Control-Allow-Credentials is sent. A resource allowing
 // every origin answers "*": nothing of the caller is reflected, and no
 // credentialed (cookie) request may read it, so a browser session is never
-// usable from any site. Otherwise the Origin is echoed as sent (it is one
-// of the listed origins, which are plain ASCII), with credentials when the
-// resource has the browser login, whose session cookie makes requests
-// credentialed.
+// usable from any site. Otherwise the answer names the listed origin the
+// Origin matched (ASCII, lower case: what browsers send; never the
+// request's own bytes), with credentials when the resource has the browser
+// login, whose session cookie makes requests credentialed.
 func (res *resource) corsOrigin(origin string) (string, bool) {
 	if res.anyOrigin {
 		return "*", false
 	}
-	return origin, res.login
+	return strings.ToLower(origin), res.login
 }
 
 // withCORS adds the CORS headers to a denial of a request whose Origin the

@@ -111,10 +111,20 @@ func TestDenialsCarryCORS(t *testing.T) {
 			t.Errorf("Origin %q: %d %s with %v, want 403 origin_not_allowed without CORS headers", origin, d.Status, d.Reason, corsHeaders(&d))
 		}
 	}
-	// The Origin is compared case-insensitively and echoed as sent.
+	// The Origin is compared ignoring ASCII case, and what is echoed is the
+	// allowed origin, never the request's bytes.
 	d := f.check(http.MethodPost, "mcp.example.com", "/mcp", map[string]string{"origin": "https://APP.example.com"})
-	if d.Status != http.StatusUnauthorized || corsHeaders(&d)["access-control-allow-origin"] != "https://APP.example.com" {
+	if d.Status != http.StatusUnauthorized || corsHeaders(&d)["access-control-allow-origin"] != appOrigin {
 		t.Errorf("upper-case Origin: %d %v", d.Status, corsHeaders(&d))
+	}
+	// Unicode case folding is no ASCII case: the Kelvin sign lower-cases
+	// to "k", "ſ" upper-cases to "S"; neither is the allowed origin.
+	k := corsFixture(t, func(c *config.Config) { c.Resources[0].AllowedOrigins = []string{"https://kapp.example.com"} })
+	for _, origin := range []string{"https://\u212Aapp.example.com", "https://KAPP.example.com\u0000", "https://kapp.example.com "} {
+		d := k.check(http.MethodPost, "mcp.example.com", "/mcp", map[string]string{"origin": origin})
+		if d.Status != http.StatusForbidden || len(corsHeaders(&d)) != 0 {
+			t.Errorf("Origin %q: %d %v, want 403 without CORS headers", origin, d.Status, corsHeaders(&d))
+		}
 	}
 	// Allowed: the upstream's answer is the upstream's.
 	d = f.engine.Check(context.Background(), &Request{Method: http.MethodPost, Host: "mcp.example.com", Path: "/mcp", Body: []byte(list),
