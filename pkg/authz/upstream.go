@@ -80,8 +80,8 @@ func isPreflight(r *Request) bool {
 // preflight answers a CORS preflight from an allowed origin (the Origin
 // was checked before): by the gateway itself (204 with the CORS headers of
 // the resource's cors block, cors.go), or, when the resource says so, by
-// letting it through to the upstream without a token. Either way no credential is involved: browsers never
-// send one on a preflight.
+// letting it through to the upstream without a token. Either way no
+// credential is involved: browsers never send one on a preflight.
 func (e *Engine) preflight(p *Policy, res *resource, r *Request) Decision {
 	if res.forwardPreflight {
 		return e.passThrough(p, r, ReasonPreflight, res.name)
