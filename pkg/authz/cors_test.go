@@ -310,3 +310,31 @@ func TestFetchIsNoNavigation(t *testing.T) {
 		}
 	}
 }
+
+// FuzzPreflightAllowHeaders: whatever a client requests, the answer's
+// Access-Control-Allow-Headers is the listed names plus requested names
+// under a listed prefix: tokens only, nothing else of the request.
+func FuzzPreflightAllowHeaders(f *testing.F) {
+	for _, s := range []string{"authorization, mcp-param-a", "mcp-param-", "Mcp-Param-X,\tMCP-PARAM-y", "a\r\nb", "mcp-param-a,,", " , ", "x-tenant-1"} {
+		f.Add(s)
+	}
+	c := compileCORS(config.CORS{AllowMethods: []string{"POST"}, AllowHeaders: []string{"Authorization", "Mcp-Param-*", "X-Tenant-*"}})
+	f.Fuzz(func(t *testing.T, requested string) {
+		got := c.allowHeaders(requested)
+		if !strings.HasPrefix(got, "Authorization") {
+			t.Fatalf("%q: %q lost the listed names", requested, got)
+		}
+		if !isTokenList(got) {
+			t.Fatalf("%q: %q is not a list of header names", requested, got)
+		}
+		for item := range strings.SplitSeq(got, ",") {
+			item = strings.TrimSpace(item)
+			if item != "Authorization" && !c.prefixed(item) {
+				t.Fatalf("%q: %q allows %q, which nothing lists", requested, got, item)
+			}
+			if item != "Authorization" && !strings.Contains(strings.ToLower(requested), strings.ToLower(item)) {
+				t.Fatalf("%q: %q allows %q, which was not requested", requested, got, item)
+			}
+		}
+	})
+}
