@@ -72,6 +72,7 @@ fuzz:
 	GO=$(GO) FUZZTIME=$(FUZZTIME) scripts/fuzz.sh FuzzCacheHash ./pkg/token/
 	GO=$(GO) FUZZTIME=$(FUZZTIME) scripts/fuzz.sh FuzzRouteDifferential ./pkg/authz/
 	GO=$(GO) FUZZTIME=$(FUZZTIME) scripts/fuzz.sh FuzzTarget ./pkg/target/
+	GO=$(GO) FUZZTIME=$(FUZZTIME) scripts/fuzz.sh FuzzPreflightAllowHeaders ./pkg/authz/
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 2s -count 5 ./pkg/check/

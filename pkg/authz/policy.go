@@ -58,6 +58,8 @@ type resource struct {
 	noTokenChall     string // the challenge for a request without a token, built once
 	login            bool   // browsers may sign in and use a session cookie
 	mcpRules                // MCP operation rules, scope hierarchy, origins
+
+	cors corsRules // what the gateway's own answers tell browsers (cors.go)
 }
 
 // NewPolicy compiles a configuration that has passed config.Validate.
@@ -97,6 +99,7 @@ func NewPolicy(c *config.Config) (*Policy, error) {
 			wellKnown:   metadata.WellKnownPath(rc.Resource),
 		}
 		r.forwardPreflight = rc.Preflight == "forward"
+		r.cors = compileCORS(rc.CORS)
 		if hasUpper(r.pathPrefix) {
 			p.foldedPrefixes = true
 		}

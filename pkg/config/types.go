@@ -339,6 +339,9 @@ type Resource struct {
 	// origin. Default: the origins of resource and public_url. A request
 	// without Origin is not affected.
 	AllowedOrigins []string `yaml:"allowed_origins"`
+	// CORS shapes the CORS headers of the gateway's own answers to those
+	// origins: preflights it answers, and denials.
+	CORS CORS `yaml:"cors"`
 	// Policy is a CEL expression that every request with a valid token must
 	// satisfy (default: none).
 	Policy string `yaml:"policy"`
@@ -348,6 +351,29 @@ type Resource struct {
 	// (authorization code with PKCE) and use a session cookie instead of
 	// a Bearer token.
 	Login ResourceLogin `yaml:"login"`
+}
+
+// CORS is what the gateway tells browsers about a resource in the CORS
+// headers of its own answers (Fetch standard, CORS protocol). Which
+// origins may read them is Resource.AllowedOrigins, the one list the
+// Origin check also uses; the upstream's own answers carry the upstream's
+// CORS headers.
+type CORS struct {
+	// AllowMethods answer Access-Control-Request-Method in a preflight
+	// (default GET, POST, DELETE).
+	AllowMethods []string `yaml:"allow_methods"`
+	// AllowHeaders are the request headers a page may send: header names
+	// (any case), name prefixes ending in "*" such as "Mcp-Param-*" (the
+	// requested names with that prefix are echoed; CORS itself has no
+	// prefix pattern), or "*" alone for every requested name (echoed, as
+	// a literal "*" does not cover credentialed requests). A preflight
+	// requesting another header gets an answer without it, which the
+	// browser treats as a refusal.
+	AllowHeaders []string `yaml:"allow_headers"`
+	// MaxAge is how long a browser may cache a preflight answer
+	// (Access-Control-Max-Age, whole seconds; default 10m; Chromium caps it
+	// at 2h).
+	MaxAge Duration `yaml:"max_age"`
 }
 
 // Login configures the browser login flow shared by every resource that

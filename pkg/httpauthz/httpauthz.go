@@ -10,6 +10,9 @@
 //	                              proxy_set_header; Host and the other headers as forwarded
 //	/authz/traefik/<resource>     Traefik ForwardAuth, Caddy forward_auth: X-Forwarded-Method,
 //	                              -Proto, -Host and -Uri
+//	/authz/nginx-preflight/<resource>
+//	                              not a subrequest: nginx proxies CORS preflights here (proxy_pass),
+//	                              described as for /authz/nginx, and the answer goes to the browser
 //	/authz/envoy-resource/<resource>/<original path>
 //	                              Envoy ext_authz http_service with path_prefix
 //	                              "/authz/envoy-resource/<resource>": the original method, path,
@@ -29,7 +32,10 @@
 // proxy reads a 2xx answer as "allow", so an answer the pipeline would give
 // directly with a 2xx status (the metadata document, a CORS preflight
 // answered by the gateway) is a 403 here: route the metadata paths to the
-// HTTP listener itself, and see the resource's preflight setting.
+// HTTP listener itself, and send preflights to /authz/nginx-preflight (or see
+// the resource's preflight setting). A denial to an allowed Origin carries
+// the CORS headers (Access-Control-Allow-Origin, -Expose-Headers, Vary),
+// which a proxy must copy onto its answer as it does WWW-Authenticate.
 //
 // nginx's auth_request accepts only 2xx, 401 and 403 from the subrequest
 // (anything else becomes a 500) and discards the subrequest's body, so
@@ -130,6 +136,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !d.Allow && h.log.Enabled(r.Context(), slog.LevelDebug) {
 		h.log.Debug("denied", "status", d.Status, "reason", string(d.Reason), "resource", d.Resource, "err", d.Err)
 	}
+	if mode, _, _ := strings.Cut(strings.TrimPrefix(r.URL.EscapedPath(), Prefix), "/"); mode == "nginx-preflight" {
+		writeAnswer(w, &d)
+		return
+	}
 	cookie, hasCookie := upstreamCookie(req, &d)
 	writeDecision(w, &d, cookie, hasCookie, isNginx(r))
 }
@@ -171,7 +181,7 @@ func (h *Handler) original(r *http.Request) (*authz.Request, error) {
 		if len(body) > 0 {
 			req.Body = body
 		}
-	case "nginx":
+	case "nginx", "nginx-preflight":
 		if rest != "" || strings.HasSuffix(r.URL.EscapedPath(), "/") {
 			req.ContextExtensions = resourceNamed(rest)
 		}
@@ -314,6 +324,34 @@ func writeDecision(w http.ResponseWriter, d *authz.Decision, cookie string, hasC
 	}
 	hdr.Set("Content-Length", strconv.Itoa(len(d.Body)))
 	w.WriteHeader(status)
+	_, _ = w.Write(d.Body) //nolint:gosec // the gateway's own JSON error, with its content type
+}
+
+// writeAnswer serves a decision as the answer to the client, for
+// /authz/nginx-preflight: nginx proxies CORS preflights there (proxy_pass,
+// not auth_request), so the gateway's 204 with its CORS headers reaches the
+// browser, which an authorization subrequest cannot carry (nginx reads any
+// 2xx as "allow"). A denial is relayed as it is. A request the gateway
+// would let through is no preflight it answers: 403, never a 2xx that
+// would read as "allow" to a proxy wired to this path by mistake.
+func writeAnswer(w http.ResponseWriter, d *authz.Decision) {
+	if d.Allow || (d.Status < 300 && d.Reason != authz.ReasonPreflight) {
+		d = &authz.Decision{
+			Status:      http.StatusForbidden,
+			Reason:      d.Reason,
+			ContentType: "application/json",
+			Body: errorBody("forbidden", "only CORS preflights that the gateway answers are served here: "+
+				"route OPTIONS requests with Access-Control-Request-Method to this endpoint, and nothing else"),
+		}
+	}
+	hdr := w.Header()
+	for _, x := range d.ResponseHeaders() {
+		hdr.Set(x.Name, x.Value)
+	}
+	if d.Status != http.StatusNoContent {
+		hdr.Set("Content-Length", strconv.Itoa(len(d.Body)))
+	}
+	w.WriteHeader(d.Status)
 	_, _ = w.Write(d.Body) //nolint:gosec // the gateway's own JSON error, with its content type
 }
 

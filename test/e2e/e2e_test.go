@@ -676,7 +676,7 @@ func testSessionCookieStripped(t *testing.T, st *stack, f *front) {
 		{"Bearer request", http.MethodPost, f.resourceURL("/mcp"), map[string]string{"Authorization": "Bearer " + tok, "Cookie": cookie}, initializeBody, "theme=dark; lang=en"},
 		{"Bearer request, session only", http.MethodPost, f.resourceURL("/mcp"), map[string]string{"Authorization": "Bearer " + tok, "Cookie": sessionCookie + "=" + sid}, initializeBody, ""},
 		{"unprotected path", http.MethodGet, f.url + "/public", map[string]string{"Cookie": cookie}, "", "theme=dark; lang=en"},
-		{"forwarded preflight", http.MethodOptions, f.resourceURL("/mcp"), map[string]string{"Cookie": cookie, "Origin": f.url, "Access-Control-Request-Method": "POST"}, "", "theme=dark; lang=en"},
+		{"forwarded preflight", http.MethodOptions, f.resourceURL("/admin/mcp"), map[string]string{"Cookie": cookie, "Origin": f.url, "Access-Control-Request-Method": "POST"}, "", "theme=dark; lang=en"},
 		{"no session", http.MethodGet, f.url + "/public", map[string]string{"Cookie": "theme=dark"}, "", "theme=dark"},
 	} {
 		mark := st.rec.len()
@@ -933,6 +933,9 @@ func startStack(t *testing.T) *stack {
 // location asks by host and path), and the browser login enabled on mcp so
 // that its session cookie exists to strip; and one whose issuer cannot be
 // reached (its keys never load), reached through the catch-all location.
+// mcp's CORS preflights are answered by the gateway (nginx sends them to
+// /authz/nginx-preflight); admin's are forwarded to the MCP server
+// (preflight: forward).
 func gatewayConfig(nginxURL, issuer, otherResource, webClientID, downIssuer string) string {
 	return fmt.Sprintf(`listen: {grpc: "127.0.0.1:0", http: "127.0.0.1:0", admin: "off"}
 public_url: %[1]q
@@ -944,7 +947,6 @@ resources:
     resource: "%[1]s/mcp"
     required_scopes: ["mcp:tools"]
     authorization_servers: [{issuer: %[2]q}]
-    preflight: forward
     login:
       enabled: true
       client_id: %[5]q
@@ -953,6 +955,7 @@ resources:
   - name: admin
     resource: "%[1]s/admin/mcp"
     required_scopes: ["mcp:tools"]
+    preflight: forward
     rules:
       - {method: tools/call, name: %[3]q, scopes: ["mcp:admin"]}
     authorization_servers: [{issuer: %[2]q}]
