@@ -1,0 +1,165 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/extauthz/extauthz/pkg/config"
+	"github.com/extauthz/extauthz/pkg/devissuer"
+)
+
+// clearConfigEnv makes sure no variable of the process's own environment
+// leaks into a test of configuration from the environment.
+func clearConfigEnv(t *testing.T) {
+	t.Helper()
+	t.Setenv("EXTAUTHZ_CONFIG", "")
+	for _, v := range config.EnvVars() {
+		t.Setenv(v.Name, "")
+		if v.Alias != "" {
+			t.Setenv(v.Alias, "")
+		}
+	}
+}
+
+// TestServeFromEnvironment starts serve with no config file, configured as
+// the product it replaces was: by variables alone, some under their old
+// OAUTH_* names; then reads the metadata and asks Checks.
+func TestServeFromEnvironment(t *testing.T) {
+	iss, _ := startIssuer(t, "https://mcp.example.com/mcp")
+	clearConfigEnv(t)
+	t.Setenv("OAUTH_RESOURCE_URI", "https://mcp.example.com/mcp")
+	t.Setenv("OAUTH_AUTHORIZATION_SERVER", iss.Issuer())
+	t.Setenv("EXTAUTHZ_REQUIRED_SCOPES", "mcp:tools, mcp:read")
+	t.Setenv("ALLOWED_ORIGIN", "https://app.example.com")
+	t.Setenv("EXTAUTHZ_LISTEN_GRPC", "127.0.0.1:0")
+	t.Setenv("EXTAUTHZ_LISTEN_HTTP", "127.0.0.1:0")
+	t.Setenv("EXTAUTHZ_LISTEN_ADMIN", "127.0.0.1:0")
+
+	ctx, cancel := context.WithCancel(context.Background())
+	var logs syncBuffer
+	done := make(chan int)
+	go func() { done <- run(ctx, []string{"serve"}, io.Discard, &logs) }()
+	defer func() {
+		cancel()
+		if code := <-done; code != 0 {
+			t.Errorf("serve exited %d; logs:\n%s", code, logs.String())
+		}
+	}()
+	var addrs struct{ GRPC, HTTP string }
+	waitFor(t, "the serving log line", func() bool {
+		for _, line := range strings.Split(logs.String(), "\n") {
+			var l map[string]any
+			if json.Unmarshal([]byte(line), &l) == nil && l["msg"] == "serving" {
+				addrs.GRPC, addrs.HTTP = l["grpc"].(string), l["http"].(string)
+				return true
+			}
+		}
+		return false
+	})
+
+	t.Run("metadata", func(t *testing.T) {
+		req, _ := http.NewRequest("GET", "http://"+addrs.HTTP+"/.well-known/oauth-protected-resource/mcp", nil)
+		req.Host = "mcp.example.com"
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		var doc struct {
+			Resource             string   `json:"resource"`
+			AuthorizationServers []string `json:"authorization_servers"`
+			ScopesSupported      []string `json:"scopes_supported"`
+		}
+		if resp.StatusCode != 200 || json.Unmarshal(body, &doc) != nil {
+			t.Fatalf("%d %s", resp.StatusCode, body)
+		}
+		if doc.Resource != "https://mcp.example.com/mcp" || len(doc.AuthorizationServers) != 1 || doc.AuthorizationServers[0] != iss.Issuer() ||
+			strings.Join(doc.ScopesSupported, " ") != "mcp:tools mcp:read" {
+			t.Errorf("document %s", body)
+		}
+	})
+	t.Run("no token: the challenge names the scopes", func(t *testing.T) {
+		code, out, _ := runCmd(ctx, "check", "--addr", addrs.GRPC, "--url", "https://mcp.example.com/mcp", "--method", "POST")
+		if code != 1 || !strings.Contains(out, "status: 401") || !strings.Contains(out, `scope="mcp:tools mcp:read"`) {
+			t.Fatalf("exit %d:\n%s", code, out)
+		}
+	})
+	t.Run("a token with both scopes is allowed", func(t *testing.T) {
+		tok, err := iss.Mint(devissuer.Token{Subject: "alice", ClientID: "cli", Scopes: []string{"mcp:tools", "mcp:read"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		code, out, errOut := runCmd(ctx, "check", "--addr", addrs.GRPC, "--url", "https://mcp.example.com/mcp", "--method", "POST", "--token", tok,
+			"--header", "Origin: https://app.example.com")
+		if code != 0 || !strings.Contains(out, "x-extauthz-subject: alice") {
+			t.Fatalf("exit %d:\n%s%s", code, out, errOut)
+		}
+	})
+	t.Run("an origin not in ALLOWED_ORIGIN is refused", func(t *testing.T) {
+		tok, _ := iss.Mint(devissuer.Token{Subject: "alice", ClientID: "cli", Scopes: []string{"mcp:tools", "mcp:read"}})
+		code, out, _ := runCmd(ctx, "check", "--addr", addrs.GRPC, "--url", "https://mcp.example.com/mcp", "--method", "POST", "--token", tok,
+			"--header", "Origin: https://evil.example.com")
+		if code != 1 || !strings.Contains(out, "status: 403") {
+			t.Fatalf("exit %d:\n%s", code, out)
+		}
+	})
+}
+
+func TestServeWithoutConfiguration(t *testing.T) {
+	clearConfigEnv(t)
+	code, _, errOut := runCmd(context.Background(), "serve")
+	if code != 1 || !strings.Contains(errOut, "--config FILE") || !strings.Contains(errOut, "EXTAUTHZ_RESOURCE") {
+		t.Fatalf("exit %d, stderr %q", code, errOut)
+	}
+}
+
+func TestCheckConfigFromEnvironment(t *testing.T) {
+	t.Run("valid: prints the effective configuration", func(t *testing.T) {
+		clearConfigEnv(t)
+		t.Setenv("EXTAUTHZ_RESOURCE", "https://mcp.example.com/mcp")
+		t.Setenv("EXTAUTHZ_ISSUER", "https://idp.example.com")
+		t.Setenv("OAUTH_CLIENT_ID", "gateway")
+		t.Setenv("OAUTH_CLIENT_SECRET", "s3cret-value")
+		code, out, errOut := runCmd(context.Background(), "check-config")
+		if code != 0 {
+			t.Fatalf("exit %d: %s", code, errOut)
+		}
+		for _, want := range []string{"environment: ok", "resource: https://mcp.example.com/mcp", "token_mode: auto", "client_id: gateway", "env: OAUTH_CLIENT_SECRET", "path_prefix: /mcp"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("output lacks %q:\n%s", want, out)
+			}
+		}
+		if strings.Contains(out, "s3cret-value") {
+			t.Errorf("the effective configuration shows the secret's value:\n%s", out)
+		}
+	})
+	t.Run("invalid: names the variables", func(t *testing.T) {
+		clearConfigEnv(t)
+		t.Setenv("EXTAUTHZ_RESOURCE", "http://mcp.example.com/mcp")
+		t.Setenv("EXTAUTHZ_LOG_LEVEL", "loud")
+		code, _, errOut := runCmd(context.Background(), "check-config")
+		if code != 1 {
+			t.Fatalf("exit %d", code)
+		}
+		for _, want := range []string{"environment: invalid", "EXTAUTHZ_RESOURCE (resources[0].resource)", "EXTAUTHZ_ISSUER (resources[0].authorization_servers)", "EXTAUTHZ_LOG_LEVEL (log.level)"} {
+			if !strings.Contains(errOut, want) {
+				t.Errorf("stderr lacks %q:\n%s", want, errOut)
+			}
+		}
+	})
+	t.Run("an alias that disagrees", func(t *testing.T) {
+		clearConfigEnv(t)
+		t.Setenv("EXTAUTHZ_RESOURCE", "https://mcp.example.com/mcp")
+		t.Setenv("OAUTH_RESOURCE_URI", "https://other.example.com/mcp")
+		t.Setenv("EXTAUTHZ_ISSUER", "https://idp.example.com")
+		code, _, errOut := runCmd(context.Background(), "check-config")
+		if code != 1 || !strings.Contains(errOut, "EXTAUTHZ_RESOURCE: differs from OAUTH_RESOURCE_URI") {
+			t.Fatalf("exit %d, stderr:\n%s", code, errOut)
+		}
+	})
+}
