@@ -32,7 +32,7 @@ const pollInterval = 2 * time.Second
 // environment, through the same validation; there is no file to poll.
 type reloader struct {
 	app      *app
-	path     string // "": the environment
+	path     string         // "": the environment
 	levelVar *slog.LevelVar // nil: the level is not changed
 
 	mu   sync.Mutex // one reload at a time
