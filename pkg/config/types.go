@@ -348,6 +348,8 @@ type Resource struct {
 	// (authorization code with PKCE) and use a session cookie instead of
 	// a Bearer token.
 	Login ResourceLogin `yaml:"login"`
+	// Public lists paths that pass without a token (public.go).
+	Public []PublicPath `yaml:"public"`
 }
 
 // Login configures the browser login flow shared by every resource that
