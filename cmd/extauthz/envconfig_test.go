@@ -5,8 +5,12 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+
+	"go.yaml.in/yaml/v3"
 
 	"github.com/extauthz/extauthz/pkg/config"
 	"github.com/extauthz/extauthz/pkg/devissuer"
@@ -136,6 +140,28 @@ func TestCheckConfigFromEnvironment(t *testing.T) {
 		}
 		if strings.Contains(out, "s3cret-value") {
 			t.Errorf("the effective configuration shows the secret's value:\n%s", out)
+		}
+		// What it prints is a policy file that says the same.
+		f := filepath.Join(t.TempDir(), "effective.yaml")
+		if err := os.WriteFile(f, []byte(out), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if code, _, errOut := runCmd(context.Background(), "check-config", f); code != 0 {
+			t.Fatalf("the printed configuration does not load as a file: %s", errOut)
+		}
+		fromFile, err := config.Load(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fromEnv, err := config.FromEnv(os.LookupEnv)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Compared as YAML: an empty list and a nil one print alike.
+		a, _ := yaml.Marshal(fromFile)
+		b, _ := yaml.Marshal(fromEnv)
+		if string(a) != string(b) {
+			t.Errorf("the printed configuration differs:\n file %s\n env  %s", a, b)
 		}
 	})
 	t.Run("invalid: names the variables", func(t *testing.T) {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -102,13 +103,15 @@ func checkConfigCmd(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "warning: %s\n", w)
 	}
 	if path == "" {
-		b, err := yaml.Marshal(cfg)
-		if err != nil {
+		var b bytes.Buffer
+		enc := yaml.NewEncoder(&b)
+		enc.SetIndent(2)
+		if err := enc.Encode(cfg); err != nil {
 			fmt.Fprintf(stderr, "environment: %v\n", err)
 			return 1
 		}
-		fmt.Fprintf(stdout, "# the effective configuration, from the environment\n%s", b)
-		fmt.Fprintln(stdout, "environment: ok")
+		fmt.Fprintf(stdout, "# the effective configuration, from the environment\n%s", b.String())
+		fmt.Fprintln(stdout, "# environment: ok")
 		return 0
 	}
 	fmt.Fprintf(stdout, "%s: ok\n", path)

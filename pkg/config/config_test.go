@@ -396,6 +396,19 @@ resources[0].rules[2].policy: line 3, column 1: Syntax error: mismatched input '
 resources[0].rules[3].name: "FILE://localhost/secrets/*" is not in canonical form, which resource URIs are matched in: write "file:///secrets/*"
 resources[0].rules[4].name: "file:secrets/*" is not a valid resource URI pattern: a file URI needs a path starting with "/"
 resources[0].rules[5].name: "secrets" has no scheme and no glob, so it matches no resource URI`},
+		{"invalid-public.yaml", `
+resources[0].public[0].path: must be under the resource's path_prefix "/mcp"
+resources[0].public[1].path: is not in canonical form; write "/mcp/health"
+resources[0].public[1].methods[0]: must be a method name in upper case, as sent (GET, HEAD, POST...)
+resources[0].public[2].path: must be a plain path starting with "/": no control characters, spaces, "\", ";", malformed or escaped control percent-escapes
+resources[0].public[2].methods[1]: "GET" is already listed at resources[0].public[2].methods[0]
+resources[0].public[3].path: a prefix is written without a trailing slash (it matches on whole segments)
+resources[0].public[4].prefix: would make the whole resource public; list the public paths under it
+resources[0].public[5].path: must be under the resource's path_prefix "/mcp"
+resources[0].public[5].methods[0]: must be a method name in upper case, as sent (GET, HEAD, POST...)
+resources[0].public[6].methods: list the methods that pass without a token, such as [GET, HEAD]
+resources[0].public[8].path: "/mcp/h" is already listed at resources[0].public[7]
+resources[0].public[9].path: required`},
 		{"invalid-introspection.yaml", `
 resources[0].authorization_servers[0].introspection.client_id: is set but token_mode is "jwt" (set token_mode: introspection or auto)
 resources[0].authorization_servers[0].introspection.timeout: is set but token_mode is "jwt" (set token_mode: introspection or auto)
