@@ -6,8 +6,10 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"go.yaml.in/yaml/v3"
@@ -110,6 +112,39 @@ func TestServeFromEnvironment(t *testing.T) {
 			"--header", "Origin: https://evil.example.com")
 		if code != 1 || !strings.Contains(out, "status: 403") {
 			t.Fatalf("exit %d:\n%s", code, out)
+		}
+	})
+	t.Run("SIGHUP rebuilds the configuration from the environment", func(t *testing.T) {
+		// A process's environment is fixed from outside; the test changes
+		// its own to show that the reload reads it again, through the
+		// same validation.
+		t.Setenv("EXTAUTHZ_REQUIRED_SCOPES", "mcp:tools")
+		// Should the reloader not listen yet, this keeps SIGHUP's default
+		// action (exit) from ending the test binary: the wait fails instead.
+		hup := make(chan os.Signal, 2)
+		signal.Notify(hup, syscall.SIGHUP)
+		defer signal.Stop(hup)
+		if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "the reload", func() bool { return strings.Contains(logs.String(), `"msg":"config reloaded","file":"(environment)"`) })
+		code, out, _ := runCmd(ctx, "check", "--addr", addrs.GRPC, "--url", "https://mcp.example.com/mcp", "--method", "POST")
+		if code != 1 || !strings.Contains(out, `scope="mcp:tools"`) {
+			t.Fatalf("after the reload, exit %d:\n%s", code, out)
+		}
+	})
+	t.Run("a bad environment is refused on SIGHUP and the running config stays", func(t *testing.T) {
+		t.Setenv("EXTAUTHZ_REQUIRED_SCOPES", "offline_access")
+		if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "the refusal", func() bool {
+			return strings.Contains(logs.String(), "config reload refused") &&
+				strings.Contains(logs.String(), "EXTAUTHZ_REQUIRED_SCOPES (resources[0].required_scopes[0])")
+		})
+		code, out, _ := runCmd(ctx, "check", "--addr", addrs.GRPC, "--url", "https://mcp.example.com/mcp", "--method", "POST")
+		if code != 1 || !strings.Contains(out, `scope="mcp:tools"`) {
+			t.Fatalf("after the refused reload, exit %d:\n%s", code, out)
 		}
 	})
 }
