@@ -52,6 +52,15 @@ func TestComposeEnvOnly(t *testing.T) {
 	if !config.EnvConfigured(env) {
 		t.Fatal("EXTAUTHZ_RESOURCE is not set: serve would have no configuration")
 	}
+	var environ []string
+	for name, v := range gw.Environment {
+		if v != nil {
+			environ = append(environ, name+"="+*v)
+		}
+	}
+	if unknown := config.UnknownEnvVars(environ); len(unknown) > 0 {
+		t.Errorf("serve refuses the unknown variables %v", unknown)
+	}
 	got, err := config.FromEnv(env)
 	if err != nil {
 		t.Fatalf("the service's environment fails the gateway's config check:\n%v", err)

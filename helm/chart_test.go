@@ -252,6 +252,13 @@ func render(t *testing.T, args ...string) *rendered {
 		if !config.EnvConfigured(lookup) {
 			t.Fatal("no ConfigMap, and no EXTAUTHZ_RESOURCE: the gateway would have no configuration")
 		}
+		var environ []string
+		for name, v := range env {
+			environ = append(environ, name+"="+v)
+		}
+		if unknown := config.UnknownEnvVars(environ); len(unknown) > 0 {
+			t.Fatalf("serve refuses the unknown variables %v", unknown)
+		}
 		if r.Config, err = config.FromEnv(lookup); err != nil {
 			t.Fatalf("the container's environment fails extauthz check-config:\n%v", err)
 		}

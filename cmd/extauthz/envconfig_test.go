@@ -23,6 +23,11 @@ import (
 func clearConfigEnv(t *testing.T) {
 	t.Helper()
 	t.Setenv("EXTAUTHZ_CONFIG", "")
+	for _, kv := range os.Environ() {
+		if name, _, _ := strings.Cut(kv, "="); strings.HasPrefix(name, "EXTAUTHZ_") {
+			t.Setenv(name, "") // empty counts as unset
+		}
+	}
 	for _, v := range config.EnvVars() {
 		t.Setenv(v.Name, "")
 		if v.Alias != "" {
@@ -211,6 +216,18 @@ func TestCheckConfigFromEnvironment(t *testing.T) {
 			if !strings.Contains(errOut, want) {
 				t.Errorf("stderr lacks %q:\n%s", want, errOut)
 			}
+		}
+	})
+	t.Run("a misspelt variable", func(t *testing.T) {
+		clearConfigEnv(t)
+		t.Setenv("EXTAUTHZ_RESOURCE", "https://mcp.example.com/mcp")
+		t.Setenv("EXTAUTHZ_ISSUER", "https://idp.example.com")
+		t.Setenv("EXTAUTHZ_REQUIRED_SCOPE", "mcp:tools")
+		t.Setenv("EXTAUTHZ_SERVICE_HOST", "10.0.0.1") // Kubernetes' service links are not ours
+		t.Setenv("EXTAUTHZ_PORT_9001_TCP", "tcp://10.0.0.1:9001")
+		code, _, errOut := runCmd(context.Background(), "check-config")
+		if code != 1 || !strings.Contains(errOut, "EXTAUTHZ_REQUIRED_SCOPE: unknown variable") || strings.Contains(errOut, "SERVICE_HOST") || strings.Contains(errOut, "PORT_9001") {
+			t.Fatalf("exit %d, stderr:\n%s", code, errOut)
 		}
 	})
 	t.Run("an alias that disagrees", func(t *testing.T) {

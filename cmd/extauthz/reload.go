@@ -80,7 +80,7 @@ func (r *reloader) source() string {
 // unchanged file (same bytes as the last attempt) gives nil, nil.
 func (r *reloader) load(force bool) (*config.Config, error) {
 	if r.path == "" {
-		return config.FromEnv(os.LookupEnv)
+		return configFromEnv()
 	}
 	b, err := os.ReadFile(r.path)
 	if err != nil {

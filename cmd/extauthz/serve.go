@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	"github.com/redis/go-redis/v9"
 	"go.yaml.in/yaml/v3"
@@ -36,11 +37,22 @@ func loadConfig(path string) (*config.Config, error) {
 	if !config.EnvConfigured(os.LookupEnv) {
 		return nil, errNoConfig
 	}
-	cfg, err := config.FromEnv(os.LookupEnv)
+	cfg, err := configFromEnv()
 	if err != nil {
 		return nil, fmt.Errorf("configuration from the environment:\n%w", err)
 	}
 	return cfg, nil
+}
+
+// configFromEnv builds the configuration from the process's environment,
+// refusing EXTAUTHZ_* variables that nothing reads (a misspelt name would
+// silently leave its setting out).
+func configFromEnv() (*config.Config, error) {
+	if unknown := config.UnknownEnvVars(os.Environ()); len(unknown) > 0 {
+		return nil, fmt.Errorf("%s: unknown variable (the EXTAUTHZ_* names are listed in the README, \"Configuration from the environment\")",
+			strings.Join(unknown, ", "))
+	}
+	return config.FromEnv(os.LookupEnv)
 }
 
 func serveCmd(ctx context.Context, args []string, stderr io.Writer) error {

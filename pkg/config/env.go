@@ -231,3 +231,37 @@ func indexless(path string) string {
 	}
 	return b.String()
 }
+
+// processEnvVars are the EXTAUTHZ_* variables of the command line rather
+// than of the configuration.
+var processEnvVars = []string{"EXTAUTHZ_CONFIG", "EXTAUTHZ_ADDR"}
+
+// UnknownEnvVars returns the names of the EXTAUTHZ_* variables in environ
+// ("NAME=value" entries, as os.Environ gives them) that nothing reads: a
+// misspelt EXTAUTHZ_REQUIRED_SCOPE would otherwise leave the resource
+// without the scopes the operator meant to require. Variables set to the
+// empty string are not counted (they count as unset), nor are those
+// Kubernetes injects for a Service named extauthz (EXTAUTHZ_SERVICE_HOST,
+// EXTAUTHZ_PORT, EXTAUTHZ_PORT_9001_TCP...).
+func UnknownEnvVars(environ []string) []string {
+	known := map[string]bool{}
+	for _, v := range EnvVars() {
+		known[v.Name] = true
+	}
+	for _, n := range processEnvVars {
+		known[n] = true
+	}
+	var out []string
+	for _, kv := range environ {
+		name, val, _ := strings.Cut(kv, "=")
+		if !strings.HasPrefix(name, "EXTAUTHZ_") || val == "" || known[name] {
+			continue
+		}
+		if strings.HasPrefix(name, "EXTAUTHZ_SERVICE_") || name == "EXTAUTHZ_PORT" || strings.HasPrefix(name, "EXTAUTHZ_PORT_") {
+			continue
+		}
+		out = append(out, name)
+	}
+	sort.Strings(out)
+	return out
+}
