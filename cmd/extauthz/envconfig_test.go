@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -46,6 +47,7 @@ func TestServeFromEnvironment(t *testing.T) {
 	t.Setenv("OAUTH_AUTHORIZATION_SERVER", iss.Issuer())
 	t.Setenv("EXTAUTHZ_REQUIRED_SCOPES", "mcp:tools, mcp:read")
 	t.Setenv("ALLOWED_ORIGIN", "https://app.example.com")
+	t.Setenv("EXTAUTHZ_PUBLIC_PATHS", "GET /mcp/health")
 	t.Setenv("EXTAUTHZ_LISTEN_GRPC", "127.0.0.1:0")
 	t.Setenv("EXTAUTHZ_LISTEN_HTTP", "127.0.0.1:0")
 	t.Setenv("EXTAUTHZ_LISTEN_ADMIN", "127.0.0.1:0")
@@ -109,6 +111,23 @@ func TestServeFromEnvironment(t *testing.T) {
 			"--header", "Origin: https://app.example.com")
 		if code != 0 || !strings.Contains(out, "x-extauthz-subject: alice") {
 			t.Fatalf("exit %d:\n%s%s", code, out, errOut)
+		}
+	})
+	t.Run("a public path passes without a token, and its variants do not", func(t *testing.T) {
+		code, out, errOut := runCmd(ctx, "check", "--addr", addrs.GRPC, "--url", "https://mcp.example.com/mcp/health", "--header", "X-Extauthz-Subject: root")
+		if code != 0 || !strings.Contains(out, "decision: ALLOW") || strings.Contains(out, "x-extauthz-subject: ") ||
+			!regexp.MustCompile(`headers removed: .*x-extauthz-subject`).MatchString(out) {
+			t.Fatalf("exit %d:\n%s%s", code, out, errOut)
+		}
+		for url, status := range map[string]string{"https://mcp.example.com/mcp/health;x": "400", "https://mcp.example.com/mcp//health": "401", "https://mcp.example.com/mcp/healthz": "401"} {
+			code, out, _ := runCmd(ctx, "check", "--addr", addrs.GRPC, "--url", url)
+			if code != 1 || !strings.Contains(out, "status: "+status) {
+				t.Errorf("%s: exit %d, want %s:\n%s", url, code, status, out)
+			}
+		}
+		code, out, _ = runCmd(ctx, "check", "--addr", addrs.GRPC, "--url", "https://mcp.example.com/mcp/health", "--method", "HEAD")
+		if code != 1 || !strings.Contains(out, "status: 401") {
+			t.Errorf("HEAD: exit %d:\n%s", code, out)
 		}
 	})
 	t.Run("an origin not in ALLOWED_ORIGIN is refused", func(t *testing.T) {

@@ -42,6 +42,7 @@ func EnvVars() []EnvVar {
 		{Name: "EXTAUTHZ_RESOURCE_NAME", Key: "resources[0].name"},
 		{Name: "EXTAUTHZ_HOSTS", Key: "resources[0].hosts", List: true},
 		{Name: "EXTAUTHZ_PATH_PREFIX", Key: "resources[0].path_prefix"},
+		{Name: "EXTAUTHZ_PUBLIC_PATHS", Key: "resources[0].public"},
 		{Name: "EXTAUTHZ_TOKEN_MODE", Key: "resources[0].authorization_servers[].token_mode"},
 		{Name: "EXTAUTHZ_INTROSPECTION_CLIENT_ID", Alias: "OAUTH_CLIENT_ID", Key: "resources[0].authorization_servers[].introspection.client_id"},
 		{Name: "EXTAUTHZ_INTROSPECTION_CLIENT_SECRET", Alias: "OAUTH_CLIENT_SECRET", Key: "resources[0].authorization_servers[].introspection.client_secret", Secret: true},
@@ -133,6 +134,12 @@ func FromEnv(env LookupFunc) (*Config, error) {
 	}
 	if r.Name == "" {
 		r.Name = defaultEnvResourceName
+	}
+	if v := vals["EXTAUTHZ_PUBLIC_PATHS"]; v != "" {
+		var err error
+		if r.Public, err = envPublicPaths(v); err != nil {
+			return nil, Errors{{Path: from["EXTAUTHZ_PUBLIC_PATHS"] + " (resources[0].public)", Msg: err.Error()}}
+		}
 	}
 	clientID := vals["EXTAUTHZ_INTROSPECTION_CLIENT_ID"]
 	mode := vals["EXTAUTHZ_TOKEN_MODE"]
@@ -264,4 +271,26 @@ func UnknownEnvVars(environ []string) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// envPublicPaths reads EXTAUTHZ_PUBLIC_PATHS: entries separated by ";" or
+// newlines, each "METHODS PATH" with the methods separated by commas, and
+// a PATH ending in "/*" for a prefix: "GET,HEAD /mcp/health; GET /mcp/static/*".
+func envPublicPaths(v string) ([]PublicPath, error) {
+	var out []PublicPath
+	for entry := range strings.FieldsFuncSeq(v, func(r rune) bool { return r == ';' || r == '\n' || r == '\r' }) {
+		f := strings.Fields(entry)
+		if len(f) == 0 {
+			continue
+		}
+		if len(f) != 2 {
+			return nil, fmt.Errorf(`entry %q: write METHODS PATH, such as "GET,HEAD /mcp/health" (entries separated by ";")`, strings.TrimSpace(entry))
+		}
+		p := PublicPath{Path: f[1], Methods: strings.Split(f[0], ",")}
+		if rest, ok := strings.CutSuffix(p.Path, "/*"); ok {
+			p.Path, p.Prefix = rest, true
+		}
+		out = append(out, p)
+	}
+	return out, nil
 }

@@ -109,6 +109,32 @@ func TestFromEnv(t *testing.T) {
 			t.Fatalf("err = %v", err)
 		}
 	})
+	t.Run("public paths", func(t *testing.T) {
+		env := map[string]string{
+			"EXTAUTHZ_RESOURCE": "https://mcp.example.com/mcp", "EXTAUTHZ_ISSUER": "https://a.example.com",
+			"EXTAUTHZ_PUBLIC_PATHS": "GET,HEAD /mcp/health;\n GET /mcp/static/* ;",
+		}
+		c, err := FromEnv(envMap(env))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := []PublicPath{{Path: "/mcp/health", Methods: []string{"GET", "HEAD"}}, {Path: "/mcp/static", Prefix: true, Methods: []string{"GET"}}}
+		if got := c.Resources[0].Public; len(got) != 2 || got[0].Path != want[0].Path || !slices.Equal(got[0].Methods, want[0].Methods) ||
+			got[1].Path != want[1].Path || !got[1].Prefix || !slices.Equal(got[1].Methods, want[1].Methods) {
+			t.Errorf("public = %+v", got)
+		}
+		for v, msg := range map[string]string{
+			"/mcp/health":           `EXTAUTHZ_PUBLIC_PATHS (resources[0].public): entry "/mcp/health": write METHODS PATH`,
+			"GET /other":            "EXTAUTHZ_PUBLIC_PATHS (resources[0].public[0].path): must be under the resource's path_prefix",
+			"get /mcp/health":       "EXTAUTHZ_PUBLIC_PATHS (resources[0].public[0].methods[0]): must be a method name in upper case",
+			"GET,,HEAD /mcp/health": "EXTAUTHZ_PUBLIC_PATHS (resources[0].public[0].methods[1])",
+		} {
+			env["EXTAUTHZ_PUBLIC_PATHS"] = v
+			if _, err := FromEnv(envMap(env)); err == nil || !strings.Contains(err.Error(), msg) {
+				t.Errorf("%q: err = %v, want %q", v, err, msg)
+			}
+		}
+	})
 	t.Run("configured", func(t *testing.T) {
 		if EnvConfigured(envMap(map[string]string{"EXTAUTHZ_ISSUER": "x", "EXTAUTHZ_RESOURCE": ""})) {
 			t.Error("an empty EXTAUTHZ_RESOURCE counts as a configuration")
