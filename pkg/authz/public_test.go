@@ -4,9 +4,11 @@ import (
 	"context"
 	"net/http"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/extauthz/extauthz/pkg/config"
+	"github.com/extauthz/extauthz/pkg/target"
 )
 
 // withPublic makes /mcp/health public for GET, and everything below
@@ -135,4 +137,39 @@ func TestPublicPathsCaseInsensitiveResource(t *testing.T) {
 			t.Errorf("%s: allow=%v status=%d reason=%s, want allow=%v", target, d.Allow, d.Status, d.Reason, allow)
 		}
 	}
+}
+
+// FuzzPublicNeverLoose: whatever path a client sends, a request passes
+// without a token only when the path as sent is exactly a public path, or
+// lies on whole segments below a public prefix, with nothing a server could
+// read differently in it.
+func FuzzPublicNeverLoose(f *testing.F) {
+	for _, s := range []string{"/mcp/health", "/mcp/pub/x", "/mcp/health;x", "/mcp/pub/..;/t", "/mcp/pub/..%2Ft", "//mcp/health",
+		"/mcp/pub%2F..%2Ftools", `/mcp/pub\..\t`, "/mcp/%70ub/x", "/mcp/pub/%252e%252e/t", "/MCP/pub"} {
+		f.Add(s)
+	}
+	fx := newRouteFixture(f, withPublic)
+	f.Fuzz(func(t *testing.T, p string) {
+		if p == "" || p[0] != '/' {
+			return
+		}
+		d := fx.check("GET", "mcp.example.com", p, nil)
+		if d.Reason != ReasonPublic {
+			return
+		}
+		path, _, _ := strings.Cut(p, "?")
+		if canon, err := target.Path(path); err != nil || canon != path {
+			t.Fatalf("%q passed as public but is not canonical (%q, %v)", p, canon, err)
+		}
+		if strings.ContainsAny(path, `%\;`) {
+			for _, r := range target.Readings(path) {
+				if r != "/mcp/health" && !target.HasPrefix(r, "/mcp/pub", false) {
+					t.Fatalf("%q passed as public, but a server may read it as %q", p, r)
+				}
+			}
+		}
+		if path != "/mcp/health" && !target.HasPrefix(path, "/mcp/pub", false) {
+			t.Fatalf("%q passed as public", p)
+		}
+	})
 }
