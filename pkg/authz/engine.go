@@ -174,6 +174,11 @@ func (e *Engine) decide(ctx context.Context, p *Policy, r *Request) Decision {
 	if isPreflight(r) {
 		return e.preflight(p, res, r)
 	}
+	if public, err := res.isPublic(r.Method, rawPath, path); err != nil {
+		return p.deny(res, err)
+	} else if public {
+		return e.publicPass(p, r, res)
+	}
 
 	raw, err := credential(r, query)
 	if errors.Is(err, ErrNoCredential) && res.login && e.opts.Sessions != nil {

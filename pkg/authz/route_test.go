@@ -34,7 +34,7 @@ type routeFixture struct {
 
 // newRouteFixture builds an engine over resources given as YAML-ish config
 // values; edit adjusts the config before it is validated.
-func newRouteFixture(t *testing.T, edit func(*config.Config)) *routeFixture {
+func newRouteFixture(t testing.TB, edit func(*config.Config)) *routeFixture {
 	t.Helper()
 	as := []config.AuthorizationServer{{Issuer: "https://as.example.com", JWKSURI: "https://as.example.com/jwks"}}
 	cfg := &config.Config{Resources: []config.Resource{

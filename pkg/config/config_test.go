@@ -411,6 +411,19 @@ resources[0].cors.allow_headers[3]: must be a header name such as "Mcp-Method", 
 resources[0].cors.allow_headers[4]: "*" allows every header: list nothing beside it
 resources[0].cors.max_age: must be a whole number of seconds, 0 or more, such as "10m"
 resources[1].cors.max_age: must not be negative (line 12)`},
+		{"invalid-public.yaml", `
+resources[0].public[0].path: must be under the resource's path_prefix "/mcp"
+resources[0].public[1].path: is not in canonical form; write "/mcp/health"
+resources[0].public[1].methods[0]: must be a method name in upper case, as sent (GET, HEAD, POST...)
+resources[0].public[2].path: must be a plain path starting with "/": no control characters, spaces, "\", ";", malformed or escaped control percent-escapes
+resources[0].public[2].methods[1]: "GET" is already listed at resources[0].public[2].methods[0]
+resources[0].public[3].path: a prefix is written without a trailing slash (it matches on whole segments)
+resources[0].public[4].prefix: would make the whole resource public; list the public paths under it
+resources[0].public[5].path: must be under the resource's path_prefix "/mcp"
+resources[0].public[5].methods[0]: must be a method name in upper case, as sent (GET, HEAD, POST...)
+resources[0].public[6].methods: list the methods that pass without a token, such as [GET, HEAD]
+resources[0].public[8].path: "/mcp/h" is already listed at resources[0].public[7]
+resources[0].public[9].path: required`},
 		{"invalid-introspection.yaml", `
 resources[0].authorization_servers[0].introspection.client_id: is set but token_mode is "jwt" (set token_mode: introspection or auto)
 resources[0].authorization_servers[0].introspection.timeout: is set but token_mode is "jwt" (set token_mode: introspection or auto)

@@ -344,13 +344,15 @@ type Resource struct {
 	CORS CORS `yaml:"cors"`
 	// Policy is a CEL expression that every request with a valid token must
 	// satisfy (default: none).
-	Policy string `yaml:"policy"`
+	Policy string `yaml:"policy,omitempty"`
 	// Rules add requirements to the MCP operations they match.
 	Rules []Rule `yaml:"rules"`
 	// Login lets browsers sign in to this resource through the gateway
 	// (authorization code with PKCE) and use a session cookie instead of
 	// a Bearer token.
 	Login ResourceLogin `yaml:"login"`
+	// Public lists paths that pass without a token (public.go).
+	Public []PublicPath `yaml:"public"`
 }
 
 // CORS is what the gateway tells browsers about a resource in the CORS
@@ -440,7 +442,7 @@ type Rule struct {
 	// Scopes are required in addition to the resource's required_scopes.
 	Scopes []string `yaml:"scopes"`
 	// Policy is a CEL expression the request must also satisfy.
-	Policy string `yaml:"policy"`
+	Policy string `yaml:"policy,omitempty"`
 }
 
 // MCP holds the limits of reading MCP operations.
@@ -552,8 +554,8 @@ type Introspection struct {
 // Secret names where a secret comes from: an environment variable or a file.
 // Secrets are never written inline in the policy file.
 type Secret struct {
-	Env  string `yaml:"env"`
-	File string `yaml:"file"`
+	Env  string `yaml:"env,omitempty"`
+	File string `yaml:"file,omitempty"`
 }
 
 // IsZero reports whether no source is named.

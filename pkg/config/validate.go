@@ -697,6 +697,7 @@ func (c *Config) validateResources(ch *checker) {
 		}
 
 		validateAuthorizationServers(ch, p, r.AuthorizationServers, issuers)
+		validatePublic(ch, p, r)
 
 		scopeList(ch, p+".scopes_supported", r.ScopesSupported)
 		scopeList(ch, p+".required_scopes", r.RequiredScopes)
