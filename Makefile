@@ -2,15 +2,17 @@
 GO       ?= go
 FUZZTIME ?= 30s
 
-.PHONY: test lint fuzz bench load build e2e e2e-deps nginx-installed chromium-installed
+.PHONY: test lint fuzz bench load build e2e e2e-deps nginx-installed chromium-installed caddy-installed
 
 # The integration and end-to-end tests run real parts: oidc-provider, the
 # MCP TypeScript SDK and server-everything, the official MCP conformance
 # suite with the Node 22 it needs (npm, from the committed lockfiles,
 # installed when missing or stale), nginx and chromium (Debian's packages,
-# installed when missing; the browser is never downloaded).
+# installed when missing; the browser is never downloaded), and Caddy (built
+# once with go install, kept beside Go's build cache, where the end-to-end
+# suite looks for it).
 E2E_DEPS = test/authserver/node_modules/.package-lock.json test/e2e/node_modules/.package-lock.json \
-	test/conformance/node_modules/.package-lock.json nginx-installed chromium-installed
+	test/conformance/node_modules/.package-lock.json nginx-installed chromium-installed caddy-installed
 
 test: $(E2E_DEPS)
 	$(GO) test -race -count=1 ./...
@@ -18,8 +20,8 @@ test: $(E2E_DEPS)
 	# except under -race (which watches only the heap): test that path too.
 	$(GO) test -count=1 -run 'Compact|LocalCache' ./pkg/authz/
 
-# The end-to-end suite alone: SDK clients → nginx or the gRPC path → gateway →
-# MCP servers, and the conformance suite through both.
+# The end-to-end suite alone: SDK clients → nginx, Caddy or the gRPC path →
+# gateway → MCP servers, and the conformance suite through nginx and the gRPC path.
 e2e: $(E2E_DEPS)
 	$(GO) test -race -count=1 -v ./test/e2e/
 
@@ -41,6 +43,13 @@ nginx-installed:
 chromium-installed:
 	@[ -x /usr/bin/chromium ] || \
 	  (apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium >/dev/null)
+
+# Keep in step with caddyModule in test/e2e/proxies_test.go.
+CADDY_VERSION = v2.11.9
+caddy-installed:
+	@dir="$$($(GO) env GOCACHE)/../extauthz-tools/caddy-$(CADDY_VERSION)"; \
+	  $(GO) version -m "$$dir/caddy" 2>/dev/null | grep -q "	github.com/caddyserver/caddy/v2	$(CADDY_VERSION)	" || \
+	  (mkdir -p "$$dir" && GOBIN="$$dir" CGO_ENABLED=0 $(GO) install github.com/caddyserver/caddy/v2/cmd/caddy@$(CADDY_VERSION))
 
 GOLANGCI_LINT ?= $(GO) run github.com/golangci/golangci-lint/v2/cmd/golangci-lint@v2.15.0
 
@@ -69,6 +78,7 @@ fuzz:
 	GO=$(GO) FUZZTIME=$(FUZZTIME) scripts/fuzz.sh FuzzCacheHash ./pkg/token/
 	GO=$(GO) FUZZTIME=$(FUZZTIME) scripts/fuzz.sh FuzzRouteDifferential ./pkg/authz/
 	GO=$(GO) FUZZTIME=$(FUZZTIME) scripts/fuzz.sh FuzzTarget ./pkg/target/
+	GO=$(GO) FUZZTIME=$(FUZZTIME) scripts/fuzz.sh FuzzPreflightAllowHeaders ./pkg/authz/
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 2s -count 5 ./pkg/check/

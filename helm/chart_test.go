@@ -230,8 +230,39 @@ func render(t *testing.T, args ...string) *rendered {
 			t.Fatalf("%s %s is not a valid %T:\n%v", apiVersion, kind, into, err)
 		}
 	}
-	if r.Deployment == nil || r.Service == nil || r.ConfigMap == nil {
-		t.Fatal("want at least a Deployment, a Service and a ConfigMap")
+	if r.Deployment == nil || r.Service == nil {
+		t.Fatal("want at least a Deployment and a Service")
+	}
+	if r.ConfigMap == nil {
+		// Configured from the environment alone (envConfig): the
+		// container's variables pass the gateway's own check, as
+		// `extauthz check-config` with no file runs it. A variable from a
+		// Secret stands for its value.
+		c := container(t, r)
+		env := map[string]string{}
+		for _, e := range c.Env {
+			switch {
+			case e.ValueFrom != nil:
+				env[e.Name] = "from-a-secret"
+			default:
+				env[e.Name] = e.Value
+			}
+		}
+		lookup := func(name string) (string, bool) { v, ok := env[name]; return v, ok }
+		if !config.EnvConfigured(lookup) {
+			t.Fatal("no ConfigMap, and no EXTAUTHZ_RESOURCE: the gateway would have no configuration")
+		}
+		var environ []string
+		for name, v := range env {
+			environ = append(environ, name+"="+v)
+		}
+		if unknown := config.UnknownEnvVars(environ); len(unknown) > 0 {
+			t.Fatalf("serve refuses the unknown variables %v", unknown)
+		}
+		if r.Config, err = config.FromEnv(lookup); err != nil {
+			t.Fatalf("the container's environment fails extauthz check-config:\n%v", err)
+		}
+		return r
 	}
 	// The rendered policy file passes the gateway's own check, exactly as
 	// `extauthz check-config` runs it.
@@ -329,17 +360,23 @@ func checkDeployment(t *testing.T, r *rendered) {
 	if c.Resources.Requests.Cpu().IsZero() || c.Resources.Requests.Memory().IsZero() || c.Resources.Limits.Memory().IsZero() {
 		t.Errorf("resources %v: want cpu and memory requests and a memory limit", c.Resources)
 	}
-	if !slices.Equal(c.Args, []string{"serve", "--config", "/etc/extauthz/config.yaml"}) {
-		t.Errorf("args %v", c.Args)
-	}
 	mounted := false
 	for _, m := range c.VolumeMounts {
 		if m.MountPath == "/etc/extauthz" && m.ReadOnly {
 			mounted = true
 		}
 	}
-	if !mounted {
-		t.Error("the ConfigMap is not mounted read-only at /etc/extauthz")
+	if r.ConfigMap == nil {
+		if !slices.Equal(c.Args, []string{"serve"}) || mounted {
+			t.Errorf("configured from the environment: args %v (want serve alone), config volume mounted: %v", c.Args, mounted)
+		}
+	} else {
+		if !slices.Equal(c.Args, []string{"serve", "--config", "/etc/extauthz/config.yaml"}) {
+			t.Errorf("args %v", c.Args)
+		}
+		if !mounted {
+			t.Error("the ConfigMap is not mounted read-only at /etc/extauthz")
+		}
 	}
 	sum := r.Deployment.Spec.Template.Annotations["checksum/config"]
 	if !regexp.MustCompile(`^[0-9a-f]{64}$`).MatchString(sum) {
@@ -471,6 +508,15 @@ func checkOptional(t *testing.T, name string, r *rendered) {
 		if r.Config.Cache.RedisURL == "" || r.Config.Cache.RedisPassword.Env == "" || r.Config.Admin.Token.Env == "" {
 			t.Error("full: want Redis with a password and an admin token from Secrets")
 		}
+	case "env":
+		res := r.Config.Resources[0]
+		if r.ConfigMap != nil || res.Resource != "https://mcp.example.com/mcp" || res.AuthorizationServers[0].TokenMode != config.TokenModeAuto ||
+			res.AuthorizationServers[0].Introspection.ClientSecret.Env != "EXTAUTHZ_INTROSPECTION_CLIENT_SECRET" {
+			t.Errorf("env: ConfigMap %v, resource %+v", r.ConfigMap != nil, res)
+		}
+		if r.Config.Cache.RedisURL == "" || r.Config.Cache.RedisPassword.Env == "" || r.Config.Admin.Token.Env == "" {
+			t.Error("env: want Redis with a password and an admin token from Secrets")
+		}
 	case "secrets":
 		if r.Config.Login.SessionKey.Env == "" {
 			t.Error("secrets: want the session key from the environment")
@@ -489,7 +535,8 @@ func TestConfigChangeRollsPods(t *testing.T) {
 
 // TestSchemaRefusesUnknownValues shows that values.schema.json is strict.
 func TestSchemaRefusesUnknownValues(t *testing.T) {
-	for _, set := range []string{"replicaCont=2", "metrics.enable=true", "ports.grpc=0", "config.listen.grpc=0.0.0.0:1"} {
+	for _, set := range []string{"replicaCont=2", "metrics.enable=true", "ports.grpc=0", "config.listen.grpc=0.0.0.0:1",
+		"envConfig.EXTAUTHZ_LISTEN_GRPC=0.0.0.0:1", "envConfig.OAUTH_CLIENT_SECRET=x", "envConfig.lower=x"} {
 		if _, err := runHelm(t, "template", "extauthz", chartDir, "--kube-version", kubeVersion, "--set", set); err == nil {
 			t.Errorf("--set %s was accepted", set)
 		}

@@ -60,7 +60,7 @@ type app struct {
 	issuers   map[string]*issuerParts
 	runCtx    context.Context // set by run: issuer parts run until it ends
 	login     *login.Handler  // the browser login flow; nil when no resource enables it
-	reloader  *reloader       // nil without a config file (dev)
+	reloader  *reloader       // nil in dev, which has no config to reload
 	// background runs alongside the servers until shutdown (discovery for
 	// the login of issuers whose endpoints are configured).
 	background []func(context.Context)
@@ -90,6 +90,9 @@ type appOptions struct {
 	// configPath is the file cfg came from; with it, the gateway reloads
 	// on SIGHUP and when the file changes.
 	configPath string
+	// fromEnv: cfg came from the environment alone (config.FromEnv); a
+	// SIGHUP rebuilds it from the environment.
+	fromEnv bool
 	// levelVar, when set, is the logger's level, changed by reloads.
 	levelVar *slog.LevelVar
 	// telemetry replaces the one built from the OTEL_* environment (tests).
@@ -251,7 +254,7 @@ func newApp(cfg *config.Config, log *slog.Logger, o appOptions) (a *app, err err
 			return nil, fmt.Errorf("listen.admin: %w", err)
 		}
 	}
-	if o.configPath != "" {
+	if o.configPath != "" || o.fromEnv {
 		a.reloader = &reloader{app: a, path: o.configPath, levelVar: o.levelVar}
 	}
 	return a, nil

@@ -24,7 +24,9 @@ const usage = `extauthz — an ext_authz authorization gateway for MCP servers
 
 Usage:
   extauthz serve --config FILE        run the gateway (env EXTAUTHZ_CONFIG)
-  extauthz check-config FILE          validate a config file; exit 1 naming each bad key
+  extauthz serve                      run it configured by EXTAUTHZ_* environment variables alone
+  extauthz check-config [FILE]        validate a config file (no FILE: the environment's);
+                                      exit 1 naming each bad key
   extauthz check --url URL [flags]    send one CheckRequest as Envoy would and print the answer
   extauthz dev                        zero-setup development mode with a built-in issuer
   extauthz version                    print the version

@@ -26,9 +26,13 @@ const pollInterval = 2 * time.Second
 // reloader applies a changed config file to the running gateway: on
 // SIGHUP, and when the file's content changes. A file that does not load
 // is refused, logged and counted; the running config stays in force.
+// Every load expands the file's ${NAME} references anew from the process
+// environment, as the first load did. Without a file (the configuration
+// came from the environment alone), a SIGHUP rebuilds it from the
+// environment, through the same validation; there is no file to poll.
 type reloader struct {
 	app      *app
-	path     string
+	path     string         // "": the environment
 	levelVar *slog.LevelVar // nil: the level is not changed
 
 	mu   sync.Mutex // one reload at a time
@@ -37,25 +41,62 @@ type reloader struct {
 
 // run reloads on SIGHUP and on change until ctx ends.
 func (r *reloader) run(ctx context.Context) {
-	if b, err := os.ReadFile(r.path); err == nil {
-		r.last = sha256.Sum256(b)
+	if r.path != "" {
+		if b, err := os.ReadFile(r.path); err == nil {
+			r.last = sha256.Sum256(b)
+		}
 	}
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
-	t := time.NewTicker(pollInterval)
-	defer t.Stop()
+	var tick <-chan time.Time
+	if r.path != "" {
+		t := time.NewTicker(pollInterval)
+		defer t.Stop()
+		tick = t.C
+	}
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-hup:
-			r.app.log.Info("SIGHUP: reloading the config", "file", r.path)
+			r.app.log.Info("SIGHUP: reloading the config", "file", r.source())
 			_ = r.reload(ctx, true)
-		case <-t.C:
+		case <-tick:
 			_ = r.reload(ctx, false)
 		}
 	}
+}
+
+// source names where the config comes from, for the log.
+func (r *reloader) source() string {
+	if r.path == "" {
+		return "(environment)"
+	}
+	return r.path
+}
+
+// load reads the config: the file, or the environment. Unless forced, an
+// unchanged file (same bytes as the last attempt) gives nil, nil.
+func (r *reloader) load(force bool) (*config.Config, error) {
+	if r.path == "" {
+		return configFromEnv()
+	}
+	b, err := os.ReadFile(r.path)
+	if err != nil {
+		if force {
+			return nil, fmt.Errorf("reading %s: %w", r.path, err)
+		}
+		// A file briefly missing while it is being replaced is not a
+		// failed reload; the next poll sees the new one.
+		return nil, nil
+	}
+	sum := sha256.Sum256(b)
+	if sum == r.last && !force {
+		return nil, nil
+	}
+	r.last = sum
+	return config.Parse(b)
 }
 
 // reload loads the file and applies it. Unless forced, an unchanged file
@@ -63,23 +104,12 @@ func (r *reloader) run(ctx context.Context) {
 func (r *reloader) reload(ctx context.Context, force bool) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	b, err := os.ReadFile(r.path)
-	if err != nil {
-		if force {
-			return r.refuse(fmt.Errorf("reading %s: %w", r.path, err))
-		}
-		// A file briefly missing while it is being replaced is not a
-		// failed reload; the next poll sees the new one.
-		return nil
-	}
-	sum := sha256.Sum256(b)
-	if sum == r.last && !force {
-		return nil
-	}
-	r.last = sum
-	cfg, err := config.Parse(b)
+	cfg, err := r.load(force)
 	if err != nil {
 		return r.refuse(err)
+	}
+	if cfg == nil {
+		return nil
 	}
 	restart, err := r.app.apply(cfg)
 	if err != nil {
@@ -91,19 +121,19 @@ func (r *reloader) reload(ctx context.Context, force bool) error {
 	}
 	r.app.tel.Metrics.Reload(true, len(restart) > 0)
 	if len(restart) > 0 {
-		r.app.log.Warn("config reloaded; some changed settings apply only after a restart", "file", r.path, "restart_required", restart)
+		r.app.log.Warn("config reloaded; some changed settings apply only after a restart", "file", r.source(), "restart_required", restart)
 	} else {
-		r.app.log.Info("config reloaded", "file", r.path)
+		r.app.log.Info("config reloaded", "file", r.source())
 	}
 	for _, w := range config.Warnings(cfg) {
-		r.app.log.Warn("config: "+w, "file", r.path)
+		r.app.log.Warn("config: "+w, "file", r.source())
 	}
 	return nil
 }
 
 func (r *reloader) refuse(err error) error {
 	r.app.tel.Metrics.Reload(false, false)
-	r.app.log.Error("config reload refused; the running config stays in force", "file", r.path, "err", err.Error())
+	r.app.log.Error("config reload refused; the running config stays in force", "file", r.source(), "err", err.Error())
 	return err
 }
 

@@ -137,6 +137,13 @@ func (e *Engine) Policy() *Policy { return e.policy.Load() }
 // denial with the status of the denial table.
 func (e *Engine) Check(ctx context.Context, r *Request) Decision {
 	p := e.policy.Load()
+	d := e.decide(ctx, p, r)
+	p.withCORS(r, &d)
+	return d
+}
+
+// decide is Check before the CORS headers of a denial (cors.go).
+func (e *Engine) decide(ctx context.Context, p *Policy, r *Request) Decision {
 	rawPath, query, _ := strings.Cut(r.Path, "?")
 	host, path, err := canonicalTarget(r.Host, rawPath)
 	if err != nil {
@@ -166,6 +173,11 @@ func (e *Engine) Check(ctx context.Context, r *Request) Decision {
 	}
 	if isPreflight(r) {
 		return e.preflight(p, res, r)
+	}
+	if public, err := res.isPublic(r.Method, rawPath, path); err != nil {
+		return p.deny(res, err)
+	} else if public {
+		return e.publicPass(p, r, res)
 	}
 
 	raw, err := credential(r, query)
@@ -228,9 +240,20 @@ func (e *Engine) Check(ctx context.Context, r *Request) Decision {
 }
 
 // isNavigation reports whether a request is a browser loading a page,
-// which is sent to sign in; API clients get the 401 challenge instead.
+// which is sent to sign in; API clients get the 401 challenge instead. A
+// page's fetch is no navigation, whatever it accepts: browsers send Origin
+// on a cross-origin one (never on a GET navigation) and Sec-Fetch-Mode
+// other than "navigate" on any. It gets the 401, which CORS lets it read,
+// rather than a redirect to a sign-in page it could not follow.
 func isNavigation(r *Request) bool {
-	return (r.Method == http.MethodGet || r.Method == http.MethodHead) && strings.Contains(r.Headers["accept"], "text/html")
+	if (r.Method != http.MethodGet && r.Method != http.MethodHead) || !strings.Contains(r.Headers["accept"], "text/html") {
+		return false
+	}
+	if _, cors := r.Headers["origin"]; cors {
+		return false
+	}
+	mode, ok := r.Headers["sec-fetch-mode"]
+	return !ok || mode == "navigate"
 }
 
 // credential extracts the one bearer token a request may carry (RFC 6750

@@ -17,6 +17,7 @@ const (
 	ReasonAllowed           Reason = "allowed"
 	ReasonMetadata          Reason = "metadata"           // metadata document answered directly
 	ReasonPreflight         Reason = "preflight"          // CORS preflight let through without a token
+	ReasonPublic            Reason = "public"             // a public path of the resource (resources[].public), no token needed
 	ReasonUnmatchedAllowed  Reason = "unmatched_allowed"  // no resource matched, operator allows
 	ReasonLoginRedirect     Reason = "login_redirect"     // a browser without a session sent to sign in
 	ReasonNoCredential      Reason = "no_credential"      //nolint:gosec // a label, not a credential: no Bearer token

@@ -54,10 +54,13 @@ type resource struct {
 	requiredStr      string // space separated, for challenges
 	metadataURL      string
 	wellKnown        string
-	document         []byte // the RFC 9728 document, encoded once
-	noTokenChall     string // the challenge for a request without a token, built once
-	login            bool   // browsers may sign in and use a session cookie
-	mcpRules                // MCP operation rules, scope hierarchy, origins
+	document         []byte       // the RFC 9728 document, encoded once
+	noTokenChall     string       // the challenge for a request without a token, built once
+	login            bool         // browsers may sign in and use a session cookie
+	public           []publicPath // paths that pass without a token (public.go)
+	mcpRules                      // MCP operation rules, scope hierarchy, origins
+
+	cors corsRules // what the gateway's own answers tell browsers (cors.go)
 }
 
 // NewPolicy compiles a configuration that has passed config.Validate.
@@ -97,6 +100,8 @@ func NewPolicy(c *config.Config) (*Policy, error) {
 			wellKnown:   metadata.WellKnownPath(rc.Resource),
 		}
 		r.forwardPreflight = rc.Preflight == "forward"
+		r.cors = compileCORS(rc.CORS)
+		r.public = compilePublic(rc.Public)
 		if hasUpper(r.pathPrefix) {
 			p.foldedPrefixes = true
 		}

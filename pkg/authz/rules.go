@@ -118,6 +118,13 @@ func (m *mcpRules) originAllowed(origin string) bool {
 	if m.anyOrigin {
 		return true
 	}
+	for i := 0; i < len(origin); i++ {
+		if origin[i] >= 0x80 {
+			// A serialized origin is ASCII (host names in punycode), and
+			// Unicode case mapping would make "\u212A" (Kelvin) a "k".
+			return false
+		}
+	}
 	return m.origins[strings.ToLower(origin)]
 }
 

@@ -78,30 +78,15 @@ func isPreflight(r *Request) bool {
 }
 
 // preflight answers a CORS preflight from an allowed origin (the Origin
-// was checked before): by the gateway itself (204 with the CORS headers),
-// or, when the resource says so, by letting it through to the upstream
-// without a token. Either way no credential is involved: browsers never
-// send one on a preflight.
+// was checked before): by the gateway itself (204 with the CORS headers of
+// the resource's cors block, cors.go), or, when the resource says so, by
+// letting it through to the upstream without a token. Either way no
+// credential is involved: browsers never send one on a preflight.
 func (e *Engine) preflight(p *Policy, res *resource, r *Request) Decision {
 	if res.forwardPreflight {
 		return e.passThrough(p, r, ReasonPreflight, res.name)
 	}
-	h := []Header{
-		{"access-control-allow-origin", r.Headers["origin"]},
-		{"access-control-allow-methods", "GET, POST, DELETE"},
-	}
-	if rh := r.Headers["access-control-request-headers"]; rh != "" && isTokenList(rh) {
-		h = append(h, Header{"access-control-allow-headers", rh})
-	}
-	if res.login && !res.anyOrigin {
-		// Browser sessions travel as a cookie: a credentialed request.
-		h = append(h, Header{"access-control-allow-credentials", "true"})
-	}
-	h = append(h,
-		Header{"access-control-max-age", "600"},
-		Header{"vary", "Origin, Access-Control-Request-Method, Access-Control-Request-Headers"},
-	)
-	return Decision{Status: http.StatusNoContent, Reason: ReasonPreflight, Resource: res.name, Extra: h}
+	return res.preflightAnswer(r)
 }
 
 // isTokenList reports whether v is a comma-separated list of header names

@@ -89,13 +89,21 @@ func Load(path string) (*Config, error) {
 // A key that is written keeps its value, even a zero one ("negative_ttl:
 // 0s" disables negative caching, "leeway: 0s" means no leeway); a key that
 // is omitted, or written with no value, takes its default.
+//
+// String values may reference environment variables as ${NAME} (see
+// expand.go); Parse reads them from the process environment.
 func Parse(data []byte) (*Config, error) {
+	return ParseEnv(data, os.LookupEnv)
+}
+
+// ParseEnv is Parse with the environment read through env.
+func ParseEnv(data []byte, env LookupFunc) (*Config, error) {
 	root, err := document(data)
 	if err != nil {
 		return nil, err
 	}
 	c := &Config{}
-	d := newDecoder()
+	d := newDecoder(env)
 	if root != nil {
 		d.decode(root, reflect.ValueOf(c).Elem(), "")
 	}

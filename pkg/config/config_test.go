@@ -34,6 +34,11 @@ func serverDefaults(rs []Resource) {
 		if rs[i].Preflight == "" {
 			rs[i].Preflight = "answer"
 		}
+		if rs[i].CORS.AllowMethods == nil && rs[i].CORS.AllowHeaders == nil && rs[i].CORS.MaxAge == 0 {
+			// No cors block in the want: the defaults.
+			rs[i].CORS = CORS{AllowMethods: []string{"GET", "POST", "DELETE"}, AllowHeaders: []string{"Authorization", "Content-Type",
+				"Mcp-Protocol-Version", "Mcp-Method", "Mcp-Name", "Mcp-Session-Id", "Last-Event-ID", "Mcp-Param-*"}, MaxAge: dur("10m")}
+		}
 		for k := range rs[i].AuthorizationServers {
 			as := &rs[i].AuthorizationServers[k]
 			if as.RequireTyp == nil {
@@ -206,6 +211,7 @@ func TestLoadValid(t *testing.T) {
 						Audiences:             []string{"files-api"},
 						ResourceName:          "File server",
 						ResourceDocumentation: "https://docs.example.com/files",
+						CORS:                  CORS{AllowMethods: []string{"POST"}, AllowHeaders: []string{"Authorization", "X-Tenant-*"}, MaxAge: 0}, // written as 0s
 					},
 					{
 						Name:       "search_v2",
@@ -396,6 +402,28 @@ resources[0].rules[2].policy: line 3, column 1: Syntax error: mismatched input '
 resources[0].rules[3].name: "FILE://localhost/secrets/*" is not in canonical form, which resource URIs are matched in: write "file:///secrets/*"
 resources[0].rules[4].name: "file:secrets/*" is not a valid resource URI pattern: a file URI needs a path starting with "/"
 resources[0].rules[5].name: "secrets" has no scheme and no glob, so it matches no resource URI`},
+		{"invalid-cors.yaml", `
+resources[0].cors.allow_methods[1]: must be a method name such as "POST" ("*" is not honoured on credentialed requests: list the methods)
+resources[0].cors.allow_methods[2]: "GET" is already listed at resources[0].cors.allow_methods[0]
+resources[0].cors.allow_headers[1]: "MCP-METHOD" is already listed at resources[0].cors.allow_headers[0] (header names are case-insensitive)
+resources[0].cors.allow_headers[2]: must be a header name such as "Mcp-Method", a prefix ending in "*" such as "Mcp-Param-*", or "*"
+resources[0].cors.allow_headers[3]: must be a header name such as "Mcp-Method", a prefix ending in "*" such as "Mcp-Param-*", or "*"
+resources[0].cors.allow_headers[4]: "*" allows every header: list nothing beside it
+resources[0].cors.max_age: must be a whole number of seconds, 0 or more, such as "10m"
+resources[1].cors.max_age: must not be negative (line 12)`},
+		{"invalid-public.yaml", `
+resources[0].public[0].path: must be under the resource's path_prefix "/mcp"
+resources[0].public[1].path: is not in canonical form; write "/mcp/health"
+resources[0].public[1].methods[0]: must be a method name in upper case, as sent (GET, HEAD, POST...)
+resources[0].public[2].path: must be a plain path starting with "/": no control characters, spaces, "\", ";", malformed or escaped control percent-escapes
+resources[0].public[2].methods[1]: "GET" is already listed at resources[0].public[2].methods[0]
+resources[0].public[3].path: a prefix is written without a trailing slash (it matches on whole segments)
+resources[0].public[4].prefix: would make the whole resource public; list the public paths under it
+resources[0].public[5].path: must be under the resource's path_prefix "/mcp"
+resources[0].public[5].methods[0]: must be a method name in upper case, as sent (GET, HEAD, POST...)
+resources[0].public[6].methods: list the methods that pass without a token, such as [GET, HEAD]
+resources[0].public[8].path: "/mcp/h" is already listed at resources[0].public[7]
+resources[0].public[9].path: required`},
 		{"invalid-introspection.yaml", `
 resources[0].authorization_servers[0].introspection.client_id: is set but token_mode is "jwt" (set token_mode: introspection or auto)
 resources[0].authorization_servers[0].introspection.timeout: is set but token_mode is "jwt" (set token_mode: introspection or auto)

@@ -35,13 +35,15 @@ type decoder struct {
 	written map[string]bool     // paths whose value was present and not null
 	bad     []string            // paths whose value could not be decoded
 	fatal   *Error              // a problem after which nothing else is worth reporting
+	env     LookupFunc          // reads the variables that ${NAME} references name
 	active  map[*yaml.Node]bool // anchors being expanded, to stop self-reference
 	merging map[*yaml.Node]bool // mappings being merged, likewise for "<<"
 	nodes   int
 }
 
-func newDecoder() *decoder {
+func newDecoder(env LookupFunc) *decoder {
 	return &decoder{
+		env:     env,
 		pos:     map[string]position{},
 		written: map[string]bool{},
 		active:  map[*yaml.Node]bool{},
@@ -91,6 +93,21 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 	// which must mean "all defaults", not an error.
 	if n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null" {
 		return
+	}
+	if n.Kind == yaml.ScalarNode && n.ShortTag() == "!!str" && strings.Contains(n.Value, "${") {
+		// Environment references (expand.go), in a copy: an anchored
+		// node may be decoded again elsewhere.
+		v, err := expand(n.Value, d.env)
+		if err != nil {
+			d.failValue(path, n, "%s", err.Error())
+			return
+		}
+		if v == "" {
+			return // as if omitted: the default applies
+		}
+		c := *n
+		c.Value = v
+		n = &c
 	}
 	if path != "" {
 		d.written[path] = true

@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 )
@@ -171,6 +172,7 @@ func (r *Resource) applyDefaults(c *Config, path string) {
 		}
 	}
 	orDefault(c, path+".preflight", &r.Preflight, defaultPreflight)
+	r.CORS.applyDefaults(c, path+".cors")
 	for k := range r.Rules {
 		rp := fmt.Sprintf("%s.rules[%d]", path, k)
 		orDefault(c, rp+".method", &r.Rules[k].Method, defaultRuleGlob)
@@ -249,4 +251,19 @@ func (c *Config) StripAuthorization() bool {
 // ext_authz connections open and pings them.
 func (k Keepalive) PermitsWithoutStream() bool {
 	return k.PermitWithoutStream == nil || *k.PermitWithoutStream
+}
+
+// The request headers an MCP client sends in the streamable HTTP transport
+// (2025-06-18 and 2026-07-28, SEP-2243), allowed by default.
+var defaultCORSHeaders = []string{"Authorization", "Content-Type", "Mcp-Protocol-Version", "Mcp-Method", "Mcp-Name",
+	"Mcp-Session-Id", "Last-Event-ID", "Mcp-Param-*"}
+
+func (cc *CORS) applyDefaults(c *Config, path string) {
+	if len(cc.AllowMethods) == 0 && !c.written[path+".allow_methods"] {
+		cc.AllowMethods = []string{"GET", "POST", "DELETE"}
+	}
+	if len(cc.AllowHeaders) == 0 && !c.written[path+".allow_headers"] {
+		cc.AllowHeaders = slices.Clone(defaultCORSHeaders)
+	}
+	orDefault(c, path+".max_age", &cc.MaxAge, Duration(10*time.Minute))
 }

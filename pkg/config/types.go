@@ -339,15 +339,43 @@ type Resource struct {
 	// origin. Default: the origins of resource and public_url. A request
 	// without Origin is not affected.
 	AllowedOrigins []string `yaml:"allowed_origins"`
+	// CORS shapes the CORS headers of the gateway's own answers to those
+	// origins: preflights it answers, and denials.
+	CORS CORS `yaml:"cors"`
 	// Policy is a CEL expression that every request with a valid token must
 	// satisfy (default: none).
-	Policy string `yaml:"policy"`
+	Policy string `yaml:"policy,omitempty"`
 	// Rules add requirements to the MCP operations they match.
 	Rules []Rule `yaml:"rules"`
 	// Login lets browsers sign in to this resource through the gateway
 	// (authorization code with PKCE) and use a session cookie instead of
 	// a Bearer token.
 	Login ResourceLogin `yaml:"login"`
+	// Public lists paths that pass without a token (public.go).
+	Public []PublicPath `yaml:"public"`
+}
+
+// CORS is what the gateway tells browsers about a resource in the CORS
+// headers of its own answers (Fetch standard, CORS protocol). Which
+// origins may read them is Resource.AllowedOrigins, the one list the
+// Origin check also uses; the upstream's own answers carry the upstream's
+// CORS headers.
+type CORS struct {
+	// AllowMethods answer Access-Control-Request-Method in a preflight
+	// (default GET, POST, DELETE).
+	AllowMethods []string `yaml:"allow_methods"`
+	// AllowHeaders are the request headers a page may send: header names
+	// (any case), name prefixes ending in "*" such as "Mcp-Param-*" (the
+	// requested names with that prefix are echoed; CORS itself has no
+	// prefix pattern), or "*" alone for every requested name (echoed, as
+	// a literal "*" does not cover credentialed requests). A preflight
+	// requesting another header gets an answer without it, which the
+	// browser treats as a refusal.
+	AllowHeaders []string `yaml:"allow_headers"`
+	// MaxAge is how long a browser may cache a preflight answer
+	// (Access-Control-Max-Age, whole seconds; default 10m; Chromium caps it
+	// at 2h).
+	MaxAge Duration `yaml:"max_age"`
 }
 
 // Login configures the browser login flow shared by every resource that
@@ -414,7 +442,7 @@ type Rule struct {
 	// Scopes are required in addition to the resource's required_scopes.
 	Scopes []string `yaml:"scopes"`
 	// Policy is a CEL expression the request must also satisfy.
-	Policy string `yaml:"policy"`
+	Policy string `yaml:"policy,omitempty"`
 }
 
 // MCP holds the limits of reading MCP operations.
@@ -526,8 +554,8 @@ type Introspection struct {
 // Secret names where a secret comes from: an environment variable or a file.
 // Secrets are never written inline in the policy file.
 type Secret struct {
-	Env  string `yaml:"env"`
-	File string `yaml:"file"`
+	Env  string `yaml:"env,omitempty"`
+	File string `yaml:"file,omitempty"`
 }
 
 // IsZero reports whether no source is named.

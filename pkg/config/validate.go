@@ -697,6 +697,7 @@ func (c *Config) validateResources(ch *checker) {
 		}
 
 		validateAuthorizationServers(ch, p, r.AuthorizationServers, issuers)
+		validatePublic(ch, p, r)
 
 		scopeList(ch, p+".scopes_supported", r.ScopesSupported)
 		scopeList(ch, p+".required_scopes", r.RequiredScopes)
@@ -723,6 +724,7 @@ func (c *Config) validateResources(ch *checker) {
 		}
 		validateImplications(ch, p+".scope_implications", r.ScopeImplications)
 		validateOrigins(ch, p+".allowed_origins", r.AllowedOrigins)
+		validateCORS(ch, p+".cors", r.CORS)
 		if r.Policy != "" || c.written[p+".policy"] {
 			validatePolicy(ch, p+".policy", r.Policy)
 		}
@@ -1022,6 +1024,42 @@ func validateOrigins(ch *checker, path string, origins []string) {
 		case (u.Scheme == "https" && u.Port() == "443") || (u.Scheme == "http" && u.Port() == "80"):
 			ch.add(op, "must not include the default port (browsers omit it)")
 		}
+	}
+}
+
+// validateCORS checks a resource's cors block: what it lists is sent in
+// headers, so only tokens (RFC 9110 §5.6.2) may appear, and "*" only where
+// it has the meaning types.go gives it.
+func validateCORS(ch *checker, path string, c CORS) {
+	methods := firsts{}
+	for k, m := range c.AllowMethods {
+		mp := fmt.Sprintf("%s.allow_methods[%d]", path, k)
+		switch {
+		case !isToken(m) || strings.Contains(m, "*"):
+			ch.add(mp, `must be a method name such as "POST" ("*" is not honoured on credentialed requests: list the methods)`)
+		default:
+			if j, dup := methods.add(m, k); dup {
+				ch.add(mp, "%q is already listed at %s.allow_methods[%d]", m, path, j)
+			}
+		}
+	}
+	headers := firsts{}
+	for k, h := range c.AllowHeaders {
+		hp := fmt.Sprintf("%s.allow_headers[%d]", path, k)
+		star := strings.IndexByte(h, '*')
+		switch {
+		case !isToken(h) || (star >= 0 && h != "*" && star != len(h)-1):
+			ch.add(hp, `must be a header name such as "Mcp-Method", a prefix ending in "*" such as "Mcp-Param-*", or "*"`)
+		case h == "*" && len(c.AllowHeaders) > 1:
+			ch.add(hp, `"*" allows every header: list nothing beside it`)
+		default:
+			if j, dup := headers.add(strings.ToLower(h), k); dup {
+				ch.add(hp, "%q is already listed at %s.allow_headers[%d] (header names are case-insensitive)", h, path, j)
+			}
+		}
+	}
+	if c.MaxAge < 0 || c.MaxAge.D()%time.Second != 0 {
+		ch.add(path+".max_age", `must be a whole number of seconds, 0 or more, such as "10m"`)
 	}
 }
 

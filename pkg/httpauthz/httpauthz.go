@@ -10,6 +10,9 @@
 //	                              proxy_set_header; Host and the other headers as forwarded
 //	/authz/traefik/<resource>     Traefik ForwardAuth, Caddy forward_auth: X-Forwarded-Method,
 //	                              -Proto, -Host and -Uri
+//	/authz/nginx-preflight/<resource>
+//	                              not a subrequest: nginx proxies CORS preflights here (proxy_pass),
+//	                              described as for /authz/nginx, and the answer goes to the browser
 //	/authz/envoy-resource/<resource>/<original path>
 //	                              Envoy ext_authz http_service with path_prefix
 //	                              "/authz/envoy-resource/<resource>": the original method, path,
@@ -29,12 +32,24 @@
 // proxy reads a 2xx answer as "allow", so an answer the pipeline would give
 // directly with a 2xx status (the metadata document, a CORS preflight
 // answered by the gateway) is a 403 here: route the metadata paths to the
-// HTTP listener itself, and see the resource's preflight setting. nginx
-// passes 401 and 403 on to the client and turns every other status into a
-// 500.
+// HTTP listener itself, and send preflights to /authz/nginx-preflight (or see
+// the resource's preflight setting). A denial to an allowed Origin carries
+// the CORS headers (Access-Control-Allow-Origin, -Expose-Headers, Vary),
+// which a proxy must copy onto its answer as it does WWW-Authenticate.
+//
+// nginx's auth_request accepts only 2xx, 401 and 403 from the subrequest
+// (anything else becomes a 500) and discards the subrequest's body, so
+// /authz/nginx answers every denial as 401 (a real 401) or 403 (anything
+// else) and carries the answer in headers for the configuration's
+// error_page locations to rebuild: X-Extauthz-Status (the real status) and
+// X-Extauthz-Body (the JSON body, escaped to printable ASCII), beside the
+// usual WWW-Authenticate, Location, Retry-After, Cache-Control and CORS
+// headers. Traefik and Caddy relay any status with its body: their
+// endpoint answers with the real status.
 package httpauthz
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -44,6 +59,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/extauthz/extauthz/pkg/authz"
 )
@@ -101,7 +117,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				RetryAfter:  5,
 				ContentType: "application/json",
 				Body:        []byte(`{"error":"temporarily_unavailable","error_description":"the request cannot be authorized now; retry later"}`),
-			}, "", false)
+			}, "", false, isNginx(r))
 		}
 	}()
 	req, err := h.original(r)
@@ -113,15 +129,26 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			Reason:      authz.ReasonInvalidRequest,
 			ContentType: "application/json",
 			Body:        errorBody("invalid_request", err.Error()),
-		}, "", false)
+		}, "", false, isNginx(r))
 		return
 	}
 	d := h.d.Check(r.Context(), req)
 	if !d.Allow && h.log.Enabled(r.Context(), slog.LevelDebug) {
 		h.log.Debug("denied", "status", d.Status, "reason", string(d.Reason), "resource", d.Resource, "err", d.Err)
 	}
+	if mode, _, _ := strings.Cut(strings.TrimPrefix(r.URL.EscapedPath(), Prefix), "/"); mode == "nginx-preflight" {
+		writeAnswer(w, &d)
+		return
+	}
 	cookie, hasCookie := upstreamCookie(req, &d)
-	writeDecision(w, &d, cookie, hasCookie)
+	writeDecision(w, &d, cookie, hasCookie, isNginx(r))
+}
+
+// isNginx reports whether r came to the nginx endpoint, whose denials are
+// relayed through headers.
+func isNginx(r *http.Request) bool {
+	mode, _, _ := strings.Cut(strings.TrimPrefix(r.URL.EscapedPath(), Prefix), "/")
+	return mode == "nginx"
 }
 
 // original reconstructs the request the proxy is asking about.
@@ -154,7 +181,7 @@ func (h *Handler) original(r *http.Request) (*authz.Request, error) {
 		if len(body) > 0 {
 			req.Body = body
 		}
-	case "nginx":
+	case "nginx", "nginx-preflight":
 		if rest != "" || strings.HasSuffix(r.URL.EscapedPath(), "/") {
 			req.ContextExtensions = resourceNamed(rest)
 		}
@@ -236,9 +263,24 @@ func errorBody(code, description string) []byte {
 	return b
 }
 
+// Headers of an answer to nginx that carry what auth_request would lose.
+const (
+	// StatusHeader is the status the client must get.
+	StatusHeader = "X-Extauthz-Status"
+	// BodyHeader is the JSON body the client must get, in printable ASCII.
+	BodyHeader = "X-Extauthz-Body"
+)
+
+// MaxBodyHeader bounds BodyHeader: nginx reads the subrequest's answer
+// headers into one buffer (proxy_buffer_size, 8k in the shipped
+// nginx.conf) and refuses a longer one. A longer body is replaced by a
+// short one for the same status.
+const MaxBodyHeader = 4096
+
 // writeDecision answers the subrequest. cookie is the request's Cookie
-// header as the upstream may see it, ok false when it had none.
-func writeDecision(w http.ResponseWriter, d *authz.Decision, cookie string, hasCookie bool) {
+// header as the upstream may see it, ok false when it had none. nginx
+// says whether the answer goes to nginx (see the package comment).
+func writeDecision(w http.ResponseWriter, d *authz.Decision, cookie string, hasCookie, nginx bool) {
 	hdr := w.Header()
 	if d.Allow {
 		for _, u := range d.Upstream {
@@ -270,7 +312,45 @@ func writeDecision(w http.ResponseWriter, d *authz.Decision, cookie string, hasC
 	for _, x := range d.ResponseHeaders() {
 		hdr.Set(x.Name, x.Value)
 	}
+	status := d.Status
+	if nginx {
+		hdr.Set(StatusHeader, strconv.Itoa(d.Status))
+		if len(d.Body) > 0 {
+			hdr.Set(BodyHeader, headerBody(d.Body, d.Status))
+		}
+		if status != http.StatusUnauthorized {
+			status = http.StatusForbidden
+		}
+	}
 	hdr.Set("Content-Length", strconv.Itoa(len(d.Body)))
+	w.WriteHeader(status)
+	_, _ = w.Write(d.Body) //nolint:gosec // the gateway's own JSON error, with its content type
+}
+
+// writeAnswer serves a decision as the answer to the client, for
+// /authz/nginx-preflight: nginx proxies CORS preflights there (proxy_pass,
+// not auth_request), so the gateway's 204 with its CORS headers reaches the
+// browser, which an authorization subrequest cannot carry (nginx reads any
+// 2xx as "allow"). A denial is relayed as it is. A request the gateway
+// would let through is no preflight it answers: 403, never a 2xx that
+// would read as "allow" to a proxy wired to this path by mistake.
+func writeAnswer(w http.ResponseWriter, d *authz.Decision) {
+	if d.Allow || (d.Status < 300 && d.Reason != authz.ReasonPreflight) {
+		d = &authz.Decision{
+			Status:      http.StatusForbidden,
+			Reason:      d.Reason,
+			ContentType: "application/json",
+			Body: errorBody("forbidden", "only CORS preflights that the gateway answers are served here: "+
+				"route OPTIONS requests with Access-Control-Request-Method to this endpoint, and nothing else"),
+		}
+	}
+	hdr := w.Header()
+	for _, x := range d.ResponseHeaders() {
+		hdr.Set(x.Name, x.Value)
+	}
+	if d.Status != http.StatusNoContent {
+		hdr.Set("Content-Length", strconv.Itoa(len(d.Body)))
+	}
 	w.WriteHeader(d.Status)
 	_, _ = w.Write(d.Body) //nolint:gosec // the gateway's own JSON error, with its content type
 }
@@ -293,4 +373,38 @@ func upstreamCookie(req *authz.Request, d *authz.Decision) (string, bool) {
 		}
 	}
 	return cookie, true
+}
+
+// headerBody is a JSON body as a header value: compact, every character
+// outside printable ASCII written as a JSON \u escape (valid only inside
+// strings, where valid JSON holds all of them), so that no CR, LF or
+// non-ASCII byte reaches the header. A body that is not valid JSON, or too
+// long, becomes a short one for its status: never a raw byte in a header.
+func headerBody(body []byte, status int) string {
+	var c bytes.Buffer
+	if json.Compact(&c, body) != nil {
+		return string(errorBody("server_error", "the denial's body is not JSON"))
+	}
+	var b strings.Builder
+	for s := c.Bytes(); len(s) > 0; {
+		r, n := utf8.DecodeRune(s)
+		s = s[n:]
+		switch {
+		case r >= 0x20 && r < 0x7f:
+			b.WriteRune(r)
+		case r > 0xffff:
+			r -= 0x10000
+			fmt.Fprintf(&b, `\u%04x\u%04x`, 0xd800+(r>>10), 0xdc00+(r&0x3ff))
+		default:
+			// Compact JSON has no raw control character outside a string,
+			// and json.Compact refused one inside; DEL and non-ASCII are
+			// inside strings (invalid UTF-8 becomes U+FFFD).
+			fmt.Fprintf(&b, `\u%04x`, r)
+		}
+	}
+	if b.Len() > MaxBodyHeader {
+		return string(errorBody(strings.ReplaceAll(strings.ToLower(http.StatusText(status)), " ", "_"),
+			"the denial's body is too long to relay through nginx; the WWW-Authenticate header says why"))
+	}
+	return b.String()
 }

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -87,7 +88,42 @@ func do(t *testing.T, method, url string, header [][2]string, body string) answe
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
-	return answer{resp.StatusCode, resp.Header, string(b)}
+	a := answer{resp.StatusCode, resp.Header, string(b)}
+	if strings.Contains(url, "/authz/nginx/") || strings.HasSuffix(url, "/authz/nginx") {
+		return nginxRelayed(t, a)
+	}
+	// Traefik, Caddy and Envoy relay any status with its body, and nginx
+	// proxies a preflight to /authz/nginx-preflight: their answers are the
+	// real ones, without nginx's relay headers.
+	if a.header.Get(httpauthz.StatusHeader) != "" || a.header.Get(httpauthz.BodyHeader) != "" {
+		t.Errorf("%s answered with nginx's relay headers: %v", url, a.header)
+	}
+	return a
+}
+
+// nginxRelayed checks an answer of the nginx endpoint against what
+// auth_request accepts (2xx, 401, 403; the body is lost) and returns the
+// answer the shipped nginx.conf rebuilds from its headers.
+func nginxRelayed(t *testing.T, a answer) answer {
+	t.Helper()
+	if a.status == http.StatusOK {
+		if a.header.Get(httpauthz.StatusHeader) != "" {
+			t.Errorf("an allow carries %s", httpauthz.StatusHeader)
+		}
+		return a
+	}
+	real, err := strconv.Atoi(a.header.Get(httpauthz.StatusHeader))
+	if err != nil {
+		t.Fatalf("nginx denial %d without a status in %s: %v", a.status, httpauthz.StatusHeader, a.header)
+	}
+	if want := map[bool]int{true: 401, false: 403}[real == 401]; a.status != want {
+		t.Errorf("nginx denial of status %d answered %d, want %d", real, a.status, want)
+	}
+	if got := a.header.Get(httpauthz.BodyHeader); got != a.body {
+		t.Errorf("%s = %q, the body is %q", httpauthz.BodyHeader, got, a.body)
+	}
+	a.status = real
+	return a
 }
 
 func TestConventions(t *testing.T) {

@@ -121,7 +121,7 @@ func TestConformance(t *testing.T) {
 	for _, s := range suites {
 		direct := runConformance(t, node, cli, s, "direct", s.direct)
 		byProxy := map[string]map[string]scenarioOutcome{}
-		for _, p := range []struct{ name, base, path string }{{"nginx", st.nginxURL, s.nginx}, {"grpc", st.frontURL, s.grpc}} {
+		for _, p := range []struct{ name, base, path string }{{"nginx", st.nginxURL, s.nginx}, {"grpc", st.grpc.url, s.grpc}} {
 			tok, err := st.as.ClientCredentials(context.Background(), serviceClient, p.base+p.path, s.scopes)
 			if err != nil {
 				t.Fatal(err)

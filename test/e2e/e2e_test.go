@@ -3,13 +3,16 @@ package e2e
 // The end-to-end suite. One stack is started for all scenarios, every part on 127.0.0.1:
 //
 //	SDK 1.x client (client.mjs) ───▶ nginx ──auth_request──▶ extauthz serve (/authz/nginx)
-//	SDK 2.x client (client-v2.mjs) ─▶  │
+//	SDK 2.x client (client-v2.mjs) ─▶  │   (deploy/nginx/nginx.conf)
 //	                                   ├─ /mcp, /admin/mcp ─▶ recorder ──▶ server-everything
 //	                                   │                                   (SDK 1.x, streamableHttp)
 //	                                   └─ /v2/… ────────────▶ recorder ──▶ server-v2.mjs
 //	                                                                       (SDK 2.x, 2026-07-28)
+//	                  the same clients ▶ Caddy ──forward_auth──▶ a second extauthz serve
+//	                                       (deploy/caddy/Caddyfile)  (/authz/traefik), whose
+//	                                       ─▶ the same recorders      public_url is Caddy's
 //	oidc-provider (internal/oidctest) ◀── the SDK's discovery, registration, authorization
-//	                                      and token requests; the gateway's JWKS fetches
+//	                                      and token requests; the gateways' JWKS fetches
 //
 // A recorder is a streaming reverse proxy that keeps the headers of every request the MCP
 // server behind it receives. The Node clients print one JSON line per HTTP request they make
@@ -21,7 +24,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
@@ -52,16 +54,29 @@ var serviceClient = oidctest.Client{ID: "e2e-service", Secret: "e2e-service-secr
 func TestE2E(t *testing.T) {
 	st := startStack(t)
 
-	t.Run("DiscoveryRegistrationPKCEAndToolsThroughNginx", func(t *testing.T) { testToolsFlow(t, st) })
-	t.Run("UpstreamGetsIdentityHeadersNeverTheToken", func(t *testing.T) { testUpstreamHeaders(t, st) })
-	t.Run("StepUpOnInsufficientScope", func(t *testing.T) { testStepUp(t, st) })
+	t.Run("DiscoveryRegistrationPKCEAndToolsThroughNginx", func(t *testing.T) { testToolsFlow(t, st, st.ng) })
+	t.Run("UpstreamGetsIdentityHeadersNeverTheToken", func(t *testing.T) { testUpstreamHeaders(t, st, st.ng) })
+	t.Run("StepUpOnInsufficientScope", func(t *testing.T) { testStepUp(t, st, st.ng) })
 	t.Run("HeadersOfA2025ClientAreNotTrusted", func(t *testing.T) { testLegacyHeadersRefused(t, st) })
 	t.Run("HeaderBodyMismatchStopsAtTheV2Server", func(t *testing.T) { testHeaderBodyMismatch(t, st) })
-	t.Run("TokenForAnotherResourceIsRefused", func(t *testing.T) { testForeignToken(t, st) })
-	t.Run("HostHeaderDoesNotChooseTheResource", func(t *testing.T) { testHostDoesNotChoose(t, st) })
-	t.Run("PathAndHostVariantsNeverReachTheServer", func(t *testing.T) { testPathVariants(t, st) })
-	t.Run("SessionCookieNeverReachesTheServer", func(t *testing.T) { testSessionCookieStripped(t, st) })
+	t.Run("TokenForAnotherResourceIsRefused", func(t *testing.T) { testForeignToken(t, st, st.ng) })
+	t.Run("HostHeaderDoesNotChooseTheResource", func(t *testing.T) { testHostDoesNotChoose(t, st, st.ng) })
+	t.Run("PathAndHostVariantsNeverReachTheServer", func(t *testing.T) { testPathVariants(t, st, st.ng) })
+	t.Run("SessionCookieNeverReachesTheServer", func(t *testing.T) { testSessionCookieStripped(t, st, st.ng) })
 	t.Run("PreflightWithABodyNeedsAToken", func(t *testing.T) { testPreflightWithBody(t, st) })
+	t.Run("DenialsRelayedByNginx", func(t *testing.T) { testDenialsRelayed(t, st, st.nginxURL) })
+	t.Run("NginxWithTheGatewayDown", func(t *testing.T) { testGatewayDown(t, st) })
+
+	// The same flows through Caddy (deploy/caddy/Caddyfile, forward_auth to /authz/traefik).
+	t.Run("DiscoveryRegistrationPKCEAndToolsThroughCaddy", func(t *testing.T) { testToolsFlow(t, st, st.caddy) })
+	t.Run("UpstreamGetsIdentityHeadersNeverTheTokenThroughCaddy", func(t *testing.T) { testUpstreamHeaders(t, st, st.caddy) })
+	t.Run("StepUpOnInsufficientScopeThroughCaddy", func(t *testing.T) { testStepUp(t, st, st.caddy) })
+	t.Run("TokenForAnotherResourceIsRefusedThroughCaddy", func(t *testing.T) { testForeignToken(t, st, st.caddy) })
+	t.Run("HostHeaderDoesNotChooseTheResourceThroughCaddy", func(t *testing.T) { testHostDoesNotChoose(t, st, st.caddy) })
+	t.Run("PathAndHostVariantsNeverReachTheServerThroughCaddy", func(t *testing.T) { testPathVariants(t, st, st.caddy) })
+	t.Run("SessionCookieNeverReachesTheServerThroughCaddy", func(t *testing.T) { testSessionCookieStripped(t, st, st.caddy) })
+	t.Run("DenialsRelayedByCaddy", func(t *testing.T) { testDenialsRelayed(t, st, st.caddy.url) })
+	t.Run("CaddyWithTheGatewayDown", func(t *testing.T) { testCaddyGatewayDown(t, st, st.caddyBin) })
 }
 
 // ---------------------------------------------------------------------------
@@ -72,12 +87,12 @@ func TestE2E(t *testing.T) {
 // metadata at the path-suffixed URL, then the authorization server's metadata, registers,
 // authorizes with PKCE and resource, exchanges the code, and then initialize, tools/list and
 // tools/call succeed through nginx, with progress notifications streamed as they are sent.
-func testToolsFlow(t *testing.T, st *stack) {
-	mcpURL := st.resourceURL("/mcp")
+func testToolsFlow(t *testing.T, st *stack, f *front) {
+	mcpURL := f.resourceURL("/mcp")
 	run := st.runClient(t, map[string]any{"url": mcpURL, "scenario": "tools", "login": "alice"})
 
 	md := st.authServerMetadata(t)
-	prm := st.base + "/.well-known/oauth-protected-resource/mcp"
+	prm := f.url + "/.well-known/oauth-protected-resource/mcp"
 	registered := run.one(t, "client_registered")
 	clientID := str(registered["client_id"])
 	if clientID == "" {
@@ -135,7 +150,7 @@ func testToolsFlow(t *testing.T, st *stack) {
 	}
 	// The SDK took the metadata URL from the challenge: it never probed the root well-known URL.
 	if root := run.filter(func(e event) bool {
-		return e.is("http") && e.s("url") == st.base+"/.well-known/oauth-protected-resource"
+		return e.is("http") && e.s("url") == f.url+"/.well-known/oauth-protected-resource"
 	}); len(root) > 0 {
 		t.Errorf("the SDK fetched the root metadata URL: %v", root)
 	}
@@ -208,8 +223,8 @@ func testToolsFlow(t *testing.T, st *stack) {
 
 // testUpstreamHeaders: the MCP server never receives the Authorization header, and receives
 // the identity headers the gateway derived from the token, whatever the client sent in them.
-func testUpstreamHeaders(t *testing.T, st *stack) {
-	mcpURL := st.resourceURL("/mcp")
+func testUpstreamHeaders(t *testing.T, st *stack, f *front) {
+	mcpURL := f.resourceURL("/mcp")
 	mark := st.rec.len()
 	run := st.runClient(t, map[string]any{"url": mcpURL, "scenario": "echo", "login": "bob"})
 	clientID := str(run.one(t, "client_registered")["client_id"])
@@ -270,8 +285,8 @@ func testUpstreamHeaders(t *testing.T, st *stack) {
 // call gets 403 insufficient_scope naming every scope it needs, the SDK re-authorizes with
 // those scopes (no new registration), and the call succeeds. The SDK v2 server ran the tool
 // once, and the headers the gateway decided on agree with the bodies the server acted on.
-func testStepUp(t *testing.T, st *stack) {
-	mcpURL := st.resourceURL("/v2/mcp")
+func testStepUp(t *testing.T, st *stack, f *front) {
+	mcpURL := f.resourceURL("/v2/mcp")
 	mark, runsBefore := st.recV2.len(), len(st.v2ToolRuns(t))
 	run := st.runClientV2(t, map[string]any{"url": mcpURL, "scenario": "stepup", "login": "carol", "adminTool": adminTool})
 	md := st.authServerMetadata(t)
@@ -304,7 +319,7 @@ func testStepUp(t *testing.T, st *stack) {
 	)
 
 	www := steps[5].s("www_authenticate")
-	prm := st.base + "/.well-known/oauth-protected-resource/v2/mcp"
+	prm := f.url + "/.well-known/oauth-protected-resource/v2/mcp"
 	if strings.Count(strings.ToLower(www), "bearer") != 1 || !strings.Contains(www, `error="insufficient_scope"`) ||
 		!strings.Contains(www, `resource_metadata="`+prm+`"`) {
 		t.Errorf("403 WWW-Authenticate = %q, want one Bearer challenge with insufficient_scope and resource_metadata %s", www, prm)
@@ -377,7 +392,7 @@ func testStepUp(t *testing.T, st *stack) {
 // revision before 2026-07-28 acts on the body whatever the Mcp-* headers say. So on a
 // resource with rules, a POST from SDK 1.x (MCP 2025-11-25) is refused even when it carries
 // Mcp-Method/Mcp-Name (the client's shim adds them), and so is one without them: the
-// gateway's 400 becomes nginx's 500, and nothing reaches the MCP server.
+// gateway's 400, relayed by nginx, and nothing reaches the MCP server.
 func testLegacyHeadersRefused(t *testing.T, st *stack) {
 	mcpURL := st.resourceURL("/admin/mcp")
 	mark := st.rec.len()
@@ -387,16 +402,16 @@ func testLegacyHeadersRefused(t *testing.T, st *stack) {
 	}
 	refused := run.filter(func(e event) bool {
 		return e.is("http") && e.s("url") == mcpURL && e.jsonrpcMethod() == "initialize" && e.s("authorization") == "Bearer" &&
-			e.s("mcp_method") == "initialize" && e.status() == http.StatusInternalServerError
+			e.s("mcp_method") == "initialize" && e.status() == http.StatusBadRequest
 	})
 	if len(refused) == 0 {
-		t.Errorf("no initialize with a token and Mcp-Method was refused with 500")
+		t.Errorf("no initialize with a token and Mcp-Method was refused with 400")
 	}
 	if ok := run.filter(func(e event) bool { return e.is("http") && e.s("url") == mcpURL && e.status() < 300 }); len(ok) > 0 {
 		t.Errorf("the MCP endpoint accepted requests of the 2025-11-25 client: %v", ok)
 	}
-	if errs := run.all("error"); len(errs) != 1 || errs[0].f("code") != http.StatusInternalServerError {
-		t.Errorf("the client ended with %v, want the 500 of its initialize", errs)
+	if errs := run.all("error"); len(errs) != 1 || errs[0].f("code") != http.StatusBadRequest {
+		t.Errorf("the client ended with %v, want the 400 of its initialize", errs)
 	}
 
 	tok, err := st.as.ClientCredentials(context.Background(), serviceClient, mcpURL, "mcp:tools mcp:admin")
@@ -411,8 +426,8 @@ func testLegacyHeadersRefused(t *testing.T, st *stack) {
 		{"Mcp-Method, no MCP-Protocol-Version", map[string]string{"Mcp-Method": "initialize"}},
 		{"Mcp-Method, MCP-Protocol-Version 2025-11-25", map[string]string{"Mcp-Method": "initialize", "MCP-Protocol-Version": "2025-11-25"}},
 	} {
-		if resp := st.post(t, mcpURL, tok, initializeBody, c.headers); resp.StatusCode != http.StatusInternalServerError {
-			t.Errorf("initialize with %s to a resource with rules: %d %s, want 500 (nginx's answer to the gateway's 400)", c.what, resp.StatusCode, resp.Body)
+		if resp := st.post(t, mcpURL, tok, initializeBody, c.headers); resp.StatusCode != http.StatusBadRequest {
+			t.Errorf("initialize with %s to a resource with rules: %d %s, want the gateway's 400", c.what, resp.StatusCode, resp.Body)
 		}
 	}
 	if got := st.rec.since(mark); len(got) != 0 {
@@ -467,16 +482,16 @@ func testHeaderBodyMismatch(t *testing.T, st *stack) {
 					headers["MCP-Protocol-Version"] = version
 				}
 				resp, got := send(base, getSum(""), headers)
-				if resp.StatusCode != http.StatusInternalServerError || len(got) != 0 {
-					t.Errorf("MCP-Protocol-Version %q, Mcp-Name echo, body get-sum: %d %s, %d requests at the MCP server; want 500 and none",
+				if resp.StatusCode != http.StatusBadRequest || len(got) != 0 {
+					t.Errorf("MCP-Protocol-Version %q, Mcp-Name echo, body get-sum: %d %s, %d requests at the MCP server; want 400 and none",
 						version, resp.StatusCode, resp.Body, len(got))
 				}
 			}
 
 			// A tools/call whose name the headers do not give cannot be matched against the
 			// rules: the gateway refuses it whatever the version.
-			if resp, got := send(base, getSum(modern), map[string]string{"Mcp-Method": "tools/call", "MCP-Protocol-Version": "2026-07-28"}); resp.StatusCode != http.StatusInternalServerError || len(got) != 0 {
-				t.Errorf("tools/call without Mcp-Name, body get-sum: %d %s, %d requests at the MCP server; want 500 and none", resp.StatusCode, resp.Body, len(got))
+			if resp, got := send(base, getSum(modern), map[string]string{"Mcp-Method": "tools/call", "MCP-Protocol-Version": "2026-07-28"}); resp.StatusCode != http.StatusBadRequest || len(got) != 0 {
+				t.Errorf("tools/call without Mcp-Name, body get-sum: %d %s, %d requests at the MCP server; want 400 and none", resp.StatusCode, resp.Body, len(got))
 			}
 
 			// From 2026-07-28 on the gateway decides on the headers; the server must refuse.
@@ -559,11 +574,11 @@ func testHeaderBodyMismatch(t *testing.T, st *stack) {
 
 // testForeignToken: tokens whose audience is another resource are refused with 401
 // invalid_token; a token for this resource from the same client passes.
-func testForeignToken(t *testing.T, st *stack) {
+func testForeignToken(t *testing.T, st *stack, f *front) {
 	ctx := context.Background()
-	mcpURL := st.resourceURL("/mcp")
+	mcpURL := f.resourceURL("/mcp")
 	mark := st.rec.len()
-	for _, other := range []string{st.resourceURL("/other"), st.resourceURL("/admin/mcp")} {
+	for _, other := range []string{f.resourceURL("/other"), f.resourceURL("/admin/mcp")} {
 		tok, err := st.as.ClientCredentials(ctx, serviceClient, other, "mcp:tools")
 		if err != nil {
 			t.Fatal(err)
@@ -571,7 +586,7 @@ func testForeignToken(t *testing.T, st *stack) {
 		resp := st.post(t, mcpURL, tok, initializeBody, nil)
 		www := resp.Header.Get("WWW-Authenticate")
 		if resp.StatusCode != http.StatusUnauthorized || !strings.Contains(www, `error="invalid_token"`) ||
-			!strings.Contains(www, `resource_metadata="`+st.nginxURL+`/.well-known/oauth-protected-resource/mcp"`) {
+			!strings.Contains(www, `resource_metadata="`+f.url+`/.well-known/oauth-protected-resource/mcp"`) {
 			t.Errorf("token for %s sent to %s: %d, WWW-Authenticate %q; want 401 invalid_token with resource_metadata", other, mcpURL, resp.StatusCode, www)
 		}
 	}
@@ -593,16 +608,16 @@ func testForeignToken(t *testing.T, st *stack) {
 // its audience is wrong: 401, and nothing reaches the MCP server. Were the
 // resource chosen by the Host header, the token would run tools/call on the
 // /mcp upstream.
-func testHostDoesNotChoose(t *testing.T, st *stack) {
-	tok, err := st.as.ClientCredentials(context.Background(), serviceClient, st.otherResource, "mcp:tools")
+func testHostDoesNotChoose(t *testing.T, st *stack, f *front) {
+	tok, err := st.as.ClientCredentials(context.Background(), serviceClient, f.otherResource, "mcp:tools")
 	if err != nil {
 		t.Fatal(err)
 	}
 	mark := st.rec.len()
-	for _, host := range []string{st.otherHost, strings.ToUpper(st.otherHost), "localhost.:" + st.nginxPort} {
-		resp := st.send(t, http.MethodPost, st.resourceURL("/mcp"), host, map[string]string{"Authorization": "Bearer " + tok}, toolsCallBody("echo"))
+	for _, host := range []string{f.otherHost, strings.ToUpper(f.otherHost), "localhost.:" + f.port} {
+		resp := st.send(t, http.MethodPost, f.resourceURL("/mcp"), host, map[string]string{"Authorization": "Bearer " + tok}, toolsCallBody("echo"))
 		if resp.StatusCode != http.StatusUnauthorized || !strings.Contains(resp.Header.Get("WWW-Authenticate"), `error="invalid_token"`) {
-			t.Errorf("Host %s, a token for %s on nginx's /mcp: %d %q; want 401 invalid_token (decided as resource mcp)", host, st.otherResource, resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
+			t.Errorf("Host %s, a token for %s on nginx's /mcp: %d %q; want 401 invalid_token (decided as resource mcp)", host, f.otherResource, resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
 		}
 	}
 	if got := st.rec.since(mark); len(got) != 0 {
@@ -614,9 +629,9 @@ func testHostDoesNotChoose(t *testing.T, st *stack) {
 // routes case-insensitively) may take for the MCP endpoint, sent without a
 // token, some through nginx's catch-all location (decided by host and path,
 // with unmatched: allow). None may reach the MCP server.
-func testPathVariants(t *testing.T, st *stack) {
+func testPathVariants(t *testing.T, st *stack, f *front) {
 	mark := st.rec.len()
-	host := "127.0.0.1:" + st.nginxPort
+	host := "127.0.0.1:" + f.port
 	for _, v := range []struct{ host, path string }{
 		{host, "/MCP"},
 		{host, "/Mcp"},
@@ -625,10 +640,10 @@ func testPathVariants(t *testing.T, st *stack) {
 		{host, "/mcp%2F"},
 		{host, "/mcp;x"},
 		{host, "/x/%2E%2E/mcp"},
-		{"localhost.:" + st.nginxPort, "/MCP"},
-		{"LOCALHOST:" + st.nginxPort, "/mcp"},
+		{"localhost.:" + f.port, "/MCP"},
+		{"LOCALHOST:" + f.port, "/mcp"},
 	} {
-		resp := st.send(t, http.MethodPost, st.nginxURL+v.path, v.host, nil, toolsCallBody("echo"))
+		resp := st.send(t, http.MethodPost, f.url+v.path, v.host, nil, toolsCallBody("echo"))
 		if resp.StatusCode < 400 {
 			t.Errorf("Host %s POST %s without a token: %d %s", v.host, v.path, resp.StatusCode, resp.Body)
 		}
@@ -637,7 +652,7 @@ func testPathVariants(t *testing.T, st *stack) {
 		t.Errorf("path variants without a token reached the MCP server: %v", got)
 	}
 	// Control: the catch-all passes what is not protected.
-	if resp := st.send(t, http.MethodGet, st.nginxURL+"/public", host, nil, ""); resp.StatusCode >= 500 || len(st.rec.since(mark)) != 1 {
+	if resp := st.send(t, http.MethodGet, f.url+"/public", host, nil, ""); resp.StatusCode >= 500 || len(st.rec.since(mark)) != 1 {
 		t.Errorf("control: GET /public through the catch-all: %d, %d requests at the server; want it passed on", resp.StatusCode, len(st.rec.since(mark)))
 	}
 }
@@ -645,24 +660,24 @@ func testPathVariants(t *testing.T, st *stack) {
 // testSessionCookieStripped: a browser session cookie is sent to every path
 // of the host (Path=/); it works as the user, so no upstream may see it —
 // not on a Bearer request, not on an unprotected path, not on a preflight.
-func testSessionCookieStripped(t *testing.T, st *stack) {
-	tok, err := st.as.ClientCredentials(context.Background(), serviceClient, st.resourceURL("/mcp"), "mcp:tools")
+func testSessionCookieStripped(t *testing.T, st *stack, f *front) {
+	tok, err := st.as.ClientCredentials(context.Background(), serviceClient, f.resourceURL("/mcp"), "mcp:tools")
 	if err != nil {
 		t.Fatal(err)
 	}
 	sid := strings.Repeat("S", 43)
 	cookie := "theme=dark; " + sessionCookie + "=" + sid + "; " + sessionCookie + "-state-0123456789abcdef=x; lang=en"
-	host := "127.0.0.1:" + st.nginxPort
+	host := "127.0.0.1:" + f.port
 	for _, c := range []struct {
 		what, method, url string
 		headers           map[string]string
 		body, want        string
 	}{
-		{"Bearer request", http.MethodPost, st.resourceURL("/mcp"), map[string]string{"Authorization": "Bearer " + tok, "Cookie": cookie}, initializeBody, "theme=dark; lang=en"},
-		{"Bearer request, session only", http.MethodPost, st.resourceURL("/mcp"), map[string]string{"Authorization": "Bearer " + tok, "Cookie": sessionCookie + "=" + sid}, initializeBody, ""},
-		{"unprotected path", http.MethodGet, st.nginxURL + "/public", map[string]string{"Cookie": cookie}, "", "theme=dark; lang=en"},
-		{"forwarded preflight", http.MethodOptions, st.resourceURL("/mcp"), map[string]string{"Cookie": cookie, "Origin": st.nginxURL, "Access-Control-Request-Method": "POST"}, "", "theme=dark; lang=en"},
-		{"no session", http.MethodGet, st.nginxURL + "/public", map[string]string{"Cookie": "theme=dark"}, "", "theme=dark"},
+		{"Bearer request", http.MethodPost, f.resourceURL("/mcp"), map[string]string{"Authorization": "Bearer " + tok, "Cookie": cookie}, initializeBody, "theme=dark; lang=en"},
+		{"Bearer request, session only", http.MethodPost, f.resourceURL("/mcp"), map[string]string{"Authorization": "Bearer " + tok, "Cookie": sessionCookie + "=" + sid}, initializeBody, ""},
+		{"unprotected path", http.MethodGet, f.url + "/public", map[string]string{"Cookie": cookie}, "", "theme=dark; lang=en"},
+		{"forwarded preflight", http.MethodOptions, f.resourceURL("/admin/mcp"), map[string]string{"Cookie": cookie, "Origin": f.url, "Access-Control-Request-Method": "POST"}, "", "theme=dark; lang=en"},
+		{"no session", http.MethodGet, f.url + "/public", map[string]string{"Cookie": "theme=dark"}, "", "theme=dark"},
 	} {
 		mark := st.rec.len()
 		resp := st.send(t, c.method, c.url, host, c.headers, c.body)
@@ -706,11 +721,20 @@ type stack struct {
 	root, e2eDir string
 	node         string
 	nginxURL     string // http://127.0.0.1:PORT
-	// base is where the scenarios send their requests: nginxURL, or
-	// frontURL for the gRPC path (grpcpath_test.go).
-	base      string
-	frontURL  string // the Envoy stand-in (internal/envoyfront) before the second gateway
-	nginxPort string
+	nginxPort    string
+	nginx        *proc // running deploy/nginx/nginx.conf
+	nginxBin     string
+	gatewayHTTP  string // the gateway's HTTP listener, host:port
+	// downIssuer is the issuer of resource "unavailable": a closed port.
+	downIssuer string
+	// The proxies in front: nginx (ng, the same as nginxURL...) and Caddy, each with its
+	// own gateway whose public_url is the proxy's address.
+	ng, caddy *front
+	// grpc is the Envoy stand-in (internal/envoyfront) before its own
+	// gateway's gRPC Check (grpcpath_test.go).
+	grpc      *front
+	caddyProc *proc
+	caddyBin  string
 	// otherResource is a resource on the same path as /mcp, told apart
 	// only by its host (otherHost, localhost:PORT).
 	otherResource, otherHost string
@@ -725,7 +749,17 @@ type stack struct {
 	mdErr  error
 }
 
-func (st *stack) resourceURL(path string) string { return st.base + path }
+func (st *stack) resourceURL(path string) string { return st.nginxURL + path }
+
+// front is a proxy in front of the MCP servers, with its own gateway.
+type front struct {
+	name, url, port string // url is http://127.0.0.1:PORT, the gateway's public_url
+	// otherResource is a resource on the same path as /mcp, told apart only by its host
+	// (otherHost, localhost:PORT).
+	otherResource, otherHost string
+}
+
+func (f *front) resourceURL(path string) string { return f.url + path }
 
 // toolRun is a tool server-v2.mjs ran (one of its E2E_TOOL lines).
 type toolRun struct {
@@ -760,6 +794,7 @@ func startStack(t *testing.T) *stack {
 	st.e2eDir = filepath.Join(st.root, "test", "e2e")
 	st.node = checkNodeDeps(t, st.e2eDir)
 	nginx := findNginx(t)
+	caddyBin := caddy(t)
 
 	// The gateway binary builds while the other parts start.
 	gatewayBin := filepath.Join(t.TempDir(), "extauthz")
@@ -776,12 +811,16 @@ func startStack(t *testing.T) *stack {
 
 	nginxPort, releaseNginxPort := reservePort(t)
 	st.nginxURL = fmt.Sprintf("http://127.0.0.1:%d", nginxPort)
-	st.base = st.nginxURL
-	frontLn := listenFront(t)
-	st.frontURL = "http://" + frontLn.Addr().String()
 	st.nginxPort = strconv.Itoa(nginxPort)
 	st.otherHost = "localhost:" + st.nginxPort
 	st.otherResource = "http://" + st.otherHost + "/mcp"
+	caddyPort, releaseCaddyPort := reservePort(t)
+	st.caddy = &front{name: "caddy", url: fmt.Sprintf("http://127.0.0.1:%d", caddyPort), port: strconv.Itoa(caddyPort)}
+	st.caddy.otherHost = "localhost:" + st.caddy.port
+	st.caddy.otherResource = "http://" + st.caddy.otherHost + "/mcp"
+	st.ng = &front{name: "nginx", url: st.nginxURL, port: st.nginxPort, otherHost: st.otherHost, otherResource: st.otherResource}
+	frontLn := listenFront(t)
+	st.grpc = newFront("grpc", frontLn)
 
 	// The MCP server, forced onto 127.0.0.1 by the preload, on a port of its choosing.
 	everything := startProc(t, "server-everything", exec.Command(st.node, "--import", "./loopback.mjs",
@@ -823,21 +862,22 @@ func startStack(t *testing.T) *stack {
 
 	webClient := oidctest.Client{
 		ID: "extauthz-web", Secret: "web-secret-" + randomHex(t, 16), AuthMethod: "client_secret_basic",
-		GrantTypes: []string{"authorization_code", "refresh_token"}, RedirectURIs: []string{st.nginxURL + "/oauth/callback"},
+		GrantTypes: []string{"authorization_code", "refresh_token"}, RedirectURIs: []string{st.nginxURL + "/oauth/callback", st.caddy.url + "/oauth/callback"},
+	}
+	var resources []oidctest.Resource
+	for _, f := range []*front{st.ng, st.caddy, st.grpc} {
+		resources = append(resources,
+			oidctest.Resource{Resource: f.url + "/mcp", Scope: "mcp:tools"},
+			oidctest.Resource{Resource: f.url + "/admin/mcp", Scope: "mcp:tools mcp:admin"},
+			oidctest.Resource{Resource: f.url + "/v2/mcp", Scope: "mcp:tools mcp:admin"},
+			oidctest.Resource{Resource: f.url + "/v2/any-era/mcp", Scope: "mcp:tools mcp:admin"},
+			oidctest.Resource{Resource: f.url + "/other", Scope: "mcp:tools"},
+			oidctest.Resource{Resource: f.otherResource, Scope: "mcp:tools"},
+		)
 	}
 	st.as = oidctest.Start(t, oidctest.Options{
-		Clients: []oidctest.Client{serviceClient, webClient},
-		Resources: []oidctest.Resource{
-			{Resource: st.resourceURL("/mcp"), Scope: "mcp:tools"},
-			{Resource: st.resourceURL("/admin/mcp"), Scope: "mcp:tools mcp:admin"},
-			{Resource: st.resourceURL("/v2/mcp"), Scope: "mcp:tools mcp:admin"},
-			{Resource: st.resourceURL("/v2/any-era/mcp"), Scope: "mcp:tools mcp:admin"},
-			{Resource: st.resourceURL("/other"), Scope: "mcp:tools"},
-			{Resource: st.otherResource, Scope: "mcp:tools"},
-			{Resource: st.frontURL + "/mcp", Scope: "mcp:tools"},
-			{Resource: st.frontURL + "/v2/mcp", Scope: "mcp:tools mcp:admin"},
-			{Resource: st.frontURL + "/v2/any-era/mcp", Scope: "mcp:tools mcp:admin"},
-		},
+		Clients:                  []oidctest.Client{serviceClient, webClient},
+		Resources:                resources,
 		RegistrationIgnoresScope: true,
 	})
 
@@ -846,33 +886,49 @@ func startStack(t *testing.T) *stack {
 	if err != nil {
 		t.Fatalf("building the gateway: %v", err)
 	}
-	gwDir := t.TempDir()
-	cfgPath := filepath.Join(gwDir, "extauthz.yaml")
-	writeFile(t, cfgPath, gatewayConfig(st.nginxURL, st.as.Issuer, st.otherResource, webClient.ID))
-	_, gatewayHTTP := st.startGateway(t, "extauthz", gatewayBin, cfgPath,
-		"EXTAUTHZ_E2E_SESSION_KEY="+randomHex(t, 32), "EXTAUTHZ_E2E_WEB_SECRET="+webClient.Secret)
-
-	ngDir := t.TempDir()
-	for _, d := range []string{"logs", "tmp"} {
-		if err := os.MkdirAll(filepath.Join(ngDir, d), 0o755); err != nil {
-			t.Fatal(err)
-		}
+	downPort, releaseDownPort := reservePort(t)
+	releaseDownPort() // a closed port: connections are refused
+	st.downIssuer = fmt.Sprintf("http://127.0.0.1:%d", downPort)
+	// One gateway per proxy, each with the proxy's address as its public_url.
+	startGateway := func(f *front) string {
+		gwDir := t.TempDir()
+		cfgPath := filepath.Join(gwDir, "extauthz.yaml")
+		writeFile(t, cfgPath, gatewayConfig(f.url, st.as.Issuer, f.otherResource, webClient.ID, st.downIssuer))
+		gateway := startProc(t, "extauthz for "+f.name, exec.Command(gatewayBin, "serve", "--config", cfgPath), gwDir,
+			"EXTAUTHZ_E2E_SESSION_KEY="+randomHex(t, 32), "EXTAUTHZ_E2E_WEB_SECRET="+webClient.Secret)
+		gateway.alsoShow(cfgPath)
+		var gatewayHTTP string
+		gateway.waitLine(t, "{", func(line string) bool {
+			var l struct{ Msg, HTTP string }
+			if json.Unmarshal([]byte("{"+line), &l) != nil || l.Msg != "serving" {
+				return false
+			}
+			gatewayHTTP = l.HTTP
+			return true
+		})
+		gateway.waitUntil(t, "readiness (the issuer's keys loaded; only the unreachable one missing)", func() bool {
+			return st.readyExcept("http://"+gatewayHTTP+"/readyz", st.downIssuer)
+		})
+		return gatewayHTTP
 	}
-	writeFile(t, filepath.Join(ngDir, "nginx.conf"), nginxConfig(ngDir, nginxPort, gatewayHTTP, st.rec.addr, st.recV2.addr))
-	writeFile(t, filepath.Join(ngDir, "mcp_auth.conf"), mcpAuthConf)
-	writeFile(t, filepath.Join(ngDir, "extauthz_subrequest.conf"), extauthzSubrequestConf)
-	releaseNginxPort()
-	ng := startProc(t, "nginx", exec.Command(nginx, "-p", ngDir, "-c", filepath.Join(ngDir, "nginx.conf"), "-e", "stderr", "-g", "daemon off;"), ngDir)
-	ng.alsoShow(filepath.Join(ngDir, "nginx.conf"))
-	ng.alsoShow(filepath.Join(ngDir, "mcp_auth.conf"))
-	ng.alsoShow(filepath.Join(ngDir, "extauthz_subrequest.conf"))
-	ng.alsoShow(filepath.Join(ngDir, "logs", "access.log"))
-	ng.waitUntil(t, "the protected resource metadata through nginx", func() bool {
+	gatewayHTTP := startGateway(st.ng)
+	caddyGateway := startGateway(st.caddy)
+
+	// nginx runs deploy/nginx/nginx.conf, only its addresses changed.
+	st.nginx = startNginx(t, nginx, st.root, nginxPort, gatewayHTTP, st.rec.addr, st.recV2.addr, releaseNginxPort)
+	st.nginx.waitUntil(t, "the protected resource metadata through nginx", func() bool {
 		return st.status(st.nginxURL+"/.well-known/oauth-protected-resource/mcp") == http.StatusOK
 	})
+	st.nginxBin, st.gatewayHTTP = nginx, gatewayHTTP
+	// Caddy runs deploy/caddy/Caddyfile, only its addresses changed.
+	st.caddyBin = caddyBin
+	st.caddyProc = startCaddy(t, caddyBin, st.root, caddyPort, caddyGateway, st.rec.addr, st.recV2.addr, releaseCaddyPort)
+	st.caddyProc.waitUntil(t, "the protected resource metadata through Caddy", func() bool {
+		return st.status(st.caddy.url+"/.well-known/oauth-protected-resource/mcp") == http.StatusOK
+	})
 	st.startGRPCPath(t, gatewayBin, frontLn)
-	t.Logf("stack up in %v: nginx %s, gateway %s, authorization server %s, recorders %s and %s, server-everything 127.0.0.1:%d, server-v2 127.0.0.1:%d",
-		time.Since(began).Round(time.Millisecond), st.nginxURL, gatewayHTTP, st.as.Issuer, st.rec.addr, st.recV2.addr, everythingPort, v2Port)
+	t.Logf("stack up in %v: nginx %s (gateway %s), Caddy %s (gateway %s), authorization server %s, recorders %s and %s, server-everything 127.0.0.1:%d, server-v2 127.0.0.1:%d",
+		time.Since(began).Round(time.Millisecond), st.nginxURL, gatewayHTTP, st.caddy.url, caddyGateway, st.as.Issuer, st.rec.addr, st.recV2.addr, everythingPort, v2Port)
 	return st
 }
 
@@ -881,8 +937,12 @@ func startStack(t *testing.T) *stack {
 // path of another host (so that only the route, never the Host header, may
 // choose between them), unprotected paths let through (nginx's catch-all
 // location asks by host and path), and the browser login enabled on mcp so
-// that its session cookie exists to strip.
-func gatewayConfig(nginxURL, issuer, otherResource, webClientID string) string {
+// that its session cookie exists to strip; and one whose issuer cannot be
+// reached (its keys never load), reached through the catch-all location.
+// mcp's CORS preflights are answered by the gateway (nginx sends them to
+// /authz/nginx-preflight); admin's are forwarded to the MCP server
+// (preflight: forward).
+func gatewayConfig(nginxURL, issuer, otherResource, webClientID, downIssuer string) string {
 	return fmt.Sprintf(`listen: {grpc: "127.0.0.1:0", http: "127.0.0.1:0", admin: "off"}
 public_url: %[1]q
 unmatched: allow
@@ -893,7 +953,6 @@ resources:
     resource: "%[1]s/mcp"
     required_scopes: ["mcp:tools"]
     authorization_servers: [{issuer: %[2]q}]
-    preflight: forward
     login:
       enabled: true
       client_id: %[5]q
@@ -902,6 +961,7 @@ resources:
   - name: admin
     resource: "%[1]s/admin/mcp"
     required_scopes: ["mcp:tools"]
+    preflight: forward
     rules:
       - {method: tools/call, name: %[3]q, scopes: ["mcp:admin"]}
     authorization_servers: [{issuer: %[2]q}]
@@ -921,121 +981,9 @@ resources:
     resource: %[4]q
     required_scopes: ["mcp:tools"]
     authorization_servers: [{issuer: %[2]q}]
-`, nginxURL, issuer, adminTool, otherResource, webClientID)
+  - name: unavailable
+    resource: "%[1]s/unavailable/mcp"
+    required_scopes: ["mcp:tools"]
+    authorization_servers: [{issuer: %[6]q, jwks_uri: "%[6]s/jwks"}]
+`, nginxURL, issuer, adminTool, otherResource, webClientID, downIssuer)
 }
-
-// nginxConfig is nginx in front of the MCP servers with auth_request to the gateway: the
-// configuration of the README's "HTTP authorization mode" section, plus what running a
-// private instance needs (paths inside dir, one process, loopback only).
-func nginxConfig(dir string, port int, gatewayHTTP, upstream, upstreamV2 string) string {
-	return fmt.Sprintf(`# extauthz end-to-end test: a private nginx, everything under %[1]s.
-master_process off;          # one process: nothing outlives it when it is killed
-pid %[1]s/nginx.pid;
-error_log stderr info;
-events { worker_connections 256; }
-
-http {
-    log_format e2e '$remote_addr "$request" $status $body_bytes_sent upstream=$upstream_status '
-                   'subject="$extauthz_sub" scopes="$extauthz_scopes" $request_time s';
-    access_log %[1]s/logs/access.log e2e;
-    client_body_temp_path %[1]s/tmp/client_body;
-    proxy_temp_path       %[1]s/tmp/proxy;
-    fastcgi_temp_path     %[1]s/tmp/fastcgi;
-    uwsgi_temp_path       %[1]s/tmp/uwsgi;
-    scgi_temp_path        %[1]s/tmp/scgi;
-
-    upstream extauthz_http { server %[3]s; keepalive 8; }
-    upstream mcp_server    { server %[4]s; keepalive 8; }
-    upstream mcp_v2        { server %[5]s; keepalive 8; }
-
-    server {
-        listen 127.0.0.1:%[2]d;
-
-        # Each protected location names its resource in the subrequest's
-        # path: the Host header a client writes never chooses it.
-        location /mcp {
-            auth_request /_extauthz/mcp;        # the resource this location serves: resources[].name
-            include mcp_auth.conf;
-            proxy_pass http://mcp_server;
-        }
-        # A second resource, whose rules need the Mcp-Method / Mcp-Name headers.
-        location /admin/mcp {
-            auth_request /_extauthz/admin;
-            include mcp_auth.conf;
-            proxy_pass http://mcp_server/mcp;
-        }
-        # The same rules in front of an MCP SDK v2 server: MCP 2026-07-28 only,
-        # and (any-era) the SDK's default, which also serves 2025 requests.
-        location /v2/mcp {
-            auth_request /_extauthz/v2;
-            include mcp_auth.conf;
-            proxy_pass http://mcp_v2/mcp;
-        }
-        location /v2/any-era/mcp {
-            auth_request /_extauthz/v2-any-era;
-            include mcp_auth.conf;
-            proxy_pass http://mcp_v2/any-era/mcp;
-        }
-        # Everything else: decided by host and path (the gateway lets
-        # unprotected paths through, unmatched: allow).
-        location / {
-            auth_request /_extauthz_by_host;
-            include mcp_auth.conf;
-            proxy_pass http://mcp_server;
-        }
-
-        location /_extauthz/ {
-            internal;
-            proxy_pass http://extauthz_http/authz/nginx/;   # /_extauthz/mcp -> /authz/nginx/mcp
-            include extauthz_subrequest.conf;
-        }
-        location = /_extauthz_by_host {
-            internal;
-            proxy_pass http://extauthz_http/authz/nginx;
-            include extauthz_subrequest.conf;
-        }
-        location @extauthz_forbidden {
-            add_header WWW-Authenticate $extauthz_www always;
-            return 403 '{"error":"insufficient_scope"}';
-        }
-        location /.well-known/oauth-protected-resource {
-            proxy_pass http://extauthz_http;
-            proxy_set_header Host $http_host;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-        }
-    }
-}
-`, dir, port, gatewayHTTP, upstream, upstreamV2)
-}
-
-// mcpAuthConf is included by every protected location (mcp_auth.conf, next to nginx.conf).
-const mcpAuthConf = `auth_request_set $extauthz_sub    $upstream_http_x_extauthz_subject;
-auth_request_set $extauthz_client $upstream_http_x_extauthz_client_id;
-auth_request_set $extauthz_scopes $upstream_http_x_extauthz_scopes;
-auth_request_set $extauthz_cookie $upstream_http_cookie;
-auth_request_set $extauthz_www    $upstream_http_www_authenticate;
-error_page 403 = @extauthz_forbidden;       # nginx copies WWW-Authenticate on 401 only
-proxy_set_header Authorization "";          # never pass the token to the MCP server
-proxy_set_header Cookie $extauthz_cookie;   # the session cookie removed (no header when empty)
-proxy_set_header X-Extauthz-Subject   $extauthz_sub;
-proxy_set_header X-Extauthz-Client-Id $extauthz_client;
-proxy_set_header X-Extauthz-Scopes    $extauthz_scopes;
-proxy_http_version 1.1;
-proxy_set_header Connection "";
-proxy_buffering off;                        # streamable HTTP answers with SSE
-proxy_read_timeout 1h;
-`
-
-// extauthzSubrequestConf describes the original request to the gateway
-// (extauthz_subrequest.conf, next to nginx.conf).
-const extauthzSubrequestConf = `proxy_pass_request_body off;
-proxy_set_header Content-Length "";
-proxy_set_header Host $http_host;
-proxy_set_header X-Original-Method $request_method;
-proxy_set_header X-Original-URI $request_uri;
-proxy_set_header X-Original-Content-Length $http_content_length;        # whether the request has a body
-proxy_set_header X-Original-Transfer-Encoding $http_transfer_encoding;
-proxy_http_version 1.1;
-proxy_set_header Connection "";
-`

@@ -11,12 +11,12 @@ package e2e
 //	                           ├─ /v2/any-era/mcp ───▶ recorder ──▶ server-v2.mjs /any-era/mcp
 //	                           └─ /.well-known/oauth-protected-resource…: answered by the Check
 //
-// The second gateway is the stack's second deployment: its resources are the
-// front's URLs, and RFC 9728 metadata URLs come from the resources' own
-// origin (the first gateway's public_url is nginx's). The scenarios are the
-// nginx ones (e2e_test.go) run with st.base set to the front, plus what only
-// a gateway that sees the body can do: refuse a client whose Mcp-Name lies,
-// and step up a 2025 client (no Mcp-* headers) on a ruled tool.
+// The front's gateway is a deployment of its own, like nginx's and Caddy's:
+// its resources are the front's URLs, and RFC 9728 metadata URLs come from
+// the resources' own origin (no public_url). The scenarios are the nginx
+// ones (e2e_test.go) run through the front, plus what only a gateway that
+// sees the body can do: refuse a client whose Mcp-Name lies, and step up a
+// 2025 client (no Mcp-* headers) on a ruled tool.
 
 import (
 	"encoding/json"
@@ -29,6 +29,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -43,21 +44,21 @@ var envoyMutable = regexp.MustCompile(`x[-_]extauthz[-_](subject|client[-_]id|sc
 
 func TestGRPCPath(t *testing.T) {
 	st := startStack(t)
-	st.base = st.frontURL
+	f := st.grpc
 
-	t.Run("DiscoveryRegistrationPKCEAndToolsV1Client", func(t *testing.T) { testToolsFlow(t, st) })
-	t.Run("UpstreamGetsIdentityHeadersNeverTheToken", func(t *testing.T) { testUpstreamHeaders(t, st) })
-	t.Run("StepUpV2ClientOnV2Server", func(t *testing.T) { testStepUp(t, st) })
-	t.Run("StepUpV1ClientOnV2Server", func(t *testing.T) { testStepUpV1(t, st) })
-	t.Run("LyingMcpNameRefusedByTheGateway", func(t *testing.T) { testLyingName(t, st) })
+	t.Run("DiscoveryRegistrationPKCEAndToolsV1Client", func(t *testing.T) { testToolsFlow(t, st, f) })
+	t.Run("UpstreamGetsIdentityHeadersNeverTheToken", func(t *testing.T) { testUpstreamHeaders(t, st, f) })
+	t.Run("StepUpV2ClientOnV2Server", func(t *testing.T) { testStepUp(t, st, f) })
+	t.Run("StepUpV1ClientOnV2Server", func(t *testing.T) { testStepUpV1(t, st, f) })
+	t.Run("LyingMcpNameRefusedByTheGateway", func(t *testing.T) { testLyingName(t, st, f) })
 }
 
 // testStepUpV1: SDK 1.x speaks MCP 2025-11-25 and sends no Mcp-* headers. Behind nginx a
 // resource with rules refuses it (testLegacyHeadersRefused); here the gateway reads the
 // tool from the body, so the rule applies: 403 insufficient_scope, re-authorization, and
 // the call succeeds on the v2 server's any-era endpoint.
-func testStepUpV1(t *testing.T, st *stack) {
-	mcpURL := st.resourceURL("/v2/any-era/mcp")
+func testStepUpV1(t *testing.T, st *stack, f *front) {
+	mcpURL := f.resourceURL("/v2/any-era/mcp")
 	runsBefore := len(st.v2ToolRuns(t))
 	run := st.runClient(t, map[string]any{"url": mcpURL, "scenario": "stepup", "login": "erin", "adminTool": adminTool})
 	isCall := func(e event, status int) bool {
@@ -95,8 +96,8 @@ func testStepUpV1(t *testing.T, st *stack) {
 // testLyingName: an SDK 2.x client whose Mcp-Name header names echo while the body calls
 // the guarded tool, with a token that lacks mcp:admin. The gateway sees the body: 400
 // before the MCP server, which never runs the tool.
-func testLyingName(t *testing.T, st *stack) {
-	mcpURL := st.resourceURL("/v2/mcp")
+func testLyingName(t *testing.T, st *stack, f *front) {
+	mcpURL := f.resourceURL("/v2/mcp")
 	mark, runsBefore := st.recV2.len(), len(st.v2ToolRuns(t))
 	run := st.runClientV2(t, map[string]any{"url": mcpURL, "scenario": "lie", "login": "frank", "adminTool": adminTool})
 	run.one(t, "refused")
@@ -140,6 +141,14 @@ func listenFront(t *testing.T) net.Listener {
 	return ln
 }
 
+// newFront describes the front that will serve on ln.
+func newFront(name string, ln net.Listener) *front {
+	port := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
+	f := &front{name: name, url: "http://127.0.0.1:" + port, port: port, otherHost: "localhost:" + port}
+	f.otherResource = "http://" + f.otherHost + "/mcp"
+	return f
+}
+
 // startGateway runs `extauthz serve` with the configuration at cfgPath and
 // returns its gRPC and HTTP addresses once it is ready.
 func (st *stack) startGateway(t *testing.T, name, bin, cfgPath string, env ...string) (grpcAddr, httpAddr string) {
@@ -164,7 +173,7 @@ func (st *stack) startGateway(t *testing.T, name, bin, cfgPath string, env ...st
 func (st *stack) startGRPCPath(t *testing.T, gatewayBin string, frontLn net.Listener) {
 	t.Helper()
 	cfgPath := filepath.Join(t.TempDir(), "extauthz-grpc.yaml")
-	writeFile(t, cfgPath, grpcGatewayConfig(st.frontURL, st.as.Issuer))
+	writeFile(t, cfgPath, grpcGatewayConfig(st.grpc.url, st.as.Issuer))
 	grpcAddr, _ := st.startGateway(t, "extauthz-grpc", gatewayBin, cfgPath)
 
 	everything := &url.URL{Scheme: "http", Host: st.rec.addr}
@@ -190,7 +199,7 @@ func (st *stack) startGRPCPath(t *testing.T, gatewayBin string, frontLn net.List
 			t.Logf("==== envoyfront %s errors:\n%s", front.URL, errLog.String())
 		}
 	})
-	if got := st.status(st.frontURL + "/.well-known/oauth-protected-resource/mcp"); got != http.StatusOK {
+	if got := st.status(st.grpc.url + "/.well-known/oauth-protected-resource/mcp"); got != http.StatusOK {
 		t.Fatalf("the protected resource metadata through the front: %d, want 200", got)
 	}
 }

@@ -18,6 +18,7 @@ import (
 	"regexp"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -380,6 +381,15 @@ func startRecorder(t *testing.T, upstream string) *recorder {
 		},
 	}
 	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// An MCP server's own error, for the proxies to pass on untouched.
+		if s, ok := strings.CutPrefix(r.URL.Path, "/e2e-upstream-status/"); ok {
+			if code, err := strconv.Atoi(s); err == nil && code >= 400 && code <= 599 {
+				w.Header().Set("Content-Type", "text/plain")
+				w.WriteHeader(code)
+				_, _ = io.WriteString(w, upstreamStatusBody)
+				return
+			}
+		}
 		entry := recorded{Method: r.Method, Path: r.URL.RequestURI(), Header: r.Header.Clone()}
 		if r.Method == http.MethodPost && r.Body != nil {
 			body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))

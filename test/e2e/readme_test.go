@@ -4,17 +4,15 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
-	"strings"
 	"testing"
 
 	"github.com/extauthz/extauthz/internal/testkit"
 )
 
-// TestREADMEShowsTheNginxConfigTheSuiteRuns: what an operator copies from the
-// README's HTTP authorization mode section is exactly what the end-to-end
-// suite runs nginx with — the two include files whole, and the locations
-// the protected resource needs.
-func TestREADMEShowsTheNginxConfigTheSuiteRuns(t *testing.T) {
+// TestREADMEShowsTheProxyConfigsTheSuiteRuns: what an operator copies from the README's HTTP
+// authorization mode section is, byte for byte, a file of deploy/ that the end-to-end suite
+// runs (with only its addresses changed).
+func TestREADMEShowsTheProxyConfigsTheSuiteRuns(t *testing.T) {
 	root, err := testkit.RepoRoot()
 	if err != nil {
 		t.Fatal(err)
@@ -23,39 +21,17 @@ func TestREADMEShowsTheNginxConfigTheSuiteRuns(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var blocks []string
-	for _, m := range regexp.MustCompile("(?s)```nginx\n(.*?)```").FindAllStringSubmatch(string(readme), -1) {
-		blocks = append(blocks, m[1])
-	}
-	shown := func(what, text string) {
-		t.Helper()
-		for _, b := range blocks {
-			if b == text {
-				return
-			}
+	for _, c := range []struct{ lang, file string }{
+		{"nginx", nginxConfPath},
+		{"caddyfile", caddyConfPath},
+	} {
+		file := string(readFile(t, filepath.Join(root, c.file)))
+		found := false
+		for _, m := range regexp.MustCompile("(?s)```"+c.lang+"\n(.*?)```").FindAllStringSubmatch(string(readme), -1) {
+			found = found || m[1] == file
 		}
-		t.Errorf("the README shows no nginx block equal to the suite's %s:\n%s", what, text)
-	}
-	shown("mcp_auth.conf", mcpAuthConf)
-	shown("extauthz_subrequest.conf", extauthzSubrequestConf)
-
-	// The server block's locations: each README location must be one the
-	// suite's nginx.conf has, line for line (the suite's adds more
-	// resources and the catch-all).
-	conf := nginxConfig("/dir", 1, "gw", "up", "up2")
-	var server string
-	for _, b := range blocks {
-		if strings.Contains(b, "location /mcp {") {
-			server = b
-		}
-	}
-	if server == "" {
-		t.Fatal("the README shows no nginx block with the /mcp location")
-	}
-	for _, loc := range regexp.MustCompile(`(?ms)^location [^\n]*\{\n.*?^\}\n`).FindAllString(server, -1) {
-		indented := regexp.MustCompile(`(?m)^`).ReplaceAllString(strings.TrimSuffix(loc, "\n"), "        ")
-		if !strings.Contains(conf, indented) {
-			t.Errorf("the README's location is not in the suite's nginx.conf:\n%s", loc)
+		if !found {
+			t.Errorf("the README shows no %s block equal to %s; paste the file into it", c.lang, c.file)
 		}
 	}
 }

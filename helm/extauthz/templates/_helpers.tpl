@@ -70,3 +70,18 @@ the NetworkPolicy and the Service keep it private).
 {{- end }}
 {{- toYaml $cfg }}
 {{- end }}
+
+{{/*
+envConfig is the whole configuration in env mode; the chart sets the
+listeners and the Redis URL itself, and secrets come from Secrets.
+*/}}
+{{- define "extauthz.envConfigCheck" -}}
+{{- range $name, $_ := .Values.envConfig }}
+{{- if or (hasPrefix "EXTAUTHZ_LISTEN_" $name) (eq $name "EXTAUTHZ_REDIS_URL") (eq $name "EXTAUTHZ_CONFIG") }}
+{{- fail (printf "envConfig.%s is set by the chart (from ports and redis.url); remove it" $name) }}
+{{- end }}
+{{- if or (hasSuffix "_SECRET" $name) (hasSuffix "_PASSWORD" $name) (hasSuffix "_TOKEN" $name) }}
+{{- fail (printf "envConfig.%s is a secret: set it from a Secret with secretEnv (or redis.password / adminToken)" $name) }}
+{{- end }}
+{{- end }}
+{{- end }}
