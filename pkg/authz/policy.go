@@ -158,6 +158,26 @@ func errorBody(code, description string) []byte {
 	return b
 }
 
+// rpcErrorBody is a JSON-RPC 2.0 error response (§5.1): the answer MCP
+// clients expect to a request refused for its shape. id is JSON text, the
+// request's id or null (mcp.RequestID).
+func rpcErrorBody(code int, message, id string) []byte {
+	type rpcError struct {
+		Code    int    `json:"code"`
+		Message string `json:"message"`
+	}
+	type response struct {
+		JSONRPC string          `json:"jsonrpc"`
+		ID      json.RawMessage `json:"id"`
+		Error   rpcError        `json:"error"`
+	}
+	b, err := json.Marshal(response{"2.0", json.RawMessage(id), rpcError{code, message}})
+	if err != nil {
+		b, _ = json.Marshal(response{"2.0", json.RawMessage("null"), rpcError{code, message}})
+	}
+	return b
+}
+
 // cacheNamespace is where a resource's verdicts are cached: its name and a
 // digest of every setting a verdict depends on (its authorization servers
 // with all their settings, its audiences, the token rules). A reload that
