@@ -147,6 +147,13 @@ func (e *Engine) Check(ctx context.Context, r *Request) Decision {
 		if res := p.documentFor(host, path); res != nil {
 			return metadataAnswer(r.Method, res)
 		}
+		if path == metadata.WellKnownPrefix && p.servesHost(host) {
+			// The root document of a host of ours that no resource owns
+			// (rootDocument): not found, as on the HTTP listener, rather
+			// than routed like a request to the MCP server.
+			return Decision{Status: http.StatusNotFound, Reason: ReasonMetadata, ContentType: "application/json",
+				Body: errorBody("not_found", "no protected resource owns the root metadata document of this host: use the path-suffixed URL of the resource")}
+		}
 	}
 
 	res, err := p.selectResource(r.ContextExtensions, host, rawPath, path)

@@ -25,6 +25,7 @@ type Policy struct {
 	resources      []*resource // longest path prefix first
 	byName         map[string]*resource
 	wellKnown      map[string][]*resource // metadata path → resources serving it
+	rootMarked     []*resource            // root_metadata: true, in configuration order
 	publicHost     string                 // host of public_url, lower case, no port
 	unmatchedAllow bool
 	// requireExplicit: the route must name the resource; the host never
@@ -127,6 +128,9 @@ func NewPolicy(c *config.Config) (*Policy, error) {
 		p.resources = append(p.resources, r)
 		p.byName[r.name] = r
 		p.wellKnown[r.wellKnown] = append(p.wellKnown[r.wellKnown], r)
+		if rc.RootMetadata && r.wellKnown != metadata.WellKnownPrefix {
+			p.rootMarked = append(p.rootMarked, r)
+		}
 	}
 	sort.SliceStable(p.resources, func(i, j int) bool {
 		return len(p.resources[i].pathPrefix) > len(p.resources[j].pathPrefix)
