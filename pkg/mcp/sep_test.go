@@ -1,6 +1,7 @@
 package mcp
 
 import (
+	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
@@ -124,4 +125,29 @@ func TestRequestID(t *testing.T) {
 			t.Errorf("RequestID(%s) = %s, want %s", tc.body, got, tc.want)
 		}
 	}
+}
+
+// FuzzRequestID: whatever the body, the id written into an error answer is
+// null or one JSON string or number of bounded size, never more JSON.
+func FuzzRequestID(f *testing.F) {
+	for _, b := range []string{callBody, notifBody, `{"id":"a\"},\"x\":{"}`, `{"id":1,"id":2}`, `{"id":[1]}`, `{"id":1e999}`, "{\"id\":\"\xff\"}"} {
+		f.Add([]byte(b))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		id := RequestID(body)
+		if id == "null" {
+			return
+		}
+		var v any
+		dec := json.NewDecoder(strings.NewReader(id))
+		dec.UseNumber()
+		if len(id) > MaxIDBytes || dec.Decode(&v) != nil || dec.More() {
+			t.Fatalf("RequestID = %q", id)
+		}
+		switch v.(type) {
+		case string, json.Number:
+		default:
+			t.Fatalf("RequestID = %q, a %T", id, v)
+		}
+	})
 }
