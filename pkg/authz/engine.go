@@ -154,6 +154,13 @@ func (e *Engine) decide(ctx context.Context, p *Policy, r *Request) Decision {
 		if res := p.documentFor(host, path); res != nil {
 			return metadataAnswer(r.Method, res)
 		}
+		if path == metadata.WellKnownPrefix && p.servesHost(host) {
+			// The root document of a host of ours that no resource owns
+			// (rootDocument): not found, as on the HTTP listener, rather
+			// than routed like a request to the MCP server.
+			return Decision{Status: http.StatusNotFound, Reason: ReasonMetadata, ContentType: "application/json",
+				Body: errorBody("not_found", "no protected resource owns the root metadata document of this host: use the path-suffixed URL of the resource")}
+		}
 	}
 
 	res, err := p.selectResource(r.ContextExtensions, host, rawPath, path)
@@ -202,19 +209,22 @@ func (e *Engine) decide(ctx context.Context, p *Policy, r *Request) Decision {
 	if err != nil {
 		return p.deny(res, err)
 	}
-	var op mcp.Operation
-	if res.needsOperation() {
-		if op, err = res.operation(r); err != nil {
-			d := p.deny(res, err)
-			d.Operation = op
-			return d
-		}
-	}
+	// Authentication comes before the shape of the MCP request: a client
+	// without a good token learns how to get one (401 and its challenge)
+	// before anything else about its request.
 	v, src := e.verify(ctx, p, res, raw)
 	if v.Err != nil {
 		d := p.deny(res, v.Err)
-		d.Source, d.Operation = src, op
+		d.Source = src
 		return d
+	}
+	var op mcp.Operation
+	if res.needsOperation() {
+		if op, err = res.operation(r); err != nil {
+			d := p.denyMessage(res, err, r.Body)
+			d.Source, d.Claims = src, v.Claims
+			return d
+		}
 	}
 	needed, matched := res.needed(res.required, op)
 	if missing := res.missing(needed, v.Claims.Scopes); missing != "" {
@@ -436,6 +446,18 @@ func (p *Policy) deny(res *resource, err error) Decision {
 			ResourceMetadata: res.metadataURL,
 			ErrorDescription: c.description,
 		}.String()
+	}
+	return d
+}
+
+// denyMessage refuses a request for the shape of its MCP message. Those
+// of the JSON-RPC kind (jsonRPCCode) are answered with a JSON-RPC error
+// carrying the request's id, as MCP clients expect (MCP 2026-07-28,
+// Streamable HTTP, "Server Validation"), rather than the OAuth error body.
+func (p *Policy) denyMessage(res *resource, err error, body []byte) Decision {
+	d := p.deny(res, err)
+	if code := jsonRPCCode(err); code != 0 {
+		d.Body = rpcErrorBody(code, classify(err).description, mcp.RequestID(body))
 	}
 	return d
 }

@@ -22,6 +22,8 @@ const (
 	ReasonLoginRedirect     Reason = "login_redirect"     // a browser without a session sent to sign in
 	ReasonNoCredential      Reason = "no_credential"      //nolint:gosec // a label, not a credential: no Bearer token
 	ReasonInvalidRequest    Reason = "invalid_request"    // token in query or body, malformed or repeated header
+	ReasonHeaderMismatch    Reason = "header_mismatch"    // Mcp-Method/Mcp-Name missing, malformed or disagreeing with the body (MCP -32020)
+	ReasonBadMessage        Reason = "bad_message"        // a body that is not one readable JSON-RPC message, or a resource URI that cannot be normalised
 	ReasonMalformed         Reason = "malformed"          // not a parseable JWT, too large, crit, no exp
 	ReasonBadAlgorithm      Reason = "bad_algorithm"      // alg none, HS*, or not configured
 	ReasonUnknownKey        Reason = "unknown_key"        // kid not in the issuer's key set
@@ -65,7 +67,10 @@ var (
 	ErrBadTarget       = fmt.Errorf("%w: malformed host or path", ErrInvalidRequest)
 	// The MCP operation the rules need cannot be read, or is read two ways.
 	ErrOperationMismatch = fmt.Errorf("%w: Mcp-Method/Mcp-Name headers and JSON-RPC body disagree", ErrInvalidRequest)
+	ErrBadMCPHeader      = fmt.Errorf("%w: invalid Mcp-Method or Mcp-Name header", ErrInvalidRequest)
+	ErrMethodHeader      = fmt.Errorf("%w: a request declaring MCP 2026-07-28 or later without Mcp-Method", ErrInvalidRequest)
 	ErrBadOperation      = fmt.Errorf("%w: unreadable MCP operation", ErrInvalidRequest)
+	ErrBodyNotJSON       = fmt.Errorf("%w: JSON-RPC body is not JSON", ErrInvalidRequest)
 	ErrUnknownOperation  = fmt.Errorf("%w: MCP method unknown", ErrInvalidRequest)
 	ErrBodyRequired      = fmt.Errorf("%w: JSON-RPC body not forwarded", ErrInvalidRequest)
 	ErrAmbiguousURI      = fmt.Errorf("%w: resource URI cannot be normalised", ErrInvalidRequest)
@@ -96,13 +101,21 @@ var denials = []struct {
 	{ErrMalformedHeader, class{http.StatusBadRequest, "invalid_request", ReasonInvalidRequest, "the Authorization header must carry exactly one Bearer token", true}},
 	{ErrAmbiguousPath, class{http.StatusBadRequest, "invalid_request", ReasonInvalidRequest, "the request path is ambiguous: another reading of it (decoded, letter case, \\ or ; parameters) routes elsewhere", true}},
 	{ErrBadTarget, class{http.StatusBadRequest, "invalid_request", ReasonInvalidRequest, "the request's host or path is malformed", true}},
-	{ErrOperationMismatch, class{http.StatusBadRequest, "invalid_request", ReasonInvalidRequest, "the Mcp-Method and Mcp-Name headers do not match the JSON-RPC body", true}},
-	{ErrBadOperation, class{http.StatusBadRequest, "invalid_request", ReasonInvalidRequest, "the MCP request cannot be read (invalid Mcp-Method or Mcp-Name header, or body that is not one JSON-RPC message)", true}},
-	{ErrBodyRequired, class{http.StatusBadRequest, "invalid_request", ReasonInvalidRequest, "the JSON-RPC body must reach the gateway (mcp.require_body): configure the proxy to forward it", true}},
-	{ErrUnknownOperation, class{http.StatusBadRequest, "invalid_request", ReasonInvalidRequest, "the MCP method is unknown: send the Mcp-Method and Mcp-Name headers", true}},
-	{ErrAmbiguousURI, class{http.StatusBadRequest, "invalid_request", ReasonInvalidRequest, "the resource URI cannot be normalised unambiguously", true}},
-	{ErrUntrustedHeaders, class{http.StatusBadRequest, "invalid_request", ReasonInvalidRequest, "the Mcp-Method and Mcp-Name headers are trusted without the JSON-RPC body only from MCP 2026-07-28 on: send MCP-Protocol-Version 2026-07-28 or later, or have the proxy forward the body", true}},
-	{ErrBadProtocolVersion, class{http.StatusBadRequest, "invalid_request", ReasonInvalidRequest, "the MCP-Protocol-Version header is not a protocol revision (YYYY-MM-DD)", true}},
+	// The shape of the MCP request, judged once the token is known to be
+	// good. No Bearer challenge: RFC 6750 §3.1's invalid_request is about
+	// how the request presents its credential, and a new token cannot fix
+	// any of these. The ones with a JSON-RPC code are answered with a
+	// JSON-RPC error (see jsonRPCCode).
+	{ErrOperationMismatch, class{http.StatusBadRequest, "invalid_request", ReasonHeaderMismatch, "Header mismatch: the Mcp-Method or Mcp-Name header does not match the JSON-RPC body", false}},
+	{ErrBadMCPHeader, class{http.StatusBadRequest, "invalid_request", ReasonHeaderMismatch, "Header mismatch: an Mcp-Method or Mcp-Name header is malformed (invalid characters or =?base64?...?= encoding), or one is missing or not expected for the method", false}},
+	{ErrMethodHeader, class{http.StatusBadRequest, "invalid_request", ReasonHeaderMismatch, "Header mismatch: the required Mcp-Method header is missing", false}},
+	{ErrUnknownOperation, class{http.StatusBadRequest, "invalid_request", ReasonHeaderMismatch, "Header mismatch: the MCP method is unknown: send the Mcp-Method and Mcp-Name headers", false}},
+	{ErrBodyNotJSON, class{http.StatusBadRequest, "invalid_request", ReasonBadMessage, "Parse error: the body is not JSON text in UTF-8", false}},
+	{ErrBadOperation, class{http.StatusBadRequest, "invalid_request", ReasonBadMessage, "Invalid Request: the body is not one JSON-RPC message the gateway can read unambiguously", false}},
+	{ErrAmbiguousURI, class{http.StatusBadRequest, "invalid_request", ReasonBadMessage, "Invalid params: the resource URI cannot be normalised unambiguously", false}},
+	{ErrBodyRequired, class{http.StatusBadRequest, "invalid_request", ReasonInvalidRequest, "the JSON-RPC body must reach the gateway (mcp.require_body): configure the proxy to forward it", false}},
+	{ErrUntrustedHeaders, class{http.StatusBadRequest, "invalid_request", ReasonInvalidRequest, "the Mcp-Method and Mcp-Name headers are trusted without the JSON-RPC body only from MCP 2026-07-28 on: send MCP-Protocol-Version 2026-07-28 or later, or have the proxy forward the body", false}},
+	{ErrBadProtocolVersion, class{http.StatusBadRequest, "invalid_request", ReasonInvalidRequest, "the MCP-Protocol-Version header is not a protocol revision (YYYY-MM-DD)", false}},
 	{ErrInvalidRequest, class{http.StatusBadRequest, "invalid_request", ReasonInvalidRequest, "the request is malformed", true}},
 	{token.ErrMalformed, class{http.StatusUnauthorized, "invalid_token", ReasonMalformed, "the access token is malformed", true}},
 	{token.ErrCritical, class{http.StatusUnauthorized, "invalid_token", ReasonMalformed, "the access token has unsupported critical headers", true}},
@@ -139,4 +152,34 @@ func classify(err error) class {
 		}
 	}
 	return internalClass
+}
+
+// JSON-RPC error codes of the MCP-shape refusals: -32020 HeaderMismatch
+// (MCP 2026-07-28, Streamable HTTP "Server Validation": 400 with this code
+// when a required Mcp-* header is missing or malformed or disagrees with
+// the body), and the JSON-RPC 2.0 codes for a body that is not JSON
+// (-32700), not a readable request (-32600) or has unusable params
+// (-32602).
+const (
+	rpcHeaderMismatch = -32020
+	rpcParseError     = -32700
+	rpcInvalidRequest = -32600
+	rpcInvalidParams  = -32602
+)
+
+// jsonRPCCode returns the JSON-RPC error code a denial answers with, or 0
+// for the OAuth-style {"error":...} body.
+func jsonRPCCode(err error) int {
+	switch {
+	case errors.Is(err, ErrOperationMismatch), errors.Is(err, ErrBadMCPHeader),
+		errors.Is(err, ErrMethodHeader), errors.Is(err, ErrUnknownOperation):
+		return rpcHeaderMismatch
+	case errors.Is(err, ErrBodyNotJSON):
+		return rpcParseError
+	case errors.Is(err, ErrBadOperation):
+		return rpcInvalidRequest
+	case errors.Is(err, ErrAmbiguousURI):
+		return rpcInvalidParams
+	}
+	return 0
 }

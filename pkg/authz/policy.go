@@ -25,6 +25,7 @@ type Policy struct {
 	resources      []*resource // longest path prefix first
 	byName         map[string]*resource
 	wellKnown      map[string][]*resource // metadata path → resources serving it
+	rootMarked     []*resource            // root_metadata: true, in configuration order
 	publicHost     string                 // host of public_url, lower case, no port
 	unmatchedAllow bool
 	// requireExplicit: the route must name the resource; the host never
@@ -132,6 +133,9 @@ func NewPolicy(c *config.Config) (*Policy, error) {
 		p.resources = append(p.resources, r)
 		p.byName[r.name] = r
 		p.wellKnown[r.wellKnown] = append(p.wellKnown[r.wellKnown], r)
+		if rc.RootMetadata && r.wellKnown != metadata.WellKnownPrefix {
+			p.rootMarked = append(p.rootMarked, r)
+		}
 	}
 	sort.SliceStable(p.resources, func(i, j int) bool {
 		return len(p.resources[i].pathPrefix) > len(p.resources[j].pathPrefix)
@@ -160,6 +164,26 @@ func errorBody(code, description string) []byte {
 		Error       string `json:"error"`
 		Description string `json:"error_description"`
 	}{code, description})
+	return b
+}
+
+// rpcErrorBody is a JSON-RPC 2.0 error response (§5.1): the answer MCP
+// clients expect to a request refused for its shape. id is JSON text, the
+// request's id or null (mcp.RequestID).
+func rpcErrorBody(code int, message, id string) []byte {
+	type rpcError struct {
+		Code    int    `json:"code"`
+		Message string `json:"message"`
+	}
+	type response struct {
+		JSONRPC string          `json:"jsonrpc"`
+		ID      json.RawMessage `json:"id"`
+		Error   rpcError        `json:"error"`
+	}
+	b, err := json.Marshal(response{"2.0", json.RawMessage(id), rpcError{code, message}})
+	if err != nil {
+		b, _ = json.Marshal(response{"2.0", json.RawMessage("null"), rpcError{code, message}})
+	}
 	return b
 }
 

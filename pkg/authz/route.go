@@ -121,14 +121,12 @@ func (p *Policy) Document(host, path string) ([]byte, bool) {
 }
 
 // documentFor picks the resource whose metadata lives at path for host
-// (both canonical). The root well-known path also answers for the first
-// resource on the host: RFC 9728 clients that fall back to the root
-// document find it there.
+// (both canonical), or nil.
 func (p *Policy) documentFor(host, path string) *resource {
-	cands := p.wellKnown[path]
-	if len(cands) == 0 && path == metadata.WellKnownPrefix {
-		cands = p.resources
+	if path == metadata.WellKnownPrefix {
+		return p.rootDocument(host)
 	}
+	cands := p.wellKnown[path]
 	for _, r := range cands {
 		if host == p.publicHost || r.matchesHost(host) {
 			return r
@@ -136,10 +134,56 @@ func (p *Policy) documentFor(host, path string) *resource {
 	}
 	// Behind a proxy that rewrites the Host, a path that names exactly one
 	// resource is still unambiguous.
-	if len(cands) == 1 && path != metadata.WellKnownPrefix {
+	if len(cands) == 1 {
 		return cands[0]
 	}
 	return nil
+}
+
+// rootDocument picks the resource whose document is served at the root
+// well-known path (RFC 9728 §3 without a path suffix) of host: the one on
+// the host whose URI has the path "/", else the one on the host marked
+// root_metadata, else the host's only resource, else none (404). Never a
+// guess between two: when two qualify at the first tier that has any (two
+// unmarked resources on a host, or resources of two hosts asked on the
+// public host), there is none. check-config refuses two claimants of the
+// first two tiers on one host.
+func (p *Policy) rootDocument(host string) *resource {
+	for _, cands := range [3][]*resource{p.wellKnown[metadata.WellKnownPrefix], p.rootMarked, p.resources} {
+		var found *resource
+		n := 0
+		for _, r := range cands {
+			if r.matchesHost(host) {
+				found, n = r, n+1
+			}
+		}
+		if n == 0 && host == p.publicHost {
+			for _, r := range cands {
+				found, n = r, n+1
+			}
+		}
+		switch {
+		case n == 1:
+			return found
+		case n > 1:
+			return nil
+		}
+	}
+	return nil
+}
+
+// servesHost reports whether some resource is served on host (or host is
+// the public host).
+func (p *Policy) servesHost(host string) bool {
+	if host == p.publicHost {
+		return true
+	}
+	for _, r := range p.resources {
+		if r.matchesHost(host) {
+			return true
+		}
+	}
+	return false
 }
 
 // hasUpper reports whether s holds an ASCII upper-case letter.

@@ -151,27 +151,40 @@ func (m *mcpRules) operation(r *Request) (mcp.Operation, error) {
 		// headers say. MCP 2026-07-28: intermediaries that enforce policy
 		// on mirrored headers SHOULD reject, not trust, a request whose
 		// MCP-Protocol-Version is older or absent.
-		v, ok := r.Headers["mcp-protocol-version"]
-		if !ok {
-			return mcp.Operation{}, ErrUntrustedHeaders
-		}
-		v = strings.Trim(v, " \t")
-		if !isRevision(v) {
-			return mcp.Operation{}, ErrBadProtocolVersion
-		}
-		if v < headerValidationSince {
-			return mcp.Operation{}, ErrUntrustedHeaders
+		if err := headerValidating(r); err != nil {
+			return mcp.Operation{}, err
 		}
 	}
 	op, err := mcp.Extract(in, m.maxBody)
 	switch {
 	case errors.Is(err, mcp.ErrMismatch):
 		return op, fmt.Errorf("%w: %v", ErrOperationMismatch, err)
+	case errors.Is(err, mcp.ErrBadHeader):
+		return op, fmt.Errorf("%w: %v", ErrBadMCPHeader, err)
 	case errors.Is(err, mcp.ErrBadURI):
 		return op, fmt.Errorf("%w: %v", ErrAmbiguousURI, err)
+	case errors.Is(err, mcp.ErrNotJSON):
+		return op, fmt.Errorf("%w: %v", ErrBodyNotJSON, err)
 	case err != nil:
 		return op, fmt.Errorf("%w: %v", ErrBadOperation, err)
+	case op.Known && op.Method != "" && !op.Notification && !in.HasMethodHeader && headerValidating(r) == nil:
+		// MCP 2026-07-28: Mcp-Method is required on every request (not
+		// on notifications, for which the revision defines no header
+		// rules). The body decides here, so this is the revision's rule
+		// rather than a hole; a request that declares an older revision
+		// (or none) needs no header.
+		return mcp.Operation{}, ErrMethodHeader
 	case !op.Known && r.Method == http.MethodPost && (len(m.rules) > 0 || m.policy != nil && m.policy.ReadsMCP()):
+		if !in.HasMethodHeader && !in.HasNameHeader && len(r.Body) == 0 && headerValidating(r) == nil {
+			// A 2026-07-28 client sends Mcp-Method with every request,
+			// so a POST of its without one is a notification (the SDK
+			// posts notifications/cancelled that way), which no rule
+			// is for; were it a request after all, its server must
+			// refuse it for the missing header (400, -32020). It is
+			// decided without an operation: the resource's scopes and
+			// policy, mcp.method "".
+			return op, nil
+		}
 		// A JSON-RPC request whose method cannot be known: the rules, or
 		// a policy that reads the operation, cannot be applied (the
 		// policy would see mcp.name == "" for a call it never saw), so it
@@ -179,6 +192,26 @@ func (m *mcpRules) operation(r *Request) (mcp.Operation, error) {
 		return op, ErrUnknownOperation
 	}
 	return op, nil
+}
+
+// headerValidating returns nil when the request declares a protocol
+// revision whose servers check Mcp-* headers against the body
+// (MCP-Protocol-Version 2026-07-28 or later), ErrUntrustedHeaders when it
+// declares an older one or none, and ErrBadProtocolVersion when the header
+// is not a revision. It does not allocate.
+func headerValidating(r *Request) error {
+	v, ok := r.Headers["mcp-protocol-version"]
+	if !ok {
+		return ErrUntrustedHeaders
+	}
+	v = strings.Trim(v, " \t")
+	if !isRevision(v) {
+		return ErrBadProtocolVersion
+	}
+	if v < headerValidationSince {
+		return ErrUntrustedHeaders
+	}
+	return nil
 }
 
 // isRevision reports whether v is an MCP protocol revision: a date written

@@ -166,8 +166,8 @@ func TestMCPRules(t *testing.T) {
 			if tc.status == 403 && tc.challenge == "" && a.headers["www-authenticate"] != "" {
 				t.Errorf("a %d that no token can fix carries a challenge: %s", tc.status, a.headers["www-authenticate"])
 			}
-			if tc.status == 400 && !strings.Contains(a.headers["www-authenticate"], `error="invalid_request"`) {
-				t.Errorf("400 without invalid_request: %q", a.headers["www-authenticate"])
+			if tc.status == 400 {
+				shapeRefusal(t, a)
 			}
 		})
 	}
@@ -185,6 +185,39 @@ func TestMCPRules(t *testing.T) {
 			t.Errorf("preflight: allowed=%v %d %v, want a 204 answer for the origin", a.allowed, a.status, a.headers)
 		}
 	})
+}
+
+// shapeRefusal checks a 400 for the shape of the MCP request: no Bearer
+// challenge (no token can fix it) and a JSON-RPC error body with one of the
+// codes the gateway uses, Content-Type application/json, and the request's id
+// (every request of these tests has id 1, or none when no body was sent).
+func shapeRefusal(t *testing.T, a answer) {
+	t.Helper()
+	if c := a.headers["www-authenticate"]; c != "" {
+		t.Errorf("a 400 for the request's shape carries a challenge: %q", c)
+	}
+	if ct := a.headers["content-type"]; ct != "application/json" {
+		t.Errorf("Content-Type %q", ct)
+	}
+	var rpc struct {
+		JSONRPC string          `json:"jsonrpc"`
+		ID      json.RawMessage `json:"id"`
+		Error   struct {
+			Code    int    `json:"code"`
+			Message string `json:"message"`
+		} `json:"error"`
+	}
+	if err := json.Unmarshal([]byte(a.body), &rpc); err != nil || rpc.JSONRPC != "2.0" || rpc.Error.Message == "" {
+		t.Fatalf("body %s is not a JSON-RPC error: %v", a.body, err)
+	}
+	switch rpc.Error.Code {
+	case -32020, -32600, -32602, -32700:
+	default:
+		t.Errorf("JSON-RPC error code %d in %s", rpc.Error.Code, a.body)
+	}
+	if id := string(rpc.ID); id != "1" && id != "null" {
+		t.Errorf("id %s in %s", id, a.body)
+	}
 }
 
 // mcpName is Mcp-Name as a conforming client writes it: plain when the value
@@ -288,8 +321,8 @@ func TestMCPResourceURIVariants(t *testing.T) {
 				if a.status != tc.status {
 					t.Fatalf("base-scope token: status %d, want %d (body %s)", a.status, tc.status, a.body)
 				}
-				if tc.status == 400 && !strings.Contains(a.headers["www-authenticate"], `error="invalid_request"`) {
-					t.Errorf("400 without invalid_request: %q", a.headers["www-authenticate"])
+				if tc.status == 400 {
+					shapeRefusal(t, a)
 				}
 				if tc.status == 403 && strings.Contains(strings.ToLower(tc.uri), "api.example.com") && a.headers["www-authenticate"] != adminChallenge {
 					t.Errorf("challenge\n got %s\nwant %s", a.headers["www-authenticate"], adminChallenge)
@@ -337,12 +370,12 @@ func TestMCPHeadersNeedProtocolVersion(t *testing.T) {
 		}
 		return r
 	}
-	const versionDesc = `error_description="the Mcp-Method and Mcp-Name headers are trusted without the JSON-RPC body only from MCP 2026-07-28 on: send MCP-Protocol-Version 2026-07-28 or later, or have the proxy forward the body"`
+	const versionDesc = `"error_description":"the Mcp-Method and Mcp-Name headers are trusted without the JSON-RPC body only from MCP 2026-07-28 on: send MCP-Protocol-Version 2026-07-28 or later, or have the proxy forward the body"`
 	cases := []struct {
 		name    string
 		req     check.EnvoyRequest
 		status  int
-		inChall string
+		inChall string // in the challenge, or for a 400 in the body
 	}{
 		// The reproduction: the header names a harmless tool, the body (unseen)
 		// calls a destructive one, and the client declares an old revision.
@@ -351,10 +384,10 @@ func TestMCPHeadersNeedProtocolVersion(t *testing.T) {
 		{"headers only, no version", headersOnly("-", "tools/call", "search", ""), 400, versionDesc},
 		{"headers only, no version, tools/list", headersOnly("-", "tools/list", "", ""), 400, versionDesc},
 		{"headers only, 2026-07-27", headersOnly("2026-07-27", "tools/call", "search", ""), 400, versionDesc},
-		{"headers only, malformed version", headersOnly("2026-7-28", "tools/call", "search", ""), 400, `error_description="the MCP-Protocol-Version header is not a protocol revision`},
-		{"headers only, two versions", headersOnly("2026-07-28, 2025-06-18", "tools/call", "search", ""), 400, `error_description="the MCP-Protocol-Version header is not a protocol revision`},
-		{"headers only, month 13", headersOnly("2026-13-01", "tools/call", "search", ""), 400, `error_description="the MCP-Protocol-Version header is not a protocol revision`},
-		{"headers only, empty version", headersOnly("", "tools/call", "search", ""), 400, `error_description="the MCP-Protocol-Version header is not a protocol revision`},
+		{"headers only, malformed version", headersOnly("2026-7-28", "tools/call", "search", ""), 400, `"error_description":"the MCP-Protocol-Version header is not a protocol revision`},
+		{"headers only, two versions", headersOnly("2026-07-28, 2025-06-18", "tools/call", "search", ""), 400, `"error_description":"the MCP-Protocol-Version header is not a protocol revision`},
+		{"headers only, month 13", headersOnly("2026-13-01", "tools/call", "search", ""), 400, `"error_description":"the MCP-Protocol-Version header is not a protocol revision`},
+		{"headers only, empty version", headersOnly("", "tools/call", "search", ""), 400, `"error_description":"the MCP-Protocol-Version header is not a protocol revision`},
 		// 2026-07-28 and later: decided on the headers.
 		{"headers only, 2026-07-28", headersOnly("2026-07-28", "tools/call", "search", ""), 200, ""},
 		{"headers only, 2026-07-28 with OWS", headersOnly(" 2026-07-28\t", "tools/call", "search", ""), 200, ""},
@@ -363,7 +396,7 @@ func TestMCPHeadersNeedProtocolVersion(t *testing.T) {
 		// With the body the body decides, whatever the version.
 		{"body, 2025-06-18, agreeing", headersOnly("2025-06-18", "tools/call", "search", toolCall("search")), 200, ""},
 		{"body, no version, agreeing", headersOnly("-", "tools/call", "search", toolCall("search")), 200, ""},
-		{"body, 2025-06-18, lying header", headersOnly("2025-06-18", "tools/call", "search", toolCall("delete_repo")), 400, `error_description="the Mcp-Method and Mcp-Name headers do not match the JSON-RPC body"`},
+		{"body, 2025-06-18, lying header", headersOnly("2025-06-18", "tools/call", "search", toolCall("delete_repo")), 400, `{"code":-32020,"message":"Header mismatch: the Mcp-Method or Mcp-Name header does not match the JSON-RPC body"}`},
 		{"body only, old client", call(writer, "", "", toolCall("delete_repo"), [2]string{"mcp-protocol-version", "2025-06-18"}), 403, `error="insufficient_scope"`},
 	}
 	for _, tc := range cases {
@@ -372,7 +405,15 @@ func TestMCPHeadersNeedProtocolVersion(t *testing.T) {
 			if a.status != tc.status {
 				t.Fatalf("status %d, want %d (body %s, challenge %q)", a.status, tc.status, a.body, a.headers["www-authenticate"])
 			}
-			if tc.inChall != "" && !strings.Contains(a.headers["www-authenticate"], tc.inChall) {
+			if tc.status == 400 {
+				// The request's shape, not its credential: no challenge.
+				if c := a.headers["www-authenticate"]; c != "" {
+					t.Errorf("a 400 for the request's shape carries a challenge: %q", c)
+				}
+				if !strings.Contains(a.body, tc.inChall) {
+					t.Errorf("body %s lacks %s", a.body, tc.inChall)
+				}
+			} else if tc.inChall != "" && !strings.Contains(a.headers["www-authenticate"], tc.inChall) {
 				t.Errorf("WWW-Authenticate %q lacks %s", a.headers["www-authenticate"], tc.inChall)
 			}
 		})

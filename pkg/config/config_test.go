@@ -495,6 +495,9 @@ resources: at least one resource is required`},
 resources: at least one resource is required`},
 		{"invalid-ambiguous-routing.yaml", `
 resources[1]: has the same hosts and path_prefix as resources[0] (ambiguous routing)`},
+		{"invalid-root-metadata.yaml", `
+resources[1].root_metadata: resources[0] already serves the root metadata document of host "mcp.example.com"
+resources[3].root_metadata: resources[2] has the path / and serves the root metadata document of host "tools.example.com"`},
 		{"invalid-listen.yaml", `
 listen.grpc: cannot be "off" (only the http and admin listeners can be disabled)
 listen.admin: conflicts with listen.http (same port)`},

@@ -313,6 +313,13 @@ type Resource struct {
 	// for upstreams that route that way. Off, a path that differs from a
 	// protected prefix only in case is refused (400).
 	PathCaseInsensitive bool `yaml:"path_case_insensitive"`
+	// RootMetadata: this resource's RFC 9728 document is also the one at
+	// the root well-known path of its hosts
+	// (/.well-known/oauth-protected-resource without a path suffix), for
+	// clients that look only there. A resource whose URI has the path "/"
+	// owns that path anyway; at most one resource per host may claim it.
+	// Default false: with neither, the root path is not found (404).
+	RootMetadata bool `yaml:"root_metadata"`
 	// Preflight says who answers a CORS preflight from an allowed origin:
 	// "answer" (default: the gateway, 204 with the CORS headers) or
 	// "forward" (the upstream, reached without a token).

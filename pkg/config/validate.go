@@ -760,6 +760,7 @@ func (c *Config) validateResources(ch *checker) {
 		}
 	}
 	validateRouting(ch, c.Resources)
+	validateRootMetadata(ch, c.Resources)
 }
 
 func validateAuthorizationServers(ch *checker, p string, servers []AuthorizationServer, issuers map[string]issuerUse) {
@@ -1106,6 +1107,39 @@ func validateRouting(ch *checker, rs []Resource) {
 			continue
 		}
 		routes[key] = j
+	}
+}
+
+// validateRootMetadata: the document at a host's root well-known path
+// (RFC 9728 §3 without a path suffix) must be one resource's, never a
+// guess: the resource whose URI has the path "/", else the one marked
+// root_metadata. Two claimants on one host are refused.
+func validateRootMetadata(ch *checker, rs []Resource) {
+	type claim struct {
+		i      int
+		atRoot bool // the URI's path is "/": the root document is its own
+	}
+	owners := map[string]claim{}
+	for j, r := range rs {
+		u, err := url.Parse(r.Resource)
+		atRoot := err == nil && (u.EscapedPath() == "" || u.EscapedPath() == "/")
+		if !atRoot && !r.RootMetadata {
+			continue
+		}
+		for _, h := range r.Hosts {
+			h = strings.ToLower(h)
+			prev, taken := owners[h]
+			switch {
+			case !taken:
+				owners[h] = claim{j, atRoot}
+			case r.RootMetadata && prev.atRoot:
+				ch.add(fmt.Sprintf("resources[%d].root_metadata", j), "resources[%d] has the path / and serves the root metadata document of host %q", prev.i, h)
+			case r.RootMetadata:
+				ch.add(fmt.Sprintf("resources[%d].root_metadata", j), "resources[%d] already serves the root metadata document of host %q", prev.i, h)
+			case rs[prev.i].RootMetadata:
+				ch.add(fmt.Sprintf("resources[%d].root_metadata", prev.i), "resources[%d] has the path / and serves the root metadata document of host %q", j, h)
+			}
+		}
 	}
 }
 

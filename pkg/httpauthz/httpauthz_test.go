@@ -175,8 +175,8 @@ func TestConventions(t *testing.T) {
 				t.Errorf("step-up satisfied: %d %s", a.status, a.body)
 			}
 			a = run("POST", "/mcp", bearer(admin), [2]string{"MCP-Protocol-Version", "2025-06-18"}, [2]string{"Mcp-Method", "tools/call"}, [2]string{"Mcp-Name", "echo"})
-			if a.status != 400 || !strings.Contains(a.header.Get("WWW-Authenticate"), "2026-07-28") {
-				t.Errorf("headers only, MCP 2025-06-18: %d %q", a.status, a.header.Get("WWW-Authenticate"))
+			if a.status != 400 || a.header.Get("WWW-Authenticate") != "" || !strings.Contains(a.body, "2026-07-28") {
+				t.Errorf("headers only, MCP 2025-06-18: %d %q %s, want 400 without a challenge", a.status, a.header.Get("WWW-Authenticate"), a.body)
 			}
 			a = run("POST", "/mcp?access_token="+tools)
 			if a.status != 400 || !strings.Contains(a.header.Get("WWW-Authenticate"), `error="invalid_request"`) {

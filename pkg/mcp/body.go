@@ -14,9 +14,11 @@ var (
 		[]byte("params"),
 		[]byte("result"),
 		[]byte("error"),
+		[]byte("id"),
 	}
-	keyName = []byte("name")
-	keyURI  = []byte("uri")
+	keyName   = []byte("name")
+	keyURI    = []byte("uri")
+	keyTaskID = []byte("taskId")
 
 	bom     = []byte{0xef, 0xbb, 0xbf}
 	fffd    = []byte(string(utf8.RuneError))
@@ -29,97 +31,124 @@ const (
 	topParams
 	topResult
 	topError
+	topID
 )
+
+// message is what parseBody reads from a JSON-RPC message.
+type message struct {
+	method []byte // nil for a response
+	name   []byte // nil when the method has none, or (tasks/*) the body has none
+	hasID  bool   // the message has an "id" member: not a notification
+}
 
 // parseBody reads a JSON-RPC message (see the package documentation for the
 // rules). It returns the decoded method, nil for a response, and the decoded
 // name, nil when the method has none. Both may alias b.
-func parseBody(b []byte) (method, name []byte, err error) {
+func parseBody(b []byte) (message, error) {
 	if bytes.HasPrefix(b, bom) {
-		return nil, nil, detail(ErrBadBody, "byte order mark")
+		return message{}, detail(ErrNotJSON, "byte order mark")
 	}
 	if !utf8.Valid(b) {
-		return nil, nil, detail(ErrBadBody, "not UTF-8")
+		return message{}, detail(ErrNotJSON, "not UTF-8")
 	}
 	if !json.Valid(b) {
-		return nil, nil, detail(ErrBadBody, "not JSON")
+		return message{}, detail(ErrNotJSON, "not JSON")
 	}
 	i := skipWS(b, 0)
 	switch b[i] { // json.Valid: there is a value, so i < len(b)
 	case '[':
-		return nil, nil, ErrBatch
+		return message{}, ErrBatch
 	case '{':
 	default:
-		return nil, nil, detail(ErrBadBody, "not an object")
+		return message{}, detail(ErrBadBody, "not an object")
 	}
 
 	var top [len(topKeys)][]byte // raw values; nil: absent
 	if err := walkObject(b, i, func(key, val []byte) error {
 		return pick(key, val, topKeys[:], top[:])
 	}); err != nil {
-		return nil, nil, err
+		return message{}, err
 	}
+	m, err := readMessage(&top)
+	m.hasID = top[topID] != nil
+	return m, err
+}
+
+// readMessage reads the method and name from the top-level members.
+func readMessage(top *[len(topKeys)][]byte) (message, error) {
+	var m message
 
 	if raw := top[topJSONRPC]; raw != nil {
 		v, err := stringValue(raw)
 		if err != nil || !bytes.Equal(v, version) {
-			return nil, nil, detail(ErrBadBody, `jsonrpc is not "2.0"`)
+			return message{}, detail(ErrBadBody, `jsonrpc is not "2.0"`)
 		}
 	}
 	isResponse := top[topResult] != nil || top[topError] != nil
 	if top[topMethod] == nil {
 		if !isResponse {
-			return nil, nil, detail(ErrBadBody, "neither a request nor a response")
+			return message{}, detail(ErrBadBody, "neither a request nor a response")
 		}
-		return nil, nil, nil
+		return m, nil
 	}
 	if isResponse {
-		return nil, nil, detail(ErrBadBody, "both a request and a response")
+		return message{}, detail(ErrBadBody, "both a request and a response")
 	}
-	method, err = stringValue(top[topMethod])
+	method, err := stringValue(top[topMethod])
 	if err != nil {
-		return nil, nil, detail(ErrBadBody, "method is not a string")
+		return message{}, detail(ErrBadBody, "method is not a string")
 	}
 	if !validMethod(method) {
-		return nil, nil, detail(ErrBadBody, "method is not a method token")
+		return message{}, detail(ErrBadBody, "method is not a method token")
 	}
 
+	m.method = method
 	var want []byte
 	switch nameMember(string(method)) {
 	case "":
-		return method, nil, nil
+		return m, nil
 	case "name":
 		want = keyName
-	default:
+	case "uri":
 		want = keyURI
+	default:
+		want = keyTaskID
 	}
+	optional := !nameRequired(string(method))
 	params := top[topParams]
+	if params == nil && optional {
+		return m, nil
+	}
 	if params == nil || params[0] != '{' {
-		return nil, nil, detail(ErrBadBody, "params is not an object")
+		return message{}, detail(ErrBadBody, "params is not an object")
 	}
 	var raw [1][]byte
 	if err := walkObject(params, 0, func(key, val []byte) error {
 		return pick(key, val, [][]byte{want}, raw[:])
 	}); err != nil {
-		return nil, nil, err
+		return message{}, err
 	}
 	if raw[0] == nil {
-		return nil, nil, detail(ErrBadBody, "params has no "+string(want))
+		if optional {
+			return m, nil
+		}
+		return message{}, detail(ErrBadBody, "params has no "+string(want))
 	}
-	name, err = stringValue(raw[0])
+	name, err := stringValue(raw[0])
 	if err != nil {
-		return nil, nil, detail(ErrBadBody, "params."+string(want)+" is not a string")
+		return message{}, detail(ErrBadBody, "params."+string(want)+" is not a string")
 	}
 	if len(name) == 0 {
-		return nil, nil, detail(ErrBadBody, "params."+string(want)+" is empty")
+		return message{}, detail(ErrBadBody, "params."+string(want)+" is empty")
 	}
 	if bytes.Contains(name, fffd) {
-		return nil, nil, detail(ErrBadBody, "params."+string(want)+" holds U+FFFD or an unpaired surrogate")
+		return message{}, detail(ErrBadBody, "params."+string(want)+" holds U+FFFD or an unpaired surrogate")
 	}
 	if !validName(name) {
-		return nil, nil, detail(ErrBadBody, "params."+string(want)+" holds a control character")
+		return message{}, detail(ErrBadBody, "params."+string(want)+" holds a control character")
 	}
-	return method, name, nil
+	m.name = name
+	return m, nil
 }
 
 // pick stores val in vals[k] when key is keys[k]. A repeated key, or one that
@@ -270,4 +299,40 @@ func skipValue(b []byte, i int) int {
 		return -1
 	}
 	return i
+}
+
+// MaxIDBytes bounds the JSON text of a request id that [RequestID] returns;
+// a longer id is answered as null rather than echoed.
+const MaxIDBytes = 256
+
+// RequestID returns the "id" of a JSON-RPC request body as JSON text, for
+// the error response that refuses it (JSON-RPC 2.0 §5: the id of the
+// request, or null when it cannot be determined). It is "null" unless body
+// is one JSON object with exactly one member named "id" whose value is a
+// string or a number of at most [MaxIDBytes] bytes of JSON text. The text
+// is the body's own, which json.Valid accepted, so it can be written into a
+// JSON document as it is. It is used on the refusal path only.
+func RequestID(body []byte) string {
+	const null = "null"
+	if len(body) == 0 || !json.Valid(body) {
+		return null
+	}
+	i := skipWS(body, 0)
+	if body[i] != '{' {
+		return null
+	}
+	var id []byte
+	n := 0
+	if err := walkObject(body, i, func(key, val []byte) error {
+		if string(key) == "id" {
+			id, n = val, n+1
+		}
+		return nil
+	}); err != nil || n != 1 || len(id) > MaxIDBytes {
+		return null
+	}
+	if c := id[0]; c != '"' && c != '-' && (c < '0' || c > '9') {
+		return null
+	}
+	return string(id)
 }

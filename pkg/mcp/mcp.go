@@ -27,11 +27,18 @@
 //
 //	tools/call, prompts/get                                   params.name
 //	resources/read, resources/subscribe, resources/unsubscribe params.uri
+//	tasks/get, tasks/update, tasks/cancel                      params.taskId
 //
-// For these methods the name is required: a body without it, or with an
+// For the first five the name is required: a body without it, or with an
 // empty one, is [ErrBadBody]; headers naming such a method without Mcp-Name
-// (or another method with Mcp-Name) are [ErrBadHeader]. So Name != "" exactly
-// when the method is one of the five.
+// (or a method of neither list with Mcp-Name) are [ErrBadHeader]. The task
+// methods are SEP-2663's: a 2026-07-28 client copies params.taskId into
+// Mcp-Name so that an intermediary can route every request of a task to the
+// instance that holds it. Their name is optional (the task methods of
+// 2025-11-25 came without any Mcp-* header), but when the body is seen,
+// Mcp-Name must be present exactly when params.taskId is, and equal to it,
+// like any name. So Name != "" whenever the method is one of the first five,
+// and for a task method when its task id is known.
 //
 // Tool and prompt names are compared byte for byte: no case folding, no
 // Unicode normalisation, which is how servers look tools and prompts up. A
@@ -65,7 +72,10 @@
 //   - A request or notification has a string "method" that obeys the
 //     Mcp-Method rules above (an empty or unusual method is no MCP method, and
 //     one that no header could carry could never be checked against one).
-//     Notifications (no "id") are handled like requests.
+//     A notification (no "id") is read like a request and marked
+//     [Operation].Notification. "id" is a member the gateway reads (below):
+//     whether a message is a request or a notification must not depend on
+//     the parser.
 //   - A response has no "method" but a "result" or "error"; its Method is "".
 //     A message with both "method" and "result"/"error", or with neither, is
 //     [ErrBadBody].
@@ -75,7 +85,7 @@
 //     from an unpaired surrogate escape such as "\ud800", which parsers decode
 //     differently (encoding/json turns it into U+FFFD, JavaScript keeps it).
 //   - Parser differentials are refused rather than resolved. A member the
-//     gateway reads ("jsonrpc", "method", "params", "result", "error" and,
+//     gateway reads ("jsonrpc", "method", "params", "result", "error", "id" and,
 //     inside params, the name member) may appear only once, and no other
 //     member may equal its name case-insensitively (Unicode simple folding,
 //     which makes "paramſ" equal "params"). Parsers disagree on which
@@ -101,6 +111,9 @@ type Operation struct {
 	Method string // JSON-RPC method, "" for a response or when unknown
 	Name   string // tool name, resource URI or prompt name; "" when the method has none
 	Known  bool   // false when neither headers nor a body said anything
+	// Notification: the body is a JSON-RPC notification (no "id"). Always
+	// false without a body: headers do not say.
+	Notification bool
 }
 
 // Input is what the proxy passed along.
@@ -119,6 +132,9 @@ var (
 	// ErrBadBody: the body is not a single JSON-RPC message the gateway can
 	// read unambiguously (see the package documentation).
 	ErrBadBody = errors.New("mcp: body is not an acceptable JSON-RPC message")
+	// ErrNotJSON, an ErrBadBody: the body is not JSON text in UTF-8 (a
+	// JSON-RPC parse error rather than an invalid request).
+	ErrNotJSON = fmt.Errorf("%w: not JSON", ErrBadBody)
 	// ErrBatch: the body is a JSON array (a JSON-RPC batch), which is refused.
 	ErrBatch = errors.New("mcp: JSON-RPC batch refused")
 	// ErrTooLarge: the body is longer than the limit given to Extract.
@@ -180,7 +196,7 @@ func Extract(in Input, maxBody int) (Operation, error) {
 			return Operation{}, nil
 		}
 		takesName := nameMember(hMethod) != ""
-		if takesName && !in.HasNameHeader {
+		if nameRequired(hMethod) && !in.HasNameHeader {
 			return Operation{}, detail(ErrBadHeader, "Mcp-Name missing for a method that names its target")
 		}
 		if !takesName && in.HasNameHeader {
@@ -192,22 +208,25 @@ func Extract(in Input, maxBody int) (Operation, error) {
 	if maxBody > 0 && len(in.Body) > maxBody {
 		return Operation{}, ErrTooLarge
 	}
-	method, name, err := parseBody(in.Body)
+	msg, err := parseBody(in.Body)
 	if err != nil {
 		return Operation{}, err
 	}
+	notification := msg.method != nil && !msg.hasID
 	if !in.HasMethodHeader {
-		return canonical(Operation{Method: internMethod(method), Name: string(name), Known: true})
+		return canonical(Operation{Method: internMethod(msg.method), Name: string(msg.name), Known: true, Notification: notification})
 	}
 	// A response has method == nil; it never equals a (non-empty) header.
-	if method == nil || string(method) != hMethod {
+	// Method names are compared byte for byte: "Tools/call" is not
+	// "tools/call" (header values are case-sensitive).
+	if msg.method == nil || string(msg.method) != hMethod {
 		return Operation{}, detail(ErrMismatch, "method")
 	}
-	if in.HasNameHeader != (name != nil) || string(name) != hName {
+	if in.HasNameHeader != (msg.name != nil) || string(msg.name) != hName {
 		return Operation{}, detail(ErrMismatch, "name")
 	}
 	// Equal to the body: reuse the header strings, no copy needed.
-	return canonical(Operation{Method: hMethod, Name: hName, Known: true})
+	return canonical(Operation{Method: hMethod, Name: hName, Known: true, Notification: notification})
 }
 
 // canonical replaces a resource URI by its canonical form, the one rules,
@@ -226,15 +245,27 @@ func canonical(op Operation) (Operation, error) {
 }
 
 // nameMember returns the params member that holds the name for method:
-// "name", "uri", or "" when the method has no name.
+// "name", "uri", "taskId", or "" when the method has no name.
 func nameMember(method string) string {
 	switch method {
 	case "tools/call", "prompts/get":
 		return "name"
 	case "resources/read", "resources/subscribe", "resources/unsubscribe":
 		return "uri"
+	case "tasks/get", "tasks/update", "tasks/cancel":
+		return "taskId"
 	}
 	return ""
+}
+
+// nameRequired reports whether method must name its target (see Names in
+// the package documentation); the task methods may omit it.
+func nameRequired(method string) bool {
+	switch nameMember(method) {
+	case "name", "uri":
+		return true
+	}
+	return false
 }
 
 // knownMethods interns the usual method names so that a body-only request
@@ -247,6 +278,7 @@ var knownMethods = func() map[string]string {
 		"resources/list", "resources/templates/list", "resources/read",
 		"resources/subscribe", "resources/unsubscribe",
 		"prompts/list", "prompts/get",
+		"tasks/get", "tasks/update", "tasks/cancel", "tasks/list", "subscriptions/listen",
 		"completion/complete", "logging/setLevel",
 		"notifications/initialized", "notifications/cancelled",
 		"notifications/progress", "notifications/roots/list_changed",

@@ -72,13 +72,13 @@ func TestExtract(t *testing.T) {
 		{"empty non-nil body", Input{Body: []byte{}}, 0, Operation{}, nil},
 
 		// Headers only.
-		{"hdr tools/call", hdr("tools/call", "get_weather", ""), 0, Operation{"tools/call", "get_weather", true}, nil},
-		{"hdr resources/read", hdr("resources/read", "file:///etc/hosts", ""), 0, Operation{"resources/read", "file:///etc/hosts", true}, nil},
-		{"hdr tools/list", hdr("tools/list", "-", ""), 0, Operation{"tools/list", "", true}, nil},
-		{"hdr OWS trimmed", hdr(" \ttools/call ", "\t get_weather  ", ""), 0, Operation{"tools/call", "get_weather", true}, nil},
-		{"hdr unknown method", hdr("x/y", "-", ""), 0, Operation{"x/y", "", true}, nil},
-		{"hdr sentinel name", hdr("tools/call", b64name("tööl"), ""), 0, Operation{"tools/call", "tööl", true}, nil},
-		{"hdr sentinel ascii", hdr("tools/call", b64name("plain"), ""), 0, Operation{"tools/call", "plain", true}, nil},
+		{"hdr tools/call", hdr("tools/call", "get_weather", ""), 0, Operation{"tools/call", "get_weather", true, false}, nil},
+		{"hdr resources/read", hdr("resources/read", "file:///etc/hosts", ""), 0, Operation{"resources/read", "file:///etc/hosts", true, false}, nil},
+		{"hdr tools/list", hdr("tools/list", "-", ""), 0, Operation{"tools/list", "", true, false}, nil},
+		{"hdr OWS trimmed", hdr(" \ttools/call ", "\t get_weather  ", ""), 0, Operation{"tools/call", "get_weather", true, false}, nil},
+		{"hdr unknown method", hdr("x/y", "-", ""), 0, Operation{"x/y", "", true, false}, nil},
+		{"hdr sentinel name", hdr("tools/call", b64name("tööl"), ""), 0, Operation{"tools/call", "tööl", true, false}, nil},
+		{"hdr sentinel ascii", hdr("tools/call", b64name("plain"), ""), 0, Operation{"tools/call", "plain", true, false}, nil},
 		{"hdr name without method", Input{NameHeader: "x", HasNameHeader: true}, 0, Operation{}, ErrBadHeader},
 		{"hdr name missing", hdr("tools/call", "-", ""), 0, Operation{}, ErrBadHeader},
 		{"hdr name for nameless method", hdr("tools/list", "x", ""), 0, Operation{}, ErrBadHeader},
@@ -89,7 +89,7 @@ func TestExtract(t *testing.T) {
 		{"hdr method non-ascii", hdr("tööls/list", "-", ""), 0, Operation{}, ErrBadHeader},
 		{"hdr method sentinel", hdr(b64name("tools/call"), "x", ""), 0, Operation{}, ErrBadHeader},
 		{"hdr method too long", hdr(strings.Repeat("a", MaxHeaderBytes+1), "-", ""), 0, Operation{}, ErrBadHeader},
-		{"hdr method at limit", hdr(strings.Repeat("a", MaxHeaderBytes), "-", ""), 0, Operation{strings.Repeat("a", MaxHeaderBytes), "", true}, nil},
+		{"hdr method at limit", hdr(strings.Repeat("a", MaxHeaderBytes), "-", ""), 0, Operation{strings.Repeat("a", MaxHeaderBytes), "", true, false}, nil},
 		{"hdr empty name", hdr("tools/call", "  ", ""), 0, Operation{}, ErrBadHeader},
 		{"hdr name control", hdr("tools/call", "a\rb", ""), 0, Operation{}, ErrBadHeader},
 		{"hdr name raw utf8", hdr("tools/call", "tööl", ""), 0, Operation{}, ErrBadHeader},
@@ -100,38 +100,41 @@ func TestExtract(t *testing.T) {
 		{"hdr sentinel unterminated", hdr("tools/call", "=?base64?dMO2w7Zs", ""), 0, Operation{}, ErrBadHeader},
 		{"hdr sentinel overlapping markers", hdr("tools/call", "=?base64?=", ""), 0, Operation{}, ErrBadHeader},
 		{"hdr sentinel miscased", hdr("tools/call", "=?BASE64?dMO2w7Zs?=", ""), 0, Operation{}, ErrBadHeader},
-		{"hdr sentinel without padding chars", hdr("tools/call", "=?base64?dMO2w7Zs?=", ""), 0, Operation{"tools/call", "tööl", true}, nil},
+		{"hdr sentinel without padding chars", hdr("tools/call", "=?base64?dMO2w7Zs?=", ""), 0, Operation{"tools/call", "tööl", true, false}, nil},
 		{"hdr sentinel missing padding", hdr("tools/call", "=?base64?YQ?=", ""), 0, Operation{}, ErrBadHeader},
 		{"hdr sentinel nonzero pad bits", hdr("tools/call", "=?base64?YR==?=", ""), 0, Operation{}, ErrBadHeader},
-		{"hdr other =? prefix is plain", hdr("prompts/get", "=?utf-8?q?x?=", ""), 0, Operation{"prompts/get", "=?utf-8?q?x?=", true}, nil},
+		{"hdr other =? prefix is plain", hdr("prompts/get", "=?utf-8?q?x?=", ""), 0, Operation{"prompts/get", "=?utf-8?q?x?=", true, false}, nil},
 
 		// Body only.
-		{"body tools/call", bodyOnly(callBody), 0, Operation{"tools/call", "get_weather", true}, nil},
-		{"body prompts/get", bodyOnly(promptBody), 0, Operation{"prompts/get", "summarize", true}, nil},
-		{"body resources/read", bodyOnly(readBody), 0, Operation{"resources/read", "file:///etc/hosts", true}, nil},
-		{"body resources/subscribe", bodyOnly(subBody), 0, Operation{"resources/subscribe", "db://t/1", true}, nil},
-		{"body resources/unsubscribe", bodyOnly(unsubBody), 0, Operation{"resources/unsubscribe", "db://t/1", true}, nil},
-		{"body tools/list", bodyOnly(listBody), 0, Operation{"tools/list", "", true}, nil},
-		{"body notification", bodyOnly(notifBody), 0, Operation{"notifications/initialized", "", true}, nil},
-		{"body result", bodyOnly(resultBody), 0, Operation{"", "", true}, nil},
-		{"body error", bodyOnly(errorBody), 0, Operation{"", "", true}, nil},
-		{"body unicode name", bodyOnly(unicodeBody), 0, Operation{"tools/call", "tööl", true}, nil},
-		{"body escapes", bodyOnly(escapedBody), 0, Operation{"tools/call", "tööl", true}, nil},
-		{"body without jsonrpc", bodyOnly(noRPCBody), 0, Operation{"ping", "", true}, nil},
-		{"body whitespace around", bodyOnly(" \r\n\t" + noParamsBody + "\n"), 0, Operation{"ping", "", true}, nil},
-		{"body unknown method", bodyOnly(`{"jsonrpc":"2.0","id":1,"method":"x/y"}`), 0, Operation{"x/y", "", true}, nil},
-		{"body uri member ignored for tools/call", bodyOnly(`{"method":"tools/call","params":{"uri":"u","name":"n"}}`), 0, Operation{"tools/call", "n", true}, nil},
-		{"body name member ignored for resources/read", bodyOnly(`{"method":"resources/read","params":{"name":"n","uri":"u:x"}}`), 0, Operation{"resources/read", "u:x", true}, nil},
-		{"body Name in arguments is fine", bodyOnly(`{"method":"tools/call","params":{"name":"n","arguments":{"Name":"x","name":"y"}}}`), 0, Operation{"tools/call", "n", true}, nil},
-		{"body id case variant is fine", bodyOnly(`{"method":"ping","id":1,"ID":2}`), 0, Operation{"ping", "", true}, nil},
-		{"body nested junk skipped", bodyOnly(`{"x":[{"a":"}]\"{"},[[]],{}],"method":"tools/call","params":{"z":{"name":"no"},"name":"yes"}}`), 0, Operation{"tools/call", "yes", true}, nil},
+		{"body tools/call", bodyOnly(callBody), 0, Operation{"tools/call", "get_weather", true, false}, nil},
+		{"body prompts/get", bodyOnly(promptBody), 0, Operation{"prompts/get", "summarize", true, false}, nil},
+		{"body resources/read", bodyOnly(readBody), 0, Operation{"resources/read", "file:///etc/hosts", true, false}, nil},
+		{"body resources/subscribe", bodyOnly(subBody), 0, Operation{"resources/subscribe", "db://t/1", true, false}, nil},
+		{"body resources/unsubscribe", bodyOnly(unsubBody), 0, Operation{"resources/unsubscribe", "db://t/1", true, false}, nil},
+		{"body tools/list", bodyOnly(listBody), 0, Operation{"tools/list", "", true, false}, nil},
+		{"body notification", bodyOnly(notifBody), 0, Operation{"notifications/initialized", "", true, true}, nil},
+		{"body result", bodyOnly(resultBody), 0, Operation{"", "", true, false}, nil},
+		{"body error", bodyOnly(errorBody), 0, Operation{"", "", true, false}, nil},
+		{"body unicode name", bodyOnly(unicodeBody), 0, Operation{"tools/call", "tööl", true, false}, nil},
+		{"body escapes", bodyOnly(escapedBody), 0, Operation{"tools/call", "tööl", true, false}, nil},
+		{"body without jsonrpc", bodyOnly(noRPCBody), 0, Operation{"ping", "", true, false}, nil},
+		{"body whitespace around", bodyOnly(" \r\n\t" + noParamsBody + "\n"), 0, Operation{"ping", "", true, false}, nil},
+		{"body unknown method", bodyOnly(`{"jsonrpc":"2.0","id":1,"method":"x/y"}`), 0, Operation{"x/y", "", true, false}, nil},
+		{"body uri member ignored for tools/call", bodyOnly(`{"method":"tools/call","params":{"uri":"u","name":"n"}}`), 0, Operation{"tools/call", "n", true, true}, nil},
+		{"body name member ignored for resources/read", bodyOnly(`{"method":"resources/read","params":{"name":"n","uri":"u:x"}}`), 0, Operation{"resources/read", "u:x", true, true}, nil},
+		{"body Name in arguments is fine", bodyOnly(`{"method":"tools/call","params":{"name":"n","arguments":{"Name":"x","name":"y"}}}`), 0, Operation{"tools/call", "n", true, true}, nil},
+		{"body id case variant refused", bodyOnly(`{"method":"ping","id":1,"ID":2}`), 0, Operation{}, ErrBadBody},
+		{"body id case variant alone refused", bodyOnly(`{"method":"ping","Id":1}`), 0, Operation{}, ErrBadBody},
+		{"body id duplicate refused", bodyOnly(`{"method":"ping","id":1,"id":null}`), 0, Operation{}, ErrBadBody},
+		{"body request", bodyOnly(`{"method":"ping","id":null}`), 0, Operation{"ping", "", true, false}, nil},
+		{"body nested junk skipped", bodyOnly(`{"x":[{"a":"}]\"{"},[[]],{}],"method":"tools/call","params":{"z":{"name":"no"},"name":"yes"}}`), 0, Operation{"tools/call", "yes", true, true}, nil},
 		{"body control char in name", bodyOnly(`{"method":"tools/call","params":{"name":"a\nb"}}`), 0, Operation{}, ErrBadBody},
 		{"body tab in name", bodyOnly(`{"method":"tools/call","params":{"name":"a\tb"}}`), 0, Operation{}, ErrBadBody},
 		{"body DEL in name", bodyOnly(`{"method":"prompts/get","params":{"name":"a\u007fb"}}`), 0, Operation{}, ErrBadBody},
 		{"body C1 control in name", bodyOnly(`{"method":"tools/call","params":{"name":"a\u0085b"}}`), 0, Operation{}, ErrBadBody},
 		{"body literal C1 control in name", bodyOnly("{\"method\":\"tools/call\",\"params\":{\"name\":\"a\u0085b\"}}"), 0, Operation{}, ErrBadBody},
-		{"body U+00A0 in name is a character", bodyOnly(`{"method":"tools/call","params":{"name":"a\u00a0b"}}`), 0, Operation{"tools/call", "a\u00a0b", true}, nil},
-		{"names are not case-folded", hdr("tools/call", "Delete_Repo", `{"method":"tools/call","params":{"name":"Delete_Repo"}}`), 0, Operation{"tools/call", "Delete_Repo", true}, nil},
+		{"body U+00A0 in name is a character", bodyOnly(`{"method":"tools/call","params":{"name":"a\u00a0b"}}`), 0, Operation{"tools/call", "a\u00a0b", true, true}, nil},
+		{"names are not case-folded", hdr("tools/call", "Delete_Repo", `{"method":"tools/call","params":{"name":"Delete_Repo"}}`), 0, Operation{"tools/call", "Delete_Repo", true, true}, nil},
 		{"header name differing only in case", hdr("tools/call", "delete_repo", `{"method":"tools/call","params":{"name":"Delete_Repo"}}`), 0, Operation{}, ErrMismatch},
 		{"hdr tab inside a plain name", hdr("tools/call", "a\tb", ""), 0, Operation{}, ErrBadHeader},
 		{"hdr control in a sentinel name", hdr("tools/call", b64name("a\x1bb"), ""), 0, Operation{}, ErrBadHeader},
@@ -139,14 +142,14 @@ func TestExtract(t *testing.T) {
 
 		// Resource URIs come out canonical, from either source; agreement is
 		// on the values as sent.
-		{"hdr uri canonicalised", hdr("resources/read", "FILE://localhost/public/../secrets/key", ""), 0, Operation{"resources/read", "file:///secrets/key", true}, nil},
-		{"body uri canonicalised", bodyOnly(`{"method":"resources/subscribe","params":{"uri":"file:///./secrets/key"}}`), 0, Operation{"resources/subscribe", "file:///secrets/key", true}, nil},
-		{"hdr and body agree, uri canonicalised", hdr("resources/unsubscribe", "file:///%73ecrets/key", `{"method":"resources/unsubscribe","params":{"uri":"file:///%73ecrets/key"}}`), 0, Operation{"resources/unsubscribe", "file:///secrets/key", true}, nil},
+		{"hdr uri canonicalised", hdr("resources/read", "FILE://localhost/public/../secrets/key", ""), 0, Operation{"resources/read", "file:///secrets/key", true, false}, nil},
+		{"body uri canonicalised", bodyOnly(`{"method":"resources/subscribe","params":{"uri":"file:///./secrets/key"}}`), 0, Operation{"resources/subscribe", "file:///secrets/key", true, true}, nil},
+		{"hdr and body agree, uri canonicalised", hdr("resources/unsubscribe", "file:///%73ecrets/key", `{"method":"resources/unsubscribe","params":{"uri":"file:///%73ecrets/key"}}`), 0, Operation{"resources/unsubscribe", "file:///secrets/key", true, true}, nil},
 		{"hdr and body agree only once canonical", hdr("resources/read", "file:///secrets/key", `{"method":"resources/read","params":{"uri":"FILE:///secrets/key"}}`), 0, Operation{}, ErrMismatch},
 		{"hdr uri refused", hdr("resources/read", "file://%6cocalhost/secrets/key", ""), 0, Operation{}, ErrBadURI},
 		{"body uri refused", bodyOnly(`{"method":"resources/read","params":{"uri":"file:///a/..%2Fsecrets"}}`), 0, Operation{}, ErrBadURI},
 		{"body uri with a tab refused", bodyOnly(`{"method":"resources/read","params":{"uri":"file:///se\tcrets"}}`), 0, Operation{}, ErrBadBody},
-		{"tool names are not URIs", hdr("tools/call", "FILE:///x/../y", ""), 0, Operation{"tools/call", "FILE:///x/../y", true}, nil},
+		{"tool names are not URIs", hdr("tools/call", "FILE:///x/../y", ""), 0, Operation{"tools/call", "FILE:///x/../y", true, false}, nil},
 
 		{"body batch", bodyOnly(`[` + callBody + `]`), 0, Operation{}, ErrBatch},
 		{"body batch with space", bodyOnly(` [ ]`), 0, Operation{}, ErrBatch},
@@ -185,18 +188,18 @@ func TestExtract(t *testing.T) {
 		{"body name case variant", bodyOnly(`{"method":"tools/call","params":{"name":"a","NAME":"b"}}`), 0, Operation{}, ErrBadBody},
 		{"body uri case variant", bodyOnly(`{"method":"resources/read","params":{"URI":"b","uri":"a"}}`), 0, Operation{}, ErrBadBody},
 		{"body too large", bodyOnly(callBody), len(callBody) - 1, Operation{}, ErrTooLarge},
-		{"body at limit", bodyOnly(callBody), len(callBody), Operation{"tools/call", "get_weather", true}, nil},
+		{"body at limit", bodyOnly(callBody), len(callBody), Operation{"tools/call", "get_weather", true, false}, nil},
 		{"body limit checked before syntax", bodyOnly(`{{{{`), 2, Operation{}, ErrTooLarge},
 
 		// Headers and body.
-		{"both agree", hdr("tools/call", "get_weather", callBody), 0, Operation{"tools/call", "get_weather", true}, nil},
-		{"both agree resources/read", hdr("resources/read", "file:///etc/hosts", readBody), 0, Operation{"resources/read", "file:///etc/hosts", true}, nil},
-		{"both agree no name", hdr("tools/list", "-", listBody), 0, Operation{"tools/list", "", true}, nil},
-		{"both agree notification", hdr("notifications/initialized", "-", notifBody), 0, Operation{"notifications/initialized", "", true}, nil},
-		{"both agree sentinel", hdr("tools/call", b64name("tööl"), unicodeBody), 0, Operation{"tools/call", "tööl", true}, nil},
-		{"both agree sentinel vs escapes", hdr("tools/call", b64name("tööl"), escapedBody), 0, Operation{"tools/call", "tööl", true}, nil},
-		{"both agree OWS", hdr(" tools/call\t", " get_weather ", callBody), 0, Operation{"tools/call", "get_weather", true}, nil},
-		{"body without any header", bodyOnly(callBody), 0, Operation{"tools/call", "get_weather", true}, nil},
+		{"both agree", hdr("tools/call", "get_weather", callBody), 0, Operation{"tools/call", "get_weather", true, false}, nil},
+		{"both agree resources/read", hdr("resources/read", "file:///etc/hosts", readBody), 0, Operation{"resources/read", "file:///etc/hosts", true, false}, nil},
+		{"both agree no name", hdr("tools/list", "-", listBody), 0, Operation{"tools/list", "", true, false}, nil},
+		{"both agree notification", hdr("notifications/initialized", "-", notifBody), 0, Operation{"notifications/initialized", "", true, true}, nil},
+		{"both agree sentinel", hdr("tools/call", b64name("tööl"), unicodeBody), 0, Operation{"tools/call", "tööl", true, false}, nil},
+		{"both agree sentinel vs escapes", hdr("tools/call", b64name("tööl"), escapedBody), 0, Operation{"tools/call", "tööl", true, false}, nil},
+		{"both agree OWS", hdr(" tools/call\t", " get_weather ", callBody), 0, Operation{"tools/call", "get_weather", true, false}, nil},
+		{"body without any header", bodyOnly(callBody), 0, Operation{"tools/call", "get_weather", true, false}, nil},
 		{"disagree method", hdr("tools/list", "-", `{"method":"tools/call","params":{"name":"x"}}`), 0, Operation{}, ErrMismatch},
 		{"disagree method same name", hdr("prompts/get", "get_weather", callBody), 0, Operation{}, ErrMismatch},
 		{"disagree method case", hdr("Tools/call", "get_weather", callBody), 0, Operation{}, ErrMismatch},
@@ -457,7 +460,7 @@ func FuzzExtract(f *testing.F) {
 		if op.Known != (len(body) > 0 || hasM) {
 			t.Fatalf("Known = %v for %+v", op.Known, in)
 		}
-		if (op.Name != "") != (nameMember(op.Method) != "") {
+		if (op.Name != "" && nameMember(op.Method) == "") || (op.Name == "" && nameRequired(op.Method)) {
 			t.Fatalf("name %q for method %q", op.Name, op.Method)
 		}
 		if len(body) == 0 {
@@ -476,7 +479,8 @@ func FuzzExtract(f *testing.F) {
 		}
 		// Round trip: headers as a conforming client would send them (the
 		// name as the body spells it) agree.
-		_, raw, _ := parseBody(body)
+		msg, _ := parseBody(body)
+		raw := msg.name
 		rt := Input{Body: body}
 		if op.Method != "" {
 			rt.MethodHeader, rt.HasMethodHeader = op.Method, true

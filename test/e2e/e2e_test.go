@@ -59,6 +59,7 @@ func TestE2E(t *testing.T) {
 	t.Run("StepUpOnInsufficientScope", func(t *testing.T) { testStepUp(t, st, st.ng) })
 	t.Run("HeadersOfA2025ClientAreNotTrusted", func(t *testing.T) { testLegacyHeadersRefused(t, st) })
 	t.Run("HeaderBodyMismatchStopsAtTheV2Server", func(t *testing.T) { testHeaderBodyMismatch(t, st) })
+	t.Run("Revision20260728FormsReachTheV2Server", func(t *testing.T) { testRevisionForms(t, st, st.ng) })
 	t.Run("TokenForAnotherResourceIsRefused", func(t *testing.T) { testForeignToken(t, st, st.ng) })
 	t.Run("HostHeaderDoesNotChooseTheResource", func(t *testing.T) { testHostDoesNotChoose(t, st, st.ng) })
 	t.Run("PathAndHostVariantsNeverReachTheServer", func(t *testing.T) { testPathVariants(t, st, st.ng) })
@@ -71,6 +72,7 @@ func TestE2E(t *testing.T) {
 	t.Run("DiscoveryRegistrationPKCEAndToolsThroughCaddy", func(t *testing.T) { testToolsFlow(t, st, st.caddy) })
 	t.Run("UpstreamGetsIdentityHeadersNeverTheTokenThroughCaddy", func(t *testing.T) { testUpstreamHeaders(t, st, st.caddy) })
 	t.Run("StepUpOnInsufficientScopeThroughCaddy", func(t *testing.T) { testStepUp(t, st, st.caddy) })
+	t.Run("Revision20260728FormsReachTheV2ServerThroughCaddy", func(t *testing.T) { testRevisionForms(t, st, st.caddy) })
 	t.Run("TokenForAnotherResourceIsRefusedThroughCaddy", func(t *testing.T) { testForeignToken(t, st, st.caddy) })
 	t.Run("HostHeaderDoesNotChooseTheResourceThroughCaddy", func(t *testing.T) { testHostDoesNotChoose(t, st, st.caddy) })
 	t.Run("PathAndHostVariantsNeverReachTheServerThroughCaddy", func(t *testing.T) { testPathVariants(t, st, st.caddy) })
@@ -569,6 +571,57 @@ func testHeaderBodyMismatch(t *testing.T, st *stack) {
 	}
 	if len(ran) != 2 {
 		t.Errorf("the MCP server ran %+v, want the two controls", ran)
+	}
+}
+
+// testRevisionForms: what an MCP 2026-07-28 client sends besides Mcp-Method/Mcp-Name on a
+// call passes the gateway through nginx (which does not show it the body) on a resource with
+// rules: a notification without Mcp-Method (the SDK v2 client posts notifications/cancelled
+// that way when it closes a subscriptions/listen), and the task methods with params.taskId in
+// Mcp-Name (SEP-2663). They reach the MCP server, which answers them; nginx's 500 (its answer
+// to a 400 of the gateway) would mean the gateway refused them. A request without Mcp-Method
+// from a 2025 client is still refused before the server, and a request without a token gets
+// the 401 challenge whatever its headers.
+func testRevisionForms(t *testing.T, st *stack, f *front) {
+	mcpURL := f.resourceURL("/v2/mcp")
+	tok, err := st.as.ClientCredentials(context.Background(), serviceClient, mcpURL, "mcp:tools")
+	if err != nil {
+		t.Fatal(err)
+	}
+	auth := "Bearer " + tok
+	const v = "2026-07-28"
+	const meta = `"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientInfo":{"name":"e2e-go","version":"0"},"io.modelcontextprotocol/clientCapabilities":{}}`
+	for _, c := range []struct {
+		what    string
+		headers map[string]string
+		body    string
+	}{
+		{"notifications/cancelled without Mcp-Method", map[string]string{"MCP-Protocol-Version": v},
+			`{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":3,"reason":"closed"}}`},
+		{"tasks/get with the task id in Mcp-Name", map[string]string{"MCP-Protocol-Version": v, "Mcp-Method": "tasks/get", "Mcp-Name": "task-1"},
+			`{"jsonrpc":"2.0","id":21,"method":"tasks/get","params":{"taskId":"task-1",` + meta + `}}`},
+		{"tasks/cancel with the task id in Mcp-Name", map[string]string{"MCP-Protocol-Version": v, "Mcp-Method": "tasks/cancel", "Mcp-Name": "task-1"},
+			`{"jsonrpc":"2.0","id":22,"method":"tasks/cancel","params":{"taskId":"task-1",` + meta + `}}`},
+	} {
+		mark := st.recV2.len()
+		c.headers["Authorization"] = auth
+		resp := st.send(t, http.MethodPost, mcpURL, "", c.headers, c.body)
+		if got := st.recV2.since(mark); len(got) != 1 || resp.StatusCode == http.StatusInternalServerError {
+			t.Errorf("%s: %d %s, %d requests at the MCP server; want it let through", c.what, resp.StatusCode, resp.Body, len(got))
+		} else {
+			t.Logf("%s: the MCP server answered %d %s", c.what, resp.StatusCode, strings.TrimSpace(resp.Body))
+		}
+	}
+	mark := st.recV2.len()
+	old := st.send(t, http.MethodPost, mcpURL, "", map[string]string{"Authorization": auth, "MCP-Protocol-Version": "2025-11-25"},
+		`{"jsonrpc":"2.0","id":23,"method":"tools/call","params":{"name":"get-sum","arguments":{"a":1,"b":2}}}`)
+	if got := st.recV2.since(mark); old.StatusCode != http.StatusBadRequest || len(got) != 0 {
+		t.Errorf("a 2025 request without Mcp-Method: %d %s, %d requests at the MCP server; want the gateway's 400 and none",
+			old.StatusCode, old.Body, len(got))
+	}
+	anon := st.send(t, http.MethodPost, mcpURL, "", map[string]string{"MCP-Protocol-Version": v, "Mcp-Name": "x"}, `{"jsonrpc":"2.0","id":24,"method":"tools/list"}`)
+	if anon.StatusCode != http.StatusUnauthorized || !strings.Contains(anon.Header.Get("WWW-Authenticate"), "resource_metadata=") {
+		t.Errorf("no token, Mcp-Name without Mcp-Method: %d %q, want the 401 challenge", anon.StatusCode, anon.Header.Get("WWW-Authenticate"))
 	}
 }
 
