@@ -5,12 +5,14 @@ FUZZTIME ?= 30s
 .PHONY: test lint fuzz bench load build e2e e2e-deps nginx-installed chromium-installed caddy-installed
 
 # The integration and end-to-end tests run real parts: oidc-provider, the
-# MCP TypeScript SDK and server-everything (npm, from the committed
-# lockfiles, installed when missing or stale), nginx and chromium (Debian's
-# packages, installed when missing; the browser is never downloaded), and
-# Caddy (built once with go install, kept beside Go's build cache, where the
-# end-to-end suite looks for it).
-E2E_DEPS = test/authserver/node_modules/.package-lock.json test/e2e/node_modules/.package-lock.json nginx-installed chromium-installed caddy-installed
+# MCP TypeScript SDK and server-everything, the official MCP conformance
+# suite with the Node 22 it needs (npm, from the committed lockfiles,
+# installed when missing or stale), nginx and chromium (Debian's packages,
+# installed when missing; the browser is never downloaded), and Caddy (built
+# once with go install, kept beside Go's build cache, where the end-to-end
+# suite looks for it).
+E2E_DEPS = test/authserver/node_modules/.package-lock.json test/e2e/node_modules/.package-lock.json \
+	test/conformance/node_modules/.package-lock.json nginx-installed chromium-installed caddy-installed
 
 test: $(E2E_DEPS)
 	$(GO) test -race -count=1 ./...
@@ -18,7 +20,8 @@ test: $(E2E_DEPS)
 	# except under -race (which watches only the heap): test that path too.
 	$(GO) test -count=1 -run 'Compact|LocalCache' ./pkg/authz/
 
-# The end-to-end suite alone: SDK clients → nginx or Caddy → gateway → MCP servers.
+# The end-to-end suite alone: SDK clients → nginx, Caddy or the gRPC path →
+# gateway → MCP servers, and the conformance suite through nginx and the gRPC path.
 e2e: $(E2E_DEPS)
 	$(GO) test -race -count=1 -v ./test/e2e/
 
@@ -29,6 +32,9 @@ test/authserver/node_modules/.package-lock.json: test/authserver/package-lock.js
 
 test/e2e/node_modules/.package-lock.json: test/e2e/package-lock.json
 	npm ci --prefix test/e2e --no-audit --no-fund --loglevel=error
+
+test/conformance/node_modules/.package-lock.json: test/conformance/package-lock.json
+	npm ci --prefix test/conformance --no-audit --no-fund --loglevel=error
 
 nginx-installed:
 	@command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || \

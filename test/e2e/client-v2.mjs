@@ -12,8 +12,11 @@
 //              "stepup"  connect, tools/call echo, then tools/call `adminTool`, which the
 //                        gateway refuses with 403 insufficient_scope until the client has
 //                        re-authorized with the challenged scopes
+//              "lie"     connect, tools/call echo, then tools/call `adminTool` with the header
+//                        Mcp-Name: echo (the body names `adminTool`): a gateway that sees the
+//                        body refuses it; the call must fail (event "refused")
 //   login      the user name typed into the authorization server's login form
-//   adminTool  the tool that needs the extra scope (stepup), default "get-sum"
+//   adminTool  the tool that needs the extra scope (stepup, lie), default "get-sum"
 //
 // The client pins the 2026-07-28 revision (versionNegotiation): the SDK's default is the
 // 2025 initialize handshake, which sends no Mcp-* headers. connect() then opens with a
@@ -35,7 +38,7 @@ const clientInfo = { name: 'extauthz-e2e-v2', version: '0.0.0' };
 const clientOptions = { versionNegotiation: { mode: { pin: '2026-07-28' } } };
 
 const provider = new Provider(cfg.login ?? 'e2e-user');
-const sdkFetch = loggingFetch('sdk', { mcpURL });
+const sdkFetch = loggingFetch('sdk', { mcpURL, lie: cfg.scenario === 'lie' ? { tool: adminTool, name: 'echo' } : undefined });
 
 function newTransport() {
   return new StreamableHTTPClientTransport(mcpURL, { authProvider: provider, fetch: sdkFetch });
@@ -104,4 +107,20 @@ async function stepup() {
   await client.close();
 }
 
-await runScenario({ echo, stepup }, cfg);
+async function lie() {
+  const { client, transport } = await connect();
+  const before = await callTool(client, transport, 'echo', { message: 'before the lie' });
+  emit({ event: 'tool_result', tool: 'echo', text: textOf(before), is_error: Boolean(before.isError) });
+  let r;
+  try {
+    r = await client.callTool({ name: adminTool, arguments: { a: 2, b: 3 } });
+  } catch (err) {
+    emit({ event: 'refused', tool: adminTool, message: String(err?.message ?? err), code: err?.code ?? null });
+    await client.close();
+    return;
+  }
+  emit({ event: 'tool_result', tool: adminTool, text: textOf(r), is_error: Boolean(r.isError) });
+  throw new Error(`${adminTool} with Mcp-Name echo was not refused`);
+}
+
+await runScenario({ echo, stepup, lie }, cfg);

@@ -783,6 +783,9 @@ type stack struct {
 	// The proxies in front: nginx (ng, the same as nginxURL...) and Caddy, each with its
 	// own gateway whose public_url is the proxy's address.
 	ng, caddy *front
+	// grpc is the Envoy stand-in (internal/envoyfront) before its own
+	// gateway's gRPC Check (grpcpath_test.go).
+	grpc      *front
 	caddyProc *proc
 	caddyBin  string
 	// otherResource is a resource on the same path as /mcp, told apart
@@ -869,6 +872,8 @@ func startStack(t *testing.T) *stack {
 	st.caddy.otherHost = "localhost:" + st.caddy.port
 	st.caddy.otherResource = "http://" + st.caddy.otherHost + "/mcp"
 	st.ng = &front{name: "nginx", url: st.nginxURL, port: st.nginxPort, otherHost: st.otherHost, otherResource: st.otherResource}
+	frontLn := listenFront(t)
+	st.grpc = newFront("grpc", frontLn)
 
 	// The MCP server, forced onto 127.0.0.1 by the preload, on a port of its choosing.
 	everything := startProc(t, "server-everything", exec.Command(st.node, "--import", "./loopback.mjs",
@@ -913,7 +918,7 @@ func startStack(t *testing.T) *stack {
 		GrantTypes: []string{"authorization_code", "refresh_token"}, RedirectURIs: []string{st.nginxURL + "/oauth/callback", st.caddy.url + "/oauth/callback"},
 	}
 	var resources []oidctest.Resource
-	for _, f := range []*front{st.ng, st.caddy} {
+	for _, f := range []*front{st.ng, st.caddy, st.grpc} {
 		resources = append(resources,
 			oidctest.Resource{Resource: f.url + "/mcp", Scope: "mcp:tools"},
 			oidctest.Resource{Resource: f.url + "/admin/mcp", Scope: "mcp:tools mcp:admin"},
@@ -974,6 +979,7 @@ func startStack(t *testing.T) *stack {
 	st.caddyProc.waitUntil(t, "the protected resource metadata through Caddy", func() bool {
 		return st.status(st.caddy.url+"/.well-known/oauth-protected-resource/mcp") == http.StatusOK
 	})
+	st.startGRPCPath(t, gatewayBin, frontLn)
 	t.Logf("stack up in %v: nginx %s (gateway %s), Caddy %s (gateway %s), authorization server %s, recorders %s and %s, server-everything 127.0.0.1:%d, server-v2 127.0.0.1:%d",
 		time.Since(began).Round(time.Millisecond), st.nginxURL, gatewayHTTP, st.caddy.url, caddyGateway, st.as.Issuer, st.rec.addr, st.recV2.addr, everythingPort, v2Port)
 	return st

@@ -111,8 +111,10 @@ function mcpHeaders(body) {
 // loggingFetch is the fetch handed to the SDK's transport (used for the MCP requests and for
 // the OAuth discovery, registration and token requests). With addMcpHeaders, it adds
 // Mcp-Method / Mcp-Name to every JSON-RPC POST to mcpURL, as a 2026-07-28 client would (for
-// an SDK that does not send them itself).
-export function loggingFetch(actor, { mcpURL, addMcpHeaders = false } = {}) {
+// an SDK that does not send them itself). With lie ({tool, name}), a tools/call of lie.tool
+// goes out with Mcp-Name lie.name: a client whose header names a harmless tool while its
+// body calls another.
+export function loggingFetch(actor, { mcpURL, addMcpHeaders = false, lie } = {}) {
   return async (input, init = {}) => {
     const url = input instanceof Request ? input.url : String(input);
     const method = (init.method ?? (input instanceof Request ? input.method : 'GET')).toUpperCase();
@@ -120,6 +122,19 @@ export function loggingFetch(actor, { mcpURL, addMcpHeaders = false } = {}) {
       const headers = new Headers(init.headers);
       for (const [k, v] of Object.entries(mcpHeaders(init.body))) headers.set(k, v);
       init = { ...init, headers };
+    }
+    if (lie && method === 'POST' && url === mcpURL?.href && typeof init.body === 'string') {
+      let msg;
+      try {
+        msg = JSON.parse(init.body);
+      } catch {
+        msg = undefined;
+      }
+      if (msg?.method === 'tools/call' && msg.params?.name === lie.tool) {
+        const headers = new Headers(init.headers);
+        headers.set('Mcp-Name', lie.name);
+        init = { ...init, headers };
+      }
     }
     const sent = new Headers(init.headers);
     const entry = {

@@ -16,6 +16,8 @@
 // Tools, answering as @modelcontextprotocol/server-everything's do:
 //   echo     {message}  "Echo: <message>"
 //   get-sum  {a, b}     "The sum of <a> and <b> is <a+b>."
+// and the tools, resources and prompts the official conformance suite's scenarios call
+// (conformance-fixtures.mjs).
 //
 // stderr lines the test reads:
 //   E2E_LISTENING {"address":"127.0.0.1","port":41234}          once, when it listens
@@ -28,6 +30,8 @@ import { createServer } from 'node:http';
 import { createMcpHandler, McpServer } from '@modelcontextprotocol/server';
 import { localhostHostValidation, localhostOriginValidation, toNodeHandler } from '@modelcontextprotocol/node';
 import * as z from 'zod/v4';
+
+import { registerConformanceFixtures } from './conformance-fixtures.mjs';
 
 function log(prefix, value) {
   process.stderr.write(`${prefix} ${JSON.stringify(value)}\n`);
@@ -53,6 +57,7 @@ function factory(endpoint) {
         return { content: [{ type: 'text', text: `The sum of ${a} and ${b} is ${a + b}.` }] };
       },
     );
+    registerConformanceFixtures(server);
     return server;
   };
 }
