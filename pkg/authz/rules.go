@@ -156,6 +156,18 @@ func (m *mcpRules) operation(r *Request) (mcp.Operation, error) {
 		}
 	}
 	op, err := mcp.Extract(in, m.maxBody)
+	if err == nil && op.NameMissing && m.nameMatters(op.Method) {
+		// A call without the name it needs (no Mcp-Name without the body,
+		// no params member in it) cannot be decided by rules that depend
+		// on the name. One whose decision does not depend on it goes on:
+		// the server refuses it itself (MCP 2026-07-28: -32020 for the
+		// missing header; invalid params, or -32601 for a method the
+		// revision removed, such as resources/subscribe).
+		if len(r.Body) == 0 {
+			return mcp.Operation{}, fmt.Errorf("%w: Mcp-Name missing for a method that names its target", ErrBadMCPHeader)
+		}
+		return mcp.Operation{}, fmt.Errorf("%w: params has no name for a method that names its target", ErrBadOperation)
+	}
 	switch {
 	case errors.Is(err, mcp.ErrMismatch):
 		return op, fmt.Errorf("%w: %v", ErrOperationMismatch, err)
@@ -192,6 +204,23 @@ func (m *mcpRules) operation(r *Request) (mcp.Operation, error) {
 		return op, ErrUnknownOperation
 	}
 	return op, nil
+}
+
+// nameMatters reports whether deciding an operation of method depends on
+// its name: a rule for the method names one (any pattern but "*", which
+// matches every name and none), or a policy may read it (a rule's
+// policy, or the resource's when it reads the operation).
+func (m *mcpRules) nameMatters(method string) bool {
+	if m.policy != nil && m.policy.ReadsMCP() {
+		return true
+	}
+	for i := range m.rules {
+		rl := &m.rules[i]
+		if mcp.Match(rl.method, method) && (rl.name != "*" || rl.policy != nil) {
+			return true
+		}
+	}
+	return false
 }
 
 // headerValidating returns nil when the request declares a protocol

@@ -198,3 +198,43 @@ func TestRevision20260728Forms(t *testing.T) {
 		})
 	}
 }
+
+// TestMissingNameOnlyWhereNoRuleNeedsIt: a call that does not name its
+// target (no params member, no Mcp-Name) is refused wherever a rule's match
+// or a policy depends on the name, and otherwise goes on to the server,
+// which refuses it itself (MCP 2026-07-28 removed resources/subscribe: the
+// server answers -32601). The fixture's one rule is for tools/call
+// delete_*: a tools/call without a name could be delete_repo.
+func TestMissingNameOnlyWhereNoRuleNeedsIt(t *testing.T) {
+	e, iss := rulesFixture(t)
+	tok, err := iss.Mint(devissuer.Token{Subject: "alice", Scopes: []string{"mcp:tools"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const v = "2026-07-28"
+	for _, c := range []struct {
+		name  string
+		req   *Request
+		allow bool
+	}{
+		{"tools/call without params.name", post(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"arguments":{}}}`, "mcp-protocol-version", v, "mcp-method", "tools/call"), false},
+		{"tools/call without params", post(`{"jsonrpc":"2.0","id":1,"method":"tools/call"}`), false},
+		{"tools/call without Mcp-Name, no body", post("", "mcp-protocol-version", v, "mcp-method", "tools/call"), false},
+		{"resources/subscribe without params.uri", post(`{"jsonrpc":"2.0","id":2,"method":"resources/subscribe","params":{}}`, "mcp-protocol-version", v, "mcp-method", "resources/subscribe"), true},
+		{"resources/unsubscribe without Mcp-Name, no body", post("", "mcp-protocol-version", v, "mcp-method", "resources/unsubscribe"), true},
+		{"resources/read without params", post(`{"jsonrpc":"2.0","id":3,"method":"resources/read"}`), true},
+		// The header still must agree with the body.
+		{"Mcp-Name for a body without the name", post(`{"jsonrpc":"2.0","id":4,"method":"resources/read","params":{}}`, "mcp-protocol-version", v, "mcp-method", "resources/read", "mcp-name", "file:///x"), false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			c.req.Headers["authorization"] = "Bearer " + tok
+			d := e.Check(context.Background(), c.req)
+			if d.Allow != c.allow {
+				t.Fatalf("allow = %v (%d %s), want %v", d.Allow, d.Status, d.Reason, c.allow)
+			}
+			if !c.allow && d.Status != http.StatusBadRequest {
+				t.Errorf("refused with %d %s, want 400", d.Status, d.Reason)
+			}
+		})
+	}
+}

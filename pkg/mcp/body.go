@@ -39,6 +39,9 @@ type message struct {
 	method []byte // nil for a response
 	name   []byte // nil when the method has none, or (tasks/*) the body has none
 	hasID  bool   // the message has an "id" member: not a notification
+	// nameMissing: the method names its target, but the message has no
+	// params or no such member in them (name is nil).
+	nameMissing bool
 }
 
 // parseBody reads a JSON-RPC message (see the package documentation for the
@@ -116,10 +119,11 @@ func readMessage(top *[len(topKeys)][]byte) (message, error) {
 	}
 	optional := !nameRequired(string(method))
 	params := top[topParams]
-	if params == nil && optional {
+	if params == nil {
+		m.nameMissing = !optional
 		return m, nil
 	}
-	if params == nil || params[0] != '{' {
+	if params[0] != '{' {
 		return message{}, detail(ErrBadBody, "params is not an object")
 	}
 	var raw [1][]byte
@@ -129,10 +133,8 @@ func readMessage(top *[len(topKeys)][]byte) (message, error) {
 		return message{}, err
 	}
 	if raw[0] == nil {
-		if optional {
-			return m, nil
-		}
-		return message{}, detail(ErrBadBody, "params has no "+string(want))
+		m.nameMissing = !optional
+		return m, nil
 	}
 	name, err := stringValue(raw[0])
 	if err != nil {

@@ -29,16 +29,20 @@
 //	resources/read, resources/subscribe, resources/unsubscribe params.uri
 //	tasks/get, tasks/update, tasks/cancel                      params.taskId
 //
-// For the first five the name is required: a body without it, or with an
-// empty one, is [ErrBadBody]; headers naming such a method without Mcp-Name
-// (or a method of neither list with Mcp-Name) are [ErrBadHeader]. The task
-// methods are SEP-2663's: a 2026-07-28 client copies params.taskId into
-// Mcp-Name so that an intermediary can route every request of a task to the
-// instance that holds it. Their name is optional (the task methods of
-// 2025-11-25 came without any Mcp-* header), but when the body is seen,
-// Mcp-Name must be present exactly when params.taskId is, and equal to it,
-// like any name. So Name != "" whenever the method is one of the first five,
-// and for a task method when its task id is known.
+// The first five name their target. A body whose params lack the member
+// (or that has no params), or headers naming such a method without
+// Mcp-Name, yield the operation with NameMissing set and Name "": whoever
+// decides on the name must refuse it, but a decision that does not depend
+// on it may let the server answer (and refuse) it. A name that is present
+// must be a non-empty string ([ErrBadBody]); Mcp-Name for a method of
+// neither list is [ErrBadHeader]. The task methods are SEP-2663's: a
+// 2026-07-28 client copies params.taskId into Mcp-Name so that an
+// intermediary can route every request of a task to the instance that
+// holds it. Their name is optional (the task methods of 2025-11-25 came
+// without any Mcp-* header). When the body is seen, Mcp-Name must be
+// present exactly when the body has the name, and equal to it, for every
+// method. So Name != "" whenever the method is one of the first five and
+// NameMissing is false, and for a task method when its task id is known.
 //
 // Tool and prompt names are compared byte for byte: no case folding, no
 // Unicode normalisation, which is how servers look tools and prompts up. A
@@ -114,6 +118,13 @@ type Operation struct {
 	// Notification: the body is a JSON-RPC notification (no "id"). Always
 	// false without a body: headers do not say.
 	Notification bool
+	// NameMissing: the method names its target (tools/call, prompts/get,
+	// resources/read, resources/subscribe, resources/unsubscribe) but the
+	// request does not: no Mcp-Name header without a body, no params (or
+	// no params member) in the body. Name is then "". Whoever decides on
+	// the name must refuse such an operation; one whose decision does not
+	// depend on the name may let the server answer it (it refuses it).
+	NameMissing bool
 }
 
 // Input is what the proxy passed along.
@@ -196,11 +207,11 @@ func Extract(in Input, maxBody int) (Operation, error) {
 			return Operation{}, nil
 		}
 		takesName := nameMember(hMethod) != ""
-		if nameRequired(hMethod) && !in.HasNameHeader {
-			return Operation{}, detail(ErrBadHeader, "Mcp-Name missing for a method that names its target")
-		}
 		if !takesName && in.HasNameHeader {
 			return Operation{}, detail(ErrBadHeader, "Mcp-Name sent for a method without a name")
+		}
+		if nameRequired(hMethod) && !in.HasNameHeader {
+			return Operation{Method: hMethod, Known: true, NameMissing: true}, nil
 		}
 		return canonical(Operation{Method: hMethod, Name: hName, Known: true})
 	}
@@ -214,7 +225,7 @@ func Extract(in Input, maxBody int) (Operation, error) {
 	}
 	notification := msg.method != nil && !msg.hasID
 	if !in.HasMethodHeader {
-		return canonical(Operation{Method: internMethod(msg.method), Name: string(msg.name), Known: true, Notification: notification})
+		return canonical(Operation{Method: internMethod(msg.method), Name: string(msg.name), Known: true, Notification: notification, NameMissing: msg.nameMissing})
 	}
 	// A response has method == nil; it never equals a (non-empty) header.
 	// Method names are compared byte for byte: "Tools/call" is not
@@ -226,14 +237,14 @@ func Extract(in Input, maxBody int) (Operation, error) {
 		return Operation{}, detail(ErrMismatch, "name")
 	}
 	// Equal to the body: reuse the header strings, no copy needed.
-	return canonical(Operation{Method: hMethod, Name: hName, Known: true, Notification: notification})
+	return canonical(Operation{Method: hMethod, Name: hName, Known: true, Notification: notification, NameMissing: msg.nameMissing})
 }
 
 // canonical replaces a resource URI by its canonical form, the one rules,
 // policies and the audit log see. It runs after the header/body agreement
 // check, which compares the names exactly as sent.
 func canonical(op Operation) (Operation, error) {
-	if nameMember(op.Method) != "uri" {
+	if nameMember(op.Method) != "uri" || op.NameMissing {
 		return op, nil
 	}
 	c, err := CanonicalURI(op.Name)
