@@ -64,6 +64,7 @@ func TestE2E(t *testing.T) {
 	t.Run("HostHeaderDoesNotChooseTheResource", func(t *testing.T) { testHostDoesNotChoose(t, st, st.ng) })
 	t.Run("PathAndHostVariantsNeverReachTheServer", func(t *testing.T) { testPathVariants(t, st, st.ng) })
 	t.Run("SessionCookieNeverReachesTheServer", func(t *testing.T) { testSessionCookieStripped(t, st, st.ng) })
+	t.Run("PublicPathsOnlyAsSpelled", func(t *testing.T) { testPublicPaths(t, st, st.ng) })
 	t.Run("PreflightWithABodyNeedsAToken", func(t *testing.T) { testPreflightWithBody(t, st) })
 	t.Run("DenialsRelayedByNginx", func(t *testing.T) { testDenialsRelayed(t, st, st.nginxURL) })
 	t.Run("NginxWithTheGatewayDown", func(t *testing.T) { testGatewayDown(t, st) })
@@ -77,6 +78,7 @@ func TestE2E(t *testing.T) {
 	t.Run("HostHeaderDoesNotChooseTheResourceThroughCaddy", func(t *testing.T) { testHostDoesNotChoose(t, st, st.caddy) })
 	t.Run("PathAndHostVariantsNeverReachTheServerThroughCaddy", func(t *testing.T) { testPathVariants(t, st, st.caddy) })
 	t.Run("SessionCookieNeverReachesTheServerThroughCaddy", func(t *testing.T) { testSessionCookieStripped(t, st, st.caddy) })
+	t.Run("PublicPathsOnlyAsSpelledThroughCaddy", func(t *testing.T) { testPublicPaths(t, st, st.caddy) })
 	t.Run("DenialsRelayedByCaddy", func(t *testing.T) { testDenialsRelayed(t, st, st.caddy.url) })
 	t.Run("CaddyWithTheGatewayDown", func(t *testing.T) { testCaddyGatewayDown(t, st, st.caddyBin) })
 }
@@ -625,6 +627,47 @@ func testRevisionForms(t *testing.T, st *stack, f *front) {
 	}
 }
 
+// testPublicPaths: the resource's public path (GET and HEAD /mcp/health) reaches the MCP
+// server without a token, and without the identity headers a client sent; every other
+// method, and every other spelling a server might read as that path, is refused and never
+// reaches it.
+func testPublicPaths(t *testing.T, st *stack, f *front) {
+	host := "127.0.0.1:" + f.port
+	forged := map[string]string{"X-Extauthz-Subject": "admin", "Authorization": "Basic YWRtaW46YWRtaW4="}
+	for _, method := range []string{http.MethodGet, http.MethodHead} {
+		mark := st.rec.len()
+		resp := st.send(t, method, f.url+"/mcp/health", host, forged, "")
+		got := st.rec.since(mark)
+		if len(got) != 1 || got[0].Path != "/mcp/health" {
+			t.Fatalf("%s /mcp/health without a token: %d, reached the server as %v; want it passed on", method, resp.StatusCode, got)
+		}
+		if h := got[0].Header; h.Get("X-Extauthz-Subject") != "" || h.Get("Authorization") != "" {
+			t.Errorf("%s /mcp/health: the server got identity or Authorization headers: %v", method, h)
+		}
+	}
+	mark := st.rec.len()
+	for _, v := range []struct {
+		method, path string
+		want         int
+	}{
+		{http.MethodPost, "/mcp/health", http.StatusUnauthorized},
+		{http.MethodDelete, "/mcp/health", http.StatusUnauthorized},
+		{http.MethodGet, "/mcp/health;x", http.StatusBadRequest},
+		{http.MethodGet, "/mcp/HEALTH", http.StatusBadRequest},
+		{http.MethodGet, "/mcp/health/..%2Ftools", 0},
+		{http.MethodGet, "/mcp/%68ealth/../x", 0},
+		{http.MethodGet, "/mcp/healthz", http.StatusUnauthorized},
+	} {
+		resp := st.send(t, v.method, f.url+v.path, host, nil, "")
+		if resp.StatusCode < 400 || v.want != 0 && resp.StatusCode != v.want {
+			t.Errorf("%s %s without a token: %d %s, want %d", v.method, v.path, resp.StatusCode, resp.Body, v.want)
+		}
+	}
+	if got := st.rec.since(mark); len(got) != 0 {
+		t.Errorf("near misses of the public path reached the MCP server: %v", got)
+	}
+}
+
 // testForeignToken: tokens whose audience is another resource are refused with 401
 // invalid_token; a token for this resource from the same client passes.
 func testForeignToken(t *testing.T, st *stack, f *front) {
@@ -1006,6 +1049,7 @@ resources:
     resource: "%[1]s/mcp"
     required_scopes: ["mcp:tools"]
     authorization_servers: [{issuer: %[2]q}]
+    public: [{path: /mcp/health, methods: [GET, HEAD]}]
     login:
       enabled: true
       client_id: %[5]q
