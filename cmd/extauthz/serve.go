@@ -90,13 +90,17 @@ func serveCmd(ctx context.Context, args []string, stderr io.Writer) error {
 // prints the effective configuration (defaults applied) as YAML, since no
 // file shows it.
 func checkConfigCmd(args []string, stdout, stderr io.Writer) int {
-	if len(args) > 1 || len(args) == 1 && (args[0] == "-h" || args[0] == "--help") {
+	path := ""
+	switch len(args) {
+	case 0:
+	case 1:
+		path = args[0]
+	default:
+		path = "-h"
+	}
+	if path == "-h" || path == "--help" {
 		fmt.Fprintln(stderr, "usage: extauthz check-config [FILE]   (no FILE: the configuration from the EXTAUTHZ_* environment variables)")
 		return 2
-	}
-	path := ""
-	if len(args) == 1 {
-		path = args[0]
 	}
 	var cfg *config.Config
 	var err error
