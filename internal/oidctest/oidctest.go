@@ -42,10 +42,10 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/extauthz/extauthz/internal/childproc"
 	"github.com/extauthz/extauthz/internal/testkit"
 )
 
@@ -195,23 +195,16 @@ func Start(tb testing.TB, o Options) *Server {
 	}
 
 	logs := &testkit.LockedBuffer{}
-	ready := make(chan string, 1)
-	cmd := exec.Command(node, "server.mjs")
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "AUTHSERVER_CONFIG="+string(cfgJSON))
-	cmd.Stdout = &readyWriter{ready: ready, rest: logs}
-	cmd.Stderr = logs
-	cmd.SysProcAttr = sysProcAttr()
-	cmd.WaitDelay = stopTimeout // never hang in Wait on a pipe an orphan holds open
-	if err := cmd.Start(); err != nil {
+	ready := &readyWriter{ready: make(chan struct{}), rest: logs}
+	proc, err := childproc.Start([]string{node, "server.mjs"}, childproc.Options{
+		Dir:    dir,
+		Env:    append(os.Environ(), "AUTHSERVER_CONFIG="+string(cfgJSON)),
+		Stdout: ready,
+		Stderr: logs,
+	})
+	if err != nil {
 		tb.Fatalf("oidctest: starting %s server.mjs: %v", node, err)
 	}
-	done := make(chan struct{})
-	var waitErr error
-	go func() {
-		waitErr = cmd.Wait()
-		close(done)
-	}()
 
 	transport := &http.Transport{
 		Proxy:               nil, // loopback only; never through an HTTP(S)_PROXY
@@ -222,23 +215,18 @@ func Start(tb testing.TB, o Options) *Server {
 
 	logShown := false // a start failure already printed the log
 	tb.Cleanup(func() {
-		stop(cmd, done)
+		proc.Stop(stopTimeout)
 		transport.CloseIdleConnections()
 		if tb.Failed() && !logShown {
-			tb.Logf("oidctest: authorization server %s (pid %d) log:\n%s", s.Issuer, cmd.Process.Pid, logs.String())
+			tb.Logf("oidctest: authorization server %s (pid %d) log:\n%s", s.Issuer, proc.PID(), logs.String())
 		}
 	})
 
-	var line string
-	select {
-	case line = <-ready:
-	case <-done:
+	if err := childproc.Await(context.Background(), proc, startTimeout, ready.ready); err != nil {
 		logShown = true
-		tb.Fatalf("oidctest: authorization server exited before it was ready (%v); its log:\n%s", waitErr, logs.String())
-	case <-time.After(startTimeout):
-		logShown = true
-		tb.Fatalf("oidctest: authorization server not ready within %v (%s); its log:\n%s", startTimeout, procState(cmd.Process.Pid), logs.String())
+		tb.Fatalf("oidctest: authorization server: %v; its log:\n%s", err, logs.String())
 	}
+	line := ready.line // written before ready.ready was closed
 
 	var r struct {
 		Ready  bool   `json:"ready"`
@@ -251,23 +239,6 @@ func Start(tb testing.TB, o Options) *Server {
 	}
 	s.Issuer, s.Port = r.Issuer, r.Port
 	return s
-}
-
-// stop sends SIGTERM, waits up to stopTimeout, then kills; it returns once the process has
-// been waited for.
-func stop(cmd *exec.Cmd, done <-chan struct{}) {
-	select {
-	case <-done:
-		return
-	default:
-	}
-	_ = cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-done:
-	case <-time.After(stopTimeout):
-		_ = cmd.Process.Kill()
-		<-done
-	}
 }
 
 // config builds the server's configuration document.
@@ -510,10 +481,11 @@ func (s *Server) do(req *http.Request, name string) ([]byte, error) {
 	return body, nil
 }
 
-// readyWriter receives the server's stdout: the first line (the ready line) goes to ready,
-// anything after it to rest.
+// readyWriter receives the server's stdout: the first line (the ready line) is stored in line
+// and ready closed; anything after it goes to rest.
 type readyWriter struct {
-	ready chan<- string
+	ready chan struct{}
+	line  string
 	rest  io.Writer
 	buf   []byte
 	sent  bool
@@ -529,7 +501,8 @@ func (w *readyWriter) Write(p []byte) (int, error) {
 		return len(p), nil
 	}
 	w.sent = true
-	w.ready <- string(bytes.TrimSpace(w.buf[:i]))
+	w.line = string(bytes.TrimSpace(w.buf[:i]))
+	close(w.ready)
 	if tail := w.buf[i+1:]; len(tail) > 0 {
 		_, _ = w.rest.Write(tail)
 	}

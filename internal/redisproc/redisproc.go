@@ -22,8 +22,9 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
+
+	"github.com/extauthz/extauthz/internal/childproc"
 )
 
 // ErrNotInstalled is returned by Start when no redis-server is in PATH.
@@ -50,16 +51,17 @@ type Options struct {
 
 // Server is one running redis-server process.
 type Server struct {
-	bin     string
-	dir     string
-	ownDir  bool
-	port    int
-	logPath string
+	bin    string
+	dir    string
+	ownDir bool
+	port   int
 
 	mu   sync.Mutex
-	cmd  *exec.Cmd
-	done chan struct{} // closed once the process has exited and been reaped
+	proc *childproc.Proc // nil once stopped
 }
+
+// stopGrace is how long the server gets to exit after SIGTERM before SIGKILL.
+const stopGrace = 5 * time.Second
 
 // Start launches redis-server and returns once it answers PING. It retries
 // with another port when the one it picked was taken in the meantime.
@@ -106,12 +108,7 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 var errAddrInUse = errors.New("address already in use")
 
 func (s *Server) launch(ctx context.Context, extra []string, timeout time.Duration) error {
-	s.logPath = filepath.Join(s.dir, "redis-"+strconv.Itoa(s.port)+".log")
-	logFile, err := os.OpenFile(s.logPath, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
-	if err != nil {
-		return err
-	}
-	argv := append([]string{
+	argv := append([]string{s.bin,
 		"--port", strconv.Itoa(s.port),
 		"--bind", "127.0.0.1",
 		"--save", "",
@@ -120,49 +117,39 @@ func (s *Server) launch(ctx context.Context, extra []string, timeout time.Durati
 		"--daemonize", "no",
 		"--logfile", "",
 	}, extra...)
-	cmd := exec.Command(s.bin, argv...)
-	cmd.Dir = s.dir
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	cmd.SysProcAttr = sysProcAttr()
-	if err := cmd.Start(); err != nil {
-		logFile.Close()
-		return fmt.Errorf("starting %s: %w", s.bin, err)
+	p, err := childproc.Start(argv, childproc.Options{
+		Dir: s.dir,
+		Log: filepath.Join(s.dir, "redis-"+strconv.Itoa(s.port)+".log"),
+	})
+	if err != nil {
+		return err
 	}
-	done := make(chan struct{})
-	go func() {
-		_ = cmd.Wait()
-		logFile.Close()
-		close(done)
-	}()
 	s.mu.Lock()
-	s.cmd, s.done = cmd, done
+	s.proc = p
 	s.mu.Unlock()
 
-	deadline := time.Now().Add(timeout)
-	for {
-		select {
-		case <-done:
-			s.mu.Lock()
-			s.cmd = nil
-			s.mu.Unlock()
-			out, _ := os.ReadFile(s.logPath)
-			if bytes.Contains(out, []byte("Address already in use")) {
-				return fmt.Errorf("%s on port %d: %w", s.bin, s.port, errAddrInUse)
-			}
-			return fmt.Errorf("%s exited during start (%v); its log:\n%s", s.bin, cmd.ProcessState, out)
-		default:
+	err = p.Poll(ctx, timeout, 10*time.Millisecond, func(context.Context) error {
+		_, err := Do(s.Addr(), time.Second, "PING")
+		return err
+	})
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, childproc.ErrExited):
+		s.mu.Lock()
+		s.proc = nil
+		s.mu.Unlock()
+		out := p.Output()
+		if strings.Contains(out, "Address already in use") {
+			return fmt.Errorf("%s on port %d: %w", s.bin, s.port, errAddrInUse)
 		}
-		if _, err := Do(s.Addr(), time.Second, "PING"); err == nil {
-			return nil
+		return fmt.Errorf("%s exited during start (%s); its log:\n%s", s.bin, p.ExitStatus(), out)
+	default:
+		s.Stop()
+		if ctx.Err() != nil {
+			return ctx.Err()
 		}
-		if ctx.Err() != nil || time.Now().After(deadline) {
-			s.Stop()
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			return fmt.Errorf("%s on port %d did not answer PING within %v", s.bin, s.port, timeout)
-		}
-		time.Sleep(10 * time.Millisecond)
+		return fmt.Errorf("%s on port %d did not answer PING within %v", s.bin, s.port, timeout)
 	}
 }
 
@@ -173,27 +160,21 @@ func (s *Server) Addr() string { return net.JoinHostPort("127.0.0.1", strconv.It
 func (s *Server) PID() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.cmd == nil {
+	if s.proc == nil {
 		return 0
 	}
-	return s.cmd.Process.Pid
+	return s.proc.PID()
 }
 
 // Stop ends the process by PID (SIGTERM, then SIGKILL after 5 s), waits
 // for it, and removes the directory Start made. Stopping twice does nothing.
 func (s *Server) Stop() {
 	s.mu.Lock()
-	cmd, done := s.cmd, s.done
-	s.cmd = nil
+	p := s.proc
+	s.proc = nil
 	s.mu.Unlock()
-	if cmd != nil {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(5 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-		}
+	if p != nil {
+		p.Stop(stopGrace)
 	}
 	s.removeDir()
 }

@@ -12,9 +12,9 @@
 package redistest
 
 import (
+	"context"
 	"errors"
 	"fmt"
-	"github.com/extauthz/extauthz/internal/redisproc"
 	"net"
 	"os"
 	"os/exec"
@@ -25,6 +25,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/extauthz/extauthz/internal/childproc"
+	"github.com/extauthz/extauthz/internal/redisproc"
 )
 
 // startTimeout bounds how long a process may take to answer after it was started; generous,
@@ -43,8 +46,7 @@ type Server struct {
 	argv []string // complete, port included, so that Restart brings back the same server
 
 	mu   sync.Mutex
-	cmd  *exec.Cmd
-	done chan struct{} // closed when the process has exited and been waited for
+	proc *childproc.Proc // nil while stopped
 }
 
 // Start starts a standalone redis-server on 127.0.0.1 and a free port, with no persistence and
@@ -107,62 +109,45 @@ var errAddrInUse = errors.New("address already in use")
 func (s *Server) launch() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	logPath := filepath.Join(s.dir, "redis-"+strconv.Itoa(s.port)+".log")
-	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	p, err := childproc.Start(append([]string{s.bin}, s.argv...), childproc.Options{
+		Dir: s.dir,
+		Log: filepath.Join(s.dir, "redis-"+strconv.Itoa(s.port)+".log"),
+	})
 	if err != nil {
 		return err
 	}
-	logStart, _ := logFile.Seek(0, 2) // this start's part of the log, for error messages
-	cmd := exec.Command(s.bin, s.argv...)
-	cmd.Dir = s.dir
-	cmd.Stdout = logFile
-	cmd.Stderr = logFile
-	cmd.SysProcAttr = sysProcAttr()
-	if err := cmd.Start(); err != nil {
-		logFile.Close()
-		return fmt.Errorf("starting %s: %w", s.bin, err)
-	}
-	done := make(chan struct{})
-	go func() {
-		_ = cmd.Wait()
-		logFile.Close()
-		close(done)
-	}()
-	s.cmd, s.done = cmd, done
-
-	deadline := time.Now().Add(startTimeout)
-	for {
-		select {
-		case <-done:
-			s.cmd = nil
-			out := readFrom(logPath, logStart)
-			if strings.Contains(out, "Address already in use") {
-				return fmt.Errorf("%s on port %d: %w", s.bin, s.port, errAddrInUse)
-			}
-			return fmt.Errorf("%s %s exited during start (%v); its log:\n%s",
-				s.bin, strings.Join(s.argv, " "), cmd.ProcessState, out)
-		default:
+	s.proc = p
+	err = p.Poll(context.Background(), startTimeout, pollInterval, func(context.Context) error {
+		return answers(s.Addr())
+	})
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, childproc.ErrExited):
+		s.proc = nil
+		out := p.Output() // this start's part of the log
+		if strings.Contains(out, "Address already in use") {
+			return fmt.Errorf("%s on port %d: %w", s.bin, s.port, errAddrInUse)
 		}
-		if answers(s.Addr()) {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			_ = cmd.Process.Kill()
-			<-done
-			s.cmd = nil
-			return fmt.Errorf("%s on port %d did not answer PING within %v; its log:\n%s",
-				s.bin, s.port, startTimeout, readFrom(logPath, logStart))
-		}
-		time.Sleep(pollInterval)
+		return fmt.Errorf("%s %s exited during start (%s); its log:\n%s",
+			s.bin, strings.Join(s.argv, " "), p.ExitStatus(), out)
+	default:
+		p.Stop(0)
+		s.proc = nil
+		return fmt.Errorf("%s on port %d did not answer PING within %v; its log:\n%s",
+			s.bin, s.port, startTimeout, p.Output())
 	}
 }
 
-// answers reports whether a server answers PING at addr. An error reply counts: a server
+// answers returns nil if a server answers PING at addr. An error reply counts: a server
 // started with --requirepass answers NOAUTH, and it is up all the same.
-func answers(addr string) bool {
+func answers(addr string) error {
 	_, err := doTimeout(addr, time.Second, "PING")
 	var re redisproc.ReplyError
-	return err == nil || errors.As(err, &re)
+	if err == nil || errors.As(err, &re) {
+		return nil
+	}
+	return err
 }
 
 // Addr is the server's "127.0.0.1:port".
@@ -173,12 +158,11 @@ func (s *Server) Addr() string { return net.JoinHostPort("127.0.0.1", strconv.It
 func (s *Server) Stop() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.cmd == nil {
+	if s.proc == nil {
 		return
 	}
-	_ = s.cmd.Process.Kill()
-	<-s.done
-	s.cmd = nil
+	s.proc.Stop(0)
+	s.proc = nil
 }
 
 // Restart stops the server if it runs and starts it again on the same port with the same
@@ -211,10 +195,10 @@ func (s *Server) signal(sig os.Signal) {
 	s.tb.Helper()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.cmd == nil {
+	if s.proc == nil {
 		s.tb.Fatalf("redistest: signal %v: server %s is not running", sig, s.Addr())
 	}
-	if err := s.cmd.Process.Signal(sig); err != nil {
+	if err := s.proc.Signal(sig); err != nil {
 		s.tb.Fatalf("redistest: signal %v to %s: %v", sig, s.Addr(), err)
 	}
 }
@@ -241,18 +225,6 @@ func freePort(tb testing.TB) int {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port
-}
-
-// readFrom returns the file's content from offset, for error messages.
-func readFrom(path string, offset int64) string {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return "(log unreadable: " + err.Error() + ")"
-	}
-	if offset > int64(len(b)) {
-		offset = 0
-	}
-	return string(b[offset:])
 }
 
 // Do sends one command to addr on a new connection and returns the reply: a string for simple

@@ -13,14 +13,23 @@ import (
 	"github.com/extauthz/extauthz/pkg/devissuer"
 )
 
-// Clock is a settable clock, starting at the real time so that tokens
-// minted by a real-time issuer are valid on it.
+// Clock is a settable, goroutine-safe clock that moves only when a test
+// says so. It is the one fake clock of the tree's tests.
 type Clock struct{ ns atomic.Int64 }
 
-// NewClock returns a clock set to now.
+// NewClock returns a clock set to the real time now, so that tokens minted
+// by a real-time issuer are valid on it.
 func NewClock() *Clock {
 	c := &Clock{}
 	c.ns.Store(time.Now().UnixNano())
+	return c
+}
+
+// NewClockAt returns a clock set to t: a fixed instant, for tests whose
+// failures should reproduce and which mint no real-time tokens.
+func NewClockAt(t time.Time) *Clock {
+	c := &Clock{}
+	c.ns.Store(t.UnixNano())
 	return c
 }
 

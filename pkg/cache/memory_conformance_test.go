@@ -5,6 +5,8 @@ import (
 
 	"github.com/extauthz/extauthz/pkg/cache"
 	"github.com/extauthz/extauthz/pkg/cache/cachetest"
+
+	"github.com/extauthz/extauthz/internal/testkit"
 )
 
 // *Memory is a Store; checked here rather than in the package so that the package keeps no
@@ -19,7 +21,7 @@ var (
 func TestMemoryConformance(t *testing.T) {
 	cachetest.Run(t, func(t *testing.T) cachetest.Harness {
 		t.Parallel()
-		clock := cache.NewFakeClock()
+		clock := testkit.NewClockAt(cache.ClockStart)
 		return cachetest.Harness{
 			Store:   cache.NewMemory[string, []byte](cache.MemoryOptions{MaxEntries: 1000, Now: clock.Now}),
 			Advance: clock.Advance,

@@ -6,6 +6,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/extauthz/extauthz/internal/testkit"
 )
 
 func TestMemorySizeBound(t *testing.T) {
@@ -28,7 +30,7 @@ func TestMemorySizeBound(t *testing.T) {
 // Expiry is decided by the injected clock at Get time, also for an entry otter still holds:
 // otter runs on its own clock in production, and the two may disagree.
 func TestMemoryExpiryByInjectedClockNotOtter(t *testing.T) {
-	clock := NewFakeClock()
+	clock := testkit.NewClockAt(ClockStart)
 	m := newMemory[string, string](10, clock.Now, nil, nil) // otter on the real clock
 	ctx := t.Context()
 	if err := m.Set(ctx, "k", "v", time.Hour); err != nil {
@@ -202,7 +204,7 @@ func TestMemoryObserverEvicted(t *testing.T) {
 // An entry expired by the injected clock that otter still holds counts as absent for Add and
 // GetExpiry, as for Get.
 func TestMemoryAddOverExpiredEntryOtterStillHolds(t *testing.T) {
-	clock := NewFakeClock()
+	clock := testkit.NewClockAt(ClockStart)
 	m := newMemory[string, string](10, clock.Now, nil, nil) // otter on the real clock
 	ctx := t.Context()
 	_ = m.Set(ctx, "k", "old", time.Minute)

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/extauthz/extauthz/internal/redistest"
+
+	"github.com/extauthz/extauthz/internal/testkit"
 )
 
 func TestEnvelopeRoundTrip(t *testing.T) {
@@ -116,8 +118,8 @@ func (l *logCounter) count(substr string) int {
 	return n
 }
 
-func newTestCircuit(threshold int32, cooldown time.Duration) (*circuit, *FakeClock, *countingObserver, *logCounter) {
-	clock := NewFakeClock()
+func newTestCircuit(threshold int32, cooldown time.Duration) (*circuit, *testkit.Clock, *countingObserver, *logCounter) {
+	clock := testkit.NewClockAt(ClockStart)
 	obs := newCountingObserver()
 	logs := &logCounter{}
 	return &circuit{threshold: threshold, cooldown: cooldown, now: clock.Now, obs: obs, log: slog.New(logs)}, clock, obs, logs

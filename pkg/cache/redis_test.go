@@ -22,6 +22,8 @@ import (
 	"github.com/extauthz/extauthz/internal/redistest"
 	"github.com/extauthz/extauthz/pkg/cache"
 	"github.com/extauthz/extauthz/pkg/cache/cachetest"
+
+	"github.com/extauthz/extauthz/internal/testkit"
 )
 
 var (
@@ -121,7 +123,7 @@ func uniqueKey(name string) string {
 func conformance(t *testing.T, client redis.UniversalClient, track bool) {
 	cachetest.Run(t, func(t *testing.T) cachetest.Harness {
 		t.Parallel()
-		clock := cache.NewFakeClock()
+		clock := testkit.NewClockAt(cache.ClockStart)
 		r := cache.NewRedis(client, cache.RedisOptions{Timeout: semanticsTimeout, Now: clock.Now})
 		var s cache.Store[[]byte] = r
 		if track {
@@ -162,7 +164,7 @@ func TestRedisConformanceSentinel(t *testing.T) {
 func TestRedisStoredEntry(t *testing.T) {
 	t.Parallel()
 	client := sharedClient(t)
-	clock := cache.NewFakeClock()
+	clock := testkit.NewClockAt(cache.ClockStart)
 	r := cache.NewRedis(client, cache.RedisOptions{Timeout: semanticsTimeout, Now: clock.Now})
 	ctx := t.Context()
 
@@ -209,7 +211,7 @@ func TestRedisMalformedEntry(t *testing.T) {
 	t.Parallel()
 	client := sharedClient(t)
 	obs := newRecorder()
-	clock := cache.NewFakeClock()
+	clock := testkit.NewClockAt(cache.ClockStart)
 	r := cache.NewRedis(client, cache.RedisOptions{Timeout: semanticsTimeout, Now: clock.Now, Observer: obs, CircuitFailures: 1})
 	ctx := t.Context()
 	far := make([]byte, 8)
@@ -374,7 +376,7 @@ func TestRedisCircuitBreaker(t *testing.T) {
 	client := newClient(t, cache.RedisClientOptions{URL: "redis://" + srv.Addr()})
 	counter := &networkCounter{}
 	client.AddHook(counter)
-	clock := cache.NewFakeClock()
+	clock := testkit.NewClockAt(cache.ClockStart)
 	obs := newRecorder()
 	logs := &logRecorder{}
 	r := cache.NewRedis(client, cache.RedisOptions{

@@ -18,17 +18,9 @@ import (
 	"github.com/lestrrat-go/jwx/v3/jwk"
 )
 
-// fakeClock is a race-safe clock that only moves when the test says so.
-type fakeClock struct{ ns atomic.Int64 }
-
-func newFakeClock() *fakeClock {
-	c := &fakeClock{}
-	c.ns.Store(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).UnixNano())
-	return c
-}
-
-func (c *fakeClock) Now() time.Time          { return time.Unix(0, c.ns.Load()).UTC() }
-func (c *fakeClock) Advance(d time.Duration) { c.ns.Add(int64(d)) }
+// clockStart is where the tests' clocks (testkit.NewClockAt) start: a fixed
+// instant, so that failures reproduce.
+var clockStart = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 
 // response is what the fake JWKS endpoint answers with.
 type response struct {

@@ -21,6 +21,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/extauthz/extauthz/internal/refresh"
 )
 
 // Locator returns the JWKS URL; it may run discovery and may fail.
@@ -110,7 +112,7 @@ type Source struct {
 
 	// wait pauses Run between fetches. Tests replace it so that backoff is
 	// observed step by step instead of by sleeping.
-	wait func(ctx context.Context, d time.Duration) error
+	wait refresh.Wait
 
 	// keys is what Key reads: an immutable index swapped whole, so the hot
 	// path takes no lock.
@@ -150,7 +152,7 @@ func New(locate Locator, opts Options) *Source {
 		unknownKIDInterval: opts.UnknownKIDInterval,
 		timeout:            opts.Timeout,
 		maxBytes:           opts.MaxBytes,
-		wait:               sleep,
+		wait:               refresh.Sleep,
 	}
 	if s.now == nil {
 		s.now = time.Now
@@ -192,42 +194,22 @@ func New(locate Locator, opts Options) *Source {
 // [MinRefresh, MaxRefresh]. Run returns when ctx ends without waiting for a
 // fetch in progress, which ends by itself within Timeout.
 func (s *Source) Run(ctx context.Context) {
-	var backoff time.Duration
-	for {
+	// An outage is retried quickly at first but never more often than needed.
+	b := refresh.Backoff{Start: backoffStart, Limit: min(s.minRefresh, backoffLimit)}
+	refresh.Run(ctx, b, s.wait, func(ctx context.Context) (time.Duration, error) {
 		s.mu.Lock()
 		f := s.inflight
 		if f == nil {
 			f = s.startLocked(ctx)
 		}
 		s.mu.Unlock()
-
 		select {
 		case <-f.done:
+			return f.next, f.err
 		case <-ctx.Done():
-			return
+			return 0, ctx.Err()
 		}
-
-		d := f.next
-		if f.err != nil {
-			backoff = s.nextBackoff(backoff)
-			d = backoff
-		} else {
-			backoff = 0
-		}
-		if s.wait(ctx, d) != nil {
-			return
-		}
-	}
-}
-
-// nextBackoff doubles prev from backoffStart up to min(MinRefresh, 1m), so
-// an outage is retried quickly at first but never more often than needed.
-func (s *Source) nextBackoff(prev time.Duration) time.Duration {
-	limit := min(s.minRefresh, backoffLimit)
-	if prev <= 0 {
-		return min(backoffStart, limit)
-	}
-	return min(2*prev, limit)
+	})
 }
 
 // Key returns the public key (*rsa.PublicKey, *ecdsa.PublicKey or
@@ -345,16 +327,4 @@ func (s *Source) Status() Status {
 // failed; each attempt sends at most one GET.
 func (s *Source) Fetches() int64 {
 	return s.fetches.Load()
-}
-
-// sleep is the production wait: a timer that ctx can cut short.
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }

@@ -28,7 +28,7 @@ import (
 
 const interval = 10 * time.Second
 
-func newTestSource(t *testing.T, locate Locator, clk *fakeClock, opts Options) *Source {
+func newTestSource(t *testing.T, locate Locator, clk *testkit.Clock, opts Options) *Source {
 	t.Helper()
 	opts.Now = clk.Now
 	if opts.UnknownKIDInterval == 0 {
@@ -76,7 +76,7 @@ func wantFetches(t *testing.T, s *Source, srv *jwksServer, n int64) {
 }
 
 func TestRotation(t *testing.T) {
-	clk := newFakeClock()
+	clk := testkit.NewClockAt(clockStart)
 	srv := newJWKSServer(t)
 	oldKey := newRSAKey(t)
 	newKey := newECKey(t, elliptic.P256())
@@ -135,7 +135,7 @@ func flood(t *testing.T, s *Source, n int, knownKID string, known crypto.PublicK
 }
 
 func TestUnknownKIDFlood(t *testing.T) {
-	clk := newFakeClock()
+	clk := testkit.NewClockAt(clockStart)
 	srv := newJWKSServer(t)
 	key := newRSAKey(t)
 	srv.serve(setJSON(t, jwkJSON(t, &key.PublicKey, kidAlgMembers("k1", "RS256"))))
@@ -167,7 +167,7 @@ func TestUnknownKIDFlood(t *testing.T) {
 }
 
 func TestUnsupportedAlgNeverFetches(t *testing.T) {
-	clk := newFakeClock()
+	clk := testkit.NewClockAt(clockStart)
 	srv := newJWKSServer(t)
 	s := newTestSource(t, srv.locator(), clk, Options{})
 	for _, alg := range []string{"", "none", "HS256", "rs256", "ES256K", "RSA-OAEP"} {
@@ -178,7 +178,7 @@ func TestUnsupportedAlgNeverFetches(t *testing.T) {
 
 func TestEndpointDown(t *testing.T) {
 	t.Run("after a good fetch", func(t *testing.T) {
-		clk := newFakeClock()
+		clk := testkit.NewClockAt(clockStart)
 		srv := newJWKSServer(t)
 		k1, k2 := newRSAKey(t), newECKey(t, elliptic.P256())
 		srv.serve(setJSON(t, jwkJSON(t, &k1.PublicKey, kidAlgMembers("k1", "RS256"))))
@@ -224,7 +224,7 @@ func TestEndpointDown(t *testing.T) {
 	})
 
 	t.Run("never fetched", func(t *testing.T) {
-		clk := newFakeClock()
+		clk := testkit.NewClockAt(clockStart)
 		srv := newJWKSServer(t)
 		srv.fail(http.StatusInternalServerError)
 		s := newTestSource(t, srv.locator(), clk, Options{})
@@ -240,7 +240,7 @@ func TestEndpointDown(t *testing.T) {
 	})
 
 	t.Run("locator fails", func(t *testing.T) {
-		clk := newFakeClock()
+		clk := testkit.NewClockAt(clockStart)
 		srv := newJWKSServer(t)
 		key := newRSAKey(t)
 		srv.serve(setJSON(t, jwkJSON(t, &key.PublicKey, kidAlgMembers("k1", "RS256"))))
@@ -273,7 +273,7 @@ func TestEndpointDown(t *testing.T) {
 	})
 
 	t.Run("no usable key keeps the previous set", func(t *testing.T) {
-		clk := newFakeClock()
+		clk := testkit.NewClockAt(clockStart)
 		srv := newJWKSServer(t)
 		key := newRSAKey(t)
 		encOnly := setJSON(t, jwkJSON(t, &key.PublicKey, map[string]any{jwk.KeyIDKey: "enc", jwk.KeyUsageKey: "enc"}))
@@ -313,7 +313,7 @@ func rsa1024JWK(t *testing.T, kid string) json.RawMessage {
 }
 
 func TestKeyFiltering(t *testing.T) {
-	clk := newFakeClock()
+	clk := testkit.NewClockAt(clockStart)
 	srv := newJWKSServer(t)
 	rsaKey := newRSAKey(t)
 	ec256 := newECKey(t, elliptic.P256())
@@ -412,7 +412,7 @@ func TestKeyFiltering(t *testing.T) {
 }
 
 func TestKeyWithoutKID(t *testing.T) {
-	clk := newFakeClock()
+	clk := testkit.NewClockAt(clockStart)
 	rsa1, rsa2 := newRSAKey(t), newRSAKey(t)
 	ec := newECKey(t, elliptic.P256())
 
@@ -454,7 +454,7 @@ func TestKeyWithoutKID(t *testing.T) {
 }
 
 func TestDuplicateKIDFirstWins(t *testing.T) {
-	clk := newFakeClock()
+	clk := testkit.NewClockAt(clockStart)
 	srv := newJWKSServer(t)
 	rsa1, rsa2 := newRSAKey(t), newRSAKey(t)
 	ec := newECKey(t, elliptic.P256())
@@ -475,7 +475,7 @@ func TestFetchRules(t *testing.T) {
 	t.Run("accept header", func(t *testing.T) {
 		srv := newJWKSServer(t)
 		srv.serve(good)
-		s := newTestSource(t, srv.locator(), newFakeClock(), Options{})
+		s := newTestSource(t, srv.locator(), testkit.NewClockAt(clockStart), Options{})
 		mustKey(t, s, "k1", "RS256", &key.PublicKey)
 		if got := *srv.lastAccept.Load(); got != "application/jwk-set+json, application/json" {
 			t.Errorf("Accept = %q", got)
@@ -486,7 +486,7 @@ func TestFetchRules(t *testing.T) {
 		t.Run(fmt.Sprintf("status %d", status), func(t *testing.T) {
 			srv := newJWKSServer(t)
 			srv.resp.Store(&response{status: status, body: good})
-			s := newTestSource(t, srv.locator(), newFakeClock(), Options{})
+			s := newTestSource(t, srv.locator(), testkit.NewClockAt(clockStart), Options{})
 			_ = mustErr(t, s, "k1", "RS256", ErrUnavailable)
 		})
 	}
@@ -494,19 +494,19 @@ func TestFetchRules(t *testing.T) {
 	t.Run("body cap", func(t *testing.T) {
 		srv := newJWKSServer(t)
 		srv.serve(good)
-		s := newTestSource(t, srv.locator(), newFakeClock(), Options{MaxBytes: int64(len(good)) - 1})
+		s := newTestSource(t, srv.locator(), testkit.NewClockAt(clockStart), Options{MaxBytes: int64(len(good)) - 1})
 		err := mustErr(t, s, "k1", "RS256", ErrUnavailable)
 		if !strings.Contains(err.Error(), "exceeds") {
 			t.Errorf("error = %v", err)
 		}
-		s = newTestSource(t, srv.locator(), newFakeClock(), Options{MaxBytes: int64(len(good))})
+		s = newTestSource(t, srv.locator(), testkit.NewClockAt(clockStart), Options{MaxBytes: int64(len(good))})
 		mustKey(t, s, "k1", "RS256", &key.PublicKey)
 	})
 
 	t.Run("not JSON", func(t *testing.T) {
 		srv := newJWKSServer(t)
 		srv.serve([]byte("<html>login</html>"))
-		s := newTestSource(t, srv.locator(), newFakeClock(), Options{})
+		s := newTestSource(t, srv.locator(), testkit.NewClockAt(clockStart), Options{})
 		_ = mustErr(t, s, "k1", "RS256", ErrUnavailable)
 	})
 
@@ -515,14 +515,14 @@ func TestFetchRules(t *testing.T) {
 		target.serve(good)
 		redirector := httptest.NewServer(http.RedirectHandler(target.URL+"/jwks", http.StatusFound))
 		t.Cleanup(redirector.Close)
-		s := newTestSource(t, func(context.Context) (string, error) { return redirector.URL, nil }, newFakeClock(), Options{})
+		s := newTestSource(t, func(context.Context) (string, error) { return redirector.URL, nil }, testkit.NewClockAt(clockStart), Options{})
 		mustKey(t, s, "k1", "RS256", &key.PublicKey)
 	})
 
 	t.Run("redirect to plain http elsewhere is refused", func(t *testing.T) {
 		redirector := httptest.NewServer(http.RedirectHandler("http://jwks.example.invalid/jwks", http.StatusFound))
 		t.Cleanup(redirector.Close)
-		s := newTestSource(t, func(context.Context) (string, error) { return redirector.URL, nil }, newFakeClock(), Options{})
+		s := newTestSource(t, func(context.Context) (string, error) { return redirector.URL, nil }, testkit.NewClockAt(clockStart), Options{})
 		err := mustErr(t, s, "k1", "RS256", ErrUnavailable)
 		if !strings.Contains(err.Error(), "refusing redirect") {
 			t.Errorf("error = %v", err)
@@ -533,7 +533,7 @@ func TestFetchRules(t *testing.T) {
 		redirector := httptest.NewServer(http.RedirectHandler("http://jwks.example.invalid/jwks", http.StatusFound))
 		t.Cleanup(redirector.Close)
 		client := &http.Client{}
-		s := newTestSource(t, func(context.Context) (string, error) { return redirector.URL, nil }, newFakeClock(), Options{HTTPClient: client})
+		s := newTestSource(t, func(context.Context) (string, error) { return redirector.URL, nil }, testkit.NewClockAt(clockStart), Options{HTTPClient: client})
 		err := mustErr(t, s, "k1", "RS256", ErrUnavailable)
 		if !strings.Contains(err.Error(), "refusing redirect") {
 			t.Errorf("error = %v", err)
@@ -597,7 +597,7 @@ func TestCallerContextBoundsOnlyItsWait(t *testing.T) {
 		_, _ = w.Write(good)
 	}))
 	t.Cleanup(srv.Close)
-	s := newTestSource(t, func(context.Context) (string, error) { return srv.URL, nil }, newFakeClock(), Options{})
+	s := newTestSource(t, func(context.Context) (string, error) { return srv.URL, nil }, testkit.NewClockAt(clockStart), Options{})
 
 	ctx, cancel := context.WithCancel(t.Context())
 	errc := make(chan error, 1)
@@ -673,7 +673,7 @@ func TestRunRetriesWithBackoff(t *testing.T) {
 	good := setJSON(t, jwkJSON(t, &key.PublicKey, kidAlgMembers("k1", "RS256")))
 	srv := newJWKSServer(t)
 	srv.fail(http.StatusInternalServerError)
-	s := newTestSource(t, srv.locator(), newFakeClock(), Options{MinRefresh: 3 * time.Second})
+	s := newTestSource(t, srv.locator(), testkit.NewClockAt(clockStart), Options{MinRefresh: 3 * time.Second})
 
 	// Run's waits are handed to the test one by one instead of elapsing.
 	waits := make(chan time.Duration)
@@ -745,7 +745,7 @@ func TestKeyHitDoesNotAllocate(t *testing.T) {
 		jwkJSON(t, &rsaKey.PublicKey, kidAlgMembers("rsa", "RS256")),
 		jwkJSON(t, edPub, kidAlgMembers("ed", "EdDSA")),
 	))
-	s := newTestSource(t, srv.locator(), newFakeClock(), Options{})
+	s := newTestSource(t, srv.locator(), testkit.NewClockAt(clockStart), Options{})
 	ctx := t.Context()
 	for _, tc := range []struct{ kid, alg string }{{"rsa", "RS256"}, {"ed", "EdDSA"}, {"", "EdDSA"}} {
 		allocs := testing.AllocsPerRun(100, func() {

@@ -7,6 +7,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/extauthz/extauthz/internal/refresh"
 )
 
 // Retry and refresh intervals of a Source.
@@ -42,7 +44,7 @@ type Source struct {
 	log     *slog.Logger
 
 	// wait pauses Run; tests replace it to step through retries.
-	wait func(ctx context.Context, d time.Duration) error
+	wait refresh.Wait
 
 	doc atomic.Pointer[AuthorizationServer]
 
@@ -62,7 +64,7 @@ type attempt struct {
 // NewSource returns a Source for issuer. It fetches nothing until Run or
 // Get needs it.
 func NewSource(issuer string, o SourceOptions) *Source {
-	s := &Source{issuer: issuer, client: o.HTTPClient, refresh: o.Refresh, now: o.Now, log: o.Logger, wait: sleep}
+	s := &Source{issuer: issuer, client: o.HTTPClient, refresh: o.Refresh, now: o.Now, log: o.Logger, wait: refresh.Sleep}
 	if s.client == nil {
 		s.client = &http.Client{Timeout: 5 * time.Second}
 	}
@@ -118,8 +120,8 @@ func (s *Source) Ready() bool { return s.doc.Load() != nil }
 // failure is retried after 1s, doubling up to 1m; a success is refreshed
 // after Refresh.
 func (s *Source) Run(ctx context.Context) {
-	var backoff time.Duration
-	for {
+	b := refresh.Backoff{Start: retryStart, Limit: retryLimit}
+	refresh.Run(ctx, b, s.wait, func(ctx context.Context) (time.Duration, error) {
 		s.mu.Lock()
 		a := s.inflight
 		if a == nil {
@@ -128,20 +130,11 @@ func (s *Source) Run(ctx context.Context) {
 		s.mu.Unlock()
 		select {
 		case <-a.done:
+			return s.refresh, a.err
 		case <-ctx.Done():
-			return
+			return 0, ctx.Err()
 		}
-		d := s.refresh
-		if a.err != nil {
-			backoff = min(max(2*backoff, retryStart), retryLimit)
-			d = backoff
-		} else {
-			backoff = 0
-		}
-		if s.wait(ctx, d) != nil {
-			return
-		}
-	}
+	})
 }
 
 // startLocked begins an attempt that no caller's cancellation can cut
@@ -172,15 +165,4 @@ func (s *Source) startLocked() *attempt {
 		close(a.done)
 	}()
 	return a
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }

@@ -5,12 +5,14 @@ import (
 	"errors"
 	"testing"
 	"time"
+
+	"github.com/extauthz/extauthz/internal/testkit"
 )
 
 // newMemoryStore is an in-process store with a bound and a fake clock.
-func newMemoryStore(t *testing.T, maxEntries int) (*Store, *fakeClock) {
+func newMemoryStore(t *testing.T, maxEntries int) (*Store, *testkit.Clock) {
 	t.Helper()
-	clock := newFakeClock()
+	clock := testkit.NewClockAt(clockStart)
 	s, err := New(Options{Key: testKey(t, 1), MaxEntries: maxEntries, Now: clock.Now})
 	if err != nil {
 		t.Fatal(err)

@@ -20,6 +20,8 @@ import (
 
 	"github.com/extauthz/extauthz/internal/redistest"
 	"github.com/extauthz/extauthz/pkg/cache"
+
+	"github.com/extauthz/extauthz/internal/testkit"
 )
 
 // semanticsTimeout is the per-call Redis timeout where a test checks what the store does, not
@@ -30,27 +32,9 @@ const semanticsTimeout = 5 * time.Second
 // expiry, a lock's lapse). It is a guard against hanging, not an assertion about speed.
 const eventually = 5 * time.Second
 
-// fakeClock is the in-process store's clock in tests.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newFakeClock() *fakeClock {
-	return &fakeClock{t: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
+// clockStart is where the in-process store's clock (testkit.NewClockAt) starts in tests: a
+// fixed instant, so that failures reproduce.
+var clockStart = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 
 // harness is one backend under test: a store, and what a test needs to look behind it.
 type harness struct {
@@ -59,7 +43,7 @@ type harness struct {
 	s      *Store
 	server *redistest.Server     // nil in process
 	client redis.UniversalClient // nil in process
-	clock  *fakeClock            // in process on the fake clock; nil otherwise
+	clock  *testkit.Clock        // in process on the fake clock; nil otherwise
 }
 
 // store returns another store on the same backing state as h.s (the same Redis, or the same
@@ -213,7 +197,7 @@ func newHarness(t *testing.T, kind backendKind, realClock bool) *harness {
 		o.Redis, o.Timeout = c, semanticsTimeout
 	default:
 		if !realClock {
-			h.clock = newFakeClock()
+			h.clock = testkit.NewClockAt(clockStart)
 			o.Now = h.clock.Now
 		}
 	}

@@ -1,4 +1,4 @@
-package oidctest
+package childproc
 
 import (
 	"bytes"
@@ -8,17 +8,17 @@ import (
 	"syscall"
 )
 
-// sysProcAttr makes the kernel kill the authorization server if the test binary dies without
-// running its cleanups (a panic, or go test's -timeout), so that no node process outlives the
-// test run.
+// sysProcAttr: a child gets its own process group, so that a Ctrl-C in the
+// terminal reaches only the parent, which then stops it by PID; and the
+// kernel kills it if the parent dies without doing so.
 func sysProcAttr() *syscall.SysProcAttr {
-	return &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	return &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
 }
 
-// procState describes what a process is doing (its scheduler state and the
+// Activity describes what a process is doing (its scheduler state, the
 // kernel function it waits in, CPU ticks used), for the message of a start
 // that timed out.
-func procState(pid int) string {
+func Activity(pid int) string {
 	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
 		return err.Error()
