@@ -14,11 +14,18 @@ FUZZTIME ?= 30s
 E2E_DEPS = test/authserver/node_modules/.package-lock.json test/e2e/node_modules/.package-lock.json \
 	test/conformance/node_modules/.package-lock.json nginx-installed chromium-installed caddy-installed
 
+# The gateway's module, then the nested ones (MODULES), each with its own
+# go.mod so that the gateway's requires only what it runs: test/manifests
+# (the deployment files checked against the Kubernetes, Istio, Gateway API,
+# Envoy Gateway, Prometheus Operator and compose-go types).
+MODULES = test/manifests
+
 test: $(E2E_DEPS)
 	$(GO) test -race -count=1 ./...
 	# The compact cache tier's slab is mapped memory outside the Go heap,
 	# except under -race (which watches only the heap): test that path too.
 	$(GO) test -count=1 -run 'Compact|LocalCache' ./pkg/authz/
+	set -e; for m in $(MODULES); do (cd $$m && $(GO) test -race -count=1 ./...); done
 
 # The end-to-end suite alone: SDK clients → nginx, Caddy or the gRPC path →
 # gateway → MCP servers, and the conformance suite through nginx and the gRPC path.
@@ -57,6 +64,7 @@ lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(GOLANGCI_LINT) run ./...
+	set -e; for m in $(MODULES); do (cd $$m && $(GO) vet ./... && $(GOLANGCI_LINT) run ./...); done
 
 # Each fuzz target for FUZZTIME; new failing inputs land in testdata/fuzz.
 fuzz:
