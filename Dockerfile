@@ -6,7 +6,7 @@
 #
 # The policy file is mounted at /etc/extauthz/config.yaml; it must listen on
 # 0.0.0.0 (or the pod address) to be reachable from outside the container.
-# deploy/deploy_test.go checks the properties below.
+# test/manifests/deploy/dockerfile_test.go checks the properties below.
 
 ARG GO_VERSION=1.26.8
 

@@ -14,11 +14,19 @@ FUZZTIME ?= 30s
 E2E_DEPS = test/authserver/node_modules/.package-lock.json test/e2e/node_modules/.package-lock.json \
 	test/conformance/node_modules/.package-lock.json nginx-installed chromium-installed caddy-installed
 
+# The gateway's module, then the nested ones (MODULES), each with its own
+# go.mod so that the gateway's requires only what it runs: test/manifests
+# (the deployment files checked against the Kubernetes, Istio, Gateway API,
+# Envoy Gateway, Prometheus Operator and compose-go types) and bench (the
+# load harness).
+MODULES = test/manifests bench
+
 test: $(E2E_DEPS)
 	$(GO) test -race -count=1 ./...
 	# The compact cache tier's slab is mapped memory outside the Go heap,
 	# except under -race (which watches only the heap): test that path too.
 	$(GO) test -count=1 -run 'Compact|LocalCache' ./pkg/authz/
+	set -e; for m in $(MODULES); do (cd $$m && $(GO) test -race -count=1 ./...); done
 
 # The end-to-end suite alone: SDK clients → nginx, Caddy or the gRPC path →
 # gateway → MCP servers, and the conformance suite through nginx and the gRPC path.
@@ -57,6 +65,7 @@ lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(GOLANGCI_LINT) run ./...
+	set -e; for m in $(MODULES); do (cd $$m && $(GO) vet ./... && $(GOLANGCI_LINT) run ./...); done
 
 # Each fuzz target for FUZZTIME; new failing inputs land in testdata/fuzz.
 fuzz:
@@ -80,14 +89,19 @@ fuzz:
 	GO=$(GO) FUZZTIME=$(FUZZTIME) scripts/fuzz.sh FuzzTarget ./pkg/target/
 	GO=$(GO) FUZZTIME=$(FUZZTIME) scripts/fuzz.sh FuzzPreflightAllowHeaders ./pkg/authz/
 
+# The in-process micro-benchmarks of the Check hot path (the load harness,
+# in the bench module, is make load).
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 2s -count 5 ./pkg/check/
 
-# The load harness: starts the servers it measures on loopback ports, runs
-# every scenario (bounded in time and count), stops them, prints Markdown.
-# Extra flags: make load LOADFLAGS="--rounds 3 --out results.md"
+# The load harness (bench/cmd/extauthz-load, in the bench module): starts
+# the servers it measures on loopback ports, runs every scenario (bounded in
+# time and count), stops them, prints Markdown. It runs from the repository
+# root, so that its default --server bin/extauthz and any --out path are
+# relative to it. Extra flags: make load LOADFLAGS="--rounds 3 --out results.md"
 load: build
-	$(GO) run ./cmd/extauthz-load $(LOADFLAGS)
+	cd bench && $(GO) build -o ../bin/extauthz-load ./cmd/extauthz-load
+	bin/extauthz-load $(LOADFLAGS)
 
 build:
 	$(GO) build -o bin/extauthz ./cmd/extauthz

@@ -3,9 +3,10 @@
 // charts — strictly, so that the tests beside them fail on a misspelt key or
 // a value of the wrong type instead of letting it reach a cluster.
 //
-// It is for tests (envoy/, deploy/, helm/); nothing in the gateway imports
-// it. It holds no API types itself: callers pass the Envoy proto messages or
-// Kubernetes types to decode into.
+// It is for the tests of the test/manifests module (the files of envoy/,
+// deploy/ and helm/); nothing in the gateway imports it. It holds no API
+// types itself: callers pass the Envoy proto messages or Kubernetes types to
+// decode into.
 package manifests
 
 import (
@@ -15,6 +16,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
+	"regexp"
 	"strings"
 
 	sigsjson "sigs.k8s.io/json"
@@ -208,4 +211,48 @@ func TrimComment(b []byte, prefix string) []string {
 		}
 	}
 	return out
+}
+
+// rootModule is the module path of the repository's root go.mod.
+const rootModule = "github.com/extauthz/extauthz"
+
+var moduleLine = regexp.MustCompile(`(?m)^module[ \t]+(\S+)[ \t]*$`)
+
+// RepoDir returns the absolute path of dir, a directory named relative to
+// the root of the extauthz repository. The root is the nearest directory at
+// or above the working directory whose go.mod declares the module
+// github.com/extauthz/extauthz, so a nested module's own go.mod (this
+// one's) is passed over.
+func RepoDir(dir string) (string, error) {
+	wd, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for d := wd; ; {
+		b, err := os.ReadFile(filepath.Join(d, "go.mod"))
+		if err == nil {
+			if m := moduleLine.FindSubmatch(b); m != nil && string(m[1]) == rootModule {
+				return filepath.Join(d, filepath.FromSlash(dir)), nil
+			}
+		} else if !errors.Is(err, os.ErrNotExist) {
+			return "", err
+		}
+		parent := filepath.Dir(d)
+		if parent == d {
+			return "", fmt.Errorf("no go.mod of %s at or above %s", rootModule, wd)
+		}
+		d = parent
+	}
+}
+
+// Chdir changes the working directory to dir, named relative to the root of
+// the repository (see RepoDir). The tests of a manifest directory call it
+// from TestMain so that they read that directory's files by the same
+// relative paths as if they sat beside them.
+func Chdir(dir string) error {
+	abs, err := RepoDir(dir)
+	if err != nil {
+		return err
+	}
+	return os.Chdir(abs)
 }

@@ -15,8 +15,8 @@ import (
 	"github.com/compose-spec/compose-go/v2/types"
 	bootstrapv3 "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
 
-	"github.com/extauthz/extauthz/internal/manifests"
 	"github.com/extauthz/extauthz/pkg/config"
+	"github.com/extauthz/extauthz/test/manifests/internal/manifests"
 
 	// The typed configs of envoy/envoy.yaml (see envoy/envoy_test.go).
 	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/access_loggers/stream/v3"

@@ -16,8 +16,8 @@ import (
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	upstreamhttpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
 
-	"github.com/extauthz/extauthz/internal/manifests"
 	"github.com/extauthz/extauthz/pkg/config"
+	"github.com/extauthz/extauthz/test/manifests/internal/manifests"
 )
 
 // composeConfig is the gateway policy the compose stack mounts; envoy.yaml

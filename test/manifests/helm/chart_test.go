@@ -29,8 +29,8 @@ import (
 	policyv1 "k8s.io/api/policy/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/extauthz/extauthz/internal/manifests"
 	"github.com/extauthz/extauthz/pkg/config"
+	"github.com/extauthz/extauthz/test/manifests/internal/manifests"
 )
 
 // helmModule is the Helm the tests run; bump it deliberately.
@@ -77,7 +77,13 @@ func helm(t *testing.T) string {
 	return helmBin
 }
 
+// TestMain runs the tests in the repository's helm/ directory, beside the
+// chart they render.
 func TestMain(m *testing.M) {
+	if err := manifests.Chdir("helm"); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
 	code := m.Run()
 	if helmBin != "" {
 		os.RemoveAll(filepath.Dir(helmBin))

@@ -8,7 +8,8 @@
 //
 // Usage:
 //
-//	go build -o bin/extauthz ./cmd/extauthz && go run ./cmd/extauthz-load [flags]
+//	make load LOADFLAGS="[flags]"   (from the repository root)
+//	cd bench && go run ./cmd/extauthz-load --server ../bin/extauthz [flags]   (after make build)
 //
 //	--server PATH        extauthz binary to benchmark (default bin/extauthz; `make build` builds it)
 //	--scenarios LIST     comma list, "all" (default: every scenario but ws-1m) or "all+1m"
@@ -69,7 +70,8 @@ import (
 const usage = `extauthz-load — load harness for extauthz's ext_authz Check (issue "Benchmarks")
 
 Usage:
-  go build -o bin/extauthz ./cmd/extauthz && go run ./cmd/extauthz-load [flags]
+  make load LOADFLAGS="[flags]"   (from the repository root)
+  cd bench && go run ./cmd/extauthz-load --server ../bin/extauthz [flags]   (after make build)
 
 Drives envoy.service.auth.v3.Authorization/Check over one gRPC connection at
 fixed concurrency for a fixed duration, against servers it starts itself on

@@ -20,7 +20,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
 
-	"github.com/extauthz/extauthz/internal/manifests"
+	"github.com/extauthz/extauthz/test/manifests/internal/manifests"
 
 	// Every extension a typed config in these files names: protojson and
 	// Any.UnmarshalNew resolve @type through the global registry, so a type

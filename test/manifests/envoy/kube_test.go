@@ -16,7 +16,7 @@ import (
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	extauthzv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_authz/v3"
 
-	"github.com/extauthz/extauthz/internal/manifests"
+	"github.com/extauthz/extauthz/test/manifests/internal/manifests"
 )
 
 // istioObject is the envelope of an Istio custom resource. Its spec is an
