@@ -1,6 +1,6 @@
 // Package redisproc starts a private redis-server process outside of tests:
 // on 127.0.0.1 and a free port, in its own directory, without persistence,
-// and stopped by PID. The load harness (cmd/extauthz-load) uses it so that a
+// and stopped by PID. The load harness (bench/cmd/extauthz-load) uses it so that a
 // benchmark never touches a Redis it did not start.
 //
 // It is not a Redis client and not for the shared development Redis on

@@ -659,7 +659,7 @@ func (h *harness) measure(ctx context.Context, m measurement) (*Result, error) {
 		m.sc.note("%s c=%d error: %s", m.target, m.conc, e)
 	}
 	if m.srv.p != nil && m.srv.p.exited() {
-		m.sc.note("%s exited during the run (%v); its log ends:\n\n```\n%s\n```", m.target, m.srv.p.cmd.ProcessState, m.srv.p.logTail())
+		m.sc.note("%s exited during the run (%v); its log ends:\n\n```\n%s\n```", m.target, m.srv.p.ExitStatus(), m.srv.p.logTail())
 	}
 	s := m.sc.series(m.target)
 	s.Runs[m.conc] = append(s.Runs[m.conc], r)

@@ -1,17 +1,13 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"google.golang.org/grpc"
@@ -19,6 +15,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
+	"github.com/extauthz/extauthz/internal/childproc"
 	"github.com/extauthz/extauthz/internal/redisproc"
 )
 
@@ -83,16 +80,14 @@ func (r *procs) list() []ProcInfo {
 // proc is one gRPC server process: extauthz serve, or this tool's own
 // floor-server or jwx-server.
 type proc struct {
-	name    string
-	addr    string
-	logPath string
-	cmd     *exec.Cmd
-	done    chan struct{}
-	reg     *procs
-	once    sync.Once
+	name string
+	addr string
+	*childproc.Proc
+	reg  *procs
+	once sync.Once
 }
 
-func (p *proc) pid() int { return p.cmd.Process.Pid }
+func (p *proc) pid() int { return p.PID() }
 
 // startServer starts argv(addr) on a free loopback port and returns once
 // the gRPC health service answers SERVING. A port taken between picking and
@@ -120,24 +115,12 @@ func startServer(ctx context.Context, reg *procs, name, dir string, argv func(ad
 var errAddrInUse = errors.New("address already in use")
 
 func launch(ctx context.Context, reg *procs, name, logPath, addr string, argv []string) (*proc, error) {
-	logFile, err := os.Create(logPath)
+	cp, err := childproc.Start(argv, childproc.Options{Log: logPath})
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%s: %w", name, err)
 	}
-	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	cmd.SysProcAttr = sysProcAttr()
-	if err := cmd.Start(); err != nil {
-		logFile.Close()
-		return nil, fmt.Errorf("%s: starting %s: %w", name, argv[0], err)
-	}
-	p := &proc{name: name, addr: addr, logPath: logPath, cmd: cmd, done: make(chan struct{}), reg: reg}
-	go func() {
-		_ = cmd.Wait()
-		logFile.Close()
-		close(p.done)
-	}()
-	reg.add(name, cmd.Process.Pid, p.stop)
+	p := &proc{name: name, addr: addr, Proc: cp, reg: reg}
+	reg.add(name, cp.PID(), p.stop)
 	if err := p.waitServing(ctx); err != nil {
 		p.stop()
 		if strings.Contains(p.logTail(), "address already in use") {
@@ -163,68 +146,34 @@ func (p *proc) waitServing(ctx context.Context) error {
 	}
 	defer conn.Close()
 	hc := healthpb.NewHealthClient(conn)
-	deadline := time.Now().Add(startTimeout)
-	var last string // the last health answer, for the error
-	for {
-		select {
-		case <-p.done:
-			return fmt.Errorf("%s exited during start (%v); its log ends:\n%s", p.name, p.cmd.ProcessState, p.logTail())
-		case <-ctx.Done():
-			return ctx.Err()
-		default:
-		}
+	err = p.Poll(ctx, startTimeout, 20*time.Millisecond, func(ctx context.Context) error {
 		cctx, cancel := context.WithTimeout(ctx, time.Second)
+		defer cancel()
 		resp, err := hc.Check(cctx, &healthpb.HealthCheckRequest{})
-		cancel()
-		if err == nil && resp.GetStatus() == healthpb.HealthCheckResponse_SERVING {
-			return nil
-		}
 		if err != nil {
-			last = err.Error()
-		} else {
-			last = resp.GetStatus().String()
+			return err
 		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("%s on %s not serving after %v (last health answer: %s); its log ends:\n%s",
-				p.name, p.addr, startTimeout, last, p.logTail())
+		if resp.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+			return errors.New(resp.GetStatus().String())
 		}
-		time.Sleep(20 * time.Millisecond)
+		return nil
+	})
+	if err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("%s on %s: %w; its log ends:\n%s", p.name, p.addr, err, p.logTail())
 	}
+	return err
 }
 
 // stop ends the process by PID: SIGTERM, SIGKILL after stopGrace, and waits
 // until it has been reaped.
 func (p *proc) stop() {
 	p.once.Do(func() {
-		_ = p.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-p.done:
-		case <-time.After(stopGrace):
-			_ = p.cmd.Process.Kill()
-			<-p.done
-		}
+		p.Stop(stopGrace)
 		p.reg.done(p.pid())
 	})
 }
 
-func (p *proc) exited() bool {
-	select {
-	case <-p.done:
-		return true
-	default:
-		return false
-	}
-}
+func (p *proc) exited() bool { return p.Exited() }
 
 // logTail is the end of the process's output, for error messages.
-func (p *proc) logTail() string {
-	b, err := os.ReadFile(p.logPath)
-	if err != nil {
-		return "(no log: " + err.Error() + ")"
-	}
-	lines := bytes.Split(bytes.TrimRight(b, "\n"), []byte("\n"))
-	if len(lines) > 20 {
-		lines = lines[len(lines)-20:]
-	}
-	return string(bytes.Join(lines, []byte("\n")))
-}
+func (p *proc) logTail() string { return p.OutputTail(20) }
