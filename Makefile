@@ -70,7 +70,7 @@ fuzz:
 	GO=$(GO) FUZZTIME=$(FUZZTIME) scripts/fuzz.sh FuzzExtract ./pkg/mcp/
 	GO=$(GO) FUZZTIME=$(FUZZTIME) scripts/fuzz.sh FuzzMatch ./pkg/mcp/
 	GO=$(GO) FUZZTIME=$(FUZZTIME) scripts/fuzz.sh FuzzCanonicalURI ./pkg/mcp/
-	GO=$(GO) FUZZTIME=$(FUZZTIME) scripts/fuzz.sh FuzzDecodeRequest ./pkg/check/
+	GO=$(GO) FUZZTIME=$(FUZZTIME) scripts/fuzz.sh FuzzDecodeRequest ./pkg/check/internal/wire/
 	GO=$(GO) FUZZTIME=$(FUZZTIME) scripts/fuzz.sh FuzzScrub ./pkg/logging/
 	GO=$(GO) FUZZTIME=$(FUZZTIME) scripts/fuzz.sh FuzzParseToken ./pkg/token/
 	GO=$(GO) FUZZTIME=$(FUZZTIME) scripts/fuzz.sh FuzzParsePayload ./pkg/token/
@@ -81,7 +81,7 @@ fuzz:
 	GO=$(GO) FUZZTIME=$(FUZZTIME) scripts/fuzz.sh FuzzPreflightAllowHeaders ./pkg/authz/
 
 bench:
-	$(GO) test -run '^$$' -bench . -benchtime 2s -count 5 ./pkg/check/
+	$(GO) test -run '^$$' -bench . -benchtime 2s -count 5 ./pkg/check/ ./pkg/check/internal/wire/
 
 # The load harness: starts the servers it measures on loopback ports, runs
 # every scenario (bounded in time and count), stops them, prints Markdown.
