@@ -79,7 +79,7 @@ fuzz:
 	GO=$(GO) FUZZTIME=$(FUZZTIME) scripts/fuzz.sh FuzzExtract ./pkg/mcp/
 	GO=$(GO) FUZZTIME=$(FUZZTIME) scripts/fuzz.sh FuzzMatch ./pkg/mcp/
 	GO=$(GO) FUZZTIME=$(FUZZTIME) scripts/fuzz.sh FuzzCanonicalURI ./pkg/mcp/
-	GO=$(GO) FUZZTIME=$(FUZZTIME) scripts/fuzz.sh FuzzDecodeRequest ./pkg/check/
+	GO=$(GO) FUZZTIME=$(FUZZTIME) scripts/fuzz.sh FuzzDecodeRequest ./pkg/check/internal/wire/
 	GO=$(GO) FUZZTIME=$(FUZZTIME) scripts/fuzz.sh FuzzScrub ./pkg/logging/
 	GO=$(GO) FUZZTIME=$(FUZZTIME) scripts/fuzz.sh FuzzParseToken ./pkg/token/
 	GO=$(GO) FUZZTIME=$(FUZZTIME) scripts/fuzz.sh FuzzParsePayload ./pkg/token/
@@ -92,7 +92,7 @@ fuzz:
 # The in-process micro-benchmarks of the Check hot path (the load harness,
 # in the bench module, is make load).
 bench:
-	$(GO) test -run '^$$' -bench . -benchtime 2s -count 5 ./pkg/check/
+	$(GO) test -run '^$$' -bench . -benchtime 2s -count 5 ./pkg/check/ ./pkg/check/internal/wire/
 
 # The load harness (bench/cmd/extauthz-load, in the bench module): starts
 # the servers it measures on loopback ports, runs every scenario (bounded in

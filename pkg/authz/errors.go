@@ -78,6 +78,10 @@ var (
 	// a protocol revision whose servers check them against the body.
 	ErrUntrustedHeaders   = fmt.Errorf("%w: Mcp-* headers without a body before MCP 2026-07-28", ErrInvalidRequest)
 	ErrBadProtocolVersion = fmt.Errorf("%w: malformed MCP-Protocol-Version", ErrInvalidRequest)
+	// Refused by a transport before the request reaches the engine
+	// (Refusal): it cannot be read, or it is over the header limits.
+	ErrUndecodable  = fmt.Errorf("%w: undecodable authorization request", ErrInvalidRequest)
+	ErrHeaderLimits = fmt.Errorf("%w: request headers over the gateway's limits", ErrInvalidRequest)
 )
 
 // class is one row of the denial table (DESIGN.md, "Denials").
@@ -116,6 +120,10 @@ var denials = []struct {
 	{ErrBodyRequired, class{http.StatusBadRequest, "invalid_request", ReasonInvalidRequest, "the JSON-RPC body must reach the gateway (mcp.require_body): configure the proxy to forward it", false}},
 	{ErrUntrustedHeaders, class{http.StatusBadRequest, "invalid_request", ReasonInvalidRequest, "the Mcp-Method and Mcp-Name headers are trusted without the JSON-RPC body only from MCP 2026-07-28 on: send MCP-Protocol-Version 2026-07-28 or later, or have the proxy forward the body", false}},
 	{ErrBadProtocolVersion, class{http.StatusBadRequest, "invalid_request", ReasonInvalidRequest, "the MCP-Protocol-Version header is not a protocol revision (YYYY-MM-DD)", false}},
+	// Refused before routing (Refusal): which resource the request was
+	// for is not known, so there is no challenge to give.
+	{ErrUndecodable, class{http.StatusBadRequest, "invalid_request", ReasonInvalidRequest, "the authorization request cannot be decoded", false}},
+	{ErrHeaderLimits, class{http.StatusBadRequest, "invalid_request", ReasonInvalidRequest, "the request has too many headers, or headers too large", false}},
 	{ErrInvalidRequest, class{http.StatusBadRequest, "invalid_request", ReasonInvalidRequest, "the request is malformed", true}},
 	{token.ErrMalformed, class{http.StatusUnauthorized, "invalid_token", ReasonMalformed, "the access token is malformed", true}},
 	{token.ErrCritical, class{http.StatusUnauthorized, "invalid_token", ReasonMalformed, "the access token has unsupported critical headers", true}},
@@ -142,6 +150,15 @@ var denials = []struct {
 
 // internalClass answers anything unforeseen: a denial, never an allow.
 var internalClass = class{http.StatusServiceUnavailable, "temporarily_unavailable", ReasonInternal, "the request cannot be authorized now; retry later", false}
+
+// Refusal is the denial of a request a transport refuses before the
+// engine sees it, from the table like every other: ErrUndecodable,
+// ErrHeaderLimits, or ErrInternal (anything unforeseen, a panic: the 503
+// of internalClass). It names no resource and carries no challenge.
+func Refusal(err error) Decision {
+	// deny reads nothing of its Policy when given no resource.
+	return (*Policy)(nil).deny(nil, err)
+}
 
 // classify finds the row for err. A context cancelled or timed out while
 // verifying means we could not decide in time: unavailable, not invalid.

@@ -14,6 +14,7 @@ import (
 	"github.com/extauthz/extauthz/pkg/authz"
 	"github.com/extauthz/extauthz/pkg/cache"
 	"github.com/extauthz/extauthz/pkg/check"
+	"github.com/extauthz/extauthz/pkg/check/internal/wire"
 	"github.com/extauthz/extauthz/pkg/config"
 	"github.com/extauthz/extauthz/pkg/devissuer"
 	"github.com/extauthz/extauthz/pkg/jwks"
@@ -214,7 +215,7 @@ func BenchmarkTranslate(b *testing.B) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		r := check.Request(req)
+		r := wire.Translate(req)
 		_ = r
 		_ = check.Response(&d)
 	}

@@ -37,7 +37,7 @@ func BenchmarkCheckCacheHitUnmarshal(b *testing.B) {
 }
 
 // BenchmarkCheckCacheHitWire is the same as the service Register installs
-// runs it: DecodeRequest of the request bytes, then the decision.
+// runs it: wire.DecodeRequest of the request bytes, then the decision.
 func BenchmarkCheckCacheHitWire(b *testing.B) {
 	s, iss := benchServer(b, "RS256", true)
 	in, err := proto.Marshal(realisticRequest(b, iss))
@@ -55,7 +55,7 @@ func BenchmarkCheckCacheHitWire(b *testing.B) {
 
 // BenchmarkCheckGRPCCacheHitAB is BenchmarkCheckGRPCCacheHit against the
 // generated service (protobuf reflection) and against the one Register
-// installs (DecodeRequest), in one binary so that -count interleaves them.
+// installs (wire.DecodeRequest), in one binary so that -count interleaves them.
 // Besides ns/op it reports cpu-ns/op: the process's CPU time (client and
 // server: only the server differs) per Check, less sensitive than wall time
 // to other load on the machine.

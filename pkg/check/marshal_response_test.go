@@ -20,12 +20,13 @@ import (
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/extauthz/extauthz/pkg/authz"
+	"github.com/extauthz/extauthz/pkg/check/internal/wire"
 	"github.com/extauthz/extauthz/pkg/token"
 )
 
-// TestAllowedMarshalSchema pins the fields of the messages appendAllowed
+// TestAllowedMarshalSchema pins the fields of the messages wire.AppendAllowed
 // writes: a new field (a dependency upgrade) must be handled, or checked
-// for in allowedSize, before this passes again.
+// for in wire.AllowedSize, before this passes again.
 func TestAllowedMarshalSchema(t *testing.T) {
 	want := map[protoreflect.FullName][]protoreflect.FieldNumber{
 		"envoy.service.auth.v3.CheckResponse":    {1, 2, 3, 4, 5},
@@ -42,7 +43,7 @@ func TestAllowedMarshalSchema(t *testing.T) {
 		}
 		slices.Sort(got)
 		if !slices.Equal(got, want[d.FullName()]) {
-			t.Errorf("%s has fields %v, appendAllowed knows %v", d.FullName(), got, want[d.FullName()])
+			t.Errorf("%s has fields %v, wire.AppendAllowed knows %v", d.FullName(), got, want[d.FullName()])
 		}
 	}
 }
@@ -52,7 +53,7 @@ func TestAllowedMarshalSchema(t *testing.T) {
 // whether the hand encoder is expected to be used.
 func marshalBoth(t *testing.T, m *authv3.CheckResponse, hand bool) {
 	t.Helper()
-	if got := allowedSize(m) >= 0; got != hand {
+	if got := wire.AllowedSize(m) >= 0; got != hand {
 		t.Fatalf("hand-encoded: %v, want %v: %v", got, hand, m)
 	}
 	c := serverCodec{proto: encoding.GetCodecV2(grpcproto.Name)}
@@ -65,8 +66,8 @@ func marshalBoth(t *testing.T, m *authv3.CheckResponse, hand bool) {
 	if gerr != nil {
 		return
 	}
-	if hand && allowedSize(m) != len(want) {
-		t.Fatalf("allowedSize %d, proto.Marshal wrote %d bytes", allowedSize(m), len(want))
+	if hand && wire.AllowedSize(m) != len(want) {
+		t.Fatalf("allowedSize %d, proto.Marshal wrote %d bytes", wire.AllowedSize(m), len(want))
 	}
 	gb := got.Materialize()
 	got.Free()
@@ -112,7 +113,7 @@ func TestAllowedMarshalDifferential(t *testing.T) {
 	}
 }
 
-// TestAllowedMarshalFallback: every field appendAllowed does not write, and
+// TestAllowedMarshalFallback: every field wire.AppendAllowed does not write, and
 // every string proto.Marshal rejects, sends the message to the protobuf
 // codec, which then writes the same bytes or fails as proto.Marshal does.
 func TestAllowedMarshalFallback(t *testing.T) {

@@ -8,13 +8,14 @@ import (
 	"google.golang.org/genproto/googleapis/rpc/status"
 
 	"github.com/extauthz/extauthz/pkg/authz"
+	"github.com/extauthz/extauthz/pkg/check/internal/wire"
 )
 
 // Response translates a decision into Envoy's answer.
 //
 // An allowed request gets status OK with the headers to set and remove
 // upstream and the verified claims as dynamic metadata (written as wire
-// bytes: see dynamicMetadataField; a receiver reads it as the ordinary
+// bytes: see wire.DynamicMetadataField; a receiver reads it as the ordinary
 // dynamic_metadata field). Anything else is a
 // denied response carrying the HTTP status, headers and body the client
 // sees — including the 200 of a metadata document, which Envoy then sends
@@ -30,7 +31,7 @@ func Response(d *authz.Decision) *authv3.CheckResponse {
 			HttpResponse: &authv3.CheckResponse_OkResponse{OkResponse: ok},
 		}
 		if d.Claims != nil {
-			resp.ProtoReflect().SetUnknown(dynamicMetadataField(d.Claims, d.Resource))
+			resp.ProtoReflect().SetUnknown(wire.DynamicMetadataField(d.Claims, d.Resource))
 		}
 		return resp
 	}

@@ -4,12 +4,12 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"time"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 
 	"github.com/extauthz/extauthz/pkg/authz"
+	"github.com/extauthz/extauthz/pkg/check/internal/wire"
 )
 
 // Decider decides a request; *authz.Engine implements it.
@@ -55,16 +55,19 @@ func NewServer(d Decider, log *slog.Logger) *Server {
 // never a gRPC error: Envoy's failure_mode_allow turns errors into allowed
 // requests, and nothing here may fail open. A panic below becomes a 503.
 //
-// The gRPC service registered by Register does not come through here: it
-// decodes the request's wire bytes with DecodeRequest instead (same
-// authz.Request, no protobuf reflection). Check serves in-process callers.
+// Check takes the typed path: the request is a message already, and
+// wire.Translate reads it. The gRPC service registered by Register does
+// not come through here: it decodes the request's wire bytes with
+// wire.DecodeRequest instead (the same authz.Request, no protobuf
+// reflection). Check serves in-process callers and an interceptor that
+// hands the handler a *authv3.CheckRequest.
 func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (resp *authv3.CheckResponse, _ error) {
 	defer s.recoverDenial(&resp)
 	start := time.Now()
-	r := Request(req)
-	if err := HeaderLimits(&r); err != nil {
+	r := wire.Translate(req)
+	if err := wire.HeaderLimits(&r); err != nil {
 		s.log.Warn("CheckRequest over the header limits; denying", "err", err, "headers", len(r.Headers))
-		d := overLimits(err)
+		d := authz.Refusal(err)
 		return s.refuse(ctx, &d, start), nil
 	}
 	return s.decide(ctx, &r), nil
@@ -83,19 +86,7 @@ func (s *Server) decide(ctx context.Context, r *authz.Request) *authv3.CheckResp
 func (s *Server) recoverDenial(resp **authv3.CheckResponse) {
 	if p := recover(); p != nil {
 		s.log.Error("check panicked; denying", "panic", fmt.Sprint(p))
-		d := internalDecision()
+		d := authz.Refusal(authz.ErrInternal)
 		*resp = Response(&d)
-	}
-}
-
-// internalDecision is the answer when something below failed: a 503
-// denial, never an allow.
-func internalDecision() authz.Decision {
-	return authz.Decision{
-		Status:      http.StatusServiceUnavailable,
-		Reason:      authz.ReasonInternal,
-		RetryAfter:  5,
-		ContentType: "application/json",
-		Body:        []byte(`{"error":"temporarily_unavailable","error_description":"the request cannot be authorized now; retry later"}`),
 	}
 }

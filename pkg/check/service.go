@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"time"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
@@ -14,12 +13,13 @@ import (
 	"google.golang.org/grpc/mem"
 
 	"github.com/extauthz/extauthz/pkg/authz"
+	"github.com/extauthz/extauthz/pkg/check/internal/wire"
 )
 
 // Register registers srv as envoy.service.auth.v3.Authorization on s, with
 // a handler that decodes each CheckRequest from its wire bytes
-// (DecodeRequest) rather than through protobuf reflection, which is most of
-// the CPU a cache-hit Check costs otherwise.
+// (wire.DecodeRequest) rather than through protobuf reflection, which is
+// most of the CPU a cache-hit Check costs otherwise.
 //
 // The server must be built with ServerCodec(): the handler asks gRPC for
 // the request's bytes, which only that codec provides. Unary interceptors
@@ -67,8 +67,8 @@ func (m *rawCheckRequest) bytes() []byte {
 	return m.buf.ReadOnlyData()
 }
 
-// release gives the buffer back to gRPC's pool; DecodeRequest copies what
-// it keeps, so nothing refers to it afterwards.
+// release gives the buffer back to gRPC's pool; wire.DecodeRequest copies
+// what it keeps, so nothing refers to it afterwards.
 func (m *rawCheckRequest) release() {
 	if m.buf != nil {
 		m.buf.Free()
@@ -88,13 +88,13 @@ type serverCodec struct {
 // pooled buffer for a large message.
 func (c serverCodec) Marshal(v any) (mem.BufferSlice, error) {
 	if resp, ok := v.(*authv3.CheckResponse); ok && resp != nil {
-		if size := allowedSize(resp); size >= 0 {
+		if size := wire.AllowedSize(resp); size >= 0 {
 			if mem.IsBelowBufferPoolingThreshold(size) {
-				return mem.BufferSlice{mem.SliceBuffer(appendAllowed(make([]byte, 0, size), resp))}, nil
+				return mem.BufferSlice{mem.SliceBuffer(wire.AppendAllowed(make([]byte, 0, size), resp))}, nil
 			}
 			pool := mem.DefaultBufferPool()
 			buf := pool.Get(size)
-			*buf = appendAllowed((*buf)[:0], resp)
+			*buf = wire.AppendAllowed((*buf)[:0], resp)
 			return mem.BufferSlice{mem.NewBuffer(buf, pool)}, nil
 		}
 	}
@@ -115,7 +115,7 @@ func (c serverCodec) Unmarshal(data mem.BufferSlice, v any) error {
 func (c serverCodec) Name() string { return c.proto.Name() }
 
 // checkHandler is the Check method handler: the generated handler's shape,
-// with the request decoded by DecodeRequest.
+// with the request decoded by wire.DecodeRequest.
 func checkHandler(srv any, ctx context.Context, dec func(any) error, interceptor grpc.UnaryServerInterceptor) (any, error) { //nolint:revive // grpc.MethodHandler's signature
 	in := new(rawCheckRequest)
 	if err := dec(in); err != nil {
@@ -138,7 +138,7 @@ func checkHandler(srv any, ctx context.Context, dec func(any) error, interceptor
 		default:
 			// A bug in an interceptor: denied, never allowed.
 			s.log.Error("check: interceptor passed an unexpected request type; denying", "type", fmt.Sprintf("%T", req))
-			d := internalDecision()
+			d := authz.Refusal(authz.ErrInternal)
 			return Response(&d), nil
 		}
 	})
@@ -153,26 +153,15 @@ func (s *Server) checkRaw(ctx context.Context, in *rawCheckRequest) (resp *authv
 	defer in.release()
 	start := time.Now()
 	var r authz.Request
-	if err := DecodeRequest(in.bytes(), &r); err != nil {
+	if err := wire.DecodeRequest(in.bytes(), &r); err != nil {
 		msg := "undecodable CheckRequest; denying"
-		if errors.Is(err, ErrHeaderLimits) {
+		if errors.Is(err, authz.ErrHeaderLimits) {
 			msg = "CheckRequest over the header limits; denying"
 		}
 		s.log.Warn(msg, "err", err, "bytes", len(in.bytes()))
-		d := refusal(err)
+		d := authz.Refusal(err) // authz.ErrUndecodable or authz.ErrHeaderLimits
 		return s.refuse(ctx, &d, start)
 	}
 	in.release()
 	return s.decide(ctx, &r)
-}
-
-// undecodable is the answer to a CheckRequest that cannot be decoded.
-func undecodable(err error) authz.Decision {
-	return authz.Decision{
-		Status:      http.StatusBadRequest,
-		Reason:      authz.ReasonInvalidRequest,
-		ContentType: "application/json",
-		Body:        []byte(`{"error":"invalid_request","error_description":"the authorization request cannot be decoded"}`),
-		Err:         fmt.Errorf("%w: %v", authz.ErrInvalidRequest, err),
-	}
 }

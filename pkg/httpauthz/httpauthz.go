@@ -111,13 +111,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer func() {
 		if p := recover(); p != nil {
 			h.log.Error("authorization subrequest panicked; denying", "panic", fmt.Sprint(p))
-			writeDecision(w, &authz.Decision{
-				Status:      http.StatusServiceUnavailable,
-				Reason:      authz.ReasonInternal,
-				RetryAfter:  5,
-				ContentType: "application/json",
-				Body:        []byte(`{"error":"temporarily_unavailable","error_description":"the request cannot be authorized now; retry later"}`),
-			}, "", false, isNginx(r))
+			d := authz.Refusal(authz.ErrInternal)
+			writeDecision(w, &d, "", false, isNginx(r))
 		}
 	}()
 	req, err := h.original(r)

@@ -1,7 +1,7 @@
-package check
+package wire
 
 import (
-	"errors"
+	"fmt"
 	"strings"
 	"unicode/utf8"
 
@@ -12,7 +12,7 @@ import (
 
 // DecodeRequest reads the wire bytes of an envoy.service.auth.v3.CheckRequest
 // straight into r, without building the message: r ends up exactly as
-// Request(msg) after proto.Unmarshal(b, msg), and DecodeRequest fails exactly
+// Translate(msg) after proto.Unmarshal(b, msg), and DecodeRequest fails exactly
 // when proto.Unmarshal does.
 //
 // Exactness means following the protobuf rules for every input, not only
@@ -25,14 +25,14 @@ import (
 //   - a field of the wrong wire type is an unknown field, and unknown fields
 //     (groups included) are skipped; a map field present at all, even with
 //     the wrong wire type, makes the map non-nil (so a headers field of the
-//     wrong type still hides header_map, as it does for translate);
+//     wrong type still hides header_map, as it does for Translate);
 //   - every string field of every message CheckRequest reaches must be
-//     valid UTF-8 (proto3), even those translate ignores, and nesting is
+//     valid UTF-8 (proto3), even those Translate ignores, and nesting is
 //     bounded as proto.Unmarshal bounds it (protowire.DefaultRecursionLimit,
 //     counting each message and each map entry).
 //
-// It also fails, with ErrHeaderLimits, exactly when HeaderLimits refuses
-// what Request translates from a message proto.Unmarshal accepts; a wire
+// It also fails, with authz.ErrHeaderLimits, exactly when HeaderLimits
+// refuses what Translate gives for a message proto.Unmarshal accepts; a wire
 // error comes first. Past the limits it stops keeping headers (it still
 // checks the rest of the message), so a request of a million headers
 // costs no map of a million entries, and it merges repeated header_map
@@ -55,16 +55,18 @@ func DecodeRequest(b []byte, r *authz.Request) error {
 	}
 	if d.overLimits() {
 		*r = authz.Request{}
-		return ErrHeaderLimits
+		return authz.ErrHeaderLimits
 	}
 	d.finish(r)
 	return nil
 }
 
+// The ways a CheckRequest fails to decode, each an authz.ErrUndecodable:
+// the denial table's 400.
 var (
-	errWire  = errors.New("check: CheckRequest: invalid wire format")
-	errUTF8  = errors.New("check: CheckRequest: string field is not valid UTF-8")
-	errDepth = errors.New("check: CheckRequest: exceeds maximum nesting depth")
+	errWire  = fmt.Errorf("%w: CheckRequest: invalid wire format", authz.ErrUndecodable)
+	errUTF8  = fmt.Errorf("%w: CheckRequest: string field is not valid UTF-8", authz.ErrUndecodable)
+	errDepth = fmt.Errorf("%w: CheckRequest: exceeds maximum nesting depth", authz.ErrUndecodable)
 )
 
 // msgID names one message type CheckRequest reaches.
@@ -189,13 +191,13 @@ func consumeString(b []byte) ([]byte, int, error) {
 	return v, n, nil
 }
 
-// decoder collects what translate reads. The byte slices alias the input
+// decoder collects what Translate reads. The byte slices alias the input
 // until finish copies them.
 type decoder struct {
 	method, scheme, host, path []byte
 	body, rawBody              []byte
 	// headers is the headers map, non-nil once the field was seen; raw is
-	// header_map merged as translate's headerMap merges it, the values of
+	// header_map merged as Translate's headerMap merges it, the values of
 	// names seen more than once being in joined until finish.
 	headers, raw map[string]string
 	joined       map[string][]byte
@@ -212,7 +214,7 @@ type decoder struct {
 	hkey, hval, hraw []byte
 }
 
-// walk reads message m, keeping what translate reads and checking the
+// walk reads message m, keeping what Translate reads and checking the
 // rest as proto.Unmarshal would while storing it. depth is what is left of
 // the nesting budget inside m.
 func (d *decoder) walk(b []byte, m msgID, depth int) error {
@@ -412,7 +414,7 @@ func (d *decoder) addHeader(k, val []byte) {
 }
 
 // header reads one HeaderValue of HeaderMap all and merges it into d.raw
-// as translate's headerMap does: lower-cased name, raw_value over value
+// as Translate's headerMap does: lower-cased name, raw_value over value
 // when not empty, repeated names joined with ",". Past the limits it only
 // checks the entry.
 func (d *decoder) header(all, b []byte) error {
@@ -462,7 +464,7 @@ func (d *decoder) header(all, b []byte) error {
 	return nil
 }
 
-// overLimits reports whether the headers translate would use are over
+// overLimits reports whether the headers Translate would use are over
 // MaxHeaders or MaxHeaderBytes, as HeaderLimits would find.
 func (d *decoder) overLimits() bool {
 	if d.headers != nil {
@@ -493,7 +495,7 @@ func countField(b []byte, num protowire.Number) int {
 	return c
 }
 
-// finish copies what was read into r, then applies translate's fallbacks.
+// finish copies what was read into r, then applies Translate's fallbacks.
 func (d *decoder) finish(r *authz.Request) {
 	*r = authz.Request{
 		Method:            string(d.method),
@@ -520,5 +522,5 @@ func (d *decoder) finish(r *authz.Request) {
 	} else if len(d.body) > 0 {
 		r.Body = append([]byte(nil), d.body...)
 	}
-	pseudoHeaderFallbacks(r) // the same fallbacks as Request
+	pseudoHeaderFallbacks(r) // the same fallbacks as Translate
 }

@@ -1,4 +1,4 @@
-package check
+package wire
 
 import (
 	"math"
@@ -9,7 +9,7 @@ import (
 	"github.com/extauthz/extauthz/pkg/token"
 )
 
-// dynamicMetadataField is CheckResponse field 4, dynamic_metadata (a
+// DynamicMetadataField is CheckResponse field 4, dynamic_metadata (a
 // google.protobuf.Struct), in protobuf wire format. Envoy exposes it to
 // later filters (RBAC, access logs, Lua) under envoy.filters.http.ext_authz.
 //
@@ -18,7 +18,7 @@ import (
 // the ordinary dynamic_metadata. Building the same Struct as messages costs
 // about thirty allocations per Check, or, cached per token, about a
 // kilobyte per cached token; this costs one small buffer per Check.
-func dynamicMetadataField(c *token.Claims, resource string) []byte {
+func DynamicMetadataField(c *token.Claims, resource string) []byte {
 	const header = 1 + binary64Len // tag of field 4, then the length
 	b := make([]byte, header, header+192+len(c.Subject)+len(c.Issuer)+len(c.ClientID)+len(c.Scope))
 	b = appendStringField(b, "resource", resource)

@@ -1,10 +1,4 @@
-// Package check is the Envoy side of the gateway: it implements
-// envoy.service.auth.v3.Authorization/Check, translating a CheckRequest into
-// an authz.Request and an authz.Decision back into a CheckResponse.
-//
-// It is a thin layer: it makes no decisions. Everything below it works on
-// plain Go values and never sees an Envoy type.
-package check
+package wire
 
 import (
 	"strings"
@@ -15,13 +9,18 @@ import (
 	"github.com/extauthz/extauthz/pkg/authz"
 )
 
-// Request translates what Envoy sent. Envoy describes headers either as the
-// headers map (lower-case names, repeated headers merged with ",") or, with
+// Translate is the typed translation of what Envoy sent, through
+// go-control-plane's generated messages. It is the reference DecodeRequest
+// is held to (the differential tests, FuzzDecodeRequest), and the path of
+// a request that is a message already (check.Server.Check); the gRPC
+// service decodes wire bytes with DecodeRequest instead.
+//
+// Envoy describes headers either as the headers map (lower-case names, repeated headers merged with ",") or, with
 // encode_raw_headers, as header_map: a list of raw entries that may repeat
 // and whose values are bytes. Both end up as the same map; repeated entries
 // are merged as the map form does, so two Authorization headers read as one
 // malformed value either way.
-func Request(req *authv3.CheckRequest) authz.Request {
+func Translate(req *authv3.CheckRequest) authz.Request {
 	attrs := req.GetAttributes()
 	h := attrs.GetRequest().GetHttp()
 	r := authz.Request{

@@ -1,4 +1,4 @@
-package check
+package wire
 
 import (
 	"unicode/utf8"
@@ -8,13 +8,13 @@ import (
 	"google.golang.org/protobuf/encoding/protowire"
 )
 
-// allowedSize is the size of resp on the wire, when resp has the shape
-// Response gives an allowed request: a status with at most a code, an
+// AllowedSize is the size of resp on the wire, when resp has the shape
+// check.Response gives an allowed request: a status with at most a code, an
 // ok_response with only headers (each a header with a key and a value, and
 // an append_action) and headers_to_remove, and unknown fields (the dynamic
 // metadata). Anything else, or a string proto.Marshal would reject as
 // invalid UTF-8, gives -1: the protobuf codec marshals it instead.
-func allowedSize(resp *authv3.CheckResponse) int {
+func AllowedSize(resp *authv3.CheckResponse) int {
 	st := resp.GetStatus()
 	okr := resp.GetOkResponse()
 	if st == nil || okr == nil || resp.DynamicMetadata != nil ||
@@ -47,9 +47,9 @@ func allowedSize(resp *authv3.CheckResponse) int {
 		len(resp.ProtoReflect().GetUnknown())
 }
 
-// appendAllowed appends resp, for which allowedSize is not -1, to b exactly
+// AppendAllowed appends resp, for which AllowedSize is not -1, to b exactly
 // as proto.Marshal writes it: fields by number, unknown fields last.
-func appendAllowed(b []byte, resp *authv3.CheckResponse) []byte {
+func AppendAllowed(b []byte, resp *authv3.CheckResponse) []byte {
 	st := resp.Status
 	okr := resp.GetOkResponse()
 	okSize := 0

@@ -1,4 +1,4 @@
-package check_test
+package wire_test
 
 import (
 	"bytes"
@@ -19,15 +19,23 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
+	"github.com/extauthz/extauthz/internal/testkit"
 	"github.com/extauthz/extauthz/pkg/authz"
 	"github.com/extauthz/extauthz/pkg/check"
+	"github.com/extauthz/extauthz/pkg/check/internal/wire"
 	"github.com/extauthz/extauthz/pkg/devissuer"
 )
 
-// differential decodes b both ways: proto.Unmarshal then Request, and
-// DecodeRequest. Either both fail, or both succeed with deeply equal
+// The protected resource the requests are for, and its RFC 9728 metadata.
+const (
+	resourceURI = "https://mcp.example.com/mcp"
+	prmURL      = "https://mcp.example.com/.well-known/oauth-protected-resource/mcp"
+)
+
+// differential decodes b both ways: proto.Unmarshal then Translate (the
+// reference), and DecodeRequest. Either both fail, or both succeed with deeply equal
 // requests — nil and empty maps included, no normalising: DecodeRequest
-// reproduces translate's nil-ness too. It decodes from a copy of b that it
+// reproduces Translate's nil-ness too. It decodes from a copy of b that it
 // then overwrites, so a string aliasing the input shows as a difference.
 func differential(t testing.TB, b []byte) {
 	t.Helper()
@@ -35,25 +43,25 @@ func differential(t testing.TB, b []byte) {
 	perr := proto.Unmarshal(b, &msg)
 	in := bytes.Clone(b)
 	var got authz.Request
-	derr := check.DecodeRequest(in, &got)
+	derr := wire.DecodeRequest(in, &got)
 	for i := range in {
 		in[i] = 0xa5
 	}
 	var want authz.Request
 	var lerr error
 	if perr == nil {
-		want = check.Request(&msg)
-		lerr = check.HeaderLimits(&want)
+		want = wire.Translate(&msg)
+		lerr = wire.HeaderLimits(&want)
 	}
 	switch {
 	case perr != nil && derr == nil:
 		t.Fatalf("proto.Unmarshal fails (%v), DecodeRequest succeeds with %+v\ninput %x", perr, got, b)
-	case perr != nil && errors.Is(derr, check.ErrHeaderLimits):
+	case perr != nil && errors.Is(derr, authz.ErrHeaderLimits):
 		t.Fatalf("proto.Unmarshal fails (%v), DecodeRequest finds the header limits exceeded\ninput %x", perr, b)
 	case perr == nil && lerr == nil && derr != nil:
 		t.Fatalf("proto.Unmarshal succeeds, DecodeRequest fails: %v\ninput %x", derr, b)
-	case perr == nil && lerr != nil && !errors.Is(derr, check.ErrHeaderLimits):
-		t.Fatalf("HeaderLimits refuses what Request translates (%v), DecodeRequest: %v\ninput %x", lerr, derr, b)
+	case perr == nil && lerr != nil && !errors.Is(derr, authz.ErrHeaderLimits):
+		t.Fatalf("HeaderLimits refuses what Translate gives (%v), DecodeRequest: %v\ninput %x", lerr, derr, b)
 	case derr != nil:
 		if !reflect.DeepEqual(got, authz.Request{}) {
 			t.Fatalf("DecodeRequest failed (%v) but left %+v", derr, got)
@@ -77,7 +85,7 @@ func differential(t testing.TB, b []byte) {
 	}
 	got.Underscored, got.UnderscoredKnown = nil, false
 	if !reflect.DeepEqual(want, got) {
-		t.Fatalf("requests differ\nRequest:       %s\nDecodeRequest: %s\ninput %x", show(want), show(got), b)
+		t.Fatalf("requests differ\nTranslate:     %s\nDecodeRequest: %s\ninput %x", show(want), show(got), b)
 	}
 }
 
@@ -107,7 +115,7 @@ func envoyBytes(t testing.TB, e check.EnvoyRequest) []byte {
 // testToken is an RS256 access token of realistic size (as realisticRequest).
 func testToken(t testing.TB) string {
 	t.Helper()
-	iss, _ := issuerServer(t, "RS256", "")
+	iss, _ := testkit.Issuer(t, "RS256", "", resourceURI, nil)
 	tok, err := iss.Mint(devissuer.Token{
 		Subject: "user-7f3c9a2e-4b1d-4c8e-9f6a-1d2e3f4a5b6c", ClientID: "mcp-client-0a1b2c3d",
 		Scopes: []string{"mcp:tools", "mcp:resources", "openid", "profile"},
@@ -230,7 +238,7 @@ func seeds(t testing.TB) [][]byte {
 	dup := check.EnvoyRequest{URL: resourceURI, Headers: [][2]string{{"Authorization", "Bearer a"}, {"authorization", "Bearer b"}}}
 	dupRaw := dup
 	dupRaw.RawHeaders = true
-	query := check.EnvoyRequest{Method: "GET", URL: resourceURI + "?access_token=x&a=%2F", Headers: bearer(tok)}
+	query := check.EnvoyRequest{Method: "GET", URL: resourceURI + "?access_token=x&a=%2F", Headers: [][2]string{{"authorization", "Bearer " + tok}}}
 	preflight := check.EnvoyRequest{Method: "OPTIONS", URL: resourceURI, Headers: [][2]string{{"origin", "https://app.example"}, {"access-control-request-method", "POST"}}}
 	meta := check.EnvoyRequest{URL: prmURL}
 	noToken := check.EnvoyRequest{URL: "http://other.example.com:8080/x/../mcp"}
@@ -297,7 +305,7 @@ func seeds(t testing.TB) [][]byte {
 	// Header limits: one name too many, in either form; at the limit
 	// with a repeat; over in header_map but hidden by headers; over, then
 	// a wire error, which wins.
-	mapEntries, rawEntries := make([][]byte, check.MaxHeaders+1), make([][]byte, check.MaxHeaders+1)
+	mapEntries, rawEntries := make([][]byte, wire.MaxHeaders+1), make([][]byte, wire.MaxHeaders+1)
 	for i := range mapEntries {
 		mapEntries[i] = fbytes(3, entry(fmt.Sprint("h", i), "v"))
 		rawEntries[i] = fbytes(1, headerValue(fmt.Sprint("H", i), "v", nil))
@@ -305,7 +313,7 @@ func seeds(t testing.TB) [][]byte {
 	out = append(out,
 		withHTTP(mapEntries...),
 		withHTTP(fbytes(13, rawEntries...)),
-		withHTTP(fbytes(13, append(rawEntries[:check.MaxHeaders:check.MaxHeaders], rawEntries[0])...)),
+		withHTTP(fbytes(13, append(rawEntries[:wire.MaxHeaders:wire.MaxHeaders], rawEntries[0])...)),
 		cat(withHTTP(fbytes(13, rawEntries...)), withHTTP(fbytes(3, entry("a", "1")))),
 		cat(withHTTP(mapEntries...), []byte{0x0a, 0x80}),
 	)
@@ -331,7 +339,7 @@ func TestDecodeRequestCases(t *testing.T) {
 	decode := func(b []byte) authz.Request {
 		t.Helper()
 		var r authz.Request
-		if err := check.DecodeRequest(b, &r); err != nil {
+		if err := wire.DecodeRequest(b, &r); err != nil {
 			t.Fatal(err)
 		}
 		differential(t, b)
@@ -363,7 +371,7 @@ func TestDecodeRequestCases(t *testing.T) {
 		t.Errorf("context_extensions of the wrong type: %s", show(r))
 	}
 	for _, b := range [][]byte{withHTTP(fstr(4, "/\xff")), withAttrs(fbytes(12, fstr(1, "\xff"))), {0x0a, 0x80}} {
-		if err := check.DecodeRequest(b, &r); err == nil {
+		if err := wire.DecodeRequest(b, &r); err == nil {
 			t.Errorf("%x: no error", b)
 		}
 	}
@@ -501,7 +509,7 @@ func BenchmarkDecodeRequest(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		var r authz.Request
-		if err := check.DecodeRequest(in, &r); err != nil {
+		if err := wire.DecodeRequest(in, &r); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -517,6 +525,6 @@ func BenchmarkProtoUnmarshalTranslate(b *testing.B) {
 		if err := proto.Unmarshal(in, &m); err != nil {
 			b.Fatal(err)
 		}
-		_ = check.Request(&m)
+		_ = wire.Translate(&m)
 	}
 }
