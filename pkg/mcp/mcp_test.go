@@ -464,8 +464,8 @@ func FuzzExtract(f *testing.F) {
 		if op.Known != (len(body) > 0 || hasM) {
 			t.Fatalf("Known = %v for %+v", op.Known, in)
 		}
-		if (op.Name != "" && nameMember(op.Method) == "") || (op.Name == "" && nameRequired(op.Method)) {
-			t.Fatalf("name %q for method %q", op.Name, op.Method)
+		if (op.Name != "" && nameMember(op.Method) == "") || (op.Name == "" && nameRequired(op.Method) != op.NameMissing) {
+			t.Fatalf("name %q (missing %v) for method %q", op.Name, op.NameMissing, op.Method)
 		}
 		if len(body) == 0 {
 			return
@@ -476,7 +476,7 @@ func FuzzExtract(f *testing.F) {
 			t.Fatalf("body alone gives %+v, %v; with headers %+v", alone, err, op)
 		}
 		// A resource URI comes out canonical.
-		if nameMember(op.Method) == "uri" {
+		if nameMember(op.Method) == "uri" && !op.NameMissing {
 			if c, err := CanonicalURI(op.Name); err != nil || c != op.Name {
 				t.Fatalf("resource URI %q is not canonical: %q, %v", op.Name, c, err)
 			}
