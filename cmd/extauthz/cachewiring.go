@@ -13,10 +13,10 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/extauthz/extauthz/pkg/authz"
 	"github.com/extauthz/extauthz/pkg/cache"
 	"github.com/extauthz/extauthz/pkg/config"
 	"github.com/extauthz/extauthz/pkg/telemetry"
+	"github.com/extauthz/extauthz/pkg/verdict"
 )
 
 // teeObserver reports cache events to two observers (a test's counters
@@ -31,24 +31,24 @@ func (t teeObserver) CircuitOpen(open bool)        { t[0].CircuitOpen(open); t[1
 // newVerdictCache builds the verdict cache: three bounded in-process tiers
 // (valid, invalid, revoked tokens) and, when Redis is configured, the
 // shared tier behind them. It also returns the Redis client to close.
-func newVerdictCache(cfg *config.Config, log *slog.Logger, tel *telemetry.Telemetry, obs cache.Observer, grants *authz.Grants, now func() time.Time) (*cache.Tiered[authz.Verdict], redis.UniversalClient, error) {
+func newVerdictCache(cfg *config.Config, log *slog.Logger, tel *telemetry.Telemetry, obs cache.Observer, grants *verdict.Grants, now func() time.Time) (*cache.Tiered[verdict.Verdict], redis.UniversalClient, error) {
 	c := cfg.Cache
-	local := make([]cache.LocalTier[authz.Verdict], 3)
+	local := make([]cache.LocalTier[verdict.Verdict], 3)
 	// Valid tokens, the bulk of the cache, in fixed-size entries outside the
 	// Go heap (about 120 bytes each, allocated for max_entries up front and
 	// resident as they fill); failures and revocations, few and short-lived,
 	// in general stores.
-	local[authz.TierValid] = authz.NewCompactTier(c.MaxEntries, grants, now, obs)
-	local[authz.TierInvalid] = cache.NewMemory[cache.Key, authz.Verdict](cache.MemoryOptions{MaxEntries: c.MaxNegativeEntries, Now: now, Observer: obs})
-	local[authz.TierRevoked] = cache.NewMemory[cache.Key, authz.Verdict](cache.MemoryOptions{MaxEntries: c.MaxNegativeEntries, Now: now, Observer: obs})
-	tel.Metrics.CacheEntries("valid", local[authz.TierValid].Len)
-	tel.Metrics.CacheEntries("invalid", local[authz.TierInvalid].Len)
-	tel.Metrics.CacheEntries("revoked", local[authz.TierRevoked].Len)
-	o := cache.TieredOptions[authz.Verdict]{
+	local[verdict.KindValid] = verdict.NewCompactTier(c.MaxEntries, grants, now, obs)
+	local[verdict.KindInvalid] = cache.NewMemory[cache.Key, verdict.Verdict](cache.MemoryOptions{MaxEntries: c.MaxNegativeEntries, Now: now, Observer: obs})
+	local[verdict.KindRevoked] = cache.NewMemory[cache.Key, verdict.Verdict](cache.MemoryOptions{MaxEntries: c.MaxNegativeEntries, Now: now, Observer: obs})
+	tel.Metrics.CacheEntries("valid", local[verdict.KindValid].Len)
+	tel.Metrics.CacheEntries("invalid", local[verdict.KindInvalid].Len)
+	tel.Metrics.CacheEntries("revoked", local[verdict.KindRevoked].Len)
+	o := cache.TieredOptions[verdict.Verdict]{
 		Local:    local,
-		Place:    authz.Place,
-		Sticky:   []int{authz.TierRevoked},
-		Codec:    authz.VerdictCodec{Grants: grants},
+		Place:    verdict.Place,
+		Sticky:   []int{verdict.KindRevoked},
+		Codec:    verdict.Codec{Grants: grants},
 		Now:      now,
 		Observer: obs,
 		Logger:   log,
