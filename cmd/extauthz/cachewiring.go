@@ -28,33 +28,22 @@ func (t teeObserver) Error(tier, op string)        { t[0].Error(tier, op); t[1].
 func (t teeObserver) Evicted(tier string)          { t[0].Evicted(tier); t[1].Evicted(tier) }
 func (t teeObserver) CircuitOpen(open bool)        { t[0].CircuitOpen(open); t[1].CircuitOpen(open) }
 
-// newVerdictCache builds the verdict cache: three bounded in-process tiers
-// (valid, invalid, revoked tokens) and, when Redis is configured, the
-// shared tier behind them. It also returns the Redis client to close.
+// newVerdictCache builds the verdict cache from the configuration (see
+// verdict.NewCache) and, when Redis is configured, the shared tier behind
+// it. It also returns the Redis client to close.
 func newVerdictCache(cfg *config.Config, log *slog.Logger, tel *telemetry.Telemetry, obs cache.Observer, grants *verdict.Grants, now func() time.Time) (*cache.Tiered[verdict.Verdict], redis.UniversalClient, error) {
 	c := cfg.Cache
-	local := make([]cache.LocalTier[verdict.Verdict], 3)
-	// Valid tokens, the bulk of the cache, in fixed-size entries outside the
-	// Go heap (about 120 bytes each, allocated for max_entries up front and
-	// resident as they fill); failures and revocations, few and short-lived,
-	// in general stores.
-	local[verdict.KindValid] = verdict.NewCompactTier(c.MaxEntries, grants, now, obs)
-	local[verdict.KindInvalid] = cache.NewMemory[cache.Key, verdict.Verdict](cache.MemoryOptions{MaxEntries: c.MaxNegativeEntries, Now: now, Observer: obs})
-	local[verdict.KindRevoked] = cache.NewMemory[cache.Key, verdict.Verdict](cache.MemoryOptions{MaxEntries: c.MaxNegativeEntries, Now: now, Observer: obs})
-	tel.Metrics.CacheEntries("valid", local[verdict.KindValid].Len)
-	tel.Metrics.CacheEntries("invalid", local[verdict.KindInvalid].Len)
-	tel.Metrics.CacheEntries("revoked", local[verdict.KindRevoked].Len)
-	o := cache.TieredOptions[verdict.Verdict]{
-		Local:    local,
-		Place:    verdict.Place,
-		Sticky:   []int{verdict.KindRevoked},
-		Codec:    verdict.Codec{Grants: grants},
-		Now:      now,
-		Observer: obs,
-		Logger:   log,
+	o := verdict.CacheOptions{
+		MaxEntries:         c.MaxEntries,
+		MaxNegativeEntries: c.MaxNegativeEntries,
+		Grants:             grants,
+		Entries:            tel.Metrics.CacheEntries,
+		Now:                now,
+		Observer:           obs,
+		Logger:             log,
 	}
 	if c.RedisMode() == "" {
-		t, err := cache.NewTiered(o)
+		t, err := verdict.NewCache(o)
 		return t, nil, err
 	}
 	client, err := newRedisClient(c)
@@ -72,7 +61,7 @@ func newVerdictCache(cfg *config.Config, log *slog.Logger, tel *telemetry.Teleme
 		Observer:        obs,
 		Logger:          log.With("component", "redis"),
 	})
-	t, err := cache.NewTiered(o)
+	t, err := verdict.NewCache(o)
 	if err != nil {
 		client.Close()
 		return nil, nil, err

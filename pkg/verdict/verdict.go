@@ -2,7 +2,8 @@
 // verification concluded about one token for one resource (Verdict), its
 // binary encoding for the shared cache (Codec), and the in-process compact
 // tier that holds a million valid ones outside the Go heap (CompactTier),
-// with the grant table both intern through (Grants).
+// with the grant table both intern through (Grants). NewCache assembles
+// them into the verdict cache, the same for the service and its tests.
 //
 // It holds and encodes verdicts; it does not reach them. Verifying tokens is
 // package token's, deciding requests package authz's, and the tiers' general
@@ -11,9 +12,7 @@ package verdict
 
 import (
 	"errors"
-	"time"
 
-	"github.com/extauthz/extauthz/pkg/cache"
 	"github.com/extauthz/extauthz/pkg/token"
 )
 
@@ -54,19 +53,4 @@ func Place(v Verdict) int {
 		return KindRevoked
 	}
 	return KindInvalid
-}
-
-// LocalCache is an in-process-only verdict cache with every tier bounded
-// at maxEntries, valid tokens in a CompactTier: for tests, benchmarks and
-// embedding. The service builds its own from the configuration.
-func LocalCache(maxEntries int, now func() time.Time) *cache.Tiered[Verdict] {
-	local := make([]cache.LocalTier[Verdict], 3)
-	local[KindValid] = NewCompactTier(maxEntries, nil, now, nil)
-	local[KindInvalid] = cache.NewMemory[cache.Key, Verdict](cache.MemoryOptions{MaxEntries: maxEntries, Now: now})
-	local[KindRevoked] = cache.NewMemory[cache.Key, Verdict](cache.MemoryOptions{MaxEntries: maxEntries, Now: now})
-	t, err := cache.NewTiered(cache.TieredOptions[Verdict]{Local: local, Place: Place, Sticky: []int{KindRevoked}, Now: now})
-	if err != nil {
-		panic(err) // unreachable: the options above are complete
-	}
-	return t
 }
