@@ -25,7 +25,7 @@ test: $(E2E_DEPS)
 	$(GO) test -race -count=1 ./...
 	# The compact cache tier's slab is mapped memory outside the Go heap,
 	# except under -race (which watches only the heap): test that path too.
-	$(GO) test -count=1 -run 'Compact|LocalCache' ./pkg/authz/
+	$(GO) test -count=1 -run 'Compact|LocalCache' ./pkg/verdict/
 	set -e; for m in $(MODULES); do (cd $$m && $(GO) test -race -count=1 ./...); done
 
 # The end-to-end suite alone: SDK clients → nginx, Caddy or the gRPC path →
@@ -75,7 +75,7 @@ fuzz:
 	GO=$(GO) FUZZTIME=$(FUZZTIME) scripts/fuzz.sh FuzzParse ./pkg/config/
 	GO=$(GO) FUZZTIME=$(FUZZTIME) scripts/fuzz.sh FuzzRefreshInterval ./pkg/jwks/
 	GO=$(GO) FUZZTIME=$(FUZZTIME) scripts/fuzz.sh FuzzDecodeEnvelope ./pkg/cache/
-	GO=$(GO) FUZZTIME=$(FUZZTIME) scripts/fuzz.sh FuzzVerdictDecode ./pkg/authz/
+	GO=$(GO) FUZZTIME=$(FUZZTIME) scripts/fuzz.sh FuzzVerdictDecode ./pkg/verdict/
 	GO=$(GO) FUZZTIME=$(FUZZTIME) scripts/fuzz.sh FuzzExtract ./pkg/mcp/
 	GO=$(GO) FUZZTIME=$(FUZZTIME) scripts/fuzz.sh FuzzMatch ./pkg/mcp/
 	GO=$(GO) FUZZTIME=$(FUZZTIME) scripts/fuzz.sh FuzzCanonicalURI ./pkg/mcp/

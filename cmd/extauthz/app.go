@@ -35,6 +35,7 @@ import (
 	"github.com/extauthz/extauthz/pkg/login"
 	"github.com/extauthz/extauthz/pkg/metadata"
 	"github.com/extauthz/extauthz/pkg/telemetry"
+	"github.com/extauthz/extauthz/pkg/verdict"
 )
 
 // grantTableSize bounds the interned (issuer, client, audiences, scopes)
@@ -64,7 +65,7 @@ type app struct {
 	// background runs alongside the servers until shutdown (discovery for
 	// the login of issuers whose endpoints are configured).
 	background []func(context.Context)
-	cache      *cache.Tiered[authz.Verdict]
+	cache      *cache.Tiered[verdict.Verdict]
 	redis      redis.UniversalClient // nil without a shared tier
 	admTok     string                // protects POST /cache/purge; "" disables it
 	health     *health.Server
@@ -130,7 +131,7 @@ func newApp(cfg *config.Config, log *slog.Logger, o appOptions) (a *app, err err
 	}
 	// One table of shared grants for verifications and for verdicts read
 	// from Redis alike.
-	grants := authz.NewGrants(grantTableSize)
+	grants := verdict.NewGrants(grantTableSize)
 	if a.cache, a.redis, err = newVerdictCache(cfg, log, a.tel, o.observer, grants, o.now); err != nil {
 		return nil, err
 	}

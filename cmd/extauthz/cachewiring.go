@@ -13,10 +13,10 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/extauthz/extauthz/pkg/authz"
 	"github.com/extauthz/extauthz/pkg/cache"
 	"github.com/extauthz/extauthz/pkg/config"
 	"github.com/extauthz/extauthz/pkg/telemetry"
+	"github.com/extauthz/extauthz/pkg/verdict"
 )
 
 // teeObserver reports cache events to two observers (a test's counters
@@ -28,33 +28,22 @@ func (t teeObserver) Error(tier, op string)        { t[0].Error(tier, op); t[1].
 func (t teeObserver) Evicted(tier string)          { t[0].Evicted(tier); t[1].Evicted(tier) }
 func (t teeObserver) CircuitOpen(open bool)        { t[0].CircuitOpen(open); t[1].CircuitOpen(open) }
 
-// newVerdictCache builds the verdict cache: three bounded in-process tiers
-// (valid, invalid, revoked tokens) and, when Redis is configured, the
-// shared tier behind them. It also returns the Redis client to close.
-func newVerdictCache(cfg *config.Config, log *slog.Logger, tel *telemetry.Telemetry, obs cache.Observer, grants *authz.Grants, now func() time.Time) (*cache.Tiered[authz.Verdict], redis.UniversalClient, error) {
+// newVerdictCache builds the verdict cache from the configuration (see
+// verdict.NewCache) and, when Redis is configured, the shared tier behind
+// it. It also returns the Redis client to close.
+func newVerdictCache(cfg *config.Config, log *slog.Logger, tel *telemetry.Telemetry, obs cache.Observer, grants *verdict.Grants, now func() time.Time) (*cache.Tiered[verdict.Verdict], redis.UniversalClient, error) {
 	c := cfg.Cache
-	local := make([]cache.LocalTier[authz.Verdict], 3)
-	// Valid tokens, the bulk of the cache, in fixed-size entries outside the
-	// Go heap (about 120 bytes each, allocated for max_entries up front and
-	// resident as they fill); failures and revocations, few and short-lived,
-	// in general stores.
-	local[authz.TierValid] = authz.NewCompactTier(c.MaxEntries, grants, now, obs)
-	local[authz.TierInvalid] = cache.NewMemory[cache.Key, authz.Verdict](cache.MemoryOptions{MaxEntries: c.MaxNegativeEntries, Now: now, Observer: obs})
-	local[authz.TierRevoked] = cache.NewMemory[cache.Key, authz.Verdict](cache.MemoryOptions{MaxEntries: c.MaxNegativeEntries, Now: now, Observer: obs})
-	tel.Metrics.CacheEntries("valid", local[authz.TierValid].Len)
-	tel.Metrics.CacheEntries("invalid", local[authz.TierInvalid].Len)
-	tel.Metrics.CacheEntries("revoked", local[authz.TierRevoked].Len)
-	o := cache.TieredOptions[authz.Verdict]{
-		Local:    local,
-		Place:    authz.Place,
-		Sticky:   []int{authz.TierRevoked},
-		Codec:    authz.VerdictCodec{Grants: grants},
-		Now:      now,
-		Observer: obs,
-		Logger:   log,
+	o := verdict.CacheOptions{
+		MaxEntries:         c.MaxEntries,
+		MaxNegativeEntries: c.MaxNegativeEntries,
+		Grants:             grants,
+		Entries:            tel.Metrics.CacheEntries,
+		Now:                now,
+		Observer:           obs,
+		Logger:             log,
 	}
 	if c.RedisMode() == "" {
-		t, err := cache.NewTiered(o)
+		t, err := verdict.NewCache(o)
 		return t, nil, err
 	}
 	client, err := newRedisClient(c)
@@ -72,7 +61,7 @@ func newVerdictCache(cfg *config.Config, log *slog.Logger, tel *telemetry.Teleme
 		Observer:        obs,
 		Logger:          log.With("component", "redis"),
 	})
-	t, err := cache.NewTiered(o)
+	t, err := verdict.NewCache(o)
 	if err != nil {
 		client.Close()
 		return nil, nil, err

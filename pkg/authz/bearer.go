@@ -15,7 +15,7 @@ var (
 	errMalformedCredential = errors.New("malformed Bearer credential")
 )
 
-// ParseBearer extracts the token from an Authorization header value:
+// bearerCandidate extracts the token from an Authorization header value:
 //
 //	credentials = "Bearer" 1*SP b64token      (RFC 6750 §2.1)
 //	b64token    = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="
@@ -23,22 +23,10 @@ var (
 // The scheme is case-insensitive (RFC 9110 §11.1). Anything else after the
 // token — a second credential joined with ",", a parameter, trailing space —
 // is malformed: a gateway that guesses which of two credentials counts can
-// be made to check one and forward the other.
-func ParseBearer(v string) (string, error) {
-	tok, err := bearerCandidate(v)
-	if err != nil {
-		return "", err
-	}
-	if !isB64Token(tok) {
-		return "", errMalformedCredential
-	}
-	return tok, nil
-}
-
-// bearerCandidate is ParseBearer without the b64token check: the text
-// after the scheme. The decision runs the check only on a cache miss — a
-// cache hit means this exact string was checked before (see
-// Engine.Check).
+// be made to check one and forward the other. It returns the text after the
+// scheme without the b64token check (isB64Token), which the decision runs
+// only on a cache miss: a cache hit means this exact string was checked
+// before (see Engine.Check).
 func bearerCandidate(v string) (string, error) {
 	scheme, rest, ok := strings.Cut(v, " ")
 	if !strings.EqualFold(scheme, "Bearer") {

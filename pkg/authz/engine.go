@@ -16,27 +16,20 @@ import (
 	"github.com/extauthz/extauthz/pkg/mcp"
 	"github.com/extauthz/extauthz/pkg/metadata"
 	"github.com/extauthz/extauthz/pkg/token"
+	"github.com/extauthz/extauthz/pkg/verdict"
 )
 
-// Verdict is what verification concluded about one token for one resource:
-// its claims, or the definitive reason it is invalid. Verdicts are what the
-// cache holds — never the token.
-type Verdict struct {
-	Claims *token.Claims
-	Err    error
-}
-
-// VerdictStore caches verdicts; *cache.Tiered[Verdict] implements it.
+// VerdictStore caches verdicts; *cache.Tiered[verdict.Verdict] implements it.
 type VerdictStore interface {
 	// GetFrom returns the verdict held for key and the tier it came
 	// from; cache.TierNone is a miss.
-	GetFrom(ctx context.Context, key cache.Key) (Verdict, cache.Tier, error)
+	GetFrom(ctx context.Context, key cache.Key) (verdict.Verdict, cache.Tier, error)
 	// Add stores v unless another verdict is already held for key, and
 	// returns the one in force.
-	Add(ctx context.Context, key cache.Key, v Verdict, ttl time.Duration) (Verdict, error)
+	Add(ctx context.Context, key cache.Key, v verdict.Verdict, ttl time.Duration) (verdict.Verdict, error)
 	// Replace stores v in every tier of every replica, replacing whatever
 	// is held, and says how many replicas confirmed.
-	Replace(ctx context.Context, key cache.Key, v Verdict, ttl time.Duration) (cache.Invalidation, error)
+	Replace(ctx context.Context, key cache.Key, v verdict.Verdict, ttl time.Duration) (cache.Invalidation, error)
 }
 
 // Options configures an Engine.
@@ -47,7 +40,7 @@ type Options struct {
 	Cache VerdictStore
 	// Grants interns the grants of verified tokens (nil: a table of 65536);
 	// pass the one the cache's codec uses.
-	Grants *Grants
+	Grants *verdict.Grants
 	// MaxTTL caps how long a valid verdict is cached (it never outlives the
 	// token's exp); NegativeTTL is how long an invalid one is (0: never).
 	MaxTTL, NegativeTTL time.Duration
@@ -109,7 +102,7 @@ func NewEngine(p *Policy, o Options) (*Engine, error) {
 		o.RevokedTTL = 24 * time.Hour
 	}
 	if o.Grants == nil {
-		o.Grants = NewGrants(1 << 16)
+		o.Grants = verdict.NewGrants(1 << 16)
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -295,7 +288,7 @@ func credential(r *Request, query string) (string, error) {
 // from one verification shared by every concurrent request for the same
 // token (single flight), whose result is then cached. It also says where
 // the verdict came from: SourceLocal, SourceRedis or SourceVerified.
-func (e *Engine) verify(ctx context.Context, p *Policy, res *resource, raw string) (Verdict, Source) {
+func (e *Engine) verify(ctx context.Context, p *Policy, res *resource, raw string) (verdict.Verdict, Source) {
 	// Keyed by the token's canonical spelling, so that the other form of
 	// an ECDSA signature, which anyone can compute, is the same token to
 	// the cache, the single flight and a revocation.
@@ -310,14 +303,14 @@ func (e *Engine) verify(ctx context.Context, p *Policy, res *resource, raw strin
 		}
 		if v.Err == nil && !e.opts.Now().Before(v.Claims.Expiry) {
 			// Defence in depth: a cache entry must never outlive its token.
-			return Verdict{Err: token.ErrExpired}, src
+			return verdict.Verdict{Err: token.ErrExpired}, src
 		}
 		return v, src
 	}
 	if !isB64Token(raw) {
 		// Two headers merged with ",", a parameter after the token, stray
 		// characters: not one Bearer credential (RFC 6750 §2.1).
-		return Verdict{Err: ErrMalformedHeader}, SourceNone
+		return verdict.Verdict{Err: ErrMalformedHeader}, SourceNone
 	}
 	ch := e.flight.DoChan(key.String(), func() (any, error) {
 		// The verification serves every waiter, so one caller giving up
@@ -333,32 +326,32 @@ func (e *Engine) verify(ctx context.Context, p *Policy, res *resource, raw strin
 	}
 	select {
 	case r := <-ch:
-		return r.Val.(Verdict), SourceVerified
+		return r.Val.(verdict.Verdict), SourceVerified
 	case <-ctx.Done():
-		return Verdict{Err: fmt.Errorf("%w: %v", token.ErrUnavailable, ctx.Err())}, SourceVerified
+		return verdict.Verdict{Err: fmt.Errorf("%w: %v", token.ErrUnavailable, ctx.Err())}, SourceVerified
 	}
 }
 
-func (e *Engine) verifyUncached(ctx context.Context, p *Policy, res *resource, raw string) Verdict {
+func (e *Engine) verifyUncached(ctx context.Context, p *Policy, res *resource, raw string) verdict.Verdict {
 	verifier := e.opts.Verifier
 	if p.verifier != nil {
 		verifier = p.verifier
 	}
 	c, err := verifier.Verify(ctx, raw, res.issuers)
 	if err != nil {
-		return Verdict{Err: err}
+		return verdict.Verdict{Err: err}
 	}
 	// RFC 8707 §2 / MCP: the token must have been issued for this resource.
 	if !c.HasAudience(res.audiences) {
-		return Verdict{Err: ErrWrongAudience}
+		return verdict.Verdict{Err: verdict.ErrWrongAudience}
 	}
 	c.Grant = e.opts.Grants.Intern(c.Grant)
-	return Verdict{Claims: c}
+	return verdict.Verdict{Claims: c}
 }
 
-func (e *Engine) lookup(ctx context.Context, key cache.Key) (Verdict, cache.Tier) {
+func (e *Engine) lookup(ctx context.Context, key cache.Key) (verdict.Verdict, cache.Tier) {
 	if e.opts.Cache == nil {
-		return Verdict{}, cache.TierNone
+		return verdict.Verdict{}, cache.TierNone
 	}
 	// A cache that cannot answer is a miss: it costs a verification,
 	// never a wrong answer.
@@ -369,7 +362,7 @@ func (e *Engine) lookup(ctx context.Context, key cache.Key) (Verdict, cache.Tier
 // store caches a fresh verdict and returns the verdict in force: the
 // cache may already hold one from another replica — a revocation above
 // all, which a verification finishing after it must not overwrite.
-func (e *Engine) store(ctx context.Context, key cache.Key, v Verdict) Verdict {
+func (e *Engine) store(ctx context.Context, key cache.Key, v verdict.Verdict) verdict.Verdict {
 	if e.opts.Cache == nil {
 		return v
 	}
@@ -395,7 +388,7 @@ func (e *Engine) store(ctx context.Context, key cache.Key, v Verdict) Verdict {
 	return cur
 }
 
-func (p *Policy) allow(res *resource, v *Verdict) Decision {
+func (p *Policy) allow(res *resource, v *verdict.Verdict) Decision {
 	d := Decision{Allow: true, Status: http.StatusOK, Reason: ReasonAllowed, Resource: res.name, Claims: v.Claims}
 	values := [3]string{v.Claims.Subject, v.Claims.ClientID, v.Claims.Scope}
 	d.Upstream = make([]Header, 0, len(values))

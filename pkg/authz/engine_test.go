@@ -18,6 +18,7 @@ import (
 	"github.com/extauthz/extauthz/pkg/devissuer"
 	"github.com/extauthz/extauthz/pkg/jwks"
 	"github.com/extauthz/extauthz/pkg/token"
+	"github.com/extauthz/extauthz/pkg/verdict"
 )
 
 const testResource = "https://mcp.example.com/mcp"
@@ -72,7 +73,7 @@ func newFixture(t *testing.T, maxTTL, negTTL time.Duration) *fixture {
 	}
 	f.engine, err = NewEngine(p, Options{
 		Verifier:    f.verifier,
-		Cache:       LocalCache(100, f.clock.Now),
+		Cache:       verdict.LocalCache(100, f.clock.Now),
 		MaxTTL:      maxTTL,
 		NegativeTTL: negTTL,
 		Now:         f.clock.Now,
@@ -258,11 +259,11 @@ func TestUnknownKidIsNotCachedNegatively(t *testing.T) {
 func TestGarbageTokensCannotGrowMemory(t *testing.T) {
 	f := newFixture(t, time.Minute, time.Hour)
 	const bound = 1000
-	tiers := make([]cache.LocalTier[Verdict], 3)
+	tiers := make([]cache.LocalTier[verdict.Verdict], 3)
 	for i := range tiers {
-		tiers[i] = cache.NewMemory[cache.Key, Verdict](cache.MemoryOptions{MaxEntries: bound, Now: f.clock.Now})
+		tiers[i] = cache.NewMemory[cache.Key, verdict.Verdict](cache.MemoryOptions{MaxEntries: bound, Now: f.clock.Now})
 	}
-	tc, err := cache.NewTiered(cache.TieredOptions[Verdict]{Local: tiers, Place: Place, Now: f.clock.Now})
+	tc, err := cache.NewTiered(cache.TieredOptions[verdict.Verdict]{Local: tiers, Place: verdict.Place, Now: f.clock.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -281,7 +282,7 @@ func TestGarbageTokensCannotGrowMemory(t *testing.T) {
 			t.Fatalf("garbage %d: allow=%v status=%d", i, d.Allow, d.Status)
 		}
 	}
-	if n := tiers[TierInvalid].Len(); n > bound+bound/10 {
+	if n := tiers[verdict.KindInvalid].Len(); n > bound+bound/10 {
 		t.Fatalf("invalid-token tier holds %d entries; bound %d", n, bound)
 	}
 	// The flood evicted nothing of value: the valid token is still a hit.
@@ -289,7 +290,7 @@ func TestGarbageTokensCannotGrowMemory(t *testing.T) {
 	if d := f.check(valid, "/mcp"); !d.Allow || f.verifier.calls.Load() != calls {
 		t.Fatalf("valid token after the flood: allow=%v, re-verified=%v", d.Allow, f.verifier.calls.Load() != calls)
 	}
-	t.Logf("after 200,000 garbage tokens: %d invalid, %d valid entries", tiers[TierInvalid].Len(), tiers[TierValid].Len())
+	t.Logf("after 200,000 garbage tokens: %d invalid, %d valid entries", tiers[verdict.KindInvalid].Len(), tiers[verdict.KindValid].Len())
 }
 
 // verifierFunc adapts a function to token.Verifier.

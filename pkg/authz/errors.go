@@ -6,6 +6,7 @@ import (
 	"net/http"
 
 	"github.com/extauthz/extauthz/pkg/token"
+	"github.com/extauthz/extauthz/pkg/verdict"
 )
 
 // Reason is a bounded label naming why a decision came out as it did. It is
@@ -49,7 +50,6 @@ const (
 var (
 	ErrNoCredential      = errors.New("no bearer credential")
 	ErrInvalidRequest    = errors.New("invalid request")
-	ErrWrongAudience     = errors.New("token audience does not include this resource")
 	ErrInsufficientScope = errors.New("token lacks a required scope")
 	ErrUnmatched         = errors.New("no protected resource matches the request")
 	ErrUnknownResource   = errors.New("the route names an unknown resource")
@@ -136,8 +136,8 @@ var denials = []struct {
 	{token.ErrInactive, class{http.StatusUnauthorized, "invalid_token", ReasonInactive, "the access token is not active", true}},
 	{token.ErrNotAccessToken, class{http.StatusUnauthorized, "invalid_token", ReasonNotAccessToken, "the token is not a bearer access token", true}},
 	{token.ErrNotYetValid, class{http.StatusUnauthorized, "invalid_token", ReasonNotYetValid, "the access token is not yet valid", true}},
-	{ErrWrongAudience, class{http.StatusUnauthorized, "invalid_token", ReasonWrongAudience, "the access token is not meant for this resource", true}},
-	{ErrRevoked, class{http.StatusUnauthorized, "invalid_token", ReasonRevoked, "the access token has been revoked", true}},
+	{verdict.ErrWrongAudience, class{http.StatusUnauthorized, "invalid_token", ReasonWrongAudience, "the access token is not meant for this resource", true}},
+	{verdict.ErrRevoked, class{http.StatusUnauthorized, "invalid_token", ReasonRevoked, "the access token has been revoked", true}},
 	{ErrInsufficientScope, class{http.StatusForbidden, "insufficient_scope", ReasonInsufficientScope, "the access token lacks a required scope", true}},
 	{token.ErrUnavailable, class{http.StatusServiceUnavailable, "temporarily_unavailable", ReasonUnavailable, "the token cannot be verified now; retry later", false}},
 	{ErrOriginNotAllowed, class{http.StatusForbidden, "forbidden", ReasonOriginNotAllowed, "requests from this origin are not accepted", false}},

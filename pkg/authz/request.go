@@ -1,9 +1,9 @@
 // Package authz is the decision pipeline: a plain request in, an allow or
 // deny decision out. It routes the request to a protected resource, extracts
 // the bearer credential (RFC 6750), verifies the token through a
-// token.Verifier behind a cache, checks issuer, audience (RFC 8707) and
-// scopes, and shapes the answer of the denial table (RFC 6750 §3, RFC 9728
-// §5.1).
+// token.Verifier behind a cache of verdicts (package verdict holds and
+// encodes them), checks issuer, audience (RFC 8707) and scopes, and shapes
+// the answer of the denial table (RFC 6750 §3, RFC 9728 §5.1).
 //
 // It imports no Envoy types: the gRPC Check server (package check) and any
 // HTTP front end translate to and from Request and Decision.

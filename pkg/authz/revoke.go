@@ -9,10 +9,8 @@ import (
 
 	"github.com/extauthz/extauthz/pkg/cache"
 	"github.com/extauthz/extauthz/pkg/token"
+	"github.com/extauthz/extauthz/pkg/verdict"
 )
-
-// ErrRevoked means an operator revoked the token through the admin API.
-var ErrRevoked = errors.New("token revoked")
 
 // Revocation names a token to revoke: the token itself, or the hex
 // SHA-256 of its canonical spelling (token.CacheHash: what the cache knows
@@ -87,7 +85,7 @@ func (e *Engine) Revoke(ctx context.Context, rv Revocation) (RevokeResult, error
 		}
 		// Every replica stores the revocation in its own tier too: it
 		// holds there even if the shared cache goes down or loses it.
-		inv, err := e.opts.Cache.Replace(ctx, key, Verdict{Err: ErrRevoked}, ttl)
+		inv, err := e.opts.Cache.Replace(ctx, key, verdict.Verdict{Err: verdict.ErrRevoked}, ttl)
 		if err != nil {
 			res.Shared = false
 			if !errors.Is(err, cache.ErrNoSharedTier) {

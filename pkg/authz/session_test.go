@@ -13,6 +13,7 @@ import (
 	"github.com/extauthz/extauthz/pkg/devissuer"
 	"github.com/extauthz/extauthz/pkg/jwks"
 	"github.com/extauthz/extauthz/pkg/token"
+	"github.com/extauthz/extauthz/pkg/verdict"
 )
 
 // fakeSessions knows one session id and the token it holds.
@@ -78,7 +79,7 @@ func TestSessionCookies(t *testing.T) {
 		t.Fatal(err)
 	}
 	sessions := &fakeSessions{id: "s3ss10n", tok: tok}
-	e, err := NewEngine(p, Options{Verifier: v, Cache: LocalCache(10, clock.Now), MaxTTL: time.Minute, Now: clock.Now, Sessions: sessions})
+	e, err := NewEngine(p, Options{Verifier: v, Cache: verdict.LocalCache(10, clock.Now), MaxTTL: time.Minute, Now: clock.Now, Sessions: sessions})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/extauthz/extauthz/pkg/devissuer"
 	"github.com/extauthz/extauthz/pkg/jwks"
 	"github.com/extauthz/extauthz/pkg/token"
+	"github.com/extauthz/extauthz/pkg/verdict"
 )
 
 // rulesFixture is an engine over one resource with a step-up rule.
@@ -38,7 +39,7 @@ func rulesFixture(t *testing.T) (*Engine, *devissuer.Issuer) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e, err := NewEngine(p, Options{Verifier: v, Cache: LocalCache(100, clock.Now), MaxTTL: time.Minute, NegativeTTL: time.Second, Now: clock.Now})
+	e, err := NewEngine(p, Options{Verifier: v, Cache: verdict.LocalCache(100, clock.Now), MaxTTL: time.Minute, NegativeTTL: time.Second, Now: clock.Now})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/extauthz/extauthz/pkg/devissuer"
 	"github.com/extauthz/extauthz/pkg/jwks"
 	"github.com/extauthz/extauthz/pkg/token"
+	"github.com/extauthz/extauthz/pkg/verdict"
 )
 
 // benchServer is a Check server over a real issuer (HTTP on loopback) with
@@ -27,7 +28,7 @@ func benchServer(b *testing.B, alg string, cached bool) (*check.Server, *devissu
 	b.Helper()
 	return benchServerWith(b, alg, func() authz.VerdictStore {
 		if cached {
-			return authz.LocalCache(100000, nil)
+			return verdict.LocalCache(100000, nil)
 		}
 		return nil
 	})
@@ -151,7 +152,7 @@ func BenchmarkCheckCacheHitBySignature(b *testing.B) {
 // rules matched by glob (one matching), a scope hierarchy, and a CEL policy
 // evaluated.
 func BenchmarkCheckCacheHitWithRules(b *testing.B) {
-	s, iss := benchServerRules(b, "RS256", func() authz.VerdictStore { return authz.LocalCache(100000, nil) }, func(r *config.Resource) {
+	s, iss := benchServerRules(b, "RS256", func() authz.VerdictStore { return verdict.LocalCache(100000, nil) }, func(r *config.Resource) {
 		r.ScopeImplications = map[string][]string{"mcp:admin": {"mcp:tools"}}
 		r.Policy = `token.client_id.startsWith("mcp-client-") || "mcp:admin" in token.scopes`
 		r.Rules = []config.Rule{
@@ -174,9 +175,9 @@ func BenchmarkCheckRedisHit(b *testing.B) {
 			b.Fatal(err)
 		}
 		b.Cleanup(func() { client.Close() })
-		t, err := cache.NewTiered(cache.TieredOptions[authz.Verdict]{
+		t, err := cache.NewTiered(cache.TieredOptions[verdict.Verdict]{
 			Shared: cache.NewRedis(client, cache.RedisOptions{Timeout: time.Second}),
-			Codec:  authz.VerdictCodec{},
+			Codec:  verdict.Codec{},
 		})
 		if err != nil {
 			b.Fatal(err)

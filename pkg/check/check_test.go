@@ -23,6 +23,7 @@ import (
 	"github.com/extauthz/extauthz/pkg/jwks"
 	"github.com/extauthz/extauthz/pkg/metadata"
 	"github.com/extauthz/extauthz/pkg/token"
+	"github.com/extauthz/extauthz/pkg/verdict"
 )
 
 const (
@@ -101,7 +102,7 @@ func startGateway(t *testing.T) *gateway {
 	}
 	e, err := authz.NewEngine(p, authz.Options{
 		Verifier:    v,
-		Cache:       authz.LocalCache(1000, g.clock.Now),
+		Cache:       verdict.LocalCache(1000, g.clock.Now),
 		MaxTTL:      5 * time.Minute,
 		NegativeTTL: 10 * time.Second,
 		Now:         g.clock.Now,

@@ -39,6 +39,7 @@ import (
 	"github.com/extauthz/extauthz/pkg/jwks"
 	"github.com/extauthz/extauthz/pkg/metadata"
 	"github.com/extauthz/extauthz/pkg/token"
+	"github.com/extauthz/extauthz/pkg/verdict"
 )
 
 // The hostile corpus: tokens and requests an attacker crafts, each sent
@@ -510,7 +511,7 @@ func startRawGatewayTyp(t *testing.T, requireTyp bool) (*gateway, *rawIssuer) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e, err := authz.NewEngine(p, authz.Options{Verifier: v, Cache: authz.LocalCache(1000, g.clock.Now), MaxTTL: time.Minute, NegativeTTL: time.Minute, Now: g.clock.Now})
+	e, err := authz.NewEngine(p, authz.Options{Verifier: v, Cache: verdict.LocalCache(1000, g.clock.Now), MaxTTL: time.Minute, NegativeTTL: time.Minute, Now: g.clock.Now})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/extauthz/extauthz/pkg/devissuer"
 	"github.com/extauthz/extauthz/pkg/jwks"
 	"github.com/extauthz/extauthz/pkg/token"
+	"github.com/extauthz/extauthz/pkg/verdict"
 )
 
 // startRulesGateway serves one resource with MCP rules, a scope hierarchy,
@@ -59,7 +60,7 @@ resources:
 	if err != nil {
 		t.Fatal(err)
 	}
-	e, err := authz.NewEngine(p, authz.Options{Verifier: v, Cache: authz.LocalCache(1000, nil), MaxTTL: time.Minute})
+	e, err := authz.NewEngine(p, authz.Options{Verifier: v, Cache: verdict.LocalCache(1000, nil), MaxTTL: time.Minute})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/extauthz/extauthz/pkg/jwks"
 	"github.com/extauthz/extauthz/pkg/metadata"
 	"github.com/extauthz/extauthz/pkg/token"
+	"github.com/extauthz/extauthz/pkg/verdict"
 )
 
 const dRevoked = "the access token has been revoked"
@@ -65,7 +66,7 @@ func startAlgGateway(t *testing.T, algs ...string) (*gateway, map[string]*deviss
 	if err != nil {
 		t.Fatal(err)
 	}
-	e, err := authz.NewEngine(p, authz.Options{Verifier: v, Cache: authz.LocalCache(1000, g.clock.Now),
+	e, err := authz.NewEngine(p, authz.Options{Verifier: v, Cache: verdict.LocalCache(1000, g.clock.Now),
 		MaxTTL: time.Minute, NegativeTTL: time.Minute, Now: g.clock.Now})
 	if err != nil {
 		t.Fatal(err)

@@ -28,6 +28,7 @@ import (
 	"github.com/extauthz/extauthz/pkg/devissuer"
 	"github.com/extauthz/extauthz/pkg/jwks"
 	"github.com/extauthz/extauthz/pkg/token"
+	"github.com/extauthz/extauthz/pkg/verdict"
 )
 
 // serve starts a gRPC server with opts, lets register add services, and
@@ -73,7 +74,7 @@ func testEngine(t *testing.T) (*authz.Engine, *devissuer.Issuer) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e, err := authz.NewEngine(p, authz.Options{Verifier: v, Cache: authz.LocalCache(1000, nil), MaxTTL: 5 * time.Minute, NegativeTTL: 10 * time.Second})
+	e, err := authz.NewEngine(p, authz.Options{Verifier: v, Cache: verdict.LocalCache(1000, nil), MaxTTL: 5 * time.Minute, NegativeTTL: 10 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/extauthz/extauthz/pkg/httpauthz"
 	"github.com/extauthz/extauthz/pkg/jwks"
 	"github.com/extauthz/extauthz/pkg/token"
+	"github.com/extauthz/extauthz/pkg/verdict"
 )
 
 const resourceURI = "https://mcp.example.com/mcp"
@@ -54,7 +55,7 @@ resources:
 	if err != nil {
 		t.Fatal(err)
 	}
-	e, err := authz.NewEngine(p, authz.Options{Verifier: v, Cache: authz.LocalCache(100, nil), MaxTTL: time.Minute, Sessions: sessions})
+	e, err := authz.NewEngine(p, authz.Options{Verifier: v, Cache: verdict.LocalCache(100, nil), MaxTTL: time.Minute, Sessions: sessions})
 	if err != nil {
 		t.Fatal(err)
 	}

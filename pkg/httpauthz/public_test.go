@@ -14,6 +14,7 @@ import (
 	"github.com/extauthz/extauthz/pkg/httpauthz"
 	"github.com/extauthz/extauthz/pkg/jwks"
 	"github.com/extauthz/extauthz/pkg/token"
+	"github.com/extauthz/extauthz/pkg/verdict"
 )
 
 // TestPublicPathsThroughEveryProxy asks about a public path the way each
@@ -40,7 +41,7 @@ resources:
 	if err != nil {
 		t.Fatal(err)
 	}
-	e, err := authz.NewEngine(p, authz.Options{Verifier: v, Cache: authz.LocalCache(100, nil), MaxTTL: time.Minute})
+	e, err := authz.NewEngine(p, authz.Options{Verifier: v, Cache: verdict.LocalCache(100, nil), MaxTTL: time.Minute})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package authz
+package verdict
 
 import (
 	"context"
@@ -136,7 +136,7 @@ type compactShard struct {
 // as cache.NewMemory does.
 func NewCompactTier(maxEntries int, grants *Grants, now func() time.Time, obs cache.Observer) *CompactTier {
 	if maxEntries <= 0 || maxEntries > compactMaxEntries {
-		panic("authz: NewCompactTier needs 0 < maxEntries <= 1<<30")
+		panic("verdict: NewCompactTier needs 0 < maxEntries <= 1<<30")
 	}
 	if grants == nil {
 		grants = NewGrants(1 << 16)

@@ -1,4 +1,4 @@
-package authz
+package verdict
 
 import (
 	"errors"
@@ -9,7 +9,7 @@ import (
 	"github.com/extauthz/extauthz/pkg/token"
 )
 
-func TestVerdictCodecRoundTrip(t *testing.T) {
+func TestCodecRoundTrip(t *testing.T) {
 	exp := time.UnixMilli(time.Now().Add(time.Hour).UnixMilli())
 	cases := []Verdict{
 		{Claims: &token.Claims{Subject: "alice", Expiry: exp, Grant: &token.Grant{Issuer: "https://auth.example.com", ClientID: "c1",
@@ -23,11 +23,11 @@ func TestVerdictCodecRoundTrip(t *testing.T) {
 		cases = append(cases, Verdict{Err: e})
 	}
 	for _, v := range cases {
-		b, err := VerdictCodec{}.Encode(v)
+		b, err := Codec{}.Encode(v)
 		if err != nil {
 			t.Fatalf("encode %+v: %v", v, err)
 		}
-		got, err := VerdictCodec{}.Decode(b)
+		got, err := Codec{}.Decode(b)
 		if err != nil {
 			t.Fatalf("decode %+v: %v", v, err)
 		}
@@ -55,20 +55,20 @@ func TestVerdictCodecRoundTrip(t *testing.T) {
 		}
 	}
 	// A wrapped failure keeps its class.
-	b, _ := VerdictCodec{}.Encode(Verdict{Err: errors.Join(token.ErrSignature, errors.New("detail"))})
-	if got, _ := (VerdictCodec{}).Decode(b); got.Err != token.ErrSignature {
+	b, _ := Codec{}.Encode(Verdict{Err: errors.Join(token.ErrSignature, errors.New("detail"))})
+	if got, _ := (Codec{}).Decode(b); got.Err != token.ErrSignature {
 		t.Errorf("wrapped failure decoded as %v", got.Err)
 	}
 }
 
-func TestVerdictCodecRefuses(t *testing.T) {
+func TestCodecRefuses(t *testing.T) {
 	for _, e := range []error{token.ErrUnavailable, token.ErrNotYetValid, token.ErrUnknownKey, errors.New("other")} {
-		if _, err := (VerdictCodec{}).Encode(Verdict{Err: e}); err == nil {
+		if _, err := (Codec{}).Encode(Verdict{Err: e}); err == nil {
 			t.Errorf("%v is not a cacheable failure, but encoded", e)
 		}
 	}
 	for _, b := range [][]byte{nil, {1}, {2, 0, 0}, {1, 1, 0}, {1, 1, 200}, {1, 1, 6, 0}, {1, 7, 0}, {1, 0, 5, 'a'}} {
-		if v, err := (VerdictCodec{}).Decode(b); err == nil {
+		if v, err := (Codec{}).Decode(b); err == nil {
 			t.Errorf("decoded %v as %+v", b, v)
 		}
 	}
@@ -78,19 +78,19 @@ func TestVerdictCodecRefuses(t *testing.T) {
 // formed; decoding must not panic and must round-trip what it accepts.
 func FuzzVerdictDecode(f *testing.F) {
 	v := Verdict{Claims: &token.Claims{Subject: "s", Expiry: time.UnixMilli(1e12), Grant: &token.Grant{Issuer: "i", Audience: []string{"a"}, Scopes: []string{"x"}, Scope: "x"}}}
-	b, _ := VerdictCodec{}.Encode(v)
+	b, _ := Codec{}.Encode(v)
 	f.Add(b)
 	f.Add([]byte{1, 1, 6})
 	f.Fuzz(func(t *testing.T, b []byte) {
-		v, err := VerdictCodec{}.Decode(b)
+		v, err := Codec{}.Decode(b)
 		if err != nil {
 			return
 		}
-		again, err := VerdictCodec{}.Encode(v)
+		again, err := Codec{}.Encode(v)
 		if err != nil {
 			t.Fatalf("decoded %+v does not encode: %v", v, err)
 		}
-		v2, err := VerdictCodec{}.Decode(again)
+		v2, err := Codec{}.Decode(again)
 		if err != nil || (v.Claims == nil) != (v2.Claims == nil) || v.Err != v2.Err {
 			t.Fatalf("round trip changed %+v into %+v (%v)", v, v2, err)
 		}

@@ -1,6 +1,6 @@
 //go:build (linux || darwin) && !race
 
-package authz
+package verdict
 
 import (
 	"syscall"

@@ -1,4 +1,4 @@
-package authz
+package verdict
 
 import (
 	"context"
@@ -52,7 +52,7 @@ func BenchmarkCachedTokenMemory(b *testing.B) {
 					cache.NewMemory[cache.Key, Verdict](cache.MemoryOptions{MaxEntries: 10000}),
 					cache.NewMemory[cache.Key, Verdict](cache.MemoryOptions{MaxEntries: 10000}),
 				}
-				c, err := cache.NewTiered(cache.TieredOptions[Verdict]{Local: local, Place: Place, Sticky: []int{TierRevoked}})
+				c, err := cache.NewTiered(cache.TieredOptions[Verdict]{Local: local, Place: Place, Sticky: []int{KindRevoked}})
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -66,7 +66,7 @@ func BenchmarkCachedTokenMemory(b *testing.B) {
 					cl := &token.Claims{Subject: fmt.Sprintf("user-%08d-4b1d-4c8e-9f6a-1d2e3f4a5b6c", j), Expiry: exp, Grant: g}
 					_, _ = c.Add(context.Background(), cache.KeyOf("mcp", strconv.Itoa(j)), Verdict{Claims: cl}, time.Hour)
 				}
-				if l := local[TierValid].Len(); l < n*99/100 {
+				if l := local[KindValid].Len(); l < n*99/100 {
 					b.Fatalf("the tier holds %d tokens", l)
 				}
 				runtime.GC()

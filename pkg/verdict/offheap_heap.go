@@ -1,6 +1,6 @@
 //go:build !((linux || darwin) && !race)
 
-package authz
+package verdict
 
 // allocSlab, where no anonymous mapping is used (other systems, and -race
 // builds, whose detector watches only the Go heap), allocates on the heap:
