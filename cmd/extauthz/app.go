@@ -32,8 +32,8 @@ import (
 	"github.com/extauthz/extauthz/pkg/config"
 	"github.com/extauthz/extauthz/pkg/httpauthz"
 	"github.com/extauthz/extauthz/pkg/logging"
-	"github.com/extauthz/extauthz/pkg/login"
 	"github.com/extauthz/extauthz/pkg/metadata"
+	"github.com/extauthz/extauthz/pkg/oauthflow"
 	"github.com/extauthz/extauthz/pkg/telemetry"
 	"github.com/extauthz/extauthz/pkg/verdict"
 )
@@ -59,9 +59,9 @@ type app struct {
 	// a reload replaces the ones whose settings changed.
 	issuersMu sync.Mutex
 	issuers   map[string]*issuerParts
-	runCtx    context.Context // set by run: issuer parts run until it ends
-	login     *login.Handler  // the browser login flow; nil when no resource enables it
-	reloader  *reloader       // nil in dev, which has no config to reload
+	runCtx    context.Context    // set by run: issuer parts run until it ends
+	login     *oauthflow.Handler // the browser login flow; nil when no resource enables it
+	reloader  *reloader          // nil in dev, which has no config to reload
 	// background runs alongside the servers until shutdown (discovery for
 	// the login of issuers whose endpoints are configured).
 	background []func(context.Context)

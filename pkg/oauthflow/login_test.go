@@ -1,4 +1,4 @@
-package login_test
+package oauthflow_test
 
 import (
 	"bytes"
@@ -31,9 +31,8 @@ import (
 	"github.com/extauthz/extauthz/pkg/cache"
 	"github.com/extauthz/extauthz/pkg/introspect"
 	"github.com/extauthz/extauthz/pkg/jwks"
-	"github.com/extauthz/extauthz/pkg/login"
 	"github.com/extauthz/extauthz/pkg/metadata"
-	"github.com/extauthz/extauthz/pkg/session"
+	"github.com/extauthz/extauthz/pkg/oauthflow"
 	"github.com/extauthz/extauthz/pkg/token"
 )
 
@@ -56,7 +55,7 @@ type env struct {
 	publicURL, gwHost string
 	resourceURI       string // the "mcp" resource
 	wrongURI          string // a resource whose tokens the server issues for another audience
-	md                login.Metadata
+	md                oauthflow.Metadata
 	verifier          token.Verifier
 	counts            *counter
 	logs              *testkit.LockedBuffer
@@ -64,7 +63,7 @@ type env struct {
 	basic, post, pkjwt oidctest.Client
 	signer             *introspect.AssertionSigner
 
-	current atomic.Pointer[login.Handler]
+	current atomic.Pointer[oauthflow.Handler]
 }
 
 // counter counts the calls that reach the authorization server through the proxy.
@@ -169,7 +168,7 @@ func newEnv(t *testing.T) *env {
 		}
 		return proxy.URL + u.Path
 	}
-	e.md = login.Metadata{
+	e.md = oauthflow.Metadata{
 		Issuer:                        asmd.Issuer,
 		AuthorizationEndpoint:         asmd.AuthorizationEndpoint,
 		TokenEndpoint:                 viaProxy(asmd.TokenEndpoint),
@@ -195,11 +194,11 @@ func newEnv(t *testing.T) *env {
 // options are the Handler options of most subtests: an in-process store, resources "mcp"
 // (client_secret_basic), "post" (client_secret_post), "pkjwt" (private_key_jwt), "wrong"
 // (whose tokens come for another audience), and "other" (routed, without login).
-func (e *env) options(t *testing.T) login.Options {
+func (e *env) options(t *testing.T) oauthflow.Options {
 	t.Helper()
-	md := func(context.Context) (*login.Metadata, error) { m := e.md; return &m, nil }
-	client := func(name, uri string, c oidctest.Client) *login.Client {
-		lc := &login.Client{
+	md := func(context.Context) (*oauthflow.Metadata, error) { m := e.md; return &m, nil }
+	client := func(name, uri string, c oidctest.Client) *oauthflow.Client {
+		lc := &oauthflow.Client{
 			Resource: name, ResourceURI: uri, Issuer: e.as.Issuer, Metadata: md,
 			ClientID: c.ID, AuthMethod: c.AuthMethod, ClientSecret: c.Secret, Scopes: scopes,
 		}
@@ -208,8 +207,8 @@ func (e *env) options(t *testing.T) login.Options {
 		}
 		return lc
 	}
-	return login.Options{
-		Clients: map[string]*login.Client{
+	return oauthflow.Options{
+		Clients: map[string]*oauthflow.Client{
 			"mcp":   client("mcp", e.resourceURI, e.basic),
 			"post":  client("post", e.resourceURI, e.post),
 			"pkjwt": client("pkjwt", e.resourceURI, e.pkjwt),
@@ -225,9 +224,9 @@ func (e *env) options(t *testing.T) login.Options {
 }
 
 // serve builds a Handler from o and makes the gateway's listener serve it.
-func (e *env) serve(t *testing.T, o login.Options) *login.Handler {
+func (e *env) serve(t *testing.T, o oauthflow.Options) *oauthflow.Handler {
 	t.Helper()
-	h, err := login.New(o)
+	h, err := oauthflow.New(o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -245,13 +244,13 @@ func route(_, path string) (string, bool) {
 	return "", false
 }
 
-func newStore(t *testing.T, rc redis.UniversalClient, seed byte) *session.Store {
+func newStore(t *testing.T, rc redis.UniversalClient, seed byte) *oauthflow.Store {
 	t.Helper()
-	var k session.Key
+	var k oauthflow.Key
 	for i := range k {
 		k[i] = seed + byte(i)*3 + 1
 	}
-	s, err := session.New(session.Options{Key: k, Redis: rc})
+	s, err := oauthflow.NewStore(oauthflow.StoreOptions{Key: k, Redis: rc})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -390,7 +389,7 @@ func (e *env) testFullFlow(t *testing.T, resource string) {
 	if resource == "mcp" {
 		other = "post"
 	}
-	if _, err := h.AccessToken(e.ctx, other, header); !errors.Is(err, login.ErrNoSession) {
+	if _, err := h.AccessToken(e.ctx, other, header); !errors.Is(err, oauthflow.ErrNoSession) {
 		t.Errorf("AccessToken for another resource: %v, want ErrNoSession", err)
 	}
 }
@@ -449,7 +448,7 @@ func (e *env) testStateCookie(t *testing.T) {
 	before := e.counts.grant("authorization_code")
 	for _, tc := range []struct {
 		name, cookie, wantBody string
-		handler                *login.Options // served for this case only
+		handler                *oauthflow.Options // served for this case only
 		advance                time.Duration
 	}{
 		{name: "missing", cookie: "", wantBody: "another browser"},
@@ -538,7 +537,7 @@ func (e *env) testErrorResponse(t *testing.T) {
 func (e *env) testNoS256(t *testing.T) {
 	o := e.options(t)
 	for _, c := range o.Clients {
-		c.Metadata = func(context.Context) (*login.Metadata, error) {
+		c.Metadata = func(context.Context) (*oauthflow.Metadata, error) {
 			m := e.md
 			m.CodeChallengeMethodsSupported = []string{"plain"}
 			return &m, nil
@@ -646,7 +645,7 @@ func (e *env) testTamperedCookies(t *testing.T) {
 		devCookie + "=eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln",
 		strings.ToUpper(devCookie) + "=" + id,
 	} {
-		if tok, err := h.AccessToken(e.ctx, "mcp", header); !errors.Is(err, login.ErrNoSession) || tok != "" {
+		if tok, err := h.AccessToken(e.ctx, "mcp", header); !errors.Is(err, oauthflow.ErrNoSession) || tok != "" {
 			t.Errorf("Cookie %q: %q, %v; want ErrNoSession", header, tok, err)
 		}
 	}
@@ -667,7 +666,7 @@ func (e *env) testExpiredSession(t *testing.T) {
 		t.Fatal(err)
 	}
 	clock.Advance(time.Hour + time.Second)
-	if _, err := h.AccessToken(e.ctx, "mcp", devCookie+"="+id); !errors.Is(err, login.ErrNoSession) {
+	if _, err := h.AccessToken(e.ctx, "mcp", devCookie+"="+id); !errors.Is(err, oauthflow.ErrNoSession) {
 		t.Errorf("after SessionTTL: %v, want ErrNoSession", err)
 	}
 	if _, ok, _ := o.Sessions.Get(e.ctx, id); ok {
@@ -748,7 +747,7 @@ func (e *env) testRefreshRefused(t *testing.T) {
 	}
 	e.expire(t, o.Sessions, id, -time.Second)
 	before := e.counts.grant("refresh_token")
-	if tok, err := h.AccessToken(e.ctx, "mcp", devCookie+"="+id); !errors.Is(err, login.ErrNoSession) {
+	if tok, err := h.AccessToken(e.ctx, "mcp", devCookie+"="+id); !errors.Is(err, oauthflow.ErrNoSession) {
 		t.Errorf("refresh with a revoked refresh token: %q, %v; want ErrNoSession", tok, err)
 	}
 	if n := e.counts.grant("refresh_token") - before; n != 1 {
@@ -859,7 +858,7 @@ func (e *env) testLogout(t *testing.T) {
 		if _, ok, _ := o.Sessions.Get(e.ctx, id); ok {
 			t.Error("the session survived the logout")
 		}
-		if _, err := h.AccessToken(e.ctx, "mcp", devCookie+"="+id); !errors.Is(err, login.ErrNoSession) {
+		if _, err := h.AccessToken(e.ctx, "mcp", devCookie+"="+id); !errors.Is(err, oauthflow.ErrNoSession) {
 			t.Errorf("AccessToken after logout: %v", err)
 		}
 		// The refresh token is dead at the server.
@@ -882,7 +881,7 @@ func (e *env) testLogout(t *testing.T) {
 			if r.status != http.StatusFound || r.header.Get("Location") != "/mcp/form" {
 				t.Errorf("%s: HTTP %d Location %q", name, r.status, r.header.Get("Location"))
 			}
-			if _, err := h.AccessToken(e.ctx, "mcp", devCookie+"="+id2); !errors.Is(err, login.ErrNoSession) {
+			if _, err := h.AccessToken(e.ctx, "mcp", devCookie+"="+id2); !errors.Is(err, oauthflow.ErrNoSession) {
 				t.Errorf("%s: AccessToken after logout: %v", name, err)
 			}
 		}
@@ -916,7 +915,7 @@ func (e *env) testReplicas(t *testing.T) {
 	oa, ob := e.options(t), e.options(t)
 	oa.Sessions, ob.Sessions = newStore(t, newClient(), 1), newStore(t, newClient(), 1)
 	ha := e.serve(t, oa)
-	hb, err := login.New(ob)
+	hb, err := oauthflow.New(ob)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -992,11 +991,11 @@ func (e *env) testReplicas(t *testing.T) {
 	t.Run("undecryptable session", func(t *testing.T) {
 		// A session written under another key (or changed in Redis) is ended.
 		other := newStore(t, newClient(), 9)
-		forged, _ := session.NewID()
-		if err := other.Put(e.ctx, forged, &session.Session{Resource: "mcp", Issuer: e.as.Issuer, AccessToken: "x", Created: time.Now()}, time.Minute); err != nil {
+		forged, _ := oauthflow.NewID()
+		if err := other.Put(e.ctx, forged, &oauthflow.Session{Resource: "mcp", Issuer: e.as.Issuer, AccessToken: "x", Created: time.Now()}, time.Minute); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := ha.AccessToken(e.ctx, "mcp", devCookie+"="+forged); !errors.Is(err, login.ErrNoSession) {
+		if _, err := ha.AccessToken(e.ctx, "mcp", devCookie+"="+forged); !errors.Is(err, oauthflow.ErrNoSession) {
 			t.Errorf("undecryptable session: %v, want ErrNoSession", err)
 		}
 		if _, ok, _ := other.Get(e.ctx, forged); ok {
@@ -1006,7 +1005,7 @@ func (e *env) testReplicas(t *testing.T) {
 
 	t.Run("redis down", func(t *testing.T) {
 		srv.Stop()
-		if _, err := ha.AccessToken(e.ctx, "mcp", header); err == nil || errors.Is(err, login.ErrNoSession) {
+		if _, err := ha.AccessToken(e.ctx, "mcp", header); err == nil || errors.Is(err, oauthflow.ErrNoSession) {
 			t.Errorf("AccessToken with Redis down: %v, want an error other than ErrNoSession", err)
 		}
 	})
@@ -1084,7 +1083,7 @@ func (e *env) signIn(t *testing.T, b *browser, rd string) string {
 }
 
 // expire makes the stored session's access token expire at now+d.
-func (e *env) expire(t *testing.T, s *session.Store, id string, d time.Duration) {
+func (e *env) expire(t *testing.T, s *oauthflow.Store, id string, d time.Duration) {
 	t.Helper()
 	sess, ok, err := s.Get(e.ctx, id)
 	if err != nil || !ok {

@@ -1,4 +1,4 @@
-package login
+package oauthflow
 
 import (
 	"context"
@@ -11,7 +11,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/extauthz/extauthz/pkg/session"
 	"github.com/extauthz/extauthz/pkg/token"
 )
 
@@ -70,10 +69,10 @@ func (h *Handler) AccessToken(ctx context.Context, resource, cookieHeader string
 }
 
 // getSession reads a session: ErrNoSession when absent or undecryptable (then deleted).
-func (h *Handler) getSession(ctx context.Context, id string) (*session.Session, error) {
+func (h *Handler) getSession(ctx context.Context, id string) (*Session, error) {
 	sess, ok, err := h.store.Get(ctx, id)
 	switch {
-	case errors.Is(err, session.ErrCorrupt):
+	case errors.Is(err, ErrCorrupt):
 		h.endSession(ctx, id)
 		return nil, ErrNoSession
 	case err != nil:
@@ -93,7 +92,7 @@ func (h *Handler) endSession(ctx context.Context, id string) {
 
 // refresh renews the session's tokens, once across all replicas: see the package
 // documentation, "Refresh". seen is the session as read before.
-func (h *Handler) refresh(ctx context.Context, id string, seen *session.Session, c *Client) (string, error) {
+func (h *Handler) refresh(ctx context.Context, id string, seen *Session, c *Client) (string, error) {
 	// The refresh, once started, runs to its end even if the request goes away: a rotated
 	// refresh token must be stored. The HTTP client's timeout bounds it.
 	lctx := context.WithoutCancel(ctx)
@@ -136,7 +135,7 @@ func (h *Handler) refresh(ctx context.Context, id string, seen *session.Session,
 
 // stillValid is the answer when a refresh could not be done now: the current token while it
 // has not expired, err afterwards.
-func (h *Handler) stillValid(seen *session.Session, err error) (string, error) {
+func (h *Handler) stillValid(seen *Session, err error) (string, error) {
 	if h.now().Before(seen.Expiry) {
 		return seen.AccessToken, nil
 	}
@@ -144,7 +143,7 @@ func (h *Handler) stillValid(seen *session.Session, err error) (string, error) {
 }
 
 // refreshLocked refreshes under the session's lock.
-func (h *Handler) refreshLocked(ctx context.Context, id string, seen *session.Session, c *Client) (string, error) {
+func (h *Handler) refreshLocked(ctx context.Context, id string, seen *Session, c *Client) (string, error) {
 	// Read again: another replica may have refreshed between our read and our lock.
 	cur, err := h.getSession(ctx, id)
 	if err != nil {
@@ -307,9 +306,9 @@ func cookieValue(headers []string, name string) (string, bool) {
 	return "", false
 }
 
-// validID reports whether s looks like a session.NewID value: 43 base64url characters.
+// validID reports whether s looks like a NewID value: 43 base64url characters.
 func validID(s string) bool {
-	if len(s) != base64.RawURLEncoding.EncodedLen(session.IDBytes) {
+	if len(s) != base64.RawURLEncoding.EncodedLen(IDBytes) {
 		return false
 	}
 	for i := 0; i < len(s); i++ {
