@@ -151,21 +151,21 @@ func newApp(cfg *config.Config, log *slog.Logger, o appOptions) (a *app, err err
 	if a.login, err = newLogin(a, verifier, a.redis, o.now); err != nil {
 		return nil, err
 	}
-	var sessions authz.Sessions
+	var browserLogin authz.BrowserLogin // a nil *oauthflow.Handler must stay a nil interface
 	if a.login != nil {
-		sessions = loginSessions{a.login}
+		browserLogin = a.login
 	}
 	a.engine, err = authz.NewEngine(policy, authz.Options{
-		Verifier:    verifier,
-		Cache:       a.cache,
-		Grants:      grants,
-		MaxTTL:      cfg.Cache.MaxTTL.D(),
-		NegativeTTL: cfg.Cache.NegativeTTL.D(),
-		RevokedTTL:  cfg.Cache.RevokedTTL.D(),
-		Leeway:      cfg.Tokens.Leeway.D(),
-		Now:         o.now,
-		Logger:      log,
-		Sessions:    sessions,
+		Verifier:     verifier,
+		Cache:        a.cache,
+		Grants:       grants,
+		MaxTTL:       cfg.Cache.MaxTTL.D(),
+		NegativeTTL:  cfg.Cache.NegativeTTL.D(),
+		RevokedTTL:   cfg.Cache.RevokedTTL.D(),
+		Leeway:       cfg.Tokens.Leeway.D(),
+		Now:          o.now,
+		Logger:       log,
+		BrowserLogin: browserLogin,
 	})
 	if err != nil {
 		return nil, err

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"time"
@@ -18,7 +17,7 @@ import (
 )
 
 // newLogin builds the browser login flow when a resource enables it; nil
-// otherwise. Sessions live in the cache's Redis when there is one.
+// otherwise. Its store lives in the cache's Redis when there is one.
 func newLogin(a *app, verifier token.Verifier, rc redis.UniversalClient, now func() time.Time) (*oauthflow.Handler, error) {
 	cfg := a.cfg
 	clients := map[string]*oauthflow.Client{}
@@ -123,22 +122,5 @@ func newLogin(a *app, verifier token.Verifier, rc redis.UniversalClient, now fun
 	})
 }
 
-// loginSessions adapts the login handler to what the Check needs.
-type loginSessions struct{ h *oauthflow.Handler }
-
-var _ authz.Sessions = loginSessions{}
-
-func (s loginSessions) AccessToken(ctx context.Context, resource, cookie string) (string, bool, error) {
-	tok, err := s.h.AccessToken(ctx, resource, cookie)
-	switch {
-	case errors.Is(err, oauthflow.ErrNoSession):
-		return "", false, nil
-	case err != nil:
-		return "", false, err
-	}
-	return tok, true, nil
-}
-
-func (s loginSessions) StripCookie(cookie string) string { return s.h.StripCookie(cookie) }
-
-func (s loginSessions) LoginURL(host, path string) string { return s.h.LoginURL(host, path) }
+// The login handler is what the engine calls for a browser's login cookie, with no adapter.
+var _ authz.BrowserLogin = (*oauthflow.Handler)(nil)

@@ -33,27 +33,41 @@ var errRefreshPending = errors.New("login: the session's access token has expire
 
 // AccessToken returns the access token of the request's session for resource, refreshing it
 // when it expires within 30 seconds. cookieHeader is the request's raw Cookie header (several
-// headers joined with "; "). It returns ErrNoSession when there is no valid session cookie for
-// the resource, and another error when the sessions cannot be read now, or when an expired
-// token cannot be refreshed now (see the package documentation, "Refresh").
-func (h *Handler) AccessToken(ctx context.Context, resource, cookieHeader string) (string, error) {
+// headers joined with "; "). found is false, with no error, when there is no valid session
+// cookie for the resource; the error is set when the sessions cannot be read now, or when an
+// expired token cannot be refreshed now (see the package documentation, "Refresh"). This is
+// the credential side of the authorization engine's authz.BrowserLogin, which the Handler
+// implements.
+func (h *Handler) AccessToken(ctx context.Context, resource, cookieHeader string) (tok string, found bool, err error) {
+	tok, err = h.accessToken(ctx, resource, cookieHeader)
+	switch {
+	case errors.Is(err, errNoSession):
+		return "", false, nil
+	case err != nil:
+		return "", false, err
+	}
+	return tok, true, nil
+}
+
+// accessToken is [Handler.AccessToken] with errNoSession for no valid session.
+func (h *Handler) accessToken(ctx context.Context, resource, cookieHeader string) (string, error) {
 	id, found := h.sessionID([]string{cookieHeader})
 	if !found {
-		return "", ErrNoSession
+		return "", errNoSession
 	}
 	sess, err := h.getSession(ctx, id)
 	if err != nil {
 		return "", err
 	}
 	if sess.Resource != resource {
-		return "", ErrNoSession // a session for another resource is not this one's credential
+		return "", errNoSession // a session for another resource is not this one's credential
 	}
 	c := h.clients[sess.Resource]
 	now := h.now()
 	if c == nil || c.Issuer != sess.Issuer || !now.Before(sess.Created.Add(h.sessionTTL)) {
 		// Login turned off or moved to another server, or the session's lifetime is over.
 		h.endSession(ctx, id)
-		return "", ErrNoSession
+		return "", errNoSession
 	}
 	if sess.Expiry.IsZero() || now.Add(refreshBefore).Before(sess.Expiry) {
 		return sess.AccessToken, nil
@@ -63,22 +77,22 @@ func (h *Handler) AccessToken(ctx context.Context, resource, cookieHeader string
 			return sess.AccessToken, nil
 		}
 		h.endSession(ctx, id)
-		return "", ErrNoSession
+		return "", errNoSession
 	}
 	return h.refresh(ctx, id, sess, c)
 }
 
-// getSession reads a session: ErrNoSession when absent or undecryptable (then deleted).
+// getSession reads a session: errNoSession when absent or undecryptable (then deleted).
 func (h *Handler) getSession(ctx context.Context, id string) (*Session, error) {
 	sess, ok, err := h.store.Get(ctx, id)
 	switch {
 	case errors.Is(err, ErrCorrupt):
 		h.endSession(ctx, id)
-		return nil, ErrNoSession
+		return nil, errNoSession
 	case err != nil:
 		return nil, err
 	case !ok:
-		return nil, ErrNoSession
+		return nil, errNoSession
 	}
 	return sess, nil
 }
@@ -125,7 +139,7 @@ func (h *Handler) refresh(ctx context.Context, id string, seen *Session, c *Clie
 		}
 		cur, err := h.getSession(ctx, id)
 		if err != nil {
-			return "", err // ErrNoSession when the refresh failed and ended it
+			return "", err // errNoSession when the refresh failed and ended it
 		}
 		if cur.AccessToken != seen.AccessToken {
 			return cur.AccessToken, nil
@@ -167,7 +181,7 @@ func (h *Handler) refreshLocked(ctx context.Context, id string, seen *Session, c
 		var ee *endpointError
 		if errors.As(err, &ee) && ee.definitive() {
 			h.endSession(ctx, id)
-			return "", ErrNoSession
+			return "", errNoSession
 		}
 		return h.stillValid(cur, fmt.Errorf("login: refresh: %w", err))
 	}
@@ -181,7 +195,7 @@ func (h *Handler) refreshLocked(ctx context.Context, id string, seen *Session, c
 	case err != nil && (errors.Is(err, errWrongAudience) || token.Definitive(err)):
 		h.logFailure(ctx, "refresh_failed", c.Resource, cur.Subject, err)
 		h.endSession(ctx, id)
-		return "", ErrNoSession
+		return "", errNoSession
 	case err != nil:
 		// It cannot be verified now (keys unreachable): keep the new token set, which the
 		// server has issued and may have rotated; the Check verifies the token anyway.
@@ -204,7 +218,7 @@ func (h *Handler) refreshLocked(ctx context.Context, id string, seen *Session, c
 	ttl := h.sessionTTLFor(now, &next, tr)
 	if ttl <= 0 {
 		h.endSession(ctx, id)
-		return "", ErrNoSession
+		return "", errNoSession
 	}
 	if err := h.store.Put(ctx, id, &next, ttl); err != nil {
 		h.logFailure(ctx, "refresh_failed", c.Resource, cur.Subject, err)

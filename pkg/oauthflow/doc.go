@@ -124,9 +124,9 @@
 // the current access token if it has not expired yet; otherwise it polls the store for up to
 // two seconds for the refreshed session, retrying the lock meanwhile. A refresh the server
 // refuses (an OAuth error answer, such as invalid_grant for a revoked refresh token), or whose
-// access token fails verification for good, deletes the session: [ErrNoSession]. A refresh that
-// cannot be done now (server unreachable, 5xx, the wait running out) ends nothing: the current
-// access token is returned while it is valid, an error other than ErrNoSession afterwards.
+// access token fails verification for good, deletes the session: no session is found. A refresh
+// that cannot be done now (server unreachable, 5xx, the wait running out) ends nothing: the
+// current access token is returned while it is valid, an error afterwards.
 //
 // # ID tokens
 //

@@ -35,10 +35,10 @@ const (
 	defaultHTTPTimeout     = 10 * time.Second
 )
 
-// ErrNoSession is returned by [Handler.AccessToken] when the request carries no valid session
-// for the resource: no cookie, an unknown, expired, tampered with or ended session, or a
-// refresh the authorization server refused.
-var ErrNoSession = errors.New("login: no valid session")
+// errNoSession: the request carries no valid session for the resource (no cookie, an unknown,
+// expired, tampered with or ended session, or a refresh the authorization server refused).
+// [Handler.AccessToken] answers it as found false.
+var errNoSession = errors.New("login: no valid session")
 
 // Client is the gateway's confidential client at one authorization server, for one protected
 // resource.

@@ -8,6 +8,7 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"html"
 	"io"
 	"log/slog"
@@ -234,6 +235,25 @@ func (e *env) serve(t *testing.T, o oauthflow.Options) *oauthflow.Handler {
 	return h
 }
 
+// errNoSession stands for found == false in these tests: accessToken folds the three answers
+// of [oauthflow.Handler.AccessToken] into a token or one error to compare.
+var errNoSession = errors.New("no valid session")
+
+func accessToken(ctx context.Context, h *oauthflow.Handler, resource, cookieHeader string) (string, error) {
+	tok, found, err := h.AccessToken(ctx, resource, cookieHeader)
+	switch {
+	case (err != nil || !found) && tok != "":
+		return "", fmt.Errorf("AccessToken answered a token with found=%v, err=%v", found, err)
+	case err != nil && found:
+		return "", fmt.Errorf("AccessToken answered found with an error: %w", err)
+	case err != nil:
+		return "", err
+	case !found:
+		return "", errNoSession
+	}
+	return tok, nil
+}
+
 // route is the gateway's router in these tests.
 func route(_, path string) (string, bool) {
 	for _, name := range []string{"mcp", "post", "pkjwt", "wrong", "other"} {
@@ -363,7 +383,7 @@ func (e *env) testFullFlow(t *testing.T, resource string) {
 
 	// The Check's side: the session's access token, verified as a Check would.
 	header := "a=1; " + devCookie + "=" + ck.Value + "; b=2"
-	tok, err := h.AccessToken(e.ctx, resource, header)
+	tok, err := accessToken(e.ctx, h, resource, header)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -389,8 +409,8 @@ func (e *env) testFullFlow(t *testing.T, resource string) {
 	if resource == "mcp" {
 		other = "post"
 	}
-	if _, err := h.AccessToken(e.ctx, other, header); !errors.Is(err, oauthflow.ErrNoSession) {
-		t.Errorf("AccessToken for another resource: %v, want ErrNoSession", err)
+	if _, err := accessToken(e.ctx, h, other, header); !errors.Is(err, errNoSession) {
+		t.Errorf("AccessToken for another resource: %v, want no session", err)
 	}
 }
 
@@ -630,7 +650,7 @@ func (e *env) testTamperedCookies(t *testing.T) {
 	o := e.options(t)
 	h := e.serve(t, o)
 	id := e.signIn(t, newBrowser(t), "/mcp/x")
-	if _, err := h.AccessToken(e.ctx, "mcp", devCookie+"="+id); err != nil {
+	if _, err := accessToken(e.ctx, h, "mcp", devCookie+"="+id); err != nil {
 		t.Fatal(err)
 	}
 	flip := []byte(id)
@@ -645,12 +665,12 @@ func (e *env) testTamperedCookies(t *testing.T) {
 		devCookie + "=eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln",
 		strings.ToUpper(devCookie) + "=" + id,
 	} {
-		if tok, err := h.AccessToken(e.ctx, "mcp", header); !errors.Is(err, oauthflow.ErrNoSession) || tok != "" {
-			t.Errorf("Cookie %q: %q, %v; want ErrNoSession", header, tok, err)
+		if tok, err := accessToken(e.ctx, h, "mcp", header); !errors.Is(err, errNoSession) || tok != "" {
+			t.Errorf("Cookie %q: %q, %v; want no session", header, tok, err)
 		}
 	}
 	// The real cookie after a forged one of the same name is still found.
-	if _, err := h.AccessToken(e.ctx, "mcp", devCookie+"=forged; "+devCookie+"="+id); err != nil {
+	if _, err := accessToken(e.ctx, h, "mcp", devCookie+"=forged; "+devCookie+"="+id); err != nil {
 		t.Errorf("a forged cookie before the real one: %v", err)
 	}
 }
@@ -662,12 +682,12 @@ func (e *env) testExpiredSession(t *testing.T) {
 	o.SessionTTL = time.Hour
 	h := e.serve(t, o)
 	id := e.signIn(t, newBrowser(t), "/mcp/x")
-	if _, err := h.AccessToken(e.ctx, "mcp", devCookie+"="+id); err != nil {
+	if _, err := accessToken(e.ctx, h, "mcp", devCookie+"="+id); err != nil {
 		t.Fatal(err)
 	}
 	clock.Advance(time.Hour + time.Second)
-	if _, err := h.AccessToken(e.ctx, "mcp", devCookie+"="+id); !errors.Is(err, oauthflow.ErrNoSession) {
-		t.Errorf("after SessionTTL: %v, want ErrNoSession", err)
+	if _, err := accessToken(e.ctx, h, "mcp", devCookie+"="+id); !errors.Is(err, errNoSession) {
+		t.Errorf("after SessionTTL: %v, want no session", err)
 	}
 	if _, ok, _ := o.Sessions.Get(e.ctx, id); ok {
 		t.Error("the expired session is still stored")
@@ -697,13 +717,13 @@ func (e *env) testRefresh(t *testing.T) {
 	h := e.serve(t, o)
 	id := e.signIn(t, newBrowser(t), "/mcp/x")
 	header := devCookie + "=" + id
-	old, err := h.AccessToken(e.ctx, "mcp", header)
+	old, err := accessToken(e.ctx, h, "mcp", header)
 	if err != nil {
 		t.Fatal(err)
 	}
 	before := e.counts.grant("refresh_token")
 	e.expire(t, o.Sessions, id, -time.Minute)
-	tok, err := h.AccessToken(e.ctx, "mcp", header)
+	tok, err := accessToken(e.ctx, h, "mcp", header)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -716,7 +736,7 @@ func (e *env) testRefresh(t *testing.T) {
 	}
 	// Now fresh: no further refresh.
 	for range 3 {
-		if again, err := h.AccessToken(e.ctx, "mcp", header); err != nil || again != tok {
+		if again, err := accessToken(e.ctx, h, "mcp", header); err != nil || again != tok {
 			t.Errorf("AccessToken after the refresh: %v (same token: %v)", err, again == tok)
 		}
 	}
@@ -729,7 +749,7 @@ func (e *env) testRefresh(t *testing.T) {
 	}
 	// Within 30s of expiry counts as expired.
 	e.expire(t, o.Sessions, id, 20*time.Second)
-	if tok2, err := h.AccessToken(e.ctx, "mcp", header); err != nil || tok2 == tok {
+	if tok2, err := accessToken(e.ctx, h, "mcp", header); err != nil || tok2 == tok {
 		t.Errorf("token expiring in 20s: %v (refreshed: %v)", err, tok2 != tok)
 	}
 }
@@ -747,8 +767,8 @@ func (e *env) testRefreshRefused(t *testing.T) {
 	}
 	e.expire(t, o.Sessions, id, -time.Second)
 	before := e.counts.grant("refresh_token")
-	if tok, err := h.AccessToken(e.ctx, "mcp", devCookie+"="+id); !errors.Is(err, oauthflow.ErrNoSession) {
-		t.Errorf("refresh with a revoked refresh token: %q, %v; want ErrNoSession", tok, err)
+	if tok, err := accessToken(e.ctx, h, "mcp", devCookie+"="+id); !errors.Is(err, errNoSession) {
+		t.Errorf("refresh with a revoked refresh token: %q, %v; want no session", tok, err)
 	}
 	if n := e.counts.grant("refresh_token") - before; n != 1 {
 		t.Errorf("%d refresh requests, want 1", n)
@@ -774,7 +794,7 @@ func (e *env) testLogout(t *testing.T) {
 		if ck := r.cookie(devCookie); ck != nil {
 			t.Errorf("%s: Set-Cookie %+v, want the session cookie left alone", what, ck)
 		}
-		if _, err := h.AccessToken(e.ctx, "mcp", devCookie+"="+id); err != nil {
+		if _, err := accessToken(e.ctx, h, "mcp", devCookie+"="+id); err != nil {
 			t.Errorf("%s: the session ended: %v", what, err)
 		}
 		if got := e.counts.revoked()[before:]; len(got) != 0 {
@@ -858,7 +878,7 @@ func (e *env) testLogout(t *testing.T) {
 		if _, ok, _ := o.Sessions.Get(e.ctx, id); ok {
 			t.Error("the session survived the logout")
 		}
-		if _, err := h.AccessToken(e.ctx, "mcp", devCookie+"="+id); !errors.Is(err, oauthflow.ErrNoSession) {
+		if _, err := accessToken(e.ctx, h, "mcp", devCookie+"="+id); !errors.Is(err, errNoSession) {
 			t.Errorf("AccessToken after logout: %v", err)
 		}
 		// The refresh token is dead at the server.
@@ -881,7 +901,7 @@ func (e *env) testLogout(t *testing.T) {
 			if r.status != http.StatusFound || r.header.Get("Location") != "/mcp/form" {
 				t.Errorf("%s: HTTP %d Location %q", name, r.status, r.header.Get("Location"))
 			}
-			if _, err := h.AccessToken(e.ctx, "mcp", devCookie+"="+id2); !errors.Is(err, oauthflow.ErrNoSession) {
+			if _, err := accessToken(e.ctx, h, "mcp", devCookie+"="+id2); !errors.Is(err, errNoSession) {
 				t.Errorf("%s: AccessToken after logout: %v", name, err)
 			}
 		}
@@ -923,7 +943,7 @@ func (e *env) testReplicas(t *testing.T) {
 	// A session made by one replica is read by the other.
 	id := e.signIn(t, newBrowser(t), "/mcp/x")
 	header := devCookie + "=" + id
-	old, err := hb.AccessToken(e.ctx, "mcp", header)
+	old, err := accessToken(e.ctx, hb, "mcp", header)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -967,7 +987,7 @@ func (e *env) testReplicas(t *testing.T) {
 				}
 				ready.Done()
 				<-startGun
-				toks[i], errs[i] = h.AccessToken(e.ctx, "mcp", header)
+				toks[i], errs[i] = accessToken(e.ctx, h, "mcp", header)
 			})
 		}
 		ready.Wait()
@@ -995,8 +1015,8 @@ func (e *env) testReplicas(t *testing.T) {
 		if err := other.Put(e.ctx, forged, &oauthflow.Session{Resource: "mcp", Issuer: e.as.Issuer, AccessToken: "x", Created: time.Now()}, time.Minute); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := ha.AccessToken(e.ctx, "mcp", devCookie+"="+forged); !errors.Is(err, oauthflow.ErrNoSession) {
-			t.Errorf("undecryptable session: %v, want ErrNoSession", err)
+		if _, err := accessToken(e.ctx, ha, "mcp", devCookie+"="+forged); !errors.Is(err, errNoSession) {
+			t.Errorf("undecryptable session: %v, want no session", err)
 		}
 		if _, ok, _ := other.Get(e.ctx, forged); ok {
 			t.Error("the undecryptable session was not deleted")
@@ -1005,8 +1025,8 @@ func (e *env) testReplicas(t *testing.T) {
 
 	t.Run("redis down", func(t *testing.T) {
 		srv.Stop()
-		if _, err := ha.AccessToken(e.ctx, "mcp", header); err == nil || errors.Is(err, oauthflow.ErrNoSession) {
-			t.Errorf("AccessToken with Redis down: %v, want an error other than ErrNoSession", err)
+		if _, err := accessToken(e.ctx, ha, "mcp", header); err == nil || errors.Is(err, errNoSession) {
+			t.Errorf("AccessToken with Redis down: %v, want an error, not no session", err)
 		}
 	})
 }
@@ -1022,7 +1042,7 @@ func (e *env) testLogs(t *testing.T) {
 	id := r.cookie(devCookie).Value
 	sess, _, _ := o.Sessions.Get(e.ctx, id)
 	e.expire(t, o.Sessions, id, -time.Second)
-	tok, err := h.AccessToken(e.ctx, "mcp", devCookie+"="+id)
+	tok, err := accessToken(e.ctx, h, "mcp", devCookie+"="+id)
 	if err != nil {
 		t.Fatal(err)
 	}
