@@ -32,8 +32,8 @@ import (
 	"github.com/extauthz/extauthz/pkg/config"
 	"github.com/extauthz/extauthz/pkg/httpauthz"
 	"github.com/extauthz/extauthz/pkg/logging"
-	"github.com/extauthz/extauthz/pkg/login"
 	"github.com/extauthz/extauthz/pkg/metadata"
+	"github.com/extauthz/extauthz/pkg/oauthflow"
 	"github.com/extauthz/extauthz/pkg/telemetry"
 	"github.com/extauthz/extauthz/pkg/verdict"
 )
@@ -59,9 +59,9 @@ type app struct {
 	// a reload replaces the ones whose settings changed.
 	issuersMu sync.Mutex
 	issuers   map[string]*issuerParts
-	runCtx    context.Context // set by run: issuer parts run until it ends
-	login     *login.Handler  // the browser login flow; nil when no resource enables it
-	reloader  *reloader       // nil in dev, which has no config to reload
+	runCtx    context.Context    // set by run: issuer parts run until it ends
+	login     *oauthflow.Handler // the browser login flow; nil when no resource enables it
+	reloader  *reloader          // nil in dev, which has no config to reload
 	// background runs alongside the servers until shutdown (discovery for
 	// the login of issuers whose endpoints are configured).
 	background []func(context.Context)
@@ -151,21 +151,21 @@ func newApp(cfg *config.Config, log *slog.Logger, o appOptions) (a *app, err err
 	if a.login, err = newLogin(a, verifier, a.redis, o.now); err != nil {
 		return nil, err
 	}
-	var sessions authz.Sessions
+	var browserLogin authz.BrowserLogin // a nil *oauthflow.Handler must stay a nil interface
 	if a.login != nil {
-		sessions = loginSessions{a.login}
+		browserLogin = a.login
 	}
 	a.engine, err = authz.NewEngine(policy, authz.Options{
-		Verifier:    verifier,
-		Cache:       a.cache,
-		Grants:      grants,
-		MaxTTL:      cfg.Cache.MaxTTL.D(),
-		NegativeTTL: cfg.Cache.NegativeTTL.D(),
-		RevokedTTL:  cfg.Cache.RevokedTTL.D(),
-		Leeway:      cfg.Tokens.Leeway.D(),
-		Now:         o.now,
-		Logger:      log,
-		Sessions:    sessions,
+		Verifier:     verifier,
+		Cache:        a.cache,
+		Grants:       grants,
+		MaxTTL:       cfg.Cache.MaxTTL.D(),
+		NegativeTTL:  cfg.Cache.NegativeTTL.D(),
+		RevokedTTL:   cfg.Cache.RevokedTTL.D(),
+		Leeway:       cfg.Tokens.Leeway.D(),
+		Now:          o.now,
+		Logger:       log,
+		BrowserLogin: browserLogin,
 	})
 	if err != nil {
 		return nil, err

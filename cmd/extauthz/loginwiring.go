@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"time"
@@ -12,17 +11,16 @@ import (
 	"github.com/extauthz/extauthz/pkg/authz"
 	"github.com/extauthz/extauthz/pkg/config"
 	"github.com/extauthz/extauthz/pkg/introspect"
-	"github.com/extauthz/extauthz/pkg/login"
 	"github.com/extauthz/extauthz/pkg/metadata"
-	"github.com/extauthz/extauthz/pkg/session"
+	"github.com/extauthz/extauthz/pkg/oauthflow"
 	"github.com/extauthz/extauthz/pkg/token"
 )
 
 // newLogin builds the browser login flow when a resource enables it; nil
-// otherwise. Sessions live in the cache's Redis when there is one.
-func newLogin(a *app, verifier token.Verifier, rc redis.UniversalClient, now func() time.Time) (*login.Handler, error) {
+// otherwise. Its store lives in the cache's Redis when there is one.
+func newLogin(a *app, verifier token.Verifier, rc redis.UniversalClient, now func() time.Time) (*oauthflow.Handler, error) {
 	cfg := a.cfg
-	clients := map[string]*login.Client{}
+	clients := map[string]*oauthflow.Client{}
 	for i, r := range cfg.Resources {
 		if !r.Login.Enabled {
 			continue
@@ -47,16 +45,16 @@ func newLogin(a *app, verifier token.Verifier, rc redis.UniversalClient, now fun
 		for _, as := range r.AuthorizationServers {
 			trusted[as.Issuer] = struct{}{}
 		}
-		c := &login.Client{
+		c := &oauthflow.Client{
 			Resource:    r.Name,
 			ResourceURI: r.Resource,
 			Issuer:      r.Login.Issuer,
-			Metadata: func(ctx context.Context) (*login.Metadata, error) {
+			Metadata: func(ctx context.Context) (*oauthflow.Metadata, error) {
 				md, err := src.Get(ctx)
 				if err != nil {
 					return nil, err
 				}
-				return &login.Metadata{
+				return &oauthflow.Metadata{
 					Issuer: md.Issuer, AuthorizationEndpoint: md.AuthorizationEndpoint, TokenEndpoint: md.TokenEndpoint,
 					RevocationEndpoint:                         md.RevocationEndpoint,
 					CodeChallengeMethodsSupported:              md.CodeChallengeMethodsSupported,
@@ -93,16 +91,16 @@ func newLogin(a *app, verifier token.Verifier, rc redis.UniversalClient, now fun
 	if err != nil {
 		return nil, fmt.Errorf("login.session_key: %w", err)
 	}
-	key, err := session.ParseKey(rawKey)
+	key, err := oauthflow.ParseKey(rawKey)
 	if err != nil {
 		return nil, fmt.Errorf("login.session_key: %w", err)
 	}
-	store, err := session.New(session.Options{Key: key, Redis: rc, Timeout: 250 * time.Millisecond, Now: now})
+	store, err := oauthflow.NewStore(oauthflow.StoreOptions{Key: key, Redis: rc, Timeout: 250 * time.Millisecond, Now: now})
 	if err != nil {
 		return nil, err
 	}
 	l := cfg.Login
-	return login.New(login.Options{
+	return oauthflow.New(oauthflow.Options{
 		Clients: clients,
 		Route: func(host, path string) (string, bool) {
 			return a.engine.Policy().ResourceFor(host, path)
@@ -124,22 +122,5 @@ func newLogin(a *app, verifier token.Verifier, rc redis.UniversalClient, now fun
 	})
 }
 
-// loginSessions adapts the login handler to what the Check needs.
-type loginSessions struct{ h *login.Handler }
-
-var _ authz.Sessions = loginSessions{}
-
-func (s loginSessions) AccessToken(ctx context.Context, resource, cookie string) (string, bool, error) {
-	tok, err := s.h.AccessToken(ctx, resource, cookie)
-	switch {
-	case errors.Is(err, login.ErrNoSession):
-		return "", false, nil
-	case err != nil:
-		return "", false, err
-	}
-	return tok, true, nil
-}
-
-func (s loginSessions) StripCookie(cookie string) string { return s.h.StripCookie(cookie) }
-
-func (s loginSessions) LoginURL(host, path string) string { return s.h.LoginURL(host, path) }
+// The login handler is what the engine calls for a browser's login cookie, with no adapter.
+var _ authz.BrowserLogin = (*oauthflow.Handler)(nil)

@@ -102,11 +102,11 @@ func (c *corsRules) prefixed(name string) bool {
 // corsOrigin is the Access-Control-Allow-Origin for an allowed Origin, and
 // whether Access-Control-Allow-Credentials is sent. A resource allowing
 // every origin answers "*": nothing of the caller is reflected, and no
-// credentialed (cookie) request may read it, so a browser session is never
-// usable from any site. Otherwise the answer names the listed origin the
+// credentialed (cookie) request may read it, so a browser's login cookie is
+// never usable from any site. Otherwise the answer names the listed origin the
 // Origin matched (ASCII, lower case: what browsers send; never the
 // request's own bytes), with credentials when the resource has the browser
-// login, whose session cookie makes requests credentialed.
+// login, whose cookie makes requests credentialed.
 func (res *resource) corsOrigin(origin string) (string, bool) {
 	if res.anyOrigin {
 		return "*", false

@@ -288,7 +288,7 @@ func equalMaps(a, b map[string]string) bool {
 func TestFetchIsNoNavigation(t *testing.T) {
 	f := corsFixture(t, nil)
 	f.engine.Policy().byName["mcp"].login = true
-	f.engine.opts.Sessions = &fakeSessions{id: "s", tok: "good"}
+	f.engine.opts.BrowserLogin = &fakeLogin{id: "s", tok: "good"}
 	html := "text/html,application/xhtml+xml"
 	for _, tc := range []struct {
 		name    string

@@ -54,24 +54,27 @@ type Options struct {
 	Now func() time.Time
 	// Logger (nil: discard).
 	Logger *slog.Logger
-	// Sessions resolves browser session cookies on resources that enable
-	// the login flow (nil: cookies are never credentials).
-	Sessions Sessions
+	// BrowserLogin lets a signed-in browser's cookie stand for a token on
+	// resources that enable the login flow (nil: cookies are never
+	// credentials).
+	BrowserLogin BrowserLogin
 }
 
-// Sessions turns a browser's session cookie into the access token it holds
-// (package login implements it through an adapter).
-type Sessions interface {
-	// AccessToken returns the session's current access token for the
-	// resource, refreshing it when needed; found is false when the
-	// request carries no valid session. An error means the sessions
-	// cannot be read now.
+// BrowserLogin is what the engine needs from the browser login flow: the
+// access token a request's login cookie stands for, the Cookie header
+// without that cookie, and where a browser signs in. *oauthflow.Handler
+// implements it; the engine does not import that package.
+type BrowserLogin interface {
+	// AccessToken returns the current access token the Cookie header's
+	// login cookie holds for the resource, refreshing it when needed;
+	// found is false when the request carries no valid login cookie. An
+	// error means the login's store cannot be read now.
 	AccessToken(ctx context.Context, resource, cookieHeader string) (tok string, found bool, err error)
-	// StripCookie removes the session cookie from a Cookie header value:
-	// the session id is a credential the upstream must not see.
+	// StripCookie removes the login cookies from a Cookie header value:
+	// the cookie is a credential the upstream must not see.
 	StripCookie(cookieHeader string) string
 	// LoginURL is where a browser navigating to the resource without a
-	// session is sent, or "" when none.
+	// login cookie is sent, or "" when none.
 	LoginURL(host, pathAndQuery string) string
 }
 
@@ -160,7 +163,7 @@ func (e *Engine) decide(ctx context.Context, p *Policy, r *Request) Decision {
 	if err != nil {
 		if errors.Is(err, ErrUnmatched) && p.unmatchedAllow {
 			// Not ours to protect: pass it on untouched, except that
-			// nobody may smuggle identity headers or a session past us.
+			// nobody may smuggle identity headers or a login cookie past us.
 			return e.passThrough(p, r, ReasonUnmatchedAllowed, "")
 		}
 		return p.deny(nil, err)
@@ -181,19 +184,19 @@ func (e *Engine) decide(ctx context.Context, p *Policy, r *Request) Decision {
 	}
 
 	raw, err := credential(r, query)
-	if errors.Is(err, ErrNoCredential) && res.login && e.opts.Sessions != nil {
-		// No Bearer token: a browser's session cookie may stand for one.
+	if errors.Is(err, ErrNoCredential) && res.login && e.opts.BrowserLogin != nil {
+		// No Bearer token: a signed-in browser's cookie may stand for one.
 		if cookie := r.Headers["cookie"]; cookie != "" {
-			tok, found, serr := e.opts.Sessions.AccessToken(ctx, res.name, cookie)
+			tok, found, serr := e.opts.BrowserLogin.AccessToken(ctx, res.name, cookie)
 			switch {
 			case serr != nil:
-				return p.deny(res, fmt.Errorf("%w: sessions: %v", token.ErrUnavailable, serr))
+				return p.deny(res, fmt.Errorf("%w: browser login: %v", token.ErrUnavailable, serr))
 			case found:
 				raw, err = tok, nil
 			}
 		}
 		if err != nil && isNavigation(r) {
-			if loc := e.opts.Sessions.LoginURL(r.Host, r.Path); loc != "" {
+			if loc := e.opts.BrowserLogin.LoginURL(r.Host, r.Path); loc != "" {
 				return Decision{Status: http.StatusFound, Reason: ReasonLoginRedirect, Resource: res.name,
 					Extra: []Header{{"location", loc}, {"cache-control", "no-store"}}}
 			}

@@ -20,7 +20,7 @@ const (
 	ReasonPreflight         Reason = "preflight"          // CORS preflight let through without a token
 	ReasonPublic            Reason = "public"             // a public path of the resource (resources[].public), no token needed
 	ReasonUnmatchedAllowed  Reason = "unmatched_allowed"  // no resource matched, operator allows
-	ReasonLoginRedirect     Reason = "login_redirect"     // a browser without a session sent to sign in
+	ReasonLoginRedirect     Reason = "login_redirect"     // a browser without a login cookie sent to sign in
 	ReasonNoCredential      Reason = "no_credential"      //nolint:gosec // a label, not a credential: no Bearer token
 	ReasonInvalidRequest    Reason = "invalid_request"    // token in query or body, malformed or repeated header
 	ReasonHeaderMismatch    Reason = "header_mismatch"    // Mcp-Method/Mcp-Name missing, malformed or disagreeing with the body (MCP -32020)

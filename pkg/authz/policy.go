@@ -57,7 +57,7 @@ type resource struct {
 	wellKnown        string
 	document         []byte       // the RFC 9728 document, encoded once
 	noTokenChall     string       // the challenge for a request without a token, built once
-	login            bool         // browsers may sign in and use a session cookie
+	login            bool         // browsers may sign in and use a login cookie
 	public           []publicPath // paths that pass without a token (public.go)
 	mcpRules                      // MCP operation rules, scope hierarchy, origins
 

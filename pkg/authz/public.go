@@ -87,7 +87,7 @@ func (r *resource) isPublic(method, rawPath, canon string) (bool, error) {
 // publicPass lets a request to a public path through without looking at
 // any credential. Like every request let through without a verified
 // token, it carries no identity to the upstream (the identity headers are
-// removed, and their "_" spellings) and no session cookie; and, as for
+// removed, and their "_" spellings) and no login cookie; and, as for
 // every request to the resource, no Authorization header either unless
 // upstream.strip_authorization is false (MCP forbids passing a client's
 // token through, and a public endpoint has no use for one).

@@ -265,14 +265,14 @@ func TestPreflight(t *testing.T) {
 	}
 }
 
-// stripSessions is the cookie side of Sessions: the session cookie is "sid".
-type stripSessions struct{}
+// stripLogin is the cookie side of BrowserLogin: the login cookie is "sid".
+type stripLogin struct{}
 
-func (stripSessions) AccessToken(context.Context, string, string) (string, bool, error) {
+func (stripLogin) AccessToken(context.Context, string, string) (string, bool, error) {
 	return "", false, nil
 }
-func (stripSessions) LoginURL(string, string) string { return "" }
-func (stripSessions) StripCookie(c string) string {
+func (stripLogin) LoginURL(string, string) string { return "" }
+func (stripLogin) StripCookie(c string) string {
 	var kept []string
 	for part := range strings.SplitSeq(c, ";") {
 		part = strings.TrimSpace(part)
@@ -283,13 +283,13 @@ func (stripSessions) StripCookie(c string) string {
 	return strings.Join(kept, "; ")
 }
 
-// TestUpstreamNeverGetsTheSessionOrForgedIdentity: on a Bearer request, on
-// another resource and on an unmatched request let through, the session
+// TestUpstreamNeverGetsTheLoginCookieOrForgedIdentity: on a Bearer request, on
+// another resource and on an unmatched request let through, the login
 // cookie is taken out of Cookie and every "_" spelling of an identity
 // header is removed.
-func TestUpstreamNeverGetsTheSessionOrForgedIdentity(t *testing.T) {
+func TestUpstreamNeverGetsTheLoginCookieOrForgedIdentity(t *testing.T) {
 	f := newRouteFixture(t, func(c *config.Config) { c.Unmatched = "allow" })
-	f.engine.opts.Sessions = stripSessions{}
+	f.engine.opts.BrowserLogin = stripLogin{}
 	forged := map[string]string{
 		"authorization":        "Bearer good",
 		"cookie":               "theme=dark; sid=SECRET; lang=en",
@@ -309,7 +309,7 @@ func TestUpstreamNeverGetsTheSessionOrForgedIdentity(t *testing.T) {
 			}
 		}
 		if cookie != "theme=dark; lang=en" {
-			t.Errorf("%s: upstream Cookie %q, want the session cookie removed", target, cookie)
+			t.Errorf("%s: upstream Cookie %q, want the login cookie removed", target, cookie)
 		}
 		for _, name := range []string{"x_extauthz_subject", "x_extauthz-client_id", "x-extauthz_scopes"} {
 			if !contains(d.Remove, name) {
@@ -319,7 +319,7 @@ func TestUpstreamNeverGetsTheSessionOrForgedIdentity(t *testing.T) {
 	}
 	only := map[string]string{"authorization": "Bearer good", "cookie": "sid=SECRET"}
 	if d := f.check(http.MethodPost, "mcp.example.com", "/mcp", only); !contains(d.Remove, "cookie") {
-		t.Errorf("a Cookie holding only the session: removes %v, want cookie", d.Remove)
+		t.Errorf("a Cookie holding only the login cookie: removes %v, want cookie", d.Remove)
 	}
 }
 

@@ -9,13 +9,13 @@ import (
 // What an allowed request takes to the upstream. The MCP server trusts the
 // identity headers the gateway sets and must never receive a credential of
 // the client's: not the Authorization header (MCP forbids token
-// passthrough), not the browser session id (it works as the user), not a
+// passthrough), not the browser's login cookie (it works as the user), not a
 // spelling of an identity header that the upstream's framework would read
 // as the real one.
 
 // scrubUpstream completes an allowed decision: the spellings of the
 // identity headers that use "_" for "-" are removed (CGI-style frameworks
-// read X_Extauthz_Subject as X-Extauthz-Subject), and the session cookie
+// read X_Extauthz_Subject as X-Extauthz-Subject), and the login cookie
 // leaves the Cookie header — on every request, whichever resource it is for
 // and however it was authenticated, since the browser sends the cookie to
 // every path of the host. The identity headers themselves are set or
@@ -34,17 +34,17 @@ func (e *Engine) scrubUpstream(p *Policy, r *Request, d *Decision) {
 			}
 		}
 	}
-	if e.opts.Sessions == nil {
+	if e.opts.BrowserLogin == nil {
 		return
 	}
 	cookie, ok := r.Headers["cookie"]
 	if !ok {
 		return
 	}
-	rest := e.opts.Sessions.StripCookie(cookie)
+	rest := e.opts.BrowserLogin.StripCookie(cookie)
 	switch {
 	case rest == strings.TrimSpace(cookie):
-		// No session cookie in it: the upstream gets the header as sent.
+		// No login cookie in it: the upstream gets the header as sent.
 	case rest == "":
 		d.Remove = append(d.Remove, "cookie")
 	default:
@@ -54,7 +54,7 @@ func (e *Engine) scrubUpstream(p *Policy, r *Request, d *Decision) {
 
 // passThrough lets a request through without a token (no resource
 // matched and the operator allows that, or a forwarded CORS preflight):
-// no identity reaches the upstream, and no session either.
+// no identity reaches the upstream, and no login cookie either.
 func (e *Engine) passThrough(p *Policy, r *Request, reason Reason, resource string) Decision {
 	d := Decision{Allow: true, Status: http.StatusOK, Reason: reason, Resource: resource, Remove: slices.Clone(p.identity)}
 	e.scrubUpstream(p, r, &d)

@@ -26,7 +26,7 @@
 // Allowed: 200 with the identity headers (x-extauthz-subject, -client-id,
 // -scopes by default) for the proxy to copy onto the upstream request, and,
 // when the request had a Cookie header, "Cookie" with the value the
-// upstream may see (the session cookie removed; empty when nothing is
+// upstream may see (the login cookie removed; empty when nothing is
 // left), for the proxy to copy over the request's. Denied: the status,
 // WWW-Authenticate, Retry-After and JSON body of the denial table. Every
 // proxy reads a 2xx answer as "allow", so an answer the pipeline would give

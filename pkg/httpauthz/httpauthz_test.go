@@ -29,9 +29,9 @@ func server(t *testing.T) (*httptest.Server, *devissuer.Issuer) {
 	return serverWith(t, "", nil)
 }
 
-// serverWith adds top-level YAML to the configuration, and browser
-// sessions (nil: none) to the engine.
-func serverWith(t *testing.T, top string, sessions authz.Sessions) (*httptest.Server, *devissuer.Issuer) {
+// serverWith adds top-level YAML to the configuration, and a browser
+// login (nil: none) to the engine.
+func serverWith(t *testing.T, top string, bl authz.BrowserLogin) (*httptest.Server, *devissuer.Issuer) {
 	t.Helper()
 	iss, _ := testkit.Issuer(t, "ES256", "", resourceURI, nil)
 	cfg, err := config.Parse([]byte(top + fmt.Sprintf(`
@@ -55,7 +55,7 @@ resources:
 	if err != nil {
 		t.Fatal(err)
 	}
-	e, err := authz.NewEngine(p, authz.Options{Verifier: v, Cache: verdict.LocalCache(100, nil), MaxTTL: time.Minute, Sessions: sessions})
+	e, err := authz.NewEngine(p, authz.Options{Verifier: v, Cache: verdict.LocalCache(100, nil), MaxTTL: time.Minute, BrowserLogin: bl})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -300,14 +300,14 @@ func TestDirectAnswersAreNeverAllows(t *testing.T) {
 	}
 }
 
-// cookieSessions knows the session cookie "sid"; it holds no session.
-type cookieSessions struct{}
+// cookieLogin knows the login cookie "sid"; it stands for no token.
+type cookieLogin struct{}
 
-func (cookieSessions) AccessToken(context.Context, string, string) (string, bool, error) {
+func (cookieLogin) AccessToken(context.Context, string, string) (string, bool, error) {
 	return "", false, nil
 }
-func (cookieSessions) LoginURL(string, string) string { return "" }
-func (cookieSessions) StripCookie(c string) string {
+func (cookieLogin) LoginURL(string, string) string { return "" }
+func (cookieLogin) StripCookie(c string) string {
 	var kept []string
 	for part := range strings.SplitSeq(c, ";") {
 		if part = strings.TrimSpace(part); part != "" && !strings.HasPrefix(part, "sid=") {
@@ -318,11 +318,11 @@ func (cookieSessions) StripCookie(c string) string {
 }
 
 // TestCookieForTheUpstream: an allowed answer carries the Cookie the
-// upstream may see — without the session, empty when nothing is left, as
-// sent when there was no session in it — for the proxy to copy over the
+// upstream may see — without the login cookie, empty when nothing is left,
+// as sent when there was no login cookie in it — for the proxy to copy over the
 // request's; none when the request had none.
 func TestCookieForTheUpstream(t *testing.T) {
-	srv, iss := serverWith(t, "unmatched: allow\n", cookieSessions{})
+	srv, iss := serverWith(t, "unmatched: allow\n", cookieLogin{})
 	tok, err := iss.Mint(devissuer.Token{Subject: "alice", Scopes: []string{"mcp:tools"}})
 	if err != nil {
 		t.Fatal(err)
@@ -332,10 +332,10 @@ func TestCookieForTheUpstream(t *testing.T) {
 		hasCookie         bool
 		want              string
 	}{
-		{"Bearer request with a session", "/mcp", "a=1; sid=SECRET; b=2", true, "a=1; b=2"},
-		{"Bearer request, session only", "/mcp", "sid=SECRET", true, ""},
+		{"Bearer request with a login cookie", "/mcp", "a=1; sid=SECRET; b=2", true, "a=1; b=2"},
+		{"Bearer request, login cookie only", "/mcp", "sid=SECRET", true, ""},
 		{"unprotected path", "/public", "sid=SECRET; a=1", true, "a=1"},
-		{"no session", "/mcp", "a=1", true, "a=1"},
+		{"no login cookie", "/mcp", "a=1", true, "a=1"},
 		{"no cookie", "/mcp", "", false, ""},
 	} {
 		h := [][2]string{{"Host", "mcp.example.com"}, {"X-Original-Method", "GET"}, {"X-Original-URI", c.uri}, {"Authorization", "Bearer " + tok}}

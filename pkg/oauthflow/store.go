@@ -1,74 +1,4 @@
-// Package session keeps the state of the browser login flow (the OAuth authorization-code
-// flow with PKCE that the gateway runs for browser users): login states, between /oauth/login
-// and /oauth/callback, sealed for a cookie and never stored; sessions, which hold a signed-in
-// browser's token set, found by the random id in its cookie; markers of completed sign-ins, so
-// that a callback is not replayed; and a fleet-wide lock, so that one replica at a time
-// refreshes a session's tokens.
-//
-// # Where
-//
-// A [Store] keeps sessions, markers and locks in Redis when it is given a client (standalone,
-// Sentinel or Cluster: every command touches one key), shared by every replica; otherwise in
-// process, for a single replica. Login states are not kept anywhere: [Store.SealState] turns
-// one into a cookie value and [Store.OpenState] reads it back, so starting a sign-in writes
-// nothing, and a flood of unauthenticated sign-ins costs the store nothing.
-//
-// Redis keys are
-//
-//	extauthz:v1:session:<hex SHA-256 of the session id>
-//	extauthz:v1:used:<hex SHA-256 of the state>
-//	extauthz:v1:lock:<hex SHA-256 of the lock name>
-//
-// so the raw id or state never appears in Redis: a leaked key list yields no usable cookie.
-// The in-process store uses the same keys.
-//
-// # Format
-//
-// A session is stored as AES-256-GCM under the [Key], with a random 96-bit nonce and the
-// entry's key string as additional data: the value is nonce || ciphertext || tag, where the
-// plaintext is a compact JSON object (short field names, empty fields left out). A value that
-// does not open (another key, a changed byte, or a value copied under another key, which the
-// additional data catches) is reported as [ErrCorrupt]; the caller ends that session. The
-// in-process store keeps the same encrypted bytes, so that tokens are not in memory in the
-// clear between requests, and everything said here about tampering holds for both.
-//
-// A sealed login state is the same construction, base64url-encoded (unpadded) for a cookie,
-// with "extauthz:v1:state:<hex SHA-256 of the state>" as additional data: it opens only for
-// the state it was sealed for, so a cookie cannot be replayed under another sign-in. Its
-// plaintext carries its expiry, which [Store.OpenState] enforces whatever the browser does
-// with the cookie's Max-Age.
-//
-// A marker's value is "1", and a lock's value its holder's random token, both in the clear
-// (neither names a session).
-//
-// # Lifetimes
-//
-// Every session and marker is written with a lifetime (ttl > 0): in Redis as the key's PX (the
-// ttl rounded up to a millisecond), which alone decides expiry there; in process as an expiry
-// time by [Options.Now]. Expired in-process entries are dropped when they are read, and by a
-// sweep of the whole store that runs, at most once a minute, on whichever call comes first
-// after the minute: no goroutine, so nothing to close.
-//
-// # Bound
-//
-// Nothing here is written for an unauthenticated request: a marker follows a code exchange
-// that the authorization server accepted, a session a completed sign-in. The in-process store
-// holds at most [Options.MaxEntries] sessions and markers together. When it is full, a new
-// entry first reclaims expired ones (a sweep, at most once a second), then evicts the oldest
-// marker (a marker is defence in depth: the authorization server refuses a second use of a
-// code anyway), and only when no marker is left is it refused with [ErrFull]. Overwriting an
-// existing session is always allowed. Locks are not counted: one exists only while its holder
-// holds it.
-//
-// # Timeouts
-//
-// Every Redis call has its own deadline of [Options.Timeout] on top of the caller's context.
-// The client must let contexts set socket deadlines (ContextTimeoutEnabled, as
-// cache.NewRedisClient builds it), and its own read and write timeouts apply as well: the
-// shorter wins.
-//
-// Errors never contain tokens, ids, states, lock names or key material.
-package session
+package oauthflow
 
 import (
 	"bytes"
@@ -101,7 +31,7 @@ const (
 // name and value together.
 const MaxSealedState = 4096
 
-// Defaults of [Options].
+// Defaults of [StoreOptions].
 const (
 	DefaultTimeout    = 250 * time.Millisecond
 	DefaultMaxEntries = 100000
@@ -168,8 +98,8 @@ type sessionRecord struct {
 	Created      time.Time `json:"c,omitzero"`
 }
 
-// Options configures [New].
-type Options struct {
+// StoreOptions configures [NewStore].
+type StoreOptions struct {
 	// Key encrypts every sealed state and stored session; required (a key of zeros is
 	// refused).
 	Key Key
@@ -208,9 +138,9 @@ type backend interface {
 }
 
 // New returns a store with o's settings.
-func New(o Options) (*Store, error) {
+func NewStore(o StoreOptions) (*Store, error) {
 	if o.Key.isZero() {
-		return nil, errors.New("session: no key: Options.Key is all zeros")
+		return nil, errors.New("session: no key: StoreOptions.Key is all zeros")
 	}
 	if o.Timeout < 0 {
 		return nil, errors.New("session: negative timeout")

@@ -1,4 +1,4 @@
-package session
+package oauthflow
 
 import (
 	"errors"
@@ -14,7 +14,7 @@ func FuzzOpenState(f *testing.F) {
 	for i := range k {
 		k[i] = byte(i*5 + 3)
 	}
-	s, err := New(Options{Key: k})
+	s, err := NewStore(StoreOptions{Key: k})
 	if err != nil {
 		f.Fatal(err)
 	}

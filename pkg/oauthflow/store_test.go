@@ -1,4 +1,4 @@
-package session
+package oauthflow
 
 import (
 	"bytes"
@@ -51,13 +51,13 @@ type harness struct {
 func (h *harness) store(k Key) *Store {
 	h.t.Helper()
 	if h.client != nil {
-		s, err := New(Options{Key: k, Redis: h.client, Timeout: semanticsTimeout})
+		s, err := NewStore(StoreOptions{Key: k, Redis: h.client, Timeout: semanticsTimeout})
 		if err != nil {
 			h.t.Fatal(err)
 		}
 		return s
 	}
-	other, err := New(Options{Key: k})
+	other, err := NewStore(StoreOptions{Key: k})
 	if err != nil {
 		h.t.Fatal(err)
 	}
@@ -182,7 +182,7 @@ func both(t *testing.T, realClock bool, f func(t *testing.T, h *harness)) {
 func newHarness(t *testing.T, kind backendKind, realClock bool) *harness {
 	t.Helper()
 	h := &harness{t: t, key: testKey(t, 1)}
-	o := Options{Key: h.key}
+	o := StoreOptions{Key: h.key}
 	switch kind {
 	case inRedis:
 		h.server = redistest.Start(t)
@@ -201,7 +201,7 @@ func newHarness(t *testing.T, kind backendKind, realClock bool) *harness {
 			o.Now = h.clock.Now
 		}
 	}
-	s, err := New(o)
+	s, err := NewStore(o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -336,11 +336,11 @@ func TestParseKey(t *testing.T) {
 	}
 }
 
-// A Key never prints its bytes, whatever the verb, alone or inside Options.
+// A Key never prints its bytes, whatever the verb, alone or inside StoreOptions.
 func TestKeyRedacted(t *testing.T) {
 	t.Parallel()
 	k := testKey(t, 9)
-	out := fmt.Sprintf("%v %s %x %X %d %#v %+v %q", k, k, k, k, k, k, Options{Key: k}, k)
+	out := fmt.Sprintf("%v %s %x %X %d %#v %+v %q", k, k, k, k, k, k, StoreOptions{Key: k}, k)
 	for _, leak := range []string{hex.EncodeToString(k[:])[:8], fmt.Sprint(k[0]) + " " + fmt.Sprint(k[1])} {
 		if strings.Contains(out, leak) {
 			t.Fatalf("formatted key shows its bytes: %s", out)
@@ -373,16 +373,16 @@ func TestNewID(t *testing.T) {
 func TestNewOptions(t *testing.T) {
 	t.Parallel()
 	k := testKey(t, 1)
-	for name, o := range map[string]Options{
+	for name, o := range map[string]StoreOptions{
 		"zero key":         {},
 		"negative timeout": {Key: k, Timeout: -1},
 		"negative max":     {Key: k, MaxEntries: -1},
 	} {
-		if _, err := New(o); err == nil {
-			t.Errorf("New(%s) accepted", name)
+		if _, err := NewStore(o); err == nil {
+			t.Errorf("NewStore(%s) accepted", name)
 		}
 	}
-	s, err := New(Options{Key: k})
+	s, err := NewStore(StoreOptions{Key: k})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -1111,12 +1111,12 @@ func TestTryLockConcurrent(t *testing.T) {
 
 // ---- Redis only ----
 
-// Every Redis call is bounded by Options.Timeout: a Redis that stops answering is an error
+// Every Redis call is bounded by StoreOptions.Timeout: a Redis that stops answering is an error
 // soon, not a hang until the client's own (here 5s) timeout.
 func TestRedisTimeout(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, inRedis, true)
-	s, err := New(Options{Key: h.key, Redis: h.client, Timeout: 100 * time.Millisecond})
+	s, err := NewStore(StoreOptions{Key: h.key, Redis: h.client, Timeout: 100 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -1160,7 +1160,7 @@ func TestRedisCluster(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = c.Close() })
-	s, err := New(Options{Key: testKey(t, 1), Redis: c, Timeout: semanticsTimeout})
+	s, err := NewStore(StoreOptions{Key: testKey(t, 1), Redis: c, Timeout: semanticsTimeout})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,14 +16,14 @@ import (
 	"github.com/extauthz/extauthz/pkg/verdict"
 )
 
-// fakeSessions knows one session id and the token it holds.
-type fakeSessions struct {
+// fakeLogin knows one login cookie value and the token it holds.
+type fakeLogin struct {
 	id, tok string
 	err     error
 	asked   int
 }
 
-func (f *fakeSessions) AccessToken(_ context.Context, resource, cookie string) (string, bool, error) {
+func (f *fakeLogin) AccessToken(_ context.Context, resource, cookie string) (string, bool, error) {
 	f.asked++
 	if f.err != nil {
 		return "", false, f.err
@@ -34,7 +34,7 @@ func (f *fakeSessions) AccessToken(_ context.Context, resource, cookie string) (
 	return "", false, nil
 }
 
-func (f *fakeSessions) StripCookie(cookie string) string {
+func (f *fakeLogin) StripCookie(cookie string) string {
 	var keep []string
 	for _, c := range strings.Split(cookie, ";") {
 		if c = strings.TrimSpace(c); c != "" && !strings.HasPrefix(c, "sid=") {
@@ -44,11 +44,11 @@ func (f *fakeSessions) StripCookie(cookie string) string {
 	return strings.Join(keep, "; ")
 }
 
-func (f *fakeSessions) LoginURL(host, path string) string {
+func (f *fakeLogin) LoginURL(host, path string) string {
 	return "https://" + host + "/oauth/login?rd=" + path
 }
 
-func TestSessionCookies(t *testing.T) {
+func TestLoginCookies(t *testing.T) {
 	clock := testkit.NewClock()
 	iss, _ := testkit.Issuer(t, "ES256", "", testResource, clock.Now)
 	cfg := &config.Config{
@@ -78,8 +78,8 @@ func TestSessionCookies(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sessions := &fakeSessions{id: "s3ss10n", tok: tok}
-	e, err := NewEngine(p, Options{Verifier: v, Cache: verdict.LocalCache(10, clock.Now), MaxTTL: time.Minute, Now: clock.Now, Sessions: sessions})
+	bl := &fakeLogin{id: "s3ss10n", tok: tok}
+	e, err := NewEngine(p, Options{Verifier: v, Cache: verdict.LocalCache(10, clock.Now), MaxTTL: time.Minute, Now: clock.Now, BrowserLogin: bl})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,7 +89,7 @@ func TestSessionCookies(t *testing.T) {
 
 	d := check("POST", "/mcp", map[string]string{"cookie": "theme=dark; sid=s3ss10n; lang=en"})
 	if !d.Allow || d.Claims.Subject != "alice" {
-		t.Fatalf("session cookie: allow=%v %v", d.Allow, d.Err)
+		t.Fatalf("login cookie: allow=%v %v", d.Allow, d.Err)
 	}
 	var cookie string
 	for _, h := range d.Upstream {
@@ -98,33 +98,33 @@ func TestSessionCookies(t *testing.T) {
 		}
 	}
 	if cookie != "theme=dark; lang=en" {
-		t.Errorf("upstream cookie %q: the session id must be stripped, the rest kept", cookie)
+		t.Errorf("upstream cookie %q: the login cookie must be stripped, the rest kept", cookie)
 	}
 	if d := check("POST", "/mcp", map[string]string{"cookie": "sid=s3ss10n"}); !d.Allow || !contains(d.Remove, "cookie") {
-		t.Errorf("only the session cookie: allow=%v remove=%v", d.Allow, d.Remove)
+		t.Errorf("only the login cookie: allow=%v remove=%v", d.Allow, d.Remove)
 	}
 
-	// No session: a browser navigation is sent to sign in, an API client
+	// No valid login cookie: a browser navigation is sent to sign in, an API client
 	// gets the challenge.
 	d = check("GET", "/mcp/page?x=1", map[string]string{"accept": "text/html,application/xhtml+xml", "cookie": "sid=unknown"})
 	if d.Allow || d.Status != http.StatusFound || len(d.Extra) == 0 || d.Extra[0].Value != "https://mcp.example.com/oauth/login?rd=/mcp/page?x=1" {
-		t.Errorf("navigation without a session: %d %v", d.Status, d.Extra)
+		t.Errorf("navigation without a valid login cookie: %d %v", d.Status, d.Extra)
 	}
 	if d := check("POST", "/mcp", map[string]string{"accept": "application/json, text/event-stream"}); d.Status != 401 || d.Challenge == "" {
-		t.Errorf("API client without a session: %d %q", d.Status, d.Challenge)
+		t.Errorf("API client without a login cookie: %d %q", d.Status, d.Challenge)
 	}
 	// A Bearer token wins over any cookie.
 	if d := check("POST", "/mcp", map[string]string{"authorization": "Bearer garbage", "cookie": "sid=s3ss10n"}); d.Status != 401 {
 		t.Errorf("bad Bearer with a good cookie: %d", d.Status)
 	}
 	// A resource without login ignores cookies, even good ones.
-	before := sessions.asked
-	if d := check("POST", "/mcp2", map[string]string{"cookie": "sid=s3ss10n"}); d.Status != 401 || sessions.asked != before {
-		t.Errorf("resource without login: %d, sessions asked %d times", d.Status, sessions.asked-before)
+	before := bl.asked
+	if d := check("POST", "/mcp2", map[string]string{"cookie": "sid=s3ss10n"}); d.Status != 401 || bl.asked != before {
+		t.Errorf("resource without login: %d, the login asked %d times", d.Status, bl.asked-before)
 	}
-	// Sessions unreadable: cannot decide, never allow.
-	sessions.err = errors.New("redis down")
+	// The login's store unreadable: cannot decide, never allow.
+	bl.err = errors.New("redis down")
 	if d := check("POST", "/mcp", map[string]string{"cookie": "sid=s3ss10n"}); d.Status != 503 {
-		t.Errorf("sessions unavailable: %d", d.Status)
+		t.Errorf("login unavailable: %d", d.Status)
 	}
 }

@@ -1,4 +1,4 @@
-package login
+package oauthflow
 
 // MaxReturnPath is the longest rd accepted, for the external tests.
 const MaxReturnPath = maxReturnPath

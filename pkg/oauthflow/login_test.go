@@ -1,4 +1,4 @@
-package login_test
+package oauthflow_test
 
 import (
 	"bytes"
@@ -8,6 +8,7 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"html"
 	"io"
 	"log/slog"
@@ -31,9 +32,8 @@ import (
 	"github.com/extauthz/extauthz/pkg/cache"
 	"github.com/extauthz/extauthz/pkg/introspect"
 	"github.com/extauthz/extauthz/pkg/jwks"
-	"github.com/extauthz/extauthz/pkg/login"
 	"github.com/extauthz/extauthz/pkg/metadata"
-	"github.com/extauthz/extauthz/pkg/session"
+	"github.com/extauthz/extauthz/pkg/oauthflow"
 	"github.com/extauthz/extauthz/pkg/token"
 )
 
@@ -56,7 +56,7 @@ type env struct {
 	publicURL, gwHost string
 	resourceURI       string // the "mcp" resource
 	wrongURI          string // a resource whose tokens the server issues for another audience
-	md                login.Metadata
+	md                oauthflow.Metadata
 	verifier          token.Verifier
 	counts            *counter
 	logs              *testkit.LockedBuffer
@@ -64,7 +64,7 @@ type env struct {
 	basic, post, pkjwt oidctest.Client
 	signer             *introspect.AssertionSigner
 
-	current atomic.Pointer[login.Handler]
+	current atomic.Pointer[oauthflow.Handler]
 }
 
 // counter counts the calls that reach the authorization server through the proxy.
@@ -169,7 +169,7 @@ func newEnv(t *testing.T) *env {
 		}
 		return proxy.URL + u.Path
 	}
-	e.md = login.Metadata{
+	e.md = oauthflow.Metadata{
 		Issuer:                        asmd.Issuer,
 		AuthorizationEndpoint:         asmd.AuthorizationEndpoint,
 		TokenEndpoint:                 viaProxy(asmd.TokenEndpoint),
@@ -195,11 +195,11 @@ func newEnv(t *testing.T) *env {
 // options are the Handler options of most subtests: an in-process store, resources "mcp"
 // (client_secret_basic), "post" (client_secret_post), "pkjwt" (private_key_jwt), "wrong"
 // (whose tokens come for another audience), and "other" (routed, without login).
-func (e *env) options(t *testing.T) login.Options {
+func (e *env) options(t *testing.T) oauthflow.Options {
 	t.Helper()
-	md := func(context.Context) (*login.Metadata, error) { m := e.md; return &m, nil }
-	client := func(name, uri string, c oidctest.Client) *login.Client {
-		lc := &login.Client{
+	md := func(context.Context) (*oauthflow.Metadata, error) { m := e.md; return &m, nil }
+	client := func(name, uri string, c oidctest.Client) *oauthflow.Client {
+		lc := &oauthflow.Client{
 			Resource: name, ResourceURI: uri, Issuer: e.as.Issuer, Metadata: md,
 			ClientID: c.ID, AuthMethod: c.AuthMethod, ClientSecret: c.Secret, Scopes: scopes,
 		}
@@ -208,8 +208,8 @@ func (e *env) options(t *testing.T) login.Options {
 		}
 		return lc
 	}
-	return login.Options{
-		Clients: map[string]*login.Client{
+	return oauthflow.Options{
+		Clients: map[string]*oauthflow.Client{
 			"mcp":   client("mcp", e.resourceURI, e.basic),
 			"post":  client("post", e.resourceURI, e.post),
 			"pkjwt": client("pkjwt", e.resourceURI, e.pkjwt),
@@ -225,14 +225,33 @@ func (e *env) options(t *testing.T) login.Options {
 }
 
 // serve builds a Handler from o and makes the gateway's listener serve it.
-func (e *env) serve(t *testing.T, o login.Options) *login.Handler {
+func (e *env) serve(t *testing.T, o oauthflow.Options) *oauthflow.Handler {
 	t.Helper()
-	h, err := login.New(o)
+	h, err := oauthflow.New(o)
 	if err != nil {
 		t.Fatal(err)
 	}
 	e.current.Store(h)
 	return h
+}
+
+// errNoSession stands for found == false in these tests: accessToken folds the three answers
+// of [oauthflow.Handler.AccessToken] into a token or one error to compare.
+var errNoSession = errors.New("no valid session")
+
+func accessToken(ctx context.Context, h *oauthflow.Handler, resource, cookieHeader string) (string, error) {
+	tok, found, err := h.AccessToken(ctx, resource, cookieHeader)
+	switch {
+	case (err != nil || !found) && tok != "":
+		return "", fmt.Errorf("AccessToken answered a token with found=%v, err=%v", found, err)
+	case err != nil && found:
+		return "", fmt.Errorf("AccessToken answered found with an error: %w", err)
+	case err != nil:
+		return "", err
+	case !found:
+		return "", errNoSession
+	}
+	return tok, nil
 }
 
 // route is the gateway's router in these tests.
@@ -245,13 +264,13 @@ func route(_, path string) (string, bool) {
 	return "", false
 }
 
-func newStore(t *testing.T, rc redis.UniversalClient, seed byte) *session.Store {
+func newStore(t *testing.T, rc redis.UniversalClient, seed byte) *oauthflow.Store {
 	t.Helper()
-	var k session.Key
+	var k oauthflow.Key
 	for i := range k {
 		k[i] = seed + byte(i)*3 + 1
 	}
-	s, err := session.New(session.Options{Key: k, Redis: rc})
+	s, err := oauthflow.NewStore(oauthflow.StoreOptions{Key: k, Redis: rc})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -364,7 +383,7 @@ func (e *env) testFullFlow(t *testing.T, resource string) {
 
 	// The Check's side: the session's access token, verified as a Check would.
 	header := "a=1; " + devCookie + "=" + ck.Value + "; b=2"
-	tok, err := h.AccessToken(e.ctx, resource, header)
+	tok, err := accessToken(e.ctx, h, resource, header)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -390,8 +409,8 @@ func (e *env) testFullFlow(t *testing.T, resource string) {
 	if resource == "mcp" {
 		other = "post"
 	}
-	if _, err := h.AccessToken(e.ctx, other, header); !errors.Is(err, login.ErrNoSession) {
-		t.Errorf("AccessToken for another resource: %v, want ErrNoSession", err)
+	if _, err := accessToken(e.ctx, h, other, header); !errors.Is(err, errNoSession) {
+		t.Errorf("AccessToken for another resource: %v, want no session", err)
 	}
 }
 
@@ -449,7 +468,7 @@ func (e *env) testStateCookie(t *testing.T) {
 	before := e.counts.grant("authorization_code")
 	for _, tc := range []struct {
 		name, cookie, wantBody string
-		handler                *login.Options // served for this case only
+		handler                *oauthflow.Options // served for this case only
 		advance                time.Duration
 	}{
 		{name: "missing", cookie: "", wantBody: "another browser"},
@@ -538,7 +557,7 @@ func (e *env) testErrorResponse(t *testing.T) {
 func (e *env) testNoS256(t *testing.T) {
 	o := e.options(t)
 	for _, c := range o.Clients {
-		c.Metadata = func(context.Context) (*login.Metadata, error) {
+		c.Metadata = func(context.Context) (*oauthflow.Metadata, error) {
 			m := e.md
 			m.CodeChallengeMethodsSupported = []string{"plain"}
 			return &m, nil
@@ -631,7 +650,7 @@ func (e *env) testTamperedCookies(t *testing.T) {
 	o := e.options(t)
 	h := e.serve(t, o)
 	id := e.signIn(t, newBrowser(t), "/mcp/x")
-	if _, err := h.AccessToken(e.ctx, "mcp", devCookie+"="+id); err != nil {
+	if _, err := accessToken(e.ctx, h, "mcp", devCookie+"="+id); err != nil {
 		t.Fatal(err)
 	}
 	flip := []byte(id)
@@ -646,12 +665,12 @@ func (e *env) testTamperedCookies(t *testing.T) {
 		devCookie + "=eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln",
 		strings.ToUpper(devCookie) + "=" + id,
 	} {
-		if tok, err := h.AccessToken(e.ctx, "mcp", header); !errors.Is(err, login.ErrNoSession) || tok != "" {
-			t.Errorf("Cookie %q: %q, %v; want ErrNoSession", header, tok, err)
+		if tok, err := accessToken(e.ctx, h, "mcp", header); !errors.Is(err, errNoSession) || tok != "" {
+			t.Errorf("Cookie %q: %q, %v; want no session", header, tok, err)
 		}
 	}
 	// The real cookie after a forged one of the same name is still found.
-	if _, err := h.AccessToken(e.ctx, "mcp", devCookie+"=forged; "+devCookie+"="+id); err != nil {
+	if _, err := accessToken(e.ctx, h, "mcp", devCookie+"=forged; "+devCookie+"="+id); err != nil {
 		t.Errorf("a forged cookie before the real one: %v", err)
 	}
 }
@@ -663,12 +682,12 @@ func (e *env) testExpiredSession(t *testing.T) {
 	o.SessionTTL = time.Hour
 	h := e.serve(t, o)
 	id := e.signIn(t, newBrowser(t), "/mcp/x")
-	if _, err := h.AccessToken(e.ctx, "mcp", devCookie+"="+id); err != nil {
+	if _, err := accessToken(e.ctx, h, "mcp", devCookie+"="+id); err != nil {
 		t.Fatal(err)
 	}
 	clock.Advance(time.Hour + time.Second)
-	if _, err := h.AccessToken(e.ctx, "mcp", devCookie+"="+id); !errors.Is(err, login.ErrNoSession) {
-		t.Errorf("after SessionTTL: %v, want ErrNoSession", err)
+	if _, err := accessToken(e.ctx, h, "mcp", devCookie+"="+id); !errors.Is(err, errNoSession) {
+		t.Errorf("after SessionTTL: %v, want no session", err)
 	}
 	if _, ok, _ := o.Sessions.Get(e.ctx, id); ok {
 		t.Error("the expired session is still stored")
@@ -698,13 +717,13 @@ func (e *env) testRefresh(t *testing.T) {
 	h := e.serve(t, o)
 	id := e.signIn(t, newBrowser(t), "/mcp/x")
 	header := devCookie + "=" + id
-	old, err := h.AccessToken(e.ctx, "mcp", header)
+	old, err := accessToken(e.ctx, h, "mcp", header)
 	if err != nil {
 		t.Fatal(err)
 	}
 	before := e.counts.grant("refresh_token")
 	e.expire(t, o.Sessions, id, -time.Minute)
-	tok, err := h.AccessToken(e.ctx, "mcp", header)
+	tok, err := accessToken(e.ctx, h, "mcp", header)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -717,7 +736,7 @@ func (e *env) testRefresh(t *testing.T) {
 	}
 	// Now fresh: no further refresh.
 	for range 3 {
-		if again, err := h.AccessToken(e.ctx, "mcp", header); err != nil || again != tok {
+		if again, err := accessToken(e.ctx, h, "mcp", header); err != nil || again != tok {
 			t.Errorf("AccessToken after the refresh: %v (same token: %v)", err, again == tok)
 		}
 	}
@@ -730,7 +749,7 @@ func (e *env) testRefresh(t *testing.T) {
 	}
 	// Within 30s of expiry counts as expired.
 	e.expire(t, o.Sessions, id, 20*time.Second)
-	if tok2, err := h.AccessToken(e.ctx, "mcp", header); err != nil || tok2 == tok {
+	if tok2, err := accessToken(e.ctx, h, "mcp", header); err != nil || tok2 == tok {
 		t.Errorf("token expiring in 20s: %v (refreshed: %v)", err, tok2 != tok)
 	}
 }
@@ -748,8 +767,8 @@ func (e *env) testRefreshRefused(t *testing.T) {
 	}
 	e.expire(t, o.Sessions, id, -time.Second)
 	before := e.counts.grant("refresh_token")
-	if tok, err := h.AccessToken(e.ctx, "mcp", devCookie+"="+id); !errors.Is(err, login.ErrNoSession) {
-		t.Errorf("refresh with a revoked refresh token: %q, %v; want ErrNoSession", tok, err)
+	if tok, err := accessToken(e.ctx, h, "mcp", devCookie+"="+id); !errors.Is(err, errNoSession) {
+		t.Errorf("refresh with a revoked refresh token: %q, %v; want no session", tok, err)
 	}
 	if n := e.counts.grant("refresh_token") - before; n != 1 {
 		t.Errorf("%d refresh requests, want 1", n)
@@ -775,7 +794,7 @@ func (e *env) testLogout(t *testing.T) {
 		if ck := r.cookie(devCookie); ck != nil {
 			t.Errorf("%s: Set-Cookie %+v, want the session cookie left alone", what, ck)
 		}
-		if _, err := h.AccessToken(e.ctx, "mcp", devCookie+"="+id); err != nil {
+		if _, err := accessToken(e.ctx, h, "mcp", devCookie+"="+id); err != nil {
 			t.Errorf("%s: the session ended: %v", what, err)
 		}
 		if got := e.counts.revoked()[before:]; len(got) != 0 {
@@ -859,7 +878,7 @@ func (e *env) testLogout(t *testing.T) {
 		if _, ok, _ := o.Sessions.Get(e.ctx, id); ok {
 			t.Error("the session survived the logout")
 		}
-		if _, err := h.AccessToken(e.ctx, "mcp", devCookie+"="+id); !errors.Is(err, login.ErrNoSession) {
+		if _, err := accessToken(e.ctx, h, "mcp", devCookie+"="+id); !errors.Is(err, errNoSession) {
 			t.Errorf("AccessToken after logout: %v", err)
 		}
 		// The refresh token is dead at the server.
@@ -882,7 +901,7 @@ func (e *env) testLogout(t *testing.T) {
 			if r.status != http.StatusFound || r.header.Get("Location") != "/mcp/form" {
 				t.Errorf("%s: HTTP %d Location %q", name, r.status, r.header.Get("Location"))
 			}
-			if _, err := h.AccessToken(e.ctx, "mcp", devCookie+"="+id2); !errors.Is(err, login.ErrNoSession) {
+			if _, err := accessToken(e.ctx, h, "mcp", devCookie+"="+id2); !errors.Is(err, errNoSession) {
 				t.Errorf("%s: AccessToken after logout: %v", name, err)
 			}
 		}
@@ -916,7 +935,7 @@ func (e *env) testReplicas(t *testing.T) {
 	oa, ob := e.options(t), e.options(t)
 	oa.Sessions, ob.Sessions = newStore(t, newClient(), 1), newStore(t, newClient(), 1)
 	ha := e.serve(t, oa)
-	hb, err := login.New(ob)
+	hb, err := oauthflow.New(ob)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -924,7 +943,7 @@ func (e *env) testReplicas(t *testing.T) {
 	// A session made by one replica is read by the other.
 	id := e.signIn(t, newBrowser(t), "/mcp/x")
 	header := devCookie + "=" + id
-	old, err := hb.AccessToken(e.ctx, "mcp", header)
+	old, err := accessToken(e.ctx, hb, "mcp", header)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -968,7 +987,7 @@ func (e *env) testReplicas(t *testing.T) {
 				}
 				ready.Done()
 				<-startGun
-				toks[i], errs[i] = h.AccessToken(e.ctx, "mcp", header)
+				toks[i], errs[i] = accessToken(e.ctx, h, "mcp", header)
 			})
 		}
 		ready.Wait()
@@ -992,12 +1011,12 @@ func (e *env) testReplicas(t *testing.T) {
 	t.Run("undecryptable session", func(t *testing.T) {
 		// A session written under another key (or changed in Redis) is ended.
 		other := newStore(t, newClient(), 9)
-		forged, _ := session.NewID()
-		if err := other.Put(e.ctx, forged, &session.Session{Resource: "mcp", Issuer: e.as.Issuer, AccessToken: "x", Created: time.Now()}, time.Minute); err != nil {
+		forged, _ := oauthflow.NewID()
+		if err := other.Put(e.ctx, forged, &oauthflow.Session{Resource: "mcp", Issuer: e.as.Issuer, AccessToken: "x", Created: time.Now()}, time.Minute); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := ha.AccessToken(e.ctx, "mcp", devCookie+"="+forged); !errors.Is(err, login.ErrNoSession) {
-			t.Errorf("undecryptable session: %v, want ErrNoSession", err)
+		if _, err := accessToken(e.ctx, ha, "mcp", devCookie+"="+forged); !errors.Is(err, errNoSession) {
+			t.Errorf("undecryptable session: %v, want no session", err)
 		}
 		if _, ok, _ := other.Get(e.ctx, forged); ok {
 			t.Error("the undecryptable session was not deleted")
@@ -1006,8 +1025,8 @@ func (e *env) testReplicas(t *testing.T) {
 
 	t.Run("redis down", func(t *testing.T) {
 		srv.Stop()
-		if _, err := ha.AccessToken(e.ctx, "mcp", header); err == nil || errors.Is(err, login.ErrNoSession) {
-			t.Errorf("AccessToken with Redis down: %v, want an error other than ErrNoSession", err)
+		if _, err := accessToken(e.ctx, ha, "mcp", header); err == nil || errors.Is(err, errNoSession) {
+			t.Errorf("AccessToken with Redis down: %v, want an error, not no session", err)
 		}
 	})
 }
@@ -1023,7 +1042,7 @@ func (e *env) testLogs(t *testing.T) {
 	id := r.cookie(devCookie).Value
 	sess, _, _ := o.Sessions.Get(e.ctx, id)
 	e.expire(t, o.Sessions, id, -time.Second)
-	tok, err := h.AccessToken(e.ctx, "mcp", devCookie+"="+id)
+	tok, err := accessToken(e.ctx, h, "mcp", devCookie+"="+id)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -1084,7 +1103,7 @@ func (e *env) signIn(t *testing.T, b *browser, rd string) string {
 }
 
 // expire makes the stored session's access token expire at now+d.
-func (e *env) expire(t *testing.T, s *session.Store, id string, d time.Duration) {
+func (e *env) expire(t *testing.T, s *oauthflow.Store, id string, d time.Duration) {
 	t.Helper()
 	sess, ok, err := s.Get(e.ctx, id)
 	if err != nil || !ok {

@@ -1,4 +1,4 @@
-package login_test
+package oauthflow_test
 
 import (
 	"context"
@@ -14,7 +14,7 @@ import (
 
 	"github.com/extauthz/extauthz/internal/redistest"
 	"github.com/extauthz/extauthz/pkg/cache"
-	"github.com/extauthz/extauthz/pkg/login"
+	"github.com/extauthz/extauthz/pkg/oauthflow"
 	"github.com/extauthz/extauthz/pkg/token"
 )
 
@@ -41,15 +41,15 @@ func TestLoginFloodRedis(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = rc.Close() })
 
-	md := func(context.Context) (*login.Metadata, error) {
-		return &login.Metadata{
+	md := func(context.Context) (*oauthflow.Metadata, error) {
+		return &oauthflow.Metadata{
 			Issuer: "https://auth.example.com", AuthorizationEndpoint: "https://auth.example.com/authorize",
 			TokenEndpoint: "https://auth.example.com/token", CodeChallengeMethodsSupported: []string{"S256"},
 			AuthorizationResponseIssParameterSupported: true,
 		}, nil
 	}
-	h, err := login.New(login.Options{
-		Clients: map[string]*login.Client{"mcp": {
+	h, err := oauthflow.New(oauthflow.Options{
+		Clients: map[string]*oauthflow.Client{"mcp": {
 			ResourceURI: "https://mcp.example.com/mcp", Issuer: "https://auth.example.com", Metadata: md,
 			ClientID: "extauthz-web", ClientSecret: "secret", Scopes: scopes,
 		}},
@@ -64,7 +64,7 @@ func TestLoginFloodRedis(t *testing.T) {
 
 	// The longest accepted return path, of a character that JSON with HTML escaping writes as
 	// six bytes ("\u003c"): the worst case of a JSON-encoded state.
-	rd := "/mcp/" + strings.Repeat("<", login.MaxReturnPath-len("/mcp/"))
+	rd := "/mcp/" + strings.Repeat("<", oauthflow.MaxReturnPath-len("/mcp/"))
 	target := "/oauth/login?" + url.Values{"rd": {rd}}.Encode()
 	tooLong := httptest.NewRecorder()
 	h.ServeHTTP(tooLong, httptest.NewRequest(http.MethodGet, "/oauth/login?"+url.Values{"rd": {rd + "x"}}.Encode(), nil))

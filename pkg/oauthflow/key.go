@@ -1,4 +1,4 @@
-package session
+package oauthflow
 
 import (
 	"crypto/rand"
@@ -16,11 +16,11 @@ const KeySize = 32
 // Key is the 32-byte AES-256-GCM key that encrypts sessions at rest and seals login states.
 //
 // It formats as a fixed placeholder with every fmt verb, so that printing a configuration or an
-// [Options] value never shows key material.
+// [StoreOptions] value never shows key material.
 type Key [KeySize]byte
 
 // String returns a placeholder, never the key.
-func (Key) String() string { return "session.Key(redacted)" }
+func (Key) String() string { return "oauthflow.Key(redacted)" }
 
 // Format writes the placeholder for every verb (%v, %x, %d, %#v, …).
 func (k Key) Format(f fmt.State, _ rune) { _, _ = io.WriteString(f, k.String()) }

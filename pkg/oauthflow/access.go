@@ -1,4 +1,4 @@
-package login
+package oauthflow
 
 import (
 	"context"
@@ -11,7 +11,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/extauthz/extauthz/pkg/session"
 	"github.com/extauthz/extauthz/pkg/token"
 )
 
@@ -34,27 +33,41 @@ var errRefreshPending = errors.New("login: the session's access token has expire
 
 // AccessToken returns the access token of the request's session for resource, refreshing it
 // when it expires within 30 seconds. cookieHeader is the request's raw Cookie header (several
-// headers joined with "; "). It returns ErrNoSession when there is no valid session cookie for
-// the resource, and another error when the sessions cannot be read now, or when an expired
-// token cannot be refreshed now (see the package documentation, "Refresh").
-func (h *Handler) AccessToken(ctx context.Context, resource, cookieHeader string) (string, error) {
+// headers joined with "; "). found is false, with no error, when there is no valid session
+// cookie for the resource; the error is set when the sessions cannot be read now, or when an
+// expired token cannot be refreshed now (see the package documentation, "Refresh"). This is
+// the credential side of the authorization engine's authz.BrowserLogin, which the Handler
+// implements.
+func (h *Handler) AccessToken(ctx context.Context, resource, cookieHeader string) (tok string, found bool, err error) {
+	tok, err = h.accessToken(ctx, resource, cookieHeader)
+	switch {
+	case errors.Is(err, errNoSession):
+		return "", false, nil
+	case err != nil:
+		return "", false, err
+	}
+	return tok, true, nil
+}
+
+// accessToken is [Handler.AccessToken] with errNoSession for no valid session.
+func (h *Handler) accessToken(ctx context.Context, resource, cookieHeader string) (string, error) {
 	id, found := h.sessionID([]string{cookieHeader})
 	if !found {
-		return "", ErrNoSession
+		return "", errNoSession
 	}
 	sess, err := h.getSession(ctx, id)
 	if err != nil {
 		return "", err
 	}
 	if sess.Resource != resource {
-		return "", ErrNoSession // a session for another resource is not this one's credential
+		return "", errNoSession // a session for another resource is not this one's credential
 	}
 	c := h.clients[sess.Resource]
 	now := h.now()
 	if c == nil || c.Issuer != sess.Issuer || !now.Before(sess.Created.Add(h.sessionTTL)) {
 		// Login turned off or moved to another server, or the session's lifetime is over.
 		h.endSession(ctx, id)
-		return "", ErrNoSession
+		return "", errNoSession
 	}
 	if sess.Expiry.IsZero() || now.Add(refreshBefore).Before(sess.Expiry) {
 		return sess.AccessToken, nil
@@ -64,22 +77,22 @@ func (h *Handler) AccessToken(ctx context.Context, resource, cookieHeader string
 			return sess.AccessToken, nil
 		}
 		h.endSession(ctx, id)
-		return "", ErrNoSession
+		return "", errNoSession
 	}
 	return h.refresh(ctx, id, sess, c)
 }
 
-// getSession reads a session: ErrNoSession when absent or undecryptable (then deleted).
-func (h *Handler) getSession(ctx context.Context, id string) (*session.Session, error) {
+// getSession reads a session: errNoSession when absent or undecryptable (then deleted).
+func (h *Handler) getSession(ctx context.Context, id string) (*Session, error) {
 	sess, ok, err := h.store.Get(ctx, id)
 	switch {
-	case errors.Is(err, session.ErrCorrupt):
+	case errors.Is(err, ErrCorrupt):
 		h.endSession(ctx, id)
-		return nil, ErrNoSession
+		return nil, errNoSession
 	case err != nil:
 		return nil, err
 	case !ok:
-		return nil, ErrNoSession
+		return nil, errNoSession
 	}
 	return sess, nil
 }
@@ -93,7 +106,7 @@ func (h *Handler) endSession(ctx context.Context, id string) {
 
 // refresh renews the session's tokens, once across all replicas: see the package
 // documentation, "Refresh". seen is the session as read before.
-func (h *Handler) refresh(ctx context.Context, id string, seen *session.Session, c *Client) (string, error) {
+func (h *Handler) refresh(ctx context.Context, id string, seen *Session, c *Client) (string, error) {
 	// The refresh, once started, runs to its end even if the request goes away: a rotated
 	// refresh token must be stored. The HTTP client's timeout bounds it.
 	lctx := context.WithoutCancel(ctx)
@@ -126,7 +139,7 @@ func (h *Handler) refresh(ctx context.Context, id string, seen *session.Session,
 		}
 		cur, err := h.getSession(ctx, id)
 		if err != nil {
-			return "", err // ErrNoSession when the refresh failed and ended it
+			return "", err // errNoSession when the refresh failed and ended it
 		}
 		if cur.AccessToken != seen.AccessToken {
 			return cur.AccessToken, nil
@@ -136,7 +149,7 @@ func (h *Handler) refresh(ctx context.Context, id string, seen *session.Session,
 
 // stillValid is the answer when a refresh could not be done now: the current token while it
 // has not expired, err afterwards.
-func (h *Handler) stillValid(seen *session.Session, err error) (string, error) {
+func (h *Handler) stillValid(seen *Session, err error) (string, error) {
 	if h.now().Before(seen.Expiry) {
 		return seen.AccessToken, nil
 	}
@@ -144,7 +157,7 @@ func (h *Handler) stillValid(seen *session.Session, err error) (string, error) {
 }
 
 // refreshLocked refreshes under the session's lock.
-func (h *Handler) refreshLocked(ctx context.Context, id string, seen *session.Session, c *Client) (string, error) {
+func (h *Handler) refreshLocked(ctx context.Context, id string, seen *Session, c *Client) (string, error) {
 	// Read again: another replica may have refreshed between our read and our lock.
 	cur, err := h.getSession(ctx, id)
 	if err != nil {
@@ -168,7 +181,7 @@ func (h *Handler) refreshLocked(ctx context.Context, id string, seen *session.Se
 		var ee *endpointError
 		if errors.As(err, &ee) && ee.definitive() {
 			h.endSession(ctx, id)
-			return "", ErrNoSession
+			return "", errNoSession
 		}
 		return h.stillValid(cur, fmt.Errorf("login: refresh: %w", err))
 	}
@@ -182,7 +195,7 @@ func (h *Handler) refreshLocked(ctx context.Context, id string, seen *session.Se
 	case err != nil && (errors.Is(err, errWrongAudience) || token.Definitive(err)):
 		h.logFailure(ctx, "refresh_failed", c.Resource, cur.Subject, err)
 		h.endSession(ctx, id)
-		return "", ErrNoSession
+		return "", errNoSession
 	case err != nil:
 		// It cannot be verified now (keys unreachable): keep the new token set, which the
 		// server has issued and may have rotated; the Check verifies the token anyway.
@@ -205,7 +218,7 @@ func (h *Handler) refreshLocked(ctx context.Context, id string, seen *session.Se
 	ttl := h.sessionTTLFor(now, &next, tr)
 	if ttl <= 0 {
 		h.endSession(ctx, id)
-		return "", ErrNoSession
+		return "", errNoSession
 	}
 	if err := h.store.Put(ctx, id, &next, ttl); err != nil {
 		h.logFailure(ctx, "refresh_failed", c.Resource, cur.Subject, err)
@@ -307,9 +320,9 @@ func cookieValue(headers []string, name string) (string, bool) {
 	return "", false
 }
 
-// validID reports whether s looks like a session.NewID value: 43 base64url characters.
+// validID reports whether s looks like a NewID value: 43 base64url characters.
 func validID(s string) bool {
-	if len(s) != base64.RawURLEncoding.EncodedLen(session.IDBytes) {
+	if len(s) != base64.RawURLEncoding.EncodedLen(IDBytes) {
 		return false
 	}
 	for i := 0; i < len(s); i++ {

@@ -1,4 +1,4 @@
-package login
+package oauthflow
 
 import (
 	"context"
@@ -12,7 +12,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/extauthz/extauthz/pkg/session"
 	"github.com/extauthz/extauthz/pkg/token"
 )
 
@@ -59,7 +58,7 @@ func (h *Handler) serveLogin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	state, err1 := session.NewID()
+	state, err1 := NewID()
 	verifier, challenge, err2 := pkce()
 	var nonce string
 	var err3 error
@@ -72,7 +71,7 @@ func (h *Handler) serveLogin(w http.ResponseWriter, r *http.Request) {
 	}
 	// Nothing is stored: the login state travels sealed in the binding cookie (see the
 	// package documentation, "Login states"), so an unauthenticated request costs no storage.
-	sealed, err := h.store.SealState(state, &session.LoginState{
+	sealed, err := h.store.SealState(state, &LoginState{
 		Resource:    c.Resource,
 		Issuer:      c.Issuer,
 		Verifier:    verifier,
@@ -158,7 +157,7 @@ func (h *Handler) serveCallback(w http.ResponseWriter, r *http.Request) {
 	}
 	st, err := h.store.OpenState(state, sealed, h.now())
 	switch {
-	case errors.Is(err, session.ErrStateExpired):
+	case errors.Is(err, ErrStateExpired):
 		h.logFailure(ctx, "login_failed", "", "", err)
 		h.page(w, http.StatusBadRequest, "Sign-in expired",
 			"This sign-in has expired. Please start again from the page you wanted to open.", "")
@@ -249,7 +248,7 @@ func (h *Handler) serveCallback(w http.ResponseWriter, r *http.Request) {
 		h.refuseUsed(ctx, w, c.Resource, err)
 		return
 	}
-	sess := &session.Session{
+	sess := &Session{
 		Resource:     c.Resource,
 		Issuer:       c.Issuer,
 		Subject:      claims.Subject,
@@ -262,7 +261,7 @@ func (h *Handler) serveCallback(w http.ResponseWriter, r *http.Request) {
 	// At least a second: a token that verified (within the leeway) but expires at once still
 	// gets a session, which the first Check then ends.
 	ttl := max(h.sessionTTLFor(now, sess, tr), time.Second)
-	id, err := session.NewID()
+	id, err := NewID()
 	if err == nil {
 		err = h.store.Put(ctx, id, sess, ttl)
 	}
@@ -381,7 +380,7 @@ func (h *Handler) sameOrigin(hd http.Header) bool {
 
 // revokeSession revokes the session's refresh token, then its access token, when the server
 // has a revocation endpoint. Failures are logged only: the session ends anyway.
-func (h *Handler) revokeSession(ctx context.Context, sess *session.Session) {
+func (h *Handler) revokeSession(ctx context.Context, sess *Session) {
 	c := h.clients[sess.Resource]
 	if c == nil || c.Issuer != sess.Issuer {
 		return
@@ -463,7 +462,7 @@ func expiry(now time.Time, tr *tokenResponse, claims *token.Claims) time.Time {
 // sessionTTLFor is how long a session created or refreshed at now is kept: until SessionTTL
 // after its creation, or refresh_token_expires_in when shorter, or the access token's expiry
 // when there is no refresh token to renew it. Zero or less: the session is over.
-func (h *Handler) sessionTTLFor(now time.Time, sess *session.Session, tr *tokenResponse) time.Duration {
+func (h *Handler) sessionTTLFor(now time.Time, sess *Session, tr *tokenResponse) time.Duration {
 	ttl := sess.Created.Add(h.sessionTTL).Sub(now)
 	if tr.RefreshTokenExpiresIn > 0 {
 		ttl = min(ttl, tr.RefreshTokenExpiresIn.duration())

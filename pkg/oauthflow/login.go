@@ -1,139 +1,4 @@
-// Package login runs the OAuth 2.1 authorization-code flow with PKCE for browsers, as the
-// gateway's confidential client, so that people can sign in to a protected resource without
-// the resource knowing anything about OAuth; the gateway then keeps their tokens server-side
-// and a browser carries only a random session id in a cookie.
-//
-// # Endpoints
-//
-// [Handler] serves three paths on the gateway's HTTP listener (defaults shown):
-//
-//   - GET /oauth/login?rd=<return path>: checks rd (see below), finds the resource rd belongs
-//     to ([Options.Route]) and its [Client], refuses to start unless the authorization server
-//     supports PKCE with S256, seals a login state (the PKCE verifier, a nonce when openid is
-//     requested, rd, its expiry) into a cookie, storing nothing (see Login states), and
-//     redirects the browser to the authorization endpoint with response_type=code, client_id,
-//     redirect_uri (PublicURL + CallbackPath), scope, state, code_challenge,
-//     code_challenge_method=S256, resource (RFC 8707), nonce (when openid is requested) and
-//     prompt=consent (when offline_access is requested: OIDC Core §11 requires it, and
-//     servers such as oidc-provider otherwise drop offline_access and issue no refresh token).
-//   - GET /oauth/callback: opens the state's cookie (absent, changed, sealed for another state
-//     or expired: a 400 page; see Login states), clears it, checks iss (RFC 9207), shows an
-//     error page for an error response, refuses a state already used, exchanges the code (with
-//     the verifier, resource and the client's authentication), verifies the access token
-//     exactly as a Check would plus its audience, checks the ID token's nonce, records the state
-//     as used, stores a session and sets the session cookie, then redirects to rd.
-//   - GET /oauth/logout[?rd=<return path>] answers a page that asks to sign out, and changes
-//     nothing; POST /oauth/logout[?rd=<return path>], from this site only (see Sign-out),
-//     revokes the session's refresh and access tokens at the server's revocation endpoint when
-//     it has one (RFC 7009; failures are logged, not shown), deletes the session, clears the
-//     cookie and redirects to rd or SuccessRedirect.
-//
-// Every answer carries Cache-Control: no-store and Referrer-Policy: no-referrer (same-origin on
-// the sign-out page, so that its form's POST carries its Origin). Error pages are tiny HTML
-// documents (text/html; charset=utf-8) in which every dynamic value is escaped; they
-// never show an error_description, which the authorization response lets anyone write.
-//
-// # Return paths
-//
-// rd accepts only a same-origin relative path: it must start with a single "/" (not "//",
-// not "/\"), contain only visible ASCII (no control characters, no spaces, no backslash
-// anywhere), parse as a URL without scheme or host, and percent-decoding it (up to three
-// times, as layers of proxies and browsers might) must never yield a leading "//", a
-// backslash or a control character. No double quote (browsers send %22). At most 1024 bytes,
-// which keeps the login-state cookie small. Anything else is a 400 page at /oauth/login; at
-// /oauth/logout an invalid rd is ignored (the browser is still signed out and sent to
-// SuccessRedirect). A missing or empty rd means SuccessRedirect. A navigation to a longer path
-// is not sent to sign in ([Handler.LoginURL] offers nothing): the Check answers its 401.
-//
-// # Sessions and cookies
-//
-// A session is created only by a successful callback: its id is [session.NewID] (256 bits,
-// 43 base64url characters) and is the whole cookie value; the tokens stay in the
-// [session.Store], encrypted at rest. The cookie is "name=id; Path=/; Max-Age=<ttl>;
-// HttpOnly; Secure; SameSite=Lax", without Secure only when PublicURL is plain http on a
-// loopback host (development), where the default name is "extauthz-session" instead of
-// "__Host-extauthz-session" (the __Host- prefix requires Secure). On https a CookieName must
-// keep the __Host- prefix: the cookie is Secure, Path=/ and without Domain, so the prefix is
-// always possible, and without it a sibling host could set the cookie for this one (cookie
-// tossing). ttl is the session lifetime (SessionTTL), shortened to refresh_token_expires_in
-// when the server sends it, and to the access token's expiry when there is no refresh token
-// (nothing could renew it). A session also ends SessionTTL after its creation whatever
-// refreshes happened meanwhile.
-//
-// One cookie holds one session, for one resource: signing in to another resource on the same
-// host replaces it (the previous session is deleted).
-//
-// # Login states
-//
-// Starting a sign-in stores nothing, so that unauthenticated requests cannot fill the store
-// (in Redis, shared with the verdict cache and the revocations). The state parameter is a
-// fresh random value (256 bits), and the login state travels in a short-lived cookie named
-// after it (CookieName + "-state-" + 16 hex characters of its SHA-256, same attributes as the
-// session cookie, Max-Age StateTTL), sealed with AES-256-GCM under the session key
-// ([session.Store.SealState]): the state is its additional data and its expiry (StateTTL) is
-// inside, so a cookie opens only for its own state, and not after StateTTL whatever the
-// browser does with Max-Age. Each sign-in has its own cookie, so several tabs may sign in at
-// once; with the longest rd a cookie is about 1.7 KB. SameSite=Lax cookies are sent on the
-// authorization server's top-level redirect back to the callback.
-//
-// The cookie is also what ties a callback to the browser that started the sign-in (login
-// CSRF): an attacker could start one, stop at the redirect back, and send a victim to the
-// callback URL to sign the victim in to the attacker's account; the victim's browser has no
-// cookie for that state, and the callback refuses it.
-//
-// A state is used once. The authorization server refuses a second use of a code (RFC 6749
-// §4.1.2), and the callback clears the cookie that holds the code's PKCE verifier. As defence
-// in depth, once the server has accepted a code the state is recorded as used
-// ([session.Store.MarkStateUsed], until it expires), and a callback whose state is recorded is
-// refused before its code is exchanged: so only sign-ins that the server accepted write to the
-// store, one small marker each.
-//
-// # Sign-out
-//
-// A GET of LogoutPath changes nothing, so that a link, an image or a redirect on another site
-// cannot sign anyone out: it answers a page whose button POSTs to the same address. A POST
-// signs out only when it comes from a page of PublicURL's origin: its Origin header names
-// exactly that origin or, without Origin (or with "null", which browsers send from pages under
-// Referrer-Policy: no-referrer), Sec-Fetch-Site is "same-origin" or "none". Anything else
-// (another site's form, a client that sends neither header) is a 403 page and changes nothing.
-// rd may be in the query or a form field.
-//
-// # Hosts
-//
-// The callback runs on PublicURL's host, so the session cookie belongs to that host alone.
-// [Handler.LoginURL] therefore offers the login only for requests to PublicURL's host (default
-// ports aside): a resource on another host would never see the cookie and would loop through
-// the authorization server. /oauth/login routes rd on PublicURL's host too.
-//
-// # Refresh
-//
-// [Handler.AccessToken] refreshes an access token that expires within 30 seconds. One replica
-// at a time refreshes a session, under [session.Store.TryLock] on the session id (renewed
-// while the refresh runs, which continues even if the request that started it is cancelled, so
-// that a rotated refresh token is never lost): the holder reads the session again, refreshes,
-// verifies the new access token as a Check would, and stores the new token set (keeping the
-// old refresh token when no new one is returned). A caller that finds the lock taken returns
-// the current access token if it has not expired yet; otherwise it polls the store for up to
-// two seconds for the refreshed session, retrying the lock meanwhile. A refresh the server
-// refuses (an OAuth error answer, such as invalid_grant for a revoked refresh token), or whose
-// access token fails verification for good, deletes the session: [ErrNoSession]. A refresh that
-// cannot be done now (server unreachable, 5xx, the wait running out) ends nothing: the current
-// access token is returned while it is valid, an error other than ErrNoSession afterwards.
-//
-// # ID tokens
-//
-// When a nonce was sent and the token response carries an id_token, the callback compares the
-// ID token's nonce claim with it. The ID token's signature is not verified for that: it came
-// over TLS straight from the token endpoint, authenticated by the gateway's client credentials
-// (OIDC Core §3.1.3.7 allows relying on TLS server validation in this case), and nothing else
-// is read from it. Identity comes only from the verified access token.
-//
-// # Logging
-//
-// One structured record per event, with event=login|login_failed|refresh|refresh_failed|logout,
-// resource, subject when known, and reason for failures. Tokens, codes, states, verifiers,
-// session ids and cookies are never logged.
-package login
+package oauthflow
 
 import (
 	"context"
@@ -147,7 +12,6 @@ import (
 	"time"
 
 	"github.com/extauthz/extauthz/pkg/introspect"
-	"github.com/extauthz/extauthz/pkg/session"
 	"github.com/extauthz/extauthz/pkg/token"
 )
 
@@ -171,10 +35,10 @@ const (
 	defaultHTTPTimeout     = 10 * time.Second
 )
 
-// ErrNoSession is returned by [Handler.AccessToken] when the request carries no valid session
-// for the resource: no cookie, an unknown, expired, tampered with or ended session, or a
-// refresh the authorization server refused.
-var ErrNoSession = errors.New("login: no valid session")
+// errNoSession: the request carries no valid session for the resource (no cookie, an unknown,
+// expired, tampered with or ended session, or a refresh the authorization server refused).
+// [Handler.AccessToken] answers it as found false.
+var errNoSession = errors.New("login: no valid session")
 
 // Client is the gateway's confidential client at one authorization server, for one protected
 // resource.
@@ -221,7 +85,7 @@ type Options struct {
 	Route func(host, path string) (resource string, ok bool)
 	// Sessions seals login states, and keeps sessions, markers of used states and refresh
 	// locks.
-	Sessions *session.Store
+	Sessions *Store
 	// Verifier verifies returned access tokens exactly as a Check does; the audience is then
 	// checked here (the token's aud must include the client's ResourceURI).
 	Verifier token.Verifier
@@ -263,7 +127,7 @@ type Options struct {
 type Handler struct {
 	clients  map[string]*Client
 	route    func(host, path string) (string, bool)
-	store    *session.Store
+	store    *Store
 	verifier token.Verifier
 
 	publicURL   string // no trailing slash

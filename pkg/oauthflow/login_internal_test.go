@@ -1,4 +1,4 @@
-package login
+package oauthflow
 
 import (
 	"context"
@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/extauthz/extauthz/pkg/session"
 	"github.com/extauthz/extauthz/pkg/token"
 )
 
@@ -44,9 +43,9 @@ func (noVerifier) Verify(context.Context, string, map[string]struct{}) (*token.C
 
 func testOptions(t *testing.T, publicURL string) Options {
 	t.Helper()
-	var k session.Key
+	var k Key
 	k[0] = 1
-	s, err := session.New(session.Options{Key: k})
+	s, err := NewStore(StoreOptions{Key: k})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -158,7 +157,7 @@ func TestStripCookie(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	id, _ := session.NewID()
+	id, _ := NewID()
 	for in, want := range map[string]string{
 		"":                                 "",
 		"a=1":                              "a=1",

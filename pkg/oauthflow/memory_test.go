@@ -1,4 +1,4 @@
-package session
+package oauthflow
 
 import (
 	"context"
@@ -13,7 +13,7 @@ import (
 func newMemoryStore(t *testing.T, maxEntries int) (*Store, *testkit.Clock) {
 	t.Helper()
 	clock := testkit.NewClockAt(clockStart)
-	s, err := New(Options{Key: testKey(t, 1), MaxEntries: maxEntries, Now: clock.Now})
+	s, err := NewStore(StoreOptions{Key: testKey(t, 1), MaxEntries: maxEntries, Now: clock.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
