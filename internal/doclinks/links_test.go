@@ -124,7 +124,8 @@ func TestAnchor(t *testing.T) {
 }
 
 // publishedPages lists the pages whose links are checked, relative to root
-// with forward slashes: README.md, SECURITY.md and docs/*.md.
+// with forward slashes: README.md, SECURITY.md, the Helm chart's README and
+// docs/*.md.
 func publishedPages(root string) ([]string, error) {
 	docs, err := filepath.Glob(filepath.Join(root, "docs", "*.md"))
 	if err != nil {
@@ -133,7 +134,7 @@ func publishedPages(root string) ([]string, error) {
 	if len(docs) == 0 {
 		return nil, fmt.Errorf("no docs/*.md under %s", root)
 	}
-	pages := []string{"README.md", "SECURITY.md"}
+	pages := []string{"README.md", "SECURITY.md", "helm/extauthz/README.md"}
 	for _, d := range docs {
 		rel, err := filepath.Rel(root, d)
 		if err != nil {
