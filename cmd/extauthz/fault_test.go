@@ -4,18 +4,18 @@ package main
 // few goroutines through a real gRPC client to a gateway on 127.0.0.1 for a
 // few seconds, breaks one of the gateway's dependencies in the middle —
 // the issuer's JWKS endpoint, the introspection endpoint, Redis, the
-// issuer's signing key — and judges every answer by what the README says
+// issuer's signing key — and judges every answer by what the documentation says
 // the gateway does at that moment. Answers are counted per token class and
 // phase, and two counts must be zero:
 //
 //   - wrongly allowed: a token that must be denied was allowed;
-//   - valid denied: a valid token was denied outside the windows the README
-//     documents (each class names its window per phase, if it has one).
+//   - valid denied: a valid token was denied outside the documented windows
+//     (each class names its window per phase, if it has one).
 //
 // A third count, unexpected, is a token denied as it should be but with a
-// status other than the documented one (a 401 where the README promises a
+// status other than the documented one (a 401 where the documentation promises a
 // 503, or a gRPC error where it promises an answer); it must be zero too.
-// Answers the README promises nothing about are counted as noted: logged,
+// Answers the documentation promises nothing about are counted as noted: logged,
 // not judged.
 //
 // A phase lasts a fixed time and until every class active in it has been
@@ -194,7 +194,7 @@ func pool(toks []string) func(n int64) string {
 // noToken is the token function of requests without credentials.
 func noToken(int64) string { return "" }
 
-// judgement is how one answer compares with the README.
+// judgement is how one answer compares with the documentation.
 type judgement int
 
 const (
@@ -202,13 +202,13 @@ const (
 	judgedWrongAllow            // a token that must be denied was allowed
 	judgedValidDenied           // a valid token denied outside a documented window
 	judgedUnexpected            // denied, but not with the documented status
-	judgedNoted                 // the README promises nothing here
+	judgedNoted                 // the documentation promises nothing here
 )
 
 // expect is what a class of tokens may get in one phase.
 type expect struct {
 	allow  bool  // a valid token: allowed, or denied with a status of window
-	window []int // the denials the README documents for it in this phase
+	window []int // the documented denials for it in this phase
 	deny   []int // a token that must be denied: with one of these statuses
 	noted  bool  // count, do not judge
 }
@@ -445,7 +445,7 @@ func (l *load) finish() {
 	}{
 		{judgedWrongAllow, "wrongly allowed (a token that must be denied was allowed)"},
 		{judgedValidDenied, "valid tokens denied outside the documented windows"},
-		{judgedUnexpected, "denied with a status the README does not give for this case, or no answer"},
+		{judgedUnexpected, "denied with a status the documentation does not give for this case, or no answer"},
 	} {
 		if n := sum(c.j); n != 0 {
 			l.t.Errorf("%s: %d %s: %s", l.name, n, c.what, describe(l.judged[c.j]))
@@ -502,7 +502,7 @@ func always(e expect, phases ...string) map[string]expect {
 }
 
 // TestFaultJWKSDown: the issuer's JWKS endpoint fails in the middle of the
-// load, answering 503 or not answering at all. README, Failure modes:
+// load, answering 503 or not answering at all. docs/operating.md, Failure modes:
 // "Tokens signed with keys already held keep verifying; a token with a kid
 // that is not held gets 503 (it may be a rotation we cannot fetch)."
 func TestFaultJWKSDown(t *testing.T) {
@@ -586,7 +586,7 @@ resources:
 			phases: always(valid(), down, restoring, recovered)},
 		&loadClass{name: "new-kid", gw: g.client, token: pool(rotated), phases: map[string]expect{
 			// Sent while the JWKS breaks: before the clock moves, an
-			// unknown kid may not refetch and is a 401 (README: "unknown
+			// unknown kid may not refetch and is a 401 (docs/operating.md: "unknown
 			// kid" is a 401, refetched at most once per interval).
 			breaking: denied(401, 503),
 			down:     denied(503),
@@ -628,7 +628,7 @@ resources:
 }
 
 // TestFaultKeyRotation: the issuer rotates its signing key in the middle of
-// the load. README, Key rotation: "An unknown kid triggers one JWKS refetch,
+// the load. docs/operating.md, Failure modes, Key rotation: "An unknown kid triggers one JWKS refetch,
 // shared by all concurrent requests, at most once per
 // jwks.unknown_kid_min_interval per issuer"; How a request is decided: an
 // unknown kid is never cached, "it is re-checked after the JWKS refetch
@@ -800,7 +800,7 @@ func (as *slowAS) introspect(w http.ResponseWriter, r *http.Request) {
 }
 
 // TestFaultIntrospectionSlow: the introspection endpoint stops answering in
-// time in the middle of the load. README, Failure modes: "Each call is
+// time in the middle of the load. docs/operating.md, Failure modes: "Each call is
 // bounded by introspection.timeout; the Check gets 503 and nothing is
 // cached. Tokens already verified keep being served from the cache until
 // their cache_ttl." The goroutines of the abandoned calls must not pile up:
@@ -943,7 +943,7 @@ resources:
 // replica's answers around an outage; this one adds revocations and a
 // second replica.
 //
-// What the README guarantees, and what is judged:
+// What the documentation guarantees, and what is judged:
 //   - Failure modes, Redis slow or down: "Checks go on with the in-process
 //     tier and local verification, with the same answers": valid tokens
 //     are allowed on both replicas in every phase, invalid ones denied.
@@ -1045,7 +1045,7 @@ func TestFaultRedisRestart(t *testing.T) {
 
 // purgeConfirmed revokes tok through in until the answer is 200 with both
 // replicas confirming. A 202 (a replica slower than the 2s the gateway
-// waits) is retried, as the README says to: the scenarios judge what a
+// waits) is retried, as the documentation says to: the scenarios judge what a
 // 200 promises.
 func purgeConfirmed(t *testing.T, in *instance, tok string) {
 	t.Helper()

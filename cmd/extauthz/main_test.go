@@ -417,7 +417,7 @@ func TestCheckConfigOnTestdata(t *testing.T) {
 	}
 }
 
-// TestProviderExamples: every provider example the README points to
+// TestProviderExamples: every provider example docs/configuration.md points to
 // exists and passes check-config.
 func TestProviderExamples(t *testing.T) {
 	for _, name := range []string{"auth0", "okta", "entra-id", "cognito", "keycloak"} {

@@ -21,7 +21,7 @@ import (
 // errNoConfig is serve's answer when neither a file nor the environment
 // describes a configuration.
 var errNoConfig = errors.New("no configuration: name a file with --config FILE (or EXTAUTHZ_CONFIG), " +
-	"or describe one resource with environment variables (EXTAUTHZ_RESOURCE, EXTAUTHZ_ISSUER, ...; README \"Configuration from the environment\")")
+	"or describe one resource with environment variables (EXTAUTHZ_RESOURCE, EXTAUTHZ_ISSUER, ...; docs/configuration.md, \"Configuration from the environment\")")
 
 // loadConfig reads the configuration from the file at path, or, when path
 // is empty, from the environment alone (config.FromEnv). The error names
@@ -49,7 +49,7 @@ func loadConfig(path string) (*config.Config, error) {
 // silently leave its setting out).
 func configFromEnv() (*config.Config, error) {
 	if unknown := config.UnknownEnvVars(os.Environ()); len(unknown) > 0 {
-		return nil, fmt.Errorf("%s: unknown variable (the EXTAUTHZ_* names are listed in the README, \"Configuration from the environment\")",
+		return nil, fmt.Errorf("%s: unknown variable (the EXTAUTHZ_* names are listed in docs/configuration.md, \"Configuration from the environment\")",
 			strings.Join(unknown, ", "))
 	}
 	return config.FromEnv(os.LookupEnv)

@@ -44,7 +44,7 @@ import (
 
 // The hostile corpus: tokens and requests an attacker crafts, each sent
 // through gRPC Check as Envoy would send it, each with the answer of the
-// README's denial table.
+// answer table of docs/decision.md.
 
 // What a client is told (error_description), per row of the table.
 const (

@@ -242,7 +242,7 @@ func readResource(uri string) string {
 
 // TestMCPResourceURIVariants: a rule on a resource URI holds for every
 // spelling a server resolves to the same resource (issue #17, item 2). The
-// README's rule guards file:///secrets/* with a policy; a base-scope token
+// rule of docs/mcp-rules.md guards file:///secrets/* with a policy; a base-scope token
 // must not read the secret by re-spelling its URI, whether the URI travels
 // in Mcp-Name, in the body, or in both. Spellings that cannot be normalised
 // unambiguously are refused with 400.

@@ -123,7 +123,7 @@ func TestLoadValid(t *testing.T) {
 		want *Config
 	}{
 		{
-			// The README's minimal example; everything else defaulted.
+			// The minimal example of docs/configuration.md; everything else defaulted.
 			file: "valid-minimal.yaml",
 			want: func() *Config {
 				c := defaultsWith(Resource{

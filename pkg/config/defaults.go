@@ -11,7 +11,7 @@ import (
 // Off disables the HTTP or admin listener when written as its address.
 const Off = "off"
 
-// Defaults, as documented on the fields in types.go, in the README and in
+// Defaults, as documented on the fields in types.go, in docs/configuration.md and in
 // api/config.schema.json (a test keeps the schema in step with these).
 const (
 	defaultGRPCAddr           = "127.0.0.1:9001"

@@ -29,7 +29,7 @@ type EnvVar struct {
 	Secret bool
 }
 
-// EnvVars lists every variable FromEnv reads, in the order the README
+// EnvVars lists every variable FromEnv reads, in the order docs/configuration.md
 // documents them.
 func EnvVars() []EnvVar {
 	return []EnvVar{

@@ -13,7 +13,7 @@ import (
 )
 
 // Config is the whole policy file. Field comments name the YAML key and its
-// default; the README's Configuration section documents each key for operators.
+// default; docs/configuration.md documents each key for operators.
 type Config struct {
 	// Listen holds the listener addresses.
 	Listen Listen `yaml:"listen"`

@@ -20,7 +20,7 @@ var durationBuckets = [...]float64{
 
 // Metrics are the gateway's instruments. Every label is bounded: decision,
 // reason, resource (from the config), tier, issuer (from the config),
-// result, event. Never a token, subject or path. The README lists each
+// result, event. Never a token, subject or path. docs/operating.md lists each
 // metric with its labels; the names below gain the exporter's suffixes
 // (_total for counters, _seconds for durations).
 type Metrics struct {

@@ -73,7 +73,7 @@ func wantVerdict(t *testing.T, tier cache.LocalTier[Verdict], k cache.Key, want 
 }
 
 func TestCompactSlotLayout(t *testing.T) {
-	// The budget per token (README, Benchmarks) rests on this size, and
+	// The budget per token (docs/benchmarks.md) rests on this size, and
 	// the slab's alignment on its being a multiple of 8.
 	if n := unsafe.Sizeof(compactSlot{}); n != 112 {
 		t.Fatalf("compactSlot is %d bytes, want 112", n)

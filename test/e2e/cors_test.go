@@ -22,7 +22,7 @@ import (
 )
 
 // TestBrowserCORS: a browser MCP client on another origin, in Debian's Chromium, through
-// the README's nginx configuration. Without a token it reads the 401 and its
+// the nginx configuration of docs/operating.md. Without a token it reads the 401 and its
 // WWW-Authenticate, follows resource_metadata to the metadata document and reads it; with
 // a token, its request with Authorization, Mcp-Method and an Mcp-Param-* header passes the
 // preflight the gateway answers and reaches the MCP server; a header the resource does not
@@ -116,7 +116,7 @@ resources:
 	}
 	gateway.waitUntil(t, "readiness (the issuer's keys loaded)", ready("http://"+gatewayHTTP+"/readyz"))
 
-	// nginx exactly as the README shows it (deploy/nginx/nginx.conf; the resources it names
+	// nginx exactly as docs/operating.md shows it (deploy/nginx/nginx.conf; the resources it names
 	// besides mcp are not configured here and never asked for).
 	// The file names two MCP servers; the second is never asked for here, but the suite's
 	// substitutions need distinct addresses.

@@ -207,7 +207,7 @@ func (st *stack) startGRPCPath(t *testing.T, gatewayBin string, frontLn net.List
 // grpcGatewayConfig is the gateway behind the front: no public_url (the
 // metadata URL is the resource's own origin), each MCP route names its
 // resource (context_extensions), and a POST whose body the front did not send
-// is refused (mcp.require_body), as the README advises for Envoy with
+// is refused (mcp.require_body), as docs/operating.md advises for Envoy with
 // with_request_body.
 func grpcGatewayConfig(frontURL, issuer string) string {
 	return fmt.Sprintf(`listen: {grpc: "127.0.0.1:0", http: "127.0.0.1:0", admin: "off"}

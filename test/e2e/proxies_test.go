@@ -1,6 +1,6 @@
 package e2e
 
-// The HTTP-mode proxies of the README, run from the files in deploy/ with only their
+// The HTTP-mode proxies of docs/operating.md, run from the files in deploy/ with only their
 // addresses changed, and what a client sees through them when the gateway denies.
 
 import (
@@ -16,7 +16,7 @@ import (
 	"time"
 )
 
-// nginxConfPath is the nginx.conf the README shows and the suite runs.
+// nginxConfPath is the nginx.conf docs/operating.md shows and the suite runs.
 const nginxConfPath = "deploy/nginx/nginx.conf"
 
 // deployConfig reads a configuration file of deploy/ and makes each substitution (of every
@@ -73,7 +73,7 @@ func startNginx(t *testing.T, nginx, root string, port int, gatewayHTTP, upstrea
 // caddyModule is the Caddy the suite runs; bump it deliberately (and in the Makefile).
 const caddyModule = "github.com/caddyserver/caddy/v2/cmd/caddy@v2.11.9"
 
-// caddyConfPath is the Caddyfile the README shows and the suite runs.
+// caddyConfPath is the Caddyfile docs/operating.md shows and the suite runs.
 const caddyConfPath = "deploy/caddy/Caddyfile"
 
 // caddyDir is where Caddy is built once and kept: beside Go's build cache (make
@@ -218,7 +218,7 @@ func checkDenial(t *testing.T, what string, resp response, want denialCheck) {
 	}
 }
 
-// testDenialsRelayed: every row of the README's answer table as a client sees it through the
+// testDenialsRelayed: every row of the answer table (docs/decision.md) as a client sees it through the
 // proxy at front (whose gateway's public_url is front): the status, the challenge, the
 // redirect, Retry-After, the JSON body and no-store; and the MCP server's own errors pass
 // untouched.

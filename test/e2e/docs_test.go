@@ -9,15 +9,15 @@ import (
 	"github.com/extauthz/extauthz/internal/testkit"
 )
 
-// TestREADMEShowsTheProxyConfigsTheSuiteRuns: what an operator copies from the README's HTTP
-// authorization mode section is, byte for byte, a file of deploy/ that the end-to-end suite
-// runs (with only its addresses changed).
-func TestREADMEShowsTheProxyConfigsTheSuiteRuns(t *testing.T) {
+// TestDocsShowTheProxyConfigsTheSuiteRuns: what an operator copies from the HTTP
+// authorization mode section of docs/operating.md is, byte for byte, a file of deploy/ that
+// the end-to-end suite runs (with only its addresses changed).
+func TestDocsShowTheProxyConfigsTheSuiteRuns(t *testing.T) {
 	root, err := testkit.RepoRoot()
 	if err != nil {
 		t.Fatal(err)
 	}
-	readme, err := os.ReadFile(filepath.Join(root, "README.md"))
+	readme, err := os.ReadFile(filepath.Join(root, "docs", "operating.md"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -31,7 +31,7 @@ func TestREADMEShowsTheProxyConfigsTheSuiteRuns(t *testing.T) {
 			found = found || m[1] == file
 		}
 		if !found {
-			t.Errorf("the README shows no %s block equal to %s; paste the file into it", c.lang, c.file)
+			t.Errorf("docs/operating.md shows no %s block equal to %s; paste the file into it", c.lang, c.file)
 		}
 	}
 }
