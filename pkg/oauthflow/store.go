@@ -137,7 +137,7 @@ type backend interface {
 	unlock(ctx context.Context, key, token string) error
 }
 
-// New returns a store with o's settings.
+// NewStore returns a store with o's settings.
 func NewStore(o StoreOptions) (*Store, error) {
 	if o.Key.isZero() {
 		return nil, errors.New("session: no key: StoreOptions.Key is all zeros")
