@@ -14,16 +14,14 @@ import (
 // that another reading of its path would decide differently is refused
 // (400), as the router refuses ambiguous paths.
 type PublicPath struct {
-	// Path is the public path, in canonical form, under the resource's
-	// path_prefix (required).
-	Path string `yaml:"path"`
-	// Methods are the request methods that pass without a token, upper
-	// case as sent ("GET", "HEAD"); required: nothing is public by
-	// default. HEAD is not implied by GET.
-	Methods []string `yaml:"methods"`
-	// Prefix makes every path below Path public too, on whole segments:
-	// /mcp/pub covers /mcp/pub and /mcp/pub/x, never /mcp/public
-	// (default false: Path alone).
+	// The path, in canonical form, under the resource's path_prefix; with
+	// prefix, without a trailing slash.
+	Path string `yaml:"path" schema:"required" pattern:"^/"`
+	// Methods that pass without a token, upper case as sent (GET, HEAD...);
+	// required. HEAD is not implied by GET.
+	Methods []string `yaml:"methods" schema:"required,minItems=1,unique,items.ref=method"`
+	// Also every path below path, on whole segments (/mcp/pub covers /mcp/pub/x,
+	// never /mcp/public).
 	Prefix bool `yaml:"prefix"`
 }
 
