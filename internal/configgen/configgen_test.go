@@ -81,3 +81,20 @@ func TestTagsReachTheSchema(t *testing.T) {
 		}
 	}
 }
+
+// TestReferenceNeedsEveryRegion: a page that lost a generated region, or
+// names a section the types do not have, is an error, not a silent skip.
+func TestReferenceNeedsEveryRegion(t *testing.T) {
+	page, err := os.ReadFile("../../docs/configuration.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lost := strings.Replace(string(page), "<!-- configgen:begin jwks -->", "", 1)
+	if _, err := Reference("../../pkg/config", []byte(lost)); err == nil || !strings.Contains(err.Error(), `"jwks"`) {
+		t.Errorf("a page without the jwks region: err = %v", err)
+	}
+	unknown := string(page) + "\n<!-- configgen:begin nosuch -->\n<!-- configgen:end -->\n"
+	if _, err := Reference("../../pkg/config", []byte(unknown)); err == nil || !strings.Contains(err.Error(), `"nosuch"`) {
+		t.Errorf("a page with an unknown region: err = %v", err)
+	}
+}

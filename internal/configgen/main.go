@@ -42,5 +42,13 @@ func Generate(root string) (map[string][]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	return map[string][]byte{"api/config.schema.json": schema}, nil
+	ref, err := os.ReadFile(filepath.Join(root, "docs/configuration.md"))
+	if err != nil {
+		return nil, err
+	}
+	doc, err := Reference(filepath.Join(root, "pkg/config"), ref)
+	if err != nil {
+		return nil, err
+	}
+	return map[string][]byte{"api/config.schema.json": schema, "docs/configuration.md": doc}, nil
 }

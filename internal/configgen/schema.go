@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"reflect"
+	"regexp"
 	"strings"
 	"time"
 
@@ -124,6 +125,11 @@ func parseTag(f reflect.StructField) tag {
 	}
 	if p := f.Tag.Get("itemPattern"); p != "" {
 		t["items.pattern"] = p
+	}
+	for _, k := range []string{"doctype", "docdefault"} {
+		if s, ok := f.Tag.Lookup(k); ok {
+			t[k] = s
+		}
 	}
 	return t
 }
@@ -264,12 +270,12 @@ func (g *generator) property(f field) *obj {
 	if name := defName(t); name != "" {
 		g.ensureDef(name, t, f.value)
 		p.set("$ref", "#/$defs/"+name)
-		p.set("description", f.doc)
+		p.set("description", plain(f.doc))
 	} else if ref := f.tag["ref"]; ref != "" {
 		p.set("$ref", "#/$defs/"+ref)
-		p.set("description", f.doc)
+		p.set("description", plain(f.doc))
 	} else {
-		p.set("description", f.doc)
+		p.set("description", plain(f.doc))
 		g.typeSchema(p, t, f.value, f.path, f.tag, "")
 	}
 	if _, no := f.tag["nodefault"]; !no && !f.required {
@@ -417,4 +423,15 @@ func typeDescription(name, doc string) string {
 		d = strings.ToUpper(rest[:1]) + rest[1:]
 	}
 	return d
+}
+
+var linkRE = regexp.MustCompile(`\[([^\]]*)\]\([^)]*\)`)
+
+// plain is a doc comment without its Markdown: links become their text,
+// and code and emphasis marks go.
+func plain(s string) string {
+	s = linkRE.ReplaceAllString(s, "$1")
+	s = strings.ReplaceAll(s, "**", "")
+	s = strings.ReplaceAll(s, "`", "")
+	return strings.ReplaceAll(s, "\n\n", " ")
 }

@@ -14,14 +14,17 @@ import (
 // that another reading of its path would decide differently is refused
 // (400), as the router refuses ambiguous paths.
 type PublicPath struct {
-	// The path, in canonical form, under the resource's path_prefix; with
-	// prefix, without a trailing slash.
+	// Under the resource's `path_prefix`, in canonical form (`check-config`
+	// names the form to write); each path once.
 	Path string `yaml:"path" schema:"required" pattern:"^/"`
-	// Methods that pass without a token, upper case as sent (GET, HEAD...);
-	// required. HEAD is not implied by GET.
+	// Methods that pass without a token, upper case as sent (`GET`, `HEAD`,
+	// `POST`…); compared exactly. Nothing is public by default, and `HEAD` is
+	// not implied by `GET`.
 	Methods []string `yaml:"methods" schema:"required,minItems=1,unique,items.ref=method"`
-	// Also every path below path, on whole segments (/mcp/pub covers /mcp/pub/x,
-	// never /mcp/public).
+	// Also every path below `path`, on whole segments (`/mcp/static` covers
+	// `/mcp/static/x`, never `/mcp/static2`). Written without a trailing slash;
+	// not the resource's own `path_prefix` (that would make the whole resource
+	// public).
 	Prefix bool `yaml:"prefix"`
 }
 

@@ -20,12 +20,10 @@ type Config struct {
 	// Listener addresses, each host:port. "off" disables the HTTP or admin
 	// listener; gRPC cannot be disabled.
 	Listen Listen `yaml:"listen"`
-	// How clients reach the gateway: scheme://host[:port], no path, query or
-	// fragment; https, or http only for localhost and loopback addresses. It
-	// prefixes the protected-resource metadata URL in WWW-Authenticate
-	// challenges. Empty: the origin of each resource's canonical URI. A trailing
-	// "/" is removed.
-	PublicURL string `yaml:"public_url"`
+	// How clients reach the gateway, `scheme://host[:port]` with no path, query
+	// or fragment; prefixes the metadata URL in `WWW-Authenticate`. https, or
+	// http for localhost/loopback only. A trailing `/` is dropped.
+	PublicURL string `yaml:"public_url" doctype:"URL" docdefault:"origin of each 'resource'"`
 	// The verified-token cache: in-process, plus a shared Redis tier when
 	// redis_url, redis.sentinel or redis.cluster is set. Only verified claims
 	// are cached, keyed by the token's SHA-256; never the token.
@@ -45,13 +43,14 @@ type Config struct {
 	// content-length, transfer-encoding or hop-by-hop headers, and must differ
 	// from one another.
 	Upstream Upstream `yaml:"upstream"`
-	// Answer for a request that matches no resource: "deny" (403) or "allow"
-	// (passes with no identity headers).
+	// Answer for a request that matches no resource. `deny` is 403; `allow`
+	// passes it with no identity headers and no session cookie.
 	Unmatched string `yaml:"unmatched" schema:"enum=deny|allow"`
 	// Refuse (403) every Check whose route does not name its resource (Envoy
-	// context_extensions, or the HTTP mode's /authz/<proxy>/<resource>
-	// endpoints): the Host header, which a client writes, then never chooses the
-	// resource.
+	// `context_extensions`, the HTTP mode's `/authz/<proxy>/<resource>`), so the
+	// `Host` header a client writes never chooses it. Set it once every route
+	// names its resource; `check-config` warns about resources that differ only
+	// by host while it is off.
 	RequireExplicitResource bool `yaml:"require_explicit_resource"`
 	// The process log (log/slog).
 	Log Log `yaml:"log"`
@@ -75,42 +74,38 @@ type Config struct {
 // Listen holds listener addresses (host:port). An omitted address takes its
 // default; "off" disables the HTTP or admin listener (gRPC cannot be disabled).
 type Listen struct {
-	// Address of the Envoy ext_authz gRPC server
-	// (envoy.service.auth.v3.Authorization).
-	GRPC string `yaml:"grpc" pattern:"^.*:[0-9]{1,5}$"`
-	// Address of the HTTP listener: protected-resource metadata, login flow,
-	// HTTP authorization mode, /healthz and /readyz. "off" disables it.
-	HTTP string `yaml:"http" pattern:"^(off|.*:[0-9]{1,5})$"`
-	// Address of the admin listener: /metrics, pprof, cache purge. Keep it on
-	// loopback or a private network. "off" disables it.
-	Admin string `yaml:"admin" pattern:"^(off|.*:[0-9]{1,5})$"`
+	// Envoy ext_authz gRPC server. Cannot be `off`.
+	GRPC string `yaml:"grpc" pattern:"^.*:[0-9]{1,5}$" doctype:"host:port"`
+	// Protected-resource metadata, `/healthz`, `/readyz`.
+	HTTP string `yaml:"http" pattern:"^(off|.*:[0-9]{1,5})$" doctype:"host:port | 'off'"`
+	// `/healthz`, `/readyz`, `/metrics`, pprof under `/debug/pprof/`, the cache
+	// purge. Keep it off the public network.
+	Admin string `yaml:"admin" pattern:"^(off|.*:[0-9]{1,5})$" doctype:"host:port | 'off'"`
 }
 
 // Cache configures the verified-token cache.
 type Cache struct {
-	// redis:// or rediss:// URL of a single Redis server (standalone mode),
-	// without a password, query or fragment. The path /N, if any, is the
-	// database number; rediss:// turns TLS on. Cannot be combined with
-	// cache.redis.sentinel or cache.redis.cluster. Empty, with neither of those:
-	// in-process cache only.
-	RedisURL string `yaml:"redis_url" pattern:"^(|rediss?://[^:@/]*@?[^@]+)$"`
+	// Standalone Redis: `redis://` or `rediss://` (TLS) URL of the shared tier.
+	// A user name and a database path (`/0`…`/1023`) are allowed; a password, a
+	// query or a fragment are not. Cannot be combined with `redis.sentinel` or
+	// `redis.cluster`; with none of the three, the cache is in-process only.
+	RedisURL string `yaml:"redis_url" pattern:"^(|rediss?://[^:@/]*@?[^@]+)$" doctype:"URL"`
 	// Where the password of the Redis data nodes is read from, in every mode: an
 	// environment variable or a file, at most one. Never written inline. Set
 	// only when a Redis is configured.
 	RedisPassword Secret `yaml:"redis_password"`
-	// Longest time a verified token is cached; an entry never outlives the
-	// token's exp. Must be greater than 0.
+	// Longest a verified token stays cached; never past its `exp`. Must be > 0.
 	MaxTTL Duration `yaml:"max_ttl"`
-	// How long a definitively invalid token is remembered as invalid. "0s"
-	// disables negative caching.
+	// How long an invalid token is remembered as invalid. `0s` disables.
 	NegativeTTL Duration `yaml:"negative_ttl"`
-	// Bound on valid tokens held in the in-process tier.
+	// Valid tokens held in process: the size of the compact store (about 127
+	// bytes of RSS each, once used), plus at most as many again for tokens it
+	// cannot hold compactly (kept claims, long subjects).
 	MaxEntries int `yaml:"max_entries" schema:"min=1"`
-	// Bound on invalid tokens held in the in-process tier, so a flood of garbage
-	// tokens cannot grow memory.
+	// Invalid tokens held in process, so garbage floods cannot grow memory.
 	MaxNegativeEntries int `yaml:"max_negative_entries" schema:"min=1"`
 	// How long a token purged through the admin listener stays revoked when its
-	// exp is not known; when it is known, until exp. Must be greater than 0.
+	// `exp` is not known (otherwise until `exp`). Must be > 0.
 	RevokedTTL Duration `yaml:"revoked_ttl"`
 	// Sentinel and Cluster modes, and the connection settings shared by every
 	// Redis mode. At most one of cache.redis_url (standalone),
@@ -129,39 +124,39 @@ type Redis struct {
 	Sentinel RedisSentinel `yaml:"sentinel"`
 	// Redis Cluster mode. Setting addresses selects this mode.
 	Cluster RedisCluster `yaml:"cluster"`
-	// ACL user name for the data nodes. Empty: the default user. In standalone
-	// mode it may be written in redis_url instead; if both are set they must
-	// agree.
-	Username string `yaml:"username"`
-	// Database number, 0 to 1023. In standalone mode the path of redis_url (/N)
-	// gives it; if both are set they must agree. Must be 0 in cluster mode
-	// (Redis Cluster has one database).
+	// ACL user of the data nodes. In standalone mode it may be in `redis_url`
+	// instead; if both, they must agree.
+	Username string `yaml:"username" docdefault:"'\"\"' (default user)"`
+	// Database number, 0 to 1023. Standalone takes it from `redis_url`'s path;
+	// if both are set they must agree. Must be 0 in Cluster mode (Redis Cluster
+	// has one database).
 	DB int `yaml:"db" schema:"min=0,max=1023"`
 	// TLS to Redis and the sentinels. TLS is on when enabled is true or
 	// redis_url is rediss://; the other keys need it on. Files are read when the
 	// server starts, not by check-config.
 	TLS RedisTLS `yaml:"tls"`
-	// Connections per Redis node. 0: go-redis's default (10 per CPU; 5 per CPU
-	// per node in cluster mode).
-	PoolSize int `yaml:"pool_size" schema:"min=0"`
-	// Time limit for opening one connection. Must be greater than 0.
+	// Connections per node; go-redis's default is 10 per CPU (5 per CPU per node
+	// in Cluster mode).
+	PoolSize int `yaml:"pool_size" schema:"min=0" docdefault:"'0' (go-redis default)"`
+	// Time limit for opening a connection. Must be > 0.
 	DialTimeout Duration `yaml:"dial_timeout"`
-	// Time limit for each read or write: a slow Redis is a cache miss, never a
-	// slow decision. Greater than 0 and at most 1s.
+	// Time limit for each read or write. > 0 and at most `1s`: a slow Redis is a
+	// cache miss, never a slow decision.
 	Timeout Duration `yaml:"timeout"`
-	// Consecutive Redis failures that open the circuit; while it is open Redis
-	// is skipped and only the in-process tier is used. At least 1.
+	// Consecutive Redis failures that open the circuit; while open, Redis is
+	// skipped and only the in-process tier answers. At least 1.
 	CircuitFailures int `yaml:"circuit_failures" schema:"min=1"`
-	// How long the circuit stays open before one probe request is let through to
-	// Redis. Must be greater than 0.
+	// How long the circuit stays open before one probe goes to Redis. Must be >
+	// 0.
 	CircuitCooldown Duration `yaml:"circuit_cooldown"`
 }
 
 // RedisSentinel names the sentinels and the master they watch.
 type RedisSentinel struct {
-	// Name the sentinels know the master by. Required in sentinel mode.
+	// Name the sentinels know the master by. Required in Sentinel mode.
 	MasterName string `yaml:"master_name"`
-	// Sentinel addresses, host:port, no repeats. At least one in sentinel mode.
+	// Sentinels to ask for the master. At least one in Sentinel mode; no
+	// repeats.
 	Addresses []string `yaml:"addresses" schema:"unique,items.ref=host_port"`
 	// Where the sentinels' own password is read from, when they require one. The
 	// data nodes use cache.redis_password.
@@ -171,8 +166,8 @@ type RedisSentinel struct {
 // RedisCluster names the seed nodes of a Redis Cluster; the others are
 // discovered from them.
 type RedisCluster struct {
-	// Seed nodes, host:port, no repeats; the other nodes are discovered from
-	// them. At least one in cluster mode.
+	// Seed nodes of a Redis Cluster; the others are discovered. At least one in
+	// Cluster mode; no repeats.
 	Addresses []string `yaml:"addresses" schema:"unique,items.ref=host_port"`
 }
 
@@ -180,21 +175,20 @@ type RedisCluster struct {
 // redis_url is rediss://; certificate files are read at start, not by
 // Validate.
 type RedisTLS struct {
-	// Turn TLS on. A rediss:// redis_url also does.
+	// Use TLS. A `rediss://` URL turns it on too. The other `tls` keys are
+	// refused while TLS is off.
 	Enabled bool `yaml:"enabled"`
-	// PEM bundle of the certificate authorities that verify the server. Empty:
-	// the system roots.
-	CAFile string `yaml:"ca_file"`
-	// PEM client certificate for mutual TLS. Set together with key_file.
-	CertFile string `yaml:"cert_file"`
-	// PEM private key of cert_file. Set together with cert_file.
-	KeyFile string `yaml:"key_file"`
-	// Name sent in SNI and verified in the server's certificate: a host name or
-	// IP address, no port. Empty: the host dialled.
-	ServerName string `yaml:"server_name"`
-	// Do not verify the server's certificate. Refused unless every Redis address
-	// is loopback (localhost, 127.0.0.0/8 or ::1); use ca_file to trust a
-	// private CA.
+	// PEM bundle of the CAs that verify the server.
+	CAFile string `yaml:"ca_file" doctype:"path" docdefault:"'\"\"' (system roots)"`
+	// Client certificate for mutual TLS. Set together with `key_file`.
+	CertFile string `yaml:"cert_file" doctype:"path"`
+	// Its private key. Set together with `cert_file`.
+	KeyFile string `yaml:"key_file" doctype:"path"`
+	// Name sent in SNI and verified in the certificate.
+	ServerName string `yaml:"server_name" doctype:"host" docdefault:"'\"\"' (host dialled)"`
+	// Skip verifying the server's certificate. Refused unless every Redis
+	// address is loopback (`localhost`, `127.0.0.0/8`, `::1`); use `ca_file` for
+	// a private CA.
 	InsecureSkipVerify bool `yaml:"insecure_skip_verify"`
 }
 
@@ -237,15 +231,17 @@ type Admin struct {
 
 // GRPC tunes the Check server.
 type GRPC struct {
-	// Largest CheckRequest accepted, in bytes (1024 to 67108864). Raise it when
-	// Envoy sends request bodies.
+	// Largest CheckRequest, 1024 to 67108864. Raise it if Envoy sends bodies.
 	MaxRecvMsgBytes int `yaml:"max_recv_msg_bytes" schema:"min=1024,max=67108864"`
-	// Concurrent streams per connection. 0: gRPC's default.
-	MaxConcurrentStreams uint32 `yaml:"max_concurrent_streams" schema:"min=0,max=4294967295"`
-	// Long-lived goroutines that serve Checks, keeping their grown stacks from
-	// one Check to the next; a Check arriving while all are busy gets a
-	// goroutine of its own. Size it for the Checks in flight at once across all
-	// proxies. 0: a new goroutine for every Check.
+	// Streams per connection.
+	MaxConcurrentStreams uint32 `yaml:"max_concurrent_streams" schema:"min=0,max=4294967295" docdefault:"'0' (gRPC default)"`
+	// Long-lived goroutines that serve Checks, 0 to 65536. A worker keeps the
+	// stack it has grown; a goroutine started for each Check grows its stack
+	// again, by copying, every time. A Check that arrives while every worker is
+	// busy gets a goroutine of its own, so too few workers costs speed, never a
+	// refusal. Size it for the Checks in flight at once, across all proxies; an
+	// idle worker holds its stack (tens of KiB). `0`: a new goroutine for every
+	// Check (gRPC's default).
 	StreamWorkers int `yaml:"stream_workers" schema:"min=0,max=65536"`
 	// gRPC server keepalive parameters and enforcement policy for connections
 	// from Envoy.
@@ -254,70 +250,70 @@ type GRPC struct {
 
 // Runtime tunes the Go runtime.
 type Runtime struct {
-	// The heap may grow at least this many bytes past its live data before a
-	// garbage collection: with a small live heap the collector runs rarely,
-	// costing this much more memory at most; once the live heap is larger than
-	// this, GOGC alone decides. 0: GOGC alone decides. GOGC=off in the
-	// environment turns it off; GOMEMLIMIT still applies. Applied at start.
-	GCHeadroomBytes int `yaml:"gc_headroom_bytes" schema:"min=0,max=1099511627776"`
+	// The heap may grow at least this far past its live data before a garbage
+	// collection. With `GOGC=100` alone, the collector starts a cycle once the
+	// heap has grown by the live data. The gateway's live heap is small, because
+	// the valid-token tier lives outside the Go heap, so without a headroom it
+	// would collect many times a second under load, and shrink every idle
+	// goroutine's stack each time. With a headroom the process holds up to this
+	// much more memory. Once the live heap is larger than this, `GOGC` alone
+	// decides. `0`: `GOGC` alone. A `GOGC` set in the environment is the lower
+	// bound; `GOGC=off` turns the headroom off. `GOMEMLIMIT` still applies: set
+	// it under the container's memory limit. The live percentage is
+	// `go_gc_gogc_percent` in [`/metrics`](operating.md#metrics).
+	GCHeadroomBytes int `yaml:"gc_headroom_bytes" schema:"min=0,max=1099511627776" docdefault:"'33554432' (32 MiB)"`
 }
 
 // Keepalive mirrors gRPC's server keepalive parameters and enforcement policy.
 type Keepalive struct {
-	// Ping a connection after it has been idle this long. Must be greater than
-	// 0.
+	// Ping a connection idle this long.
 	Time Duration `yaml:"time"`
-	// Close the connection if a ping is not answered within this time. Must be
-	// greater than 0.
+	// Close it if the ping is not answered in time.
 	Timeout Duration `yaml:"timeout"`
-	// Clients that ping more often than this are disconnected. Must be greater
-	// than 0.
+	// Disconnect clients that ping more often.
 	MinTime Duration `yaml:"min_time"`
-	// Allow client pings on connections with no active stream (Envoy keeps idle
-	// ext_authz connections open).
+	// Allow pings on connections with no active stream (Envoy keeps idle
+	// connections).
 	PermitWithoutStream *bool `yaml:"permit_without_stream"`
-	// Close connections after this age so that load rebalances across replicas.
-	// "0s": unlimited.
-	MaxConnectionAge Duration `yaml:"max_connection_age"`
+	// Recycle connections so load spreads over new replicas.
+	MaxConnectionAge Duration `yaml:"max_connection_age" docdefault:"'0s' (unlimited)"`
 }
 
 // JWKS tunes how issuers' key sets are fetched.
 type JWKS struct {
-	// Lower bound on the refresh interval taken from the JWKS response's
-	// Cache-Control max-age. Greater than 0, at most max_refresh.
+	// Lower bound on the refresh interval taken from the JWKS `Cache-Control:
+	// max-age`.
 	MinRefresh Duration `yaml:"min_refresh"`
-	// Upper bound on the refresh interval; also the interval when the response
-	// has no max-age.
+	// Upper bound; the interval when there is no `max-age`. Must be ≥
+	// `min_refresh`.
 	MaxRefresh Duration `yaml:"max_refresh"`
-	// Minimum time between two refetches caused by tokens whose kid is not in
-	// the key set, so forged kids cannot hammer the issuer. Must be greater than
-	// 0.
+	// Minimum gap between refetches triggered by unknown `kid`s, so forged kids
+	// cannot hammer the issuer.
 	UnknownKIDInterval Duration `yaml:"unknown_kid_min_interval"`
-	// Time limit for one JWKS fetch. Must be greater than 0.
+	// Time limit for one fetch.
 	Timeout Duration `yaml:"timeout"`
 }
 
 // Tokens holds the JWT acceptance rules.
 type Tokens struct {
-	// Longer tokens are rejected without being parsed (1 to 1048576).
+	// Longer tokens are rejected unparsed. 1 to 1048576.
 	MaxBytes int `yaml:"max_bytes" schema:"min=1,max=1048576"`
-	// Clock skew tolerated on exp, nbf and iat; at most 5m. "0s": none.
+	// Clock skew allowed on `exp`, `nbf`, `iat`. At most `5m`; `0s` for none.
 	Leeway Duration `yaml:"leeway"`
-	// JWS algorithms accepted. "none" and the symmetric HS256, HS384 and HS512
+	// Accepted JWS algorithms; `ES512` may be added. `none` and `HS256/384/512`
 	// are never accepted.
 	Algorithms []string `yaml:"algorithms" schema:"minItems=1,unique,items.enum=RS256|RS384|RS512|PS256|PS384|PS512|ES256|ES384|ES512|EdDSA"`
 }
 
 // Upstream says what an allowed request carries to the MCP server.
 type Upstream struct {
-	// Header set to the token's sub claim.
+	// Set to the token's `sub`.
 	SubjectHeader string `yaml:"subject_header" schema:"ref=header_name"`
-	// Header set to the token's client_id claim, else azp.
+	// Set to `client_id`, else `azp`.
 	ClientIDHeader string `yaml:"client_id_header" schema:"ref=header_name"`
-	// Header set to the granted scopes, space separated.
+	// Set to the granted scopes, space separated.
 	ScopesHeader string `yaml:"scopes_header" schema:"ref=header_name"`
-	// Remove the inbound Authorization header before the request reaches the
-	// upstream. MCP forbids passing the client's token through.
+	// Remove the inbound `Authorization` header (MCP forbids token passthrough).
 	StripAuthorization *bool `yaml:"strip_authorization"`
 }
 
@@ -333,9 +329,10 @@ type Log struct {
 
 // Audit configures the audit trail: one log line per decision.
 type Audit struct {
-	// Write audit lines.
+	// Write one [audit line](operating.md#logs-and-the-audit-trail) per
+	// decision.
 	Enabled *bool `yaml:"enabled"`
-	// Fraction of allowed requests written; denials are always written.
+	// Fraction of allowed requests written, 0 to 1; denials are always written.
 	AllowSampleRate float64 `yaml:"allow_sample_rate" schema:"min=0,max=1"`
 }
 
@@ -344,79 +341,77 @@ func (l Log) AuditEnabled() bool { return l.Audit.Enabled == nil || *l.Audit.Ena
 
 // Resource is one protected resource: an MCP server behind the gateway.
 type Resource struct {
-	// Unique name; used in metrics and selectable from Envoy routes with
-	// context_extensions {resource: NAME}.
+	// Unique, `^[a-z0-9][a-z0-9_-]*$`. Used in metrics; an Envoy route selects
+	// it with `context_extensions: {resource: NAME}`.
 	Name string `yaml:"name" schema:"required" pattern:"^[a-z0-9][a-z0-9_-]*$"`
-	// The canonical URI (RFC 8707, RFC 9728): the audience tokens must carry,
-	// compared byte for byte, and the resource in the metadata document.
-	// Absolute https (http only for loopback), lower-case scheme and host, no
-	// default port, no query or fragment. Unique.
+	// Canonical URI (RFC 8707/9728): the audience tokens must carry, byte for
+	// byte, and the `resource` of the metadata document. https (http for
+	// loopback only), lower-case scheme and host, no default port, no query or
+	// fragment. Unique.
 	Resource string `yaml:"resource" schema:"required,format=uri"`
-	// Hosts whose requests belong to this resource, matched against :authority
-	// ignoring the port: bare lower-case host names, IP addresses or "*.suffix"
-	// wildcards. Default: the host of resource.
-	Hosts []string `yaml:"hosts" schema:"minItems=1,nodefault" itemPattern:"^(\\*\\.)?[a-z0-9.:-]+$"`
-	// Path prefix, matched on whole segments, that selects this resource. Starts
-	// with "/", no "?" or "#". Default: the path of resource, or "/".
-	PathPrefix string `yaml:"path_prefix" schema:"nodefault" pattern:"^/[^?#]*$"`
-	// Match path_prefix ignoring ASCII letter case, for upstreams that route
-	// that way. Off, a path that differs from a protected prefix only in case is
-	// refused (400).
+	// `:authority` values (port ignored) routed here: lower-case names, IPs, or
+	// `*.suffix`.
+	Hosts []string `yaml:"hosts" schema:"minItems=1,nodefault" itemPattern:"^(\\*\\.)?[a-z0-9.:-]+$" docdefault:"host of 'resource'"`
+	// Path prefix, matched on whole segments. Starts with `/`; in canonical form
+	// (no dot segments, `//`, escaped unreserved characters, `\`, `;`):
+	// `check-config` names the form to write.
+	PathPrefix string `yaml:"path_prefix" schema:"nodefault" pattern:"^/[^?#]*$" docdefault:"path of 'resource', or '/'"`
+	// Match `path_prefix` ignoring ASCII letter case, for an upstream that
+	// routes that way (Express does by default). Off, a path that differs from a
+	// protected prefix only in case is refused (400), since the upstream may
+	// serve it as the protected path.
 	PathCaseInsensitive bool `yaml:"path_case_insensitive"`
 	// Serve this resource's RFC 9728 document also at the root well-known path
-	// of its hosts (/.well-known/oauth-protected-resource without a path
-	// suffix). A resource whose URI has the path / owns that path anyway; at
-	// most one resource per host may claim it. Off and with no resource at /,
-	// the root path is 404.
+	// of its hosts (`/.well-known/oauth-protected-resource`, no path suffix). A
+	// resource whose URI has the path `/` owns that path anyway; at most one
+	// resource per host may claim it (`check-config` refuses a second). Without
+	// either, the root path serves the host's only resource, and is a 404 on a
+	// host with several ([Metadata](decision.md#how-a-request-is-decided)).
 	RootMetadata bool `yaml:"root_metadata"`
-	// Who answers a CORS preflight (OPTIONS with Origin and
-	// Access-Control-Request-Method, no body) from an allowed origin: "answer"
-	// (the gateway, 204 with the CORS headers) or "forward" (the upstream,
-	// reached without a token).
+	// Who answers a CORS preflight (`OPTIONS` with `Origin` and
+	// `Access-Control-Request-Method`, no body) from an allowed origin: the
+	// gateway (204 with the CORS headers of `cors`), or the upstream, reached
+	// without a token. In the [HTTP
+	// mode](operating.md#http-authorization-mode-nginx-traefik-caddy-envoy-http_service)
+	// a subrequest cannot carry the gateway's answer: nginx proxies preflights
+	// to `/authz/nginx-preflight/<resource>` (as shown there); with Traefik or
+	// Caddy use `forward`.
 	Preflight string `yaml:"preflight" schema:"enum=answer|forward"`
-	// Issuers trusted for this resource; at least one.
+	// Trusted issuers, at least one (below).
 	AuthorizationServers []AuthorizationServer `yaml:"authorization_servers" schema:"required,minItems=1"`
-	// Scopes published in the protected-resource metadata. Default:
-	// required_scopes.
-	ScopesSupported []string `yaml:"scopes_supported" schema:"unique,items.ref=scope,nodefault"`
-	// Scopes that every request to the resource needs; each must be in
-	// scopes_supported.
+	// Published in the metadata document.
+	ScopesSupported []string `yaml:"scopes_supported" schema:"unique,items.ref=scope,nodefault" docdefault:"'required_scopes'"`
+	// Needed by every request; each must be in `scopes_supported`.
 	RequiredScopes []string `yaml:"required_scopes" schema:"unique,items.ref=scope"`
-	// Audience values accepted in addition to the canonical URI.
+	// Audiences accepted besides `resource`.
 	Audiences []string `yaml:"audiences" schema:"items.minLength=1"`
-	// Human-readable name published in the metadata document (RFC 9728
-	// resource_name).
+	// RFC 9728 `resource_name`.
 	ResourceName string `yaml:"resource_name"`
-	// URL of human-readable documentation, published in the metadata document
-	// (RFC 9728 resource_documentation).
-	ResourceDocumentation string `yaml:"resource_documentation"`
-	// Scope hierarchy: each key stands for the scopes it lists, transitively
-	// (mcp:admin: [mcp:write] lets a token with mcp:admin do what needs
-	// mcp:write). offline_access is refused.
+	// RFC 9728 `resource_documentation`.
+	ResourceDocumentation string `yaml:"resource_documentation" doctype:"URL"`
+	// Scope hierarchy: `{"mcp:admin": ["mcp:write"], "mcp:write": ["mcp:read"]}`
+	// lets a token with `mcp:admin` do what needs `mcp:write` or `mcp:read`.
+	// Transitive; no scope implies itself.
 	ScopeImplications map[string][]string `yaml:"scope_implications" schema:"items.minItems=1,items.items.ref=scope"`
-	// Browser origins (scheme://host[:port], lower case) whose requests are
-	// accepted; any other Origin gets 403. "*" allows every origin. Default: the
-	// origins of resource and public_url. Requests without Origin are not
-	// affected. Also the origins the gateway's CORS answers (preflights,
-	// denials) are for: cors holds the rest of the CORS settings.
-	AllowedOrigins []string `yaml:"allowed_origins" schema:"nodefault"`
-	// The CORS headers of the gateway's own answers to the allowed_origins:
-	// preflights it answers and denials. The upstream's own answers carry the
-	// upstream's CORS headers.
+	// Browser origins (`scheme://host[:port]`, lower case) whose requests are
+	// accepted; a request with any other `Origin` gets 403. `"*"` allows all. A
+	// request without `Origin` is not affected. Also the origins the gateway's
+	// [CORS](mcp-rules.md#cors-for-browser-clients) answers are for (the rest is
+	// under `cors`).
+	AllowedOrigins []string `yaml:"allowed_origins" schema:"nodefault" docdefault:"origins of 'resource' and 'public_url'"`
+	// The CORS headers of the gateway's own answers (preflights, denials):
+	// [`resources[].cors`](#resourcescors).
 	CORS CORS `yaml:"cors"`
-	// A CEL expression over token, request and mcp that every request with a
-	// valid token must satisfy; compiled and type-checked at load.
-	Policy string `yaml:"policy,omitempty"`
-	// Rules adding scopes and policies to the MCP operations they match; every
-	// matching rule applies.
+	// An expression every request with a valid token must satisfy (see
+	// [Policies](mcp-rules.md#policies-cel)).
+	Policy string `yaml:"policy,omitempty" doctype:"CEL"`
+	// Per-operation scopes and policies (below).
 	Rules []Rule `yaml:"rules"`
 	// Browser sign-in for this resource: the gateway's confidential client at
 	// one of its authorization servers.
 	Login ResourceLogin `yaml:"login"`
-	// Paths of this resource that pass without a token, for the listed methods:
-	// decided on the canonical path, exactly or (prefix) on whole segments; a
-	// request whose other readings of the path disagree is refused (400). No
-	// identity headers, session cookie or Authorization reach the upstream.
+	// Paths that pass without a token, for listed methods
+	// ([below](#resourcespublic)).
 	Public []PublicPath `yaml:"public"`
 }
 
@@ -426,35 +421,34 @@ type Resource struct {
 // Origin check also uses; the upstream's own answers carry the upstream's
 // CORS headers.
 type CORS struct {
-	// Access-Control-Allow-Methods of a preflight answer: method names ("*" is
-	// not accepted: browsers do not honour it on credentialed requests).
+	// `Access-Control-Allow-Methods` of a preflight answer: method names (`*` is
+	// refused: browsers do not honour it on credentialed requests).
 	AllowMethods []string `yaml:"allow_methods" schema:"items.ref=header_name"`
-	// Request headers a page may send: header names (any case); prefixes ending
-	// in "*" such as "Mcp-Param-*", whose requested names are echoed; or "*"
-	// alone, every requested name echoed. A preflight requesting any other
-	// header gets an answer without it, which the browser treats as a refusal.
+	// Request headers a page may send: names (any case); prefixes ending in `*`,
+	// whose requested names are echoed; or `*` alone, every requested name
+	// echoed. A preflight requesting another header is answered without it, and
+	// the browser refuses the request.
 	AllowHeaders []string `yaml:"allow_headers" schema:"items.ref=header_name"`
-	// Access-Control-Max-Age of a preflight answer: how long a browser may cache
-	// it, whole seconds (Chromium caps it at 2h).
+	// `Access-Control-Max-Age` of a preflight answer, whole seconds (Chromium
+	// caps it at 2h).
 	MaxAge Duration `yaml:"max_age"`
 }
 
 // Login configures the browser login flow shared by every resource that
 // enables it.
 type Login struct {
-	// The 32-byte key (hex or base64) encrypting sessions at rest and sealing
-	// login states in their cookies; required when a resource enables login; the
-	// same on every replica.
+	// 32 bytes (hex or base64) encrypting sessions and sealing login states;
+	// required when a resource enables login; the same on every replica.
 	SessionKey Secret `yaml:"session_key"`
 	// Longest life of a session.
 	SessionTTL Duration `yaml:"session_ttl"`
-	// How long a sign-in at the authorization server may take.
+	// How long a sign-in at the authorization server may take (sealed in its
+	// login-state cookie).
 	StateTTL Duration `yaml:"state_ttl"`
-	// The session cookie's name. Default: __Host-extauthz-session, or
-	// extauthz-session when public_url is plain http on loopback. Must start
-	// with __Host- when public_url is https, and must not start with __Host- or
-	// __Secure- on plain http.
-	CookieName string `yaml:"cookie_name"`
+	// `extauthz-session` when `public_url` is plain http on loopback. Must start
+	// with `__Host-` when `public_url` is https, and must not start with
+	// `__Host-` or `__Secure-` on plain http.
+	CookieName string `yaml:"cookie_name" docdefault:"'__Host-extauthz-session'"`
 	// Path of the login endpoint on the HTTP listener.
 	LoginPath string `yaml:"login_path"`
 	// Path of the redirect URI (public_url + callback_path) on the HTTP
@@ -462,24 +456,25 @@ type Login struct {
 	CallbackPath string `yaml:"callback_path"`
 	// Path of the logout endpoint on the HTTP listener.
 	LogoutPath string `yaml:"logout_path"`
-	// Where a login without a return path, and a logout, end: a same-origin
-	// path.
-	SuccessRedirect string `yaml:"success_redirect"`
-	// A same-origin path failed sign-ins are sent to, with error and
-	// error_description in the query. Empty: the gateway's own error page.
-	ErrorPage string `yaml:"error_page"`
+	// Where a sign-in without `rd`, and a sign-out, end.
+	SuccessRedirect string `yaml:"success_redirect" doctype:"path"`
+	// Where a failed sign-in is sent (303) with `error` and `error_description`
+	// in the query; empty: the gateway's own small error page.
+	ErrorPage string `yaml:"error_page" doctype:"path"`
 }
 
 // ResourceLogin is the gateway's confidential client for one resource's
 // browser login.
 type ResourceLogin struct {
-	// Turn the login flow on for this resource.
+	// Browsers may sign in to this resource and use the session cookie ([Browser
+	// login](login.md#browser-login)). Requires `public_url` and
+	// `login.session_key`.
 	Enabled bool `yaml:"enabled"`
-	// The authorization server users sign in at, one of the resource's. Default:
-	// the first.
-	Issuer string `yaml:"issuer" schema:"nodefault"`
-	// The gateway's client id; required when enabled.
-	ClientID string `yaml:"client_id"`
+	// Where users sign in; one of the resource's authorization servers.
+	Issuer string `yaml:"issuer" schema:"nodefault" doctype:"URL" docdefault:"the first authorization server"`
+	// The gateway's confidential client, registered with the redirect URI
+	// `public_url` + `login.callback_path`.
+	ClientID string `yaml:"client_id" docdefault:"required when enabled"`
 	// Client authentication at the token and revocation endpoints.
 	AuthMethod string `yaml:"auth_method" schema:"enum=client_secret_basic|client_secret_post|private_key_jwt"`
 	// For the client_secret_* methods.
@@ -488,36 +483,41 @@ type ResourceLogin struct {
 	PrivateKey Secret `yaml:"private_key"`
 	// kid of the client assertion.
 	KeyID string `yaml:"key_id"`
-	// Scopes requested at sign-in (openid adds a nonce). Default:
-	// required_scopes.
-	Scopes []string `yaml:"scopes" schema:"unique,items.ref=scope,nodefault"`
+	// Requested at sign-in; add `openid` and `offline_access` for refresh
+	// tokens.
+	Scopes []string `yaml:"scopes" schema:"unique,items.ref=scope,nodefault" docdefault:"'required_scopes'"`
 }
 
 // Rule adds required scopes, a policy, or both to the MCP operations it
 // matches. Every matching rule applies.
 type Rule struct {
-	// Glob over the JSON-RPC method (tools/call, resources/*): * matches any run
-	// of characters, ? one character.
-	Method string `yaml:"method" schema:"minLength=1"`
-	// Glob over the tool name, resource URI or prompt name; * also matches an
-	// operation without a name.
-	Name string `yaml:"name"`
-	// Scopes required in addition to the resource's required_scopes; each must
-	// be in scopes_supported.
+	// JSON-RPC method: `tools/call`, `resources/*`, `prompts/get`. `*` matches
+	// any run of characters (including `/`), `?` one character.
+	Method string `yaml:"method" schema:"minLength=1" doctype:"glob"`
+	// Tool name, resource URI or prompt name: `delete_*`, `file:///secrets/*`.
+	// `*` also matches an operation without a name. Names match byte for byte;
+	// resource URIs in [canonical form](mcp-rules.md#mcp-rules), so a URI
+	// pattern must be written canonically (`check-config` shows the spelling);
+	// `?` is always the glob, never a query.
+	Name string `yaml:"name" doctype:"glob"`
+	// Required in addition to `required_scopes`; each must be in
+	// `scopes_supported` (which defaults to `required_scopes` plus every rule's
+	// scopes).
 	Scopes []string `yaml:"scopes" schema:"unique,items.ref=scope"`
-	// A CEL expression the matching requests must also satisfy.
-	Policy string `yaml:"policy,omitempty"`
+	// An expression the matching requests must also satisfy.
+	Policy string `yaml:"policy,omitempty" doctype:"CEL"`
 }
 
 // MCP holds the limits of reading MCP operations.
 type MCP struct {
-	// Largest JSON-RPC body read for the rules, 1 to 1048576; a longer one is
-	// refused with 400. Match Envoy's with_request_body.max_request_bytes.
+	// Largest JSON-RPC body read for the [MCP rules](mcp-rules.md#mcp-rules), 1
+	// to 1048576; a longer one is a 400. Set Envoy's
+	// `with_request_body.max_request_bytes` to the same value.
 	MaxBodyBytes int `yaml:"max_body_bytes" schema:"min=1,max=1048576"`
-	// Refuse (400) a POST to a resource with rules or a policy when the proxy
-	// did not forward its JSON-RPC body, so that the gateway itself checks the
-	// Mcp-Method/Mcp-Name headers against the body. Set it with Envoy's
-	// with_request_body; nginx auth_request cannot forward bodies.
+	// Refuse (400) a `POST` to a resource with rules or a policy when the proxy
+	// did not forward its body, so that the gateway itself checks the `Mcp-*`
+	// headers against the body. Set it with Envoy's `with_request_body`; nginx
+	// `auth_request` cannot forward bodies.
 	RequireBody bool `yaml:"require_body"`
 }
 
@@ -525,40 +525,47 @@ type MCP struct {
 // several resources is the same server: every listing must be identical
 // (a YAML anchor keeps them so).
 type AuthorizationServer struct {
-	// Issuer identifier, compared exactly with the token's iss. https (http only
-	// for loopback), no query or fragment.
+	// Compared exactly with the token's `iss`. https (http for loopback only),
+	// no query or fragment.
 	Issuer string `yaml:"issuer" schema:"required,format=uri"`
-	// URL of the issuer's JWKS. Empty: discovered from RFC 8414 metadata, then
-	// OpenID Connect discovery. One issuer must be listed identically everywhere
-	// it appears. Not used with token_mode introspection.
-	JWKSURI string `yaml:"jwks_uri"`
-	// How this server's tokens are verified: jwt (signature checked locally
-	// against the JWKS), introspection (every token asked about at the RFC 7662
-	// endpoint) or auto (a JWT naming this issuer is verified locally, any other
-	// token introspected). At most one server per resource may introspect.
+	// The issuer's JWKS. Empty: found through RFC 8414 metadata, then OpenID
+	// Connect discovery. Not used with `token_mode: introspection`.
+	JWKSURI string `yaml:"jwks_uri" doctype:"URL" docdefault:"'\"\"' (discovered)"`
+	// `jwt`: signatures checked locally. `introspection`: every token is sent to
+	// the RFC 7662 endpoint. `auto`: a JWT whose `iss` is this issuer is
+	// verified locally, any other token (opaque, encrypted, a JWT without `iss`)
+	// is introspected. At most one server per resource may introspect: an opaque
+	// token does not say whose it is, and sending it to two servers would
+	// disclose one server's tokens to the other.
 	TokenMode string `yaml:"token_mode" schema:"enum=jwt|introspection|auto"`
 	// The RFC 7662 introspection client; used by the introspection and auto
 	// modes only.
 	Introspection Introspection `yaml:"introspection"`
-	// The claim holding the audiences compared with the resource: aud (RFC
-	// 8707), or for example client_id for servers that put no aud in access
-	// tokens (AWS Cognito).
+	// The claim compared with the resource's canonical URI and `audiences` (RFC
+	// 8707).
 	AudienceClaim string `yaml:"audience_claim" schema:"minLength=1"`
-	// The claim holding the granted scopes, a space-separated string or an
-	// array: scope (RFC 9068), or scp (Okta, Microsoft Entra ID).
+	// The claim holding granted scopes, a space-separated string or an array.
+	// The default falls back to `scp` when `scope` is absent.
 	ScopeClaim string `yaml:"scope_claim" schema:"minLength=1"`
-	// The claim holding the client id sent upstream: client_id (falling back to
-	// azp), or for example cid (Okta).
+	// The claim sent upstream as the client id. The default falls back to `azp`.
 	ClientIDClaim string `yaml:"client_id_claim" schema:"minLength=1"`
-	// Further claims (tenant, groups, roles) kept with a verified token, and
-	// cached with it, so that CEL policies can read them as
-	// token.claims["name"]. At most 32.
+	// Further claims (`tenant`, `groups`, `roles`; at most 32) kept with the
+	// verified token — and cached with it, in Redis too — for
+	// [policies](mcp-rules.md#policies-cel) to read as `token.claims["name"]`.
+	// Nothing else beyond the standard claims is kept.
 	KeepClaims []string `yaml:"keep_claims" schema:"unique,items.minLength=1"`
-	// Accept a JWT verified locally (token_mode jwt or auto) only if its typ
-	// header is at+jwt (RFC 9068). false also accepts typ JWT or no typ, for
-	// servers whose access tokens are not typed; a JWT of another type (rt+jwt,
-	// a refresh token) is refused either way. Not used with token_mode
-	// introspection.
+	// A JWT verified locally (`token_mode` `jwt` or `auto`) is accepted only if
+	// its `typ` header is `at+jwt` (RFC 9068 §2.1, §4; compared without regard
+	// to case, `application/` optional). `false` also accepts `typ: JWT` and no
+	// `typ`, for servers whose access tokens are not typed (see the [provider
+	// examples](#provider-examples)). A JWT of any other type — a refresh
+	// token's `rt+jwt`, an ID token, a security event — is refused either way,
+	// as is one with a `cnf` claim. Not used with `token_mode: introspection`,
+	// where the server's answer says what the token is. **Changed default:**
+	// before this key existed any `typ` was accepted, so tokens from a server
+	// that types its access tokens `JWT` or not at all are now refused with `401
+	// invalid_token` (reason `not_access_token`); set `require_typ: false` on
+	// that server to accept them again.
 	RequireTyp *bool `yaml:"require_typ"`
 }
 
@@ -588,27 +595,30 @@ const (
 // Introspection configures the RFC 7662 introspection client of one
 // authorization server.
 type Introspection struct {
-	// Introspection endpoint URL. Empty: the introspection_endpoint of the
+	// The introspection endpoint; empty: `introspection_endpoint` from the
 	// discovered metadata.
-	Endpoint string `yaml:"endpoint"`
-	// The gateway's client id at the authorization server. Required in the
-	// introspection and auto modes.
-	ClientID string `yaml:"client_id"`
-	// Client authentication at the introspection endpoint.
+	Endpoint string `yaml:"endpoint" doctype:"URL" docdefault:"'\"\"' (discovered)"`
+	// The gateway's client id at the server.
+	ClientID string `yaml:"client_id" docdefault:"required when introspecting"`
+	// Client authentication. `private_key_jwt` signs an RFC 7523 assertion
+	// (`iss`=`sub`=client id, `aud`=the issuer, unique `jti`, one minute) per
+	// call.
 	AuthMethod string `yaml:"auth_method" schema:"enum=client_secret_basic|client_secret_post|private_key_jwt"`
-	// The client secret, for client_secret_basic and client_secret_post.
+	// `{env: NAME}` or `{file: PATH}`, for the `client_secret_*` methods.
 	ClientSecret Secret `yaml:"client_secret"`
-	// A PEM private key (RSA, EC P-256 or P-384, Ed25519) that signs the RFC
-	// 7523 client assertion, for private_key_jwt.
+	// A PEM private key (RSA ≥ 2048 bits → RS256, P-256 → ES256, P-384 → ES384,
+	// Ed25519 → EdDSA), for `private_key_jwt`.
 	PrivateKey Secret `yaml:"private_key"`
-	// The kid header of the client assertion. Empty: none.
+	// `kid` of the assertion, when the server holds several of the client's
+	// keys.
 	KeyID string `yaml:"key_id"`
-	// Bound on one introspection call, at most 10s; keep it well under the
-	// proxy's ext_authz timeout.
+	// Bound on one call, at most `10s`. Keep it well under Envoy's ext_authz
+	// `timeout` so a slow server is a clean 503, not a proxy error.
 	Timeout Duration `yaml:"timeout"`
-	// How long an introspection result is cached at most (never beyond the
-	// token's exp nor cache.max_ttl): a token revoked at the server stops being
-	// accepted within it.
+	// Cap on caching an answer (also bounded by the token's `exp` and
+	// `cache.max_ttl`): a token revoked at the server stops being accepted
+	// within it, or at once after a [purge](cache.md#revocation). An answer
+	// without `exp` is trusted this long.
 	CacheTTL Duration `yaml:"cache_ttl"`
 }
 
