@@ -477,11 +477,12 @@ type ResourceLogin struct {
 	ClientID string `yaml:"client_id" docdefault:"required when enabled"`
 	// Client authentication at the token and revocation endpoints.
 	AuthMethod string `yaml:"auth_method" schema:"enum=client_secret_basic|client_secret_post|private_key_jwt"`
-	// For the client_secret_* methods.
+	// For the `client_secret_*` methods, as for introspection.
 	ClientSecret Secret `yaml:"client_secret"`
-	// A PEM private key, for private_key_jwt.
+	// A PEM private key, for `private_key_jwt`, as for introspection.
 	PrivateKey Secret `yaml:"private_key"`
-	// kid of the client assertion.
+	// `kid` of the client assertion, when the server holds several of the
+	// client's keys.
 	KeyID string `yaml:"key_id"`
 	// Requested at sign-in; add `openid` and `offline_access` for refresh
 	// tokens.
