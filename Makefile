@@ -2,7 +2,7 @@
 GO       ?= go
 FUZZTIME ?= 30s
 
-.PHONY: test lint fuzz bench load build e2e e2e-deps nginx-installed chromium-installed caddy-installed
+.PHONY: test generate lint fuzz bench load build e2e e2e-deps nginx-installed chromium-installed caddy-installed
 
 # The integration and end-to-end tests run real parts: oidc-provider, the
 # MCP TypeScript SDK and server-everything, the official MCP conformance
@@ -58,6 +58,11 @@ caddy-installed:
 	@dir="$$($(GO) env GOCACHE)/../extauthz-tools/caddy-$(CADDY_VERSION)"; \
 	  $(GO) version -m "$$dir/caddy" 2>/dev/null | grep -q "	github.com/caddyserver/caddy/v2	$(CADDY_VERSION)	" || \
 	  (mkdir -p "$$dir" && GOBIN="$$dir" CGO_ENABLED=0 $(GO) install github.com/caddyserver/caddy/v2/cmd/caddy@$(CADDY_VERSION))
+
+# api/config.schema.json and the reference tables of docs/configuration.md,
+# from pkg/config's types (a test in internal/configgen fails when stale).
+generate:
+	$(GO) generate ./pkg/config/
 
 GOLANGCI_LINT ?= $(GO) run github.com/golangci/golangci-lint/v2/cmd/golangci-lint@v2.15.0
 

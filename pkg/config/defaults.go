@@ -11,8 +11,8 @@ import (
 // Off disables the HTTP or admin listener when written as its address.
 const Off = "off"
 
-// Defaults, as documented on the fields in types.go, in docs/configuration.md and in
-// api/config.schema.json (a test keeps the schema in step with these).
+// Defaults. api/config.schema.json and docs/configuration.md show them as
+// ApplyDefaults sets them: both are generated (generate.go).
 const (
 	defaultGRPCAddr           = "127.0.0.1:9001"
 	defaultHTTPAddr           = "127.0.0.1:8080"

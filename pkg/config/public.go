@@ -14,16 +14,17 @@ import (
 // that another reading of its path would decide differently is refused
 // (400), as the router refuses ambiguous paths.
 type PublicPath struct {
-	// Path is the public path, in canonical form, under the resource's
-	// path_prefix (required).
-	Path string `yaml:"path"`
-	// Methods are the request methods that pass without a token, upper
-	// case as sent ("GET", "HEAD"); required: nothing is public by
-	// default. HEAD is not implied by GET.
-	Methods []string `yaml:"methods"`
-	// Prefix makes every path below Path public too, on whole segments:
-	// /mcp/pub covers /mcp/pub and /mcp/pub/x, never /mcp/public
-	// (default false: Path alone).
+	// Under the resource's `path_prefix`, in canonical form (`check-config`
+	// names the form to write); each path once.
+	Path string `yaml:"path" schema:"required" pattern:"^/"`
+	// Methods that pass without a token, upper case as sent (`GET`, `HEAD`,
+	// `POST`…); compared exactly. Nothing is public by default, and `HEAD` is
+	// not implied by `GET`.
+	Methods []string `yaml:"methods" schema:"required,minItems=1,unique,items.ref=method"`
+	// Also every path below `path`, on whole segments (`/mcp/static` covers
+	// `/mcp/static/x`, never `/mcp/static2`). Written without a trailing slash;
+	// not the resource's own `path_prefix` (that would make the whole resource
+	// public).
 	Prefix bool `yaml:"prefix"`
 }
 

@@ -12,46 +12,57 @@ import (
 	"go.yaml.in/yaml/v3"
 )
 
-// Config is the whole policy file. Field comments name the YAML key and its
-// default; docs/configuration.md documents each key for operators.
+// Config is the whole policy file. The doc comments of the fields that
+// yaml tags name are written for operators: they are the descriptions of
+// api/config.schema.json and of the reference in docs/configuration.md,
+// both generated from these types (generate.go says how).
 type Config struct {
-	// Listen holds the listener addresses.
+	// Listener addresses, each host:port. "off" disables the HTTP or admin
+	// listener; gRPC cannot be disabled.
 	Listen Listen `yaml:"listen"`
-	// PublicURL is how clients reach the gateway (scheme://host[:port], no
-	// path). It prefixes the protected-resource metadata URL in challenges.
-	// Empty: the origin of each resource's canonical URI.
-	PublicURL string `yaml:"public_url"`
-	// Cache configures the verified-token cache.
+	// How clients reach the gateway, `scheme://host[:port]` with no path, query
+	// or fragment; prefixes the metadata URL in `WWW-Authenticate`. https, or
+	// http for localhost/loopback only. A trailing `/` is dropped.
+	PublicURL string `yaml:"public_url" doctype:"URL" docdefault:"origin of each 'resource'"`
+	// The verified-token cache: in-process, plus a shared Redis tier when
+	// redis_url, redis.sentinel or redis.cluster is set. Only verified claims
+	// are cached, keyed by the token's SHA-256; never the token.
 	Cache Cache `yaml:"cache"`
-	// Admin holds what protects the admin listener's mutating endpoints.
+	// What protects the admin listener's mutating endpoints.
 	Admin Admin `yaml:"admin"`
-	// GRPC tunes the Check server.
+	// Tuning of the Check gRPC server.
 	GRPC GRPC `yaml:"grpc"`
-	// Runtime tunes the Go runtime.
+	// Tuning of the Go runtime.
 	Runtime Runtime `yaml:"runtime"`
-	// JWKS tunes how issuers' key sets are fetched and refreshed.
+	// How issuers' JSON Web Key Sets are fetched and refreshed.
 	JWKS JWKS `yaml:"jwks"`
-	// Tokens holds the JWT acceptance rules shared by all issuers.
+	// JWT acceptance rules shared by all issuers.
 	Tokens Tokens `yaml:"tokens"`
-	// Upstream says what an allowed request carries to the MCP server.
+	// What an allowed request carries to the MCP server. Header names are
+	// lower-cased; they may not be pseudo-headers, authorization, cookie, host,
+	// content-length, transfer-encoding or hop-by-hop headers, and must differ
+	// from one another.
 	Upstream Upstream `yaml:"upstream"`
-	// Unmatched is the answer for a request that matches no resource:
-	// "deny" (default, 403) or "allow" (passes with no identity headers).
-	Unmatched string `yaml:"unmatched"`
-	// RequireExplicitResource refuses (403) every Check whose route does
-	// not name its resource (Envoy context_extensions, or the HTTP mode's
-	// per-resource endpoints): the resource is then never chosen by the
-	// Host header, which a client writes.
+	// Answer for a request that matches no resource. `deny` is 403; `allow`
+	// passes it with no identity headers and no session cookie.
+	Unmatched string `yaml:"unmatched" schema:"enum=deny|allow"`
+	// Refuse (403) every Check whose route does not name its resource (Envoy
+	// `context_extensions`, the HTTP mode's `/authz/<proxy>/<resource>`), so the
+	// `Host` header a client writes never chooses it. Set it once every route
+	// names its resource; `check-config` warns about resources that differ only
+	// by host while it is off.
 	RequireExplicitResource bool `yaml:"require_explicit_resource"`
-	// Log configures the process log.
+	// The process log (log/slog).
 	Log Log `yaml:"log"`
-	// MCP holds the limits of reading MCP operations for the rules.
+	// How MCP operations are read for the rules.
 	MCP MCP `yaml:"mcp"`
-	// Login configures the browser login flow (sessions, cookie, paths),
-	// used by the resources that enable it.
+	// The browser login flow (authorization code with PKCE) shared by the
+	// resources that enable it.
 	Login Login `yaml:"login"`
-	// Resources are the protected resources (MCP servers). At least one.
-	Resources []Resource `yaml:"resources"`
+	// The protected resources (MCP servers). At least one. A request is routed
+	// to the resource named by Envoy's context_extensions {resource: NAME}, else
+	// to the first whose hosts and path_prefix match it.
+	Resources []Resource `yaml:"resources" schema:"required,minItems=1"`
 
 	// written holds the key paths (as in "cache.negative_ttl") that Parse
 	// found in the file with a value, so ApplyDefaults keeps an explicit
@@ -63,37 +74,43 @@ type Config struct {
 // Listen holds listener addresses (host:port). An omitted address takes its
 // default; "off" disables the HTTP or admin listener (gRPC cannot be disabled).
 type Listen struct {
-	GRPC  string `yaml:"grpc"`  // default 127.0.0.1:9001
-	HTTP  string `yaml:"http"`  // default 127.0.0.1:8080
-	Admin string `yaml:"admin"` // default 127.0.0.1:9090
+	// Envoy ext_authz gRPC server. Cannot be `off`.
+	GRPC string `yaml:"grpc" pattern:"^.*:[0-9]{1,5}$" doctype:"host:port"`
+	// Protected-resource metadata, `/healthz`, `/readyz`.
+	HTTP string `yaml:"http" pattern:"^(off|.*:[0-9]{1,5})$" doctype:"host:port | 'off'"`
+	// `/healthz`, `/readyz`, `/metrics`, pprof under `/debug/pprof/`, the cache
+	// purge. Keep it off the public network.
+	Admin string `yaml:"admin" pattern:"^(off|.*:[0-9]{1,5})$" doctype:"host:port | 'off'"`
 }
 
 // Cache configures the verified-token cache.
 type Cache struct {
-	// RedisURL selects a single Redis server as the shared tier (standalone
-	// mode; default empty). At most one of RedisURL, Redis.Sentinel and
-	// Redis.Cluster is set; none means in-process only. Its path (/N) is the
-	// database number, and rediss:// turns TLS on.
-	RedisURL string `yaml:"redis_url"`
-	// RedisPassword is the password of the Redis data nodes in every mode,
-	// read from the environment or a file, never inline (default unset).
+	// Standalone Redis: `redis://` or `rediss://` (TLS) URL of the shared tier.
+	// A user name and a database path (`/0`…`/1023`) are allowed; a password, a
+	// query or a fragment are not. Cannot be combined with `redis.sentinel` or
+	// `redis.cluster`; with none of the three, the cache is in-process only.
+	RedisURL string `yaml:"redis_url" pattern:"^(|rediss?://[^:@/]*@?[^@]+)$" doctype:"URL"`
+	// Where the password of the Redis data nodes is read from, in every mode: an
+	// environment variable or a file, at most one. Never written inline. Set
+	// only when a Redis is configured.
 	RedisPassword Secret `yaml:"redis_password"`
-	// MaxTTL caps how long a verified token is cached (default 5m); an entry
-	// never outlives its token's exp.
+	// Longest a verified token stays cached; never past its `exp`. Must be > 0.
 	MaxTTL Duration `yaml:"max_ttl"`
-	// NegativeTTL is how long a definitively invalid token is remembered as
-	// invalid (default 10s; 0 disables negative caching).
+	// How long an invalid token is remembered as invalid. `0s` disables.
 	NegativeTTL Duration `yaml:"negative_ttl"`
-	// MaxEntries bounds the in-process tier of valid tokens (default 100000).
-	MaxEntries int `yaml:"max_entries"`
-	// MaxNegativeEntries bounds the in-process tier of invalid tokens
-	// (default 10000), so a flood of garbage tokens cannot grow memory.
-	MaxNegativeEntries int `yaml:"max_negative_entries"`
-	// RevokedTTL is how long a purged token stays revoked when its exp is
-	// not known (default 24h); when it is known, until exp.
+	// Valid tokens held in process: the size of the compact store (about 127
+	// bytes of RSS each, once used), plus at most as many again for tokens it
+	// cannot hold compactly (kept claims, long subjects).
+	MaxEntries int `yaml:"max_entries" schema:"min=1"`
+	// Invalid tokens held in process, so garbage floods cannot grow memory.
+	MaxNegativeEntries int `yaml:"max_negative_entries" schema:"min=1"`
+	// How long a token purged through the admin listener stays revoked when its
+	// `exp` is not known (otherwise until `exp`). Must be > 0.
 	RevokedTTL Duration `yaml:"revoked_ttl"`
-	// Redis holds the Sentinel and Cluster modes and the connection
-	// settings shared by every mode.
+	// Sentinel and Cluster modes, and the connection settings shared by every
+	// Redis mode. At most one of cache.redis_url (standalone),
+	// cache.redis.sentinel and cache.redis.cluster may be set. Setting any other
+	// key here, other than to its default, with no Redis configured is an error.
 	Redis Redis `yaml:"redis"`
 }
 
@@ -101,73 +118,77 @@ type Cache struct {
 // with no Redis configured (RedisMode() == "") is an error rather than
 // silently ignored.
 type Redis struct {
-	// Sentinel selects a master through Redis Sentinel (any field set).
+	// Redis Sentinel mode: the master is found through the sentinels. Setting
+	// any field selects this mode; then master_name and at least one address are
+	// required.
 	Sentinel RedisSentinel `yaml:"sentinel"`
-	// Cluster selects a Redis Cluster (any field set).
+	// Redis Cluster mode. Setting addresses selects this mode.
 	Cluster RedisCluster `yaml:"cluster"`
-	// Username is the ACL user of the data nodes (default "": the default
-	// user). In standalone mode it may also be written in redis_url; both
-	// must then agree.
-	Username string `yaml:"username"`
-	// DB is the database number, 0 to 1023 (default 0). In standalone mode
-	// the path of redis_url (/N) gives it; DB may be set instead of, or
-	// equal to, that path. Cluster mode has only database 0.
-	DB int `yaml:"db"`
-	// TLS configures TLS to Redis (and to the sentinels).
+	// ACL user of the data nodes. In standalone mode it may be in `redis_url`
+	// instead; if both, they must agree.
+	Username string `yaml:"username" docdefault:"'\"\"' (default user)"`
+	// Database number, 0 to 1023. Standalone takes it from `redis_url`'s path;
+	// if both are set they must agree. Must be 0 in Cluster mode (Redis Cluster
+	// has one database).
+	DB int `yaml:"db" schema:"min=0,max=1023"`
+	// TLS to Redis and the sentinels. TLS is on when enabled is true or
+	// redis_url is rediss://; the other keys need it on. Files are read when the
+	// server starts, not by check-config.
 	TLS RedisTLS `yaml:"tls"`
-	// PoolSize bounds connections per node (default 0: go-redis's own
-	// default, 10 per CPU; 5 per CPU per node in cluster mode).
-	PoolSize int `yaml:"pool_size"`
-	// DialTimeout bounds establishing one connection (default 1s).
+	// Connections per node; go-redis's default is 10 per CPU (5 per CPU per node
+	// in Cluster mode).
+	PoolSize int `yaml:"pool_size" schema:"min=0" docdefault:"'0' (go-redis default)"`
+	// Time limit for opening a connection. Must be > 0.
 	DialTimeout Duration `yaml:"dial_timeout"`
-	// Timeout bounds each read or write (default 25ms, at most 1s): a slow
-	// Redis must become a cache miss, never a slow decision.
+	// Time limit for each read or write. > 0 and at most `1s`: a slow Redis is a
+	// cache miss, never a slow decision.
 	Timeout Duration `yaml:"timeout"`
-	// CircuitFailures is the number of consecutive failures that open the
-	// circuit, after which Redis is skipped (default 5, at least 1).
-	CircuitFailures int `yaml:"circuit_failures"`
-	// CircuitCooldown is how long the circuit stays open before one probe
-	// is let through (default 2s).
+	// Consecutive Redis failures that open the circuit; while open, Redis is
+	// skipped and only the in-process tier answers. At least 1.
+	CircuitFailures int `yaml:"circuit_failures" schema:"min=1"`
+	// How long the circuit stays open before one probe goes to Redis. Must be >
+	// 0.
 	CircuitCooldown Duration `yaml:"circuit_cooldown"`
 }
 
 // RedisSentinel names the sentinels and the master they watch.
 type RedisSentinel struct {
-	// MasterName is the name the sentinels know the master by (required in
-	// sentinel mode).
+	// Name the sentinels know the master by. Required in Sentinel mode.
 	MasterName string `yaml:"master_name"`
-	// Addresses of the sentinels, host:port (at least one in sentinel mode).
-	Addresses []string `yaml:"addresses"`
-	// Password is the sentinels' own password, when they require one
-	// (default unset); the data nodes use cache.redis_password.
+	// Sentinels to ask for the master. At least one in Sentinel mode; no
+	// repeats.
+	Addresses []string `yaml:"addresses" schema:"unique,items.ref=host_port"`
+	// Where the sentinels' own password is read from, when they require one. The
+	// data nodes use cache.redis_password.
 	Password Secret `yaml:"password"`
 }
 
 // RedisCluster names the seed nodes of a Redis Cluster; the others are
 // discovered from them.
 type RedisCluster struct {
-	// Addresses of seed nodes, host:port (at least one in cluster mode).
-	Addresses []string `yaml:"addresses"`
+	// Seed nodes of a Redis Cluster; the others are discovered. At least one in
+	// Cluster mode; no repeats.
+	Addresses []string `yaml:"addresses" schema:"unique,items.ref=host_port"`
 }
 
 // RedisTLS configures TLS to Redis. TLS is on when Enabled is true or
 // redis_url is rediss://; certificate files are read at start, not by
 // Validate.
 type RedisTLS struct {
-	// Enabled turns TLS on (default false; a rediss:// URL also does).
+	// Use TLS. A `rediss://` URL turns it on too. The other `tls` keys are
+	// refused while TLS is off.
 	Enabled bool `yaml:"enabled"`
-	// CAFile is a PEM bundle that verifies the server (default "": the
-	// system roots).
-	CAFile string `yaml:"ca_file"`
-	// CertFile and KeyFile are the client certificate and key for mutual
-	// TLS: both or neither (default "").
-	CertFile string `yaml:"cert_file"`
-	KeyFile  string `yaml:"key_file"`
-	// ServerName is the name sent in SNI and verified in the server's
-	// certificate (default "": the host dialled).
-	ServerName string `yaml:"server_name"`
-	// InsecureSkipVerify skips verifying the server's certificate (default
-	// false). Validate refuses it unless every Redis address is loopback.
+	// PEM bundle of the CAs that verify the server.
+	CAFile string `yaml:"ca_file" doctype:"path" docdefault:"'\"\"' (system roots)"`
+	// Client certificate for mutual TLS. Set together with `key_file`.
+	CertFile string `yaml:"cert_file" doctype:"path"`
+	// Its private key. Set together with `cert_file`.
+	KeyFile string `yaml:"key_file" doctype:"path"`
+	// Name sent in SNI and verified in the certificate.
+	ServerName string `yaml:"server_name" doctype:"host" docdefault:"'\"\"' (host dialled)"`
+	// Skip verifying the server's certificate. Refused unless every Redis
+	// address is loopback (`localhost`, `127.0.0.0/8`, `::1`); use `ca_file` for
+	// a private CA.
 	InsecureSkipVerify bool `yaml:"insecure_skip_verify"`
 }
 
@@ -202,95 +223,117 @@ func (c RedisCluster) isSet() bool { return len(c.Addresses) > 0 }
 
 // Admin protects the admin listener's mutating endpoints.
 type Admin struct {
-	// Token is the bearer token that POST /cache/purge requires, read from
-	// the environment or a file (default unset: purging is disabled).
+	// Where the bearer token required by POST /cache/purge on the admin listener
+	// is read from: an environment variable or a file, at most one. Unset:
+	// purging is disabled.
 	Token Secret `yaml:"token"`
 }
 
 // GRPC tunes the Check server.
 type GRPC struct {
-	// MaxRecvMsgBytes bounds one CheckRequest (default 4194304).
-	MaxRecvMsgBytes int `yaml:"max_recv_msg_bytes"`
-	// MaxConcurrentStreams per connection (default 0: gRPC's default).
-	MaxConcurrentStreams uint32 `yaml:"max_concurrent_streams"`
-	// StreamWorkers is how many long-lived goroutines serve Checks; a
-	// Check arriving while all are busy gets a goroutine of its own
-	// (default 128; 0: a new goroutine for every Check).
-	StreamWorkers int `yaml:"stream_workers"`
-	// Keepalive settings for connections from Envoy.
+	// Largest CheckRequest, 1024 to 67108864. Raise it if Envoy sends bodies.
+	MaxRecvMsgBytes int `yaml:"max_recv_msg_bytes" schema:"min=1024,max=67108864"`
+	// Streams per connection.
+	MaxConcurrentStreams uint32 `yaml:"max_concurrent_streams" schema:"min=0,max=4294967295" docdefault:"'0' (gRPC default)"`
+	// Long-lived goroutines that serve Checks, 0 to 65536. A worker keeps the
+	// stack it has grown; a goroutine started for each Check grows its stack
+	// again, by copying, every time. A Check that arrives while every worker is
+	// busy gets a goroutine of its own, so too few workers costs speed, never a
+	// refusal. Size it for the Checks in flight at once, across all proxies; an
+	// idle worker holds its stack (tens of KiB). `0`: a new goroutine for every
+	// Check (gRPC's default).
+	StreamWorkers int `yaml:"stream_workers" schema:"min=0,max=65536"`
+	// gRPC server keepalive parameters and enforcement policy for connections
+	// from Envoy.
 	Keepalive Keepalive `yaml:"keepalive"`
 }
 
 // Runtime tunes the Go runtime.
 type Runtime struct {
-	// GCHeadroomBytes is how far the heap may grow past its live data
-	// before a garbage collection, at least (default 33554432, 32 MiB;
-	// 0: GOGC alone decides).
-	GCHeadroomBytes int `yaml:"gc_headroom_bytes"`
+	// The heap may grow at least this far past its live data before a garbage
+	// collection. With `GOGC=100` alone, the collector starts a cycle once the
+	// heap has grown by the live data. The gateway's live heap is small, because
+	// the valid-token tier lives outside the Go heap, so without a headroom it
+	// would collect many times a second under load, and shrink every idle
+	// goroutine's stack each time. With a headroom the process holds up to this
+	// much more memory. Once the live heap is larger than this, `GOGC` alone
+	// decides. `0`: `GOGC` alone. A `GOGC` set in the environment is the lower
+	// bound; `GOGC=off` turns the headroom off. `GOMEMLIMIT` still applies: set
+	// it under the container's memory limit. The live percentage is
+	// `go_gc_gogc_percent` in [`/metrics`](operating.md#metrics).
+	GCHeadroomBytes int `yaml:"gc_headroom_bytes" schema:"min=0,max=1099511627776" docdefault:"'33554432' (32 MiB)"`
 }
 
 // Keepalive mirrors gRPC's server keepalive parameters and enforcement policy.
 type Keepalive struct {
-	Time                Duration `yaml:"time"`                  // default 60s: ping an idle connection after this
-	Timeout             Duration `yaml:"timeout"`               // default 20s: close if the ping is not answered
-	MinTime             Duration `yaml:"min_time"`              // default 10s: clients pinging more often are disconnected
-	PermitWithoutStream *bool    `yaml:"permit_without_stream"` // default true
-	MaxConnectionAge    Duration `yaml:"max_connection_age"`    // default 0: unlimited
+	// Ping a connection idle this long.
+	Time Duration `yaml:"time"`
+	// Close it if the ping is not answered in time.
+	Timeout Duration `yaml:"timeout"`
+	// Disconnect clients that ping more often.
+	MinTime Duration `yaml:"min_time"`
+	// Allow pings on connections with no active stream (Envoy keeps idle
+	// connections).
+	PermitWithoutStream *bool `yaml:"permit_without_stream"`
+	// Recycle connections so load spreads over new replicas.
+	MaxConnectionAge Duration `yaml:"max_connection_age" docdefault:"'0s' (unlimited)"`
 }
 
 // JWKS tunes how issuers' key sets are fetched.
 type JWKS struct {
-	// MinRefresh and MaxRefresh bound the periodic refresh interval taken
-	// from the JWKS response's Cache-Control max-age (defaults 5m and 1h;
-	// without max-age, MaxRefresh).
+	// Lower bound on the refresh interval taken from the JWKS `Cache-Control:
+	// max-age`.
 	MinRefresh Duration `yaml:"min_refresh"`
+	// Upper bound; the interval when there is no `max-age`. Must be ≥
+	// `min_refresh`.
 	MaxRefresh Duration `yaml:"max_refresh"`
-	// UnknownKIDInterval is the minimum time between two refetches caused by
-	// tokens whose kid is not in the key set (default 10s).
+	// Minimum gap between refetches triggered by unknown `kid`s, so forged kids
+	// cannot hammer the issuer.
 	UnknownKIDInterval Duration `yaml:"unknown_kid_min_interval"`
-	// Timeout bounds one fetch (default 5s).
+	// Time limit for one fetch.
 	Timeout Duration `yaml:"timeout"`
 }
 
 // Tokens holds the JWT acceptance rules.
 type Tokens struct {
-	// MaxBytes: longer tokens are rejected without parsing (default 16384).
-	MaxBytes int `yaml:"max_bytes"`
-	// Leeway tolerated on exp, nbf and iat (default 60s).
+	// Longer tokens are rejected unparsed. 1 to 1048576.
+	MaxBytes int `yaml:"max_bytes" schema:"min=1,max=1048576"`
+	// Clock skew allowed on `exp`, `nbf`, `iat`. At most `5m`; `0s` for none.
 	Leeway Duration `yaml:"leeway"`
-	// Algorithms accepted (default RS256 RS384 RS512 PS256 PS384 PS512 ES256
-	// ES384 EdDSA). "none" and HS* are never accepted.
-	Algorithms []string `yaml:"algorithms"`
+	// Accepted JWS algorithms; `ES512` may be added. `none` and `HS256/384/512`
+	// are never accepted.
+	Algorithms []string `yaml:"algorithms" schema:"minItems=1,unique,items.enum=RS256|RS384|RS512|PS256|PS384|PS512|ES256|ES384|ES512|EdDSA"`
 }
 
 // Upstream says what an allowed request carries to the MCP server.
 type Upstream struct {
-	// SubjectHeader carries the token's sub (default x-extauthz-subject).
-	SubjectHeader string `yaml:"subject_header"`
-	// ClientIDHeader carries client_id, else azp (default x-extauthz-client-id).
-	ClientIDHeader string `yaml:"client_id_header"`
-	// ScopesHeader carries the granted scopes, space separated
-	// (default x-extauthz-scopes).
-	ScopesHeader string `yaml:"scopes_header"`
-	// StripAuthorization removes the inbound Authorization header (default
-	// true: MCP forbids passing the client's token through).
+	// Set to the token's `sub`.
+	SubjectHeader string `yaml:"subject_header" schema:"ref=header_name"`
+	// Set to `client_id`, else `azp`.
+	ClientIDHeader string `yaml:"client_id_header" schema:"ref=header_name"`
+	// Set to the granted scopes, space separated.
+	ScopesHeader string `yaml:"scopes_header" schema:"ref=header_name"`
+	// Remove the inbound `Authorization` header (MCP forbids token passthrough).
 	StripAuthorization *bool `yaml:"strip_authorization"`
 }
 
 // Log configures the process log.
 type Log struct {
-	Level  string `yaml:"level"`  // debug, info (default), warn, error
-	Format string `yaml:"format"` // json (default) or text
-	Audit  Audit  `yaml:"audit"`
+	// Lowest level written.
+	Level string `yaml:"level" schema:"enum=debug|info|warn|error"`
+	// Line format.
+	Format string `yaml:"format" schema:"enum=json|text"`
+	// The audit trail: one line per decision (log=audit).
+	Audit Audit `yaml:"audit"`
 }
 
 // Audit configures the audit trail: one log line per decision.
 type Audit struct {
-	// Enabled turns the audit lines on (default true).
+	// Write one [audit line](operating.md#logs-and-the-audit-trail) per
+	// decision.
 	Enabled *bool `yaml:"enabled"`
-	// AllowSampleRate is the fraction of allowed requests written, 0 to 1
-	// (default 1). Denials are always written.
-	AllowSampleRate float64 `yaml:"allow_sample_rate"`
+	// Fraction of allowed requests written, 0 to 1; denials are always written.
+	AllowSampleRate float64 `yaml:"allow_sample_rate" schema:"min=0,max=1"`
 }
 
 // AuditEnabled reports whether audit lines are written; unset means true.
@@ -298,67 +341,77 @@ func (l Log) AuditEnabled() bool { return l.Audit.Enabled == nil || *l.Audit.Ena
 
 // Resource is one protected resource: an MCP server behind the gateway.
 type Resource struct {
-	// Name identifies the resource; Envoy routes may select it with
-	// context_extensions {resource: NAME}.
-	Name string `yaml:"name"`
-	// Resource is the canonical URI (RFC 8707 §2, RFC 9728 §1.2): the
-	// audience tokens must carry, compared byte for byte.
-	Resource string `yaml:"resource"`
-	// Hosts match the request's :authority, port-insensitive; empty: the
-	// canonical URI's host.
-	Hosts []string `yaml:"hosts"`
-	// PathPrefix matches whole path segments; empty: the canonical URI's path.
-	PathPrefix string `yaml:"path_prefix"`
-	// PathCaseInsensitive matches PathPrefix ignoring ASCII letter case,
-	// for upstreams that route that way. Off, a path that differs from a
-	// protected prefix only in case is refused (400).
+	// Unique, `^[a-z0-9][a-z0-9_-]*$`. Used in metrics; an Envoy route selects
+	// it with `context_extensions: {resource: NAME}`.
+	Name string `yaml:"name" schema:"required" pattern:"^[a-z0-9][a-z0-9_-]*$"`
+	// Canonical URI (RFC 8707/9728): the audience tokens must carry, byte for
+	// byte, and the `resource` of the metadata document. https (http for
+	// loopback only), lower-case scheme and host, no default port, no query or
+	// fragment. Unique.
+	Resource string `yaml:"resource" schema:"required,format=uri"`
+	// `:authority` values (port ignored) routed here: lower-case names, IPs, or
+	// `*.suffix`.
+	Hosts []string `yaml:"hosts" schema:"minItems=1,nodefault" itemPattern:"^(\\*\\.)?[a-z0-9.:-]+$" docdefault:"host of 'resource'"`
+	// Path prefix, matched on whole segments. Starts with `/`; in canonical form
+	// (no dot segments, `//`, escaped unreserved characters, `\`, `;`):
+	// `check-config` names the form to write.
+	PathPrefix string `yaml:"path_prefix" schema:"nodefault" pattern:"^/[^?#]*$" docdefault:"path of 'resource', or '/'"`
+	// Match `path_prefix` ignoring ASCII letter case, for an upstream that
+	// routes that way (Express does by default). Off, a path that differs from a
+	// protected prefix only in case is refused (400), since the upstream may
+	// serve it as the protected path.
 	PathCaseInsensitive bool `yaml:"path_case_insensitive"`
-	// RootMetadata: this resource's RFC 9728 document is also the one at
-	// the root well-known path of its hosts
-	// (/.well-known/oauth-protected-resource without a path suffix), for
-	// clients that look only there. A resource whose URI has the path "/"
-	// owns that path anyway; at most one resource per host may claim it.
-	// Default false: with neither, the root path is not found (404).
+	// Serve this resource's RFC 9728 document also at the root well-known path
+	// of its hosts (`/.well-known/oauth-protected-resource`, no path suffix). A
+	// resource whose URI has the path `/` owns that path anyway; at most one
+	// resource per host may claim it (`check-config` refuses a second). Without
+	// either, the root path serves the host's only resource, and is a 404 on a
+	// host with several ([Metadata](decision.md#how-a-request-is-decided)).
 	RootMetadata bool `yaml:"root_metadata"`
-	// Preflight says who answers a CORS preflight from an allowed origin:
-	// "answer" (default: the gateway, 204 with the CORS headers) or
-	// "forward" (the upstream, reached without a token).
-	Preflight string `yaml:"preflight"`
-	// AuthorizationServers trusted for this resource; at least one.
-	AuthorizationServers []AuthorizationServer `yaml:"authorization_servers"`
-	// ScopesSupported is published in the metadata document.
-	ScopesSupported []string `yaml:"scopes_supported"`
-	// RequiredScopes must all be granted for any request to the resource.
-	RequiredScopes []string `yaml:"required_scopes"`
-	// Audiences accepted in addition to the canonical URI.
-	Audiences []string `yaml:"audiences"`
-	// ResourceName and ResourceDocumentation are optional RFC 9728 fields.
-	ResourceName          string `yaml:"resource_name"`
-	ResourceDocumentation string `yaml:"resource_documentation"`
-	// ScopeImplications say which scopes a granted scope stands for, as
-	// the MCP specification asks servers to account for scope
-	// hierarchies: {"mcp:admin": ["mcp:write"], "mcp:write": ["mcp:read"]}
-	// lets a token with mcp:admin do what needs mcp:read. Transitive.
-	ScopeImplications map[string][]string `yaml:"scope_implications"`
-	// AllowedOrigins are the browser origins (scheme://host[:port]) whose
-	// requests are accepted; a request with any other Origin gets 403
-	// (MCP streamable HTTP transport; DNS rebinding). "*" allows every
-	// origin. Default: the origins of resource and public_url. A request
-	// without Origin is not affected.
-	AllowedOrigins []string `yaml:"allowed_origins"`
-	// CORS shapes the CORS headers of the gateway's own answers to those
-	// origins: preflights it answers, and denials.
+	// Who answers a CORS preflight (`OPTIONS` with `Origin` and
+	// `Access-Control-Request-Method`, no body) from an allowed origin: the
+	// gateway (204 with the CORS headers of `cors`), or the upstream, reached
+	// without a token. In the [HTTP
+	// mode](operating.md#http-authorization-mode-nginx-traefik-caddy-envoy-http_service)
+	// a subrequest cannot carry the gateway's answer: nginx proxies preflights
+	// to `/authz/nginx-preflight/<resource>` (as shown there); with Traefik or
+	// Caddy use `forward`.
+	Preflight string `yaml:"preflight" schema:"enum=answer|forward"`
+	// Trusted issuers, at least one (below).
+	AuthorizationServers []AuthorizationServer `yaml:"authorization_servers" schema:"required,minItems=1"`
+	// Published in the metadata document.
+	ScopesSupported []string `yaml:"scopes_supported" schema:"unique,items.ref=scope,nodefault" docdefault:"'required_scopes'"`
+	// Needed by every request; each must be in `scopes_supported`.
+	RequiredScopes []string `yaml:"required_scopes" schema:"unique,items.ref=scope"`
+	// Audiences accepted besides `resource`.
+	Audiences []string `yaml:"audiences" schema:"items.minLength=1"`
+	// RFC 9728 `resource_name`.
+	ResourceName string `yaml:"resource_name"`
+	// RFC 9728 `resource_documentation`.
+	ResourceDocumentation string `yaml:"resource_documentation" doctype:"URL"`
+	// Scope hierarchy: `{"mcp:admin": ["mcp:write"], "mcp:write": ["mcp:read"]}`
+	// lets a token with `mcp:admin` do what needs `mcp:write` or `mcp:read`.
+	// Transitive; no scope implies itself.
+	ScopeImplications map[string][]string `yaml:"scope_implications" schema:"items.minItems=1,items.items.ref=scope"`
+	// Browser origins (`scheme://host[:port]`, lower case) whose requests are
+	// accepted; a request with any other `Origin` gets 403. `"*"` allows all. A
+	// request without `Origin` is not affected. Also the origins the gateway's
+	// [CORS](mcp-rules.md#cors-for-browser-clients) answers are for (the rest is
+	// under `cors`).
+	AllowedOrigins []string `yaml:"allowed_origins" schema:"nodefault" docdefault:"origins of 'resource' and 'public_url'"`
+	// The CORS headers of the gateway's own answers (preflights, denials):
+	// [`resources[].cors`](#resourcescors).
 	CORS CORS `yaml:"cors"`
-	// Policy is a CEL expression that every request with a valid token must
-	// satisfy (default: none).
-	Policy string `yaml:"policy,omitempty"`
-	// Rules add requirements to the MCP operations they match.
+	// An expression every request with a valid token must satisfy (see
+	// [Policies](mcp-rules.md#policies-cel)).
+	Policy string `yaml:"policy,omitempty" doctype:"CEL"`
+	// Per-operation scopes and policies (below).
 	Rules []Rule `yaml:"rules"`
-	// Login lets browsers sign in to this resource through the gateway
-	// (authorization code with PKCE) and use a session cookie instead of
-	// a Bearer token.
+	// Browser sign-in for this resource: the gateway's confidential client at
+	// one of its authorization servers.
 	Login ResourceLogin `yaml:"login"`
-	// Public lists paths that pass without a token (public.go).
+	// Paths that pass without a token, for listed methods
+	// ([below](#resourcespublic)).
 	Public []PublicPath `yaml:"public"`
 }
 
@@ -368,100 +421,104 @@ type Resource struct {
 // Origin check also uses; the upstream's own answers carry the upstream's
 // CORS headers.
 type CORS struct {
-	// AllowMethods answer Access-Control-Request-Method in a preflight
-	// (default GET, POST, DELETE).
-	AllowMethods []string `yaml:"allow_methods"`
-	// AllowHeaders are the request headers a page may send: header names
-	// (any case), name prefixes ending in "*" such as "Mcp-Param-*" (the
-	// requested names with that prefix are echoed; CORS itself has no
-	// prefix pattern), or "*" alone for every requested name (echoed, as
-	// a literal "*" does not cover credentialed requests). A preflight
-	// requesting another header gets an answer without it, which the
-	// browser treats as a refusal.
-	AllowHeaders []string `yaml:"allow_headers"`
-	// MaxAge is how long a browser may cache a preflight answer
-	// (Access-Control-Max-Age, whole seconds; default 10m; Chromium caps it
-	// at 2h).
+	// `Access-Control-Allow-Methods` of a preflight answer: method names (`*` is
+	// refused: browsers do not honour it on credentialed requests).
+	AllowMethods []string `yaml:"allow_methods" schema:"items.ref=header_name"`
+	// Request headers a page may send: names (any case); prefixes ending in `*`,
+	// whose requested names are echoed; or `*` alone, every requested name
+	// echoed. A preflight requesting another header is answered without it, and
+	// the browser refuses the request.
+	AllowHeaders []string `yaml:"allow_headers" schema:"items.ref=header_name"`
+	// `Access-Control-Max-Age` of a preflight answer, whole seconds (Chromium
+	// caps it at 2h).
 	MaxAge Duration `yaml:"max_age"`
 }
 
 // Login configures the browser login flow shared by every resource that
 // enables it.
 type Login struct {
-	// SessionKey is the 32-byte key (hex or base64) that encrypts sessions
-	// at rest and seals login states in their cookies, from the environment
-	// or a file; required when a resource enables login. Every replica needs
-	// the same key.
+	// 32 bytes (hex or base64) encrypting sessions and sealing login states;
+	// required when a resource enables login; the same on every replica.
 	SessionKey Secret `yaml:"session_key"`
-	// SessionTTL caps a session's life (default 8h).
+	// Longest life of a session.
 	SessionTTL Duration `yaml:"session_ttl"`
-	// StateTTL bounds how long a login may take at the authorization
-	// server (default 10m).
+	// How long a sign-in at the authorization server may take (sealed in its
+	// login-state cookie).
 	StateTTL Duration `yaml:"state_ttl"`
-	// CookieName names the session cookie (default "__Host-extauthz-session";
-	// "extauthz-session" when public_url is plain http on loopback, where
-	// cookies cannot be Secure). On https it must start with "__Host-".
-	CookieName string `yaml:"cookie_name"`
-	// LoginPath, CallbackPath and LogoutPath are served on the HTTP
-	// listener (defaults /oauth/login, /oauth/callback, /oauth/logout);
-	// the redirect URI registered at the authorization server is
-	// public_url + callback_path.
-	LoginPath    string `yaml:"login_path"`
+	// `extauthz-session` when `public_url` is plain http on loopback. Must start
+	// with `__Host-` when `public_url` is https, and must not start with
+	// `__Host-` or `__Secure-` on plain http.
+	CookieName string `yaml:"cookie_name" docdefault:"'__Host-extauthz-session'"`
+	// Path of the login endpoint on the HTTP listener.
+	LoginPath string `yaml:"login_path"`
+	// Path of the redirect URI (public_url + callback_path) on the HTTP
+	// listener.
 	CallbackPath string `yaml:"callback_path"`
-	LogoutPath   string `yaml:"logout_path"`
-	// SuccessRedirect is where a login without a return path, and a
-	// logout, end (default "/").
-	SuccessRedirect string `yaml:"success_redirect"`
-	// ErrorPage, when set, is a same-origin path failed sign-ins are sent
-	// to, with error and error_description in the query (default "": the
-	// gateway's own error page).
-	ErrorPage string `yaml:"error_page"`
+	// Path of the logout endpoint on the HTTP listener.
+	LogoutPath string `yaml:"logout_path"`
+	// Where a sign-in without `rd`, and a sign-out, end.
+	SuccessRedirect string `yaml:"success_redirect" doctype:"path"`
+	// Where a failed sign-in is sent (303) with `error` and `error_description`
+	// in the query; empty: the gateway's own small error page.
+	ErrorPage string `yaml:"error_page" doctype:"path"`
 }
 
 // ResourceLogin is the gateway's confidential client for one resource's
 // browser login.
 type ResourceLogin struct {
-	// Enabled turns the login flow on for this resource (default false).
+	// Browsers may sign in to this resource and use the session cookie ([Browser
+	// login](login.md#browser-login)). Requires `public_url` and
+	// `login.session_key`.
 	Enabled bool `yaml:"enabled"`
-	// Issuer picks the authorization server users sign in at; one of the
-	// resource's (default: the first).
-	Issuer string `yaml:"issuer"`
-	// ClientID, AuthMethod, ClientSecret, PrivateKey and KeyID are the
-	// gateway's client registration, as for introspection.
-	ClientID     string `yaml:"client_id"`
-	AuthMethod   string `yaml:"auth_method"`
+	// Where users sign in; one of the resource's authorization servers.
+	Issuer string `yaml:"issuer" schema:"nodefault" doctype:"URL" docdefault:"the first authorization server"`
+	// The gateway's confidential client, registered with the redirect URI
+	// `public_url` + `login.callback_path`.
+	ClientID string `yaml:"client_id" docdefault:"required when enabled"`
+	// Client authentication at the token and revocation endpoints.
+	AuthMethod string `yaml:"auth_method" schema:"enum=client_secret_basic|client_secret_post|private_key_jwt"`
+	// For the `client_secret_*` methods, as for introspection.
 	ClientSecret Secret `yaml:"client_secret"`
-	PrivateKey   Secret `yaml:"private_key"`
-	KeyID        string `yaml:"key_id"`
-	// Scopes requested at sign-in (default: required_scopes).
-	Scopes []string `yaml:"scopes"`
+	// A PEM private key, for `private_key_jwt`, as for introspection.
+	PrivateKey Secret `yaml:"private_key"`
+	// `kid` of the client assertion, when the server holds several of the
+	// client's keys.
+	KeyID string `yaml:"key_id"`
+	// Requested at sign-in; add `openid` and `offline_access` for refresh
+	// tokens.
+	Scopes []string `yaml:"scopes" schema:"unique,items.ref=scope,nodefault" docdefault:"'required_scopes'"`
 }
 
 // Rule adds required scopes, a policy, or both to the MCP operations it
 // matches. Every matching rule applies.
 type Rule struct {
-	// Method is a glob over the JSON-RPC method ("tools/call",
-	// "resources/*"); default "*": any method.
-	Method string `yaml:"method"`
-	// Name is a glob over the tool name, resource URI or prompt name
-	// ("delete_*", "file:///secrets/*"); default "*": any name, or none.
-	Name string `yaml:"name"`
-	// Scopes are required in addition to the resource's required_scopes.
-	Scopes []string `yaml:"scopes"`
-	// Policy is a CEL expression the request must also satisfy.
-	Policy string `yaml:"policy,omitempty"`
+	// JSON-RPC method: `tools/call`, `resources/*`, `prompts/get`. `*` matches
+	// any run of characters (including `/`), `?` one character.
+	Method string `yaml:"method" schema:"minLength=1" doctype:"glob"`
+	// Tool name, resource URI or prompt name: `delete_*`, `file:///secrets/*`.
+	// `*` also matches an operation without a name. Names match byte for byte;
+	// resource URIs in [canonical form](mcp-rules.md#mcp-rules), so a URI
+	// pattern must be written canonically (`check-config` shows the spelling);
+	// `?` is always the glob, never a query.
+	Name string `yaml:"name" doctype:"glob"`
+	// Required in addition to `required_scopes`; each must be in
+	// `scopes_supported` (which defaults to `required_scopes` plus every rule's
+	// scopes).
+	Scopes []string `yaml:"scopes" schema:"unique,items.ref=scope"`
+	// An expression the matching requests must also satisfy.
+	Policy string `yaml:"policy,omitempty" doctype:"CEL"`
 }
 
 // MCP holds the limits of reading MCP operations.
 type MCP struct {
-	// MaxBodyBytes bounds a JSON-RPC body read for the rules (default
-	// 65536). Envoy's with_request_body.max_request_bytes should match.
-	MaxBodyBytes int `yaml:"max_body_bytes"`
-	// RequireBody refuses a POST to a resource with rules or a policy when
-	// the proxy did not forward its body (default false). Without the
-	// body, the Mcp-Method and Mcp-Name headers decide alone, and only the
-	// MCP server can tell whether they match the body it executes; with
-	// Envoy's with_request_body, set this so the gateway always checks.
+	// Largest JSON-RPC body read for the [MCP rules](mcp-rules.md#mcp-rules), 1
+	// to 1048576; a longer one is a 400. Set Envoy's
+	// `with_request_body.max_request_bytes` to the same value.
+	MaxBodyBytes int `yaml:"max_body_bytes" schema:"min=1,max=1048576"`
+	// Refuse (400) a `POST` to a resource with rules or a policy when the proxy
+	// did not forward its body, so that the gateway itself checks the `Mcp-*`
+	// headers against the body. Set it with Envoy's `with_request_body`; nginx
+	// `auth_request` cannot forward bodies.
 	RequireBody bool `yaml:"require_body"`
 }
 
@@ -469,40 +526,47 @@ type MCP struct {
 // several resources is the same server: every listing must be identical
 // (a YAML anchor keeps them so).
 type AuthorizationServer struct {
-	// Issuer is compared exactly with the token's iss.
-	Issuer string `yaml:"issuer"`
-	// JWKSURI, when empty, is discovered from the issuer's RFC 8414
-	// metadata, then OpenID Connect discovery.
-	JWKSURI string `yaml:"jwks_uri"`
-	// TokenMode says how this server's tokens are verified: "jwt" (default:
-	// signature checked locally against the JWKS), "introspection" (every
-	// token asked about at the RFC 7662 endpoint) or "auto" (a JWT naming
-	// this issuer is verified locally, any other token introspected).
-	TokenMode string `yaml:"token_mode"`
-	// Introspection configures the RFC 7662 client; used by the
-	// "introspection" and "auto" modes only.
+	// Compared exactly with the token's `iss`. https (http for loopback only),
+	// no query or fragment.
+	Issuer string `yaml:"issuer" schema:"required,format=uri"`
+	// The issuer's JWKS. Empty: found through RFC 8414 metadata, then OpenID
+	// Connect discovery. Not used with `token_mode: introspection`.
+	JWKSURI string `yaml:"jwks_uri" doctype:"URL" docdefault:"'\"\"' (discovered)"`
+	// `jwt`: signatures checked locally. `introspection`: every token is sent to
+	// the RFC 7662 endpoint. `auto`: a JWT whose `iss` is this issuer is
+	// verified locally, any other token (opaque, encrypted, a JWT without `iss`)
+	// is introspected. At most one server per resource may introspect: an opaque
+	// token does not say whose it is, and sending it to two servers would
+	// disclose one server's tokens to the other.
+	TokenMode string `yaml:"token_mode" schema:"enum=jwt|introspection|auto"`
+	// The RFC 7662 introspection client; used by the introspection and auto
+	// modes only.
 	Introspection Introspection `yaml:"introspection"`
-	// AudienceClaim names the claim holding the audiences compared with the
-	// resource (default "aud", RFC 8707). Set "client_id" for servers that
-	// put no aud in access tokens (AWS Cognito) and list the client ids
-	// in the resource's audiences.
-	AudienceClaim string `yaml:"audience_claim"`
-	// ScopeClaim names the claim holding the granted scopes, a
-	// space-separated string or an array (default "scope", RFC 9068; "scp"
-	// for Okta and Microsoft Entra ID).
-	ScopeClaim string `yaml:"scope_claim"`
-	// ClientIDClaim names the claim holding the client id (default
-	// "client_id", falling back to "azp"; "cid" for Okta).
-	ClientIDClaim string `yaml:"client_id_claim"`
-	// KeepClaims names further claims (tenant, groups, roles) kept with a
-	// verified token so that CEL policies can read them as
-	// token.claims["name"] (default none: nothing beyond the standard
-	// claims is kept or cached).
-	KeepClaims []string `yaml:"keep_claims"`
-	// RequireTyp, true by default, accepts a JWT verified locally only if
-	// its typ header is at+jwt (RFC 9068). false also accepts typ JWT or
-	// none, for servers whose access tokens are not typed; other types
-	// (a refresh token's rt+jwt, say) are refused either way.
+	// The claim compared with the resource's canonical URI and `audiences` (RFC
+	// 8707).
+	AudienceClaim string `yaml:"audience_claim" schema:"minLength=1"`
+	// The claim holding granted scopes, a space-separated string or an array.
+	// The default falls back to `scp` when `scope` is absent.
+	ScopeClaim string `yaml:"scope_claim" schema:"minLength=1"`
+	// The claim sent upstream as the client id. The default falls back to `azp`.
+	ClientIDClaim string `yaml:"client_id_claim" schema:"minLength=1"`
+	// Further claims (`tenant`, `groups`, `roles`; at most 32) kept with the
+	// verified token — and cached with it, in Redis too — for
+	// [policies](mcp-rules.md#policies-cel) to read as `token.claims["name"]`.
+	// Nothing else beyond the standard claims is kept.
+	KeepClaims []string `yaml:"keep_claims" schema:"unique,items.minLength=1"`
+	// A JWT verified locally (`token_mode` `jwt` or `auto`) is accepted only if
+	// its `typ` header is `at+jwt` (RFC 9068 §2.1, §4; compared without regard
+	// to case, `application/` optional). `false` also accepts `typ: JWT` and no
+	// `typ`, for servers whose access tokens are not typed (see the [provider
+	// examples](#provider-examples)). A JWT of any other type — a refresh
+	// token's `rt+jwt`, an ID token, a security event — is refused either way,
+	// as is one with a `cnf` claim. Not used with `token_mode: introspection`,
+	// where the server's answer says what the token is. **Changed default:**
+	// before this key existed any `typ` was accepted, so tokens from a server
+	// that types its access tokens `JWT` or not at all are now refused with `401
+	// invalid_token` (reason `not_access_token`); set `require_typ: false` on
+	// that server to accept them again.
 	RequireTyp *bool `yaml:"require_typ"`
 }
 
@@ -532,36 +596,39 @@ const (
 // Introspection configures the RFC 7662 introspection client of one
 // authorization server.
 type Introspection struct {
-	// Endpoint is the introspection endpoint (default: the
-	// introspection_endpoint of the server's discovered metadata).
-	Endpoint string `yaml:"endpoint"`
-	// ClientID is the gateway's client id at the server (required).
-	ClientID string `yaml:"client_id"`
-	// AuthMethod is how the gateway authenticates: client_secret_basic
-	// (default), client_secret_post or private_key_jwt (RFC 7523).
-	AuthMethod string `yaml:"auth_method"`
-	// ClientSecret, for the client_secret_* methods, read from the
-	// environment or a file.
+	// The introspection endpoint; empty: `introspection_endpoint` from the
+	// discovered metadata.
+	Endpoint string `yaml:"endpoint" doctype:"URL" docdefault:"'\"\"' (discovered)"`
+	// The gateway's client id at the server.
+	ClientID string `yaml:"client_id" docdefault:"required when introspecting"`
+	// Client authentication. `private_key_jwt` signs an RFC 7523 assertion
+	// (`iss`=`sub`=client id, `aud`=the issuer, unique `jti`, one minute) per
+	// call.
+	AuthMethod string `yaml:"auth_method" schema:"enum=client_secret_basic|client_secret_post|private_key_jwt"`
+	// `{env: NAME}` or `{file: PATH}`, for the `client_secret_*` methods.
 	ClientSecret Secret `yaml:"client_secret"`
-	// PrivateKey, for private_key_jwt: a PEM private key (RSA, EC P-256,
-	// P-384 or Ed25519) read from the environment or a file.
+	// A PEM private key (RSA ≥ 2048 bits → RS256, P-256 → ES256, P-384 → ES384,
+	// Ed25519 → EdDSA), for `private_key_jwt`.
 	PrivateKey Secret `yaml:"private_key"`
-	// KeyID is the kid header of the client assertion (default: none).
+	// `kid` of the assertion, when the server holds several of the client's
+	// keys.
 	KeyID string `yaml:"key_id"`
-	// Timeout bounds one introspection call (default 300ms). Keep it well
-	// under the proxy's ext_authz timeout: a slow server must be a 503,
-	// not a proxy error.
+	// Bound on one call, at most `10s`. Keep it well under Envoy's ext_authz
+	// `timeout` so a slow server is a clean 503, not a proxy error.
 	Timeout Duration `yaml:"timeout"`
-	// CacheTTL caps how long an introspection result is cached (default
-	// 60s): a token revoked at the server stops being accepted within it.
-	// It never outlives the token's exp, nor cache.max_ttl.
+	// Cap on caching an answer (also bounded by the token's `exp` and
+	// `cache.max_ttl`): a token revoked at the server stops being accepted
+	// within it, or at once after a [purge](cache.md#revocation). An answer
+	// without `exp` is trusted this long.
 	CacheTTL Duration `yaml:"cache_ttl"`
 }
 
 // Secret names where a secret comes from: an environment variable or a file.
 // Secrets are never written inline in the policy file.
 type Secret struct {
-	Env  string `yaml:"env,omitempty"`
+	// Name of the environment variable holding the secret.
+	Env string `yaml:"env,omitempty"`
+	// Path of the file holding the secret, such as a mounted Kubernetes Secret.
 	File string `yaml:"file,omitempty"`
 }
 
