@@ -34,3 +34,8 @@ func KeyOf(namespace, token string) Key {
 
 // TokenKey is KeyOf(namespace, token).String().
 func TokenKey(namespace, token string) string { return KeyOf(namespace, token).String() }
+
+// Complete reports whether every replica that got the message confirmed.
+// The invalidating replica follows the channel itself, so a message that
+// reached nobody proves nothing: it is not complete.
+func (i Invalidation) Complete() bool { return i.Replicas > 0 && i.Acknowledged >= i.Replicas }

@@ -349,11 +349,6 @@ type Invalidation struct {
 	Acknowledged int64 // those that confirmed dropping the key
 }
 
-// Complete reports whether every replica that got the message confirmed.
-// The invalidating replica follows the channel itself, so a message that
-// reached nobody proves nothing: it is not complete.
-func (i Invalidation) Complete() bool { return i.Replicas > 0 && i.Acknowledged >= i.Replicas }
-
 // ErrNoSharedTier means that Invalidate, with no shared tier, reached this
 // replica only (which it has done).
 var ErrNoSharedTier = errors.New("cache: no shared tier: invalidated this replica only")

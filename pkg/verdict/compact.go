@@ -284,15 +284,6 @@ func (t *CompactTier) Len() int {
 	return n
 }
 
-// Capacity returns how many verdicts the compact form holds (maxEntries).
-func (t *CompactTier) Capacity() int {
-	n := 0
-	for i := range t.shards {
-		n += len(t.shards[i].slots)
-	}
-	return n
-}
-
 // encode returns v's entry (deadline not set), or false when v does not
 // fit one. It numbers the namespace and the grant if need be.
 func (t *CompactTier) encode(key cache.Key, v Verdict) (compactSlot, bool) {

@@ -435,3 +435,12 @@ func TestCompactTierKeepsWhatIsRead(t *testing.T) {
 		t.Fatalf("%d evictions reported, want 1", f.obs.n.Load())
 	}
 }
+
+// Capacity returns how many verdicts the compact form holds (maxEntries).
+func (t *CompactTier) Capacity() int {
+	n := 0
+	for i := range t.shards {
+		n += len(t.shards[i].slots)
+	}
+	return n
+}
