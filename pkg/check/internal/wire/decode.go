@@ -1,5 +1,8 @@
 package wire
 
+// This file is long because it is one table-driven decoder: the message
+// schema, the walk and the limits it enforces on attacker bytes read together.
+
 import (
 	"fmt"
 	"strings"
