@@ -185,7 +185,7 @@ func newApp(cfg *config.Config, log *slog.Logger, o appOptions) (a *app, err err
 			PermitWithoutStream: ka.PermitsWithoutStream(),
 		}),
 	}
-	// gRPC metadata is small (the checked request's headers travel in the
+	// gRPC request headers are small (the checked request's headers travel in the
 	// message, bounded by max_recv_msg_bytes).
 	gopts = append(gopts, grpc.MaxHeaderListSize(64<<10))
 	if cfg.GRPC.MaxConcurrentStreams > 0 {

@@ -1021,7 +1021,7 @@ func TestFaultRedisRestart(t *testing.T) {
 	srv.Stop()
 	l.setPhase(down)
 	waitFor(t, "both circuits to open", func() bool {
-		return a.stats.Snapshot().CircuitOpen && b.stats.Snapshot().CircuitOpen
+		return a.stats.snapshot().CircuitOpen && b.stats.snapshot().CircuitOpen
 	})
 	l.hold(time.Second, 20)
 
@@ -1035,7 +1035,7 @@ func TestFaultRedisRestart(t *testing.T) {
 	l.setPhase(restarting)
 	srv.Restart()
 	waitFor(t, "both circuits to close", func() bool {
-		return !a.stats.Snapshot().CircuitOpen && !b.stats.Snapshot().CircuitOpen
+		return !a.stats.snapshot().CircuitOpen && !b.stats.snapshot().CircuitOpen
 	})
 	waitSubscribers(t, srv.Addr(), 2)
 	l.setPhase(restarted)

@@ -25,6 +25,7 @@ import (
 	"github.com/extauthz/extauthz/pkg/check"
 	"github.com/extauthz/extauthz/pkg/config"
 	"github.com/extauthz/extauthz/pkg/devissuer"
+	"github.com/extauthz/extauthz/pkg/token"
 )
 
 const (
@@ -35,7 +36,7 @@ const (
 // instance is one running gateway replica.
 type instance struct {
 	app    *app
-	stats  *cache.Counters
+	stats  *counters
 	client authv3.AuthorizationClient
 }
 
@@ -78,7 +79,7 @@ resources:
 	if err != nil {
 		t.Fatal(err)
 	}
-	in := &instance{stats: &cache.Counters{}}
+	in := &instance{stats: &counters{}}
 	in.app, err = newApp(cfg, newLogger(io.Discard, "error", "json"), appOptions{observer: in.stats})
 	if err != nil {
 		t.Fatal(err)
@@ -205,11 +206,11 @@ func TestReplicasShareVerificationsAndRevocations(t *testing.T) {
 	if st, _ := a.decide(t, tok); st != 200 {
 		t.Fatalf("A: %d", st)
 	}
-	before := b.stats.Snapshot()
+	before := b.stats.snapshot()
 	if st, _ := b.decide(t, tok); st != 200 {
 		t.Fatalf("B: %d", st)
 	}
-	if got := b.stats.Snapshot(); got.RedisHits != before.RedisHits+1 {
+	if got := b.stats.snapshot(); got.RedisHits != before.RedisHits+1 {
 		t.Fatalf("B's Check was not served from Redis: %+v then %+v", before, got)
 	}
 
@@ -266,7 +267,7 @@ func TestCachedEntryNeverOutlivesToken(t *testing.T) {
 	if st, _ := a.decide(t, tok); st != 200 {
 		t.Fatalf("%d", st)
 	}
-	reply, err := redistest.Do(srv.Addr(), "PTTL", cache.TokenKey(a.app.engine.Policy().CacheNamespace("mcp"), tok))
+	reply, err := redistest.Do(srv.Addr(), "PTTL", cache.Key{Namespace: a.app.engine.Policy().CacheNamespace("mcp"), Hash: token.CacheHash(tok)}.String())
 	ms, ok := reply.(int64)
 	if err != nil || !ok || ms <= 0 || ms > 3000 {
 		t.Fatalf("PTTL of the token's entry = %v (%v); want 0 < ttl <= 3000 ms (the token's own lifetime)", reply, err)
@@ -315,11 +316,11 @@ func TestRedisOutageKeepsDecisionsCorrect(t *testing.T) {
 	}
 	waitFor(t, "traffic", func() bool { return total.Load() > 20 })
 	srv.Stop()
-	waitFor(t, "the circuit to open", func() bool { return a.stats.Snapshot().CircuitOpen })
+	waitFor(t, "the circuit to open", func() bool { return a.stats.snapshot().CircuitOpen })
 	n := total.Load()
 	waitFor(t, "traffic during the outage", func() bool { return total.Load() > n+50 })
 	srv.Restart()
-	waitFor(t, "the circuit to close", func() bool { return !a.stats.Snapshot().CircuitOpen })
+	waitFor(t, "the circuit to close", func() bool { return !a.stats.snapshot().CircuitOpen })
 	n = total.Load()
 	waitFor(t, "traffic after recovery", func() bool { return total.Load() > n+20 })
 	close(stop)
@@ -335,8 +336,8 @@ func TestRedisOutageKeepsDecisionsCorrect(t *testing.T) {
 		t.Fatalf("A: %d", st)
 	}
 	b := startInstance(t, srv.Addr(), iss)
-	if st, _ := b.decide(t, tok); st != 200 || b.stats.Snapshot().RedisHits != 1 {
-		t.Fatalf("B: %d, %+v; want a Redis hit", st, b.stats.Snapshot())
+	if st, _ := b.decide(t, tok); st != 200 || b.stats.snapshot().RedisHits != 1 {
+		t.Fatalf("B: %d, %+v; want a Redis hit", st, b.stats.snapshot())
 	}
 }
 
@@ -363,8 +364,8 @@ func TestRedisModesThroughConfig(t *testing.T) {
 			if st, _ := a.decide(t, tok); st != 200 {
 				t.Fatalf("A: %d", st)
 			}
-			if st, _ := b.decide(t, tok); st != 200 || b.stats.Snapshot().RedisHits != 1 {
-				t.Fatalf("B: %d, %+v; want a Redis hit", st, b.stats.Snapshot())
+			if st, _ := b.decide(t, tok); st != 200 || b.stats.snapshot().RedisHits != 1 {
+				t.Fatalf("B: %d, %+v; want a Redis hit", st, b.stats.snapshot())
 			}
 			waitFor(t, "both subscribed", func() bool {
 				st, res := a.purge(t, adminToken, map[string]string{"token": mintScoped(t, iss, time.Hour)})

@@ -26,6 +26,9 @@
 // should import it.
 package oidctest
 
+// This file is long because it is one server's whole life: its config from Go,
+// start and stop by PID, and the client calls the tests make against it.
+
 import (
 	"bytes"
 	"context"

@@ -115,12 +115,10 @@ func NewEngine(p *Policy, o Options) (*Engine, error) {
 	return e, nil
 }
 
-// SetPolicy replaces the policy for all Checks that start afterwards.
-func (e *Engine) SetPolicy(p *Policy) { e.policy.Store(p) }
-
 // Swap replaces the policy and the token verifier together (a config
 // reload): each Check uses one pair, never the policy of one config with
-// the issuers of another. p must not be in use elsewhere.
+// the issuers of another. p must not be in use elsewhere. A nil v keeps
+// the engine's own (Options.Verifier).
 func (e *Engine) Swap(p *Policy, v token.Verifier) {
 	p.verifier = v
 	e.policy.Store(p)

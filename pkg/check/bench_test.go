@@ -218,6 +218,6 @@ func BenchmarkTranslate(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		r := wire.Translate(req)
 		_ = r
-		_ = check.Response(&d)
+		_ = check.Answer(&d)
 	}
 }

@@ -102,7 +102,7 @@ func TestAllowedMarshalDifferential(t *testing.T) {
 		if rng.IntN(3) > 0 {
 			d.Claims = &token.Claims{Subject: str(), Expiry: exp, Grant: &token.Grant{Issuer: str(), ClientID: str(), Scope: str(), Scopes: []string{str()}}}
 		}
-		m := Response(&d)
+		m := Answer(&d)
 		if i%7 == 0 {
 			m.Status.Code = []int32{1, -1, 127, 128, 1 << 30, -1 << 31}[rng.IntN(6)]
 		}
@@ -119,7 +119,7 @@ func TestAllowedMarshalDifferential(t *testing.T) {
 func TestAllowedMarshalFallback(t *testing.T) {
 	base := func() *authv3.CheckResponse {
 		d := authz.Decision{Allow: true, Status: 200, Upstream: []authz.Header{{Name: "x-user", Value: "alice"}}, Remove: []string{"authorization"}}
-		return Response(&d)
+		return Answer(&d)
 	}
 	ok := func(m *authv3.CheckResponse) *authv3.OkHttpResponse { return m.GetOkResponse() }
 	hvo := func(m *authv3.CheckResponse) *corev3.HeaderValueOption { return ok(m).Headers[0] }
@@ -180,7 +180,7 @@ func BenchmarkMarshalAllowed(b *testing.B) {
 		Upstream: []authz.Header{{Name: "x-user", Value: "alice"}, {Name: "x-client-id", Value: "c1"}},
 		Claims: &token.Claims{Subject: "alice", Expiry: time.Unix(1795772079, 0),
 			Grant: &token.Grant{Issuer: "https://auth.example.com", ClientID: "c1", Scope: "mcp:tools", Scopes: []string{"mcp:tools"}}}}
-	m := Response(&d)
+	m := Answer(&d)
 	for _, c := range []struct {
 		name  string
 		codec encoding.CodecV2

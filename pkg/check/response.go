@@ -11,7 +11,7 @@ import (
 	"github.com/extauthz/extauthz/pkg/check/internal/wire"
 )
 
-// Response translates a decision into Envoy's answer.
+// Answer translates a decision into Envoy's CheckResponse.
 //
 // An allowed request gets status OK with the headers to set and remove
 // upstream and the verified claims as dynamic metadata (written as wire
@@ -20,7 +20,7 @@ import (
 // denied response carrying the HTTP status, headers and body the client
 // sees — including the 200 of a metadata document, which Envoy then sends
 // as a local reply.
-func Response(d *authz.Decision) *authv3.CheckResponse {
+func Answer(d *authz.Decision) *authv3.CheckResponse {
 	if d.Allow {
 		ok := &authv3.OkHttpResponse{HeadersToRemove: d.Remove}
 		if len(d.Upstream) > 0 {

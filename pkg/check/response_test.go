@@ -25,7 +25,7 @@ func TestDynamicMetadataOnTheWire(t *testing.T) {
 	}
 	for _, c := range cases {
 		d := authz.Decision{Allow: true, Status: 200, Resource: "mcp", Claims: c, Remove: []string{"authorization"}}
-		wire, err := proto.Marshal(Response(&d))
+		wire, err := proto.Marshal(Answer(&d))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -40,7 +40,7 @@ func TestRouteVariantsThroughTheCheck(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g.engine.SetPolicy(p)
+	g.engine.Swap(p, nil)
 	public := mint(t, g.main, devissuer.Token{Audience: []string{"https://mcp.example.com/"}})
 
 	for _, u := range []string{

@@ -40,7 +40,7 @@ func (s *Server) refuse(ctx context.Context, d *authz.Decision, start time.Time)
 	if s.refused != nil {
 		s.refused(ctx, d, time.Since(start))
 	}
-	return Response(d)
+	return Answer(d)
 }
 
 // NewServer builds a Check server over a decider.
@@ -79,7 +79,7 @@ func (s *Server) decide(ctx context.Context, r *authz.Request) *authv3.CheckResp
 	if !d.Allow && s.log.Enabled(ctx, slog.LevelDebug) {
 		s.log.Debug("denied", "status", d.Status, "reason", string(d.Reason), "resource", d.Resource, "err", d.Err)
 	}
-	return Response(&d)
+	return Answer(&d)
 }
 
 // recoverDenial, deferred, turns a panic into a 503 denial in *resp.
@@ -87,6 +87,6 @@ func (s *Server) recoverDenial(resp **authv3.CheckResponse) {
 	if p := recover(); p != nil {
 		s.log.Error("check panicked; denying", "panic", fmt.Sprint(p))
 		d := authz.Refusal(authz.ErrInternal)
-		*resp = Response(&d)
+		*resp = Answer(&d)
 	}
 }

@@ -139,7 +139,7 @@ func checkHandler(srv any, ctx context.Context, dec func(any) error, interceptor
 			// A bug in an interceptor: denied, never allowed.
 			s.log.Error("check: interceptor passed an unexpected request type; denying", "type", fmt.Sprintf("%T", req))
 			d := authz.Refusal(authz.ErrInternal)
-			return Response(&d), nil
+			return Answer(&d), nil
 		}
 	})
 }

@@ -46,9 +46,8 @@ type Issuer struct {
 	active    string   // kid that signs
 	published []string // kids in the JWKS, in order
 
-	jwksStatus   atomic.Int32 // non-zero: the JWKS endpoint answers this status
-	jwksFetches  atomic.Int64
-	cacheControl atomic.Value // string
+	jwksStatus  atomic.Int32 // non-zero: the JWKS endpoint answers this status
+	jwksFetches atomic.Int64
 }
 
 type key struct {
@@ -69,7 +68,6 @@ func New(issuer, alg string, now func() time.Time) (*Issuer, error) {
 		now = time.Now
 	}
 	i := &Issuer{issuer: issuer, path: strings.TrimSuffix(u.Path, "/"), now: now, keys: map[string]*key{}}
-	i.cacheControl.Store("max-age=300")
 	kid, err := i.AddKey(alg)
 	if err != nil {
 		return nil, err
@@ -172,9 +170,6 @@ func (i *Issuer) Publish(kids ...string) {
 // SetJWKSStatus makes the JWKS endpoint answer status with no key set (an
 // outage); 0 restores it.
 func (i *Issuer) SetJWKSStatus(status int) { i.jwksStatus.Store(int32(status)) } //nolint:gosec // an HTTP status
-
-// SetCacheControl sets the JWKS response's Cache-Control header.
-func (i *Issuer) SetCacheControl(v string) { i.cacheControl.Store(v) }
 
 // JWKSFetches counts requests to the JWKS endpoint.
 func (i *Issuer) JWKSFetches() int64 { return i.jwksFetches.Load() }
@@ -308,7 +303,7 @@ func (i *Issuer) serveJWKS(w http.ResponseWriter, _ *http.Request) {
 		}
 	}
 	i.mu.RUnlock()
-	w.Header().Set("Cache-Control", i.cacheControl.Load().(string))
+	w.Header().Set("Cache-Control", "max-age=300")
 	w.Header().Set("Content-Type", "application/jwk-set+json")
 	_ = json.NewEncoder(w).Encode(set)
 }

@@ -135,3 +135,9 @@ func sameKey(got, want crypto.PublicKey) bool {
 	e, ok := got.(interface{ Equal(crypto.PublicKey) bool })
 	return ok && e.Equal(want)
 }
+
+// Fetches counts fetch attempts since New, including those whose Locator
+// failed; each attempt sends at most one GET.
+func (s *Source) Fetches() int64 {
+	return s.fetches.Load()
+}

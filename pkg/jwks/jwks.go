@@ -322,9 +322,3 @@ func (s *Source) Status() Status {
 	}
 	return st
 }
-
-// Fetches counts fetch attempts since New, including those whose Locator
-// failed; each attempt sends at most one GET.
-func (s *Source) Fetches() int64 {
-	return s.fetches.Load()
-}

@@ -4,7 +4,7 @@
 // Every handler it returns is wrapped by Redact: attributes under
 // credential-bearing keys (authorization, cookie, *_token, *_secret,
 // *password…) are replaced by Redacted, and every message and string value
-// is passed through Scrub, which removes JWTs, HTTP credentials ("Bearer
+// is passed through scrub, which removes JWTs, HTTP credentials ("Bearer
 // …", "Basic …", "DPoP …") and secret query, form or JSON parameters. The
 // gateway handles bearer tokens on every request, and a single debug line
 // with a token in it turns the log store into a credential store.

@@ -14,7 +14,7 @@ import (
 // An attribute whose key is sensitive (see sensitiveKey) gets the value
 // Redacted whatever its kind, empty strings and groups included, and so
 // does everything logged below a WithGroup whose name is sensitive. Every
-// other value is scrubbed: strings and the message with Scrub; errors,
+// other value is scrubbed: strings and the message with scrub; errors,
 // fmt.Stringers and []string element by element; any other value through
 // each text a handler could print for it (%+v, MarshalText, MarshalJSON),
 // replacing it by the scrubbed text only when that text held a credential.
@@ -267,14 +267,14 @@ func marshalJSON(x any) (s string) {
 // dropped, so access_token, Access-Token and accessToken are one name.
 // Only the last word counts, words being separated by anything but letters,
 // digits, '-' and '_': http.request.header.authorization is sensitive, and
-// so is "GET /cb?code" (Scrub passes everything before an '=').
+// so is "GET /cb?code" (scrub passes everything before an '=').
 //
 // Names ending in token, secret, password, passwd, cookie, authorization,
 // assertion, apikey or privatekey are sensitive; so are exactly bearer,
 // code, code_verifier, device_code, auth_code, authorization_code, session
 // and session_id (exact, so that status_code stays readable).
 //
-// Scrub calls this for every "name=" it sees, so it works in place: no
+// scrub calls this for every "name=" it sees, so it works in place: no
 // buffer, no allocation, and most names are rejected on their last letters.
 func sensitiveKey(k string) bool {
 	j := lastSignificant(k, len(k)-1)
@@ -339,7 +339,7 @@ func lastSignificant(k string, j int) int {
 	return j
 }
 
-// mayEndSensitiveKey is the cheap first test Scrub applies to the byte in
+// mayEndSensitiveKey is the cheap first test scrub applies to the byte in
 // front of an '=': the last letter of every name sensitiveKey accepts.
 func mayEndSensitiveKey(c byte) bool {
 	switch lower(c) {

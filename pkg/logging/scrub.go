@@ -5,26 +5,6 @@ import "strings"
 // Redacted is what every removed credential is replaced by.
 const Redacted = "[REDACTED]"
 
-// Scrub returns s with every token-like substring replaced by "[REDACTED]"
-// (exported for callers that build strings themselves, and for tests).
-//
-// It removes:
-//   - JWS/JWE compact serialisations: "eyJ" followed by at least two more
-//     '.'-separated base64url segments, one of them non-empty;
-//   - the credential after an HTTP auth scheme ("Bearer x", "Basic x",
-//     "DPoP x"; scheme case-insensitive, kept as written), unless it is an
-//     RFC 7235 auth-param such as the realm of a challenge;
-//   - the value of a query, form or JSON member whose name is sensitive
-//     (code=…, access_token=…, "refresh_token":"…"; the same names Redact
-//     treats as sensitive attribute keys).
-//
-// A string with none of these is returned as is, without allocating: every
-// request's audit line goes through here. Scrub is idempotent.
-func Scrub(s string) string {
-	out, _ := scrub(s)
-	return out
-}
-
 // trigger marks the bytes after which a credential can follow: the '='
 // of a form field, the '"' closing a JSON member name, and the blank after
 // an auth scheme.
@@ -47,7 +27,21 @@ func nextJWT(s string, from int) int {
 	return len(s)
 }
 
-// scrub is Scrub reporting whether anything was replaced.
+// scrub returns s with every token-like substring replaced by "[REDACTED]",
+// and whether anything was replaced.
+//
+// It removes:
+//   - JWS/JWE compact serialisations: "eyJ" followed by at least two more
+//     '.'-separated base64url segments, one of them non-empty;
+//   - the credential after an HTTP auth scheme ("Bearer x", "Basic x",
+//     "DPoP x"; scheme case-insensitive, kept as written), unless it is an
+//     RFC 7235 auth-param such as the realm of a challenge;
+//   - the value of a query, form or JSON member whose name is sensitive
+//     (code=…, access_token=…, "refresh_token":"…"; the same names Redact
+//     treats as sensitive attribute keys).
+//
+// A string with none of these is returned as is, without allocating: every
+// request's audit line goes through here. scrub is idempotent.
 //
 // It looks only where a credential can start. The trigger bytes are common
 // and close together in log text, so a table lookup per byte finds them;

@@ -103,6 +103,10 @@
 //   - Members the gateway does not read (id, _meta, tool arguments, ...) are
 //     skipped without being decoded. Nesting deeper than json.Valid accepts
 //     (10000 levels) makes the body invalid.
+//
+// The package is over ~1,500 lines because resource-URI canonicalisation (uri*.go, about
+// 800 lines) must live beside the matcher that compares against it: rules and requests are
+// read by the one canonical form.
 package mcp
 
 import (

@@ -76,8 +76,9 @@ type ParsedChallenge struct {
 // ParseChallenges parses a WWW-Authenticate field value (RFC 9110 §11.6.1):
 // one or more comma-separated challenges, each a scheme followed by
 // auth-params. token68 credentials are not supported (no Bearer challenge
-// uses them). Tests and the check command use it to read answers as an MCP
-// client would.
+// uses them). No request path calls it: it is how the tests of this package
+// and of pkg/check read an answer as an MCP client would, kept beside
+// Challenge.String so that writing and reading are tested together.
 func ParseChallenges(v string) ([]ParsedChallenge, error) {
 	var out []ParsedChallenge
 	p := parser{s: v}

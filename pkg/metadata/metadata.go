@@ -5,6 +5,11 @@
 // discovery).
 //
 // It builds and parses documents and headers; it does not decide requests.
+//
+// In this tree "metadata" alone means OAuth metadata in this sense: the
+// RFC 9728 protected-resource document and the RFC 8414 authorization-server
+// document. Envoy's per-request key/value data is always called "dynamic
+// metadata" (pkg/check), never plain metadata.
 package metadata
 
 import (

@@ -80,9 +80,6 @@ func NewSource(issuer string, o SourceOptions) *Source {
 	return s
 }
 
-// Issuer returns the issuer identifier the documents must name.
-func (s *Source) Issuer() string { return s.issuer }
-
 // Get returns the current document. Before the first success it waits for
 // the attempt in progress (bounded by ctx), starting one unless the last
 // failed less than a second ago, so a burst of requests against an

@@ -185,10 +185,6 @@ func (t *Telemetry) MetricsHandler() http.Handler {
 // false the decision path skips tracing entirely.
 func (t *Telemetry) Tracing() bool { return t.sdkTrace != nil }
 
-// Exporter names what receives spans: "off", "otlp/grpc", "otlp/http"
-// or "custom".
-func (t *Telemetry) Exporter() string { return t.exporter }
-
 // TracerProvider is the provider for instrumentation libraries (otelgrpc,
 // otelhttp); a no-op one when tracing is off.
 func (t *Telemetry) TracerProvider() trace.TracerProvider { return t.tracers }

@@ -204,3 +204,7 @@ func BenchmarkInstrumentedCheck(b *testing.B) {
 		})
 	}
 }
+
+// Exporter names what receives spans: "off", "otlp/grpc", "otlp/http"
+// or "custom".
+func (t *Telemetry) Exporter() string { return t.exporter }

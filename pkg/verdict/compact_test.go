@@ -52,7 +52,8 @@ func (f *compactFixture) valid(sub string) Verdict {
 	return Verdict{Claims: &token.Claims{Subject: sub, Expiry: f.clock.Now().Add(time.Hour).Add(123456789), Grant: g}}
 }
 
-func key(ns, tok string) cache.Key { return cache.KeyOf(ns, tok) }
+// key is a token's key as the engine makes it (pkg/authz).
+func key(ns, tok string) cache.Key { return cache.Key{Namespace: ns, Hash: token.CacheHash(tok)} }
 
 // wantVerdict fails unless the tier holds want for k (nil: a miss).
 func wantVerdict(t *testing.T, tier cache.LocalTier[Verdict], k cache.Key, want *token.Claims) {
@@ -433,4 +434,13 @@ func TestCompactTierKeepsWhatIsRead(t *testing.T) {
 	if f.obs.n.Load() != 1 {
 		t.Fatalf("%d evictions reported, want 1", f.obs.n.Load())
 	}
+}
+
+// Capacity returns how many verdicts the compact form holds (maxEntries).
+func (t *CompactTier) Capacity() int {
+	n := 0
+	for i := range t.shards {
+		n += len(t.shards[i].slots)
+	}
+	return n
 }

@@ -33,7 +33,7 @@ type compactStore struct {
 var spillPad = strings.Repeat("-", compactSubjectMax+1)
 
 func (s compactStore) Get(ctx context.Context, key string) ([]byte, bool, error) {
-	v, ok, err := s.tier.Get(ctx, cache.KeyOf("conformance", key))
+	v, ok, err := s.tier.Get(ctx, cache.Key{Namespace: "conformance", Hash: token.CacheHash(key)})
 	if err != nil || !ok {
 		return nil, false, err
 	}
@@ -50,11 +50,11 @@ func (s compactStore) Set(ctx context.Context, key string, v []byte, ttl time.Du
 	if s.spill(v) {
 		sub = spillPad + sub
 	}
-	return s.tier.Set(ctx, cache.KeyOf("conformance", key), Verdict{Claims: &token.Claims{Subject: sub, Expiry: s.exp, Grant: s.grant}}, ttl)
+	return s.tier.Set(ctx, cache.Key{Namespace: "conformance", Hash: token.CacheHash(key)}, Verdict{Claims: &token.Claims{Subject: sub, Expiry: s.exp, Grant: s.grant}}, ttl)
 }
 
 func (s compactStore) Delete(ctx context.Context, key string) error {
-	return s.tier.Delete(ctx, cache.KeyOf("conformance", key))
+	return s.tier.Delete(ctx, cache.Key{Namespace: "conformance", Hash: token.CacheHash(key)})
 }
 
 // TestCompactTierConformance runs the suite every store passes on the

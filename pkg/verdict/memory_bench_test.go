@@ -64,7 +64,7 @@ func BenchmarkCachedTokenMemory(b *testing.B) {
 						Scope: "mcp:tools mcp:resources openid profile",
 					})
 					cl := &token.Claims{Subject: fmt.Sprintf("user-%08d-4b1d-4c8e-9f6a-1d2e3f4a5b6c", j), Expiry: exp, Grant: g}
-					_, _ = c.Add(context.Background(), cache.KeyOf("mcp", strconv.Itoa(j)), Verdict{Claims: cl}, time.Hour)
+					_, _ = c.Add(context.Background(), key("mcp", strconv.Itoa(j)), Verdict{Claims: cl}, time.Hour)
 				}
 				if l := local[KindValid].Len(); l < n*99/100 {
 					b.Fatalf("the tier holds %d tokens", l)
@@ -116,7 +116,7 @@ func BenchmarkValidTierGet(b *testing.B) {
 			keys := make([]cache.Key, n)
 			ctx := context.Background()
 			for j := range keys {
-				keys[j] = cache.KeyOf("mcp", strconv.Itoa(j))
+				keys[j] = key("mcp", strconv.Itoa(j))
 				cl := &token.Claims{Subject: fmt.Sprintf("user-%08d-4b1d-4c8e-9f6a-1d2e3f4a5b6c", j), Expiry: time.Now().Add(time.Hour), Grant: g}
 				_ = tier.Set(ctx, keys[j], Verdict{Claims: cl}, time.Hour)
 			}

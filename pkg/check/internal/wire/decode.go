@@ -1,5 +1,8 @@
 package wire
 
+// This file is long because it is one table-driven decoder: the message
+// schema, the walk and the limits it enforces on attacker bytes read together.
+
 import (
 	"fmt"
 	"strings"
@@ -85,7 +88,7 @@ const (
 	mHTTPRequest
 	mHeaderMap
 	mHeaderValue
-	mMetadata
+	mEnvoyMetadata
 	mStruct
 	mValue
 	mListValue
@@ -128,7 +131,7 @@ var schemas = [numMsgs][]field{
 	mCheckRequest: {1: fMessage(mAttributeContext)},
 	mAttributeContext: {
 		1: fMessage(mPeer), 2: fMessage(mPeer), 4: fMessage(mRequest),
-		10: fMapString, 11: fMessage(mMetadata), 12: fMessage(mTLSSession), 13: fMessage(mMetadata),
+		10: fMapString, 11: fMessage(mEnvoyMetadata), 12: fMessage(mTLSSession), 13: fMessage(mEnvoyMetadata),
 	},
 	mPeer:                 {1: fMessage(mAddress), 2: fString, 3: fMapString, 4: fString, 5: fString},
 	mAddress:              {1: fMessage(mSocketAddress), 2: fMessage(mPipe), 3: fMessage(mEnvoyInternalAddress)},
@@ -141,14 +144,14 @@ var schemas = [numMsgs][]field{
 		1: fString, 2: fString, 3: fMapString, 4: fString, 5: fString, 6: fString,
 		7: fString, 8: fString, 10: fString, 11: fString, 13: fMessage(mHeaderMap),
 	},
-	mHeaderMap:   {1: fMessage(mHeaderValue)},
-	mHeaderValue: {1: fString, 2: fString},
-	mMetadata:    {1: fMapMsg(mStruct), 2: fMapMsg(mAny)},
-	mStruct:      {1: fMapMsg(mValue)},
-	mValue:       {3: fString, 5: fMessage(mStruct), 6: fMessage(mListValue)},
-	mListValue:   {1: fMessage(mValue)},
-	mAny:         {1: fString},
-	mTLSSession:  {1: fString},
+	mHeaderMap:     {1: fMessage(mHeaderValue)},
+	mHeaderValue:   {1: fString, 2: fString},
+	mEnvoyMetadata: {1: fMapMsg(mStruct), 2: fMapMsg(mAny)},
+	mStruct:        {1: fMapMsg(mValue)},
+	mValue:         {3: fString, 5: fMessage(mStruct), 6: fMessage(mListValue)},
+	mListValue:     {1: fMessage(mValue)},
+	mAny:           {1: fString},
+	mTLSSession:    {1: fString},
 }
 
 func schemaField(m msgID, num protowire.Number) field {

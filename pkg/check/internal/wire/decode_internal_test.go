@@ -22,7 +22,7 @@ var msgNames = [numMsgs]protoreflect.FullName{
 	mHTTPRequest:          "envoy.service.auth.v3.AttributeContext.HttpRequest",
 	mHeaderMap:            "envoy.config.core.v3.HeaderMap",
 	mHeaderValue:          "envoy.config.core.v3.HeaderValue",
-	mMetadata:             "envoy.config.core.v3.Metadata",
+	mEnvoyMetadata:        "envoy.config.core.v3.Metadata",
 	mStruct:               "google.protobuf.Struct",
 	mValue:                "google.protobuf.Value",
 	mListValue:            "google.protobuf.ListValue",

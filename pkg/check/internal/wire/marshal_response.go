@@ -9,7 +9,7 @@ import (
 )
 
 // AllowedSize is the size of resp on the wire, when resp has the shape
-// check.Response gives an allowed request: a status with at most a code, an
+// check.Answer gives an allowed request: a status with at most a code, an
 // ok_response with only headers (each a header with a key and a value, and
 // an append_action) and headers_to_remove, and unknown fields (the dynamic
 // metadata). Anything else, or a string proto.Marshal would reject as
