@@ -8,6 +8,12 @@
 // and not for watching files or reloading: the caller swaps in a new *Config
 // only when Load returns no error. A Secret only names where a secret lives;
 // Parse and Validate never read one, the caller does with Secret.Resolve.
+//
+// The package is long (about 3,400 lines) because it is the one source of
+// the configuration: the doc comments of types.go are the reference that
+// go generate writes into api/config.schema.json and docs/configuration.md,
+// and every key's checks (validate_*.go, one file per section) name it by its
+// path. Splitting it would split a key from its checks.
 package config
 
 import (

@@ -1,3 +1,6 @@
+// This file is long because its field comments are the configuration
+// reference (internal/configgen publishes them); it holds types only.
+
 package config
 
 import (
