@@ -34,12 +34,6 @@ func (c *Cache) validate(ch *checker) {
 	if c.NegativeTTL < 0 {
 		ch.add("cache.negative_ttl", msgNonNegative)
 	}
-	if c.MaxEntries <= 0 {
-		ch.add("cache.max_entries", msgPositive)
-	}
-	if c.MaxNegativeEntries <= 0 {
-		ch.add("cache.max_negative_entries", msgPositive)
-	}
 	positive(ch, "cache.revoked_ttl", c.RevokedTTL)
 	c.validateRedis(ch, ru)
 }
@@ -141,26 +135,18 @@ func (c *Cache) validateRedis(ch *checker, ru *redisURL) {
 		ch.add("cache.redis.username", "differs from the user name in cache.redis_url")
 	}
 	switch {
-	case r.DB < 0 || r.DB > maxRedisDB:
-		ch.add("cache.redis.db", "must be a database number from 0 to %d", maxRedisDB)
 	case r.DB != 0 && mode == RedisModeCluster:
 		ch.add("cache.redis.db", "must be 0 in cluster mode (Redis Cluster has one database)")
 	case r.DB != 0 && mode == RedisModeStandalone && ru != nil && ru.db >= 0 && ru.db != r.DB:
 		ch.add("cache.redis.db", "differs from the database number in the path of cache.redis_url (/%d)", ru.db)
 	}
 	c.validateRedisTLS(ch, mode, ru)
-	if r.PoolSize < 0 {
-		ch.add("cache.redis.pool_size", msgNonNegative)
-	}
 	positive(ch, "cache.redis.dial_timeout", r.DialTimeout)
 	switch {
 	case r.Timeout <= 0:
 		ch.add("cache.redis.timeout", msgPositive)
 	case r.Timeout.D() > maxRedisTimeout:
 		ch.add("cache.redis.timeout", "must not exceed %s (a slow Redis must be a cache miss, never a slow decision)", maxRedisTimeout)
-	}
-	if r.CircuitFailures < 1 {
-		ch.add("cache.redis.circuit_failures", "must be at least 1")
 	}
 	positive(ch, "cache.redis.circuit_cooldown", r.CircuitCooldown)
 }
