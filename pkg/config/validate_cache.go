@@ -201,7 +201,7 @@ func redisAddresses(ch *checker, path string, addrs []string, example string) {
 		ch.add(path, "at least one address is required")
 		return
 	}
-	listed := firsts{}
+	// Repeats: the unique tag's check reports them.
 	for i, a := range addrs {
 		p := fmt.Sprintf("%s[%d]", path, i)
 		host, port, err := net.SplitHostPort(a)
@@ -212,10 +212,6 @@ func redisAddresses(ch *checker, path string, addrs []string, example string) {
 			ch.add(p, "host must be an IP address or a host name")
 		case !isPort(port):
 			ch.add(p, "port must be a number from 1 to 65535")
-		default:
-			if j, dup := listed.add(a, i); dup {
-				ch.add(p, "%q is already listed at %s[%d]", a, path, j)
-			}
 		}
 	}
 }
