@@ -107,32 +107,8 @@ const (
 	schemaDescription = "The YAML policy file read by `extauthz serve` and checked by `extauthz check-config FILE`. Unknown keys are errors. A key that is omitted or written with no value takes its default; a key that is written keeps its value, even a zero one. Cross-field rules (unique names, required_scopes within scopes_supported, one jwks_uri per issuer, no two resources with the same hosts and path_prefix, http only for loopback hosts) are enforced by check-config, not by this schema."
 )
 
-// tag is a field's parsed schema:"..." tag: comma-separated keys, each
-// bare (required, unique, nodefault) or key=value.
-type tag map[string]string
-
-func parseTag(f reflect.StructField) tag {
-	t := tag{}
-	for part := range strings.SplitSeq(f.Tag.Get("schema"), ",") {
-		if part == "" {
-			continue
-		}
-		k, v, _ := strings.Cut(part, "=")
-		t[k] = v
-	}
-	if p := f.Tag.Get("pattern"); p != "" {
-		t["pattern"] = p
-	}
-	if p := f.Tag.Get("itemPattern"); p != "" {
-		t["items.pattern"] = p
-	}
-	for _, k := range []string{"doctype", "docdefault"} {
-		if s, ok := f.Tag.Lookup(k); ok {
-			t[k] = s
-		}
-	}
-	return t
-}
+// tag is a field's parsed tags, read by the parser Validate uses too.
+type tag = config.SchemaTag
 
 // field is one key of the configuration as the generator sees it.
 type field struct {
@@ -146,11 +122,6 @@ type field struct {
 	required bool
 }
 
-func yamlKey(f reflect.StructField) string {
-	k, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
-	return k
-}
-
 // fields lists the YAML keys of struct type t, with their values in v.
 func fields(d *docs, t reflect.Type, v reflect.Value, path string) []field {
 	var out []field
@@ -159,12 +130,12 @@ func fields(d *docs, t reflect.Type, v reflect.Value, path string) []field {
 		if !sf.IsExported() {
 			continue
 		}
-		key := yamlKey(sf)
+		key := config.YAMLKey(sf)
 		p := key
 		if path != "" {
 			p = path + "." + key
 		}
-		tg := parseTag(sf)
+		tg := config.ParseSchemaTag(sf)
 		_, req := tg["required"]
 		out = append(out, field{key: key, path: p, goName: t.Name() + "." + sf.Name, doc: oneLine(d.fields[t.Name()+"."+sf.Name]),
 			tag: tg, typ: sf.Type, value: v.Field(i), required: req})

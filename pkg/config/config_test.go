@@ -435,10 +435,10 @@ resources[0].authorization_servers[2].introspection.endpoint: must be an absolut
 resources[0].authorization_servers[2].introspection.client_secret: is not used with auth_method private_key_jwt
 resources[0].authorization_servers[2].introspection.timeout: must not exceed 10s (keep it under the proxy's ext_authz timeout)
 resources[0].authorization_servers[2].introspection.cache_ttl: must be greater than 0
-resources[0].authorization_servers[2].scope_claim: must be a claim name of 1 to 256 bytes
+resources[0].authorization_servers[2].scope_claim: must not be empty
 resources[0].authorization_servers[2].require_typ: is not used when token_mode is "introspection"
 resources[0].authorization_servers[3].token_mode: only one authorization server per resource may introspect; resources[0].authorization_servers[2] already does
-resources[0].authorization_servers[3].introspection.auth_method: must be client_secret_basic, client_secret_post or private_key_jwt
+resources[0].authorization_servers[3].introspection.auth_method: must be "client_secret_basic", "client_secret_post" or "private_key_jwt"
 resources[1].authorization_servers[0]: differs from resources[0].authorization_servers[0], which lists the same issuer (an issuer is configured once: repeat it identically, for example with a YAML anchor)`},
 		{"invalid-unknown-key-deep.yaml", `
 resources[0].authorization_servers[1].isuer: unknown key (line 6)
@@ -512,7 +512,7 @@ upstream.scopes_header: must differ from upstream.subject_header`},
 listen.http: must be host:port, such as "127.0.0.1:8080", or "off"
 cache.max_negative_entries: must be greater than 0
 grpc.keepalive.time: must be greater than 0
-tokens.max_bytes: must be between 1 and 1048576
+tokens.max_bytes: must be between 1 and 1048576 (1 MiB)
 resources[0].hosts: must not be empty
 resources[0].path_prefix: must start with "/"`},
 		{"invalid-multiple.yaml", `
@@ -523,11 +523,11 @@ cache.max_ttl: must be greater than 0
 cache.max_entries: must be greater than 0
 grpc.max_recv_msg_bytes: must be between 1024 and 67108864 (64 MiB)
 jwks.max_refresh: must not be less than jwks.min_refresh (2h0m0s)
-tokens.max_bytes: must be between 1 and 1048576
+tokens.max_bytes: must be between 1 and 1048576 (1 MiB)
 tokens.leeway: must not exceed 5m
 tokens.algorithms: must not be empty
 unmatched: must be "deny" or "allow"
-log.level: must be one of debug, info, warn, error
+log.level: must be "debug", "info", "warn" or "error"
 log.format: must be "json" or "text"
 resources[0].hosts[0]: must be a host name, an IP address or "*.suffix", with no scheme, port or path
 resources[0].hosts[1]: must be lower case
@@ -575,7 +575,7 @@ cache.revoked_ttl: must be greater than 0
 cache.redis.timeout: must not exceed 1s (a slow Redis must be a cache miss, never a slow decision)
 cache.redis.dial_timeout: must be greater than 0
 cache.redis.pool_size: must not be negative
-cache.redis.circuit_failures: must be at least 1
+cache.redis.circuit_failures: must be greater than 0
 cache.redis.circuit_cooldown: must be greater than 0`},
 		{"invalid-admin-token-both.yaml", `
 admin.token: set env or file, not both`},
@@ -588,7 +588,7 @@ cache.redis.tls.server_name: must be a host name or an IP address, with no port`
 		{"invalid-redis-url.yaml", `
 cache.redis_url: must not have a query (use the cache.redis keys for options)
 cache.redis_url: path must be empty or a database number from /0 to /1023
-cache.redis.db: must be a database number from 0 to 1023`},
+cache.redis.db: must be between 0 and 1023`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.file, func(t *testing.T) {
@@ -898,7 +898,7 @@ func TestValidateRules(t *testing.T) {
 		{"db zero with url path", func(c *Config) { c.Cache.RedisURL = "redis://r:6379/7"; c.Cache.Redis.DB = 0 }, ""},
 		{"db at the limit", func(c *Config) { c.Cache.RedisURL = "redis://r:6379/1023"; c.Cache.Redis.DB = 1023 }, ""},
 		{"db negative", func(c *Config) { c.Cache.RedisURL = "redis://r"; c.Cache.Redis.DB = -1 },
-			"cache.redis.db: must be a database number from 0 to 1023"},
+			"cache.redis.db: must be between 0 and 1023"},
 		{"db in sentinel mode", func(c *Config) {
 			c.Cache.Redis.Sentinel = RedisSentinel{MasterName: "m", Addresses: []string{"s:26379"}}
 			c.Cache.Redis.DB = 9

@@ -65,16 +65,10 @@ func validatePublic(ch *checker, p string, r *Resource) {
 		if len(pub.Methods) == 0 {
 			ch.add(pp+".methods", "list the methods that pass without a token, such as [GET, HEAD]")
 		}
-		methods := firsts{}
+		// Repeats: the unique tag's check reports them.
 		for j, m := range pub.Methods {
-			mp := fmt.Sprintf("%s.methods[%d]", pp, j)
-			switch {
-			case !isToken(m) || strings.ToUpper(m) != m:
-				ch.add(mp, "must be a method name in upper case, as sent (GET, HEAD, POST...)")
-			default:
-				if first, dup := methods.add(m, j); dup {
-					ch.add(mp, "%q is already listed at %s.methods[%d]", m, pp, first)
-				}
+			if !isToken(m) || strings.ToUpper(m) != m {
+				ch.add(fmt.Sprintf("%s.methods[%d]", pp, j), "must be a method name in upper case, as sent (GET, HEAD, POST...)")
 			}
 		}
 	}

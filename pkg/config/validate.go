@@ -9,17 +9,11 @@ import (
 	"time"
 )
 
-// Limits enforced by Validate.
+// Limits enforced by Validate beyond those the struct tags state.
 const (
-	minRecvMsgBytes  = 1024
-	maxRecvMsgBytes  = 64 << 20
-	maxStreamWorkers = 65536
-	maxGCHeadroom    = 1 << 40
-	maxTokenBytes    = 1 << 20
-	maxLeeway        = 5 * time.Minute
-	maxRedisDB       = 1023
-	maxRedisTimeout  = time.Second
-	maxMCPBodyBytes  = 1 << 20
+	maxLeeway       = 5 * time.Minute
+	maxRedisDB      = 1023 // the path of cache.redis_url; cache.redis.db's tag says the same
+	maxRedisTimeout = time.Second
 )
 
 // Messages shared by several keys, so that one rule always reads the same.
@@ -43,11 +37,12 @@ func (ch *checker) add(path, format string, args ...any) {
 // Validate reports every problem with the configuration as Errors, each
 // naming its key path, or returns nil. It checks values, not presence, so
 // call ApplyDefaults first (Parse does). It never modifies c.
+//
+// The rules on one key that the struct tags state (bounds, enums, ...)
+// are enforced from the tags (checkTags); the checks below are the rest:
+// rules relating keys to one another, and rules the schema cannot state.
 func (c *Config) Validate() error {
 	var ch checker
-	if c.MCP.MaxBodyBytes < 1 || c.MCP.MaxBodyBytes > maxMCPBodyBytes {
-		ch.add("mcp.max_body_bytes", "must be between 1 and %d (1 MiB)", maxMCPBodyBytes)
-	}
 	c.validateListen(&ch)
 	if c.PublicURL != "" {
 		for _, msg := range checkWebURL(c.PublicURL, urlOrigin) {
@@ -57,32 +52,16 @@ func (c *Config) Validate() error {
 	c.Cache.validate(&ch)
 	validateSecret(&ch, "admin.token", c.Admin.Token)
 	c.GRPC.validate(&ch)
-	if h := c.Runtime.GCHeadroomBytes; h < 0 || h > maxGCHeadroom {
-		ch.add("runtime.gc_headroom_bytes", "must be between 0 and %d (1 TiB)", maxGCHeadroom)
-	}
 	c.JWKS.validate(&ch)
 	c.Tokens.validate(&ch)
 	c.Upstream.validate(&ch)
-	if c.Unmatched != "deny" && c.Unmatched != "allow" {
-		ch.add("unmatched", `must be "deny" or "allow"`)
-	}
-	switch c.Log.Level {
-	case "debug", "info", "warn", "error":
-	default:
-		ch.add("log.level", "must be one of debug, info, warn, error")
-	}
-	if c.Log.Format != "json" && c.Log.Format != "text" {
-		ch.add("log.format", `must be "json" or "text"`)
-	}
-	if r := c.Log.Audit.AllowSampleRate; !(r >= 0 && r <= 1) {
-		ch.add("log.audit.allow_sample_rate", "must be from 0 to 1")
-	}
 	c.validateResources(&ch)
 	c.validateLogin(&ch)
-	if len(ch.errs) == 0 {
+	errs := mergeTagErrors(checkTags(c), ch.errs)
+	if len(errs) == 0 {
 		return nil
 	}
-	return ch.errs
+	return errs
 }
 
 func validateSecret(ch *checker, path string, s Secret) {

@@ -34,12 +34,6 @@ func (c *Cache) validate(ch *checker) {
 	if c.NegativeTTL < 0 {
 		ch.add("cache.negative_ttl", msgNonNegative)
 	}
-	if c.MaxEntries <= 0 {
-		ch.add("cache.max_entries", msgPositive)
-	}
-	if c.MaxNegativeEntries <= 0 {
-		ch.add("cache.max_negative_entries", msgPositive)
-	}
 	positive(ch, "cache.revoked_ttl", c.RevokedTTL)
 	c.validateRedis(ch, ru)
 }
@@ -141,26 +135,18 @@ func (c *Cache) validateRedis(ch *checker, ru *redisURL) {
 		ch.add("cache.redis.username", "differs from the user name in cache.redis_url")
 	}
 	switch {
-	case r.DB < 0 || r.DB > maxRedisDB:
-		ch.add("cache.redis.db", "must be a database number from 0 to %d", maxRedisDB)
 	case r.DB != 0 && mode == RedisModeCluster:
 		ch.add("cache.redis.db", "must be 0 in cluster mode (Redis Cluster has one database)")
 	case r.DB != 0 && mode == RedisModeStandalone && ru != nil && ru.db >= 0 && ru.db != r.DB:
 		ch.add("cache.redis.db", "differs from the database number in the path of cache.redis_url (/%d)", ru.db)
 	}
 	c.validateRedisTLS(ch, mode, ru)
-	if r.PoolSize < 0 {
-		ch.add("cache.redis.pool_size", msgNonNegative)
-	}
 	positive(ch, "cache.redis.dial_timeout", r.DialTimeout)
 	switch {
 	case r.Timeout <= 0:
 		ch.add("cache.redis.timeout", msgPositive)
 	case r.Timeout.D() > maxRedisTimeout:
 		ch.add("cache.redis.timeout", "must not exceed %s (a slow Redis must be a cache miss, never a slow decision)", maxRedisTimeout)
-	}
-	if r.CircuitFailures < 1 {
-		ch.add("cache.redis.circuit_failures", "must be at least 1")
 	}
 	positive(ch, "cache.redis.circuit_cooldown", r.CircuitCooldown)
 }
@@ -215,7 +201,7 @@ func redisAddresses(ch *checker, path string, addrs []string, example string) {
 		ch.add(path, "at least one address is required")
 		return
 	}
-	listed := firsts{}
+	// Repeats: the unique tag's check reports them.
 	for i, a := range addrs {
 		p := fmt.Sprintf("%s[%d]", path, i)
 		host, port, err := net.SplitHostPort(a)
@@ -226,10 +212,6 @@ func redisAddresses(ch *checker, path string, addrs []string, example string) {
 			ch.add(p, "host must be an IP address or a host name")
 		case !isPort(port):
 			ch.add(p, "port must be a number from 1 to 65535")
-		default:
-			if j, dup := listed.add(a, i); dup {
-				ch.add(p, "%q is already listed at %s[%d]", a, path, j)
-			}
 		}
 	}
 }

@@ -21,8 +21,7 @@ func validateAuthorizationServers(ch *checker, p string, servers []Authorization
 			}
 		}
 		if as.Issuer == "" {
-			ch.add(ap+".issuer", msgRequired)
-			continue
+			continue // required: the tag's check says so
 		}
 		for _, msg := range checkWebURL(as.Issuer, urlEndpoint) {
 			ch.add(ap+".issuer", "%s", msg)
@@ -63,7 +62,7 @@ func validateAuthorizationServers(ch *checker, p string, servers []Authorization
 // Limits on the introspection client.
 const (
 	maxIntrospectTimeout = 10 * time.Second
-	maxClaimNameBytes    = 256
+	maxClaimNameBytes    = 256 // not empty: their tags say so
 	maxKeepClaims        = 32
 )
 
@@ -73,23 +72,16 @@ func validateTokenMode(ch *checker, ap string, as *AuthorizationServer) {
 	for _, c := range []struct{ key, name string }{
 		{"audience_claim", as.AudienceClaim}, {"scope_claim", as.ScopeClaim}, {"client_id_claim", as.ClientIDClaim},
 	} {
-		if c.name == "" || len(c.name) > maxClaimNameBytes {
+		if len(c.name) > maxClaimNameBytes {
 			ch.add(ap+"."+c.key, "must be a claim name of 1 to %d bytes", maxClaimNameBytes)
 		}
 	}
 	if len(as.KeepClaims) > maxKeepClaims {
 		ch.add(ap+".keep_claims", "must not list more than %d claims", maxKeepClaims)
 	}
-	kept := firsts{}
 	for k, c := range as.KeepClaims {
-		kp := fmt.Sprintf("%s.keep_claims[%d]", ap, k)
-		switch {
-		case c == "" || len(c) > maxClaimNameBytes:
-			ch.add(kp, "must be a claim name of 1 to %d bytes", maxClaimNameBytes)
-		default:
-			if j, dup := kept.add(c, k); dup {
-				ch.add(kp, "%q is already listed at %s.keep_claims[%d]", c, ap, j)
-			}
+		if len(c) > maxClaimNameBytes {
+			ch.add(fmt.Sprintf("%s.keep_claims[%d]", ap, k), "must be a claim name of 1 to %d bytes", maxClaimNameBytes)
 		}
 	}
 	in := &as.Introspection
@@ -125,8 +117,7 @@ func validateTokenMode(ch *checker, ap string, as *AuthorizationServer) {
 		}
 	case TokenModeAuto:
 	default:
-		ch.add(ap+".token_mode", `must be "jwt", "introspection" or "auto"`)
-		return
+		return // not one of the tag's enum: its check says so
 	}
 	if in.Endpoint != "" {
 		for _, msg := range checkWebURL(in.Endpoint, urlEndpoint) {
@@ -171,6 +162,6 @@ func validateClientAuth(ch *checker, p, method string, secret, key Secret, keyID
 			ch.add(p+".client_secret", "is not used with auth_method private_key_jwt")
 		}
 	default:
-		ch.add(p+".auth_method", "must be client_secret_basic, client_secret_post or private_key_jwt")
+		// Not one of the tag's enum: its check says so.
 	}
 }

@@ -63,8 +63,7 @@ func (c *Config) validateResources(ch *checker) {
 		p := fmt.Sprintf("resources[%d]", i)
 
 		switch {
-		case r.Name == "":
-			ch.add(p+".name", msgRequired)
+		case r.Name == "": // required: the tag's check says so
 		case !isResourceName(r.Name):
 			ch.add(p+".name", `must match ^[a-z0-9][a-z0-9_-]*$ (lower-case letters, digits, "-" and "_")`)
 		case names[r.Name] != "":
@@ -73,9 +72,7 @@ func (c *Config) validateResources(ch *checker) {
 			names[r.Name] = p
 		}
 
-		if r.Resource == "" {
-			ch.add(p+".resource", msgRequired)
-		} else {
+		if r.Resource != "" { // required: the tag's check says so
 			for _, msg := range checkWebURL(r.Resource, urlCanonical) {
 				ch.add(p+".resource", "%s", msg)
 			}
@@ -120,9 +117,6 @@ func (c *Config) validateResources(ch *checker) {
 					ch.add(p+".path_prefix", "is not in canonical form; write %q", canon)
 				}
 			}
-		}
-		if r.Preflight != "" && r.Preflight != "answer" && r.Preflight != "forward" {
-			ch.add(p+".preflight", `must be "answer" or "forward"`)
 		}
 
 		validateAuthorizationServers(ch, p, r.AuthorizationServers, issuers)
@@ -177,11 +171,6 @@ func (c *Config) validateResources(ch *checker) {
 			}
 		}
 
-		for k, a := range r.Audiences {
-			if a == "" {
-				ch.add(fmt.Sprintf("%s.audiences[%d]", p, k), msgNotEmpty)
-			}
-		}
 		if r.ResourceDocumentation != "" {
 			if u, err := url.Parse(r.ResourceDocumentation); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 				ch.add(p+".resource_documentation", "must be an absolute http or https URL")
