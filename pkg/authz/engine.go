@@ -409,7 +409,12 @@ func (p *Policy) allow(res *resource, v *verdict.Verdict) Decision {
 	return d
 }
 
-func (p *Policy) deny(res *resource, err error) Decision {
+// deny answers a refusal of a request for res from the denial table.
+func (p *Policy) deny(res *resource, err error) Decision { return denial(res, err) }
+
+// denial is the answer to err from the denial table, with res's challenge
+// when the row has one; without a resource (nil), no challenge.
+func denial(res *resource, err error) Decision {
 	c := classify(err)
 	code := c.oauthError
 	if code == "" {

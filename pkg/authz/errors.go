@@ -156,8 +156,7 @@ var internalClass = class{http.StatusServiceUnavailable, "temporarily_unavailabl
 // ErrHeaderLimits, or ErrInternal (anything unforeseen, a panic: the 503
 // of internalClass). It names no resource and carries no challenge.
 func Refusal(err error) Decision {
-	// deny reads nothing of its Policy when given no resource.
-	return (*Policy)(nil).deny(nil, err)
+	return denial(nil, err)
 }
 
 // classify finds the row for err. A context cancelled or timed out while
