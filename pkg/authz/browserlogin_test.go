@@ -11,8 +11,6 @@ import (
 	"github.com/extauthz/extauthz/internal/testkit"
 	"github.com/extauthz/extauthz/pkg/config"
 	"github.com/extauthz/extauthz/pkg/devissuer"
-	"github.com/extauthz/extauthz/pkg/jwks"
-	"github.com/extauthz/extauthz/pkg/token"
 	"github.com/extauthz/extauthz/pkg/verdict"
 )
 
@@ -61,19 +59,8 @@ func TestLoginCookies(t *testing.T) {
 				AuthorizationServers: []config.AuthorizationServer{{Issuer: iss.Issuer(), JWKSURI: iss.JWKSURL()}}},
 		},
 	}
-	cfg.ApplyDefaults()
-	if err := cfg.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	src := jwks.New(func(context.Context) (string, error) { return iss.JWKSURL(), nil }, jwks.Options{Now: clock.Now})
-	v, err := token.NewIssuerSet(token.Options{Issuers: map[string]token.Issuer{iss.Issuer(): {Keys: src}}, Now: clock.Now})
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := NewPolicy(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := validPolicy(t, cfg)
+	v := issuerVerifier(t, iss, clock)
 	tok, err := iss.Mint(devissuer.Token{Subject: "alice", ClientID: "web"})
 	if err != nil {
 		t.Fatal(err)

@@ -39,6 +39,32 @@ func (v *countingVerifier) Verify(ctx context.Context, raw string, trusted map[s
 	return v.inner.Verify(ctx, raw, trusted)
 }
 
+// validPolicy applies the defaults to cfg, validates it and compiles it, as
+// the process does with a configuration file.
+func validPolicy(t testing.TB, cfg *config.Config) *Policy {
+	t.Helper()
+	cfg.ApplyDefaults()
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	p, err := NewPolicy(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// issuerVerifier verifies iss's tokens with the keys of its JWKS, on clock.
+func issuerVerifier(t testing.TB, iss *devissuer.Issuer, clock *testkit.Clock) token.Verifier {
+	t.Helper()
+	src := jwks.New(func(context.Context) (string, error) { return iss.JWKSURL(), nil }, jwks.Options{Now: clock.Now})
+	v, err := token.NewIssuerSet(token.Options{Issuers: map[string]token.Issuer{iss.Issuer(): {Keys: src}}, Now: clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
 type fixture struct {
 	engine   *Engine
 	verifier *countingVerifier
@@ -57,20 +83,9 @@ func newFixture(t *testing.T, maxTTL, negTTL time.Duration) *fixture {
 		{Name: "b", Resource: testResource + "2", Hosts: []string{"mcp.example.com"}, PathPrefix: "/mcp2", Audiences: []string{testResource},
 			AuthorizationServers: []config.AuthorizationServer{{Issuer: iss.Issuer(), JWKSURI: iss.JWKSURL()}}},
 	}}
-	cfg.ApplyDefaults()
-	if err := cfg.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	src := jwks.New(func(context.Context) (string, error) { return iss.JWKSURL(), nil }, jwks.Options{Now: f.clock.Now})
-	jv, err := token.NewIssuerSet(token.Options{Issuers: map[string]token.Issuer{iss.Issuer(): {Keys: src}}, Now: f.clock.Now})
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.verifier = &countingVerifier{inner: jv}
-	p, err := NewPolicy(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := validPolicy(t, cfg)
+	f.verifier = &countingVerifier{inner: issuerVerifier(t, iss, f.clock)}
+	var err error
 	f.engine, err = NewEngine(p, Options{
 		Verifier:    f.verifier,
 		Cache:       verdict.LocalCache(100, f.clock.Now),

@@ -44,15 +44,7 @@ func newRouteFixture(t testing.TB, edit func(*config.Config)) *routeFixture {
 	if edit != nil {
 		edit(cfg)
 	}
-	cfg.ApplyDefaults()
-	if err := cfg.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	p, err := NewPolicy(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	e, err := NewEngine(p, Options{Verifier: grantVerifier{}})
+	e, err := NewEngine(validPolicy(t, cfg), Options{Verifier: grantVerifier{}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -409,14 +401,7 @@ func FuzzRouteDifferential(f *testing.F) {
 		}
 		cfg.Resources = append(cfg.Resources, res)
 	}
-	cfg.ApplyDefaults()
-	if err := cfg.Validate(); err != nil {
-		f.Fatal(err)
-	}
-	p, err := NewPolicy(cfg)
-	if err != nil {
-		f.Fatal(err)
-	}
+	p := validPolicy(f, cfg)
 	f.Fuzz(func(t *testing.T, host, raw string) {
 		h, canon, err := canonicalTarget(host, raw)
 		if err != nil {

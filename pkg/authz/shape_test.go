@@ -11,8 +11,6 @@ import (
 	"github.com/extauthz/extauthz/internal/testkit"
 	"github.com/extauthz/extauthz/pkg/config"
 	"github.com/extauthz/extauthz/pkg/devissuer"
-	"github.com/extauthz/extauthz/pkg/jwks"
-	"github.com/extauthz/extauthz/pkg/token"
 	"github.com/extauthz/extauthz/pkg/verdict"
 )
 
@@ -26,20 +24,7 @@ func rulesFixture(t *testing.T) (*Engine, *devissuer.Issuer) {
 		Rules:                []config.Rule{{Method: "tools/call", Name: "delete_*", Scopes: []string{"mcp:admin"}}},
 		AuthorizationServers: []config.AuthorizationServer{{Issuer: iss.Issuer(), JWKSURI: iss.JWKSURL()}},
 	}}}
-	cfg.ApplyDefaults()
-	if err := cfg.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	src := jwks.New(func(context.Context) (string, error) { return iss.JWKSURL(), nil }, jwks.Options{Now: clock.Now})
-	v, err := token.NewIssuerSet(token.Options{Issuers: map[string]token.Issuer{iss.Issuer(): {Keys: src}}, Now: clock.Now})
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := NewPolicy(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	e, err := NewEngine(p, Options{Verifier: v, Cache: verdict.LocalCache(100, clock.Now), MaxTTL: time.Minute, NegativeTTL: time.Second, Now: clock.Now})
+	e, err := NewEngine(validPolicy(t, cfg), Options{Verifier: issuerVerifier(t, iss, clock), Cache: verdict.LocalCache(100, clock.Now), MaxTTL: time.Minute, NegativeTTL: time.Second, Now: clock.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
