@@ -34,7 +34,7 @@ func server(t *testing.T) (*httptest.Server, *devissuer.Issuer) {
 func serverWith(t *testing.T, top string, bl authz.BrowserLogin) (*httptest.Server, *devissuer.Issuer) {
 	t.Helper()
 	iss, _ := testkit.Issuer(t, "ES256", "", resourceURI, nil)
-	cfg, err := config.Parse([]byte(top + fmt.Sprintf(`
+	return serve(t, iss, bl, top+fmt.Sprintf(`
 resources:
   - name: mcp
     resource: %q
@@ -42,7 +42,15 @@ resources:
     scopes_supported: ["mcp:tools", "mcp:admin"]
     rules: [{method: tools/call, name: "delete_*", scopes: ["mcp:admin"]}]
     authorization_servers: [{issuer: %q, jwks_uri: %q}]
-`, resourceURI, iss.Issuer(), iss.JWKSURL())))
+`, resourceURI, iss.Issuer(), iss.JWKSURL())), iss
+}
+
+// serve runs the HTTP authorization endpoint on a loopback port over a real
+// engine built from the YAML configuration yml, verifying iss's tokens
+// against its JWKS, with a browser login (nil: none).
+func serve(t *testing.T, iss *devissuer.Issuer, bl authz.BrowserLogin, yml string) *httptest.Server {
+	t.Helper()
+	cfg, err := config.Parse([]byte(yml))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,7 +69,7 @@ resources:
 	}
 	srv := httptest.NewServer(httpauthz.New(e, httpauthz.Options{}))
 	t.Cleanup(srv.Close)
-	return srv, iss
+	return srv
 }
 
 type answer struct {

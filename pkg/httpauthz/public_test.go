@@ -1,52 +1,25 @@
 package httpauthz_test
 
 import (
-	"context"
 	"fmt"
-	"net/http/httptest"
 	"testing"
-	"time"
 
 	"github.com/extauthz/extauthz/internal/testkit"
-	"github.com/extauthz/extauthz/pkg/authz"
-	"github.com/extauthz/extauthz/pkg/config"
 	"github.com/extauthz/extauthz/pkg/devissuer"
-	"github.com/extauthz/extauthz/pkg/httpauthz"
-	"github.com/extauthz/extauthz/pkg/jwks"
-	"github.com/extauthz/extauthz/pkg/token"
-	"github.com/extauthz/extauthz/pkg/verdict"
 )
 
 // TestPublicPathsThroughEveryProxy asks about a public path the way each
 // proxy does: the path the proxy reports, as the client sent it, decides.
 func TestPublicPathsThroughEveryProxy(t *testing.T) {
 	iss, _ := testkit.Issuer(t, "ES256", "", resourceURI, nil)
-	cfg, err := config.Parse([]byte(fmt.Sprintf(`
+	srv := serve(t, iss, nil, fmt.Sprintf(`
 resources:
   - name: mcp
     resource: %q
     required_scopes: ["mcp:tools"]
     authorization_servers: [{issuer: %q, jwks_uri: %q}]
     public: [{path: /mcp/health, methods: [GET]}]
-`, resourceURI, iss.Issuer(), iss.JWKSURL())))
-	if err != nil {
-		t.Fatal(err)
-	}
-	src := jwks.New(func(context.Context) (string, error) { return iss.JWKSURL(), nil }, jwks.Options{})
-	v, err := token.NewIssuerSet(token.Options{Issuers: map[string]token.Issuer{iss.Issuer(): {Keys: src}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := authz.NewPolicy(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	e, err := authz.NewEngine(p, authz.Options{Verifier: v, Cache: verdict.LocalCache(100, nil), MaxTTL: time.Minute})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(httpauthz.New(e, httpauthz.Options{}))
-	t.Cleanup(srv.Close)
+`, resourceURI, iss.Issuer(), iss.JWKSURL()))
 	tok, err := iss.Mint(devissuer.Token{Subject: "alice", ClientID: "app", Scopes: []string{"mcp:tools"}})
 	if err != nil {
 		t.Fatal(err)
