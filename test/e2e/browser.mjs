@@ -38,23 +38,7 @@ import { createInterface } from 'node:readline';
 
 import { chromium } from 'playwright-core';
 
-// The flags the browser is launched with. Playwright adds its own (among them a fresh
-// --user-data-dir in os.tmpdir(), --remote-debugging-pipe, --headless, --no-sandbox);
-// it refuses a --user-data-dir in args.
-const LAUNCH_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--no-first-run',
-  '--disable-quic',
-  '--no-proxy-server',
-  // No host name is ever resolved: localhost is 127.0.0.1 (no IPv6 attempt), every other
-  // name fails; only 127.0.0.1 can be reached.
-  '--host-resolver-rules=MAP localhost 127.0.0.1, MAP * ~NOTFOUND, EXCLUDE 127.0.0.1',
-];
+import { LAUNCH_ARGS } from './chromium.mjs';
 
 const cfg = JSON.parse(process.argv[2] ?? '{}');
 if (!cfg.public || !cfg.issuer || !cfg.login || !cfg.rd) {

@@ -26,19 +26,7 @@
 
 import { chromium } from 'playwright-core';
 
-// As browser.mjs: only loopback, no background traffic.
-const LAUNCH_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--no-first-run',
-  '--disable-quic',
-  '--no-proxy-server',
-  '--host-resolver-rules=MAP localhost 127.0.0.1, MAP * ~NOTFOUND, EXCLUDE 127.0.0.1',
-];
+import { LAUNCH_ARGS } from './chromium.mjs';
 
 const cfg = JSON.parse(process.argv[2] ?? '{}');
 if (!Array.isArray(cfg.pages) || !cfg.mcp || !cfg.token) {
