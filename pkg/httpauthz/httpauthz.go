@@ -108,11 +108,14 @@ var hopByHop = map[string]bool{
 
 // ServeHTTP implements http.Handler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	mode := endpointMode(r)
+	// nginx's denials are relayed through headers (see the package comment).
+	nginx := mode == "nginx"
 	defer func() {
 		if p := recover(); p != nil {
 			h.log.Error("authorization subrequest panicked; denying", "panic", fmt.Sprint(p))
 			d := authz.Refusal(authz.ErrInternal)
-			writeDecision(w, &d, "", false, isNginx(r))
+			writeDecision(w, &d, "", false, nginx)
 		}
 	}()
 	req, err := h.original(r)
@@ -124,26 +127,26 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			Reason:      authz.ReasonInvalidRequest,
 			ContentType: "application/json",
 			Body:        errorBody("invalid_request", err.Error()),
-		}, "", false, isNginx(r))
+		}, "", false, nginx)
 		return
 	}
 	d := h.d.Check(r.Context(), req)
 	if !d.Allow && h.log.Enabled(r.Context(), slog.LevelDebug) {
 		h.log.Debug("denied", "status", d.Status, "reason", string(d.Reason), "resource", d.Resource, "err", d.Err)
 	}
-	if mode, _, _ := strings.Cut(strings.TrimPrefix(r.URL.EscapedPath(), Prefix), "/"); mode == "nginx-preflight" {
+	if mode == "nginx-preflight" {
 		writeAnswer(w, &d)
 		return
 	}
 	cookie, hasCookie := upstreamCookie(req, &d)
-	writeDecision(w, &d, cookie, hasCookie, isNginx(r))
+	writeDecision(w, &d, cookie, hasCookie, nginx)
 }
 
-// isNginx reports whether r came to the nginx endpoint, whose denials are
-// relayed through headers.
-func isNginx(r *http.Request) bool {
+// endpointMode is the proxy convention r came to: the first path segment
+// after Prefix ("nginx", "nginx-preflight", "traefik", "envoy", ...).
+func endpointMode(r *http.Request) string {
 	mode, _, _ := strings.Cut(strings.TrimPrefix(r.URL.EscapedPath(), Prefix), "/")
-	return mode == "nginx"
+	return mode
 }
 
 // original reconstructs the request the proxy is asking about.
