@@ -34,6 +34,10 @@ func serverDefaults(rs []Resource) {
 		if rs[i].Preflight == "" {
 			rs[i].Preflight = "answer"
 		}
+		if u := &rs[i].UpstreamToken; u.AuthMethod == "" {
+			u.AuthMethod, u.Timeout, u.ExpiryMargin, u.RefreshAhead = "client_secret_basic", dur("2s"), dur("30s"), 0.2
+			u.RefusalTTL, u.DefaultLifetime = dur("30s"), dur("1m")
+		}
 		if rs[i].CORS.AllowMethods == nil && rs[i].CORS.AllowHeaders == nil && rs[i].CORS.MaxAge == 0 {
 			// No cors block in the want: the defaults.
 			rs[i].CORS = CORS{AllowMethods: []string{"GET", "POST", "DELETE"}, AllowHeaders: []string{"Authorization", "Content-Type",
@@ -81,6 +85,7 @@ func defaultsWith(rs ...Resource) *Config {
 		Upstream: Upstream{
 			SubjectHeader: "x-extauthz-subject", ClientIDHeader: "x-extauthz-client-id",
 			ScopesHeader: "x-extauthz-scopes", StripAuthorization: ptr(true),
+			TokenCacheEntries: 100000,
 		},
 		Unmatched: "deny",
 		MCP:       MCP{MaxBodyBytes: 65536},
@@ -189,7 +194,7 @@ func TestLoadValid(t *testing.T) {
 				Upstream: Upstream{
 					SubjectHeader:  "x-user", // lower-cased
 					ClientIDHeader: "x-client", ScopesHeader: "x-scope",
-					StripAuthorization: ptr(false),
+					StripAuthorization: ptr(false), TokenCacheEntries: 100000,
 				},
 				Unmatched: "allow",
 				Log:       Log{Level: "debug", Format: "text", Audit: Audit{Enabled: ptr(false), AllowSampleRate: 0.25}},
@@ -381,6 +386,20 @@ resources[0].login.issuer: must be one of the resource's authorization_servers
 resources[0].login.client_secret: is not used with auth_method private_key_jwt
 resources[1].login: is set but not enabled (set enabled: true)
 public_url: is required when a resource enables login (the redirect URI is public_url + login.callback_path)`},
+		{"invalid-upstream-token.yaml", `
+resources[0].upstream_token.client_id: is required when mode is set
+resources[0].upstream_token.private_key: is required with auth_method private_key_jwt
+resources[0].upstream_token.token_endpoint: must be an absolute https URL (http is allowed only for localhost and loopback addresses)
+resources[0].upstream_token.client_secret: is not used with auth_method private_key_jwt
+resources[0].upstream_token.resources[0]: must not have a fragment
+resources[0].upstream_token.scopes[0]: must be a scope token: printable ASCII without spaces, double quotes or backslashes
+resources[0].upstream_token.timeout: must be at most 10s
+resources[0].upstream_token.expiry_margin: must not be negative (line 16)
+resources[1].upstream_token: must name the upstream in audience or resources: a minted token is narrowed to it
+resources[1].upstream_token.actor: is used only with mode exchange
+resources[2].upstream_token: is set but has no mode (set mode: exchange or client_credentials)
+resources[3].upstream_token.mode: must be "", "exchange" or "client_credentials"
+upstream.token_encryption_key: is required when a resource sets upstream_token and Redis is configured: minted tokens are stored encrypted (at least 32 bytes, the same on every replica)`},
 		{"invalid-login-cookie.yaml", `
 login.cookie_name: must start with __Host- when public_url is https (the cookie is Secure, Path=/ and without Domain, so sibling hosts cannot overwrite it)`},
 		{"invalid-login-cookie-http.yaml", `

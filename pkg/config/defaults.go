@@ -60,6 +60,13 @@ const (
 	defaultCallbackPath       = "/oauth/callback"
 	defaultLogoutPath         = "/oauth/logout"
 	defaultSuccessRedirect    = "/"
+
+	defaultUpstreamTimeout         = 2 * time.Second
+	defaultUpstreamExpiryMargin    = 30 * time.Second
+	defaultUpstreamRefreshAhead    = 0.2
+	defaultUpstreamRefusalTTL      = 30 * time.Second
+	defaultUpstreamDefaultLifetime = time.Minute
+	defaultUpstreamTokenEntries    = 100000
 )
 
 // defaultAlgorithms is a function, not a variable, so that no caller can
@@ -132,6 +139,7 @@ func (c *Config) ApplyDefaults() {
 	if c.Upstream.StripAuthorization == nil {
 		c.Upstream.StripAuthorization = ptr(true)
 	}
+	orDefault(c, "upstream.token_cache_entries", &c.Upstream.TokenCacheEntries, defaultUpstreamTokenEntries)
 
 	orDefault(c, "unmatched", &c.Unmatched, defaultUnmatched)
 	orDefault(c, "log.level", &c.Log.Level, defaultLogLevel)
@@ -208,6 +216,22 @@ func (r *Resource) applyDefaults(c *Config, path string) {
 	}
 	if len(r.Login.Scopes) == 0 && !c.written[path+".login.scopes"] && r.Login.Enabled {
 		r.Login.Scopes = append([]string(nil), r.RequiredScopes...)
+	}
+	r.UpstreamToken.applyDefaults(c, path+".upstream_token", r.AuthorizationServers)
+}
+
+// applyDefaults fills an upstream_token block's unset keys. Like the login
+// settings, they take their defaults whether or not a mode is set; the
+// issuer is derived only when one is.
+func (u *UpstreamToken) applyDefaults(c *Config, path string, servers []AuthorizationServer) {
+	orDefault(c, path+".auth_method", &u.AuthMethod, defaultIntrospectAuth)
+	orDefault(c, path+".timeout", &u.Timeout, Duration(defaultUpstreamTimeout))
+	orDefault(c, path+".expiry_margin", &u.ExpiryMargin, Duration(defaultUpstreamExpiryMargin))
+	orDefault(c, path+".refresh_ahead", &u.RefreshAhead, defaultUpstreamRefreshAhead)
+	orDefault(c, path+".refusal_ttl", &u.RefusalTTL, Duration(defaultUpstreamRefusalTTL))
+	orDefault(c, path+".default_lifetime", &u.DefaultLifetime, Duration(defaultUpstreamDefaultLifetime))
+	if u.Issuer == "" && !c.written[path+".issuer"] && u.Mode != "" && len(servers) > 0 {
+		u.Issuer = servers[0].Issuer
 	}
 }
 

@@ -318,6 +318,13 @@ type Upstream struct {
 	ScopesHeader string `yaml:"scopes_header" schema:"ref=header_name"`
 	// Remove the inbound `Authorization` header (MCP forbids token passthrough).
 	StripAuthorization *bool `yaml:"strip_authorization"`
+	// Encrypts minted upstream tokens in Redis (AES-256-GCM, key derived by
+	// HKDF-SHA256): `{env: NAME}` or `{file: PATH}` holding at least 32 bytes,
+	// the same on every replica. Required with Redis when a resource sets
+	// `upstream_token`.
+	TokenEncryptionKey Secret `yaml:"token_encryption_key"`
+	// Bound on minted tokens held in process.
+	TokenCacheEntries int `yaml:"token_cache_entries" schema:"min=1,max=10000000"`
 }
 
 // Log configures the process log.
@@ -416,7 +423,70 @@ type Resource struct {
 	// Paths that pass without a token, for listed methods
 	// ([below](#resourcespublic)).
 	Public []PublicPath `yaml:"public"`
+	// A credential the gateway mints for the MCP server, sent in place of the
+	// client's token ([below](#resourcesupstream_token); off unless `mode` is
+	// set).
+	UpstreamToken UpstreamToken `yaml:"upstream_token"`
 }
+
+// UpstreamToken configures the access token an allowed request carries to
+// the MCP server: minted by RFC 8693 token exchange of the client's token,
+// or with the gateway's own client credentials, and cached (encrypted in
+// Redis) for every replica. See [upstream credentials](upstream-credentials.md).
+type UpstreamToken struct {
+	// `exchange`: RFC 8693 token exchange of the verified incoming token (the
+	// upstream acts as the user); `client_credentials`: a token of the gateway
+	// itself (the user is in the identity headers); `""`: none.
+	Mode string `yaml:"mode" schema:"enum=|exchange|client_credentials" doctype:"'exchange' | 'client_credentials' | '\"\"'"`
+	// The authorization server that mints it: the `aud` of `private_key_jwt`
+	// assertions and the required `iss` of a minted JWT.
+	Issuer string `yaml:"issuer" schema:"nodefault" doctype:"URL" docdefault:"the first authorization server"`
+	// Token endpoint; empty: `token_endpoint` from the issuer's RFC 8414 (or
+	// OpenID) metadata.
+	TokenEndpoint string `yaml:"token_endpoint" doctype:"URL" docdefault:"'\"\"' (discovered)"`
+	// Key set that verifies a minted JWT; empty: the issuer's `jwks_uri`.
+	JWKSURI string `yaml:"jwks_uri" doctype:"URL" docdefault:"'\"\"' (discovered)"`
+	// The gateway's client id at the issuer.
+	ClientID string `yaml:"client_id" docdefault:"required when mode is set"`
+	// Client authentication, as for introspection.
+	AuthMethod string `yaml:"auth_method" schema:"enum=client_secret_basic|client_secret_post|private_key_jwt"`
+	// `{env: NAME}` or `{file: PATH}`, for the `client_secret_*` methods.
+	ClientSecret Secret `yaml:"client_secret"`
+	// A PEM private key, for `private_key_jwt`.
+	PrivateKey Secret `yaml:"private_key"`
+	// `kid` of the assertion.
+	KeyID string `yaml:"key_id"`
+	// RFC 8693 `audience` values asked for. A minted JWT must name only these
+	// (or, without any, only `resources`) in its `aud`.
+	Audience []string `yaml:"audience" schema:"unique,items.minLength=1"`
+	// RFC 8707 `resource` values asked for: absolute URIs of the upstream.
+	Resources []string `yaml:"resources" schema:"unique,items.format=uri"`
+	// Scopes asked for; none: the issuer's default for the target.
+	Scopes []string `yaml:"scopes" schema:"unique,items.ref=scope"`
+	// `exchange` only: also send the gateway's own client-credentials token as
+	// `actor_token`, so that the minted token carries an `act` claim (RFC 8693
+	// §4.1) naming the gateway.
+	Actor bool `yaml:"actor"`
+	// Bound on one call to the token endpoint, at most `10s`; the request
+	// waiting for it gets a 503 after it.
+	Timeout Duration `yaml:"timeout"`
+	// A minted token is used until this long before its `exp`.
+	ExpiryMargin Duration `yaml:"expiry_margin"`
+	// When less than this fraction of a cached token's lifetime is left, a
+	// request that uses it starts one re-mint in the background; `0` disables.
+	RefreshAhead float64 `yaml:"refresh_ahead" schema:"min=0,max=0.9"`
+	// How long a definitive refusal (`invalid_grant`, `invalid_target`,
+	// `unauthorized_client`, `invalid_scope`, `access_denied`) is remembered.
+	RefusalTTL Duration `yaml:"refusal_ttl"`
+	// Lifetime assumed for an opaque token answered without `expires_in`.
+	DefaultLifetime Duration `yaml:"default_lifetime"`
+}
+
+// The values of UpstreamToken.Mode.
+const (
+	UpstreamModeExchange          = "exchange"
+	UpstreamModeClientCredentials = "client_credentials"
+)
 
 // CORS is what the gateway tells browsers about a resource in the CORS
 // headers of its own answers (Fetch standard, CORS protocol). Which

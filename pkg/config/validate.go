@@ -57,6 +57,7 @@ func (c *Config) Validate() error {
 	c.Upstream.validate(&ch)
 	c.validateResources(&ch)
 	c.validateLogin(&ch)
+	c.validateUpstreamTokens(&ch)
 	errs := mergeTagErrors(checkTags(c), ch.errs)
 	if len(errs) == 0 {
 		return nil
