@@ -58,6 +58,9 @@ type Options struct {
 	// resources that enable the login flow (nil: cookies are never
 	// credentials).
 	BrowserLogin BrowserLogin
+	// Upstream mints the credentials of resources with an upstream_token
+	// (nil: none does; a resource that asks for one is then refused).
+	Upstream UpstreamCredentials
 }
 
 // BrowserLogin is what the engine needs from the browser login flow: the
@@ -76,6 +79,30 @@ type BrowserLogin interface {
 	// LoginURL is where a browser navigating to the resource without a
 	// login cookie is sent, or "" when none.
 	LoginURL(host, pathAndQuery string) string
+}
+
+// UpstreamCredentials mints the access token an allowed request carries to
+// a resource's upstream in place of the client's (resources[].upstream_token).
+// cmd/extauthz adapts pkg/upstream to it; the engine does not import that
+// package.
+type UpstreamCredentials interface {
+	// Credential returns the token for resource's upstream on behalf of
+	// the verified incoming token (raw, its token.CacheHash and its exp).
+	// ok is false when the resource mints none. An error wraps
+	// ErrUpstreamRefused or ErrUpstreamUnavailable, and may say how long
+	// to wait (RetryAfter() time.Duration).
+	Credential(ctx context.Context, resource, raw string, hash [32]byte, expiry time.Time) (c UpstreamCredential, ok bool, err error)
+	// Forget drops what was minted for the incoming token of hash on
+	// resource, on every replica (a revocation).
+	Forget(ctx context.Context, resource string, hash [32]byte)
+}
+
+// UpstreamCredential is a minted upstream token.
+type UpstreamCredential struct {
+	Token  string
+	Expiry time.Time
+	// Source says where it came from: "local", "redis" or "minted".
+	Source string
 }
 
 // Engine decides requests. It is safe for concurrent use; SetPolicy swaps
@@ -206,7 +233,8 @@ func (e *Engine) decide(ctx context.Context, p *Policy, r *Request) Decision {
 	// Authentication comes before the shape of the MCP request: a client
 	// without a good token learns how to get one (401 and its challenge)
 	// before anything else about its request.
-	v, src := e.verify(ctx, p, res, raw)
+	hash := token.CacheHash(raw)
+	v, src := e.verify(ctx, p, res, raw, hash)
 	if v.Err != nil {
 		d := p.deny(res, v.Err)
 		d.Source = src
@@ -239,6 +267,11 @@ func (e *Engine) decide(ctx context.Context, p *Policy, r *Request) Decision {
 	}
 	d := p.allow(res, &v)
 	d.Source, d.Operation = src, op
+	if res.mintsUpstream {
+		if denied, ok := e.addUpstreamCredential(ctx, p, res, raw, hash, &d); !ok {
+			return denied
+		}
+	}
 	e.scrubUpstream(p, r, &d)
 	return d
 }
@@ -289,11 +322,12 @@ func credential(r *Request, query string) (string, error) {
 // from one verification shared by every concurrent request for the same
 // token (single flight), whose result is then cached. It also says where
 // the verdict came from: SourceLocal, SourceRedis or SourceVerified.
-func (e *Engine) verify(ctx context.Context, p *Policy, res *resource, raw string) (verdict.Verdict, Source) {
-	// Keyed by the token's canonical spelling, so that the other form of
-	// an ECDSA signature, which anyone can compute, is the same token to
-	// the cache, the single flight and a revocation.
-	key := cache.Key{Namespace: res.ns, Hash: token.CacheHash(raw)}
+func (e *Engine) verify(ctx context.Context, p *Policy, res *resource, raw string, hash [32]byte) (verdict.Verdict, Source) {
+	// Keyed by the token's canonical spelling (hash is token.CacheHash),
+	// so that the other form of an ECDSA signature, which anyone can
+	// compute, is the same token to the cache, the single flight and a
+	// revocation.
+	key := cache.Key{Namespace: res.ns, Hash: hash}
 	// Only strings that passed the b64token grammar are ever verified and
 	// cached, so a hit proves this one did too; the grammar scan of a long
 	// token is left to the miss path.

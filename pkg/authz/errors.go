@@ -16,34 +16,36 @@ type Reason string
 // Reasons. Allowed decisions have reasons too.
 const (
 	ReasonAllowed           Reason = "allowed"
-	ReasonMetadata          Reason = "metadata"           // metadata document answered directly
-	ReasonPreflight         Reason = "preflight"          // CORS preflight let through without a token
-	ReasonPublic            Reason = "public"             // a public path of the resource (resources[].public), no token needed
-	ReasonUnmatchedAllowed  Reason = "unmatched_allowed"  // no resource matched, operator allows
-	ReasonLoginRedirect     Reason = "login_redirect"     // a browser without a login cookie sent to sign in
-	ReasonNoCredential      Reason = "no_credential"      //nolint:gosec // a label, not a credential: no Bearer token
-	ReasonInvalidRequest    Reason = "invalid_request"    // token in query or body, malformed or repeated header
-	ReasonHeaderMismatch    Reason = "header_mismatch"    // Mcp-Method/Mcp-Name missing, malformed or disagreeing with the body (MCP -32020)
-	ReasonBadMessage        Reason = "bad_message"        // a body that is not one readable JSON-RPC message, or a resource URI that cannot be normalised
-	ReasonMalformed         Reason = "malformed"          // not a parseable JWT, too large, crit, no exp
-	ReasonBadAlgorithm      Reason = "bad_algorithm"      // alg none, HS*, or not configured
-	ReasonUnknownKey        Reason = "unknown_key"        // kid not in the issuer's key set
-	ReasonBadSignature      Reason = "bad_signature"      // signature does not verify
-	ReasonExpired           Reason = "expired"            // exp passed
-	ReasonNotYetValid       Reason = "not_yet_valid"      // nbf or iat in the future
-	ReasonWrongIssuer       Reason = "wrong_issuer"       // iss not trusted for this resource
-	ReasonWrongAudience     Reason = "wrong_audience"     // aud lacks the resource's canonical URI
-	ReasonInsufficientScope Reason = "insufficient_scope" // a required scope is missing
-	ReasonRevoked           Reason = "revoked"            // revoked through the admin API
-	ReasonInactive          Reason = "inactive"           // introspection: not active (revoked or expired at the server)
-	ReasonNotAccessToken    Reason = "not_access_token"   // a refresh or sender-constrained token, or a JWT not typed as an access token
-	ReasonUnavailable       Reason = "unavailable"        // keys cannot be had now
-	ReasonUnmatched         Reason = "unmatched"          // no resource matched, operator denies
-	ReasonUnknownResource   Reason = "unknown_resource"   // the route names a resource that is not configured
-	ReasonOriginNotAllowed  Reason = "origin_not_allowed" // a browser Origin the resource does not accept
-	ReasonPolicyDenied      Reason = "policy_denied"      // a CEL policy evaluated to false
-	ReasonPolicyError       Reason = "policy_error"       // a CEL policy failed to evaluate (cost limit, missing key)
-	ReasonInternal          Reason = "internal"           // a bug: denied, never allowed
+	ReasonMetadata          Reason = "metadata"                        // metadata document answered directly
+	ReasonPreflight         Reason = "preflight"                       // CORS preflight let through without a token
+	ReasonPublic            Reason = "public"                          // a public path of the resource (resources[].public), no token needed
+	ReasonUnmatchedAllowed  Reason = "unmatched_allowed"               // no resource matched, operator allows
+	ReasonLoginRedirect     Reason = "login_redirect"                  // a browser without a login cookie sent to sign in
+	ReasonNoCredential      Reason = "no_credential"                   //nolint:gosec // a label, not a credential: no Bearer token
+	ReasonInvalidRequest    Reason = "invalid_request"                 // token in query or body, malformed or repeated header
+	ReasonHeaderMismatch    Reason = "header_mismatch"                 // Mcp-Method/Mcp-Name missing, malformed or disagreeing with the body (MCP -32020)
+	ReasonBadMessage        Reason = "bad_message"                     // a body that is not one readable JSON-RPC message, or a resource URI that cannot be normalised
+	ReasonMalformed         Reason = "malformed"                       // not a parseable JWT, too large, crit, no exp
+	ReasonBadAlgorithm      Reason = "bad_algorithm"                   // alg none, HS*, or not configured
+	ReasonUnknownKey        Reason = "unknown_key"                     // kid not in the issuer's key set
+	ReasonBadSignature      Reason = "bad_signature"                   // signature does not verify
+	ReasonExpired           Reason = "expired"                         // exp passed
+	ReasonNotYetValid       Reason = "not_yet_valid"                   // nbf or iat in the future
+	ReasonWrongIssuer       Reason = "wrong_issuer"                    // iss not trusted for this resource
+	ReasonWrongAudience     Reason = "wrong_audience"                  // aud lacks the resource's canonical URI
+	ReasonInsufficientScope Reason = "insufficient_scope"              // a required scope is missing
+	ReasonRevoked           Reason = "revoked"                         // revoked through the admin API
+	ReasonInactive          Reason = "inactive"                        // introspection: not active (revoked or expired at the server)
+	ReasonNotAccessToken    Reason = "not_access_token"                // a refresh or sender-constrained token, or a JWT not typed as an access token
+	ReasonUnavailable       Reason = "unavailable"                     // keys cannot be had now
+	ReasonUnmatched         Reason = "unmatched"                       // no resource matched, operator denies
+	ReasonUnknownResource   Reason = "unknown_resource"                // the route names a resource that is not configured
+	ReasonOriginNotAllowed  Reason = "origin_not_allowed"              // a browser Origin the resource does not accept
+	ReasonPolicyDenied      Reason = "policy_denied"                   // a CEL policy evaluated to false
+	ReasonPolicyError       Reason = "policy_error"                    // a CEL policy failed to evaluate (cost limit, missing key)
+	ReasonUpstreamRefused   Reason = "upstream_credential_refused"     // the upstream credential's issuer refused to mint it (invalid_grant, invalid_target, ...)
+	ReasonUpstreamUnavail   Reason = "upstream_credential_unavailable" // the upstream credential cannot be minted now
+	ReasonInternal          Reason = "internal"                        // a bug: denied, never allowed
 )
 
 // Failures the decision itself detects (the token package has its own).
@@ -58,6 +60,10 @@ var (
 	ErrOriginNotAllowed  = errors.New("origin not allowed")
 	ErrPolicyDenied      = errors.New("denied by policy")
 	ErrPolicyFailed      = errors.New("policy could not be evaluated")
+	// The credential a resource's upstream_token asks for: refused by its
+	// issuer for this caller (definitive), or not to be had now.
+	ErrUpstreamRefused     = errors.New("upstream credential refused")
+	ErrUpstreamUnavailable = errors.New("upstream credential unavailable")
 
 	// The invalid requests, each with its own answer.
 	ErrTokenInQuery    = fmt.Errorf("%w: access token in the query string", ErrInvalidRequest)
@@ -140,6 +146,11 @@ var denials = []struct {
 	{verdict.ErrRevoked, class{http.StatusUnauthorized, "invalid_token", ReasonRevoked, "the access token has been revoked", true}},
 	{ErrInsufficientScope, class{http.StatusForbidden, "insufficient_scope", ReasonInsufficientScope, "the access token lacks a required scope", true}},
 	{token.ErrUnavailable, class{http.StatusServiceUnavailable, "temporarily_unavailable", ReasonUnavailable, "the token cannot be verified now; retry later", false}},
+	// The resource mints a credential for its upstream, and cannot: never
+	// an allow without it. No challenge: another token of the client's
+	// would not change the issuer's answer.
+	{ErrUpstreamRefused, class{http.StatusForbidden, "forbidden", ReasonUpstreamRefused, "the gateway cannot obtain a credential for the upstream on this caller's behalf", false}},
+	{ErrUpstreamUnavailable, class{http.StatusServiceUnavailable, "temporarily_unavailable", ReasonUpstreamUnavail, "a credential for the upstream cannot be obtained now; retry later", false}},
 	{ErrOriginNotAllowed, class{http.StatusForbidden, "forbidden", ReasonOriginNotAllowed, "requests from this origin are not accepted", false}},
 	{ErrPolicyDenied, class{http.StatusForbidden, "forbidden", ReasonPolicyDenied, "the request is not allowed by policy", false}},
 	{ErrPolicyFailed, class{http.StatusForbidden, "forbidden", ReasonPolicyError, "the request is not allowed by policy", false}},

@@ -58,6 +58,7 @@ type resource struct {
 	document         []byte       // the RFC 9728 document, encoded once
 	noTokenChall     string       // the challenge for a request without a token, built once
 	login            bool         // browsers may sign in and use a login cookie
+	mintsUpstream    bool         // an allowed request carries a minted upstream token (upstream_token)
 	public           []publicPath // paths that pass without a token (public.go)
 	mcpRules                      // MCP operation rules, scope hierarchy, origins
 
@@ -99,6 +100,9 @@ func NewPolicy(c *config.Config) (*Policy, error) {
 			metadataURL: metadata.MetadataURL(c.PublicURL, rc.Resource),
 			login:       rc.Login.Enabled,
 			wellKnown:   metadata.WellKnownPath(rc.Resource),
+			// Any mode at all, a future one included: a resource that asks
+			// for a credential is refused rather than served without it.
+			mintsUpstream: rc.UpstreamToken.Mode != "",
 		}
 		r.forwardPreflight = rc.Preflight == "forward"
 		r.cors = compileCORS(rc.CORS)

@@ -86,6 +86,10 @@ type Decision struct {
 	Upstream []Header      // headers to set on the upstream request (overwriting)
 	Remove   []string      // headers to remove from the upstream request
 	Claims   *token.Claims // the verified token, nil when none was needed
+	// UpstreamCredential says where the minted upstream token set in
+	// Upstream came from ("local", "redis" or "minted"); "" when the
+	// resource mints none.
+	UpstreamCredential string
 
 	// Claims is also set on a denial decided after the token was verified
 	// (a missing scope, a policy), for the audit log. Source says where

@@ -92,6 +92,12 @@ func (e *Engine) Revoke(ctx context.Context, rv Revocation) (RevokeResult, error
 				e.opts.Logger.Warn("revocation not stored in the shared cache", "resource", r.name, "err", err)
 			}
 		}
+		if r.mintsUpstream && e.opts.Upstream != nil {
+			// What was minted on the token's behalf goes with it. The
+			// revoked verdict already refuses every request before the
+			// minted token is looked at; this keeps none of it around.
+			e.opts.Upstream.Forget(ctx, r.name, key.Hash)
+		}
 		res.Resources = append(res.Resources, r.name)
 		// Every key goes to the same replicas; report the weakest.
 		if len(res.Resources) == 1 || inv.Acknowledged < res.Acknowledged {

@@ -1,9 +1,13 @@
 package authz
 
 import (
+	"context"
+	"errors"
+	"fmt"
 	"net/http"
 	"slices"
 	"strings"
+	"time"
 )
 
 // What an allowed request takes to the upstream. The MCP server trusts the
@@ -108,4 +112,43 @@ func isTokenList(v string) bool {
 
 func isTchar(c byte) bool {
 	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0
+}
+
+// addUpstreamCredential completes an allowed decision for a resource with
+// an upstream_token: the minted token replaces the client's Authorization
+// header (which the allow already removes). When it cannot be had, the
+// request is refused instead (ok false): never let through without the
+// credential the operator asked for.
+func (e *Engine) addUpstreamCredential(ctx context.Context, p *Policy, res *resource, raw string, hash [32]byte, d *Decision) (Decision, bool) {
+	refuse := func(err error) (Decision, bool) {
+		den := p.deny(res, err)
+		den.Source, den.Operation, den.Claims = d.Source, d.Operation, d.Claims
+		var ra interface{ RetryAfter() time.Duration }
+		if den.Status == http.StatusServiceUnavailable && errors.As(err, &ra) {
+			if s := int(ra.RetryAfter() / time.Second); s > 0 {
+				den.RetryAfter = s
+			}
+		}
+		return den, false
+	}
+	if e.opts.Upstream == nil {
+		return refuse(fmt.Errorf("%w: no upstream credential minter is configured", ErrUpstreamUnavailable))
+	}
+	c, ok, err := e.opts.Upstream.Credential(ctx, res.name, raw, hash, d.Claims.Expiry)
+	switch {
+	case err != nil:
+		if !errors.Is(err, ErrUpstreamRefused) && !errors.Is(err, ErrUpstreamUnavailable) {
+			err = fmt.Errorf("%w: %w", ErrUpstreamUnavailable, err)
+		}
+		return refuse(err)
+	case !ok || c.Token == "":
+		return refuse(fmt.Errorf("%w: resource %q has no upstream credential minter", ErrUpstreamUnavailable, res.name))
+	}
+	// Set, not appended: whatever Authorization the request had is
+	// replaced (Envoy: OVERWRITE_IF_EXISTS_OR_ADD; HTTP mode: the proxy
+	// copies this header of the answer over the request's).
+	d.Upstream = append(d.Upstream, Header{"authorization", "Bearer " + c.Token})
+	d.Remove = slices.DeleteFunc(d.Remove, func(h string) bool { return h == "authorization" })
+	d.UpstreamCredential = c.Source
+	return Decision{}, true
 }
