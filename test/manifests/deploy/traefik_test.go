@@ -95,7 +95,10 @@ func TestTraefikDynamicConfig(t *testing.T) {
 			continue
 		}
 		if !strings.HasPrefix(fa.Address, "http://extauthz:8080/authz/traefik") || fa.TrustForwardHeader == nil || *fa.TrustForwardHeader ||
-			!slices.Equal(fa.AuthResponseHeaders, []string{"X-Extauthz-Subject", "X-Extauthz-Client-Id", "X-Extauthz-Scopes", "Cookie"}) {
+			// Authorization among them: Traefik removes the request's and
+			// sets the answer's (a minted upstream token, or none), so the
+			// client's token never passes.
+			!slices.Equal(fa.AuthResponseHeaders, []string{"X-Extauthz-Subject", "X-Extauthz-Client-Id", "X-Extauthz-Scopes", "Cookie", "Authorization"}) {
 			t.Errorf("middleware %s: %+v", name, *fa)
 		}
 	}
@@ -103,9 +106,14 @@ func TestTraefikDynamicConfig(t *testing.T) {
 	if strip == nil {
 		t.Fatal("no extauthz-strip headers middleware")
 	}
-	for _, h := range []string{"Authorization", "X_Extauthz_Subject", "X_Extauthz_Client_Id", "X_Extauthz_Scopes"} {
+	for _, h := range []string{"X_Extauthz_Subject", "X_Extauthz_Client_Id", "X_Extauthz_Scopes"} {
 		if v, ok := strip.CustomRequestHeaders[h]; !ok || v != "" {
 			t.Errorf("extauthz-strip does not remove %s", h)
 		}
+	}
+	// It runs after the forwardAuth: blanking Authorization would drop the
+	// minted upstream token.
+	if _, ok := strip.CustomRequestHeaders["Authorization"]; ok {
+		t.Error("extauthz-strip blanks Authorization, which carries the minted upstream token")
 	}
 }
