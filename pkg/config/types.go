@@ -424,8 +424,8 @@ type Resource struct {
 	// ([below](#resourcespublic)).
 	Public []PublicPath `yaml:"public"`
 	// A credential the gateway mints for the MCP server, sent in place of the
-	// client's token ([below](#resourcesupstream_token); off unless `mode` is
-	// set).
+	// client's token ([upstream credentials](upstream-credentials.md); off
+	// unless `mode` is set).
 	UpstreamToken UpstreamToken `yaml:"upstream_token"`
 }
 
@@ -436,7 +436,8 @@ type Resource struct {
 type UpstreamToken struct {
 	// `exchange`: RFC 8693 token exchange of the verified incoming token (the
 	// upstream acts as the user); `client_credentials`: a token of the gateway
-	// itself (the user is in the identity headers); `""`: none.
+	// itself (the user is in the identity headers); `""`: none. See [upstream
+	// credentials](upstream-credentials.md).
 	Mode string `yaml:"mode" schema:"enum=|exchange|client_credentials" doctype:"'exchange' | 'client_credentials' | '\"\"'"`
 	// The authorization server that mints it: the `aud` of `private_key_jwt`
 	// assertions and the required `iss` of a minted JWT.
