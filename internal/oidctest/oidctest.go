@@ -16,6 +16,12 @@
 // tokens (RFC 9068, typ at+jwt, RS256, aud = the resource) cannot be introspected or revoked:
 // oidc-provider answers 400 unsupported_token_type.
 //
+// It also supports RFC 8693 token exchange (grant GrantTokenExchange) for the clients that list
+// it in GrantTypes: an access token of this server is exchanged for a JWT access token for one
+// of Options.TokenExchange.Targets (see TokenExchange). Test controls count the exchange
+// requests the server received (Exchanges) and make the following ones fail or slow down
+// (SetExchangeBehaviour). test/authserver/server.mjs documents the server side in full.
+//
 // Clients authenticating with private_key_jwt may use as client assertion aud the issuer, the
 // token endpoint URL, or the URL of the endpoint being called (e.g. the introspection
 // endpoint); the match is exact (no trailing-slash tolerance), and a jti may be used only once.
@@ -61,8 +67,19 @@ const startTimeout = 3 * time.Minute
 // stopTimeout is how long the server gets to exit after SIGTERM before it is killed.
 const stopTimeout = 5 * time.Second
 
-// defaultTTL is a resource's access token lifetime when Resource.TTL is zero.
+// defaultTTL is a resource's access token lifetime when Resource.TTL is zero, and an exchange
+// target's when ExchangeTarget.TTL is zero.
 const defaultTTL = 300 * time.Second
+
+// RFC 8693 identifiers.
+const (
+	// GrantTokenExchange is the token exchange grant type (RFC 8693 section 2.1); list it in a
+	// Client's GrantTypes to let the client exchange tokens.
+	GrantTokenExchange = "urn:ietf:params:oauth:grant-type:token-exchange"
+	// TokenTypeAccessToken is the only subject, actor and requested token type the server
+	// accepts (RFC 8693 section 3).
+	TokenTypeAccessToken = "urn:ietf:params:oauth:token-type:access_token"
+)
 
 // Client is an OAuth client registered with the server at start.
 type Client struct {
@@ -89,6 +106,30 @@ type Resource struct {
 	Audience string
 }
 
+// ExchangeTarget is a service the server issues exchanged tokens for: a token exchange request
+// must name it, by its Audience, in its audience or resource parameter.
+type ExchangeTarget struct {
+	// Audience is the exchanged tokens' aud. If it is an absolute URI, it is also an RFC 8707
+	// resource for client_credentials (unless Options.Resources has it): a JWT with this aud,
+	// the target's scopes and TTL, such as a gateway's own actor token.
+	Audience string
+	Scope    string        // space-separated scopes an exchanged token may carry (the default)
+	TTL      time.Duration // exchanged token lifetime (default 300s), whole seconds
+}
+
+// TokenExchange configures RFC 8693 token exchange. An exchanged token is a JWT signed with the
+// server's key (typ at+jwt) with iss, sub (the subject token's), aud (the target's Audience),
+// client_id (the exchanging client), scope, iat, exp, jti and, given an actor token, act
+// {"sub": the actor token's sub}. Its exp is now + the target's TTL, but never later than the
+// subject token's exp.
+type TokenExchange struct {
+	Targets []ExchangeTarget
+	// InvalidTokenError is the error code for a subject or actor token that is not a live access
+	// token of the server: "invalid_request" (the default, as RFC 8693 section 2.2.2 requires) or
+	// "invalid_grant" (as many deployed servers answer).
+	InvalidTokenError string
+}
+
 // Options configure Start.
 type Options struct {
 	// IssuerPath, such as "/tenant1", mounts the provider under that path, so that the
@@ -106,6 +147,9 @@ type Options struct {
 	// otherwise limits a client to the scopes it registered with, and MCP clients register
 	// with their first challenge's scopes: a later step-up to another scope would fail.
 	RegistrationIgnoresScope bool
+	// TokenExchange configures the targets of RFC 8693 token exchange. The grant is supported
+	// whether or not it is set; without targets every exchange is refused with invalid_target.
+	TokenExchange TokenExchange
 }
 
 // Server is a running authorization server.
@@ -138,6 +182,7 @@ type ResponseError struct {
 	Code        string
 	Description string
 	Body        string
+	Header      http.Header // the answer's headers, such as Retry-After
 }
 
 func (e *ResponseError) Error() string {
@@ -156,7 +201,19 @@ type config struct {
 	Scopes          []string         `json:"scopes,omitempty"`
 	DefaultResource string           `json:"defaultResource,omitempty"`
 	// RegistrationIgnoresScope: see Options.
-	RegistrationIgnoresScope bool `json:"registrationIgnoresScope,omitempty"`
+	RegistrationIgnoresScope bool                 `json:"registrationIgnoresScope,omitempty"`
+	TokenExchange            *tokenExchangeConfig `json:"tokenExchange,omitempty"`
+}
+
+type tokenExchangeConfig struct {
+	Targets           []exchangeTargetConfig `json:"targets"`
+	InvalidTokenError string                 `json:"invalidTokenError,omitempty"`
+}
+
+type exchangeTargetConfig struct {
+	Audience string `json:"audience"`
+	Scope    string `json:"scope"`
+	TTL      int64  `json:"ttl"`
 }
 
 type resourceConfig struct {
@@ -263,17 +320,29 @@ func (o Options) config() (config, error) {
 		if format == "" {
 			format = "jwt"
 		}
-		ttl := r.TTL
-		if ttl <= 0 {
-			ttl = defaultTTL
-		}
 		cfg.Resources = append(cfg.Resources, resourceConfig{
 			Resource:       r.Resource,
 			Scope:          r.Scope,
 			Format:         format,
-			AccessTokenTTL: int64(math.Ceil(ttl.Seconds())),
+			AccessTokenTTL: wholeSeconds(r.TTL),
 			Audience:       r.Audience,
 		})
+	}
+	if te := o.TokenExchange; len(te.Targets) > 0 || te.InvalidTokenError != "" {
+		cfg.TokenExchange = &tokenExchangeConfig{
+			Targets:           []exchangeTargetConfig{},
+			InvalidTokenError: te.InvalidTokenError,
+		}
+		for _, t := range te.Targets {
+			if t.Audience == "" {
+				return config{}, errors.New("an ExchangeTarget has no Audience")
+			}
+			cfg.TokenExchange.Targets = append(cfg.TokenExchange.Targets, exchangeTargetConfig{
+				Audience: t.Audience,
+				Scope:    t.Scope,
+				TTL:      wholeSeconds(t.TTL),
+			})
+		}
 	}
 	for _, c := range o.Clients {
 		if c.ID == "" {
@@ -282,6 +351,15 @@ func (o Options) config() (config, error) {
 		cfg.Clients = append(cfg.Clients, c.metadata())
 	}
 	return cfg, nil
+}
+
+// wholeSeconds is a token lifetime as the server's config has it: whole seconds, rounded up,
+// defaultTTL if d is not positive.
+func wholeSeconds(d time.Duration) int64 {
+	if d <= 0 {
+		d = defaultTTL
+	}
+	return int64(math.Ceil(d.Seconds()))
 }
 
 // authMethod is c's token_endpoint_auth_method, defaults applied.
@@ -433,6 +511,114 @@ func (s *Server) Introspect(ctx context.Context, c Client, token string) (map[st
 	return out, nil
 }
 
+// Exchange performs an RFC 8693 token exchange as c (authenticated like ClientCredentials) of
+// subjectToken and returns the response object. form carries the other parameters (audience,
+// resource, scope, actor_token, actor_token_type, requested_token_type…); subject_token_type
+// defaults to TokenTypeAccessToken, and a subject_token_type in form wins (an empty one is
+// sent empty). form is not modified. A refusal is a *ResponseError.
+func (s *Server) Exchange(ctx context.Context, c Client, subjectToken string, form url.Values) (map[string]any, error) {
+	m, err := s.Metadata(ctx)
+	if err != nil {
+		return nil, err
+	}
+	f := url.Values{}
+	for k, v := range form {
+		f[k] = slices.Clone(v)
+	}
+	f.Set("grant_type", GrantTokenExchange)
+	f.Set("subject_token", subjectToken)
+	if _, ok := f["subject_token_type"]; !ok {
+		f.Set("subject_token_type", TokenTypeAccessToken)
+	}
+	body, err := s.post(ctx, "token", m.TokenEndpoint, c, f)
+	if err != nil {
+		return nil, err
+	}
+	var out map[string]any
+	if err := json.Unmarshal(body, &out); err != nil {
+		return nil, fmt.Errorf("oidctest: decoding token exchange response: %w", err)
+	}
+	return out, nil
+}
+
+// Exchanges returns how many token exchange requests the server has received, whatever their
+// outcome (refused client authentication and answers forced by SetExchangeBehaviour count too).
+func (s *Server) Exchanges(ctx context.Context) (int, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.origin()+"/_test/exchanges", nil)
+	if err != nil {
+		return 0, err
+	}
+	body, err := s.do(req, "exchanges")
+	if err != nil {
+		return 0, err
+	}
+	var r struct {
+		Count *int `json:"count"`
+	}
+	if err := json.Unmarshal(body, &r); err != nil || r.Count == nil {
+		return 0, fmt.Errorf("oidctest: exchanges: unexpected answer %s (%v)", body, err)
+	}
+	return *r.Count, nil
+}
+
+// ExchangeBehaviour is how the server answers the token exchange requests it receives from now
+// on, once their client has been authenticated. The zero value is normal service.
+type ExchangeBehaviour struct {
+	// Status, if set (400 to 599), is the HTTP status of every answer, with an OAuth error body
+	// and no token.
+	Status int
+	// Error is the answers' OAuth error code with Status; the default is temporarily_unavailable
+	// for 503, server_error for other 5xx and invalid_request for 4xx.
+	Error string
+	// RetryAfter, if positive, is sent (in whole seconds, rounded up) as Retry-After with Status.
+	RetryAfter time.Duration
+	// Delay, if positive, is how long the server waits before answering (rounded up to a
+	// millisecond), with or without Status.
+	Delay time.Duration
+}
+
+// SetExchangeBehaviour changes how the server answers the following token exchange requests,
+// until the next call; SetExchangeBehaviour(ctx, ExchangeBehaviour{}) restores normal service.
+// Exchanges already waiting for their Delay are not affected.
+func (s *Server) SetExchangeBehaviour(ctx context.Context, b ExchangeBehaviour) error {
+	doc := map[string]any{"mode": "ok"}
+	switch {
+	case b.Status != 0:
+		doc["mode"] = "status"
+		doc["status"] = b.Status
+		if b.Error != "" {
+			doc["error"] = b.Error
+		}
+		if b.RetryAfter > 0 {
+			doc["retryAfter"] = int64(math.Ceil(b.RetryAfter.Seconds()))
+		}
+	case b.Error != "" || b.RetryAfter != 0:
+		return errors.New("oidctest: ExchangeBehaviour: Error and RetryAfter need a Status")
+	case b.Delay > 0:
+		doc["mode"] = "slow"
+	}
+	if b.Delay > 0 {
+		doc["delayMs"] = (b.Delay + time.Millisecond - 1).Milliseconds()
+	}
+	body, err := json.Marshal(doc)
+	if err != nil {
+		return err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.origin()+"/_test/exchange-behaviour", bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	_, err = s.do(req, "exchange-behaviour")
+	return err
+}
+
+// origin is the server's scheme, host and port: where the test controls are, whatever the
+// issuer's path.
+func (s *Server) origin() string {
+	return fmt.Sprintf("http://127.0.0.1:%d", s.Port)
+}
+
 // post sends a form to an endpoint with c's client authentication.
 func (s *Server) post(ctx context.Context, name, endpoint string, c Client, form url.Values) ([]byte, error) {
 	method := c.authMethod()
@@ -471,7 +657,7 @@ func (s *Server) do(req *http.Request, name string) ([]byte, error) {
 		return nil, fmt.Errorf("oidctest: %s: reading body: %w", name, err)
 	}
 	if resp.StatusCode != http.StatusOK {
-		e := &ResponseError{Endpoint: name, StatusCode: resp.StatusCode, Body: string(body)}
+		e := &ResponseError{Endpoint: name, StatusCode: resp.StatusCode, Body: string(body), Header: resp.Header}
 		var oe struct {
 			Error            string `json:"error"`
 			ErrorDescription string `json:"error_description"`

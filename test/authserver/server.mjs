@@ -19,8 +19,17 @@
 //                                     // request has no resource parameter
 //     "ttl": { "ClientCredentials": 600, ... },  // optional, seconds
 //     "scopes": ["mcp:tools"],        // extra scopes to support
-//     "registrationIgnoresScope": false // true: dynamic client registration
+//     "registrationIgnoresScope": false, // true: dynamic client registration
 //                                     // drops the request's "scope" (see below)
+//     "tokenExchange": {              // RFC 8693 token exchange (see below)
+//       "targets": [ {
+//         "audience": "https://upstream.example/api", // matched against both
+//                                     // the audience and resource parameters
+//         "scope": "up:read up:write",// scopes an exchanged token may carry
+//         "ttl": 300                  // seconds (default 300)
+//       } ],
+//       "invalidTokenError": "invalid_request" // or "invalid_grant" (see below)
+//     }
 //   }
 //
 // When listening it prints exactly one line to stdout:
@@ -53,6 +62,71 @@
 // request any scope the server supports (statically configured clients keep
 // theirs).
 //
+// Token exchange (RFC 8693), grant_type
+// urn:ietf:params:oauth:grant-type:token-exchange, registered with
+// provider.registerGrantType and so listed in grant_types_supported. A client
+// may use it only if its grant_types list it; any other client is refused with
+// unauthorized_client (RFC 6749 section 5.2; oidc-provider itself would say
+// invalid_request, and this server rewrites that answer for this grant only).
+//   - subject_token is required, with subject_token_type
+//     urn:ietf:params:oauth:token-type:access_token. It must be a live access
+//     token of this server: a JWT (RS256, typ at+jwt, this server's key and
+//     issuer, exp in the future) or an opaque access token or client
+//     credentials token still in the provider's store (not expired, not
+//     revoked). Any audience and any client's token is accepted.
+//   - actor_token (optional) needs actor_token_type access_token and is
+//     checked like the subject token; the issued token then carries
+//     act: {"sub": <actor token's sub>} (for a client credentials token the sub
+//     is its client_id). If the subject token itself has an act claim, it is
+//     nested inside the new one (RFC 8693 section 4.1: the most recent actor
+//     outermost); without an actor token the issued token has no act.
+//   - requested_token_type, if present, must be the access_token URN.
+//   - audience and resource (each may repeat) together must name exactly one
+//     configured target (duplicates of the same value are fine): none is
+//     invalid_request, several or an unknown one invalid_target.
+//   - scope, if present, must be a subset of the target's scope (else
+//     invalid_scope); absent, the token gets all the target's scopes.
+//   - A subject or actor token that is not valid is refused with the error
+//     code tokenExchange.invalidTokenError: by default invalid_request, which
+//     RFC 8693 section 2.2.2 requires ("MUST be the invalid_request error
+//     code"); "invalid_grant" makes the server answer as many deployed servers
+//     do. Missing or wrong parameters are always invalid_request.
+//   - The issued token is a JWT signed like the server's other JWT access
+//     tokens (same key, listed in jwks_uri), header typ at+jwt, claims iss,
+//     sub (the subject token's), aud (the target's audience, a string),
+//     client_id (the exchanging client), scope, iat, exp, jti and act. Its
+//     exp is min(now + target ttl, the subject token's exp): an exchanged
+//     token never outlives the token it was exchanged for (a choice of this
+//     server; RFC 8693 leaves it open).
+//   - The answer is {"access_token", "issued_token_type":
+//     "urn:ietf:params:oauth:token-type:access_token", "token_type": "Bearer",
+//     "expires_in", "scope"} with Cache-Control: no-store.
+// Every target whose audience is an absolute URI is also an RFC 8707
+// resource for the other grants (unless "resources" already configures that
+// URI): client_credentials with resource=<target audience> yields a JWT with
+// that aud, the target's scopes and ttl (the gateway's own actor token). The
+// "audience" parameter is not one of client_credentials' parameters and is
+// ignored there.
+//
+// Test controls, answered at the issuer's origin (outside any issuerPath), on
+// this test server only:
+//   GET  /_test/exchanges          -> {"count": N}: token exchange requests
+//        received so far, each counted once whatever its outcome (bad client
+//        authentication, unauthorized_client, refusals, behaviour answers).
+//   POST /_test/exchange-behaviour  JSON {"mode": "ok"|"status"|"slow",
+//        "status": 503, "retryAfter": 7, "delayMs": 3000, "error": "..."}
+//        sets how every following exchange (until the next change) is answered
+//        once its client has been authenticated:
+//          ok     - normally (the initial behaviour);
+//          status - HTTP <status> (400..599) with {"error": <error, default
+//                   temporarily_unavailable for 503, server_error for other
+//                   5xx, invalid_request for 4xx>, "error_description"} and,
+//                   if retryAfter (whole seconds) is given, Retry-After;
+//                   no token is issued;
+//          slow   - after sleeping delayMs milliseconds, normally.
+//        delayMs is also honoured by mode status (sleep, then the status).
+//        Answers 200 with the behaviour now in force, or 400 for a bad one.
+//
 // Introspection / revocation notes (observed with oidc-provider 9.13.3):
 //   - active opaque client_credentials token:
 //       {"active":true,"client_id":"gateway","exp":1795774927,"iat":1795774627,
@@ -66,7 +140,9 @@
 //     public clients (token_endpoint_auth_method "none") only their own.
 
 import { createServer } from 'node:http';
-import { generateKeyPairSync, createHash, randomBytes } from 'node:crypto';
+import {
+  generateKeyPairSync, createHash, createPublicKey, randomBytes, verify as verifySignature,
+} from 'node:crypto';
 
 import Provider, { errors } from 'oidc-provider';
 
@@ -145,6 +221,54 @@ if (defaultResourceURI !== undefined && !resourceServers.has(defaultResourceURI)
 const registrationIgnoresScope = cfg.registrationIgnoresScope ?? false;
 if (typeof registrationIgnoresScope !== 'boolean') fail('registrationIgnoresScope must be a boolean');
 
+// RFC 8693 token exchange: targets by audience, and the error code for a
+// subject or actor token that is not valid.
+const TOKEN_EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange';
+const ACCESS_TOKEN_TYPE = 'urn:ietf:params:oauth:token-type:access_token';
+
+const tokenExchangeCfg = cfg.tokenExchange ?? {};
+if (tokenExchangeCfg === null || typeof tokenExchangeCfg !== 'object' || Array.isArray(tokenExchangeCfg)) {
+  fail('tokenExchange must be an object');
+}
+for (const key of Object.keys(tokenExchangeCfg)) {
+  if (key !== 'targets' && key !== 'invalidTokenError') fail(`tokenExchange.${key} is not a known key`);
+}
+const invalidTokenError = tokenExchangeCfg.invalidTokenError ?? 'invalid_request';
+if (invalidTokenError !== 'invalid_request' && invalidTokenError !== 'invalid_grant') {
+  fail('tokenExchange.invalidTokenError must be "invalid_request" or "invalid_grant"');
+}
+const exchangeTargets = new Map(); // audience -> { audience, scopes: Set, ttl }
+if (!Array.isArray(tokenExchangeCfg.targets ?? [])) fail('tokenExchange.targets must be a list');
+for (const [i, t] of (tokenExchangeCfg.targets ?? []).entries()) {
+  const where = `tokenExchange.targets[${i}]`;
+  if (!t || typeof t.audience !== 'string' || t.audience === '') fail(`${where} needs an "audience" string`);
+  if (exchangeTargets.has(t.audience)) fail(`${where}: audience ${t.audience} is listed twice`);
+  if (t.scope !== undefined && typeof t.scope !== 'string') fail(`${where}.scope must be a string`);
+  const targetTTL = t.ttl ?? DEFAULT_TTL;
+  if (!Number.isSafeInteger(targetTTL) || targetTTL <= 0) fail(`${where}.ttl must be a positive integer`);
+  const scope = (t.scope ?? '').split(' ').filter(Boolean);
+  exchangeTargets.set(t.audience, { audience: t.audience, scopes: new Set(scope), ttl: targetTTL });
+
+  // The target is an RFC 8707 resource too, for client_credentials, unless
+  // "resources" configures that URI already (which then wins).
+  let href;
+  try {
+    href = new URL(t.audience).href;
+  } catch {
+    continue; // a logical name, not a URI: exchange only
+  }
+  if (resourceServers.has(t.audience) || resourceServers.has(href)) continue;
+  const info = {
+    scope: scope.join(' '),
+    audience: t.audience,
+    accessTokenTTL: targetTTL,
+    accessTokenFormat: 'jwt',
+    jwt: { sign: { alg: 'RS256' } },
+  };
+  resourceServers.set(t.audience, info);
+  resourceServers.set(href, info);
+}
+
 // Every scope a client may carry in its `scope` metadata must be known to the
 // provider, so resource scopes are added to the provider's scope list too.
 const scopes = new Set(['openid', 'offline_access']);
@@ -184,6 +308,7 @@ const signingJwk = privateKey.export({ format: 'jwk' });
 signingJwk.kid = rfc7638Thumbprint(signingJwk);
 signingJwk.use = 'sig';
 signingJwk.alg = 'RS256';
+const verifyingKey = createPublicKey(privateKey);
 
 // ---------------------------------------------------------------------------
 // HTTP server: listen first (port 0 needs the real port for the issuer),
@@ -230,6 +355,10 @@ function buildProvider(issuer) {
     jwks: { keys: [signingJwk] },
     scopes: [...scopes],
     ttl,
+    // Only exchanged tokens have extra claims (their act).
+    async extraTokenClaims(ctx, token) {
+      return exchangeExtraClaims.get(token);
+    },
     cookies: { keys: [randomBytes(32).toString('base64url')] },
     features: {
       devInteractions: { enabled: true },
@@ -281,6 +410,15 @@ function buildProvider(issuer) {
     },
   });
 
+  provider.registerGrantType(
+    TOKEN_EXCHANGE,
+    (ctx) => tokenExchange(provider, ctx),
+    ['subject_token', 'subject_token_type', 'actor_token', 'actor_token_type',
+      'requested_token_type', 'audience', 'resource', 'scope'],
+    ['audience', 'resource'],
+  );
+  provider.use(aroundExchanges);
+
   for (const event of [
     'server_error',
     'grant.error',
@@ -293,7 +431,8 @@ function buildProvider(issuer) {
   ]) {
     provider.on(event, (...args) => {
       const err = args.find((a) => a instanceof Error);
-      log(`event ${event}: ${err ? `${err.name}: ${err.message}${err.error_description ? ` (${err.error_description})` : ''}` : ''}`);
+      const detail = [err?.error_description, err?.error_detail].filter(Boolean).join('; ');
+      log(`event ${event}: ${err ? `${err.name}: ${err.message}${detail ? ` (${detail})` : ''}` : ''}`);
     });
   }
 
@@ -313,6 +452,278 @@ const registrationWithoutScope = {
   },
 };
 
+// ---------------------------------------------------------------------------
+// RFC 8693 token exchange
+// ---------------------------------------------------------------------------
+
+// Test controls' state: requests counted, and how the next exchanges answer.
+let exchangeCount = 0;
+let exchangeBehaviour = { mode: 'ok' };
+// Requests already counted by the grant handler (aroundExchanges counts the
+// ones that never reached it).
+const countedExchanges = new WeakSet();
+// Extra claims (act) of the tokens being issued by an exchange, read by the
+// provider's extraTokenClaims hook.
+const exchangeExtraClaims = new WeakMap();
+
+const nowSeconds = () => Math.floor(Date.now() / 1000);
+const sleep = (ms) => new Promise((resolve) => { setTimeout(resolve, ms); });
+const asList = (v) => (v === undefined ? [] : [v].flat());
+
+// Koa middleware around the provider's routes: counts token exchange requests
+// that failed before the grant handler (client authentication, grant not
+// allowed, duplicate parameters), and answers unauthorized_client (RFC 6749
+// section 5.2) where oidc-provider says invalid_request to an authenticated
+// client whose grant_types lack token exchange.
+async function aroundExchanges(ctx, next) {
+  try {
+    await next();
+  } finally {
+    const oidc = ctx.oidc?.route === 'token' ? ctx.oidc : undefined;
+    if (oidc?.params?.grant_type === TOKEN_EXCHANGE) {
+      if (!countedExchanges.has(ctx)) exchangeCount += 1;
+      const { client } = oidc;
+      if (ctx.status === 400 && ctx.body?.error === 'invalid_request'
+          && client && !client.grantTypeAllowed(TOKEN_EXCHANGE)) {
+        ctx.body = {
+          error: 'unauthorized_client',
+          error_description: `client ${client.clientId} may not use the token exchange grant`,
+        };
+      }
+    }
+  }
+}
+
+// invalidToken is the refusal of a subject or actor token that is not valid.
+function invalidToken(description) {
+  return new errors.CustomOIDCProviderError(invalidTokenError, description);
+}
+
+// ownJwtAccessToken checks that value is a JWT access token this server
+// signed and that it is still valid; it returns its claims, or a reason.
+function ownJwtAccessToken(value, issuer) {
+  const parts = value.split('.');
+  if (parts.length !== 3) return { reason: 'not a JWT' };
+  let header;
+  let claims;
+  try {
+    header = JSON.parse(Buffer.from(parts[0], 'base64url').toString('utf8'));
+    claims = JSON.parse(Buffer.from(parts[1], 'base64url').toString('utf8'));
+  } catch {
+    return { reason: 'not a JWT' };
+  }
+  if (header?.alg !== 'RS256' || header.kid !== signingJwk.kid) {
+    return { reason: 'not signed with this server\'s key' };
+  }
+  // RFC 9068 section 2.1: at+jwt (or application/at+jwt) tells access tokens
+  // from the ID tokens the same key signs.
+  const typ = typeof header.typ === 'string' ? header.typ.toLowerCase() : '';
+  if (typ !== 'at+jwt' && typ !== 'application/at+jwt') return { reason: 'not an access token (typ)' };
+  const signed = Buffer.from(`${parts[0]}.${parts[1]}`);
+  if (!verifySignature('RSA-SHA256', signed, verifyingKey, Buffer.from(parts[2], 'base64url'))) {
+    return { reason: 'bad signature' };
+  }
+  if (claims === null || typeof claims !== 'object') return { reason: 'claims are not an object' };
+  if (claims.iss !== issuer) return { reason: 'another issuer' };
+  const now = nowSeconds();
+  if (!Number.isFinite(claims.exp) || claims.exp <= now) return { reason: 'expired' };
+  if (claims.nbf !== undefined && !(Number.isFinite(claims.nbf) && claims.nbf <= now)) {
+    return { reason: 'not yet valid' };
+  }
+  if (typeof claims.sub !== 'string' || claims.sub === '') return { reason: 'no sub' };
+  return { token: { sub: claims.sub, exp: claims.exp, act: claims.act } };
+}
+
+// ownAccessToken checks that value is a live access token of this server (a
+// JWT, or an opaque token in the provider's store) and returns { token: {sub,
+// exp, act} } or { reason }.
+async function ownAccessToken(provider, value) {
+  if (value.includes('.')) return ownJwtAccessToken(value, provider.issuer);
+  // find() verifies expiry and the session binding; revoked tokens are gone.
+  const found = (await provider.AccessToken.find(value)) ?? (await provider.ClientCredentials.find(value));
+  if (!found || found.isExpired) return { reason: 'unknown, revoked or expired' };
+  return { token: { sub: found.accountId ?? found.clientId, exp: found.exp } };
+}
+
+// tokenExchange is the grant handler, run after client authentication and the
+// client's grant_types check.
+async function tokenExchange(provider, ctx) {
+  exchangeCount += 1;
+  countedExchanges.add(ctx);
+
+  const behaviour = exchangeBehaviour;
+  if (behaviour.delayMs) await sleep(behaviour.delayMs);
+  if (behaviour.mode === 'status') {
+    ctx.status = behaviour.status;
+    if (behaviour.retryAfter !== undefined) ctx.set('Retry-After', String(behaviour.retryAfter));
+    ctx.body = { error: behaviour.error, error_description: 'test server: exchange behaviour "status"' };
+    return;
+  }
+
+  const { params, client } = ctx.oidc;
+
+  if (!params.subject_token) throw new errors.InvalidRequest('missing required parameter subject_token');
+  if (params.subject_token_type !== ACCESS_TOKEN_TYPE) {
+    throw new errors.InvalidRequest(`subject_token_type must be ${ACCESS_TOKEN_TYPE}`);
+  }
+  if (params.requested_token_type !== undefined && params.requested_token_type !== ACCESS_TOKEN_TYPE) {
+    throw new errors.InvalidRequest(`requested_token_type must be ${ACCESS_TOKEN_TYPE}`);
+  }
+  // RFC 8693 section 2.1: actor_token_type is required with an actor_token
+  // and must not be sent without one.
+  if (params.actor_token !== undefined || params.actor_token_type !== undefined) {
+    if (!params.actor_token) throw new errors.InvalidRequest('actor_token_type without actor_token');
+    if (params.actor_token_type !== ACCESS_TOKEN_TYPE) {
+      throw new errors.InvalidRequest(`actor_token_type must be ${ACCESS_TOKEN_TYPE}`);
+    }
+  }
+
+  const requested = [...new Set([...asList(params.audience), ...asList(params.resource)])];
+  if (requested.length === 0) throw new errors.InvalidRequest('audience or resource is required');
+  if (requested.length > 1) throw new errors.InvalidTarget('only one target (audience or resource) per exchange');
+  const target = exchangeTargets.get(requested[0]);
+  if (!target) throw new errors.InvalidTarget(`unknown target ${requested[0]}`);
+
+  let scopes = [...target.scopes];
+  if (params.scope !== undefined) {
+    scopes = [...new Set(params.scope.split(' ').filter(Boolean))];
+    const outside = scopes.filter((sc) => !target.scopes.has(sc));
+    if (outside.length > 0) {
+      throw new errors.InvalidScope(`scope not allowed for ${target.audience}: ${outside.join(' ')}`, outside.join(' '));
+    }
+  }
+
+  const subject = await ownAccessToken(provider, params.subject_token);
+  if (!subject.token) throw invalidToken(`subject_token is not a valid access token of this server: ${subject.reason}`);
+  let act;
+  if (params.actor_token) {
+    const actor = await ownAccessToken(provider, params.actor_token);
+    if (!actor.token) throw invalidToken(`actor_token is not a valid access token of this server: ${actor.reason}`);
+    act = { sub: actor.token.sub, ...(subject.token.act ? { act: subject.token.act } : {}) };
+  }
+
+  const expiresIn = Math.min(target.ttl, subject.token.exp - nowSeconds());
+  const token = new provider.AccessToken({
+    accountId: subject.token.sub,
+    client,
+    scope: scopes.join(' ') || undefined,
+    expiresIn,
+    gty: 'token_exchange',
+  });
+  token.resourceServer = new provider.ResourceServer(target.audience, {
+    audience: target.audience,
+    scope: [...target.scopes].join(' '),
+    accessTokenTTL: target.ttl,
+    accessTokenFormat: 'jwt',
+    jwt: { sign: { alg: 'RS256' } },
+  });
+  if (act) exchangeExtraClaims.set(token, { act });
+
+  ctx.oidc.entity('AccessToken', token);
+  const value = await token.save();
+
+  ctx.body = {
+    access_token: value,
+    issued_token_type: ACCESS_TOKEN_TYPE,
+    token_type: 'Bearer',
+    expires_in: token.expiration,
+    ...(token.scope ? { scope: token.scope } : {}),
+  };
+}
+
+// parseExchangeBehaviour validates a POST /_test/exchange-behaviour document.
+function parseExchangeBehaviour(b) {
+  if (b === null || typeof b !== 'object' || Array.isArray(b)) throw new Error('want a JSON object');
+  for (const key of Object.keys(b)) {
+    if (!['mode', 'status', 'retryAfter', 'delayMs', 'error'].includes(key)) throw new Error(`unknown key ${key}`);
+  }
+  const out = { mode: b.mode };
+  if (b.delayMs !== undefined) {
+    if (!Number.isSafeInteger(b.delayMs) || b.delayMs < 0) throw new Error('delayMs must be a non-negative integer');
+    out.delayMs = b.delayMs;
+  }
+  switch (b.mode) {
+    case 'ok':
+      if (Object.keys(b).length !== 1) throw new Error('mode ok takes no other keys');
+      return out;
+    case 'slow':
+      if (!out.delayMs) throw new Error('mode slow needs a positive delayMs');
+      if (b.status !== undefined || b.retryAfter !== undefined || b.error !== undefined) {
+        throw new Error('mode slow takes only delayMs');
+      }
+      return out;
+    case 'status':
+      if (!Number.isSafeInteger(b.status) || b.status < 400 || b.status > 599) {
+        throw new Error('mode status needs a status from 400 to 599');
+      }
+      out.status = b.status;
+      if (b.retryAfter !== undefined) {
+        if (!Number.isSafeInteger(b.retryAfter) || b.retryAfter < 0) {
+          throw new Error('retryAfter must be a non-negative integer (seconds)');
+        }
+        out.retryAfter = b.retryAfter;
+      }
+      if (b.error !== undefined && (typeof b.error !== 'string' || !/^[\x20-\x21\x23-\x5B\x5D-\x7E]+$/.test(b.error))) {
+        throw new Error('error must be a non-empty OAuth error code');
+      }
+      if (b.error !== undefined) {
+        out.error = b.error;
+      } else if (b.status === 503) {
+        out.error = 'temporarily_unavailable';
+      } else {
+        out.error = b.status >= 500 ? 'server_error' : 'invalid_request';
+      }
+      return out;
+    default:
+      throw new Error('mode must be "ok", "status" or "slow"');
+  }
+}
+
+function sendJSON(res, status, value) {
+  res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store' });
+  res.end(JSON.stringify(value));
+}
+
+// testControl answers the /_test/ routes; it returns false for any other path.
+function testControl(req, res, pathname) {
+  if (pathname === '/_test/exchanges') {
+    if (req.method !== 'GET') {
+      sendJSON(res, 405, { error: 'method_not_allowed' });
+    } else {
+      sendJSON(res, 200, { count: exchangeCount });
+    }
+    return true;
+  }
+  if (pathname === '/_test/exchange-behaviour') {
+    if (req.method !== 'POST') {
+      sendJSON(res, 405, { error: 'method_not_allowed' });
+      return true;
+    }
+    const chunks = [];
+    let size = 0;
+    req.on('data', (chunk) => {
+      size += chunk.length;
+      if (size <= 4096) chunks.push(chunk);
+    });
+    req.on('end', () => {
+      if (size > 4096) {
+        sendJSON(res, 413, { error: 'too_large' });
+        return;
+      }
+      try {
+        exchangeBehaviour = parseExchangeBehaviour(JSON.parse(Buffer.concat(chunks).toString('utf8')));
+      } catch (err) {
+        sendJSON(res, 400, { error: 'invalid_request', error_description: err.message });
+        return;
+      }
+      log(`exchange behaviour ${JSON.stringify(exchangeBehaviour)}`);
+      sendJSON(res, 200, exchangeBehaviour);
+    });
+    return true;
+  }
+  return false;
+}
+
 function notFound(res) {
   res.writeHead(404, { 'content-type': 'application/json' });
   res.end('{"error":"not_found"}');
@@ -329,6 +740,8 @@ function routeRequests(provider) {
     const q = req.url.indexOf('?');
     const pathname = q === -1 ? req.url : req.url.slice(0, q);
     const search = q === -1 ? '' : req.url.slice(q);
+
+    if (pathname.startsWith('/_test/') && testControl(req, res, pathname)) return undefined;
 
     if (discoveryAliases.has(pathname)) {
       // Re-dispatch to the provider's discovery route under the mount path.
