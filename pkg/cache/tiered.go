@@ -72,12 +72,19 @@ type TieredOptions[V any] struct {
 	// survive the clearing that follows a lost subscription (they can only
 	// make answers stricter, and the shared tier may have lost them).
 	Sticky []int
-	// AckTimeout bounds how long Invalidate and Replace wait for replicas
-	// to confirm (default 2s).
+	// AckTimeout bounds how long Invalidate, Replace and Delete wait for
+	// replicas to confirm (default 2s).
 	AckTimeout time.Duration
-	Now        func() time.Time
-	Observer   Observer
-	Logger     *slog.Logger
+	// Channel is the pub/sub channel the store's invalidations travel on
+	// (default InvalidationChannel). Two Tiered stores of a process that
+	// hold different things need different channels: a broadcast waits
+	// for as many acknowledgements as the channel has subscribers, and a
+	// store that is not the sender's kind would receive the message and
+	// acknowledge it, or not, for the wrong reason.
+	Channel  string
+	Now      func() time.Time
+	Observer Observer
+	Logger   *slog.Logger
 }
 
 // Tiered is an in-process tier in front of a shared tier. Reads try the
@@ -135,6 +142,9 @@ func NewTiered[V any](o TieredOptions[V]) (*Tiered[V], error) {
 	}
 	if o.AckTimeout <= 0 {
 		o.AckTimeout = 2 * time.Second
+	}
+	if o.Channel == "" {
+		o.Channel = InvalidationChannel
 	}
 	if o.Observer == nil {
 		o.Observer = NopObserver{}

@@ -59,8 +59,30 @@ func (t *Tiered[V]) Replace(ctx context.Context, key Key, v V, ttl time.Duration
 	return t.broadcast(ctx, func(id string) string { return "s " + id + tail })
 }
 
+// Delete removes key from every tier of every replica: the shared tier,
+// this replica's local tiers, and, through the shared tier's pub/sub, the
+// local tiers of the other replicas, waiting (up to AckTimeout or ctx) for
+// their confirmations. Sticky entries go too: it is the explicit removal.
+// Without a shared tier it removes key here and returns ErrNoSharedTier.
+// If the shared tier's delete fails, the replicas are still told, and the
+// error is returned: the entry may live on in the shared tier.
+func (t *Tiered[V]) Delete(ctx context.Context, key Key) (Invalidation, error) {
+	t.deleteLocal(ctx, key)
+	if t.o.Shared == nil {
+		return Invalidation{Replicas: 1, Acknowledged: 1}, ErrNoSharedTier
+	}
+	// The shared entry goes first: a replica that drops its copy on the
+	// message and reads again must not find it there.
+	derr := t.o.Shared.Delete(ctx, key.String())
+	if derr != nil {
+		derr = fmt.Errorf("cache: not deleted from the shared tier: %w", derr)
+	}
+	inv, err := t.broadcast(ctx, func(id string) string { return "i " + id + " " + key.String() })
+	return inv, errors.Join(derr, err)
+}
+
 // broadcast publishes msg(id), id being a fresh message id, on the
-// invalidation channel and waits for every receiver to confirm.
+// store's channel and waits for every receiver to confirm.
 func (t *Tiered[V]) broadcast(ctx context.Context, msg func(id string) string) (Invalidation, error) {
 	id := randomID()
 	w := &ackWaiter{done: make(chan struct{})}
@@ -76,7 +98,7 @@ func (t *Tiered[V]) broadcast(ctx context.Context, msg func(id string) string) (
 	// a large number and correct it once Publish says how many received it.
 	const unknown = int64(1) << 40
 	w.remaining.Store(unknown)
-	n, err := t.o.Shared.Publish(ctx, InvalidationChannel, []byte(msg(id)))
+	n, err := t.o.Shared.Publish(ctx, t.o.Channel, []byte(msg(id)))
 	if err != nil {
 		return Invalidation{}, fmt.Errorf("cache: invalidation not published: %w", err)
 	}
@@ -103,7 +125,7 @@ func (t *Tiered[V]) Run(ctx context.Context) {
 	if t.o.Shared == nil {
 		return
 	}
-	t.o.Shared.Subscribe(ctx, InvalidationChannel, func(msg []byte) {
+	t.o.Shared.Subscribe(ctx, t.o.Channel, func(msg []byte) {
 		kind, rest, _ := strings.Cut(string(msg), " ")
 		switch kind {
 		case "i":
@@ -161,7 +183,7 @@ func (t *Tiered[V]) Run(ctx context.Context) {
 
 // ack confirms message id to its sender.
 func (t *Tiered[V]) ack(ctx context.Context, id string) {
-	if _, err := t.o.Shared.Publish(ctx, InvalidationChannel, []byte("a "+id)); err != nil {
+	if _, err := t.o.Shared.Publish(ctx, t.o.Channel, []byte("a "+id)); err != nil {
 		t.o.Logger.Warn("invalidation not acknowledged", "err", err)
 	}
 }

@@ -72,6 +72,13 @@ func newReplicaWith(t *testing.T, co cache.RedisClientOptions, now *fakeNow, run
 // nil, is wrap of the Redis one.
 func newReplicaWrapped(t *testing.T, co cache.RedisClientOptions, now *fakeNow, run bool, wrap func(cache.Shared) cache.Shared) *replica {
 	t.Helper()
+	return newReplicaOn(t, co, now, run, wrap, "")
+}
+
+// newReplicaOn is newReplicaWrapped whose invalidations travel on channel
+// ("": the default).
+func newReplicaOn(t *testing.T, co cache.RedisClientOptions, now *fakeNow, run bool, wrap func(cache.Shared) cache.Shared, channel string) *replica {
+	t.Helper()
 	co.Timeout = time.Second
 	client, err := cache.NewRedisClient(co)
 	if err != nil {
@@ -95,6 +102,7 @@ func newReplicaWrapped(t *testing.T, co cache.RedisClientOptions, now *fakeNow, 
 		Codec:    bytesCodec{},
 		Now:      now.Now,
 		Observer: r.obs,
+		Channel:  channel,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -111,9 +119,15 @@ func newReplicaWrapped(t *testing.T, co cache.RedisClientOptions, now *fakeNow, 
 // waitSubscribers waits until n clients follow the invalidation channel.
 func waitSubscribers(t *testing.T, addr string, n int64) {
 	t.Helper()
+	waitChannelSubscribers(t, addr, cache.InvalidationChannel, n)
+}
+
+// waitChannelSubscribers waits until n clients follow channel.
+func waitChannelSubscribers(t *testing.T, addr, channel string, n int64) {
+	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		reply, err := redistest.Do(addr, "PUBSUB", "NUMSUB", cache.InvalidationChannel)
+		reply, err := redistest.Do(addr, "PUBSUB", "NUMSUB", channel)
 		if arr, ok := reply.([]any); err == nil && ok && len(arr) == 2 && arr[1] == n {
 			return
 		}
