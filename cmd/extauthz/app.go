@@ -155,6 +155,14 @@ func newApp(cfg *config.Config, log *slog.Logger, o appOptions) (a *app, err err
 	if a.login != nil {
 		browserLogin = a.login
 	}
+	minters, err := newUpstreamMinters(a, a.tel, o.now)
+	if err != nil {
+		return nil, err
+	}
+	var upstreamCreds authz.UpstreamCredentials // likewise for a nil *upstreamMinters
+	if minters != nil {
+		upstreamCreds = minters
+	}
 	a.engine, err = authz.NewEngine(policy, authz.Options{
 		Verifier:     verifier,
 		Cache:        a.cache,
@@ -166,6 +174,7 @@ func newApp(cfg *config.Config, log *slog.Logger, o appOptions) (a *app, err err
 		Now:          o.now,
 		Logger:       log,
 		BrowserLogin: browserLogin,
+		Upstream:     upstreamCreds,
 	})
 	if err != nil {
 		return nil, err

@@ -2,11 +2,15 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -95,7 +99,13 @@ func printResponse(w io.Writer, resp *authv3.CheckResponse) {
 		fmt.Fprintln(w, "decision: ALLOW")
 		fmt.Fprintln(w, "upstream request headers set:")
 		for _, h := range ok.GetHeaders() {
-			fmt.Fprintf(w, "  %s: %s\n", h.GetHeader().GetKey(), h.GetHeader().GetValue())
+			k, v := h.GetHeader().GetKey(), h.GetHeader().GetValue()
+			if strings.EqualFold(k, "authorization") {
+				// The minted upstream credential (upstream_token): a live
+				// token, never printed, only described.
+				v = describeUpstreamCredential(v)
+			}
+			fmt.Fprintf(w, "  %s: %s\n", k, v)
 		}
 		if rm := ok.GetHeadersToRemove(); len(rm) > 0 {
 			fmt.Fprintf(w, "upstream request headers removed: %s\n", strings.Join(rm, ", "))
@@ -129,4 +139,42 @@ func printResponse(w io.Writer, resp *authv3.CheckResponse) {
 	if b := d.GetBody(); b != "" {
 		fmt.Fprintf(w, "body: %s\n", b)
 	}
+}
+
+// describeUpstreamCredential redacts an Authorization value the gateway
+// sets upstream: its scheme, the token's length and a short SHA-256 prefix
+// (to compare with logs or another run), and, for a JWT, the claims an
+// operator checks (read without verifying: the gateway verified it).
+func describeUpstreamCredential(v string) string {
+	scheme, tok, found := strings.Cut(v, " ")
+	if !found {
+		return "[redacted]"
+	}
+	sum := sha256.Sum256([]byte(tok))
+	out := fmt.Sprintf("%s [redacted upstream credential: %d bytes, sha256 %x…", scheme, len(tok), sum[:6])
+	if parts := strings.Split(tok, "."); len(parts) == 3 {
+		if payload, err := base64.RawURLEncoding.DecodeString(parts[1]); err == nil {
+			var c struct {
+				Iss   string          `json:"iss"`
+				Sub   string          `json:"sub"`
+				Aud   json.RawMessage `json:"aud"`
+				Scope string          `json:"scope"`
+				Exp   int64           `json:"exp"`
+				Act   json.RawMessage `json:"act"`
+			}
+			if json.Unmarshal(payload, &c) == nil {
+				out += fmt.Sprintf("; JWT iss %s, sub %s, aud %s", c.Iss, c.Sub, c.Aud)
+				if c.Scope != "" {
+					out += ", scope " + strconv.Quote(c.Scope)
+				}
+				if c.Exp > 0 {
+					out += ", exp " + time.Unix(c.Exp, 0).UTC().Format(time.RFC3339)
+				}
+				if len(c.Act) > 0 {
+					out += fmt.Sprintf(", act %s", c.Act)
+				}
+			}
+		}
+	}
+	return out + "]"
 }

@@ -191,8 +191,9 @@ func (a *app) apply(cfg *config.Config) ([]string, error) {
 
 // restartRequired names the changed settings that a running gateway
 // cannot apply: listeners, the cache and Redis, gRPC server options,
-// the Go runtime's tuning, the admin token, the browser login, the MCP body limit of the HTTP
-// mode, and the log format.
+// the Go runtime's tuning, the admin token, the browser login, the
+// upstream credentials, the MCP body limit of the HTTP mode, and the log
+// format.
 func restartRequired(old, cur *config.Config) []string {
 	var out []string
 	check := func(name string, a, b any) {
@@ -209,6 +210,9 @@ func restartRequired(old, cur *config.Config) []string {
 	check("mcp.max_body_bytes", old.MCP.MaxBodyBytes, cur.MCP.MaxBodyBytes)
 	check("log.format", old.Log.Format, cur.Log.Format)
 	check("resources[].login", resourceLogins(old), resourceLogins(cur))
+	check("resources[].upstream_token", upstreamTokens(old), upstreamTokens(cur))
+	check("upstream.token_encryption_key", old.Upstream.TokenEncryptionKey, cur.Upstream.TokenEncryptionKey)
+	check("upstream.token_cache_entries", old.Upstream.TokenCacheEntries, cur.Upstream.TokenCacheEntries)
 	sort.Strings(out)
 	return out
 }
@@ -218,6 +222,18 @@ func resourceLogins(c *config.Config) map[string]config.ResourceLogin {
 	for _, r := range c.Resources {
 		if r.Login.Enabled {
 			m[r.Name] = r.Login
+		}
+	}
+	return m
+}
+
+// upstreamTokens are the resources' upstream_token blocks, by resource:
+// the minters are built at start.
+func upstreamTokens(c *config.Config) map[string]config.UpstreamToken {
+	m := map[string]config.UpstreamToken{}
+	for _, r := range c.Resources {
+		if r.UpstreamToken.Mode != "" {
+			m[r.Name] = r.UpstreamToken
 		}
 	}
 	return m

@@ -33,6 +33,9 @@ type Metrics struct {
 	introErrors   metric.Int64Counter     // extauthz_introspection_errors_total
 	reloads       metric.Int64Counter     // extauthz_config_reloads_total
 	loginEvents   metric.Int64Counter     // extauthz_login_events_total
+	upstreamMints metric.Float64Histogram // extauthz_upstream_token_mint_duration_seconds
+	// extauthz_upstream_token_lookups_total, by resource: [local, redis][miss, hit]
+	upstreamLookups sync.Map // string → *[2][2]atomic.Int64
 
 	circuitOpen    atomic.Bool
 	reloadOK       atomic.Bool
@@ -68,6 +71,28 @@ func newMetrics(m metric.Meter, version string, decisions *decisionStats) (*Metr
 	if x.introspection, err = m.Float64Histogram("extauthz_introspection_duration", metric.WithUnit("s"),
 		metric.WithDescription("RFC 7662 introspection calls by issuer and result."),
 		metric.WithExplicitBucketBoundaries(durationBuckets[:]...)); err != nil {
+		return nil, fmt.Errorf("telemetry: %w", err)
+	}
+	if x.upstreamMints, err = m.Float64Histogram("extauthz_upstream_token_mint_duration", metric.WithUnit("s"),
+		metric.WithDescription("Calls to a token endpoint for a resource's upstream credential (RFC 8693 exchange or client credentials), by resource, mode and result (ok, refused, error)."),
+		metric.WithExplicitBucketBoundaries(durationBuckets[:]...)); err != nil {
+		return nil, fmt.Errorf("telemetry: %w", err)
+	}
+	if _, err := m.Int64ObservableCounter("extauthz_upstream_token_lookups", metric.WithUnit("{lookup}"),
+		metric.WithDescription("Lookups of minted upstream credentials by resource, tier and result (hit or miss)."),
+		metric.WithInt64Callback(func(_ context.Context, o metric.Int64Observer) error {
+			x.upstreamLookups.Range(func(k, v any) bool {
+				c := v.(*[2][2]atomic.Int64)
+				for i, tier := range []string{"local", "redis"} {
+					for j, result := range []string{"miss", "hit"} {
+						o.Observe(c[i][j].Load(), metric.WithAttributes(attribute.String("resource", k.(string)),
+							attribute.String("tier", tier), attribute.String("result", result)))
+					}
+				}
+				return true
+			})
+			return nil
+		})); err != nil {
 		return nil, fmt.Errorf("telemetry: %w", err)
 	}
 	if _, err := m.Int64ObservableCounter("extauthz_cache_lookups", metric.WithUnit("{lookup}"),
@@ -218,6 +243,33 @@ func (x *Metrics) Introspection(issuer, result string, took time.Duration) {
 	if result == "error" {
 		x.introErrors.Add(ctx, 1, metric.WithAttributes(attribute.String("issuer", issuer)))
 	}
+}
+
+// UpstreamMint records one call to a token endpoint for resource's
+// upstream credential.
+func (x *Metrics) UpstreamMint(resource, mode, result string, took time.Duration) {
+	x.upstreamMints.Record(context.Background(), took.Seconds(), metric.WithAttributes(
+		attribute.String("resource", resource), attribute.String("mode", mode), attribute.String("result", result)))
+}
+
+// UpstreamLookup counts one lookup of a minted upstream credential in tier
+// ("local" or "redis"; any other tier is not counted). It is on the path
+// of every allowed request of a minting resource: two atomic operations.
+func (x *Metrics) UpstreamLookup(resource, tier string, hit bool) {
+	v, ok := x.upstreamLookups.Load(resource)
+	if !ok {
+		v, _ = x.upstreamLookups.LoadOrStore(resource, new([2][2]atomic.Int64))
+	}
+	c := v.(*[2][2]atomic.Int64)
+	i := 0
+	switch tier {
+	case "local":
+	case "redis":
+		i = 1
+	default:
+		return
+	}
+	c[i][boolInt(hit)].Add(1)
 }
 
 // Reload records a config (re)load attempt; restartRequired says that the
