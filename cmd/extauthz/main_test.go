@@ -417,14 +417,31 @@ func TestCheckConfigOnTestdata(t *testing.T) {
 	}
 }
 
-// TestProviderExamples: every provider example docs/configuration.md points to
-// exists and passes check-config.
+// TestProviderExamples: every provider example docs/configuration.md and
+// docs/upstream-credentials.md point to exists and passes check-config, and
+// the upstream credential examples are shown in their page as they are.
 func TestProviderExamples(t *testing.T) {
-	for _, name := range []string{"auth0", "okta", "entra-id", "cognito", "keycloak"} {
+	for _, name := range []string{"auth0", "okta", "entra-id", "cognito", "keycloak", "upstream-keycloak", "upstream-okta", "upstream-entra-id"} {
 		f := filepath.Join("..", "..", "examples", name+".yaml")
 		code, out, errOut := runCmd(context.Background(), "check-config", f)
 		if code != 0 || out != f+": ok\n" {
 			t.Errorf("%s: exit %d, stdout %q, stderr %q", f, code, out, errOut)
+		}
+	}
+}
+
+func TestUpstreamExamplesShownAsTheyAre(t *testing.T) {
+	page, err := os.ReadFile(filepath.Join("..", "..", "docs", "upstream-credentials.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"upstream-keycloak", "upstream-okta", "upstream-entra-id"} {
+		b, err := os.ReadFile(filepath.Join("..", "..", "examples", name+".yaml"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(page), "```yaml\n"+string(b)+"```") {
+			t.Errorf("docs/upstream-credentials.md does not show examples/%s.yaml as it is", name)
 		}
 	}
 }
