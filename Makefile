@@ -91,6 +91,8 @@ fuzz:
 	GO=$(GO) FUZZTIME=$(FUZZTIME) scripts/fuzz.sh FuzzOpenState ./pkg/oauthflow/
 	GO=$(GO) FUZZTIME=$(FUZZTIME) scripts/fuzz.sh FuzzCacheHash ./pkg/token/
 	GO=$(GO) FUZZTIME=$(FUZZTIME) scripts/fuzz.sh FuzzRouteDifferential ./pkg/authz/
+	GO=$(GO) FUZZTIME=$(FUZZTIME) scripts/fuzz.sh FuzzParseResponse ./pkg/upstream/
+	GO=$(GO) FUZZTIME=$(FUZZTIME) scripts/fuzz.sh FuzzSealedEntry ./pkg/upstream/
 	GO=$(GO) FUZZTIME=$(FUZZTIME) scripts/fuzz.sh FuzzTarget ./pkg/target/
 	GO=$(GO) FUZZTIME=$(FUZZTIME) scripts/fuzz.sh FuzzPreflightAllowHeaders ./pkg/authz/
 
