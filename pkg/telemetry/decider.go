@@ -206,6 +206,11 @@ func (a *Audit) record(ctx context.Context, transport string, r *authz.Request, 
 			attrs = append(attrs, slog.String("mcp_name", d.Operation.Name))
 		}
 	}
+	if d.UpstreamCredential != "" {
+		// Where the minted upstream credential came from (local, redis,
+		// minted); never the credential.
+		attrs = append(attrs, slog.String("upstream_credential", d.UpstreamCredential))
+	}
 	if id := traceID(ctx, r); id != "" {
 		attrs = append(attrs, slog.String("trace_id", id))
 	}
