@@ -68,6 +68,7 @@ func TestE2E(t *testing.T) {
 	t.Run("PreflightWithABodyNeedsAToken", func(t *testing.T) { testPreflightWithBody(t, st) })
 	t.Run("DenialsRelayedByNginx", func(t *testing.T) { testDenialsRelayed(t, st, st.nginxURL) })
 	t.Run("UpstreamGetsTheMintedTokenThroughNginx", func(t *testing.T) { testMintedUpstreamToken(t, st, st.ng, mintedPath, false) })
+	t.Run("UpstreamGetsTheGatewaysTokenThroughNginx", func(t *testing.T) { testMintedClientCredentials(t, st, st.ng, mintedCCPath) })
 	t.Run("TokenEndpointDownThroughNginx", func(t *testing.T) { testMintUnavailable(t, st, st.ng) })
 	t.Run("NginxWithTheGatewayDown", func(t *testing.T) { testGatewayDown(t, st) })
 
@@ -83,6 +84,7 @@ func TestE2E(t *testing.T) {
 	t.Run("PublicPathsOnlyAsSpelledThroughCaddy", func(t *testing.T) { testPublicPaths(t, st, st.caddy) })
 	t.Run("DenialsRelayedByCaddy", func(t *testing.T) { testDenialsRelayed(t, st, st.caddy.url) })
 	t.Run("UpstreamGetsTheMintedTokenThroughCaddy", func(t *testing.T) { testMintedUpstreamToken(t, st, st.caddy, mintedPath, false) })
+	t.Run("UpstreamGetsTheGatewaysTokenThroughCaddy", func(t *testing.T) { testMintedClientCredentials(t, st, st.caddy, mintedCCPath) })
 	t.Run("TokenEndpointDownThroughCaddy", func(t *testing.T) { testMintUnavailable(t, st, st.caddy) })
 	t.Run("CaddyWithTheGatewayDown", func(t *testing.T) { testCaddyGatewayDown(t, st, st.caddyBin) })
 }
@@ -974,6 +976,7 @@ func startStack(t *testing.T) *stack {
 			oidctest.Resource{Resource: f.url + "/other", Scope: "mcp:tools"},
 			oidctest.Resource{Resource: f.otherResource, Scope: "mcp:tools"},
 			oidctest.Resource{Resource: f.url + mintedPath, Scope: "mcp:tools"},
+			oidctest.Resource{Resource: f.url + mintedCCPath, Scope: "mcp:tools"},
 		)
 	}
 	st.as = oidctest.Start(t, oidctest.Options{
@@ -1041,8 +1044,8 @@ func startStack(t *testing.T) *stack {
 // location asks by host and path), and the browser login enabled on mcp so
 // that its session cookie exists to strip; one whose issuer cannot be
 // reached (its keys never load), reached through the catch-all location;
-// and "minted" (upstream_test.go), also reached through the catch-all, whose
-// upstream gets a token the gateway mints by token exchange.
+// and "minted" and "minted-cc" (upstream_test.go), also reached through the
+// catch-all, whose upstream gets a token the gateway mints.
 // mcp's CORS preflights are answered by the gateway (nginx sends them to
 // /authz/nginx-preflight); admin's are forwarded to the MCP server
 // (preflight: forward).

@@ -9,7 +9,8 @@ package e2e
 //	                           ├─ /mcp ──────────────▶ recorder ──▶ server-everything
 //	                           ├─ /v2/mcp ───────────▶ recorder ──▶ server-v2.mjs /mcp
 //	                           ├─ /v2/any-era/mcp ───▶ recorder ──▶ server-v2.mjs /any-era/mcp
-//	                           ├─ /minted/mcp ───────▶ recorder ──▶ server-everything /mcp
+//	                           ├─ /minted/mcp, ──────▶ recorder ──▶ server-everything /mcp
+//	                           │  /minted-cc/mcp
 //	                           │   (Authorization: a token the gateway minted, upstream_test.go)
 //	                           └─ /.well-known/oauth-protected-resource…: answered by the Check
 //
@@ -56,6 +57,7 @@ func TestGRPCPath(t *testing.T) {
 	// /minted/mcp goes to server-everything's /mcp, which answers the initialize; the
 	// front refuses header names with "_", as Envoy does with envoy/envoy.yaml.
 	t.Run("UpstreamGetsTheMintedToken", func(t *testing.T) { testMintedUpstreamToken(t, st, f, "/mcp", true) })
+	t.Run("UpstreamGetsTheGatewaysToken", func(t *testing.T) { testMintedClientCredentials(t, st, f, "/mcp") })
 	t.Run("TokenEndpointDown", func(t *testing.T) { testMintUnavailable(t, st, f) })
 }
 
@@ -192,6 +194,7 @@ func (st *stack) startGRPCPath(t *testing.T, gatewayBin string, frontLn net.List
 			{Prefix: "/v2/mcp", Resource: "v2", Upstream: v2, PrefixRewrite: "/mcp"},
 			{Prefix: "/v2/any-era/mcp", Resource: "v2-any-era", Upstream: v2, PrefixRewrite: "/any-era/mcp"},
 			{Prefix: mintedPath, Resource: "minted", Upstream: everything, PrefixRewrite: "/mcp"},
+			{Prefix: mintedCCPath, Resource: "minted-cc", Upstream: everything, PrefixRewrite: "/mcp"},
 			{Prefix: "/.well-known/oauth-protected-resource"}, // answered by the Check
 		},
 		Mutable:  envoyMutable,

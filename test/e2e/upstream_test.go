@@ -34,6 +34,8 @@ const (
 	// mintedPath is resource "minted" on every front, reached through nginx's and
 	// Caddy's catch-all and the gRPC front's /minted/mcp route.
 	mintedPath = "/minted/mcp"
+	// mintedCCPath is resource "minted-cc", the same in client_credentials mode.
+	mintedCCPath = "/minted-cc/mcp"
 	// minterSecretEnv carries minterClient's secret to the gateways.
 	minterSecretEnv = "EXTAUTHZ_E2E_MINTER_SECRET"
 )
@@ -51,9 +53,10 @@ var mintedTarget = oidctest.ExchangeTarget{Audience: mintedAudience, Scope: "rep
 // minterEnv is the environment every gateway of the stack is started with.
 func minterEnv() string { return minterSecretEnv + "=" + minterClient.Secret }
 
-// mintedResourceConfig is resource "minted" of a front's gateway, to append to its
-// resources: the client's token exchanged for one to mintedAudience with scope repo:read,
-// the gateway as actor.
+// mintedResourceConfig is resources "minted" and "minted-cc" of a front's gateway, to append
+// to its resources. minted: the client's token exchanged for one to mintedAudience with scope
+// repo:read, the gateway as actor. minted-cc: the gateway's own client-credentials token for
+// mintedAudience (as an RFC 8707 resource: the server ignores audience in that grant).
 func mintedResourceConfig(frontURL, issuer string) string {
 	return fmt.Sprintf(`  - name: minted
     resource: "%[1]s%[5]s"
@@ -66,7 +69,17 @@ func mintedResourceConfig(frontURL, issuer string) string {
       audience: [%[4]q]
       scopes: ["repo:read"]
       actor: true
-`, frontURL, issuer, minterClient.ID, mintedAudience, mintedPath, minterSecretEnv)
+  - name: minted-cc
+    resource: "%[1]s%[7]s"
+    required_scopes: ["mcp:tools"]
+    authorization_servers: [{issuer: %[2]q}]
+    upstream_token:
+      mode: client_credentials
+      client_id: %[3]q
+      client_secret: {env: %[6]s}
+      resources: [%[4]q]
+      scopes: ["repo:read"]
+`, frontURL, issuer, minterClient.ID, mintedAudience, mintedPath, minterSecretEnv, mintedCCPath)
 }
 
 // testMintedUpstreamToken: a client's token for resource minted, sent through front f, is
@@ -178,6 +191,55 @@ func testMintedUpstreamToken(t *testing.T, st *stack, f *front, wantPath string,
 	}
 	if n := st.exchanges(t); n != before+1 {
 		t.Errorf("three requests with one client token made %d token exchanges, want 1", n-before)
+	}
+}
+
+// testMintedClientCredentials: resource minted-cc sends the gateway's own token (mode
+// client_credentials) to the MCP server: a JWT for mintedAudience whose client is the
+// gateway, acting for no one (no act), the same for every client token, with the identity
+// headers of the client's token beside it; no token exchange. wantPath is the path the MCP
+// server receives the request on.
+func testMintedClientCredentials(t *testing.T, st *stack, f *front, wantPath string) {
+	ctx := context.Background()
+	mcpURL := f.resourceURL(mintedCCPath)
+	before := st.exchanges(t)
+	first := ""
+	for i := range 2 {
+		tok, err := st.as.ClientCredentials(ctx, serviceClient, mcpURL, "mcp:tools") // a new token each time
+		if err != nil {
+			t.Fatal(err)
+		}
+		mark := st.rec.len()
+		resp := st.sendRaw(t, mcpURL, [][2]string{{"Authorization", "Bearer " + tok}})
+		got := st.rec.since(mark)
+		if len(got) != 1 {
+			t.Fatalf("client token %d: %d %s; the MCP server received %d requests, want 1", i, resp.StatusCode, resp.Body, len(got))
+		}
+		r := got[0]
+		if r.Path != wantPath || r.RPCMethod != "initialize" {
+			t.Errorf("client token %d: the MCP server got %s %s (%s), want POST %s (initialize)", i, r.Method, r.Path, r.RPCMethod, wantPath)
+		}
+		authz := r.Header.Values("Authorization")
+		if len(authz) != 1 || !strings.HasPrefix(authz[0], "Bearer ") || authz[0] == "Bearer "+tok {
+			t.Fatalf("client token %d: the MCP server got Authorization %s, want one Bearer token other than the client's", i, redactedAll(authz))
+		}
+		minted := strings.TrimPrefix(authz[0], "Bearer ")
+		mc := jwtPayload(t, minted)
+		if mc["aud"] != mintedAudience || mc["client_id"] != minterClient.ID || mc["act"] != nil || mc["scope"] != "repo:read" || mc["iss"] != st.as.Issuer {
+			t.Errorf("client token %d: the upstream's token claims %v; want iss %s, aud %s, client_id %s, scope repo:read, no act",
+				i, mc, st.as.Issuer, mintedAudience, minterClient.ID)
+		}
+		if s, id := r.Header.Get("X-Extauthz-Subject"), r.Header.Get("X-Extauthz-Client-Id"); s == "" || s != jwtPayload(t, tok)["sub"] || id != serviceClient.ID {
+			t.Errorf("client token %d: identity headers subject=%q client-id=%q, want the client token's", i, s, id)
+		}
+		if i == 0 {
+			first = minted
+		} else if minted != first {
+			t.Errorf("two client tokens got two gateway tokens: one should serve every request")
+		}
+	}
+	if n := st.exchanges(t); n != before {
+		t.Errorf("client_credentials mode made %d token exchanges, want none", n-before)
 	}
 }
 
