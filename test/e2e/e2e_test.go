@@ -67,6 +67,9 @@ func TestE2E(t *testing.T) {
 	t.Run("PublicPathsOnlyAsSpelled", func(t *testing.T) { testPublicPaths(t, st, st.ng) })
 	t.Run("PreflightWithABodyNeedsAToken", func(t *testing.T) { testPreflightWithBody(t, st) })
 	t.Run("DenialsRelayedByNginx", func(t *testing.T) { testDenialsRelayed(t, st, st.nginxURL) })
+	t.Run("UpstreamGetsTheMintedTokenThroughNginx", func(t *testing.T) { testMintedUpstreamToken(t, st, st.ng, mintedPath, false) })
+	t.Run("UpstreamGetsTheGatewaysTokenThroughNginx", func(t *testing.T) { testMintedClientCredentials(t, st, st.ng, mintedCCPath) })
+	t.Run("TokenEndpointDownThroughNginx", func(t *testing.T) { testMintUnavailable(t, st, st.ng) })
 	t.Run("NginxWithTheGatewayDown", func(t *testing.T) { testGatewayDown(t, st) })
 
 	// The same flows through Caddy (deploy/caddy/Caddyfile, forward_auth to /authz/traefik).
@@ -80,6 +83,9 @@ func TestE2E(t *testing.T) {
 	t.Run("SessionCookieNeverReachesTheServerThroughCaddy", func(t *testing.T) { testSessionCookieStripped(t, st, st.caddy) })
 	t.Run("PublicPathsOnlyAsSpelledThroughCaddy", func(t *testing.T) { testPublicPaths(t, st, st.caddy) })
 	t.Run("DenialsRelayedByCaddy", func(t *testing.T) { testDenialsRelayed(t, st, st.caddy.url) })
+	t.Run("UpstreamGetsTheMintedTokenThroughCaddy", func(t *testing.T) { testMintedUpstreamToken(t, st, st.caddy, mintedPath, false) })
+	t.Run("UpstreamGetsTheGatewaysTokenThroughCaddy", func(t *testing.T) { testMintedClientCredentials(t, st, st.caddy, mintedCCPath) })
+	t.Run("TokenEndpointDownThroughCaddy", func(t *testing.T) { testMintUnavailable(t, st, st.caddy) })
 	t.Run("CaddyWithTheGatewayDown", func(t *testing.T) { testCaddyGatewayDown(t, st, st.caddyBin) })
 }
 
@@ -969,12 +975,15 @@ func startStack(t *testing.T) *stack {
 			oidctest.Resource{Resource: f.url + "/v2/any-era/mcp", Scope: "mcp:tools mcp:admin"},
 			oidctest.Resource{Resource: f.url + "/other", Scope: "mcp:tools"},
 			oidctest.Resource{Resource: f.otherResource, Scope: "mcp:tools"},
+			oidctest.Resource{Resource: f.url + mintedPath, Scope: "mcp:tools"},
+			oidctest.Resource{Resource: f.url + mintedCCPath, Scope: "mcp:tools"},
 		)
 	}
 	st.as = oidctest.Start(t, oidctest.Options{
-		Clients:                  []oidctest.Client{serviceClient, webClient},
+		Clients:                  []oidctest.Client{serviceClient, webClient, minterClient},
 		Resources:                resources,
 		RegistrationIgnoresScope: true,
+		TokenExchange:            oidctest.TokenExchange{Targets: []oidctest.ExchangeTarget{mintedTarget}},
 	})
 
 	err = <-built
@@ -991,7 +1000,7 @@ func startStack(t *testing.T) *stack {
 		cfgPath := filepath.Join(gwDir, "extauthz.yaml")
 		writeFile(t, cfgPath, gatewayConfig(f.url, st.as.Issuer, f.otherResource, webClient.ID, st.downIssuer))
 		gateway := startProc(t, "extauthz for "+f.name, exec.Command(gatewayBin, "serve", "--config", cfgPath), gwDir,
-			"EXTAUTHZ_E2E_SESSION_KEY="+randomHex(t, 32), "EXTAUTHZ_E2E_WEB_SECRET="+webClient.Secret)
+			"EXTAUTHZ_E2E_SESSION_KEY="+randomHex(t, 32), "EXTAUTHZ_E2E_WEB_SECRET="+webClient.Secret, minterEnv())
 		gateway.alsoShow(cfgPath)
 		var gatewayHTTP string
 		gateway.waitLine(t, "{", func(line string) bool {
@@ -1033,8 +1042,10 @@ func startStack(t *testing.T) *stack {
 // path of another host (so that only the route, never the Host header, may
 // choose between them), unprotected paths let through (nginx's catch-all
 // location asks by host and path), and the browser login enabled on mcp so
-// that its session cookie exists to strip; and one whose issuer cannot be
-// reached (its keys never load), reached through the catch-all location.
+// that its session cookie exists to strip; one whose issuer cannot be
+// reached (its keys never load), reached through the catch-all location;
+// and "minted" and "minted-cc" (upstream_test.go), also reached through the
+// catch-all, whose upstream gets a token the gateway mints.
 // mcp's CORS preflights are answered by the gateway (nginx sends them to
 // /authz/nginx-preflight); admin's are forwarded to the MCP server
 // (preflight: forward).
@@ -1082,5 +1093,5 @@ resources:
     resource: "%[1]s/unavailable/mcp"
     required_scopes: ["mcp:tools"]
     authorization_servers: [{issuer: %[6]q, jwks_uri: "%[6]s/jwks"}]
-`, nginxURL, issuer, adminTool, otherResource, webClientID, downIssuer)
+`, nginxURL, issuer, adminTool, otherResource, webClientID, downIssuer) + mintedResourceConfig(nginxURL, issuer)
 }

@@ -9,6 +9,9 @@ package e2e
 //	                           ├─ /mcp ──────────────▶ recorder ──▶ server-everything
 //	                           ├─ /v2/mcp ───────────▶ recorder ──▶ server-v2.mjs /mcp
 //	                           ├─ /v2/any-era/mcp ───▶ recorder ──▶ server-v2.mjs /any-era/mcp
+//	                           ├─ /minted/mcp, ──────▶ recorder ──▶ server-everything /mcp
+//	                           │  /minted-cc/mcp
+//	                           │   (Authorization: a token the gateway minted, upstream_test.go)
 //	                           └─ /.well-known/oauth-protected-resource…: answered by the Check
 //
 // The front's gateway is a deployment of its own, like nginx's and Caddy's:
@@ -51,6 +54,11 @@ func TestGRPCPath(t *testing.T) {
 	t.Run("StepUpV2ClientOnV2Server", func(t *testing.T) { testStepUp(t, st, f) })
 	t.Run("StepUpV1ClientOnV2Server", func(t *testing.T) { testStepUpV1(t, st, f) })
 	t.Run("LyingMcpNameRefusedByTheGateway", func(t *testing.T) { testLyingName(t, st, f) })
+	// /minted/mcp goes to server-everything's /mcp, which answers the initialize; the
+	// front refuses header names with "_", as Envoy does with envoy/envoy.yaml.
+	t.Run("UpstreamGetsTheMintedToken", func(t *testing.T) { testMintedUpstreamToken(t, st, f, "/mcp", true) })
+	t.Run("UpstreamGetsTheGatewaysToken", func(t *testing.T) { testMintedClientCredentials(t, st, f, "/mcp") })
+	t.Run("TokenEndpointDown", func(t *testing.T) { testMintUnavailable(t, st, f) })
 }
 
 // testStepUpV1: SDK 1.x speaks MCP 2025-11-25 and sends no Mcp-* headers. Behind nginx a
@@ -174,7 +182,7 @@ func (st *stack) startGRPCPath(t *testing.T, gatewayBin string, frontLn net.List
 	t.Helper()
 	cfgPath := filepath.Join(t.TempDir(), "extauthz-grpc.yaml")
 	writeFile(t, cfgPath, grpcGatewayConfig(st.grpc.url, st.as.Issuer))
-	grpcAddr, _ := st.startGateway(t, "extauthz-grpc", gatewayBin, cfgPath)
+	grpcAddr, _ := st.startGateway(t, "extauthz-grpc", gatewayBin, cfgPath, minterEnv())
 
 	everything := &url.URL{Scheme: "http", Host: st.rec.addr}
 	v2 := &url.URL{Scheme: "http", Host: st.recV2.addr}
@@ -185,6 +193,8 @@ func (st *stack) startGRPCPath(t *testing.T, gatewayBin string, frontLn net.List
 			{Prefix: "/mcp", Resource: "mcp", Upstream: everything},
 			{Prefix: "/v2/mcp", Resource: "v2", Upstream: v2, PrefixRewrite: "/mcp"},
 			{Prefix: "/v2/any-era/mcp", Resource: "v2-any-era", Upstream: v2, PrefixRewrite: "/any-era/mcp"},
+			{Prefix: mintedPath, Resource: "minted", Upstream: everything, PrefixRewrite: "/mcp"},
+			{Prefix: mintedCCPath, Resource: "minted-cc", Upstream: everything, PrefixRewrite: "/mcp"},
 			{Prefix: "/.well-known/oauth-protected-resource"}, // answered by the Check
 		},
 		Mutable:  envoyMutable,
@@ -230,5 +240,5 @@ resources:
     rules:
       - {method: tools/call, name: %[3]q, scopes: ["mcp:admin"]}
     authorization_servers: [{issuer: %[2]q}]
-`, frontURL, issuer, adminTool)
+`, frontURL, issuer, adminTool) + mintedResourceConfig(frontURL, issuer)
 }
