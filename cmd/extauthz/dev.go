@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/extauthz/extauthz/internal/gctune"
@@ -17,8 +18,9 @@ import (
 )
 
 // devCmd runs the gateway with nothing else needed: a built-in issuer on
-// the HTTP listener, the in-process cache, one protected resource, and a
-// ready token printed with the commands to try it.
+// the HTTP listener, the in-process cache, two protected resources — the
+// second one minting an upstream credential by token exchange at the
+// built-in issuer — and ready tokens printed with the commands to try them.
 func devCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("dev", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -51,6 +53,7 @@ func devCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	base := "http://" + o.lnHTTP.Addr().String()
 	resource := base + "/mcp"
+	upstreamResource := base + "/mcp-upstream"
 
 	iss, err := devissuer.New(base+"/dev", "ES256", nil)
 	if err != nil {
@@ -59,21 +62,54 @@ func devCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	iss.DefaultAudience = resource
 	o.extraHTTP = iss.Handler()
 
+	// The second resource's upstream credential: the gateway exchanges
+	// the client's token at the dev issuer as a client made up for this
+	// run, whose secret (and, with Redis, the key that encrypts minted
+	// tokens there) reaches the config the only way secrets do: a file.
+	secrets, err := newDevSecrets()
+	if err != nil {
+		return fmt.Errorf("dev: %w", err)
+	}
+	defer secrets.remove()
+	clientSecret := randomToken()
+	iss.SetClient(devUpstreamClient, clientSecret)
+	ut := config.UpstreamToken{
+		Mode:     config.UpstreamModeExchange,
+		ClientID: devUpstreamClient,
+		Audience: []string{devUpstreamAudience},
+		Actor:    true,
+	}
+	if ut.ClientSecret, err = secrets.put("upstream-client-secret", clientSecret); err != nil {
+		return fmt.Errorf("dev: %w", err)
+	}
+	var up config.Upstream
+	if *redisURL != "" {
+		if up.TokenEncryptionKey, err = secrets.put("upstream-token-key", randomToken()+randomToken()); err != nil {
+			return fmt.Errorf("dev: %w", err)
+		}
+	}
+
+	devResource := func(name, uri, description string) config.Resource {
+		return config.Resource{
+			Name:                 name,
+			Resource:             uri,
+			Hosts:                []string{"127.0.0.1", "localhost"},
+			PathPrefix:           "/" + name,
+			AuthorizationServers: []config.AuthorizationServer{{Issuer: iss.Issuer()}},
+			ScopesSupported:      []string{"mcp:tools", "mcp:admin"},
+			RequiredScopes:       []string{"mcp:tools"},
+			ResourceName:         description,
+		}
+	}
+	withUpstream := devResource("mcp-upstream", upstreamResource, "extauthz development resource with an upstream credential")
+	withUpstream.UpstreamToken = ut
 	cfg := &config.Config{
 		Listen:    config.Listen{GRPC: o.lnGRPC.Addr().String(), HTTP: o.lnHTTP.Addr().String(), Admin: addrOf(o.lnAdmin)},
 		PublicURL: base,
 		Log:       config.Log{Level: *level, Format: "text"},
 		Cache:     config.Cache{RedisURL: *redisURL},
-		Resources: []config.Resource{{
-			Name:                 "mcp",
-			Resource:             resource,
-			Hosts:                []string{"127.0.0.1", "localhost"},
-			PathPrefix:           "/mcp",
-			AuthorizationServers: []config.AuthorizationServer{{Issuer: iss.Issuer()}},
-			ScopesSupported:      []string{"mcp:tools", "mcp:admin"},
-			RequiredScopes:       []string{"mcp:tools"},
-			ResourceName:         "extauthz development resource",
-		}},
+		Upstream:  up,
+		Resources: []config.Resource{devResource("mcp", resource, "extauthz development resource"), withUpstream},
 	}
 	cfg.ApplyDefaults()
 	if err := cfg.Validate(); err != nil {
@@ -85,7 +121,16 @@ func devCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
+	// Built: every secret has been read (dev has no reload), so the files
+	// go now rather than at exit, and nothing is left behind if the
+	// process is killed.
+	secrets.remove()
 	tok, err := iss.Mint(devissuer.Token{Subject: "dev-user", ClientID: "dev-client", Scopes: []string{"mcp:tools"}})
+	if err != nil {
+		return err
+	}
+	// Its own token: a token's aud names one resource (RFC 8707).
+	upstreamTok, err := iss.Mint(devissuer.Token{Subject: "dev-user", ClientID: "dev-client", Scopes: []string{"mcp:tools"}, Audience: []string{upstreamResource}})
 	if err != nil {
 		return err
 	}
@@ -96,6 +141,7 @@ func devCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	printDevBanner(stdout, devBanner{
 		cmd: selfCommand(), grpc: cfg.Listen.GRPC, http: base, admin: cfg.Listen.Admin,
 		resource: resource, issuer: iss.Issuer(), token: tok, cache: cacheDesc, adminToken: o.adminToken,
+		upstreamResource: upstreamResource, upstreamToken: upstreamTok,
 	})
 	defer gctune.Start(uint64(cfg.Runtime.GCHeadroomBytes)).Stop() //nolint:gosec // validated: 0 to 1 TiB
 	return a.run(ctx)
@@ -103,6 +149,7 @@ func devCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 
 type devBanner struct {
 	cmd, grpc, http, admin, resource, issuer, token, cache, adminToken string
+	upstreamResource, upstreamToken                                    string
 }
 
 func printDevBanner(w io.Writer, b devBanner) {
@@ -113,6 +160,7 @@ extauthz dev — a development gateway with a built-in issuer (never use it in p
   HTTP            %[3]s   (metadata, dev issuer, /authz/*, /healthz, /readyz)
   admin           %[4]s
   resource        %[5]s   (requires scope mcp:tools)
+  resource        %[10]s   (the same, plus a minted upstream credential)
   issuer          %[6]s
   cache           %[8]s
 
@@ -123,6 +171,11 @@ A token for that resource, valid for one hour (sub=dev-user, scope=mcp:tools):
 Try a Check with it, exactly as Envoy would send one:
 
   %[1]s check --addr %[2]s --url %[5]s --token %[7]s
+
+The second resource swaps the client's token for one minted for %[12]s
+(RFC 8693 token exchange, acting as %[13]s), which check shows redacted:
+
+  %[1]s check --addr %[2]s --url %[10]s --token %[11]s
 
 Without a token: 401 and the challenge an MCP client follows:
 
@@ -139,7 +192,8 @@ The protected-resource metadata (RFC 9728), and more tokens from the dev issuer:
 %[9]s
 Stop with Ctrl-C.
 
-`, b.cmd, b.grpc, b.http, b.admin, b.resource, b.issuer, b.token, b.cache, b.purge())
+`, b.cmd, b.grpc, b.http, b.admin, b.resource, b.issuer, b.token, b.cache, b.purge(),
+		b.upstreamResource, b.upstreamToken, devUpstreamAudience, devUpstreamClient)
 }
 
 // purge is the banner's revocation example, when the admin listener is on.
@@ -154,7 +208,41 @@ Revoke the token on every replica (the admin token is made up for this run):
 `, b.adminToken, b.token, b.admin)
 }
 
-// randomToken makes dev's admin token: 128 random bits, hex.
+// The gateway's client at the dev issuer, and the upstream API its second
+// resource's credential is for (a name only: nothing listens there).
+const (
+	devUpstreamClient   = "extauthz-dev"
+	devUpstreamAudience = "https://upstream.example/api"
+)
+
+// devSecrets holds the secrets dev makes up for a run, in files of a
+// private temporary directory: the configuration takes secrets only from
+// the environment or from files, and a file, unlike a variable set in
+// this process, is neither inherited by children nor shared by two dev
+// runs in one process (the tests).
+type devSecrets struct{ dir string }
+
+func newDevSecrets() (*devSecrets, error) {
+	dir, err := os.MkdirTemp("", "extauthz-dev-") // mode 0700
+	if err != nil {
+		return nil, fmt.Errorf("a directory for this run's secrets: %w", err)
+	}
+	return &devSecrets{dir: dir}, nil
+}
+
+// put writes value to a 0600 file and returns the Secret that names it.
+func (s *devSecrets) put(name, value string) (config.Secret, error) {
+	path := filepath.Join(s.dir, name)
+	if err := os.WriteFile(path, []byte(value), 0o600); err != nil {
+		return config.Secret{}, fmt.Errorf("writing this run's secret: %w", err)
+	}
+	return config.Secret{File: path}, nil
+}
+
+// remove deletes the files; it may be called more than once.
+func (s *devSecrets) remove() { _ = os.RemoveAll(s.dir) }
+
+// randomToken makes dev's admin token and secrets: 128 random bits, hex.
 func randomToken() string {
 	b := make([]byte, 16)
 	_, _ = rand.Read(b)

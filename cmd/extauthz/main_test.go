@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -23,6 +24,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
+	"github.com/extauthz/extauthz/internal/redistest"
 	"github.com/extauthz/extauthz/internal/testkit"
 	"github.com/extauthz/extauthz/pkg/config"
 	"github.com/extauthz/extauthz/pkg/devissuer"
@@ -201,55 +203,134 @@ resources:
 	})
 }
 
-func TestDevPrintsAWorkingTokenAndCommand(t *testing.T) {
+// devBannerRun is what a dev banner tells a user to run.
+type devBannerRun struct {
+	withToken    map[string][]string // check commands with a token, by the URL's path
+	withoutToken []string
+	metadataURL  string
+}
+
+// startDev runs dev with args until the test ends and reads its banner.
+func startDev(t *testing.T, args ...string) devBannerRun {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	pr, pw := io.Pipe()
-	done := make(chan int)
+	done := make(chan int, 1)
+	var stderr syncBuffer
 	go func() {
-		done <- run(ctx, []string{"dev", "--grpc", "127.0.0.1:0", "--http", "127.0.0.1:0", "--admin", "off", "--log-level", "warn"}, pw, io.Discard)
-		pw.Close()
+		code := run(ctx, append([]string{"dev", "--grpc", "127.0.0.1:0", "--http", "127.0.0.1:0", "--admin", "off", "--log-level", "warn"}, args...), pw, &stderr)
+		pw.Close() // ends the banner's reading below if dev fails to start
+		done <- code
 	}()
-	defer func() {
+	t.Cleanup(func() {
 		cancel()
 		if code := <-done; code != 0 {
-			t.Errorf("dev exited %d", code)
+			t.Errorf("dev exited %d\n%s", code, stderr.String())
 		}
-	}()
-	var withToken, withoutToken []string
-	var metadataURL string
+	})
+	b := devBannerRun{withToken: map[string][]string{}}
 	sc := bufio.NewScanner(pr)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() && (withToken == nil || withoutToken == nil || metadataURL == "") {
+	for sc.Scan() {
 		line := strings.TrimSpace(sc.Text())
+		if line == "Stop with Ctrl-C." {
+			break
+		}
 		if i := strings.Index(line, " check --addr "); i >= 0 {
 			args := strings.Fields(line[i+1:])
-			if strings.Contains(line, "--token") {
-				withToken = args
-			} else {
-				withoutToken = args
+			if !strings.Contains(line, "--token") {
+				b.withoutToken = args
+				continue
+			}
+			for k, a := range args {
+				if a == "--url" && k+1 < len(args) {
+					if u, err := url.Parse(args[k+1]); err == nil {
+						b.withToken[u.Path] = args
+					}
+				}
 			}
 		}
 		if strings.HasPrefix(line, "curl http") && strings.Contains(line, "oauth-protected-resource") {
-			metadataURL = strings.TrimPrefix(line, "curl ")
+			b.metadataURL = strings.TrimPrefix(line, "curl ")
 		}
 	}
 	go func() { _, _ = io.Copy(io.Discard, pr) }()
-	if withToken == nil || withoutToken == nil || metadataURL == "" {
+	return b
+}
+
+func TestDevPrintsAWorkingTokenAndCommand(t *testing.T) {
+	b := startDev(t)
+	withToken := b.withToken["/mcp"]
+	if withToken == nil || b.withoutToken == nil || b.metadataURL == "" {
 		t.Fatal("the banner does not print both check commands and the metadata URL")
 	}
+	ctx := context.Background()
 	code, out, errOut := runCmd(ctx, withToken...)
-	if code != 0 || !strings.Contains(out, "decision: ALLOW") || !strings.Contains(out, "x-extauthz-subject: dev-user") {
+	if code != 0 || !strings.Contains(out, "decision: ALLOW") || !strings.Contains(out, "x-extauthz-subject: dev-user") ||
+		!strings.Contains(out, "upstream request headers removed: authorization") {
 		t.Fatalf("the printed command with the printed token: exit %d\n%s%s", code, out, errOut)
 	}
-	code, out, _ = runCmd(ctx, withoutToken...)
+	code, out, _ = runCmd(ctx, b.withoutToken...)
 	if code != 1 || !strings.Contains(out, "status: 401") || !regexp.MustCompile(`resource_metadata="http://127\.0\.0\.1:\d+/\.well-known/oauth-protected-resource/mcp"`).MatchString(out) {
 		t.Fatalf("the printed command without a token: exit %d\n%s", code, out)
 	}
-	resp, err := http.Get(metadataURL)
+	resp, err := http.Get(b.metadataURL)
 	if err != nil || resp.StatusCode != 200 {
-		t.Fatalf("GET %s: %v %v", metadataURL, resp, err)
+		t.Fatalf("GET %s: %v %v", b.metadataURL, resp, err)
 	}
 	resp.Body.Close()
+}
+
+// upstreamCredential is how check describes the credential dev's second
+// resource mints: an exchange of dev-user's token for the upstream API,
+// with the gateway's client as the actor.
+var upstreamCredential = regexp.MustCompile(`(?m)^  authorization: Bearer \[redacted upstream credential: \d+ bytes, sha256 [0-9a-f]{12}…; ` +
+	`JWT iss http://127\.0\.0\.1:\d+/dev, sub dev-user, aud "https://upstream\.example/api", exp [0-9TZ:-]+, act \{"sub":"extauthz-dev"\}\]$`)
+
+// TestDevUpstreamCredential: the banner's command for the second resource
+// is allowed, and the MCP server behind it gets a token minted for it by
+// exchange at the dev issuer — never the client's, which stays refused
+// there — whether the cache is in process or on Redis; and the secrets dev
+// made up for the run are off the disk once it serves.
+func TestDevUpstreamCredential(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		args func(t *testing.T) []string
+	}{
+		{"in process", func(*testing.T) []string { return nil }},
+		{"on Redis", func(t *testing.T) []string { return []string{"--redis", "redis://" + redistest.Start(t).Addr()} }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tmp := t.TempDir()
+			t.Setenv("TMPDIR", tmp) // where dev writes its secrets
+			b := startDev(t, tc.args(t)...)
+			cmd := b.withToken["/mcp-upstream"]
+			if cmd == nil {
+				t.Fatal("the banner prints no check command for /mcp-upstream")
+			}
+			ctx := context.Background()
+			for range 2 { // minted, then from the cache
+				code, out, errOut := runCmd(ctx, cmd...)
+				if code != 0 || !strings.Contains(out, "decision: ALLOW") || !upstreamCredential.MatchString(out) ||
+					strings.Contains(out, "headers removed: authorization") {
+					t.Fatalf("the printed command for /mcp-upstream: exit %d\n%s%s", code, out, errOut)
+				}
+			}
+			// Two resources apart: /mcp's token is not for /mcp-upstream.
+			other := append([]string(nil), b.withToken["/mcp"]...)
+			for k := range other {
+				if strings.HasSuffix(other[k], "/mcp") && other[k-1] == "--url" {
+					other[k] += "-upstream"
+				}
+			}
+			if code, out, _ := runCmd(ctx, other...); code != 1 || !strings.Contains(out, "status: 401") {
+				t.Errorf("/mcp's token at /mcp-upstream: exit %d\n%s", code, out)
+			}
+			if left, err := os.ReadDir(tmp); err != nil || len(left) != 0 {
+				t.Errorf("dev left %v in its temporary directory (%v)", left, err)
+			}
+		})
+	}
 }
 
 func TestCheckConfigCommand(t *testing.T) {

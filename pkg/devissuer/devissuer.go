@@ -1,11 +1,15 @@
 // Package devissuer is a small, real OAuth authorization server for
 // development and tests: it generates its own signing keys, serves RFC 8414
 // metadata and a JWKS over HTTP, and mints RFC 9068 JWT access tokens —
-// printed by `extauthz dev`, or issued by its client_credentials token
-// endpoint. Tests use its key controls to rotate keys and take the JWKS
-// endpoint down.
+// printed by `extauthz dev`, or issued by its token endpoint: by
+// client_credentials, and by RFC 8693 token exchange of a token it signed
+// itself (the grant `extauthz dev` shows upstream credentials with). Tests
+// use its key controls to rotate keys and take the JWKS endpoint down.
 //
-// It is not for production: the token endpoint authenticates no client.
+// It is not for production: its client_credentials grant serves anyone who
+// asks, and the one client it can authenticate (SetClient, by
+// client_secret_basic) is the only client it knows — there is no
+// registration, consent or policy on what may be exchanged for what.
 package devissuer
 
 import (
@@ -21,7 +25,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -45,6 +48,8 @@ type Issuer struct {
 	keys      map[string]*key
 	active    string   // kid that signs
 	published []string // kids in the JWKS, in order
+
+	client client // the one client the token endpoint authenticates; zero: none
 
 	jwksStatus  atomic.Int32 // non-zero: the JWKS endpoint answers this status
 	jwksFetches atomic.Int64
@@ -270,8 +275,8 @@ func (i *Issuer) Metadata() map[string]any {
 		"issuer":                                i.issuer,
 		"jwks_uri":                              i.JWKSURL(),
 		"token_endpoint":                        i.origin() + i.path + "/token",
-		"grant_types_supported":                 []string{"client_credentials"},
-		"token_endpoint_auth_methods_supported": []string{"none"},
+		"grant_types_supported":                 []string{grantClientCredentials, grantTokenExchange},
+		"token_endpoint_auth_methods_supported": i.authMethods(),
 		"response_types_supported":              []string{},
 	}
 }
@@ -306,52 +311,6 @@ func (i *Issuer) serveJWKS(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Cache-Control", "max-age=300")
 	w.Header().Set("Content-Type", "application/jwk-set+json")
 	_ = json.NewEncoder(w).Encode(set)
-}
-
-// serveToken is a client_credentials token endpoint (RFC 6749 §4.4) that
-// honours RFC 8707 resource and scope, and authenticates nobody.
-func (i *Issuer) serveToken(w http.ResponseWriter, r *http.Request) {
-	if err := r.ParseForm(); err != nil {
-		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "invalid_request"})
-		return
-	}
-	if gt := r.PostForm.Get("grant_type"); gt != "client_credentials" {
-		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "unsupported_grant_type"})
-		return
-	}
-	t := Token{
-		Subject:  r.PostForm.Get("client_id"),
-		ClientID: r.PostForm.Get("client_id"),
-		Audience: r.PostForm["resource"],
-		Scopes:   strings.Fields(r.PostForm.Get("scope")),
-	}
-	if t.Subject == "" {
-		t.Subject, t.ClientID = "dev-client", "dev-client"
-	}
-	if s := r.PostForm.Get("expires_in"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n <= 0 || n > 86400 {
-			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "invalid_request", "error_description": "expires_in must be 1..86400"})
-			return
-		}
-		t.TTL = time.Duration(n) * time.Second
-	}
-	tok, err := i.Mint(t)
-	if err != nil {
-		writeJSON(w, http.StatusInternalServerError, map[string]string{"error": "server_error"})
-		return
-	}
-	ttl := t.TTL
-	if ttl == 0 {
-		ttl = time.Hour
-	}
-	w.Header().Set("Cache-Control", "no-store")
-	writeJSON(w, http.StatusOK, map[string]any{
-		"access_token": tok,
-		"token_type":   "Bearer",
-		"expires_in":   int(ttl.Seconds()),
-		"scope":        strings.Join(t.Scopes, " "),
-	})
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
