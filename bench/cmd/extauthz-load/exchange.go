@@ -62,9 +62,10 @@ type exchangeServer struct {
 	mu     sync.Mutex
 	issued map[string]struct{}
 
-	calls   atomic.Int64 // every request to the token endpoint
-	minted  atomic.Int64 // answered with a token
-	refused atomic.Int64 // bad client credentials or a bad request
+	calls    atomic.Int64 // every request to the token endpoint
+	minted   atomic.Int64 // answered with a token
+	refused  atomic.Int64 // bad client credentials or a bad request
+	tokenLen atomic.Int64 // bytes of the last token minted
 }
 
 // startExchange serves a new token endpoint and its JWKS on 127.0.0.1:0.
@@ -184,6 +185,7 @@ func (s *exchangeServer) exchange(w http.ResponseWriter, r *http.Request) {
 	s.issued[tok] = struct{}{}
 	s.mu.Unlock()
 	s.minted.Add(1)
+	s.tokenLen.Store(int64(len(tok)))
 	writeJSON(w, http.StatusOK, body)
 }
 

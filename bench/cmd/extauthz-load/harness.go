@@ -413,7 +413,7 @@ func scenarioTitle(name string, h *harness) string {
 	case scHit:
 		return fmt.Sprintf("hit — extauthz serve, one RS256 token (%d bytes), warmed: in-process cache hits", h.hitLen)
 	case scHitUpstream:
-		return fmt.Sprintf("hit-upstream — hit, on a resource with upstream_token mode exchange: in-process cache hits of the verdict and of the minted token (%d bytes)", h.hitLen)
+		return fmt.Sprintf("hit-upstream — one RS256 token (%d bytes), warmed, on a resource with upstream_token mode exchange: in-process hits of the verdict and of the minted token", h.hitLen)
 	case scRedis:
 		return fmt.Sprintf("redis — extauthz serve with its own redis-server, cache.max_entries 1, %s RS256 tokens at random: Redis hits", thousands(h.o.RedisTokens))
 	case scFullRS256:
@@ -697,6 +697,9 @@ func (h *harness) measure(ctx context.Context, m measurement) (*Result, error) {
 	if m.ex != nil {
 		r.WarmExchanges, r.Exchanges = exStart-ex0, exEnd-exStart
 		m.sc.note("%s c=%d: %d token exchange(s) during the warm-up, **%d during the measured part**.", m.target, m.conc, r.WarmExchanges, r.Exchanges)
+		if n := m.ex.tokenLen.Load(); n > 0 {
+			m.sc.note("The minted token is %d bytes: the authorization header set upstream is %d.", n, n+int64(len("Bearer ")))
+		}
 		if n := m.ex.refused.Load() - exRefused0; n > 0 {
 			m.sc.note("%s c=%d: the token endpoint refused %d calls (client credentials or request)", m.target, m.conc, n)
 		}

@@ -244,7 +244,7 @@ func TestHarness(t *testing.T) {
 		"## Machine", "## Command", "| concurrency | Checks/s | ×floor | p50 | p90 | p99 | p99.9 | p99 ×floor | CPU µs/Check | peak RSS | errors |",
 		"### extauthz serve relative to jwx-floor", "## introspection — every Check a never-seen opaque token",
 		"## introspection-hit — one opaque token", "Introspection calls per Check: c=1 1.0000 (",
-		"## hit-upstream — hit, on a resource with upstream_token", "Token exchanges while measuring (all rounds): c=1 0, c=4 0.",
+		"## hit-upstream — one RS256 token (", "Token exchanges while measuring (all rounds): c=1 0, c=4 0.",
 		"extauthz serve c=4: 1 token exchange(s) during the warm-up, **0 during the measured part**.",
 	} {
 		if !strings.Contains(md.String(), want) {
