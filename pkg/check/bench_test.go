@@ -43,6 +43,13 @@ func benchServerWith(b *testing.B, alg string, newCache func() authz.VerdictStor
 // resource.
 func benchServerRules(b *testing.B, alg string, newCache func() authz.VerdictStore, edit func(*config.Resource)) (*check.Server, *devissuer.Issuer) {
 	b.Helper()
+	return benchServerUpstream(b, alg, newCache, edit, nil)
+}
+
+// benchServerUpstream also gives the engine what mints the upstream
+// credentials of a resource with an upstream_token (nil: none).
+func benchServerUpstream(b *testing.B, alg string, newCache func() authz.VerdictStore, edit func(*config.Resource), up authz.UpstreamCredentials) (*check.Server, *devissuer.Issuer) {
+	b.Helper()
 	iss, _ := issuerServer(b, alg, "")
 	cfg := &config.Config{Resources: []config.Resource{{
 		Name: "mcp", Resource: resourceURI, RequiredScopes: []string{"mcp:tools"},
@@ -64,7 +71,7 @@ func benchServerRules(b *testing.B, alg string, newCache func() authz.VerdictSto
 	if err != nil {
 		b.Fatal(err)
 	}
-	o := authz.Options{Verifier: v, MaxTTL: 5 * time.Minute, NegativeTTL: 10 * time.Second}
+	o := authz.Options{Verifier: v, MaxTTL: 5 * time.Minute, NegativeTTL: 10 * time.Second, Upstream: up}
 	if c := newCache(); c != nil {
 		o.Cache = c
 	}

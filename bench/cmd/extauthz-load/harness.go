@@ -22,6 +22,7 @@ import (
 const (
 	scFloor         = "floor"
 	scHit           = "hit"
+	scHitUpstream   = "hit-upstream"
 	scRedis         = "redis"
 	scFullRS256     = "full-rs256"
 	scFullES256     = "full-es256"
@@ -33,7 +34,7 @@ const (
 )
 
 // allScenarios is "all", in the order they run; ws-1m only with "all+1m".
-var allScenarios = []string{scFloor, scHit, scRedis, scFullRS256, scFullES256, scIntrospection, scIntroHit, scWS10k}
+var allScenarios = []string{scFloor, scHit, scHitUpstream, scRedis, scFullRS256, scFullES256, scIntrospection, scIntroHit, scWS10k}
 
 var knownScenarios = append(append([]string(nil), allScenarios...), scWS1m, scExternal)
 
@@ -124,6 +125,12 @@ type Result struct {
 	// IntrospectConns is the TCP connections the endpoint accepted per
 	// call during the run (how well the gateway reuses them); < 0 n/a.
 	IntrospectConns float64
+	// Exchanges is the calls to the token endpoint during the measured
+	// run, and WarmExchanges during its warm-up (hit-upstream); < 0 n/a.
+	Exchanges, WarmExchanges int64
+	// Verified is the answers checked in full (pattern.verify) and found
+	// right during the measured run.
+	Verified int
 	// The machine during the run, in cores (< 0 unknown): idle, the CPU of
 	// other processes (a lower bound: processes that ended during the run
 	// are missed), and steal (time a hypervisor gave to other guests).
@@ -159,7 +166,9 @@ type harness struct {
 	rs, es  *issuer
 	ext     *issuer // served on IssuerAddr for --addr
 	in      *introspectionServer
-	opaque  []byte // the request of introspection-hit's one opaque token
+	ex      *exchangeServer // hit-upstream's token endpoint
+	opaque  []byte          // the request of introspection-hit's one opaque token
+	hitTok  string
 	hitReq  []byte
 	hitLen  int
 	sets    map[string]*tokenSet
@@ -178,7 +187,7 @@ func (h *harness) progress(format string, args ...any) {
 func needsServer(scs []string) bool {
 	for _, s := range scs {
 		switch s {
-		case scHit, scRedis, scFullRS256, scFullES256, scIntrospection, scIntroHit, scWS10k, scWS1m:
+		case scHit, scHitUpstream, scRedis, scFullRS256, scFullES256, scIntrospection, scIntroHit, scWS10k, scWS1m:
 			return true
 		}
 	}
@@ -311,6 +320,9 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		if h.in != nil {
 			h.in.close()
 		}
+		if h.ex != nil {
+			h.ex.close()
+		}
 		_ = os.RemoveAll(h.dir)
 		rep.Machine.LoadEnd = loadAvg()
 		rep.Elapsed = time.Since(rep.Started)
@@ -343,7 +355,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	if err != nil {
 		return rep, err
 	}
-	h.hitLen = len(tok)
+	h.hitTok, h.hitLen = tok, len(tok)
 	if contains(o.Scenarios, scIntrospection) || contains(o.Scenarios, scIntroHit) {
 		h.progress("starting the introspection endpoint on loopback (service delay %v)", o.IntrospectDelay)
 		if h.in, err = startIntrospection(h.dir, o.IntrospectDelay); err != nil {
@@ -351,6 +363,13 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		}
 		if h.opaque, err = buildRequest(h.in.mint()); err != nil {
 			return rep, err
+		}
+	}
+
+	if contains(o.Scenarios, scHitUpstream) {
+		h.progress("starting the RFC 8693 token endpoint on loopback")
+		if h.ex, err = startExchange(h.dir); err != nil {
+			return rep, fmt.Errorf("token endpoint: %w", err)
 		}
 	}
 
@@ -393,6 +412,8 @@ func scenarioTitle(name string, h *harness) string {
 		return "floor — an always-allow ext_authz server (default grpc.NewServer()): the cost of gRPC alone"
 	case scHit:
 		return fmt.Sprintf("hit — extauthz serve, one RS256 token (%d bytes), warmed: in-process cache hits", h.hitLen)
+	case scHitUpstream:
+		return fmt.Sprintf("hit-upstream — one RS256 token (%d bytes), warmed, on a resource with upstream_token mode exchange: in-process hits of the verdict and of the minted token", h.hitLen)
 	case scRedis:
 		return fmt.Sprintf("redis — extauthz serve with its own redis-server, cache.max_entries 1, %s RS256 tokens at random: Redis hits", thousands(h.o.RedisTokens))
 	case scFullRS256:
@@ -456,15 +477,16 @@ func (s *server) stop() {
 
 // startExtauthz runs `extauthz serve` with a generated config.
 func (h *harness) startExtauthz(ctx context.Context, redisURL string, maxEntries int) (*server, error) {
-	return h.startExtauthzWith(ctx, redisURL, maxEntries, nil)
+	return h.startExtauthzWith(ctx, redisURL, maxEntries, nil, nil)
 }
 
 // startExtauthzWith runs `extauthz serve` with a generated config whose
-// resource also trusts the introspection endpoint in, unless nil.
-func (h *harness) startExtauthzWith(ctx context.Context, redisURL string, maxEntries int, in *introspectionServer) (*server, error) {
+// resource also trusts the introspection endpoint in, unless nil, and
+// mints its upstream credential at ex, unless nil.
+func (h *harness) startExtauthzWith(ctx context.Context, redisURL string, maxEntries int, in *introspectionServer, ex *exchangeServer) (*server, error) {
 	p, err := startServer(ctx, h.reg, "extauthz", h.dir, func(addr string) []string {
 		path := filepath.Join(h.dir, "extauthz-"+strings.ReplaceAll(addr, ":", "_")+".yaml")
-		_ = os.WriteFile(path, []byte(extauthzConfig(addr, []*issuer{h.rs, h.es}, in, redisURL, maxEntries)), 0o600)
+		_ = os.WriteFile(path, []byte(extauthzConfig(addr, []*issuer{h.rs, h.es}, in, ex, redisURL, maxEntries)), 0o600)
 		return []string{h.o.Server, "serve", "--config", path}
 	})
 	if err != nil {
@@ -475,8 +497,9 @@ func (h *harness) startExtauthzWith(ctx context.Context, redisURL string, maxEnt
 
 // extauthzConfig is the policy file for a scenario: one resource trusting
 // the JWT issuers and, unless in is nil, the introspection endpoint's
-// authorization server as well.
-func extauthzConfig(grpcAddr string, issuers []*issuer, in *introspectionServer, redisURL string, maxEntries int) string {
+// authorization server as well; unless ex is nil, it mints its upstream
+// credential at that token endpoint.
+func extauthzConfig(grpcAddr string, issuers []*issuer, in *introspectionServer, ex *exchangeServer, redisURL string, maxEntries int) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "# generated by extauthz-load\n")
 	fmt.Fprintf(&b, "listen: {grpc: %q, http: \"off\", admin: \"off\"}\n", grpcAddr)
@@ -495,6 +518,9 @@ func extauthzConfig(grpcAddr string, issuers []*issuer, in *introspectionServer,
 		b.WriteString(in.config())
 	}
 	fmt.Fprintf(&b, "    scopes_supported: [%q]\n    required_scopes: [%q]\n", requiredScope, requiredScope)
+	if ex != nil {
+		b.WriteString(ex.config())
+	}
 	return b.String()
 }
 
@@ -536,11 +562,17 @@ type measurement struct {
 	pat     pattern
 	isRedis string               // redis-server address, to count its hits
 	in      *introspectionServer // introspection endpoint, to count its calls
+	ex      *exchangeServer      // token endpoint, to count its calls
 }
 
 // measure warms the server as described, then measures one run and files it.
 func (h *harness) measure(ctx context.Context, m measurement) (*Result, error) {
-	r := &Result{Concurrency: m.conc, ServerCPU: -1, RedisHits: -1, RedisMisses: -1, Introspections: -1, IntrospectConns: -1, IdleCores: -1, OtherCores: -1, Steal: -1}
+	r := &Result{Concurrency: m.conc, ServerCPU: -1, RedisHits: -1, RedisMisses: -1, Introspections: -1, IntrospectConns: -1,
+		Exchanges: -1, WarmExchanges: -1, IdleCores: -1, OtherCores: -1, Steal: -1}
+	var ex0, exRefused0 int64
+	if m.ex != nil {
+		ex0, exRefused0 = m.ex.calls.Load(), m.ex.refused.Load()
+	}
 	warmErr := func(res loadResult) {
 		r.WarmErrors += res.errors
 		for _, e := range res.errSample {
@@ -592,7 +624,7 @@ func (h *harness) measure(ctx context.Context, m measurement) (*Result, error) {
 	if m.isRedis != "" {
 		hits0, miss0 = redisStats(m.isRedis)
 	}
-	var calls0, calls1, conns0, conns1, inactive0, refused0 int64
+	var calls0, calls1, conns0, conns1, inactive0, refused0, exStart, exEnd int64
 	if m.in != nil {
 		inactive0, refused0 = m.in.inactive.Load(), m.in.refused.Load()
 	}
@@ -603,14 +635,21 @@ func (h *harness) measure(ctx context.Context, m measurement) (*Result, error) {
 			if m.in != nil {
 				calls0, conns0 = m.in.calls.Load(), m.in.conns.Load()
 			}
+			if m.ex != nil {
+				exStart = m.ex.calls.Load()
+			}
 		},
 		func() {
 			read(&cpu1, &idle1, &steal1, &procs1)
 			if m.in != nil {
 				calls1, conns1 = m.in.calls.Load(), m.in.conns.Load()
 			}
+			if m.ex != nil {
+				exEnd = m.ex.calls.Load()
+			}
 		})
 	r.Requests, r.Elapsed, r.Errors, r.ErrSample, r.Stop = res.requests, res.elapsed, res.errors, res.errSample, res.stop
+	r.Verified = res.verified
 	if res.elapsed > 0 {
 		r.Throughput = float64(res.requests) / res.elapsed.Seconds()
 	}
@@ -653,6 +692,16 @@ func (h *harness) measure(ctx context.Context, m measurement) (*Result, error) {
 		}
 		if n := m.in.refused.Load() - refused0; n > 0 {
 			m.sc.note("%s c=%d: the introspection endpoint refused %d calls (client credentials or request)", m.target, m.conc, n)
+		}
+	}
+	if m.ex != nil {
+		r.WarmExchanges, r.Exchanges = exStart-ex0, exEnd-exStart
+		m.sc.note("%s c=%d: %d token exchange(s) during the warm-up, **%d during the measured part**.", m.target, m.conc, r.WarmExchanges, r.Exchanges)
+		if n := m.ex.tokenLen.Load(); n > 0 {
+			m.sc.note("The minted token is %d bytes: the authorization header set upstream is %d.", n, n+int64(len("Bearer ")))
+		}
+		if n := m.ex.refused.Load() - exRefused0; n > 0 {
+			m.sc.note("%s c=%d: the token endpoint refused %d calls (client credentials or request)", m.target, m.conc, n)
 		}
 	}
 	for _, e := range res.errSample {
@@ -710,6 +759,9 @@ func (h *harness) scenario(ctx context.Context, sc *Scenario, round int) error {
 	switch sc.Name {
 	case scIntrospection, scIntroHit:
 		return h.introspection(ctx, sc)
+
+	case scHitUpstream:
+		return h.hitUpstream(ctx, sc)
 
 	case scFloor:
 		for _, c := range h.o.Concurrency {
@@ -845,7 +897,7 @@ func (h *harness) scenario(ctx context.Context, sc *Scenario, round int) error {
 func (h *harness) introspection(ctx context.Context, sc *Scenario) error {
 	sc.note("The introspection endpoint runs inside this tool (net/http on %s, a fixed service delay of %v before each answer, --introspect-delay): it checks the gateway's client_secret_basic credentials on every call and recognises its own opaque tokens by an HMAC tag, without a table; its CPU counts as the client's, not the server's. The gateway's introspection.timeout is %v, cache_ttl 60s; the resource also trusts the RS256 and ES256 issuers (jwt mode), as in the other scenarios.",
 		h.in.issuer, h.in.delay, introspectionTimeout(h.in.delay))
-	start := func() (*server, error) { return h.startExtauthzWith(ctx, "", 100_000, h.in) }
+	start := func() (*server, error) { return h.startExtauthzWith(ctx, "", 100_000, h.in, nil) }
 	if sc.Name == scIntroHit {
 		for _, c := range h.o.Concurrency {
 			err := h.withServer(ctx, start, func(srv *server, conn *grpc.ClientConn) error {
@@ -874,6 +926,32 @@ func (h *harness) introspection(ctx context.Context, sc *Scenario) error {
 				pass: warm.reqs, pat: pattern{reqs: ts.reqs, distinct: true}, in: h.in})
 			return err
 		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// hitUpstream runs hit on a resource whose allowed requests carry an
+// upstream credential minted by RFC 8693 exchange at the local token
+// endpoint. Each run starts a fresh server (in-process tiers only, as for
+// hit), whose warm-up mints the credential of every token of the working
+// set; the measured part is then hits of both caches, and the token
+// endpoint's calls during it are counted.
+func (h *harness) hitUpstream(ctx context.Context, sc *Scenario) error {
+	sc.note("The token endpoint runs inside this tool (net/http on %s): it checks the gateway's client_secret_basic credentials on every call and answers each RFC 8693 exchange with an ES256 JWT for audience %s (token_type Bearer, issued_token_type access_token, expires_in %s), signed by a key it serves at the configured jwks_uri; its CPU counts as the client's. The resource's upstream_token sets mode exchange, issuer, token_endpoint and jwks_uri (nothing discovered); no Redis: the verdict and the minted token are both in-process hits.",
+		h.ex.issuer, upstreamAudience, fmtDur(exchangeTTL))
+	sc.note("Besides its status, each caller's first answer of every run and every %dth after it is decoded in full and checked: exactly one authorization header set upstream (OVERWRITE_IF_EXISTS_OR_ADD, not removed), Bearer, a token the endpoint minted, not the client's.", verifyEvery)
+	verify := h.ex.answerCheck(h.hitTok)
+	working := [][]byte{h.hitReq} // hit's working set: one token
+	for _, c := range h.o.Concurrency {
+		err := h.withServer(ctx, func() (*server, error) { return h.startExtauthzWith(ctx, "", 100_000, nil, h.ex) },
+			func(srv *server, conn *grpc.ClientConn) error {
+				_, err := h.measure(ctx, measurement{sc: sc, target: "extauthz serve", conc: c, srv: srv, conn: conn,
+					pass: working, steady: true, pat: pattern{reqs: working, verify: verify}, ex: h.ex})
+				return err
+			})
 		if err != nil {
 			return err
 		}

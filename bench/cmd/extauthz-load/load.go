@@ -69,9 +69,12 @@ func (rawCodec) Name() string { return "proto" }
 // into *authv3.CheckResponse, as an ordinary grpc-go client would.
 type answer struct {
 	messages bool
-	code     int32
-	full     *authv3.CheckResponse // the whole answer, when decoded
-	msg      *authv3.CheckResponse // reused by decodeAll
+	// whole: decode the next answer in full even if it allows (a sampled
+	// answer that pattern.verify checks).
+	whole bool
+	code  int32
+	full  *authv3.CheckResponse // the whole answer, when decoded
+	msg   *authv3.CheckResponse // reused by decodeAll
 }
 
 // CheckResponse field numbers, and google.rpc.Status's code.
@@ -82,7 +85,7 @@ const (
 
 func (a *answer) decode(b []byte) error {
 	a.code, a.full = 0, nil
-	if a.messages {
+	if a.messages || a.whole {
 		return a.decodeAll(b)
 	}
 	// Every occurrence of status counts, and within them the last code
@@ -161,7 +164,17 @@ type pattern struct {
 	// ends when they run out. Otherwise each Check picks one uniformly at
 	// random (one request: always that one).
 	distinct bool
+	// verify, when set, checks more of an allowed answer than its status:
+	// each caller's first answer of a run and every verifyEvery-th after
+	// it are decoded in full and given to it; an error counts as the
+	// Check's.
+	verify func(*authv3.CheckResponse) error
 }
+
+// verifyEvery is how often pattern.verify sees an answer: rarely enough
+// that decoding it in full (several µs of the client's CPU) does not
+// weigh on the run, often enough that every run checks hundreds.
+const verifyEvery = 256
 
 // load is one measured run: concurrency goroutines on one connection doing
 // unary Checks back to back until the duration, maxRequests or (distinct)
@@ -186,6 +199,7 @@ type load struct {
 type loadResult struct {
 	requests  int
 	elapsed   time.Duration
+	verified  int // answers pattern.verify accepted
 	errors    int
 	errSample []string
 	stop      string          // why the run ended
@@ -223,6 +237,7 @@ func (l *load) run(ctx context.Context) loadResult {
 		next      atomic.Int64
 		timedOut  atomic.Bool
 		errCount  atomic.Int64
+		verified  atomic.Int64
 		mu        sync.Mutex
 		spans     []span
 		errSample []string
@@ -246,6 +261,7 @@ func (l *load) run(ctx context.Context) loadResult {
 			resp := &answer{messages: l.decodeMessages}
 			var mine []span
 			pos, end := 0, 0
+			calls := 0 // this caller's
 			defer func() {
 				if end > 0 {
 					mine[len(mine)-1].n = pos - mine[len(mine)-1].start
@@ -276,6 +292,9 @@ func (l *load) run(ctx context.Context) loadResult {
 				default:
 					req = l.pat.reqs[rng.IntN(len(l.pat.reqs))]
 				}
+				sampled := l.pat.verify != nil && calls%verifyEvery == 0
+				resp.whole = sampled
+				calls++
 				t0 := time.Now()
 				err := l.conn.Invoke(callCtx, checkMethod, &rawRequest{req}, resp, forceRaw)
 				t1 := time.Now()
@@ -286,6 +305,12 @@ func (l *load) run(ctx context.Context) loadResult {
 					noteErr("gRPC error: " + err.Error())
 				case !resp.ok():
 					noteErr("not allowed: " + resp.String())
+				case sampled:
+					if err := l.pat.verify(resp.full); err != nil {
+						noteErr(err.Error())
+					} else {
+						verified.Add(1)
+					}
 				}
 				if t1.After(deadline) {
 					timedOut.Store(true)
@@ -336,7 +361,7 @@ func (l *load) run(ctx context.Context) loadResult {
 	sorted := l.lat[:n]
 	slices.Sort(sorted)
 
-	r := loadResult{requests: n, elapsed: elapsed, errors: int(errCount.Load()), errSample: errSample, sorted: sorted, clientCPU: cpu1 - cpu0}
+	r := loadResult{requests: n, elapsed: elapsed, verified: int(verified.Load()), errors: int(errCount.Load()), errSample: errSample, sorted: sorted, clientCPU: cpu1 - cpu0}
 	switch {
 	case ctx.Err() != nil && errors.Is(ctx.Err(), context.Canceled):
 		r.stop = "interrupted"

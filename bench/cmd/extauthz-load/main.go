@@ -34,6 +34,8 @@
 //	floor          an always-allow ext_authz server built into this tool: the cost of gRPC alone;
 //	               every other figure is also given relative to it, at the same concurrency
 //	hit            extauthz serve, one RS256 token of about 950 bytes: in-process cache hits
+//	hit-upstream   hit on a resource with upstream_token mode exchange, minted at a local RFC 8693
+//	               token endpoint served by this tool, warmed: hits of the minted token too
 //	redis          extauthz serve with its own redis-server and cache.max_entries 1, 2,000 RS256
 //	               tokens at random: almost every Check is served by Redis
 //	full-rs256     a never-seen token on every Check (pre-minted): full verification, for
@@ -119,6 +121,14 @@ it, measures, stops it):
                  grpc.NewServer()): the cost of gRPC alone; the others are also given
                  relative to it at the same concurrency (throughput and p99)
   hit            extauthz serve, one RS256 token (about 950 bytes), warmed: cache hits
+  hit-upstream   the same, on a resource with upstream_token (mode exchange, no
+                 Redis) against a local RFC 8693 token endpoint served by this tool
+                 on 127.0.0.1 (client_secret_basic checked on every call, an ES256
+                 JWT for the configured audience, its JWKS served too), warmed so
+                 that the credential is minted before measuring: hits of the
+                 verdict and of the minted token; reports the exchanges made while
+                 measuring (0) and checks, on a sample of answers, that the
+                 authorization header set upstream is the minted Bearer token
   redis          extauthz serve with its own redis-server, cache.max_entries 1, 2,000
                  RS256 tokens at random: almost every Check is served by Redis
   full-rs256     every Check carries a never-seen token (pre-minted on all cores; the

@@ -98,7 +98,7 @@ func redisInstalled() bool {
 // gone afterwards.
 func TestHarness(t *testing.T) {
 	t.Parallel()
-	scenarios := []string{scFloor, scHit, scFullES256, scRedis, scIntrospection, scIntroHit}
+	scenarios := []string{scFloor, scHit, scHitUpstream, scFullES256, scRedis, scIntrospection, scIntroHit}
 	o := Options{
 		Server: serverBin, Scenarios: scenarios, Concurrency: []int{1, 4},
 		Duration: 300 * time.Millisecond, MaxRequests: 200_000, Rounds: 1,
@@ -117,6 +117,7 @@ func TestHarness(t *testing.T) {
 	wantSeries := map[string][]string{
 		scFloor:         {"floor"},
 		scHit:           {"extauthz serve"},
+		scHitUpstream:   {"extauthz serve"},
 		scFullES256:     {"extauthz serve", "jwx-floor"},
 		scRedis:         {"extauthz serve + redis"},
 		scIntrospection: {"extauthz serve"},
@@ -189,6 +190,19 @@ func TestHarness(t *testing.T) {
 						t.Errorf("%s: introspection calls per Check %v, want -1 (n/a)", name, r.Introspections)
 					}
 				}
+				// The credential of the one token is minted once per
+				// server, in the warm-up; the measured part only hits,
+				// and its sampled answers carry the minted token.
+				if sc.Name == scHitUpstream {
+					if r.WarmExchanges != 1 || r.Exchanges != 0 {
+						t.Errorf("%s: %d token exchanges in the warm-up, %d measured; want 1, 0", name, r.WarmExchanges, r.Exchanges)
+					}
+					if want := r.Requests/verifyEvery + c; r.Verified < 1 || r.Verified > want {
+						t.Errorf("%s: %d answers checked in full of %d Checks, want 1..%d", name, r.Verified, r.Requests, want)
+					}
+				} else if r.Exchanges != -1 || r.Verified != 0 {
+					t.Errorf("%s: %d token exchanges, %d answers checked; want -1 (n/a), 0", name, r.Exchanges, r.Verified)
+				}
 				if sc.Name == scRedis {
 					if r.AuxPeakRSS <= 0 {
 						t.Errorf("%s: redis-server RSS %d", name, r.AuxPeakRSS)
@@ -207,9 +221,9 @@ func TestHarness(t *testing.T) {
 		t.Errorf("scenarios %q, want %q", got, scenarios)
 	}
 
-	// floor: 2 runs; hit: 2; full-es256: 4; introspection: 2;
-	// introspection-hit: 2; redis: 2 + redis-server.
-	want := 12
+	// floor: 2 runs; hit: 2; hit-upstream: 2; full-es256: 4;
+	// introspection: 2; introspection-hit: 2; redis: 2 + redis-server.
+	want := 14
 	if redisInstalled() {
 		want += 3
 	}
@@ -230,6 +244,8 @@ func TestHarness(t *testing.T) {
 		"## Machine", "## Command", "| concurrency | Checks/s | ×floor | p50 | p90 | p99 | p99.9 | p99 ×floor | CPU µs/Check | peak RSS | errors |",
 		"### extauthz serve relative to jwx-floor", "## introspection — every Check a never-seen opaque token",
 		"## introspection-hit — one opaque token", "Introspection calls per Check: c=1 1.0000 (",
+		"## hit-upstream — one RS256 token (", "Token exchanges while measuring (all rounds): c=1 0, c=4 0.",
+		"extauthz serve c=4: 1 token exchange(s) during the warm-up, **0 during the measured part**.",
 	} {
 		if !strings.Contains(md.String(), want) {
 			t.Errorf("report lacks %q:\n%s", want, md.String())
@@ -402,16 +418,23 @@ func TestGeneratedConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer in.close()
+	ex, err := startExchange(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ex.close()
 	for _, tc := range []struct {
 		redis string
 		in    *introspectionServer
-	}{{"", nil}, {"redis://127.0.0.1:1/0", nil}, {"", in}} {
+		ex    *exchangeServer
+	}{{"", nil, nil}, {"redis://127.0.0.1:1/0", nil, nil}, {"", in, nil}, {"", nil, ex}} {
 		path := filepath.Join(t.TempDir(), "c.yaml")
-		if err := os.WriteFile(path, []byte(extauthzConfig("127.0.0.1:1", []*issuer{rs}, tc.in, tc.redis, 1)), 0o600); err != nil {
+		if err := os.WriteFile(path, []byte(extauthzConfig("127.0.0.1:1", []*issuer{rs}, tc.in, tc.ex, tc.redis, 1)), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		if out, err := exec.Command(serverBin, "check-config", path).CombinedOutput(); err != nil {
-			t.Errorf("check-config (redis %q, introspection %v): %v\n%s", tc.redis, tc.in != nil, err, out)
+		out, err := exec.Command(serverBin, "check-config", path).CombinedOutput()
+		if err != nil {
+			t.Errorf("check-config (redis %q, introspection %v, upstream_token %v): %v\n%s", tc.redis, tc.in != nil, tc.ex != nil, err, out)
 		}
 	}
 }

@@ -25,6 +25,8 @@ type row struct {
 	redisHits, redisMis float64
 	introspections      float64 // endpoint calls per Check; < 0 n/a
 	introspectConns     float64 // new endpoint connections per call; < 0 n/a
+	exchanges           int64   // token endpoint calls while measuring, total over the rounds; < 0 n/a
+	verified            int     // answers checked in full per run (median)
 	rss                 int64
 	idle, other, steal  float64 // cores; < 0 unknown
 }
@@ -74,6 +76,13 @@ func summarize(conc int, runs []*Result) row {
 	rw.redisMis = median(pick(runs, func(r *Result) float64 { return r.RedisMisses }))
 	rw.introspections = median(pick(runs, func(r *Result) float64 { return r.Introspections }))
 	rw.introspectConns = median(pick(runs, func(r *Result) float64 { return r.IntrospectConns }))
+	rw.verified = median(pick(runs, func(r *Result) int { return r.Verified }))
+	rw.exchanges = -1
+	for _, r := range runs {
+		if r.Exchanges >= 0 {
+			rw.exchanges = max(rw.exchanges, 0) + r.Exchanges
+		}
+	}
 	rw.rss = median(pick(runs, func(r *Result) int64 { return r.RSS }))
 	rw.idle = median(pick(runs, func(r *Result) float64 { return r.IdleCores }))
 	rw.other = median(pick(runs, func(r *Result) float64 { return r.OtherCores }))
@@ -189,7 +198,7 @@ func (rep *Report) WriteMarkdown(w io.Writer) {
 					r.conc, thousands(int(math.Round(r.throughput))), xTP, fmtLat(r.p50), fmtLat(r.p90), fmtLat(r.p99), fmtLat(r.p999), xP99, cpu, peak, errs)
 			}
 			fmt.Fprintf(w, "\n")
-			var runs, client, redis, rss, other, intro []string
+			var runs, client, redis, rss, other, intro, exch, verified []string
 			for _, r := range rows {
 				runs = append(runs, fmt.Sprintf("c=%d %s Checks (%s)", r.conc, thousands(r.requests), strings.Join(r.stops, ", ")))
 				client = append(client, fmt.Sprintf("c=%d %.1f", r.conc, r.client))
@@ -209,6 +218,12 @@ func (rep *Report) WriteMarkdown(w io.Writer) {
 					}
 					intro = append(intro, s)
 				}
+				if r.exchanges >= 0 {
+					exch = append(exch, fmt.Sprintf("c=%d %d", r.conc, r.exchanges))
+				}
+				if r.verified > 0 {
+					verified = append(verified, fmt.Sprintf("c=%d %s", r.conc, thousands(r.verified)))
+				}
 			}
 			per := "Checks per run"
 			if o.Rounds > 1 {
@@ -226,6 +241,12 @@ func (rep *Report) WriteMarkdown(w io.Writer) {
 			}
 			if len(intro) > 0 {
 				fmt.Fprintf(w, " Introspection calls per Check: %s.", strings.Join(intro, ", "))
+			}
+			if len(exch) > 0 {
+				fmt.Fprintf(w, " Token exchanges while measuring (all rounds): %s.", strings.Join(exch, ", "))
+			}
+			if len(verified) > 0 {
+				fmt.Fprintf(w, " Answers checked in full per run: %s.", strings.Join(verified, ", "))
 			}
 			fmt.Fprintf(w, "\n\n")
 		}
