@@ -34,7 +34,7 @@ func (u *upstreamMinters) Credential(ctx context.Context, resource, raw string, 
 	if err != nil {
 		return authz.UpstreamCredential{}, true, classifyMint(err)
 	}
-	return authz.UpstreamCredential{Token: c.Token, Expiry: c.Expiry, Source: c.Source}, true, nil
+	return authz.UpstreamCredential{Token: c.Token, Authorization: c.Authorization, Expiry: c.Expiry, Source: c.Source}, true, nil
 }
 
 // Forget implements authz.UpstreamCredentials.

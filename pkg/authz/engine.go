@@ -99,8 +99,11 @@ type UpstreamCredentials interface {
 
 // UpstreamCredential is a minted upstream token.
 type UpstreamCredential struct {
-	Token  string
-	Expiry time.Time
+	Token string
+	// Authorization, when set, is "Bearer " + Token, built once by the
+	// minter (the engine builds it otherwise).
+	Authorization string
+	Expiry        time.Time
 	// Source says where it came from: "local", "redis" or "minted".
 	Source string
 }
@@ -426,7 +429,11 @@ func (e *Engine) store(ctx context.Context, key cache.Key, v verdict.Verdict) ve
 func (p *Policy) allow(res *resource, v *verdict.Verdict) Decision {
 	d := Decision{Allow: true, Status: http.StatusOK, Reason: ReasonAllowed, Resource: res.name, Claims: v.Claims}
 	values := [3]string{v.Claims.Subject, v.Claims.ClientID, v.Claims.Scope}
-	d.Upstream = make([]Header, 0, len(values))
+	n := len(values)
+	if res.mintsUpstream {
+		n++ // the minted credential's Authorization
+	}
+	d.Upstream = make([]Header, 0, n)
 	var remove []string
 	for i, name := range p.identity {
 		if values[i] != "" {

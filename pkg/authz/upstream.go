@@ -147,7 +147,11 @@ func (e *Engine) addUpstreamCredential(ctx context.Context, p *Policy, res *reso
 	// Set, not appended: whatever Authorization the request had is
 	// replaced (Envoy: OVERWRITE_IF_EXISTS_OR_ADD; HTTP mode: the proxy
 	// copies this header of the answer over the request's).
-	d.Upstream = append(d.Upstream, Header{"authorization", "Bearer " + c.Token})
+	authorization := c.Authorization
+	if authorization == "" {
+		authorization = "Bearer " + c.Token
+	}
+	d.Upstream = append(d.Upstream, Header{"authorization", authorization})
 	d.Remove = slices.DeleteFunc(d.Remove, func(h string) bool { return h == "authorization" })
 	d.UpstreamCredential = c.Source
 	return Decision{}, true

@@ -70,7 +70,7 @@ func (c minterCredentials) Credential(ctx context.Context, _, raw string, hash [
 	if err != nil {
 		return authz.UpstreamCredential{}, true, err
 	}
-	return authz.UpstreamCredential{Token: cred.Token, Expiry: cred.Expiry, Source: cred.Source}, true, nil
+	return authz.UpstreamCredential{Token: cred.Token, Authorization: cred.Authorization, Expiry: cred.Expiry, Source: cred.Source}, true, nil
 }
 
 func (c minterCredentials) Forget(ctx context.Context, _ string, hash [32]byte) {

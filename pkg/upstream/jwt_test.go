@@ -211,6 +211,7 @@ func TestMintedJWTAccepted(t *testing.T) {
 func TestClientCredentialsAtDevIssuer(t *testing.T) {
 	e := newEnv(t)
 	iss, srv := testkit.Issuer(t, "RS256", "/dev", "", e.clock.Now)
+	iss.SetClient(clientID, clientSecret) // the gateway's client, authenticated with client_secret_basic
 	keys := jwks.New(func(context.Context) (string, error) { return iss.JWKSURL(), nil }, jwks.Options{Now: e.clock.Now})
 	m := e.minter(e.localStore(), func(o *upstream.Options) {
 		o.Mode, o.Issuer, o.Keys = upstream.ModeClientCredentials, iss.Issuer(), keys

@@ -165,10 +165,11 @@ type entry struct {
 	// hash is the Hash of the key the entry was stored under. It travels
 	// inside the encrypted entry, so that a ciphertext copied under
 	// another key is recognised (and ignored) on read.
-	hash    [sha256.Size]byte
-	token   string
-	refusal error // non-nil: a cached refusal (one of refusals)
-	code    string
+	hash [sha256.Size]byte
+	// authorization is "Bearer " + token; token is its tail (setToken).
+	authorization, token string
+	refusal              error // non-nil: a cached refusal (one of refusals)
+	code                 string
 	// expiry is the minted token's own; subject the incoming token's
 	// (exchange; 0 otherwise); until when the entry stops being used;
 	// refreshAt when a hit starts a re-mint (0: never).
@@ -178,6 +179,13 @@ type entry struct {
 	// not before retryAt (after a failed one).
 	refreshing atomic.Bool
 	retryAt    atomic.Int64
+}
+
+// setToken sets the entry's token and the Authorization header value
+// carrying it, in one string.
+func (e *entry) setToken(tok string) {
+	e.authorization = "Bearer " + tok
+	e.token = e.authorization[len("Bearer "):]
 }
 
 // usable reports whether e may answer for key at now: the key it was
@@ -267,7 +275,7 @@ func (c *sealer) Decode(b []byte) (*entry, error) {
 	}
 	switch p[0] {
 	case kindToken:
-		e.token = string(p[1:])
+		e.setToken(string(p[1:]))
 		if e.token == "" {
 			return nil, errors.New("upstream: entry without a token")
 		}

@@ -62,6 +62,9 @@ type Subject struct {
 // Credential is an access token to send upstream.
 type Credential struct {
 	Token string
+	// Authorization is "Bearer " + Token, the header value the upstream
+	// gets: built once per entry, not per request.
+	Authorization string
 	// Expiry is the minted token's own expiry (its exp, or expires_in).
 	Expiry time.Time
 	// Source is SourceLocal, SourceRedis or SourceMinted.
@@ -403,7 +406,7 @@ func (m *Minter) token(ctx context.Context, key *cache.Key, s *Subject, k kind) 
 		if e.refreshAt != 0 && now >= e.refreshAt {
 			m.refreshAhead(ctx, e, *key, *s, k, now)
 		}
-		return Credential{Token: e.token, Expiry: time.Unix(0, e.expiry), Source: src}, nil
+		return Credential{Token: e.token, Authorization: e.authorization, Expiry: time.Unix(0, e.expiry), Source: src}, nil
 	}
 	if k != kindActor {
 		m.o.Observer.Lookup(m.o.Name, "none", false)
@@ -477,7 +480,7 @@ func fromEntry(e *entry, src string) result {
 	if e.refusal != nil {
 		return result{err: e.refusal}
 	}
-	return result{c: Credential{Token: e.token, Expiry: time.Unix(0, e.expiry), Source: src}}
+	return result{c: Credential{Token: e.token, Authorization: e.authorization, Expiry: time.Unix(0, e.expiry), Source: src}}
 }
 
 // sleepCtx waits d or until ctx ends, and reports whether ctx is still live.
@@ -535,7 +538,7 @@ func (m *Minter) mintAndStore(ctx context.Context, key cache.Key, s Subject, k k
 	if ttl > 0 {
 		m.store.put(ctx, key, e, ttl)
 	}
-	return result{c: Credential{Token: cred.token, Expiry: cred.expiry, Source: SourceMinted}}
+	return result{c: Credential{Token: e.token, Authorization: e.authorization, Expiry: cred.expiry, Source: SourceMinted}}
 }
 
 // newEntry builds the cache entry of a minted credential and its TTL:
@@ -545,7 +548,8 @@ func (m *Minter) mintAndStore(ctx context.Context, key cache.Key, s Subject, k k
 // credential could not extend.
 func (m *Minter) newEntry(key cache.Key, c minted, s Subject, k kind, now time.Time) (*entry, time.Duration) {
 	n := now.UnixNano()
-	e := &entry{hash: key.Hash, token: c.token, expiry: c.expiry.UnixNano()}
+	e := &entry{hash: key.Hash, expiry: c.expiry.UnixNano()}
+	e.setToken(c.token)
 	e.until = min(e.expiry-int64(m.o.ExpiryMargin), n+int64(m.o.MaxTTL))
 	bySubject := false
 	if k == kindExchange {
