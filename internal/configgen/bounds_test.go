@@ -129,6 +129,9 @@ func TestValidateEnforcesSchemaBounds(t *testing.T) {
 		if strings.HasPrefix(p.path, "resources[0].login.") {
 			set(doc, "resources[0].login.enabled", true)
 		}
+		if strings.HasPrefix(p.path, "resources[0].upstream_token.") && p.path != "resources[0].upstream_token.mode" {
+			set(doc, "resources[0].upstream_token.mode", "exchange")
+		}
 		if strings.HasPrefix(p.path, "resources[0].authorization_servers[0].introspection.") {
 			set(doc, "resources[0].authorization_servers[0].token_mode", "auto")
 		}
