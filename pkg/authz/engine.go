@@ -243,6 +243,13 @@ func (e *Engine) decide(ctx context.Context, p *Policy, r *Request) Decision {
 		d.Source = src
 		return d
 	}
+	if v.Claims.JKT != "" {
+		// Bound to a key by DPoP (cnf.jkt, RFC 9449 §6), fresh or from the
+		// cache: a Bearer request proves no possession of it (§7.1).
+		d := p.deny(res, fmt.Errorf("%w: DPoP-bound (cnf.jkt) token presented as Bearer", token.ErrNotAccessToken))
+		d.Source = src
+		return d
+	}
 	var op mcp.Operation
 	if res.needsOperation() {
 		if op, err = res.operation(r); err != nil {

@@ -249,20 +249,35 @@ func (c *Client) interpret(body []byte) (*token.Claims, error) {
 	if string(r.Active) != "true" {
 		return nil, token.ErrInactive
 	}
-	// Only bearer access tokens may pass (RFC 6750). A server tells a
-	// refresh token by its token_type, a sender-constrained one (DPoP,
-	// RFC 9449; mTLS, RFC 8705) by cnf: its presenter must prove
-	// possession of a key, which a Bearer request cannot.
-	if tt := r.TokenType; tt != "" && !strings.EqualFold(tt, "bearer") && tt != "access_token" &&
-		tt != "urn:ietf:params:oauth:token-type:access_token" {
-		return nil, fmt.Errorf("%w: token_type %q", token.ErrNotAccessToken, tt)
-	}
+	// Only access tokens may pass. A server tells a sender-constrained
+	// token by cnf: its presenter must prove possession of a key. The one
+	// binding the gateway can check is DPoP's cnf.jkt alone (RFC 9449
+	// §6.2, token.ConfirmationJKT): such a token passes, its thumbprint in
+	// the claims (Grant.JKT, which a Bearer request cannot satisfy). Any
+	// other (mTLS, RFC 8705 §3.2) is refused here.
+	bound := false
 	if len(r.Cnf) > 0 && string(r.Cnf) != "null" {
-		return nil, fmt.Errorf("%w: sender-constrained (cnf)", token.ErrNotAccessToken)
+		if _, bound = token.ConfirmationJKT(r.Cnf); !bound {
+			return nil, fmt.Errorf("%w: sender-constrained (cnf) other than by a DPoP key thumbprint (cnf.jkt)", token.ErrNotAccessToken)
+		}
+	}
+	// A refresh token it tells by token_type. A DPoP-bound access token
+	// may be typed "DPoP", the token type of RFC 9449 §5 (oidc-provider
+	// answers so), but only along with the cnf.jkt that binds it.
+	switch tt := r.TokenType; {
+	case tt == "", strings.EqualFold(tt, "bearer"), tt == "access_token", tt == "urn:ietf:params:oauth:token-type:access_token":
+	case bound && strings.EqualFold(tt, "dpop"):
+	default:
+		return nil, fmt.Errorf("%w: token_type %q", token.ErrNotAccessToken, tt)
 	}
 	p, err := token.ParsePayload(body, c.o.Claims)
 	if err != nil {
 		return nil, fmt.Errorf("%w: introspection response: %v", token.ErrUnavailable, err)
+	}
+	if (p.JKT != "") != bound {
+		// Both read the one cnf member of an object ParsePayload found
+		// unambiguous; should they ever disagree, no binding is dropped.
+		return nil, fmt.Errorf("%w: introspection response: cnf read two ways", token.ErrUnavailable)
 	}
 	switch p.Issuer {
 	case "":

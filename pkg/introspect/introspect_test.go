@@ -82,10 +82,20 @@ func (s *server) client(t *testing.T, mod func(*Options)) *Client {
 
 var now = time.Unix(1_800_000_000, 0)
 
-func active(extra string) string {
+func active(extra string) string { return activeAs("Bearer", extra) }
+
+// activeAs is an active answer with token_type tokenType.
+func activeAs(tokenType, extra string) string {
 	return `{"active":true,"iss":"` + issuer + `","sub":"alice","client_id":"app","scope":"mcp:tools mcp:read",` +
-		`"aud":["https://mcp.example.com/mcp"],"exp":1800000600,"iat":1799999990,"token_type":"Bearer"` + extra + `}`
+		`"aud":["https://mcp.example.com/mcp"],"exp":1800000600,"iat":1799999990,"token_type":"` + tokenType + `"` + extra + `}`
 }
+
+// jkt is a JWK SHA-256 thumbprint (RFC 7638; the example of RFC 9449 §6.1),
+// x5t a certificate's (RFC 8705 §3.1).
+const (
+	jkt = "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"
+	x5t = "bwcK0esc3ACC3DB2Y5_lESsXE8o9ltc05O89jdN-dg2"
+)
 
 func TestActiveTokenWithClientSecretBasic(t *testing.T) {
 	s := newServer(t)
@@ -190,7 +200,31 @@ func TestAnswers(t *testing.T) {
 		{"active missing", 200, `{"sub":"alice"}`, token.ClaimNames{}, token.ErrInactive, nil},
 		{"active as a string", 200, `{"active":"true","exp":1800000600}`, token.ClaimNames{}, token.ErrInactive, nil},
 		{"refresh token", 200, active(`,"token_type":"refresh_token"`), token.ClaimNames{}, token.ErrNotAccessToken, nil},
-		{"dpop bound", 200, active(`,"cnf":{"jkt":"0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"}`), token.ClaimNames{}, token.ErrNotAccessToken, nil},
+		// RFC 9449 §6.2: a DPoP-bound token is active, its claims carry
+		// the thumbprint (refused as Bearer by the decision).
+		{"dpop bound", 200, active(`,"cnf":{"jkt":"` + jkt + `"}`), token.ClaimNames{}, nil, func(c *token.Claims) bool {
+			return c.JKT == jkt && c.Subject == "alice"
+		}},
+		{"dpop bound, typed DPoP (oidc-provider)", 200, activeAs("DPoP", `,"cnf":{"jkt":"`+jkt+`"}`), token.ClaimNames{}, nil, func(c *token.Claims) bool {
+			return c.JKT == jkt
+		}},
+		{"dpop bound, typed bearer", 200, activeAs("bearer", `,"cnf":{"jkt":"`+jkt+`"}`), token.ClaimNames{}, nil, func(c *token.Claims) bool {
+			return c.JKT == jkt
+		}},
+		{"cnf null is no binding", 200, active(`,"cnf":null`), token.ClaimNames{}, nil, func(c *token.Claims) bool { return c.JKT == "" }},
+		{"no cnf is no binding", 200, active(``), token.ClaimNames{}, nil, func(c *token.Claims) bool { return c.JKT == "" }},
+		{"typed DPoP without cnf", 200, activeAs("DPoP", ``), token.ClaimNames{}, token.ErrNotAccessToken, nil},
+		{"typed DPoP with an mTLS cnf", 200, activeAs("DPoP", `,"cnf":{"x5t#S256":"`+x5t+`"}`), token.ClaimNames{}, token.ErrNotAccessToken, nil},
+		{"dpop bound refresh token", 200, activeAs("refresh_token", `,"cnf":{"jkt":"`+jkt+`"}`), token.ClaimNames{}, token.ErrNotAccessToken, nil},
+		{"mtls bound (x5t#S256)", 200, active(`,"cnf":{"x5t#S256":"` + x5t + `"}`), token.ClaimNames{}, token.ErrNotAccessToken, nil},
+		{"jkt and x5t#S256", 200, active(`,"cnf":{"jkt":"` + jkt + `","x5t#S256":"` + x5t + `"}`), token.ClaimNames{}, token.ErrNotAccessToken, nil},
+		{"cnf jwk", 200, active(`,"cnf":{"jwk":{"kty":"OKP","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}}`), token.ClaimNames{}, token.ErrNotAccessToken, nil},
+		{"cnf empty", 200, active(`,"cnf":{}`), token.ClaimNames{}, token.ErrNotAccessToken, nil},
+		{"cnf a string", 200, active(`,"cnf":"` + jkt + `"`), token.ClaimNames{}, token.ErrNotAccessToken, nil},
+		{"jkt too short", 200, active(`,"cnf":{"jkt":"` + jkt[:42] + `"}`), token.ClaimNames{}, token.ErrNotAccessToken, nil},
+		{"jkt padded", 200, active(`,"cnf":{"jkt":"` + jkt + `="}`), token.ClaimNames{}, token.ErrNotAccessToken, nil},
+		{"jkt twice", 200, active(`,"cnf":{"jkt":"` + jkt + `","jkt":"` + jkt + `"}`), token.ClaimNames{}, token.ErrNotAccessToken, nil},
+		{"JKT", 200, active(`,"cnf":{"JKT":"` + jkt + `"}`), token.ClaimNames{}, token.ErrNotAccessToken, nil},
 		{"other issuer", 200, `{"active":true,"iss":"https://evil.example.com","exp":1800000600}`, token.ClaimNames{}, token.ErrUnknownIssuer, nil},
 		{"expired", 200, `{"active":true,"exp":1799990000}`, token.ClaimNames{}, token.ErrExpired, nil},
 		{"not yet valid", 200, `{"active":true,"exp":1800000600,"nbf":1800009000}`, token.ClaimNames{}, token.ErrNotYetValid, nil},

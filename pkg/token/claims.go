@@ -52,6 +52,10 @@ type Payload struct {
 	// Confirmation reports a cnf member, whatever its value (RFC 7800
 	// §3.1): the token is bound to a key its presenter must prove.
 	Confirmation bool
+	// JKT is the thumbprint of a cnf that binds the token by DPoP and by
+	// nothing else (see ConfirmationJKT); empty for any other cnf, which
+	// the gateway cannot check, and when there is none.
+	JKT string
 }
 
 // payloadJSON holds the standard claims, each decoded from its member
@@ -118,7 +122,7 @@ func (n ClaimNames) wanted() []string {
 // matched exactly, as RFC 7519 §4 requires.
 func ParsePayload(data []byte, names ClaimNames) (*Payload, error) {
 	var w payloadJSON
-	cnf := false
+	cnf, jkt := false, ""
 	std := names.standard()
 	var want []string
 	var all map[string][]byte
@@ -133,6 +137,7 @@ func ParsePayload(data []byte, names ClaimNames) (*Payload, error) {
 			}
 		} else if name == "cnf" {
 			cnf = true
+			jkt, _ = ConfirmationJKT(v)
 		} else if caseVariant(name, standardClaims...) {
 			return fmt.Errorf("claim %q differs from a standard claim only in case", name)
 		}
@@ -148,7 +153,7 @@ func ParsePayload(data []byte, names ClaimNames) (*Payload, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &Payload{Issuer: w.Iss, Subject: w.Sub, ClientID: w.ClientID, Audience: w.Aud, Confirmation: cnf}
+	p := &Payload{Issuer: w.Iss, Subject: w.Sub, ClientID: w.ClientID, Audience: w.Aud, Confirmation: cnf, JKT: jkt}
 	if p.ClientID == "" {
 		p.ClientID = w.Azp
 	}
@@ -226,9 +231,37 @@ func (p *Payload) Claims(now time.Time, leeway time.Duration, requireExpiry bool
 	if !p.IssuedAt.IsZero() && now.Add(leeway).Before(p.IssuedAt) {
 		return nil, fmt.Errorf("%w: iat is in the future", ErrNotYetValid)
 	}
-	g := &Grant{Issuer: p.Issuer, ClientID: p.ClientID, Audience: p.Audience, Scopes: p.Scopes}
+	g := &Grant{Issuer: p.Issuer, ClientID: p.ClientID, Audience: p.Audience, Scopes: p.Scopes, JKT: p.JKT}
 	g.Scope = strings.Join(g.Scopes, " ")
 	return &Claims{Subject: p.Subject, Expiry: p.Expiry, Grant: g, Extra: p.Extra}, nil
+}
+
+// thumbprintLen is the length of a SHA-256 JWK thumbprint (RFC 7638) in
+// base64url without padding: 32 bytes.
+const thumbprintLen = 43
+
+// ConfirmationJKT reads the value of a cnf claim or introspection member
+// (RFC 7800 §3.1) and returns its jkt when that is the whole binding: an
+// object with exactly one member, "jkt" (RFC 9449 §6.1 and §6.2), whose
+// value is a SHA-256 JWK thumbprint in canonical base64url (43
+// characters; a digest of another length is no thumbprint DPoP defines).
+// Anything else — mTLS's x5t#S256 (RFC 8705 §3.1), a jwk, jkt beside
+// another member, a jkt of another length or alphabet, a value that is
+// not an object, an ambiguous object (see members) — is a binding the
+// gateway cannot check: ok is false, and the token must be refused.
+func ConfirmationJKT(cnf []byte) (jkt string, ok bool) {
+	n := 0
+	err := members(cnf, func(name string, v []byte) error {
+		n++
+		if name != "jkt" || n > 1 {
+			return errors.New("not a cnf with jkt alone")
+		}
+		return json.Unmarshal(v, &jkt)
+	})
+	if err != nil || n != 1 || len(jkt) != thumbprintLen || !canonicalBase64URL(jkt) {
+		return "", false
+	}
+	return jkt, true
 }
 
 // decodeSegment decodes one segment of a JWS compact token: base64url

@@ -276,6 +276,8 @@ func FuzzParseToken(f *testing.F) {
 		good, good + "==", signRaw(`{"alg":"EdDSA","kid":"k1","alg":"none"}`, rawClaims("")),
 		signRaw(rawHeader, rawClaims(`,"sub":"admin"`)), signRaw(`{"alg":"EdDSA","kid":"k1","cty":"JWT"}`, good),
 		enc(`{"alg":"none"}`) + "." + enc(rawClaims("")) + ".", "a.b.c.d.e", "",
+		signRaw(rawHeader, rawClaims(`,"cnf":{"jkt":"0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"}`)),
+		signRaw(rawHeader, rawClaims(`,"cnf":{"x5t#S256":"bwcK0esc3ACC3DB2Y5_lESsXE8o9ltc05O89jdN-dg2"}`)),
 	} {
 		f.Add(s)
 	}
@@ -307,7 +309,35 @@ func FuzzParseToken(f *testing.F) {
 		if c == nil || c.Issuer != rawIssuer || c.Expiry.IsZero() {
 			t.Fatalf("verified with claims %+v", c)
 		}
+		if want := independentJKT(t, pb); c.JKT != want {
+			t.Fatalf("verified bound to %q; a map decoding of %q reads %q", c.JKT, pb, want)
+		}
 	})
+}
+
+// independentJKT reads the binding of a verified claims set with
+// encoding/json, independently of the package's scanner: "" without cnf,
+// else the jkt of a cnf that has no other member, and it fails the test
+// for any other cnf, which must not have verified.
+func independentJKT(t *testing.T, claims []byte) string {
+	t.Helper()
+	var m map[string]json.RawMessage
+	if json.Unmarshal(claims, &m) != nil {
+		t.Fatalf("claims %q are not an object", claims)
+	}
+	raw, ok := m["cnf"]
+	if !ok {
+		return ""
+	}
+	var cnf map[string]json.RawMessage
+	var jkt string
+	if json.Unmarshal(raw, &cnf) != nil || len(cnf) != 1 || json.Unmarshal(cnf["jkt"], &jkt) != nil || len(jkt) != 43 {
+		t.Fatalf("verified with cnf %s", raw)
+	}
+	if b, err := base64.RawURLEncoding.Strict().DecodeString(jkt); err != nil || len(b) != 32 || strings.ContainsAny(jkt, "\r\n") {
+		t.Fatalf("verified with cnf.jkt %q, not a canonical SHA-256 thumbprint", jkt)
+	}
+	return jkt
 }
 
 // distinctMembers and memberCount count a JSON object's top-level
@@ -344,6 +374,7 @@ func FuzzParsePayload(f *testing.F) {
 	for _, s := range []string{
 		rawClaims(""), rawClaims(`,"scp":["a"],"azp":"z","nbf":1,"iat":2.5`), `{"aud":["a","b"],"groups":{"x":[1]}}`,
 		`{"iss":"a","iss":"b"}`, "{\"sub\":\"\xff\"}", `{"Iss":"x"}`, `{"a":"\ud800"}`,
+		`{"cnf":{"jkt":"0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"}}`, `{"cnf":{"jkt":"0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4J"}}`,
 	} {
 		f.Add([]byte(s))
 	}
@@ -365,6 +396,14 @@ func FuzzParsePayload(f *testing.F) {
 		}
 		if p.Issuer != iss {
 			t.Fatalf("iss %q, a map decoding reads %q", p.Issuer, iss)
+		}
+		if _, cnf := m["cnf"]; cnf != p.Confirmation {
+			t.Fatalf("Confirmation %v for %q", p.Confirmation, data)
+		}
+		if p.JKT != "" {
+			if want := independentJKT(t, data); p.JKT != want {
+				t.Fatalf("JKT %q, a map decoding reads %q", p.JKT, want)
+			}
 		}
 		q, err := ParsePayload(data, ClaimNames{Keep: []string{"x"}})
 		if err == nil && (q.Issuer != p.Issuer || q.Subject != p.Subject || !q.Expiry.Equal(p.Expiry)) {

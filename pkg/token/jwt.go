@@ -53,7 +53,7 @@ type Issuer struct {
 	// AllowUntyped accepts JWT access tokens whose typ header is absent
 	// or "JWT", for servers that do not type them at+jwt (configured as
 	// require_typ: false). The zero value requires at+jwt; a JWT typed
-	// as anything else is refused either way (see bearerAccessToken).
+	// as anything else is refused either way (see accessToken).
 	AllowUntyped bool
 }
 
@@ -311,15 +311,15 @@ func (v *IssuerSet) verifyJWT(ctx context.Context, raw string, t *jwt, is Issuer
 	if err != nil {
 		return nil, fmt.Errorf("%w: claims: %v", ErrMalformed, err)
 	}
-	if err := bearerAccessToken(t.header, p, is.AllowUntyped); err != nil {
+	if err := accessToken(t.header, p, is.AllowUntyped); err != nil {
 		return nil, err
 	}
 	return p.Claims(v.now(), v.leeway, true)
 }
 
-// bearerAccessToken checks that a verified JWT is an access token that a
-// Bearer request may present: the one place where a JWT's kind is judged
-// (an introspected token's is judged by its server's answer).
+// accessToken checks that a verified JWT is an access token the gateway
+// can accept: the one place where a JWT's kind is judged (an introspected
+// token's is judged by its server's answer).
 //
 // Its typ must say it is an access token (RFC 9068 §2.1, §4: "at+jwt"),
 // or, when the issuer does not type its access tokens (allowUntyped), be
@@ -328,12 +328,14 @@ func (v *IssuerSet) verifyJWT(ctx context.Context, raw string, t *jwt, is Issuer
 // a logout token — and is refused whatever the issuer's setting: such a
 // JWT can carry the right iss and aud, and only its type tells it apart.
 //
-// And it must not carry cnf (RFC 7800 §3.1): a token bound to a key, by
-// DPoP (RFC 9449 §6, cnf.jkt) or a TLS client certificate (RFC 8705 §3,
-// cnf.x5t#S256), may only be used by a presenter proving possession of
-// that key, which a Bearer request does not. A gateway that accepts DPoP
-// proofs would accept a cnf.jkt it has checked here.
-func bearerAccessToken(h header, p *Payload, allowUntyped bool) error {
+// And a cnf it carries (RFC 7800 §3.1) must be a binding the gateway can
+// check: cnf.jkt alone (DPoP, RFC 9449 §6.1; see ConfirmationJKT). A token
+// bound to a TLS client certificate (RFC 8705 §3, cnf.x5t#S256) or in any
+// other way may only be used by a presenter proving possession of a key
+// the gateway never sees: it is refused here. A DPoP-bound one passes,
+// its thumbprint in the claims (Grant.JKT), and is not yet a bearer
+// token: its proof is the reader's to check.
+func accessToken(h header, p *Payload, allowUntyped bool) error {
 	switch {
 	case !h.HasTyp:
 		if !allowUntyped {
@@ -347,8 +349,8 @@ func bearerAccessToken(h header, p *Payload, allowUntyped bool) error {
 	default:
 		return fmt.Errorf("%w: typ %q", ErrNotAccessToken, h.Typ)
 	}
-	if p.Confirmation {
-		return fmt.Errorf("%w: sender-constrained (cnf)", ErrNotAccessToken)
+	if p.Confirmation && p.JKT == "" {
+		return fmt.Errorf("%w: sender-constrained (cnf) other than by a DPoP key thumbprint (cnf.jkt)", ErrNotAccessToken)
 	}
 	return nil
 }

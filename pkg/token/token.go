@@ -39,7 +39,8 @@ type Claims struct {
 }
 
 // Grant is the part of a token's claims that many tokens share: who issued
-// it, to which client, for which audiences and scopes.
+// it, to which client, for which audiences and scopes, and the key it is
+// bound to, if any.
 type Grant struct {
 	Issuer   string
 	ClientID string   // client_id, else azp (RFC 9068 §2.2)
@@ -50,6 +51,16 @@ type Grant struct {
 	// may be cached, below the cache's own cap: an introspected token is
 	// re-checked this often, so that a revocation at its server is seen.
 	CacheTTL time.Duration
+	// JKT, when set, is the token's cnf.jkt: the base64url SHA-256 JWK
+	// thumbprint (RFC 7638) of the key the token is bound to by DPoP (RFC
+	// 9449 §6.1 for a JWT, §6.2 for an introspection answer), always 43
+	// characters of canonical base64url. Such a token is not a bearer
+	// token: whoever reads Claims must refuse it unless the request proved
+	// possession of that key (a DPoP proof). Empty for an unbound token;
+	// a token bound in any other way never yields Claims (ErrNotAccessToken).
+	// A client instance keeps its key across tokens, so a bound grant is
+	// still shared, by that instance's tokens.
+	JKT string
 }
 
 // HasAudience reports whether any of the token's audiences is in accepted.
@@ -65,7 +76,7 @@ func (g *Grant) HasAudience(accepted map[string]struct{}) bool {
 // Key identifies a grant's content, for interning.
 func (g *Grant) Key() string {
 	var b strings.Builder
-	b.Grow(len(g.Issuer) + len(g.ClientID) + len(g.Scope) + 64)
+	b.Grow(len(g.Issuer) + len(g.ClientID) + len(g.Scope) + len(g.JKT) + 64)
 	b.WriteString(g.Issuer)
 	b.WriteByte(0)
 	b.WriteString(g.ClientID)
@@ -83,10 +94,21 @@ func (g *Grant) Key() string {
 		b.WriteByte(0)
 		b.WriteString(g.CacheTTL.String())
 	}
+	if g.JKT != "" {
+		// Last: a marker and the thumbprint's 43 characters. An unbound
+		// key never ends so (its end is a 0 or 1 byte, or a 0 and the few
+		// characters of a TTL), so interning never merges a bound grant
+		// with an unbound one, nor with one bound to another key.
+		b.WriteByte(2)
+		b.WriteString(g.JKT)
+	}
 	return b.String()
 }
 
 // Verifier turns a raw token into verified Claims.
+//
+// Claims with a JKT belong to a DPoP-bound token: the caller must refuse
+// them (ErrNotAccessToken) unless it has verified the request's proof.
 //
 // trusted names the issuers the protected resource accepts; a token from
 // any other issuer fails with ErrUnknownIssuer before any key is fetched,
@@ -128,8 +150,11 @@ var (
 	// ErrNotAccessToken: the token is not a bearer access token: a
 	// refresh token or another kind of JWT (by its typ, or its issuer's
 	// introspection answer), a JWT not typed at+jwt from an issuer that
-	// types its access tokens, or a token bound to a key by DPoP or mTLS
-	// (cnf) that is presented without its proof.
+	// types its access tokens, or a token bound to a key (cnf) that is
+	// presented without its proof: one bound by anything but cnf.jkt
+	// (mTLS's x5t#S256, RFC 8705, which the gateway cannot check; an
+	// embedded jwk; …) is refused by Verify, a DPoP-bound one (Grant.JKT)
+	// by whoever reads its Claims without a proof.
 	ErrNotAccessToken = errors.New("token is not a bearer access token")
 	// ErrUnavailable: the token cannot be verified now (keys or the
 	// introspection endpoint unreachable).

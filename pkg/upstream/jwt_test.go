@@ -104,7 +104,9 @@ func TestMintedJWTRefused(t *testing.T) {
 			}
 			return tok
 		}(), "typ \\\"rt+jwt"},
-		{"sender-constrained (cnf)", e.mint(t, []string{upstreamAud}, map[string]any{"cnf": map[string]any{"jkt": "abc"}}), "sender-constrained (cnf)"},
+		{"sender-constrained (cnf.jkt, not a thumbprint)", e.mint(t, []string{upstreamAud}, map[string]any{"cnf": map[string]any{"jkt": "abc"}}), "sender-constrained (cnf)"},
+		{"sender-constrained (cnf.x5t#S256)", e.mint(t, []string{upstreamAud}, map[string]any{"cnf": map[string]any{"x5t#S256": "bwcK0esc3ACC3DB2Y5_lESsXE8o9ltc05O89jdN-dg2"}}), "sender-constrained (cnf)"},
+		{"DPoP-bound (cnf.jkt)", e.mint(t, []string{upstreamAud}, map[string]any{"cnf": map[string]any{"jkt": "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"}}), "sender-constrained (cnf.jkt, DPoP-bound)"},
 		{"not a JWT at all", "a.b.c", "signature: invalid base64url"},
 	}
 	for _, tc := range cases {

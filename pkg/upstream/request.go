@@ -329,6 +329,11 @@ func (m *Minter) verifyJWT(ctx context.Context, raw string) (time.Time, error) {
 	if err != nil {
 		return time.Time{}, err
 	}
+	if c.JKT != "" {
+		// Bound by DPoP to a key the gateway does not hold: the upstream
+		// would get a token it can only use with a proof nobody can make.
+		return time.Time{}, fmt.Errorf("%w: sender-constrained (cnf.jkt, DPoP-bound)", token.ErrNotAccessToken)
+	}
 	if !m.o.Now().Before(c.Expiry) {
 		return time.Time{}, token.ErrExpired
 	}

@@ -1,6 +1,7 @@
 package verdict
 
 import (
+	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -39,10 +40,28 @@ const verdictFormat = 1
 // miss and verifies the token itself.
 const verdictFormatExtra = 2
 
+// verdictFormatBound and verdictFormatBoundExtra are verdictFormat and
+// verdictFormatExtra with, right after the expiry, the 32 bytes of the
+// thumbprint a DPoP-bound token is bound to (token.Grant.JKT, sent as
+// cnf.jkt). A bound verdict is written in them only, and formats 1 and 2
+// decode as unbound: every release before these formats refused any cnf,
+// so neither was ever written for a bound token. A replica of such a
+// release reads a bound verdict as a miss (unknown format) and verifies
+// the token itself, refusing it: no replica ever reads a bound verdict as
+// an unbound one, which would let the token pass as a Bearer token.
+const (
+	verdictFormatBound      = 3
+	verdictFormatBoundExtra = 4
+)
+
+// thumbprintSize is the size of a SHA-256 JWK thumbprint (RFC 7638).
+const thumbprintSize = 32
+
 // Codec encodes verdicts compactly for the shared cache: a format
 // byte, a kind byte, then for a valid token the claims as length-prefixed
-// strings and the expiry as varint milliseconds; for an invalid one a
-// failure code. The token itself is never part of it.
+// strings and the expiry as varint milliseconds (then the thumbprint of a
+// bound token, and kept claims, each only when there is one); for an
+// invalid one a failure code. The token itself is never part of it.
 type Codec struct {
 	// Grants interns decoded grants; nil interns nothing.
 	Grants *Grants
@@ -59,7 +78,7 @@ func (Codec) Encode(v Verdict) ([]byte, error) {
 		return nil, fmt.Errorf("verdict: failure %v is not cacheable", v.Err)
 	}
 	c := v.Claims
-	n := 2 + 6*binary.MaxVarintLen64 + len(c.Subject) + len(c.Issuer) + len(c.ClientID)
+	n := 2 + 6*binary.MaxVarintLen64 + len(c.Subject) + len(c.Issuer) + len(c.ClientID) + len(c.JKT)
 	for _, s := range c.Audience {
 		n += len(s) + binary.MaxVarintLen64
 	}
@@ -78,12 +97,31 @@ func (Codec) Encode(v Verdict) ([]byte, error) {
 		}
 	}
 	b = binary.AppendVarint(b, c.Expiry.UnixMilli())
+	if c.JKT != "" {
+		var t [thumbprintSize]byte
+		n, err := 0, errors.New("length")
+		if base64.RawURLEncoding.DecodedLen(len(c.JKT)) == thumbprintSize { // else it would not fit t
+			n, err = base64.RawURLEncoding.Decode(t[:], []byte(c.JKT))
+		}
+		if err != nil || n != thumbprintSize || base64.RawURLEncoding.EncodeToString(t[:]) != c.JKT {
+			// Never so for verified claims (token.ConfirmationJKT); not
+			// cached rather than written in a form that reads back
+			// otherwise.
+			return nil, errors.New("verdict: cnf.jkt is not a canonical SHA-256 thumbprint")
+		}
+		b[0] = verdictFormatBound
+		b = append(b, t[:]...)
+	}
 	if len(c.Extra) > 0 {
 		extra, err := json.Marshal(c.Extra)
 		if err != nil {
 			return nil, fmt.Errorf("verdict: kept claims: %w", err)
 		}
-		b[0] = verdictFormatExtra
+		if b[0] == verdictFormatBound {
+			b[0] = verdictFormatBoundExtra
+		} else {
+			b[0] = verdictFormatExtra
+		}
 		b = appendString(b, string(extra))
 	}
 	return b, nil
@@ -92,7 +130,7 @@ func (Codec) Encode(v Verdict) ([]byte, error) {
 // Decode implements cache.Codec. The grant is interned when the codec has
 // a table.
 func (vc Codec) Decode(b []byte) (Verdict, error) {
-	if len(b) < 3 || (b[0] != verdictFormat && b[0] != verdictFormatExtra) {
+	if len(b) < 3 || b[0] < verdictFormat || b[0] > verdictFormatBoundExtra {
 		return Verdict{}, errors.New("verdict: unknown verdict format")
 	}
 	if b[1] == KindInvalid {
@@ -123,7 +161,12 @@ func (vc Codec) Decode(b []byte) (Verdict, error) {
 		}
 	}
 	c.Expiry = time.UnixMilli(r.varint())
-	if b[0] == verdictFormatExtra {
+	if b[0] == verdictFormatBound || b[0] == verdictFormatBoundExtra {
+		if t := r.bytes(thumbprintSize); r.err == nil {
+			c.JKT = base64.RawURLEncoding.EncodeToString(t)
+		}
+	}
+	if b[0] == verdictFormatExtra || b[0] == verdictFormatBoundExtra {
 		extra := r.string()
 		if r.err == nil {
 			if err := json.Unmarshal([]byte(extra), &c.Extra); err != nil || len(c.Extra) == 0 {
@@ -179,6 +222,17 @@ func (r *reader) string() string {
 	s := string(r.b[:n])
 	r.b = r.b[n:]
 	return s
+}
+
+// bytes returns the next n bytes, which stay r's.
+func (r *reader) bytes(n int) []byte {
+	if r.err != nil || n > len(r.b) {
+		r.fail()
+		return nil
+	}
+	v := r.b[:n]
+	r.b = r.b[n:]
+	return v
 }
 
 func (r *reader) fail() {

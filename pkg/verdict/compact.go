@@ -28,7 +28,9 @@ import (
 // An entry holds the token's full SHA-256 and a namespace number (the key),
 // the cache deadline and the token's expiry (Unix nanoseconds, exact), the
 // grant's number in the Grants table, and the subject inline, up to 55
-// bytes. A verdict that does not fit — kept claims (Claims.Extra), a longer
+// bytes. A DPoP-bound token's thumbprint (Grant.JKT) is part of its grant,
+// which the table never merges with an unbound one (Grant.Key), so it
+// comes back with the grant. A verdict that does not fit — kept claims (Claims.Extra), a longer
 // subject, a grant the full Grants table cannot number, an expiry outside
 // the years 1678–2262, or a failure — goes to a general store inside the
 // tier, bounded at the same maxEntries, so nothing is refused. Get rebuilds

@@ -444,3 +444,65 @@ func (t *CompactTier) Capacity() int {
 	}
 	return n
 }
+
+// TestCompactTierKeepsBinding: a DPoP-bound verdict comes back bound from
+// the compact form and from the general store, and never shares a grant
+// with an unbound verdict of the same issuer, client, audiences and scopes
+// (it would come back unbound, and pass as a Bearer token).
+func TestCompactTierKeepsBinding(t *testing.T) {
+	ctx := context.Background()
+	bind := func(v Verdict, jkt string) Verdict {
+		c := *v.Claims
+		g := *c.Grant // equal to the interned grant but for JKT, as a codec without a table decodes it
+		g.JKT = jkt
+		c.Grant = &g
+		return Verdict{Claims: &c}
+	}
+	t.Run("compact", func(t *testing.T) {
+		f := newCompactFixture(t, 64)
+		unbound := f.valid("alice")
+		bound := bind(f.valid("alice"), thumbprint)
+		other := bind(f.valid("alice"), strings.Repeat("A", 43))
+		_ = f.tier.Set(ctx, key("mcp", "unbound"), unbound, time.Minute)
+		_ = f.tier.Set(ctx, key("mcp", "bound"), bound, time.Minute)
+		_ = f.tier.Set(ctx, key("mcp", "other"), other, time.Minute)
+		_ = f.tier.Set(ctx, key("mcp", "unbound again"), unbound, time.Minute)
+		for k, want := range map[string]string{"unbound": "", "bound": thumbprint, "other": other.Claims.JKT, "unbound again": ""} {
+			got, ok, _ := f.tier.Get(ctx, key("mcp", k))
+			if !ok || got.Claims.JKT != want || got.Claims.Subject != "alice" || got.Claims.Scope != "mcp:tools openid" {
+				t.Fatalf("%s: got %+v (grant %+v), want JKT %q", k, got.Claims, got.Claims.Grant, want)
+			}
+		}
+		if f.tier.fallbackUsed.Load() {
+			t.Fatal("bound verdicts went to the general store; this case is for the compact form")
+		}
+	})
+	t.Run("general store", func(t *testing.T) {
+		// A subject too long for an entry.
+		f := newCompactFixture(t, 64)
+		v := bind(f.valid(strings.Repeat("s", compactSubjectMax+1)), thumbprint)
+		_ = f.tier.Set(ctx, key("mcp", "a"), v, time.Minute)
+		wantVerdict(t, f.tier, key("mcp", "a"), v.Claims)
+		if got, _, _ := f.tier.Get(ctx, key("mcp", "a")); got.Claims.JKT != thumbprint {
+			t.Fatalf("JKT %q", got.Claims.JKT)
+		}
+	})
+	t.Run("grant table full", func(t *testing.T) {
+		// The table holds the unbound grant only: the bound one cannot be
+		// numbered, and must not be filed under the unbound one's number.
+		clock := testkit.NewClock()
+		grants := NewGrants(1)
+		tier := NewCompactTier(64, grants, clock.Now, nil)
+		g := grants.Intern(&token.Grant{Issuer: "i", ClientID: "c", Scopes: []string{"x"}, Scope: "x"})
+		unbound := Verdict{Claims: &token.Claims{Subject: "alice", Expiry: clock.Now().Add(time.Hour), Grant: g}}
+		_ = tier.Set(ctx, key("mcp", "unbound"), unbound, time.Minute)
+		bound := bind(unbound, thumbprint)
+		_ = tier.Set(ctx, key("mcp", "bound"), bound, time.Minute)
+		if got, ok, _ := tier.Get(ctx, key("mcp", "bound")); !ok || got.Claims.JKT != thumbprint {
+			t.Fatalf("got %+v, %v", got.Claims, ok)
+		}
+		if got, ok, _ := tier.Get(ctx, key("mcp", "unbound")); !ok || got.Claims.JKT != "" {
+			t.Fatalf("got %+v, %v", got.Claims, ok)
+		}
+	})
+}

@@ -17,6 +17,10 @@ func TestCodecRoundTrip(t *testing.T) {
 		{Claims: &token.Claims{Expiry: exp, Grant: &token.Grant{Issuer: "i"}}},
 		{Claims: &token.Claims{Subject: "bob", Expiry: exp, Grant: &token.Grant{Issuer: "i"},
 			Extra: map[string]any{"tenant": "acme", "groups": []any{"ops", "dev"}, "level": 3.0}}},
+		{Claims: &token.Claims{Subject: "carol", Expiry: exp, Grant: &token.Grant{Issuer: "i", ClientID: "c1", Audience: []string{"a"},
+			Scopes: []string{"mcp:tools"}, Scope: "mcp:tools", JKT: thumbprint}}},
+		{Claims: &token.Claims{Subject: "dave", Expiry: exp, Grant: &token.Grant{Issuer: "i", JKT: thumbprint},
+			Extra: map[string]any{"tenant": "acme"}}},
 	}
 	for _, e := range []error{token.ErrMalformed, token.ErrCritical, token.ErrMissingExpiry, token.ErrAlgorithm,
 		token.ErrUnknownIssuer, token.ErrSignature, token.ErrExpired, ErrWrongAudience, ErrRevoked, token.ErrInactive, token.ErrNotAccessToken} {
@@ -43,14 +47,18 @@ func TestCodecRoundTrip(t *testing.T) {
 		if !reflect.DeepEqual(got.Claims, v.Claims) {
 			t.Errorf("claims\n got %+v\nwant %+v", got.Claims, v.Claims)
 		}
-		// Without kept claims the layout stays format 1, which replicas
-		// of the previous release read.
-		if want := byte(verdictFormat); v.Claims.Extra != nil {
+		// Without kept claims or a binding the layout stays format 1,
+		// which replicas of earlier releases read.
+		want := byte(verdictFormat)
+		switch {
+		case v.Claims.JKT != "" && v.Claims.Extra != nil:
+			want = verdictFormatBoundExtra
+		case v.Claims.JKT != "":
+			want = verdictFormatBound
+		case v.Claims.Extra != nil:
 			want = verdictFormatExtra
-			if b[0] != want {
-				t.Errorf("format %d, want %d", b[0], want)
-			}
-		} else if b[0] != want {
+		}
+		if b[0] != want {
 			t.Errorf("format %d, want %d", b[0], want)
 		}
 	}
@@ -81,10 +89,16 @@ func FuzzVerdictDecode(f *testing.F) {
 	b, _ := Codec{}.Encode(v)
 	f.Add(b)
 	f.Add([]byte{1, 1, 6})
+	v.Claims.JKT = thumbprint
+	b, _ = Codec{}.Encode(v)
+	f.Add(b)
 	f.Fuzz(func(t *testing.T, b []byte) {
 		v, err := Codec{}.Decode(b)
 		if err != nil {
 			return
+		}
+		if bound := b[0] == verdictFormatBound || b[0] == verdictFormatBoundExtra; v.Claims != nil && bound != (v.Claims.JKT != "") {
+			t.Fatalf("format %d decoded with JKT %q", b[0], v.Claims.JKT)
 		}
 		again, err := Codec{}.Encode(v)
 		if err != nil {
@@ -118,4 +132,84 @@ func TestGrantsAreShared(t *testing.T) {
 	if none.Intern(a) != a {
 		t.Fatal("a nil table must pass grants through")
 	}
+}
+
+// thumbprint is a JWK SHA-256 thumbprint (RFC 7638; RFC 9449 §6.1's example).
+const thumbprint = "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"
+
+// TestCodecBinding: the shared cache must never turn a DPoP-bound verdict
+// into an unbound one, which would let its token pass as a Bearer token.
+func TestCodecBinding(t *testing.T) {
+	exp := time.UnixMilli(1_900_000_000_000)
+	bound := Verdict{Claims: &token.Claims{Subject: "alice", Expiry: exp,
+		Grant: &token.Grant{Issuer: "i", ClientID: "c", Audience: []string{"a"}, Scopes: []string{"s"}, Scope: "s", JKT: thumbprint}}}
+	b, err := Codec{}.Encode(bound)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	t.Run("a format no earlier release reads", func(t *testing.T) {
+		// Releases before the binding read formats 1 and 2 only; any
+		// other is a miss to them, and they verify (and refuse) the token.
+		if b[0] == verdictFormat || b[0] == verdictFormatExtra {
+			t.Fatalf("bound verdict written in format %d", b[0])
+		}
+	})
+	t.Run("every truncation is refused", func(t *testing.T) {
+		for n := range len(b) {
+			if v, err := (Codec{}).Decode(b[:n]); err == nil {
+				t.Fatalf("%d of %d bytes decoded as %+v (grant %+v)", n, len(b), v.Claims, v.Claims.Grant)
+			}
+		}
+	})
+	t.Run("relabelled as an unbound format, refused", func(t *testing.T) {
+		for _, f := range []byte{verdictFormat, verdictFormatExtra} {
+			c := append([]byte(nil), b...)
+			c[0] = f
+			if v, err := (Codec{}).Decode(c); err == nil {
+				t.Fatalf("format %d decoded as %+v (grant %+v)", f, v.Claims, v.Claims.Grant)
+			}
+		}
+	})
+	t.Run("earlier releases' entries decode unbound", func(t *testing.T) {
+		// Format 1 as written before the binding: kind valid, subject
+		// "s", issuer "i", client "", no audience, no scope, expiry 1000 ms.
+		old := []byte{verdictFormat, KindValid, 1, 's', 1, 'i', 0, 0, 0, 0xd0, 0x0f}
+		v, err := Codec{}.Decode(old)
+		if err != nil || v.Claims.JKT != "" || v.Claims.Subject != "s" || v.Claims.Expiry.UnixMilli() != 1000 {
+			t.Fatalf("decoded %+v, %v", v.Claims, err)
+		}
+		// Format 2: the same, then kept claims {"a":1}.
+		withExtra := append(append([]byte{verdictFormatExtra}, old[1:]...), 7, '{', '"', 'a', '"', ':', '1', '}')
+		v, err = Codec{}.Decode(withExtra)
+		if err != nil || v.Claims.JKT != "" || v.Claims.Extra["a"] != 1.0 {
+			t.Fatalf("decoded %+v, %v", v.Claims, err)
+		}
+	})
+	t.Run("interned apart from the unbound grant", func(t *testing.T) {
+		vc := Codec{Grants: NewGrants(16)}
+		unbound := Verdict{Claims: &token.Claims{Subject: "alice", Expiry: exp, Grant: &token.Grant{Issuer: "i", ClientID: "c",
+			Audience: []string{"a"}, Scopes: []string{"s"}, Scope: "s"}}}
+		ub, _ := vc.Encode(unbound)
+		u, err := vc.Decode(ub)
+		if err != nil {
+			t.Fatal(err)
+		}
+		g, err := vc.Decode(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if g.Claims.JKT != thumbprint || u.Claims.JKT != "" || g.Claims.Grant == u.Claims.Grant {
+			t.Fatalf("bound %+v, unbound %+v", g.Claims.Grant, u.Claims.Grant)
+		}
+	})
+	t.Run("a thumbprint that would not read back is not written", func(t *testing.T) {
+		for _, jkt := range []string{thumbprint[:42], thumbprint + "=", thumbprint + "A", "0ZcOCORZNYy+DWpqq30jZyJGHTN0d2HglBV3uiguA4I",
+			"0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4J", thumbprint[:20] + "\n" + thumbprint[20:]} {
+			v := Verdict{Claims: &token.Claims{Expiry: exp, Grant: &token.Grant{Issuer: "i", JKT: jkt}}}
+			if b, err := (Codec{}).Encode(v); err == nil {
+				t.Errorf("JKT %q encoded as %v", jkt, b)
+			}
+		}
+	})
 }
