@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
-	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -250,18 +249,21 @@ func (v *Verifier) checkRequest(pr *proof, p Proof) error {
 		if !pr.hasAth {
 			return errors.New("no ath, and the request carries an access token")
 		}
-		if pr.ath != accessTokenHash(p.AccessToken) {
+		if !athMatches(pr.ath, p.AccessToken) {
 			return errors.New("ath is not the hash of the access token")
 		}
 	}
 	return nil
 }
 
-// accessTokenHash is the ath of a token: base64url(SHA-256(ASCII(token)))
-// (RFC 9449 §4.2).
-func accessTokenHash(token string) string {
-	h := sha256.Sum256([]byte(token))
-	return base64.RawURLEncoding.EncodeToString(h[:])
+// athMatches reports whether ath is the hash of token:
+// base64url(SHA-256(ASCII(token))) (RFC 9449 §4.2), in its one canonical
+// spelling.
+func athMatches(ath, token string) bool {
+	var buf [sha256.Size]byte
+	got, ok := appendBase64URL(buf[:0], ath)
+	want := sha256.Sum256([]byte(token))
+	return ok && len(got) == sha256.Size && [sha256.Size]byte(got) == want
 }
 
 // replayKey names a proof in the replay store: hex SHA-256 of the key's
@@ -271,11 +273,9 @@ func accessTokenHash(token string) string {
 // of it: an ECDSA signature can be rewritten into a second valid one
 // ((r, s) and (r, n−s)), which must still be the same proof.
 func replayKey(jkt, jti string) string {
-	h := sha256.New()
-	h.Write([]byte(jkt))
-	h.Write([]byte(jti))
-	var sum [sha256.Size]byte
-	return hex.EncodeToString(h.Sum(sum[:0]))
+	var buf [64 + MaxJTIBytes]byte
+	sum := sha256.Sum256(append(append(buf[:0], jkt...), jti...))
+	return hex.EncodeToString(sum[:])
 }
 
 // unixTime converts a NumericDate (seconds since the epoch, possibly

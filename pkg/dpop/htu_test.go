@@ -103,7 +103,6 @@ func TestVerifyNormalizesRequestURI(t *testing.T) {
 	}
 }
 
-
 // An already-normal URI costs no allocation: it is compared on every
 // request.
 func TestNormalizeURINoAlloc(t *testing.T) {

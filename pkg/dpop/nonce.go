@@ -87,7 +87,7 @@ func (n *Nonces) mac(i int64) string {
 	m := hmac.New(sha256.New, n.key)
 	var b [len(nonceLabel) + 8]byte
 	copy(b[:], nonceLabel)
-	binary.BigEndian.PutUint64(b[len(nonceLabel):], uint64(i))
+	binary.BigEndian.PutUint64(b[len(nonceLabel):], uint64(i)) //nolint:gosec // the bits of i, whatever its sign
 	m.Write(b[:])
 	return base64.RawURLEncoding.EncodeToString(m.Sum(nil)[:16])
 }

@@ -60,7 +60,7 @@ func jsonString(raw []byte) (string, bool) {
 		return "", false
 	}
 	s := scanner{b: raw}
-	v, err := s.str(true)
+	v, err := s.name()
 	return v, err == nil
 }
 
@@ -81,8 +81,9 @@ func caseVariant(name string, known []string) bool {
 // map past a few, so that a hostile object of a thousand members costs
 // linear time, not quadratic.
 type names struct {
-	list []string
-	set  map[string]struct{}
+	small [8]string
+	list  []string
+	set   map[string]struct{}
 }
 
 // add reports whether name was new.
@@ -93,6 +94,9 @@ func (n *names) add(name string) bool {
 		}
 		n.set[name] = struct{}{}
 		return true
+	}
+	if n.list == nil {
+		n.list = n.small[:0]
 	}
 	for _, s := range n.list {
 		if s == name {
@@ -169,7 +173,7 @@ func (s *scanner) object(depth int, fn func(string, []byte) error) error {
 		if s.i >= len(s.b) || s.b[s.i] != '"' {
 			return errJSON
 		}
-		name, err := s.str(true)
+		name, err := s.name()
 		if err != nil {
 			return err
 		}
@@ -234,6 +238,47 @@ func (s *scanner) after(closing byte) (done bool, err error) {
 		return true, nil
 	}
 	return false, errJSON
+}
+
+// name scans a member name. The names a proof is made of are returned as
+// constants, without allocating; others are decoded.
+func (s *scanner) name() (string, error) {
+	start := s.i + 1
+	for i := start; i < len(s.b) && i-start <= maxKnownLen; i++ {
+		if c := s.b[i]; c == '"' {
+			if k, ok := known(s.b[start:i]); ok {
+				s.i = i + 1
+				return k, nil
+			}
+			break
+		} else if c == '\\' || c < 0x20 || c >= utf8.RuneSelf {
+			break
+		}
+	}
+	return s.str(true)
+}
+
+// knownStrings are the member names and the values that every proof
+// holds, so common that not allocating a string for each pays.
+var knownStrings = []string{
+	"typ", "alg", "jwk", "kid", "kty", "crv", "x", "y", "n", "e", "use",
+	"jti", "htm", "htu", "iat", "ath", "nonce",
+	"dpop+jwt", "ES256", "ES384", "ES512", "EdDSA", "Ed25519", "RS256", "PS256",
+	"EC", "RSA", "OKP", "P-256", "P-384", "P-521", "sig",
+	"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS",
+}
+
+// maxKnownLen is the length of the longest of knownStrings.
+const maxKnownLen = 8
+
+// known returns the constant equal to b, if b is one of knownStrings.
+func known(b []byte) (string, bool) {
+	for _, k := range knownStrings {
+		if string(b) == k {
+			return k, true
+		}
+	}
+	return "", false
 }
 
 // str scans the string at s.i (its opening quote). With decode it returns

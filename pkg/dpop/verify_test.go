@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -121,6 +122,14 @@ func TestVerifyRefuses(t *testing.T) {
 		{"duplicate inside the jwk", func(t *testing.T, f *fixture) string {
 			return raw(t, es, `{"typ":"dpop+jwt","alg":"ES256","jwk":`+jwkWith(es, "x", `"AAAA"`)+`}`, goodClaims(f))
 		}, "duplicate member"},
+		{"duplicate among many members", func(t *testing.T, f *fixture) string {
+			c := goodClaims(f)
+			var extra strings.Builder
+			for i := range 400 {
+				fmt.Fprintf(&extra, `,"c%d":0`, i)
+			}
+			return raw(t, es, goodHeader(es), c[:len(c)-1]+extra.String()+`,"c7":1}`)
+		}, "duplicate member"},
 		{"claim name differing in case", func(t *testing.T, f *fixture) string {
 			return edited(t, f, es, func(_, c map[string]any) { c["HTU"] = "https://evil.example/" })
 		}, `"HTU" differs`},
@@ -172,7 +181,9 @@ func TestVerifyRefuses(t *testing.T) {
 			m.Write([]byte(input))
 			return input + "." + b64(m.Sum(nil))
 		}, `alg "HS256" is not accepted`},
-		{"alg not configured (ES512)", func(t *testing.T, f *fixture) string { return newKey(t, "ES512").proof(t, newKey(t, "ES512").header(), f.claims()) }, `alg "ES512" is not accepted`},
+		{"alg not configured (ES512)", func(t *testing.T, f *fixture) string {
+			return newKey(t, "ES512").proof(t, newKey(t, "ES512").header(), f.claims())
+		}, `alg "ES512" is not accepted`},
 		{"alg ES256 with an RSA key", func(t *testing.T, f *fixture) string {
 			return edited(t, f, rs, func(h, _ map[string]any) { h["alg"] = "ES256" })
 		}, `kty "RSA" cannot verify alg ES256`},
@@ -263,7 +274,9 @@ func TestVerifyRefuses(t *testing.T) {
 			})
 		}, "n is not a minimal"},
 		{"RSA-1024", func(t *testing.T, f *fixture) string {
-			return edited(t, f, rs, func(h, _ map[string]any) { h["jwk"].(map[string]any)["n"] = b64(append([]byte{0xc1}, make([]byte, 127)...)) })
+			return edited(t, f, rs, func(h, _ map[string]any) {
+				h["jwk"].(map[string]any)["n"] = b64(append([]byte{0xc1}, make([]byte, 127)...))
+			})
 		}, "modulus of 1024 bits"},
 		{"RSA even exponent", func(t *testing.T, f *fixture) string {
 			return edited(t, f, rs, func(h, _ map[string]any) { h["jwk"].(map[string]any)["e"] = "AQAC" })
@@ -451,6 +464,11 @@ func TestVerifyAcceptsVariants(t *testing.T) {
 			j["alg"], j["use"], j["key_ops"] = "ES256", "sig", []string{"verify"}
 		}},
 		{"extra claims", func(_, c map[string]any) { c["exp"] = 1; c["custom"] = map[string]any{"a": []int{1}} }},
+		{"400 extra claims", func(_, c map[string]any) {
+			for i := range 400 {
+				c[fmt.Sprint("c", i)] = 0
+			}
+		}},
 		{"htu with query and fragment", func(_, c map[string]any) { c["htu"] = testURI + "?a=b#frag" }},
 		{"htu scheme and host in capitals", func(_, c map[string]any) { c["htu"] = "HTTPS://MCP.Example.COM/mcp" }},
 		{"htu with the default port", func(_, c map[string]any) { c["htu"] = "https://mcp.example.com:443/mcp" }},
