@@ -1,0 +1,14 @@
+package dpop
+
+// NormalizeURI exposes normalizeURI to the tests of the htu comparison.
+var NormalizeURI = normalizeURI
+
+// Thumbprint parses a jwk as a proof's header would carry it for alg and
+// returns its RFC 7638 thumbprint.
+func Thumbprint(jwkJSON []byte, alg string) (string, error) {
+	var k jwk
+	if err := parseJWK(&k, jwkJSON, lookupAlgorithm(alg)); err != nil {
+		return "", err
+	}
+	return k.thumbprint(), nil
+}

@@ -1,0 +1,320 @@
+package dpop
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// proof is a DPoP proof whose syntax has been checked; nothing in it is
+// verified yet.
+type proof struct {
+	alg          *algorithm
+	key          jwk
+	signingInput string // header.payload, as received
+	sig          []byte
+	jti          string
+	htm, htu     string
+	iat          time.Time
+	ath          string
+	hasAth       bool
+	nonce        []byte // raw JSON value of the nonce claim, nil when absent
+}
+
+// headerNames are the JOSE header parameters this package reads or
+// refuses; a member differing from one of them only in case is refused.
+var headerNames = []string{"typ", "alg", "jwk", "crit", "b64", "cty", "jku", "x5u", "x5c", "x5t", "x5t#S256", "zip", "enc", "kid"}
+
+// claimNames are the claims this package reads.
+var claimNames = []string{"jti", "htm", "htu", "iat", "ath", "nonce"}
+
+// parse checks a proof's syntax (RFC 9449 §4.2, §4.3 steps 2–5 and 7):
+// a JWS in compact serialization, each part canonical base64url, header
+// and claims strict JSON objects, typ dpop+jwt, an accepted alg, a public
+// jwk of a type that alg uses, no crit, and the claims a proof must have.
+func (v *Verifier) parse(raw string) (*proof, error) {
+	switch {
+	case raw == "":
+		return nil, errors.New("empty")
+	case len(raw) > MaxProofBytes:
+		return nil, fmt.Errorf("longer than %d bytes", MaxProofBytes)
+	}
+	h64, rest, ok := strings.Cut(raw, ".")
+	if !ok {
+		return nil, errors.New("not a JWS in compact serialization")
+	}
+	p64, s64, ok := strings.Cut(rest, ".")
+	if !ok || strings.IndexByte(s64, '.') >= 0 {
+		return nil, errors.New("not a JWS in compact serialization")
+	}
+	if s64 == "" {
+		return nil, errors.New("unsigned")
+	}
+	// One buffer for the three decoded parts: they are short-lived, and
+	// one allocation is cheaper than three.
+	buf := make([]byte, 0, (len(raw)/4+1)*3)
+	buf, ok = appendBase64URL(buf, h64)
+	if !ok {
+		return nil, errors.New("header: not canonical base64url")
+	}
+	hdr := buf[:len(buf):len(buf)]
+	buf, ok = appendBase64URL(buf, p64)
+	if !ok {
+		return nil, errors.New("claims: not canonical base64url")
+	}
+	payload := buf[len(hdr):len(buf):len(buf)]
+	n := len(buf)
+	buf, ok = appendBase64URL(buf, s64)
+	if !ok {
+		return nil, errors.New("signature: not canonical base64url")
+	}
+	pr := &proof{signingInput: raw[:len(h64)+1+len(p64)], sig: buf[n:]}
+	if err := v.parseHeader(pr, hdr); err != nil {
+		return nil, fmt.Errorf("header: %v", err)
+	}
+	if err := parseClaims(pr, payload); err != nil {
+		return nil, fmt.Errorf("claims: %v", err)
+	}
+	return pr, nil
+}
+
+// parseHeader reads the JOSE header (RFC 9449 §4.2).
+func (v *Verifier) parseHeader(pr *proof, data []byte) error {
+	var typ, alg string
+	var hasTyp, hasAlg bool
+	var jwkRaw []byte
+	err := objectMembers(data, func(name string, value []byte) error {
+		var ok bool
+		switch name {
+		case "typ":
+			typ, ok = jsonString(value)
+			hasTyp = true
+		case "alg":
+			alg, ok = jsonString(value)
+			hasAlg = true
+		case "jwk":
+			jwkRaw, ok = value, len(value) > 0 && value[0] == '{'
+		case "crit":
+			// RFC 7515 §4.1.11: a recipient that does not understand an
+			// extension listed there must refuse the JWS; this package
+			// understands none.
+			return errors.New(`"crit" is present: no extension is understood`)
+		case "b64", "cty", "zip", "enc":
+			// b64 (RFC 7797) changes what is signed, cty would make the
+			// claims another object, zip and enc belong to encryption: a
+			// reader that honoured one would read another proof.
+			return fmt.Errorf("%q is not allowed in a DPoP proof", name)
+		case "jku", "x5u", "x5c", "x5t", "x5t#S256":
+			// The key is the jwk, and only the jwk (§4.2); another way to
+			// name a key could make another reader verify with that one.
+			return fmt.Errorf("%q is not allowed: the key is given by jwk alone", name)
+		case "kid":
+			ok = true // allowed, and meaningless next to jwk
+		default:
+			if caseVariant(name, headerNames) {
+				return fmt.Errorf("parameter %q differs from a standard one only in case", name)
+			}
+			ok = true
+		}
+		if !ok {
+			return fmt.Errorf("parameter %q has the wrong type", name)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	switch {
+	case !hasTyp:
+		return errors.New("no typ")
+	case !isDPoPType(typ):
+		return fmt.Errorf("typ %q is not dpop+jwt", clip(typ))
+	case !hasAlg:
+		return errors.New("no alg")
+	case jwkRaw == nil:
+		return errors.New("no jwk")
+	}
+	a, ok := v.algs[alg]
+	if !ok {
+		return fmt.Errorf("alg %q is not accepted", clip(alg))
+	}
+	pr.alg = a
+	if err := parseJWK(&pr.key, jwkRaw, a); err != nil {
+		return fmt.Errorf("jwk: %v", err)
+	}
+	return nil
+}
+
+// isDPoPType reports whether a typ names the media type
+// application/dpop+jwt (RFC 9449 §4.2, §11.5 of the IANA registration).
+// Media types compare without regard to ASCII case (RFC 6838 §4.2), and
+// RFC 7515 §4.1.9 makes the "application/" prefix optional, so
+// "DPoP+JWT" and "application/dpop+jwt" are the same type; parameters
+// (";…"), whitespace and non-ASCII look-alikes are not.
+func isDPoPType(typ string) bool {
+	const prefix = "application/"
+	if len(typ) > len(prefix) && asciiEqualFold(typ[:len(prefix)], prefix) {
+		typ = typ[len(prefix):]
+	}
+	return asciiEqualFold(typ, "dpop+jwt")
+}
+
+// asciiEqualFold is strings.EqualFold for ASCII letters only: the Kelvin
+// sign is no "k" in a media type.
+func asciiEqualFold(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := 0; i < len(a); i++ {
+		x, y := a[i], b[i]
+		if 'A' <= x && x <= 'Z' {
+			x += 'a' - 'A'
+		}
+		if 'A' <= y && y <= 'Z' {
+			y += 'a' - 'A'
+		}
+		if x != y {
+			return false
+		}
+	}
+	return true
+}
+
+// parseClaims reads the claims (RFC 9449 §4.2). Claims it does not know
+// are ignored, as the RFC allows more; those it reads must have their type.
+func parseClaims(pr *proof, data []byte) error {
+	var hasJTI, hasHTM, hasHTU, hasIAT bool
+	err := objectMembers(data, func(name string, value []byte) error {
+		var ok bool
+		switch name {
+		case "jti":
+			pr.jti, ok = jsonString(value)
+			hasJTI = true
+		case "htm":
+			pr.htm, ok = jsonString(value)
+			hasHTM = true
+		case "htu":
+			pr.htu, ok = jsonString(value)
+			hasHTU = true
+		case "ath":
+			pr.ath, ok = jsonString(value)
+			pr.hasAth = true
+		case "iat":
+			pr.iat, ok = numericDate(value)
+			hasIAT = true
+			if !ok {
+				return errors.New(`"iat" is not a number of seconds in range`)
+			}
+		case "nonce":
+			pr.nonce, ok = value, true // judged by Nonces, when required
+		default:
+			if caseVariant(name, claimNames) {
+				return fmt.Errorf("claim %q differs from a DPoP claim only in case", name)
+			}
+			ok = true
+		}
+		if !ok {
+			return fmt.Errorf("claim %q has the wrong type", name)
+		}
+		return nil
+	})
+	switch {
+	case err != nil:
+		return err
+	case !hasJTI:
+		return errors.New("no jti")
+	case pr.jti == "":
+		return errors.New("empty jti")
+	case len(pr.jti) > MaxJTIBytes:
+		return fmt.Errorf("jti longer than %d bytes", MaxJTIBytes)
+	case !hasHTM:
+		return errors.New("no htm")
+	case !hasHTU:
+		return errors.New("no htu")
+	case !hasIAT:
+		return errors.New("no iat")
+	}
+	return nil
+}
+
+// numericDate reads a NumericDate (RFC 7519 §2): a JSON number of
+// seconds, possibly fractional.
+func numericDate(raw []byte) (time.Time, bool) {
+	if len(raw) == 0 || (raw[0] != '-' && (raw[0] < '0' || raw[0] > '9')) {
+		return time.Time{}, false
+	}
+	f, err := strconv.ParseFloat(string(raw), 64)
+	if err != nil {
+		return time.Time{}, false
+	}
+	return unixTime(f)
+}
+
+// nonceString reads the nonce claim's value; ok is false when it is not a
+// non-empty JSON string of at most maxNonceBytes.
+func nonceString(raw []byte) (string, bool) {
+	s, ok := jsonString(raw)
+	return s, ok && s != "" && len(s) <= maxNonceBytes
+}
+
+// jsonStrings decodes a JSON array of strings (already checked by
+// objectMembers).
+func jsonStrings(raw []byte) ([]string, bool) {
+	var out []string
+	if len(raw) == 0 || raw[0] != '[' || json.Unmarshal(raw, &out) != nil {
+		return nil, false
+	}
+	return out, true
+}
+
+// appendBase64URL appends the bytes that s encodes to dst, if s is
+// unpadded base64url in the one form an encoder writes: the URL-safe
+// alphabet only (no '+', '/', '=', whitespace) and zero bits after the
+// last byte. Any other spelling of the same bytes is refused: it would
+// make a second string of the same proof, and some other reader might
+// decode it differently (RFC 7515 §2, §3.1).
+func appendBase64URL(dst []byte, s string) ([]byte, bool) {
+	for ; len(s) >= 4; s = s[4:] {
+		a, b, c, d := b64Value[s[0]], b64Value[s[1]], b64Value[s[2]], b64Value[s[3]]
+		if a|b|c|d < 0 {
+			return dst, false
+		}
+		// Each digit is 0–63 here, and v holds 24 bits: no conversion
+		// below loses anything it should keep.
+		v := uint32(a)<<18 | uint32(b)<<12 | uint32(c)<<6 | uint32(d) //nolint:gosec // 6-bit digits
+		dst = append(dst, byte(v>>16), byte(v>>8), byte(v))           //nolint:gosec // one byte each
+	}
+	switch len(s) {
+	case 0:
+		return dst, true
+	case 2: // one byte; the last character's low 4 bits must be zero
+		a, b := b64Value[s[0]], b64Value[s[1]]
+		if a|b < 0 || b&0x0f != 0 {
+			return dst, false
+		}
+		return append(dst, byte(a)<<2|byte(b)>>4), true //nolint:gosec // 6-bit digits
+	case 3: // two bytes; the last character's low 2 bits must be zero
+		a, b, c := b64Value[s[0]], b64Value[s[1]], b64Value[s[2]]
+		if a|b|c < 0 || c&0x03 != 0 {
+			return dst, false
+		}
+		v := uint32(a)<<10 | uint32(b)<<4 | uint32(c)>>2 //nolint:gosec // 6-bit digits
+		return append(dst, byte(v>>8), byte(v)), true    //nolint:gosec // one byte each
+	}
+	return dst, false // one character left carries no whole byte
+}
+
+// b64Value is each byte's value in the base64url alphabet, -1 outside it.
+var b64Value = func() (t [256]int8) {
+	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+	for i := range t {
+		t[i] = -1
+	}
+	for i := 0; i < len(alphabet); i++ {
+		t[alphabet[i]] = int8(i)
+	}
+	return t
+}()
