@@ -152,7 +152,8 @@ func (v *Verifier) Algorithms() []string {
 
 // Proof is what a request carried, as the engine read it.
 type Proof struct {
-	// Header is the value of the request's one DPoP header. The engine
+	// Header is the value of the request's one DPoP header, without the
+	// surrounding whitespace HTTP field parsing removes. The engine
 	// refuses a request with two before calling Verify (RFC 9449 §4.3
 	// step 1).
 	Header string
@@ -224,6 +225,9 @@ func (v *Verifier) Verify(ctx context.Context, p Proof) (Result, error) {
 // of this check alone: a proof is accepted only if its signature verifies
 // too.
 func (v *Verifier) checkRequest(pr *proof, p Proof) error {
+	if p.Method == "" {
+		return errors.New("no request method to compare htm with")
+	}
 	if pr.htm != p.Method {
 		return fmt.Errorf("htm %q is not the request method %q", clip(pr.htm), clip(p.Method))
 	}

@@ -490,6 +490,19 @@ func TestVerifyAcceptsVariants(t *testing.T) {
 	}
 }
 
+// A caller that lost the request method cannot have an empty htm match it.
+func TestVerifyNeedsMethod(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, dpop.Options{})
+	k := newKey(t, "ES256")
+	c := f.claims()
+	c["htm"] = ""
+	_, err := f.v.Verify(t.Context(), dpop.Proof{Header: k.proof(t, k.header(), c), URI: testURI, AccessToken: testToken})
+	if !errors.Is(err, dpop.ErrInvalidProof) || !strings.Contains(err.Error(), "no request method") {
+		t.Fatalf("empty htm, empty method: %v", err)
+	}
+}
+
 // A request without an access token (AccessToken "") does not need ath;
 // one with a token always does.
 func TestVerifyAthOnlyWithToken(t *testing.T) {
