@@ -163,6 +163,10 @@ func newApp(cfg *config.Config, log *slog.Logger, o appOptions) (a *app, err err
 	if minters != nil {
 		upstreamCreds = minters
 	}
+	replay, nonces, err := newDPoPParts(cfg, a.redis, o.now)
+	if err != nil {
+		return nil, err
+	}
 	a.engine, err = authz.NewEngine(policy, authz.Options{
 		Verifier:     verifier,
 		Cache:        a.cache,
@@ -175,6 +179,9 @@ func newApp(cfg *config.Config, log *slog.Logger, o appOptions) (a *app, err err
 		Logger:       log,
 		BrowserLogin: browserLogin,
 		Upstream:     upstreamCreds,
+		DPoPReplay:   replay,
+		DPoPNonces:   nonces,
+		DPoPLeeway:   cfg.DPoP.Leeway.D(),
 	})
 	if err != nil {
 		return nil, err

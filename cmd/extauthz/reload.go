@@ -213,6 +213,7 @@ func restartRequired(old, cur *config.Config) []string {
 	check("resources[].upstream_token", upstreamTokens(old), upstreamTokens(cur))
 	check("upstream.token_encryption_key", old.Upstream.TokenEncryptionKey, cur.Upstream.TokenEncryptionKey)
 	check("upstream.token_cache_entries", old.Upstream.TokenCacheEntries, cur.Upstream.TokenCacheEntries)
+	check("dpop", old.DPoP, cur.DPoP)
 	sort.Strings(out)
 	return out
 }

@@ -24,7 +24,7 @@ import (
 // Retry-After. (Content-Type and Cache-Control are safelisted.) What the
 // upstream's answers expose, Mcp-Session-Id among them, is the upstream's
 // to say.
-const corsExposed = "WWW-Authenticate, Retry-After"
+const corsExposed = "WWW-Authenticate, Retry-After, DPoP-Nonce"
 
 // corsRules is a resource's cors block, compiled.
 type corsRules struct {

@@ -89,7 +89,7 @@ func TestDenialsCarryCORS(t *testing.T) {
 			}
 			want := map[string]string{
 				"access-control-allow-origin":   appOrigin,
-				"access-control-expose-headers": "WWW-Authenticate, Retry-After",
+				"access-control-expose-headers": "WWW-Authenticate, Retry-After, DPoP-Nonce",
 				"vary":                          "Origin",
 			}
 			if got := corsHeaders(&d); !equalMaps(got, want) {

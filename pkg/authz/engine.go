@@ -13,6 +13,8 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	"github.com/extauthz/extauthz/pkg/cache"
+	"github.com/extauthz/extauthz/pkg/config"
+	"github.com/extauthz/extauthz/pkg/dpop"
 	"github.com/extauthz/extauthz/pkg/mcp"
 	"github.com/extauthz/extauthz/pkg/metadata"
 	"github.com/extauthz/extauthz/pkg/token"
@@ -61,6 +63,14 @@ type Options struct {
 	// Upstream mints the credentials of resources with an upstream_token
 	// (nil: none does; a resource that asks for one is then refused).
 	Upstream UpstreamCredentials
+	// DPoPReplay remembers the DPoP proofs accepted (nil: a table of its
+	// own in process, per replica); DPoPNonces makes and checks the server
+	// nonces of resources that require them (nil: such resources refuse
+	// DPoP requests); DPoPLeeway is the future skew allowed on a proof's
+	// iat (0: pkg/dpop's default).
+	DPoPReplay dpop.ReplayStore
+	DPoPNonces *dpop.Nonces
+	DPoPLeeway time.Duration
 }
 
 // BrowserLogin is what the engine needs from the browser login flow: the
@@ -140,7 +150,11 @@ func NewEngine(p *Policy, o Options) (*Engine, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
+	if o.DPoPReplay == nil {
+		o.DPoPReplay = dpop.NewMemoryReplay(1<<20, o.Now)
+	}
 	e := &Engine{opts: o}
+	e.attachDPoP(p)
 	e.policy.Store(p)
 	return e, nil
 }
@@ -151,6 +165,7 @@ func NewEngine(p *Policy, o Options) (*Engine, error) {
 // the engine's own (Options.Verifier).
 func (e *Engine) Swap(p *Policy, v token.Verifier) {
 	p.verifier = v
+	e.attachDPoP(p)
 	e.policy.Store(p)
 }
 
@@ -211,7 +226,7 @@ func (e *Engine) decide(ctx context.Context, p *Policy, r *Request) Decision {
 		return e.publicPass(p, r, res)
 	}
 
-	raw, err := credential(r, query)
+	raw, usedDPoP, err := credential(r, query, res.dpop.accepts())
 	if errors.Is(err, ErrNoCredential) && res.login && e.opts.BrowserLogin != nil {
 		// No Bearer token: a signed-in browser's cookie may stand for one.
 		if cookie := r.Headers["cookie"]; cookie != "" {
@@ -230,8 +245,19 @@ func (e *Engine) decide(ctx context.Context, p *Policy, r *Request) Decision {
 			}
 		}
 	}
+	// From here on a denial's challenge follows the scheme the credential
+	// used (RFC 9449 §7.2), and a use_dpop_nonce one hands out the nonce.
+	deny := func(err error) Decision {
+		d := denialBy(res, err, usedDPoP)
+		res.withDPoPNonce(&d)
+		return d
+	}
 	if err != nil {
-		return p.deny(res, err)
+		return deny(err)
+	}
+	if !usedDPoP && res.dpop.mode == config.DPoPRequired {
+		// Refused before anything is verified: no Bearer token can pass.
+		return deny(ErrDPoPRequired)
 	}
 	// Authentication comes before the shape of the MCP request: a client
 	// without a good token learns how to get one (401 and its challenge)
@@ -239,14 +265,23 @@ func (e *Engine) decide(ctx context.Context, p *Policy, r *Request) Decision {
 	hash := token.CacheHash(raw)
 	v, src := e.verify(ctx, p, res, raw, hash)
 	if v.Err != nil {
-		d := p.deny(res, v.Err)
+		d := deny(v.Err)
 		d.Source = src
 		return d
 	}
-	if v.Claims.JKT != "" {
+	switch {
+	case usedDPoP:
+		// The token verified (cached or not); the proof is per request
+		// and checked on every one (RFC 9449 §4.3, §7.1).
+		if err := res.checkProof(ctx, r, rawPath, raw, v.Claims.JKT); err != nil {
+			d := deny(err)
+			d.Source, d.Claims = src, v.Claims
+			return d
+		}
+	case v.Claims.JKT != "":
 		// Bound to a key by DPoP (cnf.jkt, RFC 9449 §6), fresh or from the
-		// cache: a Bearer request proves no possession of it (§7.1).
-		d := p.deny(res, fmt.Errorf("%w: DPoP-bound (cnf.jkt) token presented as Bearer", token.ErrNotAccessToken))
+		// cache: a Bearer request proves no possession of it (§7.2).
+		d := deny(fmt.Errorf("%w: DPoP-bound (cnf.jkt) token presented as Bearer", token.ErrNotAccessToken))
 		d.Source = src
 		return d
 	}
@@ -260,18 +295,18 @@ func (e *Engine) decide(ctx context.Context, p *Policy, r *Request) Decision {
 	}
 	needed, matched := res.needed(res.required, op)
 	if missing := res.missing(needed, v.Claims.Scopes); missing != "" {
-		d := p.deny(res, fmt.Errorf("%w: %s", ErrInsufficientScope, missing))
+		d := deny(fmt.Errorf("%w: %s", ErrInsufficientScope, missing))
 		d.Source, d.Operation, d.Claims = src, op, v.Claims
-		d.Challenge = metadata.Challenge{
+		d.Challenge = res.challenge(metadata.Challenge{
 			Error:            "insufficient_scope",
 			Scope:            challengeScope(needed, v.Claims.Scopes),
 			ResourceMetadata: res.metadataURL,
 			ErrorDescription: "the access token lacks a required scope",
-		}.String()
+		}, usedDPoP)
 		return d
 	}
 	if err := res.evaluate(ctx, r, host, path, op, v.Claims, matched); err != nil {
-		d := p.deny(res, err)
+		d := deny(err)
 		d.Source, d.Operation, d.Claims = src, op, v.Claims
 		return d
 	}
@@ -307,25 +342,35 @@ func isNavigation(r *Request) bool {
 // §2.1, header only: OAuth 2.1 and MCP forbid tokens in the URI). The
 // token is not yet checked against the b64token grammar: verify does that
 // on a cache miss.
-func credential(r *Request, query string) (string, error) {
+func credential(r *Request, query string, dpopOK bool) (tok string, usedDPoP bool, err error) {
 	if queryHasToken(query) {
-		return "", ErrTokenInQuery
+		return "", false, ErrTokenInQuery
 	}
 	if bodyHasToken(r.Headers["content-type"], r.Body) {
-		return "", ErrTokenInBody
+		return "", false, ErrTokenInBody
 	}
 	h, ok := r.Headers["authorization"]
 	if !ok || h == "" {
-		return "", ErrNoCredential
+		return "", false, ErrNoCredential
 	}
-	tok, err := bearerCandidate(h)
+	if dpopOK {
+		// "Authorization: DPoP <token>" (RFC 9449 §7.1), the same token
+		// syntax as Bearer's.
+		if tok, isDPoP, err := dpopCandidate(h); isDPoP {
+			if err != nil {
+				return "", true, ErrMalformedHeader
+			}
+			return tok, true, nil
+		}
+	}
+	tok, err = bearerCandidate(h)
 	switch {
 	case errors.Is(err, errNotBearer):
-		return "", fmt.Errorf("%w: %v", ErrNoCredential, err)
+		return "", false, fmt.Errorf("%w: %v", ErrNoCredential, err)
 	case err != nil:
-		return "", ErrMalformedHeader
+		return "", false, ErrMalformedHeader
 	}
-	return tok, nil
+	return tok, false, nil
 }
 
 // verify returns the verdict for a token on a resource: from the cache, or
@@ -462,7 +507,11 @@ func (p *Policy) deny(res *resource, err error) Decision { return denial(res, er
 
 // denial is the answer to err from the denial table, with res's challenge
 // when the row has one; without a resource (nil), no challenge.
-func denial(res *resource, err error) Decision {
+func denial(res *resource, err error) Decision { return denialBy(res, err, false) }
+
+// denialBy is denial for a request whose credential used the DPoP scheme
+// (usedDPoP) or not: the error goes in the challenge of the scheme tried.
+func denialBy(res *resource, err error, usedDPoP bool) Decision {
 	c := classify(err)
 	code := c.oauthError
 	if code == "" {
@@ -487,12 +536,12 @@ func denial(res *resource, err error) Decision {
 	case c.oauthError == "":
 		d.Challenge = res.noTokenChall
 	default:
-		d.Challenge = metadata.Challenge{
+		d.Challenge = res.challenge(metadata.Challenge{
 			Error:            c.oauthError,
 			Scope:            res.requiredStr,
 			ResourceMetadata: res.metadataURL,
 			ErrorDescription: c.description,
-		}.String()
+		}, usedDPoP)
 	}
 	return d
 }

@@ -43,6 +43,11 @@ const (
 	ReasonOriginNotAllowed  Reason = "origin_not_allowed"              // a browser Origin the resource does not accept
 	ReasonPolicyDenied      Reason = "policy_denied"                   // a CEL policy evaluated to false
 	ReasonPolicyError       Reason = "policy_error"                    // a CEL policy failed to evaluate (cost limit, missing key)
+	ReasonDPoPProof         Reason = "dpop_proof"                      // DPoP proof missing, malformed, for another request, stale or replayed
+	ReasonDPoPNonce         Reason = "dpop_nonce"                      // DPoP proof without the server's current nonce
+	ReasonDPoPBinding       Reason = "dpop_binding"                    // the proof key is not the token's (cnf.jkt), or an unbound token with the DPoP scheme
+	ReasonDPoPRequired      Reason = "dpop_required"                   // a Bearer credential where DPoP is required
+	ReasonDPoPUnavailable   Reason = "dpop_unavailable"                // the proof replay check cannot be made now
 	ReasonUpstreamRefused   Reason = "upstream_credential_refused"     // the upstream credential's issuer refused to mint it (invalid_grant, invalid_target, ...)
 	ReasonUpstreamUnavail   Reason = "upstream_credential_unavailable" // the upstream credential cannot be minted now
 	ReasonInternal          Reason = "internal"                        // a bug: denied, never allowed
@@ -108,6 +113,7 @@ var denials = []struct {
 	{ErrNoCredential, class{http.StatusUnauthorized, "", ReasonNoCredential, "a bearer token is required", true}},
 	{ErrTokenInQuery, class{http.StatusBadRequest, "invalid_request", ReasonInvalidRequest, "access tokens are accepted only in the Authorization header, not in the query string", true}},
 	{ErrTokenInBody, class{http.StatusBadRequest, "invalid_request", ReasonInvalidRequest, "access tokens are accepted only in the Authorization header, not in the body", true}},
+	{ErrDPoPRepeated, class{http.StatusBadRequest, "invalid_request", ReasonInvalidRequest, "a request carries exactly one DPoP header", true}},
 	{ErrMalformedHeader, class{http.StatusBadRequest, "invalid_request", ReasonInvalidRequest, "the Authorization header must carry exactly one Bearer token", true}},
 	{ErrAmbiguousPath, class{http.StatusBadRequest, "invalid_request", ReasonInvalidRequest, "the request path is ambiguous: another reading of it (decoded, letter case, \\ or ; parameters) routes elsewhere", true}},
 	{ErrBadTarget, class{http.StatusBadRequest, "invalid_request", ReasonInvalidRequest, "the request's host or path is malformed", true}},
@@ -144,6 +150,12 @@ var denials = []struct {
 	{token.ErrNotYetValid, class{http.StatusUnauthorized, "invalid_token", ReasonNotYetValid, "the access token is not yet valid", true}},
 	{verdict.ErrWrongAudience, class{http.StatusUnauthorized, "invalid_token", ReasonWrongAudience, "the access token is not meant for this resource", true}},
 	{verdict.ErrRevoked, class{http.StatusUnauthorized, "invalid_token", ReasonRevoked, "the access token has been revoked", true}},
+	// DPoP (RFC 9449 §7.1, §9): the errors go in the DPoP challenge.
+	{ErrDPoPProof, class{http.StatusUnauthorized, "invalid_dpop_proof", ReasonDPoPProof, "the DPoP proof is invalid", true}},
+	{ErrDPoPNonce, class{http.StatusUnauthorized, "use_dpop_nonce", ReasonDPoPNonce, "the DPoP proof must carry the nonce of the DPoP-Nonce header", true}},
+	{ErrDPoPBinding, class{http.StatusUnauthorized, "invalid_token", ReasonDPoPBinding, "invalid DPoP key binding", true}},
+	{ErrDPoPRequired, class{http.StatusUnauthorized, "invalid_token", ReasonDPoPRequired, "this resource accepts DPoP-bound access tokens only", true}},
+	{ErrDPoPUnavailable, class{http.StatusServiceUnavailable, "temporarily_unavailable", ReasonDPoPUnavailable, "the DPoP proof cannot be checked now; retry later", false}},
 	{ErrInsufficientScope, class{http.StatusForbidden, "insufficient_scope", ReasonInsufficientScope, "the access token lacks a required scope", true}},
 	{token.ErrUnavailable, class{http.StatusServiceUnavailable, "temporarily_unavailable", ReasonUnavailable, "the token cannot be verified now; retry later", false}},
 	// The resource mints a credential for its upstream, and cannot: never

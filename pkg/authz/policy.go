@@ -59,6 +59,7 @@ type resource struct {
 	noTokenChall     string       // the challenge for a request without a token, built once
 	login            bool         // browsers may sign in and use a login cookie
 	mintsUpstream    bool         // an allowed request carries a minted upstream token (upstream_token)
+	dpop             dpopSettings // DPoP (RFC 9449): mode, proof verifier (dpop.go)
 	public           []publicPath // paths that pass without a token (public.go)
 	mcpRules                      // MCP operation rules, scope hierarchy, origins
 
@@ -103,6 +104,7 @@ func NewPolicy(c *config.Config) (*Policy, error) {
 			// Any mode at all, a future one included: a resource that asks
 			// for a credential is refused rather than served without it.
 			mintsUpstream: rc.UpstreamToken.Mode != "",
+			dpop:          compileDPoP(rc.DPoP),
 		}
 		r.forwardPreflight = rc.Preflight == "forward"
 		r.cors = compileCORS(rc.CORS)
@@ -127,13 +129,19 @@ func NewPolicy(c *config.Config) (*Policy, error) {
 			ResourceName:           rc.ResourceName,
 			ResourceDocumentation:  rc.ResourceDocumentation,
 		}
+		if r.dpop.accepts() {
+			// RFC 9728 §2 (RFC 9449): which proofs, and whether Bearer
+			// tokens are refused.
+			doc.DPoPSigningAlgValuesSupported = r.dpop.algs
+			doc.DPoPBoundAccessTokensRequired = r.dpop.mode == config.DPoPRequired
+		}
 		for _, as := range rc.AuthorizationServers {
 			r.issuers[as.Issuer] = struct{}{}
 			doc.AuthorizationServers = append(doc.AuthorizationServers, as.Issuer)
 		}
 		r.document = doc.JSON()
 		r.ns = cacheNamespace(c, rc)
-		r.noTokenChall = metadata.Challenge{Scope: r.requiredStr, ResourceMetadata: r.metadataURL}.String()
+		r.noTokenChall = r.challenge(metadata.Challenge{Scope: r.requiredStr, ResourceMetadata: r.metadataURL}, false)
 		p.resources = append(p.resources, r)
 		p.byName[r.name] = r
 		p.wellKnown[r.wellKnown] = append(p.wellKnown[r.wellKnown], r)

@@ -34,6 +34,9 @@ func serverDefaults(rs []Resource) {
 		if rs[i].Preflight == "" {
 			rs[i].Preflight = "answer"
 		}
+		if d := &rs[i].DPoP; d.Mode == "" {
+			d.Mode, d.MaxAge, d.Algorithms = "off", dur("1m"), []string{"ES256", "ES384", "EdDSA", "RS256", "PS256"}
+		}
 		if u := &rs[i].UpstreamToken; u.AuthMethod == "" {
 			u.AuthMethod, u.Timeout, u.ExpiryMargin, u.RefreshAhead = "client_secret_basic", dur("2s"), dur("30s"), 0.2
 			u.RefusalTTL, u.DefaultLifetime = dur("30s"), dur("1m")
@@ -91,6 +94,7 @@ func defaultsWith(rs ...Resource) *Config {
 		MCP:       MCP{MaxBodyBytes: 65536},
 		Login: Login{SessionTTL: dur("8h"), StateTTL: dur("10m"), LoginPath: "/oauth/login", CallbackPath: "/oauth/callback",
 			LogoutPath: "/oauth/logout", SuccessRedirect: "/"},
+		DPoP:      DPoPShared{NonceLifetime: dur("5m"), Leeway: dur("5s"), ReplayEntries: 1000000},
 		Log:       Log{Level: "info", Format: "json", Audit: Audit{Enabled: ptr(true), AllowSampleRate: 1}},
 		Resources: rs,
 	}
@@ -197,6 +201,7 @@ func TestLoadValid(t *testing.T) {
 					StripAuthorization: ptr(false), TokenCacheEntries: 100000,
 				},
 				Unmatched: "allow",
+				DPoP:      DPoPShared{NonceLifetime: dur("5m"), Leeway: dur("5s"), ReplayEntries: 1000000},
 				Log:       Log{Level: "debug", Format: "text", Audit: Audit{Enabled: ptr(false), AllowSampleRate: 0.25}},
 				MCP:       MCP{MaxBodyBytes: 131072, RequireBody: true},
 				Login: Login{SessionTTL: dur("8h"), StateTTL: dur("10m"), LoginPath: "/oauth/login", CallbackPath: "/oauth/callback",
@@ -386,6 +391,15 @@ resources[0].login.issuer: must be one of the resource's authorization_servers
 resources[0].login.client_secret: is not used with auth_method private_key_jwt
 resources[1].login: is set but not enabled (set enabled: true)
 public_url: is required when a resource enables login (the redirect URI is public_url + login.callback_path)`},
+		{"invalid-dpop.yaml", `
+dpop.nonce_key: is required when a resource sets dpop.nonce (at least 32 bytes, the same on every replica)
+dpop.leeway: must be between 0s and 1m
+resources[0].dpop.mode: must be "off", "allowed" or "required"
+resources[0].dpop.algorithms[0]: "HS256" is not supported (use one of RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, ES512, EdDSA)
+resources[0].dpop.max_age: must be at most 10m (a proof is for one request)
+resources[0].dpop.htu_origin: must not have a path (only scheme://host[:port])
+resources[0].dpop.htu_origin: must not have a query
+resources[1].dpop: sets nonce or htu_origin with mode off (they apply to DPoP requests only)`},
 		{"invalid-upstream-token.yaml", `
 resources[0].upstream_token.client_id: is required when mode is set
 resources[0].upstream_token.private_key: is required with auth_method private_key_jwt

@@ -67,7 +67,20 @@ const (
 	defaultUpstreamRefusalTTL      = 30 * time.Second
 	defaultUpstreamDefaultLifetime = time.Minute
 	defaultUpstreamTokenEntries    = 100000
+
+	defaultDPoPMode          = DPoPOff
+	defaultDPoPMaxAge        = time.Minute
+	defaultDPoPNonceLifetime = 5 * time.Minute
+	defaultDPoPLeeway        = 5 * time.Second
+	defaultDPoPReplayEntries = 1000000
 )
+
+// defaultDPoPAlgorithms are the proof algorithms accepted by default: those
+// clients use (ES256 above all), none that is slow to verify (ES512) or
+// rare (RS384/512, PS384/512).
+func defaultDPoPAlgorithms() []string {
+	return []string{"ES256", "ES384", "EdDSA", "RS256", "PS256"}
+}
 
 // defaultAlgorithms is a function, not a variable, so that no caller can
 // change the default for everyone by appending to a shared slice. ES512 is
@@ -140,6 +153,9 @@ func (c *Config) ApplyDefaults() {
 		c.Upstream.StripAuthorization = ptr(true)
 	}
 	orDefault(c, "upstream.token_cache_entries", &c.Upstream.TokenCacheEntries, defaultUpstreamTokenEntries)
+	orDefault(c, "dpop.nonce_lifetime", &c.DPoP.NonceLifetime, Duration(defaultDPoPNonceLifetime))
+	orDefault(c, "dpop.leeway", &c.DPoP.Leeway, Duration(defaultDPoPLeeway))
+	orDefault(c, "dpop.replay_entries", &c.DPoP.ReplayEntries, defaultDPoPReplayEntries)
 
 	orDefault(c, "unmatched", &c.Unmatched, defaultUnmatched)
 	orDefault(c, "log.level", &c.Log.Level, defaultLogLevel)
@@ -218,6 +234,11 @@ func (r *Resource) applyDefaults(c *Config, path string) {
 		r.Login.Scopes = append([]string(nil), r.RequiredScopes...)
 	}
 	r.UpstreamToken.applyDefaults(c, path+".upstream_token", r.AuthorizationServers)
+	orDefault(c, path+".dpop.mode", &r.DPoP.Mode, defaultDPoPMode)
+	orDefault(c, path+".dpop.max_age", &r.DPoP.MaxAge, Duration(defaultDPoPMaxAge))
+	if len(r.DPoP.Algorithms) == 0 && !c.written[path+".dpop.algorithms"] {
+		r.DPoP.Algorithms = defaultDPoPAlgorithms()
+	}
 }
 
 // applyDefaults fills an upstream_token block's unset keys. Like the login

@@ -62,6 +62,8 @@ type Config struct {
 	// The browser login flow (authorization code with PKCE) shared by the
 	// resources that enable it.
 	Login Login `yaml:"login"`
+	// DPoP (RFC 9449) settings shared by every resource ([DPoP](dpop.md)).
+	DPoP DPoPShared `yaml:"dpop"`
 	// The protected resources (MCP servers). At least one. A request is routed
 	// to the resource named by Envoy's context_extensions {resource: NAME}, else
 	// to the first whose hosts and path_prefix match it.
@@ -427,6 +429,55 @@ type Resource struct {
 	// client's token ([upstream credentials](upstream-credentials.md); off
 	// unless `mode` is set).
 	UpstreamToken UpstreamToken `yaml:"upstream_token"`
+	// Sender-constrained tokens: DPoP proofs (RFC 9449) ([DPoP](dpop.md)).
+	DPoP DPoP `yaml:"dpop"`
+}
+
+// DPoP configures how a resource treats DPoP (RFC 9449): tokens bound to a
+// client's key (`cnf.jkt`), presented with `Authorization: DPoP` and a
+// proof of possession on every request.
+type DPoP struct {
+	// `allowed`: DPoP-bound tokens with their proofs, and Bearer tokens;
+	// `required`: DPoP only (a Bearer token is refused); `off`: Bearer only
+	// (a DPoP-bound token is refused either way). See [DPoP](dpop.md).
+	Mode string `yaml:"mode" schema:"enum=off|allowed|required"`
+	// JWS algorithms accepted for proofs (asymmetric only).
+	Algorithms []string `yaml:"algorithms" schema:"minItems=1,unique,items.enum=RS256|RS384|RS512|PS256|PS384|PS512|ES256|ES384|ES512|EdDSA"`
+	// A proof's `iat` may be at most this old (and `dpop.leeway` in the
+	// future); its `jti` is remembered this long, across replicas with Redis.
+	MaxAge Duration `yaml:"max_age"`
+	// Require a server nonce in every proof (RFC 9449 §9): a proof without the
+	// current one is answered `401 use_dpop_nonce` with a `DPoP-Nonce` header.
+	// Needs `dpop.nonce_key`.
+	Nonce bool `yaml:"nonce"`
+	// The origin clients address (`scheme://host[:port]`), when the proxy in
+	// front changes it (TLS ended before it, another host name): a proof's
+	// `htu` is compared with this origin and the request's path. Empty: the
+	// request's `:authority` and scheme (`x-forwarded-proto` when the proxy
+	// sets it).
+	HTUOrigin string `yaml:"htu_origin" doctype:"URL" docdefault:"'\"\"' (from the request)"`
+}
+
+// The values of DPoP.Mode.
+const (
+	DPoPAllowed  = "allowed"
+	DPoPRequired = "required"
+	DPoPOff      = "off"
+)
+
+// DPoPShared is what every resource's DPoP checks share.
+type DPoPShared struct {
+	// Key of the stateless server nonces (an HMAC of a time slot):
+	// `{env: NAME}` or `{file: PATH}` holding at least 32 bytes, the same on
+	// every replica. Required when a resource sets `dpop.nonce`.
+	NonceKey Secret `yaml:"nonce_key"`
+	// How long one nonce is current; the previous one is accepted too.
+	NonceLifetime Duration `yaml:"nonce_lifetime"`
+	// Clock skew allowed on a proof's `iat` in the future.
+	Leeway Duration `yaml:"leeway"`
+	// Bound on the proof ids (`jti`) remembered in process (with Redis, also
+	// there). A full table refuses new proofs rather than forgetting one.
+	ReplayEntries int `yaml:"replay_entries" schema:"min=1,max=100000000"`
 }
 
 // UpstreamToken configures the access token an allowed request carries to

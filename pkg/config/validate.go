@@ -58,6 +58,7 @@ func (c *Config) Validate() error {
 	c.validateResources(&ch)
 	c.validateLogin(&ch)
 	c.validateUpstreamTokens(&ch)
+	c.validateDPoP(&ch)
 	errs := mergeTagErrors(checkTags(c), ch.errs)
 	if len(errs) == 0 {
 		return nil

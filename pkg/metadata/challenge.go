@@ -5,21 +5,47 @@ import (
 	"strings"
 )
 
-// Challenge is one Bearer WWW-Authenticate challenge (RFC 6750 §3 with the
-// RFC 9728 §5.1 resource_metadata parameter). Empty fields are omitted: in
-// particular a challenge never carries an empty scope.
+// Challenge is one WWW-Authenticate challenge: Bearer (RFC 6750 §3) or
+// DPoP (RFC 9449 §7.1), with the RFC 9728 §5.1 resource_metadata
+// parameter. Empty fields are omitted: in particular a challenge never
+// carries an empty scope.
 type Challenge struct {
-	Error            string // invalid_request, invalid_token, insufficient_scope; empty when no credential was sent (RFC 6750 §3.1)
+	// Scheme is "Bearer" (the default when empty) or "DPoP".
+	Scheme           string
+	Error            string // invalid_request, invalid_token, insufficient_scope, invalid_dpop_proof, use_dpop_nonce; empty when no credential was sent (RFC 6750 §3.1)
 	Scope            string // space-separated scopes the operation needs
 	ResourceMetadata string // absolute URL of the metadata document
 	ErrorDescription string // human-readable, ASCII
+	// Algs lists the JWS algorithms accepted for DPoP proofs, space
+	// separated (RFC 9449 §7.1 algs).
+	Algs string
+}
+
+// Schemes of Challenge.
+const (
+	SchemeBearer = "Bearer"
+	SchemeDPoP   = "DPoP"
+)
+
+// Challenges renders several challenges as one WWW-Authenticate value,
+// comma separated (RFC 9110 §11.6.1), in the order given.
+func Challenges(cs ...Challenge) string {
+	parts := make([]string, len(cs))
+	for i, c := range cs {
+		parts[i] = c.String()
+	}
+	return strings.Join(parts, ", ")
 }
 
 // String renders the challenge as a header value.
 func (c Challenge) String() string {
 	var b strings.Builder
-	b.Grow(32 + len(c.Error) + len(c.Scope) + len(c.ResourceMetadata) + len(c.ErrorDescription))
-	b.WriteString("Bearer")
+	b.Grow(40 + len(c.Error) + len(c.Scope) + len(c.ResourceMetadata) + len(c.ErrorDescription) + len(c.Algs))
+	if c.Scheme == "" {
+		b.WriteString(SchemeBearer)
+	} else {
+		b.WriteString(c.Scheme)
+	}
 	sep := " "
 	param := func(name, value string) {
 		if !hasKept(value) {
@@ -36,6 +62,7 @@ func (c Challenge) String() string {
 	param("scope", c.Scope)
 	param("resource_metadata", c.ResourceMetadata)
 	param("error_description", c.ErrorDescription)
+	param("algs", c.Algs)
 	return b.String()
 }
 

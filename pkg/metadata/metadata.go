@@ -29,6 +29,10 @@ type ProtectedResource struct {
 	BearerMethodsSupported []string `json:"bearer_methods_supported"`
 	ResourceName           string   `json:"resource_name,omitempty"`
 	ResourceDocumentation  string   `json:"resource_documentation,omitempty"`
+	// RFC 9728 §2: the JWS algorithms accepted for DPoP proofs, and whether
+	// only DPoP-bound tokens are accepted (RFC 9449).
+	DPoPSigningAlgValuesSupported []string `json:"dpop_signing_alg_values_supported,omitempty"`
+	DPoPBoundAccessTokensRequired bool     `json:"dpop_bound_access_tokens_required,omitempty"`
 }
 
 // JSON encodes the document. Encoding a struct of strings cannot fail.
