@@ -20,7 +20,7 @@ func TestCORSOverGRPC(t *testing.T) {
 	if a.status != 401 || !strings.Contains(a.headers["www-authenticate"], "resource_metadata=") {
 		t.Fatalf("no token: %d %v", a.status, a.headers)
 	}
-	if a.headers["access-control-allow-origin"] != origin || a.headers["access-control-expose-headers"] != "WWW-Authenticate, Retry-After" ||
+	if a.headers["access-control-allow-origin"] != origin || a.headers["access-control-expose-headers"] != "WWW-Authenticate, Retry-After, DPoP-Nonce" ||
 		a.headers["vary"] != "Origin" || a.headers["cache-control"] != "no-store" {
 		t.Errorf("401 to an allowed Origin: %v", a.headers)
 	}
