@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
 	"strings"
 
 	"github.com/extauthz/extauthz/pkg/config"
@@ -60,12 +61,18 @@ type dpopSettings struct {
 	nonces   *dpop.Nonces // the engine's, when the resource requires nonces
 }
 
-func compileDPoP(c config.DPoP) dpopSettings {
+func compileDPoP(c config.DPoP, canonical string) dpopSettings {
 	mode := c.Mode
 	if mode == "" {
-		mode = config.DPoPAllowed
+		mode = config.DPoPOff
 	}
-	return dpopSettings{mode: mode, algs: c.Algorithms, algsStr: strings.Join(c.Algorithms, " "), conf: c, htuOrigin: c.HTUOrigin}
+	origin := c.HTUOrigin
+	if origin == "" {
+		if u, err := url.Parse(canonical); err == nil {
+			origin = u.Scheme + "://" + u.Host
+		}
+	}
+	return dpopSettings{mode: mode, algs: c.Algorithms, algsStr: strings.Join(c.Algorithms, " "), conf: c, htuOrigin: origin}
 }
 
 func (s *dpopSettings) accepts() bool { return s.mode != config.DPoPOff }
@@ -116,7 +123,7 @@ func (res *resource) checkProof(ctx context.Context, r *Request, rawPath, raw, j
 	if v == nil {
 		return fmt.Errorf("%w: no proof verifier for this resource", ErrDPoPUnavailable)
 	}
-	_, err := v.Verify(ctx, dpop.Proof{Header: header, Method: r.Method, URI: res.htu(r, rawPath), AccessToken: raw, JKT: jkt})
+	_, err := v.Verify(ctx, dpop.Proof{Header: header, Method: r.Method, URI: res.htu(rawPath), AccessToken: raw, JKT: jkt})
 	switch {
 	case err == nil:
 		return nil
@@ -131,25 +138,15 @@ func (res *resource) checkProof(ctx context.Context, r *Request, rawPath, raw, j
 	}
 }
 
-// htu is the URI the client addressed, as a proof's htu must name it (RFC
-// 9449 §4.3 step 9, without query): the configured origin, or the scheme
-// the proxy reports (x-forwarded-proto, else the request's) and the
-// :authority; then the request path as sent (pkg/dpop compares both
-// normalised per RFC 3986 §6).
-func (res *resource) htu(r *Request, rawPath string) string {
-	origin := res.dpop.htuOrigin
-	if origin == "" {
-		scheme := r.Scheme
-		if xf := r.Headers["x-forwarded-proto"]; xf != "" {
-			scheme, _, _ = strings.Cut(xf, ",")
-			scheme = strings.TrimSpace(scheme)
-		}
-		if scheme == "" {
-			scheme = "https"
-		}
-		origin = strings.ToLower(scheme) + "://" + r.Host
-	}
-	return origin + rawPath
+// htu is the URI a proof's htu must name (RFC 9449 §4.3 step 9, without
+// query): the configured origin, else the origin of the resource's
+// canonical URI — never one read from the request, whose Host and
+// X-Forwarded-Proto the client chooses wherever the route, not the host,
+// picks the resource: a proof made for another server must not pass here —
+// then the request path as sent (pkg/dpop compares both normalised per
+// RFC 3986 §6).
+func (res *resource) htu(rawPath string) string {
+	return res.dpop.htuOrigin + rawPath
 }
 
 // challenge renders c for res by its DPoP mode and the scheme the request

@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -199,6 +200,22 @@ func TestDPoPProofs(t *testing.T) {
 				t.Errorf("challenge %q: no resource_metadata in the %s challenge", d.Challenge, tt.scheme)
 			}
 		})
+	}
+
+	// The htu is the resource's origin, not one the request names: with the
+	// route naming the resource, a Host and X-Forwarded-Proto of the
+	// client's choosing must not make a proof made for another server pass.
+	evil := dpopRequest("/mcp", "DPoP", tok, key.proof(t, "POST", "https://evil.example/mcp", tok, nil))
+	evil.Host, evil.Headers["x-forwarded-proto"] = "evil.example", "https"
+	evil.ContextExtensions = map[string]string{"resource": "allowed"}
+	if d := e.Check(ctx, evil); d.Allow || d.Reason != ReasonDPoPProof {
+		t.Errorf("a proof for the Host the client named: allow %v reason %s", d.Allow, d.Reason)
+	}
+
+	// The proof does not reach the upstream, like the token.
+	d := e.Check(ctx, dpopRequest("/mcp", "DPoP", tok, key.proof(t, "POST", dpopURI, tok, nil)))
+	if !d.Allow || !slices.Contains(d.Remove, "dpop") || !slices.Contains(d.Remove, "authorization") {
+		t.Errorf("allowed DPoP request: allow %v, removes %v; want authorization and dpop removed", d.Allow, d.Remove)
 	}
 
 	// A plain token as Bearer still passes where DPoP is allowed or off.

@@ -317,6 +317,11 @@ func (e *Engine) decide(ctx context.Context, p *Policy, r *Request) Decision {
 			return denied
 		}
 	}
+	if usedDPoP && p.strip {
+		// The proof goes with the token it proves: neither reaches the
+		// upstream.
+		d.Remove = append(d.Remove, "dpop")
+	}
 	e.scrubUpstream(p, r, &d)
 	return d
 }

@@ -104,7 +104,7 @@ func NewPolicy(c *config.Config) (*Policy, error) {
 			// Any mode at all, a future one included: a resource that asks
 			// for a credential is refused rather than served without it.
 			mintsUpstream: rc.UpstreamToken.Mode != "",
-			dpop:          compileDPoP(rc.DPoP),
+			dpop:          compileDPoP(rc.DPoP, rc.Resource),
 		}
 		r.forwardPreflight = rc.Preflight == "forward"
 		r.cors = compileCORS(rc.CORS)

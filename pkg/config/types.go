@@ -450,12 +450,11 @@ type DPoP struct {
 	// current one is answered `401 use_dpop_nonce` with a `DPoP-Nonce` header.
 	// Needs `dpop.nonce_key`.
 	Nonce bool `yaml:"nonce"`
-	// The origin clients address (`scheme://host[:port]`), when the proxy in
-	// front changes it (TLS ended before it, another host name): a proof's
-	// `htu` is compared with this origin and the request's path. Empty: the
-	// request's `:authority` and scheme (`x-forwarded-proto` when the proxy
-	// sets it).
-	HTUOrigin string `yaml:"htu_origin" doctype:"URL" docdefault:"'\"\"' (from the request)"`
+	// The origin clients address (`scheme://host[:port]`): a proof's `htu` is
+	// compared with this origin and the request's path. Empty: the origin of
+	// `resource`. Never read from the request, whose `Host` and
+	// `X-Forwarded-Proto` the client chooses.
+	HTUOrigin string `yaml:"htu_origin" doctype:"URL" docdefault:"origin of 'resource'"`
 }
 
 // The values of DPoP.Mode.
