@@ -509,13 +509,31 @@ func checkExchanged(ctx context.Context, t *testing.T, s *Server, resp map[strin
 // client app and returns the access token for resource.
 func userAccessToken(ctx context.Context, t *testing.T, s *Server, app Client, user, resource string) string {
 	t.Helper()
+	m, code, verifier := userCode(ctx, t, s, app, user, resource)
+	status, body := postForm(ctx, t, m.TokenEndpoint, url.Values{
+		"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {app.RedirectURIs[0]},
+		"code_verifier": {verifier}, "client_id": {app.ID}, "resource": {resource},
+	})
+	var tr struct {
+		AccessToken string `json:"access_token"`
+	}
+	if status != http.StatusOK || json.Unmarshal([]byte(body), &tr) != nil || tr.AccessToken == "" {
+		t.Fatalf("authorization code token request: HTTP %d %s", status, body)
+	}
+	return tr.AccessToken
+}
+
+// userCode signs user in as the public client app (authorization request with PKCE, for
+// resource, redirected to app's first redirect URI) and returns the code and its verifier.
+func userCode(ctx context.Context, t *testing.T, s *Server, app Client, user, resource string) (m Metadata, code, verifier string) {
+	t.Helper()
 	m, err := s.Metadata(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
 	secret := make([]byte, 32)
 	_, _ = rand.Read(secret)
-	verifier := base64.RawURLEncoding.EncodeToString(secret)
+	verifier = base64.RawURLEncoding.EncodeToString(secret)
 	challenge := sha256.Sum256([]byte(verifier))
 	redirect := app.RedirectURIs[0]
 	authz, err := url.Parse(m.AuthorizationEndpoint + "?" + url.Values{
@@ -530,19 +548,9 @@ func userAccessToken(ctx context.Context, t *testing.T, s *Server, app Client, u
 	browser := &http.Client{Jar: jar, Timeout: 10 * time.Second,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	callback := SignIn(t, browser, authz, user, "/cb", false)
-	code := callback.Query().Get("code")
+	code = callback.Query().Get("code")
 	if code == "" {
 		t.Fatalf("callback %s has no code", callback.Redacted())
 	}
-	status, body := postForm(ctx, t, m.TokenEndpoint, url.Values{
-		"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {redirect},
-		"code_verifier": {verifier}, "client_id": {app.ID}, "resource": {resource},
-	})
-	var tr struct {
-		AccessToken string `json:"access_token"`
-	}
-	if status != http.StatusOK || json.Unmarshal([]byte(body), &tr) != nil || tr.AccessToken == "" {
-		t.Fatalf("authorization code token request: HTTP %d %s", status, body)
-	}
-	return tr.AccessToken
+	return m, code, verifier
 }

@@ -22,6 +22,11 @@
 // requests the server received (Exchanges) and make the following ones fail or slow down
 // (SetExchangeBehaviour). test/authserver/server.mjs documents the server side in full.
 //
+// It issues DPoP-bound access tokens (RFC 9449): oidc-provider 9.13.3 has its DPoP feature on by
+// default, and a token request with a DPoP proof (TokenDPoP, ClientCredentialsDPoP) gets a token
+// of token_type DPoP bound to the proof's key, its cnf.jkt in the JWT's claims or in the
+// introspection answer. Options.DPoP turns the feature off or makes it demand server nonces.
+//
 // Clients authenticating with private_key_jwt may use as client assertion aud the issuer, the
 // token endpoint URL, or the URL of the endpoint being called (e.g. the introspection
 // endpoint); the match is exact (no trailing-slash tolerance), and a jti may be used only once.
@@ -150,6 +155,22 @@ type Options struct {
 	// TokenExchange configures the targets of RFC 8693 token exchange. The grant is supported
 	// whether or not it is set; without targets every exchange is refused with invalid_target.
 	TokenExchange TokenExchange
+	// DPoP configures DPoP at the token endpoint; the zero value keeps the library's default.
+	DPoP DPoP
+}
+
+// DPoP configures oidc-provider's DPoP feature (RFC 9449). The zero value is the library's
+// default in 9.13.3: enabled, proofs signed with ES256, Ed25519 or EdDSA, no nonces, each
+// proof's jti usable once. A token request without a DPoP header gets a Bearer token either
+// way.
+type DPoP struct {
+	// Disabled turns the feature off: DPoP headers are ignored and every token is a Bearer
+	// token, as from a server that knows nothing of DPoP.
+	Disabled bool
+	// RequireNonce makes the token endpoint demand a server nonce in every proof (RFC 9449
+	// section 8): a proof without one is refused with 400 use_dpop_nonce and a DPoP-Nonce
+	// header. TokenDPoP retries once with it.
+	RequireNonce bool
 }
 
 // Server is a running authorization server.
@@ -203,6 +224,12 @@ type config struct {
 	// RegistrationIgnoresScope: see Options.
 	RegistrationIgnoresScope bool                 `json:"registrationIgnoresScope,omitempty"`
 	TokenExchange            *tokenExchangeConfig `json:"tokenExchange,omitempty"`
+	DPoP                     *dpopConfig          `json:"dpop,omitempty"`
+}
+
+type dpopConfig struct {
+	Enabled      bool `json:"enabled"`
+	RequireNonce bool `json:"requireNonce"`
 }
 
 type tokenExchangeConfig struct {
@@ -343,6 +370,12 @@ func (o Options) config() (config, error) {
 				TTL:      wholeSeconds(t.TTL),
 			})
 		}
+	}
+	if o.DPoP != (DPoP{}) {
+		if o.DPoP.Disabled && o.DPoP.RequireNonce {
+			return config{}, errors.New("DPoP: RequireNonce with Disabled")
+		}
+		cfg.DPoP = &dpopConfig{Enabled: !o.DPoP.Disabled, RequireNonce: o.DPoP.RequireNonce}
 	}
 	for _, c := range o.Clients {
 		if c.ID == "" {
@@ -621,6 +654,15 @@ func (s *Server) origin() string {
 
 // post sends a form to an endpoint with c's client authentication.
 func (s *Server) post(ctx context.Context, name, endpoint string, c Client, form url.Values) ([]byte, error) {
+	req, err := newPost(ctx, endpoint, c, form)
+	if err != nil {
+		return nil, err
+	}
+	return s.do(req, name)
+}
+
+// newPost is the request that sends a form to an endpoint with c's client authentication.
+func newPost(ctx context.Context, endpoint string, c Client, form url.Values) (*http.Request, error) {
 	method := c.authMethod()
 	switch method {
 	case "none", "client_secret_post":
@@ -642,7 +684,7 @@ func (s *Server) post(ctx context.Context, name, endpoint string, c Client, form
 		// RFC 6749 section 2.3.1: both parts form-urlencoded before base64.
 		req.SetBasicAuth(url.QueryEscape(c.ID), url.QueryEscape(c.Secret))
 	}
-	return s.do(req, name)
+	return req, nil
 }
 
 // do sends req and returns the body of a 200 answer; anything else is a *ResponseError.

@@ -29,6 +29,10 @@
 //         "ttl": 300                  // seconds (default 300)
 //       } ],
 //       "invalidTokenError": "invalid_request" // or "invalid_grant" (see below)
+//     },
+//     "dpop": {                       // RFC 9449 DPoP (see below); absent: the
+//       "enabled": true,              // library's default, which is enabled
+//       "requireNonce": false
 //     }
 //   }
 //
@@ -107,6 +111,21 @@
 // that aud, the target's scopes and ttl (the gateway's own actor token). The
 // "audience" parameter is not one of client_credentials' parameters and is
 // ignored there.
+//
+// DPoP (RFC 9449): oidc-provider 9.13.3 has features.dPoP enabled by default
+// (proofs signed with ES256, Ed25519 or EdDSA; no nonces; a proof's jti used
+// once). A token request with a valid DPoP header gets a token bound to the
+// proof's key: token_type "DPoP", and cnf.jkt (the RFC 7638 thumbprint) in a
+// JWT access token's claims or in the introspection answer for an opaque one.
+// A request without the header gets a Bearer token as before. A bad proof is
+// refused with 400 invalid_dpop_proof. The "dpop" document:
+//   - absent: the library's default, as above;
+//   - enabled false: the feature is off: DPoP headers are ignored and every
+//     token is Bearer (an authorization server that knows nothing of DPoP);
+//   - requireNonce true: every proof at the token endpoint must carry a
+//     server nonce (RFC 9449 section 8): one without is refused with 400
+//     use_dpop_nonce and a DPoP-Nonce header to retry with. The nonce secret
+//     is random per process.
 //
 // Test controls, answered at the issuer's origin (outside any issuerPath), on
 // this test server only:
@@ -269,6 +288,24 @@ for (const [i, t] of (tokenExchangeCfg.targets ?? []).entries()) {
   resourceServers.set(href, info);
 }
 
+// DPoP: the features.dPoP configuration, or undefined for the library's default.
+const dpopCfg = cfg.dpop;
+let dPoPFeature;
+if (dpopCfg !== undefined) {
+  if (dpopCfg === null || typeof dpopCfg !== 'object' || Array.isArray(dpopCfg)) fail('dpop must be an object');
+  for (const key of Object.keys(dpopCfg)) {
+    if (key !== 'enabled' && key !== 'requireNonce') fail(`dpop.${key} is not a known key`);
+    if (typeof dpopCfg[key] !== 'boolean') fail(`dpop.${key} must be a boolean`);
+  }
+  const requireNonce = dpopCfg.requireNonce ?? false;
+  dPoPFeature = { enabled: dpopCfg.enabled ?? true, allowReplay: false };
+  if (requireNonce) {
+    if (!dPoPFeature.enabled) fail('dpop.requireNonce needs dpop.enabled');
+    dPoPFeature.nonceSecret = randomBytes(32);
+    dPoPFeature.requireNonce = () => true;
+  }
+}
+
 // Every scope a client may carry in its `scope` metadata must be known to the
 // provider, so resource scopes are added to the provider's scope list too.
 const scopes = new Set(['openid', 'offline_access']);
@@ -363,6 +400,7 @@ function buildProvider(issuer) {
     features: {
       devInteractions: { enabled: true },
       clientCredentials: { enabled: true },
+      ...(dPoPFeature ? { dPoP: dPoPFeature } : {}),
       registration: { enabled: true },
       introspection: {
         enabled: true,

@@ -70,6 +70,7 @@ func TestE2E(t *testing.T) {
 	t.Run("UpstreamGetsTheMintedTokenThroughNginx", func(t *testing.T) { testMintedUpstreamToken(t, st, st.ng, mintedPath, false) })
 	t.Run("UpstreamGetsTheGatewaysTokenThroughNginx", func(t *testing.T) { testMintedClientCredentials(t, st, st.ng, mintedCCPath) })
 	t.Run("TokenEndpointDownThroughNginx", func(t *testing.T) { testMintUnavailable(t, st, st.ng) })
+	t.Run("DPoPThroughNginx", func(t *testing.T) { testDPoP(t, st, st.ng) })
 	t.Run("NginxWithTheGatewayDown", func(t *testing.T) { testGatewayDown(t, st) })
 
 	// The same flows through Caddy (deploy/caddy/Caddyfile, forward_auth to /authz/traefik).
@@ -86,6 +87,7 @@ func TestE2E(t *testing.T) {
 	t.Run("UpstreamGetsTheMintedTokenThroughCaddy", func(t *testing.T) { testMintedUpstreamToken(t, st, st.caddy, mintedPath, false) })
 	t.Run("UpstreamGetsTheGatewaysTokenThroughCaddy", func(t *testing.T) { testMintedClientCredentials(t, st, st.caddy, mintedCCPath) })
 	t.Run("TokenEndpointDownThroughCaddy", func(t *testing.T) { testMintUnavailable(t, st, st.caddy) })
+	t.Run("DPoPThroughCaddy", func(t *testing.T) { testDPoP(t, st, st.caddy) })
 	t.Run("CaddyWithTheGatewayDown", func(t *testing.T) { testCaddyGatewayDown(t, st, st.caddyBin) })
 }
 
@@ -977,6 +979,7 @@ func startStack(t *testing.T) *stack {
 			oidctest.Resource{Resource: f.otherResource, Scope: "mcp:tools"},
 			oidctest.Resource{Resource: f.url + mintedPath, Scope: "mcp:tools"},
 			oidctest.Resource{Resource: f.url + mintedCCPath, Scope: "mcp:tools"},
+			oidctest.Resource{Resource: f.url + dpopPath, Scope: "mcp:tools"},
 		)
 	}
 	st.as = oidctest.Start(t, oidctest.Options{
@@ -1045,7 +1048,8 @@ func startStack(t *testing.T) *stack {
 // that its session cookie exists to strip; one whose issuer cannot be
 // reached (its keys never load), reached through the catch-all location;
 // and "minted" and "minted-cc" (upstream_test.go), also reached through the
-// catch-all, whose upstream gets a token the gateway mints.
+// catch-all, whose upstream gets a token the gateway mints; and "dpop"
+// (dpop_test.go), through the catch-all too, which accepts DPoP-bound tokens.
 // mcp's CORS preflights are answered by the gateway (nginx sends them to
 // /authz/nginx-preflight); admin's are forwarded to the MCP server
 // (preflight: forward).
@@ -1093,5 +1097,5 @@ resources:
     resource: "%[1]s/unavailable/mcp"
     required_scopes: ["mcp:tools"]
     authorization_servers: [{issuer: %[6]q, jwks_uri: "%[6]s/jwks"}]
-`, nginxURL, issuer, adminTool, otherResource, webClientID, downIssuer) + mintedResourceConfig(nginxURL, issuer)
+`, nginxURL, issuer, adminTool, otherResource, webClientID, downIssuer) + mintedResourceConfig(nginxURL, issuer) + dpopResourceConfig(nginxURL, issuer)
 }

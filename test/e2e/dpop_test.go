@@ -1,0 +1,94 @@
+package e2e
+
+// DPoP (RFC 9449, docs/dpop.md) through nginx and Caddy: resource "dpop" (dpop.mode allowed),
+// reached through their catch-all (decided by host and path, so the shipped files need no
+// location of their own for it). The token is bound by oidc-provider to the test client's key
+// (cnf.jkt); the client (internal/dpoptest) signs a proof per request. The proxies pass the
+// request's DPoP header to the gateway with the rest of its headers: nginx's auth_request
+// subrequest and Caddy's forward_auth request carry it without any configuration of their own.
+//
+//	client ──Authorization: DPoP <token>, DPoP: <proof>──▶ nginx / Caddy ──▶ recorder ──▶ server-everything
+//	                                                          │ auth_request / forward_auth
+//	                                                          ▼
+//	                                                       extauthz (htu from Host and the original URI)
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/extauthz/extauthz/internal/dpoptest"
+)
+
+// dpopPath is resource "dpop" on every front.
+const dpopPath = "/dpop/mcp"
+
+// dpopResourceConfig is resource "dpop" of a front's gateway, to append to its resources.
+func dpopResourceConfig(frontURL, issuer string) string {
+	return fmt.Sprintf(`  - name: dpop
+    resource: "%[1]s%[3]s"
+    required_scopes: ["mcp:tools"]
+    authorization_servers: [{issuer: %[2]q}]
+    dpop: {mode: allowed}
+`, frontURL, issuer, dpopPath)
+}
+
+// testDPoP: a DPoP-bound token with a good proof passes f to the MCP server, which sees
+// neither the token nor any header carrying it; the same proof again is refused at f (401
+// with the DPoP challenge, relayed by f), and nothing more reaches the MCP server.
+func testDPoP(t *testing.T, st *stack, f *front) {
+	u := f.resourceURL(dpopPath)
+	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := dpoptest.KeyFrom(priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := st.as.ClientCredentialsDPoP(context.Background(), serviceClient, u, "mcp:tools", priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proof := key.MustSign(t, dpoptest.Proof{Method: http.MethodPost, URL: u, AccessToken: tok})
+	headers := [][2]string{{"Authorization", "DPoP " + tok}, {"DPoP", proof}}
+
+	mark := st.rec.len()
+	resp := st.sendRaw(t, u, headers)
+	got := st.rec.since(mark)
+	if len(got) != 1 {
+		t.Fatalf("a bound token with a good proof: %d %q %s; the MCP server received %d requests, want 1",
+			resp.StatusCode, resp.Header.Get("WWW-Authenticate"), resp.Body, len(got))
+	}
+	r := got[0]
+	t.Logf("the MCP server got %s %s and answered %d; DPoP header passed on: %t", r.Method, r.Path, resp.StatusCode, r.Header.Get("DPoP") != "")
+	if r.Header.Get("Authorization") != "" {
+		t.Errorf("the MCP server got an Authorization header")
+	}
+	for name, values := range r.Header {
+		for _, v := range values {
+			if strings.Contains(v, tok) {
+				t.Errorf("the MCP server got the token in %s", name)
+			}
+		}
+	}
+	if id := r.Header.Get("X-Extauthz-Client-Id"); id != serviceClient.ID {
+		t.Errorf("X-Extauthz-Client-Id %q, want %s", id, serviceClient.ID)
+	}
+
+	mark = st.rec.len()
+	resp = st.sendRaw(t, u, headers)
+	www := resp.Header.Get("WWW-Authenticate")
+	if resp.StatusCode != http.StatusUnauthorized || !strings.Contains(www, `DPoP error="invalid_dpop_proof"`) || !strings.Contains(www, `algs="ES256`) ||
+		!strings.HasPrefix(www, "Bearer ") {
+		t.Errorf("the proof replayed: %d %q; want 401 with Bearer …, DPoP error=\"invalid_dpop_proof\", algs=…", resp.StatusCode, www)
+	}
+	if got := st.rec.since(mark); len(got) != 0 {
+		t.Errorf("a replayed proof reached the MCP server: %v", got)
+	}
+}
