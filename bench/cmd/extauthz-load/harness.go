@@ -786,7 +786,7 @@ func (h *harness) scenario(ctx context.Context, sc *Scenario, round int) error {
 		return h.hitUpstream(ctx, sc)
 
 	case scDPoP:
-		return h.dpopScenario(ctx, sc)
+		return h.dpopScenario(ctx, sc, round)
 
 	case scFloor:
 		for _, c := range h.o.Concurrency {
