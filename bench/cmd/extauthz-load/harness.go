@@ -23,6 +23,7 @@ const (
 	scFloor         = "floor"
 	scHit           = "hit"
 	scHitUpstream   = "hit-upstream"
+	scDPoP          = "dpop"
 	scRedis         = "redis"
 	scFullRS256     = "full-rs256"
 	scFullES256     = "full-es256"
@@ -34,7 +35,7 @@ const (
 )
 
 // allScenarios is "all", in the order they run; ws-1m only with "all+1m".
-var allScenarios = []string{scFloor, scHit, scHitUpstream, scRedis, scFullRS256, scFullES256, scIntrospection, scIntroHit, scWS10k}
+var allScenarios = []string{scFloor, scHit, scHitUpstream, scDPoP, scRedis, scFullRS256, scFullES256, scIntrospection, scIntroHit, scWS10k}
 
 var knownScenarios = append(append([]string(nil), allScenarios...), scWS1m, scExternal)
 
@@ -131,6 +132,9 @@ type Result struct {
 	// Verified is the answers checked in full (pattern.verify) and found
 	// right during the measured run.
 	Verified int
+	// RawVerify is the CPU µs of one raw ecdsa.VerifyASN1 (P-256) in this
+	// tool, timed right before the run (dpop); < 0 n/a.
+	RawVerify float64
 	// The machine during the run, in cores (< 0 unknown): idle, the CPU of
 	// other processes (a lower bound: processes that ended during the run
 	// are missed), and steal (time a hypervisor gave to other guests).
@@ -167,6 +171,7 @@ type harness struct {
 	ext     *issuer // served on IssuerAddr for --addr
 	in      *introspectionServer
 	ex      *exchangeServer // hit-upstream's token endpoint
+	dp      *dpopClient     // dpop's client: its key, bound token and proofs
 	opaque  []byte          // the request of introspection-hit's one opaque token
 	hitTok  string
 	hitReq  []byte
@@ -187,7 +192,7 @@ func (h *harness) progress(format string, args ...any) {
 func needsServer(scs []string) bool {
 	for _, s := range scs {
 		switch s {
-		case scHit, scHitUpstream, scRedis, scFullRS256, scFullES256, scIntrospection, scIntroHit, scWS10k, scWS1m:
+		case scHit, scHitUpstream, scDPoP, scRedis, scFullRS256, scFullES256, scIntrospection, scIntroHit, scWS10k, scWS1m:
 			return true
 		}
 	}
@@ -373,6 +378,17 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		}
 	}
 
+	if contains(o.Scenarios, scDPoP) {
+		if h.dp, err = newDPoPClient(h.rs); err != nil {
+			return rep, fmt.Errorf("dpop client: %w", err)
+		}
+		// A proof is signed before its run starts and must still be
+		// fresh (iat within dpop.max_age, 60 s by default) at its end.
+		if o.Duration+30*time.Second > time.Minute {
+			h.dp.maxAge = (o.Duration + time.Minute).Round(time.Second)
+		}
+	}
+
 	scs := map[string]*Scenario{}
 	for _, name := range o.Scenarios {
 		sc := &Scenario{Name: name, Title: scenarioTitle(name, h)}
@@ -414,6 +430,8 @@ func scenarioTitle(name string, h *harness) string {
 		return fmt.Sprintf("hit — extauthz serve, one RS256 token (%d bytes), warmed: in-process cache hits", h.hitLen)
 	case scHitUpstream:
 		return fmt.Sprintf("hit-upstream — one RS256 token (%d bytes), warmed, on a resource with upstream_token mode exchange: in-process hits of the verdict and of the minted token", h.hitLen)
+	case scDPoP:
+		return fmt.Sprintf("dpop — one RS256 token (%d bytes) bound to the client's ES256 key, warmed, on a resource with dpop mode allowed: in-process hits of the verdict, a new ES256 DPoP proof verified on every Check", len(h.dp.token))
 	case scRedis:
 		return fmt.Sprintf("redis — extauthz serve with its own redis-server, cache.max_entries 1, %s RS256 tokens at random: Redis hits", thousands(h.o.RedisTokens))
 	case scFullRS256:
@@ -477,16 +495,17 @@ func (s *server) stop() {
 
 // startExtauthz runs `extauthz serve` with a generated config.
 func (h *harness) startExtauthz(ctx context.Context, redisURL string, maxEntries int) (*server, error) {
-	return h.startExtauthzWith(ctx, redisURL, maxEntries, nil, nil)
+	return h.startExtauthzWith(ctx, redisURL, maxEntries, nil, nil, nil)
 }
 
 // startExtauthzWith runs `extauthz serve` with a generated config whose
-// resource also trusts the introspection endpoint in, unless nil, and
-// mints its upstream credential at ex, unless nil.
-func (h *harness) startExtauthzWith(ctx context.Context, redisURL string, maxEntries int, in *introspectionServer, ex *exchangeServer) (*server, error) {
+// resource also trusts the introspection endpoint in, unless nil, mints
+// its upstream credential at ex, unless nil, and accepts DPoP, unless dp
+// is nil.
+func (h *harness) startExtauthzWith(ctx context.Context, redisURL string, maxEntries int, in *introspectionServer, ex *exchangeServer, dp *dpopClient) (*server, error) {
 	p, err := startServer(ctx, h.reg, "extauthz", h.dir, func(addr string) []string {
 		path := filepath.Join(h.dir, "extauthz-"+strings.ReplaceAll(addr, ":", "_")+".yaml")
-		_ = os.WriteFile(path, []byte(extauthzConfig(addr, []*issuer{h.rs, h.es}, in, ex, redisURL, maxEntries)), 0o600)
+		_ = os.WriteFile(path, []byte(extauthzConfig(addr, []*issuer{h.rs, h.es}, in, ex, dp, redisURL, maxEntries)), 0o600)
 		return []string{h.o.Server, "serve", "--config", path}
 	})
 	if err != nil {
@@ -498,8 +517,8 @@ func (h *harness) startExtauthzWith(ctx context.Context, redisURL string, maxEnt
 // extauthzConfig is the policy file for a scenario: one resource trusting
 // the JWT issuers and, unless in is nil, the introspection endpoint's
 // authorization server as well; unless ex is nil, it mints its upstream
-// credential at that token endpoint.
-func extauthzConfig(grpcAddr string, issuers []*issuer, in *introspectionServer, ex *exchangeServer, redisURL string, maxEntries int) string {
+// credential at that token endpoint; unless dp is nil, it accepts DPoP.
+func extauthzConfig(grpcAddr string, issuers []*issuer, in *introspectionServer, ex *exchangeServer, dp *dpopClient, redisURL string, maxEntries int) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "# generated by extauthz-load\n")
 	fmt.Fprintf(&b, "listen: {grpc: %q, http: \"off\", admin: \"off\"}\n", grpcAddr)
@@ -520,6 +539,9 @@ func extauthzConfig(grpcAddr string, issuers []*issuer, in *introspectionServer,
 	fmt.Fprintf(&b, "    scopes_supported: [%q]\n    required_scopes: [%q]\n", requiredScope, requiredScope)
 	if ex != nil {
 		b.WriteString(ex.config())
+	}
+	if dp != nil {
+		b.WriteString(dp.config())
 	}
 	return b.String()
 }
@@ -568,7 +590,7 @@ type measurement struct {
 // measure warms the server as described, then measures one run and files it.
 func (h *harness) measure(ctx context.Context, m measurement) (*Result, error) {
 	r := &Result{Concurrency: m.conc, ServerCPU: -1, RedisHits: -1, RedisMisses: -1, Introspections: -1, IntrospectConns: -1,
-		Exchanges: -1, WarmExchanges: -1, IdleCores: -1, OtherCores: -1, Steal: -1}
+		Exchanges: -1, WarmExchanges: -1, RawVerify: -1, IdleCores: -1, OtherCores: -1, Steal: -1}
 	var ex0, exRefused0 int64
 	if m.ex != nil {
 		ex0, exRefused0 = m.ex.calls.Load(), m.ex.refused.Load()
@@ -763,6 +785,9 @@ func (h *harness) scenario(ctx context.Context, sc *Scenario, round int) error {
 	case scHitUpstream:
 		return h.hitUpstream(ctx, sc)
 
+	case scDPoP:
+		return h.dpopScenario(ctx, sc, round)
+
 	case scFloor:
 		for _, c := range h.o.Concurrency {
 			err := h.withServer(ctx, func() (*server, error) { return h.startSub(ctx, floorCmd, nil) },
@@ -897,7 +922,7 @@ func (h *harness) scenario(ctx context.Context, sc *Scenario, round int) error {
 func (h *harness) introspection(ctx context.Context, sc *Scenario) error {
 	sc.note("The introspection endpoint runs inside this tool (net/http on %s, a fixed service delay of %v before each answer, --introspect-delay): it checks the gateway's client_secret_basic credentials on every call and recognises its own opaque tokens by an HMAC tag, without a table; its CPU counts as the client's, not the server's. The gateway's introspection.timeout is %v, cache_ttl 60s; the resource also trusts the RS256 and ES256 issuers (jwt mode), as in the other scenarios.",
 		h.in.issuer, h.in.delay, introspectionTimeout(h.in.delay))
-	start := func() (*server, error) { return h.startExtauthzWith(ctx, "", 100_000, h.in, nil) }
+	start := func() (*server, error) { return h.startExtauthzWith(ctx, "", 100_000, h.in, nil, nil) }
 	if sc.Name == scIntroHit {
 		for _, c := range h.o.Concurrency {
 			err := h.withServer(ctx, start, func(srv *server, conn *grpc.ClientConn) error {
@@ -946,7 +971,7 @@ func (h *harness) hitUpstream(ctx context.Context, sc *Scenario) error {
 	verify := h.ex.answerCheck(h.hitTok)
 	working := [][]byte{h.hitReq} // hit's working set: one token
 	for _, c := range h.o.Concurrency {
-		err := h.withServer(ctx, func() (*server, error) { return h.startExtauthzWith(ctx, "", 100_000, nil, h.ex) },
+		err := h.withServer(ctx, func() (*server, error) { return h.startExtauthzWith(ctx, "", 100_000, nil, h.ex, nil) },
 			func(srv *server, conn *grpc.ClientConn) error {
 				_, err := h.measure(ctx, measurement{sc: sc, target: "extauthz serve", conc: c, srv: srv, conn: conn,
 					pass: working, steady: true, pat: pattern{reqs: working, verify: verify}, ex: h.ex})

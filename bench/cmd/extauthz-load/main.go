@@ -36,6 +36,9 @@
 //	hit            extauthz serve, one RS256 token of about 950 bytes: in-process cache hits
 //	hit-upstream   hit on a resource with upstream_token mode exchange, minted at a local RFC 8693
 //	               token endpoint served by this tool, warmed: hits of the minted token too
+//	dpop           hit with DPoP (RFC 9449) on a resource with dpop mode allowed: the token bound to
+//	               the client's ES256 key, a new ES256 proof on every Check (signed before the
+//	               measured part), verified by the gateway; also times one raw ecdsa.VerifyASN1
 //	redis          extauthz serve with its own redis-server and cache.max_entries 1, 2,000 RS256
 //	               tokens at random: almost every Check is served by Redis
 //	full-rs256     a never-seen token on every Check (pre-minted): full verification, for
@@ -129,6 +132,16 @@ it, measures, stops it):
                  verdict and of the minted token; reports the exchanges made while
                  measuring (0) and checks, on a sample of answers, that the
                  authorization header set upstream is the minted Bearer token
+  dpop           the same traffic as hit, on a resource with dpop: {mode: allowed}
+                 (no Redis: the replay table is in process): the token is bound to
+                 the client's ES256 key (cnf.jkt) and sent as "Authorization: DPoP",
+                 with a new ES256 proof on every Check (typ dpop+jwt, jwk, unique jti,
+                 htm, htu, iat, ath), each sent once; the proofs are signed on all
+                 cores before each measured part, in a pool sized from the warm-up's
+                 rate. Prints the CPU time of one raw ecdsa.VerifyASN1 (P-256) on
+                 this machine, timed right before each run, and compares the
+                 server's CPU per Check with hit's + that + 10 µs; checks a sample of
+                 answers, and that a proof sent again is refused
   redis          extauthz serve with its own redis-server, cache.max_entries 1, 2,000
                  RS256 tokens at random: almost every Check is served by Redis
   full-rs256     every Check carries a never-seen token (pre-minted on all cores; the

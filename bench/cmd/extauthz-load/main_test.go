@@ -98,7 +98,7 @@ func redisInstalled() bool {
 // gone afterwards.
 func TestHarness(t *testing.T) {
 	t.Parallel()
-	scenarios := []string{scFloor, scHit, scHitUpstream, scFullES256, scRedis, scIntrospection, scIntroHit}
+	scenarios := []string{scFloor, scHit, scHitUpstream, scDPoP, scFullES256, scRedis, scIntrospection, scIntroHit}
 	o := Options{
 		Server: serverBin, Scenarios: scenarios, Concurrency: []int{1, 4},
 		Duration: 300 * time.Millisecond, MaxRequests: 200_000, Rounds: 1,
@@ -118,6 +118,7 @@ func TestHarness(t *testing.T) {
 		scFloor:         {"floor"},
 		scHit:           {"extauthz serve"},
 		scHitUpstream:   {"extauthz serve"},
+		scDPoP:          {"extauthz serve"},
 		scFullES256:     {"extauthz serve", "jwx-floor"},
 		scRedis:         {"extauthz serve + redis"},
 		scIntrospection: {"extauthz serve"},
@@ -171,6 +172,12 @@ func TestHarness(t *testing.T) {
 					if r.Requests > o.OpaqueTokens {
 						t.Errorf("%s: %d requests from %d distinct tokens", name, r.Requests, o.OpaqueTokens)
 					}
+				case sc.Name == scDPoP:
+					// A pool of proofs sized from the warm-up's rate: the
+					// run ends by its duration unless the pool ran out.
+					if r.Stop != "duration" && r.Stop != "tokens ran out" {
+						t.Errorf("%s: ended by %q, want duration or tokens ran out", name, r.Stop)
+					}
 				case r.Stop != "duration":
 					t.Errorf("%s: ended by %q, want duration", name, r.Stop)
 				}
@@ -197,11 +204,25 @@ func TestHarness(t *testing.T) {
 					if r.WarmExchanges != 1 || r.Exchanges != 0 {
 						t.Errorf("%s: %d token exchanges in the warm-up, %d measured; want 1, 0", name, r.WarmExchanges, r.Exchanges)
 					}
+				} else if r.Exchanges != -1 {
+					t.Errorf("%s: %d token exchanges, want -1 (n/a)", name, r.Exchanges)
+				}
+				// Sampled answers are checked in full where the scenario
+				// says what they must carry: the minted credential, the
+				// DPoP token's subject.
+				switch sc.Name {
+				case scHitUpstream, scDPoP:
 					if want := r.Requests/verifyEvery + c; r.Verified < 1 || r.Verified > want {
 						t.Errorf("%s: %d answers checked in full of %d Checks, want 1..%d", name, r.Verified, r.Requests, want)
 					}
-				} else if r.Exchanges != -1 || r.Verified != 0 {
-					t.Errorf("%s: %d token exchanges, %d answers checked; want -1 (n/a), 0", name, r.Exchanges, r.Verified)
+				default:
+					if r.Verified != 0 {
+						t.Errorf("%s: %d answers checked in full, want 0", name, r.Verified)
+					}
+				}
+				// Only dpop times the raw signature check beside its runs.
+				if (sc.Name == scDPoP) != (r.RawVerify > 0) {
+					t.Errorf("%s: raw verify %v µs", name, r.RawVerify)
 				}
 				if sc.Name == scRedis {
 					if r.AuxPeakRSS <= 0 {
@@ -221,9 +242,9 @@ func TestHarness(t *testing.T) {
 		t.Errorf("scenarios %q, want %q", got, scenarios)
 	}
 
-	// floor: 2 runs; hit: 2; hit-upstream: 2; full-es256: 4;
+	// floor: 2 runs; hit: 2; hit-upstream: 2; dpop: 2; full-es256: 4;
 	// introspection: 2; introspection-hit: 2; redis: 2 + redis-server.
-	want := 14
+	want := 16
 	if redisInstalled() {
 		want += 3
 	}
@@ -246,6 +267,8 @@ func TestHarness(t *testing.T) {
 		"## introspection-hit — one opaque token", "Introspection calls per Check: c=1 1.0000 (",
 		"## hit-upstream — one RS256 token (", "Token exchanges while measuring (all rounds): c=1 0, c=4 0.",
 		"extauthz serve c=4: 1 token exchange(s) during the warm-up, **0 during the measured part**.",
+		"## dpop — one RS256 token (", "**Raw ecdsa.VerifyASN1 (P-256), CPU µs per verify**, timed in this tool right before each run: c=1 ",
+		"Target (server CPU µs per Check ≤ hit's + one raw verify + 10 µs, medians of this run): c=1 ",
 	} {
 		if !strings.Contains(md.String(), want) {
 			t.Errorf("report lacks %q:\n%s", want, md.String())
@@ -423,18 +446,32 @@ func TestGeneratedConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ex.close()
+	dp, err := newDPoPClient(rs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dpLong, err := newDPoPClient(rs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dpLong.maxAge = 95 * time.Second
 	for _, tc := range []struct {
 		redis string
 		in    *introspectionServer
 		ex    *exchangeServer
-	}{{"", nil, nil}, {"redis://127.0.0.1:1/0", nil, nil}, {"", in, nil}, {"", nil, ex}} {
+		dp    *dpopClient
+	}{{"", nil, nil, nil}, {"redis://127.0.0.1:1/0", nil, nil, nil}, {"", in, nil, nil}, {"", nil, ex, nil}, {"", nil, nil, dp}, {"", nil, nil, dpLong}} {
 		path := filepath.Join(t.TempDir(), "c.yaml")
-		if err := os.WriteFile(path, []byte(extauthzConfig("127.0.0.1:1", []*issuer{rs}, tc.in, tc.ex, tc.redis, 1)), 0o600); err != nil {
+		conf := extauthzConfig("127.0.0.1:1", []*issuer{rs}, tc.in, tc.ex, tc.dp, tc.redis, 1)
+		if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
 			t.Fatal(err)
 		}
 		out, err := exec.Command(serverBin, "check-config", path).CombinedOutput()
 		if err != nil {
-			t.Errorf("check-config (redis %q, introspection %v, upstream_token %v): %v\n%s", tc.redis, tc.in != nil, tc.ex != nil, err, out)
+			t.Errorf("check-config (redis %q, introspection %v, upstream_token %v, dpop %v): %v\n%s", tc.redis, tc.in != nil, tc.ex != nil, tc.dp != nil, err, out)
+		}
+		if tc.dp != nil && tc.dp.maxAge > 0 && !strings.Contains(conf, "max_age: 1m35s") {
+			t.Errorf("dpop max_age %v not in the config:\n%s", tc.dp.maxAge, conf)
 		}
 	}
 }

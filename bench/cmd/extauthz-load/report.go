@@ -27,6 +27,7 @@ type row struct {
 	introspectConns     float64 // new endpoint connections per call; < 0 n/a
 	exchanges           int64   // token endpoint calls while measuring, total over the rounds; < 0 n/a
 	verified            int     // answers checked in full per run (median)
+	rawVerify           float64 // µs of CPU per raw ecdsa.VerifyASN1 (median); < 0 n/a
 	rss                 int64
 	idle, other, steal  float64 // cores; < 0 unknown
 }
@@ -77,6 +78,7 @@ func summarize(conc int, runs []*Result) row {
 	rw.introspections = median(pick(runs, func(r *Result) float64 { return r.Introspections }))
 	rw.introspectConns = median(pick(runs, func(r *Result) float64 { return r.IntrospectConns }))
 	rw.verified = median(pick(runs, func(r *Result) int { return r.Verified }))
+	rw.rawVerify = median(pick(runs, func(r *Result) float64 { return r.RawVerify }))
 	rw.exchanges = -1
 	for _, r := range runs {
 		if r.Exchanges >= 0 {
@@ -198,7 +200,7 @@ func (rep *Report) WriteMarkdown(w io.Writer) {
 					r.conc, thousands(int(math.Round(r.throughput))), xTP, fmtLat(r.p50), fmtLat(r.p90), fmtLat(r.p99), fmtLat(r.p999), xP99, cpu, peak, errs)
 			}
 			fmt.Fprintf(w, "\n")
-			var runs, client, redis, rss, other, intro, exch, verified []string
+			var runs, client, redis, rss, other, intro, exch, verified, raw []string
 			for _, r := range rows {
 				runs = append(runs, fmt.Sprintf("c=%d %s Checks (%s)", r.conc, thousands(r.requests), strings.Join(r.stops, ", ")))
 				client = append(client, fmt.Sprintf("c=%d %.1f", r.conc, r.client))
@@ -224,6 +226,9 @@ func (rep *Report) WriteMarkdown(w io.Writer) {
 				if r.verified > 0 {
 					verified = append(verified, fmt.Sprintf("c=%d %s", r.conc, thousands(r.verified)))
 				}
+				if r.rawVerify >= 0 {
+					raw = append(raw, fmt.Sprintf("c=%d %.1f", r.conc, r.rawVerify))
+				}
 			}
 			per := "Checks per run"
 			if o.Rounds > 1 {
@@ -248,7 +253,13 @@ func (rep *Report) WriteMarkdown(w io.Writer) {
 			if len(verified) > 0 {
 				fmt.Fprintf(w, " Answers checked in full per run: %s.", strings.Join(verified, ", "))
 			}
+			if len(raw) > 0 {
+				fmt.Fprintf(w, " **Raw ecdsa.VerifyASN1 (P-256), CPU µs per verify**, timed in this tool right before each run: %s.", strings.Join(raw, ", "))
+			}
 			fmt.Fprintf(w, "\n\n")
+			if sc.Name == scDPoP {
+				writeDPoPTarget(w, rows, rep.seriesRows(scHit, o.Concurrency))
+			}
 		}
 		if sc.Compare && len(sc.Series) == 2 {
 			ours, ref := sc.Series[0].rows(o.Concurrency), sc.Series[1].rows(o.Concurrency)
@@ -285,6 +296,52 @@ func (rep *Report) WriteMarkdown(w io.Writer) {
 	} else {
 		fmt.Fprintf(w, "Processes started: %s. **Still running: %s.**\n", strings.Join(ps, ", "), strings.Join(left, ", "))
 	}
+}
+
+// seriesRows is the rows of a scenario's first series, by concurrency;
+// nil when it was not measured.
+func (rep *Report) seriesRows(name string, concs []int) map[int]row {
+	for _, sc := range rep.Scenarios {
+		if sc.Name == name && len(sc.Series) > 0 {
+			out := map[int]row{}
+			for _, r := range sc.Series[0].rows(concs) {
+				out[r.conc] = r
+			}
+			return out
+		}
+	}
+	return nil
+}
+
+// dpopMargin is the server CPU per Check a DPoP request may cost beyond a
+// plain hit and one raw signature check (issue #23's target).
+const dpopMargin = 10.0
+
+// writeDPoPTarget compares dpop's server CPU per Check with issue #23's
+// target: hit's, measured in the same run, plus one raw verify plus 10 µs.
+func writeDPoPTarget(w io.Writer, rows []row, hit map[int]row) {
+	if hit == nil {
+		fmt.Fprintf(w, "Target (server CPU per Check ≤ hit's + one raw verify + %.0f µs): hit not measured in this run.\n\n", dpopMargin)
+		return
+	}
+	var parts []string
+	for _, r := range rows {
+		hr, ok := hit[r.conc]
+		if !ok || hr.cpu < 0 || r.cpu < 0 || r.rawVerify < 0 {
+			continue
+		}
+		limit := hr.cpu + r.rawVerify + dpopMargin
+		verdict := "met"
+		if r.cpu > limit {
+			verdict = "**not met**"
+		}
+		parts = append(parts, fmt.Sprintf("c=%d %.1f against %.1f + %.1f + %.0f = %.1f (%.1f over hit, %.1f beyond the raw verify): %s",
+			r.conc, r.cpu, hr.cpu, r.rawVerify, dpopMargin, limit, r.cpu-hr.cpu, r.cpu-hr.cpu-r.rawVerify, verdict))
+	}
+	if len(parts) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "Target (server CPU µs per Check ≤ hit's + one raw verify + %.0f µs, medians of this run): %s.\n\n", dpopMargin, strings.Join(parts, "; "))
 }
 
 func ratio(a, b float64) string {

@@ -1,0 +1,413 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"google.golang.org/grpc"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/extauthz/extauthz/pkg/check"
+	"github.com/extauthz/extauthz/pkg/devissuer"
+)
+
+// dpopSubject is the sub claim of the dpop scenario's token, which the
+// sampled answers must carry upstream.
+const dpopSubject = "user-7f3c9a2e-4b1d-4c8e-9f6a-1d2e3f4a5b6c"
+
+// dpopClient is the DPoP client of the dpop scenario (RFC 9449): one ES256
+// key, one access token bound to it (cnf.jkt, §6.1), and a fresh proof
+// (§4.2) for every request, written into a copy of the request's
+// marshalled CheckRequest. Every proof of a client has the same length, so
+// a request is the template with its placeholder overwritten: no
+// marshalling per request.
+type dpopClient struct {
+	key    *ecdsa.PrivateKey
+	jkt    string // RFC 7638 thumbprint of the public key, base64url
+	token  string
+	header string // the proof's JWS protected header, base64url: typ, alg, jwk
+	ath    string // base64url(SHA-256(token)), RFC 9449 §4.2
+	htm    string
+	htu    string
+
+	tmpl     []byte // the CheckRequest, its DPoP header a placeholder
+	at       int    // the placeholder's offset in tmpl
+	proofLen int
+
+	jtiPrefix [8]byte
+	jtiNext   atomic.Uint64
+
+	maxAge time.Duration // dpop.max_age set in the gateway's config; 0: its default
+}
+
+// newDPoPClient makes a key, mints a token bound to it at iss and builds
+// the request template: an MCP tools/call as Envoy sends it, with
+// "Authorization: DPoP <token>" and a DPoP header.
+func newDPoPClient(iss *issuer) (*dpopClient, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	pt, err := key.PublicKey.Bytes() // 0x04 || X || Y
+	if err != nil {
+		return nil, err
+	}
+	x, y := b64url(pt[1:33]), b64url(pt[33:65])
+	// RFC 7638 §3.2: the required members only, in lexicographic order,
+	// no whitespace.
+	tp := sha256.Sum256([]byte(`{"crv":"P-256","kty":"EC","x":"` + x + `","y":"` + y + `"}`))
+	d := &dpopClient{key: key, jkt: b64url(tp[:]), htm: "POST", htu: resourceURI}
+	hdr, err := json.Marshal(map[string]any{
+		"typ": "dpop+jwt", "alg": "ES256",
+		"jwk": map[string]string{"kty": "EC", "crv": "P-256", "x": x, "y": y},
+	})
+	if err != nil {
+		return nil, err
+	}
+	d.header = b64url(hdr)
+	if _, err := rand.Read(d.jtiPrefix[:]); err != nil {
+		return nil, err
+	}
+	d.token, err = iss.Mint(devissuer.Token{
+		Subject:  dpopSubject,
+		ClientID: "mcp-client-0a1b2c3d",
+		Scopes:   []string{"mcp:tools", "mcp:resources", "openid", "profile"},
+		TTL:      3 * time.Hour,
+		Extra: map[string]any{"auth_time": time.Now().Unix(), "sid": strings.Repeat("s", 36), "acr": "urn:mace:incommon:iap:silver",
+			"cnf": map[string]string{"jkt": d.jkt}},
+	})
+	if err != nil {
+		return nil, err
+	}
+	ath := sha256.Sum256([]byte(d.token))
+	d.ath = b64url(ath[:])
+
+	first := d.proof(nil, time.Now())
+	d.proofLen = len(first)
+	placeholder := strings.Repeat("~", d.proofLen) // no base64url character: found only where it was put
+	e := check.MCPToolCall(resourceURI, d.token)
+	for i, kv := range e.Headers {
+		if kv[0] == "authorization" {
+			e.Headers[i][1] = "DPoP " + d.token
+		}
+	}
+	e.Headers = append(e.Headers, [2]string{"dpop", placeholder})
+	req, err := e.Proto()
+	if err != nil {
+		return nil, err
+	}
+	if d.tmpl, err = proto.Marshal(req); err != nil {
+		return nil, err
+	}
+	if bytes.Count(d.tmpl, []byte(placeholder)) != 1 {
+		return nil, errors.New("dpop: the proof placeholder is not found exactly once in the CheckRequest")
+	}
+	d.at = bytes.Index(d.tmpl, []byte(placeholder))
+	return d, nil
+}
+
+func b64url(b []byte) string { return base64.RawURLEncoding.EncodeToString(b) }
+
+// proof appends to dst a new proof for the client's request, issued at
+// now, with a jti no other proof of this client has: the client's random
+// prefix and a counter.
+func (d *dpopClient) proof(dst []byte, now time.Time) []byte {
+	var jti [16]byte
+	copy(jti[:8], d.jtiPrefix[:])
+	binary.BigEndian.PutUint64(jti[8:], d.jtiNext.Add(1))
+	var claims [256]byte
+	c := append(claims[:0], `{"jti":"`...)
+	c = base64.RawURLEncoding.AppendEncode(c, jti[:])
+	c = append(c, `","htm":"`...)
+	c = append(c, d.htm...)
+	c = append(c, `","htu":"`...)
+	c = append(c, d.htu...)
+	c = append(c, `","iat":`...)
+	c = strconv.AppendInt(c, now.Unix(), 10)
+	c = append(c, `,"ath":"`...)
+	c = append(c, d.ath...)
+	c = append(c, `"}`...)
+
+	start := len(dst)
+	dst = append(dst, d.header...)
+	dst = append(dst, '.')
+	dst = base64.RawURLEncoding.AppendEncode(dst, c)
+	digest := sha256.Sum256(dst[start:])
+	r, s, err := ecdsa.Sign(rand.Reader, d.key, digest[:])
+	if err != nil {
+		panic(err) // the system's random source failed: nothing sensible to send
+	}
+	var sig [64]byte // JWS ES256: R || S, 32 bytes each (RFC 7518 §3.4)
+	r.FillBytes(sig[:32])
+	s.FillBytes(sig[32:])
+	dst = append(dst, '.')
+	return base64.RawURLEncoding.AppendEncode(dst, sig[:])
+}
+
+// proofPool is a batch of requests, each carrying its own proof; its
+// memory is reused by the next fill.
+type proofPool struct {
+	buf  []byte
+	reqs [][]byte
+	took time.Duration
+}
+
+// fill makes n requests with fresh proofs, on every core.
+func (d *dpopClient) fill(ctx context.Context, p *proofPool, n int) error {
+	start := time.Now()
+	size := len(d.tmpl)
+	if cap(p.buf) < n*size {
+		p.buf = make([]byte, n*size)
+	}
+	p.buf = p.buf[:n*size]
+	p.reqs = p.reqs[:0]
+	for i := range n {
+		p.reqs = append(p.reqs, p.buf[i*size:(i+1)*size:(i+1)*size])
+	}
+	var (
+		next    atomic.Int64
+		wg      sync.WaitGroup
+		badLen  atomic.Bool
+		scratch = make([][]byte, runtime.NumCPU())
+	)
+	for w := range scratch {
+		wg.Go(func() {
+			for ctx.Err() == nil {
+				i := int(next.Add(1) - 1)
+				if i >= n {
+					return
+				}
+				req := p.reqs[i]
+				copy(req, d.tmpl)
+				scratch[w] = d.proof(scratch[w][:0], time.Now())
+				if len(scratch[w]) != d.proofLen {
+					badLen.Store(true)
+					return
+				}
+				copy(req[d.at:], scratch[w])
+			}
+		})
+	}
+	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if badLen.Load() {
+		return errors.New("dpop: a proof's length differs from the template's")
+	}
+	p.took = time.Since(start)
+	return nil
+}
+
+// config is the dpop block of the scenario's resource.
+func (d *dpopClient) config() string {
+	if d.maxAge > 0 {
+		return fmt.Sprintf("    dpop: {mode: allowed, max_age: %s}\n", d.maxAge)
+	}
+	return "    dpop: {mode: allowed}\n"
+}
+
+// answerCheck is the check of the dpop scenario's sampled answers: an
+// allowed answer whose subject header names the token's subject.
+func (d *dpopClient) answerCheck() func(*authv3.CheckResponse) error {
+	return func(resp *authv3.CheckResponse) error {
+		ok := resp.GetOkResponse()
+		if ok == nil {
+			return errors.New("dpop: the answer has no OkHttpResponse")
+		}
+		for _, h := range ok.GetHeaders() {
+			if strings.EqualFold(h.GetHeader().GetKey(), "x-extauthz-subject") {
+				if v := h.GetHeader().GetValue(); v != dpopSubject {
+					return fmt.Errorf("dpop: subject %q sent upstream, want %q", v, dpopSubject)
+				}
+				return nil
+			}
+		}
+		return errors.New("dpop: the answer sets no x-extauthz-subject upstream")
+	}
+}
+
+// replayRefused sends req, whose proof was already accepted, once more: a
+// gateway that checks proofs refuses it (401, error invalid_dpop_proof in
+// the DPoP challenge, RFC 9449 §11.1). Anything else is the error returned.
+func replayRefused(ctx context.Context, conn *grpc.ClientConn, req []byte) error {
+	a := &answer{whole: true}
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := conn.Invoke(cctx, checkMethod, &rawRequest{req}, a, forceRaw); err != nil {
+		return fmt.Errorf("replayed proof: gRPC error: %w", err)
+	}
+	if a.ok() {
+		return errors.New("replayed proof: ALLOWED, the proof was accepted twice")
+	}
+	den := a.full.GetDeniedResponse()
+	if code := den.GetStatus().GetCode(); code != 401 {
+		return fmt.Errorf("replayed proof: refused with HTTP %d, want 401", code)
+	}
+	for _, h := range den.GetHeaders() {
+		if strings.EqualFold(h.GetHeader().GetKey(), "www-authenticate") &&
+			strings.Contains(h.GetHeader().GetValue(), `error="invalid_dpop_proof"`) {
+			return nil
+		}
+	}
+	return errors.New(`replayed proof: refused without error="invalid_dpop_proof" in WWW-Authenticate`)
+}
+
+// rawVerifyCPU is the CPU time of one ecdsa.VerifyASN1 of a P-256
+// signature on this machine, in µs: the floor under any ES256 proof check.
+// It is read from this thread's own CPU time (RUSAGE_THREAD), so time spent
+// waiting for a core does not count, as it does not in the server's CPU
+// per Check.
+func rawVerifyCPU(n int) (float64, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return 0, err
+	}
+	digest := sha256.Sum256([]byte("a DPoP proof's signing input"))
+	sig, err := ecdsa.SignASN1(rand.Reader, key, digest[:])
+	if err != nil {
+		return 0, err
+	}
+	pub := &key.PublicKey
+	// A collection finished now charges none of its work (assists,
+	// sweeping) to the loop: the pool just signed left garbage behind.
+	runtime.GC()
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	for range 20 { // warm the caches and tables
+		ecdsa.VerifyASN1(pub, digest[:], sig)
+	}
+	t0, err := threadCPU()
+	if err != nil {
+		return 0, err
+	}
+	for range n {
+		if !ecdsa.VerifyASN1(pub, digest[:], sig) {
+			return 0, errors.New("raw verify: the signature does not verify")
+		}
+	}
+	t1, err := threadCPU()
+	if err != nil {
+		return 0, err
+	}
+	return float64(t1-t0) / float64(time.Microsecond) / float64(n), nil
+}
+
+// threadCPU is the calling thread's user and system time (Linux).
+func threadCPU() (time.Duration, error) {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_THREAD, &ru); err != nil {
+		return 0, err
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()), nil
+}
+
+// rawVerifyRounds is how many verifications rawVerifyCPU times: about
+// 0.1 s of one core here.
+const rawVerifyRounds = 2000
+
+// dpopScenario runs hit's traffic with DPoP: one token, bound to the
+// client's key, its verdict cached after the first Check; every Check
+// carries a proof never sent before, which the gateway verifies (parse,
+// thumbprint, signature, replay table in process: no Redis).
+//
+// Proofs are signed before they are sent, not while measuring: a P-256
+// signature costs the client about a third of what the server's check
+// does, on the cores the server runs on. Each run warms its fresh server
+// with batches of proofs for warmDuration, then signs a pool for the
+// measured part sized from the warm-up's rate (2 × rate × duration,
+// capped by --max-requests), then times the raw verify, then measures; a
+// run also ends if the pool runs out. Every proof is sent once; its iat is
+// the time it was signed, seconds before it is sent.
+func (h *harness) dpopScenario(ctx context.Context, sc *Scenario, round int) error {
+	d := h.dp
+	if d.maxAge > 0 {
+		sc.note("The resource's dpop.max_age is %s (not the default 60 s), so that a proof signed before a run of --duration %s is still fresh at its end.", d.maxAge, fmtDur(h.o.Duration))
+	}
+	sc.note("Every Check carries `Authorization: DPoP <token>` (the token bound to the client's ES256 key by cnf.jkt, %d bytes) and a DPoP proof of %d bytes (typ dpop+jwt, jwk, jti unique, htm %s, htu %s, iat when it was signed, ath): the resource has `dpop: {mode: allowed}`, no Redis (the replay table is in process). The CheckRequest is %d bytes.",
+		len(d.token), d.proofLen, d.htm, d.htu, len(d.tmpl))
+	sc.note("Proofs are signed by this tool on all cores before each measured part (a pool per run, below; each proof sent once), not while measuring; a run also ends if its pool runs out. Each run's fresh server is first warmed for %s with other proofs, whose rate sizes the pool: 2 × that rate × --duration.", fmtDur(h.warmDuration()))
+	sc.note("Raw verify: the CPU time of one `ecdsa.VerifyASN1` (P-256, SHA-256 digest) in this tool, %d in a loop on one locked thread (RUSAGE_THREAD), right before each measured run while nothing else of the harness runs; the gateway checks a proof's signature with that function.", rawVerifyRounds)
+	sc.note("Besides its status, each caller's first answer of every run and every %dth after it is decoded in full and checked to set x-extauthz-subject to the token's subject. After each run, one proof of the run is sent again and must be refused (401, invalid_dpop_proof): the replay table is at work.", verifyEvery)
+	var warm, pool proofPool
+	for _, c := range h.o.Concurrency {
+		err := h.withServer(ctx, func() (*server, error) { return h.startExtauthzWith(ctx, "", 100_000, nil, nil, d) },
+			func(srv *server, conn *grpc.ClientConn) error {
+				warmErrs, rate, err := h.dpopWarm(ctx, sc, conn, c, &warm)
+				if err != nil {
+					return err
+				}
+				n := int(2*rate*h.o.Duration.Seconds()) + 2*c
+				n = min(max(n, 1000), h.o.MaxRequests)
+				if err := d.fill(ctx, &pool, n); err != nil {
+					return err
+				}
+				sc.note("Round %d, c=%d: a pool of %s proofs signed in %s (warm-up rate %s Checks/s).", round, c, thousands(n), fmtDur(pool.took), thousands(int(rate)))
+				raw, err := rawVerifyCPU(rawVerifyRounds)
+				if err != nil {
+					return err
+				}
+				r, err := h.measure(ctx, measurement{sc: sc, target: "extauthz serve", conc: c, srv: srv, conn: conn,
+					pat: pattern{reqs: pool.reqs, distinct: true, verify: d.answerCheck()}})
+				if err != nil {
+					return err
+				}
+				r.WarmErrors += warmErrs
+				r.RawVerify = raw
+				if err := replayRefused(ctx, conn, pool.reqs[0]); err != nil {
+					r.Errors++
+					sc.note("extauthz serve c=%d: %v", c, err)
+				}
+				return nil
+			})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// dpopWarm drives a fresh server with batches of new proofs for
+// warmDuration, and returns the warm-up's errors and the last batch's
+// rate in Checks/s.
+func (h *harness) dpopWarm(ctx context.Context, sc *Scenario, conn *grpc.ClientConn, c int, p *proofPool) (errs int, rate float64, err error) {
+	var warmed time.Duration
+	n := max(200, 4*c)
+	for warmed < h.warmDuration() {
+		if err := h.dp.fill(ctx, p, n); err != nil {
+			return errs, 0, err
+		}
+		res := h.drive(ctx, conn, c, time.Minute, n, pattern{reqs: p.reqs, distinct: true}, nil, nil)
+		if err := ctx.Err(); err != nil {
+			return errs, 0, err
+		}
+		errs += res.errors
+		for _, e := range res.errSample {
+			sc.note("extauthz serve c=%d warm-up error: %s", c, e)
+		}
+		if res.requests == 0 || res.elapsed <= 0 {
+			return errs, 0, fmt.Errorf("warm-up: no Check made (%s)", res.stop)
+		}
+		warmed += res.elapsed
+		rate = float64(res.requests) / res.elapsed.Seconds()
+		n = max(200, 4*c, min(int(rate*(h.warmDuration()-warmed).Seconds()), h.o.MaxRequests))
+	}
+	return errs, rate, nil
+}
