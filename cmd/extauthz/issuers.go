@@ -101,7 +101,7 @@ func buildIssuers(cfg *config.Config, log *slog.Logger, tel *telemetry.Telemetry
 				})
 			}
 			if needKeys {
-				p.keys = jwks.New(jwksLocator(as, p.discovery), jwks.Options{
+				p.keys = jwks.New(jwksLocator(as.Issuer, as.JWKSURI, "jwks_uri", p.discovery), jwks.Options{
 					Now:                now,
 					MinRefresh:         cfg.JWKS.MinRefresh.D(),
 					MaxRefresh:         cfg.JWKS.MaxRefresh.D(),
@@ -143,11 +143,12 @@ func tokenMode(m string) token.Mode {
 	return token.ModeJWT
 }
 
-// jwksLocator gives an issuer's JWKS URL: configured, else from its
-// discovered metadata.
-func jwksLocator(as config.AuthorizationServer, discovery *metadata.Source) jwks.Locator {
-	if as.JWKSURI != "" {
-		return func(context.Context) (string, error) { return as.JWKSURI, nil }
+// jwksLocator gives an issuer's JWKS URL: configured (jwksURI), else
+// from its discovered metadata. key names the setting that would
+// configure it, for the error when the metadata has none.
+func jwksLocator(issuer, jwksURI, key string, discovery *metadata.Source) jwks.Locator {
+	if jwksURI != "" {
+		return func(context.Context) (string, error) { return jwksURI, nil }
 	}
 	return func(ctx context.Context) (string, error) {
 		md, err := discovery.Get(ctx)
@@ -155,7 +156,7 @@ func jwksLocator(as config.AuthorizationServer, discovery *metadata.Source) jwks
 			return "", err
 		}
 		if md.JWKSURI == "" {
-			return "", fmt.Errorf("issuer %q publishes no jwks_uri (set jwks_uri)", as.Issuer)
+			return "", fmt.Errorf("issuer %q publishes no jwks_uri (set %s)", issuer, key)
 		}
 		return md.JWKSURI, nil
 	}

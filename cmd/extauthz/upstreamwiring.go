@@ -144,7 +144,7 @@ func newUpstreamMinters(a *app, tel *telemetry.Telemetry, now func() time.Time) 
 		}
 		keys := src.keys[ut.JWKSURI]
 		if keys == nil {
-			keys = jwks.New(upstreamJWKSLocator(ut, src.discovery), jwks.Options{
+			keys = jwks.New(jwksLocator(ut.Issuer, ut.JWKSURI, "upstream_token.jwks_uri", src.discovery), jwks.Options{
 				Now:                now,
 				MinRefresh:         cfg.JWKS.MinRefresh.D(),
 				MaxRefresh:         cfg.JWKS.MaxRefresh.D(),
@@ -228,21 +228,5 @@ func upstreamTokenEndpoint(ut config.UpstreamToken, discovery *metadata.Source) 
 			return "", fmt.Errorf("issuer %q publishes no token_endpoint (set upstream_token.token_endpoint)", ut.Issuer)
 		}
 		return md.TokenEndpoint, nil
-	}
-}
-
-func upstreamJWKSLocator(ut config.UpstreamToken, discovery *metadata.Source) jwks.Locator {
-	if ut.JWKSURI != "" {
-		return func(context.Context) (string, error) { return ut.JWKSURI, nil }
-	}
-	return func(ctx context.Context) (string, error) {
-		md, err := discovery.Get(ctx)
-		if err != nil {
-			return "", err
-		}
-		if md.JWKSURI == "" {
-			return "", fmt.Errorf("issuer %q publishes no jwks_uri (set upstream_token.jwks_uri)", ut.Issuer)
-		}
-		return md.JWKSURI, nil
 	}
 }
