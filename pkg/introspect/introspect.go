@@ -2,7 +2,8 @@
 // the authorization server that issued an opaque token whether the token
 // is active, authenticating as a confidential client (client_secret_basic,
 // client_secret_post or private_key_jwt), checks the answer, and turns it
-// into token.Claims.
+// into token.Claims. That client authentication, ClientAuth, is also how
+// package upstream authenticates at the token endpoint.
 //
 // Every failure to get a usable answer — a timeout, a 5xx, a refused
 // client authentication, a body that is not a JSON object — wraps
@@ -88,7 +89,8 @@ const (
 // Client introspects tokens at one authorization server. It is safe for
 // concurrent use.
 type Client struct {
-	o Options
+	o    Options
+	auth ClientAuth
 }
 
 // New checks the options and builds a client.
@@ -96,20 +98,12 @@ func New(o Options) (*Client, error) {
 	if o.Issuer == "" || o.Endpoint == nil || o.ClientID == "" {
 		return nil, errors.New("introspect: issuer, endpoint and client id are required")
 	}
-	if o.AuthMethod == "" {
-		o.AuthMethod = ClientSecretBasic
+	auth := ClientAuth{
+		Method: o.AuthMethod, ClientID: o.ClientID, ClientSecret: o.ClientSecret, Signer: o.Signer,
+		Audience: o.Issuer,
 	}
-	switch o.AuthMethod {
-	case ClientSecretBasic, ClientSecretPost:
-		if o.ClientSecret == "" {
-			return nil, fmt.Errorf("introspect: %s needs a client secret", o.AuthMethod)
-		}
-	case PrivateKeyJWT:
-		if o.Signer == nil {
-			return nil, errors.New("introspect: private_key_jwt needs a private key")
-		}
-	default:
-		return nil, fmt.Errorf("introspect: unknown client authentication method %q", o.AuthMethod)
+	if err := auth.Validate(); err != nil {
+		return nil, fmt.Errorf("introspect: %w", err)
 	}
 	if o.Timeout <= 0 {
 		o.Timeout = 300 * time.Millisecond
@@ -132,7 +126,7 @@ func New(o Options) (*Client, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Client{o: o}, nil
+	return &Client{o: o, auth: auth}, nil
 }
 
 // response is the part of an introspection response (RFC 7662 §2.2) read
@@ -184,29 +178,9 @@ func (c *Client) call(ctx context.Context, endpoint, raw string) ([]byte, error)
 	if err != nil {
 		return nil, err
 	}
-	switch c.o.AuthMethod {
-	case ClientSecretBasic:
-		// RFC 6749 §2.3.1: both parts form-encoded before base64.
-		req.SetBasicAuth(url.QueryEscape(c.o.ClientID), url.QueryEscape(c.o.ClientSecret))
-	case ClientSecretPost:
-		form.Set("client_id", c.o.ClientID)
-		form.Set("client_secret", c.o.ClientSecret)
-	case PrivateKeyJWT:
-		assertion, err := c.o.Signer.Sign(c.o.ClientID, c.o.Issuer, c.o.Now())
-		if err != nil {
-			return nil, fmt.Errorf("signing the client assertion: %w", err)
-		}
-		form.Set("client_id", c.o.ClientID)
-		form.Set("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer")
-		form.Set("client_assertion", assertion)
+	if err := c.auth.Apply(req, form, c.o.Now()); err != nil {
+		return nil, err
 	}
-	encoded := form.Encode()
-	req.Body = io.NopCloser(strings.NewReader(encoded))
-	req.ContentLength = int64(len(encoded))
-	req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(strings.NewReader(encoded)), nil }
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.Header.Set("Accept", "application/json")
-
 	resp, err := c.o.HTTPClient.Do(req)
 	if err != nil {
 		// The URL error would repeat the endpoint; the cause is enough.
