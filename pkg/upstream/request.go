@@ -12,16 +12,14 @@ import (
 	"strings"
 	"time"
 
-	"github.com/extauthz/extauthz/pkg/introspect"
 	"github.com/extauthz/extauthz/pkg/token"
 )
 
-// Protocol names (RFC 8693 §2.1, §3; RFC 7523 §2.2).
+// Protocol names (RFC 8693 §2.1, §3).
 const (
 	grantTokenExchange     = "urn:ietf:params:oauth:grant-type:token-exchange" //nolint:gosec // a grant type name, not a credential
 	grantClientCredentials = "client_credentials"
 	tokenTypeAccessToken   = "urn:ietf:params:oauth:token-type:access_token" //nolint:gosec // a token type name, not a credential
-	clientAssertionType    = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 )
 
 // maxResponseBytes bounds a token endpoint's answer; real ones are a few
@@ -127,40 +125,16 @@ func (m *Minter) call(ctx context.Context, g grant) (minted, error) {
 	return m.interpret(ctx, g, body)
 }
 
-// request builds the POST with the client's authentication, as package
-// introspect authenticates (RFC 6749 §2.3.1, RFC 7523 §2.2).
+// request builds the POST of g's form, authenticated by the client
+// authentication that introspection requests use (introspect.ClientAuth).
 func (m *Minter) request(ctx context.Context, endpoint string, g grant) (*http.Request, error) {
-	form := make(url.Values, len(g.form)+3)
-	for k, v := range g.form {
-		form[k] = v
-	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, nil)
 	if err != nil {
 		return nil, errors.New("token endpoint: not a valid URL")
 	}
-	switch m.o.AuthMethod {
-	case introspect.ClientSecretBasic:
-		// RFC 6749 §2.3.1: both parts form-encoded before base64.
-		req.SetBasicAuth(url.QueryEscape(m.o.ClientID), url.QueryEscape(m.o.ClientSecret))
-	case introspect.ClientSecretPost:
-		form.Set("client_id", m.o.ClientID)
-		form.Set("client_secret", m.o.ClientSecret)
-	case introspect.PrivateKeyJWT:
-		// aud is the issuer identifier (RFC 7523 §3; see AssertionSigner.Sign).
-		assertion, err := m.o.Signer.Sign(m.o.ClientID, m.o.Issuer, m.o.Now())
-		if err != nil {
-			return nil, fmt.Errorf("signing the client assertion: %w", err)
-		}
-		form.Set("client_id", m.o.ClientID)
-		form.Set("client_assertion_type", clientAssertionType)
-		form.Set("client_assertion", assertion)
+	if err := m.auth.Apply(req, g.form, m.o.Now()); err != nil {
+		return nil, err
 	}
-	encoded := form.Encode()
-	req.Body = io.NopCloser(strings.NewReader(encoded))
-	req.ContentLength = int64(len(encoded))
-	req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(strings.NewReader(encoded)), nil }
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.Header.Set("Accept", "application/json")
 	return req, nil
 }
 

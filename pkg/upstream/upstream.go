@@ -173,6 +173,7 @@ const (
 // for concurrent use.
 type Minter struct {
 	o      Options
+	auth   introspect.ClientAuth
 	store  *Store
 	tracer trace.Tracer
 
@@ -221,27 +222,19 @@ func New(o Options) (*Minter, error) {
 	case o.ExpiryMargin < 0:
 		return nil, errors.New("upstream: the expiry margin must not be negative")
 	}
-	if o.AuthMethod == "" {
-		o.AuthMethod = introspect.ClientSecretBasic
+	auth := introspect.ClientAuth{
+		Method: o.AuthMethod, ClientID: o.ClientID, ClientSecret: o.ClientSecret, Signer: o.Signer,
+		Audience: o.Issuer,
 	}
-	switch o.AuthMethod {
-	case introspect.ClientSecretBasic, introspect.ClientSecretPost:
-		if o.ClientSecret == "" {
-			return nil, fmt.Errorf("upstream: %s needs a client secret", o.AuthMethod)
-		}
-	case introspect.PrivateKeyJWT:
-		if o.Signer == nil {
-			return nil, errors.New("upstream: private_key_jwt needs a private key")
-		}
-	default:
-		return nil, fmt.Errorf("upstream: unknown client authentication method %q", o.AuthMethod)
+	if err := auth.Validate(); err != nil {
+		return nil, fmt.Errorf("upstream: %w", err)
 	}
 	setDefaults(&o)
 	if o.DefaultLifetime <= o.ExpiryMargin {
 		o.Logger.Warn("upstream_token default_lifetime is not longer than expiry_margin: an opaque token without expires_in is minted for every request",
 			"resource", o.Name, "default_lifetime", o.DefaultLifetime, "expiry_margin", o.ExpiryMargin)
 	}
-	m := &Minter{o: o, store: o.Store, tracer: o.Tracer, loudAt: map[string]time.Time{}}
+	m := &Minter{o: o, auth: auth, store: o.Store, tracer: o.Tracer, loudAt: map[string]time.Time{}}
 	m.issuers = map[string]struct{}{o.Issuer: {}}
 	allowed := o.Audience
 	if len(allowed) == 0 {
