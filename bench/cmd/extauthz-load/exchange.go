@@ -1,19 +1,11 @@
 package main
 
 import (
-	"context"
-	"crypto/rand"
-	"crypto/subtle"
 	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
-	"net/url"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -43,120 +35,75 @@ const (
 	tokenTypeAccess    = "urn:ietf:params:oauth:token-type:access_token"   //nolint:gosec // a token type name, not a credential
 )
 
-// exchangeServer is the local RFC 8693 token endpoint of hit-upstream: it
-// runs in this process, on a loopback port, for as long as the harness
-// runs. It checks the gateway's client_secret_basic credentials on every
-// call and answers each exchange asking for upstreamAudience with an ES256
-// JWT for that audience, naming the subject token's sub, signed by a key
-// it serves as a JWKS. It remembers every token it minted, so that an
-// answer of the gateway can be checked to carry one of them.
+// exchangeServer is the local RFC 8693 token endpoint of hit-upstream (a
+// localEndpoint). It checks the gateway's client_secret_basic credentials
+// on every call and answers each exchange asking for upstreamAudience
+// with an ES256 JWT for that audience, naming the subject token's sub,
+// signed by a key it serves as a JWKS. It remembers every token it
+// minted, so that an answer of the gateway can be checked to carry one of
+// them.
 type exchangeServer struct {
-	issuer     string // http://127.0.0.1:PORT
-	endpoint   string // issuer + "/token"
-	jwksURI    string // issuer + "/jwks.json"
-	secret     string
-	secretFile string // where the gateway reads the secret from (0600)
-	dev        *devissuer.Issuer
-	srv        *http.Server
+	localEndpoint        // endpoint: issuer + "/token"
+	jwksURI       string // issuer + "/jwks.json"
+	dev           *devissuer.Issuer
 
 	mu     sync.Mutex
 	issued map[string]struct{}
 
-	calls    atomic.Int64 // every request to the token endpoint
 	minted   atomic.Int64 // answered with a token
-	refused  atomic.Int64 // bad client credentials or a bad request
 	tokenLen atomic.Int64 // bytes of the last token minted
 }
 
 // startExchange serves a new token endpoint and its JWKS on 127.0.0.1:0.
 // The client secret is written to dir.
 func startExchange(dir string) (*exchangeServer, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	s := &exchangeServer{issued: map[string]struct{}{}}
+	ln, err := s.listen(dir, endpointSpec{
+		path: "/token", clientID: exchangeClientID, realm: "token",
+		secretFile: "exchange-client-secret",
+	})
 	if err != nil {
 		return nil, err
 	}
-	s := &exchangeServer{issuer: "http://" + ln.Addr().String(), issued: map[string]struct{}{}}
-	s.endpoint = s.issuer + "/token"
 	if s.dev, err = devissuer.New(s.issuer, "ES256", nil); err != nil {
 		ln.Close()
 		return nil, err
 	}
 	s.jwksURI = s.dev.JWKSURL()
-	secret := make([]byte, 24)
-	if _, err := rand.Read(secret); err != nil {
-		ln.Close()
-		return nil, err
-	}
-	s.secret = hex.EncodeToString(secret)
-	s.secretFile = filepath.Join(dir, "exchange-client-secret")
-	if err := os.WriteFile(s.secretFile, []byte(s.secret+"\n"), 0o600); err != nil {
-		ln.Close()
-		return nil, err
-	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/token", s.exchange)
 	// Only the development issuer's JWKS: its own token endpoint
 	// authenticates nobody and does no exchange.
 	mux.Handle("GET "+strings.TrimPrefix(s.jwksURI, s.issuer), s.dev.Handler())
-	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
-	go func() { _ = s.srv.Serve(ln) }()
+	s.serve(ln, mux)
 	return s, nil
 }
 
-func (s *exchangeServer) close() {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-	defer cancel()
-	if s.srv.Shutdown(ctx) != nil {
-		_ = s.srv.Close()
-	}
-}
-
 // exchange is the RFC 8693 §2 token endpoint: POST, form-encoded, the
-// client authenticated with HTTP Basic (RFC 6749 §2.3.1).
+// client authenticated with HTTP Basic (localEndpoint.accept).
 func (s *exchangeServer) exchange(w http.ResponseWriter, r *http.Request) {
-	s.calls.Add(1)
-	w.Header().Set("Cache-Control", "no-store")
-	refuse := func(code int, oauthErr string) {
-		s.refused.Add(1)
-		if code == http.StatusUnauthorized {
-			w.Header().Set("WWW-Authenticate", `Basic realm="token"`)
-		}
-		writeJSON(w, code, []byte(`{"error":"`+oauthErr+`"}`))
-	}
-	if r.Method != http.MethodPost {
-		s.refused.Add(1)
-		w.Header().Set("Allow", http.MethodPost)
-		http.Error(w, "POST only", http.StatusMethodNotAllowed)
-		return
-	}
-	if !s.authenticated(r) {
-		refuse(http.StatusUnauthorized, "invalid_client")
-		return
-	}
-	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
-	if err := r.ParseForm(); err != nil {
-		refuse(http.StatusBadRequest, "invalid_request")
+	if !s.accept(w, r) {
 		return
 	}
 	f := r.PostForm
 	if f.Get("grant_type") != grantTokenExchange {
-		refuse(http.StatusBadRequest, "unsupported_grant_type")
+		s.refuse(w, http.StatusBadRequest, "unsupported_grant_type")
 		return
 	}
 	if f.Get("subject_token_type") != tokenTypeAccess ||
 		(f.Has("requested_token_type") && f.Get("requested_token_type") != tokenTypeAccess) {
-		refuse(http.StatusBadRequest, "invalid_request")
+		s.refuse(w, http.StatusBadRequest, "invalid_request")
 		return
 	}
 	// The gateway verified the subject token before asking; this endpoint
 	// only reads whom it names.
 	sub, ok := subjectOf(f.Get("subject_token"))
 	if !ok {
-		refuse(http.StatusBadRequest, "invalid_grant")
+		s.refuse(w, http.StatusBadRequest, "invalid_grant")
 		return
 	}
 	if aud := f["audience"]; len(aud) != 1 || aud[0] != upstreamAudience {
-		refuse(http.StatusBadRequest, "invalid_target") // RFC 8693 §2.2.2
+		s.refuse(w, http.StatusBadRequest, "invalid_target") // RFC 8693 §2.2.2
 		return
 	}
 	tok, err := s.dev.Mint(devissuer.Token{
@@ -187,20 +134,6 @@ func (s *exchangeServer) exchange(w http.ResponseWriter, r *http.Request) {
 	s.minted.Add(1)
 	s.tokenLen.Store(int64(len(tok)))
 	writeJSON(w, http.StatusOK, body)
-}
-
-func (s *exchangeServer) authenticated(r *http.Request) bool {
-	user, pass, ok := r.BasicAuth()
-	if !ok {
-		return false
-	}
-	id, err1 := url.QueryUnescape(user)
-	secret, err2 := url.QueryUnescape(pass)
-	if err1 != nil || err2 != nil {
-		return false
-	}
-	return subtle.ConstantTimeCompare([]byte(id), []byte(exchangeClientID)) == 1 &&
-		subtle.ConstantTimeCompare([]byte(secret), []byte(s.secret)) == 1
 }
 
 // subjectOf reads the sub claim of a JWT without verifying it.

@@ -5,16 +5,10 @@ import (
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
-	"crypto/subtle"
 	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
-	"net/url"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -34,25 +28,18 @@ const (
 )
 
 // introspectionServer is the local RFC 7662 authorization server of the
-// introspection scenarios: it runs in this process, on a loopback port,
-// for as long as the harness runs. It checks the gateway's
+// introspection scenarios (a localEndpoint). It checks the gateway's
 // client_secret_basic credentials on every call and answers active:true,
 // with the claims of mintToken, for the tokens it minted, and active:false
 // for any other.
 type introspectionServer struct {
-	issuer     string // http://127.0.0.1:PORT
-	endpoint   string // issuer + "/introspect"
-	secret     string
-	secretFile string // where the gateway reads the secret from (0600)
-	delay      time.Duration
-	key        []byte // HMAC key of the tokens
-	active     []byte // the active:true answer, the same for every token
-	srv        *http.Server
+	localEndpoint // endpoint: issuer + "/introspect"
 
-	calls    atomic.Int64 // every POST to the endpoint
+	delay  time.Duration
+	key    []byte // HMAC key of the tokens
+	active []byte // the active:true answer, the same for every token
+
 	inactive atomic.Int64 // answered active:false
-	refused  atomic.Int64 // bad client credentials or a bad request
-	conns    atomic.Int64 // TCP connections accepted
 }
 
 // startIntrospection serves a new introspection endpoint on 127.0.0.1:0
@@ -60,28 +47,15 @@ type introspectionServer struct {
 // server's own work: a database lookup, say). The client secret is written
 // to dir.
 func startIntrospection(dir string, delay time.Duration) (*introspectionServer, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	s := &introspectionServer{delay: delay, key: make([]byte, 32)}
+	ln, err := s.listen(dir, endpointSpec{
+		path: "/introspect", clientID: introspectClientID, realm: "introspection",
+		secretFile: "introspection-client-secret",
+	})
 	if err != nil {
 		return nil, err
 	}
-	s := &introspectionServer{
-		issuer: "http://" + ln.Addr().String(),
-		delay:  delay,
-		key:    make([]byte, 32),
-	}
-	s.endpoint = s.issuer + "/introspect"
-	secret := make([]byte, 24)
-	if _, err := rand.Read(secret); err != nil {
-		ln.Close()
-		return nil, err
-	}
 	if _, err := rand.Read(s.key); err != nil {
-		ln.Close()
-		return nil, err
-	}
-	s.secret = hex.EncodeToString(secret)
-	s.secretFile = filepath.Join(dir, "introspection-client-secret")
-	if err := os.WriteFile(s.secretFile, []byte(s.secret+"\n"), 0o600); err != nil {
 		ln.Close()
 		return nil, err
 	}
@@ -105,22 +79,8 @@ func startIntrospection(dir string, delay time.Duration) (*introspectionServer, 
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/introspect", s.introspect)
-	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
-		ConnState: func(_ net.Conn, st http.ConnState) {
-			if st == http.StateNew {
-				s.conns.Add(1)
-			}
-		}}
-	go func() { _ = s.srv.Serve(ln) }()
+	s.serve(ln, mux)
 	return s, nil
-}
-
-func (s *introspectionServer) close() {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-	defer cancel()
-	if s.srv.Shutdown(ctx) != nil {
-		_ = s.srv.Close()
-	}
 }
 
 // mint returns a new opaque token that the endpoint will call active.
@@ -150,27 +110,13 @@ func (s *introspectionServer) issued(tok string) bool {
 var inactiveBody = []byte(`{"active":false}`)
 
 // introspect is the RFC 7662 §2 endpoint: POST, form-encoded token, the
-// client authenticated with HTTP Basic (RFC 6749 §2.3.1: both parts
-// form-encoded before base64).
+// client authenticated with HTTP Basic (localEndpoint.accept).
 func (s *introspectionServer) introspect(w http.ResponseWriter, r *http.Request) {
-	s.calls.Add(1)
-	w.Header().Set("Cache-Control", "no-store")
-	if r.Method != http.MethodPost {
-		s.refused.Add(1)
-		w.Header().Set("Allow", http.MethodPost)
-		http.Error(w, "POST only", http.StatusMethodNotAllowed)
+	if !s.accept(w, r) {
 		return
 	}
-	if !s.authenticated(r) {
-		s.refused.Add(1)
-		w.Header().Set("WWW-Authenticate", `Basic realm="introspection"`)
-		writeJSON(w, http.StatusUnauthorized, []byte(`{"error":"invalid_client"}`))
-		return
-	}
-	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
-	if err := r.ParseForm(); err != nil || r.PostForm.Get("token") == "" {
-		s.refused.Add(1)
-		writeJSON(w, http.StatusBadRequest, []byte(`{"error":"invalid_request"}`))
+	if r.PostForm.Get("token") == "" {
+		s.refuse(w, http.StatusBadRequest, "invalid_request")
 		return
 	}
 	if s.delay > 0 {
@@ -182,26 +128,6 @@ func (s *introspectionServer) introspect(w http.ResponseWriter, r *http.Request)
 		return
 	}
 	writeJSON(w, http.StatusOK, s.active)
-}
-
-func (s *introspectionServer) authenticated(r *http.Request) bool {
-	user, pass, ok := r.BasicAuth()
-	if !ok {
-		return false
-	}
-	id, err1 := url.QueryUnescape(user)
-	secret, err2 := url.QueryUnescape(pass)
-	if err1 != nil || err2 != nil {
-		return false
-	}
-	return subtle.ConstantTimeCompare([]byte(id), []byte(introspectClientID)) == 1 &&
-		subtle.ConstantTimeCompare([]byte(secret), []byte(s.secret)) == 1
-}
-
-func writeJSON(w http.ResponseWriter, code int, body []byte) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(code)
-	_, _ = w.Write(body)
 }
 
 // introspectionTimeout is the gateway's introspection.timeout for a given
