@@ -64,7 +64,7 @@ type dpopSettings struct {
 func compileDPoP(c config.DPoP, canonical string) dpopSettings {
 	mode := c.Mode
 	if mode == "" {
-		mode = config.DPoPOff
+		mode = config.DPoPAllowed
 	}
 	origin := c.HTUOrigin
 	if origin == "" {
@@ -104,8 +104,14 @@ func (e *Engine) attachDPoP(p *Policy) {
 }
 
 // checkProof verifies the request's DPoP proof for the token raw, bound to
-// jkt, and maps its failures to the denial table's.
-func (res *resource) checkProof(ctx context.Context, r *Request, rawPath, raw, jkt string) error {
+// jkt, and maps its failures to the denial table's. next is the nonce to
+// hand the client with the answer, when its proof's is about to expire.
+func (res *resource) checkProof(ctx context.Context, r *Request, rawPath, raw, jkt string) (next string, err error) {
+	err = res.verifyProof(ctx, r, rawPath, raw, jkt, &next)
+	return next, err
+}
+
+func (res *resource) verifyProof(ctx context.Context, r *Request, rawPath, raw, jkt string, next *string) error {
 	if jkt == "" {
 		// RFC 9449 §7.1: the DPoP scheme carries a DPoP-bound token; a
 		// plain one presented with a proof is refused, not downgraded.
@@ -123,9 +129,10 @@ func (res *resource) checkProof(ctx context.Context, r *Request, rawPath, raw, j
 	if v == nil {
 		return fmt.Errorf("%w: no proof verifier for this resource", ErrDPoPUnavailable)
 	}
-	_, err := v.Verify(ctx, dpop.Proof{Header: header, Method: r.Method, URI: res.htu(rawPath), AccessToken: raw, JKT: jkt})
+	got, err := v.Verify(ctx, dpop.Proof{Header: header, Method: r.Method, URI: res.htu(rawPath), AccessToken: raw, JKT: jkt})
 	switch {
 	case err == nil:
+		*next = got.NextNonce
 		return nil
 	case errors.Is(err, dpop.ErrKeyMismatch):
 		return fmt.Errorf("%w: %v", ErrDPoPBinding, err)

@@ -290,6 +290,34 @@ func TestDPoPNonce(t *testing.T) {
 	}
 }
 
+// A proof carrying the previous slot's nonce, still accepted, is allowed
+// with the current nonce for the client's response (RFC 9449 §8.2); one
+// carrying the current nonce gets none.
+func TestDPoPNextNonce(t *testing.T) {
+	slots := testkit.NewClock()
+	nonces, err := dpop.NewNonces([]byte(strings.Repeat("k", 32)), time.Minute, slots.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, iss := dpopFixture(t, nonces)
+	key := newProofKey(t)
+	tok := boundToken(t, iss, key.jkt)
+	ctx := context.Background()
+	issued := nonces.Current()
+	d := e.Check(ctx, dpopRequest("/mcp/nonce", "DPoP", tok, key.proof(t, "POST", dpopURI+"/nonce", tok, map[string]any{"nonce": issued})))
+	if !d.Allow || len(d.Respond) != 0 {
+		t.Fatalf("with the current nonce: allow %v %s, respond %v (want allowed, no new nonce)", d.Allow, d.Reason, d.Respond)
+	}
+	slots.Advance(time.Minute)
+	d = e.Check(ctx, dpopRequest("/mcp/nonce", "DPoP", tok, key.proof(t, "POST", dpopURI+"/nonce", tok, map[string]any{"nonce": issued})))
+	if got, _ := headerValue(d.Respond, "dpop-nonce"); !d.Allow || got != nonces.Current() || got == issued {
+		t.Fatalf("with the previous slot's nonce: allow %v %s, respond %v (want allowed with dpop-nonce %q)", d.Allow, d.Reason, d.Respond, nonces.Current())
+	}
+	if len(d.Extra) != 0 {
+		t.Errorf("an allowed answer with denial headers %v", d.Extra)
+	}
+}
+
 // failingReplay is a replay store that cannot answer (Redis down).
 type failingReplay struct{}
 

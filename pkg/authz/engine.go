@@ -269,15 +269,18 @@ func (e *Engine) decide(ctx context.Context, p *Policy, r *Request) Decision {
 		d.Source = src
 		return d
 	}
+	var nextNonce string
 	switch {
 	case usedDPoP:
 		// The token verified (cached or not); the proof is per request
 		// and checked on every one (RFC 9449 §4.3, §7.1).
-		if err := res.checkProof(ctx, r, rawPath, raw, v.Claims.JKT); err != nil {
+		next, err := res.checkProof(ctx, r, rawPath, raw, v.Claims.JKT)
+		if err != nil {
 			d := deny(err)
 			d.Source, d.Claims = src, v.Claims
 			return d
 		}
+		nextNonce = next
 	case v.Claims.JKT != "":
 		// Bound to a key by DPoP (cnf.jkt, RFC 9449 §6), fresh or from the
 		// cache: a Bearer request proves no possession of it (§7.2).
@@ -321,6 +324,9 @@ func (e *Engine) decide(ctx context.Context, p *Policy, r *Request) Decision {
 		// The proof goes with the token it proves: neither reaches the
 		// upstream.
 		d.Remove = append(d.Remove, "dpop")
+	}
+	if nextNonce != "" {
+		d.Respond = append(d.Respond, Header{"dpop-nonce", nextNonce})
 	}
 	e.scrubUpstream(p, r, &d)
 	return d

@@ -86,6 +86,10 @@ type Decision struct {
 	Upstream []Header      // headers to set on the upstream request (overwriting)
 	Remove   []string      // headers to remove from the upstream request
 	Claims   *token.Claims // the verified token, nil when none was needed
+	// Respond are headers for the client's response to an allowed request
+	// (Envoy's response_headers_to_add; the HTTP mode's answer carries
+	// them for the proxy to copy): a new DPoP-Nonce (RFC 9449 §8.2).
+	Respond []Header
 	// UpstreamCredential says where the minted upstream token set in
 	// Upstream came from ("local", "redis" or "minted"); "" when the
 	// resource mints none.

@@ -29,6 +29,10 @@ import (
 const (
 	resourceURI = "https://mcp.example.com/mcp"
 	prmURL      = "https://mcp.example.com/.well-known/oauth-protected-resource/mcp"
+	// dpopAllowed is the challenge that follows Bearer's at a resource
+	// with the default dpop mode, allowed (RFC 9449 §7.1): the proof
+	// algorithms accepted.
+	dpopAllowed = `, DPoP algs="ES256 ES384 EdDSA RS256 PS256"`
 )
 
 // issuerServer starts a devissuer on a loopback httptest server.
@@ -228,12 +232,12 @@ func TestDenialTable(t *testing.T) {
 	_ = attackerSrv
 
 	const url = "https://mcp.example.com/mcp"
-	noError := `Bearer scope="mcp:tools mcp:write", resource_metadata="` + prmURL + `"`
+	noError := `Bearer scope="mcp:tools mcp:write", resource_metadata="` + prmURL + `"` + dpopAllowed
 	invalid := func(desc string) string {
-		return `Bearer error="invalid_token", scope="mcp:tools mcp:write", resource_metadata="` + prmURL + `", error_description="` + desc + `"`
+		return `Bearer error="invalid_token", scope="mcp:tools mcp:write", resource_metadata="` + prmURL + `", error_description="` + desc + `"` + dpopAllowed
 	}
 	badRequest := func(desc string) string {
-		return `Bearer error="invalid_request", scope="mcp:tools mcp:write", resource_metadata="` + prmURL + `", error_description="` + desc + `"`
+		return `Bearer error="invalid_request", scope="mcp:tools mcp:write", resource_metadata="` + prmURL + `", error_description="` + desc + `"` + dpopAllowed
 	}
 
 	cases := []struct {
@@ -261,7 +265,7 @@ func TestDenialTable(t *testing.T) {
 		{"key from jku is ignored", check.EnvoyRequest{URL: url, Headers: bearer(sign(t, attacker, validClaims(g.main), map[string]any{"jku": attacker.JWKSURL()}))}, 401, invalid("the access token's signing key is unknown"), "invalid_token"},
 		{"oversized token", check.EnvoyRequest{URL: url, Headers: bearer(strings.Repeat("a", 17<<10))}, 401, invalid("the access token is malformed"), "invalid_token"},
 		{"missing scope", check.EnvoyRequest{URL: url, Headers: bearer(mint(t, g.main, devissuer.Token{Scopes: []string{"mcp:tools"}}))}, 403,
-			`Bearer error="insufficient_scope", scope="mcp:tools mcp:write", resource_metadata="` + prmURL + `", error_description="the access token lacks a required scope"`, "insufficient_scope"},
+			`Bearer error="insufficient_scope", scope="mcp:tools mcp:write", resource_metadata="` + prmURL + `", error_description="the access token lacks a required scope"` + dpopAllowed, "insufficient_scope"},
 		{"token in query", check.EnvoyRequest{URL: url + "?access_token=" + valid}, 400, badRequest("access tokens are accepted only in the Authorization header, not in the query string"), "invalid_request"},
 		{"token in query and header", check.EnvoyRequest{URL: url + "?x=1&access_token=abc", Headers: bearer(valid)}, 400, badRequest("access tokens are accepted only in the Authorization header, not in the query string"), "invalid_request"},
 		{"two authorization headers (map)", check.EnvoyRequest{URL: url, Headers: append(bearer(valid), bearer(valid)...)}, 400, badRequest("the Authorization header must carry exactly one Bearer token"), "invalid_request"},
@@ -300,11 +304,14 @@ func TestDenialTable(t *testing.T) {
 				t.Error("503 without Retry-After")
 			}
 			if c.challenge != "-" {
-				// What an MCP client parses must be one Bearer challenge
-				// pointing at the metadata, with a non-empty scope.
+				// What an MCP client parses must be a Bearer challenge
+				// first, pointing at the metadata, with a non-empty scope;
+				// then the DPoP one naming the proof algorithms (dpop
+				// allowed, the default).
 				chs, err := metadata.ParseChallenges(got)
-				if err != nil || len(chs) != 1 || chs[0].Params["resource_metadata"] != prmURL || chs[0].Params["scope"] == "" {
-					t.Errorf("challenge %q does not parse as one Bearer challenge with resource_metadata and scope: %v", got, err)
+				if err != nil || len(chs) != 2 || !strings.EqualFold(chs[0].Scheme, "Bearer") || chs[0].Params["resource_metadata"] != prmURL || chs[0].Params["scope"] == "" ||
+					!strings.EqualFold(chs[1].Scheme, "DPoP") || chs[1].Params["algs"] == "" {
+					t.Errorf("challenge %q does not parse as a Bearer challenge with resource_metadata and scope, then a DPoP one: %v", got, err)
 				}
 			}
 		})

@@ -90,7 +90,7 @@ func runHostile(t *testing.T, g *gateway, cases []hostileCase) {
 				t.Fatalf("allowed=%v status=%d (body %s), want denied with %d", a.allowed, a.status, a.body, c.status)
 			}
 			code := map[int]string{401: "invalid_token", 400: "invalid_request"}[c.status]
-			want := `Bearer error="` + code + `", scope="mcp:tools mcp:write", resource_metadata="` + prmURL + `", error_description="` + c.desc + `"`
+			want := `Bearer error="` + code + `", scope="mcp:tools mcp:write", resource_metadata="` + prmURL + `", error_description="` + c.desc + `"` + dpopAllowed
 			if got := a.headers["www-authenticate"]; got != want {
 				t.Errorf("WWW-Authenticate\n got %s\nwant %s", got, want)
 			}

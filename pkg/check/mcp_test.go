@@ -108,7 +108,7 @@ func TestMCPRules(t *testing.T) {
 	}
 	reader, writer, admin := tok("c", "mcp:read"), tok("c", "mcp:write"), tok("c", "mcp:admin")
 	challenge := func(scope string) string {
-		return fmt.Sprintf(`Bearer error="insufficient_scope", scope=%q, resource_metadata=%q, error_description="the access token lacks a required scope"`, scope, prmURL)
+		return fmt.Sprintf(`Bearer error="insufficient_scope", scope=%q, resource_metadata=%q, error_description="the access token lacks a required scope"`, scope, prmURL) + dpopAllowed
 	}
 	b64 := "=?base64?" + base64.StdEncoding.EncodeToString([]byte("delete_tööl")) + "?="
 
@@ -252,7 +252,7 @@ func TestMCPResourceURIVariants(t *testing.T) {
 		return mint(t, iss, devissuer.Token{Subject: "alice", ClientID: "c", Scopes: scopes})
 	}
 	reader, ops, admin := tok("mcp:read"), tok("mcp:read", "ops"), tok("mcp:admin")
-	adminChallenge := fmt.Sprintf(`Bearer error="insufficient_scope", scope="mcp:read mcp:admin", resource_metadata=%q, error_description="the access token lacks a required scope"`, prmURL)
+	adminChallenge := fmt.Sprintf(`Bearer error="insufficient_scope", scope="mcp:read mcp:admin", resource_metadata=%q, error_description="the access token lacks a required scope"`, prmURL) + dpopAllowed
 
 	cases := []struct {
 		uri    string

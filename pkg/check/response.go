@@ -26,6 +26,11 @@ func Answer(d *authz.Decision) *authv3.CheckResponse {
 		if len(d.Upstream) > 0 {
 			ok.Headers = headerOptions(d.Upstream)
 		}
+		if len(d.Respond) > 0 {
+			// Rare (a new DPoP nonce): such an answer leaves the
+			// hand-written wire path for proto.Marshal.
+			ok.ResponseHeadersToAdd = headerOptions(d.Respond)
+		}
 		resp := &authv3.CheckResponse{
 			Status:       &status.Status{Code: int32(code.Code_OK)},
 			HttpResponse: &authv3.CheckResponse_OkResponse{OkResponse: ok},

@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/structpb"
@@ -62,4 +63,28 @@ func toAny(ss []string) []any {
 		out[i] = s
 	}
 	return out
+}
+
+// TestAllowedRespondHeaders: headers for the client's response to an
+// allowed request (a new DPoP-Nonce) reach Envoy as response_headers_to_add,
+// overwriting, and never as headers for the upstream.
+func TestAllowedRespondHeaders(t *testing.T) {
+	d := authz.Decision{Allow: true, Status: 200, Resource: "mcp", Remove: []string{"authorization", "dpop"},
+		Respond: []authz.Header{{Name: "dpop-nonce", Value: "n-2"}}}
+	b, err := proto.Marshal(Answer(&d))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got authv3.CheckResponse
+	if err := proto.Unmarshal(b, &got); err != nil {
+		t.Fatal(err)
+	}
+	add := got.GetOkResponse().GetResponseHeadersToAdd()
+	if len(add) != 1 || add[0].GetHeader().GetKey() != "dpop-nonce" || add[0].GetHeader().GetValue() != "n-2" ||
+		add[0].GetAppendAction() != corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD {
+		t.Errorf("response_headers_to_add = %v", add)
+	}
+	if len(got.GetOkResponse().GetHeaders()) != 0 {
+		t.Errorf("upstream headers %v, want none", got.GetOkResponse().GetHeaders())
+	}
 }

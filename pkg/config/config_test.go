@@ -35,7 +35,7 @@ func serverDefaults(rs []Resource) {
 			rs[i].Preflight = "answer"
 		}
 		if d := &rs[i].DPoP; d.Mode == "" {
-			d.Mode, d.MaxAge, d.Algorithms = "off", dur("1m"), []string{"ES256", "ES384", "EdDSA", "RS256", "PS256"}
+			d.Mode, d.MaxAge, d.Algorithms = "allowed", dur("1m"), []string{"ES256", "ES384", "EdDSA", "RS256", "PS256"}
 		}
 		if u := &rs[i].UpstreamToken; u.AuthMethod == "" {
 			u.AuthMethod, u.Timeout, u.ExpiryMargin, u.RefreshAhead = "client_secret_basic", dur("2s"), dur("30s"), 0.2

@@ -68,7 +68,7 @@ const (
 	defaultUpstreamDefaultLifetime = time.Minute
 	defaultUpstreamTokenEntries    = 100000
 
-	defaultDPoPMode          = DPoPOff
+	defaultDPoPMode          = DPoPAllowed
 	defaultDPoPMaxAge        = time.Minute
 	defaultDPoPNonceLifetime = 5 * time.Minute
 	defaultDPoPLeeway        = 5 * time.Second

@@ -184,6 +184,11 @@ type Result struct {
 	JTI string
 	// IssuedAt is the proof's iat.
 	IssuedAt time.Time
+	// NextNonce, when set, is the nonce the client should use from now on:
+	// its proof carried the previous slot's, still accepted but soon not.
+	// A resource server hands it out with the successful answer (RFC 9449
+	// §8.2 and §9), sparing the client a use_dpop_nonce refusal later.
+	NextNonce string
 }
 
 // Verify checks a DPoP proof for a request to this resource server, in
@@ -204,8 +209,9 @@ func (v *Verifier) Verify(ctx context.Context, p Proof) (Result, error) {
 	if p.JKT != "" && subtle.ConstantTimeCompare([]byte(jkt), []byte(p.JKT)) != 1 {
 		return Result{}, ErrKeyMismatch
 	}
+	var next string
 	if v.nonces != nil {
-		if err := v.nonces.check(pr); err != nil {
+		if next, err = v.nonces.check(pr); err != nil {
 			return Result{}, err
 		}
 	}
@@ -216,7 +222,7 @@ func (v *Verifier) Verify(ctx context.Context, p Proof) (Result, error) {
 	if !fresh {
 		return Result{}, fmt.Errorf("%w: replayed (jti already used with this key)", ErrInvalidProof)
 	}
-	return Result{JKT: jkt, JTI: pr.jti, IssuedAt: pr.iat}, nil
+	return Result{JKT: jkt, JTI: pr.jti, IssuedAt: pr.iat, NextNonce: next}, nil
 }
 
 // checkRequest compares the claims with the request: htm, htu, iat and

@@ -95,21 +95,24 @@ func (n *Nonces) mac(i int64) string {
 // check judges a proof's nonce claim (RFC 9449 §9): absent, or a string
 // that is not this slot's or the previous slot's nonce, is ErrUseNonce (the
 // client is given the current one and retries); a claim that is not a
-// non-empty string of at most maxNonceBytes is a malformed proof.
-func (n *Nonces) check(pr *proof) error {
+// non-empty string of at most maxNonceBytes is a malformed proof. An
+// accepted previous slot's nonce returns the current one as next.
+func (n *Nonces) check(pr *proof) (next string, err error) {
 	if pr.nonce == nil {
-		return fmt.Errorf("%w: no nonce", ErrUseNonce)
+		return "", fmt.Errorf("%w: no nonce", ErrUseNonce)
 	}
 	s, ok := nonceString(pr.nonce)
 	if !ok {
-		return fmt.Errorf("%w: nonce is not a non-empty string of at most %d bytes", ErrInvalidProof, maxNonceBytes)
+		return "", fmt.Errorf("%w: nonce is not a non-empty string of at most %d bytes", ErrInvalidProof, maxNonceBytes)
 	}
 	c := n.slotNow()
-	if subtle.ConstantTimeCompare([]byte(s), []byte(c.current)) == 1 ||
-		subtle.ConstantTimeCompare([]byte(s), []byte(c.prev)) == 1 {
-		return nil
+	if subtle.ConstantTimeCompare([]byte(s), []byte(c.current)) == 1 {
+		return "", nil
 	}
-	return fmt.Errorf("%w: %w", ErrUseNonce, errStaleNonce)
+	if subtle.ConstantTimeCompare([]byte(s), []byte(c.prev)) == 1 {
+		return c.current, nil
+	}
+	return "", fmt.Errorf("%w: %w", ErrUseNonce, errStaleNonce)
 }
 
 var errStaleNonce = errors.New("nonce is not current (expired, or issued with another key)")

@@ -84,8 +84,8 @@ func TestNonceAccepts(t *testing.T) {
 		t.Fatalf("without a nonce: %v", err)
 	}
 	c["nonce"] = n.Current()
-	if _, err := f.verify(k.proof(t, k.header(), c)); err != nil {
-		t.Fatalf("the retry with the nonce and the same jti: %v", err)
+	if res, err := f.verify(k.proof(t, k.header(), c)); err != nil || res.NextNonce != "" {
+		t.Fatalf("the retry with the nonce and the same jti: %v (next nonce %q, want none: it is current)", err, res.NextNonce)
 	}
 	issued := n.Current()
 	f.clock.Advance(time.Minute) // the next slot: issued is the previous one
@@ -94,8 +94,8 @@ func TestNonceAccepts(t *testing.T) {
 	}
 	c = f.claims()
 	c["nonce"] = issued
-	if _, err := f.verify(k.proof(t, k.header(), c)); err != nil {
-		t.Fatalf("the previous slot's nonce: %v", err)
+	if res, err := f.verify(k.proof(t, k.header(), c)); err != nil || res.NextNonce != n.Current() {
+		t.Fatalf("the previous slot's nonce: %v (next nonce %q, want the current %q)", err, res.NextNonce, n.Current())
 	}
 }
 

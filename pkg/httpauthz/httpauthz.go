@@ -286,6 +286,11 @@ func writeDecision(w http.ResponseWriter, d *authz.Decision, cookie string, hasC
 				hdr.Set(u.Name, u.Value)
 			}
 		}
+		for _, u := range d.Respond {
+			// For the client's response (a new DPoP-Nonce): nginx adds
+			// it with auth_request_set and add_header.
+			hdr.Set(u.Name, u.Value)
+		}
 		if hasCookie {
 			// Always sent when the request had one, so that a proxy copying
 			// it over the request's Cookie never keeps the original.

@@ -172,7 +172,7 @@ func TestConventions(t *testing.T) {
 				t.Errorf("allowed: %d %v", a.status, a.header)
 			}
 			a = run("POST", "/mcp")
-			if a.status != 401 || a.header.Get("WWW-Authenticate") != `Bearer scope="mcp:tools", resource_metadata="https://mcp.example.com/.well-known/oauth-protected-resource/mcp"` {
+			if a.status != 401 || a.header.Get("WWW-Authenticate") != `Bearer scope="mcp:tools", resource_metadata="https://mcp.example.com/.well-known/oauth-protected-resource/mcp", DPoP algs="ES256 ES384 EdDSA RS256 PS256"` {
 				t.Errorf("no token: %d %q", a.status, a.header.Get("WWW-Authenticate"))
 			}
 			a = run("POST", "/mcp", bearer(tools), v, [2]string{"Mcp-Method", "tools/call"}, [2]string{"Mcp-Name", "delete_all"})

@@ -39,7 +39,7 @@ func TestMCPShapeAfterAuthentication(t *testing.T) {
 			nginx([2]string{"MCP-Protocol-Version", "2025-06-18"}, [2]string{"Mcp-Method", "tools/call"}, [2]string{"Mcp-Name", "x"}),
 		} {
 			a := do(t, "GET", srv.URL+"/authz/nginx", h, "")
-			if a.status != 401 || a.header.Get("WWW-Authenticate") != `Bearer scope="mcp:tools", `+prm {
+			if a.status != 401 || a.header.Get("WWW-Authenticate") != `Bearer scope="mcp:tools", `+prm+`, DPoP algs="ES256 ES384 EdDSA RS256 PS256"` {
 				t.Errorf("%v: %d %q %s, want the 401 challenge", h[3:], a.status, a.header.Get("WWW-Authenticate"), a.body)
 			}
 		}

@@ -21,12 +21,16 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/extauthz/extauthz/internal/dpoptest"
 )
 
-// dpopPath is resource "dpop" on every front.
-const dpopPath = "/dpop/mcp"
+// dpopPath is resource "dpop" on every front; dpopNoncePath is "dpop-nonce".
+const (
+	dpopPath      = "/dpop/mcp"
+	dpopNoncePath = "/dpop-nonce/mcp"
+)
 
 // dpopResourceConfig is resource "dpop" of a front's gateway, to append to its resources.
 func dpopResourceConfig(frontURL, issuer string) string {
@@ -35,7 +39,12 @@ func dpopResourceConfig(frontURL, issuer string) string {
     required_scopes: ["mcp:tools"]
     authorization_servers: [{issuer: %[2]q}]
     dpop: {mode: allowed}
-`, frontURL, issuer, dpopPath)
+  - name: dpop-nonce
+    resource: "%[1]s%[4]s"
+    required_scopes: ["mcp:tools"]
+    authorization_servers: [{issuer: %[2]q}]
+    dpop: {mode: allowed, nonce: true}
+`, frontURL, issuer, dpopPath, dpopNoncePath)
 }
 
 // testDPoP: a DPoP-bound token with a good proof passes f to the MCP server, which sees
@@ -90,5 +99,78 @@ func testDPoP(t *testing.T, st *stack, f *front) {
 	}
 	if got := st.rec.since(mark); len(got) != 0 {
 		t.Errorf("a replayed proof reached the MCP server: %v", got)
+	}
+}
+
+// testDPoPNonce: at a resource that requires server nonces (RFC 9449 §9), a proof without one
+// is refused with use_dpop_nonce and the nonce in DPoP-Nonce, relayed by f; a proof with it
+// passes. Once the nonce's slot has passed (2 s), a proof still carrying it passes too (the
+// previous slot's is accepted), and, when nextOn200, the MCP server's answer comes with the new nonce in
+// DPoP-Nonce (§8.2; nginx adds it from the gateway's answer, Caddy cannot: its forward_auth
+// copies the answer's headers onto the upstream request only), with which the next proof passes.
+func testDPoPNonce(t *testing.T, st *stack, f *front, nextOn200 bool) {
+	u := f.resourceURL(dpopNoncePath)
+	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := dpoptest.KeyFrom(priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := st.as.ClientCredentialsDPoP(context.Background(), serviceClient, u, "mcp:tools", priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// send proves with nonce; reached says whether the request got to the MCP server (which
+	// answers 404 on this path: the gateway's allow is that it reached it).
+	send := func(nonce string) (resp response, reached bool) {
+		proof := key.MustSign(t, dpoptest.Proof{Method: http.MethodPost, URL: u, AccessToken: tok, Nonce: nonce})
+		mark := st.rec.len()
+		resp = st.sendRaw(t, u, [][2]string{{"Authorization", "DPoP " + tok}, {"DPoP", proof}})
+		return resp, len(st.rec.since(mark)) == 1
+	}
+	// fetchNonce asks without a nonce: 401 use_dpop_nonce with the one to use.
+	fetchNonce := func() string {
+		resp, reached := send("")
+		www, nonce := resp.Header.Get("WWW-Authenticate"), resp.Header.Get("DPoP-Nonce")
+		if reached || resp.StatusCode != http.StatusUnauthorized || !strings.Contains(www, `DPoP error="use_dpop_nonce"`) || nonce == "" {
+			t.Fatalf("a proof without a nonce: %d %q, DPoP-Nonce %q, reached the server %t; want 401 use_dpop_nonce with a nonce", resp.StatusCode, www, nonce, reached)
+		}
+		return nonce
+	}
+	nonce := fetchNonce()
+	if resp, reached := send(nonce); !reached {
+		t.Fatalf("a proof with the nonce: %d %q %s", resp.StatusCode, resp.Header.Get("WWW-Authenticate"), resp.Body)
+	}
+	if !nextOn200 {
+		return
+	}
+	// Keep proving with the same nonce until its slot has passed: the answer that
+	// hands out the next nonce. Should the machine stall past two slots, the old
+	// nonce is refused (use_dpop_nonce): start again from a new one.
+	for restarts, tries := 0, 0; ; tries++ {
+		if tries == 200 {
+			t.Fatal("no answer handed out a new DPoP-Nonce in 200 tries (slots of 2 s)")
+		}
+		resp, reached := send(nonce)
+		next := resp.Header.Get("DPoP-Nonce")
+		switch {
+		case !reached && resp.StatusCode == http.StatusUnauthorized && strings.Contains(resp.Header.Get("WWW-Authenticate"), "use_dpop_nonce") && restarts < 3:
+			restarts++
+			nonce = fetchNonce()
+			continue
+		case !reached:
+			t.Fatalf("a proof with a nonce of this or the previous slot: %d %q %s", resp.StatusCode, resp.Header.Get("WWW-Authenticate"), resp.Body)
+		case next == "":
+			time.Sleep(100 * time.Millisecond) // the slot has not turned yet
+			continue
+		case next == nonce:
+			t.Fatalf("the answer handed out the nonce the proof carried, %q", next)
+		}
+		if resp, reached := send(next); !reached {
+			t.Fatalf("a proof with the nonce handed out with the answer: %d %q", resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
+		}
+		return
 	}
 }

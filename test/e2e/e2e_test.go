@@ -71,6 +71,7 @@ func TestE2E(t *testing.T) {
 	t.Run("UpstreamGetsTheGatewaysTokenThroughNginx", func(t *testing.T) { testMintedClientCredentials(t, st, st.ng, mintedCCPath) })
 	t.Run("TokenEndpointDownThroughNginx", func(t *testing.T) { testMintUnavailable(t, st, st.ng) })
 	t.Run("DPoPThroughNginx", func(t *testing.T) { testDPoP(t, st, st.ng) })
+	t.Run("DPoPNoncesThroughNginx", func(t *testing.T) { testDPoPNonce(t, st, st.ng, true) })
 	t.Run("NginxWithTheGatewayDown", func(t *testing.T) { testGatewayDown(t, st) })
 
 	// The same flows through Caddy (deploy/caddy/Caddyfile, forward_auth to /authz/traefik).
@@ -88,6 +89,7 @@ func TestE2E(t *testing.T) {
 	t.Run("UpstreamGetsTheGatewaysTokenThroughCaddy", func(t *testing.T) { testMintedClientCredentials(t, st, st.caddy, mintedCCPath) })
 	t.Run("TokenEndpointDownThroughCaddy", func(t *testing.T) { testMintUnavailable(t, st, st.caddy) })
 	t.Run("DPoPThroughCaddy", func(t *testing.T) { testDPoP(t, st, st.caddy) })
+	t.Run("DPoPNoncesThroughCaddy", func(t *testing.T) { testDPoPNonce(t, st, st.caddy, false) })
 	t.Run("CaddyWithTheGatewayDown", func(t *testing.T) { testCaddyGatewayDown(t, st, st.caddyBin) })
 }
 
@@ -980,6 +982,7 @@ func startStack(t *testing.T) *stack {
 			oidctest.Resource{Resource: f.url + mintedPath, Scope: "mcp:tools"},
 			oidctest.Resource{Resource: f.url + mintedCCPath, Scope: "mcp:tools"},
 			oidctest.Resource{Resource: f.url + dpopPath, Scope: "mcp:tools"},
+			oidctest.Resource{Resource: f.url + dpopNoncePath, Scope: "mcp:tools"},
 		)
 	}
 	st.as = oidctest.Start(t, oidctest.Options{
@@ -1003,7 +1006,8 @@ func startStack(t *testing.T) *stack {
 		cfgPath := filepath.Join(gwDir, "extauthz.yaml")
 		writeFile(t, cfgPath, gatewayConfig(f.url, st.as.Issuer, f.otherResource, webClient.ID, st.downIssuer))
 		gateway := startProc(t, "extauthz for "+f.name, exec.Command(gatewayBin, "serve", "--config", cfgPath), gwDir,
-			"EXTAUTHZ_E2E_SESSION_KEY="+randomHex(t, 32), "EXTAUTHZ_E2E_WEB_SECRET="+webClient.Secret, minterEnv())
+			"EXTAUTHZ_E2E_SESSION_KEY="+randomHex(t, 32), "EXTAUTHZ_E2E_WEB_SECRET="+webClient.Secret, minterEnv(),
+			"EXTAUTHZ_E2E_DPOP_NONCE_KEY="+randomHex(t, 32))
 		gateway.alsoShow(cfgPath)
 		var gatewayHTTP string
 		gateway.waitLine(t, "{", func(line string) bool {
@@ -1048,8 +1052,10 @@ func startStack(t *testing.T) *stack {
 // that its session cookie exists to strip; one whose issuer cannot be
 // reached (its keys never load), reached through the catch-all location;
 // and "minted" and "minted-cc" (upstream_test.go), also reached through the
-// catch-all, whose upstream gets a token the gateway mints; and "dpop"
-// (dpop_test.go), through the catch-all too, which accepts DPoP-bound tokens.
+// catch-all, whose upstream gets a token the gateway mints; and "dpop" and
+// "dpop-nonce" (dpop_test.go), through the catch-all too, which accept
+// DPoP-bound tokens, the second only with proofs carrying its nonce (a new
+// one every 2 s).
 // mcp's CORS preflights are answered by the gateway (nginx sends them to
 // /authz/nginx-preflight); admin's are forwarded to the MCP server
 // (preflight: forward).
@@ -1059,6 +1065,7 @@ public_url: %[1]q
 unmatched: allow
 log: {level: debug}
 login: {session_key: {env: EXTAUTHZ_E2E_SESSION_KEY}}
+dpop: {nonce_key: {env: EXTAUTHZ_E2E_DPOP_NONCE_KEY}, nonce_lifetime: 2s}
 resources:
   - name: mcp
     resource: "%[1]s/mcp"
