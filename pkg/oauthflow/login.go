@@ -15,12 +15,11 @@ import (
 	"github.com/extauthz/extauthz/pkg/token"
 )
 
-// Client authentication methods at the token and revocation endpoints.
-const (
-	authClientSecretBasic = "client_secret_basic"
-	authClientSecretPost  = "client_secret_post"
-	authPrivateKeyJWT     = "private_key_jwt"
-)
+// clientAuth is how the gateway authenticates as c at the server's token
+// and revocation endpoints (private_key_jwt assertions for its issuer).
+func (c *Client) clientAuth() introspect.ClientAuth {
+	return introspect.ClientAuth{Method: c.AuthMethod, ClientID: c.ClientID, ClientSecret: c.ClientSecret, Signer: c.Signer, Audience: c.Issuer}
+}
 
 // Defaults of [Options].
 const (
@@ -287,19 +286,10 @@ func (c *Client) check(name string) error {
 		return errors.New("no client id")
 	}
 	if c.AuthMethod == "" {
-		c.AuthMethod = authClientSecretBasic
+		c.AuthMethod = introspect.ClientSecretBasic
 	}
-	switch c.AuthMethod {
-	case authClientSecretBasic, authClientSecretPost:
-		if c.ClientSecret == "" {
-			return fmt.Errorf("%s needs a client secret", c.AuthMethod)
-		}
-	case authPrivateKeyJWT:
-		if c.Signer == nil {
-			return errors.New("private_key_jwt needs a signer")
-		}
-	default:
-		return fmt.Errorf("unknown client authentication method %q", c.AuthMethod)
+	if err := c.clientAuth().Validate(); err != nil {
+		return err
 	}
 	for _, s := range c.Scopes {
 		if s == "" || strings.ContainsAny(s, " \"\\") {

@@ -94,7 +94,7 @@ func TestNew(t *testing.T) {
 		"no secret": {url: "https://gw.example", edit: func(o *Options) { o.Clients["mcp"].ClientSecret = "" },
 			wantErrSub: "client secret"},
 		"pkjwt without signer": {url: "https://gw.example", edit: func(o *Options) { o.Clients["mcp"].AuthMethod = "private_key_jwt" },
-			wantErrSub: "signer"},
+			wantErrSub: "private_key_jwt needs a private key"},
 		"unknown method": {url: "https://gw.example", edit: func(o *Options) { o.Clients["mcp"].AuthMethod = "none" },
 			wantErrSub: "unknown client authentication"},
 		"resource mismatch": {url: "https://gw.example", edit: func(o *Options) { o.Clients["mcp"].Resource = "other" },

@@ -131,31 +131,12 @@ func (h *Handler) revoke(ctx context.Context, c *Client, md *Metadata, tok, hint
 // post sends an application/x-www-form-urlencoded request with client authentication and
 // returns the status and body. Errors never contain the form.
 func (h *Handler) post(ctx context.Context, c *Client, endpoint string, form url.Values) (int, []byte, error) {
-	var basic bool
-	switch c.AuthMethod {
-	case authClientSecretPost:
-		form.Set("client_id", c.ClientID)
-		form.Set("client_secret", c.ClientSecret)
-	case authPrivateKeyJWT:
-		assertion, err := c.Signer.Sign(c.ClientID, c.Issuer, h.now())
-		if err != nil {
-			return 0, nil, errors.New("signing the client assertion failed")
-		}
-		form.Set("client_id", c.ClientID)
-		form.Set("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer")
-		form.Set("client_assertion", assertion)
-	default:
-		basic = true
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, strings.NewReader(form.Encode()))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, nil)
 	if err != nil {
 		return 0, nil, errors.New("invalid endpoint URL")
 	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.Header.Set("Accept", "application/json")
-	if basic {
-		// RFC 6749 §2.3.1: both parts form-urlencoded before base64.
-		req.SetBasicAuth(url.QueryEscape(c.ClientID), url.QueryEscape(c.ClientSecret))
+	if err := c.clientAuth().Apply(req, form, h.now()); err != nil {
+		return 0, nil, errors.New("signing the client assertion failed")
 	}
 	resp, err := h.http.Do(req)
 	if err != nil {
