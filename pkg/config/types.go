@@ -103,7 +103,7 @@ type Cache struct {
 	MaxTTL Duration `yaml:"max_ttl"`
 	// How long an invalid token is remembered as invalid. `0s` disables.
 	NegativeTTL Duration `yaml:"negative_ttl"`
-	// Valid tokens held in process: the size of the compact store (about 150
+	// Valid tokens held in process: the size of the compact store (about 160
 	// bytes of RSS each, once used), plus at most as many again for tokens it
 	// cannot hold compactly (kept claims, long subjects and session ids).
 	MaxEntries int `yaml:"max_entries" schema:"min=1"`

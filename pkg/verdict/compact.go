@@ -22,14 +22,14 @@ import (
 // holds each verdict as a heap object graph — the Claims, its subject
 // string, the cache's own node — about 275 bytes a token that the collector
 // must scan, and whose garbage headroom roughly doubles in RSS. Here an
-// entry is 136 bytes plus 8 of index, paid once for max_entries, whatever
+// entry is 144 bytes plus 8 of index, paid once for max_entries, whatever
 // the traffic does.
 //
 // An entry holds the token's full SHA-256 and a namespace number (the key),
 // the cache deadline and the token's expiry (Unix nanoseconds, exact), the
 // grant's number in the Grants table, the token's iat (whole seconds), and
-// the subject and sid inline, up to 74 bytes together: a UUID subject and
-// a UUID session fit. A DPoP-bound token's thumbprint (Grant.JKT) is part
+// the subject and sid inline, up to 82 bytes together: a UUID subject and
+// a UUID session fit, and so do a 43-character Entra ID subject and one. A DPoP-bound token's thumbprint (Grant.JKT) is part
 // of its grant, which the table never merges with an unbound one
 // (Grant.Key), so it comes back with the grant. A verdict that does not
 // fit — kept claims (Claims.Extra), a longer subject and sid, a grant the
@@ -85,9 +85,9 @@ type CompactTier struct {
 
 const (
 	// compactSubjectMax is the room for the subject and the sid inline,
-	// together: a UUID subject (36) and a UUID sid (Keycloak's), Entra
-	// ID's subjects (43) and most e-mail addresses with no sid fit.
-	compactSubjectMax = 74
+	// together: a UUID subject (36) or an Entra ID one (43) with a UUID
+	// sid (36, Keycloak's), and most e-mail addresses with no sid fit.
+	compactSubjectMax = 82
 	// compactMaxShards bounds the shards; fewer are used for small tiers,
 	// so that each holds at least compactMinShardSlots.
 	compactMaxShards     = 64
@@ -96,7 +96,7 @@ const (
 	// resource's name and config digest: a few per reload. Past the bound,
 	// new namespaces go to the fallback store.
 	compactMaxNamespaces = 4096
-	// compactMaxEntries (136 GiB of slab) keeps slot numbers within 31 bits.
+	// compactMaxEntries (144 GiB of slab) keeps slot numbers within 31 bits.
 	compactMaxEntries = 1 << 30
 	// An expiry is kept in Unix nanoseconds: these bounds, in seconds, are
 	// within what an int64 of nanoseconds holds (years 1678–2262).
@@ -105,7 +105,7 @@ const (
 )
 
 // compactSlot is one entry. It must hold no Go pointer: the slab lives
-// outside the Go heap (see allocSlab). Its size, 136 bytes, is a multiple
+// outside the Go heap (see allocSlab). Its size, 144 bytes, is a multiple
 // of 8 so that every slot's int64s stay aligned.
 type compactSlot struct {
 	hash     [sha256.Size]byte
