@@ -33,6 +33,10 @@ type Config struct {
 	Cache Cache `yaml:"cache"`
 	// What protects the admin listener's mutating endpoints.
 	Admin Admin `yaml:"admin"`
+	// Revocation watermarks: the tokens of a subject, session, client, claim
+	// value or issuer issued before a time are refused, on every replica
+	// ([Revocation](revocation.md)).
+	Revocation Revocation `yaml:"revocation"`
 	// Tuning of the Check gRPC server.
 	GRPC GRPC `yaml:"grpc"`
 	// Tuning of the Go runtime.
@@ -232,6 +236,22 @@ type Admin struct {
 	// is read from: an environment variable or a file, at most one. Unset:
 	// purging is disabled.
 	Token Secret `yaml:"token"`
+}
+
+// Revocation configures revocation watermarks (POST /revocations on the
+// admin listener, and the events that revoke tokens).
+type Revocation struct {
+	// The longest lifetime (`exp` − `iat`) of the access tokens the
+	// authorization servers issue. A watermark is kept this long plus
+	// `cache.max_ttl` past its `before`, after which no token it revokes can
+	// still be valid. A token that lives longer could be allowed again once
+	// the watermark that revoked it is gone: set it to at least the longest
+	// lifetime your servers give. `1m` to `8760h`.
+	MaxTokenLifetime Duration `yaml:"max_token_lifetime"`
+	// How often each replica drops expired watermarks (also from Redis) and
+	// reads Redis's set again, catching up with any announcement it missed.
+	// `1s` to `1h`.
+	SyncInterval Duration `yaml:"sync_interval"`
 }
 
 // GRPC tunes the Check server.
