@@ -232,9 +232,9 @@ func (c RedisCluster) isSet() bool { return len(c.Addresses) > 0 }
 
 // Admin protects the admin listener's mutating endpoints.
 type Admin struct {
-	// Where the bearer token required by POST /cache/purge on the admin listener
-	// is read from: an environment variable or a file, at most one. Unset:
-	// purging is disabled.
+	// Where the bearer token required by POST /cache/purge and POST
+	// /revocations on the admin listener is read from: an environment variable
+	// or a file, at most one. Unset: both are disabled.
 	Token Secret `yaml:"token"`
 }
 

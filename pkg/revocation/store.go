@@ -125,6 +125,9 @@ func NewStore(o StoreOptions) (*Store, error) {
 // Shared reports whether the store has a shared tier.
 func (s *Store) Shared() bool { return s.o.Redis != nil }
 
+// Until is when a watermark of the given before expires.
+func (s *Store) Until(before time.Time) time.Time { return before.Add(s.o.Retention) }
+
 // Revoked reports whether a watermark held here revokes the token of c:
 // see Index.Revoked.
 func (s *Store) Revoked(c *token.Claims) bool { return s.idx.Revoked(c) }
@@ -142,7 +145,7 @@ func (s *Store) Revoke(ctx context.Context, w Watermark) error {
 	if err := w.Validate(); err != nil {
 		return err
 	}
-	h := newHeld(w, w.Before.Add(s.o.Retention))
+	h := newHeld(w, s.Until(w.Before))
 	s.o.Observer.Revocation(sourceKind(w.Source))
 	s.live(s.idx.add(h), now)
 	err := s.share(ctx, h)
