@@ -34,6 +34,7 @@ import (
 	"github.com/extauthz/extauthz/pkg/logging"
 	"github.com/extauthz/extauthz/pkg/metadata"
 	"github.com/extauthz/extauthz/pkg/oauthflow"
+	"github.com/extauthz/extauthz/pkg/revocation"
 	"github.com/extauthz/extauthz/pkg/telemetry"
 	"github.com/extauthz/extauthz/pkg/verdict"
 )
@@ -67,11 +68,17 @@ type app struct {
 	background []func(context.Context)
 	cache      *cache.Tiered[verdict.Verdict]
 	redis      redis.UniversalClient // nil without a shared tier
-	admTok     string                // protects POST /cache/purge; "" disables it
+	admTok     string                // protects POST /cache/purge and /revocations; "" disables them
 	health     *health.Server
 	grpc       *grpc.Server
 	http       *http.Server
 	admin      *http.Server
+
+	// revoker holds the revocation watermarks and shares them through
+	// Redis: the engine asks it on every decision, POST /revocations
+	// revokes through it, and so may any other source of revocations
+	// (it is a revocation.Revoker).
+	revoker *revocation.Store
 
 	lnGRPC, lnHTTP, lnAdmin net.Listener
 }
@@ -167,6 +174,9 @@ func newApp(cfg *config.Config, log *slog.Logger, o appOptions) (a *app, err err
 	if err != nil {
 		return nil, err
 	}
+	if a.revoker, err = newRevoker(cfg, log, a.tel, a.redis, o.now); err != nil {
+		return nil, err
+	}
 	a.engine, err = authz.NewEngine(policy, authz.Options{
 		Verifier:     verifier,
 		Cache:        a.cache,
@@ -182,6 +192,7 @@ func newApp(cfg *config.Config, log *slog.Logger, o appOptions) (a *app, err err
 		DPoPReplay:   replay,
 		DPoPNonces:   nonces,
 		DPoPLeeway:   cfg.DPoP.Leeway.D(),
+		Watermarks:   a.revoker,
 	})
 	if err != nil {
 		return nil, err
@@ -312,6 +323,12 @@ func (a *app) setServing(ok bool) {
 // run serves until ctx ends, then drains: new Checks are refused while
 // in-flight ones finish, within shutdownGrace.
 func (a *app) run(ctx context.Context) error {
+	// The watermarks Redis holds, before the first Check: a replica that
+	// starts after a revocation refuses its tokens from the start. If
+	// Redis cannot answer now, they are read as soon as it can.
+	if err := a.revoker.Sync(ctx); err != nil {
+		a.log.Warn("revocation watermarks not loaded from Redis at start; loaded once it answers", "err", err)
+	}
 	g, gctx := errgroup.WithContext(ctx)
 	a.issuersMu.Lock()
 	a.runCtx = gctx
@@ -327,6 +344,7 @@ func (a *app) run(ctx context.Context) error {
 	}
 	g.Go(func() error { a.watchReadiness(gctx); return nil })
 	g.Go(func() error { a.cache.Run(gctx); return nil })
+	g.Go(func() error { a.revoker.Run(gctx); return nil })
 	g.Go(func() error {
 		if err := a.grpc.Serve(a.lnGRPC); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
 			return fmt.Errorf("grpc: %w", err)
@@ -467,8 +485,8 @@ func (a *app) healthRoutes(mux *http.ServeMux) {
 	})
 }
 
-// adminHandler serves the admin listener: health, metrics, profiling and
-// the cache purge. It binds to loopback by default; expose it only inside
+// adminHandler serves the admin listener: health, metrics, profiling,
+// the cache purge and revocations. It binds to loopback by default; expose it only inside
 // the pod (pprof is never on the public listener).
 func (a *app) adminHandler() http.Handler {
 	mux := http.NewServeMux()
@@ -480,6 +498,7 @@ func (a *app) adminHandler() http.Handler {
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	mux.Handle("/cache/purge", a.purgeHandler(a.admTok, a.redis != nil))
+	mux.Handle("/revocations", a.revocationsHandler(a.admTok))
 	return mux
 }
 

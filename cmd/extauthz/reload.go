@@ -192,8 +192,8 @@ func (a *app) apply(cfg *config.Config) ([]string, error) {
 // restartRequired names the changed settings that a running gateway
 // cannot apply: listeners, the cache and Redis, gRPC server options,
 // the Go runtime's tuning, the admin token, the browser login, the
-// upstream credentials, the MCP body limit of the HTTP mode, and the log
-// format.
+// upstream credentials, the MCP body limit of the HTTP mode, the log
+// format, and revocation's settings.
 func restartRequired(old, cur *config.Config) []string {
 	var out []string
 	check := func(name string, a, b any) {
@@ -214,6 +214,7 @@ func restartRequired(old, cur *config.Config) []string {
 	check("upstream.token_encryption_key", old.Upstream.TokenEncryptionKey, cur.Upstream.TokenEncryptionKey)
 	check("upstream.token_cache_entries", old.Upstream.TokenCacheEntries, cur.Upstream.TokenCacheEntries)
 	check("dpop", old.DPoP, cur.DPoP)
+	check("revocation", old.Revocation, cur.Revocation)
 	sort.Strings(out)
 	return out
 }

@@ -71,7 +71,22 @@ type Options struct {
 	DPoPReplay dpop.ReplayStore
 	DPoPNonces *dpop.Nonces
 	DPoPLeeway time.Duration
+	// Watermarks are the revocation watermarks, checked on every cache hit
+	// and after every verification (nil: none).
+	Watermarks Watermarks
 }
+
+// Watermarks says whether a revocation watermark (by subject, session,
+// client, claim or issuer, pkg/revocation) revokes a token.
+// *revocation.Store and *revocation.Index implement it; the check runs on
+// every decision, so it must cost next to nothing.
+type Watermarks interface {
+	Revoked(c *token.Claims) bool
+}
+
+// errWatermarked is the revocation of a token by a watermark: the denial
+// table's revoked row, with its own detail for the audit line.
+var errWatermarked = fmt.Errorf("%w: issued before a revocation watermark", verdict.ErrRevoked)
 
 // BrowserLogin is what the engine needs from the browser login flow: the
 // access token a request's login cookie stands for, the Cookie header
@@ -388,7 +403,21 @@ func credential(r *Request, query string, dpopOK bool) (tok string, usedDPoP boo
 // from one verification shared by every concurrent request for the same
 // token (single flight), whose result is then cached. It also says where
 // the verdict came from: SourceLocal, SourceRedis or SourceVerified.
+//
+// Every valid verdict it returns has passed the revocation watermarks,
+// checked here on each call, whatever its source: a cached verdict stays
+// valid in the cache (a watermark may expire, or be for another token of
+// the same user), and what this replica holds now decides.
 func (e *Engine) verify(ctx context.Context, p *Policy, res *resource, raw string, hash [32]byte) (verdict.Verdict, Source) {
+	v, src := e.verdict(ctx, p, res, raw, hash)
+	if v.Err == nil && e.opts.Watermarks != nil && e.opts.Watermarks.Revoked(v.Claims) {
+		return verdict.Verdict{Err: errWatermarked}, src
+	}
+	return v, src
+}
+
+// verdict is verify before the watermarks.
+func (e *Engine) verdict(ctx context.Context, p *Policy, res *resource, raw string, hash [32]byte) (verdict.Verdict, Source) {
 	// Keyed by the token's canonical spelling (hash is token.CacheHash),
 	// so that the other form of an ECDSA signature, which anyone can
 	// compute, is the same token to the cache, the single flight and a

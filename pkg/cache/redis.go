@@ -280,6 +280,18 @@ const (
 // Subscribe does not go through the circuit breaker: it is not on the request path, and it
 // backs off on its own while Redis is unreachable.
 func (r *Redis) Subscribe(ctx context.Context, channel string, onMessage func([]byte), onResubscribe func()) {
+	r.SubscribeConfirmed(ctx, channel, onMessage, func(first bool) {
+		if !first {
+			onResubscribe()
+		}
+	})
+}
+
+// SubscribeConfirmed is Subscribe for a caller that reads what it follows from Redis itself
+// as well: onConfirmed runs on every subscription confirmation, the first one included (first
+// true), so that a read made then sees everything published before it, and the subscription
+// everything after.
+func (r *Redis) SubscribeConfirmed(ctx context.Context, channel string, onMessage func([]byte), onConfirmed func(first bool)) {
 	var (
 		mu     sync.Mutex
 		ps     *redis.PubSub
@@ -365,9 +377,7 @@ func (r *Redis) Subscribe(ctx context.Context, channel string, onMessage func([]
 				lost = false
 				r.log.Info("redis subscription re-established", "channel", channel)
 			}
-			if confirmed {
-				onResubscribe()
-			}
+			onConfirmed(!confirmed)
 			confirmed = true
 		case *redis.Message:
 			onMessage([]byte(m.Payload))

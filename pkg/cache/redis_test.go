@@ -662,6 +662,44 @@ func TestRedisSubscribe(t *testing.T) {
 	}
 }
 
+// SubscribeConfirmed reports every confirmation, the first one included, and after it the
+// subscription is in place: what a caller reads then, and what is published after, it has all.
+func TestRedisSubscribeConfirmed(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Start(t)
+	client := newClient(t, cache.RedisClientOptions{URL: "redis://" + srv.Addr()})
+	r := cache.NewRedis(client, cache.RedisOptions{Timeout: semanticsTimeout, CircuitFailures: 1000})
+	const channel = "extauthz:v1:test-confirmed"
+	ctx, cancel := context.WithCancel(context.Background())
+	msgs, confirmed, done := make(chan string, 10), make(chan bool, 10), make(chan struct{})
+	go func() {
+		defer close(done)
+		r.SubscribeConfirmed(ctx, channel, func(b []byte) { msgs <- string(b) }, func(first bool) {
+			// Published from inside the callback: the subscription must
+			// already receive it.
+			if _, err := r.Publish(ctx, channel, []byte(fmt.Sprint("confirmed ", first))); err != nil {
+				t.Errorf("Publish: %v", err)
+			}
+			confirmed <- first
+		})
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+
+	if first := waitFor(t, confirmed, "the first confirmation"); !first {
+		t.Fatal("the first confirmation came with first false")
+	}
+	if got := waitFor(t, msgs, "the message published on confirmation"); got != "confirmed true" {
+		t.Fatalf("received %q", got)
+	}
+	srv.Restart()
+	if first := waitFor(t, confirmed, "the confirmation after the restart"); first {
+		t.Fatal("the confirmation after a restart came with first true")
+	}
+	if got := waitFor(t, msgs, "the message published on the second confirmation"); got != "confirmed false" {
+		t.Fatalf("received %q", got)
+	}
+}
+
 // In a cluster, a message published on any node reaches a subscriber wherever the cluster
 // client placed its subscription.
 func TestRedisSubscribeCluster(t *testing.T) {

@@ -2,6 +2,7 @@ package check_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -18,6 +19,7 @@ import (
 	"github.com/extauthz/extauthz/pkg/config"
 	"github.com/extauthz/extauthz/pkg/devissuer"
 	"github.com/extauthz/extauthz/pkg/jwks"
+	"github.com/extauthz/extauthz/pkg/revocation"
 	"github.com/extauthz/extauthz/pkg/token"
 	"github.com/extauthz/extauthz/pkg/verdict"
 )
@@ -50,6 +52,13 @@ func benchServerRules(b *testing.B, alg string, newCache func() authz.VerdictSto
 // credentials of a resource with an upstream_token (nil: none).
 func benchServerUpstream(b *testing.B, alg string, newCache func() authz.VerdictStore, edit func(*config.Resource), up authz.UpstreamCredentials) (*check.Server, *devissuer.Issuer) {
 	b.Helper()
+	return benchServerOptions(b, alg, newCache, edit, up, nil)
+}
+
+// benchServerOptions also lets the caller edit the engine's options.
+func benchServerOptions(b *testing.B, alg string, newCache func() authz.VerdictStore, edit func(*config.Resource), up authz.UpstreamCredentials,
+	editOptions func(*authz.Options)) (*check.Server, *devissuer.Issuer) {
+	b.Helper()
 	iss, _ := issuerServer(b, alg, "")
 	cfg := &config.Config{Resources: []config.Resource{{
 		Name: "mcp", Resource: resourceURI, RequiredScopes: []string{"mcp:tools"},
@@ -74,6 +83,9 @@ func benchServerUpstream(b *testing.B, alg string, newCache func() authz.Verdict
 	o := authz.Options{Verifier: v, MaxTTL: 5 * time.Minute, NegativeTTL: 10 * time.Second, Upstream: up}
 	if c := newCache(); c != nil {
 		o.Cache = c
+	}
+	if editOptions != nil {
+		editOptions(&o)
 	}
 	e, err := authz.NewEngine(p, o)
 	if err != nil {
@@ -128,6 +140,32 @@ func runCheck(b *testing.B, s *check.Server, req *authv3.CheckRequest) {
 func BenchmarkCheckCacheHit(b *testing.B) {
 	s, iss := benchServer(b, "RS256", true)
 	runCheck(b, s, realisticRequest(b, iss))
+}
+
+// BenchmarkCheckCacheHitWatermarks is the common path with revocation
+// watermarks held, none of which revokes the token: none, and 10,000
+// (subjects, and a few sessions, clients and issuer-wide ones).
+func BenchmarkCheckCacheHitWatermarks(b *testing.B) {
+	for _, n := range []int{0, 10_000} {
+		b.Run(fmt.Sprint(n), func(b *testing.B) {
+			x := revocation.NewIndex(nil)
+			for i := range n {
+				w := revocation.Watermark{Subject: fmt.Sprint("user-", i), Before: time.Now()}
+				switch i % 100 {
+				case 1:
+					w = revocation.Watermark{SessionID: fmt.Sprint("session-", i), Before: time.Now()}
+				case 2:
+					w = revocation.Watermark{ClientID: fmt.Sprint("client-", i), Before: time.Now()}
+				}
+				if err := x.Add(w, time.Now().Add(time.Hour)); err != nil {
+					b.Fatal(err)
+				}
+			}
+			s, iss := benchServerOptions(b, "RS256", func() authz.VerdictStore { return verdict.LocalCache(100000, nil) }, nil, nil,
+				func(o *authz.Options) { o.Watermarks = x })
+			runCheck(b, s, realisticRequest(b, iss))
+		})
+	}
 }
 
 // BenchmarkCheckCacheHitBySignature is the common path for each kind of

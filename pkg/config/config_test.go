@@ -94,9 +94,10 @@ func defaultsWith(rs ...Resource) *Config {
 		MCP:       MCP{MaxBodyBytes: 65536},
 		Login: Login{SessionTTL: dur("8h"), StateTTL: dur("10m"), LoginPath: "/oauth/login", CallbackPath: "/oauth/callback",
 			LogoutPath: "/oauth/logout", SuccessRedirect: "/"},
-		DPoP:      DPoPShared{NonceLifetime: dur("5m"), Leeway: dur("5s"), ReplayEntries: 1000000},
-		Log:       Log{Level: "info", Format: "json", Audit: Audit{Enabled: ptr(true), AllowSampleRate: 1}},
-		Resources: rs,
+		DPoP:       DPoPShared{NonceLifetime: dur("5m"), Leeway: dur("5s"), ReplayEntries: 1000000},
+		Revocation: Revocation{MaxTokenLifetime: dur("24h"), SyncInterval: dur("1m")},
+		Log:        Log{Level: "info", Format: "json", Audit: Audit{Enabled: ptr(true), AllowSampleRate: 1}},
+		Resources:  rs,
 	}
 }
 
@@ -200,10 +201,11 @@ func TestLoadValid(t *testing.T) {
 					ClientIDHeader: "x-client", ScopesHeader: "x-scope",
 					StripAuthorization: ptr(false), TokenCacheEntries: 100000,
 				},
-				Unmatched: "allow",
-				DPoP:      DPoPShared{NonceLifetime: dur("5m"), Leeway: dur("5s"), ReplayEntries: 1000000},
-				Log:       Log{Level: "debug", Format: "text", Audit: Audit{Enabled: ptr(false), AllowSampleRate: 0.25}},
-				MCP:       MCP{MaxBodyBytes: 131072, RequireBody: true},
+				Unmatched:  "allow",
+				DPoP:       DPoPShared{NonceLifetime: dur("5m"), Leeway: dur("5s"), ReplayEntries: 1000000},
+				Revocation: Revocation{MaxTokenLifetime: dur("2h"), SyncInterval: dur("30s")},
+				Log:        Log{Level: "debug", Format: "text", Audit: Audit{Enabled: ptr(false), AllowSampleRate: 0.25}},
+				MCP:        MCP{MaxBodyBytes: 131072, RequireBody: true},
 				Login: Login{SessionTTL: dur("8h"), StateTTL: dur("10m"), LoginPath: "/oauth/login", CallbackPath: "/oauth/callback",
 					LogoutPath: "/oauth/logout", SuccessRedirect: "/"},
 				Resources: []Resource{
@@ -414,6 +416,9 @@ resources[1].upstream_token.actor: is used only with mode exchange
 resources[2].upstream_token: is set but has no mode (set mode: exchange or client_credentials)
 resources[3].upstream_token.mode: must be "", "exchange" or "client_credentials"
 upstream.token_encryption_key: is required when a resource sets upstream_token and Redis is configured: minted tokens are stored encrypted (at least 32 bytes, the same on every replica)`},
+		{"invalid-revocation.yaml", `
+revocation.max_token_lifetime: must be between 1m and 8760h
+revocation.sync_interval: must be between 1s and 1h`},
 		{"invalid-login-cookie.yaml", `
 login.cookie_name: must start with __Host- when public_url is https (the cookie is Secure, Path=/ and without Domain, so sibling hosts cannot overwrite it)`},
 		{"invalid-login-cookie-http.yaml", `

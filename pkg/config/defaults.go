@@ -73,6 +73,9 @@ const (
 	defaultDPoPNonceLifetime = 5 * time.Minute
 	defaultDPoPLeeway        = 5 * time.Second
 	defaultDPoPReplayEntries = 1000000
+
+	defaultMaxTokenLifetime       = 24 * time.Hour
+	defaultRevocationSyncInterval = time.Minute
 )
 
 // defaultDPoPAlgorithms are the proof algorithms accepted by default: those
@@ -156,6 +159,8 @@ func (c *Config) ApplyDefaults() {
 	orDefault(c, "dpop.nonce_lifetime", &c.DPoP.NonceLifetime, Duration(defaultDPoPNonceLifetime))
 	orDefault(c, "dpop.leeway", &c.DPoP.Leeway, Duration(defaultDPoPLeeway))
 	orDefault(c, "dpop.replay_entries", &c.DPoP.ReplayEntries, defaultDPoPReplayEntries)
+	orDefault(c, "revocation.max_token_lifetime", &c.Revocation.MaxTokenLifetime, Duration(defaultMaxTokenLifetime))
+	orDefault(c, "revocation.sync_interval", &c.Revocation.SyncInterval, Duration(defaultRevocationSyncInterval))
 
 	orDefault(c, "unmatched", &c.Unmatched, defaultUnmatched)
 	orDefault(c, "log.level", &c.Log.Level, defaultLogLevel)

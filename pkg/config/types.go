@@ -33,6 +33,10 @@ type Config struct {
 	Cache Cache `yaml:"cache"`
 	// What protects the admin listener's mutating endpoints.
 	Admin Admin `yaml:"admin"`
+	// Revocation watermarks: the tokens of a subject, session, client, claim
+	// value or issuer issued before a time are refused, on every replica
+	// ([Revocation](revocation.md)).
+	Revocation Revocation `yaml:"revocation"`
 	// Tuning of the Check gRPC server.
 	GRPC GRPC `yaml:"grpc"`
 	// Tuning of the Go runtime.
@@ -103,9 +107,9 @@ type Cache struct {
 	MaxTTL Duration `yaml:"max_ttl"`
 	// How long an invalid token is remembered as invalid. `0s` disables.
 	NegativeTTL Duration `yaml:"negative_ttl"`
-	// Valid tokens held in process: the size of the compact store (about 127
+	// Valid tokens held in process: the size of the compact store (about 160
 	// bytes of RSS each, once used), plus at most as many again for tokens it
-	// cannot hold compactly (kept claims, long subjects).
+	// cannot hold compactly (kept claims, long subjects and session ids).
 	MaxEntries int `yaml:"max_entries" schema:"min=1"`
 	// Invalid tokens held in process, so garbage floods cannot grow memory.
 	MaxNegativeEntries int `yaml:"max_negative_entries" schema:"min=1"`
@@ -228,10 +232,26 @@ func (c RedisCluster) isSet() bool { return len(c.Addresses) > 0 }
 
 // Admin protects the admin listener's mutating endpoints.
 type Admin struct {
-	// Where the bearer token required by POST /cache/purge on the admin listener
-	// is read from: an environment variable or a file, at most one. Unset:
-	// purging is disabled.
+	// Where the bearer token required by POST /cache/purge and POST
+	// /revocations on the admin listener is read from: an environment variable
+	// or a file, at most one. Unset: both are disabled.
 	Token Secret `yaml:"token"`
+}
+
+// Revocation configures revocation watermarks (POST /revocations on the
+// admin listener, and the events that revoke tokens).
+type Revocation struct {
+	// The longest lifetime (`exp` − `iat`) of the access tokens the
+	// authorization servers issue. A watermark is kept this long plus
+	// `cache.max_ttl` past its `before`, after which no token it revokes can
+	// still be valid. A token that lives longer could be allowed again once
+	// the watermark that revoked it is gone: set it to at least the longest
+	// lifetime your servers give. `1m` to `8760h`.
+	MaxTokenLifetime Duration `yaml:"max_token_lifetime"`
+	// How often each replica drops expired watermarks (also from Redis) and
+	// reads Redis's set again, catching up with any announcement it missed.
+	// `1s` to `1h`.
+	SyncInterval Duration `yaml:"sync_interval"`
 }
 
 // GRPC tunes the Check server.

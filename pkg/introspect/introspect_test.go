@@ -228,6 +228,14 @@ func TestAnswers(t *testing.T) {
 		{"other issuer", 200, `{"active":true,"iss":"https://evil.example.com","exp":1800000600}`, token.ClaimNames{}, token.ErrUnknownIssuer, nil},
 		{"expired", 200, `{"active":true,"exp":1799990000}`, token.ClaimNames{}, token.ErrExpired, nil},
 		{"not yet valid", 200, `{"active":true,"exp":1800000600,"nbf":1800009000}`, token.ClaimNames{}, token.ErrNotYetValid, nil},
+		// Kept for revocation watermarks (pkg/revocation), as from a JWT.
+		{"iat and sid", 200, active(`,"sid":"s-1"`), token.ClaimNames{}, nil, func(c *token.Claims) bool {
+			return c.IssuedAt == 1799999990 && c.SessionID == "s-1"
+		}},
+		{"no iat, no sid", 200, `{"active":true,"sub":"alice","exp":1800000600}`, token.ClaimNames{}, nil, func(c *token.Claims) bool {
+			return c.IssuedAt == 0 && c.SessionID == ""
+		}},
+		{"sid not a string", 200, active(`,"sid":7`), token.ClaimNames{}, token.ErrUnavailable, nil},
 		{"no iss and no exp", 200, `{"active":true,"scope":"a"}`, token.ClaimNames{}, nil, func(c *token.Claims) bool {
 			return c.Issuer == issuer && c.Expiry.Equal(now.Add(30*time.Second))
 		}},

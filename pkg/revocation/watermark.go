@@ -3,6 +3,11 @@
 // revoked". A watermark is stored in the shared tier (Redis), pushed to
 // every replica, and checked on every decision, on a cache hit as after a
 // verification. It outlives every token it can refuse, and no longer.
+//
+// Index holds watermarks in process and answers on every decision; Store
+// is the Revoker that shares them through Redis. The package does not
+// receive revocation events (Shared Signals is pkg/ssf's), nor decide
+// requests: pkg/authz asks Revoked on each, and refuses what it revokes.
 package revocation
 
 import (

@@ -35,16 +35,27 @@ type Metrics struct {
 	loginEvents   metric.Int64Counter     // extauthz_login_events_total
 	upstreamMints metric.Float64Histogram // extauthz_upstream_token_mint_duration_seconds
 	// extauthz_upstream_token_lookups_total, by resource: [local, redis][miss, hit]
-	upstreamLookups sync.Map // string → *[2][2]atomic.Int64
+	upstreamLookups sync.Map                // string → *[2][2]atomic.Int64
+	revocations     metric.Int64Counter     // extauthz_revocations_total
+	revocationDelay metric.Float64Histogram // extauthz_revocation_propagation_delay_seconds
+	refusedByMark   atomic.Int64            // extauthz_revocation_tokens_refused_total
 
 	circuitOpen    atomic.Bool
 	reloadOK       atomic.Bool
 	reloadAt       atomic.Int64 // unix seconds of the last successful (re)load
 	restartPending atomic.Bool
 
-	mu      sync.Mutex
-	keyAges map[string]func() (time.Time, bool) // by issuer
-	entries map[string]func() int               // by kind: valid, invalid, revoked
+	mu         sync.Mutex
+	keyAges    map[string]func() (time.Time, bool) // by issuer
+	entries    map[string]func() int               // by kind: valid, invalid, revoked
+	watermarks func() int                          // revocation watermarks held; nil: none
+}
+
+// propagationBuckets resolve a watermark's way from its cause to a
+// replica: milliseconds through Redis's pub/sub, up to the minutes a
+// transmitter's retries or a resubscription can take, in seconds.
+var propagationBuckets = [...]float64{
+	0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900,
 }
 
 func newMetrics(m metric.Meter, version string, decisions *decisionStats) (*Metrics, error) {
@@ -65,12 +76,26 @@ func newMetrics(m metric.Meter, version string, decisions *decisionStats) (*Metr
 	x.introErrors = counter("extauthz_introspection_errors", "{call}", "Introspection calls that gave no usable answer (a 503), by issuer.")
 	x.reloads = counter("extauthz_config_reloads", "{reload}", "Config reload attempts by result (success or failure).")
 	x.loginEvents = counter("extauthz_login_events", "{event}", "Browser login flow events.")
+	x.revocations = counter("extauthz_revocations", "{watermark}", "Revocation watermarks made through this replica, by source (admin, ssf, other).")
 	if err != nil {
 		return nil, fmt.Errorf("telemetry: %w", err)
 	}
 	if x.introspection, err = m.Float64Histogram("extauthz_introspection_duration", metric.WithUnit("s"),
 		metric.WithDescription("RFC 7662 introspection calls by issuer and result."),
 		metric.WithExplicitBucketBoundaries(durationBuckets[:]...)); err != nil {
+		return nil, fmt.Errorf("telemetry: %w", err)
+	}
+	if x.revocationDelay, err = m.Float64Histogram("extauthz_revocation_propagation_delay", metric.WithUnit("s"),
+		metric.WithDescription("From a revocation watermark's cause (an admin call, a security event's iat) to the watermark refusing tokens on this replica, by source."),
+		metric.WithExplicitBucketBoundaries(propagationBuckets[:]...)); err != nil {
+		return nil, fmt.Errorf("telemetry: %w", err)
+	}
+	if _, err := m.Int64ObservableCounter("extauthz_revocation_tokens_refused", metric.WithUnit("{token}"),
+		metric.WithDescription("Tokens refused because a revocation watermark matched them (on a cache hit or after a verification)."),
+		metric.WithInt64Callback(func(_ context.Context, o metric.Int64Observer) error {
+			o.Observe(x.refusedByMark.Load())
+			return nil
+		})); err != nil {
 		return nil, fmt.Errorf("telemetry: %w", err)
 	}
 	if x.upstreamMints, err = m.Float64Histogram("extauthz_upstream_token_mint_duration", metric.WithUnit("s"),
@@ -137,6 +162,15 @@ func newMetrics(m metric.Meter, version string, decisions *decisionStats) (*Metr
 			defer x.mu.Unlock()
 			for kind, n := range x.entries {
 				o.Observe(int64(n()), metric.WithAttributes(attribute.String("kind", kind)))
+			}
+			return nil
+		}},
+		{"extauthz_revocation_watermarks", "{watermark}", "Revocation watermarks held on this replica.", func(_ context.Context, o metric.Int64Observer) error {
+			x.mu.Lock()
+			n := x.watermarks
+			x.mu.Unlock()
+			if n != nil {
+				o.Observe(int64(n()))
 			}
 			return nil
 		}},
@@ -286,6 +320,29 @@ func (x *Metrics) Reload(ok, restartRequired bool) {
 		x.restartPending.Store(restartRequired)
 	}
 }
+
+// RevocationWatermarks registers how to count the revocation watermarks
+// held.
+func (x *Metrics) RevocationWatermarks(n func() int) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	x.watermarks = n
+}
+
+// Revocation implements revocation.Observer: one watermark made through
+// this replica, by source kind.
+func (x *Metrics) Revocation(source string) {
+	x.revocations.Add(context.Background(), 1, metric.WithAttributes(attribute.String("source", source)))
+}
+
+// WatermarkLive implements revocation.Observer.
+func (x *Metrics) WatermarkLive(source string, delay time.Duration) {
+	x.revocationDelay.Record(context.Background(), max(delay, 0).Seconds(), metric.WithAttributes(attribute.String("source", source)))
+}
+
+// RefusedByWatermark implements revocation.Observer. It runs on the
+// decision path: one atomic add.
+func (x *Metrics) RefusedByWatermark() { x.refusedByMark.Add(1) }
 
 // LoginEvent counts one browser login flow event.
 func (x *Metrics) LoginEvent(event string) {

@@ -9,8 +9,10 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/extauthz/extauthz/pkg/authz"
+	"github.com/extauthz/extauthz/pkg/revocation"
 	"github.com/extauthz/extauthz/pkg/token"
 )
 
@@ -156,6 +158,36 @@ func TestMetricsHandlerServesPrometheusText(t *testing.T) {
 		`version="1.2.3"`,
 		`extauthz_check_duration_seconds_bucket{decision="allow",source="local",transport="grpc",le="1e-05"}`,
 		`go_goroutines`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+}
+
+var _ revocation.Observer = (*Metrics)(nil)
+
+func TestRevocationMetrics(t *testing.T) {
+	tel, err := New(context.Background(), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := tel.Metrics
+	m.RevocationWatermarks(func() int { return 7 })
+	m.Revocation("admin")
+	m.WatermarkLive("ssf", 30*time.Millisecond)
+	m.RefusedByWatermark()
+	m.RefusedByWatermark()
+	rec := &recorder{header: http.Header{}}
+	r, _ := http.NewRequest("GET", "/metrics", nil)
+	tel.MetricsHandler().ServeHTTP(rec, r)
+	body := rec.body.String()
+	for _, want := range []string{
+		`extauthz_revocation_watermarks 7`,
+		`extauthz_revocations_total{source="admin"} 1`,
+		`extauthz_revocation_propagation_delay_seconds_bucket{source="ssf",le="0.05"} 1`,
+		`extauthz_revocation_propagation_delay_seconds_bucket{source="ssf",le="0.025"} 0`,
+		`extauthz_revocation_tokens_refused_total 2`,
 	} {
 		if !strings.Contains(body, want) {
 			t.Errorf("/metrics lacks %s", want)

@@ -45,6 +45,8 @@ func (n ClaimNames) standard() bool {
 type Payload struct {
 	Issuer, Subject, ClientID string
 	Audience, Scopes          []string
+	// SessionID is sid, "" when absent.
+	SessionID string
 	// Extra holds the claims ClaimNames.Keep asked for that are present.
 	Extra map[string]any
 	// Expiry, NotBefore and IssuedAt are zero when the claim is absent.
@@ -61,7 +63,7 @@ type Payload struct {
 // payloadJSON holds the standard claims, each decoded from its member
 // (see field).
 type payloadJSON struct {
-	Iss, Sub      string
+	Iss, Sub, Sid string
 	Aud           stringList
 	Exp, Nbf, Iat *numericDate
 	ClientID, Azp string
@@ -73,7 +75,7 @@ type payloadJSON struct {
 // say. A member whose name differs from one of them only in case makes the
 // claims ambiguous: encoding/json, and so many a Go upstream, would read it
 // as the claim.
-var standardClaims = []string{"iss", "sub", "aud", "exp", "nbf", "iat", "client_id", "azp", "scope", "scp", "cnf"}
+var standardClaims = []string{"iss", "sub", "aud", "exp", "nbf", "iat", "client_id", "azp", "scope", "scp", "cnf", "sid"}
 
 // field is where the standard claim name is decoded to, nil for any other
 // name.
@@ -83,6 +85,8 @@ func (w *payloadJSON) field(name string) any {
 		return &w.Iss
 	case "sub":
 		return &w.Sub
+	case "sid":
+		return &w.Sid
 	case "aud":
 		return &w.Aud
 	case "exp":
@@ -153,7 +157,7 @@ func ParsePayload(data []byte, names ClaimNames) (*Payload, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &Payload{Issuer: w.Iss, Subject: w.Sub, ClientID: w.ClientID, Audience: w.Aud, Confirmation: cnf, JKT: jkt}
+	p := &Payload{Issuer: w.Iss, Subject: w.Sub, SessionID: w.Sid, ClientID: w.ClientID, Audience: w.Aud, Confirmation: cnf, JKT: jkt}
 	if p.ClientID == "" {
 		p.ClientID = w.Azp
 	}
@@ -233,7 +237,14 @@ func (p *Payload) Claims(now time.Time, leeway time.Duration, requireExpiry bool
 	}
 	g := &Grant{Issuer: p.Issuer, ClientID: p.ClientID, Audience: p.Audience, Scopes: p.Scopes, JKT: p.JKT}
 	g.Scope = strings.Join(g.Scopes, " ")
-	return &Claims{Subject: p.Subject, Expiry: p.Expiry, Grant: g, Extra: p.Extra}, nil
+	c := &Claims{Subject: p.Subject, Expiry: p.Expiry, SessionID: p.SessionID, Grant: g, Extra: p.Extra}
+	if !p.IssuedAt.IsZero() {
+		// Whole seconds, the fraction dropped: a watermark's Before
+		// refuses its whole second, so rounding down errs on the side of
+		// refusing.
+		c.IssuedAt = p.IssuedAt.Unix()
+	}
+	return c, nil
 }
 
 // thumbprintLen is the length of a SHA-256 JWK thumbprint (RFC 7638) in

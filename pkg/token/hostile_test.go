@@ -124,6 +124,8 @@ func TestAmbiguousTokensRefused(t *testing.T) {
 		{name: "claims: nested member twice", claims: rawClaims(`,"act":{"sub":"a","sub":"b"}`)},
 		{name: "claims: ISS beside iss", claims: rawClaims(`,"ISS":"https://evil.example"`)},
 		{name: "claims: Exp beside exp", claims: rawClaims(`,"Exp":4102444800`)},
+		{name: "claims: SID beside sid", claims: rawClaims(`,"sid":"s1","SID":"s2"`)},
+		{name: "claims: sid twice", claims: rawClaims(`,"sid":"s1","sid":"s2"`)},
 		{name: "claims: Iss only", claims: fmt.Sprintf(`{"Iss":%q,"sub":"alice","exp":%d}`, rawIssuer, exp)},
 		{name: "claims: ſcope (folds to scope)", claims: rawClaims(`,"ſcope":"admin"`)},
 		{name: "claims: sub not UTF-8", tok: signRaw(rawHeader, strings.Replace(rawClaims(""), `"alice"`, "\"alice\xff\"", 1))},

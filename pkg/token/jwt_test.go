@@ -97,6 +97,12 @@ func TestClaimShapes(t *testing.T) {
 		{"fractional exp", with("exp", float64(now.Add(time.Hour).Unix())+0.5), func(c *Claims) bool { return c.Expiry.After(now) }},
 		{"expired within leeway", with("exp", now.Add(-30*time.Second).Unix()), func(c *Claims) bool { return true }},
 		{"nbf within leeway", with("nbf", now.Add(30*time.Second).Unix()), func(c *Claims) bool { return true }},
+		// iat and sid are kept for revocation watermarks: iat in whole
+		// seconds, rounded down; absent, 0 (the epoch).
+		{"iat kept", with("iat", 1_700_000_000), func(c *Claims) bool { return c.IssuedAt == 1_700_000_000 }},
+		{"fractional iat rounded down", with("iat", 1_700_000_000.9), func(c *Claims) bool { return c.IssuedAt == 1_700_000_000 }},
+		{"no iat is the epoch", base(), func(c *Claims) bool { return c.IssuedAt == 0 && c.SessionID == "" }},
+		{"sid kept", with("sid", "08a5019c-17e1-4977-8f42-65a12843ea02"), func(c *Claims) bool { return c.SessionID == "08a5019c-17e1-4977-8f42-65a12843ea02" }},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -172,6 +178,8 @@ func TestRejections(t *testing.T) {
 		{"expired beyond leeway", claims(func(m map[string]any) { m["exp"] = now.Add(-61 * time.Second).Unix() }), ErrExpired},
 		{"nbf beyond leeway", claims(func(m map[string]any) { m["nbf"] = now.Add(61 * time.Second).Unix() }), ErrNotYetValid},
 		{"iat in the future", claims(func(m map[string]any) { m["iat"] = now.Add(time.Hour).Unix() }), ErrNotYetValid},
+		// A session a watermark could not match is no token to accept.
+		{"sid not a string", claims(func(m map[string]any) { m["sid"] = 42 }), ErrMalformed},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -27,11 +27,22 @@ import (
 // They are kept small on purpose — a replica caches one per active token:
 // what is unique to the token (subject, expiry) lives here, and what many
 // tokens share (issuer, client, audiences, scopes) lives in a Grant that
-// the cache can intern. Claims verification needs only once (jti, nbf,
-// iat) are not kept.
+// the cache can intern. Claims verification needs only once (jti, nbf)
+// are not kept; iat and sid are, for revocation watermarks
+// (pkg/revocation), which are checked on every decision, cache hit or not.
 type Claims struct {
 	Subject string
 	Expiry  time.Time
+	// IssuedAt is the token's iat in whole seconds since the epoch, its
+	// fraction dropped; 0 when the token has none, which a revocation
+	// watermark reads as issued at the epoch: revoked by any watermark
+	// that matches it. Seconds are all a watermark compares (its Before
+	// refuses the whole second), and an int64 keeps the cached Claims 16
+	// bytes smaller than a time.Time would.
+	IssuedAt int64
+	// SessionID is the token's sid (the session at the authorization
+	// server, as OpenID Connect names it); "" when absent.
+	SessionID string
 	*Grant
 	// Extra holds the claims an issuer is configured to keep for policies
 	// (keep_claims), as decoded JSON values; nil when none are kept.

@@ -42,7 +42,7 @@ var kindNames = [...]string{KindValid: "valid", KindInvalid: "invalid", KindRevo
 // tests exercise alike: an in-process tier per kind, each bounded on its
 // own, revocations sticky, and the shared tier behind them when there is
 // one. Valid tokens, the bulk, are in a CompactTier: fixed-size entries
-// outside the Go heap, about 120 bytes each, allocated for MaxEntries up
+// outside the Go heap, about 152 bytes each, allocated for MaxEntries up
 // front and resident as they fill. Failures and revocations, few and
 // short-lived, are in general stores.
 func NewCache(o CacheOptions) (*cache.Tiered[Verdict], error) {

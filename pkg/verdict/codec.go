@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"time"
 
@@ -30,38 +31,45 @@ var cachedFailures = []error{
 }
 
 // verdictFormat is the first byte of an encoded verdict; a change of
-// layout takes a new value (and the key prefix's version moves with it).
+// layout takes a new value. It stays the format of a failure (a kind byte
+// and a failure code). Valid verdicts were written in it, and in the
+// formats 2 to 4 below, by earlier releases.
 const verdictFormat = 1
 
-// verdictFormatExtra is verdictFormat followed by the kept claims
-// (token.Claims.Extra) as a length-prefixed JSON object. It is used only
-// when there are kept claims, so that a replica that knows only format 1
-// reads every other entry; one reading a format-2 entry treats it as a
-// miss and verifies the token itself.
-const verdictFormatExtra = 2
-
-// verdictFormatBound and verdictFormatBoundExtra are verdictFormat and
-// verdictFormatExtra with, right after the expiry, the 32 bytes of the
-// thumbprint a DPoP-bound token is bound to (token.Grant.JKT, sent as
-// cnf.jkt). A bound verdict is written in them only, and formats 1 and 2
-// decode as unbound: every release before these formats refused any cnf,
-// so neither was ever written for a bound token. A replica of such a
-// release reads a bound verdict as a miss (unknown format) and verifies
-// the token itself, refusing it: no replica ever reads a bound verdict as
-// an unbound one, which would let the token pass as a Bearer token.
+// Formats of valid verdicts that earlier releases wrote: verdictFormatExtra
+// is verdictFormat followed by the kept claims (token.Claims.Extra) as a
+// length-prefixed JSON object; verdictFormatBound and
+// verdictFormatBoundExtra are the two with, right after the expiry, the 32
+// bytes of a DPoP-bound token's thumbprint (token.Grant.JKT). None of them
+// holds the token's iat or sid, which revocation watermarks match on: a
+// valid verdict in any of them decodes as an error, a miss, and the token
+// is verified again. Read as a token without iat or sid, it would be
+// refused by every watermark of its subject (wrongly, if issued after it)
+// and escape every watermark of its session.
 const (
+	verdictFormatExtra      = 2
 	verdictFormatBound      = 3
 	verdictFormatBoundExtra = 4
 )
 
+// verdictFormatRevocable is the format of every valid verdict written
+// now: after the kind byte, the subject, issuer and client id as
+// length-prefixed strings, the audiences and scopes as counted lists of
+// them, the expiry as varint Unix milliseconds, the token's iat as uvarint
+// seconds (0: none) and its sid, the thumbprint of a DPoP-bound token as
+// length-prefixed bytes (0 or 32 of them) and the kept claims as a
+// length-prefixed JSON object (empty: none). A release that does not know
+// it reads it as a miss and verifies the token itself; and since it
+// carries the binding as formats 3 and 4 do, no release reads a bound
+// verdict as an unbound one.
+const verdictFormatRevocable = 5
+
 // thumbprintSize is the size of a SHA-256 JWK thumbprint (RFC 7638).
 const thumbprintSize = 32
 
-// Codec encodes verdicts compactly for the shared cache: a format
-// byte, a kind byte, then for a valid token the claims as length-prefixed
-// strings and the expiry as varint milliseconds (then the thumbprint of a
-// bound token, and kept claims, each only when there is one); for an
-// invalid one a failure code. The token itself is never part of it.
+// Codec encodes verdicts compactly for the shared cache: a format byte, a
+// kind byte, then for a valid token its claims (verdictFormatRevocable),
+// for an invalid one a failure code. The token itself is never part of it.
 type Codec struct {
 	// Grants interns decoded grants; nil interns nothing.
 	Grants *Grants
@@ -78,7 +86,18 @@ func (Codec) Encode(v Verdict) ([]byte, error) {
 		return nil, fmt.Errorf("verdict: failure %v is not cacheable", v.Err)
 	}
 	c := v.Claims
-	n := 2 + 6*binary.MaxVarintLen64 + len(c.Subject) + len(c.Issuer) + len(c.ClientID) + len(c.JKT)
+	if c.IssuedAt < 0 {
+		// Never so for verified claims (a numeric date is not negative).
+		return nil, errors.New("verdict: iat before the epoch")
+	}
+	var extra []byte
+	if len(c.Extra) > 0 {
+		var err error
+		if extra, err = json.Marshal(c.Extra); err != nil {
+			return nil, fmt.Errorf("verdict: kept claims: %w", err)
+		}
+	}
+	n := 2 + 10*binary.MaxVarintLen64 + len(c.Subject) + len(c.Issuer) + len(c.ClientID) + len(c.SessionID) + thumbprintSize + len(extra)
 	for _, s := range c.Audience {
 		n += len(s) + binary.MaxVarintLen64
 	}
@@ -86,7 +105,7 @@ func (Codec) Encode(v Verdict) ([]byte, error) {
 		n += len(s) + binary.MaxVarintLen64
 	}
 	b := make([]byte, 0, n)
-	b = append(b, verdictFormat, KindValid)
+	b = append(b, verdictFormatRevocable, KindValid)
 	for _, s := range []string{c.Subject, c.Issuer, c.ClientID} {
 		b = appendString(b, s)
 	}
@@ -97,7 +116,11 @@ func (Codec) Encode(v Verdict) ([]byte, error) {
 		}
 	}
 	b = binary.AppendVarint(b, c.Expiry.UnixMilli())
-	if c.JKT != "" {
+	b = binary.AppendUvarint(b, uint64(c.IssuedAt))
+	b = appendString(b, c.SessionID)
+	if c.JKT == "" {
+		b = binary.AppendUvarint(b, 0)
+	} else {
 		var t [thumbprintSize]byte
 		n, err := 0, errors.New("length")
 		if base64.RawURLEncoding.DecodedLen(len(c.JKT)) == thumbprintSize { // else it would not fit t
@@ -109,28 +132,17 @@ func (Codec) Encode(v Verdict) ([]byte, error) {
 			// otherwise.
 			return nil, errors.New("verdict: cnf.jkt is not a canonical SHA-256 thumbprint")
 		}
-		b[0] = verdictFormatBound
+		b = binary.AppendUvarint(b, thumbprintSize)
 		b = append(b, t[:]...)
 	}
-	if len(c.Extra) > 0 {
-		extra, err := json.Marshal(c.Extra)
-		if err != nil {
-			return nil, fmt.Errorf("verdict: kept claims: %w", err)
-		}
-		if b[0] == verdictFormatBound {
-			b[0] = verdictFormatBoundExtra
-		} else {
-			b[0] = verdictFormatExtra
-		}
-		b = appendString(b, string(extra))
-	}
+	b = appendString(b, string(extra))
 	return b, nil
 }
 
 // Decode implements cache.Codec. The grant is interned when the codec has
 // a table.
 func (vc Codec) Decode(b []byte) (Verdict, error) {
-	if len(b) < 3 || b[0] < verdictFormat || b[0] > verdictFormatBoundExtra {
+	if len(b) < 3 || b[0] < verdictFormat || b[0] > verdictFormatRevocable {
 		return Verdict{}, errors.New("verdict: unknown verdict format")
 	}
 	if b[1] == KindInvalid {
@@ -145,6 +157,9 @@ func (vc Codec) Decode(b []byte) (Verdict, error) {
 	}
 	if b[1] != KindValid {
 		return Verdict{}, errors.New("verdict: unknown verdict kind")
+	}
+	if b[0] != verdictFormatRevocable {
+		return Verdict{}, fmt.Errorf("verdict: format %d holds no iat or sid: verify again", b[0])
 	}
 	r := reader{b: b[2:]}
 	c := &token.Claims{Grant: &token.Grant{}}
@@ -161,17 +176,22 @@ func (vc Codec) Decode(b []byte) (Verdict, error) {
 		}
 	}
 	c.Expiry = time.UnixMilli(r.varint())
-	if b[0] == verdictFormatBound || b[0] == verdictFormatBoundExtra {
-		if t := r.bytes(thumbprintSize); r.err == nil {
-			c.JKT = base64.RawURLEncoding.EncodeToString(t)
-		}
+	iat := r.uvarint()
+	if iat > math.MaxInt64 {
+		return Verdict{}, errors.New("verdict: corrupt verdict")
 	}
-	if b[0] == verdictFormatExtra || b[0] == verdictFormatBoundExtra {
-		extra := r.string()
-		if r.err == nil {
-			if err := json.Unmarshal([]byte(extra), &c.Extra); err != nil || len(c.Extra) == 0 {
-				return Verdict{}, errors.New("verdict: corrupt verdict")
-			}
+	c.IssuedAt = int64(iat)
+	c.SessionID = r.string()
+	switch n := r.uvarint(); {
+	case r.err != nil:
+	case n == thumbprintSize:
+		c.JKT = base64.RawURLEncoding.EncodeToString(r.bytes(thumbprintSize))
+	case n != 0:
+		return Verdict{}, errors.New("verdict: corrupt verdict")
+	}
+	if extra := r.string(); r.err == nil && extra != "" {
+		if err := json.Unmarshal([]byte(extra), &c.Extra); err != nil || len(c.Extra) == 0 {
+			return Verdict{}, errors.New("verdict: corrupt verdict")
 		}
 	}
 	if r.err != nil || len(r.b) != 0 {

@@ -22,17 +22,19 @@ import (
 // holds each verdict as a heap object graph — the Claims, its subject
 // string, the cache's own node — about 275 bytes a token that the collector
 // must scan, and whose garbage headroom roughly doubles in RSS. Here an
-// entry is 112 bytes plus 8 of index, paid once for max_entries, whatever
+// entry is 144 bytes plus 8 of index, paid once for max_entries, whatever
 // the traffic does.
 //
 // An entry holds the token's full SHA-256 and a namespace number (the key),
 // the cache deadline and the token's expiry (Unix nanoseconds, exact), the
-// grant's number in the Grants table, and the subject inline, up to 55
-// bytes. A DPoP-bound token's thumbprint (Grant.JKT) is part of its grant,
-// which the table never merges with an unbound one (Grant.Key), so it
-// comes back with the grant. A verdict that does not fit — kept claims (Claims.Extra), a longer
-// subject, a grant the full Grants table cannot number, an expiry outside
-// the years 1678–2262, or a failure — goes to a general store inside the
+// grant's number in the Grants table, the token's iat (whole seconds), and
+// the subject and sid inline, up to 82 bytes together: a UUID subject and
+// a UUID session fit, and so do a 43-character Entra ID subject and one. A DPoP-bound token's thumbprint (Grant.JKT) is part
+// of its grant, which the table never merges with an unbound one
+// (Grant.Key), so it comes back with the grant. A verdict that does not
+// fit — kept claims (Claims.Extra), a longer subject and sid, a grant the
+// full Grants table cannot number, an expiry outside the years 1678–2262,
+// an iat past 2106, or a failure — goes to a general store inside the
 // tier, bounded at the same maxEntries, so nothing is refused. Get rebuilds
 // the Claims, in one allocation (see claimsBox).
 //
@@ -82,9 +84,10 @@ type CompactTier struct {
 }
 
 const (
-	// compactSubjectMax is the longest subject held inline: UUIDs (36),
-	// Entra ID (43) and most e-mail addresses fit.
-	compactSubjectMax = 55
+	// compactSubjectMax is the room for the subject and the sid inline,
+	// together: a UUID subject (36) or an Entra ID one (43) with a UUID
+	// sid (36, Keycloak's), and most e-mail addresses with no sid fit.
+	compactSubjectMax = 82
 	// compactMaxShards bounds the shards; fewer are used for small tiers,
 	// so that each holds at least compactMinShardSlots.
 	compactMaxShards     = 64
@@ -93,7 +96,7 @@ const (
 	// resource's name and config digest: a few per reload. Past the bound,
 	// new namespaces go to the fallback store.
 	compactMaxNamespaces = 4096
-	// compactMaxEntries (120 GiB of slab) keeps slot numbers within 31 bits.
+	// compactMaxEntries (144 GiB of slab) keeps slot numbers within 31 bits.
 	compactMaxEntries = 1 << 30
 	// An expiry is kept in Unix nanoseconds: these bounds, in seconds, are
 	// within what an int64 of nanoseconds holds (years 1678–2262).
@@ -102,7 +105,7 @@ const (
 )
 
 // compactSlot is one entry. It must hold no Go pointer: the slab lives
-// outside the Go heap (see allocSlab). Its size, 112 bytes, is a multiple
+// outside the Go heap (see allocSlab). Its size, 144 bytes, is a multiple
 // of 8 so that every slot's int64s stay aligned.
 type compactSlot struct {
 	hash     [sha256.Size]byte
@@ -110,8 +113,10 @@ type compactSlot struct {
 	exp      int64  // the token's expiry, Unix ns
 	grant    uint32 // number in Grants; in a free slot, the next free slot + 1
 	ns       uint32 // namespace number, ≥ 1; 0 in a free slot
+	iat      uint32 // the token's iat, Unix seconds; 0 when it has none
 	subLen   uint8
-	sub      [compactSubjectMax]byte
+	sidLen   uint8
+	sub      [compactSubjectMax]byte // the subject, then the sid
 }
 
 type compactShard struct {
@@ -290,8 +295,8 @@ func (t *CompactTier) Len() int {
 // fit one. It numbers the namespace and the grant if need be.
 func (t *CompactTier) encode(key cache.Key, v Verdict) (compactSlot, bool) {
 	c := v.Claims
-	if v.Err != nil || c == nil || c.Grant == nil || c.Extra != nil || len(c.Subject) > compactSubjectMax ||
-		c.Expiry.Unix() < compactMinExpiry || c.Expiry.Unix() > compactMaxExpiry {
+	if v.Err != nil || c == nil || c.Grant == nil || c.Extra != nil || len(c.Subject)+len(c.SessionID) > compactSubjectMax ||
+		c.IssuedAt < 0 || c.IssuedAt > math.MaxUint32 || c.Expiry.Unix() < compactMinExpiry || c.Expiry.Unix() > compactMaxExpiry {
 		return compactSlot{}, false
 	}
 	g, ok := t.grants.index(c.Grant)
@@ -302,8 +307,9 @@ func (t *CompactTier) encode(key cache.Key, v Verdict) (compactSlot, bool) {
 	if !ok {
 		return compactSlot{}, false
 	}
-	e := compactSlot{hash: key.Hash, exp: c.Expiry.UnixNano(), grant: g, ns: ns, subLen: uint8(len(c.Subject))}
-	copy(e.sub[:], c.Subject)
+	e := compactSlot{hash: key.Hash, exp: c.Expiry.UnixNano(), grant: g, ns: ns, iat: uint32(c.IssuedAt),
+		subLen: uint8(len(c.Subject)), sidLen: uint8(len(c.SessionID))}
+	copy(e.sub[copy(e.sub[:], c.Subject):], c.SessionID)
 	return e, true
 }
 
@@ -326,8 +332,8 @@ func (t *CompactTier) deleteCompact(key cache.Key) {
 }
 
 // claimsBox lets Get rebuild a verdict's claims in one allocation: the
-// subject string points into the same object, and nothing writes to it
-// once built.
+// subject and sid strings point into the same object, and nothing writes
+// to it once built.
 type claimsBox struct {
 	c   token.Claims
 	sub [compactSubjectMax]byte
@@ -336,8 +342,12 @@ type claimsBox struct {
 // claims rebuilds the claims entry e holds.
 func (t *CompactTier) claims(e *compactSlot) *token.Claims {
 	b := &claimsBox{}
-	n := copy(b.sub[:], e.sub[:e.subLen])
-	b.c = token.Claims{Subject: unsafe.String(&b.sub[0], n), Expiry: time.Unix(0, e.exp), Grant: t.grants.at(e.grant)}
+	n := copy(b.sub[:], e.sub[:int(e.subLen)+int(e.sidLen)])
+	b.c = token.Claims{Subject: unsafe.String(&b.sub[0], e.subLen), Expiry: time.Unix(0, e.exp), IssuedAt: int64(e.iat),
+		Grant: t.grants.at(e.grant)}
+	if n > int(e.subLen) {
+		b.c.SessionID = unsafe.String(&b.sub[e.subLen], e.sidLen)
+	}
 	return &b.c
 }
 

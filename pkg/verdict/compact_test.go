@@ -3,6 +3,7 @@ package verdict
 import (
 	"context"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"sync"
@@ -68,6 +69,7 @@ func wantVerdict(t *testing.T, tier cache.LocalTier[Verdict], k cache.Key, want 
 	case !ok:
 		t.Fatalf("Get missed, want subject %q", want.Subject)
 	case got.Err != nil || got.Claims.Subject != want.Subject || !got.Claims.Expiry.Equal(want.Expiry) ||
+		got.Claims.IssuedAt != want.IssuedAt || got.Claims.SessionID != want.SessionID ||
 		got.Claims.Key() != want.Key() || fmt.Sprint(got.Claims.Extra) != fmt.Sprint(want.Extra):
 		t.Fatalf("Get = %+v (grant %+v), want %+v (grant %+v)", got.Claims, got.Claims.Grant, want, want.Grant)
 	}
@@ -76,8 +78,8 @@ func wantVerdict(t *testing.T, tier cache.LocalTier[Verdict], k cache.Key, want 
 func TestCompactSlotLayout(t *testing.T) {
 	// The budget per token (docs/benchmarks.md) rests on this size, and
 	// the slab's alignment on its being a multiple of 8.
-	if n := unsafe.Sizeof(compactSlot{}); n != 112 {
-		t.Fatalf("compactSlot is %d bytes, want 112", n)
+	if n := unsafe.Sizeof(compactSlot{}); n != 144 {
+		t.Fatalf("compactSlot is %d bytes, want 144", n)
 	}
 }
 
@@ -187,6 +189,25 @@ func TestCompactTier(t *testing.T) {
 			wantVerdict(t, f.tier, key("mcp", "same token"), nil)
 			wantVerdict(t, f.tier, key("other", "same token"), vb.Claims)
 		}},
+		{"iat and sid are held inline", func(t *testing.T, f *compactFixture) {
+			// A UUID subject and a UUID session (Keycloak's) fit an entry.
+			uuid := "08a5019c-17e1-4977-8f42-65a12843ea02"
+			v := f.valid(uuid)
+			v.Claims.SessionID, v.Claims.IssuedAt = strings.ToUpper(uuid), 1_800_000_000
+			noSID := f.valid("bob")
+			noSID.Claims.IssuedAt = 1
+			sidOnly := f.valid("")
+			sidOnly.Claims.SessionID = "s"
+			latest := f.valid("carol")
+			latest.Claims.IssuedAt = math.MaxUint32
+			for name, v := range map[string]Verdict{"uuid": v, "no sid": noSID, "sid only": sidOnly, "latest": latest} {
+				_ = f.tier.Set(ctx, key("mcp", name), v, time.Minute)
+				wantVerdict(t, f.tier, key("mcp", name), v.Claims)
+			}
+			if f.tier.fallbackUsed.Load() {
+				t.Fatal("went to the general store; this case is for the compact form")
+			}
+		}},
 		{"what does not fit goes to the fallback", func(t *testing.T, f *compactFixture) {
 			long := f.valid(strings.Repeat("s", compactSubjectMax+1))
 			fits := f.valid(strings.Repeat("s", compactSubjectMax))
@@ -195,29 +216,37 @@ func TestCompactTier(t *testing.T) {
 			far := f.valid("dave")
 			far.Claims.Expiry = time.Date(2300, 1, 1, 0, 0, 0, 0, time.UTC)
 			failure := Verdict{Err: token.ErrSignature}
-			for name, v := range map[string]Verdict{"long": long, "fits": fits, "extra": extra, "far": far, "failure": failure} {
+			// Subject and sid share the room of an entry.
+			withSID := f.valid(strings.Repeat("s", compactSubjectMax-10))
+			withSID.Claims.SessionID = strings.Repeat("i", 11)
+			lateIAT := f.valid("erin")
+			lateIAT.Claims.IssuedAt = math.MaxUint32 + 1
+			for name, v := range map[string]Verdict{"long": long, "fits": fits, "extra": extra, "far": far, "failure": failure,
+				"with sid": withSID, "late iat": lateIAT} {
 				_ = f.tier.Set(ctx, key("mcp", name), v, time.Minute)
 			}
 			wantVerdict(t, f.tier, key("mcp", "long"), long.Claims)
 			wantVerdict(t, f.tier, key("mcp", "fits"), fits.Claims)
 			wantVerdict(t, f.tier, key("mcp", "extra"), extra.Claims)
 			wantVerdict(t, f.tier, key("mcp", "far"), far.Claims)
+			wantVerdict(t, f.tier, key("mcp", "with sid"), withSID.Claims)
+			wantVerdict(t, f.tier, key("mcp", "late iat"), lateIAT.Claims)
 			if got, ok, _ := f.tier.Get(ctx, key("mcp", "failure")); !ok || got.Err != token.ErrSignature {
 				t.Fatalf("failure: %+v %v", got, ok)
 			}
-			if n := f.tier.fallback.Len(); n != 4 {
-				t.Fatalf("fallback holds %d, want 4 (all but the subject that fits)", n)
+			if n := f.tier.fallback.Len(); n != 6 {
+				t.Fatalf("fallback holds %d, want 6 (all but the subject that fits)", n)
 			}
-			if f.tier.Len() != 5 {
-				t.Fatalf("Len = %d, want 5", f.tier.Len())
+			if f.tier.Len() != 7 {
+				t.Fatalf("Len = %d, want 7", f.tier.Len())
 			}
 			// Moving between the forms leaves one copy.
 			_ = f.tier.Set(ctx, key("mcp", "long"), fits, time.Minute)
 			_ = f.tier.Set(ctx, key("mcp", "fits"), long, time.Minute)
 			wantVerdict(t, f.tier, key("mcp", "long"), fits.Claims)
 			wantVerdict(t, f.tier, key("mcp", "fits"), long.Claims)
-			if f.tier.Len() != 5 {
-				t.Fatalf("Len = %d after swapping forms, want 5", f.tier.Len())
+			if f.tier.Len() != 7 {
+				t.Fatalf("Len = %d after swapping forms, want 7", f.tier.Len())
 			}
 			// Expiry and Delete apply there too.
 			_ = f.tier.Delete(ctx, key("mcp", "extra"))

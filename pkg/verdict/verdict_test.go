@@ -21,6 +21,10 @@ func TestCodecRoundTrip(t *testing.T) {
 			Scopes: []string{"mcp:tools"}, Scope: "mcp:tools", JKT: thumbprint}}},
 		{Claims: &token.Claims{Subject: "dave", Expiry: exp, Grant: &token.Grant{Issuer: "i", JKT: thumbprint},
 			Extra: map[string]any{"tenant": "acme"}}},
+		{Claims: &token.Claims{Subject: "erin", Expiry: exp, IssuedAt: 1_800_000_000, SessionID: "08a5019c-17e1-4977-8f42-65a12843ea02",
+			Grant: &token.Grant{Issuer: "i", ClientID: "c1", Scopes: []string{"mcp:tools"}, Scope: "mcp:tools"}}},
+		{Claims: &token.Claims{Subject: "frank", Expiry: exp, IssuedAt: 1, SessionID: "s", Grant: &token.Grant{Issuer: "i", JKT: thumbprint},
+			Extra: map[string]any{"tenant": "acme"}}},
 	}
 	for _, e := range []error{token.ErrMalformed, token.ErrCritical, token.ErrMissingExpiry, token.ErrAlgorithm,
 		token.ErrUnknownIssuer, token.ErrSignature, token.ErrExpired, ErrWrongAudience, ErrRevoked, token.ErrInactive, token.ErrNotAccessToken} {
@@ -47,19 +51,10 @@ func TestCodecRoundTrip(t *testing.T) {
 		if !reflect.DeepEqual(got.Claims, v.Claims) {
 			t.Errorf("claims\n got %+v\nwant %+v", got.Claims, v.Claims)
 		}
-		// Without kept claims or a binding the layout stays format 1,
-		// which replicas of earlier releases read.
-		want := byte(verdictFormat)
-		switch {
-		case v.Claims.JKT != "" && v.Claims.Extra != nil:
-			want = verdictFormatBoundExtra
-		case v.Claims.JKT != "":
-			want = verdictFormatBound
-		case v.Claims.Extra != nil:
-			want = verdictFormatExtra
-		}
-		if b[0] != want {
-			t.Errorf("format %d, want %d", b[0], want)
+		// Every valid verdict is written in the one format that holds iat
+		// and sid.
+		if b[0] != verdictFormatRevocable {
+			t.Errorf("format %d, want %d", b[0], verdictFormatRevocable)
 		}
 	}
 	// A wrapped failure keeps its class.
@@ -97,8 +92,8 @@ func FuzzVerdictDecode(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if bound := b[0] == verdictFormatBound || b[0] == verdictFormatBoundExtra; v.Claims != nil && bound != (v.Claims.JKT != "") {
-			t.Fatalf("format %d decoded with JKT %q", b[0], v.Claims.JKT)
+		if v.Claims != nil && b[0] != verdictFormatRevocable {
+			t.Fatalf("format %d decoded as a valid verdict", b[0])
 		}
 		again, err := Codec{}.Encode(v)
 		if err != nil {
@@ -107,6 +102,9 @@ func FuzzVerdictDecode(f *testing.F) {
 		v2, err := Codec{}.Decode(again)
 		if err != nil || (v.Claims == nil) != (v2.Claims == nil) || v.Err != v2.Err {
 			t.Fatalf("round trip changed %+v into %+v (%v)", v, v2, err)
+		}
+		if v.Claims != nil && (v.Claims.JKT != v2.Claims.JKT || v.Claims.IssuedAt != v2.Claims.IssuedAt || v.Claims.SessionID != v2.Claims.SessionID) {
+			t.Fatalf("round trip changed %+v into %+v", v.Claims, v2.Claims)
 		}
 	})
 }
@@ -148,7 +146,7 @@ func TestCodecBinding(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	t.Run("a format no earlier release reads", func(t *testing.T) {
+	t.Run("a format no release before the binding reads", func(t *testing.T) {
 		// Releases before the binding read formats 1 and 2 only; any
 		// other is a miss to them, and they verify (and refuse) the token.
 		if b[0] == verdictFormat || b[0] == verdictFormatExtra {
@@ -162,8 +160,8 @@ func TestCodecBinding(t *testing.T) {
 			}
 		}
 	})
-	t.Run("relabelled as an unbound format, refused", func(t *testing.T) {
-		for _, f := range []byte{verdictFormat, verdictFormatExtra} {
+	t.Run("relabelled as an earlier format, refused", func(t *testing.T) {
+		for _, f := range []byte{verdictFormat, verdictFormatExtra, verdictFormatBound, verdictFormatBoundExtra} {
 			c := append([]byte(nil), b...)
 			c[0] = f
 			if v, err := (Codec{}).Decode(c); err == nil {
@@ -171,19 +169,19 @@ func TestCodecBinding(t *testing.T) {
 			}
 		}
 	})
-	t.Run("earlier releases' entries decode unbound", func(t *testing.T) {
-		// Format 1 as written before the binding: kind valid, subject
-		// "s", issuer "i", client "", no audience, no scope, expiry 1000 ms.
-		old := []byte{verdictFormat, KindValid, 1, 's', 1, 'i', 0, 0, 0, 0xd0, 0x0f}
-		v, err := Codec{}.Decode(old)
-		if err != nil || v.Claims.JKT != "" || v.Claims.Subject != "s" || v.Claims.Expiry.UnixMilli() != 1000 {
-			t.Fatalf("decoded %+v, %v", v.Claims, err)
+	t.Run("a thumbprint length other than 0 or 32, refused", func(t *testing.T) {
+		// The thumbprint's length prefix sits 34 bytes before the end
+		// (then 32 bytes and the empty kept claims' length).
+		i := len(b) - 34
+		if b[i] != thumbprintSize {
+			t.Fatalf("layout: byte %d is %d", i, b[i])
 		}
-		// Format 2: the same, then kept claims {"a":1}.
-		withExtra := append(append([]byte{verdictFormatExtra}, old[1:]...), 7, '{', '"', 'a', '"', ':', '1', '}')
-		v, err = Codec{}.Decode(withExtra)
-		if err != nil || v.Claims.JKT != "" || v.Claims.Extra["a"] != 1.0 {
-			t.Fatalf("decoded %+v, %v", v.Claims, err)
+		for _, n := range []byte{1, 31, 33} {
+			c := append([]byte(nil), b...)
+			c[i] = n
+			if v, err := (Codec{}).Decode(c); err == nil {
+				t.Fatalf("length %d decoded as %+v (grant %+v)", n, v.Claims, v.Claims.Grant)
+			}
 		}
 	})
 	t.Run("interned apart from the unbound grant", func(t *testing.T) {
@@ -212,4 +210,60 @@ func TestCodecBinding(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestCodecEarlierFormats: valid verdicts of earlier releases hold no iat
+// or sid, which watermarks match on: they are a miss (the token is
+// verified again), never claims with an iat or sid made up. Failures,
+// which carry none, still decode.
+func TestCodecEarlierFormats(t *testing.T) {
+	// Format 1 as earlier releases wrote it: kind valid, subject "s",
+	// issuer "i", client "", no audience, no scope, expiry 1000 ms.
+	one := []byte{verdictFormat, KindValid, 1, 's', 1, 'i', 0, 0, 0, 0xd0, 0x0f}
+	// Format 2: the same, then kept claims {"a":1}.
+	two := append(append([]byte{verdictFormatExtra}, one[1:]...), 7, '{', '"', 'a', '"', ':', '1', '}')
+	// Format 3: format 1 then a thumbprint's 32 bytes; format 4 the same
+	// then the kept claims.
+	tp := make([]byte, thumbprintSize)
+	three := append(append([]byte{verdictFormatBound}, one[1:]...), tp...)
+	four := append(append([]byte{verdictFormatBoundExtra}, three[1:]...), two[len(one):]...)
+	for name, b := range map[string][]byte{"format 1": one, "format 2": two, "format 3": three, "format 4": four} {
+		if v, err := (Codec{}).Decode(b); err == nil {
+			t.Errorf("%s decoded as %+v", name, v.Claims)
+		}
+	}
+	for code, want := range cachedFailures {
+		if want == nil {
+			continue
+		}
+		v, err := Codec{}.Decode([]byte{verdictFormat, KindInvalid, byte(code)})
+		if err != nil || v.Err != want {
+			t.Errorf("failure code %d: %+v, %v; want %v", code, v, err, want)
+		}
+	}
+}
+
+// TestCodecRevocableLayout pins the format of valid verdicts byte by byte:
+// replicas of every later release must read it.
+func TestCodecRevocableLayout(t *testing.T) {
+	v := Verdict{Claims: &token.Claims{Subject: "s", Expiry: time.UnixMilli(1000), IssuedAt: 300, SessionID: "x",
+		Grant: &token.Grant{Issuer: "i", Audience: []string{"a"}}}}
+	b, err := Codec{}.Encode(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []byte{verdictFormatRevocable, KindValid, 1, 's', 1, 'i', 0, // subject, issuer, client
+		1, 1, 'a', 0, // one audience, no scope
+		0xd0, 0x0f, // expiry: 1000 ms, zigzag varint
+		0xac, 0x02, // iat 300 s
+		1, 'x', // sid
+		0, // no thumbprint
+		0, // no kept claims
+	}
+	if !reflect.DeepEqual(b, want) {
+		t.Fatalf("encoded\n %v\nwant\n %v", b, want)
+	}
+	if _, err := (Codec{}).Encode(Verdict{Claims: &token.Claims{IssuedAt: -1, Grant: &token.Grant{}}}); err == nil {
+		t.Error("a negative iat encoded")
+	}
 }
