@@ -73,7 +73,7 @@ func parse(raw string) (*token, error) {
 	}
 	for name := range t.claims {
 		if caseVariant(name, claimNames...) {
-			return nil, fmt.Errorf("%w: claims: %q differs from a SET claim only in case", ErrMalformed, name)
+			return nil, fmt.Errorf("%w: claims: %s differs from a SET claim only in case", ErrMalformed, quote(name))
 		}
 	}
 	v, ok := t.claims["iss"]
@@ -121,11 +121,11 @@ func parseHeader(data []byte) (header, error) {
 			h.b64 = true
 		default:
 			if caseVariant(name, headerNames...) {
-				return h, fmt.Errorf("%q differs from a header parameter only in case", name)
+				return h, fmt.Errorf("%s differs from a header parameter only in case", quote(name))
 			}
 		}
 		if err != nil {
-			return h, fmt.Errorf("%q is not a string", name)
+			return h, fmt.Errorf("%s is not a string", quote(name))
 		}
 	}
 	return h, nil
@@ -161,14 +161,14 @@ func (t *token) verifySignature(ctx context.Context, tr *transmitter) error {
 	}
 	alg, ok := tr.algs[h.alg]
 	if !ok {
-		return fmt.Errorf("%w: algorithm %q is not accepted", ErrKey, h.alg)
+		return fmt.Errorf("%w: algorithm %s is not accepted", ErrKey, quote(h.alg))
 	}
 	key, err := tr.keys.Key(ctx, h.kid, h.alg)
 	if err != nil {
 		if errors.Is(err, jwks.ErrUnavailable) || ctx.Err() != nil {
 			return fmt.Errorf("%w: the transmitter's keys: %v", ErrUnavailable, err)
 		}
-		return fmt.Errorf("%w: no key for kid %q and %s", ErrKey, h.kid, h.alg)
+		return fmt.Errorf("%w: no key for kid %s and %s", ErrKey, quote(h.kid), h.alg)
 	}
 	if _, err := jws.VerifyCompactFast(key, []byte(t.raw), alg); err != nil {
 		return fmt.Errorf("%w: the signature does not verify", ErrKey)
@@ -273,12 +273,11 @@ func numericDate(m map[string]json.RawMessage, name string) (time.Time, bool, er
 	if !ok {
 		return time.Time{}, false, nil
 	}
-	var n json.Number
-	if err := json.Unmarshal(v, &n); err != nil {
+	var f float64 // a JSON number: encoding/json refuses a string here
+	if err := json.Unmarshal(v, &f); err != nil || string(v) == "null" {
 		return time.Time{}, false, fmt.Errorf("%w: %s is not a number", ErrMalformed, name)
 	}
-	f, err := n.Float64()
-	if err != nil || math.IsNaN(f) || f < 0 || f > maxNumericDate {
+	if f < 0 || f > maxNumericDate {
 		return time.Time{}, false, fmt.Errorf("%w: %s is not a date", ErrMalformed, name)
 	}
 	sec, frac := math.Modf(f)

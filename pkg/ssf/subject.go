@@ -43,7 +43,7 @@ const (
 // never narrower, than the event meant.
 type subject struct {
 	format, iss, sub, email, id string
-	user, session              *subject
+	user, session               *subject
 }
 
 // parseSubject reads a subject identifier. complex says whether a
@@ -66,7 +66,7 @@ func parseSubject(raw json.RawMessage, complexOK bool) (*subject, error) {
 	}
 	member := func(name string, dst *string) error {
 		if err := str(m[name], dst); err != nil || *dst == "" {
-			return fmt.Errorf("%w: a %s subject needs %s, a non-empty string", ErrMalformed, s.format, name)
+			return fmt.Errorf("%w: a subject of format %s needs %s, a non-empty string", ErrMalformed, s.format, name)
 		}
 		return nil
 	}
