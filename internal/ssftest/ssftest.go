@@ -224,19 +224,19 @@ type SET struct {
 	Omit []string
 }
 
-// IssSub, Email and Opaque are simple subject identifiers (RFC 9493 §3.2); Complex a
-// complex one (SSF 1.0 §3.3) of a user and a session.
+// IssSub is an iss_sub subject identifier (RFC 9493).
 func IssSub(iss, sub string) map[string]any {
 	return map[string]any{"format": "iss_sub", "iss": iss, "sub": sub}
 }
 
-// Email is an email subject identifier.
+// Email is an email subject identifier (RFC 9493).
 func Email(email string) map[string]any { return map[string]any{"format": "email", "email": email} }
 
-// Opaque is an opaque subject identifier.
+// Opaque is an opaque subject identifier (RFC 9493).
 func Opaque(id string) map[string]any { return map[string]any{"format": "opaque", "id": id} }
 
-// Complex is a complex subject: user and session, either may be nil.
+// Complex is a complex subject (SSF 1.0) of a user and a session, either of which
+// may be nil.
 func Complex(user, session map[string]any) map[string]any {
 	m := map[string]any{"format": "complex"}
 	if user != nil {

@@ -227,7 +227,7 @@ func TestReplayStoreDown(t *testing.T) {
 }
 
 // Keys: found through the transmitter's configuration document (with a
-// path, SSF 1.0 §7.2), or configured; a document naming another issuer,
+// path, SSF 1.0), or configured; a document naming another issuer,
 // or a key set that cannot be fetched, is a 503 (retry), never a 400.
 func TestTransmitterKeys(t *testing.T) {
 	t.Parallel()

@@ -6,9 +6,9 @@
 // event turned into a revocation watermark (pkg/revocation) for the
 // subject, session or email it names (RFC 9493 subject identifiers).
 //
-// It is not a transmitter, and it does not manage streams (SSF 1.0 §8:
-// the stream is configured at the transmitter, with this endpoint and the
-// audience); it does not poll (RFC 8936). It does not store or check
+// It is not a transmitter, and it does not manage streams (the SSF 1.0
+// stream management API: the stream is configured at the transmitter,
+// with this endpoint and the audience); it does not poll (RFC 8936). It does not store or check
 // watermarks: the revocation.Revoker it is given does.
 //
 // # What a push goes through, in order

@@ -16,7 +16,7 @@ import (
 )
 
 // WellKnownConfiguration is the well-known name of a transmitter's
-// configuration document (SSF 1.0 §7.2).
+// configuration document (SSF 1.0).
 const WellKnownConfiguration = "/.well-known/ssf-configuration"
 
 // maxConfigurationBytes bounds a configuration document; real ones are a
@@ -25,7 +25,7 @@ const maxConfigurationBytes = 1 << 20
 
 // ConfigurationURL is where a transmitter publishes its configuration:
 // the well-known name inserted between the issuer's host and its path
-// (SSF 1.0 §7.2), so https://tr.example.com/tenant1 publishes at
+// (SSF 1.0), so https://tr.example.com/tenant1 publishes at
 // https://tr.example.com/.well-known/ssf-configuration/tenant1.
 func ConfigurationURL(issuer string) (string, error) {
 	u, err := url.Parse(issuer)
@@ -36,7 +36,7 @@ func ConfigurationURL(issuer string) (string, error) {
 }
 
 // configuration is the part of a transmitter's configuration document
-// (SSF 1.0 §7.1) the receiver reads.
+// (SSF 1.0) the receiver reads.
 type configuration struct {
 	Issuer  string `json:"issuer"`
 	JWKSURI string `json:"jwks_uri"`

@@ -28,7 +28,7 @@ const (
 )
 
 // The subject identifier formats read here (RFC 9493 §3.2; complex from
-// SSF 1.0 §3.3).
+// SSF 1.0).
 const (
 	formatIssSub  = "iss_sub"
 	formatEmail   = "email"
