@@ -59,6 +59,7 @@ func (c *Config) Validate() error {
 	c.validateLogin(&ch)
 	c.validateUpstreamTokens(&ch)
 	c.validateDPoP(&ch)
+	c.validateSSF(&ch)
 	errs := mergeTagErrors(checkTags(c), ch.errs)
 	if len(errs) == 0 {
 		return nil
