@@ -131,6 +131,7 @@ type Transmitter struct {
 	jwksURI  string
 	fetches  atomic.Int64
 	jtiCount atomic.Int64
+	extra    atomic.Pointer[[]*Key] // published after ES256 and RS256
 }
 
 // New starts a transmitter; its server is closed when the test ends.
@@ -172,9 +173,30 @@ func New(tb testing.TB, o Options) *Transmitter {
 	})
 	mux.HandleFunc("GET /jwks", func(w http.ResponseWriter, _ *http.Request) {
 		t.fetches.Add(1)
-		writeJSON(w, map[string]any{"keys": []map[string]string{t.ES256.public, t.RS256.public}})
+		keys := []map[string]string{t.ES256.public, t.RS256.public}
+		if extra := t.extra.Load(); extra != nil {
+			for _, k := range *extra {
+				keys = append(keys, k.public)
+			}
+		}
+		writeJSON(w, map[string]any{"keys": keys})
 	})
 	return t
+}
+
+// Publish adds k to the key set it serves from now on: a rotation.
+func (t *Transmitter) Publish(k *Key) {
+	for {
+		old := t.extra.Load()
+		var next []*Key
+		if old != nil {
+			next = append(next, *old...)
+		}
+		next = append(next, k)
+		if t.extra.CompareAndSwap(old, &next) {
+			return
+		}
+	}
 }
 
 // ConfigurationURL is where the transmitter's configuration document is served.

@@ -371,3 +371,39 @@ func serve(t testing.TB, h http.Handler) string {
 	t.Cleanup(srv.Close)
 	return srv.URL + ssf.DefaultPath
 }
+
+// A transmitter that rotates its keys: a SET signed with a key newer than
+// the key set fetched is a 503 (the refetch an unknown kid causes is
+// rate-limited; a 400 would lose the SET), and is accepted once the key
+// set has been fetched again. A kid still unknown after a fetch that
+// followed the SET is a 400.
+func TestKeyRotation(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, fixtureOptions{})
+	if r := f.push(t, ssftest.SET{Event: ssf.EventAccountDisabled, Subject: ssftest.Opaque("u")}); r.Status != http.StatusAccepted {
+		t.Fatalf("first push: %d %q", r.Status, r.Body)
+	}
+	next, err := ssftest.NewKey("ES256", "es-2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.tr.Publish(next)
+	f.clock.Advance(time.Second)
+	set := f.tr.Sign(t, ssftest.SET{Event: ssf.EventAccountDisabled, Subject: ssftest.Opaque("v"), Key: next})
+	if r := ssftest.Push(t, f.url, set, ssftest.PushOptions{}); r.Status != http.StatusServiceUnavailable {
+		t.Fatalf("a SET signed with the new key, before a refetch is allowed: %d %q; want 503", r.Status, r.Body)
+	}
+	f.clock.Advance(10 * time.Second) // jwks unknown_kid_min_interval
+	if r := ssftest.Push(t, f.url, set, ssftest.PushOptions{}); r.Status != http.StatusAccepted {
+		t.Fatalf("the same SET once a refetch is allowed: %d %q; want 202", r.Status, r.Body)
+	}
+	if f.tr.KeyFetches() != 2 {
+		t.Fatalf("%d key fetches; want 2", f.tr.KeyFetches())
+	}
+	// A kid the set fetched after the SET's iat does not have: refused.
+	unknown := f.tr.Sign(t, ssftest.SET{Event: ssf.EventAccountDisabled, Subject: ssftest.Opaque("w"),
+		Header: map[string]any{"kid": "es-9"}, IssuedAt: f.clock.Now().Add(-time.Second)})
+	if r := ssftest.Push(t, f.url, unknown, ssftest.PushOptions{}); r.Status != http.StatusBadRequest || r.Err != ssf.CodeInvalidKey {
+		t.Fatalf("an unknown kid: %d %q; want 400 invalid_key", r.Status, r.Body)
+	}
+}

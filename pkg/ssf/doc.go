@@ -24,7 +24,9 @@
 //     it has a push token.
 //  4. The header: typ secevent+jwt (RFC 8417 §2.3), no crit, b64 or cty;
 //     alg in the transmitter's list (never none or HS*); the key by kid
-//     from the transmitter's key set; the signature.
+//     from the transmitter's key set; the signature. A kid the key set
+//     lacks is a 503, not a 400, while the set was fetched before the SET
+//     was issued (a rotation the rate-limited refetch has not seen yet).
 //  5. The claims: aud contains the receiver's audience; iat present, not
 //     in the future beyond Leeway, not older than MaxAge; exp, if present,
 //     not passed; jti present; events holds exactly one event, an object.

@@ -168,6 +168,15 @@ func (t *token) verifySignature(ctx context.Context, tr *transmitter) error {
 		if errors.Is(err, jwks.ErrUnavailable) || ctx.Err() != nil {
 			return fmt.Errorf("%w: the transmitter's keys: %v", ErrUnavailable, err)
 		}
+		// The key set may predate the key: a transmitter that rotated its
+		// keys signs with one the set last fetched does not have, and the
+		// refetch an unknown kid causes is rate-limited. A 400 would lose
+		// the SET for good (the transmitter does not retry it), so a SET
+		// issued after the set was fetched is told to come back. Its iat is
+		// not verified: a forger can only turn its 400 into a 503.
+		if iat, ok, _ := numericDate(t.claims, "iat"); ok && tr.keys.Status().LastSuccess.Before(iat) {
+			return fmt.Errorf("%w: no key for kid %s in the key set fetched before the SET was issued", ErrUnavailable, quote(h.kid))
+		}
 		return fmt.Errorf("%w: no key for kid %s and %s", ErrKey, quote(h.kid), h.alg)
 	}
 	if _, err := jws.VerifyCompactFast(key, []byte(t.raw), alg); err != nil {
