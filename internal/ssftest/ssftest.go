@@ -1,9 +1,11 @@
 // Package ssftest is a Shared Signals transmitter for tests (OpenID SSF 1.0): it holds an
 // ES256 and an RS256 key, serves its configuration document
-// (/.well-known/ssf-configuration) and its key set on an httptest server on a loopback port,
-// signs Security Event Tokens (RFC 8417) — and every kind of bad one a receiver must refuse:
-// another key, another audience, a replayed jti, another typ, alg none or HS256, duplicate
-// members — and pushes them as RFC 8935 says, returning the receiver's answer.
+// (/.well-known/ssf-configuration), its key set and an RFC 8936 polling endpoint on an
+// httptest server on a loopback port, signs Security Event Tokens (RFC 8417) — and every kind
+// of bad one a receiver must refuse: another key, another audience, a replayed jti, another
+// typ, alg none or HS256, duplicate members — and delivers them: pushed as RFC 8935 says,
+// returning the receiver's answer, or queued for a receiver's polls, recording its
+// acknowledgements and refusals.
 //
 // It writes its JWS by hand rather than through a JOSE library, so that a test can make any
 // SET it likes, including the malformed ones no library would sign. It is test support only:
@@ -27,6 +29,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -111,6 +114,8 @@ type Options struct {
 	// DocumentIssuer replaces the issuer the configuration document names ("" is Issuer):
 	// a document a receiver must not trust.
 	DocumentIssuer string
+	// PollToken, when set, is the bearer token its polling endpoint requires.
+	PollToken string
 }
 
 // Transmitter is a test SET transmitter on an httptest server.
@@ -132,6 +137,21 @@ type Transmitter struct {
 	fetches  atomic.Int64
 	jtiCount atomic.Int64
 	extra    atomic.Pointer[[]*Key] // published after ES256 and RS256
+
+	pollMu    sync.Mutex
+	queue     []queued            // SETs to deliver by poll, in order
+	acks      []string            // jtis acknowledged, in order
+	setErrs   map[string]SETError // refusals received, by jti
+	pollCount int                 // polls answered 200
+}
+
+// queued is a SET waiting in the polling queue, under its jti.
+type queued struct{ jti, set string }
+
+// SETError is a receiver's refusal of one polled SET (RFC 8936 §2.2).
+type SETError struct {
+	Err         string `json:"err"`
+	Description string `json:"description"`
 }
 
 // New starts a transmitter; its server is closed when the test ends.
@@ -171,6 +191,14 @@ func New(tb testing.TB, o Options) *Transmitter {
 			"delivery_methods_supported": []string{"urn:ietf:rfc:8935"},
 		})
 	})
+	mux.HandleFunc("POST /poll", func(w http.ResponseWriter, r *http.Request) {
+		if o.PollToken != "" && r.Header.Get("Authorization") != "Bearer "+o.PollToken {
+			w.Header().Set("WWW-Authenticate", "Bearer")
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		t.servePoll(w, r)
+	})
 	mux.HandleFunc("GET /jwks", func(w http.ResponseWriter, _ *http.Request) {
 		t.fetches.Add(1)
 		keys := []map[string]string{t.ES256.public, t.RS256.public}
@@ -182,6 +210,106 @@ func New(tb testing.TB, o Options) *Transmitter {
 		writeJSON(w, map[string]any{"keys": keys})
 	})
 	return t
+}
+
+// servePoll answers one poll (RFC 8936 §2.2, §2.3): it records the acknowledgements and
+// refusals, drops those SETs from the queue, and returns up to maxEvents of the others —
+// every SET not answered yet is delivered again.
+func (t *Transmitter) servePoll(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		MaxEvents         *int                `json:"maxEvents"`
+		ReturnImmediately bool                `json:"returnImmediately"`
+		Ack               []string            `json:"ack"`
+		SetErrs           map[string]SETError `json:"setErrs"`
+	}
+	if err := json.NewDecoder(r.Body).Decode(&req); err != nil || r.Header.Get("Content-Type") != "application/json" {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusBadRequest)
+		_, _ = io.WriteString(w, `{"err":"invalid_request","description":"not a poll request"}`)
+		return
+	}
+	t.pollMu.Lock()
+	defer t.pollMu.Unlock()
+	answered := map[string]bool{}
+	for _, jti := range req.Ack {
+		t.acks = append(t.acks, jti)
+		answered[jti] = true
+	}
+	for jti, e := range req.SetErrs {
+		if t.setErrs == nil {
+			t.setErrs = map[string]SETError{}
+		}
+		t.setErrs[jti] = e
+		answered[jti] = true
+	}
+	var rest []queued
+	for _, q := range t.queue {
+		if !answered[q.jti] {
+			rest = append(rest, q)
+		}
+	}
+	t.queue = rest
+	maxEvents := len(rest)
+	if req.MaxEvents != nil {
+		maxEvents = min(*req.MaxEvents, maxEvents)
+	}
+	sets := map[string]string{}
+	for _, q := range rest[:maxEvents] {
+		sets[q.jti] = q.set
+	}
+	t.pollCount++
+	writeJSON(w, map[string]any{"sets": sets, "moreAvailable": maxEvents < len(rest)})
+}
+
+// PollEndpoint is the transmitter's polling endpoint.
+func (t *Transmitter) PollEndpoint() string { return t.Server.URL + "/poll" }
+
+// Queue adds SETs to the polling queue, each under its own jti.
+func (t *Transmitter) Queue(tb testing.TB, sets ...string) {
+	tb.Helper()
+	for _, s := range sets {
+		parts := strings.Split(s, ".")
+		var c struct {
+			JTI string `json:"jti"`
+		}
+		b, err := base64.RawURLEncoding.DecodeString(parts[1])
+		if err != nil || json.Unmarshal(b, &c) != nil {
+			tb.Fatalf("ssftest: no jti in %q", s)
+		}
+		t.QueueAs(c.JTI, s)
+	}
+}
+
+// QueueAs adds a SET to the polling queue under jti, which may not be its own.
+func (t *Transmitter) QueueAs(jti, set string) {
+	t.pollMu.Lock()
+	defer t.pollMu.Unlock()
+	t.queue = append(t.queue, queued{jti, set})
+}
+
+// Acks are the jtis receivers acknowledged by poll, in order.
+func (t *Transmitter) Acks() []string {
+	t.pollMu.Lock()
+	defer t.pollMu.Unlock()
+	return append([]string(nil), t.acks...)
+}
+
+// SETErrs are the refusals receivers sent by poll, by jti.
+func (t *Transmitter) SETErrs() map[string]SETError {
+	t.pollMu.Lock()
+	defer t.pollMu.Unlock()
+	out := map[string]SETError{}
+	for k, v := range t.setErrs {
+		out[k] = v
+	}
+	return out
+}
+
+// Polls is how many polls were answered 200.
+func (t *Transmitter) Polls() int {
+	t.pollMu.Lock()
+	defer t.pollMu.Unlock()
+	return t.pollCount
 }
 
 // Publish adds k to the key set it serves from now on: a rotation.

@@ -215,11 +215,14 @@ func TestLoadValid(t *testing.T) {
 							PushToken: Secret{Env: "SSF_PUSH_TOKEN"}, Algorithms: []string{"RS256"},
 							SubjectClaims: SSFSubjectClaims{Email: "upn", Opaque: "sid"},
 							TokenIssuer:   "https://auth.example.com/realms/mcp",
+							Poll:          SSFPoll{Interval: dur("30s"), MaxEvents: 100},
 						},
 						{
 							Issuer: "https://signals.example.net/tenant/7", JWKSURI: "https://signals.example.net/keys",
 							Algorithms:    []string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA"},
 							SubjectClaims: SSFSubjectClaims{Email: "email", Opaque: "sub"},
+							Poll: SSFPoll{Endpoint: "https://signals.example.net/poll/7", Token: Secret{File: "/run/secrets/ssf-poll-token"},
+								Interval: dur("10s"), MaxEvents: 500},
 						},
 					},
 				},
@@ -438,8 +441,12 @@ ssf.transmitters[0].subject_claims.email: must not be empty
 ssf.transmitters[0].token_issuer: must be the issuer of one of the resources' authorization_servers
 ssf.transmitters[1].issuer: must be an absolute https URL (http is allowed only for localhost and loopback addresses)
 ssf.transmitters[1].issuer: is also ssf.transmitters[0]'s
+ssf.transmitters[1].poll.token: is set but poll.endpoint is not
+ssf.transmitters[1].poll.interval: must be at most 1h
+ssf.transmitters[1].poll.max_events: must be between 1 and 1000
 ssf.transmitters[2].issuer: required
-ssf.transmitters[2].jwks_uri: must not have a query`},
+ssf.transmitters[2].jwks_uri: must not have a query
+ssf.transmitters[2].poll.endpoint: must be an absolute https URL (http is allowed only for localhost and loopback addresses)`},
 		{"invalid-ssf-audience.yaml", `
 ssf.audience: is set but no transmitters are listed
 ssf.path: "/oauth/login" is a login path`},

@@ -77,12 +77,14 @@ const (
 
 // Defaults of the ssf section.
 const (
-	defaultSSFPath        = "/ssf/events"
-	defaultSSFMaxAge      = time.Hour
-	defaultSSFLeeway      = time.Minute
-	defaultSSFMaxBytes    = 64 << 10
-	defaultSSFEmailClaim  = "email"
-	defaultSSFOpaqueClaim = "sub"
+	defaultSSFPath          = "/ssf/events"
+	defaultSSFMaxAge        = time.Hour
+	defaultSSFLeeway        = time.Minute
+	defaultSSFMaxBytes      = 64 << 10
+	defaultSSFEmailClaim    = "email"
+	defaultSSFOpaqueClaim   = "sub"
+	defaultSSFPollInterval  = 30 * time.Second
+	defaultSSFPollMaxEvents = 100
 )
 
 // defaultDPoPAlgorithms are the proof algorithms accepted by default: those
@@ -202,6 +204,8 @@ func (s *SSF) applyDefaults(c *Config) {
 		}
 		orDefault(c, p+".subject_claims.email", &t.SubjectClaims.Email, defaultSSFEmailClaim)
 		orDefault(c, p+".subject_claims.opaque", &t.SubjectClaims.Opaque, defaultSSFOpaqueClaim)
+		orDefault(c, p+".poll.interval", &t.Poll.Interval, Duration(defaultSSFPollInterval))
+		orDefault(c, p+".poll.max_events", &t.Poll.MaxEvents, defaultSSFPollMaxEvents)
 	}
 }
 

@@ -363,6 +363,23 @@ type SSFTransmitter struct {
 	// `authorization_servers`. Empty: tokens of every issuer whose subject (or
 	// email, or session) matches. An `iss_sub` subject names its own issuer.
 	TokenIssuer string `yaml:"token_issuer" doctype:"URL" docdefault:"'\"\"' (every issuer)"`
+	// Polling (RFC 8936), for a gateway the transmitter cannot push to. Its
+	// pushes are received either way.
+	Poll SSFPoll `yaml:"poll"`
+}
+
+// SSFPoll configures polling a transmitter's stream (RFC 8936).
+type SSFPoll struct {
+	// The stream's polling endpoint. Empty: not polled.
+	Endpoint string `yaml:"endpoint" doctype:"URL"`
+	// The bearer token the polls carry in `Authorization`: `{env: NAME}` or
+	// `{file: PATH}`.
+	Token Secret `yaml:"token"`
+	// Wait after a poll that brought nothing to answer; polled again at once
+	// while there are acknowledgements to send. At most `1h`.
+	Interval Duration `yaml:"interval"`
+	// SETs asked for by one poll, 1 to 1000.
+	MaxEvents int `yaml:"max_events" schema:"min=1,max=1000"`
 }
 
 // SSFSubjectClaims maps a transmitter's subject identifiers to token claims.

@@ -76,5 +76,20 @@ func (c *Config) validateSSF(ch *checker) {
 		if t.TokenIssuer != "" && !issuers[t.TokenIssuer] {
 			ch.add(p+".token_issuer", "must be the issuer of one of the resources' authorization_servers")
 		}
+		validateSecret(ch, p+".poll.token", t.Poll.Token)
+		switch {
+		case t.Poll.Endpoint != "":
+			for _, msg := range checkWebURL(t.Poll.Endpoint, urlEndpoint) {
+				ch.add(p+".poll.endpoint", "%s", msg)
+			}
+		case !t.Poll.Token.IsZero():
+			ch.add(p+".poll.token", "is set but poll.endpoint is not")
+		}
+		switch {
+		case t.Poll.Interval <= 0:
+			ch.add(p+".poll.interval", msgPositive)
+		case t.Poll.Interval.D() > time.Hour:
+			ch.add(p+".poll.interval", "must be at most 1h")
+		}
 	}
 }

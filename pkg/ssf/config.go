@@ -47,6 +47,14 @@ func OptionsFromConfig(c *config.Config) (o Options, ok bool, err error) {
 				return Options{}, false, fmt.Errorf("ssf.transmitters[%d].push_token: %w", i, err)
 			}
 		}
+		if p := t.Poll; p.Endpoint != "" {
+			tr.Poll = &Poll{Endpoint: p.Endpoint, Interval: p.Interval.D(), MaxEvents: p.MaxEvents}
+			if !p.Token.IsZero() {
+				if tr.Poll.Token, err = p.Token.Resolve(); err != nil {
+					return Options{}, false, fmt.Errorf("ssf.transmitters[%d].poll.token: %w", i, err)
+				}
+			}
+		}
 		o.Transmitters = append(o.Transmitters, tr)
 	}
 	return o, true, nil

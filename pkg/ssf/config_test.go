@@ -23,6 +23,7 @@ ssf:
       token_issuer: "https://auth.example.com"
     - issuer: "https://signals.example.net/t/7"
       jwks_uri: "https://signals.example.net/keys"
+      poll: {endpoint: "https://signals.example.net/poll", token: {env: SSF_TEST_POLL_TOKEN}, max_events: 20}
 resources:
   - name: mcp
     resource: "https://mcp.example.com/mcp"
@@ -33,6 +34,7 @@ resources:
 // read from its variable, 0s leeway kept as none.
 func TestOptionsFromConfig(t *testing.T) {
 	t.Setenv("SSF_TEST_PUSH_TOKEN", "tok-123")
+	t.Setenv("SSF_TEST_POLL_TOKEN", "poll-456")
 	c, err := config.Parse([]byte(policy))
 	if err != nil {
 		t.Fatal(err)
@@ -49,7 +51,8 @@ func TestOptionsFromConfig(t *testing.T) {
 		{Issuer: "https://idp.example.com", PushToken: "tok-123", Algorithms: []string{"ES256"},
 			Subjects: ssf.SubjectClaims{Email: "upn", Opaque: "sub"}, TokenIssuer: "https://auth.example.com"},
 		{Issuer: "https://signals.example.net/t/7", JWKSURI: "https://signals.example.net/keys",
-			Algorithms: ssf.DefaultAlgorithms, Subjects: ssf.SubjectClaims{Email: "email", Opaque: "sub"}},
+			Algorithms: ssf.DefaultAlgorithms, Subjects: ssf.SubjectClaims{Email: "email", Opaque: "sub"},
+			Poll: &ssf.Poll{Endpoint: "https://signals.example.net/poll", Token: "poll-456", Interval: 30 * time.Second, MaxEvents: 20}},
 	}
 	if !reflect.DeepEqual(o.Transmitters, want) {
 		t.Fatalf("transmitters %+v\nwant %+v", o.Transmitters, want)
@@ -60,6 +63,10 @@ func TestOptionsFromConfig(t *testing.T) {
 	}
 
 	// A token that cannot be read names its key.
+	t.Setenv("SSF_TEST_POLL_TOKEN", "")
+	if _, _, err := ssf.OptionsFromConfig(c); err == nil || !strings.HasPrefix(err.Error(), "ssf.transmitters[1].poll.token: ") {
+		t.Fatalf("unreadable poll token: %v", err)
+	}
 	t.Setenv("SSF_TEST_PUSH_TOKEN", "")
 	if _, _, err := ssf.OptionsFromConfig(c); err == nil || !strings.HasPrefix(err.Error(), "ssf.transmitters[0].push_token: ") {
 		t.Fatalf("unreadable token: %v", err)

@@ -326,6 +326,9 @@ func TestMetricsAndLog(t *testing.T) {
 			}
 			for _, p := range m.Data.(metricdata.Sum[int64]).DataPoints {
 				label := func(k string) string { v, _ := p.Attributes.Value(attribute.Key(k)); return v.AsString() }
+				if label("delivery") != "push" {
+					t.Errorf("delivery %q; want push", label("delivery"))
+				}
 				got[[3]string{label("transmitter"), label("event"), label("result")}] = p.Value
 			}
 		}

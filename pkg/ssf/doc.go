@@ -6,9 +6,12 @@
 // event turned into a revocation watermark (pkg/revocation) for the
 // subject, session or email it names (RFC 9493 subject identifiers).
 //
+// It also polls the transmitters configured so (RFC 8936), for a gateway
+// they cannot reach; a polled SET is judged as a pushed one.
+//
 // It is not a transmitter, and it does not manage streams (the SSF 1.0
 // stream management API: the stream is configured at the transmitter,
-// with this endpoint and the audience); it does not poll (RFC 8936). It does not store or check
+// with this endpoint and the audience). It does not store or check
 // watermarks: the revocation.Revoker it is given does.
 //
 // # What a push goes through, in order

@@ -22,7 +22,13 @@ import (
 // ContentType is the media type of a pushed SET (RFC 8935 §2.1).
 const ContentType = "application/secevent+jwt"
 
-// outcome is what became of one push, for the answer, the log and the
+// The ways a SET is delivered: the metric's delivery label.
+const (
+	deliveryPush = "push"
+	deliveryPoll = "poll"
+)
+
+// outcome is what became of one SET, for the answer, the log and the
 // metric.
 type outcome struct {
 	tr     *transmitter // nil until the SET's issuer is known
@@ -46,28 +52,12 @@ func (r *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	}
 	o := outcome{label: labelNone}
 	err := r.receive(req, &o)
-	transmitterLabel := "unknown"
-	if o.tr != nil {
-		transmitterLabel = o.tr.issuer
-	}
 	if err == nil {
-		r.events.Add(req.Context(), 1, metric.WithAttributes(attribute.String("transmitter", transmitterLabel),
-			attribute.String("event", o.label), attribute.String("result", o.result)))
+		r.observe(req.Context(), deliveryPush, &o, nil)
 		w.WriteHeader(http.StatusAccepted)
 		return
 	}
-	a := answerFor(err)
-	r.events.Add(req.Context(), 1, metric.WithAttributes(attribute.String("transmitter", transmitterLabel),
-		attribute.String("event", o.label), attribute.String("result", a.result)))
-	level := slog.LevelInfo
-	switch {
-	case a.status == http.StatusServiceUnavailable:
-		level = slog.LevelWarn
-	case o.tr == nil:
-		// Anyone can post garbage: not worth more than a debug line.
-		level = slog.LevelDebug
-	}
-	r.log.Log(req.Context(), level, "ssf: SET refused", "transmitter", transmitterLabel, "status", a.status, "err", err)
+	a := r.observe(req.Context(), deliveryPush, &o, err)
 	if a.status == http.StatusServiceUnavailable {
 		w.Header().Set("Retry-After", r.retryAfter)
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
@@ -90,6 +80,36 @@ func (r *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(a.status)
 	_, _ = w.Write(body)
+}
+
+// observe counts one SET's outcome, logs a refusal, and returns the
+// refusal's answer.
+func (r *Receiver) observe(ctx context.Context, delivery string, o *outcome, err error) answer {
+	transmitterLabel := "unknown"
+	if o.tr != nil {
+		transmitterLabel = o.tr.issuer
+	}
+	result := o.result
+	var a answer
+	if err != nil {
+		a = answerFor(err)
+		result = a.result
+	}
+	r.events.Add(ctx, 1, metric.WithAttributes(attribute.String("transmitter", transmitterLabel),
+		attribute.String("event", o.label), attribute.String("result", result), attribute.String("delivery", delivery)))
+	if err == nil {
+		return a
+	}
+	level := slog.LevelInfo
+	switch {
+	case a.status == http.StatusServiceUnavailable:
+		level = slog.LevelWarn
+	case o.tr == nil:
+		// Anyone can post garbage: not worth more than a debug line.
+		level = slog.LevelDebug
+	}
+	r.log.Log(ctx, level, "ssf: SET refused", "transmitter", transmitterLabel, "delivery", delivery, "status", a.status, "err", err)
+	return a
 }
 
 // description is the human-readable part of a refusal: the error without
@@ -119,6 +139,23 @@ func (r *Receiver) receive(req *http.Request, o *outcome) error {
 	if err != nil {
 		return err
 	}
+	return r.process(req.Context(), raw, "", o, func(tr *transmitter) error {
+		switch {
+		case authAs != nil && authAs != tr:
+			return fmt.Errorf("%w: the push is authenticated as transmitter %s, the SET is from another", ErrAccessDenied, authAs.issuer)
+		case tr.hasToken && authAs == nil:
+			return fmt.Errorf("%w: this transmitter's pushes must carry its bearer token", ErrAuthentication)
+		}
+		return nil
+	})
+}
+
+// process judges one SET, however it was delivered, and when it is good
+// applies its event. admit says whether the delivery may carry a SET of
+// the transmitter its iss names (checked before the signature); jti, when
+// set, is the jti the delivery said the SET has (RFC 8936 keys SETs by
+// it).
+func (r *Receiver) process(ctx context.Context, raw, jti string, o *outcome, admit func(*transmitter) error) error {
 	t, err := parse(raw)
 	if err != nil {
 		return err
@@ -128,19 +165,18 @@ func (r *Receiver) receive(req *http.Request, o *outcome) error {
 		return fmt.Errorf("%w: iss is not a configured transmitter", ErrIssuer)
 	}
 	o.tr = tr
-	switch {
-	case authAs != nil && authAs != tr:
-		return fmt.Errorf("%w: the push is authenticated as transmitter %s, the SET is from another", ErrAccessDenied, authAs.issuer)
-	case tr.hasToken && authAs == nil:
-		return fmt.Errorf("%w: this transmitter's pushes must carry its bearer token", ErrAuthentication)
+	if err := admit(tr); err != nil {
+		return err
 	}
-	ctx := req.Context()
 	if err := t.verifySignature(ctx, tr); err != nil {
 		return err
 	}
 	c, err := t.checkClaims(r.audience, r.now(), r.leeway, r.maxAge)
 	if err != nil {
 		return err
+	}
+	if jti != "" && c.jti != jti {
+		return fmt.Errorf("%w: the SET's jti is not the one it was delivered under", ErrMalformed)
 	}
 	if kind, ok := eventKinds[c.eventType]; ok {
 		o.label = kind.label

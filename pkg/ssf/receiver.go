@@ -16,6 +16,7 @@ import (
 	"go.opentelemetry.io/otel/metric"
 	noopmetric "go.opentelemetry.io/otel/metric/noop"
 
+	"github.com/extauthz/extauthz/internal/refresh"
 	"github.com/extauthz/extauthz/pkg/jwks"
 	"github.com/extauthz/extauthz/pkg/revocation"
 )
@@ -55,6 +56,8 @@ type Transmitter struct {
 	// TokenIssuer, when set, narrows each revocation to tokens of this
 	// iss, but for iss_sub subjects, which name their own.
 	TokenIssuer string
+	// Poll, when set, has Run poll the transmitter (RFC 8936).
+	Poll *Poll
 }
 
 // Options configure a Receiver. Zero values take the documented defaults.
@@ -117,9 +120,15 @@ type Receiver struct {
 	leeway       time.Duration
 	maxBytes     int64
 	retryAfter   string
+	client       *http.Client
+	pollers      []*poller
 	now          func() time.Time
 	log          *slog.Logger
 	events       metric.Int64Counter
+
+	// pollWait pauses the pollers; tests replace it to step through
+	// polls instead of sleeping.
+	pollWait refresh.Wait
 }
 
 // New checks the options and builds a Receiver. It fetches nothing: keys
@@ -174,6 +183,7 @@ func New(o Options) (*Receiver, error) {
 	if client == nil {
 		client = &http.Client{Timeout: orDefault(o.JWKS.Timeout, 5*time.Second)}
 	}
+	r.client = client
 	tokens := map[[sha256.Size]byte]string{}
 	for _, t := range o.Transmitters {
 		if _, dup := r.transmitters[t.Issuer]; dup || t.Issuer == "" {
@@ -215,6 +225,15 @@ func New(o Options) (*Receiver, error) {
 		}
 		tr.keys = jwks.New(jwksLocator(t.Issuer, t.JWKSURI, configURL, client, log), jo)
 		r.transmitters[t.Issuer] = tr
+		if t.Poll != nil {
+			p := *t.Poll
+			if p.Endpoint == "" {
+				return nil, fmt.Errorf("ssf: transmitter %q: poll without an endpoint", t.Issuer)
+			}
+			p.Interval = orDefault(p.Interval, DefaultPollInterval)
+			p.MaxEvents = orDefault(p.MaxEvents, DefaultPollMaxEvents)
+			r.pollers = append(r.pollers, &poller{tr: tr, poll: p})
+		}
 	}
 	return r, nil
 }
@@ -227,12 +246,15 @@ func orDefault[T comparable](v, def T) T {
 	return v
 }
 
-// Run fetches every transmitter's keys at once and keeps them fresh until
-// ctx ends.
+// Run fetches every transmitter's keys at once and keeps them fresh, and
+// polls the transmitters that are polled, until ctx ends.
 func (r *Receiver) Run(ctx context.Context) {
 	var wg sync.WaitGroup
 	for _, tr := range r.transmitters {
 		wg.Go(func() { tr.keys.Run(ctx) })
+	}
+	for _, pl := range r.pollers {
+		wg.Go(func() { r.runPoll(ctx, pl) })
 	}
 	wg.Wait()
 }
