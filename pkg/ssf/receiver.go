@@ -108,9 +108,10 @@ type transmitter struct {
 	tokenIssuer string
 }
 
-// Receiver is the RFC 8935 push endpoint of a Shared Signals receiver
-// (SSF 1.0): an http.Handler that verifies each SET, turns its event into
-// a revocation watermark and answers the transmitter.
+// Receiver is a Shared Signals receiver (SSF 1.0): an http.Handler, the
+// RFC 8935 push endpoint, that verifies each SET, turns its event into a
+// revocation watermark and answers the transmitter; and, in Run, the
+// RFC 8936 poller of the transmitters that are polled.
 type Receiver struct {
 	audience     string
 	transmitters map[string]*transmitter
@@ -176,7 +177,7 @@ func New(o Options) (*Receiver, error) {
 	}
 	var err error
 	if r.events, err = meter.Int64Counter("extauthz_ssf_events", metric.WithUnit("{event}"),
-		metric.WithDescription("Security Event Tokens received by push, by transmitter, event type and result.")); err != nil {
+		metric.WithDescription("Security Event Tokens pushed or polled, by transmitter, event type, result and delivery.")); err != nil {
 		return nil, fmt.Errorf("ssf: %w", err)
 	}
 	client := o.HTTPClient
