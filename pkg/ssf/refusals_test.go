@@ -106,6 +106,7 @@ func TestBadSETsRefused(t *testing.T) {
 		{"not a JWT", "hello", ssf.CodeInvalidRequest, "not a signed JWT"},
 		{"empty", "", ssf.CodeInvalidRequest, "not a signed JWT"},
 		{"five parts (JWE)", b64([]byte(`{"alg":"RSA-OAEP","enc":"A256GCM"}`)) + ".a.b.c.d", ssf.CodeInvalidRequest, "not a signed JWT"},
+		{"a line break inside a part", breakLine(with(func(*ssftest.SET) {})), ssf.CodeInvalidRequest, "base64url"},
 		{"padded base64", with(func(*ssftest.SET) {}) + "=", ssf.CodeInvalidRequest, "base64url"},
 		{"JSON, not a JWT", `{"iss":"` + f.tr.Issuer + `"}`, ssf.CodeInvalidRequest, "not a signed JWT"},
 		{"two SETs", with(func(*ssftest.SET) {}) + "\n" + with(func(*ssftest.SET) {}), ssf.CodeInvalidRequest, "not a signed JWT"},
@@ -127,6 +128,13 @@ func TestBadSETsRefused(t *testing.T) {
 			t.Errorf("a refused SET revoked: %+v", got)
 		}
 	})
+}
+
+// breakLine puts a CR LF in the middle of a SET's claims (encoding/base64
+// alone would skip it).
+func breakLine(set string) string {
+	i := strings.IndexByte(set, '.') + 8
+	return set[:i] + "\r\n" + set[i:]
 }
 
 // otherSignature is a's header and claims with b's signature.

@@ -87,8 +87,16 @@ func parse(raw string) (*token, error) {
 }
 
 // b64 decodes one part of a compact JWS: unpadded base64url whose unused
-// trailing bits are zero.
+// trailing bits are zero, and nothing else — encoding/base64 skips \r and
+// \n, which would give one SET several spellings.
 func b64(s string) ([]byte, error) {
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case 'A' <= c && c <= 'Z', 'a' <= c && c <= 'z', '0' <= c && c <= '9', c == '-', c == '_':
+		default:
+			return nil, errors.New("invalid base64url")
+		}
+	}
 	b, err := base64.RawURLEncoding.Strict().DecodeString(s)
 	if err != nil {
 		return nil, errors.New("invalid base64url")
