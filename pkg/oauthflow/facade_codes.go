@@ -127,14 +127,7 @@ func (s *FacadeStore) IssueCode(ctx context.Context, c *AuthCode, ttl time.Durat
 	}
 	exp := s.now().Add(ttl)
 	c.Expires = exp
-	rec := codeRecord{
-		ClientID: c.ClientID, RedirectURI: c.RedirectURI, CodeChallenge: c.CodeChallenge,
-		Resource: c.Resource, Scopes: c.Scopes, Subject: c.Subject,
-		UpIssuer: c.UpstreamIssuer, UpRefresh: c.UpstreamRefreshToken, Expires: exp.UnixMilli(),
-	}
-	if !c.AuthTime.IsZero() {
-		rec.AuthTime = c.AuthTime.Unix()
-	}
+	rec := newCodeRecord(c)
 	key := storageKey(facadeCodePrefix, code)
 	val, err := s.seal.sealJSON(key, &rec)
 	if err != nil {
@@ -186,6 +179,24 @@ func (s *FacadeStore) RedeemCode(ctx context.Context, code string, p CodeRedempt
 	case !pkceS256Matches(p.CodeVerifier, rec.CodeChallenge):
 		return nil, fmt.Errorf("%w: the code_verifier does not match the code_challenge", ErrInvalidGrant)
 	}
+	return rec.authCode(), nil
+}
+
+// newCodeRecord is c's stored form.
+func newCodeRecord(c *AuthCode) codeRecord {
+	rec := codeRecord{
+		ClientID: c.ClientID, RedirectURI: c.RedirectURI, CodeChallenge: c.CodeChallenge,
+		Resource: c.Resource, Scopes: c.Scopes, Subject: c.Subject,
+		UpIssuer: c.UpstreamIssuer, UpRefresh: c.UpstreamRefreshToken, Expires: c.Expires.UnixMilli(),
+	}
+	if !c.AuthTime.IsZero() {
+		rec.AuthTime = c.AuthTime.Unix()
+	}
+	return rec
+}
+
+// authCode is the public form of rec.
+func (rec *codeRecord) authCode() *AuthCode {
 	c := &AuthCode{
 		ClientID: rec.ClientID, RedirectURI: rec.RedirectURI, CodeChallenge: rec.CodeChallenge,
 		Resource: rec.Resource, Scopes: slices.Clone(rec.Scopes), Subject: rec.Subject,
@@ -195,5 +206,5 @@ func (s *FacadeStore) RedeemCode(ctx context.Context, code string, p CodeRedempt
 	if rec.AuthTime != 0 {
 		c.AuthTime = time.Unix(rec.AuthTime, 0)
 	}
-	return c, nil
+	return c
 }
