@@ -15,6 +15,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/cookiejar"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -216,5 +217,18 @@ resources:
 	r.Body.Close()
 	if r.StatusCode < 400 || r.Header.Get("Location") != "" {
 		t.Errorf("CIMD at a private address: %d to %q", r.StatusCode, r.Header.Get("Location"))
+	}
+
+	// The facade's events are counted.
+	rec := httptest.NewRecorder()
+	g.app.tel.MetricsHandler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	for _, want := range []string{
+		`extauthz_oauth_facade_events_total{event="client_registered"} 1`, `extauthz_oauth_facade_events_total{event="consent_approved"} 1`,
+		`extauthz_oauth_facade_events_total{event="token_code"} 1`, `extauthz_oauth_facade_events_total{event="token_refresh"} 1`,
+		`extauthz_oauth_facade_events_total{event="token_refused"} 1`, `extauthz_oauth_facade_events_total{event="authorize_refused"} 1`,
+	} {
+		if !strings.Contains(rec.Body.String(), want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
 	}
 }

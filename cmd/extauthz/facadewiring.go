@@ -112,14 +112,16 @@ func newFacade(a *app, login *oauthflow.Handler, now func() time.Time) (*oauthfl
 	if err != nil {
 		return nil, fmt.Errorf("oauth_facade: %w", err)
 	}
-	reg, err := oauthflow.NewRegistration(oauthflow.RegistrationOptions{Store: store, Now: now, Logger: a.log.With("component", "oauth_facade")})
+	reg, err := oauthflow.NewRegistration(oauthflow.RegistrationOptions{
+		Store: store, Now: now, Logger: a.log.With("component", "oauth_facade"), OnEvent: a.tel.Metrics.FacadeEvent,
+	})
 	if err != nil {
 		return nil, fmt.Errorf("oauth_facade: %w", err)
 	}
 	return oauthflow.NewFacade(oauthflow.FacadeOptions{
 		Login: login, Issuer: cfg.FacadeIssuer(), Resources: resources, Store: store, Clients: resolver,
 		Signer: signer, Metadata: md, Registration: reg, ConsentTTL: cfg.OAuthFacade.ConsentTTL.D(),
-		Now: now, Logger: a.log.With("component", "oauth_facade"),
+		Now: now, Logger: a.log.With("component", "oauth_facade"), OnEvent: a.tel.Metrics.FacadeEvent,
 	})
 }
 
