@@ -237,6 +237,7 @@
 //	extauthz:v1:{fclient}:index                           their expiries (a sorted set)
 //	extauthz:v1:fcode:<hex SHA-256 of the code>            authorization codes
 //	extauthz:v1:ffamily:<hex SHA-256 of the family id>     refresh families
+//	extauthz:v1:fspent:<hex SHA-256 of a redeemed code>     the refresh family it started
 //	extauthz:v1:fpending:<hex SHA-256 of a random id>      authorizations awaiting consent
 //	extauthz:v1:fconsent:<hex SHA-256 of issuer, subject, client id>   remembered consents
 //

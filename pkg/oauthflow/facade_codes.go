@@ -208,3 +208,42 @@ func (rec *codeRecord) authCode() *AuthCode {
 	}
 	return c
 }
+
+// facadeSpentPrefix names the marker a redeemed code leaves: the refresh family it started.
+const facadeSpentPrefix = keyPrefix + "fspent:"
+
+// SpentCodeTTL is how long a redeemed code remembers the refresh family it started, so that
+// the code presented again revokes that family.
+const SpentCodeTTL = 10 * time.Minute
+
+// CodeStartedFamily records that code, just redeemed, started the refresh family familyID:
+// the same code presented again within SpentCodeTTL revokes the family
+// ([FacadeStore.RevokeFamilyOfCode]).
+func (s *FacadeStore) CodeStartedFamily(ctx context.Context, code, familyID string) error {
+	key := storageKey(facadeSpentPrefix, code)
+	val, err := s.seal.sealJSON(key, familyID)
+	if err != nil {
+		return err
+	}
+	_, err = s.b.add(ctx, key, val, SpentCodeTTL)
+	return err
+}
+
+// RevokeFamilyOfCode revokes the refresh family a redeemed code started, if it remembers one:
+// a code presented twice means it leaked, and whatever it granted goes (RFC 6749 §4.1.2). It
+// reports whether a family was revoked.
+func (s *FacadeStore) RevokeFamilyOfCode(ctx context.Context, code string) (bool, error) {
+	if len(code) < MinIDLen || len(code) > 64 {
+		return false, nil
+	}
+	key := storageKey(facadeSpentPrefix, code)
+	val, ok, err := s.b.getdel(ctx, key)
+	if err != nil || !ok {
+		return false, err
+	}
+	var id string
+	if err := s.seal.openJSON(key, val, &id); err != nil || id == "" {
+		return false, nil //nolint:nilerr // a marker that does not open names no family
+	}
+	return true, s.RevokeFamily(ctx, id)
+}

@@ -244,6 +244,17 @@ func (e *facadeEnv) signIn(t *testing.T, b *browser, authz string) *response {
 	return b.get(cb.String())
 }
 
+// code runs an authorization to its answer at the client, allowing the client on the
+// consent page if it is shown, and returns the client's query.
+func (e *facadeEnv) code(t *testing.T, b *browser, clientID, challenge string) url.Values {
+	t.Helper()
+	cb := e.signIn(t, b, e.authorizeURL(clientID, challenge, nil))
+	if cb.status == http.StatusSeeOther && cb.location(t).Path == "/oauth/consent" {
+		_, cb = e.consent(t, b, cb, "approve")
+	}
+	return e.toClient(t, cb)
+}
+
 var csrfRE = regexp.MustCompile(`name="csrf_token" value="([^"]*)"`)
 
 // consent opens the consent page and answers it with decision; it returns the page and the
@@ -348,12 +359,6 @@ func TestFacadeFlow(t *testing.T) {
 			t.Errorf("claims: sub %q, grant %+v", claims.Subject, claims.Grant)
 		}
 
-		// The code is spent.
-		wantOAuthError(t, e.token(t, "/oauth/token", url.Values{
-			"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {facadeRedirect},
-			"code_verifier": {verifier}, "client_id": {clientA},
-		}), http.StatusBadRequest, "invalid_grant")
-
 		// Refresh: asks the provider, rotates.
 		rt1 := tok.str("refresh_token")
 		ref := e.token(t, "/oauth/token", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt1}, "client_id": {clientA}})
@@ -369,6 +374,11 @@ func TestFacadeFlow(t *testing.T) {
 			http.StatusBadRequest, "invalid_grant")
 		wantOAuthError(t, e.token(t, "/oauth/token", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt2}, "client_id": {clientA}}),
 			http.StatusBadRequest, "invalid_grant")
+		// The code is spent.
+		wantOAuthError(t, e.token(t, "/oauth/token", url.Values{
+			"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {facadeRedirect},
+			"code_verifier": {verifier}, "client_id": {clientA},
+		}), http.StatusBadRequest, "invalid_grant")
 
 		// The same user and client again: the consent is remembered, the callback answers
 		// the client at once.
@@ -402,13 +412,29 @@ func TestFacadeFlow(t *testing.T) {
 			}},
 		} {
 			verifier, challenge := pkcePair(t)
-			q := e.toClient(t, e.signIn(t, b, e.authorizeURL(clientA, challenge, nil)))
+			q := e.code(t, b, clientA, challenge)
 			wantOAuthError(t, e.token(t, "/oauth/token", c.form(q.Get("code"), verifier)), http.StatusBadRequest, "invalid_grant")
 			// Spent by the failed attempt.
 			wantOAuthError(t, e.token(t, "/oauth/token", url.Values{
 				"grant_type": {"authorization_code"}, "code": {q.Get("code")}, "redirect_uri": {facadeRedirect}, "code_verifier": {verifier}, "client_id": {clientA},
 			}), http.StatusBadRequest, "invalid_grant")
 		}
+	})
+
+	t.Run("a replayed code revokes the refresh family it started", func(t *testing.T) {
+		b := newBrowser(t)
+		verifier, challenge := pkcePair(t)
+		q := e.code(t, b, clientA, challenge)
+		form := url.Values{
+			"grant_type": {"authorization_code"}, "code": {q.Get("code")}, "redirect_uri": {facadeRedirect}, "code_verifier": {verifier}, "client_id": {clientA},
+		}
+		tok := e.token(t, "/oauth/token", form)
+		if tok.status != http.StatusOK {
+			t.Fatalf("token: HTTP %d %v", tok.status, tok.body)
+		}
+		wantOAuthError(t, e.token(t, "/oauth/token", form), http.StatusBadRequest, "invalid_grant")
+		wantOAuthError(t, e.token(t, "/oauth/token", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tok.str("refresh_token")}, "client_id": {clientA}}),
+			http.StatusBadRequest, "invalid_grant")
 	})
 
 	t.Run("authorization requests refused", func(t *testing.T) {
@@ -498,7 +524,7 @@ func TestFacadeFlow(t *testing.T) {
 	t.Run("revocation", func(t *testing.T) {
 		b := newBrowser(t)
 		verifier, challenge := pkcePair(t)
-		q := e.toClient(t, e.signIn(t, b, e.authorizeURL(clientA, challenge, nil)))
+		q := e.code(t, b, clientA, challenge)
 		tok := e.token(t, "/oauth/token", url.Values{
 			"grant_type": {"authorization_code"}, "code": {q.Get("code")}, "redirect_uri": {facadeRedirect}, "code_verifier": {verifier}, "client_id": {clientA},
 		})

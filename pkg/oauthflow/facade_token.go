@@ -3,6 +3,7 @@ package oauthflow
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"mime"
 	"net/http"
@@ -121,6 +122,14 @@ func (f *Facade) codeGrant(ctx context.Context, w http.ResponseWriter, cl *Regis
 	}
 	g, err := f.store.RedeemCode(ctx, code, CodeRedemption{ClientID: cl.ClientID, RedirectURI: ru, CodeVerifier: verifier})
 	if err != nil {
+		if errors.Is(err, ErrInvalidGrant) {
+			// A code presented again: what it granted goes (RFC 6749 §4.1.2).
+			if revoked, rerr := f.store.RevokeFamilyOfCode(ctx, code); rerr != nil {
+				err = errors.Join(err, rerr)
+			} else if revoked {
+				err = fmt.Errorf("%w; the refresh family it started is revoked", err)
+			}
+		}
 		f.grantError(ctx, w, err)
 		return
 	}
@@ -140,6 +149,14 @@ func (f *Facade) codeGrant(ctx context.Context, w http.ResponseWriter, cl *Regis
 			UpstreamIssuer: g.UpstreamIssuer, UpstreamRefreshToken: g.UpstreamRefreshToken, AuthTime: g.AuthTime,
 		})
 		if err != nil {
+			f.tokenError(ctx, w, http.StatusServiceUnavailable, "temporarily_unavailable", "the grant cannot be stored now", err)
+			return
+		}
+		id, _, _ := strings.Cut(rt, ".")
+		if err := f.store.CodeStartedFamily(ctx, code, id); err != nil {
+			// Without the marker a replay cannot revoke the family: refuse rather than
+			// issue a grant that cannot be taken back.
+			_ = f.store.RevokeFamily(ctx, id)
 			f.tokenError(ctx, w, http.StatusServiceUnavailable, "temporarily_unavailable", "the grant cannot be stored now", err)
 			return
 		}
