@@ -144,7 +144,7 @@ func (f *Facade) serveAuthorize(w http.ResponseWriter, r *http.Request) {
 	}
 	f.onEvent("authorize")
 	f.h.authorizeAtProvider(w, r, res.upstream, "/", req, func(status int, _, _ string) {
-		code := "server_error"
+		code := "invalid_request" // the request does not fit in the login state's cookie
 		if status >= 500 {
 			code = "temporarily_unavailable"
 		}

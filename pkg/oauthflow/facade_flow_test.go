@@ -21,7 +21,9 @@ import (
 	"time"
 
 	"github.com/extauthz/extauthz/internal/oidctest"
+	"github.com/extauthz/extauthz/internal/redistest"
 	"github.com/extauthz/extauthz/internal/testkit"
+	"github.com/extauthz/extauthz/pkg/cache"
 	"github.com/extauthz/extauthz/pkg/jwks"
 	"github.com/extauthz/extauthz/pkg/metadata"
 	"github.com/extauthz/extauthz/pkg/oauthflow"
@@ -45,7 +47,9 @@ type facadeEnv struct {
 
 const facadeRedirect = "http://127.0.0.1:8123/callback"
 
-func newFacadeEnv(t *testing.T) *facadeEnv {
+// newFacadeEnv starts the provider and the gateway; the facade's store is in a private
+// redis-server when inRedis, else in process.
+func newFacadeEnv(t *testing.T, inRedis bool) *facadeEnv {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	t.Cleanup(cancel)
@@ -111,7 +115,17 @@ func newFacadeEnv(t *testing.T) *facadeEnv {
 	for i := range k {
 		k[i] = byte(i) + 7
 	}
-	store, err := oauthflow.NewFacadeStore(oauthflow.FacadeStoreOptions{Key: k})
+	so := oauthflow.FacadeStoreOptions{Key: k}
+	if inRedis {
+		srv := redistest.Start(t)
+		rc, err := cache.NewRedisClient(cache.RedisClientOptions{URL: "redis://" + srv.Addr(), Timeout: time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = rc.Close() })
+		so.Redis = rc
+	}
+	store, err := oauthflow.NewFacadeStore(so)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -151,6 +165,11 @@ func newFacadeEnv(t *testing.T) *facadeEnv {
 		Resources: []oauthflow.FacadeResource{
 			{Name: "mcp", URI: e.resourceURI, ScopesSupported: []string{"mcp:tools", "mcp:admin"}, DefaultScopes: []string{"mcp:tools"}, Upstream: upstream(e.resourceURI)},
 			{Name: "other", URI: e.otherURI, ScopesSupported: []string{"mcp:tools"}, Upstream: upstream(e.otherURI)},
+			{Name: "entra", URI: e.gw.URL + "/entra", ScopesSupported: []string{"mcp:tools"}, Upstream: func() *oauthflow.Client {
+				c := upstream("api://gateway")
+				c.AudienceScope = "api://gateway/.default"
+				return c
+			}()},
 		},
 		Logger: logger,
 	})
@@ -309,7 +328,16 @@ func wantOAuthError(t *testing.T, r tokenReply, status int, code string) {
 }
 
 func TestFacadeFlow(t *testing.T) {
-	e := newFacadeEnv(t)
+	for _, inRedis := range []bool{false, true} {
+		name := "in process"
+		if inRedis {
+			name = "in Redis"
+		}
+		t.Run(name, func(t *testing.T) { testFacadeFlow(t, newFacadeEnv(t, inRedis)) })
+	}
+}
+
+func testFacadeFlow(t *testing.T, e *facadeEnv) {
 	clientA := e.register(t, "Client A")
 	clientB := e.register(t, "Client B")
 
@@ -473,6 +501,19 @@ func TestFacadeFlow(t *testing.T) {
 			if q.Get("error") != c.code || q.Get("state") != "client-state" || q.Has("code") {
 				t.Errorf("%s: the client got %v, want error %s with its state", name, q, c.code)
 			}
+		}
+	})
+
+	t.Run("the audience named as a scope", func(t *testing.T) {
+		_, challenge := pkcePair(t)
+		clientID := e.register(t, "Entra-style")
+		r := newBrowser(t).get(e.authorizeURL(clientID, challenge, map[string]string{"resource": e.gw.URL + "/entra"}))
+		if r.status != http.StatusFound {
+			t.Fatalf("authorize: HTTP %d %s", r.status, r.body)
+		}
+		up := r.location(t).Query()
+		if up.Has("resource") || !slices.Contains(strings.Fields(up.Get("scope")), "api://gateway/.default") {
+			t.Errorf("upstream request: scope %q, resource %q; want the audience scope and no resource", up.Get("scope"), up.Get("resource"))
 		}
 	})
 
