@@ -291,7 +291,8 @@ func (f *Facade) consentRefused(ctx context.Context, w http.ResponseWriter, stat
 
 // consentTemplate is the consent page. Everything the client said about itself is shown as
 // the client's claim; the redirect host is where the browser will go, which the facade did
-// check (registered, or in the client's own document).
+// check (registered, or in the client's own document). Each answer is its own form of hidden
+// fields, so that the decision is sent by the button's form alone, whatever the browser.
 var consentTemplate = template.Must(template.New("consent").Parse(`<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>Allow access?</title>
@@ -303,10 +304,13 @@ var consentTemplate = template.Must(template.New("consent").Parse(`<!DOCTYPE htm
 {{if .Scopes}}<p>It asks for:</p><ul>{{range .Scopes}}<li><code>{{.}}</code></li>{{end}}</ul>{{end}}
 <p>If you allow it, you will be sent to <strong>{{.RedirectHost}}</strong>.</p>
 <p>Allow only applications you started yourself and trust.</p>
-<form method="post" action="{{.Action}}">
-<input type="hidden" name="csrf_token" value="{{.CSRF}}">
-<button type="submit" name="decision" value="approve">Allow</button>
-<button type="submit" name="decision" value="deny">Deny</button>
+<form method="post" action="{{.Action}}" style="display:inline">
+<input type="hidden" name="csrf_token" value="{{.CSRF}}"><input type="hidden" name="decision" value="approve">
+<button type="submit">Allow</button>
+</form>
+<form method="post" action="{{.Action}}" style="display:inline">
+<input type="hidden" name="csrf_token" value="{{.CSRF}}"><input type="hidden" name="decision" value="deny">
+<button type="submit">Deny</button>
 </form>
 </body></html>
 `))
