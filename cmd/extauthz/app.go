@@ -63,6 +63,7 @@ type app struct {
 	issuers   map[string]*issuerParts
 	runCtx    context.Context    // set by run: issuer parts run until it ends
 	login     *oauthflow.Handler // the browser login flow; nil when no resource enables it
+	facade    *oauthflow.Facade  // the OAuth facade; nil when no resource enables it
 	reloader  *reloader          // nil in dev, which has no config to reload
 	// background runs alongside the servers until shutdown (discovery for
 	// the login of issuers whose endpoints are configured).
@@ -160,6 +161,9 @@ func newApp(cfg *config.Config, log *slog.Logger, o appOptions) (a *app, err err
 		return nil, err
 	}
 	if a.login, err = newLogin(a, verifier, a.redis, o.now); err != nil {
+		return nil, err
+	}
+	if a.facade, err = newFacade(a, a.login, o.now); err != nil {
 		return nil, err
 	}
 	var browserLogin authz.BrowserLogin // a nil *oauthflow.Handler must stay a nil interface
@@ -466,6 +470,13 @@ func (a *app) httpHandler(extra http.Handler) http.Handler {
 		// The browser login: routed here by the proxy without authorization.
 		for _, p := range []string{a.cfg.Login.LoginPath, a.cfg.Login.CallbackPath, a.cfg.Login.LogoutPath} {
 			mux.Handle(p, a.login)
+		}
+	}
+	if a.facade != nil {
+		// The OAuth facade's metadata and endpoints, public: MCP clients
+		// reach them before they hold a token.
+		for _, p := range a.facade.Paths() {
+			mux.Handle(p, a.facade)
 		}
 	}
 	if a.ssf != nil {

@@ -97,6 +97,18 @@ func buildIssuers(cfg *config.Config, log *slog.Logger, tel *telemetry.Telemetry
 				token: token.Issuer{Mode: tokenMode(as.TokenMode), Claims: claimNames(as), AllowUntyped: !as.RequiresTyp()},
 				spec:  issuerSpec{Server: as, JWKS: cfg.JWKS, Leeway: cfg.Tokens.Leeway},
 			}
+			if as.Issuer == cfg.FacadeIssuer() && cfg.FacadeEnabled() {
+				// The gateway's own OAuth facade: its keys are verified in
+				// process, from the same configured keys that sign.
+				signer, pems, err := newFacadeSigner(cfg, now)
+				if err != nil {
+					return nil, err
+				}
+				p.token.Keys = signer
+				p.spec.Secrets = [2]string{pems}
+				out[as.Issuer] = p
+				continue
+			}
 			needKeys := as.TokenMode != config.TokenModeIntrospection
 			if (needKeys && as.JWKSURI == "") || (as.Introspects() && as.Introspection.Endpoint == "") {
 				p.discovery = metadata.NewSource(as.Issuer, metadata.SourceOptions{

@@ -84,7 +84,9 @@ func newLogin(a *app, verifier token.Verifier, rc redis.UniversalClient, now fun
 		}
 		clients[r.Name] = c
 	}
-	if len(clients) == 0 {
+	if len(clients) == 0 && !cfg.FacadeEnabled() {
+		// The OAuth facade's upstream sign-ins go through the login's
+		// callback: it needs the handler even without browser logins.
 		return nil, nil
 	}
 	rawKey, err := cfg.Login.SessionKey.Resolve()

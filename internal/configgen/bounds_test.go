@@ -27,8 +27,8 @@ const noMatch = "no match"
 // key's pattern is refused. Outside resources[], an accepted value must
 // leave the whole file valid; inside, where other keys may then be
 // required (token_mode: introspection needs a client), it must not be
-// refused at its own key. The login and introspection keys are probed
-// with the block in use (login enabled, token_mode auto).
+// refused at its own key. The login, facade and introspection keys are
+// probed with the block in use (login or facade enabled, token_mode auto).
 func TestValidateEnforcesSchemaBounds(t *testing.T) {
 	raw, err := Schema("../../pkg/config")
 	if err != nil {
@@ -128,6 +128,9 @@ func TestValidateEnforcesSchemaBounds(t *testing.T) {
 		// The blocks whose keys apply only when another key says so.
 		if strings.HasPrefix(p.path, "resources[0].login.") {
 			set(doc, "resources[0].login.enabled", true)
+		}
+		if strings.HasPrefix(p.path, "resources[0].oauth_facade.") {
+			set(doc, "resources[0].oauth_facade.enabled", true)
 		}
 		if strings.HasPrefix(p.path, "resources[0].upstream_token.") && p.path != "resources[0].upstream_token.mode" {
 			set(doc, "resources[0].upstream_token.mode", "exchange")

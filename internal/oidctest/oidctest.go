@@ -156,6 +156,9 @@ type Options struct {
 	// otherwise limits a client to the scopes it registered with, and MCP clients register
 	// with their first challenge's scopes: a later step-up to another scope would fail.
 	RegistrationIgnoresScope bool
+	// DisableRegistration turns dynamic client registration off, as at most companies'
+	// identity providers: only the configured Clients exist.
+	DisableRegistration bool
 	// TokenExchange configures the targets of RFC 8693 token exchange. The grant is supported
 	// whether or not it is set; without targets every exchange is refused with invalid_target.
 	TokenExchange TokenExchange
@@ -227,6 +230,7 @@ type config struct {
 	DefaultResource string           `json:"defaultResource,omitempty"`
 	// RegistrationIgnoresScope: see Options.
 	RegistrationIgnoresScope bool                 `json:"registrationIgnoresScope,omitempty"`
+	DisableRegistration      bool                 `json:"disableRegistration,omitempty"`
 	TokenExchange            *tokenExchangeConfig `json:"tokenExchange,omitempty"`
 	DPoP                     *dpopConfig          `json:"dpop,omitempty"`
 }
@@ -359,6 +363,7 @@ func (o Options) config() (config, error) {
 		DefaultResource: o.DefaultResource,
 
 		RegistrationIgnoresScope: o.RegistrationIgnoresScope,
+		DisableRegistration:      o.DisableRegistration,
 	}
 	for _, r := range o.Resources {
 		if r.Resource == "" {

@@ -31,6 +31,9 @@ func serverDefaults(rs []Resource) {
 		if rs[i].Login.AuthMethod == "" {
 			rs[i].Login.AuthMethod = "client_secret_basic"
 		}
+		if f := &rs[i].OAuthFacade; f.AuthMethod == "" {
+			f.AuthMethod, f.AudienceStyle, f.TokenTTL = "client_secret_basic", "resource", dur("1h")
+		}
 		if rs[i].Preflight == "" {
 			rs[i].Preflight = "answer"
 		}
@@ -94,11 +97,12 @@ func defaultsWith(rs ...Resource) *Config {
 		MCP:       MCP{MaxBodyBytes: 65536},
 		Login: Login{SessionTTL: dur("8h"), StateTTL: dur("10m"), LoginPath: "/oauth/login", CallbackPath: "/oauth/callback",
 			LogoutPath: "/oauth/logout", SuccessRedirect: "/"},
-		DPoP:       DPoPShared{NonceLifetime: dur("5m"), Leeway: dur("5s"), ReplayEntries: 1000000},
-		Revocation: Revocation{MaxTokenLifetime: dur("24h"), SyncInterval: dur("1m")},
-		Log:        Log{Level: "info", Format: "json", Audit: Audit{Enabled: ptr(true), AllowSampleRate: 1}},
-		Resources:  rs,
-		SSF:        ssfDefaults(),
+		DPoP:        DPoPShared{NonceLifetime: dur("5m"), Leeway: dur("5s"), ReplayEntries: 1000000},
+		Revocation:  Revocation{MaxTokenLifetime: dur("24h"), SyncInterval: dur("1m")},
+		Log:         Log{Level: "info", Format: "json", Audit: Audit{Enabled: ptr(true), AllowSampleRate: 1}},
+		Resources:   rs,
+		OAuthFacade: OAuthFacade{ClientTTL: dur("720h"), MaxClients: 10000, ConsentTTL: dur("720h")},
+		SSF:         ssfDefaults(),
 	}
 }
 
@@ -227,11 +231,12 @@ func TestLoadValid(t *testing.T) {
 						},
 					},
 				},
-				Unmatched:  "allow",
-				DPoP:       DPoPShared{NonceLifetime: dur("5m"), Leeway: dur("5s"), ReplayEntries: 1000000},
-				Revocation: Revocation{MaxTokenLifetime: dur("2h"), SyncInterval: dur("30s")},
-				Log:        Log{Level: "debug", Format: "text", Audit: Audit{Enabled: ptr(false), AllowSampleRate: 0.25}},
-				MCP:        MCP{MaxBodyBytes: 131072, RequireBody: true},
+				Unmatched:   "allow",
+				DPoP:        DPoPShared{NonceLifetime: dur("5m"), Leeway: dur("5s"), ReplayEntries: 1000000},
+				Revocation:  Revocation{MaxTokenLifetime: dur("2h"), SyncInterval: dur("30s")},
+				Log:         Log{Level: "debug", Format: "text", Audit: Audit{Enabled: ptr(false), AllowSampleRate: 0.25}},
+				MCP:         MCP{MaxBodyBytes: 131072, RequireBody: true},
+				OAuthFacade: OAuthFacade{ClientTTL: dur("720h"), MaxClients: 10000, ConsentTTL: dur("720h")},
 				Login: Login{SessionTTL: dur("8h"), StateTTL: dur("10m"), LoginPath: "/oauth/login", CallbackPath: "/oauth/callback",
 					LogoutPath: "/oauth/logout", SuccessRedirect: "/"},
 				Resources: []Resource{

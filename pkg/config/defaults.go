@@ -189,6 +189,7 @@ func (c *Config) ApplyDefaults() {
 	orDefault(c, "login.logout_path", &c.Login.LogoutPath, defaultLogoutPath)
 	orDefault(c, "login.success_redirect", &c.Login.SuccessRedirect, defaultSuccessRedirect)
 
+	c.applyFacadeDefaults()
 	for i := range c.Resources {
 		c.Resources[i].applyDefaults(c, fmt.Sprintf("resources[%d]", i))
 	}

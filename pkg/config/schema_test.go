@@ -22,7 +22,8 @@ const schemaPath = "../../api/config.schema.json"
 func derivedDefault(path string) bool {
 	switch path {
 	case "resources[].hosts", "resources[].path_prefix", "resources[].scopes_supported", "resources[].allowed_origins",
-		"resources[].login.issuer", "resources[].login.scopes", "resources[].upstream_token.issuer":
+		"resources[].login.issuer", "resources[].login.scopes", "resources[].upstream_token.issuer",
+		"resources[].oauth_facade.issuer", "resources[].oauth_facade.scopes":
 		return true
 	}
 	return false

@@ -75,6 +75,9 @@ type Config struct {
 	// to the resource named by Envoy's context_extensions {resource: NAME}, else
 	// to the first whose hosts and path_prefix match it.
 	Resources []Resource `yaml:"resources" schema:"required,minItems=1"`
+	// The OAuth facade's settings shared by the resources that enable
+	// `oauth_facade` ([OAuth facade](oauth-facade.md)).
+	OAuthFacade OAuthFacade `yaml:"oauth_facade"`
 
 	// written holds the key paths (as in "cache.negative_ttl") that Parse
 	// found in the file with a value, so ApplyDefaults keeps an explicit
@@ -533,6 +536,10 @@ type Resource struct {
 	UpstreamToken UpstreamToken `yaml:"upstream_token"`
 	// Sender-constrained tokens: DPoP proofs (RFC 9449) ([DPoP](dpop.md)).
 	DPoP DPoP `yaml:"dpop"`
+	// The gateway as this resource's OAuth authorization server for MCP
+	// clients, in front of a provider that registers no clients ([OAuth
+	// facade](oauth-facade.md)).
+	OAuthFacade ResourceOAuthFacade `yaml:"oauth_facade"`
 }
 
 // DPoP configures how a resource treats DPoP (RFC 9449): tokens bound to a
@@ -959,3 +966,63 @@ func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 
 // MarshalYAML writes the duration string.
 func (d Duration) MarshalYAML() (any, error) { return time.Duration(d).String(), nil }
+
+// OAuthFacade holds the OAuth facade's settings shared by every resource
+// that enables it. Its issuer is `public_url` + `/oauth`; its sealed records
+// (clients, codes, refresh families, consents) use `login.session_key`, and
+// live in the cache's Redis when there is one.
+type OAuthFacade struct {
+	// PEM private keys (ES256, ES384, RS256/PS256 of 2048 bits or more,
+	// Ed25519) that sign the access tokens, each from env or a file; all are
+	// published at `/oauth/jwks`. Required when a resource enables the facade.
+	SigningKeys []Secret `yaml:"signing_keys"`
+	// The `kid` (the key's RFC 7638 thumbprint, logged at start) of the key
+	// that signs; empty: the first.
+	ActiveKey string `yaml:"active_key"`
+	// How long a registered client lives after its registration or last use.
+	ClientTTL Duration `yaml:"client_ttl"`
+	// The most registered clients alive at once; registration answers 503
+	// beyond.
+	MaxClients int `yaml:"max_clients" schema:"minimum=1"`
+	// How long a user's consent to a client is remembered.
+	ConsentTTL Duration `yaml:"consent_ttl"`
+}
+
+// ResourceOAuthFacade makes the gateway the authorization server MCP clients
+// see for one resource: they register with it (or present a Client ID
+// Metadata Document), sign in through it at the provider with the gateway's
+// own client, and get tokens it mints.
+type ResourceOAuthFacade struct {
+	// Serve the facade for this resource: its protected-resource metadata
+	// names the facade first, and the facade is a trusted issuer of the
+	// resource. Requires `public_url`, `login.session_key` and
+	// `oauth_facade.signing_keys`.
+	Enabled bool `yaml:"enabled"`
+	// The provider users sign in at; one of the resource's authorization
+	// servers.
+	Issuer string `yaml:"issuer" schema:"nodefault" doctype:"URL" docdefault:"the first authorization server"`
+	// The gateway's confidential client at the provider, registered with the
+	// redirect URI `public_url` + `login.callback_path`.
+	ClientID string `yaml:"client_id" docdefault:"required when enabled"`
+	// Client authentication at the provider's token endpoint.
+	AuthMethod string `yaml:"auth_method" schema:"enum=client_secret_basic|client_secret_post|private_key_jwt"`
+	// For the `client_secret_*` methods.
+	ClientSecret Secret `yaml:"client_secret"`
+	// A PEM private key, for `private_key_jwt`.
+	PrivateKey Secret `yaml:"private_key"`
+	// `kid` of the client assertion.
+	KeyID string `yaml:"key_id"`
+	// Requested at the provider; `offline_access` gets the provider's refresh
+	// token, which the facade uses to check the user at every refresh.
+	Scopes []string `yaml:"scopes" schema:"unique,items.ref=scope,nodefault" docdefault:"'[openid, offline_access]'"`
+	// How the provider is told which API the token is for: `resource` (RFC
+	// 8707) or `scope` (`audience_scope` added to the scopes, no resource
+	// parameter: Microsoft Entra ID's `api://…/.default`).
+	AudienceStyle string `yaml:"audience_style" schema:"enum=resource|scope"`
+	// The scope naming the audience, for `audience_style: scope`.
+	AudienceScope string `yaml:"audience_scope"`
+	// The `aud` the provider's access tokens carry, checked at sign-in.
+	UpstreamAudience string `yaml:"upstream_audience" docdefault:"'resource'"`
+	// Lifetime of the access tokens the facade mints.
+	TokenTTL Duration `yaml:"token_ttl"`
+}

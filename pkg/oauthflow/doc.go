@@ -7,15 +7,16 @@
 // protected resource without the resource knowing anything about OAuth; a browser carries
 // only a random session id in a cookie.
 //
-// The OAuth facade (issue #22, docs/oauth-facade.md) is built here in parts that need no
-// browser: its RFC 8414 metadata ([FacadeMetadata]), RFC 7591 registration of public
-// clients ([Registration]), Client ID Metadata Documents fetched safely ([ClientDocuments]),
-// one lookup for both ([ClientResolver.ResolveClient]), the access tokens it mints and their
-// key set ([TokenSigner]), and its storage ([FacadeStore]: registered clients, single-use
-// codes, rotating refresh-token families; see Facade storage). Its authorize, consent,
-// callback, token and revocation endpoints, its configuration and its wiring are not built
-// yet. It is not for verifying tokens (pkg/token) nor for the resource's own metadata
-// (pkg/metadata).
+// The OAuth facade (issue #22, docs/oauth-facade.md) is the [Facade]: its authorize, consent,
+// token and revocation endpoints, with its RFC 8414 metadata ([FacadeMetadata]), RFC 7591
+// registration of public clients ([Registration]), Client ID Metadata Documents fetched
+// safely ([ClientDocuments]), one lookup for both ([ClientResolver.ResolveClient]), the
+// access tokens it mints and their key set ([TokenSigner]), and its storage ([FacadeStore]:
+// registered clients, single-use codes, rotating refresh-token families, consents; see
+// Facade storage). Its upstream leg is the browser login's: the MCP client's request rides
+// sealed in the login state ([LoginState.Facade]) and the [Handler]'s callback hands it back
+// to the facade. It is not for verifying tokens (pkg/token) nor for the resource's own
+// metadata (pkg/metadata).
 //
 // [Handler] serves the endpoints and, for the authorization engine, turns a request's session
 // cookie into the access token it holds ([Handler.AccessToken]), strips the cookie from what
@@ -236,6 +237,9 @@
 //	extauthz:v1:{fclient}:index                           their expiries (a sorted set)
 //	extauthz:v1:fcode:<hex SHA-256 of the code>            authorization codes
 //	extauthz:v1:ffamily:<hex SHA-256 of the family id>     refresh families
+//	extauthz:v1:fspent:<hex SHA-256 of a redeemed code>     the refresh family it started
+//	extauthz:v1:fpending:<hex SHA-256 of a random id>      authorizations awaiting consent
+//	extauthz:v1:fconsent:<hex SHA-256 of issuer, subject, client id>   remembered consents
 //
 // Clients and their index share a hash tag, so that registering one counts the live ones in
 // one script on a Cluster too; MaxClients bounds them in both backends. A client lives
@@ -246,7 +250,7 @@
 //
 // The package is over ~1,500 lines because it holds three flows (sign-in, callback, sign-out),
 // the session store in two backends (memory, Redis) and the session's access token with its
-// refresh, which share one Handler and one sealed-cookie key, and the facade's parts, which
-// will share the provider client, state and callback with the sign-in; about 230 of its lines
+// refresh, which share one Handler and one sealed-cookie key, and the facade, which shares
+// the provider client, state and callback with the sign-in; about 230 of its lines
 // are this documentation.
 package oauthflow

@@ -127,14 +127,7 @@ func (s *FacadeStore) IssueCode(ctx context.Context, c *AuthCode, ttl time.Durat
 	}
 	exp := s.now().Add(ttl)
 	c.Expires = exp
-	rec := codeRecord{
-		ClientID: c.ClientID, RedirectURI: c.RedirectURI, CodeChallenge: c.CodeChallenge,
-		Resource: c.Resource, Scopes: c.Scopes, Subject: c.Subject,
-		UpIssuer: c.UpstreamIssuer, UpRefresh: c.UpstreamRefreshToken, Expires: exp.UnixMilli(),
-	}
-	if !c.AuthTime.IsZero() {
-		rec.AuthTime = c.AuthTime.Unix()
-	}
+	rec := newCodeRecord(c)
 	key := storageKey(facadeCodePrefix, code)
 	val, err := s.seal.sealJSON(key, &rec)
 	if err != nil {
@@ -186,6 +179,24 @@ func (s *FacadeStore) RedeemCode(ctx context.Context, code string, p CodeRedempt
 	case !pkceS256Matches(p.CodeVerifier, rec.CodeChallenge):
 		return nil, fmt.Errorf("%w: the code_verifier does not match the code_challenge", ErrInvalidGrant)
 	}
+	return rec.authCode(), nil
+}
+
+// newCodeRecord is c's stored form.
+func newCodeRecord(c *AuthCode) codeRecord {
+	rec := codeRecord{
+		ClientID: c.ClientID, RedirectURI: c.RedirectURI, CodeChallenge: c.CodeChallenge,
+		Resource: c.Resource, Scopes: c.Scopes, Subject: c.Subject,
+		UpIssuer: c.UpstreamIssuer, UpRefresh: c.UpstreamRefreshToken, Expires: c.Expires.UnixMilli(),
+	}
+	if !c.AuthTime.IsZero() {
+		rec.AuthTime = c.AuthTime.Unix()
+	}
+	return rec
+}
+
+// authCode is the public form of rec.
+func (rec *codeRecord) authCode() *AuthCode {
 	c := &AuthCode{
 		ClientID: rec.ClientID, RedirectURI: rec.RedirectURI, CodeChallenge: rec.CodeChallenge,
 		Resource: rec.Resource, Scopes: slices.Clone(rec.Scopes), Subject: rec.Subject,
@@ -195,5 +206,44 @@ func (s *FacadeStore) RedeemCode(ctx context.Context, code string, p CodeRedempt
 	if rec.AuthTime != 0 {
 		c.AuthTime = time.Unix(rec.AuthTime, 0)
 	}
-	return c, nil
+	return c
+}
+
+// facadeSpentPrefix names the marker a redeemed code leaves: the refresh family it started.
+const facadeSpentPrefix = keyPrefix + "fspent:"
+
+// SpentCodeTTL is how long a redeemed code remembers the refresh family it started, so that
+// the code presented again revokes that family.
+const SpentCodeTTL = 10 * time.Minute
+
+// CodeStartedFamily records that code, just redeemed, started the refresh family familyID:
+// the same code presented again within SpentCodeTTL revokes the family
+// ([FacadeStore.RevokeFamilyOfCode]).
+func (s *FacadeStore) CodeStartedFamily(ctx context.Context, code, familyID string) error {
+	key := storageKey(facadeSpentPrefix, code)
+	val, err := s.seal.sealJSON(key, familyID)
+	if err != nil {
+		return err
+	}
+	_, err = s.b.add(ctx, key, val, SpentCodeTTL)
+	return err
+}
+
+// RevokeFamilyOfCode revokes the refresh family a redeemed code started, if it remembers one:
+// a code presented twice means it leaked, and whatever it granted goes (RFC 6749 §4.1.2). It
+// reports whether a family was revoked.
+func (s *FacadeStore) RevokeFamilyOfCode(ctx context.Context, code string) (bool, error) {
+	if len(code) < MinIDLen || len(code) > 64 {
+		return false, nil
+	}
+	key := storageKey(facadeSpentPrefix, code)
+	val, ok, err := s.b.getdel(ctx, key)
+	if err != nil || !ok {
+		return false, err
+	}
+	var id string
+	if err := s.seal.openJSON(key, val, &id); err != nil || id == "" {
+		return false, nil //nolint:nilerr // a marker that does not open names no family
+	}
+	return true, s.RevokeFamily(ctx, id)
 }

@@ -2,6 +2,7 @@ package oauthflow
 
 import (
 	"cmp"
+	"context"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
@@ -20,6 +21,8 @@ import (
 	"github.com/lestrrat-go/jwx/v3/jwa"
 	"github.com/lestrrat-go/jwx/v3/jwk"
 	"github.com/lestrrat-go/jwx/v3/jws"
+
+	"github.com/extauthz/extauthz/pkg/token"
 )
 
 // DefaultAccessTokenTTL is the lifetime of a facade access token unless configured.
@@ -313,4 +316,20 @@ func (s *TokenSigner) JWKS() []byte { return append([]byte(nil), s.jwks...) }
 // cacheable for five minutes, readable from any origin.
 func (s *TokenSigner) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	servePublicJSON(w, r, s.jwks)
+}
+
+// Key returns the public key kid names, for verifying the facade's tokens in process
+// (token.KeySource): the gateway trusts its own facade without fetching its key set over the
+// network. A kid the signer does not hold, or an alg that is not the key's, is
+// token.ErrUnknownKey.
+func (s *TokenSigner) Key(_ context.Context, kid, alg string) (crypto.PublicKey, error) {
+	for _, k := range s.keys {
+		if k.kid == kid {
+			if k.alg.String() != alg {
+				return nil, fmt.Errorf("%w: kid %q is for %s, not %s", token.ErrUnknownKey, kid, k.alg, alg)
+			}
+			return k.signer.Public(), nil
+		}
+	}
+	return nil, fmt.Errorf("%w: kid %q is not one of the facade's keys", token.ErrUnknownKey, kid)
 }

@@ -37,24 +37,36 @@ func (h *Handler) serveLogin(w http.ResponseWriter, r *http.Request) {
 		h.page(w, http.StatusBadRequest, "No sign-in here", "This address does not offer a sign-in.", "")
 		return
 	}
+	h.authorizeAtProvider(w, r, c, rd, nil, func(status int, title, message string) {
+		h.page(w, status, title, message, "")
+	})
+}
+
+// authorizeAtProvider sends the browser to c's authorization server with a new state, PKCE
+// verifier and (for openid) nonce, sealed in the cookie that binds the sign-in to this
+// browser. rd is where a browser sign-in returns; fac, when set, makes it the upstream leg
+// of an authorization request to the facade. fail answers a failure (after it was logged).
+func (h *Handler) authorizeAtProvider(w http.ResponseWriter, r *http.Request, c *Client, rd string, fac *FacadeRequest,
+	fail func(status int, title, message string),
+) {
 	ctx := r.Context()
 	md, err := h.metadata(ctx, c)
 	if err != nil {
 		h.logFailure(ctx, "login_failed", c.Resource, "", err)
-		h.page(w, http.StatusBadGateway, "Sign-in unavailable",
-			"The authorization server's metadata cannot be read now. Please try again later.", "")
+		fail(http.StatusBadGateway, "Sign-in unavailable",
+			"The authorization server's metadata cannot be read now. Please try again later.")
 		return
 	}
 	if !supportsS256(md) {
 		h.logFailure(ctx, "login_failed", c.Resource, "", errors.New("the authorization server does not support PKCE with S256"))
-		h.page(w, http.StatusBadGateway, "Sign-in unavailable",
-			"The authorization server does not support PKCE with S256 (code_challenge_methods_supported), which signing in requires.", "")
+		fail(http.StatusBadGateway, "Sign-in unavailable",
+			"The authorization server does not support PKCE with S256 (code_challenge_methods_supported), which signing in requires.")
 		return
 	}
 	authz, err := url.Parse(md.AuthorizationEndpoint)
 	if err != nil || md.AuthorizationEndpoint == "" || (authz.Scheme != "https" && authz.Scheme != "http") || authz.Host == "" {
 		h.logFailure(ctx, "login_failed", c.Resource, "", errors.New("the metadata has no usable authorization_endpoint"))
-		h.page(w, http.StatusBadGateway, "Sign-in unavailable", "The authorization server has no usable authorization endpoint.", "")
+		fail(http.StatusBadGateway, "Sign-in unavailable", "The authorization server has no usable authorization endpoint.")
 		return
 	}
 
@@ -66,7 +78,7 @@ func (h *Handler) serveLogin(w http.ResponseWriter, r *http.Request) {
 		nonce, err3 = randomString()
 	}
 	if err := errors.Join(err1, err2, err3); err != nil {
-		h.page(w, http.StatusInternalServerError, "Sign-in unavailable", "No random numbers are available.", "")
+		fail(http.StatusInternalServerError, "Sign-in unavailable", "No random numbers are available.")
 		return
 	}
 	// Nothing is stored: the login state travels sealed in the binding cookie (see the
@@ -78,11 +90,18 @@ func (h *Handler) serveLogin(w http.ResponseWriter, r *http.Request) {
 		Nonce:       nonce,
 		ReturnTo:    rd,
 		RedirectURI: h.redirectURI,
+		Facade:      fac,
 		Expires:     h.now().Add(h.stateTTL),
 	})
 	if err != nil {
 		h.logFailure(ctx, "login_failed", c.Resource, "", err)
-		h.page(w, http.StatusInternalServerError, "Sign-in unavailable", "Sign-in cannot be started now. Please try again later.", "")
+		fail(http.StatusInternalServerError, "Sign-in unavailable", "Sign-in cannot be started now. Please try again later.")
+		return
+	}
+	if len(h.stateCookieName(state))+1+len(sealed) > MaxSealedState {
+		// A browser would drop the cookie, and the callback could only fail.
+		h.logFailure(ctx, "login_failed", c.Resource, "", errors.New("the login state is too large for a cookie"))
+		fail(http.StatusBadRequest, "Sign-in unavailable", "The request is too large.")
 		return
 	}
 
@@ -90,15 +109,15 @@ func (h *Handler) serveLogin(w http.ResponseWriter, r *http.Request) {
 	params.Set("response_type", "code")
 	params.Set("client_id", c.ClientID)
 	params.Set("redirect_uri", h.redirectURI)
-	if len(c.Scopes) > 0 {
-		params.Set("scope", strings.Join(c.Scopes, " "))
+	if sc := c.requestScopes(); len(sc) > 0 {
+		params.Set("scope", strings.Join(sc, " "))
 	} else {
 		params.Del("scope")
 	}
 	params.Set("state", state)
 	params.Set("code_challenge", challenge)
 	params.Set("code_challenge_method", "S256")
-	params.Set("resource", c.ResourceURI)
+	c.setAudience(params)
 	if nonce != "" {
 		params.Set("nonce", nonce)
 	} else {
@@ -169,7 +188,7 @@ func (h *Handler) serveCallback(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	c := h.clients[st.Resource]
+	c := h.stateClient(st)
 	if c == nil || c.Issuer != st.Issuer {
 		h.logFailure(ctx, "login_failed", st.Resource, "", errors.New("the resource no longer has this login client"))
 		h.page(w, http.StatusBadRequest, "Sign-in failed", "This sign-in is no longer valid. Please start again.", "")
@@ -194,6 +213,10 @@ func (h *Handler) serveCallback(w http.ResponseWriter, r *http.Request) {
 	if oauthErr != "" {
 		code := oauthErrorCode(oauthErr)
 		h.logFailure(ctx, "login_failed", c.Resource, "", errors.New("authorization error: "+code))
+		if f := h.facade.Load(); f != nil && st.Facade != nil {
+			f.upstreamRefused(w, st.Facade, code)
+			return
+		}
 		h.page(w, http.StatusBadRequest, "Sign-in failed", "The authorization server refused the sign-in.", code)
 		return
 	}
@@ -211,13 +234,14 @@ func (h *Handler) serveCallback(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	tr, err := h.requestToken(ctx, c, md, url.Values{
+	form := url.Values{
 		"grant_type":    {"authorization_code"},
 		"code":          {code},
 		"redirect_uri":  {st.RedirectURI},
 		"code_verifier": {st.Verifier},
-		"resource":      {c.ResourceURI},
-	})
+	}
+	c.setAudience(form)
+	tr, err := h.requestToken(ctx, c, md, form)
 	if err != nil {
 		h.logFailure(ctx, "login_failed", c.Resource, "", err)
 		h.page(w, http.StatusBadGateway, "Sign-in failed", "The authorization server did not issue tokens.", "")
@@ -246,6 +270,10 @@ func (h *Handler) serveCallback(w http.ResponseWriter, r *http.Request) {
 	first, err := h.store.MarkStateUsed(ctx, state, max(st.Expires.Sub(now), 0)+usedMarkerSlack)
 	if err != nil || !first {
 		h.refuseUsed(ctx, w, c.Resource, err)
+		return
+	}
+	if st.Facade != nil {
+		h.facade.Load().finishUpstream(w, r, c, st, claims, tr)
 		return
 	}
 	sess := &Session{
@@ -416,4 +444,38 @@ func (h *Handler) logFailure(ctx context.Context, event, resource, subject strin
 		h.onEvent(event)
 	}
 	h.log.LogAttrs(ctx, slog.LevelWarn, msg, attrs...)
+}
+
+// stateClient is the client a login state was sealed for: a browser sign-in's, or the
+// facade's upstream client for its resource.
+func (h *Handler) stateClient(st *LoginState) *Client {
+	if st.Facade == nil {
+		return h.clients[st.Resource]
+	}
+	if f := h.facade.Load(); f != nil {
+		if res := f.byName[st.Resource]; res != nil {
+			return res.upstream
+		}
+	}
+	return nil
+}
+
+// requestScopes are the scopes c asks the authorization server for: Scopes, and the
+// AudienceScope that names the audience at servers without RFC 8707.
+func (c *Client) requestScopes() []string {
+	if c.AudienceScope == "" || c.wants(c.AudienceScope) {
+		return c.Scopes
+	}
+	return append(slices.Clone(c.Scopes), c.AudienceScope)
+}
+
+// setAudience names the audience in an authorization or token request: the RFC 8707
+// resource parameter, unless the server takes it as a scope (AudienceScope), in which case a
+// resource parameter is left out (some such servers refuse it).
+func (c *Client) setAudience(params url.Values) {
+	if c.AudienceScope != "" {
+		params.Del("resource")
+		return
+	}
+	params.Set("resource", c.ResourceURI)
 }

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/extauthz/extauthz/pkg/introspect"
@@ -65,6 +66,11 @@ type Client struct {
 	Scopes []string
 	// Trusted are the issuers the resource trusts, passed to the Verifier (default: Issuer).
 	Trusted map[string]struct{}
+	// AudienceScope, when set, names the audience as a scope instead of the RFC 8707
+	// resource parameter, which is then not sent: for servers without resource indicators,
+	// such as Microsoft Entra ID ("api://…/.default"). The returned access token's aud must
+	// still include ResourceURI (set it to the audience such tokens carry).
+	AudienceScope string
 }
 
 // Metadata is what the flow needs from RFC 8414 / OIDC metadata.
@@ -150,6 +156,9 @@ type Handler struct {
 	log  *slog.Logger
 	// onEvent counts flow events (never nil).
 	onEvent func(event string)
+	// facade is the OAuth facade whose upstream sign-ins this handler completes, once
+	// NewFacade attached it; nil before.
+	facade atomic.Pointer[Facade]
 }
 
 // New checks o and builds a Handler.
@@ -295,6 +304,9 @@ func (c *Client) check(name string) error {
 		if s == "" || strings.ContainsAny(s, " \"\\") {
 			return fmt.Errorf("invalid scope %q", s)
 		}
+	}
+	if c.AudienceScope != "" && !validScopeToken(c.AudienceScope) {
+		return fmt.Errorf("invalid audience scope %q", c.AudienceScope)
 	}
 	if len(c.Trusted) == 0 {
 		c.Trusted = map[string]struct{}{c.Issuer: {}}

@@ -55,6 +55,9 @@ type LoginState struct {
 	Nonce       string // "" unless openid was requested
 	ReturnTo    string // validated relative path
 	RedirectURI string
+	// Facade, when set, makes this sign-in the upstream leg of an authorization request to the
+	// OAuth facade: the callback answers the MCP client instead of starting a session.
+	Facade *FacadeRequest
 	// Expires ends the sign-in: OpenState refuses the state from then on. It is sealed with
 	// a resolution of one second (rounded down).
 	Expires time.Time
@@ -81,6 +84,8 @@ type stateRecord struct {
 	ReturnTo    string `json:"rt,omitempty"`
 	RedirectURI string `json:"ru,omitempty"`
 	Expires     int64  `json:"exp"`
+	// Facade is the MCP client's authorization request (LoginState.Facade).
+	Facade *facadeRequestRecord `json:"fac,omitempty"`
 }
 
 // sessionRecord is the stored form of a session: the same fields (a conversion from the
@@ -203,6 +208,7 @@ func (s *Store) SealState(state string, st *LoginState) (string, error) {
 	rec := stateRecord{
 		Resource: st.Resource, Issuer: st.Issuer, Verifier: st.Verifier, Nonce: st.Nonce,
 		ReturnTo: st.ReturnTo, RedirectURI: st.RedirectURI, Expires: st.Expires.Unix(),
+		Facade: st.Facade.record(),
 	}
 	// Without HTML escaping, which would write each of "<>&" as six bytes: a return path full
 	// of them would not fit in a cookie.
@@ -236,6 +242,7 @@ func (s *Store) OpenState(state, sealed string, now time.Time) (*LoginState, err
 	st := &LoginState{
 		Resource: rec.Resource, Issuer: rec.Issuer, Verifier: rec.Verifier, Nonce: rec.Nonce,
 		ReturnTo: rec.ReturnTo, RedirectURI: rec.RedirectURI, Expires: time.Unix(rec.Expires, 0),
+		Facade: rec.Facade.request(),
 	}
 	if !now.Before(st.Expires) {
 		return nil, ErrStateExpired

@@ -33,6 +33,7 @@ type Metrics struct {
 	introErrors   metric.Int64Counter     // extauthz_introspection_errors_total
 	reloads       metric.Int64Counter     // extauthz_config_reloads_total
 	loginEvents   metric.Int64Counter     // extauthz_login_events_total
+	facadeEvents  metric.Int64Counter     // extauthz_oauth_facade_events_total
 	upstreamMints metric.Float64Histogram // extauthz_upstream_token_mint_duration_seconds
 	// extauthz_upstream_token_lookups_total, by resource: [local, redis][miss, hit]
 	upstreamLookups sync.Map                // string → *[2][2]atomic.Int64
@@ -76,6 +77,7 @@ func newMetrics(m metric.Meter, version string, decisions *decisionStats) (*Metr
 	x.introErrors = counter("extauthz_introspection_errors", "{call}", "Introspection calls that gave no usable answer (a 503), by issuer.")
 	x.reloads = counter("extauthz_config_reloads", "{reload}", "Config reload attempts by result (success or failure).")
 	x.loginEvents = counter("extauthz_login_events", "{event}", "Browser login flow events.")
+	x.facadeEvents = counter("extauthz_oauth_facade_events", "{event}", "OAuth facade events: registrations, authorizations, consents, tokens, revocations.")
 	x.revocations = counter("extauthz_revocations", "{watermark}", "Revocation watermarks made through this replica, by source (admin, ssf, other).")
 	if err != nil {
 		return nil, fmt.Errorf("telemetry: %w", err)
@@ -343,6 +345,12 @@ func (x *Metrics) WatermarkLive(source string, delay time.Duration) {
 // RefusedByWatermark implements revocation.Observer. It runs on the
 // decision path: one atomic add.
 func (x *Metrics) RefusedByWatermark() { x.refusedByMark.Add(1) }
+
+// FacadeEvent counts one OAuth facade event (a bounded set of names, see
+// docs/operating.md).
+func (x *Metrics) FacadeEvent(event string) {
+	x.facadeEvents.Add(context.Background(), 1, metric.WithAttributes(attribute.String("event", event)))
+}
 
 // LoginEvent counts one browser login flow event.
 func (x *Metrics) LoginEvent(event string) {

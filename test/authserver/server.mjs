@@ -21,6 +21,7 @@
 //     "scopes": ["mcp:tools"],        // extra scopes to support
 //     "registrationIgnoresScope": false, // true: dynamic client registration
 //                                     // drops the request's "scope" (see below)
+//     "disableRegistration": false,   // true: no dynamic client registration
 //     "tokenExchange": {              // RFC 8693 token exchange (see below)
 //       "targets": [ {
 //         "audience": "https://upstream.example/api", // matched against both
@@ -239,6 +240,8 @@ if (defaultResourceURI !== undefined && !resourceServers.has(defaultResourceURI)
 
 const registrationIgnoresScope = cfg.registrationIgnoresScope ?? false;
 if (typeof registrationIgnoresScope !== 'boolean') fail('registrationIgnoresScope must be a boolean');
+const disableRegistration = cfg.disableRegistration ?? false;
+if (typeof disableRegistration !== 'boolean') fail('disableRegistration must be a boolean');
 
 // RFC 8693 token exchange: targets by audience, and the error code for a
 // subject or actor token that is not valid.
@@ -401,7 +404,7 @@ function buildProvider(issuer) {
       devInteractions: { enabled: true },
       clientCredentials: { enabled: true },
       ...(dPoPFeature ? { dPoP: dPoPFeature } : {}),
-      registration: { enabled: true },
+      registration: { enabled: !disableRegistration },
       introspection: {
         enabled: true,
         // Confidential clients (e.g. the gateway) may introspect any token;
