@@ -485,18 +485,20 @@ func (a *app) healthRoutes(mux *http.ServeMux) {
 	})
 }
 
-// adminHandler serves the admin listener: health, metrics, profiling,
-// the cache purge and revocations. It binds to loopback by default; expose it only inside
-// the pod (pprof is never on the public listener).
+// adminHandler serves the admin listener: health, metrics, the cache
+// purge and revocations, and profiling when admin.pprof turns it on. It binds to loopback by default; expose it only inside the
+// pod (pprof is never on the public listener).
 func (a *app) adminHandler() http.Handler {
 	mux := http.NewServeMux()
 	a.healthRoutes(mux)
 	mux.Handle("GET /metrics", a.tel.MetricsHandler())
-	mux.HandleFunc("/debug/pprof/", pprof.Index)
-	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
-	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	if a.cfg.Admin.PProf {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
 	mux.Handle("/cache/purge", a.purgeHandler(a.admTok, a.redis != nil))
 	mux.Handle("/revocations", a.revocationsHandler(a.admTok))
 	return mux
