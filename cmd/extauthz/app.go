@@ -79,6 +79,8 @@ type app struct {
 	// revokes through it, and so may any other source of revocations
 	// (it is a revocation.Revoker).
 	revoker *revocation.Store
+	// status is the admin listener's status page.
+	status *statusPage
 
 	lnGRPC, lnHTTP, lnAdmin net.Listener
 }
@@ -256,6 +258,8 @@ func newApp(cfg *config.Config, log *slog.Logger, o appOptions) (a *app, err err
 		IdleTimeout:       2 * time.Minute, // proxies keep connections to the auth endpoint
 		MaxHeaderBytes:    maxHeaderBytes(cfg),
 	}
+	a.status = newStatusPage(a, o)
+	a.background = append(a.background, a.status.run)
 	a.admin = &http.Server{
 		Handler:           a.adminHandler(),
 		ReadHeaderTimeout: 10 * time.Second,
@@ -485,13 +489,16 @@ func (a *app) healthRoutes(mux *http.ServeMux) {
 	})
 }
 
-// adminHandler serves the admin listener: health, metrics, the cache
-// purge and revocations, and profiling when admin.pprof turns it on. It binds to loopback by default; expose it only inside the
+// adminHandler serves the admin listener: health, metrics, the status
+// page, the cache purge and revocations, and profiling when admin.pprof
+// turns it on. It binds to loopback by default; expose it only inside the
 // pod (pprof is never on the public listener).
 func (a *app) adminHandler() http.Handler {
 	mux := http.NewServeMux()
 	a.healthRoutes(mux)
 	mux.Handle("GET /metrics", a.tel.MetricsHandler())
+	mux.Handle("GET /{$}", a.status)
+	mux.Handle("GET /status", a.status)
 	if a.cfg.Admin.PProf {
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
 		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)

@@ -24,7 +24,7 @@ resources:
 			}
 			g := runGateway(t, cfg, appOptions{})
 			admin := "http://" + g.app.lnAdmin.Addr().String()
-			want := map[string]int{"/debug/pprof/": 404, "/debug/pprof/cmdline": 404, "/metrics": 200}
+			want := map[string]int{"/debug/pprof/": 404, "/debug/pprof/cmdline": 404, "/": 200, "/metrics": 200}
 			if enabled {
 				want["/debug/pprof/"], want["/debug/pprof/cmdline"] = 200, 200
 			}

@@ -177,6 +177,7 @@ func (a *app) apply(cfg *config.Config) ([]string, error) {
 		a.startIssuer(part)
 	}
 	a.engine.Swap(p, verifier)
+	a.status.configLoaded(cfg)
 	for iss, old := range a.issuers {
 		if merged[iss] != old {
 			old.stop()
