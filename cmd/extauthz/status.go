@@ -503,8 +503,9 @@ td.n{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 code{font:12px/1.4 ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;background:#f0f2f5;border-radius:4px;padding:1px 4px;word-break:break-all}
 .ok{color:#17733a;font-weight:600}.bad{color:#b3261e;font-weight:600}.warn{color:#8a5a00;font-weight:600}
 .big{font-size:24px;font-weight:650;font-variant-numeric:tabular-nums}
-.kv{display:grid;grid-template-columns:max-content 1fr;gap:3px 14px}
-.kv dt{color:#5a6470}.kv dd{margin:0}
+.kv{display:grid;grid-template-columns:max-content minmax(0,1fr);gap:3px 14px}
+.kv dt{color:#5a6470}.kv dd{margin:0;overflow-wrap:anywhere}
+td{overflow-wrap:anywhere}
 .muted{color:#5a6470}
 h2.gap{margin-top:14px}
 `
