@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"html/template"
 	"math"
+	"net"
 	"net/http"
 	"os"
 	"slices"
@@ -481,10 +482,14 @@ func roundDuration(d time.Duration) time.Duration {
 // redisErrorKind names a failed PING without its text (which may name
 // addresses and the user).
 func redisErrorKind(err error) string {
-	if errors.Is(err, context.DeadlineExceeded) {
+	var ne net.Error
+	switch {
+	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
 		return "timed out"
+	case errors.As(err, &ne):
+		return "network error"
 	}
-	return "failed (see the log)"
+	return "failed"
 }
 
 // statusCSS is the page's only style; the CSP names its digest.

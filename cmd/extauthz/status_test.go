@@ -390,3 +390,18 @@ func TestRecentDenialsWindow(t *testing.T) {
 		t.Errorf("%d marks kept, want 16 (a quarter of an hour of minutes, both ends)", len(p.marks))
 	}
 }
+
+// TestStatusPageRedisDown: with Redis gone, the page says so.
+func TestStatusPageRedisDown(t *testing.T) {
+	srv := redistest.Start(t)
+	iss, _ := startIssuer(t, sharedResource)
+	in := startInstance(t, srv.Addr(), iss)
+	admin := in.app.lnAdmin.Addr().String()
+	if got := getStatus(t, admin, "/").byID(t, "redis-ping"); !strings.HasPrefix(got, "answered in") {
+		t.Fatalf("Redis up: %q", got)
+	}
+	srv.Stop()
+	if got := getStatus(t, admin, "/").byID(t, "redis-ping"); !strings.HasPrefix(got, "no answer within 1s: ") {
+		t.Errorf("Redis stopped: %q, want no answer", got)
+	}
+}
