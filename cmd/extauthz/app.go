@@ -35,6 +35,7 @@ import (
 	"github.com/extauthz/extauthz/pkg/metadata"
 	"github.com/extauthz/extauthz/pkg/oauthflow"
 	"github.com/extauthz/extauthz/pkg/revocation"
+	"github.com/extauthz/extauthz/pkg/ssf"
 	"github.com/extauthz/extauthz/pkg/telemetry"
 	"github.com/extauthz/extauthz/pkg/verdict"
 )
@@ -79,6 +80,9 @@ type app struct {
 	// revokes through it, and so may any other source of revocations
 	// (it is a revocation.Revoker).
 	revoker *revocation.Store
+	// ssf receives Security Event Tokens pushed by the configured
+	// transmitters (ssf.path on the HTTP listener); nil when none are.
+	ssf *ssf.Receiver
 	// status is the admin listener's status page.
 	status *statusPage
 
@@ -178,6 +182,9 @@ func newApp(cfg *config.Config, log *slog.Logger, o appOptions) (a *app, err err
 	}
 	if a.revoker, err = newRevoker(cfg, log, a.tel, a.redis, o.now); err != nil {
 		return nil, err
+	}
+	if a.ssf, err = newSSFReceiver(a, o.now); err != nil {
+		return nil, fmt.Errorf("ssf: %w", err)
 	}
 	a.engine, err = authz.NewEngine(policy, authz.Options{
 		Verifier:     verifier,
@@ -464,6 +471,10 @@ func (a *app) httpHandler(extra http.Handler) http.Handler {
 		for _, p := range []string{a.cfg.Login.LoginPath, a.cfg.Login.CallbackPath, a.cfg.Login.LogoutPath} {
 			mux.Handle(p, a.login)
 		}
+	}
+	if a.ssf != nil {
+		// Security Event Tokens pushed by the transmitters (RFC 8935).
+		mux.Handle(a.cfg.SSF.Path, a.ssf)
 	}
 	if extra != nil {
 		mux.Handle("/", extra)

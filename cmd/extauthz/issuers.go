@@ -90,6 +90,9 @@ func buildIssuers(cfg *config.Config, log *slog.Logger, tel *telemetry.Telemetry
 			}
 			path := fmt.Sprintf("resources[%d].authorization_servers[%d]", i, k)
 			ilog := log.With("issuer", as.Issuer)
+			// Claims an SSF transmitter revokes by (email, say) are kept
+			// from the tokens too, so that a watermark can match them.
+			as.KeepClaims = cfg.KeptClaims(as)
 			p := &issuerParts{
 				token: token.Issuer{Mode: tokenMode(as.TokenMode), Claims: claimNames(as), AllowUntyped: !as.RequiresTyp()},
 				spec:  issuerSpec{Server: as, JWKS: cfg.JWKS, Leeway: cfg.Tokens.Leeway},

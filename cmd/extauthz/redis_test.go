@@ -65,9 +65,15 @@ cache:
 // cache section.
 func startInstanceCache(t *testing.T, cacheSection string, iss *devissuer.Issuer) *instance {
 	t.Helper()
+	return startInstanceYAML(t, `listen: {grpc: "127.0.0.1:0", http: "off", admin: "127.0.0.1:0"}`+"\n"+cacheSection, iss)
+}
+
+// startInstanceYAML runs a replica whose configuration is top (listen
+// and further sections) and resource mcp, which trusts iss.
+func startInstanceYAML(t *testing.T, top string, iss *devissuer.Issuer) *instance {
+	t.Helper()
 	t.Setenv("EXTAUTHZ_TEST_ADMIN_TOKEN", adminToken)
 	cfg, err := config.Parse([]byte(fmt.Sprintf(`
-listen: {grpc: "127.0.0.1:0", http: "off", admin: "127.0.0.1:0"}
 admin: {token: {env: EXTAUTHZ_TEST_ADMIN_TOKEN}}
 %s
 resources:
@@ -75,7 +81,7 @@ resources:
     resource: %q
     authorization_servers: [{issuer: %q, jwks_uri: %q}]
     required_scopes: ["mcp:tools"]
-`, cacheSection, sharedResource, iss.Issuer(), iss.JWKSURL())))
+`, top, sharedResource, iss.Issuer(), iss.JWKSURL())))
 	if err != nil {
 		t.Fatal(err)
 	}

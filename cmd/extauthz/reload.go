@@ -216,6 +216,7 @@ func restartRequired(old, cur *config.Config) []string {
 	check("upstream.token_cache_entries", old.Upstream.TokenCacheEntries, cur.Upstream.TokenCacheEntries)
 	check("dpop", old.DPoP, cur.DPoP)
 	check("revocation", old.Revocation, cur.Revocation)
+	check("ssf", old.SSF, cur.SSF)
 	sort.Strings(out)
 	return out
 }

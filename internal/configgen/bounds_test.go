@@ -135,6 +135,10 @@ func TestValidateEnforcesSchemaBounds(t *testing.T) {
 		if strings.HasPrefix(p.path, "resources[0].authorization_servers[0].introspection.") {
 			set(doc, "resources[0].authorization_servers[0].token_mode", "auto")
 		}
+		if strings.HasPrefix(p.path, "ssf.transmitters[0].") {
+			set(doc, "ssf.audience", "https://gateway.example.com/ssf")
+			set(doc, "ssf.transmitters[0].issuer", "https://idp.example.com")
+		}
 		v := p.value
 		if f, ok := v.(float64); ok && f == float64(int64(f)) {
 			v = int64(f) // an integer key must be written as one

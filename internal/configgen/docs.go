@@ -21,7 +21,8 @@ import (
 // sections of their own; a secret is one row.
 var docSections = []string{".", "listen", "cache", "cache.redis", "admin", "grpc", "runtime", "jwks", "tokens", "upstream",
 	"log", "mcp", "login", "resources[]", "resources[].cors", "resources[].login", "resources[].public[]",
-	"resources[].rules[]", "resources[].authorization_servers[]"}
+	"resources[].rules[]", "resources[].authorization_servers[]",
+	"ssf", "ssf.transmitters[]"}
 
 func isSection(path string) bool {
 	for _, s := range docSections {

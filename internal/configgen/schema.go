@@ -164,6 +164,7 @@ resources:
 		return nil, err
 	}
 	c.Resources[0].Rules = []config.Rule{{}}
+	c.SSF.Transmitters = []config.SSFTransmitter{{}}
 	c.ApplyDefaults()
 	return c, nil
 }

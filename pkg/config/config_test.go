@@ -98,7 +98,13 @@ func defaultsWith(rs ...Resource) *Config {
 		Revocation: Revocation{MaxTokenLifetime: dur("24h"), SyncInterval: dur("1m")},
 		Log:        Log{Level: "info", Format: "json", Audit: Audit{Enabled: ptr(true), AllowSampleRate: 1}},
 		Resources:  rs,
+		SSF:        ssfDefaults(),
 	}
+}
+
+// ssfDefaults are the documented defaults of the ssf section.
+func ssfDefaults() SSF {
+	return SSF{Path: "/ssf/events", MaxAge: dur("1h"), Leeway: dur("1m"), MaxBytes: 65536}
 }
 
 // redisDefaults are the documented defaults of cache.redis.
@@ -200,6 +206,26 @@ func TestLoadValid(t *testing.T) {
 					SubjectHeader:  "x-user", // lower-cased
 					ClientIDHeader: "x-client", ScopesHeader: "x-scope",
 					StripAuthorization: ptr(false), TokenCacheEntries: 100000,
+				},
+				SSF: SSF{
+					Path: "/signals/push", Audience: "https://gateway.example.com/ssf",
+					MaxAge: dur("30m"), Leeway: 0, MaxBytes: 8192,
+					Transmitters: []SSFTransmitter{
+						{
+							Issuer: "https://idp.example.com", ConfigurationURL: "https://idp.example.com/ssf/config",
+							PushToken: Secret{Env: "SSF_PUSH_TOKEN"}, Algorithms: []string{"RS256"},
+							SubjectClaims: SSFSubjectClaims{Email: "upn", Opaque: "sid"},
+							TokenIssuer:   "https://auth.example.com/realms/mcp",
+							Poll:          SSFPoll{Interval: dur("30s"), MaxEvents: 100},
+						},
+						{
+							Issuer: "https://signals.example.net/tenant/7", JWKSURI: "https://signals.example.net/keys",
+							Algorithms:    []string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA"},
+							SubjectClaims: SSFSubjectClaims{Email: "email", Opaque: "sub"},
+							Poll: SSFPoll{Endpoint: "https://signals.example.net/poll/7", Token: Secret{File: "/run/secrets/ssf-poll-token"},
+								Interval: dur("10s"), MaxEvents: 500},
+						},
+					},
 				},
 				Unmatched:  "allow",
 				DPoP:       DPoPShared{NonceLifetime: dur("5m"), Leeway: dur("5s"), ReplayEntries: 1000000},
@@ -402,6 +428,30 @@ resources[0].dpop.max_age: must be at most 10m (a proof is for one request)
 resources[0].dpop.htu_origin: must not have a path (only scheme://host[:port])
 resources[0].dpop.htu_origin: must not have a query
 resources[1].dpop: sets nonce or htu_origin with mode off (they apply to DPoP requests only)`},
+		{"invalid-ssf.yaml", `
+ssf.audience: is required when transmitters are listed
+ssf.path: must not be a path the HTTP listener serves otherwise (/.well-known/, /authz/, /healthz, /readyz)
+ssf.max_age: must be at most 24h
+ssf.leeway: must be between 0s and 5m
+ssf.max_bytes: must be between 1024 and 1048576 (1 MiB)
+ssf.transmitters: are listed but listen.http is off (the push endpoint is on the HTTP listener)
+ssf.transmitters[0].issuer: must be an absolute https URL (http is allowed only for localhost and loopback addresses)
+ssf.transmitters[0].configuration_url: is not read when jwks_uri is set (set one)
+ssf.transmitters[0].push_token: set env or file, not both
+ssf.transmitters[0].algorithms[0]: "HS256" is not supported (use one of RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, ES512, EdDSA)
+ssf.transmitters[0].subject_claims.email: must not be empty
+ssf.transmitters[0].token_issuer: must be the issuer of one of the resources' authorization_servers
+ssf.transmitters[1].issuer: must be an absolute https URL (http is allowed only for localhost and loopback addresses)
+ssf.transmitters[1].issuer: is also ssf.transmitters[0]'s
+ssf.transmitters[1].poll.token: is set but poll.endpoint is not
+ssf.transmitters[1].poll.interval: must be at most 1h
+ssf.transmitters[1].poll.max_events: must be between 1 and 1000
+ssf.transmitters[2].issuer: required
+ssf.transmitters[2].jwks_uri: must not have a query
+ssf.transmitters[2].poll.endpoint: must be an absolute https URL (http is allowed only for localhost and loopback addresses)`},
+		{"invalid-ssf-audience.yaml", `
+ssf.audience: is set but no transmitters are listed
+ssf.path: "/oauth/login" is a login path`},
 		{"invalid-upstream-token.yaml", `
 resources[0].upstream_token.client_id: is required when mode is set
 resources[0].upstream_token.private_key: is required with auth_method private_key_jwt

@@ -78,6 +78,18 @@ const (
 	defaultRevocationSyncInterval = time.Minute
 )
 
+// Defaults of the ssf section.
+const (
+	defaultSSFPath          = "/ssf/events"
+	defaultSSFMaxAge        = time.Hour
+	defaultSSFLeeway        = time.Minute
+	defaultSSFMaxBytes      = 64 << 10
+	defaultSSFEmailClaim    = "email"
+	defaultSSFOpaqueClaim   = "sub"
+	defaultSSFPollInterval  = 30 * time.Second
+	defaultSSFPollMaxEvents = 100
+)
+
 // defaultDPoPAlgorithms are the proof algorithms accepted by default: those
 // clients use (ES256 above all), none that is slow to verify (ES512) or
 // rare (RS384/512, PS384/512).
@@ -179,6 +191,26 @@ func (c *Config) ApplyDefaults() {
 
 	for i := range c.Resources {
 		c.Resources[i].applyDefaults(c, fmt.Sprintf("resources[%d]", i))
+	}
+	c.SSF.applyDefaults(c)
+}
+
+// applyDefaults fills the ssf section and each transmitter's settings.
+func (s *SSF) applyDefaults(c *Config) {
+	orDefault(c, "ssf.path", &s.Path, defaultSSFPath)
+	orDefault(c, "ssf.max_age", &s.MaxAge, Duration(defaultSSFMaxAge))
+	orDefault(c, "ssf.leeway", &s.Leeway, Duration(defaultSSFLeeway))
+	orDefault(c, "ssf.max_bytes", &s.MaxBytes, defaultSSFMaxBytes)
+	for i := range s.Transmitters {
+		t := &s.Transmitters[i]
+		p := fmt.Sprintf("ssf.transmitters[%d]", i)
+		if len(t.Algorithms) == 0 && !c.written[p+".algorithms"] {
+			t.Algorithms = defaultAlgorithms()
+		}
+		orDefault(c, p+".subject_claims.email", &t.SubjectClaims.Email, defaultSSFEmailClaim)
+		orDefault(c, p+".subject_claims.opaque", &t.SubjectClaims.Opaque, defaultSSFOpaqueClaim)
+		orDefault(c, p+".poll.interval", &t.Poll.Interval, Duration(defaultSSFPollInterval))
+		orDefault(c, p+".poll.max_events", &t.Poll.MaxEvents, defaultSSFPollMaxEvents)
 	}
 }
 

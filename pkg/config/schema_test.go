@@ -84,6 +84,8 @@ resources:
 	}
 	// A rule with nothing written, so that the walk sees its defaults.
 	c.Resources[0].Rules = []Rule{{}}
+	// A transmitter with nothing written, likewise.
+	c.SSF.Transmitters = []SSFTransmitter{{}}
 	c.ApplyDefaults()
 	walkSchema(t, root, root, "", reflect.ValueOf(c).Elem())
 }
@@ -128,9 +130,9 @@ func walkSchema(t *testing.T, root, node jsonSchema, path string, v reflect.Valu
 			}
 			def, hasDefault := prop["default"]
 			switch {
-			case kp == "resources[].rules":
-				// The test adds a rule (to see a rule's defaults), so the
-				// list is not its default here.
+			case kp == "resources[].rules", kp == "ssf.transmitters":
+				// The test adds a rule and a transmitter (to see their
+				// defaults), so the lists are not their defaults here.
 			case hasDefault:
 				checkDefault(t, kp, def, v.Field(i))
 			case slices.Contains(required, any(key)), derivedDefault(kp):

@@ -45,6 +45,9 @@ type Config struct {
 	JWKS JWKS `yaml:"jwks"`
 	// JWT acceptance rules shared by all issuers.
 	Tokens Tokens `yaml:"tokens"`
+	// The Shared Signals receiver: security events pushed by identity providers
+	// revoke users' and sessions' tokens ([Shared Signals](ssf.md)).
+	SSF SSF `yaml:"ssf"`
 	// What an allowed request carries to the MCP server. Header names are
 	// lower-cased; they may not be pseudo-headers, authorization, cookie, host,
 	// content-length, transfer-encoding or hop-by-hop headers, and must differ
@@ -335,6 +338,85 @@ type Tokens struct {
 	// Accepted JWS algorithms; `ES512` may be added. `none` and `HS256/384/512`
 	// are never accepted.
 	Algorithms []string `yaml:"algorithms" schema:"minItems=1,unique,items.enum=RS256|RS384|RS512|PS256|PS384|PS512|ES256|ES384|ES512|EdDSA"`
+}
+
+// SSF configures the Shared Signals Framework receiver (OpenID SSF 1.0): the
+// RFC 8935 endpoint on the HTTP listener to which transmitters push Security
+// Event Tokens, each turned into a revocation. See [Shared Signals](ssf.md).
+type SSF struct {
+	// Path of the push endpoint on the HTTP listener: the endpoint the streams
+	// are configured with at the transmitters (`public_url` + `path`).
+	Path string `yaml:"path"`
+	// The `aud` every SET must carry: the audience the streams are configured
+	// with at the transmitters. Required when transmitters are listed.
+	Audience string `yaml:"audience"`
+	// A SET issued longer ago is refused; each `jti` is remembered this long
+	// plus `leeway` (in Redis when configured). At most `24h`. A transmitter
+	// retrying a SET the gateway answered 503 must retry within it.
+	MaxAge Duration `yaml:"max_age"`
+	// Clock skew allowed on a SET's `iat` and `exp`. At most `5m`; `0s` for
+	// none.
+	Leeway Duration `yaml:"leeway"`
+	// Largest push body, 1024 to 1048576; a larger one is refused (400
+	// `invalid_request`).
+	MaxBytes int `yaml:"max_bytes" schema:"min=1024,max=1048576"`
+	// The transmitters whose SETs are accepted. None: the receiver is off.
+	Transmitters []SSFTransmitter `yaml:"transmitters"`
+}
+
+// SSFTransmitter is one transmitter of Security Event Tokens.
+type SSFTransmitter struct {
+	// Compared exactly with the SETs' `iss`. https (http for loopback only),
+	// no query or fragment.
+	Issuer string `yaml:"issuer" schema:"required,format=uri"`
+	// The transmitter's configuration document, from which `jwks_uri` is read.
+	// Empty: `/.well-known/ssf-configuration` inserted between the issuer's host
+	// and path. Not read when `jwks_uri` is set.
+	ConfigurationURL string `yaml:"configuration_url" doctype:"URL" docdefault:"'\"\"' (well-known)"`
+	// The transmitter's JWKS. Empty: from its configuration document.
+	JWKSURI string `yaml:"jwks_uri" doctype:"URL" docdefault:"'\"\"' (discovered)"`
+	// The bearer token the transmitter's pushes carry in `Authorization` (set
+	// on the stream at the transmitter): `{env: NAME}` or `{file: PATH}`.
+	// Unset: its pushes need none; a push carrying another transmitter's token
+	// is refused either way.
+	PushToken Secret `yaml:"push_token"`
+	// Accepted JWS algorithms of its SETs. `none` and `HS256/384/512` are never
+	// accepted.
+	Algorithms []string `yaml:"algorithms" schema:"minItems=1,unique,items.enum=RS256|RS384|RS512|PS256|PS384|PS512|ES256|ES384|ES512|EdDSA"`
+	// Which claim of the resources' tokens its subject identifiers (RFC 9493)
+	// name. `iss_sub` names `iss` and `sub`; a session its `sid`.
+	SubjectClaims SSFSubjectClaims `yaml:"subject_claims"`
+	// The `iss` of the tokens its events revoke, one of the
+	// `authorization_servers`. Empty: tokens of every issuer whose subject (or
+	// email, or session) matches. An `iss_sub` subject names its own issuer.
+	TokenIssuer string `yaml:"token_issuer" doctype:"URL" docdefault:"'\"\"' (every issuer)"`
+	// Polling (RFC 8936), for a gateway the transmitter cannot push to. Its
+	// pushes are received either way.
+	Poll SSFPoll `yaml:"poll"`
+}
+
+// SSFPoll configures polling a transmitter's stream (RFC 8936).
+type SSFPoll struct {
+	// The stream's polling endpoint. Empty: not polled.
+	Endpoint string `yaml:"endpoint" doctype:"URL"`
+	// The bearer token the polls carry in `Authorization`: `{env: NAME}` or
+	// `{file: PATH}`.
+	Token Secret `yaml:"token"`
+	// Wait after a poll that brought nothing to answer; polled again at once
+	// while there are acknowledgements to send. At most `1h`.
+	Interval Duration `yaml:"interval"`
+	// SETs asked for by one poll, 1 to 1000.
+	MaxEvents int `yaml:"max_events" schema:"min=1,max=1000"`
+}
+
+// SSFSubjectClaims maps a transmitter's subject identifiers to token claims.
+type SSFSubjectClaims struct {
+	// The claim an `email` identifier is compared with (exactly). The tokens
+	// must carry it.
+	Email string `yaml:"email" schema:"minLength=1"`
+	// The claim an `opaque` identifier is compared with: `sub`, `sid`,
+	// `client_id` or another claim the tokens carry.
+	Opaque string `yaml:"opaque" schema:"minLength=1"`
 }
 
 // Upstream says what an allowed request carries to the MCP server.

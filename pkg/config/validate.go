@@ -60,6 +60,7 @@ func (c *Config) Validate() error {
 	c.validateUpstreamTokens(&ch)
 	c.validateDPoP(&ch)
 	c.Revocation.validate(&ch)
+	c.validateSSF(&ch)
 	errs := mergeTagErrors(checkTags(c), ch.errs)
 	if len(errs) == 0 {
 		return nil

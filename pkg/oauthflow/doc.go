@@ -1,10 +1,21 @@
-// Package oauthflow runs the OAuth flows the gateway takes part in as a client, on its HTTP
-// listener: the browser login (the OAuth 2.1 authorization-code flow with PKCE, as the
-// gateway's confidential client), its callback and logout, the sealed login state that ties a
-// callback to the browser that started it, and the sessions that keep a signed-in browser's
-// tokens server-side. People can thus sign in to a protected resource without the resource
-// knowing anything about OAuth; a browser carries only a random session id in a cookie. The
-// OAuth facade will build on this package.
+// Package oauthflow runs the OAuth flows the gateway takes part in on its HTTP listener, as a
+// client of the identity provider and, for the OAuth facade, as the MCP clients'
+// authorization server in front of it. As a client: the browser login (the OAuth 2.1
+// authorization-code flow with PKCE, as the gateway's confidential client), its callback and
+// logout, the sealed login state that ties a callback to the browser that started it, and the
+// sessions that keep a signed-in browser's tokens server-side. People can thus sign in to a
+// protected resource without the resource knowing anything about OAuth; a browser carries
+// only a random session id in a cookie.
+//
+// The OAuth facade (issue #22, docs/oauth-facade.md) is built here in parts that need no
+// browser: its RFC 8414 metadata ([FacadeMetadata]), RFC 7591 registration of public
+// clients ([Registration]), Client ID Metadata Documents fetched safely ([ClientDocuments]),
+// one lookup for both ([ClientResolver.ResolveClient]), the access tokens it mints and their
+// key set ([TokenSigner]), and its storage ([FacadeStore]: registered clients, single-use
+// codes, rotating refresh-token families; see Facade storage). Its authorize, consent,
+// callback, token and revocation endpoints, its configuration and its wiring are not built
+// yet. It is not for verifying tokens (pkg/token) nor for the resource's own metadata
+// (pkg/metadata).
 //
 // [Handler] serves the endpoints and, for the authorization engine, turns a request's session
 // cookie into the access token it holds ([Handler.AccessToken]), strips the cookie from what
@@ -214,7 +225,28 @@
 //
 // Errors never contain tokens, ids, states, lock names or key material.
 //
+// # Facade storage
+//
+// A [FacadeStore] keeps the facade's records in Redis (standalone, Sentinel or Cluster) or in
+// process, each sealed like a session (AES-256-GCM under the [Key], the storage key as
+// additional data: a record moved to another key, or written without the key, does not open;
+// a Redis writer cannot forge a client, a code or a refresh family), under
+//
+//	extauthz:v1:{fclient}:<hex SHA-256 of the client id>   registered clients
+//	extauthz:v1:{fclient}:index                           their expiries (a sorted set)
+//	extauthz:v1:fcode:<hex SHA-256 of the code>            authorization codes
+//	extauthz:v1:ffamily:<hex SHA-256 of the family id>     refresh families
+//
+// Clients and their index share a hash tag, so that registering one counts the live ones in
+// one script on a Cluster too; MaxClients bounds them in both backends. A client lives
+// ClientTTL after its registration or last use. A code lives at most 60 seconds and is taken
+// with GETDEL, so it is spent by its first redemption on any replica. A refresh family is
+// rotated by a compare-and-swap of its sealed record. The in-process store bounds codes and
+// families together with MaxEntries ([ErrFull]).
+//
 // The package is over ~1,500 lines because it holds three flows (sign-in, callback, sign-out),
 // the session store in two backends (memory, Redis) and the session's access token with its
-// refresh, which share one Handler and one sealed-cookie key; about 200 of its lines are this documentation.
+// refresh, which share one Handler and one sealed-cookie key, and the facade's parts, which
+// will share the provider client, state and callback with the sign-in; about 230 of its lines
+// are this documentation.
 package oauthflow

@@ -3,8 +3,6 @@ package oauthflow
 import (
 	"bytes"
 	"context"
-	"crypto/aes"
-	"crypto/cipher"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
@@ -119,7 +117,7 @@ type StoreOptions struct {
 // Store seals login states, and keeps sessions, markers of completed sign-ins and refresh
 // locks, in Redis or in process. It is safe for concurrent use.
 type Store struct {
-	aead cipher.AEAD
+	seal *sealer
 	b    backend
 	mem  *memory // the in-process backend; nil with Redis
 }
@@ -157,15 +155,11 @@ func NewStore(o StoreOptions) (*Store, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	block, err := aes.NewCipher(o.Key[:])
+	sl, err := newSealer(o.Key)
 	if err != nil {
-		return nil, fmt.Errorf("session: %w", err) // names only the key's size
+		return nil, err
 	}
-	aead, err := cipher.NewGCMWithRandomNonce(block)
-	if err != nil {
-		return nil, fmt.Errorf("session: %w", err)
-	}
-	s := &Store{aead: aead}
+	s := &Store{seal: sl}
 	if o.Redis != nil {
 		s.b = newRedisBackend(o.Redis, o.Timeout)
 	} else {
@@ -179,33 +173,6 @@ func NewStore(o StoreOptions) (*Store, error) {
 func storageKey(prefix, id string) string {
 	sum := sha256.Sum256([]byte(id))
 	return prefix + hex.EncodeToString(sum[:])
-}
-
-// seal encrypts v's JSON for the entry at key.
-func (s *Store) seal(key string, v any) ([]byte, error) {
-	pt, err := json.Marshal(v)
-	if err != nil {
-		return nil, errors.New("session: encoding entry") // json's error could quote a value
-	}
-	ct := s.aead.Seal(nil, nil, pt, []byte(key)) //nolint:gosec // NewGCMWithRandomNonce draws the nonce itself
-	clear(pt)
-	return ct, nil
-}
-
-// open decrypts the entry at key into v; any failure is ErrCorrupt.
-func (s *Store) open(key string, ct []byte, v any) error {
-	pt, err := s.aead.Open(nil, nil, ct, []byte(key))
-	if err != nil {
-		return ErrCorrupt
-	}
-	err = json.Unmarshal(pt, v)
-	clear(pt)
-	if err != nil {
-		// Authentic but not decodable: written by something else with this key. The same to
-		// the caller, who ends the session.
-		return ErrCorrupt
-	}
-	return nil
 }
 
 // checkPut validates what Put is given.
@@ -245,7 +212,7 @@ func (s *Store) SealState(state string, st *LoginState) (string, error) {
 	if err := enc.Encode(&rec); err != nil {
 		return "", errors.New("session: encoding state") // json's error could quote a value
 	}
-	ct := s.aead.Seal(nil, nil, bytes.TrimSuffix(pt.Bytes(), []byte("\n")), []byte(storageKey(statePrefix, state))) //nolint:gosec // NewGCMWithRandomNonce draws the nonce itself
+	ct := s.seal.sealBytes(storageKey(statePrefix, state), bytes.TrimSuffix(pt.Bytes(), []byte("\n")))
 	clear(pt.Bytes())
 	return base64.RawURLEncoding.EncodeToString(ct), nil
 }
@@ -263,7 +230,7 @@ func (s *Store) OpenState(state, sealed string, now time.Time) (*LoginState, err
 		return nil, ErrCorrupt
 	}
 	var rec stateRecord
-	if err := s.open(storageKey(statePrefix, state), ct, &rec); err != nil {
+	if err := s.seal.openJSON(storageKey(statePrefix, state), ct, &rec); err != nil {
 		return nil, err
 	}
 	st := &LoginState{
@@ -314,7 +281,7 @@ func (s *Store) Put(ctx context.Context, id string, sess *Session, ttl time.Dura
 	}
 	key := storageKey(sessionPrefix, id)
 	rec := sessionRecord(*sess)
-	val, err := s.seal(key, &rec)
+	val, err := s.seal.sealJSON(key, &rec)
 	if err != nil {
 		return err
 	}
@@ -337,7 +304,7 @@ func (s *Store) Get(ctx context.Context, id string) (*Session, bool, error) {
 		return nil, false, err
 	}
 	var rec sessionRecord
-	if err := s.open(key, val, &rec); err != nil {
+	if err := s.seal.openJSON(key, val, &rec); err != nil {
 		return nil, false, err
 	}
 	sess := Session(rec)

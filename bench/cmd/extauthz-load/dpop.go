@@ -149,16 +149,26 @@ func (d *dpopClient) proof(dst []byte, now time.Time) []byte {
 	dst = append(dst, d.header...)
 	dst = append(dst, '.')
 	dst = base64.RawURLEncoding.AppendEncode(dst, c)
-	digest := sha256.Sum256(dst[start:])
-	r, s, err := ecdsa.Sign(rand.Reader, d.key, digest[:])
+	sig, err := signES256(d.key, dst[start:])
 	if err != nil {
 		panic(err) // the system's random source failed: nothing sensible to send
 	}
-	var sig [64]byte // JWS ES256: R || S, 32 bytes each (RFC 7518 §3.4)
-	r.FillBytes(sig[:32])
-	s.FillBytes(sig[32:])
 	dst = append(dst, '.')
 	return base64.RawURLEncoding.AppendEncode(dst, sig[:])
+}
+
+// signES256 is the JWS ES256 signature of a signing input: R || S, 32
+// bytes each (RFC 7518 §3.4), over its SHA-256 digest.
+func signES256(key *ecdsa.PrivateKey, input []byte) ([64]byte, error) {
+	var sig [64]byte
+	digest := sha256.Sum256(input)
+	r, s, err := ecdsa.Sign(rand.Reader, key, digest[:])
+	if err != nil {
+		return sig, err
+	}
+	r.FillBytes(sig[:32])
+	s.FillBytes(sig[32:])
+	return sig, nil
 }
 
 // proofPool is a batch of requests, each carrying its own proof; its

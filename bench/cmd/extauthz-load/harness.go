@@ -31,11 +31,12 @@ const (
 	scIntroHit      = "introspection-hit"
 	scWS10k         = "ws-10k"
 	scWS1m          = "ws-1m"
+	scRevocation    = "revocation"
 	scExternal      = "external"
 )
 
 // allScenarios is "all", in the order they run; ws-1m only with "all+1m".
-var allScenarios = []string{scFloor, scHit, scHitUpstream, scDPoP, scRedis, scFullRS256, scFullES256, scIntrospection, scIntroHit, scWS10k}
+var allScenarios = []string{scFloor, scHit, scHitUpstream, scDPoP, scRedis, scFullRS256, scFullES256, scIntrospection, scIntroHit, scWS10k, scRevocation}
 
 var knownScenarios = append(append([]string(nil), allScenarios...), scWS1m, scExternal)
 
@@ -59,6 +60,9 @@ type Options struct {
 	WS10kTokens     int // working set of ws-10k
 	WS1mTokens      int // working set of ws-1m
 	WarmTokens      int // distinct tokens that warm a server before a full-* run
+
+	Revocations      int // session-revoked SETs pushed per revocation run
+	RevocationTokens int // working set of the revocation scenario: users, each with a session
 
 	IntrospectDelay time.Duration // the local introspection endpoint's fixed service time
 
@@ -132,6 +136,12 @@ type Result struct {
 	// Verified is the answers checked in full (pattern.verify) and found
 	// right during the measured run.
 	Verified int
+	// Expected is the refusals pattern.expected expected (revocation: of a
+	// token revoked while its Check was in flight); not errors.
+	Expected int
+	// Revocation is what the revocation scenario's run measured beside
+	// the load; nil for the others.
+	Revocation *revocationRun
 	// RawVerify is the CPU µs of one raw ecdsa.VerifyASN1 (P-256) in this
 	// tool, timed right before the run (dpop); < 0 n/a.
 	RawVerify float64
@@ -172,6 +182,7 @@ type harness struct {
 	in      *introspectionServer
 	ex      *exchangeServer // hit-upstream's token endpoint
 	dp      *dpopClient     // dpop's client: its key, bound token and proofs
+	tr      *transmitter    // revocation's Shared Signals transmitter
 	opaque  []byte          // the request of introspection-hit's one opaque token
 	hitTok  string
 	hitReq  []byte
@@ -180,6 +191,9 @@ type harness struct {
 	lat     []time.Duration
 	clk     float64 // clock ticks per second
 	haveRed bool
+
+	// revTokens is revocation's working set, with each token's session.
+	revTokens *revocationTokens
 }
 
 func (h *harness) progress(format string, args ...any) {
@@ -192,7 +206,7 @@ func (h *harness) progress(format string, args ...any) {
 func needsServer(scs []string) bool {
 	for _, s := range scs {
 		switch s {
-		case scHit, scHitUpstream, scDPoP, scRedis, scFullRS256, scFullES256, scIntrospection, scIntroHit, scWS10k, scWS1m:
+		case scHit, scHitUpstream, scDPoP, scRedis, scFullRS256, scFullES256, scIntrospection, scIntroHit, scWS10k, scWS1m, scRevocation:
 			return true
 		}
 	}
@@ -258,6 +272,14 @@ func (o *Options) Validate() error {
 	def(&o.WS10kTokens, 10_000)
 	def(&o.WS1mTokens, 1_000_000)
 	def(&o.WarmTokens, 200)
+	def(&o.Revocations, 200)
+	def(&o.RevocationTokens, 5_000)
+	if o.Revocations > 10_000 {
+		return fmt.Errorf("--revocations: %d is not in 1..10,000", o.Revocations)
+	}
+	if 2*o.Revocations > o.RevocationTokens {
+		return fmt.Errorf("--revocation-tokens: %d tokens for %d revocations: at least twice as many are needed, so that the load keeps most of its working set", o.RevocationTokens, o.Revocations)
+	}
 	if o.Wait <= 0 {
 		o.Wait = 2 * time.Minute
 	}
@@ -328,11 +350,14 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		if h.ex != nil {
 			h.ex.close()
 		}
+		if h.tr != nil {
+			h.tr.close()
+		}
 		_ = os.RemoveAll(h.dir)
 		rep.Machine.LoadEnd = loadAvg()
 		rep.Elapsed = time.Since(rep.Started)
 	}()
-	if contains(o.Scenarios, scRedis) {
+	if contains(o.Scenarios, scRedis) || contains(o.Scenarios, scRevocation) {
 		if rv := redisproc.Version(""); rv != "" {
 			h.haveRed = true
 			rep.Machine.Redis = rv
@@ -375,6 +400,13 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		h.progress("starting the RFC 8693 token endpoint on loopback")
 		if h.ex, err = startExchange(h.dir); err != nil {
 			return rep, fmt.Errorf("token endpoint: %w", err)
+		}
+	}
+
+	if contains(o.Scenarios, scRevocation) {
+		h.progress("starting the Shared Signals transmitter on loopback")
+		if h.tr, err = startTransmitter(); err != nil {
+			return rep, fmt.Errorf("transmitter: %w", err)
 		}
 	}
 
@@ -446,6 +478,8 @@ func scenarioTitle(name string, h *harness) string {
 		return fmt.Sprintf("ws-10k — %s distinct RS256 tokens, warmed, at random: cache hits on a large working set", thousands(h.o.WS10kTokens))
 	case scWS1m:
 		return fmt.Sprintf("ws-1m — %s distinct ES256 tokens, warmed, at random: cache hits and the memory they take", thousands(h.o.WS1mTokens))
+	case scRevocation:
+		return fmt.Sprintf("revocation — two replicas sharing their own redis-server, B under load on %s RS256 tokens of distinct users and sessions, warmed: a CAEP session-revoked SET pushed to A, the delay until B refuses that session's cached token", thousands(h.o.RevocationTokens))
 	case scExternal:
 		return "external — the ext_authz server at " + h.o.Addr
 	}
@@ -519,9 +553,31 @@ func (h *harness) startExtauthzWith(ctx context.Context, redisURL string, maxEnt
 // authorization server as well; unless ex is nil, it mints its upstream
 // credential at that token endpoint; unless dp is nil, it accepts DPoP.
 func extauthzConfig(grpcAddr string, issuers []*issuer, in *introspectionServer, ex *exchangeServer, dp *dpopClient, redisURL string, maxEntries int) string {
+	return serverConfig(configSpec{grpc: grpcAddr, issuers: issuers, in: in, ex: ex, dp: dp, redisURL: redisURL, maxEntries: maxEntries})
+}
+
+// configSpec is what a generated policy file says; see extauthzConfig.
+type configSpec struct {
+	grpc       string
+	http       string // the HTTP listener's address; "": off
+	issuers    []*issuer
+	in         *introspectionServer
+	ex         *exchangeServer
+	dp         *dpopClient
+	tr         *transmitter // unless nil, an ssf section trusting it to revoke issuers[0]'s tokens
+	redisURL   string
+	maxEntries int
+}
+
+func serverConfig(c configSpec) string {
+	grpcAddr, issuers, in, ex, dp, redisURL, maxEntries := c.grpc, c.issuers, c.in, c.ex, c.dp, c.redisURL, c.maxEntries
+	httpAddr := c.http
+	if httpAddr == "" {
+		httpAddr = "off"
+	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "# generated by extauthz-load\n")
-	fmt.Fprintf(&b, "listen: {grpc: %q, http: \"off\", admin: \"off\"}\n", grpcAddr)
+	fmt.Fprintf(&b, "listen: {grpc: %q, http: %q, admin: \"off\"}\n", grpcAddr, httpAddr)
 	// Audit lines off: the figures are the decision path's; docs/benchmarks.md
 	// gives the cost of an audit line separately.
 	fmt.Fprintf(&b, "log: {level: warn, format: json, audit: {enabled: false}}\n")
@@ -542,6 +598,9 @@ func extauthzConfig(grpcAddr string, issuers []*issuer, in *introspectionServer,
 	}
 	if dp != nil {
 		b.WriteString(dp.config())
+	}
+	if c.tr != nil {
+		b.WriteString(c.tr.config(issuers[0].Issuer()))
 	}
 	return b.String()
 }
@@ -585,6 +644,13 @@ type measurement struct {
 	isRedis string               // redis-server address, to count its hits
 	in      *introspectionServer // introspection endpoint, to count its calls
 	ex      *exchangeServer      // token endpoint, to count its calls
+	// duration replaces --duration for the measured part (0: --duration).
+	duration time.Duration
+	// during, when set, runs beside the measured part: started as it
+	// starts, told when it will end at the latest; the part ends when
+	// during returns (stop says why), and is read only after that.
+	during func(ctx context.Context, end time.Time)
+	stop   string
 }
 
 // measure warms the server as described, then measures one run and files it.
@@ -650,10 +716,31 @@ func (h *harness) measure(ctx context.Context, m measurement) (*Result, error) {
 	if m.in != nil {
 		inactive0, refused0 = m.in.inactive.Load(), m.in.refused.Load()
 	}
-	h.progress("%s: %s c=%d: measuring for up to %v", m.sc.Name, m.target, m.conc, h.o.Duration)
-	res := h.drive(ctx, m.conn, m.conc, h.o.Duration, h.o.MaxRequests, m.pat,
+	dur := h.o.Duration
+	if m.duration > 0 {
+		dur = m.duration
+	}
+	var (
+		stop       chan struct{}
+		duringCtx  context.Context
+		duringStop context.CancelFunc
+	)
+	if m.during != nil {
+		stop = make(chan struct{})
+		duringCtx, duringStop = context.WithCancel(ctx)
+		defer duringStop()
+	}
+	h.progress("%s: %s c=%d: measuring for up to %v", m.sc.Name, m.target, m.conc, dur)
+	res := h.driveUntil(ctx, m.conn, m.conc, dur, h.o.MaxRequests, m.pat,
 		func() {
 			read(&cpu0, &idle0, &steal0, &procs0)
+			if m.during != nil {
+				end := time.Now().Add(dur)
+				go func() {
+					defer close(stop)
+					m.during(duringCtx, end)
+				}()
+			}
 			if m.in != nil {
 				calls0, conns0 = m.in.calls.Load(), m.in.conns.Load()
 			}
@@ -662,6 +749,10 @@ func (h *harness) measure(ctx context.Context, m measurement) (*Result, error) {
 			}
 		},
 		func() {
+			if m.during != nil {
+				duringStop()
+				<-stop
+			}
 			read(&cpu1, &idle1, &steal1, &procs1)
 			if m.in != nil {
 				calls1, conns1 = m.in.calls.Load(), m.in.conns.Load()
@@ -669,9 +760,9 @@ func (h *harness) measure(ctx context.Context, m measurement) (*Result, error) {
 			if m.ex != nil {
 				exEnd = m.ex.calls.Load()
 			}
-		})
+		}, stop, m.stop)
 	r.Requests, r.Elapsed, r.Errors, r.ErrSample, r.Stop = res.requests, res.elapsed, res.errors, res.errSample, res.stop
-	r.Verified = res.verified
+	r.Verified, r.Expected = res.verified, res.expected
 	if res.elapsed > 0 {
 		r.Throughput = float64(res.requests) / res.elapsed.Seconds()
 	}
@@ -741,8 +832,13 @@ func (h *harness) measure(ctx context.Context, m measurement) (*Result, error) {
 
 // drive runs one load on conn, reusing the latency buffer.
 func (h *harness) drive(ctx context.Context, conn *grpc.ClientConn, conc int, d time.Duration, maxReq int, pat pattern, onStart, onEnd func()) loadResult {
+	return h.driveUntil(ctx, conn, conc, d, maxReq, pat, onStart, onEnd, nil, "")
+}
+
+// driveUntil is drive that also ends when stop, unless nil, is closed.
+func (h *harness) driveUntil(ctx context.Context, conn *grpc.ClientConn, conc int, d time.Duration, maxReq int, pat pattern, onStart, onEnd func(), stop <-chan struct{}, reason string) loadResult {
 	l := &load{conn: conn, concurrency: conc, duration: d, maxRequests: maxReq, pat: pat, lat: h.lat, onStart: onStart, onEnd: onEnd,
-		decodeMessages: h.o.DecodeMessages}
+		decodeMessages: h.o.DecodeMessages, stop: stop, stopReason: reason}
 	res := l.run(ctx)
 	if cap(l.lat) <= 2*h.o.MaxRequests { // keep the buffer unless a huge warm pass grew it
 		h.lat = l.lat
@@ -787,6 +883,9 @@ func (h *harness) scenario(ctx context.Context, sc *Scenario, round int) error {
 
 	case scDPoP:
 		return h.dpopScenario(ctx, sc, round)
+
+	case scRevocation:
+		return h.revocationScenario(ctx, sc)
 
 	case scFloor:
 		for _, c := range h.o.Concurrency {

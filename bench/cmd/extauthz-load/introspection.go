@@ -156,5 +156,5 @@ func (s *introspectionServer) config() string {
 
 // opaqueSet mints n opaque tokens and builds their requests on every core.
 func opaqueSet(ctx context.Context, s *introspectionServer, n int) (*tokenSet, error) {
-	return buildSet(ctx, "opaque", n, func() (string, error) { return s.mint(), nil })
+	return buildSet(ctx, "opaque", n, func(int) (string, error) { return s.mint(), nil })
 }

@@ -169,6 +169,13 @@ type pattern struct {
 	// it are decoded in full and given to it; an error counts as the
 	// Check's.
 	verify func(*authv3.CheckResponse) error
+	// skip, when set, says request i is not to be sent any more: a Check
+	// picking it at random picks again (at least one request must stay).
+	skip func(i int) bool
+	// expected, when set, says a refusal of request i is what the run
+	// expects (a token being revoked while the Check was in flight): it is
+	// counted apart, not as an error.
+	expected func(i int, a *answer) bool
 }
 
 // verifyEvery is how often pattern.verify sees an answer: rarely enough
@@ -193,6 +200,9 @@ type load struct {
 	onStart, onEnd func()
 	// tick, when set, is told every 30 s how many Checks have been started.
 	tick func(started int)
+	// stop, when set, ends the run once closed, for stopReason.
+	stop       <-chan struct{}
+	stopReason string
 }
 
 // loadResult is what the client saw.
@@ -200,6 +210,7 @@ type loadResult struct {
 	requests  int
 	elapsed   time.Duration
 	verified  int // answers pattern.verify accepted
+	expected  int // refusals pattern.expected expected
 	errors    int
 	errSample []string
 	stop      string          // why the run ended
@@ -238,6 +249,8 @@ func (l *load) run(ctx context.Context) loadResult {
 		timedOut  atomic.Bool
 		errCount  atomic.Int64
 		verified  atomic.Int64
+		expected  atomic.Int64
+		stopped   atomic.Bool
 		mu        sync.Mutex
 		spans     []span
 		errSample []string
@@ -283,15 +296,18 @@ func (l *load) run(ctx context.Context) loadResult {
 					pos, end = s, min(s+chunk, limit)
 					mine = append(mine, span{start: s})
 				}
-				var req []byte
+				var idx int
 				switch {
 				case l.pat.distinct:
-					req = l.pat.reqs[pos]
+					idx = pos
 				case len(l.pat.reqs) == 1:
-					req = l.pat.reqs[0]
 				default:
-					req = l.pat.reqs[rng.IntN(len(l.pat.reqs))]
+					idx = rng.IntN(len(l.pat.reqs))
+					for l.pat.skip != nil && l.pat.skip(idx) {
+						idx = rng.IntN(len(l.pat.reqs))
+					}
 				}
+				req := l.pat.reqs[idx]
 				sampled := l.pat.verify != nil && calls%verifyEvery == 0
 				resp.whole = sampled
 				calls++
@@ -304,7 +320,11 @@ func (l *load) run(ctx context.Context) loadResult {
 				case err != nil:
 					noteErr("gRPC error: " + err.Error())
 				case !resp.ok():
-					noteErr("not allowed: " + resp.String())
+					if l.pat.expected != nil && l.pat.expected(idx, resp) {
+						expected.Add(1)
+					} else {
+						noteErr("not allowed: " + resp.String())
+					}
 				case sampled:
 					if err := l.pat.verify(resp.full); err != nil {
 						noteErr(err.Error())
@@ -318,6 +338,14 @@ func (l *load) run(ctx context.Context) loadResult {
 				}
 				if ctx.Err() != nil {
 					return
+				}
+				if l.stop != nil {
+					select {
+					case <-l.stop:
+						stopped.Store(true)
+						return
+					default:
+					}
 				}
 			}
 		}()
@@ -361,10 +389,12 @@ func (l *load) run(ctx context.Context) loadResult {
 	sorted := l.lat[:n]
 	slices.Sort(sorted)
 
-	r := loadResult{requests: n, elapsed: elapsed, verified: int(verified.Load()), errors: int(errCount.Load()), errSample: errSample, sorted: sorted, clientCPU: cpu1 - cpu0}
+	r := loadResult{requests: n, elapsed: elapsed, verified: int(verified.Load()), expected: int(expected.Load()), errors: int(errCount.Load()), errSample: errSample, sorted: sorted, clientCPU: cpu1 - cpu0}
 	switch {
 	case ctx.Err() != nil && errors.Is(ctx.Err(), context.Canceled):
 		r.stop = "interrupted"
+	case stopped.Load():
+		r.stop = l.stopReason
 	case timedOut.Load():
 		r.stop = "duration"
 	case stopTokens:

@@ -24,6 +24,8 @@
 //	--out FILE           also write the results as Markdown to FILE
 //	--full-rs256-tokens N, --full-es256-tokens N, --redis-tokens N, --opaque-tokens N
 //	                     sizes of the token sets (defaults 20,000, 50,000, 2,000 and 200,000)
+//	--revocations N      session-revoked SETs per revocation run (default 200)
+//	--revocation-tokens N  the revocation scenario's working set (default 5,000)
 //	--introspect-delay D fixed service time of the local introspection endpoint (default 0)
 //	--client-decode M    wire (default): read each answer's framing and status code, as a proxy
 //	                     uses it; messages: decode every answer into Go protobuf messages
@@ -49,13 +51,18 @@
 //	introspection-hit  the same, one opaque token: the cached introspection result
 //	ws-10k         10,000 RS256 tokens, warmed, at random: cache hits on a large working set
 //	ws-1m          1,000,000 ES256 tokens (only with "all+1m"): also the RSS per cached token
+//	revocation     two extauthz serve replicas A and B sharing their own redis-server, each with
+//	               an ssf section trusting a transmitter served by this tool; B under load on 5,000
+//	               warmed tokens of distinct users and sessions while CAEP session-revoked SETs
+//	               are pushed to A, one at a time: the delay until B refuses the session's cached
+//	               token (p50/p90/p99/max, issue #24's 1 s target), every other token still allowed
 //	external       with --addr: the external server, one token and never-seen tokens
 //
-// Every answer must be ALLOWED; anything else is counted and reported as an
-// error. The harness stops every process it started, by PID, when it ends,
+// Every answer must be ALLOWED (but revocation's revoked tokens); anything
+// else is counted and reported as an error. The harness stops every process it started, by PID, when it ends,
 // fails or receives SIGINT or SIGTERM. It never uses the machine's shared
-// Redis: the redis scenario starts a redis-server of its own on a free
-// loopback port, and reports "skipped" when none is installed.
+// Redis: the redis and revocation scenarios start a redis-server of their
+// own on a free loopback port, and report "skipped" when none is installed.
 package main
 
 import (
@@ -108,6 +115,9 @@ Flags:
   --full-es256-tokens N  never-seen ES256 tokens for full-es256 (default 50000)
   --redis-tokens N       working set of the redis scenario (default 2000)
   --opaque-tokens N      never-seen opaque tokens for introspection (default 200000)
+  --revocations N        session-revoked SETs pushed per revocation run (default 200;
+                         at most half of --revocation-tokens)
+  --revocation-tokens N  working set of the revocation scenario (default 5000)
   --introspect-delay D   fixed service time the local introspection endpoint waits
                          before each answer, standing in for the authorization server's
                          own work (default 0; at most 5s)
@@ -161,10 +171,24 @@ it, measures, stops it):
   ws-1m          1,000,000 ES256 tokens (minting as many RS256 would take too long),
                  cache.max_entries 1,100,000, one warm-up pass; reports RSS before and
                  after it and the bytes of RSS per cached token (only with "all+1m")
+  revocation     two extauthz serve replicas, A and B, sharing a redis-server of
+                 their own (watermarks stored there and pushed to both), each with
+                 its HTTP listener on loopback and an ssf section trusting a Shared
+                 Signals transmitter served by this tool (SSF configuration and
+                 ES256 key set on 127.0.0.1). B is warmed with 5,000 RS256 tokens,
+                 each of its own user and session (sid), and kept under load on
+                 those not revoked yet; one at a time, paced over --duration, a
+                 CAEP session-revoked SET for one token's session is pushed to A
+                 (RFC 8935) while a probe sends B that token every millisecond
+                 until B refuses it: the delay from the push to that refusal
+                 (p50, p90, p99, max; issue #24's target: p99 within 1 s). Every
+                 other token must stay allowed; afterwards every token is sent once
+                 more, each revoked one refused, every other allowed. A run ends
+                 with its last revocation, within 30 s
   external       with --addr: one token, and never-seen RS256 tokens
 
-Every answer must be ALLOWED (status code 0); anything else is an error, counted
-and reported. Every process started is stopped by PID at the end, on failure and
+Every answer must be ALLOWED (status code 0), but revocation's revoked tokens;
+anything else is an error, counted and reported. Every process started is stopped by PID at the end, on failure and
 on SIGINT/SIGTERM. The machine's shared Redis (127.0.0.1:6379) is never used.
 `
 
@@ -238,6 +262,9 @@ func (rep *Report) clean() bool {
 					if r.Errors > 0 || r.WarmErrors > 0 {
 						return false
 					}
+					if r.Revocation != nil && r.Revocation.failures() > 0 {
+						return false
+					}
 				}
 			}
 		}
@@ -264,6 +291,8 @@ func parseFlags(args []string, stderr io.Writer) (Options, string, error) {
 	fs.IntVar(&o.FullES256Tokens, "full-es256-tokens", 50_000, "")
 	fs.IntVar(&o.RedisTokens, "redis-tokens", 2_000, "")
 	fs.IntVar(&o.OpaqueTokens, "opaque-tokens", 200_000, "")
+	fs.IntVar(&o.Revocations, "revocations", 200, "")
+	fs.IntVar(&o.RevocationTokens, "revocation-tokens", 5_000, "")
 	fs.DurationVar(&o.IntrospectDelay, "introspect-delay", 0, "")
 	clientDecode := fs.String("client-decode", "wire", "")
 	if err := fs.Parse(args); err != nil {

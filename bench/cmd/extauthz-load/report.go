@@ -260,6 +260,9 @@ func (rep *Report) WriteMarkdown(w io.Writer) {
 			if sc.Name == scDPoP {
 				writeDPoPTarget(w, rows, rep.seriesRows(scHit, o.Concurrency))
 			}
+			if sc.Name == scRevocation {
+				writeRevocation(w, s, o.Concurrency)
+			}
 		}
 		if sc.Compare && len(sc.Series) == 2 {
 			ours, ref := sc.Series[0].rows(o.Concurrency), sc.Series[1].rows(o.Concurrency)
@@ -342,6 +345,62 @@ func writeDPoPTarget(w io.Writer, rows []row, hit map[int]row) {
 		return
 	}
 	fmt.Fprintf(w, "Target (server CPU µs per Check ≤ hit's + one raw verify + %.0f µs, medians of this run): %s.\n\n", dpopMargin, strings.Join(parts, "; "))
+}
+
+// writeRevocation is the revocation scenario's own table: the delays,
+// pooled over the rounds, against issue #24's target, and the final check.
+func writeRevocation(w io.Writer, s *Series, concs []int) {
+	fmt.Fprintf(w, "**Revocation delay**, from just before a session-revoked SET is pushed to A until B's answer refusing that session's cached token arrives (every round's revocations together):\n\n")
+	fmt.Fprintf(w, "| concurrency | revocations | p50 | p90 | p99 | max | target p99 ≤ %s | failed | load Checks refused in flight |\n", fmtDur(delayTarget))
+	fmt.Fprintf(w, "|---:|---:|---:|---:|---:|---:|:---|---:|---:|\n")
+	var final, probes []string
+	for _, c := range concs {
+		var (
+			delays                           []time.Duration
+			planned, failed, notStarted      int
+			inFlight, probeN                 int
+			sweepRev, sweepAllow, sweepWrong int
+		)
+		for _, r := range s.Runs[c] {
+			rv := r.Revocation
+			if rv == nil {
+				continue
+			}
+			delays = append(delays, rv.Delays...)
+			planned += rv.Planned
+			failed += rv.Failed
+			notStarted += rv.NotStarted
+			inFlight += r.Expected
+			probeN += rv.Probes
+			sweepRev, sweepAllow, sweepWrong = sweepRev+rv.SweepRevoked, sweepAllow+rv.SweepAllowed, sweepWrong+rv.SweepWrong
+		}
+		if planned == 0 {
+			continue
+		}
+		slices.Sort(delays)
+		p99 := percentile(delays, 9900)
+		verdict := "met"
+		switch {
+		case len(delays) == 0:
+			verdict = "n/a"
+		case p99 > delayTarget:
+			verdict = "**not met**"
+		case failed > 0:
+			verdict = "**not met** (failed revocations)"
+		}
+		done := thousands(len(delays))
+		if len(delays) != planned {
+			done = fmt.Sprintf("%s of %s", done, thousands(planned))
+			if notStarted > 0 {
+				done += fmt.Sprintf(" (%d not started: window closed)", notStarted)
+			}
+		}
+		fmt.Fprintf(w, "| %d | %s | %s | %s | %s | %s | %s | %d | %d |\n", c, done,
+			fmtLat(percentile(delays, 5000)), fmtLat(percentile(delays, 9000)), fmtLat(p99), fmtLat(maxDelay(delays)), verdict, failed, inFlight)
+		final = append(final, fmt.Sprintf("c=%d %s revoked tokens refused as revoked, %s others allowed, %d wrong", c, thousands(sweepRev), thousands(sweepAllow), sweepWrong))
+		probes = append(probes, fmt.Sprintf("c=%d %s", c, thousands(probeN)))
+	}
+	fmt.Fprintf(w, "\nFinal check on B after each run (every token once): %s. Probe Checks: %s.\n\n", strings.Join(final, "; "), strings.Join(probes, ", "))
 }
 
 func ratio(a, b float64) string {

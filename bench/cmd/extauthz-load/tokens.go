@@ -109,13 +109,13 @@ type tokenSet struct {
 
 // mintSet mints n JWTs of the issuer and builds their requests.
 func mintSet(ctx context.Context, iss *issuer, n int) (*tokenSet, error) {
-	return buildSet(ctx, iss.alg, n, func() (string, error) { return mintToken(iss) })
+	return buildSet(ctx, iss.alg, n, func(int) (string, error) { return mintToken(iss) })
 }
 
-// buildSet mints n tokens with mint and builds their requests in parallel
-// on every core. Only the requests are kept: a million tokens would
-// otherwise be held twice.
-func buildSet(ctx context.Context, alg string, n int, mint func() (string, error)) (*tokenSet, error) {
+// buildSet mints n tokens with mint (given each token's index) and builds
+// their requests in parallel on every core. Only the requests are kept: a
+// million tokens would otherwise be held twice.
+func buildSet(ctx context.Context, alg string, n int, mint func(i int) (string, error)) (*tokenSet, error) {
 	start := time.Now()
 	ts := &tokenSet{alg: alg, reqs: make([][]byte, n)}
 	var (
@@ -131,7 +131,7 @@ func buildSet(ctx context.Context, alg string, n int, mint func() (string, error
 				if i >= n {
 					return
 				}
-				tok, err := mint()
+				tok, err := mint(i)
 				var req []byte
 				if err == nil {
 					req, err = buildRequest(tok)
