@@ -85,13 +85,19 @@ func newStatusPage(a *app, o appOptions) *statusPage {
 	p.host, _ = os.Hostname()
 	// Nothing is decided before the app runs: the first mark is zero.
 	p.marks = []denialMark{{at: p.started, counts: map[string]float64{}}}
-	p.configLoaded(a.cfg)
+	p.configLoaded(p.describe(a.cfg))
 	return p
 }
 
+// describe is what the page will say of cfg once it is in force.
+func (p *statusPage) describe(cfg *config.Config) *loadedConfig {
+	return &loadedConfig{cfg: cfg, digest: configDigest(cfg)}
+}
+
 // configLoaded records the configuration now in force.
-func (p *statusPage) configLoaded(cfg *config.Config) {
-	p.loaded.Store(&loadedConfig{cfg: cfg, digest: configDigest(cfg), at: p.a.clock()})
+func (p *statusPage) configLoaded(lc *loadedConfig) {
+	lc.at = p.a.clock()
+	p.loaded.Store(lc)
 }
 
 // configDigest is the hex SHA-256 of the effective configuration (defaults
