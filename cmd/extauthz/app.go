@@ -84,6 +84,8 @@ type app struct {
 	// ssf receives Security Event Tokens pushed by the configured
 	// transmitters (ssf.path on the HTTP listener); nil when none are.
 	ssf *ssf.Receiver
+	// status is the admin listener's status page.
+	status *statusPage
 
 	lnGRPC, lnHTTP, lnAdmin net.Listener
 }
@@ -267,6 +269,8 @@ func newApp(cfg *config.Config, log *slog.Logger, o appOptions) (a *app, err err
 		IdleTimeout:       2 * time.Minute, // proxies keep connections to the auth endpoint
 		MaxHeaderBytes:    maxHeaderBytes(cfg),
 	}
+	a.status = newStatusPage(a, o)
+	a.background = append(a.background, a.status.run)
 	a.admin = &http.Server{
 		Handler:           a.adminHandler(),
 		ReadHeaderTimeout: 10 * time.Second,
@@ -507,18 +511,23 @@ func (a *app) healthRoutes(mux *http.ServeMux) {
 	})
 }
 
-// adminHandler serves the admin listener: health, metrics, profiling,
-// the cache purge and revocations. It binds to loopback by default; expose it only inside
-// the pod (pprof is never on the public listener).
+// adminHandler serves the admin listener: health, metrics, the status
+// page, the cache purge and revocations, and profiling when admin.pprof
+// turns it on. It binds to loopback by default; expose it only inside the
+// pod (pprof is never on the public listener).
 func (a *app) adminHandler() http.Handler {
 	mux := http.NewServeMux()
 	a.healthRoutes(mux)
 	mux.Handle("GET /metrics", a.tel.MetricsHandler())
-	mux.HandleFunc("/debug/pprof/", pprof.Index)
-	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
-	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	mux.Handle("GET /{$}", a.status)
+	mux.Handle("GET /status", a.status)
+	if a.cfg.Admin.PProf {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
 	mux.Handle("/cache/purge", a.purgeHandler(a.admTok, a.redis != nil))
 	mux.Handle("/revocations", a.revocationsHandler(a.admTok))
 	return mux

@@ -320,9 +320,12 @@ func TestMetricsMatchTheChecksSent(t *testing.T) {
 		waitFor(t, "the restored config", func() bool {
 			return s.check(t, [2]string{"authorization", "Bearer " + tools}) == 200
 		})
-		if got := mustValue(t, s.scrape(t), "extauthz_config_last_reload_successful", nil); got != 1 {
-			t.Errorf("last_reload_successful = %v after a good reload", got)
-		}
+		// The gauge is set once the reload has swapped the config in:
+		// right after the Check above sees the new config, not before.
+		waitFor(t, "last_reload_successful 1 after a good reload", func() bool {
+			v, _ := value(s.scrape(t), "extauthz_config_last_reload_successful", nil)
+			return v == 1
+		})
 	})
 
 	t.Run("no credential reaches the logs", func(t *testing.T) {
@@ -362,9 +365,14 @@ func TestMetricsMatchTheChecksSent(t *testing.T) {
 			}
 		}
 		// Before the reloads: 3 + 1 allowed, 5 denied (one refused before
-		// any decision); then 2 denials (403 twice) and at least one allow.
-		if allows < 5 || denials != 7 {
-			t.Errorf("audit lines: %d allows, %d denials; want ≥ 5 and 7", allows, denials)
+		// any decision); then 2 denials (403 twice), at least one allow, and
+		// as many 403s as the wait for the SIGHUP's reload saw: one line
+		// for each decision the metrics counted.
+		mf := s.scrape(t)
+		wantAllows, _ := value(mf, "extauthz_check_decisions_total", map[string]string{"decision": "allow"})
+		wantDenials, _ := value(mf, "extauthz_check_decisions_total", map[string]string{"decision": "deny"})
+		if allows < 5 || denials < 7 || float64(allows) != wantAllows || float64(denials) != wantDenials {
+			t.Errorf("audit lines: %d allows, %d denials; want ≥ 5 and ≥ 7, and the decisions counted: %v and %v", allows, denials, wantAllows, wantDenials)
 		}
 		if !sawTrace || !sawSubject {
 			t.Errorf("audit lines lack the trace id (%v) or the subject and client (%v)", sawTrace, sawSubject)

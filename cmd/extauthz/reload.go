@@ -173,10 +173,12 @@ func (a *app) apply(cfg *config.Config) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
+	loaded := a.status.describe(cfg) // the digest, before the swap: nothing slow after it
 	for _, part := range started {
 		a.startIssuer(part)
 	}
 	a.engine.Swap(p, verifier)
+	a.status.configLoaded(loaded)
 	for iss, old := range a.issuers {
 		if merged[iss] != old {
 			old.stop()

@@ -93,8 +93,9 @@ type Listen struct {
 	GRPC string `yaml:"grpc" pattern:"^.*:[0-9]{1,5}$" doctype:"host:port"`
 	// Protected-resource metadata, `/healthz`, `/readyz`.
 	HTTP string `yaml:"http" pattern:"^(off|.*:[0-9]{1,5})$" doctype:"host:port | 'off'"`
-	// `/healthz`, `/readyz`, `/metrics`, pprof under `/debug/pprof/`, the cache
-	// purge. Keep it off the public network.
+	// `/healthz`, `/readyz`, `/metrics`, the status page at `/`, the cache purge
+	// and revocations, and pprof under `/debug/pprof/` with `admin.pprof`. Keep it
+	// off the public network.
 	Admin string `yaml:"admin" pattern:"^(off|.*:[0-9]{1,5})$" doctype:"host:port | 'off'"`
 }
 
@@ -236,12 +237,18 @@ func (s RedisSentinel) isSet() bool {
 
 func (c RedisCluster) isSet() bool { return len(c.Addresses) > 0 }
 
-// Admin protects the admin listener's mutating endpoints.
+// Admin protects the admin listener's mutating endpoints and turns its
+// profiler on.
 type Admin struct {
 	// Where the bearer token required by POST /cache/purge and POST
 	// /revocations on the admin listener is read from: an environment variable
 	// or a file, at most one. Unset: both are disabled.
 	Token Secret `yaml:"token"`
+	// Serve Go's profiler (`net/http/pprof`) under `/debug/pprof/` on the admin
+	// listener. Off by default: a profile shows the process's memory and call
+	// stacks, and a CPU profile or trace costs CPU while it runs. Turn it on to
+	// investigate, then off again (a restart applies it).
+	PProf bool `yaml:"pprof"`
 }
 
 // Revocation configures revocation watermarks (POST /revocations on the

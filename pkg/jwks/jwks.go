@@ -95,6 +95,9 @@ type Status struct {
 	LastError error
 	// Keys is how many usable keys the held set has (0 if none is held).
 	Keys int
+	// KeyIDs are the held keys' kid values, sorted (keys without a kid
+	// are in Keys only). The slice is shared: do not modify it.
+	KeyIDs []string
 }
 
 // Source keeps one issuer's key set. It is safe for concurrent use.
@@ -318,7 +321,7 @@ func (s *Source) Status() Status {
 		LastError:   s.lastErr,
 	}
 	if ks := s.keys.Load(); ks != nil {
-		st.Keys = ks.count
+		st.Keys, st.KeyIDs = ks.count, ks.kids
 	}
 	return st
 }

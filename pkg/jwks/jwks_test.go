@@ -16,6 +16,7 @@ import (
 	"math/big"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -218,7 +219,7 @@ func TestEndpointDown(t *testing.T) {
 		clk.Advance(interval)
 		mustKey(t, s, "k2", "ES256", &k2.PublicKey)
 		_ = mustErr(t, s, "unknown", "RS256", ErrKeyNotFound)
-		if st := s.Status(); st.LastError != nil || st.Keys != 2 {
+		if st := s.Status(); st.LastError != nil || st.Keys != 2 || !slices.Equal(st.KeyIDs, []string{"k1", "k2"}) {
 			t.Errorf("Status() after recovery = %+v", st)
 		}
 	})
@@ -401,6 +402,11 @@ func TestKeyFiltering(t *testing.T) {
 	// rsa, ops-verify, alg-ps256, p384, p521, ed, private.
 	if got := s.Status().Keys; got != 7 {
 		t.Errorf("Status().Keys = %d, want 7", got)
+	}
+	// The ids the status page lists: the usable keys', sorted; the
+	// skipped ones (enc, oct, garbage, rsa1024, ...) are not there.
+	if got, want := s.Status().KeyIDs, []string{"alg-ps256", "ed", "ops-verify", "p384", "p521", "private", "rsa"}; !slices.Equal(got, want) {
+		t.Errorf("Status().KeyIDs = %v, want %v", got, want)
 	}
 	// All misses above were answered from the one fetch: the clock stood still.
 	wantFetches(t, s, srv, 1)

@@ -84,6 +84,9 @@ type keySet struct {
 	// that carry no kid; nil otherwise.
 	only  [numAlgs]crypto.PublicKey
 	count int
+	// kids are the usable keys' ids, sorted, each once; keys without
+	// one are counted but not listed. Diagnostics only (Status).
+	kids []string
 }
 
 // lookup tolerates a nil set (nothing fetched yet). The returned interface
@@ -138,6 +141,9 @@ func buildKeySet(body []byte, log *slog.Logger) (*keySet, error) {
 			log.Warn("jwks: the key set publishes private key material; only its public part is used", "index", i, "kid", kid)
 		}
 		ks.count++
+		if kid != "" && !slices.Contains(ks.kids, kid) {
+			ks.kids = append(ks.kids, kid)
+		}
 		for a := algUnknown + 1; a < numAlgs; a++ {
 			if mask&(1<<a) == 0 {
 				continue
@@ -164,6 +170,7 @@ func buildKeySet(body []byte, log *slog.Logger) (*keySet, error) {
 	if ks.count == 0 {
 		return nil, errNoUsableKeys
 	}
+	slices.Sort(ks.kids)
 	return ks, nil
 }
 

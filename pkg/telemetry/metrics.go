@@ -82,6 +82,7 @@ func newMetrics(m metric.Meter, version string, decisions *decisionStats) (*Metr
 	if err != nil {
 		return nil, fmt.Errorf("telemetry: %w", err)
 	}
+	x.zeroSeries()
 	if x.introspection, err = m.Float64Histogram("extauthz_introspection_duration", metric.WithUnit("s"),
 		metric.WithDescription("RFC 7662 introspection calls by issuer and result."),
 		metric.WithExplicitBucketBoundaries(durationBuckets[:]...)); err != nil {
@@ -200,6 +201,37 @@ func newMetrics(m metric.Meter, version string, decisions *decisionStats) (*Metr
 	return x, nil
 }
 
+// The fixed label values of counters that start at zero (zeroSeries).
+var (
+	reloadResults    = []string{"success", "failure"}
+	loginEventNames  = []string{"login", "login_failed", "refresh", "refresh_failed", "logout", "logout_failed"}
+	revocationKinds  = []string{"admin", "ssf", "other"}
+	redisOps         = []string{"get", "set", "add", "delete", "publish", "subscribe", "decode"}
+	jwksFetchResults = []string{"success", "error"}
+)
+
+// zeroSeries exports the counters whose label values are known in advance
+// at zero from the start. A series that first appears at 1 hides that
+// first event from rate() and increase(), and from the alert rules built
+// on them; and a dashboard panel would show "no data" where the truth is
+// "none".
+func (x *Metrics) zeroSeries() {
+	ctx := context.Background()
+	for _, r := range reloadResults {
+		x.reloads.Add(ctx, 0, metric.WithAttributes(attribute.String("result", r)))
+	}
+	for _, e := range loginEventNames {
+		x.loginEvents.Add(ctx, 0, metric.WithAttributes(attribute.String("event", e)))
+	}
+	for _, k := range revocationKinds {
+		x.revocations.Add(ctx, 0, metric.WithAttributes(attribute.String("source", k)))
+	}
+	for _, op := range redisOps {
+		x.redisErrors.Add(ctx, 0, metric.WithAttributes(attribute.String("op", op)))
+	}
+	x.cacheEvicted.Add(ctx, 0, metric.WithAttributes(attribute.String("tier", "local")))
+}
+
 func boolInt(b bool) int64 {
 	if b {
 		return 1
@@ -258,8 +290,11 @@ func (x *Metrics) JWKSFetch(issuer string, err error) {
 }
 
 // KeysAge registers how to read when issuer's keys were last fetched
-// (ok false: never).
+// (ok false: never), and starts the issuer's fetch counters at zero.
 func (x *Metrics) KeysAge(issuer string, lastSuccess func() (time.Time, bool)) {
+	for _, r := range jwksFetchResults {
+		x.jwksRefreshes.Add(context.Background(), 0, metric.WithAttributes(attribute.String("issuer", issuer), attribute.String("result", r)))
+	}
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	x.keyAges[issuer] = lastSuccess

@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	dto "github.com/prometheus/client_model/go"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
 	otelprom "go.opentelemetry.io/otel/exporters/prometheus"
@@ -180,6 +181,11 @@ func spanExporter(ctx context.Context, o Options) (sdktrace.SpanExporter, string
 func (t *Telemetry) MetricsHandler() http.Handler {
 	return promhttp.HandlerFor(t.registry, promhttp.HandlerOpts{})
 }
+
+// Gather collects every metric as /metrics would serve it at this moment,
+// for pages that show a few of the same figures (the admin status page):
+// what they show can then never disagree with what Prometheus scrapes.
+func (t *Telemetry) Gather() ([]*dto.MetricFamily, error) { return t.registry.Gather() }
 
 // Tracing reports whether spans are recorded and exported. When it is
 // false the decision path skips tracing entirely.

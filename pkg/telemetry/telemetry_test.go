@@ -240,3 +240,56 @@ func BenchmarkInstrumentedCheck(b *testing.B) {
 // Exporter names what receives spans: "off", "otlp/grpc", "otlp/http"
 // or "custom".
 func (t *Telemetry) Exporter() string { return t.exporter }
+
+// TestCountersStartAtZero: before anything happens, /metrics already has
+// the counters whose label values are known, at 0, so that an alert on
+// increase() sees the first event; and Gather reads the same figures.
+func TestCountersStartAtZero(t *testing.T) {
+	tel, err := New(context.Background(), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tel.Metrics.KeysAge("https://as.example.com", func() (time.Time, bool) { return time.Time{}, false })
+	rec := &recorder{header: http.Header{}}
+	r, _ := http.NewRequest("GET", "/metrics", nil)
+	tel.MetricsHandler().ServeHTTP(rec, r)
+	body := rec.body.String()
+	want := []string{
+		`extauthz_config_reloads_total{result="failure"} 0`,
+		`extauthz_config_reloads_total{result="success"} 0`,
+		`extauthz_login_events_total{event="login_failed"} 0`,
+		`extauthz_login_events_total{event="logout"} 0`,
+		`extauthz_revocations_total{source="admin"} 0`,
+		`extauthz_revocations_total{source="ssf"} 0`,
+		`extauthz_redis_errors_total{op="get"} 0`,
+		`extauthz_redis_errors_total{op="subscribe"} 0`,
+		`extauthz_cache_evictions_total{tier="local"} 0`,
+		`extauthz_jwks_refreshes_total{issuer="https://as.example.com",result="error"} 0`,
+		`extauthz_jwks_refreshes_total{issuer="https://as.example.com",result="success"} 0`,
+	}
+	for _, w := range want {
+		if !strings.Contains(body, w) {
+			t.Errorf("/metrics lacks %s", w)
+		}
+	}
+	// The first failure then counts 1, and Gather says the same.
+	tel.Metrics.Reload(false, false)
+	mfs, err := tel.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, mf := range mfs {
+		if mf.GetName() != "extauthz_config_reloads_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				got[l.GetValue()] = m.GetCounter().GetValue()
+			}
+		}
+	}
+	if got["failure"] != 1 || got["success"] != 0 {
+		t.Errorf("Gather: reloads %v, want failure 1 and success 0", got)
+	}
+}

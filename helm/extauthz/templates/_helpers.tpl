@@ -63,12 +63,59 @@ the NetworkPolicy and the Service keep it private).
 {{- end }}
 {{- $_ := set $cfg "cache" $cache }}
 {{- end }}
-{{- if .Values.adminToken.existingSecret }}
 {{- $admin := get $cfg "admin" | default dict }}
+{{- if .Values.adminToken.existingSecret }}
 {{- $_ := set $admin "token" (dict "env" "EXTAUTHZ_ADMIN_TOKEN") }}
-{{- $_ := set $cfg "admin" $admin }}
 {{- end }}
+{{- /* pprof is off unless config.admin.pprof turns it on: written out, so that the rendered file says so. */}}
+{{- if not (hasKey $admin "pprof") }}
+{{- $_ := set $admin "pprof" false }}
+{{- end }}
+{{- $_ := set $cfg "admin" $admin }}
 {{- toYaml $cfg }}
+{{- end }}
+
+{{/*
+A Kubernetes memory quantity in bytes: an integer with an optional binary
+(Ki, Mi, Gi, Ti) or decimal (k, M, G, T) suffix.
+*/}}
+{{- define "extauthz.bytes" -}}
+{{- $q := toString . }}
+{{- $n := regexFind "^[0-9]+" $q }}
+{{- $unit := trimPrefix $n $q }}
+{{- $factors := dict "" 1 "k" 1000 "M" 1000000 "G" 1000000000 "T" 1000000000000 "Ki" 1024 "Mi" 1048576 "Gi" 1073741824 "Ti" 1099511627776 }}
+{{- if or (not $n) (not (hasKey $factors $unit)) }}
+{{- fail (printf "resources.limits.memory %q: goMemLimit auto reads an integer with a suffix among Ki, Mi, Gi, Ti, k, M, G, T; write it so, or set goMemLimit yourself" $q) }}
+{{- end }}
+{{- mul (int64 $n) (get $factors $unit) }}
+{{- end }}
+
+{{/*
+GOMEMLIMIT, in bytes, for goMemLimit "auto": the container's memory limit
+less the compact cache's slab — cache.max_entries entries of 144 bytes and
+8 of index, mapped outside the Go heap (pkg/verdict), which the Go runtime's
+limit does not count — less a tenth for the rest of the process. Empty
+without a memory limit. The default of cache.max_entries is the gateway's
+(pkg/config); the chart's tests check that the two agree.
+*/}}
+{{- define "extauthz.goMemLimit" -}}
+{{- $v := .Values.goMemLimit | toString }}
+{{- if eq $v "auto" }}
+{{- with (.Values.resources.limits | default dict).memory }}
+{{- $limit := include "extauthz.bytes" . | int64 }}
+{{- $entries := 100000 }}
+{{- if not $.Values.envConfig }}
+{{- $entries = (($.Values.config.cache | default dict).max_entries | default 100000) }}
+{{- end }}
+{{- $slab := mul (int64 $entries) 152 }}
+{{- if le $limit $slab }}
+{{- fail (printf "resources.limits.memory (%d bytes) does not exceed the compact cache's slab (%d entries × 152 bytes = %d): raise the limit or lower config.cache.max_entries" $limit (int64 $entries) $slab) }}
+{{- end }}
+{{- div (mul (sub $limit $slab) 9) 10 }}
+{{- end }}
+{{- else }}
+{{- $v }}
+{{- end }}
 {{- end }}
 
 {{/*

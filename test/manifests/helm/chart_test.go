@@ -146,6 +146,8 @@ type rendered struct {
 	HPA            *autoscalingv2.HorizontalPodAutoscaler
 	NetworkPolicy  *networkingv1.NetworkPolicy
 	ServiceMonitor *monitoringv1.ServiceMonitor
+	PrometheusRule *monitoringv1.PrometheusRule
+	Dashboard      *corev1.ConfigMap // the Grafana dashboard's (dashboards.enabled)
 	AuthzPolicy    *securityv1beta1.AuthorizationPolicy
 	EnvoyFilter    *networkingv1alpha3.EnvoyFilter
 	Config         *config.Config
@@ -191,9 +193,18 @@ func render(t *testing.T, args ...string) *rendered {
 			r.Service = &corev1.Service{}
 			into = r.Service
 		case "v1 ConfigMap":
-			one(kind, r.ConfigMap != nil)
-			r.ConfigMap = &corev1.ConfigMap{}
-			into = r.ConfigMap
+			cm := &corev1.ConfigMap{}
+			if err := manifests.DecodeKube(d, cm); err != nil {
+				t.Fatalf("%s %s is not a valid %T:\n%v", apiVersion, kind, cm, err)
+			}
+			if strings.HasSuffix(cm.Name, "-dashboard") {
+				one("dashboard ConfigMap", r.Dashboard != nil)
+				r.Dashboard = cm
+			} else {
+				one(kind, r.ConfigMap != nil)
+				r.ConfigMap = cm
+			}
+			continue
 		case "v1 ServiceAccount":
 			r.ServiceAccount = &corev1.ServiceAccount{}
 			into = r.ServiceAccount
@@ -209,6 +220,9 @@ func render(t *testing.T, args ...string) *rendered {
 		case "monitoring.coreos.com/v1 ServiceMonitor":
 			r.ServiceMonitor = &monitoringv1.ServiceMonitor{}
 			into = r.ServiceMonitor
+		case "monitoring.coreos.com/v1 PrometheusRule":
+			r.PrometheusRule = &monitoringv1.PrometheusRule{}
+			into = r.PrometheusRule
 		case "security.istio.io/v1 AuthorizationPolicy":
 			var obj istioObject
 			if err := manifests.DecodeKube(d, &obj); err != nil {
@@ -462,16 +476,19 @@ func checkOptional(t *testing.T, name string, r *rendered) {
 	t.Helper()
 	switch name {
 	case "default":
-		if r.PDB == nil || r.HPA != nil || r.ServiceMonitor != nil || r.NetworkPolicy != nil || r.AuthzPolicy != nil {
-			t.Errorf("defaults: want a PDB and no HPA, ServiceMonitor, NetworkPolicy or AuthorizationPolicy")
+		if r.PDB == nil || r.HPA != nil || r.ServiceMonitor != nil || r.AuthzPolicy != nil || r.Dashboard != nil || r.PrometheusRule != nil {
+			t.Errorf("defaults: want a PDB and no HPA, ServiceMonitor, AuthorizationPolicy, dashboard or PrometheusRule")
 		}
 		if len(r.Deployment.Spec.Template.Spec.TopologySpreadConstraints) != 2 {
 			t.Error("defaults: want the pods spread over zones and nodes")
 		}
+		checkSafeDefaults(t, r)
 	case "minimal":
-		if r.PDB != nil || r.HPA != nil || r.NetworkPolicy != nil {
+		if r.PDB != nil || r.HPA != nil || r.ServiceMonitor != nil || r.Dashboard != nil || r.PrometheusRule != nil {
 			t.Error("minimal: nothing optional")
 		}
+		// What is safe is not optional: the NetworkPolicy and GOMEMLIMIT stay.
+		checkSafeDefaults(t, r)
 	case "full":
 		if r.HPA == nil || r.HPA.Spec.MaxReplicas != 12 || r.HPA.Spec.ScaleTargetRef.Name != r.Deployment.Name {
 			t.Errorf("full: HPA %v", r.HPA)
@@ -514,6 +531,7 @@ func checkOptional(t *testing.T, name string, r *rendered) {
 		if r.Config.Cache.RedisURL == "" || r.Config.Cache.RedisPassword.Env == "" || r.Config.Admin.Token.Env == "" {
 			t.Error("full: want Redis with a password and an admin token from Secrets")
 		}
+		checkDashboardAndRules(t, r)
 	case "env":
 		res := r.Config.Resources[0]
 		if r.ConfigMap != nil || res.Resource != "https://mcp.example.com/mcp" || res.AuthorizationServers[0].TokenMode != config.TokenModeAuto ||
@@ -542,7 +560,8 @@ func TestConfigChangeRollsPods(t *testing.T) {
 // TestSchemaRefusesUnknownValues shows that values.schema.json is strict.
 func TestSchemaRefusesUnknownValues(t *testing.T) {
 	for _, set := range []string{"replicaCont=2", "metrics.enable=true", "ports.grpc=0", "config.listen.grpc=0.0.0.0:1",
-		"envConfig.EXTAUTHZ_LISTEN_GRPC=0.0.0.0:1", "envConfig.OAUTH_CLIENT_SECRET=x", "envConfig.lower=x"} {
+		"envConfig.EXTAUTHZ_LISTEN_GRPC=0.0.0.0:1", "envConfig.OAUTH_CLIENT_SECRET=x", "envConfig.lower=x",
+		"dashboards.enable=true", "prometheusRule.label.x=y", "goMemLimit=lots"} {
 		if _, err := runHelm(t, "template", "extauthz", chartDir, "--kube-version", kubeVersion, "--set", set); err == nil {
 			t.Errorf("--set %s was accepted", set)
 		}
