@@ -75,6 +75,9 @@ listen: {grpc: "127.0.0.1:0", http: "127.0.0.1:0", admin: "127.0.0.1:0"}
 public_url: "https://mcp.example.com"
 cache: {redis_url: "", max_ttl: 5m, negative_ttl: 10s}
 grpc: {stream_workers: 0} # a goroutine per Check; every other test runs the default workers
+# A headroom far above this process's heap, which the package's other tests share (under
+# -race the compact cache tier is on the Go heap too): the default 32 MiB can be below it.
+runtime: {gc_headroom_bytes: 1073741824}
 resources:
   - name: mcp
     resource: "https://mcp.example.com/mcp"
@@ -183,8 +186,8 @@ resources:
 		resp.Body.Close()
 	})
 	t.Run("GC headroom in force", func(t *testing.T) {
-		// runtime.gc_headroom_bytes' default 32 MiB over this small heap
-		// raises the GC percentage well above GOGC's 100.
+		// runtime.gc_headroom_bytes (1 GiB) over this heap raises the GC
+		// percentage well above GOGC's 100.
 		resp, err := http.Get("http://" + addrs.Admin + "/metrics")
 		if err != nil {
 			t.Fatal(err)
