@@ -10,6 +10,8 @@ import (
 	"math"
 	"strings"
 	"time"
+
+	"github.com/extauthz/extauthz/internal/b64seg"
 )
 
 // Errors of Verify, one per answer the resource server gives (RFC 9449
@@ -271,7 +273,7 @@ func (v *Verifier) checkRequest(pr *proof, p Proof) error {
 // spelling.
 func athMatches(ath, token string) bool {
 	var buf [sha256.Size]byte
-	got, ok := appendBase64URL(buf[:0], ath)
+	got, ok := b64seg.Append(buf[:0], ath)
 	want := sha256.Sum256([]byte(token))
 	return ok && len(got) == sha256.Size && [sha256.Size]byte(got) == want
 }

@@ -12,6 +12,8 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+
+	"github.com/extauthz/extauthz/internal/b64seg"
 )
 
 // algorithm is a JWS algorithm (RFC 7518 §3, RFC 8037 §3.1) and the one
@@ -157,10 +159,10 @@ func parseJWK(k *jwk, data []byte, alg *algorithm) error {
 		pt := make([]byte, 1, 1+2*alg.size)
 		pt[0] = 4
 		var ok bool
-		if pt, ok = appendBase64URL(pt, x); !ok || len(pt) != 1+alg.size {
+		if pt, ok = b64seg.Append(pt, x); !ok || len(pt) != 1+alg.size {
 			return fmt.Errorf("x is not %d bytes of canonical base64url", alg.size)
 		}
-		if pt, ok = appendBase64URL(pt, y); !ok || len(pt) != 1+2*alg.size {
+		if pt, ok = b64seg.Append(pt, y); !ok || len(pt) != 1+2*alg.size {
 			return fmt.Errorf("y is not %d bytes of canonical base64url", alg.size)
 		}
 		pub, err := ecdsa.ParseUncompressedPublicKey(alg.curve, pt)
@@ -175,7 +177,7 @@ func parseJWK(k *jwk, data []byte, alg *algorithm) error {
 		if !has[1] || crv != alg.crv {
 			return fmt.Errorf("crv %q cannot verify alg %s", clip(crv), alg.name)
 		}
-		pub, ok := appendBase64URL(make([]byte, 0, ed25519.PublicKeySize), x)
+		pub, ok := b64seg.Append(make([]byte, 0, ed25519.PublicKeySize), x)
 		if !has[2] || !ok || len(pub) != ed25519.PublicKeySize {
 			return fmt.Errorf("x is not %d bytes of canonical base64url", ed25519.PublicKeySize)
 		}
@@ -187,13 +189,13 @@ func parseJWK(k *jwk, data []byte, alg *algorithm) error {
 		if !has[4] || !has[5] {
 			return errors.New("RSA key without n or e")
 		}
-		nb, ok := appendBase64URL(nil, n)
+		nb, ok := b64seg.Append(nil, n)
 		if !ok || len(nb) == 0 || nb[0] == 0 {
 			// RFC 7518 §6.3.1.1: the minimal big-endian form, so that one
 			// key has one encoding and one thumbprint.
 			return errors.New("n is not a minimal unsigned integer in canonical base64url")
 		}
-		eb, ok := appendBase64URL(nil, e)
+		eb, ok := b64seg.Append(nil, e)
 		if !ok || len(eb) == 0 || eb[0] == 0 || len(eb) > 4 {
 			return errors.New("e is not a minimal unsigned integer of at most 32 bits in canonical base64url")
 		}

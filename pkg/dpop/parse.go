@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/extauthz/extauthz/internal/b64seg"
 )
 
 // proof is a DPoP proof whose syntax has been checked; nothing in it is
@@ -56,18 +58,18 @@ func (v *Verifier) parse(raw string) (*proof, error) {
 	// One buffer for the three decoded parts: they are short-lived, and
 	// one allocation is cheaper than three.
 	buf := make([]byte, 0, (len(raw)/4+1)*3)
-	buf, ok = appendBase64URL(buf, h64)
+	buf, ok = b64seg.Append(buf, h64)
 	if !ok {
 		return nil, errors.New("header: not canonical base64url")
 	}
 	hdr := buf[:len(buf):len(buf)]
-	buf, ok = appendBase64URL(buf, p64)
+	buf, ok = b64seg.Append(buf, p64)
 	if !ok {
 		return nil, errors.New("claims: not canonical base64url")
 	}
 	payload := buf[len(hdr):len(buf):len(buf)]
 	n := len(buf)
-	buf, ok = appendBase64URL(buf, s64)
+	buf, ok = b64seg.Append(buf, s64)
 	if !ok {
 		return nil, errors.New("signature: not canonical base64url")
 	}
@@ -269,52 +271,3 @@ func jsonStrings(raw []byte) ([]string, bool) {
 	}
 	return out, true
 }
-
-// appendBase64URL appends the bytes that s encodes to dst, if s is
-// unpadded base64url in the one form an encoder writes: the URL-safe
-// alphabet only (no '+', '/', '=', whitespace) and zero bits after the
-// last byte. Any other spelling of the same bytes is refused: it would
-// make a second string of the same proof, and some other reader might
-// decode it differently (RFC 7515 §2, §3.1).
-func appendBase64URL(dst []byte, s string) ([]byte, bool) {
-	for ; len(s) >= 4; s = s[4:] {
-		a, b, c, d := b64Value[s[0]], b64Value[s[1]], b64Value[s[2]], b64Value[s[3]]
-		if a|b|c|d < 0 {
-			return dst, false
-		}
-		// Each digit is 0–63 here, and v holds 24 bits: no conversion
-		// below loses anything it should keep.
-		v := uint32(a)<<18 | uint32(b)<<12 | uint32(c)<<6 | uint32(d) //nolint:gosec // 6-bit digits
-		dst = append(dst, byte(v>>16), byte(v>>8), byte(v))           //nolint:gosec // one byte each
-	}
-	switch len(s) {
-	case 0:
-		return dst, true
-	case 2: // one byte; the last character's low 4 bits must be zero
-		a, b := b64Value[s[0]], b64Value[s[1]]
-		if a|b < 0 || b&0x0f != 0 {
-			return dst, false
-		}
-		return append(dst, byte(a)<<2|byte(b)>>4), true //nolint:gosec // 6-bit digits
-	case 3: // two bytes; the last character's low 2 bits must be zero
-		a, b, c := b64Value[s[0]], b64Value[s[1]], b64Value[s[2]]
-		if a|b|c < 0 || c&0x03 != 0 {
-			return dst, false
-		}
-		v := uint32(a)<<10 | uint32(b)<<4 | uint32(c)>>2 //nolint:gosec // 6-bit digits
-		return append(dst, byte(v>>8), byte(v)), true    //nolint:gosec // one byte each
-	}
-	return dst, false // one character left carries no whole byte
-}
-
-// b64Value is each byte's value in the base64url alphabet, -1 outside it.
-var b64Value = func() (t [256]int8) {
-	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
-	for i := range t {
-		t[i] = -1
-	}
-	for i := 0; i < len(alphabet); i++ {
-		t[alphabet[i]] = int8(i)
-	}
-	return t
-}()
