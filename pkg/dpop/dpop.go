@@ -84,6 +84,10 @@ type Options struct {
 	Replay ReplayStore
 	// Now is the clock that judges iat. nil: time.Now.
 	Now func() time.Time
+	// HeaderCacheEntries bounds the cache of proof headers already read
+	// (see DefaultHeaderCacheEntries, used when it is 0): one entry per
+	// client key seen recently.
+	HeaderCacheEntries int
 }
 
 // Verifier checks DPoP proofs presented to a resource server. It is safe
@@ -95,6 +99,8 @@ type Verifier struct {
 	nonces *Nonces
 	replay ReplayStore
 	now    func() time.Time
+	// headers holds the headers of proofs already verified.
+	headers *headerCache
 }
 
 // NewVerifier checks the options and builds a Verifier.
@@ -132,7 +138,16 @@ func NewVerifier(o Options) (*Verifier, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	return &Verifier{algs: algs, maxAge: o.MaxAge, leeway: o.Leeway, nonces: o.Nonces, replay: o.Replay, now: o.Now}, nil
+	switch {
+	case o.HeaderCacheEntries < 0:
+		return nil, errors.New("dpop: HeaderCacheEntries is negative")
+	case o.HeaderCacheEntries == 0:
+		o.HeaderCacheEntries = DefaultHeaderCacheEntries
+	}
+	return &Verifier{
+		algs: algs, maxAge: o.MaxAge, leeway: o.Leeway, nonces: o.Nonces, replay: o.Replay, now: o.Now,
+		headers: newHeaderCache(o.HeaderCacheEntries),
+	}, nil
 }
 
 // ReplayTTL is how long an accepted proof is remembered: MaxAge + Leeway,
@@ -197,23 +212,33 @@ type Result struct {
 // the order doc.go gives, and records it as seen. Every refusal wraps
 // ErrInvalidProof, ErrUseNonce or ErrUnavailable.
 func (v *Verifier) Verify(ctx context.Context, p Proof) (Result, error) {
-	pr, err := v.parse(p.Header)
-	if err != nil {
+	var pr proof
+	if err := v.parse(p.Header, &pr); err != nil {
 		return Result{}, fmt.Errorf("%w: %v", ErrInvalidProof, err)
 	}
-	if err := v.checkRequest(pr, p); err != nil {
+	if err := v.checkRequest(&pr, p); err != nil {
 		return Result{}, fmt.Errorf("%w: %v", ErrInvalidProof, err)
 	}
-	if !pr.alg.verify(&pr.key, pr.signingInput, pr.sig) {
+	h := pr.hdr
+	if !h.alg.verify(&h.key, pr.signingInput, pr.sig) {
 		return Result{}, fmt.Errorf("%w: signature does not verify with the jwk", ErrInvalidProof)
 	}
-	jkt := pr.key.thumbprint()
+	jkt := h.jkt
+	if !pr.cached {
+		jkt = h.key.thumbprint()
+		v.headers.add(pr.h64, &cachedHeader{
+			alg: h.alg,
+			key: jwk{kty: h.key.kty, ec: h.key.ec, ed: h.key.ed, rsa: h.key.rsa},
+			jkt: jkt,
+		})
+	}
 	if p.JKT != "" && subtle.ConstantTimeCompare([]byte(jkt), []byte(p.JKT)) != 1 {
 		return Result{}, ErrKeyMismatch
 	}
 	var next string
 	if v.nonces != nil {
-		if next, err = v.nonces.check(pr); err != nil {
+		var err error
+		if next, err = v.nonces.check(&pr); err != nil {
 			return Result{}, err
 		}
 	}

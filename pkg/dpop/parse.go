@@ -14,8 +14,9 @@ import (
 // proof is a DPoP proof whose syntax has been checked; nothing in it is
 // verified yet.
 type proof struct {
-	alg          *algorithm
-	key          jwk
+	hdr          *cachedHeader
+	h64          string // the header segment, as received
+	cached       bool   // hdr is the header cache's entry for h64
 	signingInput string // header.payload, as received
 	sig          []byte
 	jti          string
@@ -33,58 +34,71 @@ var headerNames = []string{"typ", "alg", "jwk", "crit", "b64", "cty", "jku", "x5
 // claimNames are the claims this package reads.
 var claimNames = []string{"jti", "htm", "htu", "iat", "ath", "nonce"}
 
-// parse checks a proof's syntax (RFC 9449 §4.2, §4.3 steps 2–5 and 7):
-// a JWS in compact serialization, each part canonical base64url, header
-// and claims strict JSON objects, typ dpop+jwt, an accepted alg, a public
-// jwk of a type that alg uses, no crit, and the claims a proof must have.
-func (v *Verifier) parse(raw string) (*proof, error) {
+// parse checks a proof's syntax (RFC 9449 §4.2, §4.3 steps 2–5 and 7)
+// into pr: a JWS in compact serialization, each part canonical base64url,
+// header and claims strict JSON objects, typ dpop+jwt, an accepted alg, a
+// public jwk of a type that alg uses, no crit, and the claims a proof must
+// have. A header found in the header cache was read so before, and is not
+// read again.
+func (v *Verifier) parse(raw string, pr *proof) error {
 	switch {
 	case raw == "":
-		return nil, errors.New("empty")
+		return errors.New("empty")
 	case len(raw) > MaxProofBytes:
-		return nil, fmt.Errorf("longer than %d bytes", MaxProofBytes)
+		return fmt.Errorf("longer than %d bytes", MaxProofBytes)
 	}
 	h64, rest, ok := strings.Cut(raw, ".")
 	if !ok {
-		return nil, errors.New("not a JWS in compact serialization")
+		return errors.New("not a JWS in compact serialization")
 	}
 	p64, s64, ok := strings.Cut(rest, ".")
 	if !ok || strings.IndexByte(s64, '.') >= 0 {
-		return nil, errors.New("not a JWS in compact serialization")
+		return errors.New("not a JWS in compact serialization")
 	}
 	if s64 == "" {
-		return nil, errors.New("unsigned")
+		return errors.New("unsigned")
 	}
-	// One buffer for the three decoded parts: they are short-lived, and
-	// one allocation is cheaper than three.
-	buf := make([]byte, 0, (len(raw)/4+1)*3)
-	buf, ok = b64seg.Append(buf, h64)
-	if !ok {
-		return nil, errors.New("header: not canonical base64url")
+	pr.h64, pr.signingInput = h64, raw[:len(h64)+1+len(p64)]
+	pr.hdr, pr.cached = v.headers.get(h64)
+	// One buffer for the decoded parts: they are short-lived, and one
+	// allocation is cheaper than three.
+	size := len(p64) + len(s64)
+	if !pr.cached {
+		size += len(h64)
 	}
-	hdr := buf[:len(buf):len(buf)]
-	buf, ok = b64seg.Append(buf, p64)
-	if !ok {
-		return nil, errors.New("claims: not canonical base64url")
+	buf := make([]byte, 0, size/4*3+3)
+	var hdr []byte
+	if !pr.cached {
+		if buf, ok = b64seg.Append(buf, h64); !ok {
+			return errors.New("header: not canonical base64url")
+		}
+		hdr = buf[:len(buf):len(buf)]
 	}
-	payload := buf[len(hdr):len(buf):len(buf)]
 	n := len(buf)
-	buf, ok = b64seg.Append(buf, s64)
-	if !ok {
-		return nil, errors.New("signature: not canonical base64url")
+	if buf, ok = b64seg.Append(buf, p64); !ok {
+		return errors.New("claims: not canonical base64url")
 	}
-	pr := &proof{signingInput: raw[:len(h64)+1+len(p64)], sig: buf[n:]}
-	if err := v.parseHeader(pr, hdr); err != nil {
-		return nil, fmt.Errorf("header: %v", err)
+	payload := buf[n:len(buf):len(buf)]
+	n = len(buf)
+	if buf, ok = b64seg.Append(buf, s64); !ok {
+		return errors.New("signature: not canonical base64url")
+	}
+	pr.sig = buf[n:]
+	if !pr.cached {
+		h, err := v.parseHeader(hdr)
+		if err != nil {
+			return fmt.Errorf("header: %v", err)
+		}
+		pr.hdr = h
 	}
 	if err := parseClaims(pr, payload); err != nil {
-		return nil, fmt.Errorf("claims: %v", err)
+		return fmt.Errorf("claims: %v", err)
 	}
-	return pr, nil
+	return nil
 }
 
 // parseHeader reads the JOSE header (RFC 9449 §4.2).
-func (v *Verifier) parseHeader(pr *proof, data []byte) error {
+func (v *Verifier) parseHeader(data []byte) (*cachedHeader, error) {
 	var typ, alg string
 	var hasTyp, hasAlg bool
 	var jwkRaw []byte
@@ -127,27 +141,27 @@ func (v *Verifier) parseHeader(pr *proof, data []byte) error {
 		return nil
 	})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	switch {
 	case !hasTyp:
-		return errors.New("no typ")
+		return nil, errors.New("no typ")
 	case !isDPoPType(typ):
-		return fmt.Errorf("typ %q is not dpop+jwt", clip(typ))
+		return nil, fmt.Errorf("typ %q is not dpop+jwt", clip(typ))
 	case !hasAlg:
-		return errors.New("no alg")
+		return nil, errors.New("no alg")
 	case jwkRaw == nil:
-		return errors.New("no jwk")
+		return nil, errors.New("no jwk")
 	}
 	a, ok := v.algs[alg]
 	if !ok {
-		return fmt.Errorf("alg %q is not accepted", clip(alg))
+		return nil, fmt.Errorf("alg %q is not accepted", clip(alg))
 	}
-	pr.alg = a
-	if err := parseJWK(&pr.key, jwkRaw, a); err != nil {
-		return fmt.Errorf("jwk: %v", err)
+	h := &cachedHeader{alg: a}
+	if err := parseJWK(&h.key, jwkRaw, a); err != nil {
+		return nil, fmt.Errorf("jwk: %v", err)
 	}
-	return nil
+	return h, nil
 }
 
 // isDPoPType reports whether a typ names the media type
