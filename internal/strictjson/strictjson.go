@@ -19,6 +19,7 @@
 package strictjson
 
 import (
+	"bytes"
 	"errors"
 	"strings"
 	"unicode/utf8"
@@ -94,6 +95,25 @@ func (r *Reader) String(raw []byte) (string, bool) {
 	s := scanner{b: raw, r: r}
 	v, err := s.name()
 	return v, err == nil
+}
+
+// Bytes is String without the copy: a string without escapes is returned
+// as the slice of raw between its quotes, which the caller must not
+// modify; only one with escapes is decoded into a new slice.
+func (r *Reader) Bytes(raw []byte) ([]byte, bool) {
+	if len(raw) < 2 || raw[0] != '"' {
+		return nil, false
+	}
+	s := scanner{b: raw, r: r}
+	if _, err := s.str(false); err != nil {
+		return nil, false
+	}
+	body := raw[1 : s.i-1]
+	if bytes.IndexByte(body, '\\') < 0 {
+		return body, true
+	}
+	v, ok := r.String(raw)
+	return []byte(v), ok
 }
 
 // CaseVariant reports whether name differs from one of known only in case

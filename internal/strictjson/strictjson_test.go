@@ -143,6 +143,33 @@ func TestString(t *testing.T) {
 	}
 }
 
+// TestBytes: the same values as String, a string without escapes read in
+// place, without allocating.
+func TestBytes(t *testing.T) {
+	r := strictjson.NewReader(8)
+	for raw, want := range map[string]string{
+		`"ES256"`: "ES256", `"ES\u0032\u00356"`: "ES256", `""`: "", `"a\"b\\c"`: `a"b\c`,
+		`"\ud83d\ude00é"`: "\U0001F600é", `"https://mcp.example.com/mcp"`: "https://mcp.example.com/mcp",
+	} {
+		got, ok := r.Bytes([]byte(raw))
+		if s, sok := r.String([]byte(raw)); !ok || string(got) != want || s != want || !sok {
+			t.Errorf("Bytes(%s) = %q, %v; String %q, %v; want %q", raw, got, ok, s, sok, want)
+		}
+	}
+	for _, raw := range []string{`1`, `null`, `["a"]`, `{}`, `"`, ``, `"\u12"`, "\"\xff\""} {
+		if got, ok := r.Bytes([]byte(raw)); ok {
+			t.Errorf("Bytes(%s) = %q, a string", raw, got)
+		}
+	}
+	raw := []byte(`"https://mcp.example.com/mcp"`)
+	if n := testing.AllocsPerRun(100, func() { _, _ = r.Bytes(raw) }); n != 0 {
+		t.Errorf("%v allocations", n)
+	}
+	if got, _ := r.Bytes(raw); &got[0] != &raw[1] {
+		t.Error("not read in place")
+	}
+}
+
 // TestKnownStringsDoNotAllocate: an object made of known names and values
 // is read without allocating; other strings are decoded as usual.
 func TestKnownStringsDoNotAllocate(t *testing.T) {
