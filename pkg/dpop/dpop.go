@@ -264,16 +264,25 @@ func (v *Verifier) checkRequest(pr *proof, p Proof) error {
 	if pr.htm != p.Method {
 		return fmt.Errorf("htm %q is not the request method %q", clip(pr.htm), clip(p.Method))
 	}
-	htu, err := normalizeURI(pr.htu)
-	if err != nil {
-		return fmt.Errorf("htu: %v", err)
-	}
 	uri, err := normalizeURI(p.URI)
-	if err != nil {
-		return fmt.Errorf("request URI: %v", err)
-	}
-	if htu != uri {
-		return fmt.Errorf("htu %q is not the request URI %q", clip(htu), clip(uri))
+	switch {
+	case string(pr.htu) == p.URI:
+		// The usual case, htu as the engine rebuilt the URI: one
+		// normalisation checks both, and refuses them as htu's.
+		if err != nil {
+			return fmt.Errorf("htu: %v", err)
+		}
+	default:
+		htu, herr := normalizeURI(string(pr.htu))
+		if herr != nil {
+			return fmt.Errorf("htu: %v", herr)
+		}
+		if err != nil {
+			return fmt.Errorf("request URI: %v", err)
+		}
+		if htu != uri {
+			return fmt.Errorf("htu %q is not the request URI %q", clip(htu), clip(uri))
+		}
 	}
 	now := v.now()
 	if pr.iat.Before(now.Add(-v.maxAge)) {
@@ -296,11 +305,26 @@ func (v *Verifier) checkRequest(pr *proof, p Proof) error {
 // athMatches reports whether ath is the hash of token:
 // base64url(SHA-256(ASCII(token))) (RFC 9449 §4.2), in its one canonical
 // spelling.
-func athMatches(ath, token string) bool {
+func athMatches(ath []byte, token string) bool {
 	var buf [sha256.Size]byte
 	got, ok := b64seg.Append(buf[:0], ath)
-	want := sha256.Sum256([]byte(token))
-	return ok && len(got) == sha256.Size && [sha256.Size]byte(got) == want
+	return ok && len(got) == sha256.Size && [sha256.Size]byte(got) == sha256String(token)
+}
+
+// sha256String is sha256.Sum256([]byte(s)) without the conversion, which
+// copies s and, past 32 bytes, allocates: s goes to the hash through a
+// buffer on the stack.
+func sha256String(s string) [sha256.Size]byte {
+	h := sha256.New()
+	var chunk [512]byte
+	for len(s) > 0 {
+		n := copy(chunk[:], s)
+		h.Write(chunk[:n]) // hash.Hash.Write never returns an error.
+		s = s[n:]
+	}
+	var out [sha256.Size]byte
+	h.Sum(out[:0])
+	return out
 }
 
 // replayKey names a proof in the replay store: hex SHA-256 of the key's
@@ -312,7 +336,9 @@ func athMatches(ath, token string) bool {
 func replayKey(jkt, jti string) string {
 	var buf [64 + MaxJTIBytes]byte
 	sum := sha256.Sum256(append(append(buf[:0], jkt...), jti...))
-	return hex.EncodeToString(sum[:])
+	var key [2 * sha256.Size]byte
+	hex.Encode(key[:], sum[:])
+	return string(key[:])
 }
 
 // unixTime converts a NumericDate (seconds since the epoch, possibly

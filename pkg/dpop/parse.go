@@ -20,9 +20,10 @@ type proof struct {
 	signingInput string // header.payload, as received
 	sig          []byte
 	jti          string
-	htm, htu     string
+	htm          string
+	htu          []byte // unescaped, often a slice of the decoded claims
 	iat          time.Time
-	ath          string
+	ath          []byte // as htu
 	hasAth       bool
 	nonce        []byte // raw JSON value of the nonce claim, nil when absent
 }
@@ -213,10 +214,10 @@ func parseClaims(pr *proof, data []byte) error {
 			pr.htm, ok = jsonString(value)
 			hasHTM = true
 		case "htu":
-			pr.htu, ok = jsonString(value)
+			pr.htu, ok = jsonBytes(value)
 			hasHTU = true
 		case "ath":
-			pr.ath, ok = jsonString(value)
+			pr.ath, ok = jsonBytes(value)
 			pr.hasAth = true
 		case "iat":
 			pr.iat, ok = numericDate(value)
@@ -261,6 +262,22 @@ func parseClaims(pr *proof, data []byte) error {
 func numericDate(raw []byte) (time.Time, bool) {
 	if len(raw) == 0 || (raw[0] != '-' && (raw[0] < '0' || raw[0] > '9')) {
 		return time.Time{}, false
+	}
+	if len(raw) <= 11 {
+		// Whole seconds, as clients write them, read without ParseFloat:
+		// the JSON reader has checked the number's syntax, and 11 digits
+		// are exact in a float64, the value ParseFloat would give.
+		var n int64
+		for _, c := range raw {
+			if c < '0' || c > '9' {
+				n = -1
+				break
+			}
+			n = n*10 + int64(c-'0')
+		}
+		if n >= 0 {
+			return unixTime(float64(n))
+		}
 	}
 	f, err := strconv.ParseFloat(string(raw), 64)
 	if err != nil {

@@ -50,6 +50,10 @@ func objectMembers(data []byte, fn func(name string, value []byte) error) error 
 // checked; ok is false when it is not a string.
 func jsonString(raw []byte) (string, bool) { return jsonReader.String(raw) }
 
+// jsonBytes is jsonString without the copy (strictjson.Reader.Bytes): the
+// result may be a slice of raw, not to be modified.
+func jsonBytes(raw []byte) ([]byte, bool) { return jsonReader.Bytes(raw) }
+
 // caseVariant reports whether name differs from one of known only in case
 // (Unicode simple folding, as broad as encoding/json's matching): a member
 // that a case-insensitive reader would take for one this package reads.
