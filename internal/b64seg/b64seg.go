@@ -81,36 +81,36 @@ func Append[S ~string | ~[]byte](dst []byte, s S) (_ []byte, ok bool) {
 }
 
 // decode decodes s into dst, DecodedLen(len(s)) bytes, if s is canonical.
+// Both shrink as it goes, which lets the compiler drop the bounds checks.
 func decode[S ~string | ~[]byte](dst []byte, s S) bool {
-	j, i := 0, 0
-	for ; len(s)-i >= 4; i += 4 {
-		a, b, c, d := value[s[i]], value[s[i+1]], value[s[i+2]], value[s[i+3]]
+	for len(s) >= 4 && len(dst) >= 3 {
+		a, b, c, d := value[s[0]], value[s[1]], value[s[2]], value[s[3]]
 		if a|b|c|d < 0 {
 			return false
 		}
 		// Each digit is 0–63 here, and v holds 24 bits: no conversion
 		// below loses anything it should keep.
 		v := uint32(a)<<18 | uint32(b)<<12 | uint32(c)<<6 | uint32(d) //nolint:gosec // 6-bit digits
-		dst[j], dst[j+1], dst[j+2] = byte(v>>16), byte(v>>8), byte(v) //nolint:gosec // one byte each
-		j += 3
+		dst[0], dst[1], dst[2] = byte(v>>16), byte(v>>8), byte(v)     //nolint:gosec // one byte each
+		s, dst = s[4:], dst[3:]
 	}
-	switch len(s) - i {
-	case 0:
+	switch {
+	case len(s) == 0:
 		return true
-	case 2: // one byte; the last character's low 4 bits must be zero
-		a, b := value[s[i]], value[s[i+1]]
+	case len(s) == 2 && len(dst) == 1: // the last character's low 4 bits must be zero
+		a, b := value[s[0]], value[s[1]]
 		if a|b < 0 || b&0x0f != 0 {
 			return false
 		}
-		dst[j] = byte(a)<<2 | byte(b)>>4 //nolint:gosec // 6-bit digits
+		dst[0] = byte(a)<<2 | byte(b)>>4 //nolint:gosec // 6-bit digits
 		return true
-	case 3: // two bytes; the last character's low 2 bits must be zero
-		a, b, c := value[s[i]], value[s[i+1]], value[s[i+2]]
+	case len(s) == 3 && len(dst) == 2: // the last character's low 2 bits must be zero
+		a, b, c := value[s[0]], value[s[1]], value[s[2]]
 		if a|b|c < 0 || c&0x03 != 0 {
 			return false
 		}
 		v := uint32(a)<<10 | uint32(b)<<4 | uint32(c)>>2 //nolint:gosec // 6-bit digits
-		dst[j], dst[j+1] = byte(v>>8), byte(v)           //nolint:gosec // one byte each
+		dst[0], dst[1] = byte(v>>8), byte(v)             //nolint:gosec // one byte each
 		return true
 	}
 	return false // one character left carries no whole byte (DecodedLen refused it)
