@@ -335,6 +335,14 @@ func (s *scanner) str(decode bool) (string, error) {
 	start := s.i
 	var buf []byte // the value so far, once an escape has been seen
 	for s.i < len(s.b) {
+		// Most of a string is printable ASCII other than '"' and '\\':
+		// skipped a byte at a time by one table lookup.
+		for s.i < len(s.b) && plain[s.b[s.i]] {
+			s.i++
+		}
+		if s.i == len(s.b) {
+			break
+		}
 		c := s.b[s.i]
 		switch {
 		case c == '"':
@@ -362,9 +370,7 @@ func (s *scanner) str(decode bool) (string, error) {
 				buf = utf8.AppendRune(buf, r)
 			}
 			start = s.i
-		case c < utf8.RuneSelf:
-			s.i++
-		default:
+		default: // c ≥ 0x80: the whole UTF-8 sequence
 			r, n := utf8.DecodeRune(s.b[s.i:])
 			if r == utf8.RuneError && n == 1 {
 				return "", ErrUTF8
@@ -374,6 +380,15 @@ func (s *scanner) str(decode bool) (string, error) {
 	}
 	return "", ErrSyntax
 }
+
+// plain marks the bytes a string holds as themselves: printable ASCII
+// other than '"' and '\\'.
+var plain = func() (t [256]bool) {
+	for c := 0x20; c < utf8.RuneSelf; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
 
 // escape reads the escape at s.i (its backslash) and returns the character
 // it stands for. A \u escape of a surrogate must be the high half of a
