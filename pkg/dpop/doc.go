@@ -63,7 +63,7 @@
 // Every proof a client makes with one key carries the same header
 // segment. What reading it gave in steps 1–3 and 7 (the algorithm, the
 // parsed key, its thumbprint) is kept, under the segment's exact text,
-// once a proof carrying it has passed step 6; a later proof with the same
+// once a proof carrying it has been accepted; a later proof with the same
 // segment skips those readings, and nothing else. A header differing by
 // one byte is another entry, read afresh; one that is refused is never
 // kept. The cache is bounded (Options.HeaderCacheEntries, by default

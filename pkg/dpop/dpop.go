@@ -226,11 +226,6 @@ func (v *Verifier) Verify(ctx context.Context, p Proof) (Result, error) {
 	jkt := h.jkt
 	if !pr.cached {
 		jkt = h.key.thumbprint()
-		v.headers.add(pr.h64, &cachedHeader{
-			alg: h.alg,
-			key: jwk{kty: h.key.kty, ec: h.key.ec, ed: h.key.ed, rsa: h.key.rsa},
-			jkt: jkt,
-		})
 	}
 	if p.JKT != "" && subtle.ConstantTimeCompare([]byte(jkt), []byte(p.JKT)) != 1 {
 		return Result{}, ErrKeyMismatch
@@ -248,6 +243,14 @@ func (v *Verifier) Verify(ctx context.Context, p Proof) (Result, error) {
 	}
 	if !fresh {
 		return Result{}, fmt.Errorf("%w: replayed (jti already used with this key)", ErrInvalidProof)
+	}
+	if !pr.cached {
+		// Accepted: its header is worth keeping (see headercache.go).
+		v.headers.add(pr.h64, &cachedHeader{
+			alg: h.alg,
+			key: jwk{kty: h.key.kty, ec: h.key.ec, ed: h.key.ed, rsa: h.key.rsa},
+			jkt: jkt,
+		})
 	}
 	return Result{JKT: jkt, JTI: pr.jti, IssuedAt: pr.iat, NextNonce: next}, nil
 }

@@ -16,16 +16,19 @@ import (
 // differs by one byte (another jwk, another alg, another kid, another
 // spacing) is another entry, read afresh. Reading a header depends on
 // nothing but its text and the Verifier's accepted algorithms, so a kept
-// answer is the answer reading would give. Only a header whose proof's
-// signature verified with its key is kept: a header that fails to parse
-// is never kept (a refusal is not remembered, it is found again), and
-// neither is one with a key nobody has signed with, so that keeping costs
-// whoever fills the cache a signature per entry.
+// answer is the answer reading would give. Only the header of a proof
+// that was accepted is kept: not one that fails to parse (a refusal is not
+// remembered, it is found again), nor one whose proof fails any later
+// check — its signature, the token's binding, the nonce, the replay
+// store — so that each entry costs whoever fills the cache a signature,
+// by the key their access token is bound to when the engine gives
+// Proof.JKT.
 
-// DefaultHeaderCacheEntries is the bound of the header cache when
-// Options.HeaderCacheEntries is 0: 4096 keys seen recently, in about
-// 4 MiB for EC and Ed25519 keys (a few hundred bytes of segment and
-// parsed key each), 16 MiB at worst, were every entry an 8192-bit RSA key.
+// DefaultHeaderCacheEntries is the bound of a Verifier's header cache when
+// Options.HeaderCacheEntries is 0: the 4096 latest keys (or header
+// spellings) seen, which hold about 3 MiB when they are P-256 keys, 5 MiB
+// for 2048-bit RSA keys, and 14 MiB at worst, every entry an 8192-bit RSA
+// key (measured: 810, 1256 and 3593 bytes an entry, segment included).
 const DefaultHeaderCacheEntries = 4096
 
 // cachedHeader is what a proof's protected header says, read and checked:
@@ -42,8 +45,8 @@ type cachedHeader struct {
 // the oldest entry (first in, first out): a client whose entry was pushed
 // out by others pays one read of its header on its next proof.
 //
-// An attacker can send any number of distinct headers. Only those whose
-// proof verifies are added, each a signature the attacker made; they can
+// An attacker can send any number of distinct headers. Only those of
+// accepted proofs are added, each a signature the attacker made; they can
 // push every other client's entry out, which costs those clients what
 // this cache saves and nothing more: the bound holds, and an entry is
 // only ever found by its exact segment.
@@ -69,8 +72,8 @@ func (c *headerCache) get(h64 string) (*cachedHeader, bool) {
 	return v.(*cachedHeader), true //nolint:forcetypeassert // only add stores, and only *cachedHeader
 }
 
-// add keeps h for segment h64, which the caller has read into h and
-// whose proof verified with h's key. The segment is copied: the proof it
+// add keeps h for segment h64, which the caller has read into h, of a
+// proof it accepted. The segment is copied: the proof it
 // is part of is not kept.
 func (c *headerCache) add(h64 string, h *cachedHeader) {
 	c.mu.Lock()

@@ -1,11 +1,13 @@
 package dpop_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/extauthz/extauthz/pkg/dpop"
 )
@@ -106,40 +108,62 @@ func TestHeaderCacheSameKeyOtherText(t *testing.T) {
 	}
 }
 
-// Only the header of a proof whose signature verified is kept: neither a
-// header refused when read, whatever it holds, nor a well-formed one
-// whose proof fails before or at the signature.
-func TestHeaderCacheKeepsOnlyVerified(t *testing.T) {
+// Only the header of an accepted proof is kept: neither a header refused
+// when read, whatever it holds, nor a well-formed one whose proof fails a
+// later check: the request, the signature, the token's binding, the
+// nonce, the replay store.
+func TestHeaderCacheKeepsOnlyAccepted(t *testing.T) {
 	t.Parallel()
 	es := newKey(t, "ES256")
 	thief := freshKey(t, "ES256")
+	nonces, err := dpop.NewNonces([]byte(strings.Repeat("k", dpop.MinNonceKeyBytes)), time.Minute, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	request := func(proof string) dpop.Proof {
+		return dpop.Proof{Header: proof, Method: testMethod, URI: testURI, AccessToken: testToken}
+	}
 	tests := []struct {
 		name  string
-		proof func(t *testing.T, f *fixture) string
-		want  string
+		o     dpop.Options
+		proof func(t *testing.T, f *fixture) dpop.Proof
+		want  error
+		text  string
 	}{
-		{"private key member", func(t *testing.T, f *fixture) string {
-			return raw(t, es, headerJSON(t, es, "ES256", "d", `"AAAA"`), jsonOf(t, f.claims()))
-		}, `private key member "d"`},
-		{"symmetric key member", func(t *testing.T, f *fixture) string {
-			return raw(t, es, headerJSON(t, es, "ES256", "k", `"AAAA"`), jsonOf(t, f.claims()))
-		}, `private key member "k"`},
-		{"signed by another key", func(t *testing.T, f *fixture) string {
-			return raw(t, thief, headerJSON(t, es, "ES256", "", ""), jsonOf(t, f.claims()))
-		}, "signature does not verify"},
-		{"for another request", func(t *testing.T, f *fixture) string {
+		{"private key member", dpop.Options{}, func(t *testing.T, f *fixture) dpop.Proof {
+			return request(raw(t, es, headerJSON(t, es, "ES256", "d", `"AAAA"`), jsonOf(t, f.claims())))
+		}, dpop.ErrInvalidProof, `private key member "d"`},
+		{"symmetric key member", dpop.Options{}, func(t *testing.T, f *fixture) dpop.Proof {
+			return request(raw(t, es, headerJSON(t, es, "ES256", "k", `"AAAA"`), jsonOf(t, f.claims())))
+		}, dpop.ErrInvalidProof, `private key member "k"`},
+		{"for another request", dpop.Options{}, func(t *testing.T, f *fixture) dpop.Proof {
 			c := f.claims()
 			c["htm"] = "GET"
-			return es.proof(t, es.header(), c)
-		}, "htm"},
+			return request(es.proof(t, es.header(), c))
+		}, dpop.ErrInvalidProof, "htm"},
+		{"signed by another key", dpop.Options{}, func(t *testing.T, f *fixture) dpop.Proof {
+			return request(raw(t, thief, headerJSON(t, es, "ES256", "", ""), jsonOf(t, f.claims())))
+		}, dpop.ErrInvalidProof, "signature does not verify"},
+		{"by a key the token is not bound to", dpop.Options{}, func(t *testing.T, f *fixture) dpop.Proof {
+			p := request(thief.proof(t, thief.header(), f.claims()))
+			p.JKT = jwxThumbprint(t, es.jwk())
+			return p
+		}, dpop.ErrKeyMismatch, "not the key the access token is bound to"},
+		{"without the nonce", dpop.Options{Nonces: nonces}, func(t *testing.T, f *fixture) dpop.Proof {
+			return request(es.proof(t, es.header(), f.claims()))
+		}, dpop.ErrUseNonce, "no nonce"},
+		{"with the replay store full", dpop.Options{Replay: fullStore{}}, func(t *testing.T, f *fixture) dpop.Proof {
+			return request(es.proof(t, es.header(), f.claims()))
+		}, dpop.ErrUnavailable, "replay store full"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			f := newFixture(t, dpop.Options{})
+			f := newFixture(t, tt.o)
 			for i := range 2 {
-				if _, err := f.verify(tt.proof(t, f)); !errors.Is(err, dpop.ErrInvalidProof) || !strings.Contains(err.Error(), tt.want) {
-					t.Fatalf("try %d: %v; want %q", i, err, tt.want)
+				_, err := f.v.Verify(t.Context(), tt.proof(t, f))
+				if !errors.Is(err, tt.want) || !strings.Contains(err.Error(), tt.text) {
+					t.Fatalf("try %d: %v; want %v, %q", i, err, tt.want, tt.text)
 				}
 			}
 			if n := dpop.HeaderCacheLen(f.v); n != 0 {
@@ -147,6 +171,13 @@ func TestHeaderCacheKeepsOnlyVerified(t *testing.T) {
 			}
 		})
 	}
+}
+
+// fullStore is a replay store that can record nothing more.
+type fullStore struct{}
+
+func (fullStore) Claim(context.Context, string, time.Duration) (bool, error) {
+	return false, dpop.ErrReplayFull
 }
 
 // The cache holds at most Options.HeaderCacheEntries headers, whatever
