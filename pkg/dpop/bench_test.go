@@ -77,3 +77,46 @@ func cpuTime(b *testing.B) time.Duration {
 func reportCPU(b *testing.B, start time.Duration) {
 	b.ReportMetric(float64(cpuTime(b)-start)/float64(b.N), "cpu-ns/op")
 }
+
+// TestVerifyAllocations: with its header kept, a proof costs a handful of
+// allocations beyond those of crypto/ecdsa's verify: the decoded claims
+// and signature, the jti, the digest and DER signature handed to
+// crypto/ecdsa, and the replay key. Garbage is CPU too, at every Check.
+func TestVerifyAllocations(t *testing.T) {
+	clock := testkit.NewClockAt(t0)
+	v, err := dpop.NewVerifier(dpop.Options{Replay: dpop.NewMemoryReplay(1000, clock.Now), Now: clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &fixture{clock: clock}
+	k := newKey(t, "ES256")
+	const runs = 100
+	proofs := make([]dpop.Proof, runs+2)
+	for i := range proofs {
+		proofs[i] = dpop.Proof{Header: k.proof(t, k.header(), f.claims()), Method: testMethod, URI: testURI, AccessToken: testToken}
+	}
+	ctx := t.Context()
+	if _, err := v.Verify(ctx, proofs[runs+1]); err != nil { // keeps the header
+		t.Fatal(err)
+	}
+	i := 0
+	got := testing.AllocsPerRun(runs, func() {
+		if _, err := v.Verify(ctx, proofs[i]); err != nil {
+			t.Fatal(err)
+		}
+		i++
+	})
+
+	pub := k.priv.(*ecdsa.PrivateKey)
+	digest := sha256.Sum256([]byte("a DPoP proof's signing input"))
+	sig, err := ecdsa.SignASN1(rand.Reader, pub, digest[:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	floor := testing.AllocsPerRun(runs, func() { ecdsa.VerifyASN1(&pub.PublicKey, digest[:], sig) })
+	t.Logf("%v allocations per Verify, %v per ecdsa.VerifyASN1", got, floor)
+	const extra = 4
+	if got > floor+extra {
+		t.Fatalf("%v allocations per Verify; crypto/ecdsa's verify alone %v, want at most %d more", got, floor, extra)
+	}
+}

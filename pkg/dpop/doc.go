@@ -58,6 +58,17 @@
 //     A replay is ErrInvalidProof; a store that cannot answer is
 //     ErrUnavailable, and the proof is refused.
 //
+// # Headers already read
+//
+// Every proof a client makes with one key carries the same header
+// segment. What reading it gave in steps 1–3 and 7 (the algorithm, the
+// parsed key, its thumbprint) is kept, under the segment's exact text,
+// once a proof carrying it has been accepted; a later proof with the same
+// segment skips those readings, and nothing else. A header differing by
+// one byte is another entry, read afresh; one that is refused is never
+// kept. The cache is bounded (Options.HeaderCacheEntries, by default
+// DefaultHeaderCacheEntries), the oldest entry going first.
+//
 // # Replay stores and nonces
 //
 // MemoryReplay protects one replica; RedisReplay the whole fleet, asking

@@ -10,6 +10,8 @@ import (
 	"math"
 	"strings"
 	"time"
+
+	"github.com/extauthz/extauthz/internal/b64seg"
 )
 
 // Errors of Verify, one per answer the resource server gives (RFC 9449
@@ -82,6 +84,10 @@ type Options struct {
 	Replay ReplayStore
 	// Now is the clock that judges iat. nil: time.Now.
 	Now func() time.Time
+	// HeaderCacheEntries bounds the cache of proof headers already read
+	// (see DefaultHeaderCacheEntries, used when it is 0): one entry per
+	// client key seen recently.
+	HeaderCacheEntries int
 }
 
 // Verifier checks DPoP proofs presented to a resource server. It is safe
@@ -93,6 +99,8 @@ type Verifier struct {
 	nonces *Nonces
 	replay ReplayStore
 	now    func() time.Time
+	// headers holds the headers of proofs already verified.
+	headers *headerCache
 }
 
 // NewVerifier checks the options and builds a Verifier.
@@ -130,7 +138,16 @@ func NewVerifier(o Options) (*Verifier, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	return &Verifier{algs: algs, maxAge: o.MaxAge, leeway: o.Leeway, nonces: o.Nonces, replay: o.Replay, now: o.Now}, nil
+	switch {
+	case o.HeaderCacheEntries < 0:
+		return nil, errors.New("dpop: HeaderCacheEntries is negative")
+	case o.HeaderCacheEntries == 0:
+		o.HeaderCacheEntries = DefaultHeaderCacheEntries
+	}
+	return &Verifier{
+		algs: algs, maxAge: o.MaxAge, leeway: o.Leeway, nonces: o.Nonces, replay: o.Replay, now: o.Now,
+		headers: newHeaderCache(o.HeaderCacheEntries),
+	}, nil
 }
 
 // ReplayTTL is how long an accepted proof is remembered: MaxAge + Leeway,
@@ -195,23 +212,28 @@ type Result struct {
 // the order doc.go gives, and records it as seen. Every refusal wraps
 // ErrInvalidProof, ErrUseNonce or ErrUnavailable.
 func (v *Verifier) Verify(ctx context.Context, p Proof) (Result, error) {
-	pr, err := v.parse(p.Header)
-	if err != nil {
+	var pr proof
+	if err := v.parse(p.Header, &pr); err != nil {
 		return Result{}, fmt.Errorf("%w: %v", ErrInvalidProof, err)
 	}
-	if err := v.checkRequest(pr, p); err != nil {
+	if err := v.checkRequest(&pr, p); err != nil {
 		return Result{}, fmt.Errorf("%w: %v", ErrInvalidProof, err)
 	}
-	if !pr.alg.verify(&pr.key, pr.signingInput, pr.sig) {
+	h := pr.hdr
+	if !h.alg.verify(&h.key, pr.signingInput, pr.sig) {
 		return Result{}, fmt.Errorf("%w: signature does not verify with the jwk", ErrInvalidProof)
 	}
-	jkt := pr.key.thumbprint()
+	jkt := h.jkt
+	if !pr.cached {
+		jkt = h.key.thumbprint()
+	}
 	if p.JKT != "" && subtle.ConstantTimeCompare([]byte(jkt), []byte(p.JKT)) != 1 {
 		return Result{}, ErrKeyMismatch
 	}
 	var next string
 	if v.nonces != nil {
-		if next, err = v.nonces.check(pr); err != nil {
+		var err error
+		if next, err = v.nonces.check(&pr); err != nil {
 			return Result{}, err
 		}
 	}
@@ -221,6 +243,14 @@ func (v *Verifier) Verify(ctx context.Context, p Proof) (Result, error) {
 	}
 	if !fresh {
 		return Result{}, fmt.Errorf("%w: replayed (jti already used with this key)", ErrInvalidProof)
+	}
+	if !pr.cached {
+		// Accepted: its header is worth keeping (see headercache.go).
+		v.headers.add(pr.h64, &cachedHeader{
+			alg: h.alg,
+			key: jwk{kty: h.key.kty, ec: h.key.ec, ed: h.key.ed, rsa: h.key.rsa},
+			jkt: jkt,
+		})
 	}
 	return Result{JKT: jkt, JTI: pr.jti, IssuedAt: pr.iat, NextNonce: next}, nil
 }
@@ -237,16 +267,25 @@ func (v *Verifier) checkRequest(pr *proof, p Proof) error {
 	if pr.htm != p.Method {
 		return fmt.Errorf("htm %q is not the request method %q", clip(pr.htm), clip(p.Method))
 	}
-	htu, err := normalizeURI(pr.htu)
-	if err != nil {
-		return fmt.Errorf("htu: %v", err)
-	}
 	uri, err := normalizeURI(p.URI)
-	if err != nil {
-		return fmt.Errorf("request URI: %v", err)
-	}
-	if htu != uri {
-		return fmt.Errorf("htu %q is not the request URI %q", clip(htu), clip(uri))
+	switch {
+	case string(pr.htu) == p.URI:
+		// The usual case, htu as the engine rebuilt the URI: one
+		// normalisation checks both, and refuses them as htu's.
+		if err != nil {
+			return fmt.Errorf("htu: %v", err)
+		}
+	default:
+		htu, herr := normalizeURI(string(pr.htu))
+		if herr != nil {
+			return fmt.Errorf("htu: %v", herr)
+		}
+		if err != nil {
+			return fmt.Errorf("request URI: %v", err)
+		}
+		if htu != uri {
+			return fmt.Errorf("htu %q is not the request URI %q", clip(htu), clip(uri))
+		}
 	}
 	now := v.now()
 	if pr.iat.Before(now.Add(-v.maxAge)) {
@@ -269,11 +308,26 @@ func (v *Verifier) checkRequest(pr *proof, p Proof) error {
 // athMatches reports whether ath is the hash of token:
 // base64url(SHA-256(ASCII(token))) (RFC 9449 §4.2), in its one canonical
 // spelling.
-func athMatches(ath, token string) bool {
+func athMatches(ath []byte, token string) bool {
 	var buf [sha256.Size]byte
-	got, ok := appendBase64URL(buf[:0], ath)
-	want := sha256.Sum256([]byte(token))
-	return ok && len(got) == sha256.Size && [sha256.Size]byte(got) == want
+	got, ok := b64seg.Append(buf[:0], ath)
+	return ok && len(got) == sha256.Size && [sha256.Size]byte(got) == sha256String(token)
+}
+
+// sha256String is sha256.Sum256([]byte(s)) without the conversion, which
+// copies s and, past 32 bytes, allocates: s goes to the hash through a
+// buffer on the stack.
+func sha256String(s string) [sha256.Size]byte {
+	h := sha256.New()
+	var chunk [512]byte
+	for len(s) > 0 {
+		n := copy(chunk[:], s)
+		h.Write(chunk[:n]) // hash.Hash.Write never returns an error.
+		s = s[n:]
+	}
+	var out [sha256.Size]byte
+	h.Sum(out[:0])
+	return out
 }
 
 // replayKey names a proof in the replay store: hex SHA-256 of the key's
@@ -285,7 +339,9 @@ func athMatches(ath, token string) bool {
 func replayKey(jkt, jti string) string {
 	var buf [64 + MaxJTIBytes]byte
 	sum := sha256.Sum256(append(append(buf[:0], jkt...), jti...))
-	return hex.EncodeToString(sum[:])
+	var key [2 * sha256.Size]byte
+	hex.Encode(key[:], sum[:])
+	return string(key[:])
 }
 
 // unixTime converts a NumericDate (seconds since the epoch, possibly

@@ -12,3 +12,6 @@ func Thumbprint(jwkJSON []byte, alg string) (string, error) {
 	}
 	return k.thumbprint(), nil
 }
+
+// HeaderCacheLen is the number of headers v keeps.
+func HeaderCacheLen(v *Verifier) int { return v.headers.size() }

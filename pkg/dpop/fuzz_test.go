@@ -1,9 +1,12 @@
 package dpop_test
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/lestrrat-go/jwx/v3/jwa"
 	"github.com/lestrrat-go/jwx/v3/jws"
@@ -72,6 +75,60 @@ func FuzzVerifyProof(f *testing.F) {
 		tp, err := key.Thumbprint(cryptoSHA256)
 		if err != nil || b64(tp) != res.JKT {
 			t.Fatalf("JKT %s; jwx's thumbprint %s, %v", res.JKT, b64(tp), err)
+		}
+	})
+}
+
+// alwaysFresh is a replay store that has seen nothing, ever: it lets one
+// Verifier judge the same proof again and again.
+type alwaysFresh struct{}
+
+func (alwaysFresh) Claim(context.Context, string, time.Duration) (bool, error) { return true, nil }
+
+// FuzzHeaderCacheTransparent: a Verifier that has kept headers (the seed
+// keys', and any a fuzzed proof verified with) answers every proof as a
+// Verifier that has kept none: the same error, or the same result. Seeds
+// with a kept header exercise the cached path, their mutations the
+// near misses.
+func FuzzHeaderCacheTransparent(f *testing.F) {
+	fx := newFixture(f, dpop.Options{})
+	var seeds []string
+	for _, alg := range []string{"ES256", "EdDSA", "RS256", "PS256"} {
+		k := newKey(f, alg)
+		seeds = append(seeds, k.proof(f, k.header(), fx.claims()))
+	}
+	for _, s := range seeds {
+		f.Add(s)
+		// A near miss: one character of the header segment changed.
+		i := strings.IndexByte(s, '.') / 2
+		c := byte('A')
+		if s[i] == 'A' {
+			c = 'B'
+		}
+		f.Add(s[:i] + string(c) + s[i+1:])
+	}
+	clock := testkit.NewClockAt(t0)
+	options := dpop.Options{Algorithms: []string{"ES256", "EdDSA", "RS256", "PS256"}, Replay: alwaysFresh{}, Now: clock.Now}
+	kept, err := dpop.NewVerifier(options)
+	if err != nil {
+		f.Fatal(err)
+	}
+	for _, s := range seeds {
+		if _, err := kept.Verify(f.Context(), dpop.Proof{Header: s, Method: testMethod, URI: testURI, AccessToken: testToken}); err != nil {
+			f.Fatal(err)
+		}
+	}
+
+	f.Fuzz(func(t *testing.T, proof string) {
+		fresh, err := dpop.NewVerifier(options)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := dpop.Proof{Header: proof, Method: testMethod, URI: testURI, AccessToken: testToken}
+		got, gerr := kept.Verify(t.Context(), p)
+		want, werr := fresh.Verify(t.Context(), p)
+		if fmt.Sprint(gerr) != fmt.Sprint(werr) || got.JKT != want.JKT || got.JTI != want.JTI || !got.IssuedAt.Equal(want.IssuedAt) {
+			t.Fatalf("with kept headers: %+v, %v; without: %+v, %v", got, gerr, want, werr)
 		}
 	})
 }

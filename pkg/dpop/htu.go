@@ -211,3 +211,16 @@ func isSubDelim(c byte) bool {
 }
 
 const upperHex = "0123456789ABCDEF"
+
+// hexValue is the value of one hexadecimal digit, either case.
+func hexValue(c byte) (byte, bool) {
+	switch {
+	case c >= '0' && c <= '9':
+		return c - '0', true
+	case c >= 'a' && c <= 'f':
+		return c - 'a' + 10, true
+	case c >= 'A' && c <= 'F':
+		return c - 'A' + 10, true
+	}
+	return 0, false
+}

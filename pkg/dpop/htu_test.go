@@ -1,6 +1,7 @@
 package dpop_test
 
 import (
+	"errors"
 	"strings"
 	"testing"
 
@@ -108,5 +109,21 @@ func TestVerifyNormalizesRequestURI(t *testing.T) {
 func TestNormalizeURINoAlloc(t *testing.T) {
 	if n := testing.AllocsPerRun(100, func() { _, _ = dpop.NormalizeURI(testURI) }); n != 0 {
 		t.Fatalf("%v allocations for a normal URI", n)
+	}
+}
+
+// An htu spelled exactly as the request URI is still checked: both are
+// refused when neither can be normalised, as htu's fault.
+func TestVerifyRefusesHTUEqualToBadRequestURI(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, dpop.Options{})
+	k := newKey(t, "ES256")
+	for _, uri := range []string{"https://mcp.example.com/x/../mcp", "ftp://mcp.example.com/mcp", "https://user@mcp.example.com/mcp", "/mcp"} {
+		c := f.claims()
+		c["htu"] = uri
+		_, err := f.v.Verify(t.Context(), dpop.Proof{Header: k.proof(t, k.header(), c), Method: testMethod, URI: uri, AccessToken: testToken})
+		if !errors.Is(err, dpop.ErrInvalidProof) || !strings.Contains(err.Error(), "htu: ") {
+			t.Errorf("htu and request URI %q: %v", uri, err)
+		}
 	}
 }

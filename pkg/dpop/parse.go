@@ -7,19 +7,23 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/extauthz/extauthz/internal/b64seg"
 )
 
 // proof is a DPoP proof whose syntax has been checked; nothing in it is
 // verified yet.
 type proof struct {
-	alg          *algorithm
-	key          jwk
+	hdr          *cachedHeader
+	h64          string // the header segment, as received
+	cached       bool   // hdr is the header cache's entry for h64
 	signingInput string // header.payload, as received
 	sig          []byte
 	jti          string
-	htm, htu     string
+	htm          string
+	htu          []byte // unescaped, often a slice of the decoded claims
 	iat          time.Time
-	ath          string
+	ath          []byte // as htu
 	hasAth       bool
 	nonce        []byte // raw JSON value of the nonce claim, nil when absent
 }
@@ -31,58 +35,71 @@ var headerNames = []string{"typ", "alg", "jwk", "crit", "b64", "cty", "jku", "x5
 // claimNames are the claims this package reads.
 var claimNames = []string{"jti", "htm", "htu", "iat", "ath", "nonce"}
 
-// parse checks a proof's syntax (RFC 9449 §4.2, §4.3 steps 2–5 and 7):
-// a JWS in compact serialization, each part canonical base64url, header
-// and claims strict JSON objects, typ dpop+jwt, an accepted alg, a public
-// jwk of a type that alg uses, no crit, and the claims a proof must have.
-func (v *Verifier) parse(raw string) (*proof, error) {
+// parse checks a proof's syntax (RFC 9449 §4.2, §4.3 steps 2–5 and 7)
+// into pr: a JWS in compact serialization, each part canonical base64url,
+// header and claims strict JSON objects, typ dpop+jwt, an accepted alg, a
+// public jwk of a type that alg uses, no crit, and the claims a proof must
+// have. A header found in the header cache was read so before, and is not
+// read again.
+func (v *Verifier) parse(raw string, pr *proof) error {
 	switch {
 	case raw == "":
-		return nil, errors.New("empty")
+		return errors.New("empty")
 	case len(raw) > MaxProofBytes:
-		return nil, fmt.Errorf("longer than %d bytes", MaxProofBytes)
+		return fmt.Errorf("longer than %d bytes", MaxProofBytes)
 	}
 	h64, rest, ok := strings.Cut(raw, ".")
 	if !ok {
-		return nil, errors.New("not a JWS in compact serialization")
+		return errors.New("not a JWS in compact serialization")
 	}
 	p64, s64, ok := strings.Cut(rest, ".")
 	if !ok || strings.IndexByte(s64, '.') >= 0 {
-		return nil, errors.New("not a JWS in compact serialization")
+		return errors.New("not a JWS in compact serialization")
 	}
 	if s64 == "" {
-		return nil, errors.New("unsigned")
+		return errors.New("unsigned")
 	}
-	// One buffer for the three decoded parts: they are short-lived, and
-	// one allocation is cheaper than three.
-	buf := make([]byte, 0, (len(raw)/4+1)*3)
-	buf, ok = appendBase64URL(buf, h64)
-	if !ok {
-		return nil, errors.New("header: not canonical base64url")
+	pr.h64, pr.signingInput = h64, raw[:len(h64)+1+len(p64)]
+	pr.hdr, pr.cached = v.headers.get(h64)
+	// One buffer for the decoded parts: they are short-lived, and one
+	// allocation is cheaper than three.
+	size := len(p64) + len(s64)
+	if !pr.cached {
+		size += len(h64)
 	}
-	hdr := buf[:len(buf):len(buf)]
-	buf, ok = appendBase64URL(buf, p64)
-	if !ok {
-		return nil, errors.New("claims: not canonical base64url")
+	buf := make([]byte, 0, size/4*3+3)
+	var hdr []byte
+	if !pr.cached {
+		if buf, ok = b64seg.Append(buf, h64); !ok {
+			return errors.New("header: not canonical base64url")
+		}
+		hdr = buf[:len(buf):len(buf)]
 	}
-	payload := buf[len(hdr):len(buf):len(buf)]
 	n := len(buf)
-	buf, ok = appendBase64URL(buf, s64)
-	if !ok {
-		return nil, errors.New("signature: not canonical base64url")
+	if buf, ok = b64seg.Append(buf, p64); !ok {
+		return errors.New("claims: not canonical base64url")
 	}
-	pr := &proof{signingInput: raw[:len(h64)+1+len(p64)], sig: buf[n:]}
-	if err := v.parseHeader(pr, hdr); err != nil {
-		return nil, fmt.Errorf("header: %v", err)
+	payload := buf[n:len(buf):len(buf)]
+	n = len(buf)
+	if buf, ok = b64seg.Append(buf, s64); !ok {
+		return errors.New("signature: not canonical base64url")
+	}
+	pr.sig = buf[n:]
+	if !pr.cached {
+		h, err := v.parseHeader(hdr)
+		if err != nil {
+			return fmt.Errorf("header: %v", err)
+		}
+		pr.hdr = h
 	}
 	if err := parseClaims(pr, payload); err != nil {
-		return nil, fmt.Errorf("claims: %v", err)
+		return fmt.Errorf("claims: %v", err)
 	}
-	return pr, nil
+	return nil
 }
 
 // parseHeader reads the JOSE header (RFC 9449 §4.2).
-func (v *Verifier) parseHeader(pr *proof, data []byte) error {
+func (v *Verifier) parseHeader(data []byte) (*cachedHeader, error) {
 	var typ, alg string
 	var hasTyp, hasAlg bool
 	var jwkRaw []byte
@@ -125,27 +142,27 @@ func (v *Verifier) parseHeader(pr *proof, data []byte) error {
 		return nil
 	})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	switch {
 	case !hasTyp:
-		return errors.New("no typ")
+		return nil, errors.New("no typ")
 	case !isDPoPType(typ):
-		return fmt.Errorf("typ %q is not dpop+jwt", clip(typ))
+		return nil, fmt.Errorf("typ %q is not dpop+jwt", clip(typ))
 	case !hasAlg:
-		return errors.New("no alg")
+		return nil, errors.New("no alg")
 	case jwkRaw == nil:
-		return errors.New("no jwk")
+		return nil, errors.New("no jwk")
 	}
 	a, ok := v.algs[alg]
 	if !ok {
-		return fmt.Errorf("alg %q is not accepted", clip(alg))
+		return nil, fmt.Errorf("alg %q is not accepted", clip(alg))
 	}
-	pr.alg = a
-	if err := parseJWK(&pr.key, jwkRaw, a); err != nil {
-		return fmt.Errorf("jwk: %v", err)
+	h := &cachedHeader{alg: a}
+	if err := parseJWK(&h.key, jwkRaw, a); err != nil {
+		return nil, fmt.Errorf("jwk: %v", err)
 	}
-	return nil
+	return h, nil
 }
 
 // isDPoPType reports whether a typ names the media type
@@ -197,10 +214,10 @@ func parseClaims(pr *proof, data []byte) error {
 			pr.htm, ok = jsonString(value)
 			hasHTM = true
 		case "htu":
-			pr.htu, ok = jsonString(value)
+			pr.htu, ok = jsonBytes(value)
 			hasHTU = true
 		case "ath":
-			pr.ath, ok = jsonString(value)
+			pr.ath, ok = jsonBytes(value)
 			pr.hasAth = true
 		case "iat":
 			pr.iat, ok = numericDate(value)
@@ -246,6 +263,22 @@ func numericDate(raw []byte) (time.Time, bool) {
 	if len(raw) == 0 || (raw[0] != '-' && (raw[0] < '0' || raw[0] > '9')) {
 		return time.Time{}, false
 	}
+	if len(raw) <= 11 {
+		// Whole seconds, as clients write them, read without ParseFloat:
+		// the JSON reader has checked the number's syntax, and 11 digits
+		// are exact in a float64, the value ParseFloat would give.
+		var n int64
+		for _, c := range raw {
+			if c < '0' || c > '9' {
+				n = -1
+				break
+			}
+			n = n*10 + int64(c-'0')
+		}
+		if n >= 0 {
+			return unixTime(float64(n))
+		}
+	}
 	f, err := strconv.ParseFloat(string(raw), 64)
 	if err != nil {
 		return time.Time{}, false
@@ -269,52 +302,3 @@ func jsonStrings(raw []byte) ([]string, bool) {
 	}
 	return out, true
 }
-
-// appendBase64URL appends the bytes that s encodes to dst, if s is
-// unpadded base64url in the one form an encoder writes: the URL-safe
-// alphabet only (no '+', '/', '=', whitespace) and zero bits after the
-// last byte. Any other spelling of the same bytes is refused: it would
-// make a second string of the same proof, and some other reader might
-// decode it differently (RFC 7515 §2, §3.1).
-func appendBase64URL(dst []byte, s string) ([]byte, bool) {
-	for ; len(s) >= 4; s = s[4:] {
-		a, b, c, d := b64Value[s[0]], b64Value[s[1]], b64Value[s[2]], b64Value[s[3]]
-		if a|b|c|d < 0 {
-			return dst, false
-		}
-		// Each digit is 0–63 here, and v holds 24 bits: no conversion
-		// below loses anything it should keep.
-		v := uint32(a)<<18 | uint32(b)<<12 | uint32(c)<<6 | uint32(d) //nolint:gosec // 6-bit digits
-		dst = append(dst, byte(v>>16), byte(v>>8), byte(v))           //nolint:gosec // one byte each
-	}
-	switch len(s) {
-	case 0:
-		return dst, true
-	case 2: // one byte; the last character's low 4 bits must be zero
-		a, b := b64Value[s[0]], b64Value[s[1]]
-		if a|b < 0 || b&0x0f != 0 {
-			return dst, false
-		}
-		return append(dst, byte(a)<<2|byte(b)>>4), true //nolint:gosec // 6-bit digits
-	case 3: // two bytes; the last character's low 2 bits must be zero
-		a, b, c := b64Value[s[0]], b64Value[s[1]], b64Value[s[2]]
-		if a|b|c < 0 || c&0x03 != 0 {
-			return dst, false
-		}
-		v := uint32(a)<<10 | uint32(b)<<4 | uint32(c)>>2 //nolint:gosec // 6-bit digits
-		return append(dst, byte(v>>8), byte(v)), true    //nolint:gosec // one byte each
-	}
-	return dst, false // one character left carries no whole byte
-}
-
-// b64Value is each byte's value in the base64url alphabet, -1 outside it.
-var b64Value = func() (t [256]int8) {
-	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
-	for i := range t {
-		t[i] = -1
-	}
-	for i := 0; i < len(alphabet); i++ {
-		t[alphabet[i]] = int8(i)
-	}
-	return t
-}()

@@ -78,7 +78,7 @@ func (m *MemoryReplay) Claim(_ context.Context, key string, ttl time.Duration) (
 	if ttl <= 0 {
 		return false, fmt.Errorf("dpop: replay ttl %s is not positive", ttl)
 	}
-	k := sha256.Sum256([]byte(key))
+	k := sha256String(key)
 	now := m.now().UnixNano()
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -99,7 +99,7 @@ func (m *MemoryReplay) Claim(_ context.Context, key string, ttl time.Duration) (
 // record when Redis could not be asked, so that the client's retry of the
 // same, refused, proof is judged by Redis rather than refused here.
 func (m *MemoryReplay) forget(key string) {
-	k := sha256.Sum256([]byte(key))
+	k := sha256String(key)
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	delete(m.seen, k)

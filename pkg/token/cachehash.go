@@ -6,6 +6,8 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"strings"
+
+	"github.com/extauthz/extauthz/internal/b64seg"
 )
 
 // A verdict is cached, and a token revoked, under a hash of the token. Two
@@ -180,38 +182,7 @@ func headerAlg(h64 string) string {
 // if s is canonical base64url without padding (canonicalBase64URL), and
 // reports whether it was. It does not allocate, as the standard decoder
 // would to take s as a []byte.
-func decodeCanonical(dst []byte, s string) bool {
-	j := 0
-	for ; len(s) >= 4; s = s[4:] {
-		a, b, c, d := b64URLValue[s[0]], b64URLValue[s[1]], b64URLValue[s[2]], b64URLValue[s[3]]
-		if a|b|c|d < 0 || j+3 > len(dst) {
-			return false
-		}
-		v := uint32(a)<<18 | uint32(b)<<12 | uint32(c)<<6 | uint32(d)
-		dst[j], dst[j+1], dst[j+2] = byte(v>>16), byte(v>>8), byte(v)
-		j += 3
-	}
-	switch len(s) {
-	case 0:
-		return j == len(dst)
-	case 2: // one byte, and 4 bits that must be zero
-		a, b := b64URLValue[s[0]], b64URLValue[s[1]]
-		if a|b < 0 || b&0x0f != 0 || j+1 != len(dst) {
-			return false
-		}
-		dst[j] = byte(a)<<2 | byte(b)>>4
-		return true
-	case 3: // two bytes, and 2 bits that must be zero
-		a, b, c := b64URLValue[s[0]], b64URLValue[s[1]], b64URLValue[s[2]]
-		if a|b|c < 0 || c&0x03 != 0 || j+2 != len(dst) {
-			return false
-		}
-		v := uint32(a)<<12 | uint32(b)<<6 | uint32(c)
-		dst[j], dst[j+1] = byte(v>>10), byte(v>>2)
-		return true
-	}
-	return false
-}
+func decodeCanonical(dst []byte, s string) bool { return b64seg.DecodeInto(dst, s) }
 
 // hashChunk is the stack buffer sum copies a string through: sha256 takes
 // a []byte, and converting a long string to one would allocate.

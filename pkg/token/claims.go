@@ -1,7 +1,6 @@
 package token
 
 import (
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -9,6 +8,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/extauthz/extauthz/internal/b64seg"
 )
 
 // ClaimNames says which claims hold a token's audiences, scopes and client
@@ -276,55 +277,23 @@ func ConfirmationJKT(cnf []byte) (jkt string, ok bool) {
 }
 
 // decodeSegment decodes one segment of a JWS compact token: base64url
-// without padding (RFC 7515 §2), in its one canonical form.
+// without padding (RFC 7515 §2), in its one canonical form (see
+// internal/b64seg).
 func decodeSegment(seg string) ([]byte, error) {
-	if !canonicalBase64URL(seg) {
+	b, ok := b64seg.Decode(seg)
+	if !ok {
 		return nil, errors.New("invalid base64url")
 	}
-	buf := make([]byte, base64.RawURLEncoding.DecodedLen(len(seg)))
-	n, err := base64.RawURLEncoding.Strict().Decode(buf, []byte(seg))
-	if err != nil {
-		return nil, errors.New("invalid base64url")
-	}
-	return buf[:n], nil
+	return b, nil
 }
 
 // canonicalBase64URL reports whether s is base64url without padding in
-// the one form an encoder writes: only the URL-safe alphabet (no '+', '/',
-// '=', whitespace or line breaks, which lenient decoders skip or accept)
-// and zero bits after the last byte. Any other spelling of the same bytes
-// would make a different string of the same token: a new cache entry, and
-// a way around a revocation by the token's hash. The signature segment is
-// held to it too, though a library decodes it: the one jwx uses accepts
-// the standard alphabet and padding.
-func canonicalBase64URL(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if b64URLValue[s[i]] < 0 {
-			return false
-		}
-	}
-	switch len(s) % 4 {
-	case 1:
-		return false
-	case 2: // the last character carries 2 bits
-		return b64URLValue[s[len(s)-1]]&0x0f == 0
-	case 3: // the last character carries 4 bits
-		return b64URLValue[s[len(s)-1]]&0x03 == 0
-	}
-	return true
-}
-
-// b64URLValue is each byte's value in the base64url alphabet, -1 outside.
-var b64URLValue = func() (t [256]int8) {
-	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
-	for i := range t {
-		t[i] = -1
-	}
-	for i := 0; i < len(alphabet); i++ {
-		t[alphabet[i]] = int8(i)
-	}
-	return t
-}()
+// the one form an encoder writes (see internal/b64seg). Any other spelling
+// of the same bytes would make a different string of the same token: a
+// new cache entry, and a way around a revocation by the token's hash. The
+// signature segment is held to it too, though a library decodes it: the
+// one jwx uses accepts the standard alphabet and padding.
+func canonicalBase64URL(s string) bool { return b64seg.Canonical(s) }
 
 // stringList accepts a JSON string or an array of strings, as aud may be
 // either (RFC 7519 §4.1.3). A single string is one value.
