@@ -1,0 +1,410 @@
+package e2e
+
+// The OAuth facade (issue #22) end to end, every part on 127.0.0.1:
+//
+//	SDK 1.x client (client.mjs) ──▶ nginx (deploy/nginx/nginx.conf) ──auth_request──▶ extauthz serve
+//	SDK 2.x client (client-v2.mjs)    │  /.well-known/…, /oauth/… ──────────────────▶ (the facade:
+//	                                  │                                               issuer /oauth)
+//	                                  └─ /mcp ──▶ recorder ──▶ server-everything
+//	oidc-provider (internal/oidctest), registration disabled, one static confidential
+//	client: the gateway's. The SDK never talks to it; the browser signs in there.
+//
+// The SDK clients are the suite's, unmodified: they find the facade through the resource's
+// metadata, register at the gateway (the provider would refuse them), authorize with PKCE,
+// sign in at the provider, approve on the gateway's consent page, and call tools through
+// nginx with the facade's token.
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
+	"encoding/pem"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/extauthz/extauthz/internal/oidctest"
+	"github.com/extauthz/extauthz/internal/testkit"
+)
+
+// facadeGatewayClient is the gateway's client at the provider: the only client there.
+const facadeGatewayClientID = "extauthz-gateway"
+
+// facadeStack is the stack of TestFacadeE2E.
+type facadeStack struct {
+	*stack
+	issuer   string // the facade's: nginxURL + /oauth
+	resource string // nginxURL + /mcp
+	gateway  *proc
+}
+
+func TestFacadeE2E(t *testing.T) {
+	fs := startFacadeStack(t)
+
+	t.Run("SDKv1RegistersAtTheFacadeAndCallsToolsThroughNginx", func(t *testing.T) { testFacadeSDK(t, fs, "client.mjs", "/mcp", fs.rec) })
+	t.Run("SDKv2RegistersAtTheFacadeAndCallsToolsThroughNginx", func(t *testing.T) { testFacadeSDK(t, fs, "client-v2.mjs", "/v2/mcp", fs.recV2) })
+	t.Run("WrongRedirectURIShowsAnErrorPage", func(t *testing.T) { testFacadeWrongRedirect(t, fs) })
+	t.Run("CodeReplayAndRefreshReuseRefused", func(t *testing.T) { testFacadeReplays(t, fs) })
+}
+
+// startFacadeStack starts the provider (registration disabled), the MCP server behind a
+// recorder, the gateway with the facade on resource mcp, and nginx as shipped.
+func startFacadeStack(t *testing.T) *facadeStack {
+	began := time.Now()
+	st := &stack{http: &http.Client{Transport: &http.Transport{Proxy: nil}, Timeout: 10 * time.Second}}
+	t.Cleanup(st.http.CloseIdleConnections)
+	var err error
+	if st.root, err = testkit.RepoRoot(); err != nil {
+		t.Fatal(err)
+	}
+	st.e2eDir = filepath.Join(st.root, "test", "e2e")
+	st.node = checkNodeDeps(t, st.e2eDir)
+	nginx := findNginx(t)
+	gatewayBin := filepath.Join(t.TempDir(), "extauthz")
+	built := make(chan error, 1)
+	go func() { built <- buildGateway(context.Background(), st.root, gatewayBin) }()
+
+	nginxPort, releaseNginxPort := reservePort(t)
+	st.nginxURL = fmt.Sprintf("http://127.0.0.1:%d", nginxPort)
+	st.nginxPort = strconv.Itoa(nginxPort)
+	fs := &facadeStack{stack: st, issuer: st.nginxURL + "/oauth", resource: st.nginxURL + "/mcp"}
+
+	everything := startProc(t, "server-everything", exec.Command(st.node, "--import", "./loopback.mjs",
+		"node_modules/@modelcontextprotocol/server-everything/dist/index.js", "streamableHttp"), st.e2eDir, "PORT=0")
+	var everythingPort int
+	everything.waitLine(t, "E2E_LISTENING ", func(rest string) bool {
+		var l struct {
+			Address string
+			Port    int
+		}
+		if json.Unmarshal([]byte(rest), &l) != nil || l.Port == 0 || l.Address != "127.0.0.1" {
+			return false
+		}
+		everythingPort = l.Port
+		return true
+	})
+	st.rec = startRecorder(t, fmt.Sprintf("127.0.0.1:%d", everythingPort))
+	// The SDK 2.x client pins MCP 2026-07-28: it talks to server-v2.mjs, at /v2/mcp.
+	st.v2 = startProc(t, "server-v2", exec.Command(st.node, "server-v2.mjs"), st.e2eDir)
+	var v2Port int
+	st.v2.waitLine(t, "E2E_LISTENING ", func(rest string) bool {
+		var l struct {
+			Address string
+			Port    int
+		}
+		if json.Unmarshal([]byte(rest), &l) != nil || l.Port == 0 || l.Address != "127.0.0.1" {
+			return false
+		}
+		v2Port = l.Port
+		return true
+	})
+	st.recV2 = startRecorder(t, fmt.Sprintf("127.0.0.1:%d", v2Port))
+
+	gatewayClient := oidctest.Client{
+		ID: facadeGatewayClientID, Secret: "gateway-secret-" + randomHex(t, 16), AuthMethod: "client_secret_basic",
+		GrantTypes: []string{"authorization_code", "refresh_token"}, RedirectURIs: []string{st.nginxURL + "/oauth/callback"},
+	}
+	st.as = oidctest.Start(t, oidctest.Options{
+		DisableRegistration: true,
+		Clients:             []oidctest.Client{gatewayClient},
+		Resources: []oidctest.Resource{
+			{Resource: fs.resource, Scope: "mcp:tools"}, {Resource: st.nginxURL + "/v2/mcp", Scope: "mcp:tools"},
+		},
+	})
+	if md := st.authServerMetadata(t); md.RegistrationEndpoint != "" {
+		t.Fatalf("the provider offers registration at %s; the facade's test needs a provider without it", md.RegistrationEndpoint)
+	}
+
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := <-built; err != nil {
+		t.Fatalf("building the gateway: %v", err)
+	}
+	gwDir := t.TempDir()
+	cfgPath := filepath.Join(gwDir, "extauthz.yaml")
+	writeFile(t, cfgPath, facadeGatewayConfig(st.nginxURL, st.as.Issuer))
+	fs.gateway = startProc(t, "extauthz (facade)", exec.Command(gatewayBin, "serve", "--config", cfgPath), gwDir,
+		"EXTAUTHZ_E2E_SESSION_KEY="+randomHex(t, 32), "EXTAUTHZ_E2E_GATEWAY_SECRET="+gatewayClient.Secret,
+		"EXTAUTHZ_E2E_FACADE_KEY="+string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})))
+	fs.gateway.alsoShow(cfgPath)
+	fs.gateway.waitLine(t, "{", func(line string) bool {
+		var l struct{ Msg, HTTP string }
+		if json.Unmarshal([]byte("{"+line), &l) != nil || l.Msg != "serving" {
+			return false
+		}
+		st.gatewayHTTP = l.HTTP
+		return true
+	})
+	fs.gateway.waitUntil(t, "readiness", func() bool { return st.status("http://"+st.gatewayHTTP+"/readyz") == http.StatusOK })
+
+	st.nginx = startNginx(t, nginx, st.root, nginxPort, st.gatewayHTTP, st.rec.addr, st.recV2.addr, releaseNginxPort)
+	st.nginx.waitUntil(t, "the facade's metadata through nginx", func() bool {
+		return st.status(st.nginxURL+"/.well-known/oauth-authorization-server/oauth") == http.StatusOK
+	})
+	t.Logf("facade stack up in %v: nginx %s, gateway %s, provider %s", time.Since(began).Round(time.Millisecond), st.nginxURL, st.gatewayHTTP, st.as.Issuer)
+	return fs
+}
+
+// facadeGatewayConfig: two resources, mcp (server-everything) and v2 (server-v2.mjs), each
+// with the facade in front of the provider.
+func facadeGatewayConfig(public, issuer string) string {
+	return fmt.Sprintf(`listen: {grpc: "127.0.0.1:0", http: "127.0.0.1:0", admin: "off"}
+public_url: %[1]q
+unmatched: deny
+log: {level: debug}
+login: {session_key: {env: EXTAUTHZ_E2E_SESSION_KEY}}
+oauth_facade:
+  signing_keys: [{env: EXTAUTHZ_E2E_FACADE_KEY}]
+resources:
+  - name: mcp
+    resource: "%[1]s/mcp"
+    required_scopes: ["mcp:tools"]
+    authorization_servers: [{issuer: %[2]q}]
+    oauth_facade:
+      enabled: true
+      client_id: %[3]q
+      client_secret: {env: EXTAUTHZ_E2E_GATEWAY_SECRET}
+      scopes: [openid, offline_access, "mcp:tools"]
+  - name: v2
+    resource: "%[1]s/v2/mcp"
+    required_scopes: ["mcp:tools"]
+    authorization_servers: [{issuer: %[2]q}]
+    oauth_facade:
+      enabled: true
+      client_id: %[3]q
+      client_secret: {env: EXTAUTHZ_E2E_GATEWAY_SECRET}
+      scopes: [openid, offline_access, "mcp:tools"]
+`, public, issuer, facadeGatewayClientID)
+}
+
+// testFacadeSDK: an unmodified SDK client finds the facade, registers with it, signs in at
+// the provider through it, approves on its consent page, and calls tools through nginx.
+func testFacadeSDK(t *testing.T, fs *facadeStack, script, path string, rec *recorder) {
+	mcpURL := fs.nginxURL + path
+	mark := rec.len()
+	run := fs.runScript(t, script, map[string]any{"url": mcpURL, "scenario": "echo", "login": "dora"}, true)
+	md := fs.authServerMetadata(t)
+
+	isBrowserAt := func(u string) func(event) bool {
+		return func(e event) bool { return e.is("http") && e.s("actor") == "browser" && e.s("url") == u }
+	}
+	steps := run.inOrder(t,
+		step{"the unauthenticated request gets 401", func(e event) bool {
+			return e.is("http") && e.s("actor") == "sdk" && e.s("url") == mcpURL && e.status() == 401
+		}},
+		step{"protected resource metadata", func(e event) bool {
+			return e.is("http") && e.s("url") == fs.nginxURL+"/.well-known/oauth-protected-resource"+path && e.status() == 200
+		}},
+		step{"the facade's metadata", func(e event) bool {
+			return e.is("http") && e.s("url") == fs.nginxURL+"/.well-known/oauth-authorization-server/oauth" && e.status() == 200
+		}},
+		step{"registration at the facade", func(e event) bool {
+			return e.is("http") && e.s("method") == "POST" && e.s("url") == fs.issuer+"/register" && e.status() == 201
+		}},
+		step{"authorization request built", func(e event) bool { return e.is("redirect_to_authorization") }},
+		step{"the facade's authorize endpoint opened", isBrowserAt(fs.issuer + "/authorize")},
+		step{"sent on to the provider", isBrowserAt(md.AuthorizationEndpoint)},
+		step{"provider login form", func(e event) bool { return e.is("form") && e.s("page") == "login" }},
+		step{"back at the gateway's callback", isBrowserAt(fs.nginxURL + "/oauth/callback")},
+		step{"the gateway's consent page", func(e event) bool {
+			return e.is("http") && e.s("actor") == "browser" && e.s("method") == "GET" && e.s("url") == fs.issuer+"/consent" && e.status() == 200
+		}},
+		step{"approved", func(e event) bool {
+			return e.is("http") && e.s("actor") == "browser" && e.s("method") == "POST" && e.s("url") == fs.issuer+"/consent" && e.status() == 303
+		}},
+		step{"code received", func(e event) bool { return e.is("authorization_code") }},
+		step{"code exchanged at the facade", func(e event) bool {
+			return e.is("http") && e.s("method") == "POST" && e.s("url") == fs.issuer+"/token" && e.status() == 200
+		}},
+		step{"tokens saved", func(e event) bool { return e.is("tokens_saved") }},
+		step{"connected", func(e event) bool { return e.is("connected") }},
+		step{"tools/call succeeds", func(e event) bool {
+			return e.is("http") && e.s("url") == mcpURL && e.jsonrpcMethod() == "tools/call" && e.status() == 200
+		}},
+	)
+	// The SDK never spoke to the provider itself: only the browser did.
+	for _, e := range run.filter(func(e event) bool { return e.is("http") && e.s("actor") == "sdk" }) {
+		if strings.HasPrefix(e.s("url"), fs.as.Issuer) {
+			t.Errorf("the SDK requested the provider's %s %s", e.s("method"), e.s("url"))
+		}
+	}
+	if got := str(steps[11]["iss"]); got != fs.issuer {
+		t.Errorf("authorization response iss = %q, want the facade %s (RFC 9207)", got, fs.issuer)
+	}
+	clientID := str(run.one(t, "client_registered")["client_id"])
+	q := steps[4].m("query")
+	if str(q["client_id"]) != clientID || str(q["resource"]) != mcpURL || str(q["code_challenge_method"]) != "S256" {
+		t.Errorf("authorization request = %v, want client_id %s, resource %s, S256", q, clientID, mcpURL)
+	}
+	if got := str(steps[6].m("query")["client_id"]); got != facadeGatewayClientID {
+		t.Errorf("the provider was asked by client %q, want the gateway's %s", got, facadeGatewayClientID)
+	}
+	claims := steps[13].m("claims")
+	if str(claims["iss"]) != fs.issuer || str(claims["aud"]) != mcpURL || str(claims["sub"]) != "dora" ||
+		str(claims["client_id"]) != clientID || !slices.Contains(strings.Fields(str(claims["scope"])), "mcp:tools") {
+		t.Errorf("access token claims = %v, want iss %s, aud %s, sub dora, client_id %s, scope with mcp:tools", claims, fs.issuer, mcpURL, clientID)
+	}
+	if r := run.toolResult(t, "echo"); r.s("text") != "Echo: upstream headers" {
+		t.Errorf("echo result = %v", r)
+	}
+	// The MCP server got the user and the MCP client, never the token.
+	got := rec.since(mark)
+	if len(got) == 0 {
+		t.Fatal("the MCP server received nothing")
+	}
+	for _, r := range got {
+		if r.Header.Get("Authorization") != "" || r.Header.Get("X-Extauthz-Subject") != "dora" || r.Header.Get("X-Extauthz-Client-Id") != clientID {
+			t.Errorf("%s reached the MCP server with Authorization present %t, subject %q, client %q; want none, dora, %s",
+				r, r.Header.Get("Authorization") != "", r.Header.Get("X-Extauthz-Subject"), r.Header.Get("X-Extauthz-Client-Id"), clientID)
+		}
+	}
+}
+
+// facadeBrowser is a cookie-keeping client that follows no redirect, for the Go-driven legs.
+func facadeBrowser(t *testing.T) *http.Client {
+	t.Helper()
+	jar, err := cookiejar.New(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &http.Client{
+		Jar: jar, Transport: &http.Transport{Proxy: nil}, Timeout: 10 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+}
+
+const facadeRedirect = "http://127.0.0.1:9/cb"
+
+// register registers a public client at the facade through nginx.
+func (fs *facadeStack) register(t *testing.T, name string) string {
+	t.Helper()
+	resp := fs.send(t, http.MethodPost, fs.issuer+"/register", "", nil,
+		`{"client_name":"`+name+`","redirect_uris":["`+facadeRedirect+`"],"grant_types":["authorization_code","refresh_token"]}`)
+	var reg struct {
+		ClientID string `json:"client_id"`
+	}
+	if resp.StatusCode != http.StatusCreated || json.Unmarshal([]byte(resp.Body), &reg) != nil || reg.ClientID == "" {
+		t.Fatalf("registration through nginx: %d %s", resp.StatusCode, resp.Body)
+	}
+	return reg.ClientID
+}
+
+// pkce returns a verifier and its S256 challenge.
+func pkce(t *testing.T) (verifier, challenge string) {
+	verifier = randomHex(t, 32)
+	sum := sha256.Sum256([]byte(verifier))
+	return verifier, base64.RawURLEncoding.EncodeToString(sum[:])
+}
+
+// authorizeURL is an authorization request at the facade.
+func (fs *facadeStack) authorizeURL(clientID, redirect, challenge, state string) *url.URL {
+	u, _ := url.Parse(fs.issuer + "/authorize?" + url.Values{
+		"response_type": {"code"}, "client_id": {clientID}, "redirect_uri": {redirect}, "scope": {"mcp:tools"},
+		"code_challenge": {challenge}, "code_challenge_method": {"S256"}, "resource": {fs.resource}, "state": {state},
+	}.Encode())
+	return u
+}
+
+// tokenRequest posts a form to the facade's token endpoint through nginx.
+func (fs *facadeStack) tokenRequest(t *testing.T, form url.Values) (int, map[string]any) {
+	t.Helper()
+	resp, err := fs.http.PostForm(fs.issuer+"/token", form)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	var out map[string]any
+	_ = json.Unmarshal(b, &out)
+	return resp.StatusCode, out
+}
+
+// testFacadeWrongRedirect: a redirect URI the client did not register is answered with an
+// error page, never a redirect (RFC 6749 §4.1.2.1): neither to it nor to the registered one.
+func testFacadeWrongRedirect(t *testing.T, fs *facadeStack) {
+	clientID := fs.register(t, "wrong redirect test")
+	_, challenge := pkce(t)
+	for _, redirect := range []string{"http://127.0.0.1:9/other", "https://attacker.example/cb", facadeRedirect + "/"} {
+		resp := fs.send(t, http.MethodGet, fs.authorizeURL(clientID, redirect, challenge, "s1").String(), "", map[string]string{"Accept": "text/html"}, "")
+		if resp.StatusCode < 400 || resp.Header.Get("Location") != "" || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") {
+			t.Errorf("authorize with redirect_uri %s: %d, Location %q, Content-Type %q; want an error page and no redirect",
+				redirect, resp.StatusCode, resp.Header.Get("Location"), resp.Header.Get("Content-Type"))
+		}
+	}
+}
+
+// testFacadeReplays: a code works once (a second redemption is invalid_grant and revokes
+// what the first started), and a spent refresh token is refused and kills its family.
+func testFacadeReplays(t *testing.T, fs *facadeStack) {
+	clientID := fs.register(t, "replay test")
+	verifier, challenge := pkce(t)
+	browser := facadeBrowser(t)
+	back := oidctest.SignIn(t, browser, fs.authorizeURL(clientID, facadeRedirect, challenge, "st-1"), "erin", "/cb", false)
+	q := back.Query()
+	if back.Host != "127.0.0.1:9" || q.Get("code") == "" || q.Get("state") != "st-1" || q.Get("iss") != fs.issuer {
+		t.Fatalf("authorization response %s: want code, state st-1 and iss %s at %s", back.Redacted(), fs.issuer, facadeRedirect)
+	}
+	redeem := url.Values{"grant_type": {"authorization_code"}, "code": {q.Get("code")}, "redirect_uri": {facadeRedirect},
+		"code_verifier": {verifier}, "client_id": {clientID}, "resource": {fs.resource}}
+	status, tok := fs.tokenRequest(t, redeem)
+	at, rt := str(tok["access_token"]), str(tok["refresh_token"])
+	if status != 200 || at == "" || rt == "" {
+		t.Fatalf("code redemption: %d %v", status, tok)
+	}
+	if resp := fs.post(t, fs.resource, at, initializeBody, nil); resp.StatusCode != 200 {
+		t.Fatalf("initialize with the facade's token through nginx: %d %s", resp.StatusCode, resp.Body)
+	}
+
+	// The code again: refused.
+	if status, out := fs.tokenRequest(t, redeem); status != 400 || out["error"] != "invalid_grant" {
+		t.Errorf("the code redeemed twice: %d %v, want 400 invalid_grant", status, out)
+	}
+	// The replay revoked the family the code started: its refresh token is dead.
+	if status, out := fs.tokenRequest(t, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}, "client_id": {clientID}}); status != 400 || out["error"] != "invalid_grant" {
+		t.Errorf("refresh after the code's replay: %d %v, want 400 invalid_grant", status, out)
+	}
+
+	// A fresh sign-in (consent remembered: no page this time), then refresh-token reuse.
+	verifier, challenge = pkce(t)
+	back = oidctest.SignIn(t, browser, fs.authorizeURL(clientID, facadeRedirect, challenge, "st-2"), "erin", "/cb", false)
+	status, tok = fs.tokenRequest(t, url.Values{"grant_type": {"authorization_code"}, "code": {back.Query().Get("code")},
+		"redirect_uri": {facadeRedirect}, "code_verifier": {verifier}, "client_id": {clientID}})
+	rt1 := str(tok["refresh_token"])
+	if status != 200 || rt1 == "" {
+		t.Fatalf("second code redemption: %d %v", status, tok)
+	}
+	refresh := func(rt string) (int, map[string]any) {
+		return fs.tokenRequest(t, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}, "client_id": {clientID}})
+	}
+	status, tok = refresh(rt1)
+	rt2 := str(tok["refresh_token"])
+	if status != 200 || rt2 == "" || rt2 == rt1 || str(tok["access_token"]) == "" {
+		t.Fatalf("refresh: %d %v, want a new access and refresh token", status, tok)
+	}
+	if status, out := refresh(rt1); status != 400 || out["error"] != "invalid_grant" {
+		t.Errorf("the spent refresh token again: %d %v, want 400 invalid_grant", status, out)
+	}
+	if status, out := refresh(rt2); status != 400 || out["error"] != "invalid_grant" {
+		t.Errorf("the newest refresh token after a reuse: %d %v, want 400 invalid_grant (the family is revoked)", status, out)
+	}
+}
