@@ -15,6 +15,7 @@ package e2e
 // nginx with the facade's token.
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -24,11 +25,15 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
+	"flag"
 	"fmt"
+	"image"
+	"image/png"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
@@ -36,6 +41,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/net/html"
 
 	"github.com/extauthz/extauthz/internal/oidctest"
 	"github.com/extauthz/extauthz/internal/testkit"
@@ -59,6 +66,7 @@ func TestFacadeE2E(t *testing.T) {
 	t.Run("SDKv2RegistersAtTheFacadeAndCallsToolsThroughNginx", func(t *testing.T) { testFacadeSDK(t, fs, "client-v2.mjs", "/v2/mcp", fs.recV2) })
 	t.Run("WrongRedirectURIShowsAnErrorPage", func(t *testing.T) { testFacadeWrongRedirect(t, fs) })
 	t.Run("CodeReplayAndRefreshReuseRefused", func(t *testing.T) { testFacadeReplays(t, fs) })
+	t.Run("ConsentPageInChromium", func(t *testing.T) { testFacadeConsentInChromium(t, fs) })
 }
 
 // startFacadeStack starts the provider (registration disabled), the MCP server behind a
@@ -407,4 +415,157 @@ func testFacadeReplays(t *testing.T, fs *facadeStack) {
 	if status, out := refresh(rt2); status != 400 || out["error"] != "invalid_grant" {
 		t.Errorf("the newest refresh token after a reuse: %d %v, want 400 invalid_grant (the family is revoked)", status, out)
 	}
+}
+
+// updateConsentScreenshot rewrites docs/oauth-facade-consent.png from the Chromium run.
+var updateConsentScreenshot = flag.Bool("update-consent-screenshot", false, "rewrite docs/oauth-facade-consent.png from TestFacadeE2E's Chromium run")
+
+// consentScreenshot is the consent page's picture in the docs (docs/oauth-facade.md).
+const consentScreenshot = "docs/oauth-facade-consent.png"
+
+// testFacadeConsentInChromium: Debian's Chromium signs in at the provider and stops on the
+// facade's consent page, which must name the client (as it calls itself, and its client_uri
+// host), the host the browser will be sent to, the resource and the scopes; Allow then sends
+// the browser to the client's redirect URI with a code, the state and the facade as iss.
+func testFacadeConsentInChromium(t *testing.T, fs *facadeStack) {
+	if fi, err := os.Stat(chromiumPath); err != nil || fi.IsDir() || fi.Mode()&0o111 == 0 {
+		t.Fatalf("Chromium not found at %s (%v): %s", chromiumPath, err, chromiumHint)
+	}
+	const clientName = "Acme Notes"
+	resp := fs.send(t, http.MethodPost, fs.issuer+"/register", "", nil,
+		`{"client_name":"`+clientName+`","client_uri":"https://notes.acme.example/","redirect_uris":["`+facadeRedirect+`"],"grant_types":["authorization_code","refresh_token"]}`)
+	var reg struct {
+		ClientID string `json:"client_id"`
+	}
+	if resp.StatusCode != http.StatusCreated || json.Unmarshal([]byte(resp.Body), &reg) != nil {
+		t.Fatalf("registration: %d %s", resp.StatusCode, resp.Body)
+	}
+	_, challenge := pkce(t)
+	shot := filepath.Join(t.TempDir(), "consent.png")
+	events := runFacadeConsent(t, fs, map[string]any{
+		"authorize": fs.authorizeURL(reg.ClientID, facadeRedirect, challenge, "chromium-state").String(),
+		"issuer":    fs.as.Issuer, "login": "frank", "redirect": facadeRedirect, "screenshot": shot,
+	})
+
+	var page, answer event
+	for _, e := range events {
+		switch {
+		case e.is("page") && e.s("page") == "facade_consent":
+			page = e
+		case e.is("authorization_response"):
+			answer = e
+		}
+	}
+	if page == nil || answer == nil {
+		t.Fatalf("facade-consent.mjs printed no consent page or no authorization response: %v", events)
+	}
+	if page.s("url") != fs.issuer+"/consent" {
+		t.Errorf("consent page at %s, want %s/consent", page.s("url"), fs.issuer)
+	}
+	texts := htmlTexts(t, page.s("html"))
+	if h1 := texts["h1"]; len(h1) != 1 || !strings.Contains(h1[0], clientName) {
+		t.Errorf("consent page heading %q, want it to name %q", h1, clientName)
+	}
+	for _, want := range []string{clientName, "127.0.0.1:9"} {
+		if !slices.Contains(texts["strong"], want) {
+			t.Errorf("consent page: no <strong>%s</strong> (the client's name and the redirect host); strong texts %q", want, texts["strong"])
+		}
+	}
+	if !slices.Contains(texts["p"], "An application calling itself "+clientName+" (notes.acme.example) asks for access to "+fs.resource+" on your behalf.") {
+		t.Errorf("consent page paragraphs %q: want the client's name, its client_uri host and the resource", texts["p"])
+	}
+	if !slices.Equal(texts["li"], []string{"mcp:tools"}) {
+		t.Errorf("consent page scope list %q, want [mcp:tools]", texts["li"])
+	}
+	if answer.s("url") != facadeRedirect || answer.s("code") != "(set)" || answer.s("state") != "chromium-state" || answer.s("iss") != fs.issuer || answer.s("error") != "" {
+		t.Errorf("authorization response %v: want %s with a code, state chromium-state and iss %s", answer, facadeRedirect, fs.issuer)
+	}
+
+	shotPNG := readFile(t, shot)
+	bounds, err := decodePNG(shotPNG)
+	if err != nil || bounds.Dx() < 600 || bounds.Dy() < 300 {
+		t.Fatalf("the screenshot is not a page-sized PNG: %v %v", bounds, err)
+	}
+	docPath := filepath.Join(fs.root, consentScreenshot)
+	if *updateConsentScreenshot {
+		writeFile(t, docPath, string(shotPNG))
+		t.Logf("wrote %s", consentScreenshot)
+	}
+	if _, err := os.Stat(docPath); err != nil {
+		t.Errorf("%s: %v (go test ./test/e2e/ -run TestFacadeE2E/ConsentPageInChromium -update-consent-screenshot writes it)", consentScreenshot, err)
+	}
+}
+
+// runFacadeConsent runs facade-consent.mjs to completion; a failure fails the test.
+func runFacadeConsent(t *testing.T, fs *facadeStack, cfg map[string]any) []event {
+	t.Helper()
+	arg, err := json.Marshal(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	home := t.TempDir() // the browser's profile and whatever Chromium writes in HOME
+	ctx, cancel := context.WithTimeout(context.Background(), browserTimeout)
+	defer cancel()
+	var stdout, stderr testkit.LockedBuffer
+	cmd := exec.CommandContext(ctx, fs.node, "facade-consent.mjs", string(arg))
+	cmd.Dir = fs.e2eDir
+	cmd.Env = append(os.Environ(), "TMPDIR="+home, "HOME="+home, "XDG_CONFIG_HOME="+filepath.Join(home, ".config"),
+		"XDG_CACHE_HOME="+filepath.Join(home, ".cache"))
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	cmd.SysProcAttr = sysProcAttr()
+	cmd.WaitDelay = stopTimeout
+	runErr := cmd.Run()
+	var out []event
+	for _, line := range strings.Split(strings.TrimSpace(stdout.String()), "\n") {
+		var e event
+		if json.Unmarshal([]byte(line), &e) == nil {
+			out = append(out, e)
+		}
+	}
+	if runErr != nil {
+		t.Fatalf("facade-consent.mjs: %v\n==== stdout:\n%s\n==== stderr:\n%s", runErr, stdout.String(), stderr.String())
+	}
+	return out
+}
+
+// htmlTexts parses a page and returns the text of its h1, p, strong and li elements, by
+// element name, whitespace collapsed.
+func htmlTexts(t *testing.T, page string) map[string][]string {
+	t.Helper()
+	doc, err := html.Parse(strings.NewReader(page))
+	if err != nil {
+		t.Fatalf("the consent page is not HTML: %v", err)
+	}
+	out := map[string][]string{}
+	var text func(n *html.Node) string
+	text = func(n *html.Node) string {
+		if n.Type == html.TextNode {
+			return n.Data
+		}
+		var b strings.Builder
+		for c := n.FirstChild; c != nil; c = c.NextSibling {
+			b.WriteString(text(c))
+		}
+		return b.String()
+	}
+	var walk func(n *html.Node)
+	walk = func(n *html.Node) {
+		if n.Type == html.ElementNode && slices.Contains([]string{"h1", "p", "strong", "li"}, n.Data) {
+			out[n.Data] = append(out[n.Data], strings.Join(strings.Fields(text(n)), " "))
+		}
+		for c := n.FirstChild; c != nil; c = c.NextSibling {
+			walk(c)
+		}
+	}
+	walk(doc)
+	return out
+}
+
+// decodePNG returns a PNG's bounds.
+func decodePNG(b []byte) (image.Rectangle, error) {
+	img, err := png.Decode(bytes.NewReader(b))
+	if err != nil {
+		return image.Rectangle{}, err
+	}
+	return img.Bounds(), nil
 }
