@@ -32,6 +32,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/cookiejar"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"os/exec"
@@ -39,6 +40,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -57,13 +59,24 @@ type facadeStack struct {
 	issuer   string // the facade's: nginxURL + /oauth
 	resource string // nginxURL + /mcp
 	gateway  *proc
+	// docs serves the clients' Client ID Metadata Documents over https on 127.0.0.1 (the
+	// gateway trusts its certificate, and its config lets 127.0.0.1/32 through the fetcher's
+	// address policy); docFetches counts the documents it served.
+	docs       *httptest.Server
+	docFetches atomic.Int64
 }
 
 func TestFacadeE2E(t *testing.T) {
 	fs := startFacadeStack(t)
 
-	t.Run("SDKv1RegistersAtTheFacadeAndCallsToolsThroughNginx", func(t *testing.T) { testFacadeSDK(t, fs, "client.mjs", "/mcp", fs.rec) })
-	t.Run("SDKv2RegistersAtTheFacadeAndCallsToolsThroughNginx", func(t *testing.T) { testFacadeSDK(t, fs, "client-v2.mjs", "/v2/mcp", fs.recV2) })
+	t.Run("SDKv1RegistersAtTheFacadeAndCallsToolsThroughNginx", func(t *testing.T) { testFacadeSDK(t, fs, "client.mjs", "/mcp", fs.rec, "") })
+	t.Run("SDKv2RegistersAtTheFacadeAndCallsToolsThroughNginx", func(t *testing.T) { testFacadeSDK(t, fs, "client-v2.mjs", "/v2/mcp", fs.recV2, "") })
+	t.Run("SDKv1WithAClientIDMetadataDocument", func(t *testing.T) {
+		testFacadeSDK(t, fs, "client.mjs", "/mcp", fs.rec, fs.docs.URL+"/clients/v1.json")
+	})
+	t.Run("SDKv2WithAClientIDMetadataDocument", func(t *testing.T) {
+		testFacadeSDK(t, fs, "client-v2.mjs", "/v2/mcp", fs.recV2, fs.docs.URL+"/clients/v2.json")
+	})
 	t.Run("WrongRedirectURIShowsAnErrorPage", func(t *testing.T) { testFacadeWrongRedirect(t, fs) })
 	t.Run("CodeReplayAndRefreshReuseRefused", func(t *testing.T) { testFacadeReplays(t, fs) })
 	t.Run("ConsentPageInChromium", func(t *testing.T) { testFacadeConsentInChromium(t, fs) })
@@ -148,12 +161,32 @@ func startFacadeStack(t *testing.T) *facadeStack {
 	if err := <-built; err != nil {
 		t.Fatalf("building the gateway: %v", err)
 	}
+	// The clients' metadata documents: each names its own URL as client_id and the redirect
+	// URI flow.mjs's browser stops at.
+	fs.docs = httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet || !strings.HasPrefix(r.URL.Path, "/clients/") {
+			http.NotFound(w, r)
+			return
+		}
+		fs.docFetches.Add(1)
+		doc, _ := json.Marshal(map[string]any{
+			"client_id": fs.docs.URL + r.URL.Path, "client_name": "e2e client " + strings.TrimPrefix(r.URL.Path, "/clients/"),
+			"redirect_uris": []string{"http://127.0.0.1:9/e2e/callback"}, "grant_types": []string{"authorization_code", "refresh_token"},
+			"response_types": []string{"code"}, "token_endpoint_auth_method": "none",
+		})
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(doc)
+	}))
+	t.Cleanup(fs.docs.Close)
 	gwDir := t.TempDir()
+	caFile := filepath.Join(gwDir, "documents-ca.pem")
+	writeFile(t, caFile, string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: fs.docs.Certificate().Raw})))
 	cfgPath := filepath.Join(gwDir, "extauthz.yaml")
 	writeFile(t, cfgPath, facadeGatewayConfig(st.nginxURL, st.as.Issuer))
 	fs.gateway = startProc(t, "extauthz (facade)", exec.Command(gatewayBin, "serve", "--config", cfgPath), gwDir,
 		"EXTAUTHZ_E2E_SESSION_KEY="+randomHex(t, 32), "EXTAUTHZ_E2E_GATEWAY_SECRET="+gatewayClient.Secret,
-		"EXTAUTHZ_E2E_FACADE_KEY="+string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})))
+		"EXTAUTHZ_E2E_FACADE_KEY="+string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})),
+		"SSL_CERT_FILE="+caFile) // Go's system roots: the document server's certificate only
 	fs.gateway.alsoShow(cfgPath)
 	fs.gateway.waitLine(t, "{", func(line string) bool {
 		var l struct{ Msg, HTTP string }
@@ -183,6 +216,7 @@ log: {level: debug}
 login: {session_key: {env: EXTAUTHZ_E2E_SESSION_KEY}}
 oauth_facade:
   signing_keys: [{env: EXTAUTHZ_E2E_FACADE_KEY}]
+  client_documents: {allow_networks: [127.0.0.1/32]}   # the test's document server
 resources:
   - name: mcp
     resource: "%[1]s/mcp"
@@ -205,12 +239,24 @@ resources:
 `, public, issuer, facadeGatewayClientID)
 }
 
-// testFacadeSDK: an unmodified SDK client finds the facade, registers with it, signs in at
-// the provider through it, approves on its consent page, and calls tools through nginx.
-func testFacadeSDK(t *testing.T, fs *facadeStack, script, path string, rec *recorder) {
+// testFacadeSDK: an unmodified SDK client finds the facade, registers with it (or, given
+// docURL, uses that Client ID Metadata Document's URL as its client_id: no registration),
+// signs in at the provider through it, approves on its consent page, and calls tools through
+// nginx.
+func testFacadeSDK(t *testing.T, fs *facadeStack, script, path string, rec *recorder, docURL string) {
 	mcpURL := fs.nginxURL + path
-	mark := rec.len()
-	run := fs.runScript(t, script, map[string]any{"url": mcpURL, "scenario": "echo", "login": "dora"}, true)
+	mark, fetchesBefore := rec.len(), fs.docFetches.Load()
+	cfg := map[string]any{"url": mcpURL, "scenario": "echo", "login": "dora"}
+	identify := step{"registration at the facade", func(e event) bool {
+		return e.is("http") && e.s("method") == "POST" && e.s("url") == fs.issuer+"/register" && e.status() == 201
+	}}
+	if docURL != "" {
+		cfg["clientMetadataUrl"] = docURL
+		identify = step{"the document's URL taken as client_id", func(e event) bool {
+			return e.is("client_registered") && e.s("client_id") == docURL
+		}}
+	}
+	run := fs.runScript(t, script, cfg, true)
 	md := fs.authServerMetadata(t)
 
 	isBrowserAt := func(u string) func(event) bool {
@@ -226,9 +272,7 @@ func testFacadeSDK(t *testing.T, fs *facadeStack, script, path string, rec *reco
 		step{"the facade's metadata", func(e event) bool {
 			return e.is("http") && e.s("url") == fs.nginxURL+"/.well-known/oauth-authorization-server/oauth" && e.status() == 200
 		}},
-		step{"registration at the facade", func(e event) bool {
-			return e.is("http") && e.s("method") == "POST" && e.s("url") == fs.issuer+"/register" && e.status() == 201
-		}},
+		identify,
 		step{"authorization request built", func(e event) bool { return e.is("redirect_to_authorization") }},
 		step{"the facade's authorize endpoint opened", isBrowserAt(fs.issuer + "/authorize")},
 		step{"sent on to the provider", isBrowserAt(md.AuthorizationEndpoint)},
@@ -260,6 +304,14 @@ func testFacadeSDK(t *testing.T, fs *facadeStack, script, path string, rec *reco
 		t.Errorf("authorization response iss = %q, want the facade %s (RFC 9207)", got, fs.issuer)
 	}
 	clientID := str(run.one(t, "client_registered")["client_id"])
+	if docURL != "" {
+		if regs := run.filter(func(e event) bool { return e.is("http") && strings.HasSuffix(e.s("url"), "/register") }); len(regs) > 0 {
+			t.Errorf("the client registered although it has a metadata document: %v", regs)
+		}
+		if fs.docFetches.Load() == fetchesBefore {
+			t.Errorf("the gateway never fetched %s", docURL)
+		}
+	}
 	q := steps[4].m("query")
 	if str(q["client_id"]) != clientID || str(q["resource"]) != mcpURL || str(q["code_challenge_method"]) != "S256" {
 		t.Errorf("authorization request = %v, want client_id %s, resource %s, S256", q, clientID, mcpURL)
