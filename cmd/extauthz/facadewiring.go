@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net/http"
+	"net/netip"
 	"slices"
 	"time"
 
@@ -70,7 +71,17 @@ func newFacade(a *app, login *oauthflow.Handler, now func() time.Time) (*oauthfl
 	if err != nil {
 		return nil, fmt.Errorf("oauth_facade: %w", err)
 	}
-	docs, err := oauthflow.NewClientDocuments(oauthflow.ClientDocumentsOptions{Now: now, Logger: a.log.With("component", "oauth_facade")})
+	var allow []netip.Prefix
+	for _, n := range cfg.OAuthFacade.ClientDocuments.AllowNetworks {
+		p, err := netip.ParsePrefix(n)
+		if err != nil {
+			return nil, fmt.Errorf("oauth_facade.client_documents.allow_networks: %w", err)
+		}
+		allow = append(allow, p.Masked())
+	}
+	docs, err := oauthflow.NewClientDocuments(oauthflow.ClientDocumentsOptions{
+		Now: now, Logger: a.log.With("component", "oauth_facade"), AllowNetworks: allow,
+	})
 	if err != nil {
 		return nil, fmt.Errorf("oauth_facade: %w", err)
 	}

@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"net/netip"
 	"slices"
 	"strings"
 	"time"
@@ -100,6 +101,11 @@ func (c *Config) validateFacade(ch *checker) {
 		validateSecret(ch, kp, s)
 		if s.IsZero() {
 			ch.add(kp, "must name a PEM private key (env or file)")
+		}
+	}
+	for k, n := range f.ClientDocuments.AllowNetworks {
+		if _, err := netip.ParsePrefix(n); err != nil {
+			ch.add(fmt.Sprintf("oauth_facade.client_documents.allow_networks[%d]", k), "must be a network in CIDR notation, such as 10.1.0.0/16")
 		}
 	}
 	iss := c.FacadeIssuer()

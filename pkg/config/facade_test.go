@@ -57,6 +57,7 @@ func TestFacadeConfig(t *testing.T) {
 		{"issuer not listed", "      client_id: gateway\n", "      client_id: gateway\n      issuer: https://other.example.com\n", "resources[0].oauth_facade.issuer: must be one of the resource's authorization_servers"},
 		{"scope style without scope", "      client_id: gateway\n", "      client_id: gateway\n      audience_style: scope\n", "resources[0].oauth_facade.audience_scope: is required with audience_style: scope"},
 		{"set but off", "      enabled: true\n", "      enabled: false\n", "resources[0].oauth_facade: is set but not enabled"},
+		{"document network not CIDR", "  signing_keys:", "  client_documents: {allow_networks: [127.0.0.1/32, 10.0.0.1]}\n  signing_keys:", `oauth_facade.client_documents.allow_networks[1]: must be a network in CIDR notation`},
 		{"login path on an endpoint", "login:\n", "login:\n  callback_path: /oauth/token\n", `login.callback_path: "/oauth/token" is an endpoint of the OAuth facade`},
 	} {
 		t.Run(tt.name, func(t *testing.T) {

@@ -993,6 +993,20 @@ type OAuthFacade struct {
 	MaxClients int `yaml:"max_clients" schema:"minimum=1"`
 	// How long a user's consent to a client is remembered.
 	ConsentTTL Duration `yaml:"consent_ttl"`
+	// Where Client ID Metadata Documents may be fetched from.
+	ClientDocuments FacadeClientDocuments `yaml:"client_documents"`
+}
+
+// FacadeClientDocuments constrains the fetches of Client ID Metadata
+// Documents (client_ids that are https URLs). By default only public
+// addresses are fetched: loopback, private, link-local, shared and unique
+// local addresses, among others, are refused (server-side request forgery).
+type FacadeClientDocuments struct {
+	// Networks (CIDR) documents may be fetched from although the default
+	// policy refuses them: clients inside the network on purpose, or a test
+	// server on loopback. Each one opens the gateway's fetcher to that
+	// network; never list the cloud metadata service's.
+	AllowNetworks []string `yaml:"allow_networks" schema:"unique"`
 }
 
 // ResourceOAuthFacade makes the gateway the authorization server MCP clients

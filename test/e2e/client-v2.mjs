@@ -16,6 +16,8 @@
 //                        Mcp-Name: echo (the body names `adminTool`): a gateway that sees the
 //                        body refuses it; the call must fail (event "refused")
 //   login      the user name typed into the authorization server's login form
+//   clientMetadataUrl  an https URL: the client's Client ID Metadata Document, used as its
+//              client_id where the authorization server supports them (no registration)
 //   adminTool  the tool that needs the extra scope (stepup, lie), default "get-sum"
 //
 // The client pins the 2026-07-28 revision (versionNegotiation): the SDK's default is the
@@ -37,7 +39,7 @@ const adminTool = cfg.adminTool ?? 'get-sum';
 const clientInfo = { name: 'extauthz-e2e-v2', version: '0.0.0' };
 const clientOptions = { versionNegotiation: { mode: { pin: '2026-07-28' } } };
 
-const provider = new Provider(cfg.login ?? 'e2e-user');
+const provider = new Provider(cfg.login ?? 'e2e-user', { clientMetadataUrl: cfg.clientMetadataUrl });
 const sdkFetch = loggingFetch('sdk', { mcpURL, lie: cfg.scenario === 'lie' ? { tool: adminTool, name: 'echo' } : undefined });
 
 function newTransport() {

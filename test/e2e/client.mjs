@@ -13,6 +13,8 @@
 //                        gateway refuses with 403 insufficient_scope until the client has
 //                        re-authorized with the challenged scopes
 //   login      the user name typed into the authorization server's login form
+//   clientMetadataUrl  an https URL: the client's Client ID Metadata Document, used as its
+//              client_id where the authorization server supports them (no registration)
 //   adminTool  the tool that needs the extra scope (stepup), default "get-sum"
 //   mcpHeaders true: add the Mcp-Method / Mcp-Name request headers of MCP 2026-07-28 to
 //              every JSON-RPC POST. SDK 1.x does not send them and speaks 2025-11-25, so
@@ -37,7 +39,7 @@ const adminTool = cfg.adminTool ?? 'get-sum';
 // Scenarios
 // ---------------------------------------------------------------------------
 
-const provider = new Provider(cfg.login ?? 'e2e-user');
+const provider = new Provider(cfg.login ?? 'e2e-user', { clientMetadataUrl: cfg.clientMetadataUrl });
 const sdkFetch = loggingFetch('sdk', { mcpURL, addMcpHeaders: Boolean(cfg.mcpHeaders) });
 
 function newTransport() {

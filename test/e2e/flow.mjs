@@ -279,6 +279,7 @@ function decodeClaims(jwt) {
 
 export class Provider {
   #login;
+  #clientMetadataUrl;
   #clientInformation;
   #tokens;
   #codeVerifier;
@@ -286,8 +287,15 @@ export class Provider {
   #state;
   pendingCallback; // the redirect's query parameters, set by redirectToAuthorization
 
-  constructor(login) {
+  // clientMetadataUrl, when set, is the client's Client ID Metadata Document: the SDK uses it
+  // as the client_id instead of registering, where the authorization server supports them.
+  constructor(login, { clientMetadataUrl } = {}) {
     this.#login = login;
+    this.#clientMetadataUrl = clientMetadataUrl;
+  }
+
+  get clientMetadataUrl() {
+    return this.#clientMetadataUrl;
   }
 
   get redirectUrl() {
