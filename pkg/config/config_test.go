@@ -92,6 +92,7 @@ func defaultsWith(rs ...Resource) *Config {
 		},
 		Unmatched: "deny",
 		MCP:       MCP{MaxBodyBytes: 65536},
+		ExtProc:   ExtProc{MaxBodyBytes: 1 << 20},
 		Login: Login{SessionTTL: dur("8h"), StateTTL: dur("10m"), LoginPath: "/oauth/login", CallbackPath: "/oauth/callback",
 			LogoutPath: "/oauth/logout", SuccessRedirect: "/"},
 		DPoP:       DPoPShared{NonceLifetime: dur("5m"), Leeway: dur("5s"), ReplayEntries: 1000000},
@@ -232,6 +233,7 @@ func TestLoadValid(t *testing.T) {
 				Revocation: Revocation{MaxTokenLifetime: dur("2h"), SyncInterval: dur("30s")},
 				Log:        Log{Level: "debug", Format: "text", Audit: Audit{Enabled: ptr(false), AllowSampleRate: 0.25}},
 				MCP:        MCP{MaxBodyBytes: 131072, RequireBody: true},
+				ExtProc:    ExtProc{MaxBodyBytes: 1 << 20},
 				Login: Login{SessionTTL: dur("8h"), StateTTL: dur("10m"), LoginPath: "/oauth/login", CallbackPath: "/oauth/callback",
 					LogoutPath: "/oauth/logout", SuccessRedirect: "/"},
 				Resources: []Resource{
