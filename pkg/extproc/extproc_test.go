@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"strings"
@@ -255,6 +257,11 @@ func (f *fixture) run(t testing.TB, x exchange) received {
 	if err := st.CloseSend(); err != nil {
 		t.Fatal(err)
 	}
+	// The server has finished with the stream (and recorded its metrics)
+	// when the stream ends.
+	if _, err := st.Recv(); !errors.Is(err, io.EOF) {
+		t.Fatalf("stream end: %v", err)
+	}
 	return got
 }
 
@@ -342,5 +349,3 @@ func sseMessages(t testing.TB, b []byte) (data [][]byte, ids []string) {
 	}
 	return data, ids
 }
-
-func runtimeGosched() { time.Sleep(time.Millisecond) }

@@ -288,42 +288,33 @@ func TestMetrics(t *testing.T) {
 	f.run(t, exchange{md: md, contentType: "text/event-stream", body: read(t, "everything-prompts-list.sse")})
 	f.run(t, exchange{contentType: "application/json", body: read(t, "everything-tools-list.json")})
 	var rm metricdata.ResourceMetrics
-	// The server records when a stream ends, after its last answer: poll
-	// until it has (not a timing assertion; the test fails only if never).
-	want := map[string]int64{"tools": 10, "prompts": 1}
-	for i := 0; ; i++ {
-		if err := f.reader.Collect(context.Background(), &rm); err != nil {
-			t.Fatal(err)
-		}
-		got := map[string]int64{}
-		var durations uint64
-		replaced := int64(0)
-		for _, sm := range rm.ScopeMetrics {
-			for _, m := range sm.Metrics {
-				switch d := m.Data.(type) {
-				case metricdata.Sum[int64]:
-					for _, p := range d.DataPoints {
-						if m.Name == "extauthz_extproc_entries_removed" {
-							k, _ := p.Attributes.Value("kind")
-							got[k.AsString()] += p.Value
-						}
-						if m.Name == "extauthz_extproc_responses_replaced" {
-							replaced += p.Value
-						}
+	if err := f.reader.Collect(context.Background(), &rm); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]int64{}
+	var durations uint64
+	replaced := int64(0)
+	for _, sm := range rm.ScopeMetrics {
+		for _, m := range sm.Metrics {
+			switch d := m.Data.(type) {
+			case metricdata.Sum[int64]:
+				for _, p := range d.DataPoints {
+					if m.Name == "extauthz_extproc_entries_removed" {
+						k, _ := p.Attributes.Value("kind")
+						got[k.AsString()] += p.Value
 					}
-				case metricdata.Histogram[float64]:
-					for _, p := range d.DataPoints {
-						durations += p.Count
+					if m.Name == "extauthz_extproc_responses_replaced" {
+						replaced += p.Value
 					}
+				}
+			case metricdata.Histogram[float64]:
+				for _, p := range d.DataPoints {
+					durations += p.Count
 				}
 			}
 		}
-		if fmt.Sprint(got) == fmt.Sprint(want) && durations == 3 && replaced == 1 {
-			return
-		}
-		if i == 1000 {
-			t.Fatalf("removed %v (want %v), %d durations (want 3), %d replaced (want 1)", got, want, durations, replaced)
-		}
-		runtimeGosched()
+	}
+	if want := map[string]int64{"tools": 10, "prompts": 1}; fmt.Sprint(got) != fmt.Sprint(want) || durations != 3 || replaced != 1 {
+		t.Errorf("removed %v (want %v), %d durations (want 3), %d replaced (want 1)", got, want, durations, replaced)
 	}
 }
