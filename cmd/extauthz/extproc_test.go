@@ -59,7 +59,7 @@ resources:
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := `{"id":1,"jsonrpc":"2.0","result":{"tools":[{"name":"echo"}]}}`; body != want {
+	if want := `{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"echo"}]}}`; body != want {
 		t.Errorf("listing %s, want %s", body, want)
 	}
 	r, err := http.Get("http://" + g.app.lnAdmin.Addr().String() + "/metrics")

@@ -1,10 +1,8 @@
 package extproc
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"strconv"
 	"strings"
 )
@@ -60,184 +58,154 @@ var (
 )
 
 // filterMessage filters one JSON-RPC message, or a batch of them (a JSON
-// array, MCP 2025-03-26), with keep. A message that holds no listing comes
-// back as it is (same slice, changed false). One that does is re-encoded
-// from what was read, so that a client sees exactly the members this
-// function saw (duplicate members collapse to the last, as JSON.parse
-// reads them). keep == nil means no caller: a listing is then ErrNoCaller.
+// array, MCP 2025-03-26), with keep. A listing's arrays are spliced: every
+// other byte stays as the server wrote it, and a message that holds no
+// listing, or loses no entry, comes back as it is (same slice, changed
+// false). keep == nil means no caller: a listing is then ErrNoCaller.
 // Entries that are not objects, or lack their name member as a string,
-// are removed: they cannot be decided.
+// are removed: they cannot be decided. A message, result or entry that
+// names a member this function reads twice, or in another letter case, is
+// refused (ErrAmbiguous) or its entry removed: parsers disagree on them
+// (JSON.parse keeps the last duplicate, Go's encoding/json merges them and
+// matches names in any case), and what is read here must be what every
+// client reads.
 func filterMessage(data []byte, keep keepFunc) (out []byte, changed bool, removed Removed, err error) {
-	d := bytes.TrimLeft(data, " \t\r\n")
-	if len(d) > 0 && d[0] == '[' {
-		var batch []json.RawMessage
-		if json.Unmarshal(d, &batch) != nil {
-			return nil, false, removed, ErrNotJSON
-		}
-		for i, m := range batch {
-			o, ch, r, err := filterOne(m, keep)
-			if err != nil {
-				return nil, false, removed, err
-			}
-			if ch {
-				batch[i], changed = o, true
-				for k := range r {
-					removed[k] += r[k]
-				}
-			}
-		}
-		if !changed {
-			return data, false, removed, nil
-		}
-		out, err = json.Marshal(batch)
-		return out, err == nil, removed, err
-	}
-	return filterOne(data, keep)
-}
-
-func filterOne(data []byte, keep keepFunc) ([]byte, bool, Removed, error) {
-	var removed Removed
-	var msg map[string]json.RawMessage
 	if !json.Valid(data) {
 		return nil, false, removed, ErrNotJSON
 	}
-	if !isObject(data) {
-		// Valid JSON but not an object (a bare string, a number): not a
-		// JSON-RPC message, and no listing.
+	var edits []edit
+	i := skipWS(data, 0)
+	switch data[i] {
+	case '[':
+		eachElement(data, i, func(vs, _ int) {
+			if err == nil && data[vs] == '{' {
+				var e []edit
+				e, err = listingEdits(data, vs, keep, &removed)
+				edits = append(edits, e...)
+			}
+		})
+	case '{':
+		edits, err = listingEdits(data, i, keep, &removed)
+	}
+	if err != nil {
+		return nil, false, Removed{}, err
+	}
+	if len(edits) == 0 {
 		return data, false, removed, nil
 	}
-	if err := json.Unmarshal(data, &msg); err != nil {
-		return nil, false, removed, fmt.Errorf("%w: %v", ErrNotJSON, err)
+	n := len(data)
+	for _, e := range edits {
+		n += len(e.repl) - (e.end - e.start)
 	}
-	if ambiguous(data, "result") {
-		return nil, false, removed, ErrAmbiguous
+	out = make([]byte, 0, n)
+	last := 0
+	for _, e := range edits {
+		out = append(out, data[last:e.start]...)
+		out = append(out, e.repl...)
+		last = e.end
 	}
-	raw, ok := msg["result"]
-	if !ok {
-		return data, false, removed, nil
-	}
-	if !isObject(raw) {
-		return data, false, removed, nil // a result that is not an object lists nothing
-	}
-	var result map[string]json.RawMessage
-	if err := json.Unmarshal(raw, &result); err != nil {
-		return nil, false, removed, fmt.Errorf("%w: %v", ErrNotJSON, err)
-	}
-	if ambiguous(raw, memberNames[:]...) {
-		return nil, false, removed, ErrAmbiguous
-	}
-	listing := false
-	var lists [numKinds][]json.RawMessage
-	for k := range Kind(numKinds) {
-		v, ok := result[listings[k].member]
-		if !ok {
-			continue
+	return append(out, data[last:]...), true, removed, nil
+}
+
+// edit replaces data[start:end] with repl.
+type edit struct {
+	start, end int
+	repl       []byte
+}
+
+// listingEdits returns the edits that filter the message object at
+// data[i], in the order of their positions.
+func listingEdits(data []byte, i int, keep keepFunc, removed *Removed) ([]edit, error) {
+	rs, results, amb := -1, 0, false
+	eachMember(data, i, func(name string, vs, _ int) {
+		if strings.EqualFold(name, "result") {
+			results++
+			amb = amb || name != "result" || results > 1
+			rs = vs
 		}
-		if json.Unmarshal(v, &lists[k]) != nil {
-			// Present but not an array: not a listing of this kind. A
-			// client reading it as one would fail too.
-			continue
-		}
-		listing = true
+	})
+	if amb {
+		return nil, ErrAmbiguous
 	}
-	if !listing {
-		return data, false, removed, nil
+	if rs < 0 || data[rs] != '{' {
+		return nil, nil // no result, or one that is not an object: no listing
 	}
-	if keep == nil {
-		return nil, false, removed, ErrNoCaller
+	type array struct {
+		k      Kind
+		vs, ve int
 	}
-	for k := range Kind(numKinds) {
-		if lists[k] == nil {
-			continue
-		}
-		kept := lists[k][:0]
-		for _, e := range lists[k] {
-			if name, ok := entryName(e, listings[k].key); ok && keep(k, name) {
-				kept = append(kept, e)
-			} else {
-				removed[k]++
+	var arrays []array
+	var seen [numKinds]bool
+	eachMember(data, rs, func(name string, vs, ve int) {
+		for k := range Kind(numKinds) {
+			if !strings.EqualFold(name, listings[k].member) {
+				continue
+			}
+			amb = amb || name != listings[k].member || seen[k]
+			seen[k] = true
+			if data[vs] == '[' {
+				// Anything else (null, an object) is no listing of this
+				// kind; a client reading it as one would fail too.
+				arrays = append(arrays, array{k, vs, ve})
 			}
 		}
-		b, err := json.Marshal(kept)
-		if err != nil {
-			return nil, false, removed, err
-		}
-		result[listings[k].member] = b
+	})
+	switch {
+	case amb:
+		return nil, ErrAmbiguous
+	case len(arrays) == 0:
+		return nil, nil
+	case keep == nil:
+		return nil, ErrNoCaller
 	}
-	rb, err := json.Marshal(result)
-	if err != nil {
-		return nil, false, removed, err
-	}
-	msg["result"] = rb
-	out, err := json.Marshal(msg)
-	if err != nil {
-		return nil, false, removed, err
-	}
-	return out, true, removed, nil
-}
-
-// isObject reports whether the valid JSON text b is an object.
-func isObject(b []byte) bool {
-	b = bytes.TrimLeft(b, " \t\r\n")
-	return len(b) > 0 && b[0] == '{'
-}
-
-var memberNames = [numKinds]string{listings[0].member, listings[1].member, listings[2].member, listings[3].member}
-
-// ambiguous reports whether the JSON object obj names one of the members
-// watch twice, or in another letter case. Parsers disagree on such
-// objects: JSON.parse keeps the last duplicate, Go's encoding/json merges
-// duplicates into one struct and matches field names in any case. What
-// this package reads must be what every client reads.
-func ambiguous(obj []byte, watch ...string) bool {
-	dec := json.NewDecoder(bytes.NewReader(obj))
-	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
-		return false
-	}
-	seen := make([]bool, len(watch))
-	var skip json.RawMessage
-	for dec.More() {
-		t, err := dec.Token()
-		if err != nil {
-			return true
-		}
-		k, _ := t.(string)
-		for i, w := range watch {
-			if strings.EqualFold(k, w) {
-				if seen[i] || k != w {
-					return true
+	var edits []edit
+	for _, a := range arrays {
+		var repl []byte
+		dropped := 0
+		eachElement(data, a.vs, func(vs, ve int) {
+			if name, ok := entryName(data, vs, listings[a.k].key); ok && keep(a.k, name) {
+				if repl == nil {
+					repl = make([]byte, 0, a.ve-a.vs)
+					repl = append(repl, '[')
+				} else {
+					repl = append(repl, ',')
 				}
-				seen[i] = true
+				repl = append(repl, data[vs:ve]...)
+				return
 			}
+			dropped++
+		})
+		if dropped == 0 {
+			continue
 		}
-		if dec.Decode(&skip) != nil {
-			return true
+		removed[a.k] += dropped
+		if repl == nil {
+			repl = []byte{'['}
 		}
+		edits = append(edits, edit{a.vs, a.ve, append(repl, ']')})
 	}
-	return false
+	return edits, nil
 }
 
-// entryName reads the member key of an entry as a string. An entry that
-// spells key in another letter case too cannot be decided (see ambiguous).
-func entryName(e json.RawMessage, key string) (string, bool) {
-	var obj map[string]json.RawMessage
-	if json.Unmarshal(e, &obj) != nil {
+// entryName reads the member key of the entry at data[i] as a string. An
+// entry that is not an object, names key twice or in another letter case,
+// or whose key is not a string, has no name.
+func entryName(data []byte, i int, key string) (string, bool) {
+	if data[i] != '{' {
 		return "", false
 	}
-	for k := range obj {
-		if k != key && strings.EqualFold(k, key) {
-			return "", false
+	name, found, bad := "", false, false
+	eachMember(data, i, func(n string, vs, ve int) {
+		if !strings.EqualFold(n, key) {
+			return
 		}
-	}
-	v, ok := obj[key]
-	if !ok {
-		return "", false
-	}
-	var s string
-	if json.Unmarshal(v, &s) != nil {
-		return "", false
-	}
-	return s, true
+		if n != key || found || data[vs] != '"' {
+			bad = true
+			return
+		}
+		name, found = jsonString(data[vs:ve]), true
+	})
+	return name, found && !bad
 }
 
 // messageID returns the id of a JSON-RPC message as JSON text, or "null".
