@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -316,5 +318,33 @@ func TestMetrics(t *testing.T) {
 	}
 	if want := map[string]int64{"tools": 10, "prompts": 1}; fmt.Sprint(got) != fmt.Sprint(want) || durations != 3 || replaced != 1 {
 		t.Errorf("removed %v (want %v), %d durations (want 3), %d replaced (want 1)", got, want, durations, replaced)
+	}
+}
+
+var update = flag.Bool("update", false, "rewrite testdata/filtered-* from the filter's output")
+
+// TestGolden writes what a caller with mcp:read receives for each recorded
+// answer to testdata/filtered-*, which test/e2e hands to the official SDK
+// client, and checks the filter still writes exactly that.
+func TestGolden(t *testing.T) {
+	f := start(t, 64<<10)
+	md := f.metadata(t, "mcp", "mcp:read")
+	for _, name := range []string{"everything-tools-list.json", "everything-tools-list.sse", "everything-prompts-list.sse",
+		"everything-resources-list.sse", "everything-resource-templates-list.sse"} {
+		ct := "text/event-stream"
+		if strings.HasSuffix(name, ".json") {
+			ct = "application/json"
+		}
+		got := f.run(t, exchange{md: md, contentType: ct, body: read(t, name), chunk: 512})
+		path := "testdata/filtered-" + name
+		if *update {
+			if err := os.WriteFile(path, got.body, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		if want := read(t, "filtered-"+name); !bytes.Equal(got.body, want) {
+			t.Errorf("%s: the filter's output changed (go test -run TestGolden -update ./pkg/extproc/ if intended):\n%s", name, got.body)
+		}
 	}
 }
