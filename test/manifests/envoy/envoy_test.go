@@ -42,6 +42,7 @@ var checks = map[string]func(t *testing.T, path string){
 	"istio/istiod-values.yaml":         checkIstiodValues,
 	"istio/authorization-policy.yaml":  checkAuthorizationPolicy,
 	"istio/envoy-filter.yaml":          checkEnvoyFilter,
+	"istio/ext-proc-filter.yaml":       checkIstioExtProc,
 	"gateway-api/security-policy.yaml": checkGatewayAPI,
 }
 
@@ -169,6 +170,17 @@ const extAuthzNamespace = "envoy.filters.http.ext_authz"
 func checkExtProcFilter(t *testing.T, path string) {
 	var f hcmv3.HttpFilter
 	decodeEnvoy(t, path, &f)
+	checkExtProc(t, &f, "extauthz")
+}
+
+func checkExtProc(t *testing.T, f *hcmv3.HttpFilter, cluster string) {
+	t.Helper()
+	if f.GetName() != "envoy.filters.http.ext_proc" {
+		t.Errorf("filter name %q", f.GetName())
+	}
+	if err := manifests.ValidateEnvoy(f.GetTypedConfig()); err != nil {
+		t.Fatal(err)
+	}
 	cfg, err := manifests.Unpack[*extprocv3.ExternalProcessor](f.GetTypedConfig())
 	if err != nil {
 		t.Fatal(err)
@@ -176,8 +188,8 @@ func checkExtProcFilter(t *testing.T, path string) {
 	if cfg.GetFailureModeAllow() {
 		t.Error("failure_mode_allow: a listing would pass unfiltered when the gateway cannot be asked")
 	}
-	if got := cfg.GetGrpcService().GetEnvoyGrpc().GetClusterName(); got != "extauthz" {
-		t.Errorf("cluster %q: the gateway's gRPC listener is the cluster extauthz", got)
+	if got := cfg.GetGrpcService().GetEnvoyGrpc().GetClusterName(); got != cluster {
+		t.Errorf("cluster %q: the gateway's gRPC listener is the cluster %s", got, cluster)
 	}
 	m := cfg.GetProcessingMode()
 	if m.GetRequestHeaderMode() != extprocv3.ProcessingMode_SKIP || m.GetResponseHeaderMode() != extprocv3.ProcessingMode_SEND ||
