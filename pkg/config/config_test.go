@@ -588,6 +588,8 @@ resources[1]: has the same hosts and path_prefix as resources[0] (ambiguous rout
 		{"invalid-root-metadata.yaml", `
 resources[1].root_metadata: resources[0] already serves the root metadata document of host "mcp.example.com"
 resources[3].root_metadata: resources[2] has the path / and serves the root metadata document of host "tools.example.com"`},
+		{"invalid-ext-proc.yaml", `
+ext_proc.max_body_bytes: must be at most grpc.max_recv_msg_bytes (1048576) less 64 KiB: Envoy sends a buffered body as one gRPC message`},
 		{"invalid-listen.yaml", `
 listen.grpc: cannot be "off" (only the http and admin listeners can be disabled)
 listen.admin: conflicts with listen.http (same port)`},

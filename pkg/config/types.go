@@ -761,8 +761,10 @@ type ExtProc struct {
 	// ([List filtering](list-filtering.md)).
 	Enabled bool `yaml:"enabled"`
 	// Largest JSON response body, and largest single server-sent event,
-	// filtered, 1024 to 16777216; a larger one is replaced by a JSON-RPC
-	// error, never passed unfiltered.
+	// filtered, 1024 to 16777216, and with `enabled` at most
+	// `grpc.max_recv_msg_bytes` less 64 KiB (Envoy sends a buffered body as
+	// one gRPC message); a larger one is replaced by a JSON-RPC error, never
+	// passed unfiltered.
 	MaxBodyBytes int `yaml:"max_body_bytes" schema:"min=1024,max=16777216"`
 }
 

@@ -61,6 +61,7 @@ func (c *Config) Validate() error {
 	c.validateDPoP(&ch)
 	c.Revocation.validate(&ch)
 	c.validateSSF(&ch)
+	c.validateExtProc(&ch)
 	errs := mergeTagErrors(checkTags(c), ch.errs)
 	if len(errs) == 0 {
 		return nil
