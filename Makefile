@@ -101,6 +101,8 @@ fuzz:
 	GO=$(GO) FUZZTIME=$(FUZZTIME) scripts/fuzz.sh FuzzTarget ./pkg/target/
 	GO=$(GO) FUZZTIME=$(FUZZTIME) scripts/fuzz.sh FuzzPreflightAllowHeaders ./pkg/authz/
 	GO=$(GO) FUZZTIME=$(FUZZTIME) scripts/fuzz.sh FuzzParseSET ./pkg/ssf/
+	GO=$(GO) FUZZTIME=$(FUZZTIME) scripts/fuzz.sh FuzzSSE ./pkg/extproc/
+	GO=$(GO) FUZZTIME=$(FUZZTIME) scripts/fuzz.sh FuzzFilterMessage ./pkg/extproc/
 
 # The in-process micro-benchmarks of the Check hot path (the load harness,
 # in the bench module, is make load).

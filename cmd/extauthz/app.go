@@ -248,6 +248,9 @@ func newApp(cfg *config.Config, log *slog.Logger, o appOptions) (a *app, err err
 	checkServer := check.NewServer(a.tel.Instrument(a.engine, telemetry.TransportGRPC, a.audit), log)
 	checkServer.OnRefused(a.tel.Refused(telemetry.TransportGRPC, a.audit))
 	check.Register(a.grpc, checkServer)
+	if err := registerExtProc(a); err != nil {
+		return nil, err
+	}
 	a.health = health.NewServer()
 	healthpb.RegisterHealthServer(a.grpc, a.health)
 	a.setServing(false)

@@ -195,7 +195,8 @@ func (a *app) apply(cfg *config.Config) ([]string, error) {
 // cannot apply: listeners, the cache and Redis, gRPC server options,
 // the Go runtime's tuning, the admin token, the browser login, the
 // upstream credentials, the MCP body limit of the HTTP mode, the log
-// format, and revocation's settings.
+// format, revocation's settings, and the external processor's (it is
+// registered, or not, on the gRPC server at start).
 func restartRequired(old, cur *config.Config) []string {
 	var out []string
 	check := func(name string, a, b any) {
@@ -218,6 +219,7 @@ func restartRequired(old, cur *config.Config) []string {
 	check("dpop", old.DPoP, cur.DPoP)
 	check("revocation", old.Revocation, cur.Revocation)
 	check("ssf", old.SSF, cur.SSF)
+	check("ext_proc", old.ExtProc, cur.ExtProc)
 	sort.Strings(out)
 	return out
 }

@@ -95,6 +95,7 @@ func defaultsWith(rs ...Resource) *Config {
 		},
 		Unmatched: "deny",
 		MCP:       MCP{MaxBodyBytes: 65536},
+		ExtProc:   ExtProc{MaxBodyBytes: 1 << 20},
 		Login: Login{SessionTTL: dur("8h"), StateTTL: dur("10m"), LoginPath: "/oauth/login", CallbackPath: "/oauth/callback",
 			LogoutPath: "/oauth/logout", SuccessRedirect: "/"},
 		DPoP:        DPoPShared{NonceLifetime: dur("5m"), Leeway: dur("5s"), ReplayEntries: 1000000},
@@ -237,6 +238,7 @@ func TestLoadValid(t *testing.T) {
 				Log:         Log{Level: "debug", Format: "text", Audit: Audit{Enabled: ptr(false), AllowSampleRate: 0.25}},
 				MCP:         MCP{MaxBodyBytes: 131072, RequireBody: true},
 				OAuthFacade: OAuthFacade{ClientTTL: dur("720h"), MaxClients: 10000, ConsentTTL: dur("720h")},
+				ExtProc:     ExtProc{MaxBodyBytes: 1 << 20},
 				Login: Login{SessionTTL: dur("8h"), StateTTL: dur("10m"), LoginPath: "/oauth/login", CallbackPath: "/oauth/callback",
 					LogoutPath: "/oauth/logout", SuccessRedirect: "/"},
 				Resources: []Resource{
@@ -591,6 +593,8 @@ resources[1]: has the same hosts and path_prefix as resources[0] (ambiguous rout
 		{"invalid-root-metadata.yaml", `
 resources[1].root_metadata: resources[0] already serves the root metadata document of host "mcp.example.com"
 resources[3].root_metadata: resources[2] has the path / and serves the root metadata document of host "tools.example.com"`},
+		{"invalid-ext-proc.yaml", `
+ext_proc.max_body_bytes: must be at most grpc.max_recv_msg_bytes (1048576) less 64 KiB: Envoy sends a buffered body as one gRPC message`},
 		{"invalid-listen.yaml", `
 listen.grpc: cannot be "off" (only the http and admin listeners can be disabled)
 listen.admin: conflicts with listen.http (same port)`},

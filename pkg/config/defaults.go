@@ -53,6 +53,7 @@ const (
 	defaultIntrospectTimeout  = 300 * time.Millisecond
 	defaultIntrospectCacheTTL = time.Minute
 	defaultMCPMaxBodyBytes    = 64 << 10
+	defaultExtProcMaxBody     = 1 << 20
 	defaultRuleGlob           = "*"
 	defaultSessionTTL         = 8 * time.Hour
 	defaultStateTTL           = 10 * time.Minute
@@ -182,6 +183,7 @@ func (c *Config) ApplyDefaults() {
 		c.Log.Audit.Enabled = ptr(true)
 	}
 	orDefault(c, "mcp.max_body_bytes", &c.MCP.MaxBodyBytes, defaultMCPMaxBodyBytes)
+	orDefault(c, "ext_proc.max_body_bytes", &c.ExtProc.MaxBodyBytes, defaultExtProcMaxBody)
 	orDefault(c, "login.session_ttl", &c.Login.SessionTTL, Duration(defaultSessionTTL))
 	orDefault(c, "login.state_ttl", &c.Login.StateTTL, Duration(defaultStateTTL))
 	orDefault(c, "login.login_path", &c.Login.LoginPath, defaultLoginPath)

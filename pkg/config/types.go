@@ -66,6 +66,9 @@ type Config struct {
 	Log Log `yaml:"log"`
 	// How MCP operations are read for the rules.
 	MCP MCP `yaml:"mcp"`
+	// Envoy external processing of MCP responses: listings filtered by the
+	// caller's scopes ([List filtering](list-filtering.md)).
+	ExtProc ExtProc `yaml:"ext_proc"`
 	// The browser login flow (authorization code with PKCE) shared by the
 	// resources that enable it.
 	Login Login `yaml:"login"`
@@ -760,6 +763,23 @@ type MCP struct {
 	// headers against the body. Set it with Envoy's `with_request_body`; nginx
 	// `auth_request` cannot forward bodies.
 	RequireBody bool `yaml:"require_body"`
+}
+
+// ExtProc is the Envoy external processor (ext_proc) that filters the
+// answers to tools/list, prompts/list, resources/list and
+// resources/templates/list by the caller's scopes.
+type ExtProc struct {
+	// Serve `envoy.service.ext_proc.v3.ExternalProcessor` on the gRPC
+	// listener, beside the Check. Envoy must run its `ext_proc` filter after
+	// `ext_authz` and forward ext_authz's dynamic metadata
+	// ([List filtering](list-filtering.md)).
+	Enabled bool `yaml:"enabled"`
+	// Largest JSON response body, and largest single server-sent event,
+	// filtered, 1024 to 16777216, and with `enabled` at most
+	// `grpc.max_recv_msg_bytes` less 64 KiB (Envoy sends a buffered body as
+	// one gRPC message); a larger one is replaced by a JSON-RPC error, never
+	// passed unfiltered.
+	MaxBodyBytes int `yaml:"max_body_bytes" schema:"min=1024,max=16777216"`
 }
 
 // AuthorizationServer is one trusted token issuer. An issuer listed by

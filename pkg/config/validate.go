@@ -62,6 +62,7 @@ func (c *Config) Validate() error {
 	c.Revocation.validate(&ch)
 	c.validateSSF(&ch)
 	c.validateFacade(&ch)
+	c.validateExtProc(&ch)
 	errs := mergeTagErrors(checkTags(c), ch.errs)
 	if len(errs) == 0 {
 		return nil

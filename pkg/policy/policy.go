@@ -283,6 +283,7 @@ func (c *Compiler) Compile(expr string) (*Program, error) {
 		costLimit:     c.costLimit,
 		interruptible: hasComprehension(checked.NativeRep()),
 		readsMCP:      refersTo(checked.NativeRep(), "mcp"),
+		readsRequest:  refersTo(checked.NativeRep(), "request") || readsClaims(checked.NativeRep()),
 	}, nil
 }
 
@@ -295,6 +296,28 @@ func refersTo(a *celast.AST, name string) bool {
 		}
 	}))
 	return found
+}
+
+// readsClaims reports whether the expression may read token.claims: true
+// unless every use of the token variable is a plain selection of one of
+// its other fields (token.sub, token.scopes...). Anything else (token
+// alone, token.?claims, token.claims) counts, conservatively.
+func readsClaims(a *celast.AST) bool {
+	tokens, plain := 0, 0
+	celast.PreOrderVisit(a.Expr(), celast.NewExprVisitor(func(e celast.Expr) {
+		switch e.Kind() {
+		case celast.IdentKind:
+			if e.AsIdent() == "token" {
+				tokens++
+			}
+		case celast.SelectKind:
+			s := e.AsSelect()
+			if op := s.Operand(); op.Kind() == celast.IdentKind && op.AsIdent() == "token" && s.FieldName() != "claims" {
+				plain++
+			}
+		}
+	}))
+	return tokens != plain
 }
 
 // hasComprehension reports whether the expression contains a comprehension
@@ -367,6 +390,9 @@ type Program struct {
 	interruptible bool
 	// readsMCP is set when the expression refers to the mcp variable.
 	readsMCP bool
+	// readsRequest is set when the expression refers to the request
+	// variable or may read token.claims (see readsClaims).
+	readsRequest bool
 }
 
 // Source returns the expression the program was compiled from.
@@ -375,6 +401,14 @@ func (p *Program) Source() string { return p.src }
 // ReadsMCP reports whether the expression refers to the MCP operation
 // (the mcp variable): deciding it then needs the operation to be known.
 func (p *Program) ReadsMCP() bool { return p.readsMCP }
+
+// ReadsRequest reports whether the expression may read what only the
+// request being decided holds: the request variable, or the token's kept
+// claims (token.claims, which the Check's dynamic metadata does not carry).
+// A policy that does not can be evaluated for an operation other than the
+// one of the request at hand, from the token's standard fields alone
+// (listing filters use that).
+func (p *Program) ReadsRequest() bool { return p.readsRequest }
 
 // Eval runs the program. It returns the boolean result, or an error for any
 // evaluation failure: no such key, overflow, cost limit (wrapping

@@ -615,3 +615,30 @@ func BenchmarkCompile(b *testing.B) {
 		}
 	}
 }
+
+func TestReadsRequest(t *testing.T) {
+	c, err := NewCompiler()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for expr, want := range map[string]bool{
+		`"a" in token.scopes`:                            false,
+		`has(token.client_id) && mcp.name == "x"`:        false,
+		`token.sub == "u" && token.exp > timestamp(0)`:   false,
+		`request.method == "POST"`:                       true,
+		`request.headers[?"x-t"].orValue("") == "a"`:     true,
+		`token.claims["tenant"] == "a"`:                  true,
+		`has(token.claims.tenant)`:                       true,
+		`[token].exists(t, t.claims["x"] == "y")`:        true,
+		`token.?claims.orValue({}).size() == 0`:          true,
+		`mcp.method == "tools/call" && token.iss == "i"`: false,
+	} {
+		p, err := c.Compile(expr)
+		if err != nil {
+			t.Fatalf("%s: %v", expr, err)
+		}
+		if got := p.ReadsRequest(); got != want {
+			t.Errorf("%s: ReadsRequest() = %v, want %v", expr, got, want)
+		}
+	}
+}

@@ -63,6 +63,11 @@ the NetworkPolicy and the Service keep it private).
 {{- end }}
 {{- $_ := set $cfg "cache" $cache }}
 {{- end }}
+{{- if .Values.extProc.enabled }}
+{{- $ep := get $cfg "ext_proc" | default dict }}
+{{- $_ := set $ep "enabled" true }}
+{{- $_ := set $cfg "ext_proc" $ep }}
+{{- end }}
 {{- $admin := get $cfg "admin" | default dict }}
 {{- if .Values.adminToken.existingSecret }}
 {{- $_ := set $admin "token" (dict "env" "EXTAUTHZ_ADMIN_TOKEN") }}
@@ -123,6 +128,9 @@ envConfig is the whole configuration in env mode; the chart sets the
 listeners and the Redis URL itself, and secrets come from Secrets.
 */}}
 {{- define "extauthz.envConfigCheck" -}}
+{{- if .Values.extProc.enabled }}
+{{- fail "extProc.enabled needs the policy file (config): the configuration from the environment has no ext_proc" }}
+{{- end }}
 {{- range $name, $_ := .Values.envConfig }}
 {{- if or (hasPrefix "EXTAUTHZ_LISTEN_" $name) (eq $name "EXTAUTHZ_REDIS_URL") (eq $name "EXTAUTHZ_CONFIG") }}
 {{- fail (printf "envConfig.%s is set by the chart (from ports and redis.url); remove it" $name) }}

@@ -15,6 +15,7 @@ import (
 
 	bootstrapv3 "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
 	extauthzv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_authz/v3"
+	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_proc/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
@@ -36,10 +37,12 @@ var checks = map[string]func(t *testing.T, path string){
 	"envoy.yaml":                       checkBootstrap,
 	"ext_authz_filter.yaml":            checkExtAuthzFilter,
 	"ext_authz_per_route.yaml":         checkExtAuthzPerRoute,
+	"ext_proc_filter.yaml":             checkExtProcFilter,
 	"istio/extension-provider.yaml":    checkIstioOperator,
 	"istio/istiod-values.yaml":         checkIstiodValues,
 	"istio/authorization-policy.yaml":  checkAuthorizationPolicy,
 	"istio/envoy-filter.yaml":          checkEnvoyFilter,
+	"istio/ext-proc-filter.yaml":       checkIstioExtProc,
 	"gateway-api/security-policy.yaml": checkGatewayAPI,
 }
 
@@ -153,6 +156,51 @@ func checkExtAuthzFilter(t *testing.T, path string) {
 	checkExtAuthz(t, cfg)
 	if got := cfg.GetGrpcService().GetTimeout().AsDuration(); got <= 0 {
 		t.Errorf("grpc_service.timeout %v: set one above the gateway's own bounds", got)
+	}
+}
+
+// extAuthzNamespace is pkg/extproc.Namespace, which this module does not
+// import (it would bring gRPC in): where Envoy files the Check's dynamic
+// metadata, and where the external processor reads it.
+const extAuthzNamespace = "envoy.filters.http.ext_authz"
+
+// checkExtProcFilter: the list filter's processing modes are the ones the
+// gateway's external processor is written for, it fails closed, and it
+// forwards the namespace the Check's dynamic metadata is filed under.
+func checkExtProcFilter(t *testing.T, path string) {
+	var f hcmv3.HttpFilter
+	decodeEnvoy(t, path, &f)
+	checkExtProc(t, &f, "extauthz")
+}
+
+func checkExtProc(t *testing.T, f *hcmv3.HttpFilter, cluster string) {
+	t.Helper()
+	if f.GetName() != "envoy.filters.http.ext_proc" {
+		t.Errorf("filter name %q", f.GetName())
+	}
+	if err := manifests.ValidateEnvoy(f.GetTypedConfig()); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := manifests.Unpack[*extprocv3.ExternalProcessor](f.GetTypedConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.GetFailureModeAllow() {
+		t.Error("failure_mode_allow: a listing would pass unfiltered when the gateway cannot be asked")
+	}
+	if got := cfg.GetGrpcService().GetEnvoyGrpc().GetClusterName(); got != cluster {
+		t.Errorf("cluster %q: the gateway's gRPC listener is the cluster %s", got, cluster)
+	}
+	m := cfg.GetProcessingMode()
+	if m.GetRequestHeaderMode() != extprocv3.ProcessingMode_SKIP || m.GetResponseHeaderMode() != extprocv3.ProcessingMode_SEND ||
+		m.GetRequestBodyMode() != extprocv3.ProcessingMode_NONE || m.GetResponseBodyMode() != extprocv3.ProcessingMode_STREAMED {
+		t.Errorf("processing_mode %v: want request headers skipped, response headers sent, the response body streamed unless overridden", m)
+	}
+	if !cfg.GetAllowModeOverride() {
+		t.Error("allow_mode_override: the gateway asks for a BUFFERED body for JSON")
+	}
+	if ns := cfg.GetMetadataOptions().GetForwardingNamespaces().GetUntyped(); !slices.Contains(ns, extAuthzNamespace) {
+		t.Errorf("forwarding_namespaces.untyped %q: the Check's dynamic metadata is under %s", ns, extAuthzNamespace)
 	}
 }
 

@@ -15,6 +15,7 @@ import (
 
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	extauthzv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_authz/v3"
+	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 
 	"github.com/extauthz/extauthz/test/manifests/internal/manifests"
 )
@@ -186,6 +187,46 @@ func checkEnvoyFilter(t *testing.T, path string) {
 	if name := pr.GetCheckSettings().GetContextExtensions()["resource"]; name != "mcp" {
 		t.Errorf("context_extensions resource %q, want mcp (resources[].name in the compose policy)", name)
 	}
+}
+
+// checkIstioExtProc: the list filter goes right after Istio's ext_authz
+// filter on the protected workload's inbound sidecar, and is the filter
+// of ext_proc_filter.yaml on Istio's cluster for the extension provider.
+func checkIstioExtProc(t *testing.T, path string) {
+	var obj istioObject
+	if err := manifests.DecodeKube(oneDoc(t, path), &obj); err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	if obj.APIVersion != "networking.istio.io/v1alpha3" || obj.Kind != "EnvoyFilter" {
+		t.Fatalf("%s/%s, want networking.istio.io/v1alpha3 EnvoyFilter", obj.APIVersion, obj.Kind)
+	}
+	var ef networkingv1alpha3.EnvoyFilter
+	if err := manifests.DecodeProto(obj.Spec, &ef); err != nil {
+		t.Fatal(err)
+	}
+	if len(ef.GetWorkloadSelector().GetLabels()) == 0 {
+		t.Error("no workloadSelector: the filter would apply to every workload of the namespace")
+	}
+	patches := ef.GetConfigPatches()
+	if len(patches) != 1 {
+		t.Fatalf("%d config patches, want 1", len(patches))
+	}
+	cp := patches[0]
+	if cp.GetApplyTo() != networkingv1alpha3.EnvoyFilter_HTTP_FILTER ||
+		cp.GetMatch().GetContext() != networkingv1alpha3.EnvoyFilter_SIDECAR_INBOUND ||
+		cp.GetPatch().GetOperation() != networkingv1alpha3.EnvoyFilter_Patch_INSERT_AFTER ||
+		cp.GetMatch().GetListener().GetFilterChain().GetFilter().GetSubFilter().GetName() != "envoy.filters.http.ext_authz" {
+		t.Errorf("patch %v: want an HTTP_FILTER inserted after envoy.filters.http.ext_authz on SIDECAR_INBOUND", cp)
+	}
+	value, err := cp.GetPatch().GetValue().MarshalJSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var f hcmv3.HttpFilter
+	if err := manifests.DecodeProto(value, &f); err != nil {
+		t.Fatalf("patch value is not an Envoy HttpFilter: %v", err)
+	}
+	checkExtProc(t, &f, "outbound|9001||extauthz.extauthz.svc.cluster.local")
 }
 
 func checkGatewayAPI(t *testing.T, path string) {
