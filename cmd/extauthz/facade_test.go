@@ -209,6 +209,32 @@ resources:
 		t.Errorf("reuse: %d %v", status, out)
 	}
 
+	// RFC 7009: the access token revoked at the facade is refused by the
+	// Check; only its own client may revoke it.
+	revoke := func(form url.Values) (int, map[string]any) {
+		t.Helper()
+		resp, err := http.PostForm(issuer+"/revoke", form)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		out := map[string]any{}
+		_ = json.NewDecoder(resp.Body).Decode(&out)
+		return resp.StatusCode, out
+	}
+	if status, out := revoke(url.Values{"token": {at2}, "client_id": {"another-client"}}); status != 400 || out["error"] != "unauthorized_client" {
+		t.Errorf("revoking another client's access token: %d %v", status, out)
+	}
+	if d := g.check(t, resource, at2); d.status != 200 {
+		t.Fatalf("a refused revocation revoked the token: %+v", d)
+	}
+	if status, out := revoke(url.Values{"token": {at2}, "client_id": {reg.ClientID}, "token_type_hint": {"access_token"}}); status != 200 {
+		t.Fatalf("revoking the access token: %d %v", status, out)
+	}
+	if d := g.check(t, resource, at2); d.status != 401 {
+		t.Errorf("Check with the revoked access token: %+v", d)
+	}
+
 	// A Client ID Metadata Document at a private address is never fetched.
 	r = get(issuer + "/authorize?" + url.Values{
 		"response_type": {"code"}, "client_id": {"https://10.0.0.1/client.json"}, "redirect_uri": {"https://10.0.0.1/cb"},
@@ -225,7 +251,8 @@ resources:
 	for _, want := range []string{
 		`extauthz_oauth_facade_events_total{event="client_registered"} 1`, `extauthz_oauth_facade_events_total{event="consent_approved"} 1`,
 		`extauthz_oauth_facade_events_total{event="token_code"} 1`, `extauthz_oauth_facade_events_total{event="token_refresh"} 1`,
-		`extauthz_oauth_facade_events_total{event="token_refused"} 1`, `extauthz_oauth_facade_events_total{event="authorize_refused"} 1`,
+		`extauthz_oauth_facade_events_total{event="token_refused"} 2`, `extauthz_oauth_facade_events_total{event="authorize_refused"} 1`, // the reuse, another client's revocation
+		`extauthz_oauth_facade_events_total{event="revoked"} 1`,
 	} {
 		if !strings.Contains(rec.Body.String(), want) {
 			t.Errorf("/metrics lacks %s", want)

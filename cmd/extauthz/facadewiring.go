@@ -4,12 +4,14 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/netip"
 	"slices"
 	"time"
 
+	"github.com/extauthz/extauthz/pkg/authz"
 	"github.com/extauthz/extauthz/pkg/config"
 	"github.com/extauthz/extauthz/pkg/introspect"
 	"github.com/extauthz/extauthz/pkg/metadata"
@@ -133,7 +135,23 @@ func newFacade(a *app, login *oauthflow.Handler, now func() time.Time) (*oauthfl
 		Login: login, Issuer: cfg.FacadeIssuer(), Resources: resources, Store: store, Clients: resolver,
 		Signer: signer, Metadata: md, Registration: reg, ConsentTTL: cfg.OAuthFacade.ConsentTTL.D(),
 		Now: now, Logger: a.log.With("component", "oauth_facade"), OnEvent: a.tel.Metrics.FacadeEvent,
+		RevokeAccessToken: a.revokeFacadeToken,
 	})
+}
+
+// revokeFacadeToken revokes one of the facade's access tokens on every
+// resource and replica, as POST /cache/purge does; with Redis configured
+// but failing it holds on this replica only, and the client is told to
+// retry.
+func (a *app) revokeFacadeToken(ctx context.Context, tok string) error {
+	res, err := a.engine.Revoke(ctx, authz.Revocation{Token: tok})
+	if err != nil {
+		return err
+	}
+	if !res.Shared && a.redis != nil {
+		return errors.New("the revocation did not reach the shared cache")
+	}
+	return nil
 }
 
 // facadeUpstream is the gateway's client at the provider of one facade

@@ -2,6 +2,7 @@ package oauthflow
 
 import (
 	"cmp"
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -85,6 +86,11 @@ type FacadeOptions struct {
 	// OnEvent, when set, is told of each outcome for metrics (bounded event names). It must
 	// be quick.
 	OnEvent func(event string)
+	// RevokeAccessToken, when set, revokes one of the facade's access tokens wherever the
+	// gateway would accept it (the engine's revocation by the token's hash); an error means
+	// it may still be accepted somewhere, and the client is told to retry. Nil: access tokens
+	// are refused at the revocation endpoint with unsupported_token_type.
+	RevokeAccessToken func(ctx context.Context, token string) error
 }
 
 // Facade is the OAuth facade's authorization server: it serves the authorize, consent,
@@ -109,9 +115,10 @@ type Facade struct {
 	consentTTL, codeTTL time.Duration
 	consentCookie       string
 
-	now     func() time.Time
-	log     *slog.Logger
-	onEvent func(string)
+	now         func() time.Time
+	log         *slog.Logger
+	onEvent     func(string)
+	revokeToken func(context.Context, string) error
 }
 
 // NewFacade checks o, builds the facade and attaches it to o.Login.
@@ -137,7 +144,7 @@ func NewFacade(o FacadeOptions) (*Facade, error) {
 		h: h, store: o.Store, clients: o.Clients, signer: o.Signer, metadata: o.Metadata, register: o.Registration,
 		consentTTL: cmp.Or(o.ConsentTTL, DefaultConsentTTL), codeTTL: cmp.Or(o.CodeTTL, MaxCodeTTL),
 		consentCookie: h.cookieName + "-consent",
-		now:           o.Now, log: o.Logger, onEvent: o.OnEvent,
+		now:           o.Now, log: o.Logger, onEvent: o.OnEvent, revokeToken: o.RevokeAccessToken,
 		byURI: map[string]*facadeResource{}, byName: map[string]*facadeResource{},
 	}
 	if f.now == nil {

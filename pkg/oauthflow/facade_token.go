@@ -2,6 +2,7 @@ package oauthflow
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -11,6 +12,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/extauthz/extauthz/internal/b64seg"
 )
 
 // maxTokenForm bounds a token or revocation request's body.
@@ -323,9 +326,10 @@ func (f *Facade) tokenError(ctx context.Context, w http.ResponseWriter, status i
 }
 
 // serveRevoke is the revocation endpoint (RFC 7009) for public clients (client_id in the
-// body). A refresh token revokes its whole family. Access tokens are refused with
-// unsupported_token_type (RFC 7009 §2.2.1): they are short-lived JWTs verified without
-// asking the facade, and are revoked through the gateway's revocation watermarks instead.
+// body). A refresh token revokes its whole family. An access token of the facade issued to
+// the client is revoked through RevokeAccessToken (the engine's revocation by its hash, on
+// every replica); without it, access tokens are refused with unsupported_token_type (RFC
+// 7009 §2.2.1).
 func (f *Facade) serveRevoke(w http.ResponseWriter, r *http.Request) {
 	form, ok := f.tokenRequest(w, r)
 	if !ok {
@@ -343,7 +347,7 @@ func (f *Facade) serveRevoke(w http.ResponseWriter, r *http.Request) {
 	}
 	if _, _, _, isRefresh := parseRefreshToken(tok); !isRefresh {
 		if strings.Count(tok, ".") == 2 && form.Get("token_type_hint") != grantRefreshToken {
-			f.tokenError(ctx, w, http.StatusBadRequest, "unsupported_token_type", "access tokens cannot be revoked here; they expire by themselves", nil)
+			f.revokeAccess(ctx, w, tok, clientID)
 			return
 		}
 		// Not a token of the facade: nothing to revoke (RFC 7009 §2.2).
@@ -361,5 +365,39 @@ func (f *Facade) serveRevoke(w http.ResponseWriter, r *http.Request) {
 	}
 	f.onEvent("revoked")
 	f.log.LogAttrs(ctx, slog.LevelInfo, "facade refresh token revoked", slog.String("event", "revoked"), slog.String("client_id", clientID))
+	w.WriteHeader(http.StatusOK)
+}
+
+// revokeAccess revokes tok, a JWT-shaped token, when it is one of the facade's access tokens
+// issued to clientID. Its claims are read without checking the signature: revocation is by
+// the token's hash, so revoking a forged string revokes nothing anyone could use, and a
+// client may revoke only what names it as client_id (RFC 7009 §2.1). A JWT of another issuer
+// is not the facade's: nothing to revoke (RFC 7009 §2.2).
+func (f *Facade) revokeAccess(ctx context.Context, w http.ResponseWriter, tok, clientID string) {
+	if f.revokeToken == nil {
+		f.tokenError(ctx, w, http.StatusBadRequest, "unsupported_token_type", "access tokens cannot be revoked here; they expire by themselves", nil)
+		return
+	}
+	var claims struct {
+		Issuer   string `json:"iss"`
+		ClientID string `json:"client_id"`
+	}
+	payload, ok := b64seg.Decode(strings.Split(tok, ".")[1])
+	if !ok || json.Unmarshal(payload, &claims) != nil || claims.Issuer != f.issuer {
+		w.Header().Set("Cache-Control", "no-store")
+		w.WriteHeader(http.StatusOK)
+		return
+	}
+	if claims.ClientID != clientID {
+		f.tokenError(ctx, w, http.StatusBadRequest, "unauthorized_client", "the token was issued to another client", nil)
+		return
+	}
+	if err := f.revokeToken(ctx, tok); err != nil {
+		f.tokenError(ctx, w, http.StatusServiceUnavailable, "temporarily_unavailable", "the token cannot be revoked everywhere now", err)
+		return
+	}
+	f.onEvent("revoked")
+	f.log.LogAttrs(ctx, slog.LevelInfo, "facade access token revoked", slog.String("event", "revoked"), slog.String("client_id", clientID))
+	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(http.StatusOK)
 }
