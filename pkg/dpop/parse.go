@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/extauthz/extauthz/internal/b64seg"
+	"github.com/extauthz/extauthz/internal/mediatype"
 )
 
 // proof is a DPoP proof whose syntax has been checked; nothing in it is
@@ -171,34 +172,7 @@ func (v *Verifier) parseHeader(data []byte) (*cachedHeader, error) {
 // RFC 7515 §4.1.9 makes the "application/" prefix optional, so
 // "DPoP+JWT" and "application/dpop+jwt" are the same type; parameters
 // (";…"), whitespace and non-ASCII look-alikes are not.
-func isDPoPType(typ string) bool {
-	const prefix = "application/"
-	if len(typ) > len(prefix) && asciiEqualFold(typ[:len(prefix)], prefix) {
-		typ = typ[len(prefix):]
-	}
-	return asciiEqualFold(typ, "dpop+jwt")
-}
-
-// asciiEqualFold is strings.EqualFold for ASCII letters only: the Kelvin
-// sign is no "k" in a media type.
-func asciiEqualFold(a, b string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := 0; i < len(a); i++ {
-		x, y := a[i], b[i]
-		if 'A' <= x && x <= 'Z' {
-			x += 'a' - 'A'
-		}
-		if 'A' <= y && y <= 'Z' {
-			y += 'a' - 'A'
-		}
-		if x != y {
-			return false
-		}
-	}
-	return true
-}
+func isDPoPType(typ string) bool { return mediatype.IsApplication(typ, "dpop+jwt") }
 
 // parseClaims reads the claims (RFC 9449 §4.2). Claims it does not know
 // are ignored, as the RFC allows more; those it reads must have their type.

@@ -12,6 +12,7 @@ import (
 
 	"github.com/lestrrat-go/jwx/v3/jws"
 
+	"github.com/extauthz/extauthz/internal/mediatype"
 	"github.com/extauthz/extauthz/pkg/jwks"
 )
 
@@ -161,7 +162,7 @@ func (t *token) verifySignature(ctx context.Context, tr *transmitter) error {
 		// A SET's claims are its own (RFC 8417 §2.3 sets no cty); a
 		// nested JWT would hide them from this reader.
 		return fmt.Errorf("%w: header has cty", ErrMalformed)
-	case !h.hasTyp || !mediaType(h.typ, "secevent+jwt"):
+	case !h.hasTyp || !mediatype.IsApplication(h.typ, "secevent+jwt"):
 		// RFC 8417 §2.3 explicit typing, required by SSF 1.0: a SET is
 		// never mistaken for an ID or access token, nor one of those for
 		// a SET.
@@ -299,35 +300,4 @@ func numericDate(m map[string]json.RawMessage, name string) (time.Time, bool, er
 	}
 	sec, frac := math.Modf(f)
 	return time.Unix(int64(sec), int64(frac*1e9)).UTC(), true, nil
-}
-
-// mediaType reports whether a typ value names application/<sub>: ASCII
-// case-insensitive, the "application/" prefix optional (RFC 7515 §4.1.9).
-func mediaType(typ, sub string) bool {
-	const prefix = "application/"
-	if len(typ) > len(prefix) && asciiEqualFold(typ[:len(prefix)], prefix) {
-		typ = typ[len(prefix):]
-	}
-	return asciiEqualFold(typ, sub)
-}
-
-// asciiEqualFold is strings.EqualFold for ASCII only: no other character
-// may stand for one of a media type's.
-func asciiEqualFold(a, b string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := 0; i < len(a); i++ {
-		x, y := a[i], b[i]
-		if 'A' <= x && x <= 'Z' {
-			x += 'a' - 'A'
-		}
-		if 'A' <= y && y <= 'Z' {
-			y += 'a' - 'A'
-		}
-		if x != y {
-			return false
-		}
-	}
-	return true
 }

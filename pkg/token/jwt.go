@@ -12,6 +12,7 @@ import (
 	"github.com/lestrrat-go/jwx/v3/jwa"
 	"github.com/lestrrat-go/jwx/v3/jws"
 
+	"github.com/extauthz/extauthz/internal/mediatype"
 	"github.com/extauthz/extauthz/pkg/jwks"
 )
 
@@ -341,8 +342,8 @@ func accessToken(h header, p *Payload, allowUntyped bool) error {
 		if !allowUntyped {
 			return fmt.Errorf("%w: no typ (want at+jwt)", ErrNotAccessToken)
 		}
-	case mediaType(h.Typ, "at+jwt"):
-	case mediaType(h.Typ, "jwt"):
+	case mediatype.IsApplication(h.Typ, "at+jwt"):
+	case mediatype.IsApplication(h.Typ, "jwt"):
 		if !allowUntyped {
 			return fmt.Errorf("%w: typ %q (want at+jwt)", ErrNotAccessToken, h.Typ)
 		}
@@ -353,39 +354,6 @@ func accessToken(h header, p *Payload, allowUntyped bool) error {
 		return fmt.Errorf("%w: sender-constrained (cnf) other than by a DPoP key thumbprint (cnf.jkt)", ErrNotAccessToken)
 	}
 	return nil
-}
-
-// mediaType reports whether a typ value names the media type
-// application/<sub>: compared without regard to ASCII case, the
-// "application/" prefix being optional (RFC 7515 §4.1.9).
-func mediaType(typ, sub string) bool {
-	const prefix = "application/"
-	if len(typ) > len(prefix) && asciiEqualFold(typ[:len(prefix)], prefix) {
-		typ = typ[len(prefix):]
-	}
-	return asciiEqualFold(typ, sub)
-}
-
-// asciiEqualFold is strings.EqualFold for ASCII only: media types are
-// case-insensitive in ASCII (RFC 6838 §4.2), and no other character may
-// stand for one of theirs.
-func asciiEqualFold(a, b string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := 0; i < len(a); i++ {
-		x, y := a[i], b[i]
-		if 'A' <= x && x <= 'Z' {
-			x += 'a' - 'A'
-		}
-		if 'A' <= y && y <= 'Z' {
-			y += 'a' - 'A'
-		}
-		if x != y {
-			return false
-		}
-	}
-	return true
 }
 
 // UnverifiedExpiry reads a JWT's exp without verifying anything. Only for
