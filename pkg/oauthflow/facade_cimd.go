@@ -363,6 +363,11 @@ func (d *ClientDocuments) fetch(ctx context.Context, u string) (*RegisteredClien
 		return nil, 0, fmt.Errorf("%w: fetching the metadata document: %w", ErrClientUnavailable, err)
 	}
 	defer resp.Body.Close()
+	if pastDeadline(ctx) {
+		// The transport can hand over a response that raced its own cancellation: the
+		// server answered because we hung up. Nothing that arrives past the deadline counts.
+		return nil, 0, fmt.Errorf("%w: fetching the metadata document: %w", ErrClientUnavailable, context.DeadlineExceeded)
+	}
 	switch {
 	case resp.StatusCode == http.StatusOK:
 	case resp.StatusCode >= 300 && resp.StatusCode < 400:
@@ -379,10 +384,10 @@ func (d *ClientDocuments) fetch(ctx context.Context, u string) (*RegisteredClien
 		return nil, 0, fmt.Errorf("%w: the metadata document is larger than %d bytes", ErrInvalidClient, d.maxBytes)
 	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, d.maxBytes+1))
-	if err == nil {
+	if err == nil && pastDeadline(ctx) {
 		// A body cut short by the deadline can end without an error from the reader (the
 		// transport racing the cancellation): past the deadline, nothing read counts.
-		err = ctx.Err()
+		err = context.DeadlineExceeded
 	}
 	if err != nil {
 		return nil, 0, fmt.Errorf("%w: reading the metadata document: %w", ErrClientUnavailable, err)
@@ -445,4 +450,14 @@ func cloneClient(c *RegisteredClient) *RegisteredClient {
 	cc.GrantTypes = slices.Clone(c.GrantTypes)
 	cc.ResponseTypes = slices.Clone(c.ResponseTypes)
 	return &cc
+}
+
+// pastDeadline reports whether ctx is done or its deadline has passed. The second half matters:
+// http.Client's own timer can cancel a request a moment before ctx's timer has marked ctx done.
+func pastDeadline(ctx context.Context) bool {
+	if ctx.Err() != nil {
+		return true
+	}
+	dl, ok := ctx.Deadline()
+	return ok && !time.Now().Before(dl)
 }
