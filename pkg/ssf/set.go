@@ -13,6 +13,7 @@ import (
 	"github.com/lestrrat-go/jwx/v3/jws"
 
 	"github.com/extauthz/extauthz/internal/mediatype"
+	"github.com/extauthz/extauthz/internal/strictjson"
 	"github.com/extauthz/extauthz/pkg/jwks"
 )
 
@@ -73,7 +74,7 @@ func parse(raw string) (*token, error) {
 		return nil, fmt.Errorf("%w: claims: %v", ErrMalformed, err)
 	}
 	for name := range t.claims {
-		if caseVariant(name, claimNames...) {
+		if strictjson.CaseVariant(name, claimNames...) {
 			return nil, fmt.Errorf("%w: claims: %s differs from a SET claim only in case", ErrMalformed, quote(name))
 		}
 	}
@@ -129,7 +130,7 @@ func parseHeader(data []byte) (header, error) {
 		case "b64":
 			h.b64 = true
 		default:
-			if caseVariant(name, headerNames...) {
+			if strictjson.CaseVariant(name, headerNames...) {
 				return h, fmt.Errorf("%s differs from a header parameter only in case", quote(name))
 			}
 		}
