@@ -129,12 +129,12 @@ type Result struct {
 	// MainCPU and AuxCPU split ServerCPU: the gateway's and redis-server's
 	// (only when there is one; < 0 otherwise or unknown).
 	MainCPU, AuxCPU float64
-	ClientCPU   float64 // µs of this tool's CPU per Check
-	PeakRSS     int64   // the gateway's VmHWM; 0 unknown
-	RSS         int64   // its VmRSS after the run
-	AuxPeakRSS  int64   // redis-server's VmHWM (redis scenario)
-	RedisHits   float64 // Redis keyspace hits per Check (redis scenario); < 0 n/a
-	RedisMisses float64
+	ClientCPU       float64 // µs of this tool's CPU per Check
+	PeakRSS         int64   // the gateway's VmHWM; 0 unknown
+	RSS             int64   // its VmRSS after the run
+	AuxPeakRSS      int64   // redis-server's VmHWM (redis scenario)
+	RedisHits       float64 // Redis keyspace hits per Check (redis scenario); < 0 n/a
+	RedisMisses     float64
 	// Introspections is calls to the introspection endpoint per Check
 	// (introspection scenarios); < 0 n/a.
 	Introspections float64

@@ -242,7 +242,9 @@ func main() {
 	os.Exit(code)
 }
 
-func isSubserver(name string) bool { return name == floorCmd || name == floorTunedCmd || name == jwxCmd }
+func isSubserver(name string) bool {
+	return name == floorCmd || name == floorTunedCmd || name == jwxCmd
+}
 
 // run parses the flags, runs the harness and prints the report; it returns
 // the exit code: 0 measured without errors, 1 errors or a failed scenario,
