@@ -302,3 +302,37 @@ func TestDrain(t *testing.T) {
 		t.Errorf("after a big write: keeps %d bytes", len(d.last))
 	}
 }
+
+// TestReportComparisons renders the new comparison tables from figures
+// given by hand.
+func TestReportComparisons(t *testing.T) {
+	var b bytes.Buffer
+	hit := map[int]row{16: {conc: 16, throughput: 20_000, p99: 2 * time.Millisecond, cpu: 30}}
+	writeRedisVsHit(&b, []row{
+		{conc: 16, throughput: 15_000, p99: 2500 * time.Microsecond, cpu: 50, mainCPU: 38, auxCPU: 12, redisHits: 1},
+		{conc: 64, throughput: 15_000, p99: time.Millisecond, cpu: 50, mainCPU: 38, auxCPU: 12, redisHits: 1},
+	}, hit)
+	writeRedisVsHit(&b, []row{{conc: 16, throughput: 5_000, p99: 9 * time.Millisecond, cpu: 130, mainCPU: 130, auxCPU: 0, redisHits: 0}}, hit)
+	writeAuditVsHit(&b, []row{{conc: 16, throughput: 18_000, p99: 2 * time.Millisecond, cpu: 36}}, hit)
+	sc := &Scenario{Name: scRedisShared}
+	s := sc.series("A")
+	s.Runs[64] = []*Result{{Shared: &sharedRun{Tokens: 20_000, KeysBefore: 200, KeysAfter: 20_200, Settle: 600 * time.Millisecond,
+		AErrors: map[string]float64{"get": 3, "add": 1}, AErrorsTotal: 4, OpenSamples: 0, Samples: 20, Dropped: -1, BRedisHit: 19_990, BRedisMiss: 10}}}
+	writeShared(&b, sc)
+	out := b.String()
+	for _, want := range []string{
+		"| 16 | 38.0 | 30.0 | +8.0 | 12.0 | 0.75 | 2.50 ms | 2.00 ms | 1.25 |", // within both targets
+		"| 16 | 130.0 | 30.0 | +100.0 (**over target**) | 0.0 |",
+		"4.50 (**over target**)",
+		"**Not a Redis-tier figure where Redis served fewer than 90 % of the Checks** (Redis hits per Check: c=16 0.00)",
+		"| 16 | 0.90 (**under target**) | 1.00 | 36.0 | 30.0 | +6.0 |",
+		"| 1 | 20,000 | 20,000 (settled after 600ms; 200 before) | 100.0 % | add 1, get 3; 4 since start | 0; 0 of 20; 0 | absent | 19,990 | 100.0 % | 10 | 0 |",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("missing %q in:\n%s", want, out)
+		}
+	}
+	if strings.Count(out, "Not a Redis-tier figure") != 1 {
+		t.Errorf("the warning must appear once, for the run without Redis hits:\n%s", out)
+	}
+}
