@@ -21,12 +21,16 @@ import (
 // Scenario names.
 const (
 	scFloor         = "floor"
+	scFloorTuned    = "floor-tuned"
 	scHit           = "hit"
+	scHitAudit      = "hit-audit"
 	scHitUpstream   = "hit-upstream"
 	scDPoP          = "dpop"
 	scRedis         = "redis"
+	scRedisShared   = "redis-shared"
 	scFullRS256     = "full-rs256"
 	scFullES256     = "full-es256"
+	scFullEdDSA     = "full-eddsa"
 	scIntrospection = "introspection"
 	scIntroHit      = "introspection-hit"
 	scWS10k         = "ws-10k"
@@ -36,7 +40,7 @@ const (
 )
 
 // allScenarios is "all", in the order they run; ws-1m only with "all+1m".
-var allScenarios = []string{scFloor, scHit, scHitUpstream, scDPoP, scRedis, scFullRS256, scFullES256, scIntrospection, scIntroHit, scWS10k, scRevocation}
+var allScenarios = []string{scFloor, scFloorTuned, scHit, scHitAudit, scHitUpstream, scDPoP, scRedis, scRedisShared, scFullRS256, scFullES256, scFullEdDSA, scIntrospection, scIntroHit, scWS10k, scRevocation}
 
 var knownScenarios = append(append([]string(nil), allScenarios...), scWS1m, scExternal)
 
@@ -55,6 +59,7 @@ type Options struct {
 
 	FullRS256Tokens int // distinct tokens for full-rs256 (and external distinct runs)
 	FullES256Tokens int // distinct tokens for full-es256
+	FullEdDSATokens int // distinct tokens for full-eddsa
 	OpaqueTokens    int // distinct opaque tokens for introspection
 	RedisTokens     int // working set of the redis scenario
 	WS10kTokens     int // working set of ws-10k
@@ -64,13 +69,16 @@ type Options struct {
 	Revocations      int // session-revoked SETs pushed per revocation run
 	RevocationTokens int // working set of the revocation scenario: users, each with a session
 
+	SharedTokens      int // redis-shared: distinct tokens A verifies, then B is sent
+	SharedConcurrency int // redis-shared: concurrency of both phases
+
 	IntrospectDelay time.Duration // the local introspection endpoint's fixed service time
 
 	// DecodeMessages decodes every answer into Go protobuf messages instead
 	// of reading its framing and status (see answer).
 	DecodeMessages bool
 
-	Self     string    // this executable, re-run as floor-server and jwx-server
+	Self     string    // this executable, re-run as floor-server, floor-tuned-server and jwx-server
 	Progress io.Writer // one line per step; nil: none
 	Command  string    // the command line, as printed
 }
@@ -117,13 +125,16 @@ type Result struct {
 	ErrSample   []string
 	WarmErrors  int
 	Stop        string  // duration, max-requests, tokens ran out, interrupted
-	ServerCPU   float64 // µs of server CPU per Check; < 0 unknown
-	ClientCPU   float64 // µs of this tool's CPU per Check
-	PeakRSS     int64   // the gateway's VmHWM; 0 unknown
-	RSS         int64   // its VmRSS after the run
-	AuxPeakRSS  int64   // redis-server's VmHWM (redis scenario)
-	RedisHits   float64 // Redis keyspace hits per Check (redis scenario); < 0 n/a
-	RedisMisses float64
+	ServerCPU   float64 // µs of server CPU per Check (the gateway's, plus redis-server's if any); < 0 unknown
+	// MainCPU and AuxCPU split ServerCPU: the gateway's and redis-server's
+	// (only when there is one; < 0 otherwise or unknown).
+	MainCPU, AuxCPU float64
+	ClientCPU       float64 // µs of this tool's CPU per Check
+	PeakRSS         int64   // the gateway's VmHWM; 0 unknown
+	RSS             int64   // its VmRSS after the run
+	AuxPeakRSS      int64   // redis-server's VmHWM (redis scenario)
+	RedisHits       float64 // Redis keyspace hits per Check (redis scenario); < 0 n/a
+	RedisMisses     float64
 	// Introspections is calls to the introspection endpoint per Check
 	// (introspection scenarios); < 0 n/a.
 	Introspections float64
@@ -142,6 +153,13 @@ type Result struct {
 	// Revocation is what the revocation scenario's run measured beside
 	// the load; nil for the others.
 	Revocation *revocationRun
+	// Shared is what the redis-shared scenario read from Redis and the
+	// replicas' metrics; nil for the others.
+	Shared *sharedRun
+	// OutputLines and OutputBytes are what the server wrote to its
+	// stdout and stderr per Check during the measured part, when the
+	// tool drains them (hit-audit); < 0 n/a.
+	OutputLines, OutputBytes float64
 	// RawVerify is the CPU µs of one raw ecdsa.VerifyASN1 (P-256) in this
 	// tool, timed right before the run (dpop); < 0 n/a.
 	RawVerify float64
@@ -178,6 +196,7 @@ type harness struct {
 	dir     string
 	reg     *procs
 	rs, es  *issuer
+	ed      *issuer // EdDSA, for full-eddsa only
 	ext     *issuer // served on IssuerAddr for --addr
 	in      *introspectionServer
 	ex      *exchangeServer // hit-upstream's token endpoint
@@ -206,7 +225,7 @@ func (h *harness) progress(format string, args ...any) {
 func needsServer(scs []string) bool {
 	for _, s := range scs {
 		switch s {
-		case scHit, scHitUpstream, scDPoP, scRedis, scFullRS256, scFullES256, scIntrospection, scIntroHit, scWS10k, scWS1m, scRevocation:
+		case scHit, scHitAudit, scHitUpstream, scDPoP, scRedis, scRedisShared, scFullRS256, scFullES256, scFullEdDSA, scIntrospection, scIntroHit, scWS10k, scWS1m, scRevocation:
 			return true
 		}
 	}
@@ -220,7 +239,7 @@ func (o *Options) Validate() error {
 	}
 	for _, s := range o.Scenarios {
 		if s == "jwx-floor" {
-			return errors.New(`jwx-floor is not run alone: it is measured within full-rs256 and full-es256, on the same tokens as extauthz`)
+			return errors.New(`jwx-floor is not run alone: it is measured within full-rs256, full-es256 and full-eddsa, on the same tokens as extauthz`)
 		}
 		if !contains(knownScenarios, s) {
 			return fmt.Errorf("unknown scenario %q (known: %s, all, all+1m)", s, strings.Join(knownScenarios, ", "))
@@ -267,6 +286,15 @@ func (o *Options) Validate() error {
 	}
 	def(&o.FullRS256Tokens, 20_000)
 	def(&o.FullES256Tokens, 50_000)
+	def(&o.FullEdDSATokens, 50_000)
+	def(&o.SharedTokens, 20_000)
+	def(&o.SharedConcurrency, 64)
+	if o.SharedTokens > 1_000_000 {
+		return fmt.Errorf("--shared-tokens: %d is not in 1..1,000,000", o.SharedTokens)
+	}
+	if o.SharedConcurrency > 4096 {
+		return fmt.Errorf("--shared-concurrency: %d is not in 1..4096", o.SharedConcurrency)
+	}
 	def(&o.OpaqueTokens, 200_000)
 	def(&o.RedisTokens, 2_000)
 	def(&o.WS10kTokens, 10_000)
@@ -339,7 +367,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	defer func() {
 		h.reg.stopAll()
 		rep.Procs = h.reg.list()
-		for _, iss := range []*issuer{h.rs, h.es, h.ext} {
+		for _, iss := range []*issuer{h.rs, h.es, h.ed, h.ext} {
 			if iss != nil {
 				iss.close()
 			}
@@ -357,7 +385,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		rep.Machine.LoadEnd = loadAvg()
 		rep.Elapsed = time.Since(rep.Started)
 	}()
-	if contains(o.Scenarios, scRedis) || contains(o.Scenarios, scRevocation) {
+	if contains(o.Scenarios, scRedis) || contains(o.Scenarios, scRevocation) || contains(o.Scenarios, scRedisShared) {
 		if rv := redisproc.Version(""); rv != "" {
 			h.haveRed = true
 			rep.Machine.Redis = rv
@@ -370,6 +398,12 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	}
 	if h.es, err = startIssuer("ES256"); err != nil {
 		return rep, err
+	}
+	if contains(o.Scenarios, scFullEdDSA) {
+		h.progress("starting the EdDSA (Ed25519) issuer on loopback")
+		if h.ed, err = startIssuer("EdDSA"); err != nil {
+			return rep, err
+		}
 	}
 	if o.Addr != "" {
 		if h.ext, err = serveIssuerAt(o.IssuerAddr); err != nil {
@@ -458,8 +492,14 @@ func scenarioTitle(name string, h *harness) string {
 	switch name {
 	case scFloor:
 		return "floor — an always-allow ext_authz server (default grpc.NewServer()): the cost of gRPC alone"
+	case scFloorTuned:
+		return "floor-tuned — the same always-allow server with the gateway's gRPC server options (stream workers, keepalive, bounds) and GC headroom"
 	case scHit:
-		return fmt.Sprintf("hit — extauthz serve, one RS256 token (%d bytes), warmed: in-process cache hits", h.hitLen)
+		return fmt.Sprintf("hit — extauthz serve, one RS256 token (%d bytes), warmed: in-process cache hits, audit lines off (log.audit.enabled false)", h.hitLen)
+	case scHitAudit:
+		return fmt.Sprintf("hit-audit — hit with the default audit setting (log.audit.enabled true, allow_sample_rate 1.0, log.level info): an audit line per Check, drained by this tool through a pipe (%d-byte token)", h.hitLen)
+	case scRedisShared:
+		return fmt.Sprintf("redis-shared — replicas A and B sharing their own redis-server: A verifies %s never-seen RS256 tokens at c=%d, then B (fresh) is sent the same tokens: how much of what A verified B finds in Redis", thousands(h.o.SharedTokens), h.o.SharedConcurrency)
 	case scHitUpstream:
 		return fmt.Sprintf("hit-upstream — one RS256 token (%d bytes), warmed, on a resource with upstream_token mode exchange: in-process hits of the verdict and of the minted token", h.hitLen)
 	case scDPoP:
@@ -470,6 +510,8 @@ func scenarioTitle(name string, h *harness) string {
 		return fmt.Sprintf("full-rs256 — every Check a never-seen RS256 token (%s pre-minted): full verification", thousands(h.o.FullRS256Tokens))
 	case scFullES256:
 		return fmt.Sprintf("full-es256 — every Check a never-seen ES256 token (%s pre-minted): full verification", thousands(h.o.FullES256Tokens))
+	case scFullEdDSA:
+		return fmt.Sprintf("full-eddsa — every Check a never-seen EdDSA (Ed25519) token (%s pre-minted): full verification", thousands(h.o.FullEdDSATokens))
 	case scIntrospection:
 		return fmt.Sprintf("introspection — every Check a never-seen opaque token (%s pre-minted, %d bytes): one RFC 7662 introspection per Check", thousands(h.o.OpaqueTokens), opaqueTokenLen)
 	case scIntroHit:
@@ -519,6 +561,9 @@ type server struct {
 	main int // 0: unknown (an external server not found by port)
 	aux  int // redis-server, 0 none
 	p    *proc
+	// sink, unless nil, receives the server's stdout and stderr through a
+	// pipe, counted and discarded (hit-audit).
+	sink *drain
 }
 
 func (s *server) stop() {
@@ -537,15 +582,33 @@ func (h *harness) startExtauthz(ctx context.Context, redisURL string, maxEntries
 // its upstream credential at ex, unless nil, and accepts DPoP, unless dp
 // is nil.
 func (h *harness) startExtauthzWith(ctx context.Context, redisURL string, maxEntries int, in *introspectionServer, ex *exchangeServer, dp *dpopClient) (*server, error) {
-	p, err := startServer(ctx, h.reg, "extauthz", h.dir, func(addr string) []string {
+	return h.startExtauthzSpec(ctx, configSpec{issuers: h.issuers(), in: in, ex: ex, dp: dp, redisURL: redisURL, maxEntries: maxEntries}, nil)
+}
+
+// startExtauthzSpec runs `extauthz serve` with the policy spec says (its
+// grpc address filled in); unless sink is nil, the server's output goes to
+// it through a pipe instead of to a log file.
+func (h *harness) startExtauthzSpec(ctx context.Context, spec configSpec, sink *drain) (*server, error) {
+	p, err := startServerSink(ctx, h.reg, "extauthz", h.dir, sink, func(addr string) []string {
 		path := filepath.Join(h.dir, "extauthz-"+strings.ReplaceAll(addr, ":", "_")+".yaml")
-		_ = os.WriteFile(path, []byte(extauthzConfig(addr, []*issuer{h.rs, h.es}, in, ex, dp, redisURL, maxEntries)), 0o600)
+		c := spec
+		c.grpc = addr
+		_ = os.WriteFile(path, []byte(serverConfig(c)), 0o600)
 		return []string{h.o.Server, "serve", "--config", path}
 	})
 	if err != nil {
 		return nil, err
 	}
-	return &server{addr: p.addr, main: p.pid(), p: p}, nil
+	return &server{addr: p.addr, main: p.pid(), p: p, sink: sink}, nil
+}
+
+// issuers is the JWT issuers every generated policy trusts: RS256 and
+// ES256, and EdDSA when full-eddsa runs.
+func (h *harness) issuers() []*issuer {
+	if h.ed != nil {
+		return []*issuer{h.rs, h.es, h.ed}
+	}
+	return []*issuer{h.rs, h.es}
 }
 
 // extauthzConfig is the policy file for a scenario: one resource trusting
@@ -567,6 +630,12 @@ type configSpec struct {
 	tr         *transmitter // unless nil, an ssf section trusting it to revoke issuers[0]'s tokens
 	redisURL   string
 	maxEntries int
+	// admin is the admin listener's address (/metrics); "": off.
+	admin string
+	// audit: the product's default audit setting (log.audit enabled,
+	// allow_sample_rate 1.0, log.level info) instead of audit lines off
+	// and level warn.
+	audit bool
 }
 
 func serverConfig(c configSpec) string {
@@ -575,12 +644,22 @@ func serverConfig(c configSpec) string {
 	if httpAddr == "" {
 		httpAddr = "off"
 	}
+	adminAddr := c.admin
+	if adminAddr == "" {
+		adminAddr = "off"
+	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "# generated by extauthz-load\n")
-	fmt.Fprintf(&b, "listen: {grpc: %q, http: %q, admin: \"off\"}\n", grpcAddr, httpAddr)
-	// Audit lines off: the figures are the decision path's; docs/benchmarks.md
-	// gives the cost of an audit line separately.
-	fmt.Fprintf(&b, "log: {level: warn, format: json, audit: {enabled: false}}\n")
+	fmt.Fprintf(&b, "listen: {grpc: %q, http: %q, admin: %q}\n", grpcAddr, httpAddr, adminAddr)
+	if c.audit {
+		// The product's defaults, spelled out: an audit line for every
+		// decision, at level info (hit-audit).
+		fmt.Fprintf(&b, "log: {level: info, format: json, audit: {enabled: true, allow_sample_rate: 1.0}}\n")
+	} else {
+		// Audit lines off: the figures are the decision path's; hit-audit
+		// measures the product's default audit setting beside hit.
+		fmt.Fprintf(&b, "log: {level: warn, format: json, audit: {enabled: false}}\n")
+	}
 	fmt.Fprintf(&b, "cache:\n  max_ttl: 1h\n  max_entries: %d\n", maxEntries)
 	if redisURL != "" {
 		fmt.Fprintf(&b, "  redis_url: %q\n", redisURL)
@@ -605,10 +684,17 @@ func serverConfig(c configSpec) string {
 	return b.String()
 }
 
-// startSub runs this tool as floor-server or jwx-server.
+// startSub runs this tool as floor-server, floor-tuned-server or
+// jwx-server. floor-tuned-server reads the policy extauthz serve would be
+// given for hit, for its grpc and runtime sections.
 func (h *harness) startSub(ctx context.Context, sub string, iss *issuer) (*server, error) {
 	p, err := startServer(ctx, h.reg, sub, h.dir, func(addr string) []string {
 		argv := []string{h.o.Self, sub, "--listen", addr}
+		if sub == floorTunedCmd {
+			path := filepath.Join(h.dir, sub+"-"+strings.ReplaceAll(addr, ":", "_")+".yaml")
+			_ = os.WriteFile(path, []byte(serverConfig(configSpec{grpc: addr, issuers: h.issuers(), maxEntries: 100_000})), 0o600)
+			argv = append(argv, "--config", path)
+		}
 		if iss != nil {
 			argv = append(argv, "--jwks", iss.JWKSURL(), "--issuer", iss.Issuer(), "--audience", resourceURI)
 		}
@@ -655,7 +741,7 @@ type measurement struct {
 
 // measure warms the server as described, then measures one run and files it.
 func (h *harness) measure(ctx context.Context, m measurement) (*Result, error) {
-	r := &Result{Concurrency: m.conc, ServerCPU: -1, RedisHits: -1, RedisMisses: -1, Introspections: -1, IntrospectConns: -1,
+	r := &Result{Concurrency: m.conc, ServerCPU: -1, MainCPU: -1, AuxCPU: -1, OutputLines: -1, OutputBytes: -1, RedisHits: -1, RedisMisses: -1, Introspections: -1, IntrospectConns: -1,
 		Exchanges: -1, WarmExchanges: -1, RawVerify: -1, IdleCores: -1, OtherCores: -1, Steal: -1}
 	var ex0, exRefused0 int64
 	if m.ex != nil {
@@ -685,11 +771,12 @@ func (h *harness) measure(ctx context.Context, m measurement) (*Result, error) {
 		return nil, ctx.Err()
 	}
 
-	var cpu0, cpu1, idle0, idle1, steal0, steal1 uint64
+	var cpu0, cpu1, aux0, aux1, idle0, idle1, steal0, steal1 uint64
+	var out0, out1 [2]int64 // the sink's lines and bytes
 	var procs0, procs1 procSample
 	cpuOK := m.srv.main != 0
 	idleOK := true
-	read := func(dst, idle, steal *uint64, procs *procSample) {
+	read := func(dst, aux, idle, steal *uint64, procs *procSample) {
 		var err error
 		if *idle, *steal, err = machineIdle(); err != nil {
 			idleOK = false
@@ -705,6 +792,9 @@ func (h *harness) measure(ctx context.Context, m measurement) (*Result, error) {
 				cpuOK = false
 			}
 			sum += t
+			if pid == m.srv.aux {
+				*aux = t
+			}
 		}
 		*dst = sum
 	}
@@ -733,7 +823,10 @@ func (h *harness) measure(ctx context.Context, m measurement) (*Result, error) {
 	h.progress("%s: %s c=%d: measuring for up to %v", m.sc.Name, m.target, m.conc, dur)
 	res := h.driveUntil(ctx, m.conn, m.conc, dur, h.o.MaxRequests, m.pat,
 		func() {
-			read(&cpu0, &idle0, &steal0, &procs0)
+			read(&cpu0, &aux0, &idle0, &steal0, &procs0)
+			if m.srv.sink != nil {
+				out0 = m.srv.sink.counts()
+			}
 			if m.during != nil {
 				end := time.Now().Add(dur)
 				go func() {
@@ -753,7 +846,10 @@ func (h *harness) measure(ctx context.Context, m measurement) (*Result, error) {
 				duringStop()
 				<-stop
 			}
-			read(&cpu1, &idle1, &steal1, &procs1)
+			read(&cpu1, &aux1, &idle1, &steal1, &procs1)
+			if m.srv.sink != nil {
+				out1 = m.srv.sink.counts()
+			}
 			if m.in != nil {
 				calls1, conns1 = m.in.calls.Load(), m.in.conns.Load()
 			}
@@ -772,7 +868,18 @@ func (h *harness) measure(ctx context.Context, m measurement) (*Result, error) {
 	r.P999 = percentile(res.sorted, 9990)
 	if res.requests > 0 {
 		if cpuOK && h.clk > 0 {
-			r.ServerCPU = float64(cpu1-cpu0) / h.clk * 1e6 / float64(res.requests)
+			per := func(ticks uint64) float64 { return float64(ticks) / h.clk * 1e6 / float64(res.requests) }
+			r.ServerCPU = per(cpu1 - cpu0)
+			if m.srv.aux != 0 {
+				r.AuxCPU = per(aux1 - aux0)
+				r.MainCPU = r.ServerCPU - r.AuxCPU
+			} else {
+				r.MainCPU = r.ServerCPU
+			}
+		}
+		if m.srv.sink != nil {
+			r.OutputLines = float64(out1[0]-out0[0]) / float64(res.requests)
+			r.OutputBytes = float64(out1[1]-out0[1]) / float64(res.requests)
 		}
 		r.ClientCPU = float64(res.clientCPU) / h.clk * 1e6 / float64(res.requests)
 	}
@@ -899,7 +1006,27 @@ func (h *harness) scenario(ctx context.Context, sc *Scenario, round int) error {
 			}
 		}
 
+	case scFloorTuned:
+		sc.note("floor-tuned-server reads the policy file extauthz serve gets in hit, defaults included, and serves with the options extauthz serve builds from its grpc section (max_recv_msg_bytes, keepalive, a 64 KiB header list bound, max_concurrent_streams when set, stream_workers) and keeps runtime.gc_headroom_bytes (internal/gctune) as extauthz serve does. It still decodes every request with protobuf (default codec) and answers the same always-allow response as floor: the Check codec and the decision are the gateway's own work, not the floor's.")
+		for _, c := range h.o.Concurrency {
+			err := h.withServer(ctx, func() (*server, error) { return h.startSub(ctx, floorTunedCmd, nil) },
+				func(srv *server, conn *grpc.ClientConn) error {
+					_, err := h.measure(ctx, measurement{sc: sc, target: "floor-tuned", conc: c, srv: srv, conn: conn, steady: true, pat: hit})
+					return err
+				})
+			if err != nil {
+				return err
+			}
+		}
+
+	case scHitAudit:
+		return h.hitAudit(ctx, sc, hit)
+
+	case scRedisShared:
+		return h.redisShared(ctx, sc)
+
 	case scHit:
+		sc.note("Audit lines off (log: {level: warn, audit: {enabled: false}}); hit-audit is the same with the default audit setting.")
 		for _, c := range h.o.Concurrency {
 			err := h.withServer(ctx, func() (*server, error) { return h.startExtauthz(ctx, "", 100_000) },
 				func(srv *server, conn *grpc.ClientConn) error {
@@ -953,10 +1080,13 @@ func (h *harness) scenario(ctx context.Context, sc *Scenario, round int) error {
 			}
 		}
 
-	case scFullRS256, scFullES256:
+	case scFullRS256, scFullES256, scFullEdDSA:
 		iss, n := h.rs, h.o.FullRS256Tokens
-		if sc.Name == scFullES256 {
+		switch sc.Name {
+		case scFullES256:
 			iss, n = h.es, h.o.FullES256Tokens
+		case scFullEdDSA:
+			iss, n = h.ed, h.o.FullEdDSATokens
 		}
 		warm, err := h.tokens(ctx, sc, "warm-up "+iss.alg, iss, h.o.WarmTokens)
 		if err != nil {
@@ -1244,4 +1374,29 @@ func externalHowTo(iss *issuer, addr string) string {
 extauthz itself would be configured with:
   resources: [{name: mcp, resource: %[4]q, authorization_servers: [{issuer: %[2]q, jwks_uri: %[3]q}], scopes_supported: [%[5]q], required_scopes: [%[5]q]}]`,
 		addr, iss.Issuer(), iss.JWKSURL(), resourceURI, requiredScope, iss.ActiveKID())
+}
+
+// hitAudit runs hit with the product's default audit setting: one audit
+// line for every allowed Check (allow_sample_rate 1.0) at level info. The
+// gateway's stdout and stderr are one pipe this tool reads as fast as it is
+// written and discards (counting lines and bytes), as a container runtime
+// reads a container's output; the reading is this tool's CPU, not the
+// server's.
+func (h *harness) hitAudit(ctx context.Context, sc *Scenario, hit pattern) error {
+	sc.note("log: {level: info, format: json, audit: {enabled: true, allow_sample_rate: 1.0}} (the product's defaults, spelled out); hit is the same server and traffic with audit lines off. The gateway's stdout and stderr are one pipe read by this tool and discarded at once (its cost is the client's CPU); the lines and bytes it wrote per Check while measuring are given with the table.")
+	for _, c := range h.o.Concurrency {
+		err := h.withServer(ctx, func() (*server, error) {
+			return h.startExtauthzSpec(ctx, configSpec{issuers: h.issuers(), maxEntries: 100_000, audit: true}, &drain{})
+		}, func(srv *server, conn *grpc.ClientConn) error {
+			r, err := h.measure(ctx, measurement{sc: sc, target: "extauthz serve, audit on", conc: c, srv: srv, conn: conn, steady: true, pat: hit})
+			if err == nil && r.Requests > 0 && r.OutputLines < 0.99 {
+				sc.note("c=%d: **%.3f output lines per Check**: fewer than one audit line per allowed Check (lines dropped, or the audit trail off)", c, r.OutputLines)
+			}
+			return err
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -22,8 +22,10 @@
 //	--issuer-addr H:P    where that issuer's metadata and JWKS are served (default 127.0.0.1:18443)
 //	--wait D             how long to wait for the external server to accept the issuer (default 2m)
 //	--out FILE           also write the results as Markdown to FILE
-//	--full-rs256-tokens N, --full-es256-tokens N, --redis-tokens N, --opaque-tokens N
-//	                     sizes of the token sets (defaults 20,000, 50,000, 2,000 and 200,000)
+//	--full-rs256-tokens N, --full-es256-tokens N, --full-eddsa-tokens N, --redis-tokens N,
+//	--opaque-tokens N    sizes of the token sets (defaults 20,000, 50,000, 50,000, 2,000 and 200,000)
+//	--shared-tokens N    redis-shared: tokens A verifies, then B is sent (default 20,000)
+//	--shared-concurrency N  redis-shared: concurrency of both phases (default 64)
 //	--revocations N      session-revoked SETs per revocation run (default 200)
 //	--revocation-tokens N  the revocation scenario's working set (default 5,000)
 //	--introspect-delay D fixed service time of the local introspection endpoint (default 0)
@@ -35,16 +37,26 @@
 //
 //	floor          an always-allow ext_authz server built into this tool: the cost of gRPC alone;
 //	               every other figure is also given relative to it, at the same concurrency
-//	hit            extauthz serve, one RS256 token of about 950 bytes: in-process cache hits
+//	floor-tuned    the same server (a process of its own) with extauthz serve's gRPC server options
+//	               (stream workers, keepalive, bounds) and GC headroom, read from the policy file
+//	               extauthz serve gets; figures are also given relative to it when it ran
+//	hit            extauthz serve, one RS256 token of about 950 bytes: in-process cache hits,
+//	               audit lines off
+//	hit-audit      hit with the default audit setting (an audit line per Check, level info), the
+//	               gateway's output a pipe this tool reads and discards
 //	hit-upstream   hit on a resource with upstream_token mode exchange, minted at a local RFC 8693
 //	               token endpoint served by this tool, warmed: hits of the minted token too
 //	dpop           hit with DPoP (RFC 9449) on a resource with dpop mode allowed: the token bound to
 //	               the client's ES256 key, a new ES256 proof on every Check (signed before the
 //	               measured part), verified by the gateway; also times one raw ecdsa.VerifyASN1
 //	redis          extauthz serve with its own redis-server and cache.max_entries 1, 2,000 RS256
-//	               tokens at random: almost every Check is served by Redis
+//	               tokens at random: almost every Check is served by Redis; compared with hit
+//	redis-shared   replicas A and B sharing their own redis-server: A verifies 20,000 never-seen
+//	               tokens at c=64, then B (fresh) is sent them: verdicts in Redis, B's Redis hits,
+//	               A's Redis errors, circuit breaker and dropped writes (from /metrics)
 //	full-rs256     a never-seen token on every Check (pre-minted): full verification, for
 //	full-es256     extauthz serve and for jwx-floor, a bare jwx v3 verify-every-request server
+//	full-eddsa
 //	introspection  extauthz serve in token_mode introspection against a local RFC 7662 endpoint
 //	               served by this tool, a never-seen opaque token on every Check: one
 //	               introspection call per Check (the uncached cost)
@@ -113,6 +125,10 @@ Flags:
   --out FILE           also write the results as Markdown to FILE
   --full-rs256-tokens N  never-seen RS256 tokens for full-rs256 and external (default 20000)
   --full-es256-tokens N  never-seen ES256 tokens for full-es256 (default 50000)
+  --full-eddsa-tokens N  never-seen EdDSA (Ed25519) tokens for full-eddsa (default 50000)
+  --shared-tokens N      redis-shared: distinct tokens A verifies, then B is sent
+                         (default 20000)
+  --shared-concurrency N redis-shared: concurrency of both phases (default 64)
   --redis-tokens N       working set of the redis scenario (default 2000)
   --opaque-tokens N      never-seen opaque tokens for introspection (default 200000)
   --revocations N        session-revoked SETs pushed per revocation run (default 200;
@@ -133,7 +149,19 @@ it, measures, stops it):
   floor          an always-allow ext_authz server built into this tool (default
                  grpc.NewServer()): the cost of gRPC alone; the others are also given
                  relative to it at the same concurrency (throughput and p99)
-  hit            extauthz serve, one RS256 token (about 950 bytes), warmed: cache hits
+  floor-tuned    the same always-allow server, run as its own process, with the gRPC
+                 server options extauthz serve builds from its policy file (the one
+                 hit uses, defaults included: stream_workers, keepalive,
+                 max_recv_msg_bytes, header list bound) and its GC headroom
+                 (runtime.gc_headroom_bytes); when it ran, the others are also given
+                 relative to it (×tuned, p99 ×tuned)
+  hit            extauthz serve, one RS256 token (about 950 bytes), warmed: cache hits,
+                 audit lines off (log.audit.enabled false, level warn)
+  hit-audit      the same with the product's default audit setting (log.audit enabled,
+                 allow_sample_rate 1.0, level info): an audit line per Check; the
+                 gateway's stdout and stderr are one pipe this tool reads and discards
+                 as fast as it is written (lines and bytes per Check reported); compared
+                 with hit
   hit-upstream   the same, on a resource with upstream_token (mode exchange, no
                  Redis) against a local RFC 8693 token endpoint served by this tool
                  on 127.0.0.1 (client_secret_basic checked on every call, an ES256
@@ -153,11 +181,23 @@ it, measures, stops it):
                  server's CPU per Check with hit's + that + 10 µs; checks a sample of
                  answers, and that a proof sent again is refused
   redis          extauthz serve with its own redis-server, cache.max_entries 1, 2,000
-                 RS256 tokens at random: almost every Check is served by Redis
+                 RS256 tokens at random: almost every Check is served by Redis; the
+                 gateway's and redis-server's CPU are given apart, and compared with
+                 hit's in the same run (CPU difference, p99 ratio)
+  redis-shared   two extauthz serve replicas, A and B, sharing a redis-server of their
+                 own, each with cache.max_entries of twice the tokens and its admin
+                 listener on loopback; A is sent --shared-tokens never-seen RS256 tokens
+                 at --shared-concurrency, then B (fresh) the same tokens. Reports the
+                 verdict keys that reached Redis (SCAN), A's extauthz_redis_errors_total
+                 and extauthz_redis_circuit_open (read every 250 ms),
+                 extauthz_cache_shared_dropped_total ("absent" if not exposed), and B's
+                 extauthz_cache_lookups_total by tier: its share served from Redis. Each
+                 phase ends when the tokens run out, or after 2 minutes
   full-rs256     every Check carries a never-seen token (pre-minted on all cores; the
   full-es256     run also ends when they run out), against extauthz serve and against
-                 jwx-floor, a bare jwx v3 verify-every-request server: "our pipeline vs
-                 bare jwx"
+  full-eddsa     jwx-floor, a bare jwx v3 verify-every-request server: "our pipeline vs
+                 bare jwx"; full-eddsa's tokens are EdDSA (Ed25519), of an issuer of
+                 its own
   introspection  extauthz serve with an authorization server in token_mode
                  introspection: a local RFC 7662 endpoint served by this tool on
                  127.0.0.1 (client_secret_basic checked on every call, active:true
@@ -202,7 +242,9 @@ func main() {
 	os.Exit(code)
 }
 
-func isSubserver(name string) bool { return name == floorCmd || name == jwxCmd }
+func isSubserver(name string) bool {
+	return name == floorCmd || name == floorTunedCmd || name == jwxCmd
+}
 
 // run parses the flags, runs the harness and prints the report; it returns
 // the exit code: 0 measured without errors, 1 errors or a failed scenario,
@@ -289,6 +331,9 @@ func parseFlags(args []string, stderr io.Writer) (Options, string, error) {
 	out := fs.String("out", "", "")
 	fs.IntVar(&o.FullRS256Tokens, "full-rs256-tokens", 20_000, "")
 	fs.IntVar(&o.FullES256Tokens, "full-es256-tokens", 50_000, "")
+	fs.IntVar(&o.FullEdDSATokens, "full-eddsa-tokens", 50_000, "")
+	fs.IntVar(&o.SharedTokens, "shared-tokens", 20_000, "")
+	fs.IntVar(&o.SharedConcurrency, "shared-concurrency", 64, "")
 	fs.IntVar(&o.RedisTokens, "redis-tokens", 2_000, "")
 	fs.IntVar(&o.OpaqueTokens, "opaque-tokens", 200_000, "")
 	fs.IntVar(&o.Revocations, "revocations", 200, "")

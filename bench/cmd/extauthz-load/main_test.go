@@ -394,6 +394,14 @@ func TestFlags(t *testing.T) {
 	if !slices.Equal(o.Concurrency, []int{1, 16, 64}) || o.Duration != 5*time.Second || o.MaxRequests != 2_000_000 || o.Rounds != 1 || o.Server != "bin/extauthz" {
 		t.Errorf("defaults: %+v", o)
 	}
+	if o.FullEdDSATokens != 50_000 || o.SharedTokens != 20_000 || o.SharedConcurrency != 64 {
+		t.Errorf("defaults: full-eddsa-tokens %d, shared-tokens %d, shared-concurrency %d", o.FullEdDSATokens, o.SharedTokens, o.SharedConcurrency)
+	}
+	for _, sc := range []string{scFloorTuned, scHitAudit, scRedisShared, scFullEdDSA} {
+		if !slices.Contains(o.Scenarios, sc) {
+			t.Errorf("%s not in the default scenarios", sc)
+		}
+	}
 	if o, _, _ := parseFlags([]string{"--scenarios", "all+1m"}, io.Discard); !slices.Contains(o.Scenarios, scWS1m) {
 		t.Errorf("all+1m: %q", o.Scenarios)
 	}
@@ -410,7 +418,9 @@ func TestFlags(t *testing.T) {
 		{[]string{"--issuer-addr", "0.0.0.0:18443", "--addr", "127.0.0.1:1"}, "--issuer-addr"},
 		{[]string{"--scenarios", "nope"}, `unknown scenario "nope"`},
 		{[]string{"--scenarios", "external"}, "needs --addr"},
-		{[]string{"--scenarios", "jwx-floor"}, "within full-rs256 and full-es256"},
+		{[]string{"--scenarios", "jwx-floor"}, "within full-rs256, full-es256 and full-eddsa"},
+		{[]string{"--shared-tokens", "2000000"}, "--shared-tokens"},
+		{[]string{"--shared-concurrency", "5000"}, "--shared-concurrency"},
 		{[]string{"--server", filepath.Join(t.TempDir(), "absent"), "--scenarios", "hit"}, "make build"},
 		{[]string{"--concurrency", "0"}, "--concurrency"},
 		{[]string{"--client-decode", "json"}, "--client-decode"},

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc"
@@ -85,6 +87,7 @@ type proc struct {
 	*childproc.Proc
 	reg  *procs
 	once sync.Once
+	sink *drain // unless nil, where its output went instead of a log file
 }
 
 func (p *proc) pid() int { return p.PID() }
@@ -93,6 +96,13 @@ func (p *proc) pid() int { return p.PID() }
 // the gRPC health service answers SERVING. A port taken between picking and
 // binding is retried with another.
 func startServer(ctx context.Context, reg *procs, name, dir string, argv func(addr string) []string) (*proc, error) {
+	return startServerSink(ctx, reg, name, dir, nil, argv)
+}
+
+// startServerSink is startServer that, unless sink is nil, sends the
+// server's stdout and stderr to sink through a pipe instead of to a log
+// file.
+func startServerSink(ctx context.Context, reg *procs, name, dir string, sink *drain, argv func(addr string) []string) (*proc, error) {
 	var lastErr error
 	for attempt := range 5 {
 		port, err := redisproc.FreePort()
@@ -100,7 +110,7 @@ func startServer(ctx context.Context, reg *procs, name, dir string, argv func(ad
 			return nil, err
 		}
 		addr := "127.0.0.1:" + strconv.Itoa(port)
-		p, err := launch(ctx, reg, name, filepath.Join(dir, fmt.Sprintf("%s-%d-%d.log", name, port, attempt)), addr, argv(addr))
+		p, err := launch(ctx, reg, name, filepath.Join(dir, fmt.Sprintf("%s-%d-%d.log", name, port, attempt)), sink, addr, argv(addr))
 		if err == nil {
 			return p, nil
 		}
@@ -114,12 +124,18 @@ func startServer(ctx context.Context, reg *procs, name, dir string, argv func(ad
 
 var errAddrInUse = errors.New("address already in use")
 
-func launch(ctx context.Context, reg *procs, name, logPath, addr string, argv []string) (*proc, error) {
-	cp, err := childproc.Start(argv, childproc.Options{Log: logPath})
+func launch(ctx context.Context, reg *procs, name, logPath string, sink *drain, addr string, argv []string) (*proc, error) {
+	opts := childproc.Options{Log: logPath}
+	if sink != nil {
+		// One writer for both: os/exec then makes a single pipe, read by
+		// one goroutine of this process.
+		opts = childproc.Options{Stdout: sink, Stderr: sink}
+	}
+	cp, err := childproc.Start(argv, opts)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
-	p := &proc{name: name, addr: addr, Proc: cp, reg: reg}
+	p := &proc{name: name, addr: addr, Proc: cp, reg: reg, sink: sink}
 	reg.add(name, cp.PID(), p.stop)
 	if err := p.waitServing(ctx); err != nil {
 		p.stop()
@@ -176,4 +192,52 @@ func (p *proc) stop() {
 func (p *proc) exited() bool { return p.Exited() }
 
 // logTail is the end of the process's output, for error messages.
-func (p *proc) logTail() string { return p.OutputTail(20) }
+func (p *proc) logTail() string {
+	if p.sink != nil {
+		return p.sink.tail(20)
+	}
+	return p.OutputTail(20)
+}
+
+// drain is where a server's output goes when the tool reads it from a pipe
+// and discards it, as fast as the server writes: it counts lines and bytes
+// and keeps the last few KiB, for error messages.
+type drain struct {
+	lines, bytes atomic.Int64
+	mu           sync.Mutex
+	last         []byte
+}
+
+// drainKeep is how much of the output's end a drain keeps.
+const drainKeep = 8 << 10
+
+func (d *drain) Write(p []byte) (int, error) {
+	d.lines.Add(int64(bytes.Count(p, []byte{'\n'})))
+	d.bytes.Add(int64(len(p)))
+	d.mu.Lock()
+	if len(p) >= drainKeep {
+		d.last = append(d.last[:0], p[len(p)-drainKeep:]...)
+	} else {
+		if n := len(d.last) + len(p) - drainKeep; n > 0 {
+			d.last = append(d.last[:0], d.last[n:]...)
+		}
+		d.last = append(d.last, p...)
+	}
+	d.mu.Unlock()
+	return len(p), nil
+}
+
+// counts is the lines and bytes written so far.
+func (d *drain) counts() [2]int64 { return [2]int64{d.lines.Load(), d.bytes.Load()} }
+
+// tail is the last n lines kept.
+func (d *drain) tail(n int) string {
+	d.mu.Lock()
+	s := strings.TrimRight(string(d.last), "\n")
+	d.mu.Unlock()
+	lines := strings.Split(s, "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"net"
 	"slices"
@@ -19,6 +20,8 @@ type row struct {
 	throughput          float64
 	p50, p90, p99, p999 time.Duration
 	cpu, client         float64 // µs/Check; cpu < 0 unknown
+	mainCPU, auxCPU     float64 // cpu split: the gateway's, redis-server's; < 0 n/a
+	outLines, outBytes  float64 // server output per Check (hit-audit); < 0 n/a
 	peak, auxPeak       int64
 	errors, warmErrors  int // totals over the rounds, never medians
 	stops               []string
@@ -71,6 +74,10 @@ func summarize(conc int, runs []*Result) row {
 		rw.cpu = median(cpus)
 	}
 	rw.client = median(pick(runs, func(r *Result) float64 { return r.ClientCPU }))
+	rw.mainCPU = median(pick(runs, func(r *Result) float64 { return r.MainCPU }))
+	rw.auxCPU = median(pick(runs, func(r *Result) float64 { return r.AuxCPU }))
+	rw.outLines = median(pick(runs, func(r *Result) float64 { return r.OutputLines }))
+	rw.outBytes = median(pick(runs, func(r *Result) float64 { return r.OutputBytes }))
 	rw.peak = median(pick(runs, func(r *Result) int64 { return r.PeakRSS }))
 	rw.auxPeak = median(pick(runs, func(r *Result) int64 { return r.AuxPeakRSS }))
 	rw.redisHits = median(pick(runs, func(r *Result) float64 { return r.RedisHits }))
@@ -145,17 +152,11 @@ func (rep *Report) WriteMarkdown(w io.Writer) {
 		fmt.Fprintf(w, "External server:\n\n```\n%s\n```\n\n", rep.External)
 	}
 
-	var floor *Series
-	for _, sc := range rep.Scenarios {
-		if sc.Name == scFloor && len(sc.Series) > 0 {
-			floor = sc.Series[0]
-		}
-	}
-	floorRows := map[int]row{}
-	if floor != nil {
-		for _, r := range floor.rows(o.Concurrency) {
-			floorRows[r.conc] = r
-		}
+	floorRows := rep.seriesRows(scFloor, o.Concurrency)
+	// ×tuned: relative to floor-tuned as well, when it ran.
+	tunedRows := rep.seriesRows(scFloorTuned, o.Concurrency)
+	if len(tunedRows) > 0 {
+		fmt.Fprintf(w, "×tuned and p99 ×tuned compare the same way with floor-tuned, the floor served with the gateway's gRPC server options and GC headroom.\n\n")
 	}
 
 	for _, sc := range rep.Scenarios {
@@ -167,20 +168,26 @@ func (rep *Report) WriteMarkdown(w io.Writer) {
 		if sc.Status != "" {
 			fmt.Fprintf(w, "**%s** (the figures below are the runs completed before)\n\n", sc.Status)
 		}
+		concs := o.Concurrency
+		if sc.Name == scRedisShared {
+			concs = []int{o.SharedConcurrency} // its own concurrency, not --concurrency
+		}
 		for _, s := range sc.Series {
 			if len(sc.Series) > 1 {
 				fmt.Fprintf(w, "### %s\n\n", s.Target)
 			}
-			rows := s.rows(o.Concurrency)
-			fmt.Fprintf(w, "| concurrency | Checks/s | ×floor | p50 | p90 | p99 | p99.9 | p99 ×floor | CPU µs/Check | peak RSS | errors |\n")
-			fmt.Fprintf(w, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+			rows := s.rows(concs)
+			tuned := len(tunedRows) > 0
+			if tuned {
+				fmt.Fprintf(w, "| concurrency | Checks/s | ×floor | ×tuned | p50 | p90 | p99 | p99.9 | p99 ×floor | p99 ×tuned | CPU µs/Check | peak RSS | errors |\n")
+				fmt.Fprintf(w, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+			} else {
+				fmt.Fprintf(w, "| concurrency | Checks/s | ×floor | p50 | p90 | p99 | p99.9 | p99 ×floor | CPU µs/Check | peak RSS | errors |\n")
+				fmt.Fprintf(w, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+			}
 			for _, r := range rows {
-				fr, ok := floorRows[r.conc]
-				xTP, xP99 := "–", "–"
-				if ok && fr.throughput > 0 && fr.p99 > 0 {
-					xTP = fmt.Sprintf("%.2f", r.throughput/fr.throughput)
-					xP99 = fmt.Sprintf("%.2f", float64(r.p99)/float64(fr.p99))
-				}
+				xTP, xP99 := relTo(r, floorRows)
+				tTP, tP99 := relTo(r, tunedRows)
 				cpu := "n/a"
 				if r.cpu >= 0 {
 					cpu = fmt.Sprintf("%.1f", r.cpu)
@@ -196,11 +203,16 @@ func (rep *Report) WriteMarkdown(w io.Writer) {
 				if r.warmErrors > 0 {
 					errs += fmt.Sprintf(" (+%d in warm-up)", r.warmErrors)
 				}
-				fmt.Fprintf(w, "| %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n",
-					r.conc, thousands(int(math.Round(r.throughput))), xTP, fmtLat(r.p50), fmtLat(r.p90), fmtLat(r.p99), fmtLat(r.p999), xP99, cpu, peak, errs)
+				if tuned {
+					fmt.Fprintf(w, "| %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n",
+						r.conc, thousands(int(math.Round(r.throughput))), xTP, tTP, fmtLat(r.p50), fmtLat(r.p90), fmtLat(r.p99), fmtLat(r.p999), xP99, tP99, cpu, peak, errs)
+				} else {
+					fmt.Fprintf(w, "| %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n",
+						r.conc, thousands(int(math.Round(r.throughput))), xTP, fmtLat(r.p50), fmtLat(r.p90), fmtLat(r.p99), fmtLat(r.p999), xP99, cpu, peak, errs)
+				}
 			}
 			fmt.Fprintf(w, "\n")
-			var runs, client, redis, rss, other, intro, exch, verified, raw []string
+			var runs, client, redis, rss, other, intro, exch, verified, raw, split, output []string
 			for _, r := range rows {
 				runs = append(runs, fmt.Sprintf("c=%d %s Checks (%s)", r.conc, thousands(r.requests), strings.Join(r.stops, ", ")))
 				client = append(client, fmt.Sprintf("c=%d %.1f", r.conc, r.client))
@@ -209,6 +221,12 @@ func (rep *Report) WriteMarkdown(w io.Writer) {
 				}
 				if r.idle >= 0 {
 					other = append(other, fmt.Sprintf("c=%d idle %.2f, other processes ≥ %.2f, steal %.2f", r.conc, r.idle, r.other, r.steal))
+				}
+				if r.auxCPU >= 0 {
+					split = append(split, fmt.Sprintf("c=%d %.1f + %.1f", r.conc, r.mainCPU, r.auxCPU))
+				}
+				if r.outLines >= 0 {
+					output = append(output, fmt.Sprintf("c=%d %.3f lines, %.0f bytes", r.conc, r.outLines, r.outBytes))
 				}
 				if r.redisHits >= 0 {
 					redis = append(redis, fmt.Sprintf("c=%d %.2f hits, %.2f misses", r.conc, r.redisHits, r.redisMis))
@@ -241,6 +259,12 @@ func (rep *Report) WriteMarkdown(w io.Writer) {
 			if len(other) > 0 {
 				fmt.Fprintf(w, " The machine during the run, in cores: %s.", strings.Join(other, "; "))
 			}
+			if len(split) > 0 {
+				fmt.Fprintf(w, " Server CPU µs/Check, the gateway's + redis-server's: %s.", strings.Join(split, ", "))
+			}
+			if len(output) > 0 {
+				fmt.Fprintf(w, " The gateway's output (stdout and stderr, drained through a pipe) per Check while measuring: %s.", strings.Join(output, "; "))
+			}
 			if len(redis) > 0 {
 				fmt.Fprintf(w, " Redis keyspace lookups per Check: %s.", strings.Join(redis, "; "))
 			}
@@ -262,6 +286,15 @@ func (rep *Report) WriteMarkdown(w io.Writer) {
 			}
 			if sc.Name == scRevocation {
 				writeRevocation(w, s, o.Concurrency)
+			}
+			if sc.Name == scRedis {
+				writeRedisVsHit(w, rows, rep.seriesRows(scHit, o.Concurrency))
+			}
+			if sc.Name == scHitAudit {
+				writeAuditVsHit(w, rows, rep.seriesRows(scHit, o.Concurrency))
+			}
+			if sc.Name == scRedisShared && s == sc.Series[len(sc.Series)-1] {
+				writeShared(w, sc)
 			}
 		}
 		if sc.Compare && len(sc.Series) == 2 {
@@ -299,6 +332,172 @@ func (rep *Report) WriteMarkdown(w io.Writer) {
 	} else {
 		fmt.Fprintf(w, "Processes started: %s. **Still running: %s.**\n", strings.Join(ps, ", "), strings.Join(left, ", "))
 	}
+}
+
+// relTo is a row's throughput and p99 relative to ref's at the same
+// concurrency ("–" when ref has none).
+func relTo(r row, ref map[int]row) (tp, p99 string) {
+	fr, ok := ref[r.conc]
+	if !ok || fr.throughput <= 0 || fr.p99 <= 0 {
+		return "–", "–"
+	}
+	return fmt.Sprintf("%.2f", r.throughput/fr.throughput), fmt.Sprintf("%.2f", float64(r.p99)/float64(fr.p99))
+}
+
+// Issue #20's targets for the Redis-tier hit and the default audit setting.
+const (
+	redisHitMargin   = 10.0 // µs of gateway CPU per Check over the in-process hit
+	redisHitP99Ratio = 1.3  // p99 over the in-process hit's
+	auditMinRatio    = 0.95 // hit-audit's throughput over hit's
+	// redisHitsMin is the Redis hits per Check under which the redis
+	// scenario did not measure Redis-tier hits.
+	redisHitsMin = 0.9
+)
+
+// writeRedisVsHit sets the Redis-tier hit beside the in-process hit of the
+// same run: the gateway's CPU per Check minus hit's (redis-server's
+// apart), and the p99 ratio.
+func writeRedisVsHit(w io.Writer, rows []row, hit map[int]row) {
+	if hit == nil {
+		fmt.Fprintf(w, "Redis-tier hit against the in-process hit: hit not measured in this run (add it to --scenarios).\n\n")
+		return
+	}
+	fmt.Fprintf(w, "**Redis-tier hit against the in-process hit (hit), same run** (targets: gateway CPU ≤ hit's + %.0f µs, p99 ≤ %.1f× hit's):\n\n", redisHitMargin, redisHitP99Ratio)
+	fmt.Fprintf(w, "| concurrency | gateway CPU µs/Check | hit's | difference | + redis-server µs/Check | Checks/s ratio | p99 | hit's p99 | p99 ratio |\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	var warn []string
+	for _, r := range rows {
+		hr, ok := hit[r.conc]
+		if !ok {
+			continue
+		}
+		gw, hc, diff, aux := "n/a", "n/a", "n/a", "n/a"
+		if r.mainCPU >= 0 {
+			gw = fmt.Sprintf("%.1f", r.mainCPU)
+		}
+		if hr.cpu >= 0 {
+			hc = fmt.Sprintf("%.1f", hr.cpu)
+		}
+		if r.mainCPU >= 0 && hr.cpu >= 0 {
+			d := r.mainCPU - hr.cpu
+			diff = fmt.Sprintf("%+.1f", d)
+			if d > redisHitMargin {
+				diff += " (**over target**)"
+			}
+		}
+		if r.auxCPU >= 0 {
+			aux = fmt.Sprintf("%.1f", r.auxCPU)
+		}
+		p99r := ratio(float64(r.p99), float64(hr.p99))
+		if hr.p99 > 0 && float64(r.p99) > redisHitP99Ratio*float64(hr.p99) {
+			p99r += " (**over target**)"
+		}
+		fmt.Fprintf(w, "| %d | %s | %s | %s | %s | %s | %s | %s | %s |\n", r.conc, gw, hc, diff, aux, ratio(r.throughput, hr.throughput), fmtLat(r.p99), fmtLat(hr.p99), p99r)
+		if r.redisHits >= 0 && r.redisHits < redisHitsMin {
+			warn = append(warn, fmt.Sprintf("c=%d %.2f", r.conc, r.redisHits))
+		}
+	}
+	fmt.Fprintf(w, "\n")
+	if len(warn) > 0 {
+		fmt.Fprintf(w, "**Not a Redis-tier figure where Redis served fewer than %.0f %% of the Checks** (Redis hits per Check: %s): the other Checks were verified in full, Redis skipped (its circuit breaker open after timeouts, or reads timed out).\n\n", 100*redisHitsMin, strings.Join(warn, ", "))
+	}
+}
+
+// writeAuditVsHit sets hit-audit beside hit of the same run.
+func writeAuditVsHit(w io.Writer, rows []row, hit map[int]row) {
+	if hit == nil {
+		fmt.Fprintf(w, "Against hit (audit off): hit not measured in this run (add it to --scenarios).\n\n")
+		return
+	}
+	fmt.Fprintf(w, "**Default audit setting against audit off (hit), same run** (target: throughput ≥ %.2f× hit's):\n\n", auditMinRatio)
+	fmt.Fprintf(w, "| concurrency | Checks/s ratio | p99 ratio | server CPU µs/Check | hit's | difference |\n|---:|---:|---:|---:|---:|---:|\n")
+	for _, r := range rows {
+		hr, ok := hit[r.conc]
+		if !ok {
+			continue
+		}
+		tp := ratio(r.throughput, hr.throughput)
+		if hr.throughput > 0 && r.throughput < auditMinRatio*hr.throughput {
+			tp += " (**under target**)"
+		}
+		cpu, hc, diff := "n/a", "n/a", "n/a"
+		if r.cpu >= 0 {
+			cpu = fmt.Sprintf("%.1f", r.cpu)
+		}
+		if hr.cpu >= 0 {
+			hc = fmt.Sprintf("%.1f", hr.cpu)
+		}
+		if r.cpu >= 0 && hr.cpu >= 0 {
+			diff = fmt.Sprintf("%+.1f", r.cpu-hr.cpu)
+		}
+		fmt.Fprintf(w, "| %d | %s | %s | %s | %s | %s |\n", r.conc, tp, ratio(float64(r.p99), float64(hr.p99)), cpu, hc, diff)
+	}
+	fmt.Fprintf(w, "\n")
+}
+
+// writeShared is the redis-shared scenario's own table: one line per
+// round, from the runs of its first series (A).
+func writeShared(w io.Writer, sc *Scenario) {
+	var runs []*sharedRun
+	for _, s := range sc.Series {
+		for _, rs := range s.Runs {
+			for _, r := range rs {
+				if r.Shared != nil {
+					runs = append(runs, r.Shared)
+				}
+			}
+		}
+	}
+	if len(runs) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "**Sharing under saturation**, one line per round (issue #20's targets: ≥ 99 %% of the verdicts written, B's share from Redis ≥ 99 %%, no write dropped):\n\n")
+	fmt.Fprintf(w, "| round | tokens | verdict keys written to Redis during A's phase | of the tokens | A: extauthz_redis_errors_total (increase, by op; since start) | A: extauthz_redis_circuit_open (at the start; samples at 1; at the end) | A: %s (increase) | B: Redis hits | B's share from Redis | B: Redis misses (verified by B) | B: in-process hits |\n", droppedMetric)
+	fmt.Fprintf(w, "|---:|---:|---:|---:|:---|:---|---:|---:|---:|---:|---:|\n")
+	for i, r := range runs {
+		keys, keyShare := "n/a ("+r.KeysErr+")", "n/a"
+		if r.KeysErr == "" {
+			k := r.KeysAfter - r.KeysBefore
+			keys = fmt.Sprintf("%s (settled after %s; %s before)", thousands(int(k)), fmtDur(r.Settle), thousands(int(r.KeysBefore)))
+			keyShare = pct(float64(k), float64(r.Tokens))
+		}
+		errs, circuit, dropped := "n/a ("+r.AMetricsErr+")", "n/a", "n/a"
+		if r.AMetricsErr == "" {
+			errs = "0"
+			if len(r.AErrors) > 0 {
+				var parts []string
+				for _, op := range slices.Sorted(maps.Keys(r.AErrors)) {
+					parts = append(parts, fmt.Sprintf("%s %s", op, thousands(int(r.AErrors[op]))))
+				}
+				errs = strings.Join(parts, ", ")
+			}
+			errs += fmt.Sprintf("; %s since start", thousands(int(r.AErrorsTotal)))
+			circuit = fmt.Sprintf("%.0f; %d of %d; %.0f", r.OpenAtStart, r.OpenSamples, r.Samples, r.OpenAtEnd)
+			dropped = "absent"
+			if r.Dropped >= 0 {
+				dropped = thousands(int(r.Dropped))
+			}
+		}
+		bHit, bShare, bMiss, bLocal := "n/a ("+r.BMetricsErr+")", "n/a", "n/a", "n/a"
+		if r.BMetricsErr == "" {
+			bHit, bShare = thousands(int(r.BRedisHit)), pct(r.BRedisHit, float64(r.Tokens))
+			bMiss, bLocal = thousands(int(r.BRedisMiss)), thousands(int(r.BLocalHit))
+		}
+		fmt.Fprintf(w, "| %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", i+1, thousands(r.Tokens), keys, keyShare, errs, circuit, dropped, bHit, bShare, bMiss, bLocal)
+	}
+	fmt.Fprintf(w, "\n")
+	for _, r := range runs {
+		if len(r.AOtherShared) > 0 {
+			fmt.Fprintf(w, "A's other extauthz_cache_shared* series at the end: %s.\n\n", strings.Join(r.AOtherShared, "; "))
+			break
+		}
+	}
+}
+
+func pct(a, b float64) string {
+	if b == 0 {
+		return "n/a"
+	}
+	return fmt.Sprintf("%.1f %%", 100*a/b)
 }
 
 // seriesRows is the rows of a scenario's first series, by concurrency;

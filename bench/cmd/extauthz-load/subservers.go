@@ -21,13 +21,18 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/keepalive"
+
+	"github.com/extauthz/extauthz/internal/gctune"
+	"github.com/extauthz/extauthz/pkg/config"
 )
 
 // Hidden subcommands: the reference servers the harness re-executes itself
 // as, so that they run in their own process like extauthz does.
 const (
-	floorCmd = "floor-server"
-	jwxCmd   = "jwx-server"
+	floorCmd      = "floor-server"
+	floorTunedCmd = "floor-tuned-server"
+	jwxCmd        = "jwx-server"
 )
 
 // floorServer always allows: the cost of the gRPC round trip and nothing
@@ -82,21 +87,36 @@ func runSubserver(name string, args []string, stderr io.Writer) int {
 	jwksURL := fs.String("jwks", "", "jwx-server: JWKS URL, fetched once at start")
 	issuer := fs.String("issuer", "", "jwx-server: required iss")
 	audience := fs.String("audience", "", "jwx-server: required aud")
+	configPath := fs.String("config", "", "floor-tuned-server: the gateway's policy file, whose grpc and runtime sections (defaults included) it is served with")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := serveSub(ctx, name, *listen, *jwksURL, *issuer, *audience); err != nil {
+	if err := serveSub(ctx, name, *listen, *jwksURL, *issuer, *audience, *configPath); err != nil {
 		fmt.Fprintf(stderr, "%s: %v\n", name, err)
 		return 1
 	}
 	return 0
 }
 
-func serveSub(ctx context.Context, name, listen, jwksURL, issuer, audience string) error {
+func serveSub(ctx context.Context, name, listen, jwksURL, issuer, audience, configPath string) error {
 	if err := requireLoopback(listen); err != nil {
 		return err
+	}
+	var opts []grpc.ServerOption
+	if name == floorTunedCmd {
+		if configPath == "" {
+			return errors.New("--config is required")
+		}
+		cfg, err := config.Load(configPath)
+		if err != nil {
+			return err
+		}
+		opts = tunedServerOptions(cfg)
+		// The gateway's GC headroom (runtime.gc_headroom_bytes), as
+		// extauthz serve keeps it.
+		defer gctune.Start(uint64(cfg.Runtime.GCHeadroomBytes)).Stop() //nolint:gosec // validated by config.Load: 0 to 1 TiB
 	}
 	var impl authv3.AuthorizationServer = floorServer{}
 	if name == jwxCmd {
@@ -115,7 +135,7 @@ func serveSub(ctx context.Context, name, listen, jwksURL, issuer, audience strin
 	if err != nil {
 		return err
 	}
-	gs := grpc.NewServer()
+	gs := grpc.NewServer(opts...)
 	authv3.RegisterAuthorizationServer(gs, impl)
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(gs, hs)
@@ -124,4 +144,34 @@ func serveSub(ctx context.Context, name, listen, jwksURL, issuer, audience strin
 		gs.Stop()
 	}()
 	return gs.Serve(ln)
+}
+
+// tunedServerOptions are the gRPC server options extauthz serve builds
+// from its configuration (cmd/extauthz's app.go), but for the Check codec
+// (the floor decodes its requests with protobuf, as floor-server does) and
+// tracing (off in every generated policy): the receive bound, keepalive
+// parameters and policy, the header list bound, max_concurrent_streams
+// when set, and the long-lived stream workers (grpc.stream_workers).
+func tunedServerOptions(cfg *config.Config) []grpc.ServerOption {
+	ka := cfg.GRPC.Keepalive
+	opts := []grpc.ServerOption{
+		grpc.MaxRecvMsgSize(cfg.GRPC.MaxRecvMsgBytes),
+		grpc.KeepaliveParams(keepalive.ServerParameters{
+			Time:             ka.Time.D(),
+			Timeout:          ka.Timeout.D(),
+			MaxConnectionAge: ka.MaxConnectionAge.D(),
+		}),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{
+			MinTime:             ka.MinTime.D(),
+			PermitWithoutStream: ka.PermitsWithoutStream(),
+		}),
+		grpc.MaxHeaderListSize(64 << 10),
+	}
+	if cfg.GRPC.MaxConcurrentStreams > 0 {
+		opts = append(opts, grpc.MaxConcurrentStreams(cfg.GRPC.MaxConcurrentStreams))
+	}
+	if cfg.GRPC.StreamWorkers > 0 {
+		opts = append(opts, grpc.NumStreamWorkers(uint32(cfg.GRPC.StreamWorkers))) //nolint:gosec // validated by config.Load: 1 to 65536
+	}
+	return opts
 }
