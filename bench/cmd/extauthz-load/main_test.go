@@ -692,3 +692,13 @@ func TestAnswerDecode(t *testing.T) {
 		}
 	}
 }
+
+// TestRedisServerInstalled fails the suite when redis-server is missing: the
+// redis, redis-shared and revocation scenarios then report themselves
+// skipped, and their tests accept that, so without this a missing
+// redis-server would pass unnoticed (.ci/run installs it).
+func TestRedisServerInstalled(t *testing.T) {
+	if !redisInstalled() {
+		t.Fatal("redis-server is not on PATH: the Redis scenarios' tests cannot run (apt-get install redis-server)")
+	}
+}
