@@ -3,6 +3,7 @@ package cache_test
 import (
 	"context"
 	"errors"
+	"runtime"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -356,4 +357,111 @@ func TestTieredCloseDrains(t *testing.T) {
 			t.Fatalf("dropped at shutdown: %d (%v), want 10", got, obs.drops)
 		}
 	})
+}
+
+// TestTieredSharesUnderSaturation is issue 20's scenario in small: replica A stores distinct
+// verdicts from 64 goroutines on a box whose CPUs are saturated (spinning goroutines beside
+// them), with the production call budget (25ms) and queue. Its reads may time out on its side,
+// but the circuit must not open, nothing may be dropped, and replica B must find at least 99%
+// of the verdicts in Redis. (With 20,000 verdicts and WriteQueue 0 — each write a round trip
+// on the caller's path, as before the queue — the circuit opened and B found 1,742.)
+func TestTieredSharesUnderSaturation(t *testing.T) {
+	if testing.Short() {
+		t.Skip("saturates the CPUs for a few seconds")
+	}
+	srv := redistest.Start(t)
+	now := newFakeNow()
+	obs := &dropCounter{}
+	circuit := &recorder{errors: map[string]int{}}
+	newTiered := func(o cache.Observer) *cache.Tiered[[]byte] {
+		client, err := cache.NewRedisClient(cache.RedisClientOptions{URL: "redis://" + srv.Addr(), WriteTimeout: 500 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { client.Close() })
+		shared := cache.NewRedis(client, cache.RedisOptions{Now: now.Now, Observer: circuit, BatchReads: true}) // default 25ms
+		tr, err := cache.NewTiered(cache.TieredOptions[[]byte]{
+			Local:      locals(cache.NewMemory[cache.Key, []byte](cache.MemoryOptions{MaxEntries: 100000, Now: now.Now})),
+			Place:      func([]byte) int { return 0 },
+			Shared:     shared,
+			Codec:      bytesCodec{},
+			Now:        now.Now,
+			Observer:   o,
+			WriteQueue: 8192,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tr
+	}
+	a := newTiered(obs)
+	ctx := context.Background()
+
+	stop := make(chan struct{})
+	var hogs sync.WaitGroup
+	for range 2 * runtime.GOMAXPROCS(0) {
+		hogs.Add(1)
+		go func() {
+			defer hogs.Done()
+			x := 0
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				for i := range 100000 {
+					x += i
+				}
+				_ = x
+			}
+		}()
+	}
+	const total, workers = 5000, 64
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= total {
+					return
+				}
+				k := keyN(100000 + i)
+				// A miss first, as a Check does, then the verdict.
+				_, _, _ = a.Get(ctx, k)
+				if _, err := a.Add(ctx, k, []byte{0, 'v'}, time.Hour); err != nil {
+					t.Error(err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(stop)
+	hogs.Wait()
+	fctx, cancel := context.WithTimeout(ctx, waitGuard)
+	defer cancel()
+	if err := a.Flush(fctx); err != nil {
+		t.Fatal(err)
+	}
+	b := newTiered(&countLookups{})
+	hits := 0
+	for i := range total {
+		if _, tier, _ := b.GetFrom(ctx, keyN(100000+i)); tier == cache.TierShared {
+			hits++
+		}
+	}
+	t.Logf("B found %d of %d verdicts in Redis; dropped %v; circuit events %v; redis errors %v",
+		hits, total, obs.drops, circuit.circuitEvents(), circuit.errors)
+	if hits < total*99/100 {
+		t.Errorf("B found %d of %d verdicts in Redis, want at least 99%%", hits, total)
+	}
+	if len(obs.drops) != 0 {
+		t.Errorf("writes dropped: %v", obs.drops)
+	}
+	if ev := circuit.circuitEvents(); len(ev) != 0 {
+		t.Errorf("the circuit changed state under saturation: %v", ev)
+	}
 }
