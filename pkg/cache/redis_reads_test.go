@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/extauthz/extauthz/internal/redistest"
 	"github.com/extauthz/extauthz/pkg/cache"
 )
@@ -17,8 +19,19 @@ import (
 // however the batches form.
 func TestRedisBatchedReadsAnswerEachKey(t *testing.T) {
 	t.Parallel()
-	srv := redistest.Start(t)
-	client := newClient(t, cache.RedisClientOptions{URL: "redis://" + srv.Addr()})
+	t.Run("standalone", func(t *testing.T) {
+		t.Parallel()
+		srv := redistest.Start(t)
+		batchedReads(t, newClient(t, cache.RedisClientOptions{URL: "redis://" + srv.Addr()}))
+	})
+	t.Run("cluster", func(t *testing.T) {
+		t.Parallel()
+		cl := redistest.StartCluster(t, 3) // a batch's keys spread over the nodes
+		batchedReads(t, newClient(t, cache.RedisClientOptions{ClusterAddrs: cl.Addrs()}))
+	})
+}
+
+func batchedReads(t *testing.T, client redis.UniversalClient) {
 	r := cache.NewRedis(client, cache.RedisOptions{Timeout: semanticsTimeout, BatchReads: true})
 	ctx := t.Context()
 	const keys = 200
