@@ -122,6 +122,9 @@ func newApp(cfg *config.Config, log *slog.Logger, o appOptions) (a *app, err err
 	defer func() {
 		if err != nil {
 			a.closeListeners()
+			if a.cache != nil {
+				_ = a.cache.Close(context.Background()) // nothing queued yet
+			}
 			if a.redis != nil {
 				_ = a.redis.Close()
 			}
@@ -398,6 +401,11 @@ func (a *app) run(ctx context.Context) error {
 		}
 		_ = a.http.Shutdown(sctx)
 		_ = a.admin.Shutdown(sctx)
+		// The verdicts still queued for the shared tier go out before its
+		// client closes (bounded by the grace period).
+		if err := a.cache.Close(sctx); err != nil {
+			a.log.Warn("shared cache writes dropped at shutdown", "err", err)
+		}
 		if a.redis != nil {
 			_ = a.redis.Close()
 		}

@@ -28,6 +28,29 @@ func (t teeObserver) Error(tier, op string)        { t[0].Error(tier, op); t[1].
 func (t teeObserver) Evicted(tier string)          { t[0].Evicted(tier); t[1].Evicted(tier) }
 func (t teeObserver) CircuitOpen(open bool)        { t[0].CircuitOpen(open); t[1].CircuitOpen(open) }
 
+// Dropped implements cache.DropObserver for whichever side does.
+func (t teeObserver) Dropped(op, reason string) {
+	for _, o := range t {
+		if d, ok := o.(cache.DropObserver); ok {
+			d.Dropped(op, reason)
+		}
+	}
+}
+
+// The shared tier's write queue. Not configuration: the queue only holds
+// what arrives while one batch is on its way to Redis, so its bound is
+// reached only when Redis cannot keep up for seconds — and a dropped write
+// costs a verification on another replica, never a wrong answer.
+const (
+	// sharedWriteQueue is how many verdict writes may wait for Redis
+	// (each a few hundred bytes: about 3 MB when full).
+	sharedWriteQueue = 8192
+	// sharedWriteTimeout bounds one batch of writes: nobody waits for it,
+	// so it is far longer than a read's budget and survives the scheduler
+	// delays of a saturated box.
+	sharedWriteTimeout = 500 * time.Millisecond
+)
+
 // newVerdictCache builds the verdict cache from the configuration (see
 // verdict.NewCache) and, when Redis is configured, the shared tier behind
 // it. It also returns the Redis client to close.
@@ -53,8 +76,11 @@ func newVerdictCache(cfg *config.Config, log *slog.Logger, tel *telemetry.Teleme
 	if tel.Tracing() {
 		client.AddHook(telemetry.RedisHook(tel.Tracer()))
 	}
+	o.WriteQueue = sharedWriteQueue
 	o.Shared = cache.NewRedis(client, cache.RedisOptions{
 		Timeout:         c.Redis.Timeout.D(),
+		WriteTimeout:    sharedWriteTimeout,
+		BatchReads:      true,
 		CircuitFailures: c.Redis.CircuitFailures,
 		CircuitCooldown: c.Redis.CircuitCooldown.D(),
 		Now:             now,
@@ -74,12 +100,13 @@ func newVerdictCache(cfg *config.Config, log *slog.Logger, tel *telemetry.Teleme
 func newRedisClient(c config.Cache) (redis.UniversalClient, error) {
 	r := c.Redis
 	o := cache.RedisClientOptions{
-		URL:         c.RedisURL,
-		Username:    r.Username,
-		DB:          r.DB,
-		PoolSize:    r.PoolSize,
-		DialTimeout: r.DialTimeout.D(),
-		Timeout:     r.Timeout.D(),
+		URL:          c.RedisURL,
+		Username:     r.Username,
+		DB:           r.DB,
+		PoolSize:     r.PoolSize,
+		DialTimeout:  r.DialTimeout.D(),
+		Timeout:      r.Timeout.D(),
+		WriteTimeout: sharedWriteTimeout,
 	}
 	switch c.RedisMode() {
 	case "sentinel":

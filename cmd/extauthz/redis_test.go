@@ -40,6 +40,15 @@ type instance struct {
 	client authv3.AuthorizationClient
 }
 
+// flush waits until the replica's verdicts have reached Redis: its writes
+// to the shared tier are sent in the background, after the Check answered.
+func (in *instance) flush(t *testing.T) {
+	t.Helper()
+	if err := in.app.cache.Flush(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // startInstance runs a replica using the given standalone Redis and issuer.
 func startInstance(t *testing.T, redisAddr string, iss *devissuer.Issuer) *instance {
 	t.Helper()
@@ -212,6 +221,7 @@ func TestReplicasShareVerificationsAndRevocations(t *testing.T) {
 	if st, _ := a.decide(t, tok); st != 200 {
 		t.Fatalf("A: %d", st)
 	}
+	a.flush(t)
 	before := b.stats.snapshot()
 	if st, _ := b.decide(t, tok); st != 200 {
 		t.Fatalf("B: %d", st)
@@ -273,6 +283,7 @@ func TestCachedEntryNeverOutlivesToken(t *testing.T) {
 	if st, _ := a.decide(t, tok); st != 200 {
 		t.Fatalf("%d", st)
 	}
+	a.flush(t)
 	reply, err := redistest.Do(srv.Addr(), "PTTL", cache.Key{Namespace: a.app.engine.Policy().CacheNamespace("mcp"), Hash: token.CacheHash(tok)}.String())
 	ms, ok := reply.(int64)
 	if err != nil || !ok || ms <= 0 || ms > 3000 {
@@ -341,6 +352,7 @@ func TestRedisOutageKeepsDecisionsCorrect(t *testing.T) {
 	if st, _ := a.decide(t, tok); st != 200 {
 		t.Fatalf("A: %d", st)
 	}
+	a.flush(t)
 	b := startInstance(t, srv.Addr(), iss)
 	if st, _ := b.decide(t, tok); st != 200 || b.stats.snapshot().RedisHits != 1 {
 		t.Fatalf("B: %d, %+v; want a Redis hit", st, b.stats.snapshot())
@@ -370,6 +382,7 @@ func TestRedisModesThroughConfig(t *testing.T) {
 			if st, _ := a.decide(t, tok); st != 200 {
 				t.Fatalf("A: %d", st)
 			}
+			a.flush(t)
 			if st, _ := b.decide(t, tok); st != 200 || b.stats.snapshot().RedisHits != 1 {
 				t.Fatalf("B: %d, %+v; want a Redis hit", st, b.stats.snapshot())
 			}

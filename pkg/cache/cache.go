@@ -8,8 +8,9 @@
 // implementation of [Store] must pass the shared conformance suite in package cachetest, so that
 // a caller can swap the in-process store for a remote or tiered one without changing behaviour.
 //
-// The package is just over ~1,500 lines because the Redis tier carries its client options,
-// circuit breaker and invalidation protocol, which the tiered store shares.
+// The package is about 2,500 lines because the Redis tier carries its client options, circuit
+// breaker, batched reads and writes and invalidation protocol, and the tiered store its queue
+// of shared writes, whose ordering against revocations is what keeps them correct.
 package cache
 
 import (

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"math"
 	"net"
+	"runtime"
 	"sync"
 	"time"
 
@@ -28,6 +29,14 @@ type RedisOptions struct {
 	// CircuitCooldown is how long the circuit stays open before one probe call is let through
 	// (half-open); default 2s.
 	CircuitCooldown time.Duration
+	// WriteTimeout bounds one batch of writes ([Redis.WriteBatch]), which no decision waits
+	// for; default 500ms. The client's socket timeouts (RedisClientOptions.WriteTimeout) must
+	// allow it.
+	WriteTimeout time.Duration
+	// BatchReads sends the GETs of concurrent lookups together, one pipelined round trip for
+	// all that arrive while the previous one is under way (see readBatcher), instead of one
+	// round trip each on its own pooled connection.
+	BatchReads bool
 	// Now is the clock that decides entry expiry (written into each entry) and the circuit's
 	// timing. nil: time.Now.
 	Now func() time.Time
@@ -42,6 +51,11 @@ const (
 	defaultRedisCallTimeout = 25 * time.Millisecond
 	defaultCircuitFailures  = 5
 	defaultCircuitCooldown  = 2 * time.Second
+	defaultRedisWriteBudget = 500 * time.Millisecond
+	// circuitVerifyTimeout is the budget of the PING that tells Redis's timeouts from ours
+	// (see circuit): far above any scheduler delay of a saturated process, short enough that
+	// a hung Redis opens the circuit within a second.
+	circuitVerifyTimeout = time.Second
 )
 
 // Operation names reported to [Observer.Error].
@@ -69,13 +83,16 @@ const (
 // the network until CircuitCooldown has passed and a probe call succeeds. A caller treats any
 // error as a miss. Keys are used as given.
 type Redis struct {
-	c       redis.UniversalClient
-	timeout time.Duration
-	now     func() time.Time
-	obs     Observer
-	log     *slog.Logger
-	circuit circuit
-	add     *redis.Script
+	c            redis.UniversalClient
+	timeout      time.Duration
+	writeTimeout time.Duration
+	now          func() time.Time
+	obs          Observer
+	log          *slog.Logger
+	circuit      circuit
+	add          *redis.Script
+	addHeld      *redis.Script
+	reads        *readBatcher // nil: each GET on its own pooled connection
 	// subscribeHealth is subscribeHealthInterval; a field so that a test can shorten it.
 	subscribeHealth time.Duration
 }
@@ -92,6 +109,9 @@ func NewRedis(c redis.UniversalClient, o RedisOptions) *Redis {
 	if o.CircuitCooldown <= 0 {
 		o.CircuitCooldown = defaultCircuitCooldown
 	}
+	if o.WriteTimeout <= 0 {
+		o.WriteTimeout = defaultRedisWriteBudget
+	}
 	if o.Now == nil {
 		o.Now = time.Now
 	}
@@ -101,22 +121,32 @@ func NewRedis(c redis.UniversalClient, o RedisOptions) *Redis {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Redis{
-		c:       c,
-		timeout: o.Timeout,
-		now:     o.Now,
-		obs:     o.Observer,
-		log:     o.Logger,
+	r := &Redis{
+		c:            c,
+		timeout:      o.Timeout,
+		writeTimeout: o.WriteTimeout,
+		now:          o.Now,
+		obs:          o.Observer,
+		log:          o.Logger,
 		circuit: circuit{
 			threshold: int32(min(o.CircuitFailures, 1<<30)), //nolint:gosec // bounded just above
 			cooldown:  o.CircuitCooldown,
 			now:       o.Now,
 			obs:       o.Observer,
 			log:       o.Logger,
+			verify: func(ctx context.Context) error {
+				return c.Ping(ctx).Err()
+			},
+			verifyTimeout: circuitVerifyTimeout,
 		},
 		add:             redis.NewScript(addScript),
+		addHeld:         redis.NewScript(addHeldScript),
 		subscribeHealth: subscribeHealthInterval,
 	}
+	if o.BatchReads {
+		r.reads = &readBatcher{r: r, directMax: runtime.GOMAXPROCS(0)}
+	}
+	return r
 }
 
 // Get implements [Store]. The returned slice is the caller's: each call returns a new one.
@@ -134,7 +164,7 @@ func (r *Redis) GetExpiry(ctx context.Context, key string) ([]byte, time.Time, b
 	if err != nil {
 		return nil, time.Time{}, false, err
 	}
-	raw, err := r.c.Get(cctx, key).Bytes()
+	raw, err := r.getRaw(cctx, key)
 	cancel()
 	if err != nil { // redis.Nil, a missing key, ends as a nil error: a miss
 		return nil, time.Time{}, false, r.end(ctx, probe, opGet, err)

@@ -539,7 +539,9 @@ func TestRedisSlowRedisIsAMiss(t *testing.T) {
 		t.Fatalf("the caller's own deadline counted against Redis: circuit open %v, errors %v", r.CircuitOpen(), obs.errors)
 	}
 
-	// No deadline from the caller: the store's own ends the call, and that is Redis's failure.
+	// No deadline from the caller: the store's own ends the call, and that may be Redis's
+	// failure: the circuit asks Redis (a PING, in the background), which does not answer
+	// either, and opens.
 	for i := range 2 {
 		v, ok, err := get(ctx)
 		var ne net.Error
@@ -547,9 +549,10 @@ func TestRedisSlowRedisIsAMiss(t *testing.T) {
 			t.Fatalf("Get #%d on a frozen Redis = %q, %v, %v; want a miss with a timeout", i, v, ok, err)
 		}
 	}
-	if !r.CircuitOpen() || obs.errorCount("redis/get") != 2 {
-		t.Fatalf("after 2 timeouts: circuit open %v, get errors %d; want open, 2", r.CircuitOpen(), obs.errorCount("redis/get"))
+	if got := obs.errorCount("redis/get"); got != 2 {
+		t.Fatalf("after 2 timeouts: get errors %d, want 2", got)
 	}
+	poll(t, "circuit open after 2 timeouts and an unanswered PING", r.CircuitOpen)
 }
 
 // waitFor waits for a value from ch, failing the test after waitGuard.
@@ -789,4 +792,58 @@ func ExampleNewRedisClient() {
 	_ = store
 	fmt.Println(client.(*redis.Client).Options().Addr)
 	// Output: redis.cache.svc:6379
+}
+
+// Calls that time out on our side while Redis answers (here a budget no round trip can meet,
+// standing for a process too busy to read its replies in time) do not open the circuit: a PING
+// shows Redis answering. The same timeouts with Redis hung, or calls refused with Redis
+// stopped, do open it.
+func TestRedisCircuitTellsSaturationFromRedisDown(t *testing.T) {
+	t.Parallel()
+	const failures = 3
+	for _, tc := range []struct {
+		name     string
+		redis    func(*redistest.Server) // what happens to Redis before the calls
+		wantOpen bool
+	}{
+		{"Redis answers", func(*redistest.Server) {}, false},
+		{"Redis hung", (*redistest.Server).Freeze, true},
+		{"Redis stopped", (*redistest.Server).Stop, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			srv := redistest.Start(t)
+			client := newClient(t, cache.RedisClientOptions{URL: "redis://" + srv.Addr()})
+			logs := &logRecorder{}
+			obs := newRecorder()
+			// A microsecond: no call can finish in time, Redis healthy or not.
+			r := cache.NewRedis(client, cache.RedisOptions{Timeout: time.Microsecond, CircuitFailures: failures, Observer: obs, Logger: slog.New(logs)})
+			ctx := t.Context()
+			warm := cache.NewRedis(client, cache.RedisOptions{Timeout: semanticsTimeout})
+			if err := warm.Set(ctx, "k", []byte("v"), time.Minute); err != nil {
+				t.Fatal(err)
+			}
+			tc.redis(srv)
+			if tc.name == "Redis hung" {
+				t.Cleanup(srv.Thaw)
+			}
+			for i := range 10 * failures {
+				if _, ok, err := r.Get(ctx, "k"); ok || err == nil {
+					t.Fatalf("Get #%d = %v, %v; want a miss with an error", i, ok, err)
+				}
+			}
+			if tc.wantOpen {
+				poll(t, "circuit open", r.CircuitOpen)
+				return
+			}
+			poll(t, "a PING answered", func() bool { return logs.count("Redis answers a probe") > 0 })
+			if r.CircuitOpen() || len(obs.circuitEvents()) != 0 {
+				t.Fatalf("circuit opened (events %v) though Redis answers", obs.circuitEvents())
+			}
+			// The failures still show, by operation.
+			if obs.errorCount("redis/get") != 10*failures {
+				t.Fatalf("get errors %d, want %d", obs.errorCount("redis/get"), 10*failures)
+			}
+		})
+	}
 }

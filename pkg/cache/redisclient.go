@@ -42,6 +42,11 @@ type RedisClientOptions struct {
 	// the client also bounds each call (RedisOptions.Timeout); this one covers what runs outside
 	// a call, such as the pub/sub connection's set-up.
 	Timeout time.Duration
+	// WriteTimeout is the budget of a batch of writes sent in the background (the store's
+	// RedisOptions.WriteTimeout), which no decision waits for; 0: Timeout. The sockets' read
+	// and write timeouts are the larger of the two: each call on the request path still ends
+	// at its own context deadline (RedisOptions.Timeout).
+	WriteTimeout time.Duration
 }
 
 // Defaults of [RedisClientOptions].
@@ -83,7 +88,7 @@ func NewRedisClient(o RedisClientOptions) (redis.UniversalClient, error) {
 		return nil, fmt.Errorf("cache: redis: DB %d in cluster mode: a cluster has only database 0", o.DB)
 	case o.PoolSize < 0:
 		return nil, fmt.Errorf("cache: redis: pool size %d is negative", o.PoolSize)
-	case o.DialTimeout < 0 || o.Timeout < 0:
+	case o.DialTimeout < 0 || o.Timeout < 0 || o.WriteTimeout < 0:
 		return nil, errors.New("cache: redis: timeouts must not be negative")
 	}
 	if o.DialTimeout == 0 {
@@ -92,6 +97,8 @@ func NewRedisClient(o RedisClientOptions) (redis.UniversalClient, error) {
 	if o.Timeout == 0 {
 		o.Timeout = defaultRedisTimeout
 	}
+	// From here on, Timeout is the sockets' timeout (see WriteTimeout).
+	o.Timeout = max(o.Timeout, o.WriteTimeout)
 	var tlsConfig *tls.Config
 	if o.TLS != nil {
 		// A clone, so that go-redis (which fills in ServerName per node) and the caller do not

@@ -81,10 +81,18 @@ type TieredOptions[V any] struct {
 	// for as many acknowledgements as the channel has subscribers, and a
 	// store that is not the sender's kind would receive the message and
 	// acknowledge it, or not, for the wrong reason.
-	Channel  string
-	Now      func() time.Time
-	Observer Observer
-	Logger   *slog.Logger
+	Channel string
+	// WriteQueue, above 0, takes the shared tier's writes off the caller's path: Add and Set
+	// store locally, queue the shared write and return, and a background goroutine sends what
+	// is queued in batches, one round trip each, in order. WriteQueue is how many writes may
+	// wait; a verdict's write that finds the queue full is dropped (and counted, see
+	// DropObserver), never waited for. Replace, Delete and Invalidate queue behind what is
+	// already queued and wait for it, so that no older write overtakes them (see writer).
+	// Close drains the queue. 0: every write is a round trip made by the caller.
+	WriteQueue int
+	Now        func() time.Time
+	Observer   Observer
+	Logger     *slog.Logger
 }
 
 // Tiered is an in-process tier in front of a shared tier. Reads try the
@@ -109,6 +117,9 @@ type Tiered[V any] struct {
 
 	mu      sync.Mutex
 	waiters map[string]*ackWaiter
+
+	// w is the write queue (nil without WriteQueue or a shared tier).
+	w *writer
 }
 
 // writeStripes is the number of locks the local writes of different keys
@@ -152,7 +163,12 @@ func NewTiered[V any](o TieredOptions[V]) (*Tiered[V], error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Tiered[V]{o: o, waiters: map[string]*ackWaiter{}}, nil
+	t := &Tiered[V]{o: o, waiters: map[string]*ackWaiter{}}
+	if o.WriteQueue > 0 && o.Shared != nil {
+		t.w = newWriter(o.WriteQueue)
+		go t.run(t.w)
+	}
+	return t, nil
 }
 
 // Tier says where a lookup found its value.
@@ -224,6 +240,13 @@ func (t *Tiered[V]) GetFrom(ctx context.Context, key Key) (V, Tier, error) {
 // to it: the revocation's entry stays, and every tier ends up holding it —
 // also when the revocation arrives (from this replica or another) while
 // Add waits for the shared tier, and when that wait ends in an error.
+//
+// With a write queue (WriteQueue), Add does not wait for the shared tier:
+// it returns v (or the sticky value held here), and the queued add, still
+// refused by a live shared entry, replaces this replica's copy with that
+// entry when it is sent. So a revocation this replica has not heard of is
+// answered from the next lookup on rather than by this call — as it is
+// when the shared tier cannot answer in time.
 func (t *Tiered[V]) Add(ctx context.Context, key Key, v V, ttl time.Duration) (V, error) {
 	if ttl <= 0 {
 		return v, nil
@@ -235,6 +258,19 @@ func (t *Tiered[V]) Add(ctx context.Context, key Key, v V, ttl time.Duration) (V
 	}
 	if t.o.Shared == nil {
 		cur, _ := t.fill(ctx, key, v, ttl)
+		return cur, nil
+	}
+	if t.w != nil {
+		expires := t.o.Now().Add(ttl)
+		cur, won := t.fill(ctx, key, v, ttl)
+		if won {
+			return cur, nil
+		}
+		b, err := t.o.Codec.Encode(v)
+		if err != nil {
+			return cur, err
+		}
+		t.enqueue(key, WriteOp{Kind: WriteAdd, Key: key.String(), Value: b, ExpiresAt: expires})
 		return cur, nil
 	}
 	b, err := t.o.Codec.Encode(v)
@@ -258,7 +294,9 @@ func (t *Tiered[V]) Add(ctx context.Context, key Key, v V, ttl time.Duration) (V
 
 // Set stores v in every tier, replacing what is there, a sticky value
 // included: it is the explicit overwrite, which no verification calls.
+// With a write queue, the shared tier's write is queued (see Add).
 func (t *Tiered[V]) Set(ctx context.Context, key Key, v V, ttl time.Duration) error {
+	expires := t.o.Now().Add(ttl)
 	t.setLocal(ctx, key, v, ttl)
 	if t.o.Shared == nil {
 		return nil
@@ -266,6 +304,10 @@ func (t *Tiered[V]) Set(ctx context.Context, key Key, v V, ttl time.Duration) er
 	b, err := t.o.Codec.Encode(v)
 	if err != nil {
 		return err
+	}
+	if t.w != nil {
+		t.enqueue(key, WriteOp{Kind: WriteSet, Key: key.String(), Value: b, ExpiresAt: expires})
+		return nil
 	}
 	return t.o.Shared.Set(ctx, key.String(), b, ttl)
 }

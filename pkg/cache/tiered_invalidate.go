@@ -31,6 +31,13 @@ func (t *Tiered[V]) Invalidate(ctx context.Context, key Key) (Invalidation, erro
 	if t.o.Shared == nil {
 		return Invalidation{Replicas: 1, Acknowledged: 1}, ErrNoSharedTier
 	}
+	if t.w != nil {
+		// Writes queued before this one reach the shared tier before the
+		// replicas drop their copies, and a queued add settled meanwhile
+		// may have put its copy back here.
+		_ = t.writeWait(ctx, key, WriteOp{}, true)
+		t.deleteLocal(ctx, key)
+	}
 	return t.broadcast(ctx, func(id string) string { return "i " + id + " " + key.String() })
 }
 
@@ -51,7 +58,13 @@ func (t *Tiered[V]) Replace(ctx context.Context, key Key, v V, ttl time.Duration
 	if err != nil {
 		return Invalidation{}, err
 	}
-	if err := t.o.Shared.Set(ctx, key.String(), b, ttl); err != nil {
+	if t.w != nil {
+		// Behind the writes already queued, so that none overwrites it.
+		err = t.writeWait(ctx, key, WriteOp{Kind: WriteSet, Key: key.String(), Value: b, ExpiresAt: t.o.Now().Add(ttl)}, false)
+	} else {
+		err = t.o.Shared.Set(ctx, key.String(), b, ttl)
+	}
+	if err != nil {
 		return Invalidation{}, fmt.Errorf("cache: not stored in the shared tier: %w", err)
 	}
 	expiry := t.o.Now().Add(ttl).UnixMilli()
@@ -73,7 +86,16 @@ func (t *Tiered[V]) Delete(ctx context.Context, key Key) (Invalidation, error) {
 	}
 	// The shared entry goes first: a replica that drops its copy on the
 	// message and reads again must not find it there.
-	derr := t.o.Shared.Delete(ctx, key.String())
+	var derr error
+	if t.w != nil {
+		// Behind the writes already queued, so that none puts the entry
+		// back; a queued add settled meanwhile may have put its copy back
+		// here.
+		derr = t.writeWait(ctx, key, WriteOp{Kind: WriteDelete, Key: key.String()}, false)
+		t.deleteLocal(ctx, key)
+	} else {
+		derr = t.o.Shared.Delete(ctx, key.String())
+	}
 	if derr != nil {
 		derr = fmt.Errorf("cache: not deleted from the shared tier: %w", derr)
 	}

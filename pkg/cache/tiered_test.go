@@ -79,6 +79,12 @@ func newReplicaWrapped(t *testing.T, co cache.RedisClientOptions, now *fakeNow, 
 // ("": the default).
 func newReplicaOn(t *testing.T, co cache.RedisClientOptions, now *fakeNow, run bool, wrap func(cache.Shared) cache.Shared, channel string) *replica {
 	t.Helper()
+	return newReplicaTweaked(t, co, now, run, wrap, func(o *cache.TieredOptions[[]byte]) { o.Channel = channel })
+}
+
+// newReplicaTweaked is newReplicaWrapped whose options tweak changes.
+func newReplicaTweaked(t *testing.T, co cache.RedisClientOptions, now *fakeNow, run bool, wrap func(cache.Shared) cache.Shared, tweak func(*cache.TieredOptions[[]byte])) *replica {
+	t.Helper()
 	co.Timeout = time.Second
 	client, err := cache.NewRedisClient(co)
 	if err != nil {
@@ -94,7 +100,7 @@ func newReplicaOn(t *testing.T, co cache.RedisClientOptions, now *fakeNow, run b
 	if wrap != nil {
 		shared = wrap(shared)
 	}
-	r.t, err = cache.NewTiered(cache.TieredOptions[[]byte]{
+	o := cache.TieredOptions[[]byte]{
 		Local:    locals(r.local...),
 		Place:    func(v []byte) int { return int(v[0]) },
 		Sticky:   []int{1}, // values starting with 1 stand for revocations
@@ -102,11 +108,15 @@ func newReplicaOn(t *testing.T, co cache.RedisClientOptions, now *fakeNow, run b
 		Codec:    bytesCodec{},
 		Now:      now.Now,
 		Observer: r.obs,
-		Channel:  channel,
-	})
+	}
+	if tweak != nil {
+		tweak(&o)
+	}
+	r.t, err = cache.NewTiered(o)
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { _ = r.t.Close(context.Background()) })
 	if run {
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan struct{})

@@ -159,11 +159,16 @@ type Redis struct {
 	PoolSize int `yaml:"pool_size" schema:"min=0" docdefault:"'0' (go-redis default)"`
 	// Time limit for opening a connection. Must be > 0.
 	DialTimeout Duration `yaml:"dial_timeout"`
-	// Time limit for each read or write. > 0 and at most `1s`: a slow Redis is a
-	// cache miss, never a slow decision.
+	// Time limit for each lookup and each pub/sub publish. > 0 and at most
+	// `1s`: a slow Redis is a cache miss, never a slow decision. Writes
+	// (verdicts, and the entries of purges and revocations) go through a
+	// background queue in batches with a budget of their own (500ms), which
+	// no decision waits for.
 	Timeout Duration `yaml:"timeout"`
 	// Consecutive Redis failures that open the circuit; while open, Redis is
-	// skipped and only the in-process tier answers. At least 1.
+	// skipped and only the in-process tier answers. A run that ends in a
+	// timeout opens it only if Redis then fails a PING too: a busy replica's
+	// own delays are not Redis's failure. At least 1.
 	CircuitFailures int `yaml:"circuit_failures" schema:"min=1"`
 	// How long the circuit stays open before one probe goes to Redis. Must be >
 	// 0.

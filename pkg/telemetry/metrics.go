@@ -28,6 +28,7 @@ type Metrics struct {
 	cacheLookups  [2][2]atomic.Int64      // extauthz_cache_lookups_total [local, redis][miss, hit]
 	cacheEvicted  metric.Int64Counter     // extauthz_cache_evictions_total
 	redisErrors   metric.Int64Counter     // extauthz_redis_errors_total
+	sharedDropped metric.Int64Counter     // extauthz_cache_shared_dropped_total
 	jwksRefreshes metric.Int64Counter     // extauthz_jwks_refreshes_total
 	introspection metric.Float64Histogram // extauthz_introspection_duration_seconds
 	introErrors   metric.Int64Counter     // extauthz_introspection_errors_total
@@ -73,6 +74,7 @@ func newMetrics(m metric.Meter, version string, decisions *decisionStats) (*Metr
 	}
 	x.cacheEvicted = counter("extauthz_cache_evictions", "{entry}", "Entries evicted to keep a cache tier within its bound.")
 	x.redisErrors = counter("extauthz_redis_errors", "{error}", "Failed operations on the shared Redis tier, by operation.")
+	x.sharedDropped = counter("extauthz_cache_shared_dropped", "{write}", "Verdict writes to the shared Redis tier never sent, by operation and reason (queue_full, circuit_open, shutdown).")
 	x.jwksRefreshes = counter("extauthz_jwks_refreshes", "{fetch}", "JWKS fetch attempts by issuer and result (success or error).")
 	x.introErrors = counter("extauthz_introspection_errors", "{call}", "Introspection calls that gave no usable answer (a 503), by issuer.")
 	x.reloads = counter("extauthz_config_reloads", "{reload}", "Config reload attempts by result (success or failure).")
@@ -230,6 +232,11 @@ func (x *Metrics) zeroSeries() {
 		x.redisErrors.Add(ctx, 0, metric.WithAttributes(attribute.String("op", op)))
 	}
 	x.cacheEvicted.Add(ctx, 0, metric.WithAttributes(attribute.String("tier", "local")))
+	for _, op := range []string{"add", "set"} {
+		for _, r := range []string{"queue_full", "circuit_open", "shutdown"} {
+			x.sharedDropped.Add(ctx, 0, metric.WithAttributes(attribute.String("op", op), attribute.String("reason", r)))
+		}
+	}
 }
 
 func boolInt(b bool) int64 {
@@ -262,6 +269,12 @@ func (x *Metrics) Lookup(tier string, hit bool) {
 // Error implements cache.Observer: a failed Redis operation.
 func (x *Metrics) Error(_, op string) {
 	x.redisErrors.Add(context.Background(), 1, metric.WithAttributes(attribute.String("op", op)))
+}
+
+// Dropped implements cache.DropObserver: a verdict's write to the shared
+// tier that was never sent.
+func (x *Metrics) Dropped(op, reason string) {
+	x.sharedDropped.Add(context.Background(), 1, metric.WithAttributes(attribute.String("op", op), attribute.String("reason", reason)))
 }
 
 // Evicted implements cache.Observer.

@@ -23,6 +23,10 @@ type CacheOptions struct {
 	// Shared is the tier shared between replicas (cache.Redis), its
 	// entries in Codec's format; nil for in-process tiers only.
 	Shared cache.Shared
+	// WriteQueue, above 0, queues the shared tier's writes and sends
+	// them in the background (cache.TieredOptions.WriteQueue); 0: each
+	// write is a round trip on the caller's path.
+	WriteQueue int
 	// Entries, when set, is given each in-process tier's entry count, by
 	// kind ("valid", "invalid", "revoked"): the service's gauge.
 	Entries func(kind string, n func() int)
@@ -63,14 +67,15 @@ func NewCache(o CacheOptions) (*cache.Tiered[Verdict], error) {
 		}
 	}
 	return cache.NewTiered(cache.TieredOptions[Verdict]{
-		Local:    local,
-		Place:    Place,
-		Sticky:   []int{KindRevoked},
-		Shared:   o.Shared,
-		Codec:    Codec{Grants: o.Grants},
-		Now:      o.Now,
-		Observer: o.Observer,
-		Logger:   o.Logger,
+		Local:      local,
+		Place:      Place,
+		Sticky:     []int{KindRevoked},
+		Shared:     o.Shared,
+		WriteQueue: o.WriteQueue,
+		Codec:      Codec{Grants: o.Grants},
+		Now:        o.Now,
+		Observer:   o.Observer,
+		Logger:     o.Logger,
 	})
 }
 

@@ -1,0 +1,123 @@
+package cache
+
+import (
+	"context"
+	"sync"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// readBatcher sends concurrent GETs together: while one pipelined round trip is under way,
+// the GETs that arrive queue up, and go together in the next. A lone GET is still one round
+// trip, and so is a burst of them, which both the client and redis-server then pay for with one
+// write and one read each instead of one per key.
+//
+// At low concurrency nothing changes: while fewer than GOMAXPROCS GETs are under way, each goes
+// on its own. Beyond that, GETs queue, and a goroutine sends them in batches until none is
+// waiting, then ends: none lives on while idle.
+//
+// Each caller waits for its own reply no longer than its own deadline (the store's Timeout, or
+// its context's if sooner); a reply that comes later is dropped.
+type readBatcher struct {
+	r *Redis
+
+	// directMax is how many GETs may be under way on their own (GOMAXPROCS).
+	directMax int
+
+	mu      sync.Mutex
+	direct  int        // GETs under way on their own
+	pending []*readReq // GETs waiting for the next batch
+	running bool       // a goroutine is sending batches
+}
+
+// readReq is one GET waiting for its batch.
+type readReq struct {
+	key string
+	// done is buffered, so that the sender never waits for a caller that has given up.
+	done chan readResult
+}
+
+type readResult struct {
+	raw []byte
+	err error
+}
+
+// get returns key's raw value (nil for a missing key) or an error.
+func (b *readBatcher) get(ctx context.Context, key string) ([]byte, error) {
+	b.mu.Lock()
+	if b.direct < b.directMax {
+		// Few lookups under way: this GET goes at once, on the caller's goroutine and
+		// deadline, as an unbatched one would. Handing it to another goroutine would cost
+		// more than it saves while every lookup can have a CPU to itself.
+		b.direct++
+		b.mu.Unlock()
+		raw, err := b.r.c.Get(ctx, key).Bytes()
+		b.mu.Lock()
+		b.direct--
+		b.mu.Unlock()
+		return raw, err
+	}
+	req := &readReq{key: key, done: make(chan readResult, 1)}
+	b.pending = append(b.pending, req)
+	start := !b.running
+	b.running = true
+	b.mu.Unlock()
+	if start {
+		go b.run()
+	}
+	select {
+	case res := <-req.done:
+		return res.raw, res.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// run sends batches until none is waiting.
+func (b *readBatcher) run() {
+	var spare []*readReq
+	for {
+		b.mu.Lock()
+		batch := b.pending
+		if len(batch) == 0 {
+			b.running = false
+			b.mu.Unlock()
+			return
+		}
+		b.pending = spare[:0]
+		b.mu.Unlock()
+		b.send(batch)
+		clear(batch)
+		spare = batch
+	}
+}
+
+// send makes one round trip for batch, within the store's read budget: the callers' own
+// deadlines are no later than that, and a caller that has given up no longer needs a reply.
+func (b *readBatcher) send(batch []*readReq) {
+	ctx, cancel := context.WithTimeout(context.Background(), b.r.timeout)
+	defer cancel()
+	if len(batch) == 1 {
+		raw, err := b.r.c.Get(ctx, batch[0].key).Bytes()
+		batch[0].done <- readResult{raw, err}
+		return
+	}
+	pipe := b.r.c.Pipeline()
+	cmds := make([]*redis.StringCmd, len(batch))
+	for i, req := range batch {
+		cmds[i] = pipe.Get(ctx, req.key)
+	}
+	_, _ = pipe.Exec(ctx) // each command carries its own error, redis.Nil for a missing key
+	for i, req := range batch {
+		raw, err := cmds[i].Bytes()
+		req.done <- readResult{raw, err}
+	}
+}
+
+// getRaw is one GET for GetExpiry, batched or not.
+func (r *Redis) getRaw(ctx context.Context, key string) ([]byte, error) {
+	if r.reads == nil {
+		return r.c.Get(ctx, key).Bytes()
+	}
+	return r.reads.get(ctx, key)
+}
