@@ -3,6 +3,7 @@ package logging
 import (
 	"context"
 	"io"
+	"runtime"
 	"sync"
 	"sync/atomic"
 )
@@ -29,6 +30,10 @@ const (
 	chunkBytes = 64 << 10
 	keepChunks = 16
 )
+
+// gatherYields is how many times the flusher lets other goroutines run
+// before it writes a small batch (see flush).
+const gatherYields = 3
 
 // AsyncWriter takes log lines off the callers' path: Write copies the line
 // into memory and returns, and one background goroutine writes what has
@@ -140,6 +145,15 @@ func (w *AsyncWriter) flush() {
 		if len(w.pending) == 0 {
 			w.closed = true
 			return
+		}
+		for i := 0; i < gatherYields && !w.closing && len(w.pending) == 1 && len(w.pending[0]) < chunkBytes/2; i++ {
+			// Let the goroutines ready to run go first, and their lines
+			// gather: under load a write then carries many lines rather
+			// than a few (the system call, not the copy, is what costs);
+			// with nothing else to run this returns at once.
+			w.mu.Unlock()
+			runtime.Gosched()
+			w.mu.Lock()
 		}
 		batch := w.pending
 		w.pending, w.spare = w.spare[:0], nil

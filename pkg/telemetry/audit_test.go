@@ -143,9 +143,8 @@ func TestAuditLineFields(t *testing.T) {
 				if (a.lines != nil) != async {
 					t.Fatalf("direct path %v, want %v", a.lines != nil, async)
 				}
-				a.now = func() time.Time { return at }
 				d := tc.d
-				a.record(context.Background(), TransportGRPC, tc.req, &d, 42*time.Microsecond)
+				a.record(context.Background(), at, TransportGRPC, tc.req, &d, 42*time.Microsecond)
 				if err := aw.Close(context.Background()); err != nil {
 					t.Fatal(err)
 				}
@@ -182,7 +181,7 @@ func BenchmarkAuditRecord(b *testing.B) {
 				b.ReportAllocs()
 				for b.Loop() {
 					d := c.d
-					p.a.record(ctx, TransportGRPC, c.req, &d, 42*time.Microsecond)
+					p.a.record(ctx, time.Now(), TransportGRPC, c.req, &d, 42*time.Microsecond)
 				}
 				// Lines written faster than a starved flusher takes them
 				// are dropped; the figures are only meaningful without.
