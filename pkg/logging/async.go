@@ -46,12 +46,16 @@ const gatherYields = 3
 // is kept or dropped whole, and lines never interleave or split. They reach
 // the real writer in the order their Writes returned.
 //
-// Memory is bounded by BufferBytes (UrgentReserveBytes more for warn and
-// error lines, see New). A line that does not fit is dropped — the newest,
-// not older ones, which are already on their way — and counted (Dropped,
-// extauthz_log_lines_dropped_total); Write still reports success, since
-// nobody could do better with an error. Close writes everything held
-// before the process exits.
+// Memory is bounded: at most BufferBytes of lines are held
+// (UrgentReserveBytes more for warn and error lines, see New), in chunks
+// filled to within a line of their size, plus up to keepChunks empty
+// chunks (1 MiB) kept for reuse. A line that does not fit is dropped —
+// the newest, not older ones, which are already on their way; the
+// writer cannot tell an audit line from another, but the reserve lets
+// warnings and errors through a flood of info lines — and counted
+// (Dropped, extauthz_log_lines_dropped_total). Write still reports
+// success: a caller could do nothing better with an error, and slog
+// ignores it. Close writes everything held before the process exits.
 type AsyncWriter struct {
 	out     io.Writer
 	dropped atomic.Uint64
