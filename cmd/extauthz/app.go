@@ -112,6 +112,9 @@ type appOptions struct {
 	levelVar *slog.LevelVar
 	// telemetry replaces the one built from the OTEL_* environment (tests).
 	telemetry *telemetry.Telemetry
+	// logDropped counts the log lines the process's log output dropped
+	// (logging.AsyncWriter.Dropped); nil: a log that drops none.
+	logDropped func() uint64
 }
 
 func newApp(cfg *config.Config, log *slog.Logger, o appOptions) (a *app, err error) {
@@ -140,6 +143,9 @@ func newApp(cfg *config.Config, log *slog.Logger, o appOptions) (a *app, err err
 		if a.tel, err = telemetry.New(context.Background(), telemetry.Options{Version: version}); err != nil {
 			return nil, err
 		}
+	}
+	if err = a.tel.LogLinesDropped(o.logDropped); err != nil {
+		return nil, err
 	}
 	if o.observer == nil {
 		o.observer = a.tel.Metrics

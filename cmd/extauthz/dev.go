@@ -15,6 +15,7 @@ import (
 	"github.com/extauthz/extauthz/internal/gctune"
 	"github.com/extauthz/extauthz/pkg/config"
 	"github.com/extauthz/extauthz/pkg/devissuer"
+	"github.com/extauthz/extauthz/pkg/logging"
 )
 
 // devCmd runs the gateway with nothing else needed: a built-in issuer on
@@ -115,8 +116,11 @@ func devCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err := cfg.Validate(); err != nil {
 		return fmt.Errorf("dev: built-in config: %w", err)
 	}
-	log := newLogger(stderr, cfg.Log.Level, cfg.Log.Format)
+	out := logging.NewAsyncWriter(stderr)
+	defer closeLog(out)
+	log := newLogger(out, cfg.Log.Level, cfg.Log.Format)
 	o.adminToken = randomToken()
+	o.logDropped = out.Dropped
 	a, err := newApp(cfg, log, o)
 	if err != nil {
 		return err

@@ -303,9 +303,8 @@ func TestMetricsMatchTheChecksSent(t *testing.T) {
 		if st := s.check(t, [2]string{"authorization", "Bearer " + tools}); st != 403 {
 			t.Fatalf("the refused file changed the running config: %d", st)
 		}
-		if !strings.Contains(s.logs.String(), "config reload refused") {
-			t.Error("the refusal is not logged")
-		}
+		// The log reaches stderr a moment later (logging.AsyncWriter).
+		waitFor(t, "the refusal logged", func() bool { return strings.Contains(s.logs.String(), "config reload refused") })
 	})
 	t.Run("SIGHUP reloads", func(t *testing.T) {
 		// The reloader is running (it applied the change above), so the
@@ -340,37 +339,43 @@ func TestMetricsMatchTheChecksSent(t *testing.T) {
 		}
 	})
 	t.Run("one audit line per decision", func(t *testing.T) {
-		var allows, denials int
-		var sawTrace, sawSubject bool
-		for _, line := range strings.Split(s.logs.String(), "\n") {
-			var l map[string]any
-			if json.Unmarshal([]byte(line), &l) != nil || l["log"] != "audit" {
-				continue
-			}
-			switch l["decision"] {
-			case "allow":
-				allows++
-				sawSubject = sawSubject || (l["subject"] == "alice" && l["client_id"] == "cli")
-			case "deny":
-				denials++
-				if l["reason"] == nil || l["status"] == nil {
-					t.Errorf("denial line without reason or status: %s", line)
-				}
-			}
-			if l["trace_id"] == "4bf92f3577b34da6a3ce929d0e0e4736" {
-				sawTrace = true
-			}
-			if _, ok := l["latency_us"]; !ok {
-				t.Errorf("audit line without latency: %s", line)
-			}
-		}
 		// Before the reloads: 3 + 1 allowed, 5 denied (one refused before
 		// any decision); then 2 denials (403 twice), at least one allow, and
 		// as many 403s as the wait for the SIGHUP's reload saw: one line
-		// for each decision the metrics counted.
+		// for each decision the metrics counted. The lines reach stderr a
+		// moment after the decisions (logging.AsyncWriter): wait for them.
 		mf := s.scrape(t)
 		wantAllows, _ := value(mf, "extauthz_check_decisions_total", map[string]string{"decision": "allow"})
 		wantDenials, _ := value(mf, "extauthz_check_decisions_total", map[string]string{"decision": "deny"})
+		var allows, denials int
+		var sawTrace, sawSubject bool
+		count := func() bool {
+			allows, denials, sawTrace, sawSubject = 0, 0, false, false
+			for _, line := range strings.Split(s.logs.String(), "\n") {
+				var l map[string]any
+				if json.Unmarshal([]byte(line), &l) != nil || l["log"] != "audit" {
+					continue
+				}
+				switch l["decision"] {
+				case "allow":
+					allows++
+					sawSubject = sawSubject || (l["subject"] == "alice" && l["client_id"] == "cli")
+				case "deny":
+					denials++
+					if l["reason"] == nil || l["status"] == nil {
+						t.Errorf("denial line without reason or status: %s", line)
+					}
+				}
+				if l["trace_id"] == "4bf92f3577b34da6a3ce929d0e0e4736" {
+					sawTrace = true
+				}
+				if _, ok := l["latency_us"]; !ok {
+					t.Errorf("audit line without latency: %s", line)
+				}
+			}
+			return float64(allows) >= wantAllows && float64(denials) >= wantDenials
+		}
+		waitFor(t, "the audit lines", count)
 		if allows < 5 || denials < 7 || float64(allows) != wantAllows || float64(denials) != wantDenials {
 			t.Errorf("audit lines: %d allows, %d denials; want ≥ 5 and ≥ 7, and the decisions counted: %v and %v", allows, denials, wantAllows, wantDenials)
 		}

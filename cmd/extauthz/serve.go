@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 	"go.yaml.in/yaml/v3"
@@ -69,7 +70,9 @@ func serveCmd(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	log, level := logging.New(stderr, cfg.Log.Level, cfg.Log.Format)
+	out := logging.NewAsyncWriter(stderr)
+	defer closeLog(out)
+	log, level := logging.New(out, cfg.Log.Level, cfg.Log.Format)
 	if *path == "" {
 		log.Info("configuration read from the environment", "resource", cfg.Resources[0].Resource)
 	}
@@ -77,12 +80,25 @@ func serveCmd(ctx context.Context, args []string, stderr io.Writer) error {
 		log.Warn("config: " + w)
 	}
 	redis.SetLogger(redisLog{log})
-	a, err := newApp(cfg, log, appOptions{configPath: *path, fromEnv: *path == "", levelVar: level})
+	a, err := newApp(cfg, log, appOptions{configPath: *path, fromEnv: *path == "", levelVar: level, logDropped: out.Dropped})
 	if err != nil {
 		return err
 	}
 	defer gctune.Start(uint64(cfg.Runtime.GCHeadroomBytes)).Stop() //nolint:gosec // validated: 0 to 1 TiB
 	return a.run(ctx)
+}
+
+// logCloseTimeout bounds the wait for a stalled log output when the
+// process stops: the lines still held then are lost with it.
+const logCloseTimeout = 5 * time.Second
+
+// closeLog writes every log line still held before serve or dev returns:
+// whether it stops gracefully or on an error (which run prints after the
+// lines that led to it), nothing logged is lost.
+func closeLog(out *logging.AsyncWriter) {
+	ctx, cancel := context.WithTimeout(context.Background(), logCloseTimeout)
+	defer cancel()
+	_ = out.Close(ctx)
 }
 
 // checkConfigCmd validates a config file, or with no FILE the

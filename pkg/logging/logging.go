@@ -17,6 +17,7 @@
 package logging
 
 import (
+	"context"
 	"io"
 	"log/slog"
 	"strings"
@@ -27,18 +28,52 @@ import (
 // "debug", "info", "warn" or "error" (case-insensitive; anything else means
 // info). The returned *slog.LevelVar lets the caller change the level later
 // (config reload). The handler is wrapped by Redact.
+//
+// When w is an *AsyncWriter, warn and error lines are written with its
+// reserve (UrgentReserveBytes): a flood of info lines that fills the
+// buffer is dropped before them. The JSON logger then also has a direct
+// path for lines of a fixed shape written on every request (LinesOf).
 func New(w io.Writer, level, format string) (*slog.Logger, *slog.LevelVar) {
 	lv := new(slog.LevelVar)
 	l, _ := ParseLevel(level) // an unknown level is info: logging must start even if the flag is wrong
 	lv.Set(l)
 	opts := &slog.HandlerOptions{Level: lv}
-	var h slog.Handler
-	if strings.EqualFold(strings.TrimSpace(format), "text") {
-		h = slog.NewTextHandler(w, opts)
-	} else {
-		h = slog.NewJSONHandler(w, opts)
+	text := strings.EqualFold(strings.TrimSpace(format), "text")
+	handler := func(w io.Writer) slog.Handler {
+		if text {
+			return slog.NewTextHandler(w, opts)
+		}
+		return slog.NewJSONHandler(w, opts)
 	}
-	return slog.New(Redact(h)), lv
+	aw, async := w.(*AsyncWriter)
+	if !async {
+		return slog.New(Redact(handler(w))), lv
+	}
+	r := &redactor{next: bySeverity{low: handler(aw), high: handler(urgent{aw})}}
+	if !text {
+		r.lines = &Lines{w: aw, level: lv}
+	}
+	return slog.New(r), lv
+}
+
+// bySeverity sends warn and error records to high, the others to low.
+type bySeverity struct{ low, high slog.Handler }
+
+func (h bySeverity) Enabled(ctx context.Context, l slog.Level) bool { return h.low.Enabled(ctx, l) }
+
+func (h bySeverity) Handle(ctx context.Context, r slog.Record) error {
+	if r.Level >= slog.LevelWarn {
+		return h.high.Handle(ctx, r)
+	}
+	return h.low.Handle(ctx, r)
+}
+
+func (h bySeverity) WithAttrs(as []slog.Attr) slog.Handler {
+	return bySeverity{low: h.low.WithAttrs(as), high: h.high.WithAttrs(as)}
+}
+
+func (h bySeverity) WithGroup(name string) slog.Handler {
+	return bySeverity{low: h.low.WithGroup(name), high: h.high.WithGroup(name)}
 }
 
 // ParseLevel maps "debug"/"info"/"warn"/"error" (case-insensitive,

@@ -32,25 +32,50 @@ type redactor struct {
 	// secret is set below a WithGroup whose name is sensitive: every value
 	// in it is a credential, whatever its own key.
 	secret bool
+	// lines is the direct path of the root logger New built over an
+	// AsyncWriter in JSON (LinesOf); nil below With and WithGroup, whose
+	// attributes and groups it would not write.
+	lines *Lines
 }
 
 func (r *redactor) Enabled(ctx context.Context, l slog.Level) bool {
 	return r.next.Enabled(ctx, l)
 }
 
+// Handle passes a clean record on as it is, without copying it: every
+// request's audit line comes through here. Only a record with something
+// to remove is rebuilt.
 func (r *redactor) Handle(ctx context.Context, rec slog.Record) error {
 	msg, changed := scrub(rec.Message)
-	var buf [8]slog.Attr // typical records fit: no allocation for clean ones
-	attrs := buf[:0]
+	// The first attribute that changes, kept so that a LogValuer's
+	// LogValue runs once and the handler prints the value checked.
+	first, k, i := slog.Attr{}, -1, 0
 	rec.Attrs(func(a slog.Attr) bool {
-		a, c := redactAttr(a, r.secret)
-		changed = changed || c
-		attrs = append(attrs, a)
+		if ra, c := redactAttr(a, r.secret); c {
+			first, k = ra, i
+			return false
+		}
+		i++
 		return true
 	})
-	if !changed {
+	if !changed && k < 0 {
 		return r.next.Handle(ctx, rec)
 	}
+	var buf [16]slog.Attr // typical records fit: no allocation but the record's
+	attrs := buf[:0]
+	i = 0
+	rec.Attrs(func(a slog.Attr) bool {
+		switch {
+		case k < 0 || i < k:
+		case i == k:
+			a = first
+		default:
+			a, _ = redactAttr(a, r.secret)
+		}
+		attrs = append(attrs, a)
+		i++
+		return true
+	})
 	out := slog.NewRecord(rec.Time, rec.Level, msg, rec.PC)
 	out.AddAttrs(attrs...)
 	return r.next.Handle(ctx, out)

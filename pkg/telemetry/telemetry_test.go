@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/extauthz/extauthz/pkg/authz"
+	"github.com/extauthz/extauthz/pkg/logging"
 	"github.com/extauthz/extauthz/pkg/revocation"
 	"github.com/extauthz/extauthz/pkg/token"
 )
@@ -220,6 +221,9 @@ func BenchmarkInstrumentedCheck(b *testing.B) {
 		{"metrics", nil},
 		{"metrics+audit-all", NewAudit(slog.New(slog.NewJSONHandler(io.Discard, nil)), true, 1)},
 		{"metrics+audit-none", NewAudit(slog.New(slog.NewJSONHandler(io.Discard, nil)), true, 0)},
+		// The default setting as serve runs it: every allow written, through
+		// the process logger's redaction, to its AsyncWriter.
+		{"metrics+audit-default", NewAudit(serveLogger(b), true, 1)},
 	} {
 		d := Decider(allowed)
 		if bc.name != "bare" {
@@ -235,6 +239,14 @@ func BenchmarkInstrumentedCheck(b *testing.B) {
 			})
 		})
 	}
+}
+
+// serveLogger is the logger serve builds, its output discarded.
+func serveLogger(b *testing.B) *slog.Logger {
+	w := logging.NewAsyncWriter(io.Discard)
+	b.Cleanup(func() { _ = w.Close(context.Background()) })
+	l, _ := logging.New(w, "info", "json")
+	return l
 }
 
 // Exporter names what receives spans: "off", "otlp/grpc", "otlp/http"
