@@ -293,6 +293,11 @@ resources:
 			t.Errorf("the browser requested %s and it did not fail", e.s("url"))
 		}
 	}
+	// The gateway's log reaches its stderr a moment after the request (an asynchronous
+	// writer): wait for the sign-out's line before reading the log.
+	gateway.waitUntil(t, "its logout line", func() bool {
+		return logHas(gateway.logs.String(), map[string]string{"event": "logout", "subject": browserUser, "resource": "mcp"})
+	})
 	logs := gateway.logs.String()
 	if strings.Contains(logs, sid) {
 		t.Errorf("the gateway logged the session id")
