@@ -269,21 +269,28 @@ func parseJWT(raw string) (*jwt, error) {
 	}
 	// The whole claims set is checked here, before any key is fetched; the
 	// rest of it is read once the signature has verified.
-	if err := members(payload, func(name string, v []byte) error {
+	if t.iss, err = scanIssuer(payload); err != nil {
+		return nil, fmt.Errorf("%w: claims: %v", ErrMalformed, err)
+	}
+	t.payload = payload
+	return t, nil
+}
+
+// scanIssuer checks that a claims set is an unambiguous JSON object and
+// returns its iss ("" when absent).
+func scanIssuer(payload []byte) (iss string, err error) {
+	err = members(payload, func(name string, v []byte) error {
 		switch {
 		case name == "iss":
-			if err := json.Unmarshal(v, &t.iss); err != nil {
+			if err := json.Unmarshal(v, &iss); err != nil {
 				return errors.New(`claim "iss" has the wrong type`)
 			}
 		case caseVariant(name, standardClaims...):
 			return fmt.Errorf("claim %q differs from a standard claim only in case", name)
 		}
 		return nil
-	}); err != nil {
-		return nil, fmt.Errorf("%w: claims: %v", ErrMalformed, err)
-	}
-	t.payload = payload
-	return t, nil
+	})
+	return iss, err
 }
 
 // verifyJWT checks a JWT's header, signature and validity period. The
@@ -305,7 +312,7 @@ func (v *IssuerSet) verifyJWT(ctx context.Context, raw string, t *jwt, is Issuer
 		}
 		return nil, fmt.Errorf("%w: kid %q", ErrUnknownKey, t.header.Kid)
 	}
-	if _, err := jws.VerifyCompactFast(key, []byte(raw), alg); err != nil {
+	if err := verifySignature(alg, key, raw); err != nil {
 		return nil, ErrSignature
 	}
 	p, err := ParsePayload(t.payload, is.Claims)
@@ -316,6 +323,13 @@ func (v *IssuerSet) verifyJWT(ctx context.Context, raw string, t *jwt, is Issuer
 		return nil, err
 	}
 	return p.Claims(v.now(), v.leeway, true)
+}
+
+// verifySignature checks the signature of a JWS compact token with key,
+// under alg.
+func verifySignature(alg jwa.SignatureAlgorithm, key crypto.PublicKey, raw string) error {
+	_, err := jws.VerifyCompactFast(key, []byte(raw), alg)
+	return err
 }
 
 // accessToken checks that a verified JWT is an access token the gateway
