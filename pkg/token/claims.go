@@ -78,34 +78,34 @@ type payloadJSON struct {
 // as the claim.
 var standardClaims = []string{"iss", "sub", "aud", "exp", "nbf", "iat", "client_id", "azp", "scope", "scp", "cnf", "sid"}
 
-// field is where the standard claim name is decoded to, nil for any other
-// name.
-func (w *payloadJSON) field(name string) any {
+// read decodes the member name, if it is a standard claim, and reports
+// whether it was.
+func (w *payloadJSON) read(name string, v []byte) (bool, error) {
 	switch name {
 	case "iss":
-		return &w.Iss
+		return true, readString(v, &w.Iss)
 	case "sub":
-		return &w.Sub
+		return true, readString(v, &w.Sub)
 	case "sid":
-		return &w.Sid
+		return true, readString(v, &w.Sid)
 	case "aud":
-		return &w.Aud
+		return true, readStrings(v, (*[]string)(&w.Aud), func(s string) []string { return []string{s} })
 	case "exp":
-		return &w.Exp
+		return true, readDate(v, &w.Exp)
 	case "nbf":
-		return &w.Nbf
+		return true, readDate(v, &w.Nbf)
 	case "iat":
-		return &w.Iat
+		return true, readDate(v, &w.Iat)
 	case "client_id":
-		return &w.ClientID
+		return true, readString(v, &w.ClientID)
 	case "azp":
-		return &w.Azp
+		return true, readString(v, &w.Azp)
 	case "scope":
-		return &w.Scope
+		return true, readString(v, &w.Scope)
 	case "scp":
-		return &w.Scp
+		return true, readStrings(v, (*[]string)(&w.Scp), strings.Fields)
 	}
-	return nil
+	return false, nil
 }
 
 // wanted lists the claims that n asks for beyond the standard ones.
@@ -136,10 +136,10 @@ func ParsePayload(data []byte, names ClaimNames) (*Payload, error) {
 		all = make(map[string][]byte, len(want))
 	}
 	err := members(data, func(name string, v []byte) error {
-		if f := w.field(name); f != nil {
-			if err := json.Unmarshal(v, f); err != nil {
-				return fmt.Errorf("claim %q has the wrong type", name)
-			}
+		if std, err := w.read(name, v); err != nil {
+			return fmt.Errorf("claim %q has the wrong type", name)
+		} else if std {
+			// read
 		} else if name == "cnf" {
 			cnf = true
 			jkt, _ = ConfirmationJKT(v)
@@ -210,7 +210,7 @@ func ParsePayload(data []byte, names ClaimNames) (*Payload, error) {
 	if n := names.ClientID; n != "" && n != "client_id" {
 		p.ClientID = ""
 		if raw, ok := all[n]; ok {
-			if err := json.Unmarshal(raw, &p.ClientID); err != nil {
+			if err := readString(raw, &p.ClientID); err != nil {
 				return nil, fmt.Errorf("claim %q must be a string", n)
 			}
 		}
@@ -268,7 +268,7 @@ func ConfirmationJKT(cnf []byte) (jkt string, ok bool) {
 		if name != "jkt" || n > 1 {
 			return errors.New("not a cnf with jkt alone")
 		}
-		return json.Unmarshal(v, &jkt)
+		return readString(v, &jkt)
 	})
 	if err != nil || n != 1 || len(jkt) != thumbprintLen || !canonicalBase64URL(jkt) {
 		return "", false
@@ -300,7 +300,7 @@ func canonicalBase64URL(s string) bool { return b64seg.Canonical(s) }
 type stringList []string
 
 func (l *stringList) UnmarshalJSON(b []byte) error {
-	return unmarshalStrings(b, (*[]string)(l), func(s string) []string { return []string{s} })
+	return readStrings(b, (*[]string)(l), func(s string) []string { return []string{s} })
 }
 
 // scopeList reads scp, which servers send as an array or, like scope, as
@@ -308,31 +308,14 @@ func (l *stringList) UnmarshalJSON(b []byte) error {
 type scopeList []string
 
 func (l *scopeList) UnmarshalJSON(b []byte) error {
-	return unmarshalStrings(b, (*[]string)(l), strings.Fields)
-}
-
-// unmarshalStrings decodes an array of strings, or one string turned into
-// a list by fromString.
-func unmarshalStrings(b []byte, into *[]string, fromString func(string) []string) error {
-	if len(b) > 0 && b[0] == '"' {
-		var s string
-		if err := json.Unmarshal(b, &s); err != nil {
-			return err
-		}
-		*into = fromString(s)
-		return nil
-	}
-	return json.Unmarshal(b, into)
+	return readStrings(b, (*[]string)(l), strings.Fields)
 }
 
 // numericDate is seconds since the epoch, possibly fractional (RFC 7519 §2).
 type numericDate float64
 
-func (d *numericDate) UnmarshalJSON(b []byte) error {
-	var f float64
-	if err := json.Unmarshal(b, &f); err != nil {
-		return errors.New("numeric date must be a number")
-	}
+// set checks f is a date a token can carry.
+func (d *numericDate) set(f float64) error {
 	if math.IsNaN(f) || math.IsInf(f, 0) || f < 0 || f > 1e11 {
 		return errors.New("numeric date out of range")
 	}

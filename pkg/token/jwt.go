@@ -3,7 +3,6 @@ package token
 import (
 	"context"
 	"crypto"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -144,14 +143,14 @@ func parseHeader(data []byte) (header, error) {
 		var err error
 		switch name {
 		case "alg":
-			err = json.Unmarshal(v, &h.Alg)
+			err = readString(v, &h.Alg)
 		case "kid":
-			err = json.Unmarshal(v, &h.Kid)
+			err = readString(v, &h.Kid)
 		case "cty":
-			err = json.Unmarshal(v, &h.Cty)
+			err = readString(v, &h.Cty)
 		case "typ":
 			h.HasTyp = true
-			err = json.Unmarshal(v, &h.Typ)
+			err = readString(v, &h.Typ)
 		case "crit":
 			h.Crit = true
 		case "b64":
@@ -279,7 +278,7 @@ func scanIssuer(payload []byte) (iss string, err error) {
 	err = members(payload, func(name string, v []byte) error {
 		switch {
 		case name == "iss":
-			if err := json.Unmarshal(v, &iss); err != nil {
+			if err := readString(v, &iss); err != nil {
 				return errors.New(`claim "iss" has the wrong type`)
 			}
 		case caseVariant(name, standardClaims...):
@@ -379,7 +378,7 @@ func UnverifiedExpiry(raw string) (time.Time, bool) {
 	var exp *numericDate
 	if members(b, func(name string, v []byte) error {
 		if name == "exp" {
-			return json.Unmarshal(v, &exp)
+			return readDate(v, &exp)
 		}
 		return nil
 	}) != nil || exp == nil {
