@@ -67,6 +67,8 @@ type payloadJSON struct {
 	Iss, Sub, Sid string
 	Aud           stringList
 	Exp, Nbf, Iat *numericDate
+	// exp, nbf and iat hold the dates Exp, Nbf and Iat point to.
+	exp, nbf, iat numericDate
 	ClientID, Azp string
 	Scope         string
 	Scp           scopeList
@@ -91,11 +93,11 @@ func (w *payloadJSON) read(name string, v []byte) (bool, error) {
 	case "aud":
 		return true, readStrings(v, (*[]string)(&w.Aud), func(s string) []string { return []string{s} })
 	case "exp":
-		return true, readDate(v, &w.Exp)
+		return true, readDate(v, &w.Exp, &w.exp)
 	case "nbf":
-		return true, readDate(v, &w.Nbf)
+		return true, readDate(v, &w.Nbf, &w.nbf)
 	case "iat":
-		return true, readDate(v, &w.Iat)
+		return true, readDate(v, &w.Iat, &w.iat)
 	case "client_id":
 		return true, readString(v, &w.ClientID)
 	case "azp":
@@ -106,6 +108,22 @@ func (w *payloadJSON) read(name string, v []byte) (bool, error) {
 		return true, readStrings(v, (*[]string)(&w.Scp), strings.Fields)
 	}
 	return false, nil
+}
+
+// payload is the Payload of the standard claims read into w, with the
+// cnf facts.
+func (w *payloadJSON) payload(cnf bool, jkt string) *Payload {
+	p := &Payload{Issuer: w.Iss, Subject: w.Sub, SessionID: w.Sid, ClientID: w.ClientID, Audience: w.Aud, Confirmation: cnf, JKT: jkt}
+	if p.ClientID == "" {
+		p.ClientID = w.Azp
+	}
+	if w.Scope != "" {
+		p.Scopes = strings.Fields(w.Scope)
+	} else if len(w.Scp) > 0 {
+		p.Scopes = w.Scp
+	}
+	p.Expiry, p.NotBefore, p.IssuedAt = w.Exp.time(), w.Nbf.time(), w.Iat.time()
+	return p
 }
 
 // wanted lists the claims that n asks for beyond the standard ones.
@@ -158,16 +176,7 @@ func ParsePayload(data []byte, names ClaimNames) (*Payload, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &Payload{Issuer: w.Iss, Subject: w.Sub, SessionID: w.Sid, ClientID: w.ClientID, Audience: w.Aud, Confirmation: cnf, JKT: jkt}
-	if p.ClientID == "" {
-		p.ClientID = w.Azp
-	}
-	if w.Scope != "" {
-		p.Scopes = strings.Fields(w.Scope)
-	} else if len(w.Scp) > 0 {
-		p.Scopes = w.Scp
-	}
-	p.Expiry, p.NotBefore, p.IssuedAt = w.Exp.time(), w.Nbf.time(), w.Iat.time()
+	p := w.payload(cnf, jkt)
 	if std {
 		return p, nil
 	}
@@ -216,6 +225,78 @@ func ParsePayload(data []byte, names ClaimNames) (*Payload, error) {
 		}
 	}
 	return p, nil
+}
+
+// claimValues are the raw values of a claims set's standard claims (nil
+// when absent), found in one strict scan of it: the scan before any key
+// is fetched, which checks the whole set, also finds what ParsePayload
+// would read, and reading it after the signature has verified needs no
+// second scan.
+type claimValues struct {
+	iss, sub, sid, aud, exp, nbf, iat, clientID, azp, scope, scp, cnf []byte
+}
+
+// scan checks that data is an unambiguous claims set, as ParsePayload
+// does with the standard names, and keeps the standard claims' values.
+func (r *claimValues) scan(data []byte) error {
+	return members(data, func(name string, v []byte) error {
+		switch name {
+		case "iss":
+			r.iss = v
+		case "sub":
+			r.sub = v
+		case "sid":
+			r.sid = v
+		case "aud":
+			r.aud = v
+		case "exp":
+			r.exp = v
+		case "nbf":
+			r.nbf = v
+		case "iat":
+			r.iat = v
+		case "client_id":
+			r.clientID = v
+		case "azp":
+			r.azp = v
+		case "scope":
+			r.scope = v
+		case "scp":
+			r.scp = v
+		case "cnf":
+			r.cnf = v
+		default:
+			if caseVariant(name, standardClaims...) {
+				return fmt.Errorf("claim %q differs from a standard claim only in case", name)
+			}
+		}
+		return nil
+	})
+}
+
+// payload reads the scanned values as ParsePayload reads them with the
+// standard names.
+func (r *claimValues) payload() (*Payload, error) {
+	var w payloadJSON
+	for _, m := range [...]struct {
+		name string
+		v    []byte
+	}{
+		{"iss", r.iss}, {"sub", r.sub}, {"sid", r.sid}, {"aud", r.aud}, {"exp", r.exp}, {"nbf", r.nbf},
+		{"iat", r.iat}, {"client_id", r.clientID}, {"azp", r.azp}, {"scope", r.scope}, {"scp", r.scp},
+	} {
+		if m.v == nil {
+			continue
+		}
+		if _, err := w.read(m.name, m.v); err != nil {
+			return nil, fmt.Errorf("claim %q has the wrong type", m.name)
+		}
+	}
+	cnf, jkt := r.cnf != nil, ""
+	if cnf {
+		jkt, _ = ConfirmationJKT(r.cnf)
+	}
+	return w.payload(cnf, jkt), nil
 }
 
 // Claims checks the validity period against now (with leeway) and returns

@@ -32,18 +32,18 @@ func readString(v []byte, dst *string) error {
 	return nil
 }
 
-// readDate decodes a NumericDate (RFC 7519 §2) into dst: null is absent
-// (nil), as encoding/json sets a pointer.
-func readDate(v []byte, dst **numericDate) error {
+// readDate decodes a NumericDate (RFC 7519 §2) into *store and points dst
+// at it: null is absent (nil), as encoding/json sets a pointer. store is
+// the caller's, so that a date costs no allocation.
+func readDate(v []byte, dst **numericDate, store *numericDate) error {
 	if isNull(v) {
 		*dst = nil
 		return nil
 	}
-	d := new(numericDate)
-	if err := d.read(v); err != nil {
+	if err := store.read(v); err != nil {
 		return err
 	}
-	*dst = d
+	*dst = store
 	return nil
 }
 

@@ -36,8 +36,9 @@ func checkRead(t *testing.T, v []byte) {
 		t.Errorf("string %s: got %q, %v; encoding/json %q, %v", v, got, gerr, want, werr)
 	}
 	var gd *numericDate
+	var store numericDate
 	var wf *float64
-	gerr, werr = readDate(v, &gd), json.Unmarshal(v, &wf)
+	gerr, werr = readDate(v, &gd, &store), json.Unmarshal(v, &wf)
 	if werr == nil && wf != nil {
 		werr = new(numericDate).set(*wf)
 	}

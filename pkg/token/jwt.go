@@ -174,6 +174,9 @@ type jwt struct {
 	header  header
 	payload []byte
 	iss     string
+	// claims are the standard claims' raw values, found by the scan that
+	// checked the claims set, read once the signature has verified.
+	claims claimValues
 }
 
 // Verify checks a token for a resource that trusts the given issuers.
@@ -265,28 +268,15 @@ func parseJWT(raw string) (*jwt, error) {
 	}
 	// The whole claims set is checked here, before any key is fetched; the
 	// rest of it is read once the signature has verified.
-	if t.iss, err = scanIssuer(payload); err != nil {
+	if err = t.claims.scan(payload); err != nil {
 		return nil, fmt.Errorf("%w: claims: %v", ErrMalformed, err)
+	}
+	// Without iss, t.iss stays "", and Verify routes the token so.
+	if t.claims.iss != nil && readString(t.claims.iss, &t.iss) != nil {
+		return nil, fmt.Errorf(`%w: claims: claim "iss" has the wrong type`, ErrMalformed)
 	}
 	t.payload = payload
 	return t, nil
-}
-
-// scanIssuer checks that a claims set is an unambiguous JSON object and
-// returns its iss ("" when absent).
-func scanIssuer(payload []byte) (iss string, err error) {
-	err = members(payload, func(name string, v []byte) error {
-		switch {
-		case name == "iss":
-			if err := readString(v, &iss); err != nil {
-				return errors.New(`claim "iss" has the wrong type`)
-			}
-		case caseVariant(name, standardClaims...):
-			return fmt.Errorf("claim %q differs from a standard claim only in case", name)
-		}
-		return nil
-	})
-	return iss, err
 }
 
 // verifyJWT checks a JWT's header, signature and validity period. The
@@ -311,7 +301,14 @@ func (v *IssuerSet) verifyJWT(ctx context.Context, raw string, t *jwt, is Issuer
 	if err := verifySignature(alg, key, raw); err != nil {
 		return nil, ErrSignature
 	}
-	p, err := ParsePayload(t.payload, is.Claims)
+	var p *Payload
+	if is.Claims.standard() {
+		// The claims set was scanned once already: only the standard
+		// claims' values are left to read.
+		p, err = t.claims.payload()
+	} else {
+		p, err = ParsePayload(t.payload, is.Claims)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%w: claims: %v", ErrMalformed, err)
 	}
@@ -376,9 +373,10 @@ func UnverifiedExpiry(raw string) (time.Time, bool) {
 		return time.Time{}, false
 	}
 	var exp *numericDate
+	var store numericDate
 	if members(b, func(name string, v []byte) error {
 		if name == "exp" {
-			return readDate(v, &exp)
+			return readDate(v, &exp, &store)
 		}
 		return nil
 	}) != nil || exp == nil {

@@ -124,7 +124,8 @@ func BenchmarkStages(b *testing.B) {
 			b.Run("scan", func(b *testing.B) {
 				b.ReportAllocs()
 				for b.Loop() {
-					if _, err := scanIssuer(t.payload); err != nil {
+					var r claimValues
+					if err := r.scan(t.payload); err != nil {
 						b.Fatal(err)
 					}
 				}
@@ -157,7 +158,7 @@ func BenchmarkStages(b *testing.B) {
 			b.Run("claims", func(b *testing.B) {
 				b.ReportAllocs()
 				for b.Loop() {
-					p, err := ParsePayload(t.payload, ClaimNames{})
+					p, err := t.claims.payload()
 					if err != nil {
 						b.Fatal(err)
 					}
