@@ -372,8 +372,8 @@ func decodeSegment(seg string) ([]byte, error) {
 // the one form an encoder writes (see internal/b64seg). Any other spelling
 // of the same bytes would make a different string of the same token: a
 // new cache entry, and a way around a revocation by the token's hash. The
-// signature segment is held to it too, though a library decodes it: the
-// one jwx uses accepts the standard alphabet and padding.
+// signature segment is held to it too, and decoded by b64seg as well
+// (verifySignature).
 func canonicalBase64URL(s string) bool { return b64seg.Canonical(s) }
 
 // stringList accepts a JSON string or an array of strings, as aud may be
