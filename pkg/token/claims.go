@@ -67,6 +67,8 @@ type payloadJSON struct {
 	Iss, Sub, Sid string
 	Aud           stringList
 	Exp, Nbf, Iat *numericDate
+	// exp, nbf and iat hold the dates Exp, Nbf and Iat point to.
+	exp, nbf, iat numericDate
 	ClientID, Azp string
 	Scope         string
 	Scp           scopeList
@@ -78,34 +80,50 @@ type payloadJSON struct {
 // as the claim.
 var standardClaims = []string{"iss", "sub", "aud", "exp", "nbf", "iat", "client_id", "azp", "scope", "scp", "cnf", "sid"}
 
-// field is where the standard claim name is decoded to, nil for any other
-// name.
-func (w *payloadJSON) field(name string) any {
+// read decodes the member name, if it is a standard claim, and reports
+// whether it was.
+func (w *payloadJSON) read(name string, v []byte) (bool, error) {
 	switch name {
 	case "iss":
-		return &w.Iss
+		return true, readString(v, &w.Iss)
 	case "sub":
-		return &w.Sub
+		return true, readString(v, &w.Sub)
 	case "sid":
-		return &w.Sid
+		return true, readString(v, &w.Sid)
 	case "aud":
-		return &w.Aud
+		return true, readStrings(v, (*[]string)(&w.Aud), func(s string) []string { return []string{s} })
 	case "exp":
-		return &w.Exp
+		return true, readDate(v, &w.Exp, &w.exp)
 	case "nbf":
-		return &w.Nbf
+		return true, readDate(v, &w.Nbf, &w.nbf)
 	case "iat":
-		return &w.Iat
+		return true, readDate(v, &w.Iat, &w.iat)
 	case "client_id":
-		return &w.ClientID
+		return true, readString(v, &w.ClientID)
 	case "azp":
-		return &w.Azp
+		return true, readString(v, &w.Azp)
 	case "scope":
-		return &w.Scope
+		return true, readString(v, &w.Scope)
 	case "scp":
-		return &w.Scp
+		return true, readStrings(v, (*[]string)(&w.Scp), strings.Fields)
 	}
-	return nil
+	return false, nil
+}
+
+// payload is the Payload of the standard claims read into w, with the
+// cnf facts.
+func (w *payloadJSON) payload(cnf bool, jkt string) *Payload {
+	p := &Payload{Issuer: w.Iss, Subject: w.Sub, SessionID: w.Sid, ClientID: w.ClientID, Audience: w.Aud, Confirmation: cnf, JKT: jkt}
+	if p.ClientID == "" {
+		p.ClientID = w.Azp
+	}
+	if w.Scope != "" {
+		p.Scopes = strings.Fields(w.Scope)
+	} else if len(w.Scp) > 0 {
+		p.Scopes = w.Scp
+	}
+	p.Expiry, p.NotBefore, p.IssuedAt = w.Exp.time(), w.Nbf.time(), w.Iat.time()
+	return p
 }
 
 // wanted lists the claims that n asks for beyond the standard ones.
@@ -136,10 +154,10 @@ func ParsePayload(data []byte, names ClaimNames) (*Payload, error) {
 		all = make(map[string][]byte, len(want))
 	}
 	err := members(data, func(name string, v []byte) error {
-		if f := w.field(name); f != nil {
-			if err := json.Unmarshal(v, f); err != nil {
-				return fmt.Errorf("claim %q has the wrong type", name)
-			}
+		if std, err := w.read(name, v); err != nil {
+			return fmt.Errorf("claim %q has the wrong type", name)
+		} else if std {
+			// read
 		} else if name == "cnf" {
 			cnf = true
 			jkt, _ = ConfirmationJKT(v)
@@ -158,16 +176,7 @@ func ParsePayload(data []byte, names ClaimNames) (*Payload, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &Payload{Issuer: w.Iss, Subject: w.Sub, SessionID: w.Sid, ClientID: w.ClientID, Audience: w.Aud, Confirmation: cnf, JKT: jkt}
-	if p.ClientID == "" {
-		p.ClientID = w.Azp
-	}
-	if w.Scope != "" {
-		p.Scopes = strings.Fields(w.Scope)
-	} else if len(w.Scp) > 0 {
-		p.Scopes = w.Scp
-	}
-	p.Expiry, p.NotBefore, p.IssuedAt = w.Exp.time(), w.Nbf.time(), w.Iat.time()
+	p := w.payload(cnf, jkt)
 	if std {
 		return p, nil
 	}
@@ -210,12 +219,84 @@ func ParsePayload(data []byte, names ClaimNames) (*Payload, error) {
 	if n := names.ClientID; n != "" && n != "client_id" {
 		p.ClientID = ""
 		if raw, ok := all[n]; ok {
-			if err := json.Unmarshal(raw, &p.ClientID); err != nil {
+			if err := readString(raw, &p.ClientID); err != nil {
 				return nil, fmt.Errorf("claim %q must be a string", n)
 			}
 		}
 	}
 	return p, nil
+}
+
+// claimValues are the raw values of a claims set's standard claims (nil
+// when absent), found in one strict scan of it: the scan before any key
+// is fetched, which checks the whole set, also finds what ParsePayload
+// would read, and reading it after the signature has verified needs no
+// second scan.
+type claimValues struct {
+	iss, sub, sid, aud, exp, nbf, iat, clientID, azp, scope, scp, cnf []byte
+}
+
+// scan checks that data is an unambiguous claims set, as ParsePayload
+// does with the standard names, and keeps the standard claims' values.
+func (r *claimValues) scan(data []byte) error {
+	return members(data, func(name string, v []byte) error {
+		switch name {
+		case "iss":
+			r.iss = v
+		case "sub":
+			r.sub = v
+		case "sid":
+			r.sid = v
+		case "aud":
+			r.aud = v
+		case "exp":
+			r.exp = v
+		case "nbf":
+			r.nbf = v
+		case "iat":
+			r.iat = v
+		case "client_id":
+			r.clientID = v
+		case "azp":
+			r.azp = v
+		case "scope":
+			r.scope = v
+		case "scp":
+			r.scp = v
+		case "cnf":
+			r.cnf = v
+		default:
+			if caseVariant(name, standardClaims...) {
+				return fmt.Errorf("claim %q differs from a standard claim only in case", name)
+			}
+		}
+		return nil
+	})
+}
+
+// payload reads the scanned values as ParsePayload reads them with the
+// standard names.
+func (r *claimValues) payload() (*Payload, error) {
+	var w payloadJSON
+	for _, m := range [...]struct {
+		name string
+		v    []byte
+	}{
+		{"iss", r.iss}, {"sub", r.sub}, {"sid", r.sid}, {"aud", r.aud}, {"exp", r.exp}, {"nbf", r.nbf},
+		{"iat", r.iat}, {"client_id", r.clientID}, {"azp", r.azp}, {"scope", r.scope}, {"scp", r.scp},
+	} {
+		if m.v == nil {
+			continue
+		}
+		if _, err := w.read(m.name, m.v); err != nil {
+			return nil, fmt.Errorf("claim %q has the wrong type", m.name)
+		}
+	}
+	cnf, jkt := r.cnf != nil, ""
+	if cnf {
+		jkt, _ = ConfirmationJKT(r.cnf)
+	}
+	return w.payload(cnf, jkt), nil
 }
 
 // Claims checks the validity period against now (with leeway) and returns
@@ -268,7 +349,7 @@ func ConfirmationJKT(cnf []byte) (jkt string, ok bool) {
 		if name != "jkt" || n > 1 {
 			return errors.New("not a cnf with jkt alone")
 		}
-		return json.Unmarshal(v, &jkt)
+		return readString(v, &jkt)
 	})
 	if err != nil || n != 1 || len(jkt) != thumbprintLen || !canonicalBase64URL(jkt) {
 		return "", false
@@ -291,8 +372,8 @@ func decodeSegment(seg string) ([]byte, error) {
 // the one form an encoder writes (see internal/b64seg). Any other spelling
 // of the same bytes would make a different string of the same token: a
 // new cache entry, and a way around a revocation by the token's hash. The
-// signature segment is held to it too, though a library decodes it: the
-// one jwx uses accepts the standard alphabet and padding.
+// signature segment is held to it too, and decoded by b64seg as well
+// (verifySignature).
 func canonicalBase64URL(s string) bool { return b64seg.Canonical(s) }
 
 // stringList accepts a JSON string or an array of strings, as aud may be
@@ -300,7 +381,7 @@ func canonicalBase64URL(s string) bool { return b64seg.Canonical(s) }
 type stringList []string
 
 func (l *stringList) UnmarshalJSON(b []byte) error {
-	return unmarshalStrings(b, (*[]string)(l), func(s string) []string { return []string{s} })
+	return readStrings(b, (*[]string)(l), func(s string) []string { return []string{s} })
 }
 
 // scopeList reads scp, which servers send as an array or, like scope, as
@@ -308,31 +389,14 @@ func (l *stringList) UnmarshalJSON(b []byte) error {
 type scopeList []string
 
 func (l *scopeList) UnmarshalJSON(b []byte) error {
-	return unmarshalStrings(b, (*[]string)(l), strings.Fields)
-}
-
-// unmarshalStrings decodes an array of strings, or one string turned into
-// a list by fromString.
-func unmarshalStrings(b []byte, into *[]string, fromString func(string) []string) error {
-	if len(b) > 0 && b[0] == '"' {
-		var s string
-		if err := json.Unmarshal(b, &s); err != nil {
-			return err
-		}
-		*into = fromString(s)
-		return nil
-	}
-	return json.Unmarshal(b, into)
+	return readStrings(b, (*[]string)(l), strings.Fields)
 }
 
 // numericDate is seconds since the epoch, possibly fractional (RFC 7519 §2).
 type numericDate float64
 
-func (d *numericDate) UnmarshalJSON(b []byte) error {
-	var f float64
-	if err := json.Unmarshal(b, &f); err != nil {
-		return errors.New("numeric date must be a number")
-	}
+// set checks f is a date a token can carry.
+func (d *numericDate) set(f float64) error {
 	if math.IsNaN(f) || math.IsInf(f, 0) || f < 0 || f > 1e11 {
 		return errors.New("numeric date out of range")
 	}

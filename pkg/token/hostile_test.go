@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -382,6 +383,16 @@ func FuzzParsePayload(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		p, err := ParsePayload(data, ClaimNames{})
+		// Verify's one scan and later read (claimValues) is ParsePayload
+		// with the standard names, in two steps.
+		var cv claimValues
+		q, qerr := (*Payload)(nil), cv.scan(data)
+		if qerr == nil {
+			q, qerr = cv.payload()
+		}
+		if (err == nil) != (qerr == nil) || (err == nil && !reflect.DeepEqual(p, q)) {
+			t.Fatalf("ParsePayload %+v, %v; scan and read %+v, %v", p, err, q, qerr)
+		}
 		if err != nil {
 			return
 		}
@@ -407,7 +418,7 @@ func FuzzParsePayload(f *testing.F) {
 				t.Fatalf("JKT %q, a map decoding reads %q", p.JKT, want)
 			}
 		}
-		q, err := ParsePayload(data, ClaimNames{Keep: []string{"x"}})
+		q, err = ParsePayload(data, ClaimNames{Keep: []string{"x"}})
 		if err == nil && (q.Issuer != p.Issuer || q.Subject != p.Subject || !q.Expiry.Equal(p.Expiry)) {
 			t.Fatalf("claims differ with Keep: %+v, %+v", p, q)
 		}

@@ -3,14 +3,10 @@ package token
 import (
 	"context"
 	"crypto"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
 	"time"
-
-	"github.com/lestrrat-go/jwx/v3/jwa"
-	"github.com/lestrrat-go/jwx/v3/jws"
 
 	"github.com/extauthz/extauthz/internal/mediatype"
 	"github.com/extauthz/extauthz/pkg/jwks"
@@ -83,7 +79,7 @@ type Options struct {
 // introspection.
 type IssuerSet struct {
 	issuers  map[string]Issuer
-	algs     map[string]jwa.SignatureAlgorithm
+	algs     map[string]*sigAlg
 	leeway   time.Duration
 	maxBytes int
 	now      func() time.Time
@@ -95,12 +91,12 @@ func NewIssuerSet(o Options) (*IssuerSet, error) {
 	if names == nil {
 		names = DefaultAlgorithms
 	}
-	algs := make(map[string]jwa.SignatureAlgorithm, len(names))
+	algs := make(map[string]*sigAlg, len(names))
 	for _, n := range names {
 		if n == "none" || strings.HasPrefix(n, "HS") {
 			return nil, fmt.Errorf("token: algorithm %q is never accepted", n)
 		}
-		a, ok := jwa.LookupSignatureAlgorithm(n)
+		a, ok := sigAlgs[n]
 		if !ok {
 			return nil, fmt.Errorf("token: unknown algorithm %q", n)
 		}
@@ -147,14 +143,14 @@ func parseHeader(data []byte) (header, error) {
 		var err error
 		switch name {
 		case "alg":
-			err = json.Unmarshal(v, &h.Alg)
+			err = readString(v, &h.Alg)
 		case "kid":
-			err = json.Unmarshal(v, &h.Kid)
+			err = readString(v, &h.Kid)
 		case "cty":
-			err = json.Unmarshal(v, &h.Cty)
+			err = readString(v, &h.Cty)
 		case "typ":
 			h.HasTyp = true
-			err = json.Unmarshal(v, &h.Typ)
+			err = readString(v, &h.Typ)
 		case "crit":
 			h.Crit = true
 		case "b64":
@@ -178,6 +174,9 @@ type jwt struct {
 	header  header
 	payload []byte
 	iss     string
+	// claims are the standard claims' raw values, found by the scan that
+	// checked the claims set, read once the signature has verified.
+	claims claimValues
 }
 
 // Verify checks a token for a resource that trusts the given issuers.
@@ -269,18 +268,12 @@ func parseJWT(raw string) (*jwt, error) {
 	}
 	// The whole claims set is checked here, before any key is fetched; the
 	// rest of it is read once the signature has verified.
-	if err := members(payload, func(name string, v []byte) error {
-		switch {
-		case name == "iss":
-			if err := json.Unmarshal(v, &t.iss); err != nil {
-				return errors.New(`claim "iss" has the wrong type`)
-			}
-		case caseVariant(name, standardClaims...):
-			return fmt.Errorf("claim %q differs from a standard claim only in case", name)
-		}
-		return nil
-	}); err != nil {
+	if err = t.claims.scan(payload); err != nil {
 		return nil, fmt.Errorf("%w: claims: %v", ErrMalformed, err)
+	}
+	// Without iss, t.iss stays "", and Verify routes the token so.
+	if t.claims.iss != nil && readString(t.claims.iss, &t.iss) != nil {
+		return nil, fmt.Errorf(`%w: claims: claim "iss" has the wrong type`, ErrMalformed)
 	}
 	t.payload = payload
 	return t, nil
@@ -305,10 +298,17 @@ func (v *IssuerSet) verifyJWT(ctx context.Context, raw string, t *jwt, is Issuer
 		}
 		return nil, fmt.Errorf("%w: kid %q", ErrUnknownKey, t.header.Kid)
 	}
-	if _, err := jws.VerifyCompactFast(key, []byte(raw), alg); err != nil {
+	if err := verifySignature(alg, key, raw); err != nil {
 		return nil, ErrSignature
 	}
-	p, err := ParsePayload(t.payload, is.Claims)
+	var p *Payload
+	if is.Claims.standard() {
+		// The claims set was scanned once already: only the standard
+		// claims' values are left to read.
+		p, err = t.claims.payload()
+	} else {
+		p, err = ParsePayload(t.payload, is.Claims)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%w: claims: %v", ErrMalformed, err)
 	}
@@ -373,9 +373,10 @@ func UnverifiedExpiry(raw string) (time.Time, bool) {
 		return time.Time{}, false
 	}
 	var exp *numericDate
+	var store numericDate
 	if members(b, func(name string, v []byte) error {
 		if name == "exp" {
-			return json.Unmarshal(v, &exp)
+			return readDate(v, &exp, &store)
 		}
 		return nil
 	}) != nil || exp == nil {

@@ -11,8 +11,26 @@ import "github.com/extauthz/extauthz/internal/strictjson"
 // recursive scan's stack small whatever tokens.max_bytes is.
 const maxJSONDepth = 64
 
-// jsonReader reads headers, claims sets and cnf objects.
-var jsonReader = strictjson.NewReader(maxJSONDepth)
+// jsonReader reads headers, claims sets and cnf objects. The names and
+// values nearly every token holds are known to it, so that reading them
+// allocates nothing: each would otherwise be a new string per member per
+// verification.
+var jsonReader = strictjson.NewReader(maxJSONDepth, knownStrings()...)
+
+// knownStrings are the header parameters and claims gateways read, those
+// issuers commonly add (RFC 7519, RFC 9068, OpenID Connect), and the
+// header values of an access token.
+func knownStrings() []string {
+	k := append([]string{}, headerNames...)
+	k = append(k, standardClaims...)
+	k = append(k, "jti", "acr", "amr", "auth_time", "act", "may_act", "groups", "roles", "entitlements",
+		"nonce", "email", "email_verified", "name", "preferred_username", "tid", "oid", "ver", "uid", "cid",
+		"at+jwt", "application/at+jwt", "JWT", "jkt")
+	for n := range sigAlgs {
+		k = append(k, n)
+	}
+	return k
+}
 
 var errDuplicate = strictjson.ErrDuplicate
 

@@ -16,7 +16,6 @@ package token
 import (
 	"context"
 	"errors"
-	"strings"
 	"time"
 )
 
@@ -86,34 +85,38 @@ func (g *Grant) HasAudience(accepted map[string]struct{}) bool {
 
 // Key identifies a grant's content, for interning.
 func (g *Grant) Key() string {
-	var b strings.Builder
-	b.Grow(len(g.Issuer) + len(g.ClientID) + len(g.Scope) + len(g.JKT) + 64)
-	b.WriteString(g.Issuer)
-	b.WriteByte(0)
-	b.WriteString(g.ClientID)
-	b.WriteByte(0)
+	return string(g.AppendKey(make([]byte, 0, len(g.Issuer)+len(g.ClientID)+len(g.Scope)+len(g.JKT)+64)))
+}
+
+// AppendKey appends Key to dst: a caller that only looks a grant up can
+// do so from a buffer on its stack, without allocating.
+func (g *Grant) AppendKey(b []byte) []byte {
+	b = append(b, g.Issuer...)
+	b = append(b, 0)
+	b = append(b, g.ClientID...)
+	b = append(b, 0)
 	for _, a := range g.Audience {
-		b.WriteString(a)
-		b.WriteByte(1)
+		b = append(b, a...)
+		b = append(b, 1)
 	}
-	b.WriteByte(0)
+	b = append(b, 0)
 	for _, s := range g.Scopes {
-		b.WriteString(s)
-		b.WriteByte(1)
+		b = append(b, s...)
+		b = append(b, 1)
 	}
 	if g.CacheTTL > 0 {
-		b.WriteByte(0)
-		b.WriteString(g.CacheTTL.String())
+		b = append(b, 0)
+		b = append(b, g.CacheTTL.String()...)
 	}
 	if g.JKT != "" {
 		// Last: a marker and the thumbprint's 43 characters. An unbound
 		// key never ends so (its end is a 0 or 1 byte, or a 0 and the few
 		// characters of a TTL), so interning never merges a bound grant
 		// with an unbound one, nor with one bound to another key.
-		b.WriteByte(2)
-		b.WriteString(g.JKT)
+		b = append(b, 2)
+		b = append(b, g.JKT...)
 	}
-	return b.String()
+	return b
 }
 
 // Verifier turns a raw token into verified Claims.

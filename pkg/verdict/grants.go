@@ -47,14 +47,17 @@ func (t *Grants) Intern(g *token.Grant) *token.Grant {
 	if t == nil {
 		return g
 	}
-	k := g.Key()
+	// The key is built on the stack: a grant already interned, the
+	// common case, is found without allocating.
+	var buf [256]byte
+	k := g.AppendKey(buf[:0])
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if cur, ok := t.m[k]; ok {
+	if cur, ok := t.m[string(k)]; ok {
 		return cur
 	}
 	if len(t.m) < t.max {
-		t.add(k, g)
+		t.add(string(k), g)
 	}
 	return g
 }
