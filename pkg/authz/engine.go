@@ -10,8 +10,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"golang.org/x/sync/singleflight"
-
 	"github.com/extauthz/extauthz/pkg/cache"
 	"github.com/extauthz/extauthz/pkg/config"
 	"github.com/extauthz/extauthz/pkg/dpop"
@@ -138,7 +136,7 @@ type UpstreamCredential struct {
 type Engine struct {
 	policy atomic.Pointer[Policy]
 	opts   Options
-	flight singleflight.Group
+	flight flight // one verification per token at a time (flight.go)
 
 	// joiningFlight, when set by tests, runs once a request has joined or
 	// started a verification flight.
@@ -442,21 +440,21 @@ func (e *Engine) verdict(ctx context.Context, p *Policy, res *resource, raw stri
 		// characters: not one Bearer credential (RFC 6750 §2.1).
 		return verdict.Verdict{Err: ErrMalformedHeader}, SourceNone
 	}
-	ch := e.flight.DoChan(key.String(), func() (any, error) {
+	call := e.flight.do(key, func() verdict.Verdict {
 		// The verification serves every waiter, so one caller giving up
 		// must not cancel it for the others.
 		vctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), e.opts.VerifyTimeout)
 		defer cancel()
-		return e.store(vctx, key, e.verifyUncached(vctx, p, res, raw)), nil
+		return e.store(vctx, key, e.verifyUncached(vctx, p, res, raw))
 	})
 	if e.joiningFlight != nil {
-		// DoChan has registered this request with the flight (as its
-		// leader or a follower) by the time it returns.
+		// do has registered this request with the flight (as its leader
+		// or a follower) by the time it returns.
 		e.joiningFlight()
 	}
 	select {
-	case r := <-ch:
-		return r.Val.(verdict.Verdict), SourceVerified
+	case <-call.done:
+		return call.val, SourceVerified
 	case <-ctx.Done():
 		return verdict.Verdict{Err: fmt.Errorf("%w: %v", token.ErrUnavailable, ctx.Err())}, SourceVerified
 	}
