@@ -278,7 +278,7 @@ func (rep *Report) WriteMarkdown(w io.Writer) {
 				fmt.Fprintf(w, " Answers checked in full per run: %s.", strings.Join(verified, ", "))
 			}
 			if len(raw) > 0 {
-				fmt.Fprintf(w, " **Raw ecdsa.VerifyASN1 (P-256), CPU µs per verify**, timed in this tool right before each run: %s.", strings.Join(raw, ", "))
+				fmt.Fprintf(w, " **Raw %s, CPU µs per verify**, timed in this tool right before each run: %s.", rawVerifyName(scenarioAlg(sc.Name)), strings.Join(raw, ", "))
 			}
 			fmt.Fprintf(w, "\n\n")
 			if sc.Name == scDPoP {
@@ -289,6 +289,9 @@ func (rep *Report) WriteMarkdown(w io.Writer) {
 			}
 			if sc.Name == scRedis {
 				writeRedisVsHit(w, rows, rep.seriesRows(scHit, o.Concurrency))
+			}
+			if s.Target == "extauthz serve" && (sc.Name == scFullRS256 || sc.Name == scFullES256 || sc.Name == scFullEdDSA) {
+				writeVerifyLimit(w, scenarioAlg(sc.Name), rows, rep.seriesRows(scFloorTuned, o.Concurrency))
 			}
 			if sc.Name == scHitAudit {
 				writeAuditVsHit(w, rows, rep.seriesRows(scHit, o.Concurrency))
@@ -696,4 +699,45 @@ func decodeSentence(messages bool) string {
 		return "The client decoded every answer into Go protobuf messages (--client-decode messages)."
 	}
 	return "The client read each answer as a proxy uses it (--client-decode wire): the framing of every field and the status code, without building Go messages; an answer that is not OK was decoded in full for the report."
+}
+
+// scenarioAlg is the signature algorithm whose raw check a scenario times.
+func scenarioAlg(name string) string {
+	switch name {
+	case scFullRS256:
+		return "RS256"
+	case scFullEdDSA:
+		return "EdDSA"
+	}
+	return "ES256"
+}
+
+// verifyLimitRatio is issue #20's target for full verification: server
+// CPU per Check at most this many times the limit (the tuned floor's CPU
+// per Check plus one raw signature check).
+const verifyLimitRatio = 1.15
+
+// writeVerifyLimit sets a full-verification scenario's server CPU per
+// Check beside its limit: floor-tuned's CPU per Check in the same run plus
+// the raw verify timed right before each run.
+func writeVerifyLimit(w io.Writer, alg string, rows []row, tuned map[int]row) {
+	if tuned == nil {
+		fmt.Fprintf(w, "Full verification against the limit (floor-tuned + one raw verify): floor-tuned not measured in this run (add it to --scenarios).\n\n")
+		return
+	}
+	fmt.Fprintf(w, "**Full verification (%s) against the limit, same run** (the limit: floor-tuned's server CPU per Check + one raw %s; target ≤ %.2f× the limit):\n\n", alg, rawVerifyName(alg), verifyLimitRatio)
+	fmt.Fprintf(w, "| concurrency | server CPU µs/Check | floor-tuned | raw verify | limit | × limit | beyond the limit µs |\n|---:|---:|---:|---:|---:|---:|---:|\n")
+	for _, r := range rows {
+		t, ok := tuned[r.conc]
+		if !ok || r.cpu < 0 || t.cpu < 0 || r.rawVerify < 0 {
+			continue
+		}
+		limit := t.cpu + r.rawVerify
+		x := fmt.Sprintf("%.2f", r.cpu/limit)
+		if r.cpu > verifyLimitRatio*limit {
+			x += " (**over target**)"
+		}
+		fmt.Fprintf(w, "| %d | %.1f | %.1f | %.1f | %.1f | %s | %+.1f |\n", r.conc, r.cpu, t.cpu, r.rawVerify, limit, x, r.cpu-limit)
+	}
+	fmt.Fprintf(w, "\n")
 }

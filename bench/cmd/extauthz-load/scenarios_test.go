@@ -112,7 +112,8 @@ func TestNewScenarios(t *testing.T) {
 	var md bytes.Buffer
 	rep.WriteMarkdown(&md)
 	out := md.String()
-	for _, want := range []string{"| ×tuned |", "p99 ×tuned", "Default audit setting against audit off", "Redis-tier hit against the in-process hit", "Sharing under saturation", droppedMetric} {
+	for _, want := range []string{"| ×tuned |", "p99 ×tuned", "Default audit setting against audit off", "Redis-tier hit against the in-process hit", "Sharing under saturation", droppedMetric,
+		"**Full verification (EdDSA) against the limit, same run**", "Raw ed25519.Verify (800-byte message), CPU µs per verify"} {
 		if !redisInstalled() && (strings.Contains(want, "Redis") || strings.Contains(want, "Sharing") || want == droppedMetric) {
 			continue
 		}
