@@ -267,12 +267,24 @@ func (x *Index) Len() int {
 
 // add holds each of hs (valid watermarks) and returns those that changed
 // what the index revokes: new, or with a later Before than the one held.
-func (x *Index) add(hs ...*held) []*held {
+func (x *Index) add(hs ...*held) []*held { return x.addLive(nil, hs...) }
+
+// addLive is add, leaving out the watermarks expired by now(), read under
+// the lock: a load of the shared set that read the clock before a prune
+// cannot bring back what that prune dropped.
+func (x *Index) addLive(now func() time.Time, hs ...*held) []*held {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	var changed []*held
 	dirty := false
+	var at time.Time
+	if now != nil {
+		at = now()
+	}
 	for _, h := range hs {
+		if now != nil && !at.Before(h.expires) {
+			continue
+		}
 		k := h.w.selectors()
 		cur, ok := x.all[k]
 		switch {

@@ -257,7 +257,7 @@ func (s *Store) receive(msg []byte) {
 		s.log.Warn("revocation announcement ignored", "err", err)
 		return
 	}
-	s.live(s.idx.add(h), s.o.Now())
+	s.live(s.idx.addLive(s.o.Now, h), s.o.Now())
 }
 
 // Sync drops the watermarks expired by the clock, here and in Redis, and
@@ -306,8 +306,10 @@ func (s *Store) Sync(ctx context.Context) error {
 	if bad > 0 {
 		s.log.Warn("revocation watermarks in Redis ignored: not readable", "count", bad)
 	}
-	// Caught up with, not announced: no delay to report for them.
-	s.idx.add(found...)
+	// Caught up with, not announced: no delay to report for them. The
+	// clock is read again as they go in: a prune that ran while this load
+	// was reading Redis must not be undone by it.
+	s.idx.addLive(s.o.Now, found...)
 	return nil
 }
 
