@@ -3,9 +3,9 @@ package logging
 import (
 	"context"
 	"io"
-	"runtime"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // BufferBytes bounds the log lines an AsyncWriter holds at once, those
@@ -31,9 +31,13 @@ const (
 	keepChunks = 16
 )
 
-// gatherYields is how many times the flusher lets other goroutines run
-// before it writes a small batch (see flush).
-const gatherYields = 3
+// gatherDelay is how long the flusher lets lines gather before it writes
+// a batch that is still small: a write, and the wake-up that precedes it,
+// then carry tens of lines at a busy replica's rate rather than a few (the
+// system call and the wake-up, not the copy, are what cost). A line
+// reaches the real writer at most about this much later; an idle process
+// pays nothing (the flusher sleeps until a line comes).
+const gatherDelay = 2 * time.Millisecond
 
 // AsyncWriter takes log lines off the callers' path: Write copies the line
 // into memory and returns, and one background goroutine writes what has
@@ -150,13 +154,9 @@ func (w *AsyncWriter) flush() {
 			w.closed = true
 			return
 		}
-		for i := 0; i < gatherYields && !w.closing && len(w.pending) == 1 && len(w.pending[0]) < chunkBytes/2; i++ {
-			// Let the goroutines ready to run go first, and their lines
-			// gather: under load a write then carries many lines rather
-			// than a few (the system call, not the copy, is what costs);
-			// with nothing else to run this returns at once.
+		if !w.closing && len(w.pending) == 1 && len(w.pending[0]) < chunkBytes/2 {
 			w.mu.Unlock()
-			runtime.Gosched()
+			time.Sleep(gatherDelay)
 			w.mu.Lock()
 		}
 		batch := w.pending
