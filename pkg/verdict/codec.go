@@ -161,7 +161,9 @@ func (vc Codec) Decode(b []byte) (Verdict, error) {
 	if b[0] != verdictFormatRevocable {
 		return Verdict{}, fmt.Errorf("verdict: format %d holds no iat or sid: verify again", b[0])
 	}
-	r := reader{b: b[2:]}
+	// One copy of the entry as a string, which every string field then
+	// shares: one allocation instead of one per field.
+	r := reader{b: b[2:], s: string(b[2:])}
 	c := &token.Claims{Grant: &token.Grant{}}
 	for _, s := range []*string{&c.Subject, &c.Issuer, &c.ClientID} {
 		*s = r.string()
@@ -170,6 +172,9 @@ func (vc Codec) Decode(b []byte) (Verdict, error) {
 		n := r.uvarint()
 		if n > uint64(len(r.b)) {
 			return Verdict{}, errors.New("verdict: corrupt verdict")
+		}
+		if n > 0 {
+			*l = make([]string, 0, n)
 		}
 		for i := uint64(0); i < n; i++ {
 			*l = append(*l, r.string())
@@ -210,6 +215,7 @@ func appendString(b []byte, s string) []byte {
 // reader decodes what Encode appended, remembering the first error.
 type reader struct {
 	b   []byte
+	s   string // what b held at the start, as a string: string() returns parts of it
 	err error
 }
 
@@ -239,9 +245,11 @@ func (r *reader) string() string {
 		r.fail()
 		return ""
 	}
-	s := string(r.b[:n])
+	// b is a suffix of what s holds.
+	off := len(r.s) - len(r.b)
+	v := r.s[off : off+int(n)]
 	r.b = r.b[n:]
-	return s
+	return v
 }
 
 // bytes returns the next n bytes, which stay r's.
