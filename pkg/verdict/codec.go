@@ -246,10 +246,9 @@ func (r *reader) string() string {
 		return ""
 	}
 	// b is a suffix of what s holds.
-	off := len(r.s) - len(r.b)
-	v := r.s[off : off+int(n)]
-	r.b = r.b[n:]
-	return v
+	off, size := len(r.s)-len(r.b), len(r.b[:n])
+	r.b = r.b[size:]
+	return r.s[off : off+size]
 }
 
 // bytes returns the next n bytes, which stay r's.
