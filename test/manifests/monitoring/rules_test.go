@@ -126,6 +126,18 @@ func scenarios() []scenario {
 			load: bucketSeries("extauthz_check_duration_seconds", a+`, decision="allow", source="verified", transport="grpc"`, checkBounds, "0.5", 600, 30)},
 		{alert: "ExtauthzCheckLatencyHigh", fires: false, what: "Checks under 5 ms", until: 20 * time.Minute,
 			load: bucketSeries("extauthz_check_duration_seconds", a+`, decision="allow", source="verified", transport="grpc"`, checkBounds, "0.005", 600, 30)},
+
+		{alert: "ExtauthzSharedCacheWritesDropped", fires: true, what: "ten writes a second dropped, queue full", until: 30 * time.Minute,
+			load: series("extauthz_cache_shared_dropped_total", a+`, op="add", reason="queue_full"`, "0+600x40") +
+				series("extauthz_cache_shared_dropped_total", a+`, op="add", reason="shutdown"`, "0x40")},
+		{alert: "ExtauthzSharedCacheWritesDropped", fires: false, what: "only writes dropped at shutdown", until: 30 * time.Minute,
+			load: series("extauthz_cache_shared_dropped_total", a+`, op="add", reason="shutdown"`, "0+6000x40") +
+				series("extauthz_cache_shared_dropped_total", a+`, op="add", reason="queue_full"`, "0x40")},
+
+		{alert: "ExtauthzLogLinesDropped", fires: true, what: "lines dropped every minute", until: 20 * time.Minute,
+			load: series("extauthz_log_lines_dropped_total", a, "0+50x30")},
+		{alert: "ExtauthzLogLinesDropped", fires: false, what: "none dropped", until: 20 * time.Minute,
+			load: series("extauthz_log_lines_dropped_total", a, "0x30")},
 	}
 }
 
