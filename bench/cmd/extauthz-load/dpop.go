@@ -308,17 +308,28 @@ func rawVerifyCPU(alg string, n int) (float64, error) {
 	if err != nil {
 		return 0, err
 	}
-	for range n {
-		if !verify() {
-			return 0, fmt.Errorf("raw verify %s: the signature does not verify", alg)
+	// At least n checks, and on until rawVerifyMinCPU of this thread's time
+	// has passed: the kernel may account a thread's time in ticks, and a
+	// short loop (n RSA checks take a few ms) would read as 0 or 1 tick.
+	done, t1 := 0, t0
+	for done < n || t1-t0 < rawVerifyMinCPU {
+		for range 50 {
+			if !verify() {
+				return 0, fmt.Errorf("raw verify %s: the signature does not verify", alg)
+			}
+		}
+		done += 50
+		if t1, err = threadCPU(); err != nil {
+			return 0, err
 		}
 	}
-	t1, err := threadCPU()
-	if err != nil {
-		return 0, err
-	}
-	return float64(t1-t0) / float64(time.Microsecond) / float64(n), nil
+	return float64(t1-t0) / float64(time.Microsecond) / float64(done), nil
 }
+
+// rawVerifyMinCPU is the least thread CPU time rawVerifyCPU measures over:
+// 25 ticks of 10 ms or more of finer ones, so that the figure is within a
+// few per cent however the kernel accounts it.
+const rawVerifyMinCPU = 250 * time.Millisecond
 
 // rawVerifier returns one raw check of a good signature of alg.
 func rawVerifier(alg string) (func() bool, error) {
