@@ -39,6 +39,11 @@ const (
 // pays nothing (the flusher sleeps until a line comes).
 const gatherDelay = 2 * time.Millisecond
 
+// gatherBytes ends a gathering early: once this much is held, a write is
+// worth its system call, and a burst must not fill the buffer while the
+// flusher waits.
+const gatherBytes = chunkBytes / 2
+
 // AsyncWriter takes log lines off the callers' path: Write copies the line
 // into memory and returns, and one background goroutine writes what has
 // gathered to the real writer, as soon as there is anything, in as few
@@ -64,20 +69,22 @@ type AsyncWriter struct {
 	out     io.Writer
 	dropped atomic.Uint64
 	done    chan struct{} // closed when the flusher has written everything and stopped
+	kick    chan struct{} // ends a gathering early (gatherBytes held, or Close)
 
-	mu      sync.Mutex
-	wake    sync.Cond // the flusher waits on it for lines or for Close
-	pending [][]byte  // chunks of lines waiting for the flusher, the last one filling
-	spare   [][]byte  // the flusher's last list of chunks, for reuse
-	free    [][]byte  // written chunks, empty, for reuse
-	held    int       // bytes of lines pending or being written
-	closing bool      // Close was called: the flusher stops once nothing is pending
-	closed  bool      // the flusher has stopped: Write writes directly
+	mu        sync.Mutex
+	wake      sync.Cond // the flusher waits on it for lines or for Close
+	pending   [][]byte  // chunks of lines waiting for the flusher, the last one filling
+	spare     [][]byte  // the flusher's last list of chunks, for reuse
+	free      [][]byte  // written chunks, empty, for reuse
+	held      int       // bytes of lines pending or being written
+	closing   bool      // Close was called: the flusher stops once nothing is pending
+	gathering bool      // the flusher waits for gatherDelay or a kick
+	closed    bool      // the flusher has stopped: Write writes directly
 }
 
 // NewAsyncWriter starts the goroutine that writes to out; Close stops it.
 func NewAsyncWriter(out io.Writer) *AsyncWriter {
-	w := &AsyncWriter{out: out, done: make(chan struct{})}
+	w := &AsyncWriter{out: out, done: make(chan struct{}), kick: make(chan struct{}, 1)}
 	w.wake.L = &w.mu
 	go w.flush()
 	return w
@@ -121,6 +128,13 @@ func (w *AsyncWriter) write(p []byte, limit int) (int, error) {
 	}
 	w.pending[n-1] = append(w.pending[n-1], p...)
 	w.held += len(p)
+	if w.gathering && w.held >= gatherBytes {
+		w.gathering = false
+		select {
+		case w.kick <- struct{}{}:
+		default:
+		}
+	}
 	w.mu.Unlock()
 	return len(p), nil
 }
@@ -154,10 +168,21 @@ func (w *AsyncWriter) flush() {
 			w.closed = true
 			return
 		}
-		if !w.closing && len(w.pending) == 1 && len(w.pending[0]) < chunkBytes/2 {
+		if !w.closing && w.held < gatherBytes {
+			select { // a kick left over from a gathering that ended by time
+			case <-w.kick:
+			default:
+			}
+			w.gathering = true
 			w.mu.Unlock()
-			time.Sleep(gatherDelay)
+			t := time.NewTimer(gatherDelay)
+			select {
+			case <-t.C:
+			case <-w.kick:
+				t.Stop()
+			}
 			w.mu.Lock()
+			w.gathering = false
 		}
 		batch := w.pending
 		w.pending, w.spare = w.spare[:0], nil
@@ -191,6 +216,13 @@ func (w *AsyncWriter) flush() {
 func (w *AsyncWriter) Close(ctx context.Context) error {
 	w.mu.Lock()
 	w.closing = true
+	if w.gathering {
+		w.gathering = false
+		select {
+		case w.kick <- struct{}{}:
+		default:
+		}
+	}
 	w.wake.Signal()
 	w.mu.Unlock()
 	select {
