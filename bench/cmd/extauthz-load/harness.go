@@ -1048,23 +1048,17 @@ func (h *harness) scenario(ctx context.Context, sc *Scenario, round int) error {
 		if err != nil {
 			return err
 		}
-		rs, err := redisproc.Start(ctx, redisproc.Options{Dir: h.dir})
-		if err != nil {
-			if errors.Is(err, redisproc.ErrNotInstalled) {
-				sc.Status = "skipped: redis-server not installed"
-				return nil
-			}
-			return fmt.Errorf("starting redis-server: %w", err)
+		rs, stop, err := h.startRedis(ctx, sc)
+		if rs == nil || err != nil {
+			return err // nil when skipped: redis-server not installed
 		}
-		h.reg.add("redis-server", rs.PID(), rs.Stop)
-		redisPID := rs.PID()
-		defer func() { rs.Stop(); h.reg.done(redisPID) }()
+		defer stop()
 		sc.note("The gateway's own redis-server on %s (no persistence); server CPU is the gateway's plus redis-server's; cache.redis.timeout is the default 25ms, so a slow Redis answer becomes a local verification, not an error.", rs.Addr())
 		for i, c := range h.o.Concurrency {
 			err := h.withServer(ctx, func() (*server, error) {
 				s, err := h.startExtauthz(ctx, "redis://"+rs.Addr()+"/0", 1)
 				if s != nil {
-					s.aux = redisPID
+					s.aux = rs.PID()
 				}
 				return s, err
 			}, func(srv *server, conn *grpc.ClientConn) error {
@@ -1412,4 +1406,21 @@ func (h *harness) hitAudit(ctx context.Context, sc *Scenario, hit pattern) error
 		}
 	}
 	return nil
+}
+
+// startRedis starts a redis-server of the harness's own (never the machine's), registered to
+// be stopped by PID, and returns it with the function that stops it. Without redis-server
+// installed it marks sc skipped and returns a nil server and no error.
+func (h *harness) startRedis(ctx context.Context, sc *Scenario) (*redisproc.Server, func(), error) {
+	rs, err := redisproc.Start(ctx, redisproc.Options{Dir: h.dir})
+	if err != nil {
+		if errors.Is(err, redisproc.ErrNotInstalled) {
+			sc.Status = "skipped: redis-server not installed"
+			return nil, nil, nil
+		}
+		return nil, nil, fmt.Errorf("starting redis-server: %w", err)
+	}
+	h.reg.add("redis-server", rs.PID(), rs.Stop)
+	pid := rs.PID()
+	return rs, func() { rs.Stop(); h.reg.done(pid) }, nil
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"crypto/rand"
-	"errors"
 	"fmt"
 	mrand "math/rand/v2"
 	"os"
@@ -132,17 +131,11 @@ func (h *harness) revocationScenario(ctx context.Context, sc *Scenario) error {
 
 // revocationRun is one run: its own redis-server and replicas.
 func (h *harness) revocationRun(ctx context.Context, sc *Scenario, toks *revocationTokens, c int, pace time.Duration) error {
-	rs, err := redisproc.Start(ctx, redisproc.Options{Dir: h.dir})
-	if err != nil {
-		if errors.Is(err, redisproc.ErrNotInstalled) {
-			sc.Status = "skipped: redis-server not installed"
-			return nil
-		}
-		return fmt.Errorf("starting redis-server: %w", err)
+	rs, stop, err := h.startRedis(ctx, sc)
+	if rs == nil || err != nil {
+		return err // nil when skipped: redis-server not installed
 	}
-	h.reg.add("redis-server", rs.PID(), rs.Stop)
-	redisPID := rs.PID()
-	defer func() { rs.Stop(); h.reg.done(redisPID) }()
+	defer stop()
 	redisURL := "redis://" + rs.Addr() + "/0"
 
 	a, aHTTP, err := h.startReplica(ctx, "extauthz-a", redisURL)

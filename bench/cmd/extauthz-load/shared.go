@@ -94,17 +94,11 @@ func (h *harness) redisShared(ctx context.Context, sc *Scenario) error {
 	if err != nil {
 		return err
 	}
-	rs, err := redisproc.Start(ctx, redisproc.Options{Dir: h.dir})
-	if err != nil {
-		if errors.Is(err, redisproc.ErrNotInstalled) {
-			sc.Status = "skipped: redis-server not installed"
-			return nil
-		}
-		return fmt.Errorf("starting redis-server: %w", err)
+	rs, stop, err := h.startRedis(ctx, sc)
+	if rs == nil || err != nil {
+		return err // nil when skipped: redis-server not installed
 	}
-	h.reg.add("redis-server", rs.PID(), rs.Stop)
-	redisPID := rs.PID()
-	defer func() { rs.Stop(); h.reg.done(redisPID) }()
+	defer stop()
 	redisURL := "redis://" + rs.Addr() + "/0"
 	maxEntries := max(100_000, 2*(n+len(warm.reqs)))
 	c := h.o.SharedConcurrency
@@ -117,13 +111,13 @@ func (h *harness) redisShared(ctx context.Context, sc *Scenario) error {
 		return err
 	}
 	defer a.stop()
-	a.aux = redisPID
+	a.aux = rs.PID()
 	b, bAdmin, err := h.startSharedReplica(ctx, "extauthz-b", redisURL, maxEntries)
 	if err != nil {
 		return err
 	}
 	defer b.stop()
-	b.aux = redisPID
+	b.aux = rs.PID()
 	connA, err := dial(a.addr)
 	if err != nil {
 		return err
