@@ -5,10 +5,7 @@ import (
 	"crypto/rand"
 	"fmt"
 	mrand "math/rand/v2"
-	"os"
-	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -204,29 +201,9 @@ func maxDelay(sorted []time.Duration) time.Duration {
 // HTTP listener (where SETs are pushed) on a free loopback port of its
 // own, and returns it with that listener's address.
 func (h *harness) startReplica(ctx context.Context, name, redisURL string) (*server, string, error) {
-	var httpAddr string
-	var portErr error
-	p, err := startServer(ctx, h.reg, name, h.dir, func(addr string) []string {
-		port, err := redisproc.FreePort()
-		if err != nil {
-			portErr = err
-			port = 0
-		}
-		httpAddr = "127.0.0.1:" + strconv.Itoa(port)
-		path := filepath.Join(h.dir, name+"-"+strings.ReplaceAll(addr, ":", "_")+".yaml")
-		conf := serverConfig(configSpec{grpc: addr, http: httpAddr, issuers: []*issuer{h.rs}, tr: h.tr, redisURL: redisURL, maxEntries: 100_000})
-		_ = os.WriteFile(path, []byte(conf), 0o600)
-		return []string{h.o.Server, "serve", "--config", path}
+	return h.startWithPort(ctx, name, func(grpcAddr, httpAddr string) configSpec {
+		return configSpec{grpc: grpcAddr, http: httpAddr, issuers: []*issuer{h.rs}, tr: h.tr, redisURL: redisURL, maxEntries: 100_000}
 	})
-	if err != nil {
-		return nil, "", err
-	}
-	srv := &server{addr: p.addr, main: p.pid(), p: p}
-	if portErr != nil {
-		srv.stop()
-		return nil, "", portErr
-	}
-	return srv, httpAddr, nil
 }
 
 // waitSubscribers waits until n replicas follow the revocation channel:

@@ -239,17 +239,25 @@ func (h *harness) redisShared(ctx context.Context, sc *Scenario) error {
 // its admin listener on a free loopback port of its own, and returns it
 // with that listener's address.
 func (h *harness) startSharedReplica(ctx context.Context, name, redisURL string, maxEntries int) (*server, string, error) {
-	var adminAddr string
+	return h.startWithPort(ctx, name, func(grpcAddr, adminAddr string) configSpec {
+		return configSpec{grpc: grpcAddr, admin: adminAddr, issuers: h.issuers(), redisURL: redisURL, maxEntries: maxEntries}
+	})
+}
+
+// startWithPort runs `extauthz serve` with the config spec returns for its
+// gRPC address and a second free loopback port (an admin or HTTP
+// listener), and returns it with that second address.
+func (h *harness) startWithPort(ctx context.Context, name string, spec func(grpcAddr, otherAddr string) configSpec) (*server, string, error) {
+	var other string
 	var portErr error
 	p, err := startServer(ctx, h.reg, name, h.dir, func(addr string) []string {
 		port, err := redisproc.FreePort()
 		if err != nil {
 			portErr = err
 		}
-		adminAddr = "127.0.0.1:" + strconv.Itoa(port)
+		other = "127.0.0.1:" + strconv.Itoa(port)
 		path := filepath.Join(h.dir, name+"-"+strings.ReplaceAll(addr, ":", "_")+".yaml")
-		conf := serverConfig(configSpec{grpc: addr, admin: adminAddr, issuers: h.issuers(), redisURL: redisURL, maxEntries: maxEntries})
-		_ = os.WriteFile(path, []byte(conf), 0o600)
+		_ = os.WriteFile(path, []byte(serverConfig(spec(addr, other))), 0o600)
 		return []string{h.o.Server, "serve", "--config", path}
 	})
 	if err != nil {
@@ -260,7 +268,7 @@ func (h *harness) startSharedReplica(ctx context.Context, name, redisURL string,
 		srv.stop()
 		return nil, "", portErr
 	}
-	return srv, adminAddr, nil
+	return srv, other, nil
 }
 
 // countKeys counts the keys matching pattern in the Redis at addr (SCAN,
