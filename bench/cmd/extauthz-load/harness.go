@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -73,6 +74,11 @@ type Options struct {
 	SharedConcurrency int // redis-shared: concurrency of both phases
 
 	IntrospectDelay time.Duration // the local introspection endpoint's fixed service time
+
+	// ProfileDir, unless empty, is where a CPU profile of every measured
+	// part on an extauthz serve is written: the servers run with their
+	// admin listener on loopback and admin.pprof on.
+	ProfileDir string
 
 	// DecodeMessages decodes every answer into Go protobuf messages instead
 	// of reading its framing and status (see answer).
@@ -214,6 +220,9 @@ type harness struct {
 
 	// revTokens is revocation's working set, with each token's session.
 	revTokens *revocationTokens
+
+	// profiles counts the profiles written under each name (--profile).
+	profiles map[string]int
 }
 
 func (h *harness) progress(format string, args ...any) {
@@ -244,6 +253,11 @@ func (o *Options) Validate() error {
 		}
 		if !contains(knownScenarios, s) {
 			return fmt.Errorf("unknown scenario %q (known: %s, all, all+1m)", s, strings.Join(knownScenarios, ", "))
+		}
+	}
+	if o.ProfileDir != "" {
+		if fi, err := os.Stat(o.ProfileDir); err != nil || !fi.IsDir() {
+			return fmt.Errorf("--profile: %q is not an existing directory", o.ProfileDir)
 		}
 	}
 	if contains(o.Scenarios, scExternal) && o.Addr == "" {
@@ -562,6 +576,9 @@ type server struct {
 	main int // 0: unknown (an external server not found by port)
 	aux  int // redis-server, 0 none
 	p    *proc
+	// admin is the admin listener's address ("": off); with --profile it
+	// serves /debug/pprof/.
+	admin string
 	// sink, unless nil, receives the server's stdout and stderr through a
 	// pipe, counted and discarded (hit-audit).
 	sink *drain
@@ -590,17 +607,33 @@ func (h *harness) startExtauthzWith(ctx context.Context, redisURL string, maxEnt
 // grpc address filled in); unless sink is nil, the server's output goes to
 // it through a pipe instead of to a log file.
 func (h *harness) startExtauthzSpec(ctx context.Context, spec configSpec, sink *drain) (*server, error) {
+	var admin string
+	var portErr error
 	p, err := startServerSink(ctx, h.reg, "extauthz", h.dir, sink, func(addr string) []string {
 		path := filepath.Join(h.dir, "extauthz-"+strings.ReplaceAll(addr, ":", "_")+".yaml")
 		c := spec
 		c.grpc = addr
+		if h.o.ProfileDir != "" && c.admin == "" {
+			port, err := redisproc.FreePort()
+			if err != nil {
+				portErr = err
+			}
+			c.admin = "127.0.0.1:" + strconv.Itoa(port)
+		}
+		c.pprof = h.o.ProfileDir != ""
+		admin = c.admin
 		_ = os.WriteFile(path, []byte(serverConfig(c)), 0o600)
 		return []string{h.o.Server, "serve", "--config", path}
 	})
 	if err != nil {
 		return nil, err
 	}
-	return &server{addr: p.addr, main: p.pid(), p: p, sink: sink}, nil
+	srv := &server{addr: p.addr, main: p.pid(), p: p, sink: sink, admin: admin}
+	if portErr != nil {
+		srv.stop()
+		return nil, portErr
+	}
+	return srv, nil
 }
 
 // issuers is the JWT issuers every generated policy trusts: RS256 and
@@ -633,6 +666,8 @@ type configSpec struct {
 	maxEntries int
 	// admin is the admin listener's address (/metrics); "": off.
 	admin string
+	// pprof turns admin.pprof on (--profile).
+	pprof bool
 	// audit: the product's default audit setting (log.audit enabled,
 	// allow_sample_rate 1.0, log.level info) instead of audit lines off
 	// and level warn.
@@ -664,6 +699,9 @@ func serverConfig(c configSpec) string {
 	fmt.Fprintf(&b, "cache:\n  max_ttl: 1h\n  max_entries: %d\n", maxEntries)
 	if redisURL != "" {
 		fmt.Fprintf(&b, "  redis_url: %q\n", redisURL)
+	}
+	if c.pprof {
+		b.WriteString("admin: {pprof: true}\n")
 	}
 	fmt.Fprintf(&b, "resources:\n  - name: mcp\n    resource: %q\n    authorization_servers:\n", resourceURI)
 	for _, iss := range issuers {
@@ -821,9 +859,14 @@ func (h *harness) measure(ctx context.Context, m measurement) (*Result, error) {
 		duringCtx, duringStop = context.WithCancel(ctx)
 		defer duringStop()
 	}
+	var profiled chan error
 	h.progress("%s: %s c=%d: measuring for up to %v", m.sc.Name, m.target, m.conc, dur)
 	res := h.driveUntil(ctx, m.conn, m.conc, dur, h.o.MaxRequests, m.pat,
 		func() {
+			if h.o.ProfileDir != "" && m.srv.admin != "" {
+				profiled = make(chan error, 1)
+				go func() { profiled <- h.profile(ctx, m, dur) }()
+			}
 			read(&cpu0, &aux0, &idle0, &steal0, &procs0)
 			if m.srv.sink != nil {
 				out0 = m.srv.sink.counts()
@@ -858,6 +901,11 @@ func (h *harness) measure(ctx context.Context, m measurement) (*Result, error) {
 				exEnd = m.ex.calls.Load()
 			}
 		}, stop, m.stop)
+	if profiled != nil {
+		if err := <-profiled; err != nil {
+			m.sc.note("%s c=%d: no CPU profile: %v", m.target, m.conc, err)
+		}
+	}
 	r.Requests, r.Elapsed, r.Errors, r.ErrSample, r.Stop = res.requests, res.elapsed, res.errors, res.errSample, res.stop
 	r.Verified, r.Expected = res.verified, res.expected
 	if res.elapsed > 0 {
@@ -936,6 +984,60 @@ func (h *harness) measure(ctx context.Context, m measurement) (*Result, error) {
 	h.progress("%s: %s c=%d: %s Checks in %s (%s): %.0f/s, p50 %s, p99 %s, %d errors",
 		m.sc.Name, m.target, m.conc, thousands(r.Requests), fmtDur(r.Elapsed), r.Stop, r.Throughput, fmtLat(r.P50), fmtLat(r.P99), r.Errors)
 	return r, nil
+}
+
+// profile fetches a CPU profile of m's server over the measured part
+// (whole seconds: at least dur) from its admin listener and writes it under
+// --profile, named after the scenario, the target and the concurrency.
+func (h *harness) profile(ctx context.Context, m measurement, dur time.Duration) error {
+	secs := int((dur + time.Second - 1) / time.Second)
+	ctx, cancel := context.WithTimeout(ctx, dur+30*time.Second)
+	defer cancel()
+	url := fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", m.srv.admin, secs)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s: %s", url, resp.Status)
+	}
+	base := profileName(m.sc.Name, m.target, m.conc)
+	if h.profiles == nil {
+		h.profiles = map[string]int{}
+	}
+	h.profiles[base]++
+	path := filepath.Join(h.o.ProfileDir, fmt.Sprintf("%s-%d.pprof", base, h.profiles[base]))
+	if err := os.WriteFile(path, body, 0o644); err != nil {
+		return err
+	}
+	h.progress("%s: %s c=%d: CPU profile in %s", m.sc.Name, m.target, m.conc, path)
+	return nil
+}
+
+// profileName is a file name for a profile of target in scenario sc at
+// concurrency conc: letters, digits and dashes only.
+func profileName(sc, target string, conc int) string {
+	var b strings.Builder
+	dash := false
+	for _, r := range sc + "-" + target + "-c" + strconv.Itoa(conc) {
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' {
+			b.WriteRune(r)
+			dash = false
+		} else if !dash {
+			b.WriteByte('-')
+			dash = true
+		}
+	}
+	return strings.Trim(b.String(), "-")
 }
 
 // drive runs one load on conn, reusing the latency buffer.

@@ -29,6 +29,7 @@
 //	--revocations N      session-revoked SETs per revocation run (default 200)
 //	--revocation-tokens N  the revocation scenario's working set (default 5,000)
 //	--introspect-delay D fixed service time of the local introspection endpoint (default 0)
+//	--profile DIR        write a CPU profile of every measured part on extauthz serve into DIR
 //	--client-decode M    wire (default): read each answer's framing and status code, as a proxy
 //	                     uses it; messages: decode every answer into Go protobuf messages
 //
@@ -137,6 +138,13 @@ Flags:
   --introspect-delay D   fixed service time the local introspection endpoint waits
                          before each answer, standing in for the authorization server's
                          own work (default 0; at most 5s)
+  --profile DIR          run every extauthz serve with its admin listener on loopback and
+                         admin.pprof on, and write a CPU profile of each measured part
+                         into DIR (an existing directory), named after the scenario,
+                         the target and the concurrency, e.g.
+                         full-rs256-extauthz-serve-c64-1.pprof; read it with
+                         go tool pprof -top bin/extauthz DIR/<file>. The profiler
+                         costs the server about 1 % while it runs
   --client-decode MODE   how the client reads each answer: "wire" (the default) walks
                          the framing of every field and reads the status code, as a
                          proxy uses the answer; "messages" decodes it into Go protobuf
@@ -339,6 +347,7 @@ func parseFlags(args []string, stderr io.Writer) (Options, string, error) {
 	fs.IntVar(&o.Revocations, "revocations", 200, "")
 	fs.IntVar(&o.RevocationTokens, "revocation-tokens", 5_000, "")
 	fs.DurationVar(&o.IntrospectDelay, "introspect-delay", 0, "")
+	fs.StringVar(&o.ProfileDir, "profile", "", "")
 	clientDecode := fs.String("client-decode", "wire", "")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {

@@ -427,6 +427,7 @@ func TestFlags(t *testing.T) {
 		{[]string{"--server", filepath.Join(t.TempDir(), "absent"), "--scenarios", "hit"}, "make build"},
 		{[]string{"--concurrency", "0"}, "--concurrency"},
 		{[]string{"--client-decode", "json"}, "--client-decode"},
+		{[]string{"--profile", filepath.Join(t.TempDir(), "absent"), "--scenarios", "hit"}, "--profile"},
 		{[]string{"--scenarios", "revocation", "--revocations", "40", "--revocation-tokens", "60"}, "at least twice as many"},
 	} {
 		stdout.Reset()

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -198,6 +199,7 @@ func TestGeneratedConfigAuditAdmin(t *testing.T) {
 		{grpc: "127.0.0.1:1", issuers: []*issuer{rs}, maxEntries: 100_000, audit: true},
 		{grpc: "127.0.0.1:1", issuers: []*issuer{rs}, maxEntries: 100_000},
 		{grpc: "127.0.0.1:1", admin: "127.0.0.1:2", issuers: []*issuer{rs}, redisURL: "redis://127.0.0.1:3/0", maxEntries: 40_400},
+		{grpc: "127.0.0.1:1", admin: "127.0.0.1:2", pprof: true, issuers: []*issuer{rs}, maxEntries: 100_000},
 	} {
 		conf := serverConfig(spec)
 		path := filepath.Join(t.TempDir(), "c.yaml")
@@ -216,6 +218,9 @@ func TestGeneratedConfigAuditAdmin(t *testing.T) {
 		}
 		if spec.audit && (cfg.Log.Audit.AllowSampleRate != 1 || cfg.Log.Level != "info") {
 			t.Errorf("audit: allow_sample_rate %v, level %q; want 1 and info", cfg.Log.Audit.AllowSampleRate, cfg.Log.Level)
+		}
+		if cfg.Admin.PProf != spec.pprof {
+			t.Errorf("pprof %v: the policy says admin.pprof %v", spec.pprof, cfg.Admin.PProf)
 		}
 		if want := spec.admin; want != "" && cfg.Listen.Admin != want {
 			t.Errorf("admin listener %q, want %q", cfg.Listen.Admin, want)
@@ -335,5 +340,67 @@ func TestReportComparisons(t *testing.T) {
 	}
 	if strings.Count(out, "Not a Redis-tier figure") != 1 {
 		t.Errorf("the warning must appear once, for the run without Redis hits:\n%s", out)
+	}
+}
+
+// TestProfile: with --profile, every measured part on extauthz serve
+// leaves a CPU profile, named after the scenario, the target and the
+// concurrency; the floor, which is not extauthz, leaves none.
+func TestProfile(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	o := Options{
+		Server: serverBin, Scenarios: []string{scFloor, scHit}, Concurrency: []int{2},
+		Duration: 300 * time.Millisecond, MaxRequests: 200_000, Rounds: 2, WarmTokens: 20,
+		ProfileDir: dir, Progress: testWriter{t}, Command: "go test",
+	}
+	rep, err := Run(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Err != "" {
+		t.Fatalf("harness stopped early: %s", rep.Err)
+	}
+	for _, sc := range rep.Scenarios {
+		for _, n := range sc.Notes {
+			if strings.Contains(n, "no CPU profile") {
+				t.Errorf("%s: %s", sc.Name, n)
+			}
+		}
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(b) < 2 || b[0] != 0x1f || b[1] != 0x8b { // a profile is gzipped protobuf
+			t.Errorf("%s is not a gzipped profile (%d bytes)", e.Name(), len(b))
+		}
+	}
+	if want := []string{"hit-extauthz-serve-c2-1.pprof", "hit-extauthz-serve-c2-2.pprof"}; !slices.Equal(names, want) {
+		t.Errorf("profiles %q, want %q", names, want)
+	}
+}
+
+func TestProfileName(t *testing.T) {
+	for _, c := range []struct {
+		sc, target string
+		conc       int
+		want       string
+	}{
+		{"hit", "extauthz serve", 64, "hit-extauthz-serve-c64"},
+		{"redis", "extauthz serve + redis", 16, "redis-extauthz-serve-redis-c16"},
+		{"hit-audit", "extauthz serve, audit on", 1, "hit-audit-extauthz-serve-audit-on-c1"},
+		{"x", "../../etc/passwd", 1, "x-etc-passwd-c1"},
+	} {
+		if got := profileName(c.sc, c.target, c.conc); got != c.want {
+			t.Errorf("profileName(%q, %q, %d) = %q, want %q", c.sc, c.target, c.conc, got, c.want)
+		}
 	}
 }

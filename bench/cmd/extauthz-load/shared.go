@@ -248,7 +248,7 @@ func (h *harness) startSharedReplica(ctx context.Context, name, redisURL string,
 // gRPC address and a second free loopback port (an admin or HTTP
 // listener), and returns it with that second address.
 func (h *harness) startWithPort(ctx context.Context, name string, spec func(grpcAddr, otherAddr string) configSpec) (*server, string, error) {
-	var other string
+	var other, admin string
 	var portErr error
 	p, err := startServer(ctx, h.reg, name, h.dir, func(addr string) []string {
 		port, err := redisproc.FreePort()
@@ -256,14 +256,17 @@ func (h *harness) startWithPort(ctx context.Context, name string, spec func(grpc
 			portErr = err
 		}
 		other = "127.0.0.1:" + strconv.Itoa(port)
+		c := spec(addr, other)
+		c.pprof = h.o.ProfileDir != "" && c.admin != ""
+		admin = c.admin
 		path := filepath.Join(h.dir, name+"-"+strings.ReplaceAll(addr, ":", "_")+".yaml")
-		_ = os.WriteFile(path, []byte(serverConfig(spec(addr, other))), 0o600)
+		_ = os.WriteFile(path, []byte(serverConfig(c)), 0o600)
 		return []string{h.o.Server, "serve", "--config", path}
 	})
 	if err != nil {
 		return nil, "", err
 	}
-	srv := &server{addr: p.addr, main: p.pid(), p: p}
+	srv := &server{addr: p.addr, main: p.pid(), p: p, admin: admin}
 	if portErr != nil {
 		srv.stop()
 		return nil, "", portErr
