@@ -132,11 +132,12 @@ func CaseVariant(name string, known ...string) bool {
 // names is the set of member names of one object: a short list scanned
 // linearly (most objects have a handful of members), turned into a map
 // past a few, so that a hostile object of a thousand members costs linear
-// time, not quadratic. The first few names are held in the struct itself,
-// which lives on the scanning function's stack: an object of up to eight
-// members costs no allocation.
+// time, not quadratic. The first names are held in the struct itself,
+// which lives on the scanning function's stack: an object of up to
+// sixteen members (an access token's claims set is often a dozen) costs
+// no allocation.
 type names struct {
-	small [8]string
+	small [16]string
 	n     int      // names in small
 	more  []string // names past small, until set is made
 	set   map[string]struct{}
@@ -167,7 +168,7 @@ func (n *names) add(name string) bool {
 		return true
 	}
 	n.more = append(n.more, name)
-	if n.n+len(n.more) > 16 {
+	if n.n+len(n.more) > 24 {
 		n.set = make(map[string]struct{}, 2*(n.n+len(n.more)))
 		for _, s := range n.small[:n.n] {
 			n.set[s] = struct{}{}

@@ -104,8 +104,8 @@ func TestMembersHandsOver(t *testing.T) {
 // still finds a repeat, wherever it is.
 func TestManyMembers(t *testing.T) {
 	r := strictjson.NewReader(8)
-	for _, n := range []int{7, 8, 9, 16, 17, 100} {
-		for _, repeat := range []int{0, 7, 8, n - 1} {
+	for _, n := range []int{7, 8, 9, 15, 16, 17, 24, 25, 100} {
+		for _, repeat := range []int{0, 7, 8, 15, 16, n - 1} {
 			if repeat >= n {
 				continue
 			}
