@@ -120,6 +120,11 @@ func lowS(raw string, sig *[maxECDSASig]byte) (*ecdsaForm, int) {
 	if f == nil {
 		return nil, 0
 	}
+	if alg, ok := spelledAlg(raw[:max(strings.IndexByte(raw, '.'), 0)]); ok && alg != f.alg {
+		// An EdDSA signature has an ES256 one's length: its header, in
+		// the usual spelling, says so before anything is decoded.
+		return nil, 0
+	}
 	last := len(raw) - f.sigChars - 1
 	s64 := raw[last+1:]
 	n := 2 * f.size
@@ -158,14 +163,36 @@ func lowS(raw string, sig *[maxECDSASig]byte) (*ecdsaForm, int) {
 	return f, n
 }
 
+// eddsaPrefix and eddsaWhole are the base64url of `{"alg":"EdDSA",` and
+// of `{"alg":"EdDSA"}` (see ecdsaForm's prefix and whole).
+var (
+	eddsaPrefix = base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"EdDSA",`))
+	eddsaWhole  = base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"EdDSA"}`))
+)
+
+// spelledAlg is the alg of a JWS header segment when it starts with it
+// in the usual spelling, `{"alg":"…",` or is `{"alg":"…"}`, for ECDSA and
+// EdDSA (ok false: any other header, to be read by headerAlg). What the
+// verifier reads from such a header is that alg, or nothing: a header
+// that repeats alg is malformed.
+func spelledAlg(h64 string) (alg string, ok bool) {
+	for i := range ecdsaForms {
+		if f := &ecdsaForms[i]; strings.HasPrefix(h64, f.prefix) || h64 == f.whole {
+			return f.alg, true
+		}
+	}
+	if strings.HasPrefix(h64, eddsaPrefix) || h64 == eddsaWhole {
+		return "EdDSA", true
+	}
+	return "", false
+}
+
 // headerAlg is the alg of a JWS header segment, as parseJWT reads it, or
 // "" when the header is not readable (the token is then malformed, in
 // every spelling).
 func headerAlg(h64 string) string {
-	for i := range ecdsaForms {
-		if f := &ecdsaForms[i]; strings.HasPrefix(h64, f.prefix) || h64 == f.whole {
-			return f.alg
-		}
+	if alg, ok := spelledAlg(h64); ok {
+		return alg
 	}
 	b, err := decodeSegment(h64)
 	if err != nil {
