@@ -440,17 +440,14 @@ func (e *Engine) verdict(ctx context.Context, p *Policy, res *resource, raw stri
 		// characters: not one Bearer credential (RFC 6750 §2.1).
 		return verdict.Verdict{Err: ErrMalformedHeader}, SourceNone
 	}
-	call := e.flight.do(key, func() verdict.Verdict {
-		// The verification serves every waiter, so one caller giving up
-		// must not cancel it for the others.
-		vctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), e.opts.VerifyTimeout)
-		defer cancel()
-		return e.store(vctx, key, e.verifyUncached(vctx, p, res, raw))
-	})
+	call, lead := e.flight.join(key)
 	if e.joiningFlight != nil {
-		// do has registered this request with the flight (as its leader
-		// or a follower) by the time it returns.
+		// join has registered this request with the flight (as its
+		// leader or a follower).
 		e.joiningFlight()
+	}
+	if lead {
+		e.lead(ctx, p, res, raw, key, call)
 	}
 	select {
 	case <-call.done:
@@ -460,12 +457,54 @@ func (e *Engine) verdict(ctx context.Context, p *Policy, res *resource, raw stri
 	}
 }
 
-func (e *Engine) verifyUncached(ctx context.Context, p *Policy, res *resource, raw string) verdict.Verdict {
-	verifier := e.opts.Verifier
-	if p.verifier != nil {
-		verifier = p.verifier
+// lead finishes the flight's call for a token this request is the first
+// to miss: on this goroutine when the verification needs only keys held
+// now (token.HeldVerifier: CPU work, no deadline needed), otherwise apart
+// from this request (flight.start), so that a caller who gives up leaves
+// it running for the others.
+func (e *Engine) lead(ctx context.Context, p *Policy, res *resource, raw string, key cache.Key, call *flightCall) {
+	verifier := e.verifier(p)
+	if hv, ok := verifier.(token.HeldVerifier); ok {
+		needsNetwork := false
+		v := guarded(func() verdict.Verdict {
+			c, err := hv.VerifyHeld(raw, res.issuers)
+			if errors.Is(err, token.ErrNeedsNetwork) {
+				needsNetwork = true
+				return verdict.Verdict{}
+			}
+			// The verdict serves every waiter: one caller giving up must
+			// not keep it out of the cache.
+			return e.store(context.WithoutCancel(ctx), key, e.accept(res, c, err))
+		})
+		if !needsNetwork {
+			e.flight.finish(key, call, v)
+			return
+		}
+		// Nothing was verified: verify apart, below.
 	}
-	c, err := verifier.Verify(ctx, raw, res.issuers)
+	e.flight.start(key, call, func() verdict.Verdict {
+		// The verification serves every waiter, so one caller giving up
+		// must not cancel it for the others.
+		vctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), e.opts.VerifyTimeout)
+		defer cancel()
+		return e.store(vctx, key, e.verifyUncached(vctx, p, res, raw))
+	})
+}
+
+func (e *Engine) verifier(p *Policy) token.Verifier {
+	if p.verifier != nil {
+		return p.verifier
+	}
+	return e.opts.Verifier
+}
+
+func (e *Engine) verifyUncached(ctx context.Context, p *Policy, res *resource, raw string) verdict.Verdict {
+	c, err := e.verifier(p).Verify(ctx, raw, res.issuers)
+	return e.accept(res, c, err)
+}
+
+// accept turns a verifier's answer into the verdict for res.
+func (e *Engine) accept(res *resource, c *token.Claims, err error) verdict.Verdict {
 	if err != nil {
 		return verdict.Verdict{Err: err}
 	}

@@ -235,6 +235,16 @@ func (s *Source) Key(ctx context.Context, kid, alg string) (crypto.PublicKey, er
 	return s.keyMiss(ctx, kid, a)
 }
 
+// HeldKey is Key without the network: the key held now for kid and alg,
+// or nil (none held, or alg unsupported). It fetches nothing.
+func (s *Source) HeldKey(kid, alg string) crypto.PublicKey {
+	a := parseAlg(alg)
+	if a == algUnknown {
+		return nil
+	}
+	return s.keys.Load().lookup(kid, a)
+}
+
 // keyMiss is Key's slow path, kept apart so the hit path stays small.
 func (s *Source) keyMiss(ctx context.Context, kid string, a alg) (crypto.PublicKey, error) {
 	s.mu.Lock()

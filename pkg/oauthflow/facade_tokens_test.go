@@ -181,6 +181,21 @@ func TestMintedTokensVerify(t *testing.T) {
 			if err != nil {
 				t.Fatalf("pkg/token refuses the facade's token: %v", err)
 			}
+			// In process, the signer is the key source itself: every key is held, so the
+			// gateway verifies the facade's tokens without the network.
+			inProcess, err := token.NewIssuerSet(token.Options{Issuers: map[string]token.Issuer{issuer: {Keys: signer}}, Now: clock.Now})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if held, err := inProcess.VerifyHeld(raw, trusted); err != nil || held.Subject != claims.Subject || !held.Expiry.Equal(claims.Expiry) {
+				t.Errorf("verified with the signer's held keys: %+v, %v", held, err)
+			}
+			if k := signer.HeldKey(signer.ActiveKeyID(), "HS256"); k != nil {
+				t.Errorf("HeldKey hands out the key for another alg: %T", k)
+			}
+			if k := signer.HeldKey("not-a-kid", jwsAlg(t, raw)); k != nil {
+				t.Errorf("HeldKey for an unknown kid: %T", k)
+			}
 			if claims.Subject != "user-42" || claims.ClientID != "client-1" || claims.Issuer != issuer ||
 				!claims.HasAudience(map[string]struct{}{mcpResource: {}}) || claims.Scope != "mcp:tools mcp:read" ||
 				!claims.Expiry.Equal(exp) {
@@ -361,4 +376,12 @@ func TestMintRefuses(t *testing.T) {
 			t.Errorf("a per-token TTL of %v: exp in %v, %v; want %v", ttl, exp.Sub(facadeClock), err, want)
 		}
 	}
+}
+
+// jwsAlg is the alg of a JWS's header.
+func jwsAlg(t *testing.T, raw string) string {
+	t.Helper()
+	h, _ := decodeJWT(t, raw)
+	alg, _ := h["alg"].(string)
+	return alg
 }

@@ -18,6 +18,15 @@ type KeySource interface {
 	Key(ctx context.Context, kid, alg string) (crypto.PublicKey, error)
 }
 
+// HeldKeySource is a KeySource that can say, without fetching anything,
+// which key it holds now for a kid and an alg (nil: none held, which is
+// not a refusal: Key may find it by fetching). Without it, IssuerSet's
+// VerifyHeld treats every key as needing the network.
+type HeldKeySource interface {
+	KeySource
+	HeldKey(kid, alg string) crypto.PublicKey
+}
+
 // Introspector verifies a token by asking the authorization server that
 // issued it (RFC 7662). Errors wrap the failure classes of this package;
 // ErrUnavailable when the server cannot answer now.
@@ -187,13 +196,26 @@ type jwt struct {
 // mode. Any other token — opaque, encrypted, or a JWT without iss — can
 // only be judged by the resource's introspecting server, if it has one.
 func (v *IssuerSet) Verify(ctx context.Context, raw string, trusted map[string]struct{}) (*Claims, error) {
+	return v.verify(ctx, raw, trusted, false)
+}
+
+// VerifyHeld is Verify with only the keys held now (HeldVerifier): a
+// token whose key is not held, or that its issuer introspects, fails with
+// ErrNeedsNetwork, and nothing is fetched or called.
+func (v *IssuerSet) VerifyHeld(raw string, trusted map[string]struct{}) (*Claims, error) {
+	return v.verify(context.Background(), raw, trusted, true)
+}
+
+// verify is Verify, or VerifyHeld when held: every step that would wait
+// on the network then fails with ErrNeedsNetwork instead.
+func (v *IssuerSet) verify(ctx context.Context, raw string, trusted map[string]struct{}, held bool) (*Claims, error) {
 	if len(raw) > v.maxBytes {
 		return nil, fmt.Errorf("%w: longer than %d bytes", ErrMalformed, v.maxBytes)
 	}
 	t, perr := parseJWT(raw)
 	if perr != nil || t.iss == "" {
 		if in := v.introspectorFor(trusted); in != nil {
-			return in.Introspect(ctx, raw)
+			return introspect(ctx, in, raw, held)
 		}
 		if perr != nil {
 			return nil, perr
@@ -208,9 +230,31 @@ func (v *IssuerSet) Verify(ctx context.Context, raw string, trusted map[string]s
 		return nil, ErrUnknownIssuer
 	}
 	if is.Mode == ModeIntrospection {
-		return is.Introspector.Introspect(ctx, raw)
+		return introspect(ctx, is.Introspector, raw, held)
 	}
-	return v.verifyJWT(ctx, raw, t, is)
+	return v.verifyJWT(ctx, raw, t, is, held)
+}
+
+// introspect asks in about raw, unless held (VerifyHeld).
+func introspect(ctx context.Context, in Introspector, raw string, held bool) (*Claims, error) {
+	if held {
+		return nil, ErrNeedsNetwork
+	}
+	return in.Introspect(ctx, raw)
+}
+
+// key returns is's key for kid and alg: only a held one when held
+// (VerifyHeld), ErrNeedsNetwork when none is.
+func (is Issuer) key(ctx context.Context, kid, alg string, held bool) (crypto.PublicKey, error) {
+	if !held {
+		return is.Keys.Key(ctx, kid, alg)
+	}
+	if h, ok := is.Keys.(HeldKeySource); ok {
+		if k := h.HeldKey(kid, alg); k != nil {
+			return k, nil
+		}
+	}
+	return nil, ErrNeedsNetwork
 }
 
 // introspectorFor returns the introspector of the one trusted issuer
@@ -283,7 +327,7 @@ func parseJWT(raw string) (*jwt, error) {
 // order matters for cost: everything cheap and definitive comes before
 // the signature check, and nothing from the claims is trusted until the
 // signature has verified.
-func (v *IssuerSet) verifyJWT(ctx context.Context, raw string, t *jwt, is Issuer) (*Claims, error) {
+func (v *IssuerSet) verifyJWT(ctx context.Context, raw string, t *jwt, is Issuer, held bool) (*Claims, error) {
 	if t.header.Crit || t.header.B64 {
 		return nil, ErrCritical
 	}
@@ -291,8 +335,11 @@ func (v *IssuerSet) verifyJWT(ctx context.Context, raw string, t *jwt, is Issuer
 	if !ok {
 		return nil, fmt.Errorf("%w: %q", ErrAlgorithm, t.header.Alg)
 	}
-	key, err := is.Keys.Key(ctx, t.header.Kid, t.header.Alg)
+	key, err := is.key(ctx, t.header.Kid, t.header.Alg, held)
 	if err != nil {
+		if held {
+			return nil, err // ErrNeedsNetwork: VerifyHeld's caller calls Verify
+		}
 		if errors.Is(err, jwks.ErrUnavailable) || ctx.Err() != nil {
 			return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
 		}

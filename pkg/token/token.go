@@ -132,6 +132,25 @@ type Verifier interface {
 	Verify(ctx context.Context, raw string, trusted map[string]struct{}) (*Claims, error)
 }
 
+// HeldVerifier is a Verifier that can also verify a token with only what
+// it holds: no key set fetched, no introspection call, nothing waited for.
+// The caller can then run the verification on its own goroutine, without
+// a deadline, as pure CPU work.
+//
+// VerifyHeld answers exactly as Verify would, or fails with
+// ErrNeedsNetwork, having done nothing that Verify will not repeat: the
+// caller then calls Verify.
+type HeldVerifier interface {
+	Verifier
+	VerifyHeld(raw string, trusted map[string]struct{}) (*Claims, error)
+}
+
+// ErrNeedsNetwork is VerifyHeld's answer for a token whose verification
+// needs the network: its key is not held, or its issuer introspects. It
+// is not a verdict, only an instruction to call Verify, and no other
+// error wraps it.
+var ErrNeedsNetwork = errors.New("token: verification needs the network")
+
 // Failure classes. Every error Verify returns wraps exactly one of them, so
 // the decision's error table can map it to a status and a challenge.
 var (
