@@ -31,8 +31,13 @@ type row struct {
 	exchanges           int64   // token endpoint calls while measuring, total over the rounds; < 0 n/a
 	verified            int     // answers checked in full per run (median)
 	rawVerify           float64 // µs of CPU per raw ecdsa.VerifyASN1 (median); < 0 n/a
-	rss                 int64
-	idle, other, steal  float64 // cores; < 0 unknown
+	// roundCPU and roundRaw are each round's server CPU per Check and raw
+	// verify, in the order of the rounds (< 0 unknown): the rounds of the
+	// scenarios are interleaved, so round i of one scenario ran beside
+	// round i of another.
+	roundCPU, roundRaw []float64
+	rss                int64
+	idle, other, steal float64 // cores; < 0 unknown
 }
 
 func median[T int | int64 | float64 | time.Duration](xs []T) T {
@@ -86,6 +91,8 @@ func summarize(conc int, runs []*Result) row {
 	rw.introspectConns = median(pick(runs, func(r *Result) float64 { return r.IntrospectConns }))
 	rw.verified = median(pick(runs, func(r *Result) int { return r.Verified }))
 	rw.rawVerify = median(pick(runs, func(r *Result) float64 { return r.RawVerify }))
+	rw.roundCPU = pick(runs, func(r *Result) float64 { return r.ServerCPU })
+	rw.roundRaw = pick(runs, func(r *Result) float64 { return r.RawVerify })
 	rw.exchanges = -1
 	for _, r := range runs {
 		if r.Exchanges >= 0 {
@@ -726,7 +733,7 @@ func writeVerifyLimit(w io.Writer, alg string, rows []row, tuned map[int]row) {
 		return
 	}
 	fmt.Fprintf(w, "**Full verification (%s) against the limit, same run** (the limit: floor-tuned's server CPU per Check + one raw %s; target ≤ %.2f× the limit):\n\n", alg, rawVerifyName(alg), verifyLimitRatio)
-	fmt.Fprintf(w, "| concurrency | server CPU µs/Check | floor-tuned | raw verify | limit | × limit | beyond the limit µs |\n|---:|---:|---:|---:|---:|---:|---:|\n")
+	fmt.Fprintf(w, "| concurrency | server CPU µs/Check | floor-tuned | raw verify | limit | × limit | beyond the limit µs | × limit, each round |\n|---:|---:|---:|---:|---:|---:|---:|---|\n")
 	for _, r := range rows {
 		t, ok := tuned[r.conc]
 		if !ok || r.cpu < 0 || t.cpu < 0 || r.rawVerify < 0 {
@@ -737,7 +744,24 @@ func writeVerifyLimit(w io.Writer, alg string, rows []row, tuned map[int]row) {
 		if r.cpu > verifyLimitRatio*limit {
 			x += " (**over target**)"
 		}
-		fmt.Fprintf(w, "| %d | %.1f | %.1f | %.1f | %.1f | %s | %+.1f |\n", r.conc, r.cpu, t.cpu, r.rawVerify, limit, x, r.cpu-limit)
+		fmt.Fprintf(w, "| %d | %.1f | %.1f | %.1f | %.1f | %s | %+.1f | %s |\n", r.conc, r.cpu, t.cpu, r.rawVerify, limit, x, r.cpu-limit, roundRatios(r, t))
 	}
 	fmt.Fprintf(w, "\n")
+}
+
+// roundRatios is each round's server CPU per Check over that round's
+// limit (floor-tuned's CPU per Check in the same round plus the raw verify
+// timed before the run), "–" for a round that lacks a figure: how far the
+// medians' ratio moves from one round to the next.
+func roundRatios(r, tuned row) string {
+	var parts []string
+	for i := range min(len(r.roundCPU), len(r.roundRaw), len(tuned.roundCPU)) {
+		cpu, raw, floor := r.roundCPU[i], r.roundRaw[i], tuned.roundCPU[i]
+		if cpu < 0 || raw < 0 || floor < 0 {
+			parts = append(parts, "–")
+			continue
+		}
+		parts = append(parts, fmt.Sprintf("%.2f", cpu/(floor+raw)))
+	}
+	return strings.Join(parts, ", ")
 }

@@ -325,8 +325,12 @@ func TestReportComparisons(t *testing.T) {
 	s.Runs[64] = []*Result{{Shared: &sharedRun{Tokens: 20_000, KeysBefore: 200, KeysAfter: 20_200, Settle: 600 * time.Millisecond,
 		AErrors: map[string]float64{"get": 3, "add": 1}, AErrorsTotal: 4, OpenSamples: 0, Samples: 20, Dropped: -1, BRedisHit: 19_990, BRedisMiss: 10}}}
 	writeShared(&b, sc)
+	// Three interleaved rounds, the second missing the raw verify.
+	writeVerifyLimit(&b, "RS256", []row{{conc: 64, cpu: 46, rawVerify: 22, roundCPU: []float64{46, 50, 44}, roundRaw: []float64{22, -1, 23}}},
+		map[int]row{64: {conc: 64, cpu: 20, roundCPU: []float64{20, 22, 18}}})
 	out := b.String()
 	for _, want := range []string{
+		"| 64 | 46.0 | 20.0 | 22.0 | 42.0 | 1.10 | +4.0 | 1.10, –, 1.07 |",
 		"| 16 | 38.0 | 30.0 | +8.0 | 12.0 | 0.75 | 2.50 ms | 2.00 ms | 1.25 |", // within both targets
 		"| 16 | 130.0 | 30.0 | +100.0 (**over target**) | 0.0 |",
 		"4.50 (**over target**)",
