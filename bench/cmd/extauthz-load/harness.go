@@ -19,6 +19,10 @@ import (
 	"github.com/extauthz/extauthz/internal/redisproc"
 )
 
+// pairedFloor is the target name of the floor-tuned server measured
+// within each full-* scenario, right after the gateway.
+const pairedFloor = "floor-tuned, same stream"
+
 // Scenario names.
 const (
 	scFloor         = "floor"
@@ -1194,13 +1198,17 @@ func (h *harness) scenario(ctx context.Context, sc *Scenario, round int) error {
 			return err
 		}
 		sc.Compare = true
-		sc.note("Each run starts a fresh server, warms it with %d other new tokens, then sends the same stream of never-seen tokens, each once; a run also ends when they run out.", len(warm.reqs))
+		sc.note("Each run starts a fresh server, warms it with %d other new tokens, then sends the same stream of never-seen tokens, each once; a run also ends when they run out. %s is the floor-tuned server, sent the same requests right after the gateway in each round: the floor of the limit below.", len(warm.reqs), pairedFloor)
 		for _, c := range h.o.Concurrency {
 			for _, t := range []struct {
 				name  string
 				start func() (*server, error)
 			}{
 				{"extauthz serve", func() (*server, error) { return h.startExtauthz(ctx, "", 100_000) }},
+				// The limit's floor, measured right after the gateway on the
+				// same requests: the machine's speed drifts from minute to
+				// minute, and the floor-tuned scenario ran a while ago.
+				{pairedFloor, func() (*server, error) { return h.startSub(ctx, floorTunedCmd, nil) }},
 				{"jwx-floor", func() (*server, error) { return h.startSub(ctx, jwxCmd, iss) }},
 			} {
 				err := h.withServer(ctx, t.start, func(srv *server, conn *grpc.ClientConn) error {

@@ -205,7 +205,10 @@ it, measures, stops it):
   full-es256     run also ends when they run out), against extauthz serve and against
   full-eddsa     jwx-floor, a bare jwx v3 verify-every-request server: "our pipeline vs
                  bare jwx"; full-eddsa's tokens are EdDSA (Ed25519), of an issuer of
-                 its own
+                 its own. In each round the floor-tuned server is sent the same
+                 requests right after extauthz serve ("floor-tuned, same stream"):
+                 with one raw signature check timed before the run, the limit the
+                 gateway's CPU per Check is set against (issue #20: at most 1.15×)
   introspection  extauthz serve with an authorization server in token_mode
                  introspection: a local RFC 7662 endpoint served by this tool on
                  127.0.0.1 (client_secret_basic checked on every call, active:true

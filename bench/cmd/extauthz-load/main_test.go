@@ -119,7 +119,7 @@ func TestHarness(t *testing.T) {
 		scHit:           {"extauthz serve"},
 		scHitUpstream:   {"extauthz serve"},
 		scDPoP:          {"extauthz serve"},
-		scFullES256:     {"extauthz serve", "jwx-floor"},
+		scFullES256:     {"extauthz serve", pairedFloor, "jwx-floor"},
 		scRedis:         {"extauthz serve + redis"},
 		scIntrospection: {"extauthz serve"},
 		scIntroHit:      {"extauthz serve"},
@@ -244,9 +244,10 @@ func TestHarness(t *testing.T) {
 		t.Errorf("scenarios %q, want %q", got, scenarios)
 	}
 
-	// floor: 2 runs; hit: 2; hit-upstream: 2; dpop: 2; full-es256: 4;
-	// introspection: 2; introspection-hit: 2; redis: 2 + redis-server.
-	want := 16
+	// floor: 2 runs; hit: 2; hit-upstream: 2; dpop: 2; full-es256: 6 (the
+	// gateway, the paired floor-tuned, jwx-floor); introspection: 2;
+	// introspection-hit: 2; redis: 2 + redis-server.
+	want := 18
 	if redisInstalled() {
 		want += 3
 	}
@@ -270,7 +271,7 @@ func TestHarness(t *testing.T) {
 		"## hit-upstream — one RS256 token (", "Token exchanges while measuring (all rounds): c=1 0, c=4 0.",
 		"extauthz serve c=4: 1 token exchange(s) during the warm-up, **0 during the measured part**.",
 		"## dpop — one RS256 token (", "**Raw ecdsa.VerifyASN1 (P-256, SHA-256 digest given), CPU µs per verify**, timed in this tool right before each run: c=1 ",
-		"Full verification against the limit (floor-tuned + one raw verify): floor-tuned not measured in this run",
+		"**Full verification (ES256) against the limit, same run** (the limit: the server CPU per Check of floor-tuned, sent the same requests right after the gateway in each round (floor-tuned, same stream) + one raw ecdsa.VerifyASN1",
 		"Target (server CPU µs per Check ≤ hit's + one raw verify + 10 µs, medians of this run): c=1 ",
 	} {
 		if !strings.Contains(md.String(), want) {

@@ -298,7 +298,11 @@ func (rep *Report) WriteMarkdown(w io.Writer) {
 				writeRedisVsHit(w, rows, rep.seriesRows(scHit, o.Concurrency))
 			}
 			if s.Target == "extauthz serve" && (sc.Name == scFullRS256 || sc.Name == scFullES256 || sc.Name == scFullEdDSA) {
-				writeVerifyLimit(w, scenarioAlg(sc.Name), rows, rep.seriesRows(scFloorTuned, o.Concurrency))
+				floor, paired := sc.targetRows(pairedFloor, o.Concurrency), true
+				if floor == nil {
+					floor, paired = rep.seriesRows(scFloorTuned, o.Concurrency), false
+				}
+				writeVerifyLimit(w, scenarioAlg(sc.Name), rows, floor, paired)
 			}
 			if sc.Name == scHitAudit {
 				writeAuditVsHit(w, rows, rep.seriesRows(scHit, o.Concurrency))
@@ -307,9 +311,8 @@ func (rep *Report) WriteMarkdown(w io.Writer) {
 				writeShared(w, sc)
 			}
 		}
-		if sc.Compare && len(sc.Series) == 2 {
-			ours, ref := sc.Series[0].rows(o.Concurrency), sc.Series[1].rows(o.Concurrency)
-			fmt.Fprintf(w, "### %s relative to %s (same token stream)\n\n", sc.Series[0].Target, sc.Series[1].Target)
+		if ours, ref := sc.targetRows("extauthz serve", o.Concurrency), sc.targetRows("jwx-floor", o.Concurrency); sc.Compare && ours != nil && ref != nil {
+			fmt.Fprintf(w, "### extauthz serve relative to jwx-floor (same token stream)\n\n")
 			fmt.Fprintf(w, "| concurrency | Checks/s ratio | p99 ratio | CPU/Check ratio |\n|---:|---:|---:|---:|\n")
 			for _, a := range ours {
 				for _, b := range ref {
@@ -512,6 +515,21 @@ func pct(a, b float64) string {
 
 // seriesRows is the rows of a scenario's first series, by concurrency;
 // nil when it was not measured.
+// targetRows is the rows of sc's series for target by concurrency, nil
+// when sc has none.
+func (sc *Scenario) targetRows(target string, concs []int) map[int]row {
+	for _, s := range sc.Series {
+		if s.Target == target {
+			out := map[int]row{}
+			for _, r := range s.rows(concs) {
+				out[r.conc] = r
+			}
+			return out
+		}
+	}
+	return nil
+}
+
 func (rep *Report) seriesRows(name string, concs []int) map[int]row {
 	for _, sc := range rep.Scenarios {
 		if sc.Name == name && len(sc.Series) > 0 {
@@ -727,12 +745,16 @@ const verifyLimitRatio = 1.15
 // writeVerifyLimit sets a full-verification scenario's server CPU per
 // Check beside its limit: floor-tuned's CPU per Check in the same run plus
 // the raw verify timed right before each run.
-func writeVerifyLimit(w io.Writer, alg string, rows []row, tuned map[int]row) {
+func writeVerifyLimit(w io.Writer, alg string, rows []row, tuned map[int]row, paired bool) {
 	if tuned == nil {
 		fmt.Fprintf(w, "Full verification against the limit (floor-tuned + one raw verify): floor-tuned not measured in this run (add it to --scenarios).\n\n")
 		return
 	}
-	fmt.Fprintf(w, "**Full verification (%s) against the limit, same run** (the limit: floor-tuned's server CPU per Check + one raw %s; target ≤ %.2f× the limit):\n\n", alg, rawVerifyName(alg), verifyLimitRatio)
+	floor := "floor-tuned's server CPU per Check"
+	if paired {
+		floor = "the server CPU per Check of floor-tuned, sent the same requests right after the gateway in each round (" + pairedFloor + ")"
+	}
+	fmt.Fprintf(w, "**Full verification (%s) against the limit, same run** (the limit: %s + one raw %s; target ≤ %.2f× the limit):\n\n", alg, floor, rawVerifyName(alg), verifyLimitRatio)
 	fmt.Fprintf(w, "| concurrency | server CPU µs/Check | floor-tuned | raw verify | limit | × limit | beyond the limit µs | × limit, each round |\n|---:|---:|---:|---:|---:|---:|---:|---|\n")
 	for _, r := range rows {
 		t, ok := tuned[r.conc]
