@@ -448,6 +448,9 @@ func (h *harness) dpopScenario(ctx context.Context, sc *Scenario, round int) err
 		if err != nil {
 			return err
 		}
+		if err := h.pairedHit(ctx, sc, c); err != nil {
+			return err
+		}
 	}
 	return nil
 }

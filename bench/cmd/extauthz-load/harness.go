@@ -19,6 +19,10 @@ import (
 	"github.com/extauthz/extauthz/internal/redisproc"
 )
 
+// pairedHit is the target name of the hit measured within the dpop,
+// redis and hit-audit scenarios, right after their own runs.
+const pairedHit = "hit, same round"
+
 // pairedFloor is the target name of the floor-tuned server measured
 // within each full-* scenario, right after the gateway.
 const pairedFloor = "floor-tuned, same stream"
@@ -1179,6 +1183,9 @@ func (h *harness) scenario(ctx context.Context, sc *Scenario, round int) error {
 			if err != nil {
 				return err
 			}
+			if err := h.pairedHit(ctx, sc, c); err != nil {
+				return err
+			}
 		}
 
 	case scFullRS256, scFullES256, scFullEdDSA:
@@ -1514,8 +1521,25 @@ func (h *harness) hitAudit(ctx context.Context, sc *Scenario, hit pattern) error
 		if err != nil {
 			return err
 		}
+		if err := h.pairedHit(ctx, sc, c); err != nil {
+			return err
+		}
 	}
 	return nil
+}
+
+// pairedHit measures hit (a fresh extauthz serve, one token, audit lines
+// off) within scenario sc, right after sc's own run at concurrency c: the
+// reference sc is compared with. The machine's speed drifts from minute to
+// minute, and the hit scenario ran a while ago.
+func (h *harness) pairedHit(ctx context.Context, sc *Scenario, c int) error {
+	sc.note("%s is hit (a fresh extauthz serve, one token, audit lines off) measured right after this scenario's own run in each round: the hit it is compared with below.", pairedHit)
+	return h.withServer(ctx, func() (*server, error) { return h.startExtauthz(ctx, "", 100_000) },
+		func(srv *server, conn *grpc.ClientConn) error {
+			_, err := h.measure(ctx, measurement{sc: sc, target: pairedHit, conc: c, srv: srv, conn: conn, steady: true,
+				pat: pattern{reqs: [][]byte{h.hitReq}}})
+			return err
+		})
 }
 
 // startRedis starts a redis-server of the harness's own (never the machine's), registered to

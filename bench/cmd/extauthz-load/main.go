@@ -191,7 +191,8 @@ it, measures, stops it):
   redis          extauthz serve with its own redis-server, cache.max_entries 1, 2,000
                  RS256 tokens at random: almost every Check is served by Redis; the
                  gateway's and redis-server's CPU are given apart, and compared with
-                 hit's in the same run (CPU difference, p99 ratio)
+                 a hit measured right after it in each round ("hit, same round", as
+                 for hit-audit and dpop): CPU difference, p99 ratio
   redis-shared   two extauthz serve replicas, A and B, sharing a redis-server of their
                  own, each with cache.max_entries of twice the tokens and its admin
                  listener on loopback; A is sent --shared-tokens never-seen RS256 tokens

@@ -288,14 +288,20 @@ func (rep *Report) WriteMarkdown(w io.Writer) {
 				fmt.Fprintf(w, " **Raw %s, CPU µs per verify**, timed in this tool right before each run: %s.", rawVerifyName(scenarioAlg(sc.Name)), strings.Join(raw, ", "))
 			}
 			fmt.Fprintf(w, "\n\n")
-			if sc.Name == scDPoP {
-				writeDPoPTarget(w, rows, rep.seriesRows(scHit, o.Concurrency))
+			// dpop, redis and hit-audit are compared with the hit measured
+			// right after them in each round, or else the hit scenario's.
+			hitRows := sc.targetRows(pairedHit, o.Concurrency)
+			if hitRows == nil {
+				hitRows = rep.seriesRows(scHit, o.Concurrency)
+			}
+			if sc.Name == scDPoP && s.Target != pairedHit {
+				writeDPoPTarget(w, rows, hitRows)
 			}
 			if sc.Name == scRevocation {
 				writeRevocation(w, s, o.Concurrency)
 			}
-			if sc.Name == scRedis {
-				writeRedisVsHit(w, rows, rep.seriesRows(scHit, o.Concurrency))
+			if sc.Name == scRedis && s.Target != pairedHit {
+				writeRedisVsHit(w, rows, hitRows)
 			}
 			if s.Target == "extauthz serve" && (sc.Name == scFullRS256 || sc.Name == scFullES256 || sc.Name == scFullEdDSA) {
 				floor, paired := sc.targetRows(pairedFloor, o.Concurrency), true
@@ -304,8 +310,8 @@ func (rep *Report) WriteMarkdown(w io.Writer) {
 				}
 				writeVerifyLimit(w, scenarioAlg(sc.Name), rows, floor, paired)
 			}
-			if sc.Name == scHitAudit {
-				writeAuditVsHit(w, rows, rep.seriesRows(scHit, o.Concurrency))
+			if sc.Name == scHitAudit && s.Target != pairedHit {
+				writeAuditVsHit(w, rows, hitRows)
 			}
 			if sc.Name == scRedisShared && s == sc.Series[len(sc.Series)-1] {
 				writeShared(w, sc)

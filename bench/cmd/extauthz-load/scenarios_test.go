@@ -42,9 +42,9 @@ func TestNewScenarios(t *testing.T) {
 		scFloor:       {"floor"},
 		scFloorTuned:  {"floor-tuned"},
 		scHit:         {"extauthz serve"},
-		scHitAudit:    {"extauthz serve, audit on"},
+		scHitAudit:    {"extauthz serve, audit on", pairedHit},
 		scFullEdDSA:   {"extauthz serve", pairedFloor, "jwx-floor"},
-		scRedis:       {"extauthz serve + redis"},
+		scRedis:       {"extauthz serve + redis", pairedHit},
 		scRedisShared: {"A: verifies every token", "B (fresh): the same tokens"},
 	}
 	for _, sc := range rep.Scenarios {
@@ -66,17 +66,21 @@ func TestNewScenarios(t *testing.T) {
 					if r.Requests == 0 || r.Errors != 0 || r.WarmErrors != 0 {
 						t.Errorf("%s / %s c=%d: %d Checks, %d errors (+%d in warm-up): %v", sc.Name, s.Target, c, r.Requests, r.Errors, r.WarmErrors, r.ErrSample)
 					}
-					switch sc.Name {
-					case scHitAudit:
+					switch name := sc.Name; {
+					case s.Target == pairedHit:
+						if r.OutputLines >= 0 || r.AuxCPU >= 0 {
+							t.Errorf("%s / %s c=%d: output counted (%v) or CPU split (%v): a plain hit", name, s.Target, c, r.OutputLines, r.AuxCPU)
+						}
+					case name == scHitAudit:
 						// One audit line per allowed Check, drained.
 						if r.OutputLines < 0.99 || r.OutputBytes < 100 {
 							t.Errorf("hit-audit c=%d: %.3f lines, %.0f bytes of output per Check; want an audit line each", c, r.OutputLines, r.OutputBytes)
 						}
-					case scHit:
+					case name == scHit:
 						if r.OutputLines >= 0 {
 							t.Errorf("hit c=%d: output counted (%v) though it goes to a log file", c, r.OutputLines)
 						}
-					case scRedis, scRedisShared:
+					case name == scRedis, name == scRedisShared:
 						if r.ServerCPU >= 0 && (r.AuxCPU < 0 || r.MainCPU < 0 || r.MainCPU+r.AuxCPU-r.ServerCPU > 1e-6) {
 							t.Errorf("%s c=%d: CPU %v not split into %v + %v", sc.Name, c, r.ServerCPU, r.MainCPU, r.AuxCPU)
 						}
