@@ -23,6 +23,17 @@ func TestVerificationPanicIsADenial(t *testing.T) {
 	f := newFixture(t, time.Minute, 10*time.Second)
 	f.engine.opts.Verifier = panickingVerifier{}
 	tok := f.mint(t, time.Hour)
+	checkPanicDenials(t, f, tok)
+	f.engine.opts.Verifier = f.verifier
+	if d := f.check(tok, "/mcp"); !d.Allow {
+		t.Fatalf("after the panic, with a working verifier: %v", d.Err)
+	}
+}
+
+// checkPanicDenials sends eight concurrent Checks of tok, whose verification panics: each
+// must be a 503 denial.
+func checkPanicDenials(t *testing.T, f *fixture, tok string) {
+	t.Helper()
 	var wg sync.WaitGroup
 	for range 8 {
 		wg.Add(1)
@@ -35,10 +46,6 @@ func TestVerificationPanicIsADenial(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	f.engine.opts.Verifier = f.verifier
-	if d := f.check(tok, "/mcp"); !d.Allow {
-		t.Fatalf("after the panic, with a working verifier: %v", d.Err)
-	}
 }
 
 // More slow verifications than there are workers: none waits for another (a new goroutine

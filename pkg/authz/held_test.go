@@ -157,18 +157,7 @@ func TestHeldVerificationPanicIsADenial(t *testing.T) {
 	f, hv := heldFixture(t)
 	hv.panics = true
 	tok := f.mint(t, time.Hour)
-	var wg sync.WaitGroup
-	for range 8 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			d := f.check(tok, "/mcp")
-			if d.Allow || d.Status != 503 || !errors.Is(d.Err, token.ErrUnavailable) {
-				t.Errorf("a verification that panicked: allow=%v status %d err %v, want a 503 denial", d.Allow, d.Status, d.Err)
-			}
-		}()
-	}
-	wg.Wait()
+	checkPanicDenials(t, f, tok)
 	hv.panics = false
 	if d := f.check(tok, "/mcp"); !d.Allow {
 		t.Fatalf("after the panic: %v", d.Err)
