@@ -19,6 +19,10 @@ import (
 	"github.com/extauthz/extauthz/internal/redisproc"
 )
 
+// pairedTuned is the target name of the floor-tuned server measured
+// within the hit scenario, right after each of its runs.
+const pairedTuned = "floor-tuned, same round"
+
 // pairedHit is the target name of the hit measured within the dpop,
 // redis and hit-audit scenarios, right after their own runs.
 const pairedHit = "hit, same round"
@@ -1147,6 +1151,19 @@ func (h *harness) scenario(ctx context.Context, sc *Scenario, round int) error {
 			if err != nil {
 				return err
 			}
+			// The reference, right after: see pairedHit.
+			if ctx.Err() != nil {
+				return ctx.Err() // interrupted: nothing more is started
+			}
+			sc.note("%s is the floor-tuned server, sent the same request right after hit in each round: the floor hit is compared with below.", pairedTuned)
+			err = h.withServer(ctx, func() (*server, error) { return h.startSub(ctx, floorTunedCmd, nil) },
+				func(srv *server, conn *grpc.ClientConn) error {
+					_, err := h.measure(ctx, measurement{sc: sc, target: pairedTuned, conc: c, srv: srv, conn: conn, steady: true, pat: hit})
+					return err
+				})
+			if err != nil {
+				return err
+			}
 		}
 
 	case scRedis:
@@ -1533,6 +1550,9 @@ func (h *harness) hitAudit(ctx context.Context, sc *Scenario, hit pattern) error
 // reference sc is compared with. The machine's speed drifts from minute to
 // minute, and the hit scenario ran a while ago.
 func (h *harness) pairedHit(ctx context.Context, sc *Scenario, c int) error {
+	if ctx.Err() != nil {
+		return ctx.Err() // interrupted: nothing more is started
+	}
 	sc.note("%s is hit (a fresh extauthz serve, one token, audit lines off) measured right after this scenario's own run in each round: the hit it is compared with below.", pairedHit)
 	return h.withServer(ctx, func() (*server, error) { return h.startExtauthz(ctx, "", 100_000) },
 		func(srv *server, conn *grpc.ClientConn) error {

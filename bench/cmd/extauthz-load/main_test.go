@@ -116,7 +116,7 @@ func TestHarness(t *testing.T) {
 
 	wantSeries := map[string][]string{
 		scFloor:         {"floor"},
-		scHit:           {"extauthz serve"},
+		scHit:           {"extauthz serve", pairedTuned},
 		scHitUpstream:   {"extauthz serve"},
 		scDPoP:          {"extauthz serve", pairedHit},
 		scFullES256:     {"extauthz serve", pairedFloor, "jwx-floor"},
@@ -244,11 +244,12 @@ func TestHarness(t *testing.T) {
 		t.Errorf("scenarios %q, want %q", got, scenarios)
 	}
 
-	// floor: 2 runs; hit: 2; hit-upstream: 2; dpop: 4 (its own and the
+	// floor: 2 runs; hit: 4 (its own and the paired floor-tuned);
+	// hit-upstream: 2; dpop: 4 (its own and the
 	// paired hit); full-es256: 6 (the gateway, the paired floor-tuned,
 	// jwx-floor); introspection: 2; introspection-hit: 2; redis: 4 (its
 	// own and the paired hit) + redis-server.
-	want := 20
+	want := 22
 	if redisInstalled() {
 		want += 5
 	}
@@ -273,6 +274,7 @@ func TestHarness(t *testing.T) {
 		"extauthz serve c=4: 1 token exchange(s) during the warm-up, **0 during the measured part**.",
 		"## dpop — one RS256 token (", "**Raw ecdsa.VerifyASN1 (P-256, SHA-256 digest given), CPU µs per verify**, timed in this tool right before each run: c=1 ",
 		"**Full verification (ES256) against the limit, same run** (the limit: the server CPU per Check of floor-tuned, sent the same requests right after the gateway in each round (floor-tuned, same stream) + one raw ecdsa.VerifyASN1",
+		"**Cache hit against floor-tuned, same round** (floor-tuned, same round, measured right after hit in each round; target: throughput ≥ 0.95× its):",
 		"Target (server CPU µs per Check ≤ hit's + one raw verify + 10 µs, medians of this run): c=1 ",
 	} {
 		if !strings.Contains(md.String(), want) {

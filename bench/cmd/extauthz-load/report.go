@@ -313,6 +313,9 @@ func (rep *Report) WriteMarkdown(w io.Writer) {
 			if sc.Name == scHitAudit && s.Target != pairedHit {
 				writeAuditVsHit(w, rows, hitRows)
 			}
+			if tuned := sc.targetRows(pairedTuned, o.Concurrency); sc.Name == scHit && s.Target != pairedTuned && tuned != nil {
+				writeHitVsTuned(w, rows, tuned)
+			}
 			if sc.Name == scRedisShared && s == sc.Series[len(sc.Series)-1] {
 				writeShared(w, sc)
 			}
@@ -428,7 +431,22 @@ func writeAuditVsHit(w io.Writer, rows []row, hit map[int]row) {
 		return
 	}
 	fmt.Fprintf(w, "**Default audit setting against audit off (hit), same run** (target: throughput ≥ %.2f× hit's):\n\n", auditMinRatio)
-	fmt.Fprintf(w, "| concurrency | Checks/s ratio | p99 ratio | server CPU µs/Check | hit's | difference |\n|---:|---:|---:|---:|---:|---:|\n")
+	writeThroughputVs(w, "hit's", rows, hit)
+}
+
+// writeHitVsTuned compares hit with the floor-tuned server measured right
+// after it in each round (issue #20: at least 0.95× its throughput).
+func writeHitVsTuned(w io.Writer, rows []row, tuned map[int]row) {
+	fmt.Fprintf(w, "**Cache hit against floor-tuned, same round** (%s, measured right after hit in each round; target: throughput ≥ %.2f× its):\n\n", pairedTuned, auditMinRatio)
+	writeThroughputVs(w, "floor-tuned's", rows, tuned)
+}
+
+// writeThroughputVs is the table of rows against ref, a reference at the
+// same concurrencies: throughput ratio (under auditMinRatio flagged), p99
+// ratio and CPU per Check.
+func writeThroughputVs(w io.Writer, refLabel string, rows []row, ref map[int]row) {
+	hit := ref
+	fmt.Fprintf(w, "| concurrency | Checks/s ratio | p99 ratio | server CPU µs/Check | %s | difference |\n|---:|---:|---:|---:|---:|---:|\n", refLabel)
 	for _, r := range rows {
 		hr, ok := hit[r.conc]
 		if !ok {
