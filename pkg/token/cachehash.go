@@ -120,7 +120,10 @@ func lowS(raw string, sig *[maxECDSASig]byte) (*ecdsaForm, int) {
 	if f == nil {
 		return nil, 0
 	}
-	if alg, ok := spelledAlg(raw[:max(strings.IndexByte(raw, '.'), 0)]); ok && alg != f.alg {
+	// raw holds a '.' (before the signature): first is never -1.
+	first := strings.IndexByte(raw, '.')
+	alg, spelled := spelledAlg(raw[:first])
+	if spelled && alg != f.alg {
 		// An EdDSA signature has an ES256 one's length: its header, in
 		// the usual spelling, says so before anything is decoded.
 		return nil, 0
@@ -142,11 +145,10 @@ func lowS(raw string, sig *[maxECDSASig]byte) (*ecdsaForm, int) {
 	if bytes.Compare(s, f.n) >= 0 {
 		return nil, 0 // out of range and so invalid
 	}
-	first := strings.IndexByte(raw, '.')
 	if first == last || strings.IndexByte(raw[first+1:last], '.') >= 0 {
 		return nil, 0 // not three segments: not a JWS the verifier reads
 	}
-	if headerAlg(raw[:first]) != f.alg {
+	if !spelled && headerAlg(raw[:first]) != f.alg {
 		return nil, 0
 	}
 	// s = n − s, big-endian, with borrow.
