@@ -445,10 +445,9 @@ func writeHitVsTuned(w io.Writer, rows []row, tuned map[int]row) {
 // same concurrencies: throughput ratio (under auditMinRatio flagged), p99
 // ratio and CPU per Check.
 func writeThroughputVs(w io.Writer, refLabel string, rows []row, ref map[int]row) {
-	hit := ref
 	fmt.Fprintf(w, "| concurrency | Checks/s ratio | p99 ratio | server CPU µs/Check | %s | difference |\n|---:|---:|---:|---:|---:|---:|\n", refLabel)
 	for _, r := range rows {
-		hr, ok := hit[r.conc]
+		hr, ok := ref[r.conc]
 		if !ok {
 			continue
 		}
@@ -537,34 +536,35 @@ func pct(a, b float64) string {
 	return fmt.Sprintf("%.1f %%", 100*a/b)
 }
 
-// seriesRows is the rows of a scenario's first series, by concurrency;
-// nil when it was not measured.
 // targetRows is the rows of sc's series for target by concurrency, nil
 // when sc has none.
 func (sc *Scenario) targetRows(target string, concs []int) map[int]row {
 	for _, s := range sc.Series {
 		if s.Target == target {
-			out := map[int]row{}
-			for _, r := range s.rows(concs) {
-				out[r.conc] = r
-			}
-			return out
+			return s.byConc(concs)
 		}
 	}
 	return nil
 }
 
+// seriesRows is the rows of a scenario's first series, by concurrency;
+// nil when it was not measured.
 func (rep *Report) seriesRows(name string, concs []int) map[int]row {
 	for _, sc := range rep.Scenarios {
 		if sc.Name == name && len(sc.Series) > 0 {
-			out := map[int]row{}
-			for _, r := range sc.Series[0].rows(concs) {
-				out[r.conc] = r
-			}
-			return out
+			return sc.Series[0].byConc(concs)
 		}
 	}
 	return nil
+}
+
+// byConc is s's rows by concurrency.
+func (s *Series) byConc(concs []int) map[int]row {
+	out := map[int]row{}
+	for _, r := range s.rows(concs) {
+		out[r.conc] = r
+	}
+	return out
 }
 
 // dpopMargin is the server CPU per Check a DPoP request may cost beyond a
