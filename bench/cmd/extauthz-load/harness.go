@@ -619,33 +619,15 @@ func (h *harness) startExtauthzWith(ctx context.Context, redisURL string, maxEnt
 // grpc address filled in); unless sink is nil, the server's output goes to
 // it through a pipe instead of to a log file.
 func (h *harness) startExtauthzSpec(ctx context.Context, spec configSpec, sink *drain) (*server, error) {
-	var admin string
-	var portErr error
-	p, err := startServerSink(ctx, h.reg, "extauthz", h.dir, sink, func(addr string) []string {
-		path := filepath.Join(h.dir, "extauthz-"+strings.ReplaceAll(addr, ":", "_")+".yaml")
+	srv, _, err := h.startWithPort(ctx, "extauthz", sink, func(grpcAddr, otherAddr string) configSpec {
 		c := spec
-		c.grpc = addr
+		c.grpc = grpcAddr
 		if h.o.ProfileDir != "" && c.admin == "" {
-			port, err := redisproc.FreePort()
-			if err != nil {
-				portErr = err
-			}
-			c.admin = "127.0.0.1:" + strconv.Itoa(port)
+			c.admin = otherAddr // --profile: the admin listener serves pprof
 		}
-		c.pprof = h.o.ProfileDir != ""
-		admin = c.admin
-		_ = os.WriteFile(path, []byte(serverConfig(c)), 0o600)
-		return []string{h.o.Server, "serve", "--config", path}
+		return c
 	})
-	if err != nil {
-		return nil, err
-	}
-	srv := &server{addr: p.addr, main: p.pid(), p: p, sink: sink, admin: admin}
-	if portErr != nil {
-		srv.stop()
-		return nil, portErr
-	}
-	return srv, nil
+	return srv, err
 }
 
 // issuers is the JWT issuers every generated policy trusts: RS256 and
@@ -1151,16 +1133,9 @@ func (h *harness) scenario(ctx context.Context, sc *Scenario, round int) error {
 			if err != nil {
 				return err
 			}
-			// The reference, right after: see pairedHit.
-			if ctx.Err() != nil {
-				return ctx.Err() // interrupted: nothing more is started
-			}
-			sc.note("%s is the floor-tuned server, sent the same request right after hit in each round: the floor hit is compared with below.", pairedTuned)
-			err = h.withServer(ctx, func() (*server, error) { return h.startSub(ctx, floorTunedCmd, nil) },
-				func(srv *server, conn *grpc.ClientConn) error {
-					_, err := h.measure(ctx, measurement{sc: sc, target: pairedTuned, conc: c, srv: srv, conn: conn, steady: true, pat: hit})
-					return err
-				})
+			err = h.measurePaired(ctx, sc, c, pairedTuned,
+				"the floor-tuned server, sent the same request right after hit in each round: the floor hit is compared with below",
+				func() (*server, error) { return h.startSub(ctx, floorTunedCmd, nil) })
 			if err != nil {
 				return err
 			}
@@ -1547,19 +1522,28 @@ func (h *harness) hitAudit(ctx context.Context, sc *Scenario, hit pattern) error
 
 // pairedHit measures hit (a fresh extauthz serve, one token, audit lines
 // off) within scenario sc, right after sc's own run at concurrency c: the
-// reference sc is compared with. The machine's speed drifts from minute to
-// minute, and the hit scenario ran a while ago.
+// reference sc is compared with.
 func (h *harness) pairedHit(ctx context.Context, sc *Scenario, c int) error {
+	return h.measurePaired(ctx, sc, c, pairedHit,
+		"hit (a fresh extauthz serve, one token, audit lines off) measured right after this scenario's own run in each round: the hit it is compared with below",
+		func() (*server, error) { return h.startExtauthz(ctx, "", 100_000) })
+}
+
+// measurePaired measures the server start returns, sent hit's one
+// request, as target within sc right after sc's own run at concurrency c:
+// a reference seconds away from what it is compared with, as the machine's
+// speed drifts from minute to minute. what says what target is, in sc's
+// notes. Nothing is started once ctx is done.
+func (h *harness) measurePaired(ctx context.Context, sc *Scenario, c int, target, what string, start func() (*server, error)) error {
 	if ctx.Err() != nil {
-		return ctx.Err() // interrupted: nothing more is started
+		return ctx.Err() // interrupted
 	}
-	sc.note("%s is hit (a fresh extauthz serve, one token, audit lines off) measured right after this scenario's own run in each round: the hit it is compared with below.", pairedHit)
-	return h.withServer(ctx, func() (*server, error) { return h.startExtauthz(ctx, "", 100_000) },
-		func(srv *server, conn *grpc.ClientConn) error {
-			_, err := h.measure(ctx, measurement{sc: sc, target: pairedHit, conc: c, srv: srv, conn: conn, steady: true,
-				pat: pattern{reqs: [][]byte{h.hitReq}}})
-			return err
-		})
+	sc.note("%s is %s.", target, what)
+	return h.withServer(ctx, start, func(srv *server, conn *grpc.ClientConn) error {
+		_, err := h.measure(ctx, measurement{sc: sc, target: target, conc: c, srv: srv, conn: conn, steady: true,
+			pat: pattern{reqs: [][]byte{h.hitReq}}})
+		return err
+	})
 }
 
 // startRedis starts a redis-server of the harness's own (never the machine's), registered to

@@ -201,7 +201,7 @@ func maxDelay(sorted []time.Duration) time.Duration {
 // HTTP listener (where SETs are pushed) on a free loopback port of its
 // own, and returns it with that listener's address.
 func (h *harness) startReplica(ctx context.Context, name, redisURL string) (*server, string, error) {
-	return h.startWithPort(ctx, name, func(grpcAddr, httpAddr string) configSpec {
+	return h.startWithPort(ctx, name, nil, func(grpcAddr, httpAddr string) configSpec {
 		return configSpec{grpc: grpcAddr, http: httpAddr, issuers: []*issuer{h.rs}, tr: h.tr, redisURL: redisURL, maxEntries: 100_000}
 	})
 }

@@ -239,18 +239,20 @@ func (h *harness) redisShared(ctx context.Context, sc *Scenario) error {
 // its admin listener on a free loopback port of its own, and returns it
 // with that listener's address.
 func (h *harness) startSharedReplica(ctx context.Context, name, redisURL string, maxEntries int) (*server, string, error) {
-	return h.startWithPort(ctx, name, func(grpcAddr, adminAddr string) configSpec {
+	return h.startWithPort(ctx, name, nil, func(grpcAddr, adminAddr string) configSpec {
 		return configSpec{grpc: grpcAddr, admin: adminAddr, issuers: h.issuers(), redisURL: redisURL, maxEntries: maxEntries}
 	})
 }
 
 // startWithPort runs `extauthz serve` with the config spec returns for its
 // gRPC address and a second free loopback port (an admin or HTTP
-// listener), and returns it with that second address.
-func (h *harness) startWithPort(ctx context.Context, name string, spec func(grpcAddr, otherAddr string) configSpec) (*server, string, error) {
+// listener, or none), and returns it with that second address. Its admin
+// listener, if any, serves pprof with --profile. Unless sink is nil, the
+// server's output goes to it (see startServerSink).
+func (h *harness) startWithPort(ctx context.Context, name string, sink *drain, spec func(grpcAddr, otherAddr string) configSpec) (*server, string, error) {
 	var other, admin string
 	var portErr error
-	p, err := startServer(ctx, h.reg, name, h.dir, func(addr string) []string {
+	p, err := startServerSink(ctx, h.reg, name, h.dir, sink, func(addr string) []string {
 		port, err := redisproc.FreePort()
 		if err != nil {
 			portErr = err
@@ -266,7 +268,7 @@ func (h *harness) startWithPort(ctx context.Context, name string, spec func(grpc
 	if err != nil {
 		return nil, "", err
 	}
-	srv := &server{addr: p.addr, main: p.pid(), p: p, admin: admin}
+	srv := &server{addr: p.addr, main: p.pid(), p: p, admin: admin, sink: sink}
 	if portErr != nil {
 		srv.stop()
 		return nil, "", portErr
