@@ -13,10 +13,10 @@ import (
 // flight makes concurrent misses for one token share one verification (a single flight).
 //
 // The first caller for a token leads its call and must finish it, in one of two ways:
-//   - run (or guarded, then finish): on its own goroutine, when the verification needs nothing but CPU (the issuer's
-//     key is held: token.HeldVerifier). A few tens of microseconds of signature checking,
-//     with no hand-off to another goroutine and no deadline to arm, which the full
-//     verification path measures (docs/benchmarks.md);
+//   - on its own goroutine (guarded, then finish), when the verification needs nothing but
+//     CPU (the issuer's key is held: token.HeldVerifier). A few tens of microseconds of
+//     signature checking, with no hand-off to another goroutine and no deadline to arm,
+//     which the full verification path measures (docs/benchmarks.md);
 //   - start: apart from any caller, when it may wait on the network (a key set to fetch, an
 //     introspection call), so that a caller who gives up leaves it running for the others.
 //     It runs on one of a few long-lived worker goroutines when one is idle, not on a new
@@ -58,7 +58,7 @@ func startFlightWorkers() {
 }
 
 // join returns the call verifying key: the one under way, or a new one that the caller leads
-// (lead true) and must finish with run or start.
+// (lead true) and must finish with finish or start.
 func (f *flight) join(key cache.Key) (c *flightCall, lead bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -71,12 +71,6 @@ func (f *flight) join(key cache.Key) (c *flightCall, lead bool) {
 	c = &flightCall{done: make(chan struct{})}
 	f.calls[key] = c
 	return c, true
-}
-
-// run finishes the call c for key, which the caller leads, with fn's verdict, computed on the
-// calling goroutine.
-func (f *flight) run(key cache.Key, c *flightCall, fn func() verdict.Verdict) {
-	f.finish(key, c, guarded(fn))
 }
 
 // finish ends the call c for key with v, and wakes its waiters.
@@ -103,7 +97,7 @@ func guarded(fn func() verdict.Verdict) (v verdict.Verdict) {
 // start finishes the call c for key, which the caller leads, with fn's verdict, computed apart
 // from the caller: on an idle worker, or on a new goroutine if none is idle.
 func (f *flight) start(key cache.Key, c *flightCall, fn func() verdict.Verdict) {
-	run := func() { f.run(key, c, fn) }
+	run := func() { f.finish(key, c, guarded(fn)) }
 	flightWorkersOnce.Do(startFlightWorkers)
 	select {
 	case flightWork <- run:
