@@ -401,23 +401,24 @@ const rawVerifyRounds = 2000
 // does, on the cores the server runs on. Each run warms its fresh server
 // with batches of proofs for warmDuration, then signs a pool for the
 // measured part sized from the warm-up's rate (2 × rate × duration,
-// capped by --max-requests), then times the raw verify, then measures; a
-// run also ends if the pool runs out. Every proof is sent once; its iat is
+// capped by --max-requests), then measures it interleaved with a hit
+// (measureInterleaved), timing the raw verify between slices; a run also
+// ends if the pool runs out. Every proof is sent once; its iat is
 // the time it was signed, seconds before it is sent.
 func (h *harness) dpopScenario(ctx context.Context, sc *Scenario, round int) error {
 	d := h.dp
 	if d.maxAge > 0 {
-		sc.note("The resource's dpop.max_age is %s (not the default 60 s), so that a proof signed before a run of --duration %s is still fresh at its end.", d.maxAge, fmtDur(h.o.Duration))
+		sc.note("The resource's dpop.max_age is %s (not the default 60 s), so that a proof signed before a run of --duration %s, interleaved with a hit's, is still fresh at its end.", d.maxAge, fmtDur(h.o.Duration))
 	}
 	sc.note("Every Check carries `Authorization: DPoP <token>` (the token bound to the client's ES256 key by cnf.jkt, %d bytes) and a DPoP proof of %d bytes (typ dpop+jwt, jwk, jti unique, htm %s, htu %s, iat when it was signed, ath): the resource has `dpop: {mode: allowed}`, no Redis (the replay table is in process). The CheckRequest is %d bytes.",
 		len(d.token), d.proofLen, d.htm, d.htu, len(d.tmpl))
 	sc.note("Proofs are signed by this tool on all cores before each measured part (a pool per run, below; each proof sent once), not while measuring; a run also ends if its pool runs out. Each run's fresh server is first warmed for %s with other proofs, whose rate sizes the pool: 2 × that rate × --duration.", fmtDur(h.warmDuration()))
-	sc.note("Raw verify: the CPU time of one `ecdsa.VerifyASN1` (P-256, SHA-256 digest) in this tool, %d in a loop on one locked thread (RUSAGE_THREAD), right before each measured run while nothing else of the harness runs; the gateway checks a proof's signature with that function.", rawVerifyRounds)
+	sc.note("Raw verify: the CPU time of one `ecdsa.VerifyASN1` (P-256, SHA-256 digest) in this tool, at least %d in a loop on one locked thread (RUSAGE_THREAD), timed up to %d times between the slices of each measured window while neither server is sent anything (the median); the gateway checks a proof's signature with that function.", rawVerifyRounds, maxBetween)
 	sc.note("Besides its status, each caller's first answer of every run and every %dth after it is decoded in full and checked to set x-extauthz-subject to the token's subject. After each run, one proof of the run is sent again and must be refused (401, invalid_dpop_proof): the replay table is at work.", verifyEvery)
 	var warm, pool proofPool
 	for _, c := range h.o.Concurrency {
-		err := h.withServer(ctx, func() (*server, error) { return h.startExtauthzWith(ctx, "", 100_000, nil, nil, d) },
-			func(srv *server, conn *grpc.ClientConn) error {
+		err := h.withServers(ctx, func() (*server, error) { return h.startExtauthzWith(ctx, "", 100_000, nil, nil, d) }, h.startHit(ctx),
+			func(srv, ref *server, conn, refConn *grpc.ClientConn) error {
 				warmErrs, rate, err := h.dpopWarm(ctx, sc, conn, c, &warm)
 				if err != nil {
 					return err
@@ -428,17 +429,21 @@ func (h *harness) dpopScenario(ctx context.Context, sc *Scenario, round int) err
 					return err
 				}
 				sc.note("Round %d, c=%d: a pool of %s proofs signed in %s (warm-up rate %s Checks/s).", round, c, thousands(n), fmtDur(pool.took), thousands(int(rate)))
-				raw, err := rawVerifyCPU("ES256", rawVerifyRounds)
-				if err != nil {
+				var raws []float64
+				timeRaw := func() error {
+					raw, err := rawVerifyCPU("ES256", rawVerifyRounds)
+					raws = append(raws, raw)
 					return err
 				}
-				r, err := h.measure(ctx, measurement{sc: sc, target: "extauthz serve", conc: c, srv: srv, conn: conn,
-					pat: pattern{reqs: pool.reqs, distinct: true, verify: d.answerCheck()}})
+				r, _, err := h.measureInterleaved(ctx,
+					measurement{sc: sc, target: "extauthz serve", conc: c, srv: srv, conn: conn,
+						pat: pattern{reqs: pool.reqs, distinct: true, verify: d.answerCheck()}},
+					h.hitRef(sc, c, ref, refConn), timeRaw)
 				if err != nil {
 					return err
 				}
 				r.WarmErrors += warmErrs
-				r.RawVerify = raw
+				r.RawVerify = median(raws)
 				if err := replayRefused(ctx, conn, pool.reqs[0]); err != nil {
 					r.Errors++
 					sc.note("extauthz serve c=%d: %v", c, err)
@@ -446,9 +451,6 @@ func (h *harness) dpopScenario(ctx context.Context, sc *Scenario, round int) err
 				return nil
 			})
 		if err != nil {
-			return err
-		}
-		if err := h.pairedHit(ctx, sc, c); err != nil {
 			return err
 		}
 	}

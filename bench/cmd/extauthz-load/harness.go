@@ -20,15 +20,17 @@ import (
 )
 
 // pairedTuned is the target name of the floor-tuned server measured
-// within the hit scenario, right after each of its runs.
-const pairedTuned = "floor-tuned, same round"
+// within the hit scenario, interleaved with each of its runs
+// (measureInterleaved).
+const pairedTuned = "floor-tuned, interleaved"
 
 // pairedHit is the target name of the hit measured within the dpop,
-// redis and hit-audit scenarios, right after their own runs.
-const pairedHit = "hit, same round"
+// redis and hit-audit scenarios, interleaved with their own runs.
+const pairedHit = "hit, interleaved"
 
 // pairedFloor is the target name of the floor-tuned server measured
-// within each full-* scenario, right after the gateway.
+// within each full-* scenario, sent the same stream of requests as the
+// gateway, interleaved with it.
 const pairedFloor = "floor-tuned, same stream"
 
 // Scenario names.
@@ -65,6 +67,9 @@ type Options struct {
 	Duration    time.Duration
 	MaxRequests int
 	Rounds      int
+	// Slice is the length of a slice of an interleaved measurement (see
+	// measureInterleaved): a scenario and its reference alternate.
+	Slice time.Duration
 
 	Addr       string        // external ext_authz server ("" none)
 	IssuerAddr string        // where the issuer is served for it
@@ -143,6 +148,7 @@ type Result struct {
 	ErrSample   []string
 	WarmErrors  int
 	Stop        string  // duration, max-requests, tokens ran out, interrupted
+	Slices      int     // the runs it adds up: 1, or an interleaved window's slices of it
 	ServerCPU   float64 // µs of server CPU per Check (the gateway's, plus redis-server's if any); < 0 unknown
 	// MainCPU and AuxCPU split ServerCPU: the gateway's and redis-server's
 	// (only when there is one; < 0 otherwise or unknown).
@@ -302,6 +308,12 @@ func (o *Options) Validate() error {
 	}
 	if o.Rounds < 1 || o.Rounds > 100 {
 		return fmt.Errorf("--rounds: %d is not in 1..100", o.Rounds)
+	}
+	if o.Slice == 0 {
+		o.Slice = 250 * time.Millisecond
+	}
+	if o.Slice < 10*time.Millisecond || o.Slice > time.Minute {
+		return fmt.Errorf("--slice: %v is not in [10ms, 1m]", o.Slice)
 	}
 	if o.IntrospectDelay < 0 || o.IntrospectDelay > 5*time.Second {
 		return fmt.Errorf("--introspect-delay: %v is not in [0, 5s]", o.IntrospectDelay)
@@ -476,9 +488,11 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 			return rep, fmt.Errorf("dpop client: %w", err)
 		}
 		// A proof is signed before its run starts and must still be
-		// fresh (iat within dpop.max_age, 60 s by default) at its end.
-		if o.Duration+30*time.Second > time.Minute {
-			h.dp.maxAge = (o.Duration + time.Minute).Round(time.Second)
+		// fresh (iat within dpop.max_age, 60 s by default) at its end:
+		// the run is interleaved with a hit's, twice --duration, with
+		// raw verifies timed between (measureInterleaved).
+		if 2*o.Duration+30*time.Second > time.Minute {
+			h.dp.maxAge = (2*o.Duration + time.Minute).Round(time.Second)
 		}
 	}
 
@@ -774,12 +788,93 @@ type measurement struct {
 
 // measure warms the server as described, then measures one run and files it.
 func (h *harness) measure(ctx context.Context, m measurement) (*Result, error) {
-	r := &Result{Concurrency: m.conc, ServerCPU: -1, MainCPU: -1, AuxCPU: -1, OutputLines: -1, OutputBytes: -1, RedisHits: -1, RedisMisses: -1, Introspections: -1, IntrospectConns: -1,
-		Exchanges: -1, WarmExchanges: -1, RawVerify: -1, IdleCores: -1, OtherCores: -1, Steal: -1}
+	r := newResult(m.conc)
 	var ex0, exRefused0 int64
 	if m.ex != nil {
 		ex0, exRefused0 = m.ex.calls.Load(), m.ex.refused.Load()
 	}
+	if err := h.warm(ctx, &m, r); err != nil {
+		return nil, err
+	}
+	var inactive0, refused0 int64
+	if m.in != nil {
+		inactive0, refused0 = m.in.inactive.Load(), m.in.refused.Load()
+	}
+	dur := h.measuredDuration(&m)
+	var (
+		stop       chan struct{}
+		duringCtx  context.Context
+		duringStop context.CancelFunc
+	)
+	if m.during != nil {
+		stop = make(chan struct{})
+		duringCtx, duringStop = context.WithCancel(ctx)
+		defer duringStop()
+	}
+	var r0, r1 reading
+	r0.redis(&m)
+	var profiled chan error
+	h.progress("%s: %s c=%d: measuring for up to %v", m.sc.Name, m.target, m.conc, dur)
+	res := h.driveUntil(ctx, m.conn, m.conc, dur, h.o.MaxRequests, m.pat,
+		func() {
+			profiled = h.startProfile(ctx, &m, dur)
+			r0.take(&m)
+			if m.during != nil {
+				end := time.Now().Add(dur)
+				go func() {
+					defer close(stop)
+					m.during(duringCtx, end)
+				}()
+			}
+		},
+		func() {
+			if m.during != nil {
+				duringStop()
+				<-stop
+			}
+			r1.take(&m)
+		}, stop, m.stop)
+	r1.redis(&m)
+	h.endProfile(&m, profiled)
+	h.file(&m, r, res, &r0, &r1, res.elapsed)
+	if m.in != nil {
+		if n := m.in.inactive.Load() - inactive0; n > 0 {
+			m.sc.note("%s c=%d: the introspection endpoint answered active:false %d times", m.target, m.conc, n)
+		}
+		if n := m.in.refused.Load() - refused0; n > 0 {
+			m.sc.note("%s c=%d: the introspection endpoint refused %d calls (client credentials or request)", m.target, m.conc, n)
+		}
+	}
+	if m.ex != nil {
+		r.WarmExchanges, r.Exchanges = r0.ex-ex0, r1.ex-r0.ex
+		m.sc.note("%s c=%d: %d token exchange(s) during the warm-up, **%d during the measured part**.", m.target, m.conc, r.WarmExchanges, r.Exchanges)
+		if n := m.ex.tokenLen.Load(); n > 0 {
+			m.sc.note("The minted token is %d bytes: the authorization header set upstream is %d.", n, n+int64(len("Bearer ")))
+		}
+		if n := m.ex.refused.Load() - exRefused0; n > 0 {
+			m.sc.note("%s c=%d: the token endpoint refused %d calls (client credentials or request)", m.target, m.conc, n)
+		}
+	}
+	return r, nil
+}
+
+// newResult is a Result with every optional figure unknown.
+func newResult(conc int) *Result {
+	return &Result{Concurrency: conc, ServerCPU: -1, MainCPU: -1, AuxCPU: -1, OutputLines: -1, OutputBytes: -1, RedisHits: -1, RedisMisses: -1, Introspections: -1, IntrospectConns: -1,
+		Exchanges: -1, WarmExchanges: -1, RawVerify: -1, IdleCores: -1, OtherCores: -1, Steal: -1}
+}
+
+// measuredDuration is how long m's measured part runs.
+func (h *harness) measuredDuration(m *measurement) time.Duration {
+	if m.duration > 0 {
+		return m.duration
+	}
+	return h.o.Duration
+}
+
+// warm runs m's warm-up (its pass, then its steady load), adding its
+// errors to r.
+func (h *harness) warm(ctx context.Context, m *measurement, r *Result) error {
 	warmErr := func(res loadResult) {
 		r.WarmErrors += res.errors
 		for _, e := range res.errSample {
@@ -794,114 +889,96 @@ func (h *harness) measure(ctx context.Context, m measurement) (*Result, error) {
 		res := h.drive(ctx, m.conn, c, 30*time.Minute, len(m.pass), pattern{reqs: m.pass, distinct: true}, nil, nil)
 		warmErr(res)
 		if res.requests < len(m.pass) && ctx.Err() == nil {
-			return nil, fmt.Errorf("warm-up pass: %d of %d requests sent (%s)", res.requests, len(m.pass), res.stop)
+			return fmt.Errorf("warm-up pass: %d of %d requests sent (%s)", res.requests, len(m.pass), res.stop)
 		}
 	}
 	if m.steady {
 		warmErr(h.drive(ctx, m.conn, m.conc, h.warmDuration(), h.o.MaxRequests, m.pat, nil, nil))
 	}
-	if ctx.Err() != nil {
-		return nil, ctx.Err()
-	}
+	return ctx.Err()
+}
 
-	var cpu0, cpu1, aux0, aux1, idle0, idle1, steal0, steal1 uint64
-	var out0, out1 [2]int64 // the sink's lines and bytes
-	var procs0, procs1 procSample
-	cpuOK := m.srv.main != 0
-	idleOK := true
-	read := func(dst, aux, idle, steal *uint64, procs *procSample) {
-		var err error
-		if *idle, *steal, err = machineIdle(); err != nil {
-			idleOK = false
+// reading is what a measurement reads of its server, its helpers and the
+// machine just before and just after its measured part.
+type reading struct {
+	cpu, aux     uint64 // the server's CPU ticks (main and aux), and aux's alone
+	cpuOK        bool
+	idle, steal  uint64 // the machine's
+	idleOK       bool
+	procs        procSample
+	out          [2]int64 // the sink's lines and bytes
+	calls, conns int64    // the introspection endpoint's
+	ex           int64    // the token endpoint's calls
+	hits, misses int64    // redis-server's keyspace hits and misses
+}
+
+// take reads everything but Redis's counters (redis): those are read
+// outside the measured part, as asking costs redis-server's CPU.
+func (g *reading) take(m *measurement) {
+	var err error
+	g.idle, g.steal, err = machineIdle()
+	g.idleOK = err == nil
+	g.procs = sampleProcs()
+	g.cpuOK = m.srv.main != 0
+	g.cpu = 0
+	for _, pid := range []int{m.srv.main, m.srv.aux} {
+		if pid == 0 {
+			continue
 		}
-		*procs = sampleProcs()
-		var sum uint64
-		for _, pid := range []int{m.srv.main, m.srv.aux} {
-			if pid == 0 {
-				continue
-			}
-			t, err := procTimes(pid)
-			if err != nil {
-				cpuOK = false
-			}
-			sum += t
-			if pid == m.srv.aux {
-				*aux = t
-			}
+		t, err := procTimes(pid)
+		if err != nil {
+			g.cpuOK = false
 		}
-		*dst = sum
+		g.cpu += t
+		if pid == m.srv.aux {
+			g.aux = t
+		}
 	}
-	var hits0, miss0 int64
-	if m.isRedis != "" {
-		hits0, miss0 = redisStats(m.isRedis)
+	if m.srv.sink != nil {
+		g.out = m.srv.sink.counts()
 	}
-	var calls0, calls1, conns0, conns1, inactive0, refused0, exStart, exEnd int64
 	if m.in != nil {
-		inactive0, refused0 = m.in.inactive.Load(), m.in.refused.Load()
+		g.calls, g.conns = m.in.calls.Load(), m.in.conns.Load()
 	}
-	dur := h.o.Duration
-	if m.duration > 0 {
-		dur = m.duration
+	if m.ex != nil {
+		g.ex = m.ex.calls.Load()
 	}
-	var (
-		stop       chan struct{}
-		duringCtx  context.Context
-		duringStop context.CancelFunc
-	)
-	if m.during != nil {
-		stop = make(chan struct{})
-		duringCtx, duringStop = context.WithCancel(ctx)
-		defer duringStop()
+}
+
+// redis reads redis-server's keyspace counters, when m counts them.
+func (g *reading) redis(m *measurement) {
+	if m.isRedis != "" {
+		g.hits, g.misses = redisStats(m.isRedis)
 	}
-	var profiled chan error
-	h.progress("%s: %s c=%d: measuring for up to %v", m.sc.Name, m.target, m.conc, dur)
-	res := h.driveUntil(ctx, m.conn, m.conc, dur, h.o.MaxRequests, m.pat,
-		func() {
-			if h.o.ProfileDir != "" && m.srv.admin != "" {
-				profiled = make(chan error, 1)
-				go func() { profiled <- h.profile(ctx, m, dur) }()
-			}
-			read(&cpu0, &aux0, &idle0, &steal0, &procs0)
-			if m.srv.sink != nil {
-				out0 = m.srv.sink.counts()
-			}
-			if m.during != nil {
-				end := time.Now().Add(dur)
-				go func() {
-					defer close(stop)
-					m.during(duringCtx, end)
-				}()
-			}
-			if m.in != nil {
-				calls0, conns0 = m.in.calls.Load(), m.in.conns.Load()
-			}
-			if m.ex != nil {
-				exStart = m.ex.calls.Load()
-			}
-		},
-		func() {
-			if m.during != nil {
-				duringStop()
-				<-stop
-			}
-			read(&cpu1, &aux1, &idle1, &steal1, &procs1)
-			if m.srv.sink != nil {
-				out1 = m.srv.sink.counts()
-			}
-			if m.in != nil {
-				calls1, conns1 = m.in.calls.Load(), m.in.conns.Load()
-			}
-			if m.ex != nil {
-				exEnd = m.ex.calls.Load()
-			}
-		}, stop, m.stop)
-	if profiled != nil {
-		if err := <-profiled; err != nil {
-			m.sc.note("%s c=%d: no CPU profile: %v", m.target, m.conc, err)
-		}
+}
+
+// startProfile starts fetching a CPU profile of m's server over the next
+// dur, with --profile; endProfile waits for it.
+func (h *harness) startProfile(ctx context.Context, m *measurement, dur time.Duration) chan error {
+	if h.o.ProfileDir == "" || m.srv.admin == "" {
+		return nil
 	}
+	profiled := make(chan error, 1)
+	go func() { profiled <- h.profile(ctx, *m, dur) }()
+	return profiled
+}
+
+func (h *harness) endProfile(m *measurement, profiled chan error) {
+	if profiled == nil {
+		return
+	}
+	if err := <-profiled; err != nil {
+		m.sc.note("%s c=%d: no CPU profile: %v", m.target, m.conc, err)
+	}
+}
+
+// file fills r from what the client saw (res) and the readings before
+// and after the measured part, which lasted window (res.elapsed, or more
+// when it was interleaved with another), and files it in m's series.
+func (h *harness) file(m *measurement, r *Result, res loadResult, r0, r1 *reading, window time.Duration) {
 	r.Requests, r.Elapsed, r.Errors, r.ErrSample, r.Stop = res.requests, res.elapsed, res.errors, res.errSample, res.stop
 	r.Verified, r.Expected = res.verified, res.expected
+	r.Slices = max(1, res.slices)
 	if res.elapsed > 0 {
 		r.Throughput = float64(res.requests) / res.elapsed.Seconds()
 	}
@@ -910,27 +987,27 @@ func (h *harness) measure(ctx context.Context, m measurement) (*Result, error) {
 	r.P99 = percentile(res.sorted, 9900)
 	r.P999 = percentile(res.sorted, 9990)
 	if res.requests > 0 {
-		if cpuOK && h.clk > 0 {
+		if r0.cpuOK && r1.cpuOK && h.clk > 0 {
 			per := func(ticks uint64) float64 { return float64(ticks) / h.clk * 1e6 / float64(res.requests) }
-			r.ServerCPU = per(cpu1 - cpu0)
+			r.ServerCPU = per(r1.cpu - r0.cpu)
 			if m.srv.aux != 0 {
-				r.AuxCPU = per(aux1 - aux0)
+				r.AuxCPU = per(r1.aux - r0.aux)
 				r.MainCPU = r.ServerCPU - r.AuxCPU
 			} else {
 				r.MainCPU = r.ServerCPU
 			}
 		}
 		if m.srv.sink != nil {
-			r.OutputLines = float64(out1[0]-out0[0]) / float64(res.requests)
-			r.OutputBytes = float64(out1[1]-out0[1]) / float64(res.requests)
+			r.OutputLines = float64(r1.out[0]-r0.out[0]) / float64(res.requests)
+			r.OutputBytes = float64(r1.out[1]-r0.out[1]) / float64(res.requests)
 		}
 		r.ClientCPU = float64(res.clientCPU) / h.clk * 1e6 / float64(res.requests)
 	}
-	if idleOK && h.clk > 0 && res.elapsed > 0 {
-		ticks := h.clk * res.elapsed.Seconds()
-		r.IdleCores = float64(idle1-idle0) / ticks
-		r.Steal = float64(steal1-steal0) / ticks
-		r.OtherCores = float64(otherTicks(procs0, procs1, selfPID, m.srv.main, m.srv.aux)) / ticks
+	if r0.idleOK && r1.idleOK && h.clk > 0 && window > 0 {
+		ticks := h.clk * window.Seconds()
+		r.IdleCores = float64(r1.idle-r0.idle) / ticks
+		r.Steal = float64(r1.steal-r0.steal) / ticks
+		r.OtherCores = float64(otherTicks(r0.procs, r1.procs, selfPID, m.srv.main, m.srv.aux)) / ticks
 	}
 	if m.srv.main != 0 {
 		r.PeakRSS, r.RSS, _ = procMemory(m.srv.main)
@@ -939,32 +1016,15 @@ func (h *harness) measure(ctx context.Context, m measurement) (*Result, error) {
 		r.AuxPeakRSS, _, _ = procMemory(m.srv.aux)
 	}
 	if m.isRedis != "" && res.requests > 0 {
-		hits1, miss1 := redisStats(m.isRedis)
-		r.RedisHits = float64(hits1-hits0) / float64(res.requests)
-		r.RedisMisses = float64(miss1-miss0) / float64(res.requests)
+		r.RedisHits = float64(r1.hits-r0.hits) / float64(res.requests)
+		r.RedisMisses = float64(r1.misses-r0.misses) / float64(res.requests)
 	}
 	if m.in != nil {
 		if res.requests > 0 {
-			r.Introspections = float64(calls1-calls0) / float64(res.requests)
+			r.Introspections = float64(r1.calls-r0.calls) / float64(res.requests)
 		}
-		if calls1 > calls0 {
-			r.IntrospectConns = float64(conns1-conns0) / float64(calls1-calls0)
-		}
-		if n := m.in.inactive.Load() - inactive0; n > 0 {
-			m.sc.note("%s c=%d: the introspection endpoint answered active:false %d times", m.target, m.conc, n)
-		}
-		if n := m.in.refused.Load() - refused0; n > 0 {
-			m.sc.note("%s c=%d: the introspection endpoint refused %d calls (client credentials or request)", m.target, m.conc, n)
-		}
-	}
-	if m.ex != nil {
-		r.WarmExchanges, r.Exchanges = exStart-ex0, exEnd-exStart
-		m.sc.note("%s c=%d: %d token exchange(s) during the warm-up, **%d during the measured part**.", m.target, m.conc, r.WarmExchanges, r.Exchanges)
-		if n := m.ex.tokenLen.Load(); n > 0 {
-			m.sc.note("The minted token is %d bytes: the authorization header set upstream is %d.", n, n+int64(len("Bearer ")))
-		}
-		if n := m.ex.refused.Load() - exRefused0; n > 0 {
-			m.sc.note("%s c=%d: the token endpoint refused %d calls (client credentials or request)", m.target, m.conc, n)
+		if r1.calls > r0.calls {
+			r.IntrospectConns = float64(r1.conns-r0.conns) / float64(r1.calls-r0.calls)
 		}
 	}
 	for _, e := range res.errSample {
@@ -977,7 +1037,6 @@ func (h *harness) measure(ctx context.Context, m measurement) (*Result, error) {
 	s.Runs[m.conc] = append(s.Runs[m.conc], r)
 	h.progress("%s: %s c=%d: %s Checks in %s (%s): %.0f/s, p50 %s, p99 %s, %d errors",
 		m.sc.Name, m.target, m.conc, thousands(r.Requests), fmtDur(r.Elapsed), r.Stop, r.Throughput, fmtLat(r.P50), fmtLat(r.P99), r.Errors)
-	return r, nil
 }
 
 // profile fetches a CPU profile of m's server over the measured part
@@ -1075,6 +1134,16 @@ func (h *harness) withServer(ctx context.Context, start func() (*server, error),
 	return f(srv, conn)
 }
 
+// withServers starts two servers, dials both, runs f and stops them
+// again (for measureInterleaved).
+func (h *harness) withServers(ctx context.Context, start, startRef func() (*server, error), f func(srv, ref *server, conn, refConn *grpc.ClientConn) error) error {
+	return h.withServer(ctx, start, func(srv *server, conn *grpc.ClientConn) error {
+		return h.withServer(ctx, startRef, func(ref *server, refConn *grpc.ClientConn) error {
+			return f(srv, ref, conn, refConn)
+		})
+	})
+}
+
 // scenario runs one round of a scenario: every concurrency.
 func (h *harness) scenario(ctx context.Context, sc *Scenario, round int) error {
 	hit := pattern{reqs: [][]byte{h.hitReq}}
@@ -1124,18 +1193,15 @@ func (h *harness) scenario(ctx context.Context, sc *Scenario, round int) error {
 
 	case scHit:
 		sc.note("Audit lines off (log: {level: warn, audit: {enabled: false}}); hit-audit is the same with the default audit setting.")
+		sc.note("%s is the floor-tuned server, sent the same request, measured in one window with hit, alternating in slices of %v (--slice): the floor hit is compared with below.", pairedTuned, h.sliceOf(h.o.Duration))
 		for _, c := range h.o.Concurrency {
-			err := h.withServer(ctx, func() (*server, error) { return h.startExtauthz(ctx, "", 100_000) },
-				func(srv *server, conn *grpc.ClientConn) error {
-					_, err := h.measure(ctx, measurement{sc: sc, target: "extauthz serve", conc: c, srv: srv, conn: conn, steady: true, pat: hit})
+			err := h.withServers(ctx, h.startHit(ctx), func() (*server, error) { return h.startSub(ctx, floorTunedCmd, nil) },
+				func(srv, ref *server, conn, refConn *grpc.ClientConn) error {
+					_, _, err := h.measureInterleaved(ctx,
+						measurement{sc: sc, target: "extauthz serve", conc: c, srv: srv, conn: conn, steady: true, pat: hit},
+						measurement{sc: sc, target: pairedTuned, conc: c, srv: ref, conn: refConn, steady: true, pat: hit}, nil)
 					return err
 				})
-			if err != nil {
-				return err
-			}
-			err = h.measurePaired(ctx, sc, c, pairedTuned,
-				"the floor-tuned server, sent the same request right after hit in each round: the floor hit is compared with below",
-				func() (*server, error) { return h.startSub(ctx, floorTunedCmd, nil) })
 			if err != nil {
 				return err
 			}
@@ -1156,26 +1222,24 @@ func (h *harness) scenario(ctx context.Context, sc *Scenario, round int) error {
 		}
 		defer stop()
 		sc.note("The gateway's own redis-server on %s (no persistence); server CPU is the gateway's plus redis-server's; cache.redis.timeout is the default 25ms, so a slow Redis answer becomes a local verification, not an error.", rs.Addr())
+		h.notePairedHit(sc)
 		for i, c := range h.o.Concurrency {
-			err := h.withServer(ctx, func() (*server, error) {
+			err := h.withServers(ctx, func() (*server, error) {
 				s, err := h.startExtauthz(ctx, "redis://"+rs.Addr()+"/0", 1)
 				if s != nil {
 					s.aux = rs.PID()
 				}
 				return s, err
-			}, func(srv *server, conn *grpc.ClientConn) error {
+			}, h.startHit(ctx), func(srv, ref *server, conn, refConn *grpc.ClientConn) error {
 				m := measurement{sc: sc, target: "extauthz serve + redis", conc: c, srv: srv, conn: conn, steady: true,
 					pat: pattern{reqs: ts.reqs}, isRedis: rs.Addr()}
 				if i == 0 {
 					m.pass = ts.reqs // warmed once: every verdict into Redis
 				}
-				_, err := h.measure(ctx, m)
+				_, _, err := h.measureInterleaved(ctx, m, h.hitRef(sc, c, ref, refConn), nil)
 				return err
 			})
 			if err != nil {
-				return err
-			}
-			if err := h.pairedHit(ctx, sc, c); err != nil {
 				return err
 			}
 		}
@@ -1197,39 +1261,39 @@ func (h *harness) scenario(ctx context.Context, sc *Scenario, round int) error {
 			return err
 		}
 		sc.Compare = true
-		sc.note("Each run starts a fresh server, warms it with %d other new tokens, then sends the same stream of never-seen tokens, each once; a run also ends when they run out. %s is the floor-tuned server, sent the same requests right after the gateway in each round: the floor of the limit below.", len(warm.reqs), pairedFloor)
+		sc.note("Each run starts a fresh server, warms it with %d other new tokens, then sends the same stream of never-seen tokens, each once; a run also ends when they run out. %s is the floor-tuned server, sent the same requests as the gateway in one window with it, alternating in slices of %v (--slice): the floor of the limit below. The raw verify is timed up to %d times between the slices, while neither server is sent anything; the figure is the median.", len(warm.reqs), pairedFloor, h.sliceOf(h.o.Duration), maxBetween)
 		for _, c := range h.o.Concurrency {
-			for _, t := range []struct {
-				name  string
-				start func() (*server, error)
-			}{
-				{"extauthz serve", func() (*server, error) { return h.startExtauthz(ctx, "", 100_000) }},
-				// The limit's floor, measured right after the gateway on the
-				// same requests: the machine's speed drifts from minute to
-				// minute, and the floor-tuned scenario ran a while ago.
-				{pairedFloor, func() (*server, error) { return h.startSub(ctx, floorTunedCmd, nil) }},
-				{"jwx-floor", func() (*server, error) { return h.startSub(ctx, jwxCmd, iss) }},
-			} {
-				err := h.withServer(ctx, t.start, func(srv *server, conn *grpc.ClientConn) error {
-					raw := -1.0
-					if t.name == "extauthz serve" {
-						// The limit's other half: one raw signature check, timed
-						// right before the run (see rawVerifyCPU).
-						var err error
-						if raw, err = rawVerifyCPU(iss.alg, rawVerifyRounds); err != nil {
-							return err
-						}
+			err := h.withServers(ctx, func() (*server, error) { return h.startExtauthz(ctx, "", 100_000) },
+				func() (*server, error) { return h.startSub(ctx, floorTunedCmd, nil) },
+				func(srv, ref *server, conn, refConn *grpc.ClientConn) error {
+					// The limit's other half: one raw signature check, timed
+					// between the slices (see rawVerifyCPU).
+					var raws []float64
+					timeRaw := func() error {
+						raw, err := rawVerifyCPU(iss.alg, rawVerifyRounds)
+						raws = append(raws, raw)
+						return err
 					}
-					r, err := h.measure(ctx, measurement{sc: sc, target: t.name, conc: c, srv: srv, conn: conn,
-						pass: warm.reqs, pat: pattern{reqs: ts.reqs, distinct: true}})
-					if r != nil {
-						r.RawVerify = raw
+					pat := pattern{reqs: ts.reqs, distinct: true}
+					r, _, err := h.measureInterleaved(ctx,
+						measurement{sc: sc, target: "extauthz serve", conc: c, srv: srv, conn: conn, pass: warm.reqs, pat: pat},
+						measurement{sc: sc, target: pairedFloor, conc: c, srv: ref, conn: refConn, pass: warm.reqs, pat: pattern{reqs: ts.reqs}}, timeRaw)
+					if r != nil && len(raws) > 0 {
+						r.RawVerify = median(raws)
 					}
 					return err
 				})
-				if err != nil {
+			if err != nil {
+				return err
+			}
+			err = h.withServer(ctx, func() (*server, error) { return h.startSub(ctx, jwxCmd, iss) },
+				func(srv *server, conn *grpc.ClientConn) error {
+					_, err := h.measure(ctx, measurement{sc: sc, target: "jwx-floor", conc: c, srv: srv, conn: conn,
+						pass: warm.reqs, pat: pattern{reqs: ts.reqs, distinct: true}})
 					return err
-				}
+				})
+			if err != nil {
+				return err
 			}
 		}
 
@@ -1500,11 +1564,14 @@ extauthz itself would be configured with:
 // server's.
 func (h *harness) hitAudit(ctx context.Context, sc *Scenario, hit pattern) error {
 	sc.note("log: {level: info, format: json, audit: {enabled: true, allow_sample_rate: 1.0}} (the product's defaults, spelled out); hit is the same server and traffic with audit lines off. The gateway's stdout and stderr are one pipe read by this tool and discarded at once (its cost is the client's CPU); the lines and bytes it wrote per Check while measuring are given with the table.")
+	h.notePairedHit(sc)
 	for _, c := range h.o.Concurrency {
-		err := h.withServer(ctx, func() (*server, error) {
+		err := h.withServers(ctx, func() (*server, error) {
 			return h.startExtauthzSpec(ctx, configSpec{issuers: h.issuers(), maxEntries: 100_000, audit: true}, &drain{})
-		}, func(srv *server, conn *grpc.ClientConn) error {
-			r, err := h.measure(ctx, measurement{sc: sc, target: "extauthz serve, audit on", conc: c, srv: srv, conn: conn, steady: true, pat: hit})
+		}, h.startHit(ctx), func(srv, ref *server, conn, refConn *grpc.ClientConn) error {
+			r, _, err := h.measureInterleaved(ctx,
+				measurement{sc: sc, target: "extauthz serve, audit on", conc: c, srv: srv, conn: conn, steady: true, pat: hit},
+				h.hitRef(sc, c, ref, refConn), nil)
 			if err == nil && r.Requests > 0 && r.OutputLines < 0.99 {
 				sc.note("c=%d: **%.3f output lines per Check**: fewer than one audit line per allowed Check (lines dropped, or the audit trail off)", c, r.OutputLines)
 			}
@@ -1513,37 +1580,25 @@ func (h *harness) hitAudit(ctx context.Context, sc *Scenario, hit pattern) error
 		if err != nil {
 			return err
 		}
-		if err := h.pairedHit(ctx, sc, c); err != nil {
-			return err
-		}
 	}
 	return nil
 }
 
-// pairedHit measures hit (a fresh extauthz serve, one token, audit lines
-// off) within scenario sc, right after sc's own run at concurrency c: the
-// reference sc is compared with.
-func (h *harness) pairedHit(ctx context.Context, sc *Scenario, c int) error {
-	return h.measurePaired(ctx, sc, c, pairedHit,
-		"hit (a fresh extauthz serve, one token, audit lines off) measured right after this scenario's own run in each round: the hit it is compared with below",
-		func() (*server, error) { return h.startExtauthz(ctx, "", 100_000) })
+// startHit starts hit's server: a fresh extauthz serve, audit lines off.
+func (h *harness) startHit(ctx context.Context) func() (*server, error) {
+	return func() (*server, error) { return h.startExtauthz(ctx, "", 100_000) }
 }
 
-// measurePaired measures the server start returns, sent hit's one
-// request, as target within sc right after sc's own run at concurrency c:
-// a reference seconds away from what it is compared with, as the machine's
-// speed drifts from minute to minute. what says what target is, in sc's
-// notes. Nothing is started once ctx is done.
-func (h *harness) measurePaired(ctx context.Context, sc *Scenario, c int, target, what string, start func() (*server, error)) error {
-	if ctx.Err() != nil {
-		return ctx.Err() // interrupted
-	}
-	sc.note("%s is %s.", target, what)
-	return h.withServer(ctx, start, func(srv *server, conn *grpc.ClientConn) error {
-		_, err := h.measure(ctx, measurement{sc: sc, target: target, conc: c, srv: srv, conn: conn, steady: true,
-			pat: pattern{reqs: [][]byte{h.hitReq}}})
-		return err
-	})
+// notePairedHit says in sc what its pairedHit is.
+func (h *harness) notePairedHit(sc *Scenario) {
+	sc.note("%s is hit (a fresh extauthz serve, one token, audit lines off), measured in one window with this scenario's own run, alternating in slices of %v (--slice): the hit it is compared with below.", pairedHit, h.sliceOf(h.o.Duration))
+}
+
+// hitRef is the measurement of pairedHit, on srv (startHit's), within sc
+// at concurrency c.
+func (h *harness) hitRef(sc *Scenario, c int, srv *server, conn *grpc.ClientConn) measurement {
+	return measurement{sc: sc, target: pairedHit, conc: c, srv: srv, conn: conn, steady: true,
+		pat: pattern{reqs: [][]byte{h.hitReq}}}
 }
 
 // startRedis starts a redis-server of the harness's own (never the machine's), registered to

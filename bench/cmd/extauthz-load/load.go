@@ -215,7 +215,16 @@ type loadResult struct {
 	errSample []string
 	stop      string          // why the run ended
 	sorted    []time.Duration // every latency, ascending (a view of load.lat)
-	clientCPU uint64          // this process's CPU ticks during the run
+	// claimed is how many of a distinct pattern's requests the run used
+	// or passed over: the next run on the rest starts there. Workers claim
+	// requests in chunks, and a run that ends by time leaves the end of
+	// some unsent, so it can be more than requests; a request below it is
+	// never to be sent again.
+	claimed int
+	// slices is how many runs this result adds up (measureInterleaved's
+	// slices); 0 for one run.
+	slices    int
+	clientCPU uint64 // this process's CPU ticks during the run
 }
 
 // chunkSize is how many request slots a worker claims at a time: its own
@@ -389,7 +398,7 @@ func (l *load) run(ctx context.Context) loadResult {
 	sorted := l.lat[:n]
 	slices.Sort(sorted)
 
-	r := loadResult{requests: n, elapsed: elapsed, verified: int(verified.Load()), expected: int(expected.Load()), errors: int(errCount.Load()), errSample: errSample, sorted: sorted, clientCPU: cpu1 - cpu0}
+	r := loadResult{requests: n, claimed: min(int(next.Load()), limit), elapsed: elapsed, verified: int(verified.Load()), expected: int(expected.Load()), errors: int(errCount.Load()), errSample: errSample, sorted: sorted, clientCPU: cpu1 - cpu0}
 	switch {
 	case ctx.Err() != nil && errors.Is(ctx.Err(), context.Canceled):
 		r.stop = "interrupted"

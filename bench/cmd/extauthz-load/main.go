@@ -17,6 +17,9 @@
 //	--duration D         per scenario and concurrency (default 5s)
 //	--max-requests N     per run (default 2,000,000); a run stops at whichever bound comes first
 //	--rounds N           repeat the whole matrix N times, interleaved; report medians (default 1)
+//	--slice D            a scenario and the reference it is compared with (hit's floor-tuned,
+//	                     the full-* limits' floor, the hit of hit-audit, redis and dpop) are
+//	                     measured in one window, alternating in slices of D (default 250ms)
 //	--addr HOST:PORT     drive this external ext_authz server (loopback only) with the "external"
 //	                     scenario, next to the floor; the tool serves its issuer on --issuer-addr
 //	--issuer-addr H:P    where that issuer's metadata and JWKS are served (default 127.0.0.1:18443)
@@ -115,6 +118,10 @@ Flags:
                        comes first
   --rounds N           repeat the whole matrix N times, interleaved; report medians
                        (default 1)
+  --slice D            a scenario and the reference it is compared with (hit's
+                       floor-tuned, the full-* limits' floor, the hit of hit-audit, redis
+                       and dpop) are measured in one window, alternating in slices of D
+                       (default 250ms; at most a quarter of --duration)
   --addr HOST:PORT     instead of starting extauthz, drive this external ext_authz
                        server (loopback only) with the "external" scenario, next to the
                        floor; the tool serves its issuer's JWKS and metadata on
@@ -185,14 +192,15 @@ it, measures, stops it):
                  htm, htu, iat, ath), each sent once; the proofs are signed on all
                  cores before each measured part, in a pool sized from the warm-up's
                  rate. Prints the CPU time of one raw ecdsa.VerifyASN1 (P-256) on
-                 this machine, timed right before each run, and compares the
-                 server's CPU per Check with hit's + that + 10 µs; checks a sample of
+                 this machine, timed between the slices of each run, and compares
+                 the server's CPU per Check with hit's + that + 10 µs; checks a sample of
                  answers, and that a proof sent again is refused
   redis          extauthz serve with its own redis-server, cache.max_entries 1, 2,000
                  RS256 tokens at random: almost every Check is served by Redis; the
                  gateway's and redis-server's CPU are given apart, and compared with
-                 a hit measured right after it in each round ("hit, same round", as
-                 for hit-audit and dpop): CPU difference, p99 ratio
+                 a hit measured in one window with it, alternating slices of
+                 --slice ("hit, interleaved", as for hit-audit and dpop): CPU
+                 difference, p99 ratio
   redis-shared   two extauthz serve replicas, A and B, sharing a redis-server of their
                  own, each with cache.max_entries of twice the tokens and its admin
                  listener on loopback; A is sent --shared-tokens never-seen RS256 tokens
@@ -207,9 +215,10 @@ it, measures, stops it):
   full-eddsa     jwx-floor, a bare jwx v3 verify-every-request server: "our pipeline vs
                  bare jwx"; full-eddsa's tokens are EdDSA (Ed25519), of an issuer of
                  its own. In each round the floor-tuned server is sent the same
-                 requests right after extauthz serve ("floor-tuned, same stream"):
-                 with one raw signature check timed before the run, the limit the
-                 gateway's CPU per Check is set against (issue #20: at most 1.15×)
+                 requests in one window with extauthz serve, alternating slices
+                 ("floor-tuned, same stream"): with one raw signature check timed
+                 between the slices, the limit the gateway's CPU per Check is set
+                 against (issue #20: at most 1.15×)
   introspection  extauthz serve with an authorization server in token_mode
                  introspection: a local RFC 7662 endpoint served by this tool on
                  127.0.0.1 (client_secret_basic checked on every call, active:true
@@ -337,6 +346,7 @@ func parseFlags(args []string, stderr io.Writer) (Options, string, error) {
 	fs.DurationVar(&o.Duration, "duration", 5*time.Second, "")
 	maxReq := fs.String("max-requests", "2,000,000", "")
 	fs.IntVar(&o.Rounds, "rounds", 1, "")
+	fs.DurationVar(&o.Slice, "slice", 250*time.Millisecond, "")
 	fs.StringVar(&o.Addr, "addr", "", "")
 	fs.StringVar(&o.IssuerAddr, "issuer-addr", "127.0.0.1:18443", "")
 	fs.DurationVar(&o.Wait, "wait", 2*time.Minute, "")

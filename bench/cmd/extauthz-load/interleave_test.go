@@ -1,0 +1,101 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"google.golang.org/grpc"
+)
+
+// recordingServer allows every Check and counts each authorization
+// header it was sent.
+type recordingServer struct {
+	authv3.UnimplementedAuthorizationServer
+	mu   sync.Mutex
+	seen map[string]int
+}
+
+func (s *recordingServer) Check(_ context.Context, r *authv3.CheckRequest) (*authv3.CheckResponse, error) {
+	s.mu.Lock()
+	s.seen[r.GetAttributes().GetRequest().GetHttp().GetHeaders()["authorization"]]++
+	s.mu.Unlock()
+	return allowed, nil
+}
+
+func startRecording(t *testing.T) (*recordingServer, *grpc.ClientConn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs := &recordingServer{seen: map[string]int{}}
+	gs := grpc.NewServer()
+	authv3.RegisterAuthorizationServer(gs, rs)
+	go func() { _ = gs.Serve(ln) }()
+	t.Cleanup(gs.Stop)
+	conn, err := dial(ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = conn.Close() })
+	return rs, conn
+}
+
+// TestInterleavedDistinct: a distinct pattern measured in slices sends
+// each request at most once over the whole window — a slice that ends by
+// time leaves unsent requests in its workers' chunks, and the next slice
+// must start past them, not resend them (a full-* token sent twice would
+// be a cache hit counted as a verification). The reference, which ran
+// beside it, is filed too, with its slices counted.
+func TestInterleavedDistinct(t *testing.T) {
+	a, connA := startRecording(t)
+	b, connB := startRecording(t)
+	reqs := make([][]byte, 200_000)
+	for i := range reqs {
+		req, err := buildRequest(fmt.Sprintf("token-%d", i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		reqs[i] = req
+	}
+	h := &harness{o: Options{Duration: 400 * time.Millisecond, Slice: 50 * time.Millisecond, MaxRequests: 1_000_000}, clk: 100}
+	sc := &Scenario{Name: "test"}
+	betweens := 0
+	ra, rb, err := h.measureInterleaved(context.Background(),
+		measurement{sc: sc, target: "a", conc: 8, srv: &server{}, conn: connA, pat: pattern{reqs: reqs, distinct: true}},
+		measurement{sc: sc, target: "b", conc: 8, srv: &server{}, conn: connB, pat: pattern{reqs: reqs[:1]}},
+		func() error { betweens++; return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	for tok, n := range a.seen {
+		if n != 1 {
+			t.Fatalf("%q sent %d times", tok, n)
+		}
+	}
+	if len(a.seen) != ra.Requests || ra.Requests == 0 {
+		t.Errorf("a: %d distinct requests seen, %d counted", len(a.seen), ra.Requests)
+	}
+	if ra.Stop != "duration" || ra.Slices != 8 || rb.Slices != 8 {
+		t.Errorf("a ended by %q after %d slices, b after %d; want duration, 8 and 8", ra.Stop, ra.Slices, rb.Slices)
+	}
+	if n := b.seen["Bearer token-0"]; n != rb.Requests || n == 0 {
+		t.Errorf("b: %d requests seen, %d counted", n, rb.Requests)
+	}
+	if betweens < 1 || betweens > maxBetween {
+		t.Errorf("between ran %d times, want 1..%d", betweens, maxBetween)
+	}
+	for _, r := range []*Result{ra, rb} {
+		if r.Elapsed < 350*time.Millisecond || r.Elapsed > 600*time.Millisecond {
+			t.Errorf("measured for %v, want about 400ms", r.Elapsed)
+		}
+	}
+	if len(sc.series("a").Runs[8]) != 1 || len(sc.series("b").Runs[8]) != 1 {
+		t.Error("a result not filed")
+	}
+}
