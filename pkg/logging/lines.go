@@ -4,6 +4,7 @@ import (
 	"log/slog"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 )
@@ -18,6 +19,56 @@ import (
 type Lines struct {
 	w     *AsyncWriter
 	level slog.Leveler
+	// second is the last whole second appendTime formatted: every line
+	// of that second reuses it and formats only its fraction.
+	second atomic.Pointer[formattedSecond]
+}
+
+// formattedSecond is one second of one location, formatted as
+// time.RFC3339Nano formats it: the date and time before the fraction,
+// and the zone after it.
+type formattedSecond struct {
+	unix       int64
+	loc        *time.Location
+	date, zone string
+}
+
+// appendTime appends t as slog's JSON handler writes a record's time:
+// '"' and t.AppendFormat(b, time.RFC3339Nano). A line of the same second
+// as the last one costs a comparison and its fraction, not a calendar
+// computation. The zone is that of the second (an offset changes on a
+// whole second).
+func (ls *Lines) appendTime(b []byte, t time.Time) []byte {
+	unix, loc := t.Unix(), t.Location()
+	f := ls.second.Load()
+	if f == nil || f.unix != unix || f.loc != loc {
+		if y := t.Year(); y < 0 || y >= 10000 {
+			// What slog's handler writes for such a time, error included.
+			b = appendJSONString(b, "!ERROR:time.Time year outside of range [0,9999]")
+			b = append(b, '"')
+			return t.AppendFormat(b, time.RFC3339Nano)
+		}
+		whole := t.Truncate(time.Second).Format(time.RFC3339) // 2006-01-02T15:04:05Z07:00
+		f = &formattedSecond{unix: unix, loc: loc, date: whole[:19], zone: whole[19:]}
+		ls.second.Store(f)
+	}
+	b = append(b, '"')
+	b = append(b, f.date...)
+	if ns := t.Nanosecond(); ns != 0 {
+		// ".999999999": nine digits, the trailing zeros dropped.
+		var frac [10]byte
+		frac[0] = '.'
+		for i := 9; i >= 1; i-- {
+			frac[i] = byte('0' + ns%10)
+			ns /= 10
+		}
+		n := 10
+		for frac[n-1] == '0' {
+			n--
+		}
+		b = append(b, frac[:n]...)
+	}
+	return append(b, f.zone...)
 }
 
 // LinesOf returns the direct path behind l, or nil when it has none: l
@@ -57,12 +108,7 @@ func (ls *Lines) Start(t time.Time, level slog.Level, msg string) *Line {
 	l := linePool.Get().(*Line)
 	l.w, l.level = ls.w, level
 	b := append(l.b[:0], `{"time":`...)
-	if y := t.Year(); y < 0 || y >= 10000 {
-		// What slog's handler writes for such a time, error included.
-		b = appendJSONString(b, "!ERROR:time.Time year outside of range [0,9999]")
-	}
-	b = append(b, '"')
-	b = t.AppendFormat(b, time.RFC3339Nano)
+	b = ls.appendTime(b, t)
 	b = append(b, `","level":`...)
 	b = appendJSONString(b, level.String())
 	b = append(b, `,"msg":`...)
@@ -111,6 +157,22 @@ func (l *Line) Int(k Key, v int64) {
 	}
 	l.b = strconv.AppendInt(l.b, v, 10)
 }
+
+// Fragment is attributes encoded once, to be added as they are to any
+// number of Lines (Line.Fragment): the same bytes String and Int would
+// append, redaction included, without their cost on every line. Its zero
+// value adds nothing.
+type Fragment struct{ b string }
+
+// Encode returns the attributes add adds to a Line, as a Fragment.
+func Encode(add func(*Line)) Fragment {
+	l := Line{b: make([]byte, 0, 128)}
+	add(&l)
+	return Fragment{b: string(l.b)}
+}
+
+// Fragment adds the attributes of f.
+func (l *Line) Fragment(f Fragment) { l.b = append(l.b, f.b...) }
 
 // End hands the line to the AsyncWriter (warn and error lines with its
 // reserve, as New's handler does) and releases the Line.

@@ -187,3 +187,52 @@ func TestHandleResolvesOnce(t *testing.T) {
 		t.Errorf("LogValue called %d times, want 1", n)
 	}
 }
+
+// A line's time is what time.RFC3339Nano makes of it, whether its second
+// was formatted for an earlier line or not: every fraction (trailing
+// zeros dropped, none when whole), zones east and west and UTC, a second
+// seen again after another, the same instant in another location, and
+// the years slog cannot write.
+func TestLinesTime(t *testing.T) {
+	ls := &Lines{}
+	east, west := time.FixedZone("e", 5*3600+30*60), time.FixedZone("w", -8*3600)
+	base := time.Date(2026, 12, 6, 13, 45, 7, 0, time.UTC)
+	var times []time.Time
+	for _, ns := range []int{0, 1, 10, 100_000, 120_000_000, 123_456_789, 999_999_999, 500_000_000} {
+		for _, loc := range []*time.Location{time.UTC, east, west, time.Local} {
+			times = append(times, base.Add(time.Duration(ns)).In(loc), base.Add(time.Second+time.Duration(ns)).In(loc))
+		}
+	}
+	times = append(times, base, base.Add(-time.Second), base,
+		time.Date(10001, 1, 1, 0, 0, 0, 5, east), time.Date(-1, 1, 1, 0, 0, 0, 0, time.UTC), base.Add(time.Nanosecond))
+	for _, at := range times {
+		want := `"` + at.Format(time.RFC3339Nano)
+		if y := at.Year(); y < 0 || y >= 10000 {
+			want = `"!ERROR:time.Time year outside of range [0,9999]""` + at.Format(time.RFC3339Nano)
+		}
+		if got := string(ls.appendTime(nil, at)); got != want {
+			t.Errorf("%v: %s, want %s", at, got, want)
+		}
+	}
+}
+
+// A Fragment adds the bytes String and Int add, redaction included.
+func TestFragment(t *testing.T) {
+	add := func(l *Line) {
+		l.String(NewKey("subject"), "alice \"x\"")
+		l.String(NewKey("detail"), "Bearer "+testJWT)
+		l.String(NewKey("access_token"), "abc")
+		l.Int(NewKey("n"), -3)
+	}
+	direct := Line{}
+	add(&direct)
+	var via Line
+	via.Fragment(Encode(add))
+	via.Fragment(Fragment{})
+	if string(via.b) != string(direct.b) {
+		t.Errorf("fragment %s, want %s", via.b, direct.b)
+	}
+	if strings.Contains(string(via.b), testJWT) || strings.Contains(string(via.b), "abc") {
+		t.Errorf("a credential in %s", via.b)
+	}
+}

@@ -7,11 +7,14 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/extauthz/extauthz/pkg/authz"
 	"github.com/extauthz/extauthz/pkg/logging"
@@ -214,5 +217,105 @@ func TestLogLinesDropped(t *testing.T) {
 	n.Store(7)
 	if body := scrape(); !strings.Contains(body, "\nextauthz_log_lines_dropped_total 7\n") {
 		t.Errorf("extauthz_log_lines_dropped_total does not follow the count")
+	}
+}
+
+// The direct path keeps the fields that repeat encoded (auditMemo); a
+// line is still the very line slog's handler writes for its decision,
+// whatever was written before it: the same Claims again, other Claims at
+// the same address's slot, resources of one length that share a slot,
+// every status and tier and transport, concurrently.
+func TestAuditMemoWritesEachDecisionsOwnLine(t *testing.T) {
+	at := time.Date(2026, 12, 6, 13, 45, 7, 5, time.UTC)
+	claims := make([]*token.Claims, 600) // more than the identity table's slots
+	for i := range claims {
+		claims[i] = &token.Claims{Subject: fmt.Sprintf("user-%d \"q\"", i),
+			Grant: &token.Grant{Issuer: fmt.Sprintf("https://as%d.example.com", i%3), ClientID: fmt.Sprintf("c%d", i)}}
+		if i%7 == 0 {
+			claims[i].Grant = nil
+		}
+	}
+	decision := func(i int) (string, authz.Decision) {
+		d := authz.Decision{Allow: i%2 == 0, Status: []int{200, 401, 403}[i%3],
+			Reason:   []authz.Reason{authz.ReasonAllowed, authz.ReasonExpired, authz.ReasonRevoked}[i%3],
+			Resource: fmt.Sprintf("https://mcp%02d.example.com/mcp", i%40), // one length: one slot's worth of rivals
+			Source:   []authz.Source{authz.SourceLocal, authz.SourceRedis, authz.SourceNone, authz.SourceVerified}[i%4]}
+		if i%5 != 0 {
+			d.Claims = claims[(i*7)%len(claims)]
+		}
+		if i%3 != 0 { // tools of one name length: rivals for one slot
+			d.Operation = mcp.Operation{Method: []string{"tools/call", "prompts/get"}[i%2], Name: fmt.Sprintf("tool_%03d", i%97)}
+			if i%11 == 0 {
+				d.Operation.Name = ""
+			}
+		}
+		return []string{TransportGRPC, TransportHTTP}[i%2], d
+	}
+	// The trace-id as the request spells it: well, in capitals (not one),
+	// all zeros (not one), cut short.
+	request := func(i int) *authz.Request {
+		tp := []string{"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+			"00-00000000000000000000000000000000-00f067aa0ba902b7-01", "00-4bf92f3577b34da6a3ce929d0e0e473-00f067aa0ba902b7-01", ""}[i%5]
+		return &authz.Request{Headers: map[string]string{"traceparent": tp}}
+	}
+	var want bytes.Buffer
+	viaSlog, _ := logging.New(&want, "info", "json")
+	slogAudit := NewAudit(viaSlog, true, 1)
+	const n = 4000
+	for i := range n {
+		transport, d := decision(i)
+		slogAudit.record(context.Background(), at, transport, request(i), &d, time.Duration(i)*time.Microsecond)
+	}
+	wantLines := strings.Split(want.String(), "\n")
+
+	var out syncBuffer
+	aw := logging.NewAsyncWriter(&out)
+	direct, _ := logging.New(aw, "info", "json")
+	a := NewAudit(direct, true, 1)
+	if a.lines == nil {
+		t.Fatal("no direct path")
+	}
+	var wg sync.WaitGroup
+	for w := range 4 { // each writer its own share, so that slots change hands
+		wg.Go(func() {
+			for i := w; i < n; i += 4 {
+				transport, d := decision(i)
+				a.record(context.Background(), at, transport, request(i), &d, time.Duration(i)*time.Microsecond)
+			}
+		})
+	}
+	wg.Wait()
+	if err := aw.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	got := strings.Split(out.String(), "\n")
+	// Lines of different writers interleave: compare as sets, each line
+	// whole (its latency names its decision).
+	slices.Sort(got)
+	slices.Sort(wantLines)
+	if len(got) != len(wantLines) {
+		t.Fatalf("%d lines, want %d", len(got), len(wantLines))
+	}
+	for i := range got {
+		if got[i] != wantLines[i] {
+			t.Fatalf("a line differs:\n got %s\nwant %s", got[i], wantLines[i])
+		}
+	}
+}
+
+// traceID takes a traceparent's trace-id as it is when it is one, and
+// that is exactly when the OpenTelemetry API reads it, giving back the
+// same text.
+func TestTraceIDAsTheAPIReadsIt(t *testing.T) {
+	for _, id := range []string{"4bf92f3577b34da6a3ce929d0e0e4736", "4BF92F3577B34DA6A3CE929D0E0E4736", "4bf92f3577b34da6a3ce929d0e0e473g",
+		"00000000000000000000000000000000", "00000000000000000000000000000001", "4bf92f3577b34da6a3ce929d0e0e47-6", "0123456789abcdefABCDEF0123456789"} {
+		r := &authz.Request{Headers: map[string]string{"traceparent": "00-" + id + "-00f067aa0ba902b7-01"}}
+		want := ""
+		if tid, err := trace.TraceIDFromHex(id); err == nil {
+			want = tid.String()
+		}
+		if got := traceID(context.Background(), r); got != want {
+			t.Errorf("%s: %q, want %q", id, got, want)
+		}
 	}
 }

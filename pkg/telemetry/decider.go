@@ -2,6 +2,7 @@ package telemetry
 
 import (
 	"context"
+	"hash/maphash"
 	"log/slog"
 	"math"
 	"math/rand/v2"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/extauthz/extauthz/pkg/authz"
 	"github.com/extauthz/extauthz/pkg/logging"
+	"github.com/extauthz/extauthz/pkg/token"
 )
 
 // Decider decides a request; *authz.Engine implements it, and so does
@@ -150,6 +152,7 @@ func (h headerCarrier) Keys() []string {
 type Audit struct {
 	log     *slog.Logger   // with log=audit
 	lines   *logging.Lines // the process log's direct path; nil: through log
+	memo    auditMemo      // the direct path's encoded fields
 	enabled atomic.Bool
 	rate    atomic.Uint64 // math.Float64bits of the allow sample rate
 }
@@ -163,6 +166,7 @@ type Audit struct {
 // of slog's cost: at the default setting every request writes one.
 func NewAudit(log *slog.Logger, enabled bool, allowSampleRate float64) *Audit {
 	a := &Audit{log: log.With(slog.String("log", "audit")), lines: logging.LinesOf(log)}
+	a.memo.seed = maphash.MakeSeed()
 	a.Set(enabled, allowSampleRate)
 	return a
 }
@@ -191,7 +195,17 @@ func (a *Audit) record(ctx context.Context, now time.Time, transport string, r *
 		}
 		l := a.lines.Start(now, slog.LevelInfo, "decision")
 		l.String(keyLog, "audit") // where log.With puts it: first
-		auditFields(ctx, &auditSink{line: l}, transport, r, d, took)
+		// The same fields as auditFields, in the same order; those that
+		// repeat from one decision to the next are encoded once (memo).
+		l.Fragment(a.memo.head(transport, d))
+		l.Int(keyLatency, took.Microseconds())
+		if d.Claims != nil {
+			l.Fragment(a.memo.identity(d.Claims))
+		}
+		if d.Operation.Method != "" {
+			l.Fragment(a.memo.operation(d.Operation.Method, d.Operation.Name))
+		}
+		afterOperationFields(ctx, &auditSink{line: l}, r, d)
 		l.End()
 		return
 	}
@@ -265,8 +279,20 @@ var (
 )
 
 // auditFields writes the fields of a decision's audit line, in order
-// (docs/operating.md lists them).
+// (docs/operating.md lists them): headFields, the latency,
+// identityFields, tailFields. The direct path writes the same parts,
+// the first and third from auditMemo.
 func auditFields(ctx context.Context, s *auditSink, transport string, r *authz.Request, d *authz.Decision, took time.Duration) {
+	headFields(s, transport, d)
+	s.int(keyLatency, took.Microseconds())
+	if d.Claims != nil {
+		identityFields(s, d.Claims)
+	}
+	tailFields(ctx, s, r, d)
+}
+
+// headFields are the fields before the latency: what was decided, where.
+func headFields(s *auditSink, transport string, d *authz.Decision) {
 	decision := "deny"
 	if d.Allow {
 		decision = "allow"
@@ -277,20 +303,38 @@ func auditFields(ctx context.Context, s *auditSink, transport string, r *authz.R
 	s.str(keyResource, d.Resource)
 	s.str(keyTransport, transport)
 	s.str(keyTier, sourceLabel(d.Source))
-	s.int(keyLatency, took.Microseconds())
-	if c := d.Claims; c != nil {
-		s.str(keySubject, c.Subject)
-		if c.Grant != nil {
-			s.str(keyClientID, c.ClientID)
-			s.str(keyIssuer, c.Issuer)
-		}
+}
+
+// identityFields are whose token it was.
+func identityFields(s *auditSink, c *token.Claims) {
+	s.str(keySubject, c.Subject)
+	if c.Grant != nil {
+		s.str(keyClientID, c.ClientID)
+		s.str(keyIssuer, c.Issuer)
 	}
+}
+
+// tailFields are the fields after the identity: the MCP operation, the
+// upstream credential, the trace, the detail of a refusal.
+func tailFields(ctx context.Context, s *auditSink, r *authz.Request, d *authz.Decision) {
 	if d.Operation.Method != "" {
-		s.str(keyMCPMethod, d.Operation.Method)
-		if d.Operation.Name != "" {
-			s.str(keyMCPName, d.Operation.Name)
-		}
+		operationFields(s, d.Operation.Method, d.Operation.Name)
 	}
+	afterOperationFields(ctx, s, r, d)
+}
+
+// operationFields are the MCP operation's method and name (when it has
+// one).
+func operationFields(s *auditSink, method, name string) {
+	s.str(keyMCPMethod, method)
+	if name != "" {
+		s.str(keyMCPName, name)
+	}
+}
+
+// afterOperationFields are the last fields: the upstream credential, the
+// trace, the detail of a refusal.
+func afterOperationFields(ctx context.Context, s *auditSink, r *authz.Request, d *authz.Decision) {
 	if d.UpstreamCredential != "" {
 		// Where the minted upstream credential came from (local, redis,
 		// minted); never the credential.
@@ -316,9 +360,20 @@ func traceID(ctx context.Context, r *authz.Request) string {
 	if len(tp) < 55 || tp[2] != '-' || tp[35] != '-' {
 		return ""
 	}
-	id, err := trace.TraceIDFromHex(tp[3:35])
-	if err != nil {
+	// A trace-id is 32 lower-case hex digits, not all zero (W3C Trace
+	// Context §3.2.2.3): what trace.TraceIDFromHex accepts, and then the
+	// very text its String writes back, so it is used as it is.
+	id := tp[3:35]
+	zero := true
+	for i := range len(id) {
+		c := id[i]
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return ""
+		}
+		zero = zero && c == '0'
+	}
+	if zero {
 		return ""
 	}
-	return id.String()
+	return id
 }
