@@ -59,6 +59,27 @@ type Payload struct {
 	// nothing else (see ConfirmationJKT); empty for any other cnf, which
 	// the gateway cannot check, and when there is none.
 	JKT string
+	// scope, when set, is Scopes joined with single spaces, as the token
+	// spelled them.
+	scope string
+}
+
+// joinedIs reports whether s is fields joined with single spaces.
+func joinedIs(s string, fields []string) bool {
+	i := 0
+	for k, f := range fields {
+		if k > 0 {
+			if i >= len(s) || s[i] != ' ' {
+				return false
+			}
+			i++
+		}
+		if !strings.HasPrefix(s[i:], f) {
+			return false
+		}
+		i += len(f)
+	}
+	return i == len(s)
 }
 
 // payloadJSON holds the standard claims, each decoded from its member
@@ -119,6 +140,9 @@ func (w *payloadJSON) payload(cnf bool, jkt string) *Payload {
 	}
 	if w.Scope != "" {
 		p.Scopes = strings.Fields(w.Scope)
+		if joinedIs(w.Scope, p.Scopes) {
+			p.scope = w.Scope // Claims' Scope as it is: no join to allocate
+		}
 	} else if len(w.Scp) > 0 {
 		p.Scopes = w.Scp
 	}
@@ -193,7 +217,7 @@ func ParsePayload(data []byte, names ClaimNames) (*Payload, error) {
 		}
 	}
 	if n := names.Scope; n != "" && n != "scope" {
-		p.Scopes = nil
+		p.Scopes, p.scope = nil, ""
 		if raw, ok := all[n]; ok {
 			var l scopeList
 			if err := json.Unmarshal(raw, &l); err != nil {
@@ -275,14 +299,14 @@ func (r *claimValues) scan(data []byte) error {
 }
 
 // payload reads the scanned values as ParsePayload reads them with the
-// standard names.
-func (r *claimValues) payload() (*Payload, error) {
-	var w payloadJSON
+// standard names. iss is the iss claim's value, already read (parseJWT).
+func (r *claimValues) payload(iss string) (*Payload, error) {
+	w := payloadJSON{Iss: iss}
 	for _, m := range [...]struct {
 		name string
 		v    []byte
 	}{
-		{"iss", r.iss}, {"sub", r.sub}, {"sid", r.sid}, {"aud", r.aud}, {"exp", r.exp}, {"nbf", r.nbf},
+		{"sub", r.sub}, {"sid", r.sid}, {"aud", r.aud}, {"exp", r.exp}, {"nbf", r.nbf},
 		{"iat", r.iat}, {"client_id", r.clientID}, {"azp", r.azp}, {"scope", r.scope}, {"scp", r.scp},
 	} {
 		if m.v == nil {
@@ -318,7 +342,10 @@ func (p *Payload) Claims(now time.Time, leeway time.Duration, requireExpiry bool
 		return nil, fmt.Errorf("%w: iat is in the future", ErrNotYetValid)
 	}
 	g := &Grant{Issuer: p.Issuer, ClientID: p.ClientID, Audience: p.Audience, Scopes: p.Scopes, JKT: p.JKT}
-	g.Scope = strings.Join(g.Scopes, " ")
+	g.Scope = p.scope
+	if g.Scope == "" {
+		g.Scope = strings.Join(g.Scopes, " ")
+	}
 	c := &Claims{Subject: p.Subject, Expiry: p.Expiry, SessionID: p.SessionID, Grant: g, Extra: p.Extra}
 	if !p.IssuedAt.IsZero() {
 		// Whole seconds, the fraction dropped: a watermark's Before

@@ -71,9 +71,30 @@ func (d *numericDate) read(v []byte) error {
 	if len(v) == 0 || (v[0] != '-' && (v[0] < '0' || v[0] > '9')) {
 		return errors.New("numeric date must be a number")
 	}
+	if n, ok := smallInteger(v); ok {
+		// What ParseFloat makes of it, exactly (below 2^53), without
+		// its string: the usual spelling of a date, whole seconds.
+		return d.set(float64(n))
+	}
 	f, err := strconv.ParseFloat(string(v), 64)
 	if err != nil {
 		return errors.New("numeric date must be a number")
 	}
 	return d.set(f)
+}
+
+// smallInteger reads v when it is nothing but up to 15 decimal digits: a
+// whole number below 10^15, which a float64 holds exactly.
+func smallInteger(v []byte) (int64, bool) {
+	if len(v) == 0 || len(v) > 15 {
+		return 0, false
+	}
+	var n int64
+	for _, c := range v {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int64(c-'0')
+	}
+	return n, true
 }

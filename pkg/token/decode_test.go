@@ -3,14 +3,16 @@ package token
 import (
 	"encoding/json"
 	"reflect"
+	"strings"
 	"testing"
+	"time"
 )
 
 // readValues are raw member values of every shape a claim can have.
 var readValues = []string{
 	`"alice"`, `""`, `"caf\u00e9 \ud83d\ude00"`, `"a\"b\\c\/d\n"`, `null`, `true`, `false`, `0`, `-0`, `1700000000`,
 	`1700000000.5`, `1.7e9`, `1E400`, `-1`, `1e11`, `100000000001`, `[]`, `["a","b"]`, `["a",1]`, `[null]`, `{}`, `{"a":1}`,
-	`"1700000000"`, `"a b  c"`, `[ "x" , "y" ]`,
+	`"1700000000"`, `"a b  c"`, `[ "x" , "y" ]`, `99999999999`, `999999999999999`, `1000000000000000`, `123456789012345678901`, `7`,
 }
 
 // TestReadAgreesWithEncodingJSON: each reader decodes a value checked by
@@ -63,4 +65,23 @@ func FuzzRead(f *testing.F) {
 		f.Add(v)
 	}
 	f.Fuzz(func(t *testing.T, v string) { checkRead(t, []byte(v)) })
+}
+
+// A token's Scope is its scopes joined with single spaces, however the
+// scope claim spaced them; one already so spelled is taken as it is.
+func TestScopeJoined(t *testing.T) {
+	for _, scope := range []string{"a b c", "a  b", " a b", "a b ", "a\tb", "a\u00a0b", "a\u0085b", "solo", "   ", "mcp:tools mcp:resources"} {
+		raw, _ := json.Marshal(map[string]any{"scope": scope, "exp": 4102444800})
+		p, err := ParsePayload(raw, ClaimNames{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := p.Claims(time.Unix(1700000000, 0), 0, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := strings.Join(strings.Fields(scope), " "); c.Scope != want || !reflect.DeepEqual(c.Scopes, strings.Fields(scope)) {
+			t.Errorf("scope %q: Scope %q, Scopes %q; want %q", scope, c.Scope, c.Scopes, want)
+		}
+	}
 }

@@ -388,7 +388,13 @@ func FuzzParsePayload(f *testing.F) {
 		var cv claimValues
 		q, qerr := (*Payload)(nil), cv.scan(data)
 		if qerr == nil {
-			q, qerr = cv.payload()
+			// iss is read first, as parseJWT reads it.
+			var iss string
+			if cv.iss != nil && readString(cv.iss, &iss) != nil {
+				qerr = errors.New(`claim "iss" has the wrong type`)
+			} else {
+				q, qerr = cv.payload(iss)
+			}
 		}
 		if (err == nil) != (qerr == nil) || (err == nil && !reflect.DeepEqual(p, q)) {
 			t.Fatalf("ParsePayload %+v, %v; scan and read %+v, %v", p, err, q, qerr)

@@ -352,7 +352,7 @@ func (v *IssuerSet) verifyJWT(ctx context.Context, raw string, t *jwt, is Issuer
 	if is.Claims.standard() {
 		// The claims set was scanned once already: only the standard
 		// claims' values are left to read.
-		p, err = t.claims.payload()
+		p, err = t.claims.payload(t.iss)
 	} else {
 		p, err = ParsePayload(t.payload, is.Claims)
 	}

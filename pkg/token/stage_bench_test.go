@@ -158,7 +158,7 @@ func BenchmarkStages(b *testing.B) {
 			b.Run("claims", func(b *testing.B) {
 				measureCPU(b)
 				for b.Loop() {
-					p, err := t.claims.payload()
+					p, err := t.claims.payload(t.iss)
 					if err != nil {
 						b.Fatal(err)
 					}
