@@ -975,7 +975,10 @@ func (h *harness) endProfile(m *measurement, profiled chan error) {
 // file fills r from what the client saw (res) and the readings before
 // and after the measured part, which lasted window (res.elapsed, or more
 // when it was interleaved with another), and files it in m's series.
-func (h *harness) file(m *measurement, r *Result, res loadResult, r0, r1 *reading, window time.Duration) {
+//
+// others are the PIDs of servers measured in the same window, whose CPU
+// is no other process's.
+func (h *harness) file(m *measurement, r *Result, res loadResult, r0, r1 *reading, window time.Duration, others ...int) {
 	r.Requests, r.Elapsed, r.Errors, r.ErrSample, r.Stop = res.requests, res.elapsed, res.errors, res.errSample, res.stop
 	r.Verified, r.Expected = res.verified, res.expected
 	r.Slices = max(1, res.slices)
@@ -1007,7 +1010,7 @@ func (h *harness) file(m *measurement, r *Result, res loadResult, r0, r1 *readin
 		ticks := h.clk * window.Seconds()
 		r.IdleCores = float64(r1.idle-r0.idle) / ticks
 		r.Steal = float64(r1.steal-r0.steal) / ticks
-		r.OtherCores = float64(otherTicks(r0.procs, r1.procs, selfPID, m.srv.main, m.srv.aux)) / ticks
+		r.OtherCores = float64(otherTicks(r0.procs, r1.procs, append([]int{selfPID, m.srv.main, m.srv.aux}, others...)...)) / ticks
 	}
 	if m.srv.main != 0 {
 		r.PeakRSS, r.RSS, _ = procMemory(m.srv.main)

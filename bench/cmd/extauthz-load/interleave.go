@@ -122,14 +122,15 @@ run:
 		p.r1.take(p.m)
 		p.r1.redis(p.m)
 	}
-	for _, p := range parts {
+	for i, p := range parts {
+		other := parts[1-i].m.srv
 		h.endProfile(p.m, p.prof)
 		slices.Sort(p.lat)
 		p.res.sorted = p.lat
 		if p.res.stop == "" {
 			p.res.stop = "duration"
 		}
-		h.file(p.m, p.r, p.res, &p.r0, &p.r1, took)
+		h.file(p.m, p.r, p.res, &p.r0, &p.r1, took, other.main, other.aux)
 	}
 	if stopErr == nil {
 		stopErr = ctx.Err()
