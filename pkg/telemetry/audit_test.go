@@ -222,14 +222,17 @@ func TestLogLinesDropped(t *testing.T) {
 
 // The direct path keeps the fields that repeat encoded (auditMemo); a
 // line is still the very line slog's handler writes for its decision,
-// whatever was written before it: the same Claims again, other Claims at
-// the same address's slot, resources of one length that share a slot,
-// every status and tier and transport, concurrently.
+// whatever was written before it: the same token's Claims again, rebuilt,
+// the same subject under other grants, resources of one length that share
+// a slot, every status and tier and transport, concurrently.
 func TestAuditMemoWritesEachDecisionsOwnLine(t *testing.T) {
 	at := time.Date(2026, 12, 6, 13, 45, 7, 5, time.UTC)
-	claims := make([]*token.Claims, 600) // more than the identity table's slots
+	// More than the identity table's slots; each subject under four
+	// grants (or none); every Claims rebuilt for each line with its
+	// subject copied, as the in-process tier hands them out.
+	claims := make([]*token.Claims, 600)
 	for i := range claims {
-		claims[i] = &token.Claims{Subject: fmt.Sprintf("user-%d \"q\"", i),
+		claims[i] = &token.Claims{Subject: fmt.Sprintf("user-%d \"q\"", i%150),
 			Grant: &token.Grant{Issuer: fmt.Sprintf("https://as%d.example.com", i%3), ClientID: fmt.Sprintf("c%d", i)}}
 		if i%7 == 0 {
 			claims[i].Grant = nil
@@ -241,7 +244,9 @@ func TestAuditMemoWritesEachDecisionsOwnLine(t *testing.T) {
 			Resource: fmt.Sprintf("https://mcp%02d.example.com/mcp", i%40), // one length: one slot's worth of rivals
 			Source:   []authz.Source{authz.SourceLocal, authz.SourceRedis, authz.SourceNone, authz.SourceVerified}[i%4]}
 		if i%5 != 0 {
-			d.Claims = claims[(i*7)%len(claims)]
+			c := *claims[(i*7)%len(claims)]
+			c.Subject = strings.Clone(c.Subject)
+			d.Claims = &c
 		}
 		if i%3 != 0 { // tools of one name length: rivals for one slot
 			d.Operation = mcp.Operation{Method: []string{"tools/call", "prompts/get"}[i%2], Name: fmt.Sprintf("tool_%03d", i%97)}

@@ -13,7 +13,7 @@ import (
 // auditMemo keeps the parts of audit lines that repeat, encoded (quoted,
 // scrubbed, redacted) once: at the default setting every request writes a
 // line, and most requests are hits of a token seen before, for one of a
-// few resources. Two tables, each a fixed number of slots (a table full
+// few resources. Three tables, each a fixed number of slots (a table full
 // of other entries costs an encoding and an allocation, never memory):
 //
 //   - head: the fields before the latency (headFields), by everything
@@ -24,15 +24,17 @@ import (
 //     text; a slot is chosen by their lengths. Requests name new tools
 //     at will: each new pair costs an encoding and an allocation.
 //   - identity: the subject, client and issuer (identityFields), by the
-//     *token.Claims they are read from. A verdict's Claims are never
-//     changed once made (the cache hands the same ones to every hit), and
-//     an entry holds its Claims, so the address cannot be reused by
-//     others while the entry is there.
+//     subject's text and the token's Grant. The tiers hand out Grants
+//     interned (one object per distinct grant, never changed), so the
+//     same Grant means the same client and issuer; a Claims itself is
+//     rebuilt by the in-process tier on every hit, and its subject text
+//     copied, so it is compared as text (a copy is kept: never the
+//     tier's own bytes). A slot is chosen by a hash of the subject.
 //
 // Slots are replaced whole (atomic pointers to entries never changed), so
 // concurrent lines read either the old entry or the new one.
 type auditMemo struct {
-	seed       maphash.Seed // of the identity table's slots (by address)
+	seed       maphash.Seed // of the identity table's slots
 	heads      [64]atomic.Pointer[headEntry]
 	identities [256]atomic.Pointer[identityEntry]
 	operations [64]atomic.Pointer[operationEntry]
@@ -56,8 +58,9 @@ type headEntry struct {
 }
 
 type identityEntry struct {
-	claims *token.Claims
-	f      logging.Fragment
+	subject string
+	grant   *token.Grant
+	f       logging.Fragment
 }
 
 // head returns headFields of d as a Fragment.
@@ -75,11 +78,12 @@ func (m *auditMemo) head(transport string, d *authz.Decision) logging.Fragment {
 
 // identity returns identityFields of c as a Fragment.
 func (m *auditMemo) identity(c *token.Claims) logging.Fragment {
-	i := maphash.Comparable(m.seed, c) % uint64(len(m.identities))
-	if e := m.identities[i].Load(); e != nil && e.claims == c {
+	i := maphash.String(m.seed, c.Subject) % uint64(len(m.identities))
+	if e := m.identities[i].Load(); e != nil && e.grant == c.Grant && e.subject == c.Subject {
 		return e.f
 	}
-	e := &identityEntry{claims: c, f: logging.Encode(func(l *logging.Line) { identityFields(&auditSink{line: l}, c) })}
+	e := &identityEntry{subject: strings.Clone(c.Subject), grant: c.Grant}
+	e.f = logging.Encode(func(l *logging.Line) { identityFields(&auditSink{line: l}, c) })
 	m.identities[i].Store(e)
 	return e.f
 }
