@@ -47,16 +47,23 @@ type interleavedPart struct {
 	prof   chan error
 }
 
+// sliceChunk is how many of a distinct pattern's requests a worker claims
+// at a time in a slice: a cache line of latencies, so that workers still
+// never write next to each other, and a slice's end passes over at most
+// this many per worker.
+const sliceChunk = 8
+
 // maxBetween bounds how often measureInterleaved runs its between: each
 // run lengthens the window (a raw verify is timed for 0.25 s).
 const maxBetween = 5
 
 // measureInterleaved warms m, then ref, and measures the two in one window
-// of alternating slices (see above), each for m's duration in all. between,
-// unless nil, runs after a cycle of four slices, up to maxBetween times
-// spread over the window, while neither server is sent anything (the
-// full-* and dpop scenarios time a raw signature check there). The window ends early, for both, when either's distinct
-// requests run out. Both results are filed, as measure files one.
+// of alternating slices (see above), each for m's duration in all.
+// between, unless nil, runs after a cycle of four slices, up to maxBetween
+// times spread over the window, while neither server is sent anything
+// (the full-* and dpop scenarios time a raw signature check there). The
+// window ends early, for both, when either's distinct requests run out.
+// Both results are filed, as measure files one.
 //
 // What measure does beside the load — during, an introspection or token
 // endpoint counted — is not done here.
@@ -78,6 +85,9 @@ func (h *harness) measureInterleaved(ctx context.Context, m, ref measurement, be
 	h.progress("%s: %s and %s c=%d: measuring in alternating slices of %v, for up to %v each",
 		m.sc.Name, m.target, ref.target, m.conc, slice, time.Duration(2*cycles)*slice)
 	window := time.Duration(4*cycles)*slice + time.Second // what a profile must span
+	if between != nil {
+		window += maxBetween * rawVerifyMinCPU // about what each between takes
+	}
 	for _, p := range parts {
 		p.r0.redis(p.m)
 		p.prof = h.startProfile(ctx, p.m, window)
@@ -147,6 +157,7 @@ func (p *interleavedPart) rest() pattern {
 	pat := p.m.pat
 	if pat.distinct {
 		pat.reqs = pat.reqs[p.off:]
+		pat.chunk = sliceChunk
 	}
 	return pat
 }

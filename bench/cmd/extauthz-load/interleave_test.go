@@ -99,3 +99,33 @@ func TestInterleavedDistinct(t *testing.T) {
 		t.Error("a result not filed")
 	}
 }
+
+// A distinct stream that runs out within the window is sent almost whole:
+// a slice's end passes over at most sliceChunk requests per worker.
+func TestInterleavedRunsOut(t *testing.T) {
+	a, connA := startRecording(t)
+	_, connB := startRecording(t)
+	reqs := make([][]byte, 40_000)
+	for i := range reqs {
+		req, err := buildRequest(fmt.Sprintf("token-%d", i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		reqs[i] = req
+	}
+	h := &harness{o: Options{Duration: 20 * time.Second, Slice: 100 * time.Millisecond, MaxRequests: 1_000_000}, clk: 100}
+	sc := &Scenario{Name: "test"}
+	ra, rb, err := h.measureInterleaved(context.Background(),
+		measurement{sc: sc, target: "a", conc: 8, srv: &server{}, conn: connA, pat: pattern{reqs: reqs, distinct: true}},
+		measurement{sc: sc, target: "b", conc: 8, srv: &server{}, conn: connB, pat: pattern{reqs: reqs[:1]}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ra.Stop != "tokens ran out" || rb.Requests == 0 {
+		t.Fatalf("a ended by %q, b sent %d", ra.Stop, rb.Requests)
+	}
+	t.Logf("%d of %d sent in %d slices", len(a.seen), len(reqs), ra.Slices)
+	if lost := len(reqs) - len(a.seen); lost > 8*sliceChunk*ra.Slices || len(a.seen) != ra.Requests {
+		t.Errorf("%d of %d requests sent (%d counted) in %d slices", len(a.seen), len(reqs), ra.Requests, ra.Slices)
+	}
+}

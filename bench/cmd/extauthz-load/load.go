@@ -176,6 +176,11 @@ type pattern struct {
 	// expects (a token being revoked while the Check was in flight): it is
 	// counted apart, not as an error.
 	expected func(i int, a *answer) bool
+	// chunk, when set, is how many requests a worker claims at a time
+	// instead of chunkSize's: a distinct pattern sent in slices
+	// (measureInterleaved) passes over what its workers claimed and did
+	// not send when a slice ends, so it claims few at a time.
+	chunk int
 }
 
 // verifyEvery is how often pattern.verify sees an answer: rarely enough
@@ -245,6 +250,9 @@ func (l *load) run(ctx context.Context) loadResult {
 		l.lat = make([]time.Duration, limit)
 	}
 	chunk := chunkSize(limit, l.concurrency)
+	if l.pat.chunk > 0 {
+		chunk = l.pat.chunk
+	}
 
 	// A call outlives the run's end by at most this, then counts as an
 	// error. Not derived from ctx: an interrupted run lets the calls in
