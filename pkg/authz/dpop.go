@@ -2,6 +2,7 @@ package authz
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"net/url"
@@ -104,14 +105,15 @@ func (e *Engine) attachDPoP(p *Policy) {
 }
 
 // checkProof verifies the request's DPoP proof for the token raw, bound to
-// jkt, and maps its failures to the denial table's. next is the nonce to
-// hand the client with the answer, when its proof's is about to expire.
-func (res *resource) checkProof(ctx context.Context, r *Request, rawPath, raw, jkt string) (next string, err error) {
-	err = res.verifyProof(ctx, r, rawPath, raw, jkt, &next)
+// jkt, and maps its failures to the denial table's. rawSHA256, unless nil,
+// is SHA-256(raw), already computed. next is the nonce to hand the client
+// with the answer, when its proof's is about to expire.
+func (res *resource) checkProof(ctx context.Context, r *Request, rawPath, raw string, rawSHA256 *[sha256.Size]byte, jkt string) (next string, err error) {
+	err = res.verifyProof(ctx, r, rawPath, raw, rawSHA256, jkt, &next)
 	return next, err
 }
 
-func (res *resource) verifyProof(ctx context.Context, r *Request, rawPath, raw, jkt string, next *string) error {
+func (res *resource) verifyProof(ctx context.Context, r *Request, rawPath, raw string, rawSHA256 *[sha256.Size]byte, jkt string, next *string) error {
 	if jkt == "" {
 		// RFC 9449 §7.1: the DPoP scheme carries a DPoP-bound token; a
 		// plain one presented with a proof is refused, not downgraded.
@@ -129,7 +131,7 @@ func (res *resource) verifyProof(ctx context.Context, r *Request, rawPath, raw, 
 	if v == nil {
 		return fmt.Errorf("%w: no proof verifier for this resource", ErrDPoPUnavailable)
 	}
-	got, err := v.Verify(ctx, dpop.Proof{Header: header, Method: r.Method, URI: res.htu(rawPath), AccessToken: raw, JKT: jkt})
+	got, err := v.Verify(ctx, dpop.Proof{Header: header, Method: r.Method, URI: res.htu(rawPath), AccessToken: raw, AccessTokenSHA256: rawSHA256, JKT: jkt})
 	switch {
 	case err == nil:
 		*next = got.NextNonce

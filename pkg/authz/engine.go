@@ -2,6 +2,7 @@ package authz
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -275,7 +276,7 @@ func (e *Engine) decide(ctx context.Context, p *Policy, r *Request) Decision {
 	// Authentication comes before the shape of the MCP request: a client
 	// without a good token learns how to get one (401 and its challenge)
 	// before anything else about its request.
-	hash := token.CacheHash(raw)
+	hash, asSent := token.CacheHashAsSent(raw)
 	v, src := e.verify(ctx, p, res, raw, hash)
 	if v.Err != nil {
 		d := deny(v.Err)
@@ -287,7 +288,11 @@ func (e *Engine) decide(ctx context.Context, p *Policy, r *Request) Decision {
 	case usedDPoP:
 		// The token verified (cached or not); the proof is per request
 		// and checked on every one (RFC 9449 §4.3, §7.1).
-		next, err := res.checkProof(ctx, r, rawPath, raw, v.Claims.JKT)
+		var rawSHA256 *[sha256.Size]byte // ath's hash, when the cache key is it
+		if asSent {
+			rawSHA256 = &hash
+		}
+		next, err := res.checkProof(ctx, r, rawPath, raw, rawSHA256, v.Claims.JKT)
 		if err != nil {
 			d := deny(err)
 			d.Source, d.Claims = src, v.Claims

@@ -184,6 +184,10 @@ type Proof struct {
 	// the proof's ath must be base64url(SHA-256(AccessToken)) (RFC 9449
 	// §4.3 step 12).
 	AccessToken string
+	// AccessTokenSHA256, when set, is SHA-256(AccessToken), which the
+	// caller has already computed (token.CacheHashAsSent): ath is compared
+	// with it instead of hashing the token again.
+	AccessTokenSHA256 *[sha256.Size]byte
 	// JKT, when set, is the access token's cnf.jkt: the proof's key must
 	// have this thumbprint (RFC 9449 §6.1, §7). Checking it here, before
 	// the replay store, keeps proofs signed by some other key (say, by a
@@ -298,7 +302,7 @@ func (v *Verifier) checkRequest(pr *proof, p Proof) error {
 		if !pr.hasAth {
 			return errors.New("no ath, and the request carries an access token")
 		}
-		if !athMatches(pr.ath, p.AccessToken) {
+		if !athMatches(pr.ath, p.AccessToken, p.AccessTokenSHA256) {
 			return errors.New("ath is not the hash of the access token")
 		}
 	}
@@ -307,11 +311,18 @@ func (v *Verifier) checkRequest(pr *proof, p Proof) error {
 
 // athMatches reports whether ath is the hash of token:
 // base64url(SHA-256(ASCII(token))) (RFC 9449 §4.2), in its one canonical
-// spelling.
-func athMatches(ath []byte, token string) bool {
+// spelling. sum, unless nil, is that SHA-256, already computed.
+func athMatches(ath []byte, token string, sum *[sha256.Size]byte) bool {
 	var buf [sha256.Size]byte
 	got, ok := b64seg.Append(buf[:0], ath)
-	return ok && len(got) == sha256.Size && [sha256.Size]byte(got) == sha256String(token)
+	if !ok || len(got) != sha256.Size {
+		return false
+	}
+	if sum == nil {
+		s := sha256String(token)
+		sum = &s
+	}
+	return [sha256.Size]byte(got) == *sum
 }
 
 // sha256String is sha256.Sum256([]byte(s)) without the conversion, which

@@ -1,6 +1,7 @@
 package dpop_test
 
 import (
+	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/json"
@@ -677,4 +678,33 @@ func jwxThumbprint(t *testing.T, pub map[string]any) string {
 		t.Fatal(err)
 	}
 	return b64(tp)
+}
+
+// A caller that has already hashed the access token (the engine's cache
+// key, token.CacheHashAsSent) hands the hash over, and ath is compared
+// with that hash: the right one accepts the proof, another refuses it
+// even though the token itself would match.
+func TestVerifyATHWithTheCallersHash(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		sum  [sha256.Size]byte
+		ok   bool
+	}{
+		{"the token's hash", sha256.Sum256([]byte(testToken)), true},
+		{"another token's hash", sha256.Sum256([]byte(testToken + "x")), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			f := newFixture(t, dpop.Options{})
+			k := newKey(t, "ES256")
+			proof := k.proof(t, k.header(), f.claims())
+			sum := tc.sum
+			_, err := f.v.Verify(context.Background(), dpop.Proof{Header: proof, Method: testMethod, URI: testURI,
+				AccessToken: testToken, AccessTokenSHA256: &sum})
+			if tc.ok != (err == nil) || err != nil && !strings.Contains(err.Error(), "ath is not the hash") {
+				t.Fatalf("Verify: %v; want accepted %v", err, tc.ok)
+			}
+		})
+	}
 }

@@ -204,7 +204,8 @@ func TestLinesTime(t *testing.T) {
 		}
 	}
 	times = append(times, base, base.Add(-time.Second), base,
-		time.Date(10001, 1, 1, 0, 0, 0, 5, east), time.Date(-1, 1, 1, 0, 0, 0, 0, time.UTC), base.Add(time.Nanosecond))
+		time.Date(10001, 1, 1, 0, 0, 0, 5, east), time.Date(-1, 1, 1, 0, 0, 0, 0, time.UTC), base.Add(time.Nanosecond),
+		time.Date(0, 6, 1, 12, 0, 0, 5, west), time.Date(1, 1, 1, 0, 0, 0, 999, time.UTC), time.Date(1969, 12, 31, 23, 59, 59, 500, east))
 	for _, at := range times {
 		want := `"` + at.Format(time.RFC3339Nano)
 		if y := at.Year(); y < 0 || y >= 10000 {

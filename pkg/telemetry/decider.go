@@ -281,7 +281,7 @@ var (
 // auditFields writes the fields of a decision's audit line, in order
 // (docs/operating.md lists them): headFields, the latency,
 // identityFields, tailFields. The direct path writes the same parts,
-// the first and third from auditMemo.
+// the head, the identity and the operation encoded from auditMemo.
 func auditFields(ctx context.Context, s *auditSink, transport string, r *authz.Request, d *authz.Decision, took time.Duration) {
 	headFields(s, transport, d)
 	s.int(keyLatency, took.Microseconds())

@@ -89,14 +89,23 @@ func halfOf(n []byte) []byte {
 // token, garbage. It does not allocate, except to read a header that does
 // not start with "alg" when s is in the upper half.
 func CacheHash(raw string) [sha256.Size]byte {
+	h, _ := CacheHashAsSent(raw)
+	return h
+}
+
+// CacheHashAsSent is CacheHash, and whether it is the SHA-256 of raw as
+// sent: true for every token but an ECDSA-signed JWS whose s is in the
+// upper half. A DPoP proof's ath is that SHA-256 (RFC 9449 §4.2), which
+// the caller then need not compute a second time.
+func CacheHashAsSent(raw string) (sum256 [sha256.Size]byte, asSent bool) {
 	var sig [maxECDSASig]byte
 	var enc [4 * maxECDSASig / 3]byte
 	if f, n := lowS(raw, &sig); f != nil {
 		base64.RawURLEncoding.Encode(enc[:], sig[:n])
 		signed := raw[:len(raw)-f.sigChars] // header.payload.
-		return sum(signed, enc[:f.sigChars])
+		return sum(signed, enc[:f.sigChars]), false
 	}
-	return sum(raw, nil)
+	return sum(raw, nil), true
 }
 
 // lowS reports whether raw is an ECDSA-signed JWS whose s is in the upper

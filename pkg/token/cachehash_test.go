@@ -261,6 +261,11 @@ func FuzzCacheHash(f *testing.F) {
 		if got != CacheHash(raw) {
 			t.Fatal("not deterministic")
 		}
+		// "As sent" is said only of the SHA-256 of raw itself: a DPoP
+		// proof's ath is compared with it.
+		if h, asSent := CacheHashAsSent(raw); h != got || asSent && h != rawSum(raw) {
+			t.Fatalf("%q: CacheHashAsSent %x, %v; CacheHash %x", raw, h, asSent, got)
+		}
 		other, valid := referenceOtherForm(raw)
 		switch {
 		case other == "":
