@@ -22,7 +22,12 @@ const (
 // and starts one background re-mint, which replaces the entry.
 func TestRefreshAhead(t *testing.T) {
 	e := newEnv(t)
-	m := e.minter(e.localStore(), nil)
+	// The re-mint is held at the endpoint until the test has seen it
+	// arrive. On a loaded machine (CI runs the packages side by side)
+	// getting it there can take much of the default 2 s Timeout, and a
+	// re-mint that times out is retried only after RetryAfter, which the
+	// test's frozen clock never reaches: the test would wait in vain.
+	m := e.minter(e.localStore(), func(o *upstream.Options) { o.Timeout = time.Minute })
 	s := e.subject("alice", 2*time.Hour)
 	first := mustToken(t, m, s)
 	e.clock.Advance(refreshFrom - time.Millisecond)

@@ -46,6 +46,21 @@ func startRecording(t *testing.T) (*recordingServer, *grpc.ClientConn) {
 	return rs, conn
 }
 
+// distinctRequests are n CheckRequests, each with a token of its own
+// ("token-<i>").
+func distinctRequests(t *testing.T, n int) [][]byte {
+	t.Helper()
+	reqs := make([][]byte, n)
+	for i := range reqs {
+		req, err := buildRequest(fmt.Sprintf("token-%d", i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		reqs[i] = req
+	}
+	return reqs
+}
+
 // TestInterleavedDistinct: a distinct pattern measured in slices sends
 // each request at most once over the whole window — a slice that ends by
 // time leaves unsent requests in its workers' chunks, and the next slice
@@ -55,14 +70,7 @@ func startRecording(t *testing.T) (*recordingServer, *grpc.ClientConn) {
 func TestInterleavedDistinct(t *testing.T) {
 	a, connA := startRecording(t)
 	b, connB := startRecording(t)
-	reqs := make([][]byte, 200_000)
-	for i := range reqs {
-		req, err := buildRequest(fmt.Sprintf("token-%d", i))
-		if err != nil {
-			t.Fatal(err)
-		}
-		reqs[i] = req
-	}
+	reqs := distinctRequests(t, 200_000)
 	h := &harness{o: Options{Duration: 400 * time.Millisecond, Slice: 50 * time.Millisecond, MaxRequests: 1_000_000}, clk: 100}
 	sc := &Scenario{Name: "test"}
 	betweens := 0
@@ -105,14 +113,7 @@ func TestInterleavedDistinct(t *testing.T) {
 func TestInterleavedRunsOut(t *testing.T) {
 	a, connA := startRecording(t)
 	_, connB := startRecording(t)
-	reqs := make([][]byte, 40_000)
-	for i := range reqs {
-		req, err := buildRequest(fmt.Sprintf("token-%d", i))
-		if err != nil {
-			t.Fatal(err)
-		}
-		reqs[i] = req
-	}
+	reqs := distinctRequests(t, 40_000)
 	h := &harness{o: Options{Duration: 20 * time.Second, Slice: 100 * time.Millisecond, MaxRequests: 1_000_000}, clk: 100}
 	sc := &Scenario{Name: "test"}
 	ra, rb, err := h.measureInterleaved(context.Background(),
