@@ -38,7 +38,7 @@ import { createInterface } from 'node:readline';
 
 import { chromium } from 'playwright-core';
 
-import { LAUNCH_ARGS } from './chromium.mjs';
+import { LAUNCH_ARGS, LAUNCH_TIMEOUT_MS } from './chromium.mjs';
 
 const cfg = JSON.parse(process.argv[2] ?? '{}');
 if (!cfg.public || !cfg.issuer || !cfg.login || !cfg.rd) {
@@ -113,7 +113,7 @@ async function main() {
     executablePath,
     headless: true,
     args: LAUNCH_ARGS,
-    timeout: 20000,
+    timeout: LAUNCH_TIMEOUT_MS,
   });
   // The browser process and its command line (Playwright 1.65 no longer exposes the
   // process of a launched browser; the DevTools protocol tells its PID).

@@ -46,7 +46,7 @@ import (
 
 const (
 	chromiumPath   = "/usr/bin/chromium" // Debian's; nothing is downloaded
-	browserTimeout = 45 * time.Second    // one run of browser.mjs, start to exit
+	browserTimeout = 3 * time.Minute     // one run of browser.mjs, start to exit; its launch alone may take 90 s (chromium.mjs)
 	browserUser    = "alice"
 	returnPath     = "/mcp/app"
 	sessionCookie  = "extauthz-session" // the name on a plain-http loopback public_url

@@ -26,7 +26,7 @@
 
 import { chromium } from 'playwright-core';
 
-import { LAUNCH_ARGS } from './chromium.mjs';
+import { LAUNCH_ARGS, LAUNCH_TIMEOUT_MS } from './chromium.mjs';
 
 const cfg = JSON.parse(process.argv[2] ?? '{}');
 if (!Array.isArray(cfg.pages) || !cfg.mcp || !cfg.token) {
@@ -79,7 +79,7 @@ async function main() {
     executablePath: cfg.executablePath ?? '/usr/bin/chromium',
     headless: true,
     args: LAUNCH_ARGS,
-    timeout: 20000,
+    timeout: LAUNCH_TIMEOUT_MS,
   });
   const cdp = await browser.newBrowserCDPSession();
   const { processInfo } = await cdp.send('SystemInfo.getProcessInfo');

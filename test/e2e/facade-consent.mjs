@@ -19,7 +19,7 @@
 
 import { chromium } from 'playwright-core';
 
-import { LAUNCH_ARGS } from './chromium.mjs';
+import { LAUNCH_ARGS, LAUNCH_TIMEOUT_MS } from './chromium.mjs';
 
 const cfg = JSON.parse(process.argv[2] ?? '{}');
 if (!cfg.authorize || !cfg.issuer || !cfg.login || !cfg.redirect || !cfg.screenshot) {
@@ -36,7 +36,7 @@ function emit(event) {
 let browser;
 
 async function main() {
-  browser = await chromium.launch({ executablePath: '/usr/bin/chromium', headless: true, args: LAUNCH_ARGS, timeout: 20000 });
+  browser = await chromium.launch({ executablePath: '/usr/bin/chromium', headless: true, args: LAUNCH_ARGS, timeout: LAUNCH_TIMEOUT_MS });
   emit({ event: 'browser', version: browser.version() });
   const context = await browser.newContext({ viewport: { width: 900, height: 640 } });
   const page = await context.newPage();

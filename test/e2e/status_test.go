@@ -49,7 +49,7 @@ const (
 	statusShot        = "docs/status-page.png" // from the repository's root
 	statusShotWidth   = 1280
 	statusShotHeight  = 1100
-	screenshotTimeout = 60 * time.Second
+	screenshotTimeout = 2 * time.Minute // the first launch after install can be slow (chromium.mjs)
 )
 
 func TestStatusPageScreenshot(t *testing.T) {
