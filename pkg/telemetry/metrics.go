@@ -26,7 +26,7 @@ var durationBuckets = [...]float64{
 type Metrics struct {
 	decisions     *decisionStats          // extauthz_check_decisions_total, extauthz_check_duration_seconds
 	cacheLookups  [2][2]atomic.Int64      // extauthz_cache_lookups_total [local, redis][miss, hit]
-	cacheEvicted  metric.Int64Counter     // extauthz_cache_evictions_total
+	cacheEvicted  [2]atomic.Int64         // extauthz_cache_evictions_total [local, redis]
 	redisErrors   metric.Int64Counter     // extauthz_redis_errors_total
 	sharedDropped metric.Int64Counter     // extauthz_cache_shared_dropped_total
 	jwksRefreshes metric.Int64Counter     // extauthz_jwks_refreshes_total
@@ -72,7 +72,6 @@ func newMetrics(m metric.Meter, version string, decisions *decisionStats) (*Metr
 		}
 		return c
 	}
-	x.cacheEvicted = counter("extauthz_cache_evictions", "{entry}", "Entries evicted to keep a cache tier within its bound.")
 	x.redisErrors = counter("extauthz_redis_errors", "{error}", "Failed operations on the shared Redis tier, by operation.")
 	x.sharedDropped = counter("extauthz_cache_shared_dropped", "{write}", "Verdict writes to the shared Redis tier never sent, by operation and reason (queue_full, circuit_open, shutdown).")
 	x.jwksRefreshes = counter("extauthz_jwks_refreshes", "{fetch}", "JWKS fetch attempts by issuer and result (success or error).")
@@ -121,6 +120,19 @@ func newMetrics(m metric.Meter, version string, decisions *decisionStats) (*Metr
 				}
 				return true
 			})
+			return nil
+		})); err != nil {
+		return nil, fmt.Errorf("telemetry: %w", err)
+	}
+	// Evictions are counted as lookups are, in plain atomics read at export: a full tier
+	// evicts on every insert, and an instrument's Add with attributes costs an allocation.
+	if _, err := m.Int64ObservableCounter("extauthz_cache_evictions", metric.WithUnit("{entry}"),
+		metric.WithDescription("Entries evicted to keep a cache tier within its bound."),
+		metric.WithInt64Callback(func(_ context.Context, o metric.Int64Observer) error {
+			o.Observe(x.cacheEvicted[0].Load(), metric.WithAttributes(attribute.String("tier", "local")))
+			if n := x.cacheEvicted[1].Load(); n != 0 {
+				o.Observe(n, metric.WithAttributes(attribute.String("tier", "redis")))
+			}
 			return nil
 		})); err != nil {
 		return nil, fmt.Errorf("telemetry: %w", err)
@@ -231,7 +243,6 @@ func (x *Metrics) zeroSeries() {
 	for _, op := range redisOps {
 		x.redisErrors.Add(ctx, 0, metric.WithAttributes(attribute.String("op", op)))
 	}
-	x.cacheEvicted.Add(ctx, 0, metric.WithAttributes(attribute.String("tier", "local")))
 	for _, op := range []string{"add", "set"} {
 		for _, r := range []string{"queue_full", "circuit_open", "shutdown"} {
 			x.sharedDropped.Add(ctx, 0, metric.WithAttributes(attribute.String("op", op), attribute.String("reason", r)))
@@ -279,7 +290,11 @@ func (x *Metrics) Dropped(op, reason string) {
 
 // Evicted implements cache.Observer.
 func (x *Metrics) Evicted(tier string) {
-	x.cacheEvicted.Add(context.Background(), 1, metric.WithAttributes(attribute.String("tier", tier)))
+	i := 0
+	if tier != "local" {
+		i = 1
+	}
+	x.cacheEvicted[i].Add(1)
 }
 
 // CircuitOpen implements cache.Observer.

@@ -304,4 +304,12 @@ func TestCountersStartAtZero(t *testing.T) {
 	if got["failure"] != 1 || got["success"] != 0 {
 		t.Errorf("Gather: reloads %v, want failure 1 and success 0", got)
 	}
+	// Evictions are counted as they happen, by tier.
+	tel.Metrics.Evicted("local")
+	tel.Metrics.Evicted("local")
+	rec = &recorder{header: http.Header{}}
+	tel.MetricsHandler().ServeHTTP(rec, r)
+	if w := `extauthz_cache_evictions_total{tier="local"} 2`; !strings.Contains(rec.body.String(), w) {
+		t.Errorf("after two evictions /metrics lacks %s", w)
+	}
 }
