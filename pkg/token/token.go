@@ -91,30 +91,37 @@ func (g *Grant) Key() string {
 // AppendKey appends Key to dst: a caller that only looks a grant up can
 // do so from a buffer on its stack, without allocating.
 func (g *Grant) AppendKey(b []byte) []byte {
-	b = append(b, g.Issuer...)
+	return AppendGrantKey(b, g.Issuer, g.ClientID, g.Audience, g.Scopes, g.CacheTTL, g.JKT)
+}
+
+// AppendGrantKey appends the Key of the grant these fields make, before
+// there is a Grant: a decoder finds an interned grant by it and builds one
+// only when there is none.
+func AppendGrantKey(b []byte, issuer, clientID string, audience, scopes []string, cacheTTL time.Duration, jkt string) []byte {
+	b = append(b, issuer...)
 	b = append(b, 0)
-	b = append(b, g.ClientID...)
+	b = append(b, clientID...)
 	b = append(b, 0)
-	for _, a := range g.Audience {
+	for _, a := range audience {
 		b = append(b, a...)
 		b = append(b, 1)
 	}
 	b = append(b, 0)
-	for _, s := range g.Scopes {
+	for _, s := range scopes {
 		b = append(b, s...)
 		b = append(b, 1)
 	}
-	if g.CacheTTL > 0 {
+	if cacheTTL > 0 {
 		b = append(b, 0)
-		b = append(b, g.CacheTTL.String()...)
+		b = append(b, cacheTTL.String()...)
 	}
-	if g.JKT != "" {
+	if jkt != "" {
 		// Last: a marker and the thumbprint's 43 characters. An unbound
 		// key never ends so (its end is a 0 or 1 byte, or a 0 and the few
 		// characters of a TTL), so interning never merges a bound grant
 		// with an unbound one, nor with one bound to another key.
 		b = append(b, 2)
-		b = append(b, g.JKT...)
+		b = append(b, jkt...)
 	}
 	return b
 }

@@ -9,6 +9,7 @@ import (
 	"math"
 	"strings"
 	"time"
+	"unsafe"
 
 	"github.com/extauthz/extauthz/pkg/token"
 )
@@ -164,36 +165,30 @@ func (vc Codec) Decode(b []byte) (Verdict, error) {
 	// One copy of the entry as a string, which every string field then
 	// shares: one allocation instead of one per field.
 	r := reader{b: b[2:], s: string(b[2:])}
-	c := &token.Claims{Grant: &token.Grant{}}
-	for _, s := range []*string{&c.Subject, &c.Issuer, &c.ClientID} {
-		*s = r.string()
-	}
-	for _, l := range []*[]string{&c.Audience, &c.Scopes} {
-		n := r.uvarint()
-		if n > uint64(len(r.b)) {
-			return Verdict{}, errors.New("verdict: corrupt verdict")
-		}
-		if n > 0 {
-			*l = make([]string, 0, n)
-		}
-		for i := uint64(0); i < n; i++ {
-			*l = append(*l, r.string())
-		}
-	}
-	c.Expiry = time.UnixMilli(r.varint())
+	sub, iss, client := r.string(), r.string(), r.string()
+	// The audiences and scopes go to arrays on the stack first: when the
+	// table already holds their grant, the usual case, no Grant is built.
+	var audBuf, scopeBuf [8]string
+	aud, scopes := r.list(audBuf[:0]), r.list(scopeBuf[:0])
+	exp := r.varint()
 	iat := r.uvarint()
 	if iat > math.MaxInt64 {
 		return Verdict{}, errors.New("verdict: corrupt verdict")
 	}
-	c.IssuedAt = int64(iat)
-	c.SessionID = r.string()
+	sid := r.string()
+	var jkt []byte // the thumbprint's base64url, on the stack
+	var jktBuf [43]byte
 	switch n := r.uvarint(); {
 	case r.err != nil:
 	case n == thumbprintSize:
-		c.JKT = base64.RawURLEncoding.EncodeToString(r.bytes(thumbprintSize))
+		if t := r.bytes(thumbprintSize); t != nil {
+			base64.RawURLEncoding.Encode(jktBuf[:], t)
+			jkt = jktBuf[:]
+		}
 	case n != 0:
 		return Verdict{}, errors.New("verdict: corrupt verdict")
 	}
+	c := &token.Claims{Subject: sub, Expiry: time.UnixMilli(exp), IssuedAt: int64(iat), SessionID: sid}
 	if extra := r.string(); r.err == nil && extra != "" {
 		if err := json.Unmarshal([]byte(extra), &c.Extra); err != nil || len(c.Extra) == 0 {
 			return Verdict{}, errors.New("verdict: corrupt verdict")
@@ -202,10 +197,26 @@ func (vc Codec) Decode(b []byte) (Verdict, error) {
 	if r.err != nil || len(r.b) != 0 {
 		return Verdict{}, errors.New("verdict: corrupt verdict")
 	}
-	c.Scope = strings.Join(c.Scopes, " ")
-	c.Grant = vc.Grants.Intern(c.Grant)
+	var keyBuf [256]byte
+	if c.Grant = vc.Grants.lookup(token.AppendGrantKey(keyBuf[:0], iss, client, aud, scopes, 0, unsafeString(jkt))); c.Grant == nil {
+		g := &token.Grant{Issuer: iss, ClientID: client, Audience: clone(aud), Scopes: clone(scopes), JKT: string(jkt)}
+		g.Scope = strings.Join(g.Scopes, " ")
+		c.Grant = vc.Grants.Intern(g)
+	}
 	return Verdict{Claims: c}, nil
 }
+
+// clone is l on the heap, nil when empty (as a decoded list was before).
+func clone(l []string) []string {
+	if len(l) == 0 {
+		return nil
+	}
+	return append(make([]string, 0, len(l)), l...)
+}
+
+// unsafeString is b's bytes as a string, for a lookup key only: b must not
+// change while the string is in use.
+func unsafeString(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
 
 func appendString(b []byte, s string) []byte {
 	b = binary.AppendUvarint(b, uint64(len(s)))
@@ -237,6 +248,20 @@ func (r *reader) varint() int64 {
 	}
 	r.b = r.b[n:]
 	return v
+}
+
+// list appends a counted list of strings to dst (an array on the
+// caller's stack when it is long enough).
+func (r *reader) list(dst []string) []string {
+	n := r.uvarint()
+	if r.err != nil || n > uint64(len(r.b)) {
+		r.fail()
+		return dst
+	}
+	for i := uint64(0); i < n; i++ {
+		dst = append(dst, r.string())
+	}
+	return dst
 }
 
 func (r *reader) string() string {

@@ -62,6 +62,17 @@ func (t *Grants) Intern(g *token.Grant) *token.Grant {
 	return g
 }
 
+// lookup returns the interned grant whose Key is k, or nil (also for a nil
+// table). It does not allocate.
+func (t *Grants) lookup(k []byte) *token.Grant {
+	if t == nil {
+		return nil
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.m[string(k)]
+}
+
 // add interns g under key k and numbers it. t.mu is held and there is room.
 func (t *Grants) add(k string, g *token.Grant) uint32 {
 	id := uint32(len(t.m)) //nolint:gosec // len(t.m) < t.max, a table size far below 2^32

@@ -30,6 +30,9 @@ func TestCodecRoundTrip(t *testing.T) {
 		token.ErrUnknownIssuer, token.ErrSignature, token.ErrExpired, ErrWrongAudience, ErrRevoked, token.ErrInactive, token.ErrNotAccessToken} {
 		cases = append(cases, Verdict{Err: e})
 	}
+	// With a table, each case is decoded twice: the first builds and interns its grant, the
+	// second finds it there (the path a replica takes for every token of a known grant).
+	interning := Codec{Grants: NewGrants(64)}
 	for _, v := range cases {
 		b, err := Codec{}.Encode(v)
 		if err != nil {
@@ -38,6 +41,18 @@ func TestCodecRoundTrip(t *testing.T) {
 		got, err := Codec{}.Decode(b)
 		if err != nil {
 			t.Fatalf("decode %+v: %v", v, err)
+		}
+		for i := range 2 {
+			interned, err := interning.Decode(b)
+			if err != nil {
+				t.Fatalf("decode %+v with a table: %v", v, err)
+			}
+			if !reflect.DeepEqual(interned, got) {
+				t.Errorf("decoded with a table (%d)\n got %+v\nwant %+v", i, interned.Claims, got.Claims)
+			}
+			if v.Err == nil && interning.Grants.Intern(got.Claims.Grant) != interned.Claims.Grant {
+				t.Errorf("decoded with a table (%d): the grant is not the table's", i)
+			}
 		}
 		if v.Err != nil {
 			if got.Err != v.Err || got.Claims != nil {
@@ -102,6 +117,14 @@ func FuzzVerdictDecode(f *testing.F) {
 		v2, err := Codec{}.Decode(again)
 		if err != nil || (v.Claims == nil) != (v2.Claims == nil) || v.Err != v2.Err {
 			t.Fatalf("round trip changed %+v into %+v (%v)", v, v2, err)
+		}
+		// Decoding with a grant table, which looks the grant up before building one, reads
+		// the same, the first time and when the grant is found in the table.
+		interning := Codec{Grants: NewGrants(4)}
+		for range 2 {
+			if iv, err := interning.Decode(b); err != nil || !reflect.DeepEqual(iv, v) {
+				t.Fatalf("with a table %+v (%v), without %+v", iv, err, v)
+			}
 		}
 		if v.Claims != nil && (v.Claims.JKT != v2.Claims.JKT || v.Claims.IssuedAt != v2.Claims.IssuedAt || v.Claims.SessionID != v2.Claims.SessionID) {
 			t.Fatalf("round trip changed %+v into %+v", v.Claims, v2.Claims)
