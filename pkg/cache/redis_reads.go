@@ -57,7 +57,8 @@ func (b *readBatcher) get(ctx context.Context, key string) ([]byte, error) {
 		b.mu.Unlock()
 		return raw, err
 	}
-	req := &readReq{key: key, done: make(chan readResult, 1)}
+	req := readReqs.Get().(*readReq)
+	req.key = key
 	b.pending = append(b.pending, req)
 	start := !b.running
 	b.running = true
@@ -67,11 +68,19 @@ func (b *readBatcher) get(ctx context.Context, key string) ([]byte, error) {
 	}
 	select {
 	case res := <-req.done:
+		// The sender is done with req once its reply is sent: it can serve another GET.
+		// One whose caller gave up is left to the collector, as a late reply may still
+		// come to it.
+		req.key = ""
+		readReqs.Put(req)
 		return res.raw, res.err
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
 }
+
+// readReqs recycles the requests whose replies were received.
+var readReqs = sync.Pool{New: func() any { return &readReq{done: make(chan readResult, 1)} }}
 
 // run sends batches until none is waiting.
 func (b *readBatcher) run() {
