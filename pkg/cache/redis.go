@@ -160,12 +160,26 @@ func (r *Redis) Get(ctx context.Context, key string) ([]byte, bool, error) {
 // A miss, including an entry whose envelope has expired by the injected clock or is malformed
 // (reported as a decode error), returns a nil value and the zero time.
 func (r *Redis) GetExpiry(ctx context.Context, key string) ([]byte, time.Time, bool, error) {
-	cctx, cancel, probe, err := r.begin(ctx)
-	if err != nil {
-		return nil, time.Time{}, false, err
+	var (
+		raw   []byte
+		probe bool
+		err   error
+	)
+	if r.reads != nil {
+		// The batcher keeps the budget itself, without a context of its own for each GET.
+		if probe, err = r.allow(ctx); err != nil {
+			return nil, time.Time{}, false, err
+		}
+		raw, err = r.reads.get(ctx, key, time.Now().Add(r.timeout))
+	} else {
+		var cctx context.Context
+		var cancel context.CancelFunc
+		if cctx, cancel, probe, err = r.begin(ctx); err != nil {
+			return nil, time.Time{}, false, err
+		}
+		raw, err = r.c.Get(cctx, key).Bytes()
+		cancel()
 	}
-	raw, err := r.getRaw(cctx, key)
-	cancel()
 	if err != nil { // redis.Nil, a missing key, ends as a nil error: a miss
 		return nil, time.Time{}, false, r.end(ctx, probe, opGet, err)
 	}
@@ -434,15 +448,25 @@ func (r *Redis) CircuitOpen() bool { return r.circuit.state.Load() != circuitClo
 // begin starts a call: it refuses one whose context has already ended (no Redis failure, and
 // nothing to do), asks the circuit breaker, and gives the call its own deadline.
 func (r *Redis) begin(ctx context.Context) (context.Context, context.CancelFunc, bool, error) {
-	if err := ctx.Err(); err != nil {
+	probe, err := r.allow(ctx)
+	if err != nil {
 		return nil, nil, false, err
-	}
-	probe, ok := r.circuit.allow()
-	if !ok {
-		return nil, nil, false, ErrCircuitOpen
 	}
 	cctx, cancel := context.WithTimeout(ctx, r.timeout)
 	return cctx, cancel, probe, nil
+}
+
+// allow is begin without the context: whether a call may go to Redis now (the caller has not
+// given up and the circuit lets it), and whether it is the circuit's probe.
+func (r *Redis) allow(ctx context.Context) (bool, error) {
+	if err := ctx.Err(); err != nil {
+		return false, err
+	}
+	probe, ok := r.circuit.allow()
+	if !ok {
+		return false, ErrCircuitOpen
+	}
+	return probe, nil
 }
 
 // end classifies a call's outcome for the circuit breaker and the Observer, and returns the

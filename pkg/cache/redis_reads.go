@@ -3,6 +3,7 @@ package cache
 import (
 	"context"
 	"sync"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -42,8 +43,9 @@ type readResult struct {
 	err error
 }
 
-// get returns key's raw value (nil for a missing key) or an error.
-func (b *readBatcher) get(ctx context.Context, key string) ([]byte, error) {
+// get returns key's raw value (nil for a missing key) or an error, by deadline at the latest
+// (context.DeadlineExceeded), sooner if ctx ends.
+func (b *readBatcher) get(ctx context.Context, key string, deadline time.Time) ([]byte, error) {
 	b.mu.Lock()
 	if b.direct < b.directMax {
 		// Few lookups under way: this GET goes at once, on the caller's goroutine and
@@ -51,7 +53,9 @@ func (b *readBatcher) get(ctx context.Context, key string) ([]byte, error) {
 		// more than it saves while every lookup can have a CPU to itself.
 		b.direct++
 		b.mu.Unlock()
-		raw, err := b.r.c.Get(ctx, key).Bytes()
+		cctx, cancel := context.WithDeadline(ctx, deadline)
+		raw, err := b.r.c.Get(cctx, key).Bytes()
+		cancel()
 		b.mu.Lock()
 		b.direct--
 		b.mu.Unlock()
@@ -66,6 +70,15 @@ func (b *readBatcher) get(ctx context.Context, key string) ([]byte, error) {
 	if start {
 		go b.run()
 	}
+	// A recycled timer, not a context with a deadline: that would cost a context, its timer
+	// and its channel for every GET. (Since Go 1.23 a stopped or reset timer delivers no stale
+	// tick, so a timer from the pool is as good as a new one.)
+	t := waitTimers.Get().(*time.Timer)
+	t.Reset(time.Until(deadline))
+	defer func() {
+		t.Stop()
+		waitTimers.Put(t)
+	}()
 	select {
 	case res := <-req.done:
 		// The sender is done with req once its reply is sent: it can serve another GET.
@@ -76,11 +89,20 @@ func (b *readBatcher) get(ctx context.Context, key string) ([]byte, error) {
 		return res.raw, res.err
 	case <-ctx.Done():
 		return nil, ctx.Err()
+	case <-t.C:
+		return nil, context.DeadlineExceeded
 	}
 }
 
 // readReqs recycles the requests whose replies were received.
 var readReqs = sync.Pool{New: func() any { return &readReq{done: make(chan readResult, 1)} }}
+
+// waitTimers recycles the timers that bound a batched GET's wait.
+var waitTimers = sync.Pool{New: func() any {
+	t := time.NewTimer(time.Hour)
+	t.Stop()
+	return t
+}}
 
 // run sends batches until none is waiting.
 func (b *readBatcher) run() {
@@ -121,12 +143,4 @@ func (b *readBatcher) send(batch []*readReq) {
 		raw, err := cmds[i].Bytes()
 		req.done <- readResult{raw, err}
 	}
-}
-
-// getRaw is one GET for GetExpiry, batched or not.
-func (r *Redis) getRaw(ctx context.Context, key string) ([]byte, error) {
-	if r.reads == nil {
-		return r.c.Get(ctx, key).Bytes()
-	}
-	return r.reads.get(ctx, key)
 }
