@@ -96,6 +96,7 @@ fuzz:
 	GO=$(GO) FUZZTIME=$(FUZZTIME) scripts/fuzz.sh FuzzRedirectURI ./pkg/oauthflow/
 	GO=$(GO) FUZZTIME=$(FUZZTIME) scripts/fuzz.sh FuzzParseRefreshToken ./pkg/oauthflow/
 	GO=$(GO) FUZZTIME=$(FUZZTIME) scripts/fuzz.sh FuzzCacheHash ./pkg/token/
+	GO=$(GO) FUZZTIME=$(FUZZTIME) scripts/fuzz.sh FuzzGrantKey ./pkg/token/
 	GO=$(GO) FUZZTIME=$(FUZZTIME) scripts/fuzz.sh FuzzRouteDifferential ./pkg/authz/
 	GO=$(GO) FUZZTIME=$(FUZZTIME) scripts/fuzz.sh FuzzParseResponse ./pkg/upstream/
 	GO=$(GO) FUZZTIME=$(FUZZTIME) scripts/fuzz.sh FuzzSealedEntry ./pkg/upstream/

@@ -15,6 +15,7 @@ package token
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"time"
 )
@@ -97,33 +98,30 @@ func (g *Grant) AppendKey(b []byte) []byte {
 // AppendGrantKey appends the Key of the grant these fields make, before
 // there is a Grant: a decoder finds an interned grant by it and builds one
 // only when there is none.
+//
+// Every string and list is preceded by its length, so that the key is
+// injective: interning hands a token the grant of whatever has its key,
+// and audiences and scopes come from the token, where an aud or scp array
+// may hold any character. With separators instead, one scope "a\x01b"
+// would have shared the key of the two scopes "a" and "b".
 func AppendGrantKey(b []byte, issuer, clientID string, audience, scopes []string, cacheTTL time.Duration, jkt string) []byte {
-	b = append(b, issuer...)
-	b = append(b, 0)
-	b = append(b, clientID...)
-	b = append(b, 0)
-	for _, a := range audience {
-		b = append(b, a...)
-		b = append(b, 1)
+	b = appendKeyString(b, issuer)
+	b = appendKeyString(b, clientID)
+	for _, l := range [2][]string{audience, scopes} {
+		b = binary.AppendUvarint(b, uint64(len(l)))
+		for _, s := range l {
+			b = appendKeyString(b, s)
+		}
 	}
-	b = append(b, 0)
-	for _, s := range scopes {
-		b = append(b, s...)
-		b = append(b, 1)
-	}
-	if cacheTTL > 0 {
-		b = append(b, 0)
-		b = append(b, cacheTTL.String()...)
-	}
-	if jkt != "" {
-		// Last: a marker and the thumbprint's 43 characters. An unbound
-		// key never ends so (its end is a 0 or 1 byte, or a 0 and the few
-		// characters of a TTL), so interning never merges a bound grant
-		// with an unbound one, nor with one bound to another key.
-		b = append(b, 2)
-		b = append(b, jkt...)
-	}
-	return b
+	// A bound grant never shares a key with an unbound one, nor with one
+	// bound to another key (jkt is "" when unbound), nor does a TTL's.
+	b = binary.AppendVarint(b, int64(cacheTTL))
+	return appendKeyString(b, jkt)
+}
+
+func appendKeyString(b []byte, s string) []byte {
+	b = binary.AppendUvarint(b, uint64(len(s)))
+	return append(b, s...)
 }
 
 // Verifier turns a raw token into verified Claims.
