@@ -532,3 +532,30 @@ func kidOf(t *testing.T, tok string) string {
 	}
 	return hdr.Kid
 }
+
+// TestScopesNeverBorrowedFromAnotherToken: tokens with equal issuer, client, audiences and
+// scopes share one interned grant, in verification and in the cache. A token whose one scp
+// entry spells the two scopes of another token with a control character between them must not
+// be given that token's grant, on its first Check nor once its verdict is cached.
+func TestScopesNeverBorrowedFromAnotherToken(t *testing.T) {
+	g := startGateway(t)
+	claims := func(scp []string) map[string]any {
+		return map[string]any{"iss": g.main.Issuer(), "sub": "alice", "client_id": "client-1", "aud": resourceURI,
+			"scp": scp, "exp": time.Now().Add(time.Hour).Unix()}
+	}
+	granted := sign(t, g.main, claims([]string{"mcp:tools", "mcp:write"}), nil)
+	spliced := sign(t, g.main, claims([]string{"mcp:tools\x01mcp:write"}), nil)
+	req := func(tok string) check.EnvoyRequest {
+		return check.EnvoyRequest{Method: "POST", URL: "https://mcp.example.com/mcp", Headers: bearer(tok)}
+	}
+	for i := range 2 { // the second Check of each is a cache hit
+		if a := g.check(t, req(granted)); !a.allowed {
+			t.Fatalf("Check %d of the token holding both scopes: denied %d: %s", i+1, a.status, a.body)
+		}
+	}
+	for i := range 2 {
+		if a := g.check(t, req(spliced)); a.allowed || a.status != http.StatusForbidden {
+			t.Fatalf("Check %d of the token whose one scope spells both: allowed=%v status %d, want 403", i+1, a.allowed, a.status)
+		}
+	}
+}
