@@ -104,7 +104,9 @@ func (g *Grant) AppendKey(b []byte) []byte {
 // and audiences and scopes come from the token, where an aud or scp array
 // may hold any character. With separators instead, one scope "a\x01b"
 // would have shared the key of the two scopes "a" and "b".
-func AppendGrantKey(b []byte, issuer, clientID string, audience, scopes []string, cacheTTL time.Duration, jkt string) []byte {
+// The thumbprint may be given as bytes, so that a decoder need not make a
+// string of it to look its grant up.
+func AppendGrantKey[T string | []byte](b []byte, issuer, clientID string, audience, scopes []string, cacheTTL time.Duration, jkt T) []byte {
 	b = appendKeyString(b, issuer)
 	b = appendKeyString(b, clientID)
 	for _, l := range [2][]string{audience, scopes} {
@@ -116,7 +118,8 @@ func AppendGrantKey(b []byte, issuer, clientID string, audience, scopes []string
 	// A bound grant never shares a key with an unbound one, nor with one
 	// bound to another key (jkt is "" when unbound), nor does a TTL's.
 	b = binary.AppendVarint(b, int64(cacheTTL))
-	return appendKeyString(b, jkt)
+	b = binary.AppendUvarint(b, uint64(len(jkt)))
+	return append(b, jkt...)
 }
 
 func appendKeyString(b []byte, s string) []byte {

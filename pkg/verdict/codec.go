@@ -9,7 +9,6 @@ import (
 	"math"
 	"strings"
 	"time"
-	"unsafe"
 
 	"github.com/extauthz/extauthz/pkg/token"
 )
@@ -198,7 +197,7 @@ func (vc Codec) Decode(b []byte) (Verdict, error) {
 		return Verdict{}, errors.New("verdict: corrupt verdict")
 	}
 	var keyBuf [256]byte
-	if c.Grant = vc.Grants.lookup(token.AppendGrantKey(keyBuf[:0], iss, client, aud, scopes, 0, unsafeString(jkt))); c.Grant == nil {
+	if c.Grant = vc.Grants.lookup(token.AppendGrantKey(keyBuf[:0], iss, client, aud, scopes, 0, jkt)); c.Grant == nil {
 		g := &token.Grant{Issuer: iss, ClientID: client, Audience: clone(aud), Scopes: clone(scopes), JKT: string(jkt)}
 		g.Scope = strings.Join(g.Scopes, " ")
 		c.Grant = vc.Grants.Intern(g)
@@ -213,10 +212,6 @@ func clone(l []string) []string {
 	}
 	return append(make([]string, 0, len(l)), l...)
 }
-
-// unsafeString is b's bytes as a string, for a lookup key only: b must not
-// change while the string is in use.
-func unsafeString(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
 
 func appendString(b []byte, s string) []byte {
 	b = binary.AppendUvarint(b, uint64(len(s)))
