@@ -104,6 +104,7 @@ func (g *Grant) AppendKey(b []byte) []byte {
 // and audiences and scopes come from the token, where an aud or scp array
 // may hold any character. With separators instead, one scope "a\x01b"
 // would have shared the key of the two scopes "a" and "b".
+//
 // The thumbprint may be given as bytes, so that a decoder need not make a
 // string of it to look its grant up.
 func AppendGrantKey[T string | []byte](b []byte, issuer, clientID string, audience, scopes []string, cacheTTL time.Duration, jkt T) []byte {
@@ -118,11 +119,11 @@ func AppendGrantKey[T string | []byte](b []byte, issuer, clientID string, audien
 	// A bound grant never shares a key with an unbound one, nor with one
 	// bound to another key (jkt is "" when unbound), nor does a TTL's.
 	b = binary.AppendVarint(b, int64(cacheTTL))
-	b = binary.AppendUvarint(b, uint64(len(jkt)))
-	return append(b, jkt...)
+	return appendKeyString(b, jkt)
 }
 
-func appendKeyString(b []byte, s string) []byte {
+// appendKeyString appends s preceded by its length.
+func appendKeyString[T string | []byte](b []byte, s T) []byte {
 	b = binary.AppendUvarint(b, uint64(len(s)))
 	return append(b, s...)
 }
