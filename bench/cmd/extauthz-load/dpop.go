@@ -10,6 +10,7 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
@@ -415,40 +416,21 @@ func (h *harness) dpopScenario(ctx context.Context, sc *Scenario, round int) err
 	sc.note("Proofs are signed by this tool on all cores before each measured part (a pool per run, below; each proof sent once), not while measuring; a run also ends if its pool runs out. Each run's fresh server is first warmed for %s with other proofs, whose rate sizes the pool: 2 × that rate × --duration.", fmtDur(h.warmDuration()))
 	sc.note("Raw verify: the CPU time of one `ecdsa.VerifyASN1` (P-256, SHA-256 digest) in this tool, at least %d in a loop on one locked thread (RUSAGE_THREAD), timed up to %d times between the slices of each measured window while neither server is sent anything (the median); the gateway checks a proof's signature with that function.", rawVerifyRounds, maxBetween)
 	sc.note("Besides its status, each caller's first answer of every run and every %dth after it is decoded in full and checked to set x-extauthz-subject to the token's subject. After each run, one proof of the run is sent again and must be refused (401, invalid_dpop_proof): the replay table is at work.", verifyEvery)
+	sc.note("%s is the floor-tuned server and %s floor-tuned checking each proof's signature with the client's key and nothing else (floor-verify-server), both sent the run's proofs in the same window: what checking one proof costs a server that does nothing else, measured, beside the raw verify timed in a loop.", pairedFloorProofs, pairedVerifyProofs)
+	der, err := x509.MarshalPKIXPublicKey(&d.key.PublicKey)
+	if err != nil {
+		return err
+	}
+	verifyArgs := []string{"--verify-alg", "ES256", "--verify-key", base64.StdEncoding.EncodeToString(der), "--verify-header", "dpop"}
 	var warm, pool proofPool
 	for _, c := range h.o.Concurrency {
 		err := h.withServers(ctx, func() (*server, error) { return h.startExtauthzWith(ctx, "", 100_000, nil, nil, d) }, h.startHit(ctx),
 			func(srv, ref *server, conn, refConn *grpc.ClientConn) error {
-				warmErrs, rate, err := h.dpopWarm(ctx, sc, conn, c, &warm)
-				if err != nil {
-					return err
-				}
-				n := int(2*rate*h.o.Duration.Seconds()) + 2*c
-				n = min(max(n, 1000), h.o.MaxRequests)
-				if err := d.fill(ctx, &pool, n); err != nil {
-					return err
-				}
-				sc.note("Round %d, c=%d: a pool of %s proofs signed in %s (warm-up rate %s Checks/s).", round, c, thousands(n), fmtDur(pool.took), thousands(int(rate)))
-				var raws []float64
-				timeRaw := func() error {
-					raw, err := rawVerifyCPU("ES256", rawVerifyRounds)
-					raws = append(raws, raw)
-					return err
-				}
-				r, _, err := h.measureInterleaved(ctx,
-					measurement{sc: sc, target: "extauthz serve", conc: c, srv: srv, conn: conn,
-						pat: pattern{reqs: pool.reqs, distinct: true, verify: d.answerCheck()}},
-					h.hitRef(sc, c, ref, refConn), timeRaw)
-				if err != nil {
-					return err
-				}
-				r.WarmErrors += warmErrs
-				r.RawVerify = median(raws)
-				if err := replayRefused(ctx, conn, pool.reqs[0]); err != nil {
-					r.Errors++
-					sc.note("extauthz serve c=%d: %v", c, err)
-				}
-				return nil
+				return h.withServers(ctx, func() (*server, error) { return h.startSub(ctx, floorTunedCmd, nil) },
+					func() (*server, error) { return h.startSub(ctx, floorVerifyCmd, nil, verifyArgs...) },
+					func(ft, fv *server, ftConn, fvConn *grpc.ClientConn) error {
+						return h.dpopRun(ctx, sc, round, c, &warm, &pool, [4]*server{srv, ref, ft, fv}, [4]*grpc.ClientConn{conn, refConn, ftConn, fvConn})
+					})
 			})
 		if err != nil {
 			return err
@@ -456,6 +438,57 @@ func (h *harness) dpopScenario(ctx context.Context, sc *Scenario, round int) err
 	}
 	return nil
 }
+
+// dpopRun is one measured part of dpop at concurrency c: the gateway (0),
+// the hit (1), floor-tuned (2) and floor-verify (3) in one window.
+func (h *harness) dpopRun(ctx context.Context, sc *Scenario, round, c int, warm, pool *proofPool, srvs [4]*server, conns [4]*grpc.ClientConn) error {
+	d := h.dp
+	srv, conn := srvs[0], conns[0]
+	warmErrs, rate, err := h.dpopWarm(ctx, sc, conn, c, warm)
+	if err != nil {
+		return err
+	}
+	n := int(2*rate*h.o.Duration.Seconds()) + 2*c
+	n = min(max(n, 1000), h.o.MaxRequests)
+	if err := d.fill(ctx, pool, n); err != nil {
+		return err
+	}
+	sc.note("Round %d, c=%d: a pool of %s proofs signed in %s (warm-up rate %s Checks/s).", round, c, thousands(n), fmtDur(pool.took), thousands(int(rate)))
+	var raws []float64
+	timeRaw := func() error {
+		raw, err := rawVerifyCPU("ES256", rawVerifyRounds)
+		raws = append(raws, raw)
+		return err
+	}
+	// The floors are sent the same proofs, over and over: neither
+	// remembers a jti.
+	proofs := pattern{reqs: pool.reqs}
+	rs, err := h.measureInterleavedN(ctx, []measurement{
+		{sc: sc, target: "extauthz serve", conc: c, srv: srv, conn: conn,
+			pat: pattern{reqs: pool.reqs, distinct: true, verify: d.answerCheck()}},
+		h.hitRef(sc, c, srvs[1], conns[1]),
+		{sc: sc, target: pairedFloorProofs, conc: c, srv: srvs[2], conn: conns[2], steady: true, pat: proofs},
+		{sc: sc, target: pairedVerifyProofs, conc: c, srv: srvs[3], conn: conns[3], steady: true, pat: proofs},
+	}, timeRaw)
+	if err != nil {
+		return err
+	}
+	r := rs[0]
+	r.WarmErrors += warmErrs
+	r.RawVerify = median(raws)
+	if err := replayRefused(ctx, conn, pool.reqs[0]); err != nil {
+		r.Errors++
+		sc.note("extauthz serve c=%d: %v", c, err)
+	}
+	return nil
+}
+
+// The target names of the two floors measured within dpop, sent its
+// proofs in the same window as the gateway.
+const (
+	pairedFloorProofs  = "floor-tuned, same proofs"
+	pairedVerifyProofs = "floor-verify, same proofs"
+)
 
 // dpopWarm drives a fresh server with batches of new proofs for
 // warmDuration, and returns the warm-up's errors and the last batch's

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/x509"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -32,6 +34,10 @@ const pairedHit = "hit, interleaved"
 // within each full-* scenario, sent the same stream of requests as the
 // gateway, interleaved with it.
 const pairedFloor = "floor-tuned, same stream"
+
+// pairedVerify is the target name of floor-verify-server measured in the
+// window of a full-* run: the limit of a verifying server, measured.
+const pairedVerify = "floor-verify, same stream"
 
 // Scenario names.
 const (
@@ -731,13 +737,14 @@ func serverConfig(c configSpec) string {
 	return b.String()
 }
 
-// startSub runs this tool as floor-server, floor-tuned-server or
-// jwx-server. floor-tuned-server reads the policy extauthz serve would be
-// given for hit, for its grpc and runtime sections.
-func (h *harness) startSub(ctx context.Context, sub string, iss *issuer) (*server, error) {
+// startSub runs this tool as floor-server, floor-tuned-server,
+// floor-verify-server or jwx-server, with extra flags after its own.
+// floor-tuned-server and floor-verify-server read the policy extauthz serve
+// would be given for hit, for its grpc and runtime sections.
+func (h *harness) startSub(ctx context.Context, sub string, iss *issuer, extra ...string) (*server, error) {
 	p, err := startServer(ctx, h.reg, sub, h.dir, func(addr string) []string {
 		argv := []string{h.o.Self, sub, "--listen", addr}
-		if sub == floorTunedCmd {
+		if sub == floorTunedCmd || sub == floorVerifyCmd {
 			path := filepath.Join(h.dir, sub+"-"+strings.ReplaceAll(addr, ":", "_")+".yaml")
 			_ = os.WriteFile(path, []byte(serverConfig(configSpec{grpc: addr, issuers: h.issuers(), maxEntries: 100_000})), 0o600)
 			argv = append(argv, "--config", path)
@@ -745,7 +752,7 @@ func (h *harness) startSub(ctx context.Context, sub string, iss *issuer) (*serve
 		if iss != nil {
 			argv = append(argv, "--jwks", iss.JWKSURL(), "--issuer", iss.Issuer(), "--audience", resourceURI)
 		}
-		return argv
+		return append(argv, extra...)
 	})
 	if err != nil {
 		return nil, err
@@ -1263,28 +1270,38 @@ func (h *harness) scenario(ctx context.Context, sc *Scenario, round int) error {
 		if err != nil {
 			return err
 		}
+		key, err := x509.MarshalPKIXPublicKey(iss.dev.PublicKey(iss.ActiveKID()))
+		if err != nil {
+			return err
+		}
+		verifyArgs := []string{"--verify-alg", iss.alg, "--verify-key", base64.StdEncoding.EncodeToString(key)}
 		sc.Compare = true
-		sc.note("Each run starts a fresh server, warms it with %d other new tokens, then sends the same stream of never-seen tokens, each once; a run also ends when they run out. %s is the floor-tuned server, sent the same requests as the gateway in one window with it, alternating in slices of %v (--slice): the floor of the limit below. The raw verify is timed up to %d times between the slices, while neither server is sent anything; the figure is the median.", len(warm.reqs), pairedFloor, h.sliceOf(h.o.Duration), maxBetween)
+		sc.note("Each run starts a fresh server, warms it with %d other new tokens, then sends the same stream of never-seen tokens, each once; a run also ends when they run out. %s is the floor-tuned server and %s floor-tuned checking each token's signature and nothing else (floor-verify-server), each sent the same requests as the gateway in one window with it, alternating in slices of %v (--slice): the floor of the limit below, and the limit measured. The raw verify is timed up to %d times between the slices, while no server is sent anything; the figure is the median.", len(warm.reqs), pairedFloor, pairedVerify, h.sliceOf(h.o.Duration), maxBetween)
 		for _, c := range h.o.Concurrency {
 			err := h.withServers(ctx, func() (*server, error) { return h.startExtauthz(ctx, "", 100_000) },
 				func() (*server, error) { return h.startSub(ctx, floorTunedCmd, nil) },
 				func(srv, ref *server, conn, refConn *grpc.ClientConn) error {
-					// The limit's other half: one raw signature check, timed
-					// between the slices (see rawVerifyCPU).
-					var raws []float64
-					timeRaw := func() error {
-						raw, err := rawVerifyCPU(iss.alg, rawVerifyRounds)
-						raws = append(raws, raw)
-						return err
-					}
-					pat := pattern{reqs: ts.reqs, distinct: true}
-					r, _, err := h.measureInterleaved(ctx,
-						measurement{sc: sc, target: "extauthz serve", conc: c, srv: srv, conn: conn, pass: warm.reqs, pat: pat},
-						measurement{sc: sc, target: pairedFloor, conc: c, srv: ref, conn: refConn, pass: warm.reqs, pat: pattern{reqs: ts.reqs}}, timeRaw)
-					if r != nil && len(raws) > 0 {
-						r.RawVerify = median(raws)
-					}
-					return err
+					return h.withServer(ctx, func() (*server, error) { return h.startSub(ctx, floorVerifyCmd, nil, verifyArgs...) },
+						func(fv *server, fvConn *grpc.ClientConn) error {
+							// The limit's other half: one raw signature check,
+							// timed between the slices (see rawVerifyCPU).
+							var raws []float64
+							timeRaw := func() error {
+								raw, err := rawVerifyCPU(iss.alg, rawVerifyRounds)
+								raws = append(raws, raw)
+								return err
+							}
+							pat := pattern{reqs: ts.reqs, distinct: true}
+							rs, err := h.measureInterleavedN(ctx, []measurement{
+								{sc: sc, target: "extauthz serve", conc: c, srv: srv, conn: conn, pass: warm.reqs, pat: pat},
+								{sc: sc, target: pairedFloor, conc: c, srv: ref, conn: refConn, pass: warm.reqs, pat: pattern{reqs: ts.reqs}},
+								{sc: sc, target: pairedVerify, conc: c, srv: fv, conn: fvConn, pass: warm.reqs, pat: pattern{reqs: ts.reqs}},
+							}, timeRaw)
+							if rs != nil && len(raws) > 0 {
+								rs[0].RawVerify = median(raws)
+							}
+							return err
+						})
 				})
 			if err != nil {
 				return err

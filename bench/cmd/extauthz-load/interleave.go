@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -16,16 +17,27 @@ import (
 // machine does during the window weighs on both alike.
 //
 // The order is A B B A, repeated: a drift that is linear over a cycle
-// weighs on both exactly alike, not only on average.
+// weighs on both exactly alike, not only on average. Three or more servers
+// go A B C C B A, for the same reason.
 //
 // A server's CPU is read once before the window and once after it. It is
-// idle while the other one's slice runs, so the difference is the CPU of
+// idle while the others' slices run, so the difference is the CPU of
 // its own slices: no reading at each slice, and none of the 10 ms tick
 // rounding that per-slice readings would add up.
 
-// interleaveOrder is which of the two measurements each slice of a cycle
-// goes to (0: the first, 1: the reference).
-var interleaveOrder = [4]int{0, 1, 1, 0}
+// interleaveOrder is which of n measurements each slice of a cycle goes
+// to: each in turn, then each again in reverse (A B B A for two, A B C C B
+// A for three), so that a drift linear over a cycle weighs on all alike.
+func interleaveOrder(n int) []int {
+	order := make([]int, 0, 2*n)
+	for i := range n {
+		order = append(order, i)
+	}
+	for i := n - 1; i >= 0; i-- {
+		order = append(order, i)
+	}
+	return order
+}
 
 // sliceOf is the length of a slice for a measured part of dur: --slice,
 // or a quarter of dur when that is shorter, so that every part has at
@@ -34,7 +46,7 @@ func (h *harness) sliceOf(dur time.Duration) time.Duration {
 	return max(min(h.o.Slice, dur/4), time.Millisecond)
 }
 
-// interleavedPart is one of the two measurements of an interleaved window
+// interleavedPart is one of the measurements of an interleaved window
 // and what its slices have added up to.
 type interleavedPart struct {
 	m      *measurement
@@ -59,32 +71,51 @@ const maxBetween = 5
 
 // measureInterleaved warms m, then ref, and measures the two in one window
 // of alternating slices (see above), each for m's duration in all.
-// between, unless nil, runs after a cycle of four slices, up to maxBetween
-// times spread over the window, while neither server is sent anything
-// (the full-* and dpop scenarios time a raw signature check there). The
-// window ends early, for both, when either's distinct requests run out.
-// Both results are filed, as measure files one.
+// between, unless nil, runs after a cycle of slices, up to maxBetween
+// times spread over the window, while no server is sent anything (the
+// full-* and dpop scenarios time a raw signature check there). The window
+// ends early, for both, when either's distinct requests run out. Both
+// results are filed, as measure files one.
 //
 // What measure does beside the load — during, an introspection or token
 // endpoint counted — is not done here.
 func (h *harness) measureInterleaved(ctx context.Context, m, ref measurement, between func() error) (*Result, *Result, error) {
-	for _, x := range []*measurement{&m, &ref} {
-		if x.during != nil || x.in != nil || x.ex != nil {
-			return nil, nil, fmt.Errorf("%s: an interleaved measurement counts no endpoint and runs nothing beside", x.target)
-		}
+	rs, err := h.measureInterleavedN(ctx, []measurement{m, ref}, between)
+	if rs == nil {
+		return nil, nil, err
 	}
-	parts := [2]*interleavedPart{{m: &m, r: newResult(m.conc)}, {m: &ref, r: newResult(ref.conc)}}
+	return rs[0], rs[1], err
+}
+
+// measureInterleavedN is measureInterleaved for any number of
+// measurements: each is warmed in turn, then all are measured in one
+// window, each for the first one's duration, in the order of
+// interleaveOrder.
+func (h *harness) measureInterleavedN(ctx context.Context, ms []measurement, between func() error) ([]*Result, error) {
+	parts := make([]*interleavedPart, len(ms))
+	for i := range ms {
+		x := &ms[i]
+		if x.during != nil || x.in != nil || x.ex != nil {
+			return nil, fmt.Errorf("%s: an interleaved measurement counts no endpoint and runs nothing beside", x.target)
+		}
+		parts[i] = &interleavedPart{m: x, r: newResult(x.conc)}
+	}
 	for _, p := range parts {
 		if err := h.warm(ctx, p.m, p.r); err != nil {
-			return nil, nil, err
+			return nil, err
 		}
 	}
-	dur := h.measuredDuration(&m)
+	dur := h.measuredDuration(&ms[0])
 	slice := h.sliceOf(dur)
 	cycles := max(1, int((dur+slice)/(2*slice))) // 2 slices of each per cycle
-	h.progress("%s: %s and %s c=%d: measuring in alternating slices of %v, for up to %v each",
-		m.sc.Name, m.target, ref.target, m.conc, slice, time.Duration(2*cycles)*slice)
-	window := time.Duration(4*cycles)*slice + time.Second // what a profile must span
+	order := interleaveOrder(len(parts))
+	targets := make([]string, len(ms))
+	for i := range ms {
+		targets[i] = ms[i].target
+	}
+	h.progress("%s: %s c=%d: measuring in alternating slices of %v, for up to %v each",
+		ms[0].sc.Name, strings.Join(targets[:len(targets)-1], ", ")+" and "+targets[len(targets)-1], ms[0].conc, slice, time.Duration(2*cycles)*slice)
+	window := time.Duration(len(order)*cycles)*slice + time.Second // what a profile must span
 	if between != nil {
 		window += maxBetween * rawVerifyMinCPU // about what each between takes
 	}
@@ -98,7 +129,7 @@ func (h *harness) measureInterleaved(ctx context.Context, m, ref measurement, be
 	betweens, betweenEvery := 0, max(1, cycles/maxBetween)
 run:
 	for k := range cycles {
-		for _, which := range interleaveOrder {
+		for _, which := range order {
 			p := parts[which]
 			p.add(h.drive(ctx, p.m.conn, p.m.conc, slice, h.o.MaxRequests-p.res.requests, p.rest(), nil, nil))
 			if ctx.Err() != nil {
@@ -116,11 +147,16 @@ run:
 		}
 	}
 	// A window ended early by one part's requests running out can leave
-	// the other with less time measured (none, when that happens in the
-	// first slice): it makes the difference up, at once.
-	for i, p := range parts {
-		other := parts[1-i]
-		if short := other.res.elapsed - p.res.elapsed; !p.done && other.done && short > 0 && stopErr == nil && ctx.Err() == nil {
+	// the others with less time measured (none, when that happens in the
+	// first slice): each makes the difference up, at once.
+	var ended time.Duration
+	for _, p := range parts {
+		if p.done {
+			ended = max(ended, p.res.elapsed)
+		}
+	}
+	for _, p := range parts {
+		if short := ended - p.res.elapsed; !p.done && short > 0 && stopErr == nil && ctx.Err() == nil {
 			p.add(h.drive(ctx, p.m.conn, p.m.conc, short, h.o.MaxRequests-p.res.requests, p.rest(), nil, nil))
 		}
 	}
@@ -132,15 +168,22 @@ run:
 		p.r1.take(p.m)
 		p.r1.redis(p.m)
 	}
+	results := make([]*Result, len(parts))
 	for i, p := range parts {
-		other := parts[1-i].m.srv
+		var others []int
+		for j, o := range parts {
+			if j != i {
+				others = append(others, o.m.srv.main, o.m.srv.aux)
+			}
+		}
 		h.endProfile(p.m, p.prof)
 		slices.Sort(p.lat)
 		p.res.sorted = p.lat
 		if p.res.stop == "" {
 			p.res.stop = "duration"
 		}
-		h.file(p.m, p.r, p.res, &p.r0, &p.r1, took, other.main, other.aux)
+		h.file(p.m, p.r, p.res, &p.r0, &p.r1, took, others...)
+		results[i] = p.r
 	}
 	if stopErr == nil {
 		stopErr = ctx.Err()
@@ -148,7 +191,7 @@ run:
 	if errors.Is(stopErr, context.Canceled) {
 		stopErr = nil // interrupted: what was measured is filed, as measure does
 	}
-	return parts[0].r, parts[1].r, stopErr
+	return results, stopErr
 }
 
 // rest is the part's pattern for its next slice: a distinct pattern's

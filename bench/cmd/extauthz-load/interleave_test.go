@@ -46,19 +46,29 @@ func startRecording(t *testing.T) (*recordingServer, *grpc.ClientConn) {
 	return rs, conn
 }
 
-// distinctRequests are n CheckRequests, each with a token of its own
-// ("token-<i>").
+// distinctRequests are n (at most 200,000) CheckRequests, each with a
+// token of its own ("token-<i>"): the first n of one set built once for
+// every test.
 func distinctRequests(t *testing.T, n int) [][]byte {
 	t.Helper()
-	reqs := make([][]byte, n)
-	for i := range reqs {
-		req, err := buildRequest(fmt.Sprintf("token-%d", i))
-		if err != nil {
-			t.Fatal(err)
+	distinct.once.Do(func() {
+		distinct.reqs = make([][]byte, 200_000)
+		for i := range distinct.reqs {
+			if distinct.reqs[i], distinct.err = buildRequest(fmt.Sprintf("token-%d", i)); distinct.err != nil {
+				return
+			}
 		}
-		reqs[i] = req
+	})
+	if distinct.err != nil {
+		t.Fatal(distinct.err)
 	}
-	return reqs
+	return distinct.reqs[:n:n]
+}
+
+var distinct struct {
+	once sync.Once
+	reqs [][]byte
+	err  error
 }
 
 // TestInterleavedDistinct: a distinct pattern measured in slices sends
@@ -128,5 +138,43 @@ func TestInterleavedRunsOut(t *testing.T) {
 	t.Logf("%d of %d sent in %d slices", len(a.seen), len(reqs), ra.Slices)
 	if lost := len(reqs) - len(a.seen); lost > 8*sliceChunk*ra.Slices || len(a.seen) != ra.Requests {
 		t.Errorf("%d of %d requests sent (%d counted) in %d slices", len(a.seen), len(reqs), ra.Requests, ra.Slices)
+	}
+}
+
+// TestInterleavedThree: three servers measured in one window each get as
+// many slices and as much time, and each result is filed under its own
+// target; the first's distinct stream is still sent once.
+func TestInterleavedThree(t *testing.T) {
+	a, connA := startRecording(t)
+	_, connB := startRecording(t)
+	c, connC := startRecording(t)
+	reqs := distinctRequests(t, 200_000)
+	h := &harness{o: Options{Duration: 400 * time.Millisecond, Slice: 50 * time.Millisecond, MaxRequests: 1_000_000}, clk: 100}
+	sc := &Scenario{Name: "test"}
+	rs, err := h.measureInterleavedN(context.Background(), []measurement{
+		{sc: sc, target: "a", conc: 8, srv: &server{}, conn: connA, pat: pattern{reqs: reqs, distinct: true}},
+		{sc: sc, target: "b", conc: 8, srv: &server{}, conn: connB, pat: pattern{reqs: reqs[:1]}},
+		{sc: sc, target: "c", conc: 8, srv: &server{}, conn: connC, pat: pattern{reqs: reqs[1:2]}},
+	}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for tok, n := range a.seen {
+		if n != 1 {
+			t.Fatalf("%q sent %d times", tok, n)
+		}
+	}
+	if n := c.seen["Bearer token-1"]; n != rs[2].Requests || n == 0 {
+		t.Errorf("c: %d requests seen, %d counted", n, rs[2].Requests)
+	}
+	for i, r := range rs {
+		if r.Slices != 8 || r.Elapsed < 350*time.Millisecond || r.Elapsed > 600*time.Millisecond {
+			t.Errorf("part %d: %d slices, %v measured; want 8 and about 400ms", i, r.Slices, r.Elapsed)
+		}
+	}
+	for _, target := range []string{"a", "b", "c"} {
+		if len(sc.series(target).Runs[8]) != 1 {
+			t.Errorf("%s: not filed", target)
+		}
 	}
 }

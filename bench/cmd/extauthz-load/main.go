@@ -59,8 +59,9 @@
 //	               tokens at c=64, then B (fresh) is sent them: verdicts in Redis, B's Redis hits,
 //	               A's Redis errors, circuit breaker and dropped writes (from /metrics)
 //	full-rs256     a never-seen token on every Check (pre-minted): full verification, for
-//	full-es256     extauthz serve and for jwx-floor, a bare jwx v3 verify-every-request server
-//	full-eddsa
+//	full-es256     extauthz serve and for jwx-floor, a bare jwx v3 verify-every-request server;
+//	full-eddsa     floor-tuned and floor-verify (floor-tuned checking each token's signature
+//	               and nothing else) are sent the same tokens in the same window
 //	introspection  extauthz serve in token_mode introspection against a local RFC 7662 endpoint
 //	               served by this tool, a never-seen opaque token on every Check: one
 //	               introspection call per Check (the uncached cost)
@@ -194,7 +195,10 @@ it, measures, stops it):
                  rate. Prints the CPU time of one raw ecdsa.VerifyASN1 (P-256) on
                  this machine, timed between the slices of each run, and compares
                  the server's CPU per Check with hit's + that + 10 µs; checks a sample of
-                 answers, and that a proof sent again is refused
+                 answers, and that a proof sent again is refused. In the same window
+                 floor-tuned and floor-verify (floor-tuned checking each proof's
+                 signature with the client's key, nothing else) are sent the same
+                 proofs: their difference is one proof check measured in a server
   redis          extauthz serve with its own redis-server, cache.max_entries 1, 2,000
                  RS256 tokens at random: almost every Check is served by Redis; the
                  gateway's and redis-server's CPU are given apart, and compared with
@@ -218,7 +222,10 @@ it, measures, stops it):
                  requests in one window with extauthz serve, alternating slices
                  ("floor-tuned, same stream"): with one raw signature check timed
                  between the slices, the limit the gateway's CPU per Check is set
-                 against (issue #20: at most 1.15×)
+                 against (issue #20: at most 1.15×). So is floor-verify, floor-tuned
+                 checking each token's signature and nothing else ("floor-verify,
+                 same stream"): the limit measured, with what a signature check
+                 costs inside a busy server
   introspection  extauthz serve with an authorization server in token_mode
                  introspection: a local RFC 7662 endpoint served by this tool on
                  127.0.0.1 (client_secret_basic checked on every call, active:true
@@ -264,7 +271,7 @@ func main() {
 }
 
 func isSubserver(name string) bool {
-	return name == floorCmd || name == floorTunedCmd || name == jwxCmd
+	return name == floorCmd || name == floorTunedCmd || name == floorVerifyCmd || name == jwxCmd
 }
 
 // run parses the flags, runs the harness and prints the report; it returns

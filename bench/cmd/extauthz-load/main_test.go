@@ -118,8 +118,8 @@ func TestHarness(t *testing.T) {
 		scFloor:         {"floor"},
 		scHit:           {"extauthz serve", pairedTuned},
 		scHitUpstream:   {"extauthz serve"},
-		scDPoP:          {"extauthz serve", pairedHit},
-		scFullES256:     {"extauthz serve", pairedFloor, "jwx-floor"},
+		scDPoP:          {"extauthz serve", pairedHit, pairedFloorProofs, pairedVerifyProofs},
+		scFullES256:     {"extauthz serve", pairedFloor, pairedVerify, "jwx-floor"},
 		scRedis:         {"extauthz serve + redis", pairedHit},
 		scIntrospection: {"extauthz serve"},
 		scIntroHit:      {"extauthz serve"},
@@ -164,7 +164,7 @@ func TestHarness(t *testing.T) {
 					t.Errorf("%s: server CPU not read", name)
 				}
 				switch {
-				case sc.Name == scFullES256 && s.Target != pairedFloor: // the floor picks among them at random
+				case sc.Name == scFullES256 && s.Target != pairedFloor && s.Target != pairedVerify: // the floors pick among them at random
 					if r.Requests > o.FullES256Tokens {
 						t.Errorf("%s: %d requests from %d distinct tokens", name, r.Requests, o.FullES256Tokens)
 					}
@@ -172,7 +172,7 @@ func TestHarness(t *testing.T) {
 					if r.Requests > o.OpaqueTokens {
 						t.Errorf("%s: %d requests from %d distinct tokens", name, r.Requests, o.OpaqueTokens)
 					}
-				case sc.Name == scDPoP && s.Target != pairedHit:
+				case sc.Name == scDPoP && s.Target == "extauthz serve":
 					// A pool of proofs sized from the warm-up's rate: the
 					// run ends by its duration unless the pool ran out.
 					if r.Stop != "duration" && r.Stop != "tokens ran out" {
@@ -211,7 +211,7 @@ func TestHarness(t *testing.T) {
 				// says what they must carry: the minted credential, the
 				// DPoP token's subject.
 				switch {
-				case sc.Name == scHitUpstream, sc.Name == scDPoP && s.Target != pairedHit:
+				case sc.Name == scHitUpstream, sc.Name == scDPoP && s.Target == "extauthz serve":
 					// Each run (each slice of an interleaved one) checks
 					// each caller's first answer.
 					if want := r.Requests/verifyEvery + c*r.Slices; r.Verified < 1 || r.Verified > want {
@@ -224,7 +224,7 @@ func TestHarness(t *testing.T) {
 				}
 				// dpop, and full verification's gateway runs, time the raw
 				// signature check beside their runs.
-				timesRaw := (sc.Name == scDPoP && s.Target != pairedHit) || (sc.Name == scFullES256 && s.Target == "extauthz serve")
+				timesRaw := (sc.Name == scDPoP || sc.Name == scFullES256) && s.Target == "extauthz serve"
 				if timesRaw != (r.RawVerify > 0) {
 					t.Errorf("%s: raw verify %v µs", name, r.RawVerify)
 				}
@@ -247,11 +247,11 @@ func TestHarness(t *testing.T) {
 	}
 
 	// floor: 2 runs; hit: 4 (its own and the paired floor-tuned);
-	// hit-upstream: 2; dpop: 4 (its own and the
-	// paired hit); full-es256: 6 (the gateway, the paired floor-tuned,
-	// jwx-floor); introspection: 2; introspection-hit: 2; redis: 4 (its
-	// own and the paired hit) + redis-server.
-	want := 22
+	// hit-upstream: 2; dpop: 8 (its own, the paired hit, floor-tuned and
+	// floor-verify); full-es256: 8 (the gateway, the paired floor-tuned
+	// and floor-verify, jwx-floor); introspection: 2; introspection-hit:
+	// 2; redis: 4 (its own and the paired hit) + redis-server.
+	want := 28
 	if redisInstalled() {
 		want += 5
 	}
@@ -278,6 +278,8 @@ func TestHarness(t *testing.T) {
 		"**Full verification (ES256) against the limit, same run** (the limit: the server CPU per Check of floor-tuned, sent the same requests in one window with the gateway in each round, alternating slices (floor-tuned, same stream) + one raw ecdsa.VerifyASN1",
 		"**Cache hit against floor-tuned, interleaved** (floor-tuned, interleaved, measured in one window with hit in each round, alternating slices; target: throughput ≥ 0.95× its):",
 		"Target (server CPU µs per Check ≤ hit's + one raw verify + 10 µs, medians of this run): c=1 ",
+		"**A proof check measured in a server** (floor-verify, same proofs less floor-tuned, same proofs,",
+		"**The limit measured** (floor-verify, same stream: floor-tuned checking each token's ES256 signature and nothing else",
 	} {
 		if !strings.Contains(md.String(), want) {
 			t.Errorf("report lacks %q:\n%s", want, md.String())

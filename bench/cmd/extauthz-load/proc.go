@@ -79,8 +79,9 @@ func (r *procs) list() []ProcInfo {
 	return append([]ProcInfo(nil), r.started...)
 }
 
-// proc is one gRPC server process: extauthz serve, or this tool's own
-// floor-server or jwx-server.
+// proc is one gRPC server process: extauthz serve, or one of this tool's
+// own reference servers (floor-server, floor-tuned-server,
+// floor-verify-server, jwx-server).
 type proc struct {
 	name string
 	addr string

@@ -30,9 +30,10 @@ import (
 // Hidden subcommands: the reference servers the harness re-executes itself
 // as, so that they run in their own process like extauthz does.
 const (
-	floorCmd      = "floor-server"
-	floorTunedCmd = "floor-tuned-server"
-	jwxCmd        = "jwx-server"
+	floorCmd       = "floor-server"
+	floorTunedCmd  = "floor-tuned-server"
+	floorVerifyCmd = "floor-verify-server"
+	jwxCmd         = "jwx-server"
 )
 
 // floorServer always allows: the cost of the gRPC round trip and nothing
@@ -87,25 +88,29 @@ func runSubserver(name string, args []string, stderr io.Writer) int {
 	jwksURL := fs.String("jwks", "", "jwx-server: JWKS URL, fetched once at start")
 	issuer := fs.String("issuer", "", "jwx-server: required iss")
 	audience := fs.String("audience", "", "jwx-server: required aud")
-	configPath := fs.String("config", "", "floor-tuned-server: the gateway's policy file, whose grpc and runtime sections (defaults included) it is served with")
+	configPath := fs.String("config", "", "floor-tuned-server, floor-verify-server: the gateway's policy file, whose grpc and runtime sections (defaults included) it is served with")
+	var v verifyFlags
+	fs.StringVar(&v.alg, "verify-alg", "", "floor-verify-server: RS256, ES256 or EdDSA")
+	fs.StringVar(&v.key, "verify-key", "", "floor-verify-server: the public key, base64 of its PKIX DER")
+	fs.StringVar(&v.header, "verify-header", "authorization", "floor-verify-server: the header holding the JWS: authorization (after its scheme) or dpop")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := serveSub(ctx, name, *listen, *jwksURL, *issuer, *audience, *configPath); err != nil {
+	if err := serveSub(ctx, name, *listen, *jwksURL, *issuer, *audience, *configPath, v); err != nil {
 		fmt.Fprintf(stderr, "%s: %v\n", name, err)
 		return 1
 	}
 	return 0
 }
 
-func serveSub(ctx context.Context, name, listen, jwksURL, issuer, audience, configPath string) error {
+func serveSub(ctx context.Context, name, listen, jwksURL, issuer, audience, configPath string, v verifyFlags) error {
 	if err := requireLoopback(listen); err != nil {
 		return err
 	}
 	var opts []grpc.ServerOption
-	if name == floorTunedCmd {
+	if name == floorTunedCmd || name == floorVerifyCmd {
 		if configPath == "" {
 			return errors.New("--config is required")
 		}
@@ -119,6 +124,13 @@ func serveSub(ctx context.Context, name, listen, jwksURL, issuer, audience, conf
 		defer gctune.Start(uint64(cfg.Runtime.GCHeadroomBytes)).Stop() //nolint:gosec // validated by config.Load: 0 to 1 TiB
 	}
 	var impl authv3.AuthorizationServer = floorServer{}
+	if name == floorVerifyCmd {
+		fv, err := newFloorVerifyServer(v)
+		if err != nil {
+			return err
+		}
+		impl = fv
+	}
 	if name == jwxCmd {
 		if jwksURL == "" || issuer == "" || audience == "" {
 			return errors.New("--jwks, --issuer and --audience are required")
