@@ -536,7 +536,10 @@ func kidOf(t *testing.T, tok string) string {
 // TestScopesNeverBorrowedFromAnotherToken: tokens with equal issuer, client, audiences and
 // scopes share one interned grant, in verification and in the cache. A token whose one scp
 // entry spells the two scopes of another token with a control character between them must not
-// be given that token's grant, on its first Check nor once its verdict is cached.
+// be given that token's grant, on its first Check nor once its verdict is cached. Such an
+// entry is no scope-token (RFC 6749 §3.3): the token is refused as malformed before any grant
+// is looked for (TestIdentityHeadersAreFieldValues); the grant key stays injective on its own
+// (pkg/token's TestGrantKeyIsInjective).
 func TestScopesNeverBorrowedFromAnotherToken(t *testing.T) {
 	g := startGateway(t)
 	claims := func(scp []string) map[string]any {
@@ -554,8 +557,60 @@ func TestScopesNeverBorrowedFromAnotherToken(t *testing.T) {
 		}
 	}
 	for i := range 2 {
-		if a := g.check(t, req(spliced)); a.allowed || a.status != http.StatusForbidden {
-			t.Fatalf("Check %d of the token whose one scope spells both: allowed=%v status %d, want 403", i+1, a.allowed, a.status)
+		if a := g.check(t, req(spliced)); a.allowed || a.status != http.StatusUnauthorized {
+			t.Fatalf("Check %d of the token whose one scope spells both: allowed=%v status %d, want 401", i+1, a.allowed, a.status)
 		}
+	}
+}
+
+// TestIdentityHeadersAreFieldValues: the subject, client id and scopes go upstream as header
+// values, where the proxy and the upstream read them with their own parsers. A token whose
+// values would read otherwise there is refused (401 invalid_token), on its first Check and
+// once its verdict is cached, and nothing of it is set upstream: a line break that would end
+// the header, a space that a parser strips, a space inside one scp entry that makes it two
+// scopes once joined (here "admin", which the gateway never granted), a tab that a parser
+// would take for a separator.
+func TestIdentityHeadersAreFieldValues(t *testing.T) {
+	g := startGateway(t)
+	claims := func(edit func(map[string]any)) map[string]any {
+		c := map[string]any{"iss": g.main.Issuer(), "sub": "alice", "client_id": "client-1", "aud": resourceURI,
+			"scope": "mcp:tools mcp:write", "exp": time.Now().Add(time.Hour).Unix()}
+		edit(c)
+		return c
+	}
+	for _, c := range []struct {
+		name string
+		edit func(map[string]any)
+	}{
+		{"CRLF in sub", func(c map[string]any) { c["sub"] = "alice\r\nx-extauthz-role: admin" }},
+		{"NUL in sub", func(c map[string]any) { c["sub"] = "al\x00ice" }},
+		{"a leading space in sub", func(c map[string]any) { c["sub"] = " alice" }},
+		{"CRLF in client_id", func(c map[string]any) { c["client_id"] = "client-1\r\nx-a: b" }},
+		{"a space inside one scp entry", func(c map[string]any) {
+			delete(c, "scope")
+			c["scp"] = []string{"mcp:tools", "mcp:write", "admin other"}
+		}},
+		{"a tab between scopes", func(c map[string]any) { c["scope"] = "mcp:tools mcp:write\tadmin" }},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			tok := sign(t, g.main, claims(c.edit), nil)
+			for i := range 2 { // the second is answered from the cache
+				a := g.check(t, check.EnvoyRequest{Method: "POST", URL: "https://mcp.example.com/mcp", Headers: bearer(tok)})
+				if a.allowed || a.status != http.StatusUnauthorized || !strings.Contains(a.headers["www-authenticate"], `error="invalid_token"`) {
+					t.Fatalf("Check %d: allowed=%v status %d, challenge %q; want 401 invalid_token", i+1, a.allowed, a.status, a.headers["www-authenticate"])
+				}
+				for k, v := range a.headers {
+					if strings.HasPrefix(k, "x-extauthz-") {
+						t.Errorf("Check %d: %s: %q set", i+1, k, v)
+					}
+				}
+			}
+		})
+	}
+	// The same claims, spelled as a header carries them, are allowed.
+	tok := sign(t, g.main, claims(func(map[string]any) {}), nil)
+	if a := g.check(t, check.EnvoyRequest{Method: "POST", URL: "https://mcp.example.com/mcp", Headers: bearer(tok)}); !a.allowed ||
+		a.headers["x-extauthz-subject"] != "alice" || a.headers["x-extauthz-scopes"] != "mcp:tools mcp:write" {
+		t.Fatalf("the plain token: allowed=%v status %d headers %q", a.allowed, a.status, a.headers)
 	}
 }

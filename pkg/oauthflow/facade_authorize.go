@@ -9,6 +9,8 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+
+	"github.com/extauthz/extauthz/pkg/token"
 )
 
 // FacadeRequest is an MCP client's authorization request to the facade, as the authorize
@@ -156,7 +158,7 @@ func (f *Facade) serveAuthorize(w http.ResponseWriter, r *http.Request) {
 // granted: each must be supported; none asked for means the resource's defaults. Repeats
 // are dropped.
 func (res *facadeResource) grantScopes(scope string) ([]string, bool) {
-	asked := strings.Fields(scope)
+	asked := token.SplitScope(scope) // a tab is no separator: "a\tb" is one unsupported scope
 	if len(asked) == 0 {
 		return slices.Clone(res.defaults), true
 	}

@@ -487,15 +487,16 @@ func testFacadeFlow(t *testing.T, e *facadeEnv) {
 			params map[string]string
 			code   string
 		}{
-			"no PKCE":              {map[string]string{"code_challenge": "", "code_challenge_method": ""}, "invalid_request"},
-			"plain PKCE":           {map[string]string{"code_challenge_method": "plain"}, "invalid_request"},
-			"no method":            {map[string]string{"code_challenge_method": ""}, "invalid_request"},
-			"bad challenge":        {map[string]string{"code_challenge": "short"}, "invalid_request"},
-			"another resource":     {map[string]string{"resource": "https://elsewhere.example/mcp"}, "invalid_target"},
-			"no resource":          {map[string]string{"resource": ""}, "invalid_target"},
-			"unsupported scope":    {map[string]string{"scope": "mcp:tools root"}, "invalid_scope"},
-			"token response type":  {map[string]string{"response_type": "token"}, "unsupported_response_type"},
-			"other resource scope": {map[string]string{"resource": e.otherURI, "scope": "mcp:admin"}, "invalid_scope"},
+			"no PKCE":               {map[string]string{"code_challenge": "", "code_challenge_method": ""}, "invalid_request"},
+			"plain PKCE":            {map[string]string{"code_challenge_method": "plain"}, "invalid_request"},
+			"no method":             {map[string]string{"code_challenge_method": ""}, "invalid_request"},
+			"bad challenge":         {map[string]string{"code_challenge": "short"}, "invalid_request"},
+			"another resource":      {map[string]string{"resource": "https://elsewhere.example/mcp"}, "invalid_target"},
+			"no resource":           {map[string]string{"resource": ""}, "invalid_target"},
+			"unsupported scope":     {map[string]string{"scope": "mcp:tools root"}, "invalid_scope"},
+			"scopes split by a tab": {map[string]string{"scope": "mcp:tools\tmcp:tools"}, "invalid_scope"},
+			"token response type":   {map[string]string{"response_type": "token"}, "unsupported_response_type"},
+			"other resource scope":  {map[string]string{"resource": e.otherURI, "scope": "mcp:admin"}, "invalid_scope"},
 		} {
 			q := e.toClient(t, b.get(e.authorizeURL(clientA, challenge, c.params)))
 			if q.Get("error") != c.code || q.Get("state") != "client-state" || q.Has("code") {

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/extauthz/extauthz/internal/b64seg"
+	"github.com/extauthz/extauthz/pkg/token"
 )
 
 // maxTokenForm bounds a token or revocation request's body.
@@ -175,7 +176,7 @@ func (f *Facade) refreshGrant(ctx context.Context, w http.ResponseWriter, cl *Re
 	}
 	var narrowed []string
 	if sc := form.Get("scope"); form.Has("scope") {
-		narrowed = strings.Fields(sc)
+		narrowed = token.SplitScope(sc)
 		if len(narrowed) == 0 {
 			f.tokenError(ctx, w, http.StatusBadRequest, "invalid_scope", "scope is empty", nil)
 			return

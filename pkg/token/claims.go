@@ -126,7 +126,7 @@ func (w *payloadJSON) read(name string, v []byte) (bool, error) {
 	case "scope":
 		return true, readString(v, &w.Scope)
 	case "scp":
-		return true, readStrings(v, (*[]string)(&w.Scp), strings.Fields)
+		return true, readStrings(v, (*[]string)(&w.Scp), SplitScope)
 	}
 	return false, nil
 }
@@ -139,7 +139,7 @@ func (w *payloadJSON) payload(cnf bool, jkt string) *Payload {
 		p.ClientID = w.Azp
 	}
 	if w.Scope != "" {
-		p.Scopes = strings.Fields(w.Scope)
+		p.Scopes = SplitScope(w.Scope)
 		if joinedIs(w.Scope, p.Scopes) {
 			p.scope = w.Scope // Claims' Scope as it is: no join to allocate
 		}
@@ -341,6 +341,9 @@ func (p *Payload) Claims(now time.Time, leeway time.Duration, requireExpiry bool
 	if !p.IssuedAt.IsZero() && now.Add(leeway).Before(p.IssuedAt) {
 		return nil, fmt.Errorf("%w: iat is in the future", ErrNotYetValid)
 	}
+	if err := p.headerSafe(); err != nil {
+		return nil, err
+	}
 	g := &Grant{Issuer: p.Issuer, ClientID: p.ClientID, Audience: p.Audience, Scopes: p.Scopes, JKT: p.JKT}
 	g.Scope = p.scope
 	if g.Scope == "" {
@@ -354,6 +357,92 @@ func (p *Payload) Claims(now time.Time, leeway time.Duration, requireExpiry bool
 		c.IssuedAt = p.IssuedAt.Unix()
 	}
 	return c, nil
+}
+
+// headerSafe checks the claims that go upstream as identity header values
+// (the subject, the client id, the scopes): a value that a proxy or the
+// upstream would read otherwise than it was decided on is refused as
+// malformed, never passed on.
+//   - sub and client_id hold no control character (RFC 9110 §5.5: CR, LF
+//     and NUL are invalid in a field value, and parsers differ on the
+//     rest) and neither start nor end with a space, which a parser strips
+//     as whitespace around the value: " alice" would reach the upstream
+//     as "alice".
+//   - Each scope is a scope-token, 1*NQCHAR (RFC 6749 §3.3). Scopes are
+//     separated by spaces alone (SplitScope): a tab or a line break is a
+//     character no scope may hold, not a separator, and a space inside
+//     one scp entry would make it read as two scopes once joined.
+func (p *Payload) headerSafe() error {
+	if !fieldSafe(p.Subject) {
+		return fmt.Errorf("%w: claim \"sub\" %q holds a control character or surrounding space", ErrMalformed, p.Subject)
+	}
+	if !fieldSafe(p.ClientID) {
+		return fmt.Errorf("%w: client id %q holds a control character or surrounding space", ErrMalformed, p.ClientID)
+	}
+	for _, s := range p.Scopes {
+		if !scopeToken(s) {
+			return fmt.Errorf("%w: scope %q is not a scope-token (RFC 6749 §3.3)", ErrMalformed, s)
+		}
+	}
+	return nil
+}
+
+// fieldSafe reports whether s can be an HTTP field value as it is: no
+// control character (0x00-0x1F, 0x7F) and no space at either end. Bytes
+// from 0x80 (UTF-8) are kept.
+func fieldSafe(s string) bool {
+	if s == "" {
+		return true
+	}
+	if s[0] == ' ' || s[len(s)-1] == ' ' {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// scopeToken reports whether s is 1*NQCHAR, NQCHAR being %x21 / %x23-5B /
+// %x5D-7E (RFC 6749 §3.3 and Appendix A).
+func scopeToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x21 || c > 0x7e || c == '"' || c == '\\' {
+			return false
+		}
+	}
+	return true
+}
+
+// SplitScope splits a scope string at its spaces, the one separator RFC
+// 6749 §3.3 has, dropping empty fields (a doubled space reads the same to
+// everyone). Unlike strings.Fields it leaves a tab or a line break inside
+// the scope it is in: "a\tb" is one scope, and no scope-token, not the two
+// scopes a and b.
+func SplitScope(s string) []string {
+	n := 0
+	for i := 0; i < len(s); i++ {
+		if s[i] != ' ' && (i == 0 || s[i-1] == ' ') {
+			n++
+		}
+	}
+	if n == 0 {
+		return nil
+	}
+	out := make([]string, 0, n)
+	for s != "" {
+		var f string
+		f, s, _ = strings.Cut(s, " ")
+		if f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
 }
 
 // thumbprintLen is the length of a SHA-256 JWK thumbprint (RFC 7638) in
@@ -416,7 +505,7 @@ func (l *stringList) UnmarshalJSON(b []byte) error {
 type scopeList []string
 
 func (l *scopeList) UnmarshalJSON(b []byte) error {
-	return readStrings(b, (*[]string)(l), strings.Fields)
+	return readStrings(b, (*[]string)(l), SplitScope)
 }
 
 // numericDate is seconds since the epoch, possibly fractional (RFC 7519 §2).

@@ -2,7 +2,9 @@ package token
 
 import (
 	"encoding/json"
+	"errors"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -70,18 +72,92 @@ func FuzzRead(f *testing.F) {
 // A token's Scope is its scopes joined with single spaces, however the
 // scope claim spaced them; one already so spelled is taken as it is.
 func TestScopeJoined(t *testing.T) {
-	for _, scope := range []string{"a b c", "a  b", " a b", "a b ", "a\tb", "a\u00a0b", "a\u0085b", "solo", "   ", "mcp:tools mcp:resources"} {
-		raw, _ := json.Marshal(map[string]any{"scope": scope, "exp": 4102444800})
+	for _, c := range []struct {
+		scope string
+		want  []string
+	}{
+		{"a b c", []string{"a", "b", "c"}}, {"a  b", []string{"a", "b"}}, {" a b", []string{"a", "b"}},
+		{"a b ", []string{"a", "b"}}, {"solo", []string{"solo"}}, {"   ", nil},
+		{"mcp:tools mcp:resources", []string{"mcp:tools", "mcp:resources"}},
+		{"https://api.example.com/.default openid", []string{"https://api.example.com/.default", "openid"}},
+	} {
+		raw, _ := json.Marshal(map[string]any{"scope": c.scope, "exp": 4102444800})
 		p, err := ParsePayload(raw, ClaimNames{})
 		if err != nil {
 			t.Fatal(err)
 		}
-		c, err := p.Claims(time.Unix(1700000000, 0), 0, true)
+		cl, err := p.Claims(time.Unix(1700000000, 0), 0, true)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if want := strings.Join(strings.Fields(scope), " "); c.Scope != want || !reflect.DeepEqual(c.Scopes, strings.Fields(scope)) {
-			t.Errorf("scope %q: Scope %q, Scopes %q; want %q", scope, c.Scope, c.Scopes, want)
+		if want := strings.Join(c.want, " "); cl.Scope != want || !slices.Equal(cl.Scopes, c.want) {
+			t.Errorf("scope %q: Scope %q, Scopes %q; want %q", c.scope, cl.Scope, cl.Scopes, want)
+		}
+	}
+}
+
+// A scope is a scope-token (RFC 6749 §3.3) and scopes are separated by
+// spaces alone: a token whose scopes would read otherwise to the upstream,
+// which gets them joined in one header, or whose subject or client id is no
+// header field value as it is, is malformed. Each of these was allowed,
+// its value passed upstream as it was, before.
+func TestClaimsNotHeaderSafe(t *testing.T) {
+	base := func() map[string]any {
+		return map[string]any{"sub": "alice", "client_id": "client-1", "scope": "mcp:tools", "exp": 4102444800}
+	}
+	for _, c := range []struct {
+		name, claim string
+		value       any
+	}{
+		{"a tab between scopes", "scope", "mcp:tools\tmcp:write"},
+		{"a line break between scopes", "scope", "mcp:tools\nmcp:write"},
+		{"a no-break space between scopes", "scope", "mcp:tools\u00a0mcp:write"},
+		{"NEL between scopes", "scope", "mcp:tools\u0085mcp:write"},
+		{"a quote in a scope", "scope", `mcp:"tools`},
+		{"a backslash in a scope", "scope", `mcp:\tools`},
+		{"a space inside one scp entry", "scp", []string{"mcp:tools mcp:write"}},
+		{"a control character inside one scp entry", "scp", []string{"mcp:tools\x01mcp:write"}},
+		{"an empty scp entry", "scp", []string{"mcp:tools", ""}},
+		{"CRLF in sub", "sub", "alice\r\nx-injected: 1"},
+		{"NUL in sub", "sub", "al\x00ice"},
+		{"DEL in sub", "sub", "al\x7fice"},
+		{"a tab in sub", "sub", "al\tice"},
+		{"a leading space in sub", "sub", " alice"},
+		{"a trailing space in sub", "sub", "alice "},
+		{"CRLF in client_id", "client_id", "client\r\n-1"},
+		{"a trailing space in azp", "azp", "client-1 "},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			claims := base()
+			if c.claim == "scp" {
+				delete(claims, "scope")
+			}
+			if c.claim == "azp" {
+				delete(claims, "client_id")
+			}
+			claims[c.claim] = c.value
+			raw, _ := json.Marshal(claims)
+			p, err := ParsePayload(raw, ClaimNames{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cl, err := p.Claims(time.Unix(1700000000, 0), 0, true); !errors.Is(err, ErrMalformed) {
+				t.Fatalf("%s: claims %+v, error %v; want ErrMalformed", raw, cl, err)
+			}
+		})
+	}
+	// What a header carries as it is stays accepted: UTF-8 beyond ASCII
+	// in sub, a URL as client id, an inner space in sub.
+	for _, sub := range []string{"zoë@example.com", "Alice Smith", "auth0|5f7c8ec7c33c6c004bbafe82"} {
+		claims := base()
+		claims["sub"], claims["client_id"] = sub, "https://client.example.com/metadata.json"
+		raw, _ := json.Marshal(claims)
+		p, err := ParsePayload(raw, ClaimNames{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := p.Claims(time.Unix(1700000000, 0), 0, true); err != nil {
+			t.Errorf("sub %q: %v", sub, err)
 		}
 	}
 }
