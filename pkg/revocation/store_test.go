@@ -111,6 +111,24 @@ func waitSubscribers(t *testing.T, addr string, n int64) {
 	})
 }
 
+// waitFollowing waits until every replica reads the channel's messages:
+// past its subscription's confirmation, on which it reads the whole set
+// from Redis before it reads any message. A watermark stored while that
+// read is still to come would be loaded by it, not received live. An
+// announcement no replica can decode marks the point: each logs it once
+// it reads messages.
+func waitFollowing(t *testing.T, addr string, replicas ...*replica) {
+	t.Helper()
+	if _, err := redistest.Do(addr, "PUBLISH", revocation.DefaultChannel, "not a watermark"); err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range replicas {
+		poll(t, fmt.Sprintf("replica %d reading messages", i), func() bool {
+			return strings.Contains(r.log.String(), "revocation announcement ignored")
+		})
+	}
+}
+
 var t0 = time.Unix(1_800_000_000, 0)
 
 // token of sub issued at iat.
@@ -124,6 +142,9 @@ func TestStoreAcrossReplicas(t *testing.T) {
 	clock := testkit.NewClockAt(t0)
 	a, b := startReplica(t, srv.Addr(), clock), startReplica(t, srv.Addr(), clock)
 	waitSubscribers(t, srv.Addr(), 2)
+	// B must learn of the revocation live: a watermark stored before B's
+	// read on confirmation would be loaded, and not counted live.
+	waitFollowing(t, srv.Addr(), a, b)
 
 	alice, bob := tok("alice", t0.Add(-time.Minute), "s-1"), tok("bob", t0.Add(-time.Minute), "s-2")
 	eventTime := t0.Add(-2 * time.Second)
