@@ -19,11 +19,7 @@ import (
 // without handing out a proof twice.
 func TestDPoPRequests(t *testing.T) {
 	t.Parallel()
-	rs, err := startIssuer("RS256")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rs.close()
+	rs := testIssuer(t, "RS256")
 	d, err := newDPoPClient(rs)
 	if err != nil {
 		t.Fatal(err)

@@ -30,11 +30,7 @@ func TestExchangeEndpoint(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ex.close()
-	rs, err := startIssuer("RS256")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rs.close()
+	rs := testIssuer(t, "RS256")
 	client, err := mintToken(rs)
 	if err != nil {
 		t.Fatal(err)

@@ -13,6 +13,17 @@ import (
 	"google.golang.org/grpc/codes"
 )
 
+// testIssuer starts an issuer of alg for the test, stopped when it ends.
+func testIssuer(t *testing.T, alg string) *issuer {
+	t.Helper()
+	iss, err := startIssuer(alg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(iss.close)
+	return iss
+}
+
 func checkHeaders(headers map[string]string) *authv3.CheckRequest {
 	return &authv3.CheckRequest{Attributes: &authv3.AttributeContext{Request: &authv3.AttributeContext_Request{
 		Http: &authv3.AttributeContext_HttpRequest{Headers: headers}}}}
@@ -35,16 +46,8 @@ func pkixBase64(t *testing.T, pub any) string {
 func TestFloorVerifyServer(t *testing.T) {
 	for _, alg := range []string{"RS256", "ES256", "EdDSA"} {
 		t.Run(alg, func(t *testing.T) {
-			iss, err := startIssuer(alg)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer iss.close()
-			other, err := startIssuer(alg)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer other.close()
+			iss := testIssuer(t, alg)
+			other := testIssuer(t, alg)
 			fv, err := newFloorVerifyServer(verifyFlags{alg: alg, header: "authorization",
 				key: pkixBase64(t, iss.dev.PublicKey(iss.ActiveKID()))})
 			if err != nil {
@@ -97,11 +100,7 @@ func flipB64(s string) string {
 // TestFloorVerifyServerProof: with --verify-header dpop it checks the DPoP
 // proof's signature with the client's key, not the token's.
 func TestFloorVerifyServerProof(t *testing.T) {
-	iss, err := startIssuer("RS256")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer iss.close()
+	iss := testIssuer(t, "RS256")
 	d, err := newDPoPClient(iss)
 	if err != nil {
 		t.Fatal(err)
@@ -133,11 +132,7 @@ func TestFloorVerifyServerProof(t *testing.T) {
 // header other than the two, and a key that is not base64 PKIX are
 // refused at start.
 func TestFloorVerifyFlags(t *testing.T) {
-	iss, err := startIssuer("ES256")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer iss.close()
+	iss := testIssuer(t, "ES256")
 	key := pkixBase64(t, iss.dev.PublicKey(iss.ActiveKID()))
 	for _, v := range []verifyFlags{
 		{alg: "RS256", key: key, header: "authorization"},

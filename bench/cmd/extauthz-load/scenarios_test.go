@@ -141,11 +141,7 @@ func TestNewScenarios(t *testing.T) {
 // accepts the policy; TestNewScenarios sends them to extauthz serve).
 func TestEdDSATokens(t *testing.T) {
 	t.Parallel()
-	ed, err := startIssuer("EdDSA")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ed.close()
+	ed := testIssuer(t, "EdDSA")
 	tok, err := mintToken(ed)
 	if err != nil {
 		t.Fatal(err)
@@ -172,11 +168,7 @@ func TestEdDSATokens(t *testing.T) {
 		t.Fatalf("jwx refused an EdDSA token: %v %v", resp.GetStatus(), err)
 	}
 	// A token of another issuer's key is refused: the check is real.
-	rs, err := startIssuer("RS256")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rs.close()
+	rs := testIssuer(t, "RS256")
 	other, _ := mintToken(rs)
 	raw, _ = buildRequest(other)
 	req = new(authv3.CheckRequest)
@@ -194,11 +186,7 @@ func TestEdDSATokens(t *testing.T) {
 // reads the gateway's gRPC and runtime defaults from them.
 func TestGeneratedConfigAuditAdmin(t *testing.T) {
 	t.Parallel()
-	rs, err := startIssuer("RS256")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rs.close()
+	rs := testIssuer(t, "RS256")
 	for _, spec := range []configSpec{
 		{grpc: "127.0.0.1:1", issuers: []*issuer{rs}, maxEntries: 100_000, audit: true},
 		{grpc: "127.0.0.1:1", issuers: []*issuer{rs}, maxEntries: 100_000},
