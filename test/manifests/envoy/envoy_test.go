@@ -250,6 +250,9 @@ func checkExtAuthz(t *testing.T, cfg *extauthzv3.ExtAuthz) {
 	if got := cfg.GetTransportApiVersion().String(); got != "V3" {
 		t.Errorf("transport_api_version %s, want V3", got)
 	}
+	if !cfg.GetValidateMutations() {
+		t.Error("validate_mutations must be true: a header value that is no valid header must fail the request, not travel on")
+	}
 	if got := cfg.GetStatusOnError().GetCode(); got != 503 {
 		t.Errorf("status_on_error %v, want 503", got)
 	}
