@@ -92,26 +92,33 @@ func rawJWSVerifier(alg string, pub crypto.PublicKey) (func(string, []byte) bool
 
 // appendDERSignature appends the ASN.1 DER form of the ECDSA signature (r,
 // s), each a big-endian number of at most 32 bytes: SEQUENCE { INTEGER r,
-// INTEGER s }.
+// INTEGER s }. It allocates nothing when b has room.
 func appendDERSignature(b, r, s []byte) []byte {
-	r, s = derInteger(r), derInteger(s)
-	b = append(b, 0x30, byte(len(r)+len(s)))
-	return append(append(b, r...), s...)
+	r, s = trimZeros(r), trimZeros(s)
+	b = append(b, 0x30, byte(derIntegerLen(r)+derIntegerLen(s)))
+	return appendDERInteger(appendDERInteger(b, r), s)
 }
 
-// derInteger is the DER INTEGER of the unsigned big-endian n (at most 125
-// bytes): leading zeros dropped, one zero added when the top bit is set.
-func derInteger(n []byte) []byte {
+// trimZeros drops n's leading zero bytes, keeping one byte at least.
+func trimZeros(n []byte) []byte {
 	for len(n) > 1 && n[0] == 0 {
 		n = n[1:]
 	}
-	out := make([]byte, 0, len(n)+3)
-	out = append(out, 0x02, byte(len(n)))
+	return n
+}
+
+// derIntegerLen is the length of the DER INTEGER of the unsigned n, its
+// leading zeros trimmed: tag, length, a zero when the top bit is set, n.
+func derIntegerLen(n []byte) int { return 2 + int(n[0]>>7) + len(n) }
+
+// appendDERInteger appends the DER INTEGER of the unsigned n (at most 125
+// bytes, leading zeros trimmed).
+func appendDERInteger(b, n []byte) []byte {
+	b = append(b, 0x02, byte(derIntegerLen(n)-2))
 	if n[0]&0x80 != 0 {
-		out[1]++
-		out = append(out, 0)
+		b = append(b, 0)
 	}
-	return append(out, n...)
+	return append(b, n...)
 }
 
 var errNoJWS = errors.New("no JWS in the header")
