@@ -621,11 +621,12 @@ func writeDPoPTarget(w io.Writer, rows []row, hit, floor, verify map[int]row) {
 		}
 		check := v.cpu - f.cpu
 		limit := hr.cpu + check + dpopMargin
-		verdict := fmt.Sprintf("met (%+.1f beyond hit + the check)", r.cpu-hr.cpu-check)
+		verdict := "met"
 		if r.cpu > limit {
-			verdict = fmt.Sprintf("**not met** (%+.1f beyond hit + the check)", r.cpu-hr.cpu-check)
+			verdict = "**not met**"
 		}
-		fmt.Fprintf(w, "| %d | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f | %s |\n", r.conc, r.cpu, hr.cpu, f.cpu, v.cpu, check, r.rawVerify, limit, verdict)
+		fmt.Fprintf(w, "| %d | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f | %s (%+.1f beyond hit + the check) |\n",
+			r.conc, r.cpu, hr.cpu, f.cpu, v.cpu, check, r.rawVerify, limit, verdict, r.cpu-hr.cpu-check)
 	}
 	fmt.Fprintf(w, "\n")
 }
@@ -850,14 +851,18 @@ func writeVerifyLimit(w io.Writer, alg string, rows []row, tuned map[int]row, pa
 
 // roundRatiosTo is each round's server CPU per Check over ref's in the
 // same round, "–" for a round that lacks a figure.
-func roundRatiosTo(r, ref row) string {
+func roundRatiosTo(r, ref row) string { return ratioList(r.roundCPU, ref.roundCPU) }
+
+// ratioList is num[i]/den[i] for each round both have, "–" where either
+// lacks its figure (negative, or a zero denominator).
+func ratioList(num, den []float64) string {
 	var parts []string
-	for i := range min(len(r.roundCPU), len(ref.roundCPU)) {
-		if r.roundCPU[i] < 0 || ref.roundCPU[i] <= 0 {
+	for i := range min(len(num), len(den)) {
+		if num[i] < 0 || den[i] <= 0 {
 			parts = append(parts, "–")
 			continue
 		}
-		parts = append(parts, fmt.Sprintf("%.2f", r.roundCPU[i]/ref.roundCPU[i]))
+		parts = append(parts, fmt.Sprintf("%.2f", num[i]/den[i]))
 	}
 	return strings.Join(parts, ", ")
 }
@@ -867,14 +872,12 @@ func roundRatiosTo(r, ref row) string {
 // timed between its slices), "–" for a round that lacks a figure: how far the
 // medians' ratio moves from one round to the next.
 func roundRatios(r, tuned row) string {
-	var parts []string
-	for i := range min(len(r.roundCPU), len(r.roundRaw), len(tuned.roundCPU)) {
-		cpu, raw, floor := r.roundCPU[i], r.roundRaw[i], tuned.roundCPU[i]
-		if cpu < 0 || raw < 0 || floor < 0 {
-			parts = append(parts, "–")
-			continue
+	limits := make([]float64, min(len(r.roundRaw), len(tuned.roundCPU)))
+	for i := range limits {
+		limits[i] = -1
+		if raw, floor := r.roundRaw[i], tuned.roundCPU[i]; raw >= 0 && floor >= 0 {
+			limits[i] = floor + raw
 		}
-		parts = append(parts, fmt.Sprintf("%.2f", cpu/(floor+raw)))
 	}
-	return strings.Join(parts, ", ")
+	return ratioList(r.roundCPU, limits)
 }
