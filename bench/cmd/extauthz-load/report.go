@@ -600,8 +600,15 @@ func writeDPoPTarget(w io.Writer, rows []row, hit, floor, verify map[int]row) {
 		if r.cpu > limit {
 			verdict = "**not met**"
 		}
-		parts = append(parts, fmt.Sprintf("c=%d %.1f against %.1f + %.1f + %.0f = %.1f (%.1f over hit, %.1f beyond the raw verify): %s",
-			r.conc, r.cpu, hr.cpu, r.rawVerify, dpopMargin, limit, r.cpu-hr.cpu, r.cpu-hr.cpu-r.rawVerify, verdict))
+		// Each round's excess, from that round's figures: how far the median moves.
+		rounds := excessList(r.roundCPU, func(i int) float64 {
+			if i >= len(hr.roundCPU) || i >= len(r.roundRaw) || hr.roundCPU[i] < 0 || r.roundRaw[i] < 0 {
+				return -1
+			}
+			return hr.roundCPU[i] + r.roundRaw[i]
+		})
+		parts = append(parts, fmt.Sprintf("c=%d %.1f against %.1f + %.1f + %.0f = %.1f (%.1f over hit, %.1f beyond the raw verify; each round, beyond hit + the raw verify: %s): %s",
+			r.conc, r.cpu, hr.cpu, r.rawVerify, dpopMargin, limit, r.cpu-hr.cpu, r.cpu-hr.cpu-r.rawVerify, rounds, verdict))
 	}
 	if len(parts) == 0 {
 		return
@@ -611,7 +618,7 @@ func writeDPoPTarget(w io.Writer, rows []row, hit, floor, verify map[int]row) {
 		return
 	}
 	fmt.Fprintf(w, "**A proof check measured in a server** (%s less %s, each sent the run's proofs in the same window): what the raw verify in a quiet loop leaves out is the same check costing more in a busy server, which any verifier pays.\n\n", pairedVerifyProofs, pairedFloorProofs)
-	fmt.Fprintf(w, "| concurrency | server CPU µs/Check | hit | %s | %s | the proof check in a server | raw verify | hit + the check + %.0f | |\n|---:|---:|---:|---:|---:|---:|---:|---:|---|\n", pairedFloorProofs, pairedVerifyProofs, dpopMargin)
+	fmt.Fprintf(w, "| concurrency | server CPU µs/Check | hit | %s | %s | the proof check in a server | raw verify | hit + the check + %.0f | | beyond hit + the check, each round |\n|---:|---:|---:|---:|---:|---:|---:|---:|---|---|\n", pairedFloorProofs, pairedVerifyProofs, dpopMargin)
 	for _, r := range rows {
 		hr, ok1 := hit[r.conc]
 		f, ok2 := floor[r.conc]
@@ -625,8 +632,14 @@ func writeDPoPTarget(w io.Writer, rows []row, hit, floor, verify map[int]row) {
 		if r.cpu > limit {
 			verdict = "**not met**"
 		}
-		fmt.Fprintf(w, "| %d | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f | %s (%+.1f beyond hit + the check) |\n",
-			r.conc, r.cpu, hr.cpu, f.cpu, v.cpu, check, r.rawVerify, limit, verdict, r.cpu-hr.cpu-check)
+		rounds := excessList(r.roundCPU, func(i int) float64 {
+			if i >= len(hr.roundCPU) || i >= len(f.roundCPU) || i >= len(v.roundCPU) || hr.roundCPU[i] < 0 || f.roundCPU[i] < 0 || v.roundCPU[i] < 0 {
+				return -1
+			}
+			return hr.roundCPU[i] + v.roundCPU[i] - f.roundCPU[i]
+		})
+		fmt.Fprintf(w, "| %d | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f | %s (%+.1f beyond hit + the check) | %s |\n",
+			r.conc, r.cpu, hr.cpu, f.cpu, v.cpu, check, r.rawVerify, limit, verdict, r.cpu-hr.cpu-check, rounds)
 	}
 	fmt.Fprintf(w, "\n")
 }
@@ -852,6 +865,20 @@ func writeVerifyLimit(w io.Writer, alg string, rows []row, tuned map[int]row, pa
 // roundRatiosTo is each round's server CPU per Check over ref's in the
 // same round, "–" for a round that lacks a figure.
 func roundRatiosTo(r, ref row) string { return ratioList(r.roundCPU, ref.roundCPU) }
+
+// excessList is cpu[i] - ref(i) for each round, "–" where either lacks its
+// figure (negative).
+func excessList(cpu []float64, ref func(i int) float64) string {
+	var parts []string
+	for i, c := range cpu {
+		if r := ref(i); c < 0 || r < 0 {
+			parts = append(parts, "–")
+		} else {
+			parts = append(parts, fmt.Sprintf("%+.1f", c-r))
+		}
+	}
+	return strings.Join(parts, ", ")
+}
 
 // ratioList is num[i]/den[i] for each round both have, "–" where either
 // lacks its figure (negative, or a zero denominator).

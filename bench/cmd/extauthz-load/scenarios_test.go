@@ -325,6 +325,11 @@ func TestReportComparisons(t *testing.T) {
 	writeVerifyLimit(&b, "ES256", []row{{conc: 16, cpu: 120, rawVerify: 70}},
 		map[int]row{16: {conc: 16, cpu: 20}}, true, map[int]row{16: {conc: 16, cpu: 100}})
 	writeVerifyLimit(&b, "EdDSA", []row{{conc: 64, cpu: 46, rawVerify: 22}}, nil, false, nil)
+	// Two rounds of DPoP, the hit's second figure missing.
+	writeDPoPTarget(&b, []row{{conc: 64, cpu: 92, rawVerify: 61, roundCPU: []float64{92, 95}, roundRaw: []float64{61, 62}}},
+		map[int]row{64: {conc: 64, cpu: 22, roundCPU: []float64{22, -1}}},
+		map[int]row{64: {conc: 64, cpu: 23, roundCPU: []float64{23, 24}}},
+		map[int]row{64: {conc: 64, cpu: 87, roundCPU: []float64{87, 88}}})
 	out := b.String()
 	for _, want := range []string{
 		"Full verification against the limit (floor-tuned + one raw verify): floor-tuned not measured in this run",
@@ -338,6 +343,8 @@ func TestReportComparisons(t *testing.T) {
 		"4.50 (**over target**)",
 		"**Not a Redis-tier figure where Redis served fewer than 90 % of the Checks** (Redis hits per Check: c=16 0.00)",
 		"| 16 | 0.90 (**under target**) | 1.00 | 36.0 | 30.0 | +6.0 |",
+		"c=64 92.0 against 22.0 + 61.0 + 10 = 93.0 (70.0 over hit, 9.0 beyond the raw verify; each round, beyond hit + the raw verify: +9.0, –): met",
+		"| 64 | 92.0 | 22.0 | 23.0 | 87.0 | 64.0 | 61.0 | 96.0 | met (+6.0 beyond hit + the check) | +6.0, – |",
 		"| 1 | 20,000 | 20,000 (settled after 600ms; 200 before) | 100.0 % | add 1, get 3; 4 since start | 0; 0 of 20; 0 | absent | 19,990 | 100.0 % | 10 | 0 |",
 	} {
 		if !strings.Contains(out, want) {
