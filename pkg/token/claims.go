@@ -387,6 +387,21 @@ func (p *Payload) headerSafe() error {
 	return nil
 }
 
+// IdentityHeaderSafe reports whether a subject, a client id and scopes
+// pass the check every verified token's do (see headerSafe), for claims
+// read back from elsewhere, such as a verdict another replica wrote.
+func IdentityHeaderSafe(subject, clientID string, scopes []string) bool {
+	if !fieldSafe(subject) || !fieldSafe(clientID) {
+		return false
+	}
+	for _, s := range scopes {
+		if !scopeToken(s) {
+			return false
+		}
+	}
+	return true
+}
+
 // fieldSafe reports whether s can be an HTTP field value as it is: no
 // control character (0x00-0x1F, 0x7F) and no space at either end. Bytes
 // from 0x80 (UTF-8) are kept.

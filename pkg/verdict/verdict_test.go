@@ -92,6 +92,39 @@ func TestCodecRefuses(t *testing.T) {
 	}
 }
 
+// TestCodecRefusesIdentityUnfitForHeaders: a valid verdict whose subject,
+// client id or scopes no verified token of this version could hold (an
+// older replica's, or one put into Redis by hand) is not decoded, with a
+// table or without: its values would go upstream as header values.
+func TestCodecRefusesIdentityUnfitForHeaders(t *testing.T) {
+	exp := time.UnixMilli(time.Now().Add(time.Hour).UnixMilli())
+	for name, c := range map[string]*token.Claims{
+		"CRLF in the subject":      {Subject: "alice\r\nx-extauthz-role: admin", Expiry: exp, Grant: &token.Grant{Issuer: "i", Scopes: []string{"mcp:tools"}}},
+		"space around the subject": {Subject: " alice", Expiry: exp, Grant: &token.Grant{Issuer: "i"}},
+		"NUL in the client id":     {Subject: "alice", Expiry: exp, Grant: &token.Grant{Issuer: "i", ClientID: "c\x00"}},
+		"a tab inside a scope":     {Subject: "alice", Expiry: exp, Grant: &token.Grant{Issuer: "i", Scopes: []string{"mcp:write\tadmin"}}},
+		"a space inside a scope":   {Subject: "alice", Expiry: exp, Grant: &token.Grant{Issuer: "i", Scopes: []string{"mcp:tools admin"}}},
+		"an empty scope":           {Subject: "alice", Expiry: exp, Grant: &token.Grant{Issuer: "i", Scopes: []string{""}}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			b, err := Codec{}.Encode(Verdict{Claims: c})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, codec := range []Codec{{}, {Grants: NewGrants(4)}} {
+				if v, err := codec.Decode(b); err == nil {
+					t.Errorf("decoded as %+v", v.Claims)
+				}
+			}
+		})
+	}
+	// UTF-8 beyond ASCII stays, as the verification accepts it.
+	b, _ := Codec{}.Encode(Verdict{Claims: &token.Claims{Subject: "zoë", Expiry: exp, Grant: &token.Grant{Issuer: "i"}}})
+	if v, err := (Codec{}).Decode(b); err != nil || v.Claims.Subject != "zoë" {
+		t.Errorf("a UTF-8 subject: %+v, %v", v.Claims, err)
+	}
+}
+
 // FuzzVerdictDecode: shared-cache contents are never trusted to be well
 // formed; decoding must not panic and must round-trip what it accepts.
 func FuzzVerdictDecode(f *testing.F) {
@@ -109,6 +142,9 @@ func FuzzVerdictDecode(f *testing.F) {
 		}
 		if v.Claims != nil && b[0] != verdictFormatRevocable {
 			t.Fatalf("format %d decoded as a valid verdict", b[0])
+		}
+		if c := v.Claims; c != nil && !token.IdentityHeaderSafe(c.Subject, c.ClientID, c.Scopes) {
+			t.Fatalf("decoded an identity unfit for header values: %+v", c)
 		}
 		again, err := Codec{}.Encode(v)
 		if err != nil {
