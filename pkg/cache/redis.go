@@ -145,6 +145,9 @@ func NewRedis(c redis.UniversalClient, o RedisOptions) *Redis {
 	}
 	if o.BatchReads {
 		r.reads = &readBatcher{r: r, directMax: runtime.GOMAXPROCS(0)}
+		if dial := pipeDialer(c); dial != nil {
+			r.reads.pipe = &getPipe{dial: dial}
+		}
 	}
 	return r
 }

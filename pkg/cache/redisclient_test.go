@@ -257,6 +257,12 @@ func TestNewRedisClientAuth(t *testing.T) {
 					t.Fatalf("Get = %q, %v, %v", v, ok, err)
 				}
 			}
+			// Batched reads go on a connection of the store's own: authenticated the same,
+			// and refused the same (an error, never a miss).
+			batched := cache.NewRedis(c, cache.RedisOptions{Timeout: semanticsTimeout, BatchReads: true})
+			if v, ok, err := batched.Get(ctx, "k"); (err == nil && ok && string(v) == "v") != tt.ok || (!tt.ok && err == nil) {
+				t.Fatalf("batched Get = %q, %v, %v; want success %v", v, ok, err, tt.ok)
+			}
 		})
 	}
 }
@@ -299,6 +305,17 @@ func TestNewRedisClientTLS(t *testing.T) {
 			defer cancel()
 			if err := c.Ping(ctx).Err(); (err == nil) != tt.ok {
 				t.Fatalf("PING: %v, want success %v", err, tt.ok)
+			}
+			// Batched reads, on a connection of the store's own, are dialled as the
+			// client dials: over TLS, verified against the same roots.
+			r := cache.NewRedis(c, cache.RedisOptions{Timeout: semanticsTimeout, BatchReads: true})
+			if tt.ok {
+				if err := r.Set(ctx, "tls-k", []byte("v"), time.Minute); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if v, ok, err := r.Get(ctx, "tls-k"); (err == nil && ok && string(v) == "v") != tt.ok || (!tt.ok && err == nil) {
+				t.Fatalf("batched Get = %q, %v, %v; want success %v", v, ok, err, tt.ok)
 			}
 		})
 	}
