@@ -3,6 +3,7 @@ package cache
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -129,15 +130,18 @@ func (p *getPipe) readBulk() ([]byte, error) {
 // pipeDialer returns how to open a getPipe's connection to the Redis c talks to, or nil when the
 // store must read through c alone: a cluster (keys live on many nodes), Sentinel (c follows
 // failovers; a connection of the store's own would not), or credentials that only c knows how to
-// obtain. The connection is dialled as c dials (its dialer: TLS included), authenticated and put
-// on c's database.
+// obtain. The connection is dialled to c's address with c's TLS configuration and dial
+// timeout, authenticated with c's credentials and put on c's database.
+//
+// The pipe reads with RESP2 (it never says HELLO) whatever protocol c speaks: a GET's reply is
+// the same bulk string in both.
 func pipeDialer(c redis.UniversalClient) func(ctx context.Context) (net.Conn, error) {
 	rc, ok := c.(*redis.Client)
 	if !ok {
 		return nil
 	}
 	opt := rc.Options()
-	if opt.Addr == "FailoverClient" || opt.Dialer == nil || opt.OnConnect != nil ||
+	if opt.Addr == "FailoverClient" || opt.OnConnect != nil ||
 		opt.CredentialsProvider != nil || opt.CredentialsProviderContext != nil || opt.StreamingCredentialsProvider != nil {
 		return nil
 	}
@@ -151,8 +155,16 @@ func pipeDialer(c redis.UniversalClient) func(ctx context.Context) (net.Conn, er
 	if opt.DB != 0 {
 		hello = append(hello, []string{"SELECT", strconv.Itoa(opt.DB)})
 	}
+	// Dialled as go-redis's own dialer dials (NewRedisClient sets none of its own), but within
+	// ctx even for TLS, whose handshake go-redis bounds by DialTimeout alone: a batch's GETs
+	// wait for the dial, and must have their answers by their deadline.
+	netDialer := &net.Dialer{Timeout: opt.DialTimeout}
+	dial := netDialer.DialContext
+	if opt.TLSConfig != nil {
+		dial = (&tls.Dialer{NetDialer: netDialer, Config: opt.TLSConfig}).DialContext
+	}
 	return func(ctx context.Context) (net.Conn, error) {
-		conn, err := opt.Dialer(ctx, opt.Network, opt.Addr)
+		conn, err := dial(ctx, opt.Network, opt.Addr)
 		if err != nil {
 			return nil, err
 		}
