@@ -116,28 +116,22 @@ func (b *readBatcher) get(ctx context.Context, key string, deadline time.Time) (
 	if start {
 		go b.run()
 	}
-	if b.pipe != nil {
-		// No timer: the pipe answers every GET of a batch by the batch's earliest deadline
-		// (getPipe.gets), and a batch is sent before its GETs' deadlines (those of the batch
-		// before it, queued earlier, came first), so the reply comes by this one's.
-		select {
-		case res := <-req.done:
-			req.key = ""
-			readReqs.Put(req)
-			return res.raw, res.err
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		}
-	}
-	// A recycled timer, not a context with a deadline: that would cost a context, its timer
+	// With a pipe, no timer: the pipe answers every GET of a batch by the batch's earliest
+	// deadline (getPipe.gets), and a batch is sent before its GETs' deadlines (those of the
+	// batch before it, queued earlier, came first), so the reply comes by this one's. Without,
+	// a recycled timer, not a context with a deadline: that would cost a context, its timer
 	// and its channel for every GET. (Since Go 1.23 a stopped or reset timer delivers no stale
 	// tick, so a timer from the pool is as good as a new one.)
-	t := waitTimers.Get().(*time.Timer)
-	t.Reset(time.Until(deadline))
-	defer func() {
-		t.Stop()
-		waitTimers.Put(t)
-	}()
+	var late <-chan time.Time // nil, which never fires, with a pipe
+	if b.pipe == nil {
+		t := waitTimers.Get().(*time.Timer)
+		t.Reset(time.Until(deadline))
+		defer func() {
+			t.Stop()
+			waitTimers.Put(t)
+		}()
+		late = t.C
+	}
 	select {
 	case res := <-req.done:
 		// The sender is done with req once its reply is sent: it can serve another GET.
@@ -148,7 +142,7 @@ func (b *readBatcher) get(ctx context.Context, key string, deadline time.Time) (
 		return res.raw, res.err
 	case <-ctx.Done():
 		return nil, ctx.Err()
-	case <-t.C:
+	case <-late:
 		return nil, context.DeadlineExceeded
 	}
 }
