@@ -53,6 +53,11 @@ func (p *getPipe) gets(ctx context.Context, deadline time.Time, batch []*readReq
 		fail(0, context.DeadlineExceeded)
 		return
 	}
+	if p.conn != nil && p.r.Buffered() > 0 {
+		// Bytes no GET asked for: the replies may no longer line up with the GETs, and a
+		// value read for one key could be another's. Never read on from there.
+		p.close()
+	}
 	if p.conn == nil {
 		dctx, cancel := context.WithDeadline(ctx, deadline)
 		c, err := p.dial(dctx)

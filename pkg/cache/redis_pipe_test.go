@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"io"
 	"strings"
 	"testing"
 	"time"
@@ -222,5 +223,31 @@ func TestPipeDialerSetsUp(t *testing.T) {
 				t.Fatalf("the error names the password: %v", err)
 			}
 		})
+	}
+}
+
+// TestGetPipeDropsUnaskedBytes: a connection that holds bytes beyond the replies of its last
+// batch (a reply no GET asked for) is not read on: the next batch dials a new one, so a
+// reply is never taken for another key's.
+func TestGetPipeDropsUnaskedBytes(t *testing.T) {
+	srv := redistest.Start(t)
+	p, c := pipeFor(t, srv.Addr(), "0")
+	if err := c.Set(t.Context(), "k", "v", time.Minute).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if got := pipeGets(p, time.Second, "k"); string(got[0].raw) != "v" {
+		t.Fatalf("first read %q %v", got[0].raw, got[0].err)
+	}
+	first := p.conn
+	// A reply nobody asked for, as if left in the reader by a server or proxy out of step.
+	p.r = bufio.NewReader(io.MultiReader(strings.NewReader("$5\r\nstale\r\n"), first))
+	if _, err := p.r.Peek(1); err != nil {
+		t.Fatal(err)
+	}
+	if got := pipeGets(p, time.Second, "k"); string(got[0].raw) != "v" || got[0].err != nil {
+		t.Fatalf("after unasked bytes: %q %v, want v from a new connection", got[0].raw, got[0].err)
+	}
+	if p.conn == first {
+		t.Fatal("the connection holding unasked bytes was read on")
 	}
 }
