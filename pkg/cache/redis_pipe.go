@@ -24,7 +24,14 @@ type getPipe struct {
 	conn net.Conn
 	r    *bufio.Reader
 	w    []byte
+	used time.Time // when conn last answered a batch
 }
+
+// pipeMaxIdle is how long the connection may sit unused before a batch dials a new one rather
+// than write to it: a server's idle timeout or a middlebox may have closed it meanwhile, which
+// would fail that batch (go-redis checks a pooled connection with a system call each time
+// instead).
+const pipeMaxIdle = 30 * time.Second
 
 // errProtocol is a reply that is not what a GET answers: the connection is dropped.
 var errProtocol = errors.New("cache: redis: unexpected reply")
@@ -48,7 +55,8 @@ func (p *getPipe) gets(ctx context.Context, deadline time.Time, batch []*readReq
 			req.done <- readResult{nil, err}
 		}
 	}
-	if !time.Now().Before(deadline) {
+	now := time.Now()
+	if !now.Before(deadline) {
 		// Too late for every GET of the batch: nothing is sent, and the connection stays.
 		fail(0, context.DeadlineExceeded)
 		return
@@ -56,6 +64,9 @@ func (p *getPipe) gets(ctx context.Context, deadline time.Time, batch []*readReq
 	if p.conn != nil && p.r.Buffered() > 0 {
 		// Bytes no GET asked for: the replies may no longer line up with the GETs, and a
 		// value read for one key could be another's. Never read on from there.
+		p.close()
+	}
+	if p.conn != nil && now.Sub(p.used) > pipeMaxIdle {
 		p.close()
 	}
 	if p.conn == nil {
@@ -89,6 +100,7 @@ func (p *getPipe) gets(ctx context.Context, deadline time.Time, batch []*readReq
 		}
 		req.done <- readResult{raw, err}
 	}
+	p.used = now
 }
 
 func (p *getPipe) close() {

@@ -251,3 +251,22 @@ func TestGetPipeDropsUnaskedBytes(t *testing.T) {
 		t.Fatal("the connection holding unasked bytes was read on")
 	}
 }
+
+// TestGetPipeRedialsWhenIdle: a connection unused for longer than pipeMaxIdle is not written
+// to (a server or middlebox may have closed it meanwhile); one used recently is kept.
+func TestGetPipeRedialsWhenIdle(t *testing.T) {
+	srv := redistest.Start(t)
+	p, c := pipeFor(t, srv.Addr(), "0")
+	if err := c.Set(t.Context(), "k", "v", time.Minute).Err(); err != nil {
+		t.Fatal(err)
+	}
+	pipeGets(p, time.Second, "k")
+	first := p.conn
+	if got := pipeGets(p, time.Second, "k"); string(got[0].raw) != "v" || p.conn != first {
+		t.Fatalf("a connection in use was replaced (%q %v)", got[0].raw, got[0].err)
+	}
+	p.used = time.Now().Add(-pipeMaxIdle - time.Second)
+	if got := pipeGets(p, time.Second, "k"); string(got[0].raw) != "v" || p.conn == first {
+		t.Fatalf("an idle connection was written to (%q %v)", got[0].raw, got[0].err)
+	}
+}
