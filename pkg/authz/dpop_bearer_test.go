@@ -1,7 +1,6 @@
 package authz
 
 import (
-	"context"
 	"errors"
 	"net/http"
 	"strings"
@@ -10,11 +9,8 @@ import (
 
 	"github.com/extauthz/extauthz/internal/redistest"
 	"github.com/extauthz/extauthz/internal/testkit"
-	"github.com/extauthz/extauthz/pkg/cache"
-	"github.com/extauthz/extauthz/pkg/config"
 	"github.com/extauthz/extauthz/pkg/devissuer"
 	"github.com/extauthz/extauthz/pkg/token"
-	"github.com/extauthz/extauthz/pkg/verdict"
 )
 
 // A JWK SHA-256 thumbprint (RFC 7638; RFC 9449 §6.1's example), and a
@@ -96,52 +92,27 @@ func TestDPoPBoundVerdictFromRedis(t *testing.T) {
 	srv := redistest.Start(t)
 	clock := testkit.NewClock()
 	iss, _ := testkit.Issuer(t, "ES256", "", testResource, clock.Now)
-	replica := func() (*Engine, *countingVerifier) {
-		p := validPolicy(t, &config.Config{Resources: []config.Resource{{Name: "a", Resource: testResource,
-			AuthorizationServers: []config.AuthorizationServer{{Issuer: iss.Issuer(), JWKSURI: iss.JWKSURL()}}}}})
-		client, err := cache.NewRedisClient(cache.RedisClientOptions{URL: "redis://" + srv.Addr(), Timeout: time.Second})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { client.Close() })
-		grants := verdict.NewGrants(16)
-		c, err := verdict.NewCache(verdict.CacheOptions{MaxEntries: 16, MaxNegativeEntries: 16, Grants: grants,
-			Shared: cache.NewRedis(client, cache.RedisOptions{Timeout: time.Second, Now: clock.Now}), Now: clock.Now})
-		if err != nil {
-			t.Fatal(err)
-		}
-		v := &countingVerifier{inner: issuerVerifier(t, iss, clock)}
-		e, err := NewEngine(p, Options{Verifier: v, Cache: c, Grants: grants, MaxTTL: time.Minute, NegativeTTL: 10 * time.Second, Now: clock.Now})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return e, v
-	}
-	check := func(e *Engine, tok string) Decision {
-		return e.Check(context.Background(), &Request{Method: "POST", Host: "mcp.example.com", Path: "/mcp",
-			Headers: map[string]string{"authorization": "Bearer " + tok}})
-	}
-	a, _ := replica()
-	b, bVerifier := replica()
+	a := newRedisReplica(t, srv.Addr(), iss, clock)
+	b := newRedisReplica(t, srv.Addr(), iss, clock)
 	tok, err := iss.Mint(devissuer.Token{Subject: "alice", Extra: map[string]any{"cnf": map[string]any{"jkt": testJKT}}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantNotAccessToken(t, check(a, tok), "presented as Bearer")
-	d := check(b, tok)
+	wantNotAccessToken(t, a.check(tok), "presented as Bearer")
+	d := b.check(tok)
 	wantNotAccessToken(t, d, "presented as Bearer")
-	if d.Source != SourceRedis || bVerifier.calls.Load() != 0 {
-		t.Fatalf("second replica: source %q after %d verifications; want the shared cache and none", d.Source, bVerifier.calls.Load())
+	if d.Source != SourceRedis || b.v.calls.Load() != 0 {
+		t.Fatalf("second replica: source %q after %d verifications; want the shared cache and none", d.Source, b.v.calls.Load())
 	}
 	// And the unbound control: the same path lets an unbound token through.
 	unbound, err := iss.Mint(devissuer.Token{Subject: "bob"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if d := check(a, unbound); !d.Allow {
+	if d := a.check(unbound); !d.Allow {
 		t.Fatalf("unbound denied: %v", d.Err)
 	}
-	if d := check(b, unbound); !d.Allow || d.Source != SourceRedis {
+	if d := b.check(unbound); !d.Allow || d.Source != SourceRedis {
 		t.Fatalf("unbound on the second replica: allow=%v source=%q err=%v", d.Allow, d.Source, d.Err)
 	}
 }
