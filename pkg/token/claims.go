@@ -391,15 +391,8 @@ func (p *Payload) headerSafe() error {
 // pass the check every verified token's do (see headerSafe), for claims
 // read back from elsewhere, such as a verdict another replica wrote.
 func IdentityHeaderSafe(subject, clientID string, scopes []string) bool {
-	if !fieldSafe(subject) || !fieldSafe(clientID) {
-		return false
-	}
-	for _, s := range scopes {
-		if !scopeToken(s) {
-			return false
-		}
-	}
-	return true
+	p := Payload{Subject: subject, ClientID: clientID, Scopes: scopes}
+	return p.headerSafe() == nil
 }
 
 // fieldSafe reports whether s can be an HTTP field value as it is: no
