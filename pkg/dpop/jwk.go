@@ -14,6 +14,7 @@ import (
 	"math/big"
 
 	"github.com/extauthz/extauthz/internal/b64seg"
+	"github.com/extauthz/extauthz/internal/rsasig"
 )
 
 // algorithm is a JWS algorithm (RFC 7518 §3, RFC 8037 §3.1) and the one
@@ -286,7 +287,9 @@ func (a *algorithm) verify(k *jwk, signingInput string, sig []byte) bool {
 			// RFC 7518 §3.5: the salt is as long as the hash.
 			return rsa.VerifyPSS(k.rsa, a.hash, digest, sig, &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthEqualsHash}) == nil
 		}
-		return rsa.VerifyPKCS1v15(k.rsa, a.hash, digest, sig) == nil
+		// crypto/rsa's answer, the key's modulus prepared once per key
+		// (internal/rsasig), which a kept header's key is.
+		return rsasig.VerifyPKCS1v15(k.rsa, a.hash, digest, sig) == nil
 	}
 	return false
 }

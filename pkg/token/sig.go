@@ -13,6 +13,7 @@ import (
 	"unsafe"
 
 	"github.com/extauthz/extauthz/internal/b64seg"
+	"github.com/extauthz/extauthz/internal/rsasig"
 )
 
 // A JWS signature is checked here with the Go crypto packages directly,
@@ -123,7 +124,9 @@ func verifySignature(a *sigAlg, key crypto.PublicKey, raw string) error {
 		digest := digestOf(a.hash, input, &d)
 		var err error
 		if a.family == familyRSA {
-			err = rsa.VerifyPKCS1v15(k, a.hash, digest, sig)
+			// crypto/rsa's answer, with k's modulus prepared once (see
+			// internal/rsasig): a third of the check's cost.
+			err = rsasig.VerifyPKCS1v15(k, a.hash, digest, sig)
 		} else {
 			err = rsa.VerifyPSS(k, a.hash, digest, sig, &pssOptions[a.hash])
 		}
