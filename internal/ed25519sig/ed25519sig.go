@@ -124,3 +124,11 @@ func prepare(pub ed25519.PublicKey) *prepared {
 	k.minusA.Negate(A)
 	return k
 }
+
+// Held is the number of keys held prepared now: those verified with and
+// not yet collected.
+func Held() int {
+	n := 0
+	keys.Range(func(any, any) bool { n++; return true })
+	return n
+}

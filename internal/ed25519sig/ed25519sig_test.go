@@ -194,11 +194,7 @@ func TestPreparedKeysGoWithTheirKeys(t *testing.T) {
 	}
 }
 
-func entries() int {
-	n := 0
-	keys.Range(func(any, any) bool { n++; return true })
-	return n
-}
+func entries() int { return Held() }
 
 // TestConcurrentFirstUse: goroutines verifying with one new key at once
 // all get the right answer (run with -race).

@@ -174,3 +174,11 @@ func prepare(pub *rsa.PublicKey) (*prepared, error) {
 	k.n.Set(pub.N)
 	return k, nil
 }
+
+// Held is the number of keys held prepared now: those verified with and
+// not yet collected.
+func Held() int {
+	n := 0
+	keys.Range(func(any, any) bool { n++; return true })
+	return n
+}

@@ -224,7 +224,7 @@ func (v *Verifier) Verify(ctx context.Context, p Proof) (Result, error) {
 		return Result{}, fmt.Errorf("%w: %v", ErrInvalidProof, err)
 	}
 	h := pr.hdr
-	if !h.alg.verify(&h.key, pr.signingInput, pr.sig) {
+	if !h.alg.verify(&h.key, pr.signingInput, pr.sig, pr.cached) {
 		return Result{}, fmt.Errorf("%w: signature does not verify with the jwk", ErrInvalidProof)
 	}
 	jkt := h.jkt

@@ -263,8 +263,13 @@ func (k *jwk) thumbprint() string {
 }
 
 // verify checks a JWS signature (RFC 7515 §5.2 step 8) over the signing
-// input with the key, which parseJWK matched to a.
-func (a *algorithm) verify(k *jwk, signingInput string, sig []byte) bool {
+// input with the key, which parseJWK matched to a. kept says the key is the
+// header cache's, from a proof accepted before: an RSA or Ed25519 key is
+// then checked by internal/rsasig or internal/ed25519sig, which prepare it
+// once and keep it as long as the cache does. A key seen for the first
+// time, which any client can send, goes to crypto/rsa or crypto/ed25519
+// and leaves nothing behind.
+func (a *algorithm) verify(k *jwk, signingInput string, sig []byte, kept bool) bool {
 	// The digest and the DER signature are handed to crypto/ecdsa or
 	// crypto/rsa, which keeps neither but whose calls the compiler cannot
 	// see through: they go to the heap, in one allocation.
@@ -277,8 +282,14 @@ func (a *algorithm) verify(k *jwk, signingInput string, sig []byte) bool {
 	case "OKP":
 		// Go's Ed25519 refuses non-canonical encodings of S (RFC 8032
 		// §5.1.7), so a signature has one valid form; ed25519sig gives its
-		// answer with the key decoded once.
-		return len(sig) == ed25519.SignatureSize && ed25519sig.Verify(k.ed, []byte(signingInput), sig)
+		// answer.
+		if len(sig) != ed25519.SignatureSize {
+			return false
+		}
+		if kept {
+			return ed25519sig.Verify(k.ed, []byte(signingInput), sig)
+		}
+		return ed25519.Verify(k.ed, []byte(signingInput), sig)
 	case "EC":
 		if len(sig) != 2*a.size {
 			return false
@@ -289,9 +300,10 @@ func (a *algorithm) verify(k *jwk, signingInput string, sig []byte) bool {
 			// RFC 7518 §3.5: the salt is as long as the hash.
 			return rsa.VerifyPSS(k.rsa, a.hash, digest, sig, &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthEqualsHash}) == nil
 		}
-		// crypto/rsa's answer, the key's modulus prepared once per key
-		// (internal/rsasig), which a kept header's key is.
-		return rsasig.VerifyPKCS1v15(k.rsa, a.hash, digest, sig) == nil
+		if kept {
+			return rsasig.VerifyPKCS1v15(k.rsa, a.hash, digest, sig) == nil
+		}
+		return rsa.VerifyPKCS1v15(k.rsa, a.hash, digest, sig) == nil
 	}
 	return false
 }

@@ -7,6 +7,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"runtime"
+	"runtime/debug"
 	"strings"
 	"testing"
 	"time"
@@ -15,6 +17,8 @@ import (
 	"github.com/lestrrat-go/jwx/v3/jwk"
 	"github.com/lestrrat-go/jwx/v3/jws"
 
+	"github.com/extauthz/extauthz/internal/ed25519sig"
+	"github.com/extauthz/extauthz/internal/rsasig"
 	"github.com/extauthz/extauthz/internal/testkit"
 	"github.com/extauthz/extauthz/pkg/dpop"
 )
@@ -705,6 +709,53 @@ func TestVerifyATHWithTheCallersHash(t *testing.T) {
 			if tc.ok != (err == nil) || err != nil && !strings.Contains(err.Error(), "ath is not the hash") {
 				t.Fatalf("Verify: %v; want accepted %v", err, tc.ok)
 			}
+		})
+	}
+}
+
+// TestFirstSeenKeysLeaveNothingPrepared: an RSA or Ed25519 proof key seen
+// for the first time, which anyone can send, is checked by crypto/rsa or
+// crypto/ed25519 and leaves no prepared key behind; only a key whose
+// proof was accepted, kept in the header cache, is prepared, on its next
+// proof.
+func TestFirstSeenKeysLeaveNothingPrepared(t *testing.T) {
+	held := func() int {
+		// Settled: keys of earlier tests, collected, leave their entries.
+		for range 3 {
+			runtime.GC()
+			time.Sleep(20 * time.Millisecond)
+		}
+		return rsasig.Held() + ed25519sig.Held()
+	}
+	for _, alg := range []string{"RS256", "EdDSA"} {
+		t.Run(alg, func(t *testing.T) {
+			f := newFixture(t, dpop.Options{})
+			before := held()
+			// No collection while the refused proofs are checked: a key
+			// prepared for one of them would still be counted below.
+			defer debug.SetGCPercent(debug.SetGCPercent(-1))
+			// One key will do: this verifier has kept no header yet, so
+			// each proof's jwk is read into a key of its own.
+			k := newKey(t, alg)
+			for range 5 {
+				_, err := f.v.Verify(t.Context(), dpop.Proof{Header: k.proof(t, k.header(), f.claims()), Method: testMethod, URI: testURI, AccessToken: testToken, JKT: "not-this-key"})
+				if !errors.Is(err, dpop.ErrKeyMismatch) {
+					t.Fatalf("want a key mismatch, got %v", err)
+				}
+			}
+			if got := rsasig.Held() + ed25519sig.Held(); got > before {
+				t.Fatalf("%d keys prepared after five refused proofs with new keys, %d before", got, before)
+			}
+			for i := range 2 {
+				if _, err := f.v.Verify(t.Context(), dpop.Proof{Header: k.proof(t, k.header(), f.claims()), Method: testMethod, URI: testURI, AccessToken: testToken}); err != nil {
+					t.Fatalf("proof %d: %v", i, err)
+				}
+				want := before + i // prepared on its second proof, its header kept
+				if got := held(); got != want {
+					t.Fatalf("after accepted proof %d: %d keys prepared, want %d", i, got, want)
+				}
+			}
+			runtime.KeepAlive(f)
 		})
 	}
 }
