@@ -31,11 +31,10 @@ import (
 	"crypto/ed25519"
 	"crypto/fips140"
 	"crypto/sha512"
-	"runtime"
-	"sync"
-	"weak"
 
 	"filippo.io/edwards25519"
+
+	"github.com/extauthz/extauthz/internal/keytable"
 )
 
 // prepared is a key ready for verifications.
@@ -44,10 +43,9 @@ type prepared struct {
 	minusA edwards25519.Point
 }
 
-// keys holds each key's prepared form, by a weak pointer to the key's
-// first byte: an entry never keeps its key alive, and goes when the key
-// does.
-var keys sync.Map // weak.Pointer[byte] → *prepared
+// keys holds each key's prepared form, by its first byte, as long as the
+// key lives.
+var keys keytable.Table[byte, prepared]
 
 // inFIPSMode reports whether verifications go to crypto/ed25519; a
 // variable for the tests.
@@ -90,45 +88,27 @@ func Verify(pub ed25519.PublicKey, message, sig []byte) bool {
 // keyFor returns pub prepared, from keys or now; nil when pub is not a
 // point on the curve.
 func keyFor(pub ed25519.PublicKey) *prepared {
-	wp := weak.Make(&pub[0])
-	if v, ok := keys.Load(wp); ok {
-		k := v.(*prepared) //nolint:errcheck,forcetypeassert // keys holds nothing else
-		if bytes.Equal(k.key[:], pub) {
-			return k
-		}
-		// Changed since it was prepared: prepared again, the entry
-		// replaced (its cleanup, registered once, still holds).
-		if k = prepare(pub); k != nil {
-			keys.Store(wp, k)
-		}
-		return k
-	}
-	k := prepare(pub)
-	if k == nil {
+	k, err := keys.Get(&pub[0],
+		func(k *prepared) bool { return bytes.Equal(k.key[:], pub) },
+		func() (*prepared, error) { return prepare(pub) })
+	if err != nil {
 		return nil
-	}
-	if _, loaded := keys.LoadOrStore(wp, k); !loaded {
-		runtime.AddCleanup(&pub[0], func(wp weak.Pointer[byte]) { keys.Delete(wp) }, wp)
 	}
 	return k
 }
 
-// prepare decodes pub as crypto/ed25519 does; nil when it is not a point.
-func prepare(pub ed25519.PublicKey) *prepared {
+// prepare decodes pub as crypto/ed25519 does.
+func prepare(pub ed25519.PublicKey) (*prepared, error) {
 	A, err := new(edwards25519.Point).SetBytes(pub)
 	if err != nil {
-		return nil
+		return nil, err
 	}
 	k := &prepared{}
 	copy(k.key[:], pub)
 	k.minusA.Negate(A)
-	return k
+	return k, nil
 }
 
 // Held is the number of keys held prepared now: those verified with and
 // not yet collected.
-func Held() int {
-	n := 0
-	keys.Range(func(any, any) bool { n++; return true })
-	return n
-}
+func Held() int { return keys.Len() }

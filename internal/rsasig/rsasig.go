@@ -38,11 +38,10 @@ import (
 	"crypto/rsa"
 	"errors"
 	"math/big"
-	"runtime"
-	"sync"
-	"weak"
 
 	"filippo.io/bigmod"
+
+	"github.com/extauthz/extauthz/internal/keytable"
 )
 
 // ErrVerification is any signature that does not verify.
@@ -78,10 +77,8 @@ type prepared struct {
 	mod *bigmod.Modulus
 }
 
-// keys holds each *rsa.PublicKey's prepared form, by a weak pointer: an
-// entry never keeps its key alive, and goes when the key does (a key set
-// refreshed drops its old keys).
-var keys sync.Map // weak.Pointer[rsa.PublicKey] → *prepared
+// keys holds each *rsa.PublicKey's prepared form, as long as the key lives.
+var keys keytable.Table[rsa.PublicKey, prepared]
 
 // inFIPSMode reports whether verifications go to crypto/rsa; a variable
 // for the tests.
@@ -134,29 +131,9 @@ func keyFor(pub *rsa.PublicKey) (*prepared, error) {
 	if pub == nil || pub.N == nil {
 		return nil, errKey
 	}
-	wp := weak.Make(pub)
-	if v, ok := keys.Load(wp); ok {
-		k := v.(*prepared) //nolint:errcheck,forcetypeassert // keys holds nothing else
-		if k.e == pub.E && k.n.Cmp(pub.N) == 0 {
-			return k, nil
-		}
-		// The key was changed after it was prepared: prepared again, and
-		// the entry replaced (its cleanup, registered once, still holds).
-		k, err := prepare(pub)
-		if err != nil {
-			return nil, err
-		}
-		keys.Store(wp, k)
-		return k, nil
-	}
-	k, err := prepare(pub)
-	if err != nil {
-		return nil, err
-	}
-	if _, loaded := keys.LoadOrStore(wp, k); !loaded {
-		runtime.AddCleanup(pub, func(wp weak.Pointer[rsa.PublicKey]) { keys.Delete(wp) }, wp)
-	}
-	return k, nil
+	return keys.Get(pub,
+		func(k *prepared) bool { return k.e == pub.E && k.n.Cmp(pub.N) == 0 },
+		func() (*prepared, error) { return prepare(pub) })
 }
 
 // prepare checks pub as crypto/rsa does and computes its modulus's
@@ -177,8 +154,4 @@ func prepare(pub *rsa.PublicKey) (*prepared, error) {
 
 // Held is the number of keys held prepared now: those verified with and
 // not yet collected.
-func Held() int {
-	n := 0
-	keys.Range(func(any, any) bool { n++; return true })
-	return n
-}
+func Held() int { return keys.Len() }

@@ -9,10 +9,8 @@ import (
 	_ "crypto/sha512" // registers SHA-384 and SHA-512 for crypto.Hash.New
 	"fmt"
 	"math/big"
-	"runtime"
 	"sync"
 	"testing"
-	"time"
 )
 
 var hashes = []crypto.Hash{crypto.SHA256, crypto.SHA384, crypto.SHA512}
@@ -265,61 +263,6 @@ func TestChangedKeyIsPreparedAgain(t *testing.T) {
 	}
 	if VerifyPKCS1v15(pub, crypto.SHA256, d, sigB) != nil {
 		t.Fatal("b's signature does not verify with the key changed to b")
-	}
-}
-
-// TestPreparedKeysGoWithTheirKeys: the table does not keep keys, nor
-// their entries once they are gone.
-func TestPreparedKeysGoWithTheirKeys(t *testing.T) {
-	k := testKeys()["2048"]
-	d := digest(crypto.SHA256, "x")
-	sig, _ := rsa.SignPKCS1v15(rand.Reader, k, crypto.SHA256, d)
-	before := entries()
-	func() {
-		for range 10 {
-			pub := &rsa.PublicKey{N: new(big.Int).Set(k.N), E: k.E}
-			if VerifyPKCS1v15(pub, crypto.SHA256, d, sig) != nil {
-				t.Fatal("does not verify")
-			}
-		}
-	}()
-	if got := entries(); got < before+10 {
-		t.Fatalf("%d entries after ten new keys, %d before", got, before)
-	}
-	deadline := time.Now().Add(10 * time.Second)
-	for entries() > before {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d entries left of ten keys long gone (%d before)", entries()-before, before)
-		}
-		runtime.GC()
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
-func entries() int { return Held() }
-
-// TestConcurrentFirstUse: goroutines verifying with one new key at once
-// all get the right answer (run with -race).
-func TestConcurrentFirstUse(t *testing.T) {
-	k := testKeys()["2048"]
-	d := digest(crypto.SHA256, "x")
-	sig, _ := rsa.SignPKCS1v15(rand.Reader, k, crypto.SHA256, d)
-	for range 5 {
-		pub := &rsa.PublicKey{N: new(big.Int).Set(k.N), E: k.E}
-		var wg sync.WaitGroup
-		for i := range 8 {
-			wg.Go(func() {
-				s := sig
-				if i%2 == 1 {
-					s = bytes.Clone(sig)
-					s[10] ^= 1
-				}
-				if err := VerifyPKCS1v15(pub, crypto.SHA256, d, s); (err == nil) != (i%2 == 0) {
-					t.Errorf("goroutine %d: %v", i, err)
-				}
-			})
-		}
-		wg.Wait()
 	}
 }
 
