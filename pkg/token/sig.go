@@ -20,8 +20,11 @@ import (
 // A JWS signature is checked here with the Go crypto packages directly,
 // on the key the KeySource converted once when it loaded the key set: no
 // library re-reads the header, decodes the payload a second time, looks
-// the algorithm up in a registry or converts the key per call. What a
-// general JWS library would enforce is enforced here, stated once:
+// the algorithm up in a registry or converts the key per call. RS* and
+// EdDSA signatures go through internal/rsasig and internal/ed25519sig,
+// which give crypto/rsa's and crypto/ed25519's answers with the key
+// prepared once, where those prepare it on every call. What a general JWS
+// library would enforce is enforced here, stated once:
 //
 //   - the algorithm is one of the asymmetric ones below, named by the
 //     header's alg and accepted by the configuration (Options.Algorithms);
