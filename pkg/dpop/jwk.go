@@ -15,6 +15,7 @@ import (
 
 	"github.com/extauthz/extauthz/internal/b64seg"
 	"github.com/extauthz/extauthz/internal/ed25519sig"
+	"github.com/extauthz/extauthz/internal/p256sig"
 	"github.com/extauthz/extauthz/internal/rsasig"
 )
 
@@ -262,12 +263,23 @@ func (k *jwk) thumbprint() string {
 	return base64.RawURLEncoding.EncodeToString(sum[:])
 }
 
+// preparedP256Keys holds the P-256 proof keys prepared for
+// internal/p256sig, at most maxPreparedP256Keys of them.
+var preparedP256Keys = p256sig.Cache{Max: maxPreparedP256Keys}
+
+// maxPreparedP256Keys bounds the P-256 proof keys held prepared: each
+// takes 132 KB, so 256 take 33 MB. A kept key beyond the bound is
+// checked by crypto/ecdsa, as a first-seen one is; room is made as
+// headers leave the cache and their keys are collected.
+const maxPreparedP256Keys = 256
+
 // verify checks a JWS signature (RFC 7515 §5.2 step 8) over the signing
 // input with the key, which parseJWK matched to a. kept says the key is the
-// header cache's, from a proof accepted before: an RSA or Ed25519 key is
-// then checked by internal/rsasig or internal/ed25519sig, which prepare it
-// once and keep it as long as the cache does. A key seen for the first
-// time, which any client can send, goes to crypto/rsa or crypto/ed25519
+// header cache's, from a proof accepted before: an RSA, P-256 or Ed25519
+// key is then checked by internal/rsasig, internal/p256sig (within
+// maxPreparedP256Keys) or internal/ed25519sig, which prepare it once and
+// keep it as long as the cache does. A key seen for the first time, which
+// any client can send, goes to crypto/rsa, crypto/ecdsa or crypto/ed25519
 // and leaves nothing behind.
 func (a *algorithm) verify(k *jwk, signingInput string, sig []byte, kept bool) bool {
 	// The digest and the DER signature are handed to crypto/ecdsa or
@@ -293,6 +305,9 @@ func (a *algorithm) verify(k *jwk, signingInput string, sig []byte, kept bool) b
 	case "EC":
 		if len(sig) != 2*a.size {
 			return false
+		}
+		if kept && a.size == p256sig.SignatureSize/2 {
+			return preparedP256Keys.Verify(k.ec, digest, sig)
 		}
 		return ecdsa.VerifyASN1(k.ec, digest, appendECDSADER(buf.der[:0], sig[:a.size], sig[a.size:]))
 	case "RSA":

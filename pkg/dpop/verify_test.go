@@ -713,21 +713,23 @@ func TestVerifyATHWithTheCallersHash(t *testing.T) {
 	}
 }
 
-// TestFirstSeenKeysLeaveNothingPrepared: an RSA or Ed25519 proof key seen
-// for the first time, which anyone can send, is checked by crypto/rsa or
-// crypto/ed25519 and leaves no prepared key behind; only a key whose
+// TestFirstSeenKeysLeaveNothingPrepared: an RSA, P-256 or Ed25519 proof
+// key seen for the first time, which anyone can send, is checked by
+// crypto/rsa, crypto/ecdsa or crypto/ed25519 and leaves no prepared key
+// behind; only a key whose
 // proof was accepted, kept in the header cache, is prepared, on its next
 // proof.
 func TestFirstSeenKeysLeaveNothingPrepared(t *testing.T) {
+	prepared := func() int { return rsasig.Held() + ed25519sig.Held() + dpop.PreparedP256Held() }
 	held := func() int {
 		// Settled: keys of earlier tests, collected, leave their entries.
 		for range 3 {
 			runtime.GC()
 			time.Sleep(20 * time.Millisecond)
 		}
-		return rsasig.Held() + ed25519sig.Held()
+		return prepared()
 	}
-	for _, alg := range []string{"RS256", "EdDSA"} {
+	for _, alg := range []string{"RS256", "ES256", "EdDSA"} {
 		t.Run(alg, func(t *testing.T) {
 			f := newFixture(t, dpop.Options{})
 			before := held()
@@ -743,7 +745,7 @@ func TestFirstSeenKeysLeaveNothingPrepared(t *testing.T) {
 					t.Fatalf("want a key mismatch, got %v", err)
 				}
 			}
-			if got := rsasig.Held() + ed25519sig.Held(); got > before {
+			if got := prepared(); got > before {
 				t.Fatalf("%d keys prepared after five refused proofs with new keys, %d before", got, before)
 			}
 			for i := range 2 {
