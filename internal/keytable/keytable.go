@@ -1,28 +1,45 @@
 // Package keytable keeps, for a key object, a value computed from it once,
 // for as long as the object lives: the prepared forms of public keys that
-// internal/rsasig and internal/ed25519sig check signatures with.
+// internal/rsasig, internal/p256sig and internal/ed25519sig check
+// signatures with.
 //
 // An entry is held by a weak pointer to its key, so it never keeps the key
 // alive, and a cleanup removes the entry once the key is collected: a key
 // set refreshed drops its old keys and their entries with them. A key
 // changed in place after its value was computed is noticed by the caller's
 // check (Get's current), and its value computed again.
+//
+// A Table may bound the values it holds (Max): for keys anyone can send,
+// whose values are large. A value is held from its computation until it
+// is collected, so room is made as keys are.
 package keytable
 
 import (
+	"errors"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"weak"
 )
 
-// Table maps *K to the *V computed from it. The zero value is ready.
+// ErrFull is Get's answer for a key without a value while the Table holds
+// Max values: nothing is computed or kept.
+var ErrFull = errors.New("keytable: the table holds as many values as it may")
+
+// Table maps *K to the *V computed from it. The zero value is ready, with
+// no bound.
 type Table[K, V any] struct {
-	m sync.Map // weak.Pointer[K] → *V
+	// Max bounds the values held at once; 0 is no bound.
+	Max int
+
+	m    sync.Map // weak.Pointer[K] → *V
+	held atomic.Int64
 }
 
 // Get returns the value kept for key when current reports it still fits
 // the key; otherwise the value compute returns, kept in its place. An
-// error from compute is returned and nothing is kept.
+// error from compute is returned and nothing is kept; ErrFull when a value
+// would be computed and the Table holds Max.
 func (t *Table[K, V]) Get(key *K, current func(*V) bool, compute func() (*V, error)) (*V, error) {
 	wp := weak.Make(key)
 	if v, ok := t.m.Load(wp); ok {
@@ -30,15 +47,16 @@ func (t *Table[K, V]) Get(key *K, current func(*V) bool, compute func() (*V, err
 			return p, nil
 		}
 		// Changed since: computed again, the entry replaced (its cleanup,
-		// registered once, still holds).
-		p, err := compute()
+		// registered once, still holds), whatever the bound: the value
+		// replaced is freed.
+		p, err := t.compute(compute, true)
 		if err != nil {
 			return nil, err
 		}
 		t.m.Store(wp, p)
 		return p, nil
 	}
-	p, err := compute()
+	p, err := t.compute(compute, false)
 	if err != nil {
 		return nil, err
 	}
@@ -54,3 +72,24 @@ func (t *Table[K, V]) Len() int {
 	t.m.Range(func(any, any) bool { n++; return true })
 	return n
 }
+
+// compute runs compute within the bound (unless the value replaces one),
+// and counts its value held until it is collected: dropped with its key,
+// replaced after the key changed, or a concurrent first use's duplicate.
+func (t *Table[K, V]) compute(compute func() (*V, error), replacing bool) (*V, error) {
+	if n := t.held.Add(1); t.Max > 0 && n > int64(t.Max) && !replacing {
+		t.held.Add(-1)
+		return nil, ErrFull
+	}
+	p, err := compute()
+	if err != nil {
+		t.held.Add(-1)
+		return nil, err
+	}
+	runtime.AddCleanup(p, func(held *atomic.Int64) { held.Add(-1) }, &t.held)
+	return p, nil
+}
+
+// Held is the number of values computed and not yet collected: those
+// kept, and until the collector has run those dropped lately.
+func (t *Table[K, V]) Held() int { return int(t.held.Load()) }

@@ -9,14 +9,17 @@ import (
 	"time"
 )
 
-// key is larger than the tiny allocator's 16 bytes, whose blocks can keep
-// an unreachable object's cleanup from ever running.
+// key and value are larger than the tiny allocator's 16 bytes, whose
+// blocks can keep an unreachable object's cleanup from ever running.
 type key struct {
 	id int
 	_  [32]byte
 }
 
-type value struct{ id int }
+type value struct {
+	id int
+	_  [32]byte
+}
 
 // table returns a Table and a Get that counts the computations.
 func table() (*Table[key, value], func(*key) (*value, error), *atomic.Int32) {
@@ -104,17 +107,67 @@ func TestEntriesGoWithTheirKeys(t *testing.T) {
 			}
 		}
 	}()
-	if n := tab.Len(); n != 10 {
-		t.Fatalf("%d entries after ten keys", n)
+	if n := tab.Len(); n != 10 || tab.Held() != 10 {
+		t.Fatalf("%d entries, %d held, after ten keys", n, tab.Held())
 	}
 	deadline := time.Now().Add(10 * time.Second)
-	for tab.Len() > 0 {
+	for tab.Len() > 0 || tab.Held() > 0 {
 		if time.Now().After(deadline) {
-			t.Fatalf("%d entries left of ten keys long gone", tab.Len())
+			t.Fatalf("%d entries and %d values held of ten keys long gone", tab.Len(), tab.Held())
 		}
 		runtime.GC()
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// TestMaxBoundsTheValuesHeld: with Max values held, a new key gets
+// ErrFull and nothing is computed; a key already held still gets its
+// value; once held keys are collected, new keys get values again.
+func TestMaxBoundsTheValuesHeld(t *testing.T) {
+	tab, get, computed := table()
+	tab.Max = 2
+	a, b := &key{id: 1}, &key{id: 2}
+	for _, k := range []*key{a, b} {
+		if _, err := get(k); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := &key{id: 3}
+	if _, err := get(c); !errors.Is(err, ErrFull) {
+		t.Fatalf("a third key: %v, want ErrFull", err)
+	}
+	if n := computed.Load(); n != 2 {
+		t.Fatalf("%d computations, want 2: none for the key refused", n)
+	}
+	if v, err := get(a); err != nil || v.id != 1 {
+		t.Fatalf("a held key: %v, %v", v, err)
+	}
+	a.id = 10 // changed: computed again within the bound, replacing its value
+	if v, err := get(a); err != nil || v.id != 10 {
+		t.Fatalf("a changed key: %v, %v", v, err)
+	}
+	if tab.Held() > 3 {
+		t.Fatalf("%d held, more than the bound and the replaced value", tab.Held())
+	}
+	runtime.KeepAlive(b)
+	a, b = nil, nil
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		v, err := get(c)
+		if err == nil {
+			if v.id != 3 {
+				t.Fatalf("got %v", v)
+			}
+			break
+		}
+		if !errors.Is(err, ErrFull) || time.Now().After(deadline) {
+			t.Fatalf("after the held keys went: %v", err)
+		}
+		runtime.GC()
+		time.Sleep(10 * time.Millisecond)
+	}
+	runtime.KeepAlive(a)
+	runtime.KeepAlive(b)
 }
 
 // TestConcurrentFirstUse: goroutines asking for one new key at once all

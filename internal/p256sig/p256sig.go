@@ -44,8 +44,6 @@ import (
 	"crypto/fips140"
 	"errors"
 	"math/big"
-	"runtime"
-	"sync/atomic"
 
 	"filippo.io/bigmod"
 	"filippo.io/nistec"
@@ -67,8 +65,7 @@ const (
 )
 
 var (
-	errKey  = errors.New("p256sig: not a P-256 public key crypto/ecdsa would accept")
-	errFull = errors.New("p256sig: the cache holds as many keys as it may")
+	errKey = errors.New("p256sig: not a P-256 public key crypto/ecdsa would accept")
 )
 
 // order is n, the order of P-256's base point, for arithmetic on scalars.
@@ -96,16 +93,19 @@ type prepared struct {
 }
 
 // A Cache keeps the keys it has verified with prepared, each as long as
-// its *ecdsa.PublicKey lives, and at most Max of them at once (0: no
-// bound). A key beyond the bound is verified by crypto/ecdsa and leaves
-// nothing behind; room is made as held keys are collected. The zero Cache
-// is ready, with no bound.
+// its *ecdsa.PublicKey lives, with a bound or none (NewCache). A key beyond
+// the bound is verified by crypto/ecdsa and leaves nothing behind; room is
+// made as held keys are collected. The zero Cache is ready, with no bound.
 type Cache struct {
-	// Max bounds the keys held prepared; each takes 132 KB.
-	Max int
-
 	keys keytable.Table[ecdsa.PublicKey, prepared]
-	held atomic.Int64
+}
+
+// NewCache is a Cache holding at most max keys prepared (0: no bound); each
+// takes 132 KB.
+func NewCache(maxKeys int) *Cache {
+	c := &Cache{}
+	c.keys.Max = maxKeys
+	return c
 }
 
 // keys is the Cache Verify uses: no bound, for the keys of key sets,
@@ -137,7 +137,7 @@ func (c *Cache) Verify(pub *ecdsa.PublicKey, hash, sig []byte) bool {
 	}
 	k, err := c.keyFor(pub)
 	switch {
-	case errors.Is(err, errFull):
+	case errors.Is(err, keytable.ErrFull):
 		return verifyStd(pub, hash, sig)
 	case err != nil:
 		return false
@@ -147,7 +147,7 @@ func (c *Cache) Verify(pub *ecdsa.PublicKey, hash, sig []byte) bool {
 
 // Held is the number of keys c holds prepared now (and, until the
 // collector has run, those it held lately).
-func (c *Cache) Held() int { return int(c.held.Load()) }
+func (c *Cache) Held() int { return c.keys.Held() }
 
 // keyFor returns pub prepared, from c or now.
 func (c *Cache) keyFor(pub *ecdsa.PublicKey) (*prepared, error) {
@@ -159,27 +159,7 @@ func (c *Cache) keyFor(pub *ecdsa.PublicKey) (*prepared, error) {
 			x, y := point(pub)
 			return k.x.Cmp(x) == 0 && k.y.Cmp(y) == 0
 		},
-		func() (*prepared, error) {
-			if c.Max > 0 && c.held.Add(1) > int64(c.Max) {
-				c.held.Add(-1)
-				return nil, errFull
-			}
-			k, err := prepare(pub)
-			if err != nil {
-				if c.Max > 0 {
-					c.held.Add(-1)
-				}
-				return nil, err
-			}
-			if c.Max == 0 {
-				c.held.Add(1)
-			}
-			// Counted until collected: dropped from the table with its key,
-			// replaced after the key changed, or a concurrent first use's
-			// duplicate.
-			runtime.AddCleanup(k, func(c *Cache) { c.held.Add(-1) }, c)
-			return k, nil
-		})
+		func() (*prepared, error) { return prepare(pub) })
 }
 
 // prepare checks pub as crypto/ecdsa does and computes its table.

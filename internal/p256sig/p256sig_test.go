@@ -385,7 +385,7 @@ func waitHeld(t *testing.T, c *Cache, want int) {
 }
 
 func TestCacheHoldsAtMostMax(t *testing.T) {
-	c := &Cache{Max: 2}
+	c := NewCache(2)
 	h := sha256.Sum256([]byte("x"))
 	var pubs []*ecdsa.PublicKey
 	var sigs [][]byte
@@ -444,7 +444,7 @@ func TestEntriesAreCollectedWithTheirKeys(t *testing.T) {
 }
 
 func TestConcurrentFirstUse(t *testing.T) {
-	c := &Cache{Max: 1}
+	c := NewCache(1)
 	k := newKey(t)
 	h := sha256.Sum256([]byte("x"))
 	sig := sign(t, k, h[:])

@@ -265,7 +265,7 @@ func (k *jwk) thumbprint() string {
 
 // preparedP256Keys holds the P-256 proof keys prepared for
 // internal/p256sig, at most maxPreparedP256Keys of them.
-var preparedP256Keys = p256sig.Cache{Max: maxPreparedP256Keys}
+var preparedP256Keys = p256sig.NewCache(maxPreparedP256Keys)
 
 // maxPreparedP256Keys bounds the P-256 proof keys held prepared: each
 // takes 132 KB, so 256 take 33 MB. A kept key beyond the bound is
