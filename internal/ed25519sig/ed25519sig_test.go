@@ -8,6 +8,9 @@ import (
 	"math/big"
 	"runtime"
 	"testing"
+	"time"
+
+	"filippo.io/edwards25519"
 )
 
 // sameAnswer fails t unless Verify and crypto/ed25519's agree.
@@ -102,7 +105,7 @@ func notOnCurve(t testing.TB) ed25519.PublicKey {
 		b := make([]byte, 32)
 		b[0] = byte(i)
 		b[1] = 0x5a
-		if keyFor(b) == nil {
+		if _, err := prepare(b); err != nil {
 			return b
 		}
 	}
@@ -185,6 +188,102 @@ func TestFIPSModeUsesCryptoEd25519(t *testing.T) {
 		t.Fatal("the key was not prepared outside FIPS mode")
 	}
 	runtime.KeepAlive(pub)
+}
+
+// TestAddMultMatchesScalarMult compares the tables' products with
+// edwards25519's for scalars whose signed digits take every edge: zero
+// windows, 16 (the largest positive digit), 17 and 31 (negative, with a
+// carry), carries running through windows of 31, the top window; for B's
+// table and a key's, and for a point of order 8 (a key crypto/ed25519
+// accepts), whose multiples wrap every 8.
+func TestAddMultMatchesScalarMult(t *testing.T) {
+	var scalars []*big.Int
+	for _, v := range []int64{0, 1, 2, 8, 15, 16, 17, 31, 32, 33, 63, 1023, 1024} {
+		scalars = append(scalars, big.NewInt(v))
+	}
+	for bit := range 253 {
+		p := new(big.Int).Lsh(big.NewInt(1), uint(bit))
+		scalars = append(scalars, p, new(big.Int).Sub(p, big.NewInt(1)))
+	}
+	scalars = append(scalars, new(big.Int).Sub(order, big.NewInt(1)), order,
+		new(big.Int).Sub(new(big.Int).Lsh(big.NewInt(1), 253), big.NewInt(1)))
+	for range 200 {
+		r, _ := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 253))
+		scalars = append(scalars, r)
+	}
+	pub, _ := newKey(t)
+	A, _ := new(edwards25519.Point).SetBytes(pub)
+	order8Bytes, _ := hex.DecodeString("c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a")
+	order8, _ := new(edwards25519.Point).SetBytes(order8Bytes)
+	for name, P := range map[string]*edwards25519.Point{"B": edwards25519.NewGeneratorPoint(), "a key": A, "order 8": order8} {
+		tab := new(table)
+		tab.fill(P)
+		if name == "B" {
+			tab = basePoint()
+		}
+		for _, v := range scalars {
+			got := edwards25519.NewIdentityPoint()
+			tab.addMult(got, littleEndian(v, 32))
+			// The same integer multiple, by double-and-add on big.Int's
+			// bits: reduced mod ℓ only for points of order ℓ.
+			want := edwards25519.NewIdentityPoint()
+			for i := v.BitLen() - 1; i >= 0; i-- {
+				want.Add(want, want)
+				if v.Bit(i) == 1 {
+					want.Add(want, P)
+				}
+			}
+			if got.Equal(want) != 1 {
+				t.Fatalf("%s: the table's product of %v differs", name, v)
+			}
+		}
+	}
+}
+
+// TestCacheHoldsAtMostMax: a bounded Cache prepares keys up to its bound,
+// gives the others crypto/ed25519's answer, and prepares new keys once
+// held ones are collected.
+func TestCacheHoldsAtMostMax(t *testing.T) {
+	c := NewCache(2)
+	msg := []byte("m")
+	var pubs []ed25519.PublicKey
+	var sigs [][]byte
+	for range 5 {
+		pub, priv := newKey(t)
+		pubs, sigs = append(pubs, pub), append(sigs, ed25519.Sign(priv, msg))
+	}
+	for range 2 {
+		for i, pub := range pubs {
+			if !c.Verify(pub, msg, sigs[i]) {
+				t.Fatalf("key %d: a good signature does not verify", i)
+			}
+			if c.Verify(pub, msg, sigs[(i+1)%len(sigs)]) {
+				t.Fatalf("key %d: another key's signature verifies", i)
+			}
+		}
+	}
+	if got := c.Held(); got != 2 {
+		t.Fatalf("%d keys held, want the bound, 2", got)
+	}
+	pubs[0], pubs[1] = nil, nil
+	pubs, sigs = pubs[2:], sigs[2:]
+	deadline := time.Now().Add(10 * time.Second)
+	for c.Held() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d keys held after theirs went", c.Held())
+		}
+		runtime.GC()
+		time.Sleep(time.Millisecond)
+	}
+	for i, pub := range pubs {
+		if !c.Verify(pub, msg, sigs[i]) {
+			t.Fatalf("key %d: a good signature does not verify", i)
+		}
+	}
+	if got := c.Held(); got != 2 {
+		t.Fatalf("%d keys held after room was made, want 2", got)
+	}
+	runtime.KeepAlive(pubs)
 }
 
 // FuzzVerifyMatchesCryptoEd25519 holds Verify to crypto/ed25519's answer

@@ -16,5 +16,6 @@ func Thumbprint(jwkJSON []byte, alg string) (string, error) {
 // HeaderCacheLen is the number of headers v keeps.
 func HeaderCacheLen(v *Verifier) int { return v.headers.size() }
 
-// PreparedP256Held is the number of P-256 proof keys held prepared.
-func PreparedP256Held() int { return preparedP256Keys.Held() }
+// PreparedHeld is the number of P-256 and Ed25519 proof keys held
+// prepared.
+func PreparedHeld() int { return preparedP256Keys.Held() + preparedEd25519Keys.Held() }

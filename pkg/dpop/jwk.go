@@ -263,24 +263,31 @@ func (k *jwk) thumbprint() string {
 	return base64.RawURLEncoding.EncodeToString(sum[:])
 }
 
-// preparedP256Keys holds the P-256 proof keys prepared for
-// internal/p256sig, at most maxPreparedP256Keys of them.
-var preparedP256Keys = p256sig.NewCache(maxPreparedP256Keys)
+// preparedP256Keys and preparedEd25519Keys hold the P-256 and Ed25519
+// proof keys prepared for internal/p256sig and internal/ed25519sig, at
+// most maxPreparedKeys of each.
+var (
+	preparedP256Keys    = p256sig.NewCache(maxPreparedKeys)
+	preparedEd25519Keys = ed25519sig.NewCache(maxPreparedKeys)
+)
 
-// maxPreparedP256Keys bounds the P-256 proof keys held prepared: each
-// takes 132 KB, so 256 take 33 MB. A kept key beyond the bound is
-// checked by crypto/ecdsa, as a first-seen one is; room is made as
-// headers leave the cache and their keys are collected.
-const maxPreparedP256Keys = 256
+// maxPreparedKeys bounds the P-256 and the Ed25519 proof keys held
+// prepared: each takes about 132 KB (its table of multiples), so 256 of
+// each take 67 MB at most. A kept key beyond the bound is checked by
+// crypto/ecdsa or crypto/ed25519, as a first-seen one is; room is made as
+// headers leave the cache and their keys are collected. An RSA key's
+// prepared form is its modulus's constants, a few hundred bytes: those
+// are bounded by the header cache alone.
+const maxPreparedKeys = 256
 
 // verify checks a JWS signature (RFC 7515 §5.2 step 8) over the signing
 // input with the key, which parseJWK matched to a. kept says the key is the
 // header cache's, from a proof accepted before: an RSA, P-256 or Ed25519
-// key is then checked by internal/rsasig, internal/p256sig (within
-// maxPreparedP256Keys) or internal/ed25519sig, which prepare it once and
-// keep it as long as the cache does. A key seen for the first time, which
-// any client can send, goes to crypto/rsa, crypto/ecdsa or crypto/ed25519
-// and leaves nothing behind.
+// key is then checked by internal/rsasig, internal/p256sig or
+// internal/ed25519sig (the last two within maxPreparedKeys), which
+// prepare it once and keep it as long as the cache does. A key seen for
+// the first time, which any client can send, goes to crypto/rsa,
+// crypto/ecdsa or crypto/ed25519 and leaves nothing behind.
 func (a *algorithm) verify(k *jwk, signingInput string, sig []byte, kept bool) bool {
 	// The digest and the DER signature are handed to crypto/ecdsa or
 	// crypto/rsa, which keeps neither but whose calls the compiler cannot
@@ -299,7 +306,7 @@ func (a *algorithm) verify(k *jwk, signingInput string, sig []byte, kept bool) b
 			return false
 		}
 		if kept {
-			return ed25519sig.Verify(k.ed, []byte(signingInput), sig)
+			return preparedEd25519Keys.Verify(k.ed, []byte(signingInput), sig)
 		}
 		return ed25519.Verify(k.ed, []byte(signingInput), sig)
 	case "EC":

@@ -17,7 +17,6 @@ import (
 	"github.com/lestrrat-go/jwx/v3/jwk"
 	"github.com/lestrrat-go/jwx/v3/jws"
 
-	"github.com/extauthz/extauthz/internal/ed25519sig"
 	"github.com/extauthz/extauthz/internal/rsasig"
 	"github.com/extauthz/extauthz/internal/testkit"
 	"github.com/extauthz/extauthz/pkg/dpop"
@@ -720,7 +719,7 @@ func TestVerifyATHWithTheCallersHash(t *testing.T) {
 // proof was accepted, kept in the header cache, is prepared, on its next
 // proof.
 func TestFirstSeenKeysLeaveNothingPrepared(t *testing.T) {
-	prepared := func() int { return rsasig.Held() + ed25519sig.Held() + dpop.PreparedP256Held() }
+	prepared := func() int { return rsasig.Held() + dpop.PreparedHeld() }
 	held := func() int {
 		// Settled: keys of earlier tests, collected, leave their entries.
 		for range 3 {
