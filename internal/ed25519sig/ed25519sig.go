@@ -86,14 +86,8 @@ func NewCache(maxKeys int) *Cache {
 }
 
 // keys is the Cache Verify uses, for the keys of the configured issuers'
-// key sets. Those are few, but a key set may hold thousands of keys (a
-// 1 MiB document), and a token naming each would have each prepared before
-// its signature fails: the bound keeps that to maxKeySetKeys tables (34
-// MB), far more keys than any issuer publishes.
-var keys = NewCache(maxKeySetKeys)
-
-// maxKeySetKeys bounds the keys Verify holds prepared.
-const maxKeySetKeys = 256
+// key sets, bounded as keytable.KeySetKeys says why.
+var keys = NewCache(keytable.KeySetKeys)
 
 // basePoint is the table of B's multiples, built on first use.
 var basePoint = sync.OnceValue(func() *table {
@@ -108,7 +102,7 @@ var inFIPSMode = fips140.Enabled
 
 // Verify is crypto/ed25519.Verify, except that a key of the wrong length
 // is a false answer, not a panic; pub is prepared once and kept as long
-// as its bytes are (within maxKeySetKeys).
+// as its bytes are (within keytable.KeySetKeys).
 func Verify(pub ed25519.PublicKey, message, sig []byte) bool {
 	return keys.Verify(pub, message, sig)
 }

@@ -26,6 +26,14 @@ import (
 // Max values: nothing is computed or kept.
 var ErrFull = errors.New("keytable: the table holds as many values as it may")
 
+// KeySetKeys bounds the keys of key sets held prepared, per kind of key,
+// where a prepared key is large (a table of its multiples, about 132 KB).
+// The configured issuers' key sets hold a few keys each, but a key set may
+// be a 1 MiB document of thousands, and a token naming each key would have
+// each prepared before its signature fails: 256 keys (34 MB) is far more
+// than any issuer publishes, and bounds that.
+const KeySetKeys = 256
+
 // Table maps *K to the *V computed from it. The zero value is ready, with
 // no bound.
 type Table[K, V any] struct {

@@ -109,14 +109,8 @@ func NewCache(maxKeys int) *Cache {
 }
 
 // keys is the Cache Verify uses, for the keys of the configured issuers'
-// key sets. Those are few, but a key set may hold thousands of keys (a
-// 1 MiB document), and a token naming each would have each prepared before
-// its signature fails: the bound keeps that to maxKeySetKeys tables (34
-// MB), far more keys than any issuer publishes.
-var keys = NewCache(maxKeySetKeys)
-
-// maxKeySetKeys bounds the keys Verify holds prepared.
-const maxKeySetKeys = 256
+// key sets, bounded as keytable.KeySetKeys says why.
+var keys = NewCache(keytable.KeySetKeys)
 
 // inFIPSMode reports whether verifications go to crypto/ecdsa; a variable
 // for the tests.
@@ -124,7 +118,7 @@ var inFIPSMode = fips140.Enabled
 
 // Verify reports whether sig, r||s in 64 bytes, is pub's signature of
 // hash: crypto/ecdsa's answer, with pub prepared once and kept as long as
-// pub is (within maxKeySetKeys).
+// pub is (within keytable.KeySetKeys).
 func Verify(pub *ecdsa.PublicKey, hash, sig []byte) bool {
 	return keys.Verify(pub, hash, sig)
 }
