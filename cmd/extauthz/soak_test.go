@@ -123,6 +123,11 @@ resources:
 	)
 
 	// The in-process tiers' sizes, read every second while the load runs.
+	// A count may include, beyond the bound, entries being stored by the
+	// Checks in flight (at most one each, faultWorkers of them): the
+	// store applies evictions before it counts (Memory.Len), but a Set
+	// between the two is counted before its eviction. Anything beyond
+	// that is the tier outgrowing its bound.
 	type sizes struct{ valid, invalid float64 }
 	var (
 		sizeMu             sync.Mutex
@@ -152,7 +157,7 @@ resources:
 			inv, _ := value(mf, "extauthz_cache_entries", map[string]string{"kind": "invalid"})
 			scrapes++
 			maxSeen.valid, maxSeen.invalid = max(maxSeen.valid, v), max(maxSeen.invalid, inv)
-			if v > soakMaxEntries || inv > soakMaxEntries {
+			if v > soakMaxEntries+faultWorkers || inv > soakMaxEntries+faultWorkers {
 				overBound++
 			}
 			sizeMu.Unlock()
@@ -175,14 +180,14 @@ resources:
 	allowed, total := l.statusTotal(http.StatusOK), l.statusTotal(-1)
 
 	sizeMu.Lock()
-	t.Logf("REPORT soak cache: %d scrapes, largest valid tier %v and invalid tier %v (bound %d each), %d over the bound; %v valid entries at the end, %v evictions; decisions metric %v (allowed %v), Checks answered %d (allowed %d)",
-		scrapes, maxSeen.valid, maxSeen.invalid, soakMaxEntries, overBound, entries, evictions, decisionsMetric, allowedMetric, total, allowed)
+	t.Logf("REPORT soak cache: %d scrapes, largest valid tier %v and invalid tier %v (bound %d each, +%d in flight), %d over the bound; %v valid entries at the end, %v evictions; decisions metric %v (allowed %v), Checks answered %d (allowed %d)",
+		scrapes, maxSeen.valid, maxSeen.invalid, soakMaxEntries, faultWorkers, overBound, entries, evictions, decisionsMetric, allowedMetric, total, allowed)
 	switch {
 	case scrapes == 0:
 		t.Errorf("/metrics was never read during the soak: %v", scrapeErr)
 	case overBound > 0:
-		t.Errorf("the in-process tier exceeded cache.max_entries (%d) in %d of %d scrapes; largest: valid %v, invalid %v",
-			soakMaxEntries, overBound, scrapes, maxSeen.valid, maxSeen.invalid)
+		t.Errorf("the in-process tier exceeded cache.max_entries (%d) by more than the %d Checks in flight in %d of %d scrapes; largest: valid %v, invalid %v",
+			soakMaxEntries, faultWorkers, overBound, scrapes, maxSeen.valid, maxSeen.invalid)
 	}
 	sizeMu.Unlock()
 	if entries > soakMaxEntries {
