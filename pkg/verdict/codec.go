@@ -161,20 +161,25 @@ func (vc Codec) Decode(b []byte) (Verdict, error) {
 	if b[0] != verdictFormatRevocable {
 		return Verdict{}, fmt.Errorf("verdict: format %d holds no iat or sid: verify again", b[0])
 	}
-	// One copy of the entry as a string, which every string field then
-	// shares: one allocation instead of one per field.
-	r := reader{b: b[2:], s: string(b[2:])}
-	sub, iss, client := r.string(), r.string(), r.string()
-	// The audiences and scopes go to arrays on the stack first: when the
-	// table already holds their grant, the usual case, no Grant is built.
-	var audBuf, scopeBuf [8]string
-	aud, scopes := r.list(audBuf[:0]), r.list(scopeBuf[:0])
+	// The fields are read in place. Issuer, client id, audiences and scopes are
+	// not copied at all when the table holds their grant, the usual case: they
+	// are written as AppendGrantKey writes them (each string and list preceded
+	// by its length, as uvarints), so the bytes that hold them, followed by the
+	// rest of the key, are the grant's key.
+	r := reader{b: b[2:]}
+	sub := r.field()
+	grantFrom := len(b) - len(r.b)
+	r.field() // issuer
+	r.field() // client id
+	r.list()  // audiences
+	r.list()  // scopes
+	grantTo := len(b) - len(r.b)
 	exp := r.varint()
 	iat := r.uvarint()
 	if iat > math.MaxInt64 {
 		return Verdict{}, errors.New("verdict: corrupt verdict")
 	}
-	sid := r.string()
+	sid := r.field()
 	var jkt []byte // the thumbprint's base64url, on the stack
 	var jktBuf [43]byte
 	switch n := r.uvarint(); {
@@ -187,16 +192,33 @@ func (vc Codec) Decode(b []byte) (Verdict, error) {
 	case n != 0:
 		return Verdict{}, errors.New("verdict: corrupt verdict")
 	}
-	c := &token.Claims{Subject: sub, Expiry: time.UnixMilli(exp), IssuedAt: int64(iat), SessionID: sid}
-	if extra := r.string(); r.err == nil && extra != "" {
-		if err := json.Unmarshal([]byte(extra), &c.Extra); err != nil || len(c.Extra) == 0 {
-			return Verdict{}, errors.New("verdict: corrupt verdict")
-		}
-	}
+	extra := r.field()
 	if r.err != nil || len(r.b) != 0 {
 		return Verdict{}, errors.New("verdict: corrupt verdict")
 	}
-	if !token.IdentityHeaderSafe(sub, client, scopes) {
+	// The subject and the sid share one string.
+	var both [128]byte
+	ss := string(append(append(both[:0], sub...), sid...))
+	c := &token.Claims{Subject: ss[:len(sub)], SessionID: ss[len(sub):], Expiry: time.UnixMilli(exp), IssuedAt: int64(iat)}
+	if len(extra) > 0 {
+		if err := json.Unmarshal(extra, &c.Extra); err != nil || len(c.Extra) == 0 {
+			return Verdict{}, errors.New("verdict: corrupt verdict")
+		}
+	}
+	var keyBuf [256]byte
+	key := append(keyBuf[:0], b[grantFrom:grantTo]...)
+	key = binary.AppendVarint(key, 0) // a decoded grant has no cache TTL of its own
+	key = binary.AppendUvarint(key, uint64(len(jkt)))
+	key = append(key, jkt...)
+	g := vc.Grants.lookup(key)
+	interned := g != nil
+	if !interned {
+		g = newGrant(b[grantFrom:grantTo], jkt)
+	}
+	// A table's grant has the key of the fields read here, and so the same
+	// client id and scopes (the key is injective): checking its strings is
+	// checking the entry's.
+	if !token.IdentityHeaderSafe(c.Subject, g.ClientID, g.Scopes) {
 		// Never so for a verdict this version wrote: every verified token's
 		// identity passes the same check. One written by an older replica
 		// (during a rolling upgrade) or by anything else with access to
@@ -204,21 +226,22 @@ func (vc Codec) Decode(b []byte) (Verdict, error) {
 		// is verified here and judged by this version's rules.
 		return Verdict{}, errors.New("verdict: subject, client id or a scope unfit for a header value: verify again")
 	}
-	var keyBuf [256]byte
-	if c.Grant = vc.Grants.lookup(token.AppendGrantKey(keyBuf[:0], iss, client, aud, scopes, 0, jkt)); c.Grant == nil {
-		g := &token.Grant{Issuer: iss, ClientID: client, Audience: clone(aud), Scopes: clone(scopes), JKT: string(jkt)}
-		g.Scope = strings.Join(g.Scopes, " ")
-		c.Grant = vc.Grants.Intern(g)
+	if !interned {
+		g = vc.Grants.Intern(g)
 	}
+	c.Grant = g
 	return Verdict{Claims: c}, nil
 }
 
-// clone is l on the heap, nil when empty (as a decoded list was before).
-func clone(l []string) []string {
-	if len(l) == 0 {
-		return nil
-	}
-	return append(make([]string, 0, len(l)), l...)
+// newGrant builds the grant whose issuer, client id, audiences and scopes b
+// holds (as Decode has checked it does), bound to the thumbprint jkt
+// (base64url; empty when unbound). Its strings share one copy of b.
+func newGrant(b, jkt []byte) *token.Grant {
+	r := reader{b: b, s: string(b)}
+	g := &token.Grant{Issuer: r.string(), ClientID: r.string(), JKT: string(jkt)}
+	g.Audience, g.Scopes = r.strings(), r.strings()
+	g.Scope = strings.Join(g.Scopes, " ")
+	return g
 }
 
 func appendString(b []byte, s string) []byte {
@@ -229,7 +252,7 @@ func appendString(b []byte, s string) []byte {
 // reader decodes what Encode appended, remembering the first error.
 type reader struct {
 	b   []byte
-	s   string // what b held at the start, as a string: string() returns parts of it
+	s   string // for string: what b held at the start, as a string
 	err error
 }
 
@@ -253,30 +276,49 @@ func (r *reader) varint() int64 {
 	return v
 }
 
-// list appends a counted list of strings to dst (an array on the
-// caller's stack when it is long enough).
-func (r *reader) list(dst []string) []string {
+// field returns the next length-prefixed string's bytes, which stay r's.
+func (r *reader) field() []byte {
 	n := r.uvarint()
 	if r.err != nil || n > uint64(len(r.b)) {
 		r.fail()
-		return dst
+		return nil
 	}
-	for i := uint64(0); i < n; i++ {
-		dst = append(dst, r.string())
-	}
-	return dst
+	return r.bytes(int(n)) //nolint:gosec // n <= len(r.b), an int
 }
 
-func (r *reader) string() string {
+// list skips a counted list of length-prefixed strings.
+func (r *reader) list() {
 	n := r.uvarint()
-	if r.err != nil || n > uint64(len(r.b)) {
+	if r.err != nil || n > uint64(len(r.b)) { // each string takes a byte at least
 		r.fail()
+		return
+	}
+	for i := uint64(0); i < n && r.err == nil; i++ {
+		r.field()
+	}
+}
+
+// string returns the next length-prefixed string, a part of r.s.
+func (r *reader) string() string {
+	f := r.field()
+	if r.err != nil {
 		return ""
 	}
-	// b is a suffix of what s holds.
-	off, size := len(r.s)-len(r.b), len(r.b[:n])
-	r.b = r.b[size:]
-	return r.s[off : off+size]
+	end := len(r.s) - len(r.b) // b is a suffix of what s holds
+	return r.s[end-len(f) : end]
+}
+
+// strings returns a counted list of strings (nil when empty), parts of r.s.
+func (r *reader) strings() []string {
+	n := r.uvarint()
+	if r.err != nil || n == 0 || n > uint64(len(r.b)) {
+		return nil
+	}
+	l := make([]string, 0, n)
+	for i := uint64(0); i < n; i++ {
+		l = append(l, r.string())
+	}
+	return l
 }
 
 // bytes returns the next n bytes, which stay r's.

@@ -326,3 +326,68 @@ func TestCodecRevocableLayout(t *testing.T) {
 		t.Error("a negative iat encoded")
 	}
 }
+
+// TestDecodeFindsTheTableGrantInPlace: decoding a verdict whose grant the table holds reads
+// the grant's fields where they lie and looks them up as they are, so it allocates the
+// subject's string and the Claims only. A lookup key that differed from the table's by a byte
+// would miss, build the grant again and allocate its strings and lists (the grant returned
+// would still be the table's, which is why this counts allocations).
+func TestDecodeFindsTheTableGrantInPlace(t *testing.T) {
+	exp := time.UnixMilli(time.Now().Add(time.Hour).UnixMilli())
+	for _, g := range []*token.Grant{
+		{Issuer: "https://auth.example.com", ClientID: "c1", Audience: []string{"https://mcp.example.com/mcp", "x"},
+			Scopes: []string{"mcp:tools", "mcp:write"}, Scope: "mcp:tools mcp:write"},
+		{Issuer: "i"},
+		{Issuer: "i", ClientID: "c1", Scopes: []string{"mcp:tools"}, Scope: "mcp:tools", JKT: thumbprint},
+	} {
+		b, err := Codec{}.Encode(Verdict{Claims: &token.Claims{Subject: "alice", SessionID: "s1", IssuedAt: 1_800_000_000, Expiry: exp, Grant: g}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		codec := Codec{Grants: NewGrants(8)}
+		first, err := codec.Decode(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		allocs := testing.AllocsPerRun(100, func() {
+			v, err := codec.Decode(b)
+			if err != nil || v.Claims.Grant != first.Claims.Grant {
+				t.Fatalf("decoded %+v (%v): not the table's grant", v, err)
+			}
+		})
+		if allocs != 2 {
+			t.Errorf("grant %+v: decoding with the grant in the table made %v allocations, want 2 (the subject and sid, the Claims)", g, allocs)
+		}
+	}
+}
+
+// TestDecodeNonMinimalLengths: an entry written by something else may spell a length with
+// more varint bytes than it needs. Read in place, its bytes are not the grant's key; the grant
+// is then built from the values and interned, and is the one a minimal entry gets.
+func TestDecodeNonMinimalLengths(t *testing.T) {
+	exp := time.UnixMilli(time.Now().Add(time.Hour).UnixMilli())
+	g := &token.Grant{Issuer: "i", ClientID: "c1", Scopes: []string{"mcp:tools"}, Scope: "mcp:tools"}
+	b, err := Codec{}.Encode(Verdict{Claims: &token.Claims{Subject: "alice", Expiry: exp, Grant: g}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// After format, kind and the subject ("alice", length 5), the issuer's length 1 is the
+	// byte at 2+1+5; written instead as 0x81 0x00, the same 1 in two bytes.
+	at := 2 + 1 + len("alice")
+	if b[at] != 1 || b[at+1] != 'i' {
+		t.Fatalf("unexpected layout % x", b)
+	}
+	long := append(append(append([]byte{}, b[:at]...), 0x81, 0x00), b[at+1:]...)
+	codec := Codec{Grants: NewGrants(8)}
+	want, err := codec.Decode(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := codec.Decode(long)
+	if err != nil {
+		t.Fatalf("non-minimal length: %v", err)
+	}
+	if got.Claims.Grant != want.Claims.Grant || !reflect.DeepEqual(got, want) {
+		t.Errorf("non-minimal length decoded as %+v, want %+v", got.Claims, want.Claims)
+	}
+}
