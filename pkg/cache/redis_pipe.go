@@ -92,8 +92,7 @@ func (p *getPipe) gets(ctx context.Context, deadline time.Time, batch []*readReq
 	}
 	for i, req := range batch {
 		raw, err := p.readBulk()
-		var re replyError
-		if err != nil && !errors.Is(err, redis.Nil) && !errors.As(err, &re) {
+		if _, reply := err.(replyError); err != nil && err != redis.Nil && !reply { //nolint:errorlint,err113 // readBulk's own errors, unwrapped
 			p.close()
 			fail(i, err)
 			return

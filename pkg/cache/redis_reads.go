@@ -2,6 +2,7 @@ package cache
 
 import (
 	"context"
+	"runtime"
 	"sync"
 	"time"
 
@@ -116,6 +117,15 @@ func (b *readBatcher) get(ctx context.Context, key string, deadline time.Time) (
 	if start {
 		go b.run()
 	}
+	if b.pipe != nil && !endsSooner(ctx, deadline) {
+		// The pipe's reply comes by deadline, no later than the context's: a plain receive,
+		// cheaper than a select. (A caller whose context is cancelled meanwhile still waits
+		// for it, at most the store's budget.)
+		res := <-req.done
+		req.key = ""
+		readReqs.Put(req)
+		return res.raw, res.err
+	}
 	// With a pipe, no timer: the pipe answers every GET of a batch by the batch's earliest
 	// deadline (getPipe.gets), and a batch is sent before its GETs' deadlines (those of the
 	// batch before it, queued earlier, came first), so the reply comes by this one's. Without,
@@ -164,9 +174,17 @@ var waitTimers = sync.Pool{New: func() any {
 }}
 
 // run sends batches until none is waiting.
+//
+// Before taking each batch it yields: every goroutine that can run then does, and those about
+// to make a GET queue it for this batch rather than the next. A round trip's system calls cost
+// the same for one GET as for thirty (about 5 µs of this process's CPU, and redis-server's
+// wake-up), and under load the yield is what fills the batch: at 64 callers on two CPUs
+// (BenchmarkCheckRedisRefill) 25 GETs a batch instead of 7, 0.7 µs less of the gateway's CPU
+// and 0.5 µs less of redis-server's per GET. With nothing else to run it returns at once.
 func (b *readBatcher) run() {
 	var spare []*readReq
 	for {
+		runtime.Gosched()
 		b.mu.Lock()
 		batch := b.pending
 		if len(batch) == 0 {

@@ -188,14 +188,13 @@ func NewCompactTier(maxEntries int, grants *Grants, now func() time.Time, obs ca
 // Get implements cache.LocalTier.
 func (t *CompactTier) Get(ctx context.Context, key cache.Key) (Verdict, bool, error) {
 	if ns, ok := t.ns.lookup(key.Namespace); ok {
-		now := t.now().UnixNano()
 		h := t.hash(&key.Hash)
 		s := &t.shards[h>>t.shift]
 		s.mu.RLock()
 		if pos, ok := t.find(s, h, ns, &key.Hash); ok {
 			i := t.slot(s.index[pos])
 			e := &s.slots[i]
-			if now < e.deadline {
+			if t.now().UnixNano() < e.deadline { // the clock is read for an entry found only
 				c := t.claims(e)
 				s.mark(i)
 				s.mu.RUnlock()

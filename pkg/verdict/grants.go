@@ -17,7 +17,7 @@ import (
 // life (the table never drops a grant), so that the compact tier of valid
 // tokens can store a grant in four bytes and read it back without a lock.
 type Grants struct {
-	mu  sync.Mutex
+	mu  sync.RWMutex // read-locked by lookups, which every shared-tier hit makes
 	m   map[string]*token.Grant
 	max int
 	// ids numbers the interned grants; pages holds them by number, in
@@ -51,6 +51,9 @@ func (t *Grants) Intern(g *token.Grant) *token.Grant {
 	// common case, is found without allocating.
 	var buf [256]byte
 	k := g.AppendKey(buf[:0])
+	if cur := t.lookup(k); cur != nil {
+		return cur
+	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if cur, ok := t.m[string(k)]; ok {
@@ -68,8 +71,8 @@ func (t *Grants) lookup(k []byte) *token.Grant {
 	if t == nil {
 		return nil
 	}
-	t.mu.Lock()
-	defer t.mu.Unlock()
+	t.mu.RLock()
+	defer t.mu.RUnlock()
 	return t.m[string(k)]
 }
 
@@ -95,6 +98,12 @@ func (t *Grants) add(k string, g *token.Grant) uint32 {
 // there is room; false when the table is full without it. The common case,
 // g being the interned grant itself, costs a map lookup by pointer.
 func (t *Grants) index(g *token.Grant) (uint32, bool) {
+	t.mu.RLock()
+	id, ok := t.ids[g]
+	t.mu.RUnlock()
+	if ok {
+		return id, true
+	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if id, ok := t.ids[g]; ok {
