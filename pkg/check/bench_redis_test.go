@@ -2,12 +2,15 @@ package check_test
 
 import (
 	"context"
+	"maps"
+	"strconv"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 
+	"github.com/extauthz/extauthz/internal/redisproc"
 	"github.com/extauthz/extauthz/internal/redistest"
 	"github.com/extauthz/extauthz/pkg/authz"
 	"github.com/extauthz/extauthz/pkg/cache"
@@ -20,8 +23,9 @@ import (
 // redis-server, with the gateway's read batching and its 25 ms budget. cpu-ns/op is this
 // process's CPU per Check (redis-server's is apart).
 func BenchmarkCheckRedisHitParallel(b *testing.B) {
+	var srv *redistest.Server
 	s, iss := benchServerWith(b, "RS256", func() authz.VerdictStore {
-		t, err := cache.NewTiered(cache.TieredOptions[verdict.Verdict]{Shared: benchShared(b), Codec: verdict.Codec{}})
+		t, err := cache.NewTiered(cache.TieredOptions[verdict.Verdict]{Shared: benchShared(b, &srv), Codec: verdict.Codec{}})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -31,7 +35,7 @@ func BenchmarkCheckRedisHitParallel(b *testing.B) {
 	if resp, _ := s.Check(context.Background(), req); resp.GetStatus().GetCode() != 0 {
 		b.Fatal("warm-up denied")
 	}
-	runParallelChecks(b, s, func() *authv3.CheckRequest { return req })
+	measureRedis(b, srv, func() { runParallelChecks(b, s, func() *authv3.CheckRequest { return req }) })
 }
 
 // BenchmarkCheckRedisRefill is the load tool's redis scenario in process: the service's
@@ -40,8 +44,9 @@ func BenchmarkCheckRedisHitParallel(b *testing.B) {
 // from a private redis-server (batched, 25 ms budget), decodes it and refills the one entry.
 func BenchmarkCheckRedisRefill(b *testing.B) {
 	const tokens = 512
+	var srv *redistest.Server
 	s, iss := benchServerWith(b, "RS256", func() authz.VerdictStore {
-		t, err := verdict.NewCache(verdict.CacheOptions{MaxEntries: 1, MaxNegativeEntries: 1, Shared: benchShared(b)})
+		t, err := verdict.NewCache(verdict.CacheOptions{MaxEntries: 1, MaxNegativeEntries: 1, Shared: benchShared(b, &srv)})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -56,14 +61,38 @@ func BenchmarkCheckRedisRefill(b *testing.B) {
 		}
 	}
 	var next atomic.Uint64
+	measureRedis(b, srv, func() { runParallelChecks(b, s, func() *authv3.CheckRequest { return reqs[next.Add(1)%tokens] }) })
+}
+
+// BenchmarkCheckLocalHitTurns is BenchmarkCheckRedisRefill's in-process counterpart: the same
+// 512 tokens in turn from 64 concurrent callers, each a hit in an in-process tier that holds
+// them all, no shared tier. The difference between the two is what a Redis-tier hit adds.
+func BenchmarkCheckLocalHitTurns(b *testing.B) {
+	const tokens = 512
+	s, iss := benchServerWith(b, "RS256", func() authz.VerdictStore {
+		t, err := verdict.NewCache(verdict.CacheOptions{MaxEntries: 2 * tokens, MaxNegativeEntries: 1})
+		if err != nil {
+			b.Fatal(err)
+		}
+		return t
+	})
+	reqs := make([]*authv3.CheckRequest, tokens)
+	for i := range reqs {
+		reqs[i] = realisticRequest(b, iss)
+		if resp, _ := s.Check(context.Background(), reqs[i]); resp.GetStatus().GetCode() != 0 {
+			b.Fatal("warm-up denied")
+		}
+	}
+	var next atomic.Uint64
 	runParallelChecks(b, s, func() *authv3.CheckRequest { return reqs[next.Add(1)%tokens] })
 }
 
-// benchShared is the shared tier as the gateway runs it under load: a private redis-server,
-// read batching and the default 25 ms budget.
-func benchShared(b *testing.B) *cache.Redis {
-	srv := redistest.Start(b)
-	client, err := cache.NewRedisClient(cache.RedisClientOptions{URL: "redis://" + srv.Addr(), Timeout: 25 * time.Millisecond})
+// benchShared is the shared tier as the gateway runs it under load: a private redis-server
+// (stored in *srv), read batching and the default 25 ms budget.
+func benchShared(b *testing.B, srv **redistest.Server) *cache.Redis {
+	*srv = redistest.Start(b)
+	addr := (*srv).Addr()
+	client, err := cache.NewRedisClient(cache.RedisClientOptions{URL: "redis://" + addr, Timeout: 25 * time.Millisecond})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -89,4 +118,39 @@ func runParallelChecks(b *testing.B, s *check.Server, next func() *authv3.CheckR
 	})
 	b.StopTimer()
 	b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N), "cpu-ns/op")
+}
+
+// measureRedis runs run (the measured part) and reports redis-server's CPU per op
+// (redis-cpu-ns/op) and how many commands each of its reads carried (cmds/read: the size of the
+// gateway's read batches, which a round trip's system calls are shared by).
+func measureRedis(b *testing.B, srv *redistest.Server, run func()) {
+	b.Helper()
+	cpu0, cmds0, reads0 := redisCounters(b, srv)
+	run()
+	cpu1, cmds1, reads1 := redisCounters(b, srv)
+	b.ReportMetric((cpu1-cpu0)*1e9/float64(b.N), "redis-cpu-ns/op")
+	if reads1 > reads0 {
+		b.ReportMetric(float64(cmds1-cmds0)/float64(reads1-reads0), "cmds/read")
+	}
+}
+
+// redisCounters reads redis-server's CPU seconds, commands processed and read events.
+func redisCounters(b *testing.B, srv *redistest.Server) (cpu float64, cmds, reads int64) {
+	b.Helper()
+	info := map[string]string{}
+	for _, section := range []string{"cpu", "stats"} {
+		m, err := redisproc.Info(srv.Addr(), section)
+		if err != nil {
+			b.Fatal(err)
+		}
+		maps.Copy(info, m)
+	}
+	num := func(k string) float64 {
+		v, err := strconv.ParseFloat(info[k], 64)
+		if err != nil {
+			b.Fatalf("redis INFO %s: %q", k, info[k])
+		}
+		return v
+	}
+	return num("used_cpu_sys") + num("used_cpu_user"), int64(num("total_commands_processed")), int64(num("total_reads_processed"))
 }
