@@ -30,6 +30,11 @@ const pairedTuned = "floor-tuned, interleaved"
 // redis and hit-audit scenarios, interleaved with their own runs.
 const pairedHit = "hit, interleaved"
 
+// pairedSameTokens is the target name of the in-process hit measured within
+// the redis scenario: a gateway configured as the Redis-tier one, but whose
+// in-process tier holds the scenario's tokens, sent the same requests.
+const pairedSameTokens = "hit, same tokens"
+
 // pairedFloor is the target name of the floor-tuned server measured
 // within each full-* scenario, sent the same stream of requests as the
 // gateway, interleaved with it.
@@ -165,6 +170,7 @@ type Result struct {
 	AuxPeakRSS      int64   // redis-server's VmHWM (redis scenario)
 	RedisHits       float64 // Redis keyspace hits per Check (redis scenario); < 0 n/a
 	RedisMisses     float64
+	RedisCmdsRead   float64 // commands redis-server processed per read event: the read batches' size; < 0 n/a
 	// Introspections is calls to the introspection endpoint per Check
 	// (introspection scenarios); < 0 n/a.
 	Introspections float64
@@ -867,7 +873,7 @@ func (h *harness) measure(ctx context.Context, m measurement) (*Result, error) {
 
 // newResult is a Result with every optional figure unknown.
 func newResult(conc int) *Result {
-	return &Result{Concurrency: conc, ServerCPU: -1, MainCPU: -1, AuxCPU: -1, OutputLines: -1, OutputBytes: -1, RedisHits: -1, RedisMisses: -1, Introspections: -1, IntrospectConns: -1,
+	return &Result{Concurrency: conc, ServerCPU: -1, MainCPU: -1, AuxCPU: -1, OutputLines: -1, OutputBytes: -1, RedisHits: -1, RedisMisses: -1, RedisCmdsRead: -1, Introspections: -1, IntrospectConns: -1,
 		Exchanges: -1, WarmExchanges: -1, RawVerify: -1, IdleCores: -1, OtherCores: -1, Steal: -1}
 }
 
@@ -917,6 +923,7 @@ type reading struct {
 	calls, conns int64    // the introspection endpoint's
 	ex           int64    // the token endpoint's calls
 	hits, misses int64    // redis-server's keyspace hits and misses
+	cmds, reads  int64    // redis-server's commands processed and read events
 }
 
 // take reads everything but Redis's counters (redis): those are read
@@ -955,7 +962,7 @@ func (g *reading) take(m *measurement) {
 // redis reads redis-server's keyspace counters, when m counts them.
 func (g *reading) redis(m *measurement) {
 	if m.isRedis != "" {
-		g.hits, g.misses = redisStats(m.isRedis)
+		g.hits, g.misses, g.cmds, g.reads = redisStats(m.isRedis)
 	}
 }
 
@@ -1028,6 +1035,9 @@ func (h *harness) file(m *measurement, r *Result, res loadResult, r0, r1 *readin
 	if m.isRedis != "" && res.requests > 0 {
 		r.RedisHits = float64(r1.hits-r0.hits) / float64(res.requests)
 		r.RedisMisses = float64(r1.misses-r0.misses) / float64(res.requests)
+		if r1.reads > r0.reads {
+			r.RedisCmdsRead = float64(r1.cmds-r0.cmds) / float64(r1.reads-r0.reads)
+		}
 	}
 	if m.in != nil {
 		if res.requests > 0 {
@@ -1119,14 +1129,16 @@ func (h *harness) driveUntil(ctx context.Context, conn *grpc.ClientConn, conc in
 	return res
 }
 
-func redisStats(addr string) (hits, misses int64) {
+func redisStats(addr string) (hits, misses, cmds, reads int64) {
 	info, err := redisproc.Info(addr, "stats")
 	if err != nil {
-		return 0, 0
+		return 0, 0, 0, 0
 	}
-	hits, _ = strconv.ParseInt(info["keyspace_hits"], 10, 64)
-	misses, _ = strconv.ParseInt(info["keyspace_misses"], 10, 64)
-	return hits, misses
+	n := func(k string) int64 {
+		v, _ := strconv.ParseInt(info[k], 10, 64)
+		return v
+	}
+	return n("keyspace_hits"), n("keyspace_misses"), n("total_commands_processed"), n("total_reads_processed")
 }
 
 // withServer starts a server, dials it, runs f and stops it again.
@@ -1233,21 +1245,32 @@ func (h *harness) scenario(ctx context.Context, sc *Scenario, round int) error {
 		defer stop()
 		sc.note("The gateway's own redis-server on %s (no persistence); server CPU is the gateway's plus redis-server's; cache.redis.timeout is the default 25ms, so a slow Redis answer becomes a local verification, not an error.", rs.Addr())
 		h.notePairedHit(sc)
+		sc.note("%s is extauthz serve configured as the Redis-tier gateway (the same redis-server) but with cache.max_entries %s, warmed with the scenario's tokens and sent the same requests, in the same window: the in-process hit of these very Checks, which the Redis-tier hit is compared with (the one-token hit's requests stay in the CPU's caches, and their cost differs from the tokens' by more than the Redis tier).", pairedSameTokens, thousands(h.sameTokensEntries()))
+		redisTier := func() (*server, error) {
+			s, err := h.startExtauthz(ctx, "redis://"+rs.Addr()+"/0", 1)
+			if s != nil {
+				s.aux = rs.PID()
+			}
+			return s, err
+		}
+		// Its CPU is its own: redis-server's, read over the whole window, is the Redis
+		// tier's.
+		sameTokens := func() (*server, error) {
+			return h.startExtauthz(ctx, "redis://"+rs.Addr()+"/0", h.sameTokensEntries())
+		}
 		for i, c := range h.o.Concurrency {
-			err := h.withServers(ctx, func() (*server, error) {
-				s, err := h.startExtauthz(ctx, "redis://"+rs.Addr()+"/0", 1)
-				if s != nil {
-					s.aux = rs.PID()
-				}
-				return s, err
-			}, h.startHit(ctx), func(srv, ref *server, conn, refConn *grpc.ClientConn) error {
-				m := measurement{sc: sc, target: "extauthz serve + redis", conc: c, srv: srv, conn: conn, steady: true,
-					pat: pattern{reqs: ts.reqs}, isRedis: rs.Addr()}
-				if i == 0 {
-					m.pass = ts.reqs // warmed once: every verdict into Redis
-				}
-				_, _, err := h.measureInterleaved(ctx, m, h.hitRef(sc, c, ref, refConn), nil)
-				return err
+			err := h.withServers(ctx, redisTier, h.startHit(ctx), func(srv, ref *server, conn, refConn *grpc.ClientConn) error {
+				return h.withServer(ctx, sameTokens, func(same *server, sameConn *grpc.ClientConn) error {
+					m := measurement{sc: sc, target: "extauthz serve + redis", conc: c, srv: srv, conn: conn, steady: true,
+						pat: pattern{reqs: ts.reqs}, isRedis: rs.Addr()}
+					if i == 0 {
+						m.pass = ts.reqs // warmed once: every verdict into Redis
+					}
+					local := measurement{sc: sc, target: pairedSameTokens, conc: c, srv: same, conn: sameConn, steady: true,
+						pat: pattern{reqs: ts.reqs}, pass: ts.reqs}
+					_, err := h.measureInterleavedN(ctx, []measurement{m, h.hitRef(sc, c, ref, refConn), local}, nil)
+					return err
+				})
 			})
 			if err != nil {
 				return err
@@ -1603,6 +1626,11 @@ func (h *harness) hitAudit(ctx context.Context, sc *Scenario, hit pattern) error
 	}
 	return nil
 }
+
+// sameTokensEntries is the in-process tier of the redis scenario's
+// same-token hit: room for every token of --redis-tokens, twice over (a
+// shard of the tier holds its share of the entries).
+func (h *harness) sameTokensEntries() int { return max(2*h.o.RedisTokens, 1000) }
 
 // startHit starts hit's server: a fresh extauthz serve, audit lines off.
 func (h *harness) startHit(ctx context.Context) func() (*server, error) {

@@ -202,9 +202,12 @@ it, measures, stops it):
   redis          extauthz serve with its own redis-server, cache.max_entries 1, 2,000
                  RS256 tokens at random: almost every Check is served by Redis; the
                  gateway's and redis-server's CPU are given apart, and compared with
-                 a hit measured in one window with it, alternating slices of
-                 --slice ("hit, interleaved", as for hit-audit and dpop): CPU
-                 difference, p99 ratio
+                 the in-process hit of the same tokens ("hit, same tokens": the same
+                 configuration with room for them all, warmed) and with the one-token
+                 hit ("hit, interleaved", as for hit-audit and dpop), the three
+                 measured in one window, alternating slices of --slice: CPU
+                 difference (target: against the same tokens'), p99 ratio, and
+                 redis-server's commands per read (the gateway's batch size)
   redis-shared   two extauthz serve replicas, A and B, sharing a redis-server of their
                  own, each with cache.max_entries of twice the tokens and its admin
                  listener on loopback; A is sent --shared-tokens never-seen RS256 tokens

@@ -120,7 +120,7 @@ func TestHarness(t *testing.T) {
 		scHitUpstream:   {"extauthz serve"},
 		scDPoP:          {"extauthz serve", pairedHit, pairedFloorProofs, pairedVerifyProofs},
 		scFullES256:     {"extauthz serve", pairedFloor, pairedVerify, "jwx-floor"},
-		scRedis:         {"extauthz serve + redis", pairedHit},
+		scRedis:         {"extauthz serve + redis", pairedHit, pairedSameTokens},
 		scIntrospection: {"extauthz serve"},
 		scIntroHit:      {"extauthz serve"},
 	}
@@ -228,7 +228,7 @@ func TestHarness(t *testing.T) {
 				if timesRaw != (r.RawVerify > 0) {
 					t.Errorf("%s: raw verify %v µs", name, r.RawVerify)
 				}
-				if sc.Name == scRedis && s.Target != pairedHit {
+				if sc.Name == scRedis && s.Target == "extauthz serve + redis" {
 					if r.AuxPeakRSS <= 0 {
 						t.Errorf("%s: redis-server RSS %d", name, r.AuxPeakRSS)
 					}
@@ -250,10 +250,11 @@ func TestHarness(t *testing.T) {
 	// hit-upstream: 2; dpop: 8 (its own, the paired hit, floor-tuned and
 	// floor-verify); full-es256: 8 (the gateway, the paired floor-tuned
 	// and floor-verify, jwx-floor); introspection: 2; introspection-hit:
-	// 2; redis: 4 (its own and the paired hit) + redis-server.
+	// 2; redis: 6 (its own, the paired hit and the same tokens' hit) +
+	// redis-server.
 	want := 28
 	if redisInstalled() {
-		want += 5
+		want += 7
 	}
 	if len(rep.Procs) != want {
 		t.Errorf("%d processes started, want %d: %+v", len(rep.Procs), want, rep.Procs)
