@@ -37,6 +37,7 @@ type row struct {
 	// scenarios are interleaved, so round i of one scenario ran beside
 	// round i of another.
 	roundCPU, roundRaw []float64
+	roundMain          []float64 // each round's gateway CPU per Check of a split figure
 	roundTP            []float64 // each round's Checks/s, in the same order
 	rss                int64
 	idle, other, steal float64 // cores; < 0 unknown
@@ -95,6 +96,7 @@ func summarize(conc int, runs []*Result) row {
 	rw.verified = median(pick(runs, func(r *Result) int { return r.Verified }))
 	rw.rawVerify = median(pick(runs, func(r *Result) float64 { return r.RawVerify }))
 	rw.roundCPU = pick(runs, func(r *Result) float64 { return r.ServerCPU })
+	rw.roundMain = pick(runs, func(r *Result) float64 { return r.MainCPU })
 	rw.roundRaw = pick(runs, func(r *Result) float64 { return r.RawVerify })
 	rw.roundTP = pick(runs, func(r *Result) float64 { return r.Throughput })
 	rw.exchanges = -1
@@ -394,7 +396,7 @@ func writeRedisVsHit(w io.Writer, rows []row, same, hit map[int]row) {
 		return
 	}
 	fmt.Fprintf(w, "**Redis-tier hit against the in-process hit of the same tokens (%s), same run** (targets: gateway CPU ≤ its + %.0f µs, p99 ≤ %.1f× its), and against the one-token hit (%s):\n\n", pairedSameTokens, redisHitMargin, redisHitP99Ratio, pairedHit)
-	fmt.Fprintf(w, "| concurrency | gateway CPU µs/Check | same tokens' | difference | + redis-server µs/Check | Checks/s ratio | p99 | same tokens' p99 | p99 ratio | one-token hit's CPU | difference |\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	fmt.Fprintf(w, "| concurrency | gateway CPU µs/Check | same tokens' | difference | + redis-server µs/Check | Checks/s ratio | p99 | same tokens' p99 | p99 ratio | one-token hit's CPU | difference | each round, difference with the same tokens' |\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n")
 	cpu := func(v float64) string {
 		if v < 0 {
 			return "n/a"
@@ -425,8 +427,14 @@ func writeRedisVsHit(w io.Writer, rows []row, same, hit map[int]row) {
 		if hr, ok := hit[r.conc]; ok {
 			hc, hd = cpu(hr.cpu), less(r.mainCPU, hr.cpu, false)
 		}
-		fmt.Fprintf(w, "| %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", r.conc, cpu(r.mainCPU), cpu(sr.cpu), less(r.mainCPU, sr.cpu, true), cpu(r.auxCPU),
-			ratio(r.throughput, sr.throughput), fmtLat(r.p99), fmtLat(sr.p99), p99r, hc, hd)
+		rounds := excessList(r.roundMain, func(i int) float64 {
+			if i >= len(sr.roundCPU) {
+				return -1
+			}
+			return sr.roundCPU[i]
+		})
+		fmt.Fprintf(w, "| %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", r.conc, cpu(r.mainCPU), cpu(sr.cpu), less(r.mainCPU, sr.cpu, true), cpu(r.auxCPU),
+			ratio(r.throughput, sr.throughput), fmtLat(r.p99), fmtLat(sr.p99), p99r, hc, hd, rounds)
 		if r.redisHits >= 0 && r.redisHits < redisHitsMin {
 			warn = append(warn, fmt.Sprintf("c=%d %.2f", r.conc, r.redisHits))
 		}

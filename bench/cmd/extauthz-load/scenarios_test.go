@@ -307,10 +307,10 @@ func TestReportComparisons(t *testing.T) {
 	var b bytes.Buffer
 	hit := map[int]row{16: {conc: 16, throughput: 20_000, p99: 2 * time.Millisecond, cpu: 30}}
 	// The Redis-tier hit is held to the same tokens' in-process hit; the one-token hit is shown.
-	same := map[int]row{16: {conc: 16, throughput: 20_000, p99: 2 * time.Millisecond, cpu: 30, mainCPU: -1, auxCPU: -1}}
+	same := map[int]row{16: {conc: 16, throughput: 20_000, p99: 2 * time.Millisecond, cpu: 30, mainCPU: -1, auxCPU: -1, roundCPU: []float64{30, 31}}}
 	oneToken := map[int]row{16: {conc: 16, throughput: 22_000, p99: 2 * time.Millisecond, cpu: 28}}
 	writeRedisVsHit(&b, []row{
-		{conc: 16, throughput: 15_000, p99: 2500 * time.Microsecond, cpu: 50, mainCPU: 38, auxCPU: 12, redisHits: 1},
+		{conc: 16, throughput: 15_000, p99: 2500 * time.Microsecond, cpu: 50, mainCPU: 38, auxCPU: 12, redisHits: 1, roundMain: []float64{38, 42.5, 39}},
 		{conc: 64, throughput: 15_000, p99: time.Millisecond, cpu: 50, mainCPU: 38, auxCPU: 12, redisHits: 1},
 	}, same, oneToken)
 	writeRedisVsHit(&b, []row{{conc: 16, throughput: 5_000, p99: 9 * time.Millisecond, cpu: 130, mainCPU: 130, auxCPU: 0, redisHits: 0}}, same, nil)
@@ -342,9 +342,9 @@ func TestReportComparisons(t *testing.T) {
 		"**The limit measured** (floor-verify, same stream: floor-tuned checking each token's RS256 signature and nothing else",
 		"| 64 | 46.0 | 41.0 | -1.0 | 1.12 | +5.0 | 1.15, 1.16, – |",
 		"| 16 | 120.0 | 100.0 | +10.0 | 1.20 (**over 1.15×**) | +20.0 |  |",
-		"| 16 | 38.0 | 30.0 | +8.0 | 12.0 | 0.75 | 2.50 ms | 2.00 ms | 1.25 | 28.0 | +10.0 |", // within both targets
+		"| 16 | 38.0 | 30.0 | +8.0 | 12.0 | 0.75 | 2.50 ms | 2.00 ms | 1.25 | 28.0 | +10.0 | +8.0, +11.5, – |", // within both targets
 		"| 16 | 130.0 | 30.0 | +100.0 (**over target**) | 0.0 |",
-		"| 16 | 130.0 | 30.0 | +100.0 (**over target**) | 0.0 | 0.25 | 9.00 ms | 2.00 ms | 4.50 (**over target**) | n/a | n/a |",
+		"| 16 | 130.0 | 30.0 | +100.0 (**over target**) | 0.0 | 0.25 | 9.00 ms | 2.00 ms | 4.50 (**over target**) | n/a | n/a |  |",
 		"Redis-tier hit against the in-process hit: hit, same tokens not measured in this run.",
 		"4.50 (**over target**)",
 		"**Not a Redis-tier figure where Redis served fewer than 90 % of the Checks** (Redis hits per Check: c=16 0.00)",
