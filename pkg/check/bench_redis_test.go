@@ -43,48 +43,46 @@ func BenchmarkCheckRedisHitParallel(b *testing.B) {
 // taken in turn by 64 concurrent callers. So every Check misses in process, reads the verdict
 // from a private redis-server (batched, 25 ms budget), decodes it and refills the one entry.
 func BenchmarkCheckRedisRefill(b *testing.B) {
-	const tokens = 512
 	var srv *redistest.Server
-	s, iss := benchServerWith(b, "RS256", func() authz.VerdictStore {
-		t, err := verdict.NewCache(verdict.CacheOptions{MaxEntries: 1, MaxNegativeEntries: 1, Shared: benchShared(b, &srv)})
-		if err != nil {
-			b.Fatal(err)
-		}
-		return t
+	s, next := benchTurns(b, func() verdict.CacheOptions {
+		return verdict.CacheOptions{MaxEntries: 1, MaxNegativeEntries: 1, Shared: benchShared(b, &srv)}
 	})
-	reqs := make([]*authv3.CheckRequest, tokens)
-	for i := range reqs {
-		reqs[i] = realisticRequest(b, iss)
-		// Verified once, on a cold cache: the verdict is written to Redis on this path.
-		if resp, _ := s.Check(context.Background(), reqs[i]); resp.GetStatus().GetCode() != 0 {
-			b.Fatal("warm-up denied")
-		}
-	}
-	var next atomic.Uint64
-	measureRedis(b, srv, func() { runParallelChecks(b, s, func() *authv3.CheckRequest { return reqs[next.Add(1)%tokens] }) })
+	measureRedis(b, srv, func() { runParallelChecks(b, s, next) })
 }
 
 // BenchmarkCheckLocalHitTurns is BenchmarkCheckRedisRefill's in-process counterpart: the same
 // 512 tokens in turn from 64 concurrent callers, each a hit in an in-process tier that holds
 // them all, no shared tier. The difference between the two is what a Redis-tier hit adds.
 func BenchmarkCheckLocalHitTurns(b *testing.B) {
-	const tokens = 512
+	s, next := benchTurns(b, func() verdict.CacheOptions {
+		return verdict.CacheOptions{MaxEntries: 2 * benchTurnTokens, MaxNegativeEntries: 1}
+	})
+	runParallelChecks(b, s, next)
+}
+
+// benchTurnTokens is how many tokens benchTurns takes in turn.
+const benchTurnTokens = 512
+
+// benchTurns builds a gateway on a verdict cache of the options opts returns and verifies
+// benchTurnTokens tokens once through it, on a cold cache (so each verdict is written to the
+// shared tier, if there is one); next returns their requests in turn, safe for concurrent use.
+func benchTurns(b *testing.B, opts func() verdict.CacheOptions) (s *check.Server, next func() *authv3.CheckRequest) {
 	s, iss := benchServerWith(b, "RS256", func() authz.VerdictStore {
-		t, err := verdict.NewCache(verdict.CacheOptions{MaxEntries: 2 * tokens, MaxNegativeEntries: 1})
+		t, err := verdict.NewCache(opts())
 		if err != nil {
 			b.Fatal(err)
 		}
 		return t
 	})
-	reqs := make([]*authv3.CheckRequest, tokens)
+	reqs := make([]*authv3.CheckRequest, benchTurnTokens)
 	for i := range reqs {
 		reqs[i] = realisticRequest(b, iss)
 		if resp, _ := s.Check(context.Background(), reqs[i]); resp.GetStatus().GetCode() != 0 {
 			b.Fatal("warm-up denied")
 		}
 	}
-	var next atomic.Uint64
-	runParallelChecks(b, s, func() *authv3.CheckRequest { return reqs[next.Add(1)%tokens] })
+	var n atomic.Uint64
+	return s, func() *authv3.CheckRequest { return reqs[n.Add(1)%benchTurnTokens] }
 }
 
 // benchShared is the shared tier as the gateway runs it under load: a private redis-server
