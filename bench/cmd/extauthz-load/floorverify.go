@@ -34,11 +34,13 @@ type floorVerifyServer struct {
 	verify func(input string, sig []byte) bool
 }
 
-// verifyFlags configure floor-verify-server.
+// verifyFlags configure floor-verify-server (and floor-get-server: redis, client).
 type verifyFlags struct {
 	alg    string // RS256, ES256 or EdDSA
 	key    string // base64 (standard) of the public key's PKIX DER
 	header string // authorization or dpop
+	redis  string // floor-get-server: redis-server's address
+	client string // floor-get-server: rueidis or go-redis
 }
 
 func newFloorVerifyServer(v verifyFlags) (*floorVerifyServer, error) {

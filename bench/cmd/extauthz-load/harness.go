@@ -35,6 +35,15 @@ const pairedHit = "hit, interleaved"
 // in-process tier holds the scenario's tokens, sent the same requests.
 const pairedSameTokens = "hit, same tokens"
 
+// pairedFloorTokens and pairedFloorGet are the redis scenario's measured
+// limit: floor-tuned, and floor-tuned with one GET per Check
+// (floor-get-server), sent the scenario's tokens in the same window.
+const (
+	pairedFloorTokens  = "floor-tuned, same tokens"
+	pairedFloorGet     = "floor-get, same tokens"
+	pairedFloorGoRedis = "floor-get go-redis, same tokens"
+)
+
 // pairedFloor is the target name of the floor-tuned server measured
 // within each full-* scenario, sent the same stream of requests as the
 // gateway, interleaved with it.
@@ -750,7 +759,7 @@ func serverConfig(c configSpec) string {
 func (h *harness) startSub(ctx context.Context, sub string, iss *issuer, extra ...string) (*server, error) {
 	p, err := startServer(ctx, h.reg, sub, h.dir, func(addr string) []string {
 		argv := []string{h.o.Self, sub, "--listen", addr}
-		if sub == floorTunedCmd || sub == floorVerifyCmd {
+		if sub == floorTunedCmd || sub == floorVerifyCmd || sub == floorGetCmd {
 			path := filepath.Join(h.dir, sub+"-"+strings.ReplaceAll(addr, ":", "_")+".yaml")
 			_ = os.WriteFile(path, []byte(serverConfig(configSpec{grpc: addr, issuers: h.issuers(), maxEntries: 100_000})), 0o600)
 			argv = append(argv, "--config", path)
@@ -1258,18 +1267,45 @@ func (h *harness) scenario(ctx context.Context, sc *Scenario, round int) error {
 		sameTokens := func() (*server, error) {
 			return h.startExtauthz(ctx, "redis://"+rs.Addr()+"/0", h.sameTokensEntries())
 		}
+		// The limit measured: floor-tuned, and floor-tuned with one GET per Check from a
+		// redis-server of its own (floor-get-server), so that redis-server's CPU read for the
+		// gateway stays the gateway's.
+		frs, stopFloorRedis, err := h.startRedis(ctx, sc)
+		if frs == nil || err != nil {
+			return err
+		}
+		defer stopFloorRedis()
+		sc.note("%s is floor-tuned sent the same requests, and %s is floor-tuned that reads one value from a redis-server of its own (%s) for each Check, through rueidis (a client that pipelines concurrent commands on one connection), keyed by the token's last %d characters, with no hashing, decoding or in-process tier: the issue's limit (the in-process hit plus one pipelined GET) measured, all in the same window as the gateway. %s is the same through go-redis (a round trip of its own per GET, on a pooled connection), reading the same redis-server. A token's first sight (the warm-up pass) sets a %d-byte value.", pairedFloorTokens, pairedFloorGet, frs.Addr(), floorGetKeyChars, pairedFloorGoRedis, floorGetValueBytes)
+		floorGet := func() (*server, error) {
+			return h.startSub(ctx, floorGetCmd, nil, "--redis", frs.Addr(), "--client", floorGetRueidis)
+		}
+		floorGoRedis := func() (*server, error) {
+			return h.startSub(ctx, floorGetCmd, nil, "--redis", frs.Addr(), "--client", floorGetGoRedis)
+		}
+		floorTuned := func() (*server, error) { return h.startSub(ctx, floorTunedCmd, nil) }
 		for i, c := range h.o.Concurrency {
 			err := h.withServers(ctx, redisTier, h.startHit(ctx), func(srv, ref *server, conn, refConn *grpc.ClientConn) error {
-				return h.withServer(ctx, sameTokens, func(same *server, sameConn *grpc.ClientConn) error {
-					m := measurement{sc: sc, target: "extauthz serve + redis", conc: c, srv: srv, conn: conn, steady: true,
-						pat: pattern{reqs: ts.reqs}, isRedis: rs.Addr()}
-					if i == 0 {
-						m.pass = ts.reqs // warmed once: every verdict into Redis
-					}
-					local := measurement{sc: sc, target: pairedSameTokens, conc: c, srv: same, conn: sameConn, steady: true,
-						pat: pattern{reqs: ts.reqs}, pass: ts.reqs}
-					_, err := h.measureInterleavedN(ctx, []measurement{m, h.hitRef(sc, c, ref, refConn), local}, nil)
-					return err
+				return h.withServers(ctx, sameTokens, floorTuned, func(same, floor *server, sameConn, floorConn *grpc.ClientConn) error {
+					return h.withServers(ctx, floorGet, floorGoRedis, func(fg, fgr *server, fgConn, fgrConn *grpc.ClientConn) error {
+						m := measurement{sc: sc, target: "extauthz serve + redis", conc: c, srv: srv, conn: conn, steady: true,
+							pat: pattern{reqs: ts.reqs}, isRedis: rs.Addr()}
+						if i == 0 {
+							m.pass = ts.reqs // warmed once: every verdict into Redis
+						}
+						local := measurement{sc: sc, target: pairedSameTokens, conc: c, srv: same, conn: sameConn, steady: true,
+							pat: pattern{reqs: ts.reqs}, pass: ts.reqs}
+						fl := measurement{sc: sc, target: pairedFloorTokens, conc: c, srv: floor, conn: floorConn, steady: true,
+							pat: pattern{reqs: ts.reqs}}
+						get := measurement{sc: sc, target: pairedFloorGet, conc: c, srv: fg, conn: fgConn, steady: true,
+							pat: pattern{reqs: ts.reqs}}
+						goRedis := measurement{sc: sc, target: pairedFloorGoRedis, conc: c, srv: fgr, conn: fgrConn, steady: true,
+							pat: pattern{reqs: ts.reqs}}
+						if i == 0 {
+							get.pass = ts.reqs // every token's value into its Redis
+						}
+						_, err := h.measureInterleavedN(ctx, []measurement{m, h.hitRef(sc, c, ref, refConn), local, fl, get, goRedis}, nil)
+						return err
+					})
 				})
 			})
 			if err != nil {

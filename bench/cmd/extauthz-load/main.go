@@ -274,7 +274,7 @@ func main() {
 }
 
 func isSubserver(name string) bool {
-	return name == floorCmd || name == floorTunedCmd || name == floorVerifyCmd || name == jwxCmd
+	return name == floorCmd || name == floorTunedCmd || name == floorVerifyCmd || name == floorGetCmd || name == jwxCmd
 }
 
 // run parses the flags, runs the harness and prints the report; it returns

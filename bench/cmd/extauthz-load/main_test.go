@@ -120,7 +120,7 @@ func TestHarness(t *testing.T) {
 		scHitUpstream:   {"extauthz serve"},
 		scDPoP:          {"extauthz serve", pairedHit, pairedFloorProofs, pairedVerifyProofs},
 		scFullES256:     {"extauthz serve", pairedFloor, pairedVerify, "jwx-floor"},
-		scRedis:         {"extauthz serve + redis", pairedHit, pairedSameTokens},
+		scRedis:         {"extauthz serve + redis", pairedHit, pairedSameTokens, pairedFloorTokens, pairedFloorGet, pairedFloorGoRedis},
 		scIntrospection: {"extauthz serve"},
 		scIntroHit:      {"extauthz serve"},
 	}
@@ -250,11 +250,12 @@ func TestHarness(t *testing.T) {
 	// hit-upstream: 2; dpop: 8 (its own, the paired hit, floor-tuned and
 	// floor-verify); full-es256: 8 (the gateway, the paired floor-tuned
 	// and floor-verify, jwx-floor); introspection: 2; introspection-hit:
-	// 2; redis: 6 (its own, the paired hit and the same tokens' hit) +
-	// redis-server.
+	// 2; redis: 12 (its own, the paired hit, the same tokens' hit,
+	// floor-tuned and the two floor-get servers) + two redis-servers (the
+	// gateways' and the floor-get servers').
 	want := 28
 	if redisInstalled() {
-		want += 7
+		want += 14
 	}
 	if len(rep.Procs) != want {
 		t.Errorf("%d processes started, want %d: %+v", len(rep.Procs), want, rep.Procs)

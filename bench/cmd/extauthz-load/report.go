@@ -311,7 +311,10 @@ func (rep *Report) WriteMarkdown(w io.Writer) {
 				writeRevocation(w, s, o.Concurrency)
 			}
 			if sc.Name == scRedis && s.Target == "extauthz serve + redis" {
-				writeRedisVsHit(w, rows, sc.targetRows(pairedSameTokens, o.Concurrency), hitRows)
+				same := sc.targetRows(pairedSameTokens, o.Concurrency)
+				writeRedisVsHit(w, rows, same, hitRows)
+				writeRedisLimit(w, rows, same, sc.targetRows(pairedFloorTokens, o.Concurrency),
+					[]namedRows{{floorGetRueidis, sc.targetRows(pairedFloorGet, o.Concurrency)}, {floorGetGoRedis, sc.targetRows(pairedFloorGoRedis, o.Concurrency)}})
 			}
 			if s.Target == "extauthz serve" && (sc.Name == scFullRS256 || sc.Name == scFullES256 || sc.Name == scFullEdDSA) {
 				floor, paired := sc.targetRows(pairedFloor, o.Concurrency), true
@@ -443,6 +446,59 @@ func writeRedisVsHit(w io.Writer, rows []row, same, hit map[int]row) {
 	if len(warn) > 0 {
 		fmt.Fprintf(w, "**Not a Redis-tier figure where Redis served fewer than %.0f %% of the Checks** (Redis hits per Check: %s): the other Checks were verified in full, Redis skipped (its circuit breaker open after timeouts, or reads timed out).\n\n", 100*redisHitsMin, strings.Join(warn, ", "))
 	}
+}
+
+// namedRows is a target's rows by concurrency, under a short name.
+type namedRows struct {
+	name string
+	rows map[int]row
+}
+
+// writeRedisLimit sets the Redis-tier hit's cost (the gateway's CPU per Check
+// beyond the in-process hit of the same tokens) beside the limit measured in
+// the same window: what one GET adds to floor-tuned (a floor-get server's CPU
+// per Check minus floor-tuned's), both sent the same tokens, for each client
+// in gets.
+func writeRedisLimit(w io.Writer, rows []row, same, floor map[int]row, gets []namedRows) {
+	if same == nil || floor == nil {
+		fmt.Fprintf(w, "The Redis-tier hit's limit measured: %s not measured in this run.\n\n", pairedFloorTokens)
+		return
+	}
+	fmt.Fprintf(w, "**The Redis-tier hit against its limit measured, same run**: one GET in a gRPC handler (a floor-get server's CPU per Check less %s's), beside the gateway's Redis-tier hit less the in-process hit of the same tokens (%s):\n\n", pairedFloorTokens, pairedSameTokens)
+	fmt.Fprintf(w, "| concurrency | client | floor-tuned µs/Check | floor-get µs/Check | one GET | the gateway's Redis tier | beyond one GET | floor-get's p99 over floor-tuned's | each round, one GET | each round, beyond one GET |\n|---:|---|---:|---:|---:|---:|---:|---:|---|---|\n")
+	at := func(xs []float64, i int) float64 {
+		if i >= len(xs) {
+			return -1
+		}
+		return xs[i]
+	}
+	for _, r := range rows {
+		sr, ok1 := same[r.conc]
+		fr, ok2 := floor[r.conc]
+		if !ok1 || !ok2 || r.mainCPU < 0 || sr.cpu < 0 || fr.cpu < 0 {
+			continue
+		}
+		for _, g := range gets {
+			gr, ok := g.rows[r.conc]
+			if !ok || gr.cpu < 0 {
+				continue
+			}
+			var oneGET, beyond []string
+			for i := range r.roundMain {
+				m, s, f, x := at(r.roundMain, i), at(sr.roundCPU, i), at(fr.roundCPU, i), at(gr.roundCPU, i)
+				if m < 0 || s < 0 || f < 0 || x < 0 {
+					oneGET, beyond = append(oneGET, "–"), append(beyond, "–")
+					continue
+				}
+				oneGET = append(oneGET, fmt.Sprintf("%+.1f", x-f))
+				beyond = append(beyond, fmt.Sprintf("%+.1f", (m-s)-(x-f)))
+			}
+			get, tier := gr.cpu-fr.cpu, r.mainCPU-sr.cpu
+			fmt.Fprintf(w, "| %d | %s | %.1f | %.1f | %+.1f | %+.1f | %+.1f | %s | %s | %s |\n", r.conc, g.name, fr.cpu, gr.cpu, get, tier, tier-get,
+				ratio(float64(gr.p99), float64(fr.p99)), strings.Join(oneGET, ", "), strings.Join(beyond, ", "))
+		}
+	}
+	fmt.Fprintf(w, "\n")
 }
 
 // writeAuditVsHit sets hit-audit beside hit of the same run.

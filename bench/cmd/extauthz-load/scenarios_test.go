@@ -44,7 +44,7 @@ func TestNewScenarios(t *testing.T) {
 		scHit:         {"extauthz serve", pairedTuned},
 		scHitAudit:    {"extauthz serve, audit on", pairedHit},
 		scFullEdDSA:   {"extauthz serve", pairedFloor, pairedVerify, "jwx-floor"},
-		scRedis:       {"extauthz serve + redis", pairedHit, pairedSameTokens},
+		scRedis:       {"extauthz serve + redis", pairedHit, pairedSameTokens, pairedFloorTokens, pairedFloorGet, pairedFloorGoRedis},
 		scRedisShared: {"A: verifies every token", "B (fresh): the same tokens"},
 	}
 	for _, sc := range rep.Scenarios {
@@ -67,7 +67,7 @@ func TestNewScenarios(t *testing.T) {
 						t.Errorf("%s / %s c=%d: %d Checks, %d errors (+%d in warm-up): %v", sc.Name, s.Target, c, r.Requests, r.Errors, r.WarmErrors, r.ErrSample)
 					}
 					switch name := sc.Name; {
-					case s.Target == pairedHit, s.Target == pairedSameTokens:
+					case s.Target == pairedHit, s.Target == pairedSameTokens, s.Target == pairedFloorTokens, s.Target == pairedFloorGet, s.Target == pairedFloorGoRedis:
 						if r.OutputLines >= 0 || r.AuxCPU >= 0 {
 							t.Errorf("%s / %s c=%d: output counted (%v) or CPU split (%v): a plain hit", name, s.Target, c, r.OutputLines, r.AuxCPU)
 						}
@@ -117,7 +117,7 @@ func TestNewScenarios(t *testing.T) {
 	var md bytes.Buffer
 	rep.WriteMarkdown(&md)
 	out := md.String()
-	for _, want := range []string{"| ×tuned |", "p99 ×tuned", "Default audit setting against audit off", "Redis-tier hit against the in-process hit", "Sharing under saturation", droppedMetric,
+	for _, want := range []string{"| ×tuned |", "p99 ×tuned", "Default audit setting against audit off", "Redis-tier hit against the in-process hit", "The Redis-tier hit against its limit measured", "| 2 | rueidis |", "| 2 | go-redis |", "Sharing under saturation", droppedMetric,
 		"**Full verification (EdDSA) against the limit, same run**", "**The limit measured** (floor-verify, same stream", "Raw ed25519.Verify (800-byte message), CPU µs per verify"} {
 		if !redisInstalled() && (strings.Contains(want, "Redis") || strings.Contains(want, "Sharing") || want == droppedMetric) {
 			continue

@@ -33,6 +33,7 @@ const (
 	floorCmd       = "floor-server"
 	floorTunedCmd  = "floor-tuned-server"
 	floorVerifyCmd = "floor-verify-server"
+	floorGetCmd    = "floor-get-server"
 	jwxCmd         = "jwx-server"
 )
 
@@ -88,11 +89,13 @@ func runSubserver(name string, args []string, stderr io.Writer) int {
 	jwksURL := fs.String("jwks", "", "jwx-server: JWKS URL, fetched once at start")
 	issuer := fs.String("issuer", "", "jwx-server: required iss")
 	audience := fs.String("audience", "", "jwx-server: required aud")
-	configPath := fs.String("config", "", "floor-tuned-server, floor-verify-server: the gateway's policy file, whose grpc and runtime sections (defaults included) it is served with")
+	configPath := fs.String("config", "", "floor-tuned-server, floor-verify-server, floor-get-server: the gateway's policy file, whose grpc and runtime sections (defaults included) it is served with")
 	var v verifyFlags
 	fs.StringVar(&v.alg, "verify-alg", "", "floor-verify-server: RS256, ES256 or EdDSA")
 	fs.StringVar(&v.key, "verify-key", "", "floor-verify-server: the public key, base64 of its PKIX DER")
 	fs.StringVar(&v.header, "verify-header", "authorization", "floor-verify-server: the header holding the JWS: authorization (after its scheme) or dpop")
+	fs.StringVar(&v.redis, "redis", "", "floor-get-server: the redis-server (host:port, loopback) it reads from")
+	fs.StringVar(&v.client, "client", floorGetRueidis, "floor-get-server: the Redis client, rueidis or go-redis")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -110,7 +113,7 @@ func serveSub(ctx context.Context, name, listen, jwksURL, issuer, audience, conf
 		return err
 	}
 	var opts []grpc.ServerOption
-	if name == floorTunedCmd || name == floorVerifyCmd {
+	if name == floorTunedCmd || name == floorVerifyCmd || name == floorGetCmd {
 		if configPath == "" {
 			return errors.New("--config is required")
 		}
@@ -130,6 +133,14 @@ func serveSub(ctx context.Context, name, listen, jwksURL, issuer, audience, conf
 			return err
 		}
 		impl = fv
+	}
+	if name == floorGetCmd {
+		fg, err := newFloorGetServer(v.redis, v.client)
+		if err != nil {
+			return err
+		}
+		defer fg.Close()
+		impl = fg
 	}
 	if name == jwxCmd {
 		if jwksURL == "" || issuer == "" || audience == "" {
