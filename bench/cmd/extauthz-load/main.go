@@ -204,10 +204,13 @@ it, measures, stops it):
                  gateway's and redis-server's CPU are given apart, and compared with
                  the in-process hit of the same tokens ("hit, same tokens": the same
                  configuration with room for them all, warmed) and with the one-token
-                 hit ("hit, interleaved", as for hit-audit and dpop), the three
-                 measured in one window, alternating slices of --slice: CPU
+                 hit ("hit, interleaved", as for hit-audit and dpop): CPU
                  difference (target: against the same tokens'), p99 ratio, and
-                 redis-server's commands per read (the gateway's batch size)
+                 redis-server's commands per read (the gateway's batch size); its
+                 limit measured: floor-tuned, and floor-tuned reading one value per
+                 Check from a redis-server of its own through rueidis (pipelined)
+                 and through go-redis (floor-get), sent the same tokens; the six
+                 measured in one window, alternating slices of --slice
   redis-shared   two extauthz serve replicas, A and B, sharing a redis-server of their
                  own, each with cache.max_entries of twice the tokens and its admin
                  listener on loopback; A is sent --shared-tokens never-seen RS256 tokens
