@@ -235,7 +235,7 @@ func BenchmarkCheckRedisHit(b *testing.B) {
 // BenchmarkCheckFullVerification is the cost of a token seen for the first
 // time: with the cache off, every Check parses and verifies the signature.
 func BenchmarkCheckFullVerification(b *testing.B) {
-	for _, alg := range []string{"RS256", "ES256"} {
+	for _, alg := range []string{"RS256", "ES256", "EdDSA"} {
 		b.Run(alg, func(b *testing.B) {
 			s, iss := benchServer(b, alg, false)
 			runCheck(b, s, realisticRequest(b, iss))

@@ -1252,7 +1252,7 @@ func (h *harness) scenario(ctx context.Context, sc *Scenario, round int) error {
 			return err // nil when skipped: redis-server not installed
 		}
 		defer stop()
-		sc.note("The gateway's own redis-server on %s (no persistence); server CPU is the gateway's plus redis-server's; cache.redis.timeout is the default 25ms, so a slow Redis answer becomes a local verification, not an error.", rs.Addr())
+		sc.note("The gateway's own redis-server on a loopback port, started for each round (no persistence); server CPU is the gateway's plus redis-server's; cache.redis.timeout is the default 25ms, so a slow Redis answer becomes a local verification, not an error.")
 		h.notePairedHit(sc)
 		sc.note("%s is extauthz serve configured as the Redis-tier gateway (the same redis-server) but with cache.max_entries %s, warmed with the scenario's tokens and sent the same requests, in the same window: the in-process hit of these very Checks, which the Redis-tier hit is compared with (the one-token hit's requests stay in the CPU's caches, and their cost differs from the tokens' by more than the Redis tier).", pairedSameTokens, thousands(h.sameTokensEntries()))
 		redisTier := func() (*server, error) {
@@ -1275,7 +1275,7 @@ func (h *harness) scenario(ctx context.Context, sc *Scenario, round int) error {
 			return err
 		}
 		defer stopFloorRedis()
-		sc.note("%s is floor-tuned sent the same requests, and %s is floor-tuned that reads one value from a redis-server of its own (%s) for each Check, through rueidis (a client that pipelines concurrent commands on one connection), keyed by the token's last %d characters, with no hashing, decoding or in-process tier: the issue's limit (the in-process hit plus one pipelined GET) measured, all in the same window as the gateway. %s is the same through go-redis (a round trip of its own per GET, on a pooled connection), reading the same redis-server. A token's first sight (the warm-up pass) sets a %d-byte value.", pairedFloorTokens, pairedFloorGet, frs.Addr(), floorGetKeyChars, pairedFloorGoRedis, floorGetValueBytes)
+		sc.note("%s is floor-tuned sent the same requests, and %s is floor-tuned that reads one value from a redis-server of its own for each Check, through rueidis (a client that pipelines concurrent commands on one connection), keyed by the token's last %d characters, with no hashing, decoding or in-process tier: the issue's limit (the in-process hit plus one pipelined GET) measured, all in the same window as the gateway. %s is the same through go-redis (a round trip of its own per GET, on a pooled connection), reading the same redis-server. A token's first sight (the warm-up pass) sets a %d-byte value.", pairedFloorTokens, pairedFloorGet, floorGetKeyChars, pairedFloorGoRedis, floorGetValueBytes)
 		floorGet := func() (*server, error) {
 			return h.startSub(ctx, floorGetCmd, nil, "--redis", frs.Addr(), "--client", floorGetRueidis)
 		}
