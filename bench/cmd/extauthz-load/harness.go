@@ -35,9 +35,10 @@ const pairedHit = "hit, interleaved"
 // in-process tier holds the scenario's tokens, sent the same requests.
 const pairedSameTokens = "hit, same tokens"
 
-// pairedFloorTokens and pairedFloorGet are the redis scenario's measured
-// limit: floor-tuned, and floor-tuned with one GET per Check
-// (floor-get-server), sent the scenario's tokens in the same window.
+// pairedFloorTokens, pairedFloorGet and pairedFloorGoRedis are the redis
+// scenario's measured limit: floor-tuned, and floor-tuned with one GET per
+// Check (floor-get-server) through rueidis and through go-redis, sent the
+// scenario's tokens in the same window.
 const (
 	pairedFloorTokens  = "floor-tuned, same tokens"
 	pairedFloorGet     = "floor-get, same tokens"
